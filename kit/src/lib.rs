@@ -1,0 +1,8 @@
+//! `ouk-kit`: the Offline Kit format.
+//!
+//! A kit is a deterministic `tar.gz` bundle plus its manifest, signatures and provenance.
+//! This crate writes kits on the connected side and reads (verifies, unpacks, imports) them
+//! on the air-gapped side.
+
+pub mod bundle;
+pub mod sign;
