@@ -1,0 +1,107 @@
+//! The store's error type. Every variant says what was being done and to what.
+
+use std::io;
+use std::path::PathBuf;
+
+use crate::frame::FrameError;
+use crate::id::{ChunkId, FileDigest};
+
+/// Errors from the chunk store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A filesystem operation failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done, naming the path.
+        context: String,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+    /// The redb index failed.
+    #[error("store index: {0}")]
+    Index(#[from] redb::Error),
+    /// Another process has the store open.
+    #[error("store {path} is in use by another process")]
+    Locked {
+        /// The index file.
+        path: PathBuf,
+    },
+    /// The store was created with other chunker parameters or a newer format.
+    #[error("store {path}: {message}")]
+    Incompatible {
+        /// The store directory.
+        path: PathBuf,
+        /// What does not match.
+        message: String,
+    },
+    /// A record in the index did not decode.
+    #[error("store record {what} is damaged: {message}")]
+    Record {
+        /// Which record.
+        what: String,
+        /// Why it did not decode.
+        message: String,
+    },
+    /// A chunk the caller needs is not in the index.
+    #[error("chunk {0} is missing from the store")]
+    MissingChunk(ChunkId),
+    /// A chunk's stored bytes do not verify.
+    #[error("chunk {id} (pack {pack}, offset {offset}) is damaged: {source}")]
+    DamagedChunk {
+        /// The chunk.
+        id: ChunkId,
+        /// Pack number.
+        pack: u32,
+        /// Frame offset in the pack.
+        offset: u64,
+        /// What is wrong with the frame.
+        #[source]
+        source: FrameError,
+    },
+    /// A file digest is not in the store.
+    #[error("file sha256:{0} is not in the store")]
+    MissingFile(FileDigest),
+    /// Bytes read back do not match the file digest they were stored under.
+    #[error("file sha256:{expected} reads back as sha256:{actual}")]
+    FileMismatch {
+        /// Digest asked for.
+        expected: FileDigest,
+        /// Digest of what the chunks gave.
+        actual: FileDigest,
+    },
+}
+
+/// Result alias for the store.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Attach a context string to an `io::Result`.
+pub(crate) trait IoContext<T> {
+    fn ctx(self, context: impl FnOnce() -> String) -> Result<T>;
+}
+
+impl<T> IoContext<T> for io::Result<T> {
+    fn ctx(self, context: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|source| StoreError::Io {
+            context: context(),
+            source,
+        })
+    }
+}
+
+macro_rules! redb_into_store_error {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> Self {
+                StoreError::Index(e.into())
+            }
+        }
+    )*};
+}
+redb_into_store_error!(
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);

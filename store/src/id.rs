@@ -1,0 +1,111 @@
+//! Identifiers: [`ChunkId`] (BLAKE3-256 of a raw chunk) and [`FileDigest`] (SHA-256 of a
+//! whole file, the digest users see in manifests, `sha256sum` and cosign).
+//!
+//! Both are plain 32-byte values; their text form is lowercase hex.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// Error parsing a hex digest.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid digest {text:?}: expected 64 lowercase hex characters")]
+pub struct ParseDigestError {
+    /// The text that did not parse (cut to 80 characters).
+    pub text: String,
+}
+
+fn parse_hex32(s: &str) -> Result<[u8; 32], ParseDigestError> {
+    let mut out = [0u8; 32];
+    if s.len() != 64 || hex::decode_to_slice(s, &mut out).is_err() {
+        return Err(ParseDigestError {
+            text: s.chars().take(80).collect(),
+        });
+    }
+    Ok(out)
+}
+
+macro_rules! digest_type {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        pub struct $name(pub [u8; 32]);
+
+        impl $name {
+            /// The raw 32 bytes.
+            pub fn as_bytes(&self) -> &[u8; 32] {
+                &self.0
+            }
+            /// Lowercase hex, 64 characters.
+            pub fn to_hex(&self) -> String {
+                hex::encode(self.0)
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.to_hex())
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}({})", stringify!($name), &self.to_hex()[..16])
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = ParseDigestError;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                parse_hex32(s).map($name)
+            }
+        }
+    };
+}
+
+digest_type!(
+    /// BLAKE3-256 of a chunk's raw (uncompressed) bytes: the chunk's name in the store.
+    ChunkId
+);
+digest_type!(
+    /// SHA-256 of a whole file's bytes.
+    FileDigest
+);
+
+impl ChunkId {
+    /// The id of `data`.
+    pub fn of(data: &[u8]) -> Self {
+        ChunkId(*blake3::hash(data).as_bytes())
+    }
+}
+
+impl FileDigest {
+    /// The SHA-256 of `data` (for small in-memory values; files are hashed while streaming).
+    pub fn of(data: &[u8]) -> Self {
+        use sha2::Digest;
+        FileDigest(sha2::Sha256::digest(data).into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_round_trip_and_known_values() {
+        let id = ChunkId::of(b"");
+        assert_eq!(
+            id.to_hex(),
+            "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262"
+        );
+        assert_eq!(id.to_hex().parse::<ChunkId>().unwrap(), id);
+        let d = FileDigest::of(b"abc");
+        assert_eq!(
+            d.to_hex(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert!("xyz".parse::<FileDigest>().is_err());
+        assert!("AF".repeat(32).parse::<FileDigest>().is_ok());
+    }
+}

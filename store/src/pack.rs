@@ -1,0 +1,213 @@
+//! Pack files: append-only files of frames, read through memory maps.
+//!
+//! A pack starts with a 16-byte header (`OUKPACK1`, pack number u32, zero u32), then
+//! frames back to back. Only the prefix up to the length recorded in the index is
+//! meaningful: bytes past it are the remains of an interrupted write and are cut off when
+//! the store opens. Packs are never rewritten in place; `gc` copies live frames into a new
+//! pack and deletes the old file after the index stops pointing at it.
+
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use memmap2::Mmap;
+
+use crate::error::{IoContext, Result};
+
+/// Pack header length.
+pub const PACK_HEADER_LEN: u64 = 16;
+/// A writer starts a new pack once the current one reaches this size.
+pub const PACK_TARGET_LEN: u64 = 1 << 30;
+
+/// The file name of pack `n`.
+pub fn pack_file_name(n: u32) -> String {
+    format!("pack-{n:08}.ouk")
+}
+
+/// The pack number in a file name made by [`pack_file_name`].
+pub fn parse_pack_file_name(name: &str) -> Option<u32> {
+    let digits = name.strip_prefix("pack-")?.strip_suffix(".ouk")?;
+    if digits.len() != 8 {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+pub(crate) fn pack_header(n: u32) -> [u8; 16] {
+    let mut h = [0u8; 16];
+    h[..8].copy_from_slice(b"OUKPACK1");
+    h[8..12].copy_from_slice(&n.to_le_bytes());
+    h
+}
+
+/// fsync a directory so entries created or removed in it are durable.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .ctx(|| format!("fsync directory {}", dir.display()))
+}
+
+/// An open pack being appended to.
+pub(crate) struct PackAppender {
+    pub number: u32,
+    pub path: PathBuf,
+    file: File,
+    pub len: u64,
+    pub created: bool,
+}
+
+impl PackAppender {
+    /// Open pack `n` for appending at `committed_len`, or create it when `committed_len` is
+    /// `None`.
+    pub fn open(dir: &Path, n: u32, committed_len: Option<u64>) -> Result<Self> {
+        let path = dir.join(pack_file_name(n));
+        match committed_len {
+            Some(len) => {
+                let file = OpenOptions::new()
+                    .write(true)
+                    .open(&path)
+                    .ctx(|| format!("open pack {}", path.display()))?;
+                // Drop anything past the committed length (the store does this at open too;
+                // doing it here keeps the invariant local).
+                file.set_len(len)
+                    .ctx(|| format!("truncate pack {}", path.display()))?;
+                Ok(PackAppender {
+                    number: n,
+                    path,
+                    file,
+                    len,
+                    created: false,
+                })
+            }
+            None => {
+                let mut file = OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&path)
+                    .ctx(|| format!("create pack {}", path.display()))?;
+                file.write_all(&pack_header(n))
+                    .ctx(|| format!("write pack header {}", path.display()))?;
+                Ok(PackAppender {
+                    number: n,
+                    path,
+                    file,
+                    len: PACK_HEADER_LEN,
+                    created: true,
+                })
+            }
+        }
+    }
+
+    /// Append `bytes` at the end; returns the offset they start at.
+    pub fn append(&mut self, bytes: &[u8]) -> Result<u64> {
+        use std::io::{Seek, SeekFrom};
+        let at = self.len;
+        self.file
+            .seek(SeekFrom::Start(at))
+            .and_then(|_| self.file.write_all(bytes))
+            .ctx(|| format!("append to pack {}", self.path.display()))?;
+        self.len += bytes.len() as u64;
+        Ok(at)
+    }
+
+    /// Make every appended byte durable.
+    pub fn sync(&self) -> Result<()> {
+        self.file
+            .sync_data()
+            .ctx(|| format!("fsync pack {}", self.path.display()))
+    }
+}
+
+/// Memory maps of packs, shared by readers. A map is replaced when a reader needs bytes
+/// past its end (the pack grew since it was mapped).
+#[derive(Default)]
+pub(crate) struct PackMaps {
+    maps: Mutex<HashMap<u32, Arc<Mmap>>>,
+}
+
+impl PackMaps {
+    /// A map of pack `n` covering at least `needed` bytes.
+    pub fn get(&self, dir: &Path, n: u32, needed: u64) -> Result<Arc<Mmap>> {
+        let mut maps = self.maps.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(m) = maps.get(&n)
+            && m.len() as u64 >= needed
+        {
+            return Ok(m.clone());
+        }
+        let path = dir.join(pack_file_name(n));
+        let file = File::open(&path).ctx(|| format!("open pack {}", path.display()))?;
+        // SAFETY: packs are only appended to or truncated past their committed length while
+        // the store is open exclusively by this process (redb's file lock plus the writer
+        // owning the tail); committed bytes never change under a map.
+        let map = unsafe { Mmap::map(&file) }.ctx(|| format!("map pack {}", path.display()))?;
+        let map = Arc::new(map);
+        maps.insert(n, map.clone());
+        Ok(map)
+    }
+
+    /// Forget the maps of packs (before they are deleted or truncated).
+    pub fn forget(&self, packs: impl IntoIterator<Item = u32>) {
+        let mut maps = self.maps.lock().unwrap_or_else(|p| p.into_inner());
+        for n in packs {
+            maps.remove(&n);
+        }
+    }
+}
+
+/// Pack numbers of the pack files present in `dir`, with their lengths.
+pub(crate) fn list_pack_files(dir: &Path) -> Result<Vec<(u32, u64, PathBuf)>> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir).ctx(|| format!("list {}", dir.display()))? {
+        let entry = entry.ctx(|| format!("list {}", dir.display()))?;
+        let name = entry.file_name();
+        if let Some(n) = name.to_str().and_then(parse_pack_file_name) {
+            let len = entry
+                .metadata()
+                .ctx(|| format!("stat {}", entry.path().display()))?
+                .len();
+            out.push((n, len, entry.path()));
+        }
+    }
+    out.sort_by_key(|(n, _, _)| *n);
+    Ok(out)
+}
+
+/// Walk a pack's frames by their headers alone, without the index: each frame's offset and
+/// header, stopping at the first header that does not parse. Used by tooling and fuzzing.
+pub fn scan_pack(
+    bytes: &[u8],
+) -> Vec<(
+    u64,
+    Result<crate::frame::FrameHeader, crate::frame::FrameError>,
+)> {
+    let mut out = Vec::new();
+    let mut pos = PACK_HEADER_LEN as usize;
+    while pos < bytes.len() {
+        match crate::frame::decode_header(&bytes[pos..]) {
+            Ok(h) => {
+                out.push((pos as u64, Ok(h)));
+                pos += h.frame_len() as usize;
+            }
+            Err(e) => {
+                out.push((pos as u64, Err(e)));
+                break;
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        assert_eq!(pack_file_name(7), "pack-00000007.ouk");
+        assert_eq!(parse_pack_file_name("pack-00000007.ouk"), Some(7));
+        assert_eq!(parse_pack_file_name("pack-7.ouk"), None);
+        assert_eq!(parse_pack_file_name("index.redb"), None);
+    }
+}

@@ -1,0 +1,328 @@
+//! Writing into the store: chunk, hash, dedup, compress, append, commit.
+//!
+//! A [`StoreWriter`] batches any number of `put`s into one durable commit:
+//! 1. input is cut by the streaming chunker while the whole-file SHA-256 is computed;
+//! 2. chunks are gathered into batches of [`BATCH_BYTES`]; each batch's BLAKE3 ids are
+//!    computed (in parallel when the store has more than one thread), chunks already in the
+//!    index or pending in this writer are dropped, the rest are compressed into frames (in
+//!    parallel) and appended to the current pack;
+//! 3. [`StoreWriter::commit`] fsyncs every pack it appended to (and the pack directory when
+//!    a pack was created), then commits one redb transaction with the new chunk locations,
+//!    file records and pack lengths.
+//!
+//! Memory is bounded by the chunker's read buffer plus one batch of raw chunks and its
+//! frames, whatever the input size: about `READ_BUFFER + 2 * BATCH_BYTES` (16 MiB).
+//! A writer dropped without `commit` leaves only unreferenced bytes past a pack's committed
+//! length, which the next writer or the next open cuts off.
+
+use redb::{ReadableDatabase, ReadableTable};
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::io::Read;
+use std::path::Path;
+
+use rayon::prelude::*;
+use sha2::Digest;
+
+use crate::Store;
+use crate::chunker::StreamChunker;
+use crate::error::{IoContext, Result, StoreError};
+use crate::frame::encode_frame;
+use crate::id::{ChunkId, FileDigest};
+use crate::index::{CHUNKS, ChunkLocation, FILES, FileRecord, PACKS};
+use crate::pack::{PACK_TARGET_LEN, PackAppender, pack_file_name, sync_dir};
+
+/// Raw bytes gathered before a batch is hashed and compressed.
+pub const BATCH_BYTES: usize = 4 << 20;
+
+/// What one `put` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PutOutcome {
+    /// SHA-256 of the whole input.
+    pub digest: FileDigest,
+    /// Input length.
+    pub size: u64,
+    /// Chunk ids in order.
+    pub chunks: Vec<ChunkId>,
+    /// Chunks that were new to the store.
+    pub new_chunks: u64,
+    /// Raw bytes of those new chunks.
+    pub new_raw_bytes: u64,
+    /// Bytes appended to packs for them (frames, headers included).
+    pub new_stored_bytes: u64,
+}
+
+/// Totals over a writer's life.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct WriteTotals {
+    /// Files put.
+    pub files: u64,
+    /// Input bytes.
+    pub bytes: u64,
+    /// New chunks stored.
+    pub new_chunks: u64,
+    /// Raw bytes of new chunks.
+    pub new_raw_bytes: u64,
+    /// Frame bytes appended.
+    pub new_stored_bytes: u64,
+}
+
+thread_local! {
+    static COMPRESSOR: std::cell::RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+fn compress_frame(level: i32, id: &ChunkId, raw: &[u8]) -> std::io::Result<Vec<u8>> {
+    COMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.as_ref().map(|(l, _)| *l) != Some(level) {
+            *slot = Some((level, zstd::bulk::Compressor::new(level)?));
+        }
+        let mut out = Vec::with_capacity(raw.len() / 2 + 64);
+        match slot.as_mut() {
+            Some((_, c)) => encode_frame(c, id, raw, &mut out).map(|_| out),
+            None => Err(std::io::Error::other("zstd compressor unavailable")),
+        }
+    })
+}
+
+/// Batches puts into one durable commit. Get one from [`Store::writer`].
+pub struct StoreWriter<'s> {
+    store: &'s Store,
+    snapshot: redb::ReadTransaction,
+    current: Option<PackAppender>,
+    finished: Vec<PackAppender>,
+    pending_chunks: HashMap<ChunkId, ChunkLocation>,
+    pending_files: HashMap<FileDigest, FileRecord>,
+    totals: WriteTotals,
+    _exclusive: std::sync::MutexGuard<'s, ()>,
+}
+
+struct Batch {
+    data: Vec<u8>,
+    ranges: Vec<(usize, usize)>,
+}
+
+impl<'s> StoreWriter<'s> {
+    pub(crate) fn new(store: &'s Store) -> Result<Self> {
+        let guard = store.writer_lock.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(StoreWriter {
+            store,
+            snapshot: store.db.begin_read()?,
+            current: None,
+            finished: Vec::new(),
+            pending_chunks: HashMap::new(),
+            pending_files: HashMap::new(),
+            totals: WriteTotals::default(),
+            _exclusive: guard,
+        })
+    }
+
+    /// Totals so far.
+    pub fn totals(&self) -> WriteTotals {
+        self.totals
+    }
+
+    /// Put the file at `path`.
+    pub fn put_file(&mut self, path: &Path, progress: &mut dyn FnMut(u64)) -> Result<PutOutcome> {
+        let file = File::open(path).ctx(|| format!("open {}", path.display()))?;
+        self.put_reader(file, progress).map_err(|e| match e {
+            StoreError::Io { context, source } => StoreError::Io {
+                context: format!("{context} (ingesting {})", path.display()),
+                source,
+            },
+            other => other,
+        })
+    }
+
+    /// Put everything `reader` yields. `progress` is called with the count of bytes read
+    /// since the last call.
+    pub fn put_reader(
+        &mut self,
+        reader: impl Read,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<PutOutcome> {
+        let mut sha = sha2::Sha256::new();
+        let mut chunker = StreamChunker::new(self.store.chunker.clone(), reader);
+        let mut batch = Batch {
+            data: Vec::with_capacity(BATCH_BYTES + self.store.chunker.params().max_size as usize),
+            ranges: Vec::new(),
+        };
+        let mut outcome = PutOutcome {
+            digest: FileDigest([0; 32]),
+            size: 0,
+            chunks: Vec::new(),
+            new_chunks: 0,
+            new_raw_bytes: 0,
+            new_stored_bytes: 0,
+        };
+        loop {
+            let mut read = 0u64;
+            let next = chunker
+                .next_chunk(&mut |b| {
+                    sha.update(b);
+                    read += b.len() as u64;
+                })
+                .ctx(|| "read input".to_string())?;
+            if read > 0 {
+                progress(read);
+            }
+            let Some(chunk) = next else { break };
+            let start = batch.data.len();
+            batch.data.extend_from_slice(chunk);
+            batch.ranges.push((start, chunk.len()));
+            if batch.data.len() >= BATCH_BYTES {
+                self.store_batch(&mut batch, &mut outcome)?;
+            }
+        }
+        self.store_batch(&mut batch, &mut outcome)?;
+        outcome.digest = FileDigest(sha.finalize().into());
+        let known = self.pending_files.contains_key(&outcome.digest)
+            || self
+                .snapshot
+                .open_table(FILES)?
+                .get(outcome.digest.as_bytes())?
+                .is_some();
+        if !known {
+            self.pending_files.insert(
+                outcome.digest,
+                FileRecord {
+                    size: outcome.size,
+                    chunks: outcome.chunks.clone(),
+                },
+            );
+        }
+        self.totals.files += 1;
+        self.totals.bytes += outcome.size;
+        Ok(outcome)
+    }
+
+    fn store_batch(&mut self, batch: &mut Batch, outcome: &mut PutOutcome) -> Result<()> {
+        if batch.ranges.is_empty() {
+            return Ok(());
+        }
+        let data = &batch.data;
+        let hash = |&(o, l): &(usize, usize)| ChunkId::of(&data[o..o + l]);
+        let ids: Vec<ChunkId> = match &self.store.pool {
+            Some(pool) => pool.install(|| batch.ranges.par_iter().map(hash).collect()),
+            None => batch.ranges.iter().map(hash).collect(),
+        };
+        let index = self.snapshot.open_table(CHUNKS)?;
+        let mut fresh = Vec::new();
+        let mut seen = HashSet::new();
+        for (i, id) in ids.iter().enumerate() {
+            if self.pending_chunks.contains_key(id) || !seen.insert(*id) {
+                continue;
+            }
+            if index.get(id.as_bytes())?.is_none() {
+                fresh.push(i);
+            }
+        }
+        drop(index);
+        let level = self.store.header.zstd_level;
+        let encode = |&i: &usize| {
+            let (o, l) = batch.ranges[i];
+            compress_frame(level, &ids[i], &data[o..o + l])
+        };
+        let frames: Vec<std::io::Result<Vec<u8>>> = match &self.store.pool {
+            Some(pool) => pool.install(|| fresh.par_iter().map(encode).collect()),
+            None => fresh.iter().map(encode).collect(),
+        };
+        for (&i, frame) in fresh.iter().zip(frames) {
+            let frame = frame.ctx(|| "compress chunk".to_string())?;
+            let pack = self.pack_for_append()?;
+            let offset = pack.append(&frame)?;
+            let pack_number = pack.number;
+            let raw_len = batch.ranges[i].1 as u32;
+            self.pending_chunks.insert(
+                ids[i],
+                ChunkLocation {
+                    pack: pack_number,
+                    offset,
+                    frame_len: frame.len() as u32,
+                    raw_len,
+                },
+            );
+            outcome.new_chunks += 1;
+            outcome.new_raw_bytes += u64::from(raw_len);
+            outcome.new_stored_bytes += frame.len() as u64;
+            self.totals.new_chunks += 1;
+            self.totals.new_raw_bytes += u64::from(raw_len);
+            self.totals.new_stored_bytes += frame.len() as u64;
+        }
+        outcome.size += batch.ranges.iter().map(|r| r.1 as u64).sum::<u64>();
+        outcome.chunks.extend_from_slice(&ids);
+        batch.data.clear();
+        batch.ranges.clear();
+        Ok(())
+    }
+
+    fn pack_for_append(&mut self) -> Result<&mut PackAppender> {
+        let full = self
+            .current
+            .as_ref()
+            .is_some_and(|p| p.len >= PACK_TARGET_LEN);
+        if full && let Some(p) = self.current.take() {
+            self.finished.push(p);
+        }
+        if self.current.is_none() {
+            let dir = self.store.packs_dir();
+            let packs = self.snapshot.open_table(PACKS)?;
+            let last = packs.last()?.map(|(k, v)| (k.value(), v.value()));
+            drop(packs);
+            let in_use: HashSet<u32> = self.finished.iter().map(|p| p.number).collect();
+            let appender = match last {
+                Some((n, len)) if len < PACK_TARGET_LEN && !in_use.contains(&n) => {
+                    PackAppender::open(&dir, n, Some(len))?
+                }
+                other => {
+                    let n = other
+                        .map_or(1, |(n, _)| n + 1)
+                        .max(in_use.iter().max().map_or(0, |m| m + 1));
+                    // A file with this number can only be the leftover of a writer dropped
+                    // without commit in this process: nothing in the index points into it.
+                    let stale = dir.join(pack_file_name(n));
+                    if stale.exists() {
+                        std::fs::remove_file(&stale)
+                            .ctx(|| format!("remove {}", stale.display()))?;
+                    }
+                    PackAppender::open(&dir, n, None)?
+                }
+            };
+            self.current = Some(appender);
+        }
+        match self.current.as_mut() {
+            Some(p) => Ok(p),
+            None => unreachable!("current pack set above"),
+        }
+    }
+
+    /// Make everything put so far durable and visible. Packs are fsynced before the index
+    /// transaction that references them commits.
+    pub fn commit(mut self) -> Result<WriteTotals> {
+        let packs: Vec<PackAppender> = self.finished.drain(..).chain(self.current.take()).collect();
+        for p in &packs {
+            p.sync()?;
+        }
+        if packs.iter().any(|p| p.created) {
+            sync_dir(&self.store.packs_dir())?;
+        }
+        let txn = self.store.db.begin_write()?;
+        {
+            let mut chunks = txn.open_table(CHUNKS)?;
+            for (id, loc) in &self.pending_chunks {
+                chunks.insert(id.as_bytes(), &loc.encode())?;
+            }
+            let mut files = txn.open_table(FILES)?;
+            for (digest, rec) in &self.pending_files {
+                files.insert(digest.as_bytes(), rec.encode().as_slice())?;
+            }
+            let mut pack_table = txn.open_table(PACKS)?;
+            for p in &packs {
+                pack_table.insert(p.number, p.len)?;
+            }
+        }
+        txn.commit()?;
+        Ok(self.totals)
+    }
+}
