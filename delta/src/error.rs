@@ -1,0 +1,93 @@
+//! Errors of the generation and delta layer.
+
+use std::io;
+use std::path::PathBuf;
+
+use ouk_store::StoreError;
+
+/// Errors from `ouk-delta`.
+#[derive(Debug, thiserror::Error)]
+pub enum DeltaError {
+    /// The chunk store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A filesystem operation failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done, naming the path.
+        context: String,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+    /// The redb index failed.
+    #[error("index: {0}")]
+    Index(#[from] redb::Error),
+    /// Another process holds the root's lock.
+    #[error("{path} is locked by another ouk process (an import or maintenance is running)")]
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+    },
+    /// A manifest is malformed or unsafe.
+    #[error("invalid chunk-set manifest: {0}")]
+    BadManifest(String),
+    /// A record in the index did not decode.
+    #[error("record {what} is damaged: {message}")]
+    Record {
+        /// Which record.
+        what: String,
+        /// Why.
+        message: String,
+    },
+    /// No generation matches.
+    #[error("no generation matches {0:?}")]
+    UnknownGeneration(String),
+    /// Several generations match a prefix.
+    #[error("{0:?} matches several generations; give more digits")]
+    AmbiguousGeneration(String),
+    /// Rollback without an earlier generation.
+    #[error("no earlier generation to roll back to")]
+    NothingToRollBackTo,
+    /// A tree holds something a generation cannot (symlink, device, non-UTF-8 name).
+    #[error("{path}: {why}")]
+    Unsupported {
+        /// The path.
+        path: PathBuf,
+        /// Why it cannot be stored.
+        why: String,
+    },
+}
+
+/// Result alias.
+pub type Result<T, E = DeltaError> = std::result::Result<T, E>;
+
+pub(crate) trait IoContext<T> {
+    fn ctx(self, context: impl FnOnce() -> String) -> Result<T>;
+}
+
+impl<T> IoContext<T> for io::Result<T> {
+    fn ctx(self, context: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|source| DeltaError::Io {
+            context: context(),
+            source,
+        })
+    }
+}
+
+macro_rules! redb_into {
+    ($($t:ty),*) => {$(
+        impl From<$t> for DeltaError {
+            fn from(e: $t) -> Self {
+                DeltaError::Index(e.into())
+            }
+        }
+    )*};
+}
+redb_into!(
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
