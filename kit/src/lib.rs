@@ -5,4 +5,6 @@
 //! on the air-gapped side.
 
 pub mod bundle;
+pub mod layout;
+pub mod provenance;
 pub mod sign;

@@ -1,0 +1,1 @@
+//! Release-tree layout rules (being written).

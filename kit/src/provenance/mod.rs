@@ -1,0 +1,1 @@
+//! Provenance: SPDX SBOM and in-toto SLSA statement (being written).
