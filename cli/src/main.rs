@@ -1,1 +1,140 @@
-fn main() {}
+//! `ouk`: build, carry and import Offline Update Kits.
+//!
+//! This binary is thin: it parses arguments (clap), opens what a command needs, calls the
+//! library crates, prints the result for people or as JSON, and turns errors into the exit
+//! codes listed in [`exit`]. Nothing here decides policy or formats on disk.
+
+mod cmd;
+mod exit;
+mod output;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::exit::ExitCode;
+use crate::output::Output;
+
+/// Offline Update Kit: content-addressed kits and deltas for air-gapped hosts.
+#[derive(Debug, Parser)]
+#[command(name = "ouk", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Root directory holding the store, generations and `current`.
+    #[arg(long, global = true, env = "OUK_ROOT", default_value = "ouk-root")]
+    root: PathBuf,
+    /// Print one JSON document instead of human text.
+    #[arg(long, global = true)]
+    json: bool,
+    /// Print nothing but errors.
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    /// Wait for another ouk process to release the root instead of failing (exit 13).
+    #[arg(long, global = true)]
+    wait: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// The content-addressed chunk store.
+    #[command(subcommand)]
+    Store(cmd::store::StoreCommand),
+    /// Generations: list, roll back, retain.
+    #[command(subcommand)]
+    Gen(cmd::generation::GenCommand),
+    /// The active generation, its labels and age.
+    Status,
+}
+
+/// A command's failure: a message for stderr and the exit code.
+#[derive(Debug)]
+pub struct Failure {
+    /// Exit code.
+    pub code: ExitCode,
+    /// Message (without the `ouk:` prefix).
+    pub message: String,
+}
+
+impl Failure {
+    /// A failure with `code`.
+    pub fn new(code: ExitCode, message: impl Into<String>) -> Self {
+        Failure {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<ouk_delta::DeltaError> for Failure {
+    fn from(e: ouk_delta::DeltaError) -> Self {
+        Failure::new(exit::delta_code(&e), e.to_string())
+    }
+}
+
+impl From<ouk_store::StoreError> for Failure {
+    fn from(e: ouk_store::StoreError) -> Self {
+        Failure::new(exit::store_code(&e), e.to_string())
+    }
+}
+
+/// Global settings every command gets.
+pub struct Context {
+    /// The root directory.
+    pub root: PathBuf,
+    /// Output settings.
+    pub out: Output,
+    /// Wait for the lock.
+    pub wait: bool,
+}
+
+impl Context {
+    /// Open and lock the root.
+    pub fn open_root(&self) -> Result<ouk_delta::Root, Failure> {
+        let wait = if self.wait {
+            ouk_delta::LockWait::Wait
+        } else {
+            ouk_delta::LockWait::Fail
+        };
+        let root = ouk_delta::Root::open(&self.root, wait, ouk_store::StoreOptions::default())?;
+        let rec = root.recovery();
+        if !rec.removed_partial.is_empty() || !rec.store.is_clean() || rec.staging_cleaned > 0 {
+            self.out.note(&format!(
+                "recovered from an interrupted run: removed {} partial generation(s), {} staging entr(ies), cut {} pack tail(s), deleted {} orphan pack(s)",
+                rec.removed_partial.len(),
+                rec.staging_cleaned,
+                rec.store.truncated_packs.len(),
+                rec.store.removed_packs.len()
+            ));
+        }
+        Ok(root)
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let ctx = Context {
+        root: cli.root,
+        out: Output {
+            json: cli.json,
+            quiet: cli.quiet,
+        },
+        wait: cli.wait,
+    };
+    let result = match cli.command {
+        Command::Store(c) => cmd::store::run(&ctx, c),
+        Command::Gen(c) => cmd::generation::run(&ctx, c),
+        Command::Status => cmd::status::run(&ctx),
+    };
+    match result {
+        Ok(code) => std::process::ExitCode::from(code as u8),
+        Err(f) => {
+            if ctx.out.json {
+                let doc = serde_json::json!({"error": f.message, "exitCode": f.code as u8});
+                println!("{doc}");
+            }
+            eprintln!("ouk: {}", f.message);
+            std::process::ExitCode::from(f.code as u8)
+        }
+    }
+}

@@ -1,0 +1,5 @@
+//! One module per command group.
+
+pub mod generation;
+pub mod status;
+pub mod store;

@@ -1,0 +1,78 @@
+//! Exit codes shared by every command, and the mapping from library errors to them.
+//!
+//! | code | meaning                                   |
+//! |------|-------------------------------------------|
+//! | 0    | ok                                        |
+//! | 1    | input not found, or another failure       |
+//! | 2    | digest mismatch / damaged data            |
+//! | 5    | signature invalid or untrusted            |
+//! | 8    | version not newer                         |
+//! | 11   | validation failed                         |
+//! | 12   | not enough disk space                     |
+//! | 13   | locked by another importer                |
+//! | 130  | interrupted                               |
+
+use ouk_delta::DeltaError;
+use ouk_store::StoreError;
+
+/// A process exit code with its meaning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ExitCode {
+    /// Success.
+    Ok = 0,
+    /// Input not found or a failure with no code of its own.
+    Failure = 1,
+    /// A digest did not match.
+    DigestMismatch = 2,
+    /// A signature did not verify or its key is not trusted.
+    Signature = 5,
+    /// The kit is not newer than the active one.
+    NotNewer = 8,
+    /// Validation failed.
+    Validation = 11,
+    /// Out of disk space.
+    NoSpace = 12,
+    /// Another process holds the root's lock.
+    Locked = 13,
+    /// Interrupted by a signal.
+    Interrupted = 130,
+}
+
+fn io_code(e: &std::io::Error) -> ExitCode {
+    match e.raw_os_error() {
+        Some(libc::ENOSPC) | Some(libc::EDQUOT) => ExitCode::NoSpace,
+        Some(libc::EINTR) => ExitCode::Interrupted,
+        _ => ExitCode::Failure,
+    }
+}
+
+/// The exit code for a store error.
+pub fn store_code(e: &StoreError) -> ExitCode {
+    match e {
+        StoreError::Io { source, .. } => io_code(source),
+        StoreError::Locked { .. } => ExitCode::Locked,
+        StoreError::DamagedChunk { .. } | StoreError::FileMismatch { .. } => {
+            ExitCode::DigestMismatch
+        }
+        StoreError::MissingChunk(_) | StoreError::MissingFile(_) => ExitCode::DigestMismatch,
+        StoreError::Incompatible { .. } | StoreError::Record { .. } => ExitCode::Validation,
+        StoreError::Index(_) => ExitCode::Failure,
+    }
+}
+
+/// The exit code for a generation-layer error.
+pub fn delta_code(e: &DeltaError) -> ExitCode {
+    match e {
+        DeltaError::Store(s) => store_code(s),
+        DeltaError::Io { source, .. } => io_code(source),
+        DeltaError::Locked { .. } => ExitCode::Locked,
+        DeltaError::BadManifest(_) | DeltaError::Record { .. } | DeltaError::Unsupported { .. } => {
+            ExitCode::Validation
+        }
+        DeltaError::UnknownGeneration(_)
+        | DeltaError::AmbiguousGeneration(_)
+        | DeltaError::NothingToRollBackTo
+        | DeltaError::Index(_) => ExitCode::Failure,
+    }
+}

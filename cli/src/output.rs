@@ -1,0 +1,127 @@
+//! How commands talk to people and scripts: human text on stdout, one JSON document with
+//! `--json`, nothing but errors with `-q`, and a progress bar on stderr for work that runs
+//! longer than a second when stderr is a terminal.
+
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Serialize;
+
+/// Output settings from the global flags.
+#[derive(Debug, Clone, Copy)]
+pub struct Output {
+    /// One JSON document on stdout.
+    pub json: bool,
+    /// No human output.
+    pub quiet: bool,
+}
+
+impl Output {
+    /// Print `human` unless quiet or JSON; print `value` as JSON when JSON.
+    pub fn emit<T: Serialize>(&self, value: &T, human: impl FnOnce() -> String) {
+        if self.json {
+            match serde_json::to_string_pretty(value) {
+                Ok(s) => println!("{s}"),
+                Err(e) => eprintln!("ouk: cannot encode JSON output: {e}"),
+            }
+        } else if !self.quiet {
+            let text = human();
+            if !text.is_empty() {
+                println!("{}", text.trim_end());
+            }
+        }
+    }
+
+    /// A note for people on stderr (suppressed by `-q` and `--json`).
+    pub fn note(&self, text: &str) {
+        if !self.quiet && !self.json {
+            eprintln!("{text}");
+        }
+    }
+
+    /// A progress reporter for `total` bytes (0 = unknown).
+    pub fn progress(&self, what: &str, total: u64) -> Progress {
+        let enabled = !self.quiet && std::io::stderr().is_terminal();
+        let bar = if total > 0 {
+            ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::hidden())
+        } else {
+            ProgressBar::hidden()
+        };
+        let style = if total > 0 {
+            ProgressStyle::with_template(
+                "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+            )
+        } else {
+            ProgressStyle::with_template("{msg} {bytes} {bytes_per_sec}")
+        };
+        if let Ok(style) = style {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar.set_message(what.to_string());
+        Progress {
+            bar,
+            enabled,
+            shown: false,
+            started: Instant::now(),
+        }
+    }
+}
+
+/// A byte-count progress bar that appears only after a second of work.
+pub struct Progress {
+    bar: ProgressBar,
+    enabled: bool,
+    shown: bool,
+    started: Instant,
+}
+
+impl Progress {
+    /// Count `n` more bytes done.
+    pub fn inc(&mut self, n: u64) {
+        self.bar.inc(n);
+        if self.enabled && !self.shown && self.started.elapsed() > Duration::from_secs(1) {
+            self.bar
+                .set_draw_target(ProgressDrawTarget::stderr_with_hz(8));
+            self.shown = true;
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+/// `1.5 GiB`-style sizes.
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+/// RFC 3339 UTC time of a Unix timestamp.
+pub fn rfc3339(secs: i64) -> String {
+    jiff::Timestamp::from_second(secs).map_or_else(|_| secs.to_string(), |t| t.to_string())
+}
+
+/// `3h 5m`-style age.
+pub fn age(secs: i64) -> String {
+    let s = secs.max(0);
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m", s / 60),
+        3600..86400 => format!("{}h {}m", s / 3600, s % 3600 / 60),
+        _ => format!("{}d {}h", s / 86400, s % 86400 / 3600),
+    }
+}
