@@ -24,8 +24,20 @@ const KIND: [u8; 4] = *b"OKCM";
 const VERSION: u16 = 1;
 
 /// The id of a generation: BLAKE3-256 of its canonical chunk-set manifest.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct GenerationId(pub [u8; 32]);
+
+impl Serialize for GenerationId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ouk_store::serialize_digest(&self.0, s)
+    }
+}
+
+impl<'de> Deserialize<'de> for GenerationId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ouk_store::deserialize_digest(d).map(GenerationId)
+    }
+}
 
 impl GenerationId {
     /// Lowercase hex.

@@ -6,7 +6,27 @@
 use std::fmt;
 use std::str::FromStr;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Serialize a 32-byte digest: lowercase hex in human-readable formats (JSON), the raw 32
+/// bytes in binary ones (postcard), where it is part of a canonical encoding.
+pub fn serialize_digest<S: Serializer>(bytes: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
+    if s.is_human_readable() {
+        s.serialize_str(&hex::encode(bytes))
+    } else {
+        bytes.serialize(s)
+    }
+}
+
+/// The inverse of [`serialize_digest`].
+pub fn deserialize_digest<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
+    if d.is_human_readable() {
+        let text = String::deserialize(d)?;
+        parse_hex32(&text).map_err(serde::de::Error::custom)
+    } else {
+        <[u8; 32]>::deserialize(d)
+    }
+}
 
 /// Error parsing a hex digest.
 #[derive(Debug, thiserror::Error)]
@@ -29,8 +49,20 @@ fn parse_hex32(s: &str) -> Result<[u8; 32], ParseDigestError> {
 macro_rules! digest_type {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
-        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub struct $name(pub [u8; 32]);
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                serialize_digest(&self.0, s)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                deserialize_digest(d).map($name)
+            }
+        }
 
         impl $name {
             /// The raw 32 bytes.
@@ -107,5 +139,16 @@ mod tests {
         );
         assert!("xyz".parse::<FileDigest>().is_err());
         assert!("AF".repeat(32).parse::<FileDigest>().is_ok());
+    }
+
+    #[test]
+    fn json_is_hex_and_postcard_is_raw() {
+        let id = ChunkId([0xab; 32]);
+        let json = serde_json::to_string(&id).unwrap();
+        assert_eq!(json, format!("\"{}\"", "ab".repeat(32)));
+        assert_eq!(serde_json::from_str::<ChunkId>(&json).unwrap(), id);
+        let bin = postcard::to_allocvec(&id).unwrap();
+        assert_eq!(bin.len(), 32);
+        assert_eq!(postcard::from_bytes::<ChunkId>(&bin).unwrap(), id);
     }
 }

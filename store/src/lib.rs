@@ -38,7 +38,7 @@ use sha2::Digest;
 
 pub use chunker::{Chunker, ChunkerParams};
 pub use error::{Result, StoreError};
-pub use id::{ChunkId, FileDigest, ParseDigestError};
+pub use id::{ChunkId, FileDigest, ParseDigestError, deserialize_digest, serialize_digest};
 pub use index::{ChunkLocation, FileRecord, StoreHeader};
 pub use maintenance::{DamagedChunk, FsckReport, GcReport, RecoveryReport, StoreStats};
 pub use writer::{BATCH_BYTES, PutOutcome, StoreWriter, WriteTotals};

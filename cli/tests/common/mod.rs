@@ -1,0 +1,93 @@
+//! Helpers shared by the CLI end-to-end tests.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The `ouk` binary under test.
+pub fn ouk() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_ouk"))
+}
+
+/// Run `ouk --root ROOT args...`.
+pub fn run(root: &Path, args: &[&str]) -> Output {
+    Command::new(ouk())
+        .arg("--root")
+        .arg(root)
+        .args(args)
+        .env_remove("OUK_ROOT")
+        .output()
+        .expect("run ouk")
+}
+
+/// Run and parse stdout as JSON (adds `--json`).
+pub fn run_json(root: &Path, args: &[&str]) -> (i32, serde_json::Value) {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    let out = run(root, &all);
+    let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "ouk {args:?}: stdout is not JSON ({e}): {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code().unwrap_or(-1), v)
+}
+
+/// Exit code, panicking with the output when the process was killed by a signal.
+pub fn code(out: &Output) -> i32 {
+    out.status.code().unwrap_or_else(|| {
+        panic!(
+            "killed by signal: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// A small synthetic release tree for `day`.
+pub fn small_tree(dir: &Path, day: u32) -> PathBuf {
+    let out = dir.join(format!("release-day{day}"));
+    if !out.exists() {
+        ouk_testdata::generate(&ouk_testdata::TreeSpec::small(7).on_day(day), &out)
+            .expect("generate tree");
+    }
+    out
+}
+
+/// SHA-256 of a file, hex.
+pub fn sha256_file(path: &Path) -> String {
+    use sha2::Digest;
+    let bytes = std::fs::read(path).expect("read file");
+    hex::encode(sha2::Sha256::digest(&bytes))
+}
+
+/// Check that `ROOT/current` is a complete generation: every manifest file exists with its
+/// digest and nothing else is there. Returns the generation id (None when no current).
+pub fn check_current_complete(root: &Path) -> Option<String> {
+    let r = ouk_delta::Root::open(
+        root,
+        ouk_delta::LockWait::Fail,
+        ouk_store::StoreOptions::default(),
+    )
+    .expect("open root");
+    let id = r.current().expect("read current")?;
+    let manifest = r.manifest(&id).expect("current generation has a manifest");
+    let cur = root.join("current");
+    let on_disk = ouk_delta::tree::list_tree(&cur).expect("list current");
+    assert_eq!(
+        on_disk.len(),
+        manifest.entries().len(),
+        "current has exactly the manifest's files"
+    );
+    for e in manifest.entries() {
+        assert_eq!(
+            sha256_file(&cur.join(&e.path)),
+            e.sha256.to_hex(),
+            "{}",
+            e.path
+        );
+    }
+    Some(id.to_hex())
+}
