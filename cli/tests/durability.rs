@@ -35,7 +35,7 @@ fn sigkill_during_ingest_never_leaves_a_broken_root() {
     let day0 = tmp.path().join("day0");
     let day1 = tmp.path().join("day1");
     ouk_testdata::generate(&spec, &day0).unwrap();
-    ouk_testdata::generate(&spec.clone().on_day(1), &day1).unwrap();
+    ouk_testdata::generate(&spec.on_day(1), &day1).unwrap();
 
     let pristine = tmp.path().join("pristine");
     let (rc, g0) = run_json(&pristine, &["store", "ingest", day0.to_str().unwrap()]);
