@@ -9,6 +9,7 @@
 mod error;
 pub mod generation;
 pub mod manifest;
+pub mod patch;
 pub mod root;
 pub mod tree;
 
