@@ -29,6 +29,29 @@ pub enum DeltaError {
         /// The lock file.
         path: PathBuf,
     },
+    /// A delta is malformed, unsafe, or does not decode.
+    #[error("invalid delta: {0}")]
+    BadDelta(String),
+    /// A rebuilt file does not hash to its declared digest.
+    #[error("{path}: rebuilt content has sha256 {actual}, the delta declares {expected}")]
+    DigestMismatch {
+        /// The file.
+        path: String,
+        /// Declared.
+        expected: ouk_store::FileDigest,
+        /// Computed.
+        actual: ouk_store::FileDigest,
+    },
+    /// The host lacks the generation a delta applies to.
+    #[error(
+        "this delta applies to generation {generation} (version {version}), which this host does not have"
+    )]
+    MissingBaseline {
+        /// Baseline generation id.
+        generation: String,
+        /// Baseline version, or "unknown".
+        version: String,
+    },
     /// A manifest is malformed or unsafe.
     #[error("invalid chunk-set manifest: {0}")]
     BadManifest(String),

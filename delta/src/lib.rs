@@ -6,10 +6,14 @@
 //! symlink; [`generation`] publishes and activates trees atomically (OSTree's order:
 //! write aside, fsync, rename, flip a symlink).
 
+pub mod apply;
+pub mod content;
 mod error;
+pub mod format;
 pub mod generation;
 pub mod manifest;
 pub mod patch;
+pub mod plan;
 pub mod root;
 pub mod tree;
 

@@ -1,0 +1,296 @@
+//! The delta's self-description (`delta/delta.json`) and its validation.
+//!
+//! A delta names its baseline and target generations and describes the target as an edit
+//! of the baseline's file list (which the host has, recorded with the baseline generation):
+//! `removed` paths, plus every file that is new or differs from the baseline file at the
+//! same path (content or mode), with where its bytes come from:
+//! - `baseline`: the host already has this content (by SHA-256) — nothing shipped;
+//! - `pieces`: the file is the concatenation of pieces, each decoded from a range of
+//!   `delta/payload.bin` with one [`Encoding`], optionally against a range of a baseline
+//!   file (the reference). Large files are cut into pieces so neither side ever holds more
+//!   than [`MAX_PIECE`] of target plus [`MAX_REFERENCE`] of reference in memory;
+//! - `solid`: the file is a range of the solid block, one zstd stream holding all small
+//!   literal files back to back (compressing them together is smaller than one by one).
+//!
+//! [`DeltaHeader::validate`] checks everything an attacker controls before any byte is
+//! decoded: safe unique paths, pieces that tile each file exactly, ranges inside the
+//! payload, declared sizes within bounds.
+
+use std::collections::{BTreeMap, HashSet};
+
+use ouk_store::FileDigest;
+use serde::{Deserialize, Serialize};
+
+use crate::content::TreeFile;
+use crate::error::DeltaError;
+use crate::manifest::{GenerationId, check_relative_path};
+use crate::patch::Encoding;
+
+/// Format name written in every header.
+pub const FORMAT: &str = "ouk-delta/1";
+/// Largest piece of target a delta encodes at once.
+pub const MAX_PIECE: u64 = 32 << 20;
+/// Largest reference window a piece decodes against.
+pub const MAX_REFERENCE: u64 = 64 << 20;
+
+/// A generation named by a delta.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GenerationRef {
+    /// Generation id.
+    pub generation: GenerationId,
+    /// Kit version, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+}
+
+/// A range of a baseline file used as a reference.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReferenceRange {
+    /// Baseline file content, by SHA-256.
+    pub sha256: FileDigest,
+    /// Start in that file.
+    pub offset: u64,
+    /// Length.
+    pub length: u64,
+}
+
+/// One piece of a target file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Piece {
+    /// Target bytes this piece produces.
+    pub size: u64,
+    /// How it is encoded.
+    pub encoding: Encoding,
+    /// Reference for `zstd-ref` and `bsdiff`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<ReferenceRange>,
+    /// Start of the encoded bytes in the payload.
+    pub offset: u64,
+    /// Length of the encoded bytes.
+    pub length: u64,
+}
+
+/// Where a target file's bytes come from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Source {
+    /// Content the baseline has.
+    Baseline,
+    /// Concatenation of pieces.
+    Pieces {
+        /// In order.
+        pieces: Vec<Piece>,
+    },
+    /// A range of the decoded solid block.
+    Solid {
+        /// Start in the decoded solid block.
+        offset: u64,
+    },
+}
+
+/// One target file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeltaFile {
+    /// Relative path.
+    pub path: String,
+    /// Permission bits.
+    pub mode: u32,
+    /// Length.
+    pub size: u64,
+    /// SHA-256 of the content.
+    pub sha256: FileDigest,
+    /// Where the bytes come from.
+    pub source: Source,
+}
+
+/// The solid block of small literal files.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SolidBlock {
+    /// Start in the payload.
+    pub offset: u64,
+    /// Encoded length.
+    pub length: u64,
+    /// Decoded length.
+    pub size: u64,
+}
+
+/// `delta/delta.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeltaHeader {
+    /// [`FORMAT`].
+    pub format: String,
+    /// What the delta applies to.
+    pub baseline: GenerationRef,
+    /// What applying it yields.
+    pub target: GenerationRef,
+    /// Baseline paths the target does not have, sorted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removed: Vec<String>,
+    /// Target files that are new or differ from the baseline at their path, sorted by path.
+    pub files: Vec<DeltaFile>,
+    /// The solid block, if any file uses it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub solid: Option<SolidBlock>,
+    /// Length of `delta/payload.bin`.
+    pub payload_size: u64,
+}
+
+/// What a delta changes, by category.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct DeltaSummary {
+    /// Files the delta lists (new or changed).
+    pub files: u64,
+    /// Baseline paths removed.
+    pub removed: u64,
+    /// Listed files whose content the baseline already has (renames, mode changes).
+    pub reused: u64,
+    /// Files shipped as patches.
+    pub patched: u64,
+    /// Files shipped as literals.
+    pub literal: u64,
+    /// Bytes of the listed files.
+    pub listed_bytes: u64,
+    /// Payload bytes.
+    pub payload_bytes: u64,
+}
+
+impl DeltaHeader {
+    /// Check everything before anything is decoded. `max_file` bounds each declared size.
+    pub fn validate(&self, max_file: u64) -> Result<(), DeltaError> {
+        let bad = |m: String| Err(DeltaError::BadDelta(m));
+        if self.format != FORMAT {
+            return bad(format!("format {:?}, expected {FORMAT:?}", self.format));
+        }
+        let in_payload = |off: u64, len: u64| {
+            off.checked_add(len)
+                .is_some_and(|end| end <= self.payload_size)
+        };
+        if let Some(s) = &self.solid {
+            if !in_payload(s.offset, s.length) {
+                return bad("solid block outside the payload".into());
+            }
+            if s.size > crate::patch::MAX_IN_MEMORY {
+                return bad(format!("solid block of {} bytes is too large", s.size));
+            }
+        }
+        for (i, p) in self.removed.iter().enumerate() {
+            check_relative_path(p)
+                .map_err(|why| DeltaError::BadDelta(format!("removed {p:?}: {why}")))?;
+            if i > 0 && self.removed[i - 1] >= *p {
+                return bad(format!("removed {p:?}: not sorted or duplicated"));
+            }
+        }
+        let mut seen = HashSet::new();
+        for (i, f) in self.files.iter().enumerate() {
+            check_relative_path(&f.path)
+                .map_err(|why| DeltaError::BadDelta(format!("{:?}: {why}", f.path)))?;
+            if i > 0 && self.files[i - 1].path >= f.path {
+                return bad(format!("{:?}: files not sorted or duplicated", f.path));
+            }
+            if !seen.insert(f.path.as_str()) {
+                return bad(format!("{:?}: duplicate", f.path));
+            }
+            if f.mode & !0o777 != 0 {
+                return bad(format!("{:?}: mode {:o}", f.path, f.mode));
+            }
+            if f.size > max_file {
+                return bad(format!(
+                    "{:?}: size {} past the limit {max_file}",
+                    f.path, f.size
+                ));
+            }
+            match &f.source {
+                Source::Baseline => {}
+                Source::Solid { offset } => {
+                    let Some(s) = &self.solid else {
+                        return bad(format!("{:?}: refers to a missing solid block", f.path));
+                    };
+                    if offset.checked_add(f.size).is_none_or(|end| end > s.size) {
+                        return bad(format!("{:?}: outside the solid block", f.path));
+                    }
+                }
+                Source::Pieces { pieces } => {
+                    let mut total = 0u64;
+                    for p in pieces {
+                        if p.size > MAX_PIECE || !in_payload(p.offset, p.length) {
+                            return bad(format!("{:?}: piece out of bounds", f.path));
+                        }
+                        match (&p.encoding, &p.reference) {
+                            (Encoding::Zstd, None) => {}
+                            (Encoding::ZstdRef | Encoding::Bsdiff, Some(r))
+                                if r.length <= MAX_REFERENCE => {}
+                            _ => {
+                                return bad(format!(
+                                    "{:?}: piece reference does not fit its encoding",
+                                    f.path
+                                ));
+                            }
+                        }
+                        total = total.saturating_add(p.size);
+                    }
+                    if total != f.size {
+                        return bad(format!(
+                            "{:?}: pieces cover {total} of {} bytes",
+                            f.path, f.size
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The target's full file list: the baseline's, minus `removed`, with `files` laid
+    /// over it. Refuses a delta that removes or keeps what the baseline does not have.
+    pub fn target_files(&self, baseline: &[TreeFile]) -> Result<Vec<TreeFile>, DeltaError> {
+        let mut by_path: BTreeMap<&str, TreeFile> = baseline
+            .iter()
+            .map(|f| (f.path.as_str(), f.clone()))
+            .collect();
+        for p in &self.removed {
+            if by_path.remove(p.as_str()).is_none() {
+                return Err(DeltaError::BadDelta(format!(
+                    "removes {p:?}, which the baseline does not have"
+                )));
+            }
+        }
+        for f in &self.files {
+            by_path.insert(
+                f.path.as_str(),
+                TreeFile {
+                    path: f.path.clone(),
+                    mode: f.mode,
+                    size: f.size,
+                    sha256: f.sha256,
+                },
+            );
+        }
+        Ok(by_path.into_values().collect())
+    }
+
+    /// Counts for people.
+    pub fn summary(&self) -> DeltaSummary {
+        let mut s = DeltaSummary {
+            files: self.files.len() as u64,
+            removed: self.removed.len() as u64,
+            payload_bytes: self.payload_size,
+            ..Default::default()
+        };
+        for f in &self.files {
+            s.listed_bytes += f.size;
+            match &f.source {
+                Source::Baseline => s.reused += 1,
+                Source::Solid { .. } => s.literal += 1,
+                Source::Pieces { pieces } => {
+                    if pieces.iter().any(|p| p.reference.is_some()) {
+                        s.patched += 1;
+                    } else {
+                        s.literal += 1;
+                    }
+                }
+            }
+        }
+        s
+    }
+}

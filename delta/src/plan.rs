@@ -1,0 +1,532 @@
+//! Making a delta: deciding, per target file, the cheapest way to ship it (the
+//! [`DeltaPlan`]) and writing the payload.
+//!
+//! 1. Target content the baseline already has (same SHA-256, any path) is referenced.
+//! 2. Every baseline file is cut into chunks (the store's pinned FastCDC); each new target
+//!    file is cut too, and the baseline file sharing the most chunk bytes becomes its
+//!    reference (else the baseline file at the same path). This is the chunk tier: it
+//!    finds renamed and moved content and, for huge files, where each region came from.
+//! 3. Each file (or, past [`MAX_PIECE`], each chunk-aligned piece with a reference window
+//!    around the baseline offsets its chunks matched) is encoded every way that applies —
+//!    zstd with the reference as prefix, bsdiff, zstd alone — and the smallest wins. This is
+//!    the byte tier: a scattered 1 % edit ships as the edit, not as whole chunks.
+//! 4. Small files whose best encoding is a literal go into one solid zstd stream.
+//!
+//! A time budget bounds the work: bsdiff (the slow encoder) is tried only in the first half
+//! of it, and past 80 % zstd drops to a faster level.
+
+use std::collections::HashMap;
+use std::io::{self, Read, Write};
+use std::time::{Duration, Instant};
+
+use ouk_store::{ChunkId, Chunker, ChunkerParams, FileDigest};
+use rayon::prelude::*;
+
+use crate::content::{ContentReader, TreeFile};
+use crate::error::{DeltaError, Result};
+use crate::format::{
+    DeltaFile, DeltaHeader, FORMAT, GenerationRef, MAX_PIECE, MAX_REFERENCE, Piece, ReferenceRange,
+    SolidBlock, Source,
+};
+use crate::patch::{Encoding, ZstdTuning, bsdiff_encode, zstd_encode};
+
+/// Knobs for [`make_delta`].
+#[derive(Debug, Clone)]
+pub struct MakeOptions {
+    /// zstd level for patches and literals.
+    pub level: i32,
+    /// Total time to spend deciding encodings.
+    pub time_budget: Duration,
+    /// bsdiff is tried only when target piece and reference are at most this large.
+    pub bsdiff_max: u64,
+    /// Literal files up to this size go into the solid block.
+    pub solid_max_file: u64,
+}
+
+impl Default for MakeOptions {
+    fn default() -> Self {
+        MakeOptions {
+            level: 19,
+            time_budget: Duration::from_secs(90),
+            bsdiff_max: 16 << 20,
+            solid_max_file: 1 << 20,
+        }
+    }
+}
+
+/// One encoded piece before payload offsets are assigned.
+struct EncodedPiece {
+    size: u64,
+    encoding: Encoding,
+    reference: Option<ReferenceRange>,
+    blob: Vec<u8>,
+}
+
+enum Plan {
+    Baseline,
+    Pieces(Vec<EncodedPiece>),
+    Solid,
+}
+
+/// Where each chunk of the baseline first occurs.
+struct ChunkIndex {
+    at: HashMap<ChunkId, (FileDigest, u64)>,
+    sizes: HashMap<FileDigest, u64>,
+}
+
+fn io_err(context: String) -> impl FnOnce(io::Error) -> DeltaError {
+    move |source| DeltaError::Io { context, source }
+}
+
+/// A chunk of a stream: (id, offset, length).
+type ChunkSpan = (ChunkId, u64, u64);
+
+/// A chunk-aligned run of a target file, with the reference offsets its chunks matched.
+struct PieceSpan {
+    offset: u64,
+    len: u64,
+    matched: Vec<(u64, u64)>,
+}
+
+/// (chunk id, offset, length) of a whole stream.
+fn chunk_stream(chunker: &Chunker, r: impl Read) -> io::Result<Vec<ChunkSpan>> {
+    let mut sc = ouk_store::chunker::StreamChunker::new(chunker.clone(), r);
+    let mut out = Vec::new();
+    let mut pos = 0u64;
+    while let Some(c) = sc.next_chunk(&mut |_| {})? {
+        out.push((ChunkId::of(c), pos, c.len() as u64));
+        pos += c.len() as u64;
+    }
+    Ok(out)
+}
+
+fn index_baseline(
+    baseline: &[TreeFile],
+    content: &dyn ContentReader,
+    chunker: &Chunker,
+) -> Result<ChunkIndex> {
+    let mut unique: Vec<&TreeFile> = Vec::new();
+    let mut sizes = HashMap::new();
+    for f in baseline {
+        if sizes.insert(f.sha256, f.size).is_none() {
+            unique.push(f);
+        }
+    }
+    let per_file: Vec<Result<(FileDigest, Vec<ChunkSpan>)>> = unique
+        .par_iter()
+        .map(|f| {
+            let r = content
+                .open(&f.sha256)
+                .map_err(io_err(format!("read baseline {}", f.path)))?;
+            let chunks =
+                chunk_stream(chunker, r).map_err(io_err(format!("read baseline {}", f.path)))?;
+            Ok((f.sha256, chunks))
+        })
+        .collect();
+    let mut at = HashMap::new();
+    for r in per_file {
+        let (digest, chunks) = r?;
+        for (id, off, _) in chunks {
+            at.entry(id).or_insert((digest, off));
+        }
+    }
+    Ok(ChunkIndex { at, sizes })
+}
+
+/// Pick the reference window in `ref_size` bytes for a target piece whose matched chunks
+/// sit at `matched` (baseline offset, length).
+fn reference_window(
+    matched: &[(u64, u64)],
+    piece_off: u64,
+    target_size: u64,
+    ref_size: u64,
+) -> (u64, u64) {
+    if ref_size <= MAX_REFERENCE {
+        return (0, ref_size);
+    }
+    let (lo, hi) = if matched.is_empty() {
+        let center =
+            (u128::from(piece_off) * u128::from(ref_size) / u128::from(target_size.max(1))) as u64;
+        (center, center)
+    } else {
+        let lo = matched.iter().map(|m| m.0).min().unwrap_or(0);
+        let hi = matched.iter().map(|m| m.0 + m.1).max().unwrap_or(0);
+        (lo, hi)
+    };
+    let span = hi - lo;
+    let (start, len) = if span >= MAX_REFERENCE {
+        (lo, MAX_REFERENCE)
+    } else {
+        let pad = (MAX_REFERENCE - span) / 2;
+        (lo.saturating_sub(pad), MAX_REFERENCE)
+    };
+    let start = start.min(ref_size - len);
+    (start, len)
+}
+
+struct Encoder<'a> {
+    options: &'a MakeOptions,
+    started: Instant,
+}
+
+impl Encoder<'_> {
+    fn level(&self) -> i32 {
+        if self.started.elapsed() > self.options.time_budget.mul_f64(0.8) {
+            self.options.level.min(9)
+        } else {
+            self.options.level
+        }
+    }
+
+    /// The smallest encoding of `target` (optionally against `reference`).
+    fn best(
+        &self,
+        target: &[u8],
+        reference: Option<(&[u8], ReferenceRange)>,
+    ) -> io::Result<EncodedPiece> {
+        let level = self.level();
+        let long =
+            target.len() > 8 << 20 || reference.as_ref().is_some_and(|r| r.0.len() > 8 << 20);
+        let mut best = EncodedPiece {
+            size: target.len() as u64,
+            encoding: Encoding::Zstd,
+            reference: None,
+            blob: zstd_encode(None, target, ZstdTuning { level, long })?,
+        };
+        let mut consider = |candidate: EncodedPiece| {
+            if candidate.blob.len() < best.blob.len() {
+                best = candidate;
+            }
+        };
+        if let Some((bytes, range)) = reference {
+            consider(EncodedPiece {
+                size: target.len() as u64,
+                encoding: Encoding::ZstdRef,
+                reference: Some(range.clone()),
+                blob: zstd_encode(Some(bytes), target, ZstdTuning { level, long })?,
+            });
+            if target.len() <= 4 << 20 && level < 22 {
+                consider(EncodedPiece {
+                    size: target.len() as u64,
+                    encoding: Encoding::ZstdRef,
+                    reference: Some(range.clone()),
+                    blob: zstd_encode(
+                        Some(bytes),
+                        target,
+                        ZstdTuning {
+                            level: 22,
+                            long: false,
+                        },
+                    )?,
+                });
+            }
+            let budget_left = self.started.elapsed() < self.options.time_budget / 2;
+            if budget_left
+                && target.len() as u64 <= self.options.bsdiff_max
+                && bytes.len() as u64 <= self.options.bsdiff_max
+            {
+                consider(EncodedPiece {
+                    size: target.len() as u64,
+                    encoding: Encoding::Bsdiff,
+                    reference: Some(range),
+                    blob: bsdiff_encode(bytes, target)?,
+                });
+            }
+        }
+        Ok(best)
+    }
+}
+
+fn plan_file(
+    f: &TreeFile,
+    fallback_reference: Option<&TreeFile>,
+    index: &ChunkIndex,
+    target: &dyn ContentReader,
+    baseline: &dyn ContentReader,
+    chunker: &Chunker,
+    enc: &Encoder<'_>,
+) -> Result<Plan> {
+    let read_target = |off: u64, len: u64| -> Result<Vec<u8>> {
+        let bytes = target
+            .read_range(&f.sha256, off, len)
+            .map_err(io_err(format!("read {}", f.path)))?;
+        if bytes.len() as u64 != len {
+            return Err(DeltaError::BadDelta(format!(
+                "{} is shorter than its manifest says",
+                f.path
+            )));
+        }
+        Ok(bytes)
+    };
+    let chunks = chunk_stream(
+        chunker,
+        target
+            .open(&f.sha256)
+            .map_err(io_err(format!("read {}", f.path)))?,
+    )
+    .map_err(io_err(format!("read {}", f.path)))?;
+    let mut shared: HashMap<FileDigest, u64> = HashMap::new();
+    for (id, _, len) in &chunks {
+        if let Some((d, _)) = index.at.get(id) {
+            *shared.entry(*d).or_default() += len;
+        }
+    }
+    let reference = shared
+        .iter()
+        .max_by_key(|(d, n)| (**n, **d))
+        .map(|(d, _)| *d)
+        .or(fallback_reference.map(|b| b.sha256));
+    let ref_size = reference
+        .and_then(|d| index.sizes.get(&d).copied())
+        .unwrap_or(0);
+
+    // Pieces: chunk-aligned runs of at most MAX_PIECE bytes.
+    let mut pieces: Vec<PieceSpan> = Vec::new();
+    for (id, off, len) in &chunks {
+        let start_new = pieces.last().is_none_or(|p| p.len + len > MAX_PIECE);
+        if start_new {
+            pieces.push(PieceSpan {
+                offset: *off,
+                len: 0,
+                matched: Vec::new(),
+            });
+        }
+        if let Some(p) = pieces.last_mut() {
+            p.len += len;
+            if let Some((d, at)) = index.at.get(id)
+                && Some(*d) == reference
+            {
+                p.matched.push((*at, *len));
+            }
+        }
+    }
+    if pieces.is_empty() {
+        pieces.push(PieceSpan {
+            offset: 0,
+            len: 0,
+            matched: Vec::new(),
+        });
+    }
+    let mut out = Vec::with_capacity(pieces.len());
+    for PieceSpan {
+        offset: off,
+        len,
+        matched,
+    } in pieces
+    {
+        let bytes = read_target(off, len)?;
+        let encoded = match reference {
+            Some(d) if ref_size > 0 => {
+                let (ref_off, ref_len) = reference_window(&matched, off, f.size, ref_size);
+                let ref_bytes = baseline
+                    .read_range(&d, ref_off, ref_len)
+                    .map_err(io_err(format!("read reference for {}", f.path)))?;
+                let range = ReferenceRange {
+                    sha256: d,
+                    offset: ref_off,
+                    length: ref_bytes.len() as u64,
+                };
+                enc.best(&bytes, Some((&ref_bytes, range)))
+            }
+            _ => enc.best(&bytes, None),
+        }
+        .map_err(io_err(format!("encode {}", f.path)))?;
+        out.push(encoded);
+    }
+    let literal = out.iter().all(|p| p.reference.is_none());
+    if literal && f.size <= enc.options.solid_max_file {
+        return Ok(Plan::Solid);
+    }
+    Ok(Plan::Pieces(out))
+}
+
+/// The removed baseline file a new file most likely replaces: one in the same directory
+/// (content-addressed blobs and versioned names change their name when rebuilt), the
+/// closest in size, within a factor of four.
+fn predecessor<'a>(f: &TreeFile, removed: &[&'a TreeFile]) -> Option<&'a TreeFile> {
+    let dir = |p: &str| p.rsplit_once('/').map_or("", |(d, _)| d).to_string();
+    let want = dir(&f.path);
+    removed
+        .iter()
+        .filter(|b| {
+            dir(&b.path) == want && b.size > 0 && b.size / 4 <= f.size && f.size / 4 <= b.size
+        })
+        .min_by_key(|b| (b.size.abs_diff(f.size), b.path.clone()))
+        .copied()
+}
+
+/// Make the delta that turns `baseline_files` into `target_files`, writing the payload to
+/// `payload` and returning the header. Files equal to the baseline at their path are not
+/// listed; renamed or re-moded content is listed as `baseline`.
+#[allow(clippy::too_many_arguments)]
+pub fn make_delta(
+    baseline_ref: GenerationRef,
+    baseline_files: &[TreeFile],
+    baseline: &dyn ContentReader,
+    target_ref: GenerationRef,
+    target_files: &[TreeFile],
+    target: &dyn ContentReader,
+    options: &MakeOptions,
+    payload: &mut dyn Write,
+) -> Result<DeltaHeader> {
+    let chunker = Chunker::new(ChunkerParams::V1);
+    let have: HashMap<FileDigest, ()> = baseline_files.iter().map(|f| (f.sha256, ())).collect();
+    let by_path: HashMap<&str, &TreeFile> = baseline_files
+        .iter()
+        .map(|f| (f.path.as_str(), f))
+        .collect();
+    // Only files that differ from the baseline at their path are listed.
+    let mut files: Vec<&TreeFile> = target_files
+        .iter()
+        .filter(|f| {
+            by_path
+                .get(f.path.as_str())
+                .is_none_or(|b| b.sha256 != f.sha256 || b.mode != f.mode)
+        })
+        .collect();
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    let target_paths: std::collections::HashSet<&str> =
+        target_files.iter().map(|f| f.path.as_str()).collect();
+    let mut removed: Vec<String> = baseline_files
+        .iter()
+        .filter(|b| !target_paths.contains(b.path.as_str()))
+        .map(|b| b.path.clone())
+        .collect();
+    removed.sort();
+    let removed_files: Vec<&TreeFile> = baseline_files
+        .iter()
+        .filter(|b| !target_paths.contains(b.path.as_str()))
+        .collect();
+    let needs_index = files.iter().any(|f| !have.contains_key(&f.sha256));
+    let index = if needs_index {
+        index_baseline(baseline_files, baseline, &chunker)?
+    } else {
+        ChunkIndex {
+            at: HashMap::new(),
+            sizes: HashMap::new(),
+        }
+    };
+    let enc = Encoder {
+        options,
+        started: Instant::now(),
+    };
+    // Biggest first, so the two cores finish together.
+    let mut order: Vec<usize> = (0..files.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(files[i].size));
+    let planned: Vec<(usize, Result<Plan>)> = order
+        .par_iter()
+        .map(|&i| {
+            let f = files[i];
+            if have.contains_key(&f.sha256) {
+                return (i, Ok(Plan::Baseline));
+            }
+            let fallback = by_path
+                .get(f.path.as_str())
+                .copied()
+                .or_else(|| predecessor(f, &removed_files));
+            (
+                i,
+                plan_file(f, fallback, &index, target, baseline, &chunker, &enc),
+            )
+        })
+        .collect();
+    let mut plans: Vec<Option<Plan>> = (0..files.len()).map(|_| None).collect();
+    for (i, p) in planned {
+        plans[i] = Some(p?);
+    }
+
+    let mut written = 0u64;
+    let mut write = |blob: &[u8]| -> Result<(u64, u64)> {
+        payload
+            .write_all(blob)
+            .map_err(io_err("write delta payload".into()))?;
+        let at = written;
+        written += blob.len() as u64;
+        Ok((at, blob.len() as u64))
+    };
+    let mut out_files = Vec::with_capacity(files.len());
+    let mut solid_raw: Vec<u8> = Vec::new();
+    for (f, plan) in files.iter().zip(plans) {
+        let source = match plan {
+            Some(Plan::Baseline) | None => Source::Baseline,
+            Some(Plan::Solid) => {
+                let offset = solid_raw.len() as u64;
+                let mut r = target
+                    .open(&f.sha256)
+                    .map_err(io_err(format!("read {}", f.path)))?;
+                r.read_to_end(&mut solid_raw)
+                    .map_err(io_err(format!("read {}", f.path)))?;
+                Source::Solid { offset }
+            }
+            Some(Plan::Pieces(pieces)) => {
+                let mut out = Vec::with_capacity(pieces.len());
+                for p in pieces {
+                    let (offset, length) = write(&p.blob)?;
+                    out.push(Piece {
+                        size: p.size,
+                        encoding: p.encoding,
+                        reference: p.reference,
+                        offset,
+                        length,
+                    });
+                }
+                Source::Pieces { pieces: out }
+            }
+        };
+        out_files.push(DeltaFile {
+            path: f.path.clone(),
+            mode: f.mode,
+            size: f.size,
+            sha256: f.sha256,
+            source,
+        });
+    }
+    let solid = if solid_raw.is_empty() {
+        None
+    } else {
+        let blob = zstd_encode(
+            None,
+            &solid_raw,
+            ZstdTuning {
+                level: options.level.max(19),
+                long: solid_raw.len() > 8 << 20,
+            },
+        )
+        .map_err(io_err("compress solid block".into()))?;
+        let (offset, length) = write(&blob)?;
+        Some(SolidBlock {
+            offset,
+            length,
+            size: solid_raw.len() as u64,
+        })
+    };
+    Ok(DeltaHeader {
+        format: FORMAT.into(),
+        baseline: baseline_ref,
+        target: target_ref,
+        removed,
+        files: out_files,
+        solid,
+        payload_size: written,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_stay_inside_the_reference_and_under_the_cap() {
+        let big = 10 * MAX_REFERENCE;
+        for (matched, off) in [
+            (vec![], 0u64),
+            (vec![(5 * MAX_REFERENCE, 1000)], 0),
+            (vec![(big - 10, 10)], 0),
+            (vec![(0, 10), (big - 10, 10)], 0),
+        ] {
+            let (s, l) = reference_window(&matched, off, big, big);
+            assert!(s + l <= big && l <= MAX_REFERENCE);
+        }
+        assert_eq!(reference_window(&[], 0, 100, 100), (0, 100));
+    }
+}

@@ -1,0 +1,135 @@
+//! make_delta + apply_delta on synthetic release trees: exact reconstruction, small size.
+
+use std::fs;
+use std::io::Cursor;
+use std::path::Path;
+
+use ouk_delta::apply::apply_delta;
+use ouk_delta::content::{DirContent, TreeFile};
+use ouk_delta::format::{GenerationRef, Source};
+use ouk_delta::plan::{MakeOptions, make_delta};
+use ouk_delta::{GenerationId, tree::list_tree};
+use ouk_store::FileDigest;
+
+fn tree_files(dir: &Path) -> (Vec<TreeFile>, DirContent) {
+    let mut files = Vec::new();
+    let mut content = Vec::new();
+    for (rel, path, mode) in list_tree(dir).unwrap() {
+        let bytes = fs::read(&path).unwrap();
+        let sha256 = FileDigest::of(&bytes);
+        files.push(TreeFile {
+            path: rel,
+            mode,
+            size: bytes.len() as u64,
+            sha256,
+        });
+        content.push((sha256, path));
+    }
+    (files, DirContent::new(content))
+}
+
+fn gref(n: u8) -> GenerationRef {
+    GenerationRef {
+        generation: GenerationId([n; 32]),
+        version: Some(format!("v{n}")),
+    }
+}
+
+#[test]
+fn next_day_delta_rebuilds_every_changed_file_exactly_and_is_small() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = ouk_testdata::TreeSpec::small(5);
+    let (d0, d1) = (tmp.path().join("d0"), tmp.path().join("d1"));
+    ouk_testdata::generate(&spec, &d0).unwrap();
+    ouk_testdata::generate(&spec.on_day(1), &d1).unwrap();
+    let (base_files, base) = tree_files(&d0);
+    let (target_files, target) = tree_files(&d1);
+    let mut payload = Vec::new();
+    let header = make_delta(
+        gref(0),
+        &base_files,
+        &base,
+        gref(1),
+        &target_files,
+        &target,
+        &MakeOptions::default(),
+        &mut payload,
+    )
+    .unwrap();
+    header.validate(u64::MAX).unwrap();
+    let json = serde_json::to_vec(&header).unwrap();
+    let summary = header.summary();
+    eprintln!("{summary:?}, header {} bytes", json.len());
+    assert!(summary.patched > 0);
+    assert!(
+        summary.files < target_files.len() as u64 / 4,
+        "unchanged files are not listed"
+    );
+    let target_bytes: u64 = target_files.iter().map(|f| f.size).sum();
+    assert!(
+        (payload.len() as u64) * 60 < target_bytes,
+        "payload {} for {} target bytes",
+        payload.len(),
+        target_bytes
+    );
+    let mut expected = target_files.clone();
+    expected.sort_by(|a, b| a.path.cmp(&b.path));
+    assert_eq!(header.target_files(&base_files).unwrap(), expected);
+
+    let out = tmp.path().join("out");
+    fs::create_dir(&out).unwrap();
+    let written = apply_delta(&header, &mut Cursor::new(&payload), &base, &out).unwrap();
+    for f in &header.files {
+        match f.source {
+            Source::Baseline => assert!(!out.join(&f.path).exists()),
+            _ => {
+                assert!(written.contains(&f.path));
+                assert_eq!(
+                    fs::read(out.join(&f.path)).unwrap(),
+                    fs::read(d1.join(&f.path)).unwrap(),
+                    "{}",
+                    f.path
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_tampered_payload_is_refused_not_applied() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = ouk_testdata::TreeSpec::small(6);
+    let (d0, d1) = (tmp.path().join("d0"), tmp.path().join("d1"));
+    ouk_testdata::generate(&spec, &d0).unwrap();
+    ouk_testdata::generate(&spec.on_day(2), &d1).unwrap();
+    let (base_files, base) = tree_files(&d0);
+    let (target_files, target) = tree_files(&d1);
+    let mut payload = Vec::new();
+    let header = make_delta(
+        gref(0),
+        &base_files,
+        &base,
+        gref(1),
+        &target_files,
+        &target,
+        &MakeOptions::default(),
+        &mut payload,
+    )
+    .unwrap();
+    for i in (0..payload.len()).step_by(payload.len() / 7 + 1) {
+        let mut bad = payload.clone();
+        bad[i] ^= 0x20;
+        let out = tmp.path().join(format!("out{i}"));
+        fs::create_dir(&out).unwrap();
+        assert!(
+            apply_delta(&header, &mut Cursor::new(&bad), &base, &out).is_err(),
+            "flip at {i} not detected"
+        );
+    }
+    let mut short = header.clone();
+    short.payload_size += 1;
+    assert!(short.validate(u64::MAX).is_ok());
+    let mut evil = header.clone();
+    evil.files[0].path = "../escape".into();
+    assert!(evil.validate(u64::MAX).is_err());
+}
