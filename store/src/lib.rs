@@ -295,6 +295,37 @@ impl Store {
         self.read_chunks(&rec.chunks, Some(digest), out)
     }
 
+    /// `length` bytes of file `digest` starting at `offset`, every chunk touched verified.
+    /// Short when the file ends first.
+    pub fn read_file_range(&self, digest: &FileDigest, offset: u64, length: u64) -> Result<Vec<u8>> {
+        let rec = self.file_record(digest)?.ok_or(StoreError::MissingFile(*digest))?;
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(CHUNKS)?;
+        let end = offset.saturating_add(length).min(rec.size);
+        let mut out = Vec::with_capacity(end.saturating_sub(offset) as usize);
+        let mut buf = Vec::new();
+        let mut pos = 0u64;
+        for id in &rec.chunks {
+            if pos >= end {
+                break;
+            }
+            let loc = table
+                .get(id.as_bytes())?
+                .map(|v| ChunkLocation::decode(v.value()))
+                .ok_or(StoreError::MissingChunk(*id))?;
+            let chunk_end = pos + u64::from(loc.raw_len);
+            if chunk_end > offset {
+                buf.clear();
+                self.read_frame(id, &loc, &mut buf)?;
+                let from = offset.saturating_sub(pos) as usize;
+                let to = (end - pos).min(buf.len() as u64) as usize;
+                out.extend_from_slice(&buf[from..to]);
+            }
+            pos = chunk_end;
+        }
+        Ok(out)
+    }
+
     /// Write the concatenation of `chunks` to `out`, verifying each chunk, and the whole
     /// against `expect` when given.
     pub fn read_chunks(
