@@ -67,9 +67,12 @@ pub fn delta_code(e: &DeltaError) -> ExitCode {
         DeltaError::Store(s) => store_code(s),
         DeltaError::Io { source, .. } => io_code(source),
         DeltaError::Locked { .. } => ExitCode::Locked,
-        DeltaError::BadManifest(_) | DeltaError::Record { .. } | DeltaError::Unsupported { .. } => {
-            ExitCode::Validation
-        }
+        DeltaError::BadManifest(_)
+        | DeltaError::Record { .. }
+        | DeltaError::Unsupported { .. }
+        | DeltaError::BadDelta(_)
+        | DeltaError::MissingBaseline { .. } => ExitCode::Validation,
+        DeltaError::DigestMismatch { .. } => ExitCode::DigestMismatch,
         DeltaError::UnknownGeneration(_)
         | DeltaError::AmbiguousGeneration(_)
         | DeltaError::NothingToRollBackTo
