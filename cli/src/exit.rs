@@ -13,6 +13,7 @@
 //! | 130  | interrupted                               |
 
 use ouk_delta::DeltaError;
+use ouk_kit::KitError;
 use ouk_store::StoreError;
 
 /// A process exit code with its meaning.
@@ -77,5 +78,31 @@ pub fn delta_code(e: &DeltaError) -> ExitCode {
         | DeltaError::AmbiguousGeneration(_)
         | DeltaError::NothingToRollBackTo
         | DeltaError::Index(_) => ExitCode::Failure,
+    }
+}
+
+/// The exit code for a kit error.
+pub fn kit_code(e: &KitError) -> ExitCode {
+    use ouk_kit::bundle::ReadError;
+    match e {
+        KitError::Io { source, .. } => io_code(source),
+        KitError::NotFound(_) | KitError::Usage(_) => ExitCode::Failure,
+        KitError::DigestMismatch { .. } => ExitCode::DigestMismatch,
+        KitError::Signature { .. } | KitError::Key(_) => ExitCode::Signature,
+        KitError::Read(r) if r.is_local_io() => match r {
+            ReadError::Output { source, .. } => io_code(source),
+            _ => ExitCode::Failure,
+        },
+        KitError::Layout(_)
+        | KitError::Read(_)
+        | KitError::InvalidManifest(_)
+        | KitError::Validation(_)
+        | KitError::Provenance(_) => ExitCode::Validation,
+        KitError::Write(w) => match w {
+            ouk_kit::bundle::WriteError::Output(source) => io_code(source),
+            _ => ExitCode::Validation,
+        },
+        KitError::Delta(d) => delta_code(d),
+        KitError::Store(s) => store_code(s),
     }
 }

@@ -17,7 +17,7 @@ use crate::output::Output;
 
 /// Offline Update Kit: content-addressed kits and deltas for air-gapped hosts.
 #[derive(Debug, Parser)]
-#[command(name = "ouk", version, about, propagate_version = true)]
+#[command(name = "ouk", version, about)]
 pub struct Cli {
     /// Root directory holding the store, generations and `current`.
     #[arg(long, global = true, env = "OUK_ROOT", default_value = "ouk-root")]
@@ -45,6 +45,15 @@ enum Command {
     Gen(cmd::generation::GenCommand),
     /// The active generation, its labels and age.
     Status,
+    /// Offline kits: build, verify, list.
+    #[command(subcommand)]
+    Kit(cmd::kit::KitCommand),
+    /// The debug store of a release.
+    #[command(subcommand)]
+    DebugStore(cmd::kit::DebugStoreCommand),
+    /// Signing keys.
+    #[command(subcommand)]
+    Key(cmd::kit::KeyCommand),
 }
 
 /// A command's failure: a message for stderr and the exit code.
@@ -125,6 +134,9 @@ fn main() -> std::process::ExitCode {
         Command::Store(c) => cmd::store::run(&ctx, c),
         Command::Gen(c) => cmd::generation::run(&ctx, c),
         Command::Status => cmd::status::run(&ctx),
+        Command::Kit(c) => cmd::kit::run(&ctx, c),
+        Command::DebugStore(c) => cmd::kit::run_debug_store(&ctx, c),
+        Command::Key(c) => cmd::kit::run_key(&ctx, c),
     };
     match result {
         Ok(code) => std::process::ExitCode::from(code as u8),
@@ -136,5 +148,14 @@ fn main() -> std::process::ExitCode {
             eprintln!("ouk: {}", f.message);
             std::process::ExitCode::from(f.code as u8)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
     }
 }

@@ -4,7 +4,13 @@
 //! This crate writes kits on the connected side and reads (verifies, unpacks, imports) them
 //! on the air-gapped side.
 
+pub mod build;
 pub mod bundle;
+mod error;
 pub mod layout;
+pub mod manifest;
 pub mod provenance;
 pub mod sign;
+pub mod verify;
+
+pub use error::{KitError, Result};

@@ -1,5 +1,6 @@
 //! One module per command group.
 
 pub mod generation;
+pub mod kit;
 pub mod status;
 pub mod store;

@@ -1,0 +1,326 @@
+//! `ouk kit {build|verify|manifest}`, `ouk debug-store mirror`, `ouk key generate`.
+
+use std::path::PathBuf;
+
+use clap::Subcommand;
+use ouk_kit::sign::{SigningKey, VerifyingKey};
+use ouk_kit::verify::Sidecars;
+
+use crate::exit::ExitCode;
+use crate::output::bytes;
+use crate::{Context, Failure};
+
+#[derive(Debug, Subcommand)]
+pub enum KitCommand {
+    /// Build a signed, reproducible kit from a release tree.
+    Build {
+        /// Kit version, e.g. 2025.10.0.
+        #[arg(long)]
+        version: String,
+        /// Release channel, e.g. edge.
+        #[arg(long)]
+        channel: String,
+        /// The release tree.
+        #[arg(long)]
+        release_dir: PathBuf,
+        /// Where the bundle, its sidecars and the manifest go.
+        #[arg(long)]
+        output_dir: PathBuf,
+        /// Also write generated files (manifest, SBOM, provenance, summaries) here.
+        #[arg(long)]
+        staging_dir: Option<PathBuf>,
+        /// cosign private key (encrypted cosign format or PKCS#8 PEM); password from
+        /// COSIGN_PASSWORD. Without it the kit is unsigned.
+        #[arg(long)]
+        signing_key: Option<PathBuf>,
+        /// capturedAt for every artifact (RFC 3339) instead of file mtimes.
+        #[arg(long)]
+        captured_at: Option<String>,
+        /// createdAt of the kit (RFC 3339); default SOURCE_DATE_EPOCH, else the newest mtime.
+        #[arg(long)]
+        created_at: Option<String>,
+        /// Accept a release tree without debug/.
+        #[arg(long)]
+        allow_missing_debug: bool,
+    },
+    /// Verify a bundle's digest, signature and manifest; prints OK <sha256>.
+    Verify {
+        /// The bundle.
+        bundle: PathBuf,
+        /// Public key (PKIX PEM) to check signatures with.
+        #[arg(long)]
+        key: Vec<PathBuf>,
+        /// The bundle's cosign signature (default: BUNDLE.sig).
+        #[arg(long)]
+        signature: Option<PathBuf>,
+        /// The offline manifest (default: manifest/offline-manifest.json next to the bundle).
+        #[arg(long)]
+        manifest: Option<PathBuf>,
+        /// The manifest's JWS (default: MANIFEST.jws).
+        #[arg(long)]
+        manifest_signature: Option<PathBuf>,
+    },
+    /// List a kit's artifacts: name, sha256, size, capturedAt.
+    Manifest {
+        /// A bundle or an offline-manifest.json.
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DebugStoreCommand {
+    /// Mirror debug/ of a release tree into the offline kit staging tree, verify it, and
+    /// write metadata/debug-store.json.
+    Mirror {
+        /// The release tree.
+        #[arg(long)]
+        release_dir: PathBuf,
+        /// The offline kit staging directory.
+        #[arg(long, alias = "offline-dir")]
+        offline_kit_dir: PathBuf,
+        /// Where the summary goes (default OFFLINE_KIT_DIR/metadata/debug-store.json).
+        #[arg(long)]
+        summary: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Write PREFIX.key (cosign encrypted format, password from COSIGN_PASSWORD) and PREFIX.pub.
+    Generate {
+        /// Path prefix.
+        #[arg(long)]
+        output_prefix: PathBuf,
+    },
+}
+
+pub fn kit_failure(e: ouk_kit::KitError) -> Failure {
+    Failure::new(crate::exit::kit_code(&e), e.to_string())
+}
+
+fn password() -> Option<Vec<u8>> {
+    std::env::var_os("COSIGN_PASSWORD").map(|p| p.into_encoded_bytes())
+}
+
+pub fn load_signing_key(path: &std::path::Path) -> Result<SigningKey, Failure> {
+    if !path.is_file() {
+        return Err(Failure::new(
+            ExitCode::Failure,
+            format!("{}: not found", path.display()),
+        ));
+    }
+    let pw = password();
+    SigningKey::from_pem_file(path, pw.as_deref()).map_err(|e| {
+        Failure::new(
+            ExitCode::Signature,
+            format!(
+                "{}: {e} (the password comes from COSIGN_PASSWORD)",
+                path.display()
+            ),
+        )
+    })
+}
+
+pub fn load_public_keys(paths: &[PathBuf]) -> Result<Vec<VerifyingKey>, Failure> {
+    paths
+        .iter()
+        .map(|p| {
+            if !p.is_file() {
+                return Err(Failure::new(
+                    ExitCode::Failure,
+                    format!("{}: not found", p.display()),
+                ));
+            }
+            VerifyingKey::from_pem_file(p)
+                .map_err(|e| Failure::new(ExitCode::Signature, format!("{}: {e}", p.display())))
+        })
+        .collect()
+}
+
+pub fn run(ctx: &Context, cmd: KitCommand) -> Result<ExitCode, Failure> {
+    match cmd {
+        KitCommand::Build {
+            version,
+            channel,
+            release_dir,
+            output_dir,
+            staging_dir,
+            signing_key,
+            captured_at,
+            created_at,
+            allow_missing_debug,
+        } => {
+            let key = signing_key.as_deref().map(load_signing_key).transpose()?;
+            if key.is_none() {
+                eprintln!(
+                    "ouk: WARNING: no --signing-key: building an UNSIGNED kit (no .sig, no .jws, no provenance attestation)"
+                );
+            }
+            let opts = ouk_kit::build::BuildOptions {
+                version,
+                channel,
+                release_dir,
+                output_dir,
+                staging_dir,
+                signing_key: key,
+                captured_at,
+                created_at,
+                allow_missing_debug,
+                threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            };
+            let mut progress = ctx.out.progress("build", 0);
+            let report =
+                ouk_kit::build::build_kit(&opts, &mut |n| progress.inc(n)).map_err(kit_failure)?;
+            drop(progress);
+            for w in &report.warnings {
+                ctx.out.note(&format!("warning: {w}"));
+            }
+            ctx.out.emit(&report, || {
+                format!(
+                    "built {}\n  sha256 {}\n  {} files, {} -> {} bundle\n  generation {}\n  {}",
+                    report.bundle.display(),
+                    report.sha256,
+                    report.files,
+                    bytes(report.bytes),
+                    bytes(report.size),
+                    report.generation_id,
+                    match &report.kid {
+                        Some(k) => format!("signed by {k}"),
+                        None => "UNSIGNED".into(),
+                    }
+                )
+            });
+            Ok(ExitCode::Ok)
+        }
+        KitCommand::Verify {
+            bundle,
+            key,
+            signature,
+            manifest,
+            manifest_signature,
+        } => {
+            let keys = load_public_keys(&key)?;
+            let explicit = Sidecars {
+                signature,
+                manifest,
+                manifest_signature,
+                ..Default::default()
+            };
+            let report =
+                ouk_kit::verify::verify_bundle(&bundle, explicit, &keys).map_err(kit_failure)?;
+            ctx.out.emit(&report, || {
+                let mut s = format!("OK {}", report.sha256);
+                if report.signature_kid.is_none() {
+                    s.push_str("\n  (signature not checked: give --key)");
+                }
+                if let Some(n) = report.files_checked {
+                    s.push_str(&format!("\n  {n} files match the manifest"));
+                }
+                s
+            });
+            Ok(ExitCode::Ok)
+        }
+        KitCommand::Manifest { file } => {
+            if !file.is_file() {
+                return Err(Failure::new(
+                    ExitCode::Failure,
+                    format!("{}: not found", file.display()),
+                ));
+            }
+            let is_json = file.extension().is_some_and(|e| e == "json");
+            let manifest = if is_json {
+                let bytes = std::fs::read(&file).map_err(|e| {
+                    Failure::new(ExitCode::Failure, format!("{}: {e}", file.display()))
+                })?;
+                ouk_kit::manifest::OfflineManifest::parse(&bytes).map_err(kit_failure)?
+            } else {
+                ouk_kit::verify::manifest_from_bundle(&file)
+                    .map_err(kit_failure)?
+                    .0
+            };
+            ctx.out.emit(&manifest, || {
+                let mut s = format!(
+                    "version {}  channel {}  created {}  generation {}\n",
+                    manifest.version, manifest.channel, manifest.created_at, manifest.generation_id
+                );
+                for a in &manifest.artifacts {
+                    s.push_str(&format!(
+                        "{}  {:>10}  {}  {}\n",
+                        a.sha256, a.size, a.captured_at, a.name
+                    ));
+                }
+                s
+            });
+            Ok(ExitCode::Ok)
+        }
+    }
+}
+
+pub fn run_debug_store(ctx: &Context, cmd: DebugStoreCommand) -> Result<ExitCode, Failure> {
+    let DebugStoreCommand::Mirror {
+        release_dir,
+        offline_kit_dir,
+        summary,
+    } = cmd;
+    if !release_dir.is_dir() {
+        return Err(Failure::new(
+            ExitCode::Failure,
+            format!("{}: not found", release_dir.display()),
+        ));
+    }
+    let report = ouk_kit::layout::mirror_debug_store(
+        &release_dir,
+        &offline_kit_dir,
+        summary.as_deref(),
+        None,
+    )
+    .map_err(|e| kit_failure(e.into()))?;
+    for w in &report.warnings {
+        ctx.out.note(&format!("warning: {w}"));
+    }
+    let doc = serde_json::json!({
+        "files": report.files,
+        "bytes": report.bytes,
+        "summary": report.summary_path,
+        "removed": report.removed,
+    });
+    ctx.out.emit(&doc, || {
+        format!(
+            "mirrored {} debug files ({}) into {}\nsummary {}",
+            report.files,
+            bytes(report.bytes),
+            offline_kit_dir.display(),
+            report.summary_path.display()
+        )
+    });
+    Ok(ExitCode::Ok)
+}
+
+pub fn run_key(ctx: &Context, cmd: KeyCommand) -> Result<ExitCode, Failure> {
+    let KeyCommand::Generate { output_prefix } = cmd;
+    let pw = password().ok_or_else(|| {
+        Failure::new(
+            ExitCode::Failure,
+            "set COSIGN_PASSWORD to the password that will encrypt the private key",
+        )
+    })?;
+    let key = ouk_kit::sign::write_key_pair(&output_prefix, &pw).map_err(|e| {
+        Failure::new(
+            ExitCode::Failure,
+            format!("{}: {e}", output_prefix.display()),
+        )
+    })?;
+    let doc = serde_json::json!({
+        "privateKey": format!("{}.key", output_prefix.display()),
+        "publicKey": format!("{}.pub", output_prefix.display()),
+        "kid": key.kid(),
+    });
+    ctx.out.emit(&doc, || {
+        format!(
+            "wrote {0}.key (cosign encrypted) and {0}.pub\nkid {1}",
+            output_prefix.display(),
+            key.kid()
+        )
+    });
+    Ok(ExitCode::Ok)
+}

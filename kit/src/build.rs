@@ -1,0 +1,587 @@
+//! `ouk kit build`: turn a release tree into a signed, reproducible Offline Kit.
+//!
+//! Order of work (two reads of each release file, none of generated files):
+//! 1. walk the release tree (regular files only) and, in parallel, hash every file once:
+//!    SHA-256 (manifest, signatures), SHA-1 (SPDX 2.3 requires it) and the store's chunk
+//!    ids (the generation id) in one streaming pass;
+//! 2. check the layout rules (debug store, plug-ins, secrets at 0600, `.sha256` sidecars);
+//! 3. generate `metadata/debug-store.json`, plug-in `.sha256`/`.sig` sidecars, the SPDX SBOM
+//!    and the signed in-toto provenance, then the offline manifest of every other file and
+//!    the generation id of that file set;
+//! 4. stream the deterministic bundle (second read of each release file; a file whose
+//!    digest changed since step 1 aborts the build) to a temporary name, fsync, rename;
+//! 5. write `.sha256`, `.sig`, `.metadata.json`, and `manifest/offline-manifest.json` with
+//!    its `.sha256`, `.sig` (cosign blob signature) and `.jws`, each atomically.
+//!
+//! Reproducibility: every time in the output comes from the tree (file mtimes), from
+//! `--captured-at`/`--created-at`, or from `SOURCE_DATE_EPOCH` — never from the clock —
+//! and modes are normalized (0644, 0755 when any execute bit is set, 0600 under
+//! `secrets/`). Memory: the bundle writer's bound (about 16 MiB) plus the per-file records
+//! and the small generated files.
+
+use std::fs::{self, File};
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use ouk_delta::{ChunkSetManifest, GenerationId, ManifestEntry};
+use ouk_store::{ChunkId, Chunker, ChunkerParams, FileDigest};
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::bundle::{EntrySource, EntrySpec, GzOptions, write_bundle};
+use crate::error::{IoContext, KitError, Result};
+use crate::layout::{self, FileEntry, LayoutOptions};
+use crate::manifest::{Artifact, MANIFEST_PATH, OfflineManifest, SCHEMA};
+use crate::provenance::{
+    self, DualHasher, FileDigests, ProvenanceInput, SbomFile, SbomInfo, Subject, time::format_utc,
+};
+use crate::sign::SigningKey;
+
+/// Paths the build writes itself; a release tree may not carry them.
+pub const GENERATED_PATHS: [&str; 4] = [
+    MANIFEST_PATH,
+    layout::DEBUG_SUMMARY,
+    provenance::SBOM_PATH,
+    provenance::PROVENANCE_PATH,
+];
+
+/// What to build.
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    /// Kit version, e.g. `2025.10.0`.
+    pub version: String,
+    /// Release channel, e.g. `edge`.
+    pub channel: String,
+    /// The release tree.
+    pub release_dir: PathBuf,
+    /// Where the output set goes.
+    pub output_dir: PathBuf,
+    /// Where generated files are also written for inspection, if given.
+    pub staging_dir: Option<PathBuf>,
+    /// Signing key; `None` builds an unsigned kit.
+    pub signing_key: Option<SigningKey>,
+    /// Every artifact's `capturedAt` (RFC 3339) instead of its mtime.
+    pub captured_at: Option<String>,
+    /// The kit's `createdAt` (RFC 3339); default: `SOURCE_DATE_EPOCH`, else the newest
+    /// `capturedAt`.
+    pub created_at: Option<String>,
+    /// Accept a release tree without `debug/`.
+    pub allow_missing_debug: bool,
+    /// Compression threads (output does not depend on it).
+    pub threads: usize,
+}
+
+/// What was built.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BuildReport {
+    /// The bundle.
+    pub bundle: PathBuf,
+    /// Its SHA-256.
+    pub sha256: String,
+    /// Its size.
+    pub size: u64,
+    /// The manifest in the output directory.
+    pub manifest: PathBuf,
+    /// The manifest's SHA-256.
+    pub manifest_sha256: String,
+    /// Files in the bundle (manifest included).
+    pub files: u64,
+    /// Bytes of those files.
+    pub bytes: u64,
+    /// Generation id of the artifact set.
+    pub generation_id: GenerationId,
+    /// Signed?
+    pub signed: bool,
+    /// Key id of the signing key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kid: Option<String>,
+    /// Layout warnings.
+    pub warnings: Vec<String>,
+}
+
+/// The descriptor written next to the bundle (`<bundle>.metadata.json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KitMetadata {
+    /// Bundle file name.
+    pub name: String,
+    /// `kit` or `delta`.
+    pub kind: String,
+    /// Kit version.
+    pub version: String,
+    /// Channel.
+    pub channel: String,
+    /// Bundle SHA-256.
+    pub sha256: String,
+    /// Bundle size.
+    pub size: u64,
+    /// The manifest's name, digest and size.
+    pub manifest: ManifestRef,
+    /// Build time.
+    pub created_at: String,
+    /// Generation id.
+    pub generation_id: String,
+    /// Whether `.sig` and `.jws` exist.
+    pub signed: bool,
+    /// Signing key id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kid: Option<String>,
+}
+
+/// A manifest named with its digest and size.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ManifestRef {
+    /// Path.
+    pub name: String,
+    /// SHA-256.
+    pub sha256: String,
+    /// Bytes.
+    pub size: u64,
+}
+
+/// One file of the kit, hashed.
+struct KitFile {
+    path: String,
+    mode: u32,
+    digests: FileDigests,
+    chunks: Vec<ChunkId>,
+    captured_at: String,
+    source: EntrySource,
+}
+
+/// The bundle's file name.
+pub fn bundle_name(version: &str, channel: &str) -> String {
+    format!("stella-ops-offline-kit-{version}-{channel}.tar.gz")
+}
+
+fn check_label(what: &str, value: &str) -> Result<()> {
+    let ok = !value.is_empty()
+        && value.len() <= 64
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._+-".contains(&b))
+        && !value.starts_with('.');
+    if ok {
+        Ok(())
+    } else {
+        Err(KitError::Usage(format!(
+            "{what} {value:?} must be 1-64 characters of letters, digits, '.', '_', '+' or '-'"
+        )))
+    }
+}
+
+/// Normalized kit mode for a release file.
+pub fn kit_mode(path: &str, mode: u32) -> u32 {
+    if path.starts_with("secrets/") {
+        0o600
+    } else if mode & 0o111 != 0 {
+        0o755
+    } else {
+        0o644
+    }
+}
+
+fn hash_reader(chunker: &Chunker, r: impl Read) -> std::io::Result<(FileDigests, Vec<ChunkId>)> {
+    let mut dual = DualHasher::new();
+    let mut sc = ouk_store::chunker::StreamChunker::new(chunker.clone(), r);
+    let mut chunks = Vec::new();
+    while let Some(c) = sc.next_chunk(&mut |b| dual.update(b))? {
+        chunks.push(ChunkId::of(c));
+    }
+    Ok((dual.finalize(), chunks))
+}
+
+fn generated(chunker: &Chunker, path: &str, bytes: Vec<u8>, captured_at: &str) -> Result<KitFile> {
+    let (digests, chunks) = hash_reader(chunker, &bytes[..]).ctx(|| format!("hash {path}"))?;
+    Ok(KitFile {
+        path: path.to_string(),
+        mode: 0o644,
+        digests,
+        chunks,
+        captured_at: captured_at.to_string(),
+        source: EntrySource::Bytes(bytes),
+    })
+}
+
+/// Write `bytes` to `path` atomically (temporary name, fsync, rename).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(dir).ctx(|| format!("create {}", dir.display()))?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".tmp-{name}-{}", std::process::id()));
+    let mut f = File::create(&tmp).ctx(|| format!("create {}", tmp.display()))?;
+    f.write_all(bytes)
+        .and_then(|_| f.sync_all())
+        .ctx(|| format!("write {}", tmp.display()))?;
+    fs::rename(&tmp, path).ctx(|| format!("rename to {}", path.display()))
+}
+
+/// Build the kit.
+pub fn build_kit(opts: &BuildOptions, progress: &mut dyn FnMut(u64)) -> Result<BuildReport> {
+    check_label("version", &opts.version)?;
+    check_label("channel", &opts.channel)?;
+    if !opts.release_dir.is_dir() {
+        return Err(KitError::NotFound(opts.release_dir.clone()));
+    }
+    let chunker = Chunker::new(ChunkerParams::V1);
+    let listed = ouk_delta::tree::list_tree(&opts.release_dir)?;
+    for (rel, _, _) in &listed {
+        if GENERATED_PATHS.contains(&rel.as_str()) {
+            return Err(KitError::Validation(format!(
+                "{rel}: the build writes this file itself; remove it from the release tree"
+            )));
+        }
+    }
+    let fixed_capture = match &opts.captured_at {
+        Some(t) => Some(provenance::normalize_rfc3339(t).ok_or_else(|| {
+            KitError::Usage(format!("--captured-at {t:?} is not an RFC 3339 time"))
+        })?),
+        None => None,
+    };
+
+    // 1. Hash every release file once, in parallel.
+    let hashed: Vec<Result<(KitFile, u32, i64)>> = listed
+        .par_iter()
+        .map(|(rel, path, mode)| {
+            let file = File::open(path).ctx(|| format!("open {}", path.display()))?;
+            let meta = file.metadata().ctx(|| format!("stat {}", path.display()))?;
+            let mtime = meta
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_secs() as i64);
+            let (digests, chunks) =
+                hash_reader(&chunker, std::io::BufReader::with_capacity(1 << 20, file))
+                    .ctx(|| format!("read {}", path.display()))?;
+            let captured_at = match &fixed_capture {
+                Some(t) => t.clone(),
+                None => format_utc(mtime).unwrap_or_else(|| "1970-01-01T00:00:00Z".into()),
+            };
+            Ok((
+                KitFile {
+                    path: rel.clone(),
+                    mode: kit_mode(rel, *mode),
+                    digests,
+                    chunks,
+                    captured_at,
+                    source: EntrySource::File(path.clone()),
+                },
+                *mode,
+                mtime,
+            ))
+        })
+        .collect();
+    let mut files = Vec::with_capacity(hashed.len());
+    let mut entries = Vec::with_capacity(hashed.len());
+    let mut newest = 0i64;
+    for h in hashed {
+        let (f, raw_mode, mtime) = h?;
+        newest = newest.max(mtime);
+        entries.push(FileEntry {
+            path: f.path.clone(),
+            mode: raw_mode,
+            size: f.digests.size,
+            sha256: f.digests.sha256,
+        });
+        files.push(f);
+    }
+    let created_at = match (&opts.created_at, std::env::var("SOURCE_DATE_EPOCH")) {
+        (Some(t), _) => provenance::normalize_rfc3339(t).ok_or_else(|| {
+            KitError::Usage(format!("--created-at {t:?} is not an RFC 3339 time"))
+        })?,
+        (None, Ok(epoch)) => epoch
+            .trim()
+            .parse::<i64>()
+            .ok()
+            .and_then(format_utc)
+            .ok_or_else(|| {
+                KitError::Usage(format!("SOURCE_DATE_EPOCH {epoch:?} is not a Unix time"))
+            })?,
+        (None, Err(_)) => fixed_capture
+            .clone()
+            .unwrap_or_else(|| format_utc(newest).unwrap_or_default()),
+    };
+
+    // 2. Layout rules.
+    let report = layout::check_entries(
+        &opts.release_dir,
+        &entries,
+        &LayoutOptions {
+            allow_missing_debug: opts.allow_missing_debug,
+            generated_at: None,
+        },
+    )?
+    .into_result()?;
+    let warnings: Vec<String> = report.warnings.iter().map(|w| w.to_string()).collect();
+
+    // 3. Generated files.
+    let have: std::collections::HashSet<String> = files.iter().map(|f| f.path.clone()).collect();
+    let mut extra = Vec::new();
+    if let Some(summary) = &report.debug_summary {
+        extra.push(generated(
+            &chunker,
+            layout::DEBUG_SUMMARY,
+            summary.to_json_bytes(),
+            &created_at,
+        )?);
+    }
+    for target in layout::plugin_sidecar_targets(&report.plugins) {
+        let Some(f) = files.iter().find(|f| f.path == target) else {
+            continue;
+        };
+        let base = target.rsplit('/').next().unwrap_or(&target).to_string();
+        let sha_path = format!("{target}.sha256");
+        if !have.contains(&sha_path) {
+            let body = layout::sha256_sidecar_body(&f.digests.sha256, &base);
+            extra.push(generated(
+                &chunker,
+                &sha_path,
+                body.into_bytes(),
+                &created_at,
+            )?);
+        }
+        let sig_path = format!("{target}.sig");
+        if let Some(key) = &opts.signing_key
+            && !have.contains(&sig_path)
+        {
+            let sig = crate::sign::sign_blob_sha256(key, &f.digests.sha256).map_err(|e| {
+                KitError::Signature {
+                    what: sig_path.clone(),
+                    message: e.to_string(),
+                }
+            })?;
+            extra.push(generated(
+                &chunker,
+                &sig_path,
+                sig.into_bytes(),
+                &created_at,
+            )?);
+        }
+    }
+    files.extend(extra);
+    let sbom_files: Vec<SbomFile> = files
+        .iter()
+        .map(|f| SbomFile::new(f.path.clone(), &f.digests))
+        .collect();
+    let sbom = provenance::spdx_json(
+        &SbomInfo::new(&opts.version, &opts.channel, &created_at),
+        &sbom_files,
+    )?;
+    files.push(generated(
+        &chunker,
+        provenance::SBOM_PATH,
+        sbom,
+        &created_at,
+    )?);
+    let mut warnings = warnings;
+    match &opts.signing_key {
+        Some(key) => {
+            let subjects = files
+                .iter()
+                .map(|f| Subject::sha256(f.path.clone(), &f.digests.sha256))
+                .collect();
+            let mut input = ProvenanceInput::new(&opts.version, &opts.channel, subjects);
+            input.started_on = Some(created_at.clone());
+            input.finished_on = Some(created_at.clone());
+            let envelope = provenance::provenance_json(key, &input)?;
+            files.push(generated(
+                &chunker,
+                provenance::PROVENANCE_PATH,
+                envelope,
+                &created_at,
+            )?);
+        }
+        None => warnings.push(
+            "no signing key: the kit is UNSIGNED (no .sig, no .jws, no provenance attestation)"
+                .into(),
+        ),
+    }
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+
+    let chunk_set = ChunkSetManifest::new(
+        files
+            .iter()
+            .map(|f| ManifestEntry {
+                path: f.path.clone(),
+                mode: f.mode,
+                size: f.digests.size,
+                sha256: FileDigest(f.digests.sha256),
+                chunks: f.chunks.clone(),
+            })
+            .collect(),
+    )?;
+    let generation_id = chunk_set.id();
+    let manifest = OfflineManifest {
+        schema: SCHEMA.into(),
+        version: opts.version.clone(),
+        channel: opts.channel.clone(),
+        created_at: created_at.clone(),
+        generation_id: generation_id.to_hex(),
+        artifacts: files
+            .iter()
+            .map(|f| Artifact {
+                name: f.path.clone(),
+                sha256: hex::encode(f.digests.sha256),
+                size: f.digests.size,
+                captured_at: f.captured_at.clone(),
+            })
+            .collect(),
+    };
+    let manifest_bytes = manifest.to_bytes();
+    let manifest_sha = FileDigest::of(&manifest_bytes);
+
+    if let Some(staging) = &opts.staging_dir {
+        for f in &files {
+            if let EntrySource::Bytes(b) = &f.source {
+                write_atomic(&staging.join(&f.path), b)?;
+            }
+        }
+        write_atomic(&staging.join(MANIFEST_PATH), &manifest_bytes)?;
+    }
+
+    // 4. The bundle.
+    fs::create_dir_all(&opts.output_dir).ctx(|| format!("create {}", opts.output_dir.display()))?;
+    let name = bundle_name(&opts.version, &opts.channel);
+    let bundle_path = opts.output_dir.join(&name);
+    let tmp = opts
+        .output_dir
+        .join(format!(".tmp-{name}-{}", std::process::id()));
+    let expected: std::collections::HashMap<String, [u8; 32]> = files
+        .iter()
+        .map(|f| (f.path.clone(), f.digests.sha256))
+        .collect();
+    let total_bytes: u64 =
+        files.iter().map(|f| f.digests.size).sum::<u64>() + manifest_bytes.len() as u64;
+    let mut specs: Vec<EntrySpec> = files
+        .into_iter()
+        .map(|f| EntrySpec {
+            path: f.path,
+            mode: f.mode,
+            source: f.source,
+        })
+        .collect();
+    specs.push(EntrySpec {
+        path: MANIFEST_PATH.into(),
+        mode: 0o644,
+        source: EntrySource::Bytes(manifest_bytes.clone()),
+    });
+    let file_count = specs.len() as u64;
+    let out = File::create(&tmp).ctx(|| format!("create {}", tmp.display()))?;
+    let gz = GzOptions {
+        threads: opts.threads.max(1),
+        ..GzOptions::default()
+    };
+    let result = write_bundle(std::io::BufWriter::with_capacity(1 << 20, out), specs, gz);
+    let (summary, infos, out) = match result {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = fs::remove_file(&tmp);
+            return Err(e.into());
+        }
+    };
+    for info in &infos {
+        if let Some(exp) = expected.get(&info.path)
+            && *exp != info.sha256
+        {
+            let _ = fs::remove_file(&tmp);
+            return Err(KitError::Validation(format!(
+                "{}: changed while the kit was being built; rebuild from a quiescent release tree",
+                info.path
+            )));
+        }
+    }
+    progress(total_bytes);
+    let file = out.into_inner().map_err(|e| KitError::Io {
+        context: format!("write {}", tmp.display()),
+        source: e.into_error(),
+    })?;
+    file.sync_all().ctx(|| format!("fsync {}", tmp.display()))?;
+    fs::set_permissions(&tmp, fs::Permissions::from_mode(0o644))
+        .ctx(|| format!("chmod {}", tmp.display()))?;
+    fs::rename(&tmp, &bundle_path).ctx(|| format!("rename to {}", bundle_path.display()))?;
+
+    // 5. Sidecars.
+    let bundle_hex = hex::encode(summary.sha256);
+    write_atomic(
+        &opts.output_dir.join(format!("{name}.sha256")),
+        format!("{bundle_hex}  {name}\n").as_bytes(),
+    )?;
+    let manifest_out = opts.output_dir.join(MANIFEST_PATH);
+    write_atomic(&manifest_out, &manifest_bytes)?;
+    write_atomic(
+        &opts.output_dir.join(format!("{MANIFEST_PATH}.sha256")),
+        format!("{manifest_sha}  offline-manifest.json\n").as_bytes(),
+    )?;
+    let kid = opts.signing_key.as_ref().map(SigningKey::kid);
+    if let Some(key) = &opts.signing_key {
+        let sig = crate::sign::sign_blob_sha256(key, &summary.sha256).map_err(|e| {
+            KitError::Signature {
+                what: format!("{name}.sig"),
+                message: e.to_string(),
+            }
+        })?;
+        write_atomic(&opts.output_dir.join(format!("{name}.sig")), sig.as_bytes())?;
+        let manifest_sig = crate::sign::sign_blob_sha256(key, &manifest_sha.0).map_err(|e| {
+            KitError::Signature {
+                what: format!("{MANIFEST_PATH}.sig"),
+                message: e.to_string(),
+            }
+        })?;
+        write_atomic(
+            &opts.output_dir.join(format!("{MANIFEST_PATH}.sig")),
+            manifest_sig.as_bytes(),
+        )?;
+        let jws = crate::sign::sign_detached_jws(key, &manifest_bytes).map_err(|e| {
+            KitError::Signature {
+                what: format!("{MANIFEST_PATH}.jws"),
+                message: e.to_string(),
+            }
+        })?;
+        write_atomic(
+            &opts.output_dir.join(format!("{MANIFEST_PATH}.jws")),
+            jws.as_bytes(),
+        )?;
+    }
+    let metadata = KitMetadata {
+        name: name.clone(),
+        kind: "kit".into(),
+        version: opts.version.clone(),
+        channel: opts.channel.clone(),
+        sha256: bundle_hex.clone(),
+        size: summary.size,
+        manifest: ManifestRef {
+            name: MANIFEST_PATH.into(),
+            sha256: manifest_sha.to_hex(),
+            size: manifest_bytes.len() as u64,
+        },
+        created_at,
+        generation_id: generation_id.to_hex(),
+        signed: opts.signing_key.is_some(),
+        kid: kid.clone(),
+    };
+    let mut meta_bytes = serde_json::to_vec_pretty(&metadata).unwrap_or_default();
+    meta_bytes.push(b'\n');
+    write_atomic(
+        &opts.output_dir.join(format!("{name}.metadata.json")),
+        &meta_bytes,
+    )?;
+    Ok(BuildReport {
+        bundle: bundle_path,
+        sha256: bundle_hex,
+        size: summary.size,
+        manifest: manifest_out,
+        manifest_sha256: manifest_sha.to_hex(),
+        files: file_count,
+        bytes: total_bytes,
+        generation_id,
+        signed: opts.signing_key.is_some(),
+        kid,
+        warnings,
+    })
+}

@@ -1,0 +1,86 @@
+//! The kit crate's error type: one variant per way a kit can be refused or fail, so the
+//! binary can map each to its exit code (digest 2, signature 5, version 8, validation 11,
+//! disk 12, lock 13).
+
+use std::path::PathBuf;
+
+/// Errors from building, verifying and importing kits.
+#[derive(Debug, thiserror::Error)]
+pub enum KitError {
+    /// A file or directory could not be read or written.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done, naming the path.
+        context: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// An input the user named does not exist.
+    #[error("{0}: not found")]
+    NotFound(PathBuf),
+    /// The release tree breaks a layout rule.
+    #[error(transparent)]
+    Layout(#[from] crate::layout::LayoutError),
+    /// Writing the bundle failed.
+    #[error("writing the bundle: {0}")]
+    Write(#[from] crate::bundle::WriteError),
+    /// The bundle is malformed or unsafe.
+    #[error("bundle refused: {0}")]
+    Read(#[from] crate::bundle::ReadError),
+    /// A key could not be read or written.
+    #[error("key: {0}")]
+    Key(#[from] crate::sign::KeyError),
+    /// Provenance could not be produced.
+    #[error("provenance: {0}")]
+    Provenance(#[from] crate::provenance::ProvenanceError),
+    /// A digest did not match.
+    #[error("{what}: digest mismatch (expected {expected}, got {actual})")]
+    DigestMismatch {
+        /// Which file or check.
+        what: String,
+        /// Expected hex.
+        expected: String,
+        /// Actual hex.
+        actual: String,
+    },
+    /// A signature is missing, malformed, invalid or from an untrusted key.
+    #[error("{what}: {message}")]
+    Signature {
+        /// Which signature.
+        what: String,
+        /// Why it failed.
+        message: String,
+    },
+    /// The manifest is malformed.
+    #[error("invalid offline manifest: {0}")]
+    InvalidManifest(String),
+    /// The bundle and its manifest disagree, or some other validation failed.
+    #[error("{0}")]
+    Validation(String),
+    /// A bad argument.
+    #[error("{0}")]
+    Usage(String),
+    /// The generation layer failed.
+    #[error(transparent)]
+    Delta(#[from] ouk_delta::DeltaError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] ouk_store::StoreError),
+}
+
+/// Result alias.
+pub type Result<T, E = KitError> = std::result::Result<T, E>;
+
+pub(crate) trait IoContext<T> {
+    fn ctx(self, context: impl FnOnce() -> String) -> Result<T>;
+}
+
+impl<T> IoContext<T> for std::io::Result<T> {
+    fn ctx(self, context: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|source| KitError::Io {
+            context: context(),
+            source,
+        })
+    }
+}

@@ -1,0 +1,360 @@
+//! Verifying a bundle before anything is unpacked, and checking its content against its
+//! manifest: what `ouk kit verify` runs and what the importer runs first.
+//!
+//! Checks, in order, each with its own error (and so exit code):
+//! 1. the bundle's SHA-256 against its `.sha256` sidecar and `.metadata.json` (digest, 2);
+//! 2. the cosign blob signature against the trusted keys (signature, 5);
+//! 3. the manifest's detached JWS against the trusted keys (signature, 5);
+//! 4. every bundle entry against the manifest: declared size (the reader refuses to read
+//!    past it), SHA-256, nothing missing, nothing extra (digest 2 / validation 11).
+//!
+//! Sidecars are found next to the bundle when not named: `<bundle>.sha256`, `.sig`,
+//! `.metadata.json`, and `manifest/offline-manifest.json` (+ `.jws`) in the same directory.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::build::KitMetadata;
+use crate::bundle::{BundleReader, ReadLimits};
+use crate::error::{IoContext, KitError, Result};
+use crate::manifest::{MANIFEST_PATH, MAX_MANIFEST_BYTES, OfflineManifest};
+use crate::sign::VerifyingKey;
+
+/// Files that accompany a bundle.
+#[derive(Debug, Clone, Default)]
+pub struct Sidecars {
+    /// `<hex>  <name>` digest file.
+    pub sha256: Option<PathBuf>,
+    /// cosign signature.
+    pub signature: Option<PathBuf>,
+    /// descriptor.
+    pub metadata: Option<PathBuf>,
+    /// offline manifest.
+    pub manifest: Option<PathBuf>,
+    /// manifest JWS.
+    pub manifest_signature: Option<PathBuf>,
+}
+
+fn existing(p: PathBuf) -> Option<PathBuf> {
+    p.is_file().then_some(p)
+}
+
+impl Sidecars {
+    /// Find sidecars next to `bundle`; explicit paths win.
+    pub fn discover(bundle: &Path, explicit: Sidecars) -> Sidecars {
+        let name = bundle
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let dir = bundle.parent().unwrap_or(Path::new("."));
+        let beside = |ext: &str| existing(dir.join(format!("{name}.{ext}")));
+        let manifest = explicit
+            .manifest
+            .or_else(|| existing(dir.join(MANIFEST_PATH)));
+        let manifest_signature = explicit.manifest_signature.or_else(|| {
+            manifest
+                .as_ref()
+                .and_then(|m| existing(PathBuf::from(format!("{}.jws", m.display()))))
+        });
+        Sidecars {
+            sha256: explicit.sha256.or_else(|| beside("sha256")),
+            signature: explicit.signature.or_else(|| beside("sig")),
+            metadata: explicit.metadata.or_else(|| beside("metadata.json")),
+            manifest,
+            manifest_signature,
+        }
+    }
+}
+
+/// What verification established.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VerifyReport {
+    /// Bundle SHA-256.
+    pub sha256: String,
+    /// Bundle size.
+    pub size: u64,
+    /// Checked against a `.sha256` or `.metadata.json`.
+    pub digest_checked: bool,
+    /// Key id that verified the bundle signature, if checked.
+    pub signature_kid: Option<String>,
+    /// Key id that verified the manifest JWS, if checked.
+    pub manifest_kid: Option<String>,
+    /// Entries checked against the manifest, if a manifest was checked.
+    pub files_checked: Option<u64>,
+}
+
+/// SHA-256 and size of a file, streamed.
+pub fn sha256_file(path: &Path) -> Result<([u8; 32], u64)> {
+    let file = File::open(path).ctx(|| format!("open {}", path.display()))?;
+    let size = file
+        .metadata()
+        .ctx(|| format!("stat {}", path.display()))?
+        .len();
+    let digest =
+        crate::sign::cosign::sha256_reader(file).ctx(|| format!("read {}", path.display()))?;
+    Ok((digest, size))
+}
+
+fn read_small(path: &Path, limit: u64) -> Result<Vec<u8>> {
+    let f = File::open(path).ctx(|| format!("open {}", path.display()))?;
+    let mut out = Vec::new();
+    f.take(limit + 1)
+        .read_to_end(&mut out)
+        .ctx(|| format!("read {}", path.display()))?;
+    if out.len() as u64 > limit {
+        return Err(KitError::Validation(format!(
+            "{}: larger than {limit} bytes",
+            path.display()
+        )));
+    }
+    Ok(out)
+}
+
+/// Parse a `sha256sum` line's digest.
+pub fn parse_sha256_line(body: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(body).ok()?;
+    let hex = text.split_whitespace().next()?.to_ascii_lowercase();
+    (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit())).then_some(hex)
+}
+
+/// Step 1: the bundle's digest against its sidecars. Returns (sha256, size, checked?).
+pub fn check_digest(bundle: &Path, sidecars: &Sidecars) -> Result<([u8; 32], u64, bool)> {
+    if !bundle.is_file() {
+        return Err(KitError::NotFound(bundle.to_path_buf()));
+    }
+    let (digest, size) = sha256_file(bundle)?;
+    let actual = hex::encode(digest);
+    let mismatch = |expected: String| KitError::DigestMismatch {
+        what: format!(
+            "could not verify bundle hash: re-copy the kit ({})",
+            bundle.display()
+        ),
+        expected,
+        actual: actual.clone(),
+    };
+    let mut checked = false;
+    if let Some(p) = &sidecars.sha256 {
+        let expected = parse_sha256_line(&read_small(p, 4096)?).ok_or_else(|| {
+            KitError::Validation(format!("{}: not a sha256sum line", p.display()))
+        })?;
+        if expected != actual {
+            return Err(mismatch(expected));
+        }
+        checked = true;
+    }
+    if let Some(p) = &sidecars.metadata {
+        let meta: KitMetadata = serde_json::from_slice(&read_small(p, 1 << 20)?)
+            .map_err(|e| KitError::Validation(format!("{}: {e}", p.display())))?;
+        if meta.sha256 != actual || meta.size != size {
+            return Err(mismatch(meta.sha256));
+        }
+        checked = true;
+    }
+    Ok((digest, size, checked))
+}
+
+/// Step 2: the bundle signature. `Ok(None)` when no keys were given (not checked).
+pub fn check_signature(
+    sha256: &[u8; 32],
+    sidecars: &Sidecars,
+    keys: &[VerifyingKey],
+) -> Result<Option<String>> {
+    if keys.is_empty() {
+        return Ok(None);
+    }
+    let path = sidecars
+        .signature
+        .as_ref()
+        .ok_or_else(|| KitError::Signature {
+            what: "bundle".into(),
+            message: "unsigned: no .sig found next to the bundle (give --bundle-signature)".into(),
+        })?;
+    let sig = String::from_utf8_lossy(&read_small(path, 64 << 10)?)
+        .trim()
+        .to_string();
+    let mut last = String::new();
+    for k in keys {
+        match crate::sign::cosign::verify_blob_sha256(k, sha256, &sig) {
+            Ok(()) => return Ok(Some(k.kid())),
+            Err(e) => last = e.to_string(),
+        }
+    }
+    Err(KitError::Signature {
+        what: format!("bundle signature {}", path.display()),
+        message: format!("not valid under any trusted key: {last}"),
+    })
+}
+
+/// Step 3: read and parse the manifest, checking its JWS when keys are given.
+pub fn load_manifest(
+    path: &Path,
+    jws: Option<&Path>,
+    keys: &[VerifyingKey],
+) -> Result<(OfflineManifest, Vec<u8>, Option<String>)> {
+    let bytes = read_small(path, MAX_MANIFEST_BYTES)?;
+    let kid = if keys.is_empty() {
+        None
+    } else {
+        let jws_path = jws.ok_or_else(|| KitError::Signature {
+            what: "manifest".into(),
+            message: "no .jws found for the manifest (give --manifest-signature)".into(),
+        })?;
+        let token = String::from_utf8_lossy(&read_small(jws_path, 64 << 10)?)
+            .trim()
+            .to_string();
+        let k = crate::sign::verify_detached_jws(keys, &token, &bytes).map_err(|e| {
+            KitError::Signature {
+                what: format!("manifest signature {}", jws_path.display()),
+                message: e.to_string(),
+            }
+        })?;
+        Some(k.kid())
+    };
+    Ok((OfflineManifest::parse(&bytes)?, bytes, kid))
+}
+
+/// Step 4: stream the bundle and check every entry against `manifest`. The bundle's own
+/// copy of the manifest must equal `manifest_bytes`. Returns the files checked.
+pub fn check_content(
+    bundle: &Path,
+    manifest: &OfflineManifest,
+    manifest_bytes: &[u8],
+) -> Result<u64> {
+    let declared: HashMap<&str, (u64, &str)> = manifest
+        .artifacts
+        .iter()
+        .map(|a| (a.name.as_str(), (a.size, a.sha256.as_str())))
+        .collect();
+    let manifest_len = manifest_bytes.len() as u64;
+    let file = File::open(bundle).ctx(|| format!("open {}", bundle.display()))?;
+    let limits = ReadLimits::for_declared(
+        manifest.artifacts.len() as u64 + 1,
+        manifest.total_bytes() + manifest_len,
+    );
+    let lookup = |p: &str| {
+        if p == MANIFEST_PATH {
+            Some(manifest_len)
+        } else {
+            declared.get(p).map(|d| d.0)
+        }
+    };
+    let mut reader = BundleReader::new(file, lookup, limits);
+    let mut seen = 0u64;
+    let mut saw_manifest = false;
+    let mut buf = vec![0u8; 256 << 10];
+    while let Some(mut entry) = reader.next_entry()? {
+        if entry.kind != crate::bundle::EntryKind::File {
+            continue;
+        }
+        use sha2::Digest;
+        let mut h = sha2::Sha256::new();
+        let mut size = 0u64;
+        loop {
+            let n = entry.read_chunk(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            h.update(&buf[..n]);
+            size += n as u64;
+        }
+        let actual = hex::encode(h.finalize());
+        let path = entry.path.clone();
+        let (want_size, want_sha) = if path == MANIFEST_PATH {
+            saw_manifest = true;
+            (
+                manifest_len,
+                hex::encode(<sha2::Sha256 as sha2::Digest>::digest(manifest_bytes)),
+            )
+        } else {
+            let d = declared.get(path.as_str()).copied().unwrap_or((0, ""));
+            seen += 1;
+            (d.0, d.1.to_string())
+        };
+        if size != want_size || actual != want_sha {
+            return Err(KitError::DigestMismatch {
+                what: format!("{path} (in the bundle)"),
+                expected: want_sha,
+                actual,
+            });
+        }
+    }
+    if !saw_manifest {
+        return Err(KitError::Validation(format!(
+            "the bundle has no {MANIFEST_PATH}"
+        )));
+    }
+    if seen != manifest.artifacts.len() as u64 {
+        return Err(KitError::Validation(format!(
+            "the manifest lists {} files but the bundle has {seen} of them",
+            manifest.artifacts.len()
+        )));
+    }
+    Ok(seen + 1)
+}
+
+/// `ouk kit verify`: steps 1-4 as far as the given material allows.
+pub fn verify_bundle(
+    bundle: &Path,
+    explicit: Sidecars,
+    keys: &[VerifyingKey],
+) -> Result<VerifyReport> {
+    let sidecars = Sidecars::discover(bundle, explicit);
+    let (sha, size, digest_checked) = check_digest(bundle, &sidecars)?;
+    let signature_kid = check_signature(&sha, &sidecars, keys)?;
+    let (manifest_kid, files_checked) = match &sidecars.manifest {
+        Some(m) => {
+            let (manifest, bytes, kid) =
+                load_manifest(m, sidecars.manifest_signature.as_deref(), keys)?;
+            (kid, Some(check_content(bundle, &manifest, &bytes)?))
+        }
+        None => (None, None),
+    };
+    Ok(VerifyReport {
+        sha256: hex::encode(sha),
+        size,
+        digest_checked,
+        signature_kid,
+        manifest_kid,
+        files_checked,
+    })
+}
+
+/// The manifest inside a bundle (reads only up to its entry).
+pub fn manifest_from_bundle(bundle: &Path) -> Result<(OfflineManifest, Vec<u8>)> {
+    let file = File::open(bundle).ctx(|| format!("open {}", bundle.display()))?;
+    // Sizes are not known yet: allow anything, bounded by the manifest limit for the
+    // manifest itself; other entries are skipped without being read.
+    let lookup = |p: &str| {
+        if p == MANIFEST_PATH {
+            Some(MAX_MANIFEST_BYTES)
+        } else {
+            Some(u64::MAX)
+        }
+    };
+    let mut reader = BundleReader::new(
+        file,
+        lookup,
+        ReadLimits {
+            max_total_bytes: u64::MAX,
+            max_entries: 10_000_000,
+        },
+    );
+    while let Some(mut entry) = reader.next_entry()? {
+        if entry.path == MANIFEST_PATH {
+            let mut bytes = Vec::new();
+            entry
+                .read_to_end(&mut bytes)
+                .ctx(|| format!("read {MANIFEST_PATH} from {}", bundle.display()))?;
+            return Ok((OfflineManifest::parse(&bytes)?, bytes));
+        }
+    }
+    Err(KitError::Validation(format!(
+        "{}: no {MANIFEST_PATH} inside",
+        bundle.display()
+    )))
+}
