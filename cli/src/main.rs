@@ -51,6 +51,9 @@ enum Command {
     /// The debug store of a release.
     #[command(subcommand)]
     DebugStore(cmd::kit::DebugStoreCommand),
+    /// Keys this root trusts for imports.
+    #[command(subcommand)]
+    Trust(cmd::kit::TrustCommand),
     /// Signing keys.
     #[command(subcommand)]
     Key(cmd::kit::KeyCommand),
@@ -137,6 +140,7 @@ fn main() -> std::process::ExitCode {
         Command::Kit(c) => cmd::kit::run(&ctx, c),
         Command::DebugStore(c) => cmd::kit::run_debug_store(&ctx, c),
         Command::Key(c) => cmd::kit::run_key(&ctx, c),
+        Command::Trust(c) => cmd::kit::run_trust(&ctx, c),
     };
     match result {
         Ok(code) => std::process::ExitCode::from(code as u8),

@@ -58,6 +58,28 @@ pub enum KitError {
     /// The bundle and its manifest disagree, or some other validation failed.
     #[error("{0}")]
     Validation(String),
+    /// The kit is not newer than the active generation.
+    #[error(
+        "version not newer: kit {kit} is not newer than the active {active}; use --force-activate --force-reason to override"
+    )]
+    NotNewer {
+        /// The kit's version.
+        kit: String,
+        /// The active version.
+        active: String,
+    },
+    /// Not enough free space.
+    #[error(
+        "not enough disk space: free >= {needed_gib:.1} GiB in {path} (have {free_gib:.1} GiB)"
+    )]
+    NoSpace {
+        /// Directory checked.
+        path: PathBuf,
+        /// GiB needed.
+        needed_gib: f64,
+        /// GiB free.
+        free_gib: f64,
+    },
     /// A bad argument.
     #[error("{0}")]
     Usage(String),

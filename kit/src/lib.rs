@@ -7,6 +7,7 @@
 pub mod build;
 pub mod bundle;
 mod error;
+pub mod import;
 pub mod layout;
 pub mod manifest;
 pub mod provenance;

@@ -28,7 +28,7 @@ mod maintenance;
 pub mod pack;
 mod writer;
 
-use redb::{ReadableDatabase, ReadableTable};
+use redb::ReadableDatabase;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -108,29 +108,31 @@ impl Store {
             chunker: ChunkerParams::V1,
             zstd_level: options.zstd_level,
         };
-        let header = {
-            let txn = db.begin_write()?;
-            let header = {
-                let mut meta = txn.open_table(META)?;
-                let existing = meta.get(HEADER_KEY)?.map(|v| v.value().to_vec());
-                match existing {
-                    Some(bytes) => {
-                        StoreHeader::decode(&bytes).map_err(|e| StoreError::Incompatible {
-                            path: dir.to_path_buf(),
-                            message: e.to_string(),
-                        })?
-                    }
-                    None => {
-                        meta.insert(HEADER_KEY, wanted.encode().as_slice())?;
-                        wanted.clone()
-                    }
-                }
-            };
-            txn.open_table(CHUNKS)?;
-            txn.open_table(PACKS)?;
-            txn.open_table(FILES)?;
-            txn.commit()?;
-            header
+        // Read first: opening an existing store must write nothing (an import of what is
+        // already current is a no-op, down to the index file).
+        let existing = {
+            let txn = db.begin_read()?;
+            match txn.open_table(META) {
+                Ok(meta) => meta.get(HEADER_KEY)?.map(|v| v.value().to_vec()),
+                Err(redb::TableError::TableDoesNotExist(_)) => None,
+                Err(e) => return Err(e.into()),
+            }
+        };
+        let header = match existing {
+            Some(bytes) => StoreHeader::decode(&bytes).map_err(|e| StoreError::Incompatible {
+                path: dir.to_path_buf(),
+                message: e.to_string(),
+            })?,
+            None => {
+                let txn = db.begin_write()?;
+                txn.open_table(META)?
+                    .insert(HEADER_KEY, wanted.encode().as_slice())?;
+                txn.open_table(CHUNKS)?;
+                txn.open_table(PACKS)?;
+                txn.open_table(FILES)?;
+                txn.commit()?;
+                wanted.clone()
+            }
         };
         if header.chunker != ChunkerParams::V1 {
             return Err(StoreError::Incompatible {
@@ -297,8 +299,15 @@ impl Store {
 
     /// `length` bytes of file `digest` starting at `offset`, every chunk touched verified.
     /// Short when the file ends first.
-    pub fn read_file_range(&self, digest: &FileDigest, offset: u64, length: u64) -> Result<Vec<u8>> {
-        let rec = self.file_record(digest)?.ok_or(StoreError::MissingFile(*digest))?;
+    pub fn read_file_range(
+        &self,
+        digest: &FileDigest,
+        offset: u64,
+        length: u64,
+    ) -> Result<Vec<u8>> {
+        let rec = self
+            .file_record(digest)?
+            .ok_or(StoreError::MissingFile(*digest))?;
         let txn = self.db.begin_read()?;
         let table = txn.open_table(CHUNKS)?;
         let end = offset.saturating_add(length).min(rec.size);

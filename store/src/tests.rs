@@ -262,7 +262,13 @@ fn ranges_read_across_chunk_boundaries() {
     let store = open(tmp.path());
     let data = random(3 << 20, 13);
     let d = store.put_reader(&data[..]).unwrap().digest;
-    for (off, len) in [(0u64, 10u64), (65_530, 200_000), (3 << 20, 5), ((3 << 20) - 7, 100), (1_000_000, 1_500_000)] {
+    for (off, len) in [
+        (0u64, 10u64),
+        (65_530, 200_000),
+        (3 << 20, 5),
+        ((3 << 20) - 7, 100),
+        (1_000_000, 1_500_000),
+    ] {
         let got = store.read_file_range(&d, off, len).unwrap();
         let s = (off as usize).min(data.len());
         let e = ((off + len) as usize).min(data.len());

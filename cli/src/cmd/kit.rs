@@ -60,6 +60,39 @@ pub enum KitCommand {
         #[arg(long)]
         manifest_signature: Option<PathBuf>,
     },
+    /// Import a kit into the root: verify, unpack, check, ingest, activate.
+    Import {
+        /// The bundle.
+        bundle: PathBuf,
+        /// The offline manifest (default: manifest/offline-manifest.json next to the bundle,
+        /// else the bundle's own copy).
+        #[arg(long)]
+        manifest: Option<PathBuf>,
+        /// The bundle's cosign signature (default: BUNDLE.sig).
+        #[arg(long)]
+        bundle_signature: Option<PathBuf>,
+        /// The manifest's JWS (default: MANIFEST.jws).
+        #[arg(long)]
+        manifest_signature: Option<PathBuf>,
+        /// Trust this public key for this import (in addition to ROOT/trust).
+        #[arg(long)]
+        trust_key: Vec<PathBuf>,
+        /// Accept a bundle without a valid signature from a trusted key.
+        #[arg(long)]
+        allow_unsigned: bool,
+        /// Verify, unpack and check, report what would change, and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Activate even though the version is not newer (needs --force-reason).
+        #[arg(long, requires = "force_reason")]
+        force_activate: bool,
+        /// Why the activation is forced (recorded with who and when).
+        #[arg(long, requires = "force_activate")]
+        force_reason: Option<String>,
+        /// Free space to keep beyond what the import writes, bytes.
+        #[arg(long, default_value_t = ouk_kit::import::DEFAULT_FREE_MARGIN, hide = true)]
+        free_margin: u64,
+    },
     /// List a kit's artifacts: name, sha256, size, capturedAt.
     Manifest {
         /// A bundle or an offline-manifest.json.
@@ -220,6 +253,96 @@ pub fn run(ctx: &Context, cmd: KitCommand) -> Result<ExitCode, Failure> {
             });
             Ok(ExitCode::Ok)
         }
+        KitCommand::Import {
+            bundle,
+            manifest,
+            bundle_signature,
+            manifest_signature,
+            trust_key,
+            allow_unsigned,
+            dry_run,
+            force_activate,
+            force_reason,
+            free_margin,
+        } => {
+            let extra_keys = load_public_keys(&trust_key)?;
+            let opts = ouk_kit::import::ImportOptions {
+                bundle,
+                sidecars: Sidecars {
+                    signature: bundle_signature,
+                    manifest,
+                    manifest_signature,
+                    ..Default::default()
+                },
+                extra_keys,
+                allow_unsigned,
+                dry_run,
+                force: force_reason
+                    .filter(|_| force_activate)
+                    .map(|reason| ouk_kit::import::Force { reason }),
+                wait: ctx.wait,
+                free_margin,
+            };
+            let mut progress = ctx.out.progress("import", 0);
+            let code_of = |e: &ouk_kit::KitError| crate::exit::kit_code(e) as u8;
+            let result =
+                ouk_kit::import::import(&ctx.root, &opts, &code_of, &mut |n| progress.inc(n));
+            drop(progress);
+            let report = result.map_err(|f| {
+                let mut failure = kit_failure(f.error);
+                failure.message = format!("import refused at step {}: {}", f.step, failure.message);
+                if let Some(q) = f.quarantined {
+                    failure
+                        .message
+                        .push_str(&format!(" (quarantined in {})", q.display()));
+                }
+                failure
+            })?;
+            ctx.out.emit(&report, || {
+                let what = match report.outcome.as_str() {
+                    "already-active" => "is already active; nothing changed".to_string(),
+                    "dry-run" => "would be activated (dry run; nothing changed)".to_string(),
+                    _ => format!(
+                        "activated{}",
+                        report
+                            .previous
+                            .map(|p| format!(" (previous {})", p.short()))
+                            .unwrap_or_default()
+                    ),
+                };
+                let mut s = format!(
+                    "kit {} {} (generation {}) {what}
+  {} files, {}",
+                    report.version,
+                    report.channel,
+                    report.generation.short(),
+                    report.files,
+                    bytes(report.bytes)
+                );
+                if report.outcome != "already-active" {
+                    s.push_str(&format!(
+                        "
+  {} added, {} changed, {} removed ({})",
+                        report.diff.added.len(),
+                        report.diff.changed.len(),
+                        report.diff.removed.len(),
+                        bytes(report.diff.bytes)
+                    ));
+                }
+                match &report.signed_by {
+                    Some(k) => s.push_str(&format!(
+                        "
+  signature verified (kid {k})"
+                    )),
+                    None => s.push_str(
+                        "
+  UNSIGNED (accepted with --allow-unsigned)",
+                    ),
+                }
+                s
+            });
+            Ok(ExitCode::Ok)
+        }
         KitCommand::Manifest { file } => {
             if !file.is_file() {
                 return Err(Failure::new(
@@ -322,5 +445,55 @@ pub fn run_key(ctx: &Context, cmd: KeyCommand) -> Result<ExitCode, Failure> {
             key.kid()
         )
     });
+    Ok(ExitCode::Ok)
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TrustCommand {
+    /// Trust a PKIX PEM public key for imports.
+    Add {
+        /// The public key.
+        key: PathBuf,
+    },
+    /// List trusted keys.
+    List,
+    /// Stop trusting a key.
+    Remove {
+        /// Key id (RFC 7638 thumbprint) from `ouk trust list`.
+        kid: String,
+    },
+}
+
+pub fn run_trust(ctx: &Context, cmd: TrustCommand) -> Result<ExitCode, Failure> {
+    // Hold the root lock: an import reads the trust store while it runs.
+    let root = ctx.open_root()?;
+    match cmd {
+        TrustCommand::Add { key } => {
+            let t = ouk_kit::import::trust::add(root.dir(), &key).map_err(kit_failure)?;
+            ctx.out
+                .emit(&t, || format!("trusted {} ({})", t.kid, t.path.display()));
+        }
+        TrustCommand::List => {
+            let keys: Vec<_> = ouk_kit::import::trust::list(root.dir())
+                .map_err(kit_failure)?
+                .into_iter()
+                .map(|(t, _)| t)
+                .collect();
+            ctx.out.emit(&keys, || {
+                if keys.is_empty() {
+                    "no trusted keys (ouk trust add PUB)".into()
+                } else {
+                    keys.iter()
+                        .map(|k| format!("{}  {}", k.kid, k.path.display()))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                }
+            });
+        }
+        TrustCommand::Remove { kid } => {
+            let t = ouk_kit::import::trust::remove(root.dir(), &kid).map_err(kit_failure)?;
+            ctx.out.emit(&t, || format!("removed {}", t.kid));
+        }
+    }
     Ok(ExitCode::Ok)
 }

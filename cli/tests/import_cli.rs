@@ -1,0 +1,367 @@
+//! End-to-end: `ouk kit import` and `ouk trust` — the verified, atomic, idempotent import.
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::*;
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../testdata/cosign")
+        .join(name)
+}
+
+/// Build a signed kit of the small tree for `day` as `version`; returns the bundle path.
+fn kit(dir: &Path, day: u32, version: &str) -> PathBuf {
+    let release = small_tree(dir, day);
+    let out = dir.join(format!("dist-{version}"));
+    let o = Command::new(ouk())
+        .args([
+            "kit",
+            "build",
+            "--version",
+            version,
+            "--channel",
+            "edge",
+            "--release-dir",
+        ])
+        .arg(&release)
+        .arg("--output-dir")
+        .arg(&out)
+        .arg("--signing-key")
+        .arg(fixture("fixture.key"))
+        .env("COSIGN_PASSWORD", "hello")
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    out.join(format!("stella-ops-offline-kit-{version}-edge.tar.gz"))
+}
+
+fn trusted_root(dir: &Path) -> PathBuf {
+    let root = dir.join("root");
+    let o = run(
+        &root,
+        &["trust", "add", fixture("fixture.pub").to_str().unwrap()],
+    );
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    root
+}
+
+fn import(root: &Path, bundle: &Path, extra: &[&str]) -> (i32, serde_json::Value) {
+    let mut args = vec![
+        "kit",
+        "import",
+        bundle.to_str().unwrap(),
+        "--free-margin",
+        "0",
+    ];
+    args.extend_from_slice(extra);
+    run_json(root, &args)
+}
+
+#[test]
+fn import_verifies_activates_and_a_second_import_changes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = trusted_root(tmp.path());
+    let b0 = kit(tmp.path(), 0, "2025.10.0");
+    let (rc, r) = import(&root, &b0, &[]);
+    assert_eq!(rc, 0, "{r}");
+    assert_eq!(r["outcome"], "activated");
+    let current = check_current_complete(&root).unwrap();
+    assert_eq!(serde_json::Value::String(current), r["generation"]);
+    // The release tree's files are there, byte for byte.
+    let release = small_tree(tmp.path(), 0);
+    for (rel, path, _) in ouk_delta::tree::list_tree(&release).unwrap() {
+        assert_eq!(
+            fs::read(root.join("current").join(&rel)).unwrap(),
+            fs::read(path).unwrap(),
+            "{rel}"
+        );
+    }
+    // Again: exit 0, "already active", nothing written.
+    // Packs, generation trees, quarantine and staging must not change at all; the index is
+    // compared by content (redb rewrites its own header flags on every open).
+    let snapshot = |root: &Path| -> Vec<(String, u64)> {
+        let mut v: Vec<(String, u64)> = walk(&root.join("store/packs"));
+        v.extend(walk(&root.join("generations")));
+        v.extend(walk(&root.join("quarantine")));
+        v.extend(walk(&root.join("staging")));
+        let r = ouk_delta::Root::open(
+            root,
+            ouk_delta::LockWait::Fail,
+            ouk_store::StoreOptions::default(),
+        )
+        .unwrap();
+        v.push(("activations".into(), r.activations().unwrap().len() as u64));
+        v.push(("generations".into(), r.generations().unwrap().len() as u64));
+        v.push(("chunks".into(), r.store().stats().unwrap().chunks));
+        v.push((
+            "current".into(),
+            fs::read_link(root.join("current"))
+                .unwrap()
+                .display()
+                .to_string()
+                .len() as u64,
+        ));
+        v
+    };
+    let before = snapshot(&root);
+    let (rc, again) = import(&root, &b0, &[]);
+    assert_eq!(rc, 0);
+    assert_eq!(again["outcome"], "already-active");
+    let after = snapshot(&root);
+    let changed: Vec<_> = after.iter().filter(|e| !before.contains(e)).collect();
+    assert!(
+        changed.is_empty() && after.len() == before.len(),
+        "a repeated import wrote: {changed:?}"
+    );
+    let out = run(
+        &root,
+        &["kit", "import", b0.to_str().unwrap(), "--free-margin", "0"],
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("already active"));
+}
+
+fn walk(dir: &Path) -> Vec<(String, u64)> {
+    let mut out = Vec::new();
+    if let Ok(rd) = fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let m = fs::symlink_metadata(e.path()).unwrap();
+            if m.is_dir() {
+                out.extend(walk(&e.path()));
+            } else {
+                out.push((
+                    e.path().display().to_string(),
+                    m.len() ^ (m.mtime_nsec() as u64) ^ m.ino(),
+                ));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn newer_kits_link_unchanged_files_older_ones_need_force() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = trusted_root(tmp.path());
+    let b0 = kit(tmp.path(), 0, "2025.10.0");
+    let b1 = kit(tmp.path(), 1, "2025.10.1");
+    let (_, r0) = import(&root, &b0, &[]);
+    let (rc, r1) = import(&root, &b1, &[]);
+    assert_eq!(rc, 0, "{r1}");
+    assert_eq!(r1["previous"], r0["generation"]);
+    assert!(!r1["diff"]["changed"].as_array().unwrap().is_empty());
+    let g = |r: &serde_json::Value| {
+        root.join("generations")
+            .join(r["generation"].as_str().unwrap())
+    };
+    let same = "certificates/russian_trusted_bundle.pem";
+    assert_eq!(
+        fs::metadata(g(&r0).join(same)).unwrap().ino(),
+        fs::metadata(g(&r1).join(same)).unwrap().ino()
+    );
+    // Going back to 2025.10.0: refused with 8, then allowed when forced with a reason.
+    let (rc, refused) = import(&root, &b0, &[]);
+    assert_eq!(rc, 8, "{refused}");
+    assert!(
+        refused["error"]
+            .as_str()
+            .unwrap()
+            .contains("version not newer")
+    );
+    assert_eq!(
+        check_current_complete(&root).map(serde_json::Value::String),
+        Some(r1["generation"].clone())
+    );
+    let (rc, forced) = import(
+        &root,
+        &b0,
+        &["--force-activate", "--force-reason", "bad feed in 10.1"],
+    );
+    assert_eq!(rc, 0, "{forced}");
+    assert_eq!(
+        check_current_complete(&root).map(serde_json::Value::String),
+        Some(r0["generation"].clone())
+    );
+    let r = ouk_delta::Root::open(
+        &root,
+        ouk_delta::LockWait::Fail,
+        ouk_store::StoreOptions::default(),
+    )
+    .unwrap();
+    let last = r.activations().unwrap().pop().unwrap();
+    assert!(last.forced && last.reason.contains("bad feed in 10.1"));
+}
+
+#[test]
+fn refusals_leave_current_untouched_and_quarantine_the_bundle() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = trusted_root(tmp.path());
+    let b0 = kit(tmp.path(), 0, "2025.10.0");
+    let b1 = kit(tmp.path(), 1, "2025.10.1");
+    let (_, r0) = import(&root, &b0, &[]);
+    let keep = r0["generation"].clone();
+    // Untrusted: remove the key -> exit 5.
+    let (rc, list) = run_json(&root, &["trust", "list"]);
+    assert_eq!(rc, 0);
+    let kid = list[0]["kid"].as_str().unwrap().to_string();
+    assert_eq!(code(&run(&root, &["trust", "remove", &kid])), 0);
+    let (rc, e) = import(&root, &b1, &[]);
+    assert_eq!(rc, 5, "{e}");
+    assert_eq!(
+        check_current_complete(&root).map(serde_json::Value::String),
+        Some(keep.clone())
+    );
+    let q: Vec<_> = fs::read_dir(root.join("quarantine"))
+        .unwrap()
+        .flatten()
+        .collect();
+    assert_eq!(q.len(), 1);
+    let reason: serde_json::Value =
+        serde_json::from_slice(&fs::read(q[0].path().join("reason.json")).unwrap()).unwrap();
+    assert_eq!(reason["code"], 5);
+    assert_eq!(reason["step"], "verify");
+    assert_eq!(fs::read_dir(root.join("staging")).unwrap().count(), 0);
+    // --trust-key for this import only works.
+    // Corrupted copy: exit 2 with the seed's message.
+    let bad = tmp.path().join("bad");
+    fs::create_dir(&bad).unwrap();
+    let copy = bad.join(b1.file_name().unwrap());
+    let mut bytes = fs::read(&b1).unwrap();
+    let n = bytes.len();
+    bytes[n / 3] ^= 4;
+    fs::write(&copy, bytes).unwrap();
+    fs::copy(
+        format!("{}.sha256", b1.display()),
+        format!("{}.sha256", copy.display()),
+    )
+    .unwrap();
+    let (rc, e) = import(
+        &root,
+        &copy,
+        &["--trust-key", fixture("fixture.pub").to_str().unwrap()],
+    );
+    assert_eq!(rc, 2, "{e}");
+    assert!(
+        e["error"]
+            .as_str()
+            .unwrap()
+            .contains("could not verify bundle hash: re-copy the kit")
+    );
+    // Not enough space: exit 12 with how much to free.
+    let (rc, e) = run_json(
+        &root,
+        &[
+            "kit",
+            "import",
+            b1.to_str().unwrap(),
+            "--trust-key",
+            fixture("fixture.pub").to_str().unwrap(),
+            "--free-margin",
+            "1000000000000000",
+        ],
+    );
+    assert_eq!(rc, 12, "{e}");
+    assert!(e["error"].as_str().unwrap().contains("free >="));
+    // Dry run: reports, changes nothing.
+    let (rc, d) = import(
+        &root,
+        &b1,
+        &[
+            "--trust-key",
+            fixture("fixture.pub").to_str().unwrap(),
+            "--dry-run",
+        ],
+    );
+    assert_eq!(rc, 0, "{d}");
+    assert_eq!(d["outcome"], "dry-run");
+    assert!(!d["diff"]["changed"].as_array().unwrap().is_empty());
+    assert_eq!(
+        check_current_complete(&root).map(serde_json::Value::String),
+        Some(keep.clone())
+    );
+    let (_, gens) = run_json(&root, &["gen", "list"]);
+    assert_eq!(gens.as_array().unwrap().len(), 1);
+    // A locked root: exit 13 at once.
+    let held = ouk_delta::Root::open(
+        &root,
+        ouk_delta::LockWait::Fail,
+        ouk_store::StoreOptions::default(),
+    )
+    .unwrap();
+    let (rc, _) = import(
+        &root,
+        &b1,
+        &["--trust-key", fixture("fixture.pub").to_str().unwrap()],
+    );
+    assert_eq!(rc, 13);
+    drop(held);
+    let (rc, ok) = import(
+        &root,
+        &b1,
+        &["--trust-key", fixture("fixture.pub").to_str().unwrap()],
+    );
+    assert_eq!(rc, 0, "{ok}");
+}
+
+#[test]
+fn readers_never_see_a_missing_or_mixed_tree_while_current_flips() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let tmp = tempfile::tempdir().unwrap();
+    let root = trusted_root(tmp.path());
+    let b0 = kit(tmp.path(), 0, "2025.10.0");
+    let b1 = kit(tmp.path(), 1, "2025.10.1");
+    let (_, r0) = import(&root, &b0, &[]);
+    let (_, r1) = import(&root, &b1, &[]);
+    let manifests: Vec<(String, Vec<(String, String)>)> = [&r0, &r1]
+        .iter()
+        .map(|r| {
+            let id = r["generation"].as_str().unwrap().to_string();
+            let dir = root.join("generations").join(&id);
+            let files = ouk_delta::tree::list_tree(&dir)
+                .unwrap()
+                .into_iter()
+                .filter(|(rel, _, _)| rel.starts_with("feeds/") || rel.starts_with("plugins/"))
+                .map(|(rel, p, _)| (rel, sha256_file(&p)))
+                .collect();
+            (id, files)
+        })
+        .collect();
+    let stop = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let stop = stop.clone();
+        let current = root.join("current");
+        std::thread::spawn(move || {
+            let mut reads = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                // Resolve once, then read the whole tree through that resolution.
+                let resolved = fs::canonicalize(&current).expect("current always resolves");
+                let id = resolved.file_name().unwrap().to_str().unwrap().to_string();
+                let (_, files) = manifests
+                    .iter()
+                    .find(|m| m.0 == id)
+                    .expect("current is one of the two generations");
+                for (rel, sha) in files {
+                    assert_eq!(&sha256_file(&resolved.join(rel)), sha, "{rel} in {id}");
+                    reads += 1;
+                }
+                // And a path opened through the symlink itself is never missing.
+                fs::metadata(current.join("feeds/osv/osv-all.jsonl")).expect("never missing");
+            }
+            reads
+        })
+    };
+    for i in 0..40 {
+        let (rc, _) = run_json(&root, &["gen", "rollback"]);
+        assert_eq!(rc, 0, "flip {i}");
+    }
+    stop.store(true, Ordering::Relaxed);
+    let reads = reader.join().expect("reader saw a broken tree");
+    assert!(reads > 0);
+}

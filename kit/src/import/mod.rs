@@ -1,0 +1,732 @@
+//! The import pipeline: one fixed order, each step able to refuse with its own error (and
+//! so exit code); nothing under `current` changes until the last step.
+//!
+//! 1. **lock** the root (exit 13 when another importer holds it, or wait), and check free
+//!    space against what the import writes plus a margin (exit 12);
+//! 2. **verify** the bundle's recorded digest (exit 2) and its signature against the trust
+//!    store (exit 5) before anything is unpacked; load the manifest (sidecar, checked
+//!    against its JWS, or the bundle's own copy, covered by the bundle signature);
+//! 3. **unpack** into `staging/`, refusing unsafe entries (exit 11) and stopping any entry at
+//!    its declared size; every file is streamed once: written to staging and fed to the
+//!    store writer (chunk, hash, compress) at the same time, but nothing is committed;
+//! 4. **check** every file against the manifest (digest 2, missing/extra 11) and the
+//!    manifest's generation id against the unpacked tree (11);
+//! 5. **policy**: version newer than the active one (exit 8 unless forced with a reason),
+//!    layout rules (11);
+//! 6. **ingest**: commit the store writer (packs fsynced before the index), record the
+//!    generation, materialize it from staging (files are moved, not copied; unchanged files
+//!    hard-linked), fsync;
+//! 7. **activate**: flip `current`, log the activation and the import.
+//!
+//! A refused bundle is copied (or hard-linked) to `quarantine/<time>-<name>/` with a
+//! `reason.json` {step, code, message}; staging is emptied; `current` is untouched.
+//! Importing what is already current is a no-op that writes nothing. A crash anywhere
+//! leaves staging and uncommitted pack tails, which the next open of the root removes.
+
+// Refusals are the cold path and carry the whole story (step, error, quarantine path);
+// their size does not matter next to an import's I/O.
+#![allow(clippy::result_large_err)]
+
+pub mod policy;
+pub mod trust;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufWriter, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use ouk_delta::{
+    ActivateOutcome, ChunkSetManifest, FileSource, GenerationId, Labels, LockWait, ManifestEntry,
+    Root,
+};
+use ouk_store::{FileDigest, StoreError, StoreOptions};
+use redb::{ReadableDatabase, TableDefinition};
+use serde::{Deserialize, Serialize};
+
+use crate::bundle::{BundleReader, EntryKind, ReadError, ReadLimits};
+use crate::error::{IoContext, KitError, Result};
+use crate::layout::{self, FileEntry, LayoutOptions};
+use crate::manifest::{MANIFEST_PATH, OfflineManifest};
+use crate::sign::VerifyingKey;
+use crate::verify::{self, Sidecars};
+
+const IMPORTS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("kit_imports");
+
+/// Default free-space margin on top of what an import writes (the seed: "Free >= 2 GiB").
+pub const DEFAULT_FREE_MARGIN: u64 = 2 << 30;
+
+/// A forced activation's justification.
+#[derive(Debug, Clone)]
+pub struct Force {
+    /// Why (recorded in the activation log).
+    pub reason: String,
+}
+
+/// How to import.
+#[derive(Debug, Clone)]
+pub struct ImportOptions {
+    /// The bundle.
+    pub bundle: PathBuf,
+    /// Sidecars named on the command line (others are discovered).
+    pub sidecars: Sidecars,
+    /// Keys given with `--trust-key` (in addition to the trust store).
+    pub extra_keys: Vec<VerifyingKey>,
+    /// Accept a bundle without a valid signature.
+    pub allow_unsigned: bool,
+    /// Run steps 1-5 and report.
+    pub dry_run: bool,
+    /// Override the version policy.
+    pub force: Option<Force>,
+    /// Wait for the lock instead of failing.
+    pub wait: bool,
+    /// Free space required beyond what the import writes.
+    pub free_margin: u64,
+}
+
+/// Files added, changed and removed relative to the active generation.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct TreeDiff {
+    /// New paths.
+    pub added: Vec<String>,
+    /// Paths whose content or mode changed.
+    pub changed: Vec<String>,
+    /// Paths no longer present.
+    pub removed: Vec<String>,
+    /// Bytes of added and changed files.
+    pub bytes: u64,
+}
+
+/// What an import did.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImportReport {
+    /// `activated`, `already-active`, or `dry-run`.
+    pub outcome: String,
+    /// The kit's generation.
+    pub generation: GenerationId,
+    /// What was active before.
+    pub previous: Option<GenerationId>,
+    /// Kit version.
+    pub version: String,
+    /// Kit channel.
+    pub channel: String,
+    /// Bundle SHA-256.
+    pub bundle_sha256: String,
+    /// Key that verified the bundle, when checked.
+    pub signed_by: Option<String>,
+    /// Files in the generation.
+    pub files: u64,
+    /// Bytes in the generation.
+    pub bytes: u64,
+    /// Change relative to the previous generation.
+    pub diff: TreeDiff,
+    /// New chunks stored.
+    pub new_chunks: u64,
+    /// Bytes appended to packs.
+    pub new_stored_bytes: u64,
+    /// Forced activation reason, if forced.
+    pub forced: Option<String>,
+}
+
+/// A refused import: which step refused, and why.
+#[derive(Debug)]
+pub struct ImportFailure {
+    /// Step name (`lock`, `disk`, `verify`, `unpack`, `check`, `policy`, `ingest`, `activate`).
+    pub step: &'static str,
+    /// The error.
+    pub error: KitError,
+    /// Where the bundle was quarantined, if it was.
+    pub quarantined: Option<PathBuf>,
+}
+
+/// One recorded import.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ImportRecord {
+    generation: GenerationId,
+    version: String,
+    at: i64,
+}
+
+struct Tee<'a, R> {
+    inner: R,
+    out: &'a mut BufWriter<File>,
+    write_error: Option<io::Error>,
+}
+
+impl<R: Read> Read for Tee<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if let Err(e) = self.out.write_all(&buf[..n]) {
+            let kind = e.kind();
+            self.write_error = Some(e);
+            return Err(io::Error::new(kind, "writing to staging failed"));
+        }
+        Ok(n)
+    }
+}
+
+fn free_bytes(dir: &Path) -> Result<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes())
+        .map_err(|_| KitError::Usage(format!("{}: path contains NUL", dir.display())))?;
+    // SAFETY: statvfs writes into the struct we own; the path is NUL-terminated.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return Err(KitError::Io {
+            context: format!("statvfs {}", dir.display()),
+            source: io::Error::last_os_error(),
+        });
+    }
+    Ok(st.f_bavail as u64 * st.f_frsize as u64)
+}
+
+fn gib(n: u64) -> f64 {
+    n as f64 / (1u64 << 30) as f64
+}
+
+/// The keys an import trusts: the trust store plus `--trust-key`s.
+pub fn trusted_keys(root: &Path, extra: &[VerifyingKey]) -> Result<Vec<VerifyingKey>> {
+    let mut keys: Vec<VerifyingKey> = trust::list(root)?.into_iter().map(|(_, k)| k).collect();
+    keys.extend(extra.iter().cloned());
+    Ok(keys)
+}
+
+/// Diff two file lists (path -> (sha256, mode, size)).
+fn diff(old: Option<&ChunkSetManifest>, new: &ChunkSetManifest) -> TreeDiff {
+    let mut d = TreeDiff::default();
+    let before: HashMap<&str, (&FileDigest, u32)> = old
+        .map(|m| {
+            m.entries()
+                .iter()
+                .map(|e| (e.path.as_str(), (&e.sha256, e.mode)))
+                .collect()
+        })
+        .unwrap_or_default();
+    for e in new.entries() {
+        match before.get(e.path.as_str()) {
+            None => {
+                d.added.push(e.path.clone());
+                d.bytes += e.size;
+            }
+            Some((sha, mode)) if **sha != e.sha256 || *mode != e.mode => {
+                d.changed.push(e.path.clone());
+                d.bytes += e.size;
+            }
+            Some(_) => {}
+        }
+    }
+    if let Some(m) = old {
+        d.removed = m
+            .entries()
+            .iter()
+            .filter(|e| new.get(&e.path).is_none())
+            .map(|e| e.path.clone())
+            .collect();
+    }
+    d
+}
+
+fn quarantine(
+    root: &Root,
+    bundle: &Path,
+    step: &str,
+    error: &KitError,
+    code: u8,
+) -> Option<PathBuf> {
+    let name = bundle.file_name()?.to_string_lossy().into_owned();
+    let stamp = crate::provenance::time::format_utc(ouk_delta::now_unix())?.replace(':', "");
+    // A fresh directory every time: two refusals in the same second must never share one
+    // (copying into an existing hard link would write through to the user's bundle).
+    let mut dir = root.quarantine_dir().join(format!("{stamp}-{name}"));
+    let mut n = 1;
+    while fs::create_dir(&dir).is_err() {
+        if n > 1000 {
+            return None;
+        }
+        dir = root.quarantine_dir().join(format!("{stamp}-{n}-{name}"));
+        n += 1;
+    }
+    let reason = serde_json::json!({
+        "step": step,
+        "code": code,
+        "message": error.to_string(),
+        "bundle": bundle.display().to_string(),
+        "at": crate::provenance::time::format_utc(ouk_delta::now_unix()),
+    });
+    let _ =
+        crate::build::write_atomic(&dir.join("reason.json"), format!("{reason:#}\n").as_bytes());
+    // Keep the evidence unless the refusal was for lack of space.
+    if !matches!(error, KitError::NoSpace { .. }) && bundle.is_file() {
+        let dest = dir.join(&name);
+        if fs::hard_link(bundle, &dest).is_err()
+            && let (Ok(mut from), Ok(mut to)) = (
+                File::open(bundle),
+                OpenOptions::new().write(true).create_new(true).open(&dest),
+            )
+        {
+            let _ = io::copy(&mut from, &mut to);
+        }
+    }
+    Some(dir)
+}
+
+/// The exit code a failure maps to (duplicated here only for `reason.json`; the binary owns
+/// the mapping).
+pub type CodeOf = dyn Fn(&KitError) -> u8;
+
+/// Run the pipeline against the root at `root_dir`.
+pub fn import(
+    root_dir: &Path,
+    opts: &ImportOptions,
+    code_of: &CodeOf,
+    progress: &mut dyn FnMut(u64),
+) -> Result<ImportReport, ImportFailure> {
+    let fail = |step: &'static str| {
+        move |error: KitError| ImportFailure {
+            step,
+            error,
+            quarantined: None,
+        }
+    };
+    if !opts.bundle.is_file() {
+        return Err(fail("verify")(KitError::NotFound(opts.bundle.clone())));
+    }
+    let wait = if opts.wait {
+        LockWait::Wait
+    } else {
+        LockWait::Fail
+    };
+    let root =
+        Root::open(root_dir, wait, StoreOptions::default()).map_err(|e| fail("lock")(e.into()))?;
+    let result = run(&root, opts, progress);
+    let _ = root.clean_staging();
+    result.map_err(|(step, error)| {
+        let quarantined = match &error {
+            KitError::NotFound(_) => None,
+            e => quarantine(&root, &opts.bundle, step, e, code_of(e)),
+        };
+        ImportFailure {
+            step,
+            error,
+            quarantined,
+        }
+    })
+}
+
+type StepResult<T> = std::result::Result<T, (&'static str, KitError)>;
+
+fn step<T>(name: &'static str, r: Result<T>) -> StepResult<T> {
+    r.map_err(|e| (name, e))
+}
+
+fn run(
+    root: &Root,
+    opts: &ImportOptions,
+    progress: &mut dyn FnMut(u64),
+) -> StepResult<ImportReport> {
+    // 2. Digest and signature, before anything is unpacked.
+    let sidecars = Sidecars::discover(&opts.bundle, opts.sidecars.clone());
+    let (bundle_sha, _size, _) = step("verify", verify::check_digest(&opts.bundle, &sidecars))?;
+    let keys = step("verify", trusted_keys(root.dir(), &opts.extra_keys))?;
+    let signed_by = if opts.allow_unsigned && keys.is_empty() {
+        None
+    } else if keys.is_empty() {
+        return Err((
+            "verify",
+            KitError::Signature {
+                what: "bundle".into(),
+                message: "no trusted keys: add one with `ouk trust add PUB` or give --trust-key (or --allow-unsigned)".into(),
+            },
+        ));
+    } else {
+        match verify::check_signature(&bundle_sha, &sidecars, &keys) {
+            Ok(kid) => kid,
+            Err(_) if opts.allow_unsigned => None,
+            Err(e) => return Err(("verify", e)),
+        }
+    };
+    let (manifest, manifest_bytes) = match &sidecars.manifest {
+        Some(path) => {
+            let keys_for_jws: &[VerifyingKey] = if signed_by.is_some() { &keys } else { &[] };
+            let (m, bytes, _) = step(
+                "verify",
+                verify::load_manifest(path, sidecars.manifest_signature.as_deref(), keys_for_jws),
+            )?;
+            (m, bytes)
+        }
+        None => step("verify", verify::manifest_from_bundle(&opts.bundle))?,
+    };
+    let target_id: GenerationId = manifest.generation_id.parse().map_err(|_| {
+        (
+            "verify",
+            KitError::InvalidManifest("generationId does not parse".into()),
+        )
+    })?;
+    let previous = step("verify", root.current().map_err(KitError::from))?;
+    let base = ImportReport {
+        outcome: String::new(),
+        generation: target_id,
+        previous,
+        version: manifest.version.clone(),
+        channel: manifest.channel.clone(),
+        bundle_sha256: hex::encode(bundle_sha),
+        signed_by,
+        files: manifest.artifacts.len() as u64,
+        bytes: manifest.total_bytes(),
+        diff: TreeDiff::default(),
+        new_chunks: 0,
+        new_stored_bytes: 0,
+        forced: opts.force.as_ref().map(|f| f.reason.clone()),
+    };
+    // Idempotency: the kit's generation is already current -> nothing to do, nothing written.
+    if previous == Some(target_id) && root.generation_dir(&target_id).is_dir() {
+        return Ok(ImportReport {
+            outcome: "already-active".into(),
+            ..base
+        });
+    }
+    // 1b. Disk: staging (moved into the generation later) plus new store data, plus margin.
+    let needed = manifest
+        .total_bytes()
+        .saturating_add(manifest.total_bytes() / 2)
+        .saturating_add(opts.free_margin);
+    let free = step("disk", free_bytes(root.dir()))?;
+    if free < needed {
+        return Err((
+            "disk",
+            KitError::NoSpace {
+                path: root.dir().to_path_buf(),
+                needed_gib: gib(needed),
+                free_gib: gib(free),
+            },
+        ));
+    }
+    // 5a (early). Version policy needs only the manifest: refuse before the long unpack.
+    let active_version = match previous {
+        Some(p) => step("policy", root.generation_record(&p).map_err(KitError::from))?
+            .and_then(|r| r.labels.get("version").cloned()),
+        None => None,
+    };
+    if let Some(active) = &active_version
+        && policy::compare_versions(&manifest.version, active) != std::cmp::Ordering::Greater
+        && opts.force.is_none()
+    {
+        return Err((
+            "policy",
+            KitError::NotNewer {
+                kit: manifest.version.clone(),
+                active: active.clone(),
+            },
+        ));
+    }
+
+    // 3 + 4. Unpack, verify, and stage into the store (uncommitted).
+    let staging = root
+        .staging_dir()
+        .join(format!("import-{}", std::process::id()));
+    step(
+        "unpack",
+        fs::create_dir_all(&staging).ctx(|| format!("create {}", staging.display())),
+    )?;
+    let mut writer = step("unpack", root.store().writer().map_err(KitError::from))?;
+    let (entries, layout_entries) = unpack_and_stage(
+        &opts.bundle,
+        &manifest,
+        &manifest_bytes,
+        &staging,
+        &mut writer,
+        progress,
+    )?;
+    let chunk_set = step(
+        "check",
+        ChunkSetManifest::new(entries).map_err(KitError::from),
+    )?;
+    if chunk_set.id() != target_id {
+        return Err((
+            "check",
+            KitError::Validation(format!(
+                "the manifest names generation {target_id} but the bundle's files make {}",
+                chunk_set.id()
+            )),
+        ));
+    }
+    // 5b. Layout rules on the unpacked tree (secrets 0600, plug-in manifests, debug digests).
+    let layout_opts = LayoutOptions {
+        allow_missing_debug: true,
+        generated_at: None,
+    };
+    step(
+        "policy",
+        layout::check_entries(&staging, &layout_entries, &layout_opts)
+            .and_then(|r| r.into_result())
+            .map_err(KitError::from),
+    )?;
+    let old_manifest = previous.and_then(|p| root.manifest(&p).ok());
+    let tree_diff = diff(old_manifest.as_ref(), &chunk_set);
+    if opts.dry_run {
+        return Ok(ImportReport {
+            outcome: "dry-run".into(),
+            diff: tree_diff,
+            ..base
+        });
+    }
+
+    // 6. Ingest: store commit, generation record, materialize from staging.
+    let totals = step("ingest", writer.commit().map_err(KitError::from))?;
+    let mut labels = Labels::new();
+    labels.insert("version".into(), manifest.version.clone());
+    labels.insert("channel".into(), manifest.channel.clone());
+    labels.insert("createdAt".into(), manifest.created_at.clone());
+    labels.insert("bundleSha256".into(), hex::encode(bundle_sha));
+    labels.insert("kind".into(), "kit".into());
+    step(
+        "ingest",
+        root.record_generation(&chunk_set, labels)
+            .map_err(KitError::from),
+    )?;
+    step(
+        "ingest",
+        root.materialize(&target_id, FileSource::Staged(&staging))
+            .map_err(KitError::from),
+    )?;
+
+    // 7. Activate.
+    let mut details = Labels::new();
+    details.insert("bundleSha256".into(), hex::encode(bundle_sha));
+    details.insert("version".into(), manifest.version.clone());
+    let reason = match &opts.force {
+        Some(f) => format!("forced import: {}", f.reason),
+        None => "import".into(),
+    };
+    let outcome = step(
+        "activate",
+        root.activate(&target_id, &reason, opts.force.is_some(), details)
+            .map_err(KitError::from),
+    )?;
+    step(
+        "activate",
+        record_import(root, &bundle_sha, &target_id, &manifest.version),
+    )?;
+    Ok(ImportReport {
+        outcome: match outcome {
+            ActivateOutcome::AlreadyCurrent => "already-active".into(),
+            ActivateOutcome::Activated { .. } => "activated".into(),
+        },
+        diff: tree_diff,
+        new_chunks: totals.new_chunks,
+        new_stored_bytes: totals.new_stored_bytes,
+        ..base
+    })
+}
+
+fn record_import(
+    root: &Root,
+    bundle_sha: &[u8; 32],
+    generation: &GenerationId,
+    version: &str,
+) -> Result<()> {
+    let db = root.store().database();
+    let txn = db
+        .begin_write()
+        .map_err(|e| KitError::Store(StoreError::Index(e.into())))?;
+    {
+        let mut t = txn
+            .open_table(IMPORTS)
+            .map_err(|e| KitError::Store(StoreError::Index(e.into())))?;
+        let rec = ImportRecord {
+            generation: *generation,
+            version: version.to_string(),
+            at: ouk_delta::now_unix(),
+        };
+        t.insert(
+            bundle_sha,
+            ouk_store::envelope::seal(*b"OKIM", 1, &rec).as_slice(),
+        )
+        .map_err(|e| KitError::Store(StoreError::Index(e.into())))?;
+    }
+    txn.commit()
+        .map_err(|e| KitError::Store(StoreError::Index(e.into())))?;
+    Ok(())
+}
+
+/// How many imports are recorded (for status).
+pub fn imports_recorded(root: &Root) -> usize {
+    let Ok(txn) = root.store().database().begin_read() else {
+        return 0;
+    };
+    txn.open_table(IMPORTS)
+        .ok()
+        .and_then(|t| redb::ReadableTableMetadata::len(&t).ok())
+        .unwrap_or(0) as usize
+}
+
+#[allow(clippy::type_complexity)]
+fn unpack_and_stage(
+    bundle: &Path,
+    manifest: &OfflineManifest,
+    manifest_bytes: &[u8],
+    staging: &Path,
+    writer: &mut ouk_store::StoreWriter<'_>,
+    progress: &mut dyn FnMut(u64),
+) -> StepResult<(Vec<ManifestEntry>, Vec<FileEntry>)> {
+    let declared: BTreeMap<&str, (u64, &str)> = manifest
+        .artifacts
+        .iter()
+        .map(|a| (a.name.as_str(), (a.size, a.sha256.as_str())))
+        .collect();
+    let manifest_len = manifest_bytes.len() as u64;
+    let lookup = |p: &str| {
+        if p == MANIFEST_PATH {
+            Some(manifest_len)
+        } else {
+            declared.get(p).map(|d| d.0)
+        }
+    };
+    let file = step(
+        "unpack",
+        File::open(bundle).ctx(|| format!("open {}", bundle.display())),
+    )?;
+    let limits = ReadLimits::for_declared(
+        manifest.artifacts.len() as u64 + 1,
+        manifest.total_bytes() + manifest_len,
+    );
+    let mut reader = BundleReader::new(file, lookup, limits);
+    let mut entries = Vec::with_capacity(manifest.artifacts.len());
+    let mut layout_entries = Vec::with_capacity(manifest.artifacts.len());
+    let mut saw_manifest = false;
+    loop {
+        let next = reader
+            .next_entry()
+            .map_err(|e| ("unpack", KitError::Read(e)))?;
+        let Some(mut entry) = next else { break };
+        if entry.kind == EntryKind::Directory {
+            continue;
+        }
+        let path = entry.path.clone();
+        let mode = entry.mode;
+        if path == MANIFEST_PATH {
+            let mut inner = Vec::new();
+            entry.read_to_end(&mut inner).map_err(|e| {
+                (
+                    "unpack",
+                    KitError::Read(ReadError::from_io(e, 0, Some(&path))),
+                )
+            })?;
+            if inner != manifest_bytes {
+                return Err((
+                    "check",
+                    KitError::Validation(format!(
+                        "the bundle's {MANIFEST_PATH} differs from the manifest it was verified with"
+                    )),
+                ));
+            }
+            saw_manifest = true;
+            continue;
+        }
+        let dest = staging.join(&path);
+        if let Some(parent) = dest.parent() {
+            step(
+                "unpack",
+                fs::create_dir_all(parent).ctx(|| format!("create {}", parent.display())),
+            )?;
+        }
+        let f = step(
+            "unpack",
+            OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&dest)
+                .ctx(|| format!("create {}", dest.display())),
+        )?;
+        let mut out = BufWriter::with_capacity(1 << 20, f);
+        let mut tee = Tee {
+            inner: &mut entry,
+            out: &mut out,
+            write_error: None,
+        };
+        let put = writer.put_reader(&mut tee, progress);
+        let write_error = tee.write_error.take();
+        let put = match (put, write_error) {
+            (Ok(p), None) => p,
+            (_, Some(e)) => {
+                return Err((
+                    "unpack",
+                    KitError::Io {
+                        context: format!("write {}", dest.display()),
+                        source: e,
+                    },
+                ));
+            }
+            (Err(StoreError::Io { source, .. }), None)
+                if source.get_ref().is_some_and(|e| e.is::<ReadError>()) =>
+            {
+                return Err((
+                    "unpack",
+                    KitError::Read(ReadError::from_io(source, 0, Some(&path))),
+                ));
+            }
+            (Err(e), None) => return Err(("unpack", e.into())),
+        };
+        step(
+            "unpack",
+            out.flush().ctx(|| format!("write {}", dest.display())),
+        )?;
+        drop(out);
+        let (want_size, want_sha) = declared.get(path.as_str()).copied().unwrap_or((0, ""));
+        if put.size != want_size || put.digest.to_hex() != want_sha {
+            return Err((
+                "check",
+                KitError::DigestMismatch {
+                    what: format!("{path} (in the bundle)"),
+                    expected: want_sha.to_string(),
+                    actual: put.digest.to_hex(),
+                },
+            ));
+        }
+        step(
+            "unpack",
+            fs::set_permissions(&dest, std::os::unix::fs::PermissionsExt::from_mode(mode))
+                .ctx(|| format!("chmod {}", dest.display())),
+        )?;
+        layout_entries.push(FileEntry {
+            path: path.clone(),
+            mode,
+            size: put.size,
+            sha256: put.digest.0,
+        });
+        entries.push(ManifestEntry {
+            path,
+            mode,
+            size: put.size,
+            sha256: put.digest,
+            chunks: put.chunks,
+        });
+    }
+    if !saw_manifest {
+        return Err((
+            "check",
+            KitError::Validation(format!("the bundle has no {MANIFEST_PATH}")),
+        ));
+    }
+    if entries.len() != manifest.artifacts.len() {
+        let have: std::collections::HashSet<&str> =
+            entries.iter().map(|e| e.path.as_str()).collect();
+        let missing: Vec<&str> = manifest
+            .artifacts
+            .iter()
+            .map(|a| a.name.as_str())
+            .filter(|n| !have.contains(n))
+            .take(5)
+            .collect();
+        return Err((
+            "check",
+            KitError::Validation(format!(
+                "the bundle lacks files the manifest lists: {}",
+                missing.join(", ")
+            )),
+        ));
+    }
+    Ok((entries, layout_entries))
+}
