@@ -20,7 +20,13 @@ fn benches(c: &mut Criterion) {
 
     g.bench_function("fastcdc-crate-raw", |b| {
         b.iter(|| {
-            fastcdc::v2020::FastCDC::new(&data, p.min_size as usize, p.avg_size as usize, p.max_size as usize).count()
+            fastcdc::v2020::FastCDC::new(
+                &data,
+                p.min_size as usize,
+                p.avg_size as usize,
+                p.max_size as usize,
+            )
+            .count()
         })
     });
     g.bench_function("blake3-raw", |b| b.iter(|| blake3::hash(&data)));
