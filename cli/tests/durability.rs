@@ -141,3 +141,117 @@ fn ingest_memory_does_not_grow_with_file_size() {
         "the file must be far larger than the bound"
     );
 }
+
+/// SIGKILL at random moments of `ouk kit import` of a next-day kit over an active one.
+#[test]
+fn sigkill_during_kit_import_never_leaves_a_broken_root() {
+    let tmp = tempfile::tempdir().unwrap();
+    let key = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/cosign");
+    let spec = ouk_testdata::TreeSpec::with_total_bytes(12, 24 << 20);
+    let mut bundles = Vec::new();
+    for (day, version) in [(0u32, "2025.10.0"), (1, "2025.10.1")] {
+        let release = tmp.path().join(format!("rel{day}"));
+        ouk_testdata::generate(&spec.on_day(day), &release).unwrap();
+        let out = tmp.path().join(format!("dist{day}"));
+        let o = Command::new(ouk())
+            .args([
+                "kit",
+                "build",
+                "--version",
+                version,
+                "--channel",
+                "edge",
+                "--release-dir",
+            ])
+            .arg(&release)
+            .arg("--output-dir")
+            .arg(&out)
+            .arg("--signing-key")
+            .arg(key.join("fixture.key"))
+            .env("COSIGN_PASSWORD", "hello")
+            .output()
+            .unwrap();
+        assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+        bundles.push(out.join(format!("stella-ops-offline-kit-{version}-edge.tar.gz")));
+    }
+    let pub_key = key.join("fixture.pub");
+    let import = |root: &Path, bundle: &Path| {
+        run_json(
+            root,
+            &[
+                "kit",
+                "import",
+                bundle.to_str().unwrap(),
+                "--trust-key",
+                pub_key.to_str().unwrap(),
+                "--free-margin",
+                "0",
+            ],
+        )
+    };
+    let pristine = tmp.path().join("pristine");
+    let (rc, g0) = import(&pristine, &bundles[0]);
+    assert_eq!(rc, 0, "{g0}");
+    let reference = tmp.path().join("reference");
+    copy_tree(&pristine, &reference);
+    let started = Instant::now();
+    let (rc, g1) = import(&reference, &bundles[1]);
+    let full = started.elapsed();
+    assert_eq!(rc, 0, "{g1}");
+
+    let trials = if std::env::var_os("OUK_LONG_TESTS").is_some() {
+        200
+    } else {
+        10
+    };
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(4242);
+    let (mut killed, mut finished) = (0, 0);
+    for trial in 0..trials {
+        let root = tmp.path().join(format!("trial{trial}"));
+        copy_tree(&pristine, &root);
+        let delay = full.mul_f64(rng.random_range(0.0..1.1));
+        let mut child = Command::new(ouk())
+            .arg("--root")
+            .arg(&root)
+            .args(["-q", "kit", "import"])
+            .arg(&bundles[1])
+            .arg("--trust-key")
+            .arg(&pub_key)
+            .args(["--free-margin", "0"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(delay);
+        // SAFETY: plain kill(2) on our own child's pid.
+        unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+        if child.wait().unwrap().code() == Some(0) {
+            finished += 1;
+        } else {
+            killed += 1;
+        }
+        let (rc, fsck) = run_json(&root, &["store", "fsck"]);
+        assert_eq!(rc, 0, "trial {trial} ({delay:?}): {fsck}");
+        let current = check_current_complete(&root).expect("a current generation survives");
+        assert!(
+            current == g0["generation"] || current == g1["generation"],
+            "trial {trial}: {current}"
+        );
+        let (rc, again) = import(&root, &bundles[1]);
+        assert_eq!(rc, 0, "trial {trial}: re-run: {again}");
+        assert_eq!(
+            check_current_complete(&root).map(serde_json::Value::String),
+            Some(g1["generation"].clone())
+        );
+        assert_eq!(
+            std::fs::read_dir(root.join("staging")).unwrap().count(),
+            0,
+            "staging cleaned"
+        );
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+    eprintln!(
+        "import crash trials: {trials}, killed mid-run: {killed}, finished before the kill: {finished}"
+    );
+    assert!(killed > 0);
+}
