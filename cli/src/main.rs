@@ -51,6 +51,12 @@ enum Command {
     /// The debug store of a release.
     #[command(subcommand)]
     DebugStore(cmd::kit::DebugStoreCommand),
+    /// Daily deltas between kits.
+    #[command(subcommand)]
+    Delta(cmd::delta::DeltaCommand),
+    /// What this host has, for a connected site making deltas.
+    #[command(subcommand)]
+    Inventory(cmd::delta::InventoryCommand),
     /// Keys this root trusts for imports.
     #[command(subcommand)]
     Trust(cmd::kit::TrustCommand),
@@ -141,6 +147,8 @@ fn main() -> std::process::ExitCode {
         Command::DebugStore(c) => cmd::kit::run_debug_store(&ctx, c),
         Command::Key(c) => cmd::kit::run_key(&ctx, c),
         Command::Trust(c) => cmd::kit::run_trust(&ctx, c),
+        Command::Delta(c) => cmd::delta::run(&ctx, c),
+        Command::Inventory(c) => cmd::delta::run_inventory(&ctx, c),
     };
     match result {
         Ok(code) => std::process::ExitCode::from(code as u8),

@@ -6,6 +6,7 @@
 
 pub mod build;
 pub mod bundle;
+pub mod delta;
 mod error;
 pub mod import;
 pub mod layout;

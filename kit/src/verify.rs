@@ -52,9 +52,14 @@ impl Sidecars {
             .unwrap_or_default();
         let dir = bundle.parent().unwrap_or(Path::new("."));
         let beside = |ext: &str| existing(dir.join(format!("{name}.{ext}")));
-        let manifest = explicit
-            .manifest
-            .or_else(|| existing(dir.join(MANIFEST_PATH)));
+        let metadata = explicit.metadata.or_else(|| beside("metadata.json"));
+        // A discovered manifest is used only when it is this bundle's: several kits built
+        // into one directory share `manifest/offline-manifest.json`, and the descriptor
+        // records which manifest belongs to the bundle. Otherwise the bundle's own copy is
+        // used.
+        let discovered =
+            existing(dir.join(MANIFEST_PATH)).filter(|m| manifest_belongs(m, metadata.as_deref()));
+        let manifest = explicit.manifest.or(discovered);
         let manifest_signature = explicit.manifest_signature.or_else(|| {
             manifest
                 .as_ref()
@@ -63,10 +68,29 @@ impl Sidecars {
         Sidecars {
             sha256: explicit.sha256.or_else(|| beside("sha256")),
             signature: explicit.signature.or_else(|| beside("sig")),
-            metadata: explicit.metadata.or_else(|| beside("metadata.json")),
+            metadata,
+
             manifest,
             manifest_signature,
         }
+    }
+}
+
+/// Whether `manifest` is the one the descriptor at `metadata` names (true when there is no
+/// descriptor to say otherwise).
+fn manifest_belongs(manifest: &Path, metadata: Option<&Path>) -> bool {
+    let Some(meta_path) = metadata else {
+        return true;
+    };
+    let Ok(bytes) = std::fs::read(meta_path) else {
+        return true;
+    };
+    let Ok(meta) = serde_json::from_slice::<KitMetadata>(&bytes) else {
+        return true;
+    };
+    match sha256_file(manifest) {
+        Ok((digest, _)) => hex::encode(digest) == meta.manifest.sha256,
+        Err(_) => false,
     }
 }
 

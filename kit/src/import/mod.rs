@@ -314,18 +314,21 @@ pub fn import(
     })
 }
 
-type StepResult<T> = std::result::Result<T, (&'static str, KitError)>;
+pub(crate) type StepResult<T> = std::result::Result<T, (&'static str, KitError)>;
 
-fn step<T>(name: &'static str, r: Result<T>) -> StepResult<T> {
+pub(crate) fn step<T>(name: &'static str, r: Result<T>) -> StepResult<T> {
     r.map_err(|e| (name, e))
 }
 
-fn run(
-    root: &Root,
-    opts: &ImportOptions,
-    progress: &mut dyn FnMut(u64),
-) -> StepResult<ImportReport> {
-    // 2. Digest and signature, before anything is unpacked.
+/// What steps 1-2 established about a bundle.
+pub(crate) struct Verified {
+    pub bundle_sha: [u8; 32],
+    pub signed_by: Option<String>,
+    pub keys: Vec<VerifyingKey>,
+    pub sidecars: Sidecars,
+}
+
+fn verify_step(root: &Root, opts: &ImportOptions) -> StepResult<Verified> {
     let sidecars = Sidecars::discover(&opts.bundle, opts.sidecars.clone());
     let (bundle_sha, _size, _) = step("verify", verify::check_digest(&opts.bundle, &sidecars))?;
     let keys = step("verify", trusted_keys(root.dir(), &opts.extra_keys))?;
@@ -346,12 +349,204 @@ fn run(
             Err(e) => return Err(("verify", e)),
         }
     };
-    let (manifest, manifest_bytes) = match &sidecars.manifest {
+    Ok(Verified {
+        bundle_sha,
+        signed_by,
+        keys,
+        sidecars,
+    })
+}
+
+/// Step 1b: free space for `bytes` of new content plus the margin.
+pub(crate) fn check_disk(root: &Root, bytes: u64, margin: u64) -> StepResult<()> {
+    let needed = bytes.saturating_add(bytes / 2).saturating_add(margin);
+    let free = step("disk", free_bytes(root.dir()))?;
+    if free < needed {
+        return Err((
+            "disk",
+            KitError::NoSpace {
+                path: root.dir().to_path_buf(),
+                needed_gib: gib(needed),
+                free_gib: gib(free),
+            },
+        ));
+    }
+    Ok(())
+}
+
+/// Step 5a: the version must be newer than the active one unless forced.
+pub(crate) fn check_version(
+    root: &Root,
+    previous: Option<GenerationId>,
+    version: &str,
+    force: bool,
+) -> StepResult<()> {
+    let active_version = match previous {
+        Some(p) => step("policy", root.generation_record(&p).map_err(KitError::from))?
+            .and_then(|r| r.labels.get("version").cloned()),
+        None => None,
+    };
+    if let Some(active) = &active_version
+        && policy::compare_versions(version, active) != std::cmp::Ordering::Greater
+        && !force
+    {
+        return Err((
+            "policy",
+            KitError::NotNewer {
+                kit: version.to_string(),
+                active: active.clone(),
+            },
+        ));
+    }
+    Ok(())
+}
+
+/// A verified, unpacked (or rebuilt) target waiting for policy and activation.
+pub(crate) struct Staged<'s> {
+    pub writer: ouk_store::StoreWriter<'s>,
+    pub chunk_set: ChunkSetManifest,
+    pub layout_entries: Vec<FileEntry>,
+    pub manifest: OfflineManifest,
+    pub manifest_bytes: Vec<u8>,
+    pub staging: PathBuf,
+    pub kind: &'static str,
+}
+
+/// The report skeleton for a target described by `manifest`.
+pub(crate) fn base_report(
+    opts: &ImportOptions,
+    v: &Verified,
+    manifest: &OfflineManifest,
+    generation: GenerationId,
+    previous: Option<GenerationId>,
+) -> ImportReport {
+    ImportReport {
+        outcome: String::new(),
+        generation,
+        previous,
+        version: manifest.version.clone(),
+        channel: manifest.channel.clone(),
+        bundle_sha256: hex::encode(v.bundle_sha),
+        signed_by: v.signed_by.clone(),
+        files: manifest.artifacts.len() as u64,
+        bytes: manifest.total_bytes(),
+        diff: TreeDiff::default(),
+        new_chunks: 0,
+        new_stored_bytes: 0,
+        forced: opts.force.as_ref().map(|f| f.reason.clone()),
+    }
+}
+
+/// Steps 4 (generation id), 5 (layout), 6 and 7, shared by kits and deltas.
+pub(crate) fn finish(
+    root: &Root,
+    opts: &ImportOptions,
+    v: &Verified,
+    mut staged: Staged<'_>,
+    base: ImportReport,
+) -> StepResult<ImportReport> {
+    let target_id = base.generation;
+    if staged.chunk_set.id() != target_id {
+        return Err((
+            "check",
+            KitError::Validation(format!(
+                "the manifest names generation {target_id} but the files make {}",
+                staged.chunk_set.id()
+            )),
+        ));
+    }
+    let layout_opts = LayoutOptions {
+        allow_missing_debug: true,
+        generated_at: None,
+    };
+    step(
+        "policy",
+        layout::check_entries(&staged.staging, &staged.layout_entries, &layout_opts)
+            .and_then(|r| r.into_result())
+            .map_err(KitError::from),
+    )?;
+    let old_manifest = base.previous.and_then(|p| root.manifest(&p).ok());
+    let tree_diff = diff(old_manifest.as_ref(), &staged.chunk_set);
+    if opts.dry_run {
+        return Ok(ImportReport {
+            outcome: "dry-run".into(),
+            diff: tree_diff,
+            ..base
+        });
+    }
+    // 6. Keep the manifest itself in the store (a later delta patches against it), commit
+    // the store, record and materialize the generation.
+    let put = step(
+        "ingest",
+        staged
+            .writer
+            .put_reader(&staged.manifest_bytes[..], &mut |_| {})
+            .map_err(KitError::from),
+    )?;
+    let totals = step("ingest", staged.writer.commit().map_err(KitError::from))?;
+    let mut labels = Labels::new();
+    labels.insert("version".into(), staged.manifest.version.clone());
+    labels.insert("channel".into(), staged.manifest.channel.clone());
+    labels.insert("createdAt".into(), staged.manifest.created_at.clone());
+    labels.insert("bundleSha256".into(), hex::encode(v.bundle_sha));
+    labels.insert("manifestSha256".into(), put.digest.to_hex());
+    labels.insert("kind".into(), staged.kind.into());
+    step(
+        "ingest",
+        root.record_generation(&staged.chunk_set, labels)
+            .map_err(KitError::from),
+    )?;
+    step(
+        "ingest",
+        root.materialize(&target_id, FileSource::Staged(&staged.staging))
+            .map_err(KitError::from),
+    )?;
+
+    // 7. Activate.
+    let mut details = Labels::new();
+    details.insert("bundleSha256".into(), hex::encode(v.bundle_sha));
+    details.insert("version".into(), staged.manifest.version.clone());
+    details.insert("kind".into(), staged.kind.into());
+    let reason = match &opts.force {
+        Some(f) => format!("forced import: {}", f.reason),
+        None => "import".into(),
+    };
+    let outcome = step(
+        "activate",
+        root.activate(&target_id, &reason, opts.force.is_some(), details)
+            .map_err(KitError::from),
+    )?;
+    step(
+        "activate",
+        record_import(root, &v.bundle_sha, &target_id, &staged.manifest.version),
+    )?;
+    Ok(ImportReport {
+        outcome: match outcome {
+            ActivateOutcome::AlreadyCurrent => "already-active".into(),
+            ActivateOutcome::Activated { .. } => "activated".into(),
+        },
+        diff: tree_diff,
+        new_chunks: totals.new_chunks,
+        new_stored_bytes: totals.new_stored_bytes,
+        ..base
+    })
+}
+
+fn run(
+    root: &Root,
+    opts: &ImportOptions,
+    progress: &mut dyn FnMut(u64),
+) -> StepResult<ImportReport> {
+    let v = verify_step(root, opts)?;
+    if crate::delta::is_delta(&opts.bundle) {
+        return crate::delta::import_delta(root, opts, &v, progress);
+    }
+    let (manifest, manifest_bytes) = match &v.sidecars.manifest {
         Some(path) => {
-            let keys_for_jws: &[VerifyingKey] = if signed_by.is_some() { &keys } else { &[] };
+            let keys_for_jws: &[VerifyingKey] = if v.signed_by.is_some() { &v.keys } else { &[] };
             let (m, bytes, _) = step(
                 "verify",
-                verify::load_manifest(path, sidecars.manifest_signature.as_deref(), keys_for_jws),
+                verify::load_manifest(path, v.sidecars.manifest_signature.as_deref(), keys_for_jws),
             )?;
             (m, bytes)
         }
@@ -364,21 +559,7 @@ fn run(
         )
     })?;
     let previous = step("verify", root.current().map_err(KitError::from))?;
-    let base = ImportReport {
-        outcome: String::new(),
-        generation: target_id,
-        previous,
-        version: manifest.version.clone(),
-        channel: manifest.channel.clone(),
-        bundle_sha256: hex::encode(bundle_sha),
-        signed_by,
-        files: manifest.artifacts.len() as u64,
-        bytes: manifest.total_bytes(),
-        diff: TreeDiff::default(),
-        new_chunks: 0,
-        new_stored_bytes: 0,
-        forced: opts.force.as_ref().map(|f| f.reason.clone()),
-    };
+    let base = base_report(opts, &v, &manifest, target_id, previous);
     // Idempotency: the kit's generation is already current -> nothing to do, nothing written.
     if previous == Some(target_id) && root.generation_dir(&target_id).is_dir() {
         return Ok(ImportReport {
@@ -386,40 +567,9 @@ fn run(
             ..base
         });
     }
-    // 1b. Disk: staging (moved into the generation later) plus new store data, plus margin.
-    let needed = manifest
-        .total_bytes()
-        .saturating_add(manifest.total_bytes() / 2)
-        .saturating_add(opts.free_margin);
-    let free = step("disk", free_bytes(root.dir()))?;
-    if free < needed {
-        return Err((
-            "disk",
-            KitError::NoSpace {
-                path: root.dir().to_path_buf(),
-                needed_gib: gib(needed),
-                free_gib: gib(free),
-            },
-        ));
-    }
-    // 5a (early). Version policy needs only the manifest: refuse before the long unpack.
-    let active_version = match previous {
-        Some(p) => step("policy", root.generation_record(&p).map_err(KitError::from))?
-            .and_then(|r| r.labels.get("version").cloned()),
-        None => None,
-    };
-    if let Some(active) = &active_version
-        && policy::compare_versions(&manifest.version, active) != std::cmp::Ordering::Greater
-        && opts.force.is_none()
-    {
-        return Err((
-            "policy",
-            KitError::NotNewer {
-                kit: manifest.version.clone(),
-                active: active.clone(),
-            },
-        ));
-    }
+    check_disk(root, manifest.total_bytes(), opts.free_margin)?;
+    // Version policy needs only the manifest: refuse before the long unpack.
+    check_version(root, previous, &manifest.version, opts.force.is_some())?;
 
     // 3 + 4. Unpack, verify, and stage into the store (uncommitted).
     let staging = root
@@ -442,82 +592,16 @@ fn run(
         "check",
         ChunkSetManifest::new(entries).map_err(KitError::from),
     )?;
-    if chunk_set.id() != target_id {
-        return Err((
-            "check",
-            KitError::Validation(format!(
-                "the manifest names generation {target_id} but the bundle's files make {}",
-                chunk_set.id()
-            )),
-        ));
-    }
-    // 5b. Layout rules on the unpacked tree (secrets 0600, plug-in manifests, debug digests).
-    let layout_opts = LayoutOptions {
-        allow_missing_debug: true,
-        generated_at: None,
+    let staged = Staged {
+        writer,
+        chunk_set,
+        layout_entries,
+        manifest,
+        manifest_bytes,
+        staging,
+        kind: "kit",
     };
-    step(
-        "policy",
-        layout::check_entries(&staging, &layout_entries, &layout_opts)
-            .and_then(|r| r.into_result())
-            .map_err(KitError::from),
-    )?;
-    let old_manifest = previous.and_then(|p| root.manifest(&p).ok());
-    let tree_diff = diff(old_manifest.as_ref(), &chunk_set);
-    if opts.dry_run {
-        return Ok(ImportReport {
-            outcome: "dry-run".into(),
-            diff: tree_diff,
-            ..base
-        });
-    }
-
-    // 6. Ingest: store commit, generation record, materialize from staging.
-    let totals = step("ingest", writer.commit().map_err(KitError::from))?;
-    let mut labels = Labels::new();
-    labels.insert("version".into(), manifest.version.clone());
-    labels.insert("channel".into(), manifest.channel.clone());
-    labels.insert("createdAt".into(), manifest.created_at.clone());
-    labels.insert("bundleSha256".into(), hex::encode(bundle_sha));
-    labels.insert("kind".into(), "kit".into());
-    step(
-        "ingest",
-        root.record_generation(&chunk_set, labels)
-            .map_err(KitError::from),
-    )?;
-    step(
-        "ingest",
-        root.materialize(&target_id, FileSource::Staged(&staging))
-            .map_err(KitError::from),
-    )?;
-
-    // 7. Activate.
-    let mut details = Labels::new();
-    details.insert("bundleSha256".into(), hex::encode(bundle_sha));
-    details.insert("version".into(), manifest.version.clone());
-    let reason = match &opts.force {
-        Some(f) => format!("forced import: {}", f.reason),
-        None => "import".into(),
-    };
-    let outcome = step(
-        "activate",
-        root.activate(&target_id, &reason, opts.force.is_some(), details)
-            .map_err(KitError::from),
-    )?;
-    step(
-        "activate",
-        record_import(root, &bundle_sha, &target_id, &manifest.version),
-    )?;
-    Ok(ImportReport {
-        outcome: match outcome {
-            ActivateOutcome::AlreadyCurrent => "already-active".into(),
-            ActivateOutcome::Activated { .. } => "activated".into(),
-        },
-        diff: tree_diff,
-        new_chunks: totals.new_chunks,
-        new_stored_bytes: totals.new_stored_bytes,
-        ..base
-    })
+    finish(root, opts, &v, staged, base)
 }
 
 fn record_import(

@@ -1,0 +1,185 @@
+//! `ouk delta {make|show}` and `ouk inventory export`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Subcommand;
+
+use crate::cmd::kit::{kit_failure, load_signing_key};
+use crate::exit::ExitCode;
+use crate::output::bytes;
+use crate::{Context, Failure};
+
+#[derive(Debug, Subcommand)]
+pub enum DeltaCommand {
+    /// Make the delta that turns one kit into another (or a host's inventory into a kit).
+    Make {
+        /// The baseline kit bundle.
+        #[arg(
+            long,
+            required_unless_present = "from_inventory",
+            conflicts_with = "from_inventory"
+        )]
+        from: Option<PathBuf>,
+        /// A host's inventory (`ouk inventory export`); the baseline kit is found in --kits.
+        #[arg(long, requires = "kits")]
+        from_inventory: Option<PathBuf>,
+        /// Directory of earlier kits (bundles with their .metadata.json) for --from-inventory.
+        #[arg(long)]
+        kits: Option<PathBuf>,
+        /// The target kit bundle.
+        #[arg(long)]
+        to: PathBuf,
+        /// The delta to write, e.g. stella-ouk-2025-10-24.delta.tgz.
+        #[arg(long)]
+        output: PathBuf,
+        /// cosign private key (COSIGN_PASSWORD); without it the delta is unsigned.
+        #[arg(long)]
+        signing_key: Option<PathBuf>,
+        /// Seconds to spend choosing encodings.
+        #[arg(long, default_value_t = 90)]
+        time_budget: u64,
+    },
+    /// Baseline, target, files added/changed/removed and bytes of a delta.
+    Show {
+        /// The delta.
+        delta: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum InventoryCommand {
+    /// Write what this host has (generation ids and versions) for a connected site.
+    Export {
+        /// Where to write the inventory JSON.
+        #[arg(long)]
+        output: PathBuf,
+    },
+}
+
+pub fn run(ctx: &Context, cmd: DeltaCommand) -> Result<ExitCode, Failure> {
+    match cmd {
+        DeltaCommand::Make {
+            from,
+            from_inventory,
+            kits,
+            to,
+            output,
+            signing_key,
+            time_budget,
+        } => {
+            let key = signing_key.as_deref().map(load_signing_key).transpose()?;
+            if key.is_none() {
+                eprintln!("ouk: WARNING: no --signing-key: making an UNSIGNED delta");
+            }
+            let options = ouk_delta::plan::MakeOptions {
+                time_budget: Duration::from_secs(time_budget),
+                ..Default::default()
+            };
+            let report = match (from, from_inventory, kits) {
+                (Some(from), _, _) => {
+                    ouk_kit::delta::make_from_bundles(&from, &to, &output, key.as_ref(), &options)
+                }
+                (None, Some(inv), Some(kits)) => {
+                    let bytes = std::fs::read(&inv).map_err(|e| {
+                        Failure::new(ExitCode::Failure, format!("{}: {e}", inv.display()))
+                    })?;
+                    let inventory: ouk_kit::delta::Inventory = serde_json::from_slice(&bytes)
+                        .map_err(|e| {
+                            Failure::new(ExitCode::Validation, format!("{}: {e}", inv.display()))
+                        })?;
+                    ouk_kit::delta::make_from_inventory(
+                        &inventory,
+                        &kits,
+                        &to,
+                        &output,
+                        key.as_ref(),
+                        &options,
+                    )
+                }
+                _ => {
+                    return Err(Failure::new(
+                        ExitCode::Failure,
+                        "give --from, or --from-inventory with --kits",
+                    ));
+                }
+            }
+            .map_err(kit_failure)?;
+            ctx.out.emit(&report, || {
+                format!(
+                    "wrote {} ({})\n  baseline {} {}\n  target   {} {}\n  {} files listed ({} patched, {} literal, {} reused), {} removed",
+                    report.delta.display(),
+                    bytes(report.size),
+                    report.baseline.version.as_deref().unwrap_or("?"),
+                    report.baseline.generation.short(),
+                    report.target.version.as_deref().unwrap_or("?"),
+                    report.target.generation.short(),
+                    report.summary.files,
+                    report.summary.patched,
+                    report.summary.literal,
+                    report.summary.reused,
+                    report.summary.removed
+                )
+            });
+            Ok(ExitCode::Ok)
+        }
+        DeltaCommand::Show { delta } => {
+            let (header, summary) = ouk_kit::delta::show(&delta).map_err(kit_failure)?;
+            let doc = serde_json::json!({
+                "baseline": header.baseline,
+                "target": header.target,
+                "summary": summary,
+                "added": header.files.iter().map(|f| &f.path).collect::<Vec<_>>(),
+                "removed": header.removed,
+            });
+            ctx.out.emit(&doc, || {
+                let mut s = format!(
+                    "baseline {} ({})\ntarget   {} ({})\n{} files new or changed ({}), {} removed, payload {}\n",
+                    header.baseline.version.as_deref().unwrap_or("?"),
+                    header.baseline.generation,
+                    header.target.version.as_deref().unwrap_or("?"),
+                    header.target.generation,
+                    summary.files,
+                    bytes(summary.listed_bytes),
+                    summary.removed,
+                    bytes(summary.payload_bytes)
+                );
+                for f in &header.files {
+                    let how = match &f.source {
+                        ouk_delta::format::Source::Baseline => "reused".to_string(),
+                        ouk_delta::format::Source::Solid { .. } => "literal".to_string(),
+                        ouk_delta::format::Source::Pieces { pieces } => {
+                            let n: u64 = pieces.iter().map(|p| p.length).sum();
+                            format!("{:?} {}", pieces[0].encoding, bytes(n))
+                        }
+                    };
+                    s.push_str(&format!("  {:<22} {}\n", how, f.path));
+                }
+                for r in &header.removed {
+                    s.push_str(&format!("  {:<22} {}\n", "removed", r));
+                }
+                s
+            });
+            Ok(ExitCode::Ok)
+        }
+    }
+}
+
+pub fn run_inventory(ctx: &Context, cmd: InventoryCommand) -> Result<ExitCode, Failure> {
+    let InventoryCommand::Export { output } = cmd;
+    let root = ctx.open_root()?;
+    let inv = ouk_kit::delta::inventory(&root).map_err(kit_failure)?;
+    let mut bytes_out = serde_json::to_vec_pretty(&inv)
+        .map_err(|e| Failure::new(ExitCode::Failure, e.to_string()))?;
+    bytes_out.push(b'\n');
+    ouk_kit::build::write_atomic(&output, &bytes_out).map_err(kit_failure)?;
+    ctx.out.emit(&inv, || {
+        format!(
+            "wrote {} ({} generations, {} bytes)",
+            output.display(),
+            inv.generations.len(),
+            bytes_out.len()
+        )
+    });
+    Ok(ExitCode::Ok)
+}

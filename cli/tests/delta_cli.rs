@@ -1,0 +1,215 @@
+//! End-to-end: `ouk delta make|show`, `ouk inventory export`, and deltas through `ouk kit import`.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::*;
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../testdata/cosign")
+        .join(name)
+}
+
+fn kit(dir: &Path, day: u32) -> PathBuf {
+    let version = format!("2025.10.{day}");
+    let release = small_tree(dir, day);
+    let out = dir.join("kits");
+    let o = Command::new(ouk())
+        .args([
+            "kit",
+            "build",
+            "--version",
+            &version,
+            "--channel",
+            "edge",
+            "--release-dir",
+        ])
+        .arg(&release)
+        .arg("--output-dir")
+        .arg(&out)
+        .arg("--signing-key")
+        .arg(fixture("fixture.key"))
+        .env("COSIGN_PASSWORD", "hello")
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    out.join(format!("stella-ops-offline-kit-{version}-edge.tar.gz"))
+}
+
+fn delta(dir: &Path, from: &Path, to: &Path, name: &str) -> PathBuf {
+    let out = dir.join("deltas").join(name);
+    let o = Command::new(ouk())
+        .args(["delta", "make", "--from"])
+        .arg(from)
+        .arg("--to")
+        .arg(to)
+        .arg("--output")
+        .arg(&out)
+        .arg("--signing-key")
+        .arg(fixture("fixture.key"))
+        .env("COSIGN_PASSWORD", "hello")
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    out
+}
+
+fn host(dir: &Path, name: &str) -> PathBuf {
+    let root = dir.join(name);
+    assert_eq!(
+        code(&run(
+            &root,
+            &["trust", "add", fixture("fixture.pub").to_str().unwrap()]
+        )),
+        0
+    );
+    root
+}
+
+fn import(root: &Path, bundle: &Path) -> (i32, serde_json::Value) {
+    run_json(
+        root,
+        &[
+            "kit",
+            "import",
+            bundle.to_str().unwrap(),
+            "--free-margin",
+            "0",
+        ],
+    )
+}
+
+#[test]
+fn a_delta_lands_on_the_same_generation_as_the_full_kit_and_is_idempotent() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (k0, k1) = (kit(tmp.path(), 0), kit(tmp.path(), 1));
+    let d01 = delta(tmp.path(), &k0, &k1, "stella-ouk-2025-10-24.delta.tgz");
+    // The operator can look inside before carrying it.
+    let o = Command::new("tar")
+        .arg("-tzf")
+        .arg(&d01)
+        .output()
+        .expect("tar");
+    let listing = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        listing.contains("delta/delta.json") && listing.contains("delta/payload.bin"),
+        "{listing}"
+    );
+    let (rc, shown) = run_json(tmp.path(), &["delta", "show", d01.to_str().unwrap()]);
+    assert_eq!(rc, 0);
+    assert_eq!(shown["target"]["version"], "2025.10.1");
+    // Small: the delta is a few percent of the kit.
+    let (kit_len, delta_len) = (
+        std::fs::metadata(&k1).unwrap().len(),
+        std::fs::metadata(&d01).unwrap().len(),
+    );
+    assert!(
+        delta_len * 20 < kit_len,
+        "delta {delta_len} vs kit {kit_len}"
+    );
+
+    let via_kit = host(tmp.path(), "via-kit");
+    let via_delta = host(tmp.path(), "via-delta");
+    assert_eq!(import(&via_kit, &k0).0, 0);
+    let (rc, full) = import(&via_kit, &k1);
+    assert_eq!(rc, 0, "{full}");
+    assert_eq!(import(&via_delta, &k0).0, 0);
+    let (rc, applied) = import(&via_delta, &d01);
+    assert_eq!(rc, 0, "{applied}");
+    assert_eq!(
+        applied["generation"], full["generation"],
+        "same generation id as the full kit"
+    );
+    let a = check_current_complete(&via_kit).unwrap();
+    let b = check_current_complete(&via_delta).unwrap();
+    assert_eq!(a, b);
+    for (rel, _, _) in ouk_delta::tree::list_tree(&via_kit.join("current")).unwrap() {
+        assert_eq!(
+            sha256_file(&via_kit.join("current").join(&rel)),
+            sha256_file(&via_delta.join("current").join(&rel)),
+            "{rel}"
+        );
+    }
+    // Applying it twice is a no-op; replaying it on the full-kit host too.
+    let (rc, again) = import(&via_delta, &d01);
+    assert_eq!(rc, 0);
+    assert_eq!(again["outcome"], "already-active");
+    assert_eq!(import(&via_kit, &d01).1["outcome"], "already-active");
+}
+
+#[test]
+fn deltas_chain_and_skip_and_refuse_a_missing_baseline() {
+    let tmp = tempfile::tempdir().unwrap();
+    let kits: Vec<PathBuf> = (0..4).map(|d| kit(tmp.path(), d)).collect();
+    let d01 = delta(tmp.path(), &kits[0], &kits[1], "d01.delta.tgz");
+    let d12 = delta(tmp.path(), &kits[1], &kits[2], "d12.delta.tgz");
+    let d23 = delta(tmp.path(), &kits[2], &kits[3], "d23.delta.tgz");
+    let d03 = delta(tmp.path(), &kits[0], &kits[3], "d03.delta.tgz");
+    let chained = host(tmp.path(), "chained");
+    assert_eq!(import(&chained, &kits[0]).0, 0);
+    for d in [&d01, &d12, &d23] {
+        let (rc, r) = import(&chained, d);
+        assert_eq!(rc, 0, "{r}");
+    }
+    let skipping = host(tmp.path(), "skipping");
+    assert_eq!(import(&skipping, &kits[0]).0, 0);
+    let (rc, r) = import(&skipping, &d03);
+    assert_eq!(rc, 0, "{r}");
+    assert_eq!(
+        check_current_complete(&chained),
+        check_current_complete(&skipping)
+    );
+    // A host that never had 2025.10.1 cannot take d12: exit 11 naming what it needs.
+    let fresh = host(tmp.path(), "fresh");
+    assert_eq!(import(&fresh, &kits[0]).0, 0);
+    let (rc, e) = import(&fresh, &d12);
+    assert_eq!(rc, 11, "{e}");
+    let msg = e["error"].as_str().unwrap();
+    assert!(
+        msg.contains("2025.10.1") && msg.contains("does not have"),
+        "{msg}"
+    );
+    // An old delta replayed after a newer kit: version not newer.
+    let (rc, e) = import(&chained, &d12);
+    assert_eq!(rc, 8, "{e}");
+}
+
+#[test]
+fn the_inventory_path_makes_the_delta_a_host_needs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let kits: Vec<PathBuf> = (0..3).map(|d| kit(tmp.path(), d)).collect();
+    let root = host(tmp.path(), "host");
+    assert_eq!(import(&root, &kits[1]).0, 0);
+    let inv = tmp.path().join("host-inventory.json");
+    let (rc, _) = run_json(
+        &root,
+        &["inventory", "export", "--output", inv.to_str().unwrap()],
+    );
+    assert_eq!(rc, 0);
+    assert!(
+        std::fs::metadata(&inv).unwrap().len() < 4096,
+        "the inventory is small"
+    );
+    let out = tmp.path().join("for-host.delta.tgz");
+    let o = Command::new(ouk())
+        .args(["delta", "make", "--from-inventory"])
+        .arg(&inv)
+        .arg("--kits")
+        .arg(tmp.path().join("kits"))
+        .arg("--to")
+        .arg(&kits[2])
+        .arg("--output")
+        .arg(&out)
+        .arg("--signing-key")
+        .arg(fixture("fixture.key"))
+        .env("COSIGN_PASSWORD", "hello")
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    let (rc, r) = import(&root, &out);
+    assert_eq!(rc, 0, "{r}");
+    assert_eq!(r["version"], "2025.10.2");
+}

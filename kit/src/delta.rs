@@ -1,0 +1,764 @@
+//! Daily deltas as bundles: `ouk delta make`, `ouk delta show`, `ouk inventory export`, and
+//! the delta branch of the import pipeline.
+//!
+//! A delta bundle (`stella-ouk-YYYY-MM-DD.delta.tgz`) is a deterministic tar.gz that
+//! `tar -tzf` lists, holding:
+//! - `delta/delta.json`: the [`DeltaHeader`]: baseline and target generation ids and
+//!   versions, the target's file list as an edit of the baseline's, and where each new
+//!   file's bytes come from;
+//! - `delta/payload.bin`: the encoded bytes (patches, literals, the solid block);
+//! - `delta/offline-manifest.json.jws` (signed deltas): a JWS over the target's offline
+//!   manifest.
+//!
+//! The target's offline manifest travels as one of the delta's files
+//! (`manifest/offline-manifest.json`, patched against the baseline's manifest, which every
+//! host keeps in its store), so the delta carries the target's full manifest in a few
+//! hundred bytes. It is signed like a kit (`.sig`, `.sha256`, `.metadata.json` with
+//! `kind: delta`) and imported through the same pipeline: same trust store, exit codes,
+//! quarantine, atomic flip; applying it yields the same generation id as importing the
+//! target kit.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+
+use ouk_delta::apply::apply_delta;
+use ouk_delta::content::{DirContent, StoreContent, TreeFile};
+use ouk_delta::format::{DeltaHeader, DeltaSummary, GenerationRef};
+use ouk_delta::plan::{MakeOptions, make_delta};
+use ouk_delta::{ChunkSetManifest, GenerationId, ManifestEntry, Root};
+use ouk_store::FileDigest;
+use serde::{Deserialize, Serialize};
+
+use crate::build::{KitMetadata, ManifestRef, write_atomic};
+use crate::bundle::{
+    BundleReader, EntrySource, EntrySpec, GzOptions, ReadLimits, unpack_to_dir, write_bundle,
+};
+use crate::error::{IoContext, KitError, Result};
+use crate::import::{
+    ImportOptions, ImportReport, Staged, StepResult, Verified, base_report, check_disk,
+    check_version, finish, step,
+};
+use crate::layout::FileEntry;
+use crate::manifest::{MANIFEST_PATH, MAX_MANIFEST_BYTES, OfflineManifest};
+use crate::sign::SigningKey;
+use crate::verify;
+
+/// Header entry.
+pub const HEADER_PATH: &str = "delta/delta.json";
+/// Payload entry.
+pub const PAYLOAD_PATH: &str = "delta/payload.bin";
+/// JWS over the target manifest.
+pub const JWS_PATH: &str = "delta/offline-manifest.json.jws";
+const MAX_HEADER: u64 = 64 << 20;
+const MAX_PAYLOAD: u64 = 16 << 30;
+/// Files of at most this size are rehydrated into staging so the layout rules can read them.
+const SMALL_FILE: u64 = 1 << 20;
+
+/// A kit unpacked for delta making.
+struct UnpackedKit {
+    _dir: tempfile::TempDir,
+    manifest: OfflineManifest,
+    files: Vec<TreeFile>,
+    content: DirContent,
+}
+
+fn unpack_kit(bundle: &Path) -> Result<UnpackedKit> {
+    if !bundle.is_file() {
+        return Err(KitError::NotFound(bundle.to_path_buf()));
+    }
+    let (manifest, manifest_bytes) = verify::manifest_from_bundle(bundle)?;
+    let dir = tempfile::Builder::new()
+        .prefix("ouk-delta-")
+        .tempdir()
+        .ctx(|| "create a temporary directory".to_string())?;
+    let declared: HashMap<&str, u64> = manifest
+        .artifacts
+        .iter()
+        .map(|a| (a.name.as_str(), a.size))
+        .collect();
+    let mlen = manifest_bytes.len() as u64;
+    let lookup = |p: &str| {
+        if p == MANIFEST_PATH {
+            Some(mlen)
+        } else {
+            declared.get(p).copied()
+        }
+    };
+    let limits = ReadLimits::for_declared(
+        manifest.artifacts.len() as u64 + 1,
+        manifest.total_bytes() + mlen,
+    );
+    let file = File::open(bundle).ctx(|| format!("open {}", bundle.display()))?;
+    let unpacked = unpack_to_dir(file, dir.path(), &lookup, limits)?;
+    let by_name: HashMap<&str, &crate::manifest::Artifact> = manifest
+        .artifacts
+        .iter()
+        .map(|a| (a.name.as_str(), a))
+        .collect();
+    let mut files = Vec::with_capacity(unpacked.len());
+    let mut content = Vec::with_capacity(unpacked.len());
+    for u in unpacked {
+        let sha = u.sha256_hex();
+        let ok = if u.path == MANIFEST_PATH {
+            u.sha256 == FileDigest::of(&manifest_bytes).0
+        } else {
+            by_name
+                .get(u.path.as_str())
+                .is_some_and(|a| a.sha256 == sha && a.size == u.size)
+        };
+        if !ok {
+            return Err(KitError::DigestMismatch {
+                what: format!("{} in {}", u.path, bundle.display()),
+                expected: by_name
+                    .get(u.path.as_str())
+                    .map(|a| a.sha256.clone())
+                    .unwrap_or_default(),
+                actual: sha,
+            });
+        }
+        content.push((FileDigest(u.sha256), dir.path().join(&u.path)));
+        files.push(TreeFile {
+            path: u.path,
+            mode: u.mode,
+            size: u.size,
+            sha256: FileDigest(u.sha256),
+        });
+    }
+    if files.len() != manifest.artifacts.len() + 1 {
+        return Err(KitError::Validation(format!(
+            "{}: files and manifest disagree",
+            bundle.display()
+        )));
+    }
+    Ok(UnpackedKit {
+        _dir: dir,
+        manifest,
+        files,
+        content: DirContent::new(content),
+    })
+}
+
+/// What `delta make` wrote.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeltaMakeReport {
+    /// The delta bundle.
+    pub delta: PathBuf,
+    /// Its SHA-256.
+    pub sha256: String,
+    /// Its size.
+    pub size: u64,
+    /// Baseline.
+    pub baseline: GenerationRef,
+    /// Target.
+    pub target: GenerationRef,
+    /// Counts.
+    pub summary: DeltaSummary,
+    /// Signed?
+    pub signed: bool,
+}
+
+/// Make the delta from kit bundle `from` to kit bundle `to`.
+pub fn make_from_bundles(
+    from: &Path,
+    to: &Path,
+    output: &Path,
+    key: Option<&SigningKey>,
+    options: &MakeOptions,
+) -> Result<DeltaMakeReport> {
+    let old = unpack_kit(from)?;
+    let new = unpack_kit(to)?;
+    write_delta(&old, &new, output, key, options)
+}
+
+fn gref(m: &OfflineManifest) -> Result<GenerationRef> {
+    Ok(GenerationRef {
+        generation: m
+            .generation_id
+            .parse()
+            .map_err(|_| KitError::InvalidManifest("generationId does not parse".into()))?,
+        version: Some(m.version.clone()),
+    })
+}
+
+fn write_delta(
+    old: &UnpackedKit,
+    new: &UnpackedKit,
+    output: &Path,
+    key: Option<&SigningKey>,
+    options: &MakeOptions,
+) -> Result<DeltaMakeReport> {
+    let mut payload = Vec::new();
+    let header = make_delta(
+        gref(&old.manifest)?,
+        &old.files,
+        &old.content,
+        gref(&new.manifest)?,
+        &new.files,
+        &new.content,
+        options,
+        &mut payload,
+    )?;
+    let mut header_bytes =
+        serde_json::to_vec_pretty(&header).map_err(|e| KitError::Validation(e.to_string()))?;
+    header_bytes.push(b'\n');
+    let mut specs = vec![
+        EntrySpec {
+            path: HEADER_PATH.into(),
+            mode: 0o644,
+            source: EntrySource::Bytes(header_bytes),
+        },
+        EntrySpec {
+            path: PAYLOAD_PATH.into(),
+            mode: 0o644,
+            source: EntrySource::Bytes(payload),
+        },
+    ];
+    if let Some(k) = key {
+        let manifest_bytes = new.manifest.to_bytes();
+        let jws = crate::sign::sign_detached_jws(k, &manifest_bytes).map_err(|e| {
+            KitError::Signature {
+                what: JWS_PATH.into(),
+                message: e.to_string(),
+            }
+        })?;
+        specs.push(EntrySpec {
+            path: JWS_PATH.into(),
+            mode: 0o644,
+            source: EntrySource::Bytes(jws.into_bytes()),
+        });
+    }
+    let dir = output
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    fs::create_dir_all(dir).ctx(|| format!("create {}", dir.display()))?;
+    let name = output
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .ok_or_else(|| KitError::Usage(format!("{}: not a file name", output.display())))?;
+    let tmp = dir.join(format!(".tmp-{name}-{}", std::process::id()));
+    let out = File::create(&tmp).ctx(|| format!("create {}", tmp.display()))?;
+    let (summary, _, out) = write_bundle(BufWriter::new(out), specs, GzOptions::default())?;
+    let f = out.into_inner().map_err(|e| KitError::Io {
+        context: format!("write {}", tmp.display()),
+        source: e.into_error(),
+    })?;
+    f.sync_all().ctx(|| format!("fsync {}", tmp.display()))?;
+    fs::rename(&tmp, output).ctx(|| format!("rename to {}", output.display()))?;
+    let hexd = hex::encode(summary.sha256);
+    write_atomic(
+        &dir.join(format!("{name}.sha256")),
+        format!("{hexd}  {name}\n").as_bytes(),
+    )?;
+    if let Some(k) = key {
+        let sig =
+            crate::sign::sign_blob_sha256(k, &summary.sha256).map_err(|e| KitError::Signature {
+                what: format!("{name}.sig"),
+                message: e.to_string(),
+            })?;
+        write_atomic(&dir.join(format!("{name}.sig")), sig.as_bytes())?;
+    }
+    let manifest_bytes = new.manifest.to_bytes();
+    let metadata = KitMetadata {
+        name: name.clone(),
+        kind: "delta".into(),
+        version: new.manifest.version.clone(),
+        channel: new.manifest.channel.clone(),
+        sha256: hexd.clone(),
+        size: summary.size,
+        manifest: ManifestRef {
+            name: MANIFEST_PATH.into(),
+            sha256: FileDigest::of(&manifest_bytes).to_hex(),
+            size: manifest_bytes.len() as u64,
+        },
+        created_at: new.manifest.created_at.clone(),
+        generation_id: new.manifest.generation_id.clone(),
+        signed: key.is_some(),
+        kid: key.map(SigningKey::kid),
+    };
+    let mut meta = serde_json::to_vec_pretty(&metadata).unwrap_or_default();
+    meta.push(b'\n');
+    write_atomic(&dir.join(format!("{name}.metadata.json")), &meta)?;
+    Ok(DeltaMakeReport {
+        delta: output.to_path_buf(),
+        sha256: hexd,
+        size: summary.size,
+        baseline: header.baseline.clone(),
+        target: header.target.clone(),
+        summary: header.summary(),
+        signed: key.is_some(),
+    })
+}
+
+/// What a host has: enough for a connected site to pick a baseline (a few hundred bytes).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Inventory {
+    /// `ouk-inventory/1`.
+    pub format: String,
+    /// Active generation.
+    pub current: Option<GenerationId>,
+    /// Retained generations, most recently activated first.
+    pub generations: Vec<InventoryGeneration>,
+}
+
+/// One retained generation.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InventoryGeneration {
+    /// Id.
+    pub generation: GenerationId,
+    /// Kit version.
+    pub version: Option<String>,
+    /// Channel.
+    pub channel: Option<String>,
+    /// File count.
+    pub files: u64,
+    /// Bytes.
+    pub bytes: u64,
+}
+
+/// `ouk inventory export`.
+pub fn inventory(root: &Root) -> Result<Inventory> {
+    let generations = root
+        .generations()?
+        .into_iter()
+        .map(|g| InventoryGeneration {
+            generation: g.id,
+            version: g.record.labels.get("version").cloned(),
+            channel: g.record.labels.get("channel").cloned(),
+            files: g.record.files,
+            bytes: g.record.bytes,
+        })
+        .collect();
+    Ok(Inventory {
+        format: "ouk-inventory/1".into(),
+        current: root.current()?,
+        generations,
+    })
+}
+
+/// Make the one delta that brings the host described by `inventory` to `to`, using a kit
+/// from `kits_dir` the host already has as the baseline (its current one when available,
+/// else its newest).
+pub fn make_from_inventory(
+    inventory: &Inventory,
+    kits_dir: &Path,
+    to: &Path,
+    output: &Path,
+    key: Option<&SigningKey>,
+    options: &MakeOptions,
+) -> Result<DeltaMakeReport> {
+    let mut candidates: HashMap<GenerationId, PathBuf> = HashMap::new();
+    for entry in fs::read_dir(kits_dir).ctx(|| format!("list {}", kits_dir.display()))? {
+        let path = entry.ctx(|| format!("list {}", kits_dir.display()))?.path();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if let Some(bundle) = name.strip_suffix(".metadata.json") {
+            let Ok(bytes) = fs::read(&path) else { continue };
+            let Ok(meta) = serde_json::from_slice::<KitMetadata>(&bytes) else {
+                continue;
+            };
+            if meta.kind == "kit"
+                && let Ok(id) = meta.generation_id.parse::<GenerationId>()
+            {
+                candidates.insert(id, kits_dir.join(bundle));
+            }
+        }
+    }
+    let order = inventory
+        .current
+        .into_iter()
+        .chain(inventory.generations.iter().map(|g| g.generation));
+    let baseline = order
+        .filter_map(|id| candidates.get(&id))
+        .next()
+        .ok_or_else(|| {
+            KitError::Validation(format!(
+                "no kit in {} matches any generation the host has",
+                kits_dir.display()
+            ))
+        })?;
+    make_from_bundles(baseline, to, output, key, options)
+}
+
+/// True when `bundle` is a delta (by name, descriptor, or first entry).
+pub fn is_delta(bundle: &Path) -> bool {
+    let name = bundle
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if name.ends_with(".delta.tgz") || name.ends_with(".delta.tar.gz") {
+        return true;
+    }
+    let meta = bundle.with_file_name(format!("{name}.metadata.json"));
+    if let Ok(bytes) = fs::read(&meta)
+        && let Ok(m) = serde_json::from_slice::<KitMetadata>(&bytes)
+    {
+        return m.kind == "delta";
+    }
+    let Ok(file) = File::open(bundle) else {
+        return false;
+    };
+    let mut reader = BundleReader::new(
+        file,
+        |_: &str| Some(u64::MAX),
+        ReadLimits {
+            max_total_bytes: 1 << 20,
+            max_entries: 8,
+        },
+    );
+    matches!(reader.next_entry(), Ok(Some(e)) if e.path == "delta" || e.path.starts_with("delta/"))
+}
+
+/// The header and parts of a delta bundle, unpacked into `dir`.
+struct DeltaParts {
+    header: DeltaHeader,
+    payload: PathBuf,
+    jws: Option<String>,
+}
+
+fn unpack_delta(bundle: &Path, dir: &Path) -> Result<DeltaParts> {
+    let lookup = |p: &str| match p {
+        HEADER_PATH => Some(MAX_HEADER),
+        PAYLOAD_PATH => Some(MAX_PAYLOAD),
+        JWS_PATH => Some(64 << 10),
+        _ => None,
+    };
+    let file = File::open(bundle).ctx(|| format!("open {}", bundle.display()))?;
+    let limits = ReadLimits {
+        max_total_bytes: MAX_HEADER + MAX_PAYLOAD + (1 << 20),
+        max_entries: 16,
+    };
+    let files = unpack_to_dir(file, dir, &lookup, limits)?;
+    let have = |p: &str| files.iter().any(|f| f.path == p);
+    if !have(HEADER_PATH) || !have(PAYLOAD_PATH) {
+        return Err(KitError::Validation(format!(
+            "{}: not a delta (no {HEADER_PATH} and {PAYLOAD_PATH})",
+            bundle.display()
+        )));
+    }
+    let bytes = fs::read(dir.join(HEADER_PATH)).ctx(|| format!("read {HEADER_PATH}"))?;
+    let header: DeltaHeader = serde_json::from_slice(&bytes)
+        .map_err(|e| KitError::Validation(format!("{HEADER_PATH}: {e}")))?;
+    header.validate(1 << 40)?;
+    let payload = dir.join(PAYLOAD_PATH);
+    let payload_len = fs::metadata(&payload)
+        .ctx(|| format!("stat {PAYLOAD_PATH}"))?
+        .len();
+    if payload_len != header.payload_size {
+        return Err(KitError::Validation(format!(
+            "{PAYLOAD_PATH} has {payload_len} bytes, the header says {}",
+            header.payload_size
+        )));
+    }
+    let jws = if have(JWS_PATH) {
+        Some(
+            fs::read_to_string(dir.join(JWS_PATH))
+                .ctx(|| format!("read {JWS_PATH}"))?
+                .trim()
+                .to_string(),
+        )
+    } else {
+        None
+    };
+    Ok(DeltaParts {
+        header,
+        payload,
+        jws,
+    })
+}
+
+/// `ouk delta show`.
+pub fn show(bundle: &Path) -> Result<(DeltaHeader, DeltaSummary)> {
+    if !bundle.is_file() {
+        return Err(KitError::NotFound(bundle.to_path_buf()));
+    }
+    let dir = tempfile::tempdir().ctx(|| "create a temporary directory".to_string())?;
+    let parts = unpack_delta(bundle, dir.path())?;
+    let summary = parts.header.summary();
+    Ok((parts.header, summary))
+}
+
+/// The baseline generation's file list as a delta sees it: its files plus its offline
+/// manifest (kept in the store when the generation was imported).
+fn baseline_files(root: &Root, id: &GenerationId) -> Result<Vec<TreeFile>> {
+    let m = root.manifest(id)?;
+    let mut files: Vec<TreeFile> = m
+        .entries()
+        .iter()
+        .map(|e| TreeFile {
+            path: e.path.clone(),
+            mode: e.mode,
+            size: e.size,
+            sha256: e.sha256,
+        })
+        .collect();
+    if let Some(rec) = root.generation_record(id)?
+        && let Some(sha) = rec
+            .labels
+            .get("manifestSha256")
+            .and_then(|s| s.parse::<FileDigest>().ok())
+        && let Some(frec) = root.store().file_record(&sha)?
+    {
+        files.push(TreeFile {
+            path: MANIFEST_PATH.into(),
+            mode: 0o644,
+            size: frec.size,
+            sha256: sha,
+        });
+    }
+    Ok(files)
+}
+
+/// The delta branch of the import pipeline (steps 3-5 differ; 1, 2, 6, 7 are shared).
+// Refusals are the cold path (see `import`): their size does not matter.
+#[allow(clippy::result_large_err)]
+
+pub(crate) fn import_delta(
+    root: &Root,
+    opts: &ImportOptions,
+    v: &Verified,
+    progress: &mut dyn FnMut(u64),
+) -> StepResult<ImportReport> {
+    let staging = root
+        .staging_dir()
+        .join(format!("delta-{}", std::process::id()));
+    let parts_dir = staging.join("parts");
+    let tree = staging.join("tree");
+    step(
+        "unpack",
+        fs::create_dir_all(&parts_dir)
+            .and_then(|_| fs::create_dir_all(&tree))
+            .ctx(|| format!("create {}", staging.display())),
+    )?;
+    let parts = step("unpack", unpack_delta(&opts.bundle, &parts_dir))?;
+    let header = &parts.header;
+    let target_id = header.target.generation;
+    let previous = step("verify", root.current().map_err(KitError::from))?;
+    let target_version = header.target.version.clone().unwrap_or_default();
+    // Idempotent: applying a delta whose target is current changes nothing.
+    if previous == Some(target_id) && root.generation_dir(&target_id).is_dir() {
+        let m = OfflineManifest {
+            schema: crate::manifest::SCHEMA.into(),
+            version: target_version,
+            channel: String::new(),
+            created_at: String::new(),
+            generation_id: target_id.to_hex(),
+            artifacts: Vec::new(),
+        };
+        let mut r = base_report(opts, v, &m, target_id, previous);
+        r.outcome = "already-active".into();
+        if let Some(rec) = step(
+            "verify",
+            root.generation_record(&target_id).map_err(KitError::from),
+        )? {
+            r.channel = rec.labels.get("channel").cloned().unwrap_or_default();
+            r.files = rec.files;
+            r.bytes = rec.bytes;
+        }
+        return Ok(r);
+    }
+    // The host must have the baseline (active or retained).
+    let baseline = step(
+        "check",
+        baseline_files(root, &header.baseline.generation).map_err(|e| match e {
+            KitError::Delta(ouk_delta::DeltaError::UnknownGeneration(_)) => {
+                KitError::Delta(ouk_delta::DeltaError::MissingBaseline {
+                    generation: header.baseline.generation.to_hex(),
+                    version: header
+                        .baseline
+                        .version
+                        .clone()
+                        .unwrap_or_else(|| "unknown".into()),
+                })
+            }
+            other => other,
+        }),
+    )?;
+    check_version(root, previous, &target_version, opts.force.is_some())?;
+    let target_files = step(
+        "check",
+        header.target_files(&baseline).map_err(KitError::from),
+    )?;
+    let new_bytes: u64 = header.files.iter().map(|f| f.size).sum();
+    check_disk(root, new_bytes, opts.free_margin)?;
+
+    // 3. Rebuild what the baseline lacks (every piece decoded against verified store bytes,
+    // every file checked against its SHA-256).
+    let mut payload = step(
+        "unpack",
+        File::open(&parts.payload).ctx(|| format!("open {}", parts.payload.display())),
+    )?;
+    let written = step(
+        "unpack",
+        apply_delta(header, &mut payload, &StoreContent(root.store()), &tree)
+            .map_err(KitError::from),
+    )?;
+    progress(new_bytes);
+    // 4. The target manifest: rebuilt from the delta, checked against the delta's JWS.
+    let manifest_bytes = match target_files.iter().find(|f| f.path == MANIFEST_PATH) {
+        Some(f) if written.iter().any(|w| w == MANIFEST_PATH) => {
+            let p = tree.join(MANIFEST_PATH);
+            let bytes = step(
+                "check",
+                fs::read(&p).ctx(|| format!("read {}", p.display())),
+            )?;
+            step(
+                "check",
+                fs::remove_file(&p).ctx(|| format!("remove {}", p.display())),
+            )?;
+            let _ = f;
+            bytes
+        }
+        Some(f) => step("check", read_store_file(root, &f.sha256))?,
+        None => {
+            return Err((
+                "check",
+                KitError::Validation("the delta's target has no offline manifest".into()),
+            ));
+        }
+    };
+    if manifest_bytes.len() as u64 > MAX_MANIFEST_BYTES {
+        return Err((
+            "check",
+            KitError::Validation("target manifest too large".into()),
+        ));
+    }
+    if v.signed_by.is_some() {
+        let jws = parts.jws.as_deref().ok_or_else(|| {
+            (
+                "verify",
+                KitError::Signature {
+                    what: "delta".into(),
+                    message: format!("signed delta without {JWS_PATH}"),
+                },
+            )
+        })?;
+        step(
+            "verify",
+            crate::sign::verify_detached_jws(&v.keys, jws, &manifest_bytes)
+                .map(|_| ())
+                .map_err(|e| KitError::Signature {
+                    what: JWS_PATH.into(),
+                    message: e.to_string(),
+                }),
+        )?;
+    }
+    let manifest = step("check", OfflineManifest::parse(&manifest_bytes))?;
+    if manifest.generation_id != target_id.to_hex() || manifest.version != target_version {
+        return Err((
+            "check",
+            KitError::Validation("the delta's header and its target manifest disagree".into()),
+        ));
+    }
+    // Every target file (but the manifest) must be exactly what the manifest lists.
+    let files: Vec<&TreeFile> = target_files
+        .iter()
+        .filter(|f| f.path != MANIFEST_PATH)
+        .collect();
+    if files.len() != manifest.artifacts.len()
+        || files.iter().any(|f| {
+            manifest
+                .get(&f.path)
+                .is_none_or(|a| a.sha256 != f.sha256.to_hex() || a.size != f.size)
+        })
+    {
+        return Err((
+            "check",
+            KitError::Validation("the delta's target files do not match its manifest".into()),
+        ));
+    }
+
+    // Stage into the store (uncommitted) and gather chunk lists.
+    let mut writer = step("unpack", root.store().writer().map_err(KitError::from))?;
+    let mut entries = Vec::with_capacity(files.len());
+    let mut layout_entries = Vec::with_capacity(files.len());
+    let rebuilt: std::collections::HashSet<&str> = written.iter().map(String::as_str).collect();
+    for f in files {
+        let staged = tree.join(&f.path);
+        let chunks = if rebuilt.contains(f.path.as_str()) {
+            let put = step(
+                "unpack",
+                writer
+                    .put_file(&staged, &mut |_| {})
+                    .map_err(KitError::from),
+            )?;
+            put.chunks
+        } else {
+            let rec = step(
+                "check",
+                root.store().file_record(&f.sha256).map_err(KitError::from),
+            )?
+            .ok_or_else(|| {
+                (
+                    "check",
+                    KitError::Delta(ouk_delta::DeltaError::MissingBaseline {
+                        generation: header.baseline.generation.to_hex(),
+                        version: header
+                            .baseline
+                            .version
+                            .clone()
+                            .unwrap_or_else(|| "unknown".into()),
+                    }),
+                )
+            })?;
+            // Small files are rehydrated so the layout rules can read them.
+            if f.size <= SMALL_FILE {
+                step("unpack", rehydrate(root, f, &staged))?;
+            }
+            rec.chunks
+        };
+        layout_entries.push(FileEntry {
+            path: f.path.clone(),
+            mode: f.mode,
+            size: f.size,
+            sha256: f.sha256.0,
+        });
+        entries.push(ManifestEntry {
+            path: f.path.clone(),
+            mode: f.mode,
+            size: f.size,
+            sha256: f.sha256,
+            chunks,
+        });
+    }
+    let chunk_set = step(
+        "check",
+        ChunkSetManifest::new(entries).map_err(KitError::from),
+    )?;
+    let mut base = base_report(opts, v, &manifest, target_id, previous);
+    base.bundle_sha256 = hex::encode(v.bundle_sha);
+    let staged = Staged {
+        writer,
+        chunk_set,
+        layout_entries,
+        manifest,
+        manifest_bytes,
+        staging: tree,
+        kind: "delta",
+    };
+    finish(root, opts, v, staged, base)
+}
+
+fn read_store_file(root: &Root, sha: &FileDigest) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    root.store().read_file(sha, &mut out)?;
+    Ok(out)
+}
+
+fn rehydrate(root: &Root, f: &TreeFile, dest: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    if let Some(parent) = dest.parent() {
+        fs::create_dir_all(parent).ctx(|| format!("create {}", parent.display()))?;
+    }
+    let mut out = File::create(dest).ctx(|| format!("create {}", dest.display()))?;
+    root.store().read_file(&f.sha256, &mut out)?;
+    fs::set_permissions(dest, fs::Permissions::from_mode(f.mode))
+        .ctx(|| format!("chmod {}", dest.display()))
+}
