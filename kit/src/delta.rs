@@ -519,7 +519,6 @@ fn baseline_files(root: &Root, id: &GenerationId) -> Result<Vec<TreeFile>> {
 /// The delta branch of the import pipeline (steps 3-5 differ; 1, 2, 6, 7 are shared).
 // Refusals are the cold path (see `import`): their size does not matter.
 #[allow(clippy::result_large_err)]
-
 pub(crate) fn import_delta(
     root: &Root,
     opts: &ImportOptions,
