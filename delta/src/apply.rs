@@ -5,9 +5,10 @@
 //! `out_dir` (created with `create_new`, so nothing is overwritten) and its SHA-256 is
 //! checked against the header before the caller may use it. Memory per piece is bounded by
 //! [`MAX_PIECE`](crate::format::MAX_PIECE) of target plus
-//! [`MAX_REFERENCE`](crate::format::MAX_REFERENCE) of reference; the solid block is
-//! streamed.
+//! [`MAX_REFERENCE`](crate::format::MAX_REFERENCE) of reference; the solid block holds at
+//! most [`MAX_SOLID`](crate::format::MAX_SOLID) plus its references.
 
+use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::OpenOptionsExt;
@@ -17,8 +18,9 @@ use ouk_store::FileDigest;
 use sha2::Digest;
 
 use crate::content::ContentReader;
+use crate::content::TreeFile;
 use crate::error::{DeltaError, Result};
-use crate::format::{DeltaFile, DeltaHeader, Source};
+use crate::format::{DeltaFile, DeltaHeader, ReferenceRange, Source, digest_dictionary};
 use crate::patch::{Encoding, bsdiff_decode, zstd_decode};
 
 fn io_err(context: String) -> impl FnOnce(io::Error) -> DeltaError {
@@ -73,14 +75,47 @@ fn finish(mut w: BufWriter<File>, sha: sha2::Sha256, f: &DeltaFile, out_dir: &Pa
         .map_err(io_err(format!("chmod {}", path.display())))
 }
 
+/// Read a reference range of the baseline, resolved by path through `baseline_files`.
+fn read_reference(
+    r: &ReferenceRange,
+    by_path: &HashMap<&str, &TreeFile>,
+    baseline: &dyn ContentReader,
+    context: &str,
+) -> Result<Vec<u8>> {
+    let file = by_path.get(r.path.as_str()).ok_or_else(|| {
+        DeltaError::BadDelta(format!(
+            "{context}: reference {} is not in the baseline",
+            r.path
+        ))
+    })?;
+    let bytes = baseline
+        .read_range(&file.sha256, r.offset, r.length)
+        .map_err(|e| {
+            DeltaError::BadDelta(format!("{context}: reference {} unavailable: {e}", r.path))
+        })?;
+    if bytes.len() as u64 != r.length {
+        return Err(DeltaError::BadDelta(format!(
+            "{context}: reference {} is shorter than the delta expects",
+            r.path
+        )));
+    }
+    Ok(bytes)
+}
+
 /// Decode every non-baseline file of `header` into `out_dir`. The header must have passed
-/// [`DeltaHeader::validate`]. Returns the paths written.
+/// [`DeltaHeader::validate`]; references resolve through `baseline_files` (the baseline
+/// generation's files) to content in `baseline`. Returns the paths written.
 pub fn apply_delta(
     header: &DeltaHeader,
     payload: &mut (impl Read + Seek),
+    baseline_files: &[TreeFile],
     baseline: &dyn ContentReader,
     out_dir: &Path,
 ) -> Result<Vec<String>> {
+    let by_path: HashMap<&str, &TreeFile> = baseline_files
+        .iter()
+        .map(|f| (f.path.as_str(), f))
+        .collect();
     let mut written = Vec::new();
     for f in &header.files {
         let Source::Pieces { pieces } = &f.source else {
@@ -93,21 +128,7 @@ pub fn apply_delta(
             let bytes = match (&p.encoding, &p.reference) {
                 (Encoding::Zstd, _) => zstd_decode(None, &blob, p.size),
                 (enc, Some(r)) => {
-                    let reference =
-                        baseline
-                            .read_range(&r.sha256, r.offset, r.length)
-                            .map_err(|e| {
-                                DeltaError::BadDelta(format!(
-                                    "{}: reference {} unavailable: {e}",
-                                    f.path, r.sha256
-                                ))
-                            })?;
-                    if reference.len() as u64 != r.length {
-                        return Err(DeltaError::BadDelta(format!(
-                            "{}: reference {} is shorter than the delta expects",
-                            f.path, r.sha256
-                        )));
-                    }
+                    let reference = read_reference(r, &by_path, baseline, &f.path)?;
                     match enc {
                         Encoding::Bsdiff => bsdiff_decode(&reference, &blob, p.size),
                         _ => zstd_decode(Some(&reference), &blob, p.size),
@@ -138,41 +159,30 @@ pub fn apply_delta(
             })
             .collect();
         files.sort_by_key(|(_, off)| *off);
+        let mut prefix = Vec::new();
+        for r in &solid.references {
+            prefix.extend_from_slice(&read_reference(r, &by_path, baseline, "solid block")?);
+        }
+        prefix.extend_from_slice(&digest_dictionary(&header.target.generation, &header.files));
         let blob = read_payload(payload, solid.offset, solid.length)?;
-        let decoder = zstd::stream::read::Decoder::new(&blob[..])
-            .map_err(io_err("open solid block".into()))?;
-        let mut stream = decoder.take(solid.size);
-        let mut pos = 0u64;
+        let decoded = zstd_decode(Some(&prefix), &blob, solid.size)
+            .map_err(|e| DeltaError::BadDelta(format!("solid block: {e}")))?;
+        drop(prefix);
         for (f, offset) in files {
-            if offset < pos {
-                // Overlapping ranges would need the stream twice; a maker never writes them.
-                return Err(DeltaError::BadDelta(format!(
-                    "{}: solid ranges overlap",
-                    f.path
-                )));
-            }
-            io::copy(&mut (&mut stream).take(offset - pos), &mut io::sink())
-                .map_err(|e| DeltaError::BadDelta(format!("solid block: {e}")))?;
+            let start = offset as usize;
+            let end = offset
+                .checked_add(f.size)
+                .filter(|e| *e <= solid.size)
+                .ok_or_else(|| {
+                    DeltaError::BadDelta(format!("{}: outside the solid block", f.path))
+                })? as usize;
             let mut w = create(out_dir, f)?;
             let mut sha = sha2::Sha256::new();
-            let mut left = f.size;
-            let mut buf = vec![0u8; 256 << 10];
-            while left > 0 {
-                let want = left.min(buf.len() as u64) as usize;
-                let n = stream
-                    .read(&mut buf[..want])
-                    .map_err(|e| DeltaError::BadDelta(format!("solid block: {e}")))?;
-                if n == 0 {
-                    return Err(DeltaError::BadDelta("solid block ends early".into()));
-                }
-                sha.update(&buf[..n]);
-                w.write_all(&buf[..n])
-                    .map_err(io_err(format!("write {}", f.path)))?;
-                left -= n as u64;
-            }
+            sha.update(&decoded[start..end]);
+            w.write_all(&decoded[start..end])
+                .map_err(io_err(format!("write {}", f.path)))?;
             finish(w, sha, f, out_dir)?;
             written.push(f.path.clone());
-            pos = offset + f.size;
         }
     }
     Ok(written)

@@ -32,6 +32,23 @@ pub const FORMAT: &str = "ouk-delta/1";
 pub const MAX_PIECE: u64 = 32 << 20;
 /// Largest reference window a piece decodes against.
 pub const MAX_REFERENCE: u64 = 64 << 20;
+/// Largest decoded solid block.
+pub const MAX_SOLID: u64 = 32 << 20;
+/// Largest total of the solid block's references.
+pub const MAX_SOLID_REFERENCE: u64 = 64 << 20;
+
+/// The solid block's digest dictionary: the target generation id and the SHA-256 of every
+/// listed file, as lowercase hex, one per line, in header order.
+pub fn digest_dictionary(target: &GenerationId, files: &[DeltaFile]) -> Vec<u8> {
+    let mut out = Vec::with_capacity((files.len() + 1) * 65);
+    out.extend_from_slice(target.to_hex().as_bytes());
+    out.push(b'\n');
+    for f in files {
+        out.extend_from_slice(f.sha256.to_hex().as_bytes());
+        out.push(b'\n');
+    }
+    out
+}
 
 /// A generation named by a delta.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,8 +63,9 @@ pub struct GenerationRef {
 /// A range of a baseline file used as a reference.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReferenceRange {
-    /// Baseline file content, by SHA-256.
-    pub sha256: FileDigest,
+    /// The baseline file, by path (the host resolves it through the baseline generation's
+    /// manifest; a path is shorter than a digest and repeats the target's path).
+    pub path: String,
     /// Start in that file.
     pub offset: u64,
     /// Length.
@@ -93,7 +111,8 @@ pub enum Source {
 pub struct DeltaFile {
     /// Relative path.
     pub path: String,
-    /// Permission bits.
+    /// Permission bits (0644 when absent).
+    #[serde(default = "default_mode", skip_serializing_if = "is_default_mode")]
     pub mode: u32,
     /// Length.
     pub size: u64,
@@ -103,9 +122,23 @@ pub struct DeltaFile {
     pub source: Source,
 }
 
-/// The solid block of small literal files.
+fn default_mode() -> u32 {
+    0o644
+}
+
+fn is_default_mode(mode: &u32) -> bool {
+    *mode == 0o644
+}
+
+/// The solid block: small files back to back in one zstd frame, compressed against the
+/// concatenation of their references plus a digest dictionary (the SHA-256 hex of every
+/// listed file, one per line, in header order), so manifests, SBOMs and sidecars that
+/// repeat those digests ship them as short matches.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SolidBlock {
+    /// Reference ranges, concatenated in order to form the prefix.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub references: Vec<ReferenceRange>,
     /// Start in the payload.
     pub offset: u64,
     /// Encoded length.
@@ -149,6 +182,8 @@ pub struct DeltaSummary {
     pub patched: u64,
     /// Files shipped as literals.
     pub literal: u64,
+    /// Files in the solid block (patched against their references there).
+    pub solid: u64,
     /// Bytes of the listed files.
     pub listed_bytes: u64,
     /// Payload bytes.
@@ -170,8 +205,18 @@ impl DeltaHeader {
             if !in_payload(s.offset, s.length) {
                 return bad("solid block outside the payload".into());
             }
-            if s.size > crate::patch::MAX_IN_MEMORY {
+            if s.size > MAX_SOLID {
                 return bad(format!("solid block of {} bytes is too large", s.size));
+            }
+            let mut total = 0u64;
+            for r in &s.references {
+                check_relative_path(&r.path).map_err(|why| {
+                    DeltaError::BadDelta(format!("solid reference {:?}: {why}", r.path))
+                })?;
+                total = total.saturating_add(r.length);
+            }
+            if total > MAX_SOLID_REFERENCE {
+                return bad("solid references too large".into());
             }
         }
         for (i, p) in self.removed.iter().enumerate() {
@@ -219,7 +264,8 @@ impl DeltaHeader {
                         match (&p.encoding, &p.reference) {
                             (Encoding::Zstd, None) => {}
                             (Encoding::ZstdRef | Encoding::Bsdiff, Some(r))
-                                if r.length <= MAX_REFERENCE => {}
+                                if r.length <= MAX_REFERENCE
+                                    && check_relative_path(&r.path).is_ok() => {}
                             _ => {
                                 return bad(format!(
                                     "{:?}: piece reference does not fit its encoding",
@@ -281,7 +327,7 @@ impl DeltaHeader {
             s.listed_bytes += f.size;
             match &f.source {
                 Source::Baseline => s.reused += 1,
-                Source::Solid { .. } => s.literal += 1,
+                Source::Solid { .. } => s.solid += 1,
                 Source::Pieces { pieces } => {
                     if pieces.iter().any(|p| p.reference.is_some()) {
                         s.patched += 1;

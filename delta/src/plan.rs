@@ -25,8 +25,8 @@ use rayon::prelude::*;
 use crate::content::{ContentReader, TreeFile};
 use crate::error::{DeltaError, Result};
 use crate::format::{
-    DeltaFile, DeltaHeader, FORMAT, GenerationRef, MAX_PIECE, MAX_REFERENCE, Piece, ReferenceRange,
-    SolidBlock, Source,
+    DeltaFile, DeltaHeader, FORMAT, GenerationRef, MAX_PIECE, MAX_REFERENCE, MAX_SOLID,
+    MAX_SOLID_REFERENCE, Piece, ReferenceRange, SolidBlock, Source, digest_dictionary,
 };
 use crate::patch::{Encoding, ZstdTuning, bsdiff_encode, zstd_encode};
 
@@ -49,7 +49,7 @@ impl Default for MakeOptions {
             level: 19,
             time_budget: Duration::from_secs(90),
             bsdiff_max: 16 << 20,
-            solid_max_file: 1 << 20,
+            solid_max_file: 4 << 20,
         }
     }
 }
@@ -65,13 +65,34 @@ struct EncodedPiece {
 enum Plan {
     Baseline,
     Pieces(Vec<EncodedPiece>),
-    Solid,
+    /// A small file for the solid block, with its whole-file reference (if any) and its own
+    /// best encoding as the fallback when the block is full.
+    Solid {
+        reference: Option<ReferenceRange>,
+        fallback: Vec<EncodedPiece>,
+    },
 }
 
-/// Where each chunk of the baseline first occurs.
+/// Where each chunk of the baseline first occurs, and the baseline's files by digest.
 struct ChunkIndex {
     at: HashMap<ChunkId, (FileDigest, u64)>,
     sizes: HashMap<FileDigest, u64>,
+    /// One baseline path per digest (references are written by path).
+    paths: HashMap<FileDigest, String>,
+}
+
+impl ChunkIndex {
+    fn sizes_and_paths(
+        baseline: &[TreeFile],
+    ) -> (HashMap<FileDigest, u64>, HashMap<FileDigest, String>) {
+        let mut sizes = HashMap::new();
+        let mut paths = HashMap::new();
+        for f in baseline {
+            sizes.entry(f.sha256).or_insert(f.size);
+            paths.entry(f.sha256).or_insert_with(|| f.path.clone());
+        }
+        (sizes, paths)
+    }
 }
 
 fn io_err(context: String) -> impl FnOnce(io::Error) -> DeltaError {
@@ -106,12 +127,13 @@ fn index_baseline(
     chunker: &Chunker,
 ) -> Result<ChunkIndex> {
     let mut unique: Vec<&TreeFile> = Vec::new();
-    let mut sizes = HashMap::new();
+    let mut seen = std::collections::HashSet::new();
     for f in baseline {
-        if sizes.insert(f.sha256, f.size).is_none() {
+        if seen.insert(f.sha256) {
             unique.push(f);
         }
     }
+    let (sizes, paths) = ChunkIndex::sizes_and_paths(baseline);
     let per_file: Vec<Result<(FileDigest, Vec<ChunkSpan>)>> = unique
         .par_iter()
         .map(|f| {
@@ -130,7 +152,7 @@ fn index_baseline(
             at.entry(id).or_insert((digest, off));
         }
     }
-    Ok(ChunkIndex { at, sizes })
+    Ok(ChunkIndex { at, sizes, paths })
 }
 
 /// Pick the reference window in `ref_size` bytes for a target piece whose matched chunks
@@ -322,7 +344,7 @@ fn plan_file(
                     .read_range(&d, ref_off, ref_len)
                     .map_err(io_err(format!("read reference for {}", f.path)))?;
                 let range = ReferenceRange {
-                    sha256: d,
+                    path: index.paths.get(&d).cloned().unwrap_or_default(),
                     offset: ref_off,
                     length: ref_bytes.len() as u64,
                 };
@@ -333,9 +355,23 @@ fn plan_file(
         .map_err(io_err(format!("encode {}", f.path)))?;
         out.push(encoded);
     }
-    let literal = out.iter().all(|p| p.reference.is_none());
-    if literal && f.size <= enc.options.solid_max_file {
-        return Ok(Plan::Solid);
+    // Small files join the solid block unless bsdiff is what makes them small.
+    let bsdiff_wins = out.iter().any(|p| p.encoding == Encoding::Bsdiff);
+    if f.size <= enc.options.solid_max_file && out.len() == 1 && !bsdiff_wins {
+        let reference = match reference {
+            Some(d) if ref_size > 0 && ref_size <= MAX_SOLID_REFERENCE / 4 => {
+                Some(ReferenceRange {
+                    path: index.paths.get(&d).cloned().unwrap_or_default(),
+                    offset: 0,
+                    length: ref_size,
+                })
+            }
+            _ => None,
+        };
+        return Ok(Plan::Solid {
+            reference,
+            fallback: out,
+        });
     }
     Ok(Plan::Pieces(out))
 }
@@ -401,9 +437,11 @@ pub fn make_delta(
     let index = if needs_index {
         index_baseline(baseline_files, baseline, &chunker)?
     } else {
+        let (sizes, paths) = ChunkIndex::sizes_and_paths(baseline_files);
         ChunkIndex {
             at: HashMap::new(),
-            sizes: HashMap::new(),
+            sizes,
+            paths,
         }
     };
     let enc = Encoder {
@@ -446,32 +484,50 @@ pub fn make_delta(
     };
     let mut out_files = Vec::with_capacity(files.len());
     let mut solid_raw: Vec<u8> = Vec::new();
+    let mut solid_refs: Vec<ReferenceRange> = Vec::new();
+    let mut solid_ref_bytes = 0u64;
+    let mut write_pieces = |pieces: Vec<EncodedPiece>| -> Result<Source> {
+        let mut out = Vec::with_capacity(pieces.len());
+        for p in pieces {
+            let (offset, length) = write(&p.blob)?;
+            out.push(Piece {
+                size: p.size,
+                encoding: p.encoding,
+                reference: p.reference,
+                offset,
+                length,
+            });
+        }
+        Ok(Source::Pieces { pieces: out })
+    };
     for (f, plan) in files.iter().zip(plans) {
         let source = match plan {
             Some(Plan::Baseline) | None => Source::Baseline,
-            Some(Plan::Solid) => {
-                let offset = solid_raw.len() as u64;
-                let mut r = target
-                    .open(&f.sha256)
-                    .map_err(io_err(format!("read {}", f.path)))?;
-                r.read_to_end(&mut solid_raw)
-                    .map_err(io_err(format!("read {}", f.path)))?;
-                Source::Solid { offset }
-            }
-            Some(Plan::Pieces(pieces)) => {
-                let mut out = Vec::with_capacity(pieces.len());
-                for p in pieces {
-                    let (offset, length) = write(&p.blob)?;
-                    out.push(Piece {
-                        size: p.size,
-                        encoding: p.encoding,
-                        reference: p.reference,
-                        offset,
-                        length,
-                    });
+            Some(Plan::Solid {
+                reference,
+                fallback,
+            }) => {
+                let new_ref = reference.filter(|r| !solid_refs.iter().any(|s| s.path == r.path));
+                let ref_len = new_ref.as_ref().map_or(0, |r| r.length);
+                if solid_raw.len() as u64 + f.size > MAX_SOLID
+                    || solid_ref_bytes + ref_len > MAX_SOLID_REFERENCE
+                {
+                    write_pieces(fallback)?
+                } else {
+                    let offset = solid_raw.len() as u64;
+                    let mut r = target
+                        .open(&f.sha256)
+                        .map_err(io_err(format!("read {}", f.path)))?;
+                    r.read_to_end(&mut solid_raw)
+                        .map_err(io_err(format!("read {}", f.path)))?;
+                    if let Some(r) = new_ref {
+                        solid_ref_bytes += r.length;
+                        solid_refs.push(r);
+                    }
+                    Source::Solid { offset }
                 }
-                Source::Pieces { pieces: out }
             }
+            Some(Plan::Pieces(pieces)) => write_pieces(pieces)?,
         };
         out_files.push(DeltaFile {
             path: f.path.clone(),
@@ -484,17 +540,32 @@ pub fn make_delta(
     let solid = if solid_raw.is_empty() {
         None
     } else {
-        let blob = zstd_encode(
-            None,
-            &solid_raw,
-            ZstdTuning {
-                level: options.level.max(19),
-                long: solid_raw.len() > 8 << 20,
-            },
-        )
-        .map_err(io_err("compress solid block".into()))?;
+        // Prefix: the members' references, then the digest dictionary of all listed files.
+        let by_path: HashMap<&str, &TreeFile> = baseline_files
+            .iter()
+            .map(|b| (b.path.as_str(), b))
+            .collect();
+        let mut prefix = Vec::with_capacity(solid_ref_bytes as usize + out_files.len() * 65);
+        for r in &solid_refs {
+            let b = by_path.get(r.path.as_str()).ok_or_else(|| {
+                DeltaError::BadDelta(format!("reference {} is not in the baseline", r.path))
+            })?;
+            let bytes = baseline
+                .read_range(&b.sha256, r.offset, r.length)
+                .map_err(io_err(format!("read reference {}", r.path)))?;
+            prefix.extend_from_slice(&bytes);
+        }
+        prefix.extend_from_slice(&digest_dictionary(&target_ref.generation, &out_files));
+        let small = solid_raw.len() < 8 << 20;
+        let tuning = ZstdTuning {
+            level: if small { 22 } else { options.level.max(19) },
+            long: !small || prefix.len() > 8 << 20,
+        };
+        let blob = zstd_encode(Some(&prefix), &solid_raw, tuning)
+            .map_err(io_err("compress solid block".into()))?;
         let (offset, length) = write(&blob)?;
         Some(SolidBlock {
+            references: solid_refs,
             offset,
             length,
             size: solid_raw.len() as u64,

@@ -7,8 +7,9 @@
 //!   versions, the target's file list as an edit of the baseline's, and where each new
 //!   file's bytes come from;
 //! - `delta/payload.bin`: the encoded bytes (patches, literals, the solid block);
-//! - `delta/offline-manifest.json.jws` (signed deltas): a JWS over the target's offline
-//!   manifest.
+//! - optionally `delta/offline-manifest.json.jws`, a JWS over the target's offline manifest
+//!   (checked when present; not written, since the header's digest of the manifest is
+//!   already covered by the delta's signature).
 //!
 //! The target's offline manifest travels as one of the delta's files
 //! (`manifest/offline-manifest.json`, patched against the baseline's manifest, which every
@@ -202,9 +203,9 @@ fn write_delta(
         &mut payload,
     )?;
     let mut header_bytes =
-        serde_json::to_vec_pretty(&header).map_err(|e| KitError::Validation(e.to_string()))?;
+        serde_json::to_vec(&header).map_err(|e| KitError::Validation(e.to_string()))?;
     header_bytes.push(b'\n');
-    let mut specs = vec![
+    let specs = vec![
         EntrySpec {
             path: HEADER_PATH.into(),
             mode: 0o644,
@@ -216,20 +217,6 @@ fn write_delta(
             source: EntrySource::Bytes(payload),
         },
     ];
-    if let Some(k) = key {
-        let manifest_bytes = new.manifest.to_bytes();
-        let jws = crate::sign::sign_detached_jws(k, &manifest_bytes).map_err(|e| {
-            KitError::Signature {
-                what: JWS_PATH.into(),
-                message: e.to_string(),
-            }
-        })?;
-        specs.push(EntrySpec {
-            path: JWS_PATH.into(),
-            mode: 0o644,
-            source: EntrySource::Bytes(jws.into_bytes()),
-        });
-    }
     let dir = output
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -596,8 +583,14 @@ pub(crate) fn import_delta(
     )?;
     let written = step(
         "unpack",
-        apply_delta(header, &mut payload, &StoreContent(root.store()), &tree)
-            .map_err(KitError::from),
+        apply_delta(
+            header,
+            &mut payload,
+            &baseline,
+            &StoreContent(root.store()),
+            &tree,
+        )
+        .map_err(KitError::from),
     )?;
     progress(new_bytes);
     // 4. The target manifest: rebuilt from the delta, checked against the delta's JWS.
@@ -629,16 +622,12 @@ pub(crate) fn import_delta(
             KitError::Validation("target manifest too large".into()),
         ));
     }
-    if v.signed_by.is_some() {
-        let jws = parts.jws.as_deref().ok_or_else(|| {
-            (
-                "verify",
-                KitError::Signature {
-                    what: "delta".into(),
-                    message: format!("signed delta without {JWS_PATH}"),
-                },
-            )
-        })?;
+    // The header names the manifest's digest and the delta's signature covers the header,
+    // so the rebuilt manifest is authenticated; a JWS, when a delta carries one, is checked
+    // too.
+    if let Some(jws) = parts.jws.as_deref()
+        && v.signed_by.is_some()
+    {
         step(
             "verify",
             crate::sign::verify_detached_jws(&v.keys, jws, &manifest_bytes)
