@@ -96,8 +96,9 @@ run_tar() { # OUTFILE
     tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -C "$TREE" -cf - . \
         | gzip "-$GZIP_LEVEL" >"$1"
 }
-export -f run_tar
-export TREE GZIP_LEVEL
+# `timed` runs them in a child bash (GNU time cannot run a shell function).
+export -f run_ouk run_tar
+export OUK_BIN TREE SIGNING_KEY VERSION CHANNEL GZIP_LEVEL
 
 # Files of a kit output set whose bytes must not change between builds. The .sig and
 # .jws hold ECDSA signatures, which may be randomized; their signed content is the
@@ -145,7 +146,7 @@ identical=1
 for ((i = 1; i <= RUNS; i++)); do
     echo "run $i/$RUNS ..." >&2
     out="$WORK/ouk-$i"
-    if ! timed "$WORK/t" run_ouk "$out" "$WORK/ouk-$i.log"; then
+    if ! timed "$WORK/t" bash -c 'run_ouk "$1" "$2"' _ "$out" "$WORK/ouk-$i.log"; then
         cat "$WORK/ouk-$i.log" >&2
         die "ouk kit build failed (run $i)"
     fi
@@ -174,7 +175,7 @@ BEGIN {
     printf "|---|---|---|---|---|---|\n"
 }
 {
-    name = ($1 == "ouk" ? "ouk kit build" : "tar | gzip -" ENVIRON["GZIP_LEVEL"])
+    name = ($1 == "ouk" ? "ouk kit build" : "tar \\| gzip -" ENVIRON["GZIP_LEVEL"])
     printf "| %s | %s | %.2f | %.2f | %s | %d |\n", name, $2, $3, $5 + $6, mib($4), $7
 }' "$WORK/rows"
 
@@ -184,7 +185,7 @@ ouk_rss=$(med ouk 4); tar_rss=$(med tar 4)
 ouk_cpu=$(awk '$1 == "ouk" {print $5 + $6}' "$WORK/rows" | median)
 tar_cpu=$(awk '$1 == "tar" {print $5 + $6}' "$WORK/rows" | median)
 ouk_size=$(med ouk 7); tar_size=$(med tar 7)
-max_rss=$(awk '$1 == "ouk" && $4 != "-" {if ($4 > m) m = $4} END {print m + 0}' "$WORK/rows")
+max_rss=$(awk '$1 == "ouk" && $4 != "-" {if ($4 > m) m = $4} END {print (m == "" ? "-" : m)}' "$WORK/rows")
 ratio=$(awk -v a="$ouk_wall" -v b="$tar_wall" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}')
 
 echo
@@ -195,6 +196,7 @@ printf '  tar | gzip -%s   wall %6.2f s  cpu %6.2f s  rss %7s KiB  output %d byt
     "$GZIP_LEVEL" "$tar_wall" "$tar_cpu" "$tar_rss" "$tar_size"
 echo "  ouk peak RSS over all runs: $max_rss KiB"
 echo "ratio ouk/tar (median wall): $ratio  (goal <= 1.5: $(awk -v r="$ratio" 'BEGIN {print (r <= 1.5 ? "met" : "NOT met")}'))"
+echo "ratio ouk/tar (median user+sys CPU): $(awk -v a="$ouk_cpu" -v b="$tar_cpu" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}')  (ouk: $(nproc) compression thread(s); gzip: 1)"
 echo
 echo "reproducibility: warm-up + $RUNS builds of the same tree, bundle sha256 $ref_bundle_sha"
 sed 's/^/  /' "$WORK/ref.sums"
