@@ -67,8 +67,8 @@ pair() { # pair NAME OLD_TREE NEW_TREE
   time_cmd t "$ouk" -q delta make --from "$b0" --to "$b1" --output "$d/ouk/pair.delta.tgz" --signing-key "$key"
   sz=$(stat -c %s "$d/ouk/pair.delta.tgz")
   "$ouk" -q --root "$d/root" trust add "${key%.key}.pub"
-  "$ouk" -q --root "$d/root" kit import "$b0" --free-margin 0
-  time_cmd a "$ouk" -q --root "$d/root" kit import "$d/ouk/pair.delta.tgz" --free-margin 0
+  "$ouk" -q --root "$d/root" kit import "$b0" --free-margin 0 --max-kit-age 0
+  time_cmd a "$ouk" -q --root "$d/root" kit import "$d/ouk/pair.delta.tgz" --free-margin 0 --max-kit-age 0
   rows+=("ouk $sz $t $a")
 
   time_cmd t xdelta3 -9 -e -f -s "$d/old.tar" "$d/new.tar" "$d/x.xd3"

@@ -88,7 +88,7 @@ pub fn kit_code(e: &KitError) -> ExitCode {
         KitError::Io { source, .. } => io_code(source),
         KitError::NotFound(_) | KitError::Usage(_) => ExitCode::Failure,
         KitError::DigestMismatch { .. } => ExitCode::DigestMismatch,
-        KitError::NotNewer { .. } => ExitCode::NotNewer,
+        KitError::NotNewer { .. } | KitError::Stale { .. } => ExitCode::NotNewer,
         KitError::NoSpace { .. } => ExitCode::NoSpace,
         KitError::Signature { .. } | KitError::Key(_) => ExitCode::Signature,
         KitError::Read(r) if r.is_local_io() => match r {

@@ -78,6 +78,8 @@ fn import(root: &Path, bundle: &Path) -> (i32, serde_json::Value) {
             bundle.to_str().unwrap(),
             "--free-margin",
             "0",
+            "--max-kit-age",
+            "0",
         ],
     )
 }

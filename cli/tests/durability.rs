@@ -186,6 +186,8 @@ fn sigkill_during_kit_import_never_leaves_a_broken_root() {
                 pub_key.to_str().unwrap(),
                 "--free-margin",
                 "0",
+                "--max-kit-age",
+                "0",
             ],
         )
     };
@@ -217,7 +219,14 @@ fn sigkill_during_kit_import_never_leaves_a_broken_root() {
             .arg(&bundles[1])
             .arg("--trust-key")
             .arg(&pub_key)
-            .args(["--free-margin", "0"])
+            .args([
+                "--free-margin",
+                "0",
+                "--max-kit-age",
+                "0",
+                "--max-kit-age",
+                "0",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -58,6 +58,8 @@ fn import(root: &Path, bundle: &Path, extra: &[&str]) -> (i32, serde_json::Value
         bundle.to_str().unwrap(),
         "--free-margin",
         "0",
+        "--max-kit-age",
+        "0",
     ];
     args.extend_from_slice(extra);
     run_json(root, &args)
@@ -121,7 +123,15 @@ fn import_verifies_activates_and_a_second_import_changes_nothing() {
     );
     let out = run(
         &root,
-        &["kit", "import", b0.to_str().unwrap(), "--free-margin", "0"],
+        &[
+            "kit",
+            "import",
+            b0.to_str().unwrap(),
+            "--free-margin",
+            "0",
+            "--max-kit-age",
+            "0",
+        ],
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("already active"));
 }
@@ -364,4 +374,40 @@ fn readers_never_see_a_missing_or_mixed_tree_while_current_flips() {
     stop.store(true, Ordering::Relaxed);
     let reads = reader.join().expect("reader saw a broken tree");
     assert!(reads > 0);
+}
+
+#[test]
+fn a_stale_kit_is_refused_and_status_flags_a_stale_host() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = trusted_root(tmp.path());
+    // The small tree's files date from 2025-10-23: its kit is far older than 7 days.
+    let b0 = kit(tmp.path(), 0, "2025.10.0");
+    let (rc, e) = run_json(
+        &root,
+        &["kit", "import", b0.to_str().unwrap(), "--free-margin", "0"],
+    );
+    assert_eq!(rc, 8, "{e}");
+    assert!(e["error"].as_str().unwrap().contains("stale"));
+    assert!(
+        root.join("current").symlink_metadata().is_err(),
+        "nothing was activated"
+    );
+    // Accepted with an explicit window, and then the host reports itself stale.
+    let (rc, _) = run_json(
+        &root,
+        &[
+            "kit",
+            "import",
+            b0.to_str().unwrap(),
+            "--free-margin",
+            "0",
+            "--max-kit-age",
+            "100000",
+        ],
+    );
+    assert_eq!(rc, 0);
+    let (rc, st) = run_json(&root, &["status"]);
+    assert_eq!(rc, 0);
+    assert_eq!(st["stale"], true);
+    assert!(String::from_utf8_lossy(&run(&root, &["status"]).stdout).contains("STALE"));
 }

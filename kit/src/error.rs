@@ -68,6 +68,16 @@ pub enum KitError {
         /// The active version.
         active: String,
     },
+    /// The kit is older than the staleness window (a freeze attack, or a kit left too long).
+    #[error(
+        "kit is stale: created {created_at}, more than {max_days} days ago; use --max-kit-age DAYS (0 = no limit) or --force-activate to accept it"
+    )]
+    Stale {
+        /// The kit's createdAt.
+        created_at: String,
+        /// The window.
+        max_days: u64,
+    },
     /// Not enough free space.
     #[error(
         "not enough disk space: free >= {needed_gib:.1} GiB in {path} (have {free_gib:.1} GiB)"

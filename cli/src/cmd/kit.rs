@@ -92,6 +92,9 @@ pub enum KitCommand {
         /// Free space to keep beyond what the import writes, bytes.
         #[arg(long, default_value_t = ouk_kit::import::DEFAULT_FREE_MARGIN, hide = true)]
         free_margin: u64,
+        /// Refuse kits created more than DAYS days ago (0: no limit).
+        #[arg(long, value_name = "DAYS", default_value_t = ouk_kit::import::DEFAULT_MAX_AGE_DAYS)]
+        max_kit_age: u64,
     },
     /// List a kit's artifacts: name, sha256, size, capturedAt.
     Manifest {
@@ -264,6 +267,7 @@ pub fn run(ctx: &Context, cmd: KitCommand) -> Result<ExitCode, Failure> {
             force_activate,
             force_reason,
             free_margin,
+            max_kit_age,
         } => {
             let extra_keys = load_public_keys(&trust_key)?;
             let opts = ouk_kit::import::ImportOptions {
@@ -282,6 +286,7 @@ pub fn run(ctx: &Context, cmd: KitCommand) -> Result<ExitCode, Failure> {
                     .map(|reason| ouk_kit::import::Force { reason }),
                 wait: ctx.wait,
                 free_margin,
+                max_age_days: max_kit_age,
             };
             let mut progress = ctx.out.progress("import", 0);
             let code_of = |e: &ouk_kit::KitError| crate::exit::kit_code(e) as u8;

@@ -17,6 +17,10 @@ struct Status {
     age_seconds: Option<i64>,
     generations: usize,
     quarantined: usize,
+    /// The active kit is older than the staleness window (no update for too long).
+    stale: bool,
+    /// Days since the active kit was created.
+    kit_age_days: Option<i64>,
 }
 
 pub fn run(ctx: &Context) -> Result<ExitCode, Failure> {
@@ -26,6 +30,10 @@ pub fn run(ctx: &Context) -> Result<ExitCode, Failure> {
     let cur = gens.iter().find(|g| g.current);
     let activated_at = cur.and_then(|g| g.last_activated);
     let quarantined = std::fs::read_dir(root.quarantine_dir()).map_or(0, |d| d.count());
+    let kit_age_days = cur
+        .and_then(|g| g.record.labels.get("createdAt"))
+        .and_then(|t| ouk_kit::import::age_days(t));
+    let stale = kit_age_days.is_some_and(|d| d > ouk_kit::import::DEFAULT_MAX_AGE_DAYS as i64);
     let st = Status {
         root: root.dir().display().to_string(),
         current,
@@ -36,14 +44,21 @@ pub fn run(ctx: &Context) -> Result<ExitCode, Failure> {
         age_seconds: activated_at.map(|t| ouk_delta::now_unix() - t),
         generations: gens.len(),
         quarantined,
+        stale,
+        kit_age_days,
     };
     ctx.out.emit(&st, || {
         let Some(id) = st.current else {
             return format!("root {}: no active generation ({} quarantined)", st.root, st.quarantined);
         };
         let label = |k: &str| st.labels.get(k).cloned().unwrap_or_else(|| "-".into());
+        let freshness = match (st.kit_age_days, st.stale) {
+            (Some(d), true) => format!("\nSTALE       the active kit was created {d} days ago (window {} days): import a newer kit", ouk_kit::import::DEFAULT_MAX_AGE_DAYS),
+            (Some(d), false) => format!("\nkit age     {d} days"),
+            (None, _) => String::new(),
+        };
         format!(
-            "root        {}\nactive      {}\nversion     {}\nchannel     {}\ncontent     {} files, {}\nactivated   {} ({} ago)\ngenerations {}\nquarantine  {}",
+            "root        {}\nactive      {}\nversion     {}\nchannel     {}\ncontent     {} files, {}\nactivated   {} ({} ago)\ngenerations {}\nquarantine  {}{freshness}",
             st.root,
             id,
             label("version"),

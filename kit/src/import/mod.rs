@@ -53,6 +53,9 @@ use crate::verify::{self, Sidecars};
 
 const IMPORTS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("kit_imports");
 
+/// Default staleness window, days.
+pub const DEFAULT_MAX_AGE_DAYS: u64 = 7;
+
 /// Default free-space margin on top of what an import writes (the seed: "Free >= 2 GiB").
 pub const DEFAULT_FREE_MARGIN: u64 = 2 << 30;
 
@@ -82,6 +85,9 @@ pub struct ImportOptions {
     pub wait: bool,
     /// Free space required beyond what the import writes.
     pub free_margin: u64,
+    /// Refuse kits created more than this many days ago (0: no limit). Guards against a
+    /// freeze: an attacker replaying old, validly signed kits to hold a host back.
+    pub max_age_days: u64,
 }
 
 /// Files added, changed and removed relative to the active generation.
@@ -401,6 +407,28 @@ pub(crate) fn check_version(
     Ok(())
 }
 
+/// Days since `created_at` (RFC 3339), or `None` when it does not parse.
+pub fn age_days(created_at: &str) -> Option<i64> {
+    crate::provenance::time::parse_rfc3339(created_at).map(|t| (ouk_delta::now_unix() - t) / 86_400)
+}
+
+/// Step 5c: a kit older than the staleness window is refused unless forced.
+fn check_fresh(created_at: &str, opts: &ImportOptions) -> StepResult<()> {
+    if opts.max_age_days == 0 || opts.force.is_some() {
+        return Ok(());
+    }
+    match age_days(created_at) {
+        Some(age) if age <= opts.max_age_days as i64 => Ok(()),
+        _ => Err((
+            "policy",
+            KitError::Stale {
+                created_at: created_at.to_string(),
+                max_days: opts.max_age_days,
+            },
+        )),
+    }
+}
+
 /// A verified, unpacked (or rebuilt) target waiting for policy and activation.
 pub(crate) struct Staged<'s> {
     pub writer: ouk_store::StoreWriter<'s>,
@@ -446,6 +474,7 @@ pub(crate) fn finish(
     base: ImportReport,
 ) -> StepResult<ImportReport> {
     let target_id = base.generation;
+    check_fresh(&staged.manifest.created_at, opts)?;
     if staged.chunk_set.id() != target_id {
         return Err((
             "check",
