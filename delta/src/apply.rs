@@ -131,6 +131,7 @@ pub fn apply_delta(
                     let reference = read_reference(r, &by_path, baseline, &f.path)?;
                     match enc {
                         Encoding::Bsdiff => bsdiff_decode(&reference, &blob, p.size),
+                        Encoding::BsdiffLzma => crate::bsdiffx::decode(&reference, &blob, p.size),
                         _ => zstd_decode(Some(&reference), &blob, p.size),
                     }
                 }

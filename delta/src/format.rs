@@ -263,9 +263,11 @@ impl DeltaHeader {
                         }
                         match (&p.encoding, &p.reference) {
                             (Encoding::Zstd, None) => {}
-                            (Encoding::ZstdRef | Encoding::Bsdiff, Some(r))
-                                if r.length <= MAX_REFERENCE
-                                    && check_relative_path(&r.path).is_ok() => {}
+                            (
+                                Encoding::ZstdRef | Encoding::Bsdiff | Encoding::BsdiffLzma,
+                                Some(r),
+                            ) if r.length <= MAX_REFERENCE
+                                && check_relative_path(&r.path).is_ok() => {}
                             _ => {
                                 return bad(format!(
                                     "{:?}: piece reference does not fit its encoding",

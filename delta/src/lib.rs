@@ -7,6 +7,7 @@
 //! write aside, fsync, rename, flip a symlink).
 
 pub mod apply;
+pub mod bsdiffx;
 pub mod content;
 mod error;
 pub mod format;

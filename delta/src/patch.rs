@@ -27,6 +27,8 @@ pub enum Encoding {
     ZstdRef,
     /// bsdiff 4 patch against the reference.
     Bsdiff,
+    /// bsdiff matches with LZMA-coded streams (see [`crate::bsdiffx`]).
+    BsdiffLzma,
 }
 
 /// Why a patch did not decode.

@@ -22,13 +22,17 @@ use std::time::{Duration, Instant};
 use ouk_store::{ChunkId, Chunker, ChunkerParams, FileDigest};
 use rayon::prelude::*;
 
+use crate::bsdiffx;
 use crate::content::{ContentReader, TreeFile};
 use crate::error::{DeltaError, Result};
 use crate::format::{
     DeltaFile, DeltaHeader, FORMAT, GenerationRef, MAX_PIECE, MAX_REFERENCE, MAX_SOLID,
     MAX_SOLID_REFERENCE, Piece, ReferenceRange, SolidBlock, Source, digest_dictionary,
 };
-use crate::patch::{Encoding, ZstdTuning, bsdiff_encode, zstd_encode};
+use crate::patch::{Encoding, ZstdTuning, zstd_encode};
+
+/// Serializes bsdiff runs on large inputs (see `Encoder::best`).
+static BIG_BSDIFF: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Knobs for [`make_delta`].
 #[derive(Debug, Clone)]
@@ -48,7 +52,7 @@ impl Default for MakeOptions {
         MakeOptions {
             level: 19,
             time_budget: Duration::from_secs(90),
-            bsdiff_max: 16 << 20,
+            bsdiff_max: 64 << 20,
             solid_max_file: 4 << 20,
         }
     }
@@ -247,11 +251,23 @@ impl Encoder<'_> {
                 && target.len() as u64 <= self.options.bsdiff_max
                 && bytes.len() as u64 <= self.options.bsdiff_max
             {
+                // A suffix array of a large reference takes several times its size: run
+                // big ones one at a time so `delta make` stays within its memory bound.
+                let big = bytes.len() + target.len() > 16 << 20;
+                let _one_at_a_time =
+                    big.then(|| BIG_BSDIFF.lock().unwrap_or_else(|p| p.into_inner()));
+                let (plain, lzma) = bsdiffx::encode(bytes, target)?;
                 consider(EncodedPiece {
                     size: target.len() as u64,
                     encoding: Encoding::Bsdiff,
+                    reference: Some(range.clone()),
+                    blob: plain,
+                });
+                consider(EncodedPiece {
+                    size: target.len() as u64,
+                    encoding: Encoding::BsdiffLzma,
                     reference: Some(range),
-                    blob: bsdiff_encode(bytes, target)?,
+                    blob: lzma,
                 });
             }
         }
@@ -356,7 +372,9 @@ fn plan_file(
         out.push(encoded);
     }
     // Small files join the solid block unless bsdiff is what makes them small.
-    let bsdiff_wins = out.iter().any(|p| p.encoding == Encoding::Bsdiff);
+    let bsdiff_wins = out
+        .iter()
+        .any(|p| matches!(p.encoding, Encoding::Bsdiff | Encoding::BsdiffLzma));
     if f.size <= enc.options.solid_max_file && out.len() == 1 && !bsdiff_wins {
         let reference = match reference {
             Some(d) if ref_size > 0 && ref_size <= MAX_SOLID_REFERENCE / 4 => {
