@@ -56,6 +56,8 @@ pub(crate) struct PackAppender {
     file: File,
     pub len: u64,
     pub created: bool,
+    /// Committed length when opened (0 for a pack this appender created).
+    pub start_len: u64,
 }
 
 impl PackAppender {
@@ -79,6 +81,7 @@ impl PackAppender {
                     file,
                     len,
                     created: false,
+                    start_len: len,
                 })
             }
             None => {
@@ -95,6 +98,7 @@ impl PackAppender {
                     file,
                     len: PACK_HEADER_LEN,
                     created: true,
+                    start_len: 0,
                 })
             }
         }
@@ -110,6 +114,19 @@ impl PackAppender {
             .ctx(|| format!("append to pack {}", self.path.display()))?;
         self.len += bytes.len() as u64;
         Ok(at)
+    }
+
+    /// Undo every append of this appender: cut the pack back to its committed length, or
+    /// delete it when this appender created it. Only for a writer that never started to
+    /// commit (nothing in the index can point past `start_len`).
+    pub fn roll_back(&self) -> Result<()> {
+        if self.created {
+            fs::remove_file(&self.path).ctx(|| format!("remove pack {}", self.path.display()))
+        } else {
+            self.file
+                .set_len(self.start_len)
+                .ctx(|| format!("truncate pack {}", self.path.display()))
+        }
     }
 
     /// Make every appended byte durable.

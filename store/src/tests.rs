@@ -123,7 +123,9 @@ fn uncommitted_writes_leave_no_trace_after_reopen() {
         let store = open(tmp.path());
         let mut w = store.writer().unwrap();
         w.put_reader(&random(3 << 20, 7)[..], &mut |_| {}).unwrap();
-        // dropped without commit: like a crash after the pack append.
+        // Neither committed nor dropped (a dropped writer rolls back): like a crash after
+        // the pack append.
+        std::mem::forget(w);
     }
     let packs_dir = tmp.path().join("packs");
     let len_before: u64 = fs::read_dir(&packs_dir)
@@ -142,6 +144,45 @@ fn uncommitted_writes_leave_no_trace_after_reopen() {
         .sum();
     assert!(len_after < len_before);
     assert_eq!(read_back(&store, &kept_digest), kept);
+    assert!(store.fsck(&|_| {}).unwrap().is_clean());
+}
+
+#[test]
+fn a_writer_dropped_without_commit_leaves_the_packs_as_they_were() {
+    let tmp = tempfile::tempdir().unwrap();
+    let kept = text(2 << 20, 6);
+    let kept_digest = open(tmp.path()).put_reader(&kept[..]).unwrap().digest;
+    let packs_dir = tmp.path().join("packs");
+    let listing = || -> Vec<(String, u64)> {
+        let mut v: Vec<(String, u64)> = fs::read_dir(&packs_dir)
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (
+                    e.file_name().to_string_lossy().into_owned(),
+                    e.metadata().unwrap().len(),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let before = listing();
+    let store = open(tmp.path());
+    {
+        let mut w = store.writer().unwrap();
+        w.put_reader(&random(3 << 20, 7)[..], &mut |_| {}).unwrap();
+        assert_ne!(listing(), before, "the put appended frames");
+        // Dropped without commit: a refused import.
+    }
+    assert_eq!(listing(), before, "the appends were undone");
+    assert_eq!(read_back(&store, &kept_digest), kept);
+    // The next writer appends where the committed data ends and commits normally.
+    let again = store.put_reader(&random(3 << 20, 7)[..]).unwrap();
+    drop(store);
+    let store = open(tmp.path());
+    assert!(store.recovery().is_clean());
+    assert_eq!(read_back(&store, &again.digest), random(3 << 20, 7));
     assert!(store.fsck(&|_| {}).unwrap().is_clean());
 }
 

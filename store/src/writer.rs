@@ -12,8 +12,11 @@
 //!
 //! Memory is bounded by the chunker's read buffer plus one batch of raw chunks and its
 //! frames, whatever the input size: about `READ_BUFFER + 2 * BATCH_BYTES` (16 MiB).
-//! A writer dropped without `commit` leaves only unreferenced bytes past a pack's committed
-//! length, which the next writer or the next open cuts off.
+//! A writer dropped without `commit` (a refused import) rolls its appends back: packs it
+//! extended are cut back to their committed length and packs it created are deleted, so a
+//! refusal leaves the store's files as they were. A crash (no drop) leaves only
+//! unreferenced bytes past a pack's committed length, which the next writer or the next
+//! open cuts off.
 
 use redb::{ReadableDatabase, ReadableTable};
 use std::collections::{HashMap, HashSet};
@@ -95,6 +98,9 @@ pub struct StoreWriter<'s> {
     pending_chunks: HashMap<ChunkId, ChunkLocation>,
     pending_files: HashMap<FileDigest, FileRecord>,
     totals: WriteTotals,
+    /// Set once `commit` starts: from then on the index may reference appended bytes, so
+    /// they are never rolled back.
+    commit_started: bool,
     _exclusive: std::sync::MutexGuard<'s, ()>,
 }
 
@@ -114,6 +120,7 @@ impl<'s> StoreWriter<'s> {
             pending_chunks: HashMap::new(),
             pending_files: HashMap::new(),
             totals: WriteTotals::default(),
+            commit_started: false,
             _exclusive: guard,
         })
     }
@@ -300,7 +307,8 @@ impl<'s> StoreWriter<'s> {
     /// Make everything put so far durable and visible. Packs are fsynced before the index
     /// transaction that references them commits.
     pub fn commit(mut self) -> Result<WriteTotals> {
-        let packs: Vec<PackAppender> = self.finished.drain(..).chain(self.current.take()).collect();
+        self.commit_started = true;
+        let packs: Vec<&PackAppender> = self.finished.iter().chain(self.current.as_ref()).collect();
         for p in &packs {
             p.sync()?;
         }
@@ -324,5 +332,20 @@ impl<'s> StoreWriter<'s> {
         }
         txn.commit()?;
         Ok(self.totals)
+    }
+}
+
+impl Drop for StoreWriter<'_> {
+    /// A writer dropped before `commit` undoes its appends (see the module doc). Errors are
+    /// ignored: whatever is left past the committed lengths is cut at the next open.
+    fn drop(&mut self) {
+        if self.commit_started {
+            return;
+        }
+        let packs: Vec<&PackAppender> = self.finished.iter().chain(self.current.as_ref()).collect();
+        self.store.maps.forget(packs.iter().map(|p| p.number));
+        for p in packs {
+            let _ = p.roll_back();
+        }
     }
 }
