@@ -214,6 +214,27 @@ pub fn check_signature(
     })
 }
 
+/// Largest total of artifact sizes accepted (4 EiB: more than any disk, and far enough
+/// from `u64::MAX` that adding the manifest and headroom to it cannot overflow).
+const MAX_TOTAL_BYTES: u64 = 1 << 62;
+
+/// Parse untrusted manifest bytes, also refusing artifact sizes whose sum passes
+/// [`MAX_TOTAL_BYTES`]: every consumer adds them up (free-space check, read limits,
+/// reports), and an overflowing sum panicked there.
+fn parse_manifest(bytes: &[u8]) -> Result<OfflineManifest> {
+    let m = OfflineManifest::parse(bytes)?;
+    let total = m
+        .artifacts
+        .iter()
+        .try_fold(0u64, |sum, a| sum.checked_add(a.size));
+    if total.is_none_or(|t| t > MAX_TOTAL_BYTES) {
+        return Err(KitError::InvalidManifest(format!(
+            "the artifact sizes add up to more than {MAX_TOTAL_BYTES} bytes"
+        )));
+    }
+    Ok(m)
+}
+
 /// Step 3: read and parse the manifest, checking its JWS when keys are given.
 pub fn load_manifest(
     path: &Path,
@@ -239,7 +260,7 @@ pub fn load_manifest(
         })?;
         Some(k.kid())
     };
-    Ok((OfflineManifest::parse(&bytes)?, bytes, kid))
+    Ok((parse_manifest(&bytes)?, bytes, kid))
 }
 
 /// Step 4: stream the bundle and check every entry against `manifest`. The bundle's own
@@ -374,7 +395,7 @@ pub fn manifest_from_bundle(bundle: &Path) -> Result<(OfflineManifest, Vec<u8>)>
             entry
                 .read_to_end(&mut bytes)
                 .ctx(|| format!("read {MANIFEST_PATH} from {}", bundle.display()))?;
-            return Ok((OfflineManifest::parse(&bytes)?, bytes));
+            return Ok((parse_manifest(&bytes)?, bytes));
         }
     }
     Err(KitError::Validation(format!(
