@@ -120,9 +120,11 @@ else
   echo "no corpus at $corpus (run ../shared/corpus/fetch-real-pairs.sh $corpus)" >&2
 fi
 td=$work/testdata-$size
-if [ ! -d "$td/day1" ]; then
+if [ ! -f "$td/trees.complete" ]; then
   rm -rf "$td"; mkdir -p "$td"
   "$gen" tree --seed 1 --day 0 --size "$size" "$td/day0" >/dev/null
   "$gen" tree --seed 1 --day 1 --size "$size" "$td/day1" >/dev/null
+  # The marker sits outside the trees, so it is not part of the kits.
+  touch "$td/trees.complete"
 fi
 pair "testdata-$size" "$td/day0" "$td/day1"

@@ -50,7 +50,7 @@ fn main() {
     for f in &h.files {
         match &f.source {
             Source::Baseline => {}
-            Source::Solid { offset } => println!("solid   {:>10} @{offset} {}", f.size, f.path),
+            Source::Solid => println!("solid   {:>10} {}", f.size, f.path),
             Source::Pieces { pieces } => {
                 for p in pieces {
                     println!(

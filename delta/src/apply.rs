@@ -151,18 +151,10 @@ pub fn apply_delta(
         written.push(f.path.clone());
     }
     if let Some(solid) = &header.solid {
-        let mut files: Vec<(&DeltaFile, u64)> = header
-            .files
-            .iter()
-            .filter_map(|f| match f.source {
-                Source::Solid { offset } => Some((f, offset)),
-                _ => None,
-            })
-            .collect();
-        files.sort_by_key(|(_, off)| *off);
+        let files = header.solid_members();
         let mut prefix = Vec::new();
-        for r in &solid.references {
-            prefix.extend_from_slice(&read_reference(r, &by_path, baseline, "solid block")?);
+        for r in header.solid_references(baseline_files) {
+            prefix.extend_from_slice(&read_reference(&r, &by_path, baseline, "solid block")?);
         }
         prefix.extend_from_slice(&digest_dictionary(&header.target.generation, &header.files));
         let blob = read_payload(payload, solid.offset, solid.length)?;

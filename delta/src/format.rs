@@ -99,11 +99,9 @@ pub enum Source {
         /// In order.
         pieces: Vec<Piece>,
     },
-    /// A range of the decoded solid block.
-    Solid {
-        /// Start in the decoded solid block.
-        offset: u64,
-    },
+    /// Part of the solid block: members are stored back to back in header order, so a
+    /// member's offset is the sum of the sizes of the members before it.
+    Solid,
 }
 
 /// One target file.
@@ -136,7 +134,9 @@ fn is_default_mode(mode: &u32) -> bool {
 /// repeat those digests ship them as short matches.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SolidBlock {
-    /// Reference ranges, concatenated in order to form the prefix.
+    /// Extra reference ranges (renamed predecessors). The prefix is: the whole baseline
+    /// file at each member's own path (implicit, in header order, when the baseline has
+    /// it), then these, then the digest dictionary.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub references: Vec<ReferenceRange>,
     /// Start in the payload.
@@ -226,6 +226,19 @@ impl DeltaHeader {
                 return bad(format!("removed {p:?}: not sorted or duplicated"));
             }
         }
+        if let Some(s) = &self.solid {
+            let members: u64 = self
+                .solid_members()
+                .iter()
+                .map(|(f, _)| f.size)
+                .fold(0u64, u64::saturating_add);
+            if members != s.size {
+                return bad(format!(
+                    "solid members hold {members} bytes, the block {}",
+                    s.size
+                ));
+            }
+        }
         let mut seen = HashSet::new();
         for (i, f) in self.files.iter().enumerate() {
             check_relative_path(&f.path)
@@ -247,12 +260,9 @@ impl DeltaHeader {
             }
             match &f.source {
                 Source::Baseline => {}
-                Source::Solid { offset } => {
-                    let Some(s) = &self.solid else {
+                Source::Solid => {
+                    if self.solid.is_none() {
                         return bad(format!("{:?}: refers to a missing solid block", f.path));
-                    };
-                    if offset.checked_add(f.size).is_none_or(|end| end > s.size) {
-                        return bad(format!("{:?}: outside the solid block", f.path));
                     }
                 }
                 Source::Pieces { pieces } => {
@@ -317,6 +327,41 @@ impl DeltaHeader {
         Ok(by_path.into_values().collect())
     }
 
+    /// The solid block's members with their offsets in the decoded block.
+    pub fn solid_members(&self) -> Vec<(&DeltaFile, u64)> {
+        let mut at = 0u64;
+        let mut out = Vec::new();
+        for f in &self.files {
+            if f.source == Source::Solid {
+                out.push((f, at));
+                at = at.saturating_add(f.size);
+            }
+        }
+        out
+    }
+
+    /// The ranges whose concatenation (followed by the digest dictionary) is the solid
+    /// block's prefix: each member's same-path baseline file, then the explicit ones.
+    pub fn solid_references(&self, baseline: &[TreeFile]) -> Vec<ReferenceRange> {
+        let sizes: std::collections::HashMap<&str, u64> =
+            baseline.iter().map(|b| (b.path.as_str(), b.size)).collect();
+        let mut out: Vec<ReferenceRange> = self
+            .solid_members()
+            .into_iter()
+            .filter_map(|(f, _)| {
+                sizes.get(f.path.as_str()).map(|&len| ReferenceRange {
+                    path: f.path.clone(),
+                    offset: 0,
+                    length: len,
+                })
+            })
+            .collect();
+        if let Some(s) = &self.solid {
+            out.extend(s.references.iter().cloned());
+        }
+        out
+    }
+
     /// Counts for people.
     pub fn summary(&self) -> DeltaSummary {
         let mut s = DeltaSummary {
@@ -329,7 +374,7 @@ impl DeltaHeader {
             s.listed_bytes += f.size;
             match &f.source {
                 Source::Baseline => s.reused += 1,
-                Source::Solid { .. } => s.solid += 1,
+                Source::Solid => s.solid += 1,
                 Source::Pieces { pieces } => {
                     if pieces.iter().any(|p| p.reference.is_some()) {
                         s.patched += 1;

@@ -538,6 +538,10 @@ pub fn make_delta(
         }
         Ok(Source::Pieces { pieces: out })
     };
+    let base_by_path: HashMap<&str, &TreeFile> = baseline_files
+        .iter()
+        .map(|b| (b.path.as_str(), b))
+        .collect();
     for (f, plan) in files.iter().zip(plans) {
         let source = match plan {
             Some(Plan::Baseline) | None => Source::Baseline,
@@ -545,24 +549,29 @@ pub fn make_delta(
                 reference,
                 fallback,
             }) => {
-                let new_ref = reference.filter(|r| !solid_refs.iter().any(|s| s.path == r.path));
-                let ref_len = new_ref.as_ref().map_or(0, |r| r.length);
+                // The member's same-path baseline file is part of the prefix implicitly;
+                // another reference (a renamed predecessor) is listed explicitly.
+                let implicit = base_by_path.get(f.path.as_str()).map_or(0, |b| b.size);
+                let explicit = reference.filter(|r| {
+                    r.path != f.path
+                        && !solid_refs.iter().any(|s: &ReferenceRange| s.path == r.path)
+                });
+                let ref_len = implicit + explicit.as_ref().map_or(0, |r| r.length);
                 if solid_raw.len() as u64 + f.size > MAX_SOLID
                     || solid_ref_bytes + ref_len > MAX_SOLID_REFERENCE
                 {
                     write_pieces(fallback)?
                 } else {
-                    let offset = solid_raw.len() as u64;
                     let mut r = target
                         .open(&f.sha256)
                         .map_err(io_err(format!("read {}", f.path)))?;
                     r.read_to_end(&mut solid_raw)
                         .map_err(io_err(format!("read {}", f.path)))?;
-                    if let Some(r) = new_ref {
-                        solid_ref_bytes += r.length;
+                    solid_ref_bytes += ref_len;
+                    if let Some(r) = explicit {
                         solid_refs.push(r);
                     }
-                    Source::Solid { offset }
+                    Source::Solid
                 }
             }
             Some(Plan::Pieces(pieces)) => write_pieces(pieces)?,
@@ -575,17 +584,26 @@ pub fn make_delta(
             source,
         });
     }
-    let solid = if solid_raw.is_empty() {
-        None
-    } else {
-        // Prefix: the members' references, then the digest dictionary of all listed files.
-        let by_path: HashMap<&str, &TreeFile> = baseline_files
-            .iter()
-            .map(|b| (b.path.as_str(), b))
-            .collect();
-        let mut prefix = Vec::with_capacity(solid_ref_bytes as usize + out_files.len() * 65);
-        for r in &solid_refs {
-            let b = by_path.get(r.path.as_str()).ok_or_else(|| {
+    let mut header = DeltaHeader {
+        format: FORMAT.into(),
+        baseline: baseline_ref,
+        target: target_ref,
+        removed,
+        files: out_files,
+        solid: None,
+        payload_size: 0,
+    };
+    if !solid_raw.is_empty() {
+        header.solid = Some(SolidBlock {
+            references: solid_refs,
+            offset: 0,
+            length: 0,
+            size: solid_raw.len() as u64,
+        });
+        // Prefix: implicit and explicit references, then the digest dictionary.
+        let mut prefix = Vec::with_capacity(solid_ref_bytes as usize + header.files.len() * 65);
+        for r in header.solid_references(baseline_files) {
+            let b = base_by_path.get(r.path.as_str()).ok_or_else(|| {
                 DeltaError::BadDelta(format!("reference {} is not in the baseline", r.path))
             })?;
             let bytes = baseline
@@ -593,7 +611,7 @@ pub fn make_delta(
                 .map_err(io_err(format!("read reference {}", r.path)))?;
             prefix.extend_from_slice(&bytes);
         }
-        prefix.extend_from_slice(&digest_dictionary(&target_ref.generation, &out_files));
+        prefix.extend_from_slice(&digest_dictionary(&header.target.generation, &header.files));
         let small = solid_raw.len() < 8 << 20;
         let tuning = ZstdTuning {
             level: if small { 22 } else { options.level.max(19) },
@@ -602,22 +620,13 @@ pub fn make_delta(
         let blob = zstd_encode(Some(&prefix), &solid_raw, tuning)
             .map_err(io_err("compress solid block".into()))?;
         let (offset, length) = write(&blob)?;
-        Some(SolidBlock {
-            references: solid_refs,
-            offset,
-            length,
-            size: solid_raw.len() as u64,
-        })
-    };
-    Ok(DeltaHeader {
-        format: FORMAT.into(),
-        baseline: baseline_ref,
-        target: target_ref,
-        removed,
-        files: out_files,
-        solid,
-        payload_size: written,
-    })
+        if let Some(s) = header.solid.as_mut() {
+            s.offset = offset;
+            s.length = length;
+        }
+    }
+    header.payload_size = written;
+    Ok(header)
 }
 
 #[cfg(test)]

@@ -147,7 +147,7 @@ pub fn run(ctx: &Context, cmd: DeltaCommand) -> Result<ExitCode, Failure> {
                 for f in &header.files {
                     let how = match &f.source {
                         ouk_delta::format::Source::Baseline => "reused".to_string(),
-                        ouk_delta::format::Source::Solid { .. } => "literal".to_string(),
+                        ouk_delta::format::Source::Solid => "solid".to_string(),
                         ouk_delta::format::Source::Pieces { pieces } => {
                             let n: u64 = pieces.iter().map(|p| p.length).sum();
                             format!("{:?} {}", pieces[0].encoding, bytes(n))
