@@ -262,16 +262,20 @@ fn quarantine(
     });
     let _ =
         crate::build::write_atomic(&dir.join("reason.json"), format!("{reason:#}\n").as_bytes());
-    // Keep the evidence unless the refusal was for lack of space.
-    if !matches!(error, KitError::NoSpace { .. }) && bundle.is_file() {
+    // Keep the evidence unless the refusal was for lack of space: the free-space check's
+    // refusal, or the disk filling up mid-way (ENOSPC, code 12). A copy of the bundle would
+    // take the space the operator frees for the next attempt. A failed copy is removed.
+    let no_space = matches!(error, KitError::NoSpace { .. }) || code == 12;
+    if !no_space && bundle.is_file() {
         let dest = dir.join(&name);
         if fs::hard_link(bundle, &dest).is_err()
             && let (Ok(mut from), Ok(mut to)) = (
                 File::open(bundle),
                 OpenOptions::new().write(true).create_new(true).open(&dest),
             )
+            && io::copy(&mut from, &mut to).is_err()
         {
-            let _ = io::copy(&mut from, &mut to);
+            let _ = fs::remove_file(&dest);
         }
     }
     Some(dir)
