@@ -119,7 +119,7 @@ if [ -d "$corpus" ]; then
 else
   echo "no corpus at $corpus (run ../shared/corpus/fetch-real-pairs.sh $corpus)" >&2
 fi
-td=$work/testdata-$size
+td=$work/trees-$size   # not $work/<pair name>: pair() wipes that
 if [ ! -f "$td/trees.complete" ]; then
   rm -rf "$td"; mkdir -p "$td"
   "$gen" tree --seed 1 --day 0 --size "$size" "$td/day0" >/dev/null
