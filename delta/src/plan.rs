@@ -204,18 +204,21 @@ impl Encoder<'_> {
         }
     }
 
-    /// The smallest encoding of `target` (optionally against `reference`). bsdiff, the
-    /// slow one, runs first while the budget allows; zstd drops to level 15 on pieces past
-    /// 8 MiB (level 19 costs 3-4x the time there for a percent or two); the literal is
-    /// tried only when the reference did not already shrink the piece at least twofold.
+    /// The smallest encoding of `target` (optionally against `reference`): zstd with the
+    /// reference (level 12 when piece and reference pass 8 MiB), then bsdiff while the
+    /// budget allows and unless zstd already shipped a big piece at under 1 %; the literal
+    /// only when the reference did not already shrink the piece at least twofold.
     fn best(
         &self,
         target: &[u8],
         reference: Option<(&[u8], ReferenceRange)>,
     ) -> io::Result<EncodedPiece> {
-        let big = target.len() > 8 << 20;
+        // Large pieces against large references: zstd levels past 12 cost 10-20x the time
+        // for a few percent, and from 16 up the patch gets larger (measured on feed pieces,
+        // docs/benchmarks.md), so large ones stay at 12.
+        let big = target.len() + reference.as_ref().map_or(0, |r| r.0.len()) > 8 << 20;
         let level = if big {
-            self.level().min(15)
+            self.level().min(12)
         } else {
             self.level()
         };
@@ -236,8 +239,23 @@ impl Encoder<'_> {
             blob,
         };
         if let Some((bytes, range)) = &reference {
+            // zstd first: it is fast at these levels, and when it already ships a big piece
+            // as under 1 % of its size, bsdiff's suffix sort is not worth its minutes.
+            consider(
+                &mut best,
+                piece(
+                    Encoding::ZstdRef,
+                    Some(range.clone()),
+                    zstd_encode(Some(bytes), target, ZstdTuning { level, long })?,
+                ),
+            );
+            let tiny_already = big
+                && best
+                    .as_ref()
+                    .is_some_and(|b| b.blob.len() * 100 < target.len());
             let budget_left = self.started.elapsed() < self.options.time_budget / 2;
             if budget_left
+                && !tiny_already
                 && target.len() as u64 <= self.options.bsdiff_max
                 && bytes.len() as u64 <= self.options.bsdiff_max
             {
@@ -256,14 +274,6 @@ impl Encoder<'_> {
                     piece(Encoding::BsdiffLzma, Some(range.clone()), lzma),
                 );
             }
-            consider(
-                &mut best,
-                piece(
-                    Encoding::ZstdRef,
-                    Some(range.clone()),
-                    zstd_encode(Some(bytes), target, ZstdTuning { level, long })?,
-                ),
-            );
             if target.len() <= 4 << 20 && level < 22 {
                 consider(
                     &mut best,
