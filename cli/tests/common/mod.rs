@@ -1,6 +1,8 @@
 //! Helpers shared by the CLI end-to-end tests.
 #![allow(dead_code)]
 
+pub mod hostile;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

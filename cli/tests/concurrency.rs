@@ -1,0 +1,434 @@
+//! Concurrency (issue 6, suite 6).
+//!
+//! - Two importers at once: the one that takes the root's lock wins; the other gets exit 13
+//!   at once, or with `--wait` waits and then reports the kit already active (or imports
+//!   its newer kit).
+//! - Readers under `current/` while it flips 1,000 times (10,000 in the long form) between
+//!   two generations (`Root::activate` in-process, the same code `gen rollback` runs): a
+//!   reader that resolves `current` once sees exactly one generation's files, and a path
+//!   opened through `current/` is never missing and always holds one generation's bytes.
+//! - `gen gc` / `store gc` while an import runs: locked out (13) at once, or with `--wait`
+//!   run after it; the import completes, the chunks it deduplicated against a generation
+//!   gc drops are still there (every file of the new generation rehydrates from the store)
+//!   and `fsck` is clean.
+
+mod common;
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use common::hostile::*;
+use common::*;
+
+fn long() -> bool {
+    std::env::var_os("OUK_LONG_TESTS").is_some()
+}
+
+fn trust() -> String {
+    fixture("fixture.pub").display().to_string()
+}
+
+fn spawn(root: &Path, global: &[&str], args: &[&str]) -> Child {
+    Command::new(ouk())
+        .arg("--root")
+        .arg(root)
+        .arg("--json")
+        .args(global)
+        .args(args)
+        .env_remove("OUK_ROOT")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn import_args(bundle: &Path) -> Vec<String> {
+    vec![
+        "kit".into(),
+        "import".into(),
+        bundle.display().to_string(),
+        "--trust-key".into(),
+        trust(),
+        "--free-margin".into(),
+        "0".into(),
+        "--max-kit-age".into(),
+        "0".into(),
+    ]
+}
+
+fn spawn_import(root: &Path, global: &[&str], bundle: &Path) -> Child {
+    let args = import_args(bundle);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    spawn(root, global, &args)
+}
+
+fn finish(child: Child) -> (i32, serde_json::Value) {
+    let out = child.wait_with_output().unwrap();
+    let code = code(&out);
+    let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}): {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (code, v)
+}
+
+/// Wait until the importer `pid` is past the lock (its staging directory exists).
+fn wait_past_lock(root: &Path, child: &mut Child) {
+    let pid = child.id();
+    let started = Instant::now();
+    loop {
+        if root.join(format!("staging/import-{pid}")).exists()
+            || root.join(format!("staging/delta-{pid}")).exists()
+        {
+            return;
+        }
+        if let Some(st) = child.try_wait().unwrap() {
+            panic!("the importer finished ({st}) before it was seen holding the lock");
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the importer never got past the lock"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+struct Fixture {
+    _tmp: tempfile::TempDir,
+    root: PathBuf,
+    fat: PathBuf,
+}
+
+/// A root with the day-0 kit active, and a slow-to-import day-1 kit (24 MiB of
+/// incompressible data on top of the tree).
+fn fixture_root() -> Fixture {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = small_corpus();
+    let fat = fat_kit(tmp.path(), 1, "2025.10.1", 24, 5);
+    let root = tmp.path().join("root");
+    let (rc, r) = import(&root, &c.k0.bundle, &["--trust-key", &trust()]);
+    assert_eq!(rc, 0, "{r}");
+    Fixture {
+        _tmp: tmp,
+        root,
+        fat,
+    }
+}
+
+#[test]
+fn two_importers_at_once_one_wins_the_other_gets_13_at_once() {
+    let f = fixture_root();
+    let mut a = spawn_import(&f.root, &[], &f.fat);
+    wait_past_lock(&f.root, &mut a);
+    let started = Instant::now();
+    let (rc, e) = finish(spawn_import(&f.root, &[], &f.fat));
+    let took = started.elapsed();
+    assert_eq!(rc, 13, "{e}");
+    assert!(
+        e["error"].as_str().unwrap().contains("locked"),
+        "the message says why: {e}"
+    );
+    assert!(
+        a.try_wait().unwrap().is_none(),
+        "the loser returned while the winner was still importing"
+    );
+    eprintln!("second importer refused in {took:?}");
+    assert!(
+        took < Duration::from_secs(2),
+        "exit 13 at once, not after {took:?}"
+    );
+    let (rc, r) = finish(a);
+    assert_eq!(rc, 0, "{r}");
+    assert_eq!(r["outcome"], "activated");
+    assert_eq!(
+        check_current_complete(&f.root).as_deref(),
+        r["generation"].as_str()
+    );
+}
+
+#[test]
+fn a_waiting_importer_runs_after_the_first() {
+    let f = fixture_root();
+    let c = small_corpus();
+    // The same kit with --wait: blocks until the first is done, then "already active".
+    let mut a = spawn_import(&f.root, &[], &f.fat);
+    wait_past_lock(&f.root, &mut a);
+    let b = spawn_import(&f.root, &["--wait"], &f.fat);
+    std::thread::sleep(Duration::from_millis(100));
+    let (rc, ra) = finish(a);
+    assert_eq!(rc, 0, "{ra}");
+    let (rc, rb) = finish(b);
+    assert_eq!(rc, 0, "{rb}");
+    assert_eq!(rb["outcome"], "already-active", "{rb}");
+    assert_eq!(rb["generation"], ra["generation"]);
+    // A newer kit with --wait: imported on top once the first is done.
+    let (rc, r) = import(
+        &f.root,
+        &c.k0.bundle,
+        &[
+            "--trust-key",
+            &trust(),
+            "--force-activate",
+            "--force-reason",
+            "test",
+        ],
+    );
+    assert_eq!(rc, 0, "{r}");
+    let mut a = spawn_import(&f.root, &[], &f.fat);
+    wait_past_lock(&f.root, &mut a);
+    let newer = spawn_import(&f.root, &["--wait"], &c.k2.bundle);
+    let (rc, ra) = finish(a);
+    assert_eq!(rc, 0, "{ra}");
+    let (rc, rn) = finish(newer);
+    assert_eq!(rc, 0, "{rn}");
+    assert_eq!(rn["outcome"], "activated", "{rn}");
+    assert_eq!(rn["previous"], ra["generation"], "it ran after the first");
+    assert_eq!(
+        check_current_complete(&f.root).as_deref(),
+        Some(c.k2.generation.as_str())
+    );
+}
+
+/// Both start together, many times: exactly one imports; the other is locked out (13) or
+/// (when it came after) finds the kit active. Never two activations, never a broken root.
+#[test]
+fn racing_importers_never_both_activate() {
+    let f = fixture_root();
+    let c = small_corpus();
+    let rounds = if long() { 50 } else { 5 };
+    let mut tally: HashMap<String, u32> = HashMap::new();
+    for round in 0..rounds {
+        let bundle = if round % 2 == 0 {
+            &c.k1.bundle
+        } else {
+            &c.k2.bundle
+        };
+        // Back to day 0 first (forced: it is older).
+        let (rc, r) = import(
+            &f.root,
+            &c.k0.bundle,
+            &[
+                "--trust-key",
+                &trust(),
+                "--force-activate",
+                "--force-reason",
+                "race test",
+            ],
+        );
+        assert_eq!(rc, 0, "{r}");
+        let a = spawn_import(&f.root, &[], bundle);
+        let b = spawn_import(&f.root, &[], bundle);
+        let (ra, va) = finish(a);
+        let (rb, vb) = finish(b);
+        let mut outcomes = [
+            format!("{ra} {}", va["outcome"].as_str().unwrap_or("")),
+            format!("{rb} {}", vb["outcome"].as_str().unwrap_or("")),
+        ];
+        outcomes.sort();
+        let key = outcomes.join(" / ");
+        assert!(
+            key == "0 activated / 13 " || key == "0 activated / 0 already-active",
+            "round {round}: {key}: {va} {vb}"
+        );
+        *tally.entry(key).or_default() += 1;
+        assert!(check_current_complete(&f.root).is_some());
+    }
+    eprintln!("racing importers: {tally:?}");
+}
+
+/// Read every file of `dir` (a resolved generation) and compare with `want`.
+fn read_tree(dir: &Path, want: &[(String, String)]) -> Result<u64, String> {
+    let mut n = 0;
+    for (rel, sha) in want {
+        let got = fs::read(dir.join(rel)).map_err(|e| format!("{rel}: {e}"))?;
+        let got = sha256_hex(&got);
+        if &got != sha {
+            return Err(format!("{rel}: {got} is not {sha}"));
+        }
+        n += 1;
+    }
+    Ok(n)
+}
+
+#[test]
+fn readers_never_see_a_missing_or_mixed_file_during_1000_flips() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = small_corpus();
+    let root = tmp.path().join("root");
+    for k in [&c.k0, &c.k1] {
+        let (rc, r) = import(&root, &k.bundle, &["--trust-key", &trust()]);
+        assert_eq!(rc, 0, "{r}");
+    }
+    // Each generation's files and digests, from the trees themselves.
+    let mut gens: HashMap<String, Vec<(String, String)>> = HashMap::new();
+    for id in [&c.k0.generation, &c.k1.generation] {
+        let dir = root.join("generations").join(id);
+        let files = ouk_delta::tree::list_tree(&dir)
+            .unwrap()
+            .into_iter()
+            .map(|(rel, p, _)| (rel, sha256_hex(&fs::read(p).unwrap())))
+            .collect();
+        gens.insert(id.clone(), files);
+    }
+    // Paths in both generations whose content differs: opened through `current/`, they
+    // must hold one of the two contents, whole.
+    let a: HashMap<&str, &str> = gens[&c.k0.generation]
+        .iter()
+        .map(|(p, s)| (p.as_str(), s.as_str()))
+        .collect();
+    let both: Vec<(String, [String; 2])> = gens[&c.k1.generation]
+        .iter()
+        .filter_map(|(p, s)| {
+            a.get(p.as_str())
+                .filter(|o| **o != s.as_str())
+                .map(|o| (p.clone(), [o.to_string(), s.clone()]))
+        })
+        .collect();
+    assert!(both.len() >= 3, "the two days differ in a few files");
+    let gens = Arc::new(gens);
+    let both = Arc::new(both);
+    let stop = Arc::new(AtomicBool::new(false));
+    let reads = Arc::new(AtomicU64::new(0));
+    let current = root.join("current");
+    let mut readers = Vec::new();
+    // Whole-tree readers: resolve once, read everything through the resolution.
+    for _ in 0..2 {
+        let (gens, stop, reads, current) =
+            (gens.clone(), stop.clone(), reads.clone(), current.clone());
+        readers.push(std::thread::spawn(move || -> Result<(), String> {
+            while !stop.load(Ordering::Relaxed) {
+                let resolved = fs::canonicalize(&current).map_err(|e| format!("current: {e}"))?;
+                let id = resolved.file_name().unwrap().to_string_lossy().into_owned();
+                let want = gens
+                    .get(&id)
+                    .ok_or_else(|| format!("current is {id}, neither generation"))?;
+                let n = read_tree(&resolved, want).map_err(|e| format!("in {id}: {e}"))?;
+                reads.fetch_add(n, Ordering::Relaxed);
+            }
+            Ok(())
+        }));
+    }
+    // Path readers: open through the symlink, over and over.
+    for t in 0..2 {
+        let (both, stop, reads, current) =
+            (both.clone(), stop.clone(), reads.clone(), current.clone());
+        readers.push(std::thread::spawn(move || -> Result<(), String> {
+            let mut i = t;
+            while !stop.load(Ordering::Relaxed) {
+                let (rel, shas) = &both[i % both.len()];
+                i += 1;
+                let got = fs::read(current.join(rel))
+                    .map_err(|e| format!("current/{rel} missing: {e}"))?;
+                let got = sha256_hex(&got);
+                if !shas.contains(&got) {
+                    return Err(format!("current/{rel} is a mix: {got}"));
+                }
+                reads.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(())
+        }));
+    }
+    let flips = if long() { 10_000 } else { 1_000 };
+    let r = ouk_delta::Root::open(
+        &root,
+        ouk_delta::LockWait::Fail,
+        ouk_store::StoreOptions::default(),
+    )
+    .unwrap();
+    let ids: Vec<ouk_delta::GenerationId> = [&c.k0.generation, &c.k1.generation]
+        .iter()
+        .map(|s| s.parse().unwrap())
+        .collect();
+    let started = Instant::now();
+    for i in 0..flips {
+        let outcome = r
+            .activate(&ids[i % 2], "flip test", false, ouk_delta::Labels::new())
+            .unwrap();
+        assert!(matches!(
+            outcome,
+            ouk_delta::ActivateOutcome::Activated { .. }
+        ));
+        if readers.iter().any(|h| h.is_finished()) {
+            break;
+        }
+    }
+    let took = started.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    for h in readers {
+        h.join()
+            .expect("reader panicked")
+            .expect("a reader saw a broken tree");
+    }
+    let reads = reads.load(Ordering::Relaxed);
+    eprintln!("{flips} flips in {took:?}; {reads} file reads, none missing or mixed");
+    assert!(reads > 1000);
+    drop(r);
+    // `gen rollback` (the CLI's flip) agrees.
+    let (rc, _) = run_json(&root, &["gen", "rollback"]);
+    assert_eq!(rc, 0);
+    assert!(check_current_complete(&root).is_some());
+}
+
+#[test]
+fn gc_during_an_import_is_locked_out_or_waits_and_never_drops_what_the_import_needs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = small_corpus();
+    let root = tmp.path().join("root");
+    // Day 1 then day 2: day 1 is retained, not current.
+    for k in [&c.k1, &c.k2] {
+        let (rc, r) = import(&root, &k.bundle, &["--trust-key", &trust()]);
+        assert_eq!(rc, 0, "{r}");
+    }
+    // A newer kit whose files are mostly day 1's: its import deduplicates against chunks
+    // only the retained day-1 generation holds, which `gen gc --keep 1` would drop.
+    let fat = fat_kit(tmp.path(), 1, "2025.10.3", 24, 9);
+    let mut imp = spawn_import(&root, &[], &fat);
+    wait_past_lock(&root, &mut imp);
+    for args in [&["gen", "gc", "--keep", "1"][..], &["store", "gc"][..]] {
+        let started = Instant::now();
+        let (rc, e) = finish(spawn(&root, &[], args));
+        assert_eq!(rc, 13, "{args:?} while importing: {e}");
+        assert!(started.elapsed() < Duration::from_secs(2));
+    }
+    let waiting_gen_gc = spawn(&root, &["--wait"], &["gen", "gc", "--keep", "1"]);
+    let waiting_store_gc = spawn(&root, &["--wait"], &["store", "gc"]);
+    let (rc, r) = finish(imp);
+    assert_eq!(rc, 0, "the import completes: {r}");
+    let new_gen = r["generation"].as_str().unwrap().to_string();
+    let (rc, g) = finish(waiting_gen_gc);
+    assert_eq!(rc, 0, "{g}");
+    let (rc, g2) = finish(waiting_store_gc);
+    assert_eq!(rc, 0, "{g2}");
+    assert!(
+        g["removed"].as_array().is_some_and(|v| !v.is_empty()),
+        "gc ran after the import and dropped the old generations: {g}"
+    );
+    let (rc, fsck) = run_json(&root, &["store", "fsck"]);
+    assert_eq!(rc, 0, "{fsck}");
+    assert_eq!(
+        check_current_complete(&root).as_deref(),
+        Some(new_gen.as_str())
+    );
+    // Every file of the new generation can be rebuilt from the store alone.
+    let r = ouk_delta::Root::open(
+        &root,
+        ouk_delta::LockWait::Fail,
+        ouk_store::StoreOptions::default(),
+    )
+    .unwrap();
+    let id: ouk_delta::GenerationId = new_gen.parse().unwrap();
+    for e in r.manifest(&id).unwrap().entries() {
+        let mut sink = std::io::sink();
+        r.store()
+            .read_chunks(&e.chunks, Some(&e.sha256), &mut sink)
+            .unwrap_or_else(|err| panic!("{}: {err}", e.path));
+    }
+}
