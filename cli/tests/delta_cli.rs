@@ -5,38 +5,15 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use common::hostile::fixture;
 use common::*;
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../testdata/cosign")
-        .join(name)
-}
-
 fn kit(dir: &Path, day: u32) -> PathBuf {
-    let version = format!("2025.10.{day}");
-    let release = small_tree(dir, day);
-    let out = dir.join("kits");
-    let o = Command::new(ouk())
-        .args([
-            "kit",
-            "build",
-            "--version",
-            &version,
-            "--channel",
-            "edge",
-            "--release-dir",
-        ])
-        .arg(&release)
-        .arg("--output-dir")
-        .arg(&out)
-        .arg("--signing-key")
-        .arg(fixture("fixture.key"))
-        .env("COSIGN_PASSWORD", "hello")
-        .output()
-        .unwrap();
-    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
-    out.join(format!("stella-ops-offline-kit-{version}-edge.tar.gz"))
+    build_signed_kit(
+        &small_tree(dir, day),
+        &format!("2025.10.{day}"),
+        &dir.join("kits"),
+    )
 }
 
 fn delta(dir: &Path, from: &Path, to: &Path, name: &str) -> PathBuf {

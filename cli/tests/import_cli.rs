@@ -5,40 +5,17 @@ mod common;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
+use common::hostile::fixture;
 use common::*;
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../testdata/cosign")
-        .join(name)
-}
 
 /// Build a signed kit of the small tree for `day` as `version`; returns the bundle path.
 fn kit(dir: &Path, day: u32, version: &str) -> PathBuf {
-    let release = small_tree(dir, day);
-    let out = dir.join(format!("dist-{version}"));
-    let o = Command::new(ouk())
-        .args([
-            "kit",
-            "build",
-            "--version",
-            version,
-            "--channel",
-            "edge",
-            "--release-dir",
-        ])
-        .arg(&release)
-        .arg("--output-dir")
-        .arg(&out)
-        .arg("--signing-key")
-        .arg(fixture("fixture.key"))
-        .env("COSIGN_PASSWORD", "hello")
-        .output()
-        .unwrap();
-    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
-    out.join(format!("stella-ops-offline-kit-{version}-edge.tar.gz"))
+    build_signed_kit(
+        &small_tree(dir, day),
+        version,
+        &dir.join(format!("dist-{version}")),
+    )
 }
 
 fn trusted_root(dir: &Path) -> PathBuf {

@@ -5,18 +5,13 @@ mod common;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
+use common::hostile::fixture;
 use common::*;
 
 const BUNDLE: &str = "stella-ops-offline-kit-2025.10.0-edge.tar.gz";
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../testdata/cosign")
-        .join(name)
-}
 
 fn build(release: &Path, out: &Path, key: Option<&Path>) -> std::process::Output {
     let mut cmd = Command::new(ouk());

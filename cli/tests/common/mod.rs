@@ -93,3 +93,28 @@ pub fn check_current_complete(root: &Path) -> Option<String> {
     }
     Some(id.to_hex())
 }
+
+/// Build a kit of `release` as `version` (channel `edge`) into `out`, signed with the
+/// fixture key; returns the bundle path. Panics with ouk's stderr when the build fails.
+pub fn build_signed_kit(release: &Path, version: &str, out: &Path) -> PathBuf {
+    let o = Command::new(ouk())
+        .args([
+            "kit",
+            "build",
+            "--version",
+            version,
+            "--channel",
+            "edge",
+            "--release-dir",
+        ])
+        .arg(release)
+        .arg("--output-dir")
+        .arg(out)
+        .arg("--signing-key")
+        .arg(hostile::fixture("fixture.key"))
+        .env("COSIGN_PASSWORD", "hello")
+        .output()
+        .expect("run ouk kit build");
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    out.join(format!("stella-ops-offline-kit-{version}-edge.tar.gz"))
+}
