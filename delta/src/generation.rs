@@ -147,6 +147,19 @@ fn record_error(what: String, e: impl std::fmt::Display) -> DeltaError {
     }
 }
 
+/// Open `def` for reading, or `None` when nothing was ever written to it (redb creates a
+/// table on its first write; a root with no generations has none of these tables yet).
+fn open_optional<K: redb::Key + 'static, V: redb::Value + 'static>(
+    txn: &redb::ReadTransaction,
+    def: TableDefinition<K, V>,
+) -> Result<Option<redb::ReadOnlyTable<K, V>>> {
+    match txn.open_table(def) {
+        Ok(t) => Ok(Some(t)),
+        Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
 fn syncfs(dir: &Path) -> Result<()> {
     let f = File::open(dir).ctx(|| format!("open {}", dir.display()))?;
     // SAFETY: syncfs on a valid descriptor we own.
@@ -197,12 +210,8 @@ impl Root {
     /// The manifest of generation `id`.
     pub fn manifest(&self, id: &GenerationId) -> Result<ChunkSetManifest> {
         let txn = self.store().database().begin_read()?;
-        let table = match txn.open_table(MANIFESTS) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => {
-                return Err(DeltaError::UnknownGeneration(id.to_hex()));
-            }
-            Err(e) => return Err(e.into()),
+        let Some(table) = open_optional(&txn, MANIFESTS)? else {
+            return Err(DeltaError::UnknownGeneration(id.to_hex()));
         };
         let bytes = table
             .get(&id.0)?
@@ -220,10 +229,8 @@ impl Root {
     /// The record of generation `id`, if known.
     pub fn generation_record(&self, id: &GenerationId) -> Result<Option<GenerationRecord>> {
         let txn = self.store().database().begin_read()?;
-        let table = match txn.open_table(RECORDS) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-            Err(e) => return Err(e.into()),
+        let Some(table) = open_optional(&txn, RECORDS)? else {
+            return Ok(None);
         };
         match table.get(&id.0)? {
             None => Ok(None),
@@ -236,10 +243,8 @@ impl Root {
     /// The activation log, oldest first.
     pub fn activations(&self) -> Result<Vec<Activation>> {
         let txn = self.store().database().begin_read()?;
-        let table = match txn.open_table(ACTIVATIONS) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-            Err(e) => return Err(e.into()),
+        let Some(table) = open_optional(&txn, ACTIVATIONS)? else {
+            return Ok(Vec::new());
         };
         let mut out = Vec::new();
         for row in table.iter()? {
@@ -290,10 +295,8 @@ impl Root {
             last.insert(a.generation, (seq, a.at));
         }
         let txn = self.store().database().begin_read()?;
-        let table = match txn.open_table(RECORDS) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-            Err(e) => return Err(e.into()),
+        let Some(table) = open_optional(&txn, RECORDS)? else {
+            return Ok(Vec::new());
         };
         let mut out = Vec::new();
         for row in table.iter()? {
