@@ -206,6 +206,35 @@ fn generated(chunker: &Chunker, path: &str, bytes: Vec<u8>, captured_at: &str) -
     })
 }
 
+/// A signing failure for the file `what`.
+fn sign_failed(what: String) -> impl FnOnce(crate::sign::BlobError) -> KitError {
+    move |e| KitError::Signature {
+        what,
+        message: e.to_string(),
+    }
+}
+
+/// Write the files that travel next to a bundle in `dir`: `<name>.sha256` (sha256sum
+/// format), `<name>.sig` (cosign blob signature, when signing) and `<name>.metadata.json`.
+pub(crate) fn write_bundle_sidecars(
+    dir: &Path,
+    sha256: &[u8; 32],
+    key: Option<&SigningKey>,
+    metadata: &KitMetadata,
+) -> Result<()> {
+    let name = &metadata.name;
+    let line = format!("{}  {name}\n", hex::encode(sha256));
+    write_atomic(&dir.join(format!("{name}.sha256")), line.as_bytes())?;
+    if let Some(k) = key {
+        let sig =
+            crate::sign::sign_blob_sha256(k, sha256).map_err(sign_failed(format!("{name}.sig")))?;
+        write_atomic(&dir.join(format!("{name}.sig")), sig.as_bytes())?;
+    }
+    let mut meta = serde_json::to_vec_pretty(metadata).unwrap_or_default();
+    meta.push(b'\n');
+    write_atomic(&dir.join(format!("{name}.metadata.json")), &meta)
+}
+
 /// Write `bytes` to `path` atomically (temporary name, fsync, rename).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
@@ -508,10 +537,6 @@ pub fn build_kit(opts: &BuildOptions, progress: &mut dyn FnMut(u64)) -> Result<B
 
     // 5. Sidecars.
     let bundle_hex = hex::encode(summary.sha256);
-    write_atomic(
-        &opts.output_dir.join(format!("{name}.sha256")),
-        format!("{bundle_hex}  {name}\n").as_bytes(),
-    )?;
     let manifest_out = opts.output_dir.join(MANIFEST_PATH);
     write_atomic(&manifest_out, &manifest_bytes)?;
     write_atomic(
@@ -520,19 +545,8 @@ pub fn build_kit(opts: &BuildOptions, progress: &mut dyn FnMut(u64)) -> Result<B
     )?;
     let kid = opts.signing_key.as_ref().map(SigningKey::kid);
     if let Some(key) = &opts.signing_key {
-        let sig = crate::sign::sign_blob_sha256(key, &summary.sha256).map_err(|e| {
-            KitError::Signature {
-                what: format!("{name}.sig"),
-                message: e.to_string(),
-            }
-        })?;
-        write_atomic(&opts.output_dir.join(format!("{name}.sig")), sig.as_bytes())?;
-        let manifest_sig = crate::sign::sign_blob_sha256(key, &manifest_sha.0).map_err(|e| {
-            KitError::Signature {
-                what: format!("{MANIFEST_PATH}.sig"),
-                message: e.to_string(),
-            }
-        })?;
+        let manifest_sig = crate::sign::sign_blob_sha256(key, &manifest_sha.0)
+            .map_err(sign_failed(format!("{MANIFEST_PATH}.sig")))?;
         write_atomic(
             &opts.output_dir.join(format!("{MANIFEST_PATH}.sig")),
             manifest_sig.as_bytes(),
@@ -565,11 +579,11 @@ pub fn build_kit(opts: &BuildOptions, progress: &mut dyn FnMut(u64)) -> Result<B
         signed: opts.signing_key.is_some(),
         kid: kid.clone(),
     };
-    let mut meta_bytes = serde_json::to_vec_pretty(&metadata).unwrap_or_default();
-    meta_bytes.push(b'\n');
-    write_atomic(
-        &opts.output_dir.join(format!("{name}.metadata.json")),
-        &meta_bytes,
+    write_bundle_sidecars(
+        &opts.output_dir,
+        &summary.sha256,
+        opts.signing_key.as_ref(),
+        &metadata,
     )?;
     Ok(BuildReport {
         bundle: bundle_path,

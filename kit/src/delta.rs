@@ -32,7 +32,7 @@ use ouk_delta::{ChunkSetManifest, GenerationId, ManifestEntry, Root};
 use ouk_store::FileDigest;
 use serde::{Deserialize, Serialize};
 
-use crate::build::{KitMetadata, ManifestRef, write_atomic};
+use crate::build::{KitMetadata, ManifestRef, write_bundle_sidecars};
 use crate::bundle::{
     BundleReader, EntrySource, EntrySpec, GzOptions, ReadLimits, unpack_to_dir, write_bundle,
 };
@@ -236,18 +236,6 @@ fn write_delta(
     f.sync_all().ctx(|| format!("fsync {}", tmp.display()))?;
     fs::rename(&tmp, output).ctx(|| format!("rename to {}", output.display()))?;
     let hexd = hex::encode(summary.sha256);
-    write_atomic(
-        &dir.join(format!("{name}.sha256")),
-        format!("{hexd}  {name}\n").as_bytes(),
-    )?;
-    if let Some(k) = key {
-        let sig =
-            crate::sign::sign_blob_sha256(k, &summary.sha256).map_err(|e| KitError::Signature {
-                what: format!("{name}.sig"),
-                message: e.to_string(),
-            })?;
-        write_atomic(&dir.join(format!("{name}.sig")), sig.as_bytes())?;
-    }
     let manifest_bytes = new.manifest.to_bytes();
     let metadata = KitMetadata {
         name: name.clone(),
@@ -266,9 +254,7 @@ fn write_delta(
         signed: key.is_some(),
         kid: key.map(SigningKey::kid),
     };
-    let mut meta = serde_json::to_vec_pretty(&metadata).unwrap_or_default();
-    meta.push(b'\n');
-    write_atomic(&dir.join(format!("{name}.metadata.json")), &meta)?;
+    write_bundle_sidecars(dir, &summary.sha256, key, &metadata)?;
     Ok(DeltaMakeReport {
         delta: output.to_path_buf(),
         sha256: hexd,
