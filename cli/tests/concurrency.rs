@@ -372,7 +372,7 @@ fn readers_never_see_a_missing_or_mixed_file_during_1000_flips() {
     assert!(reads > 1000);
     drop(r);
     // `gen rollback` (the CLI's flip) agrees.
-    let (rc, _) = run_json(&root, &["gen", "rollback"]);
+    let (rc, _) = run_json(&root, &["--wait", "gen", "rollback"]);
     assert_eq!(rc, 0);
     assert!(check_current_complete(&root).is_some());
 }
@@ -411,7 +411,7 @@ fn gc_during_an_import_is_locked_out_or_waits_and_never_drops_what_the_import_ne
         g["removed"].as_array().is_some_and(|v| !v.is_empty()),
         "gc ran after the import and dropped the old generations: {g}"
     );
-    let (rc, fsck) = run_json(&root, &["store", "fsck"]);
+    let (rc, fsck) = run_json(&root, &["--wait", "store", "fsck"]);
     assert_eq!(rc, 0, "{fsck}");
     assert_eq!(
         check_current_complete(&root).as_deref(),

@@ -13,6 +13,7 @@
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -91,9 +92,16 @@ fn check_clean_failure(
         vec![keep.to_string()],
         "no partial or extra generation"
     );
-    assert_eq!(packs(root), packs_before, "packs rolled back");
+    // Refused while streaming (nothing committed yet): the store's appends were rolled
+    // back. Past the store commit, committed chunks may stay (gc reclaims them).
+    if doc["error"]
+        .as_str()
+        .is_some_and(|m| m.contains("at step unpack"))
+    {
+        assert_eq!(packs(root), packs_before, "packs rolled back");
+    }
     assert_eq!(check_current_complete(root).as_deref(), Some(keep));
-    let (rc, fsck) = run_json(root, &["store", "fsck"]);
+    let (rc, fsck) = run_json(root, &["--wait", "store", "fsck"]);
     assert_eq!(rc, 0, "fsck after a full disk: {fsck}");
 }
 
@@ -202,7 +210,77 @@ fn an_import_that_runs_out_of_space_fails_cleanly_and_succeeds_once_space_is_fre
         r["generation"].as_str()
     );
     assert_eq!(fs::read_dir(s.root.join("staging")).unwrap().count(), 0);
-    assert_eq!(run_json(&s.root, &["store", "fsck"]).0, 0);
+    assert_eq!(run_json(&s.root, &["--wait", "store", "fsck"]).0, 0);
+}
+
+/// Near the threshold: the smallest free space an import fits in is found by bisection,
+/// then imports are tried with a little less, so that they run out in the late steps
+/// (the store's index commit, materializing, the flip, the activation log) rather than
+/// while streaming. Every attempt starts from the same day-0 root (copied in); every
+/// failure must be clean, every success complete.
+#[test]
+fn running_out_in_the_late_steps_is_clean_too() {
+    let s = setup(24);
+    let pristine = s._tmp.path().join("pristine-root");
+    copy_tree(&s.root, &pristine);
+    let attempt = |free: u64| -> (i32, serde_json::Value) {
+        ouk_delta::remove_tree(&s.root).unwrap();
+        let _ = fs::remove_file(s.fs.mnt.join("filler"));
+        copy_tree(&pristine, &s.root);
+        let packs_before = packs(&s.root);
+        let filler = leave_free(&s.fs, free);
+        let r = import_into(&s.root, &s.fat);
+        if r.0 == 0 {
+            assert_eq!(
+                check_current_complete(&s.root).as_deref(),
+                r.1["generation"].as_str()
+            );
+            assert_eq!(run_json(&s.root, &["--wait", "store", "fsck"]).0, 0);
+        } else {
+            check_clean_failure(&s.root, &r, &s.base.generation, &packs_before);
+        }
+        fs::remove_file(filler).unwrap();
+        r
+    };
+    let (mut lo, mut hi) = (s.fat_bytes + s.fat_bytes / 2, 3 * s.fat_bytes);
+    assert_ne!(attempt(lo).0, 0, "fits at the admission threshold");
+    assert_eq!(attempt(hi).0, 0, "does not fit in 3 x");
+    let steps = if long() { 14 } else { 7 };
+    for _ in 0..steps {
+        let mid = lo + (hi - lo) / 2;
+        if attempt(mid).0 == 0 {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    eprintln!(
+        "the {:.1} MiB kit needs between {lo} and {hi} bytes free",
+        s.fat_bytes as f64 / 1048576.0
+    );
+    let probes: Vec<u64> = if long() {
+        (1..=24).map(|k| (k * 16) << 10).collect()
+    } else {
+        vec![4 << 10, 64 << 10, 512 << 10]
+    };
+    let mut steps_seen: BTreeMap<String, u32> = BTreeMap::new();
+    for below in probes {
+        let (rc, r) = attempt(hi.saturating_sub(below));
+        let step = r["error"]
+            .as_str()
+            .and_then(|m| m.split("at step ").nth(1))
+            .and_then(|m| m.split(':').next())
+            .unwrap_or("none")
+            .to_string();
+        eprintln!(
+            "{below} bytes short: exit {rc} {}",
+            r["error"].as_str().unwrap_or("")
+        );
+        *steps_seen
+            .entry(format!("exit {rc} step {step}"))
+            .or_default() += 1;
+    }
+    eprintln!("near the threshold: {steps_seen:?}");
 }
 
 /// The same through a remount: the filesystem itself is too small, then made bigger.

@@ -67,24 +67,44 @@ fn every_structured_attack_is_refused_with_its_code() {
 fn random_mutations_are_refused_cleanly() {
     let tmp = tempfile::tempdir().unwrap();
     let c = corpus();
-    let mut sb = Sandbox::new(&tmp.path().join("work"), &c.k0, &[c.k1.generation.as_str()]);
-    let seed = std::env::var("OUK_HOSTILE_SEED")
+    let seed: u64 = std::env::var("OUK_HOSTILE_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(6);
-    let n = if long() { 10_000 } else { 40 };
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    // Long form: 10,000 inputs on two workers (one sandbox and one RNG stream each).
+    let (workers, per) = if long() { (2u64, 5_000) } else { (1, 40) };
     let started = Instant::now();
+    let results: Vec<(Tally, String)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..workers)
+            .map(|w| {
+                let dir = tmp.path().join(format!("work{w}"));
+                s.spawn(move || {
+                    let mut sb = Sandbox::new(&dir, &c.k0, &[c.k1.generation.as_str()]);
+                    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed * 1000 + w);
+                    let mut tally = Tally::default();
+                    for i in 0..per {
+                        let m = random_mutant(c, &mut rng);
+                        let r = sb.run(&m);
+                        tally.add(m.family, &r);
+                        if long() && (i + 1) % 500 == 0 {
+                            eprintln!(
+                                "worker {w}: {} / {per} ({:.0} s)",
+                                i + 1,
+                                started.elapsed().as_secs_f64()
+                            );
+                        }
+                    }
+                    (tally, format!("{:?} {}", sb.slowest.0, sb.slowest.1))
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
     let mut tally = Tally::default();
-    for i in 0..n {
-        let m = random_mutant(c, &mut rng);
-        let r = sb.run(&m);
-        tally.add(m.family, &r);
-        if long() && (i + 1) % 1000 == 0 {
-            eprintln!("{} / {n} ({:.0} s)", i + 1, started.elapsed().as_secs_f64());
-        }
+    for (t, slowest) in results {
+        eprintln!("slowest case: {slowest}");
+        tally.merge(t);
     }
-    eprintln!("slowest case: {:?} {}", sb.slowest.0, sb.slowest.1);
     report(&format!("random mutations (seed {seed})"), &tally, started);
 }
 

@@ -257,6 +257,7 @@ fn freeze_a_stale_kit_is_refused_and_the_host_reports_itself_stale() {
     let (rc, e) = run_json(
         &root,
         &[
+            "--wait",
             "kit",
             "import",
             c.k0.bundle.to_str().unwrap(),
@@ -269,7 +270,7 @@ fn freeze_a_stale_kit_is_refused_and_the_host_reports_itself_stale() {
     // Configurable: a wide window accepts it, and then the host says it is stale.
     let (rc, _) = import(&root, &c.k0.bundle, &["--max-kit-age", "100000"]);
     assert_eq!(rc, 0);
-    let (rc, st) = run_json(&root, &["status"]);
+    let (rc, st) = run_json(&root, &["--wait", "status"]);
     assert_eq!(rc, 0);
     assert_eq!(st["stale"], true, "{st}");
     // A stale delta is refused the same way (its target manifest's createdAt).
@@ -310,6 +311,7 @@ fn freeze_a_stale_kit_is_refused_and_the_host_reports_itself_stale() {
     let (rc, r) = run_json(
         &root,
         &[
+            "--wait",
             "kit",
             "import",
             fresh.to_str().unwrap(),
@@ -318,7 +320,7 @@ fn freeze_a_stale_kit_is_refused_and_the_host_reports_itself_stale() {
         ],
     );
     assert_eq!(rc, 0, "{r}");
-    let (_, st) = run_json(&root, &["status"]);
+    let (_, st) = run_json(&root, &["--wait", "status"]);
     assert_eq!(st["stale"], false, "{st}");
 }
 

@@ -112,9 +112,16 @@ pub fn make_delta(from: &Path, to: &Path, out: &Path) -> PathBuf {
     out.to_path_buf()
 }
 
-/// `ouk --root ROOT --json kit import BUNDLE --free-margin 0 [--max-kit-age 0] extra...`.
+/// `ouk --root ROOT --json --wait kit import BUNDLE --free-margin 0 [--max-kit-age 0]
+/// extra...`.
+///
+/// `--wait`: tests run in parallel threads of one process, and a child forked by one
+/// thread holds copies of the other threads' open descriptors until it execs, including
+/// the lock of a root another thread just opened and closed in-process (snapshots,
+/// `check_current_complete`). Without `--wait` that rare overlap reads as exit 13.
 pub fn import(root: &Path, bundle: &Path, extra: &[&str]) -> (i32, serde_json::Value) {
     let mut args = vec![
+        "--wait",
         "kit",
         "import",
         bundle.to_str().unwrap(),
@@ -2098,8 +2105,10 @@ impl Sandbox {
             fs::write(path, bytes).unwrap();
         }
         let dir = case.display().to_string();
+        // --wait: see `import`.
         let mut args: Vec<String> = vec![
             "--json".into(),
+            "--wait".into(),
             "kit".into(),
             "import".into(),
             bundle.display().to_string(),
@@ -2297,6 +2306,18 @@ impl Tally {
             .or_default()
             .entry(key)
             .or_default() += 1;
+    }
+
+    /// Add another tally's counts.
+    pub fn merge(&mut self, other: Tally) {
+        self.total += other.total;
+        for (fam, m) in other.counts {
+            let mine = self.counts.entry(fam).or_default();
+            for (k, v) in m {
+                *mine.entry(k).or_default() += v;
+            }
+        }
+        self.failures.extend(other.failures);
     }
 
     /// A markdown table of the counts.
