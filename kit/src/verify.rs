@@ -392,9 +392,11 @@ pub fn manifest_from_bundle(bundle: &Path) -> Result<(OfflineManifest, Vec<u8>)>
     while let Some(mut entry) = reader.next_entry()? {
         if entry.path == MANIFEST_PATH {
             let mut bytes = Vec::new();
-            entry
-                .read_to_end(&mut bytes)
-                .ctx(|| format!("read {MANIFEST_PATH} from {}", bundle.display()))?;
+            // A read error here is the bundle's fault (truncated or corrupt inside the
+            // manifest entry): keep it a bundle refusal (exit 11), not a local I/O error.
+            entry.read_to_end(&mut bytes).map_err(|e| {
+                KitError::Read(crate::bundle::ReadError::from_io(e, 0, Some(MANIFEST_PATH)))
+            })?;
             return Ok((parse_manifest(&bytes)?, bytes));
         }
     }
