@@ -934,6 +934,13 @@ pub fn structured_mutants(c: &Corpus) -> Vec<Mutant> {
                 "mid last entry",
                 last.data + (last.size as usize / 2).max(1),
             ),
+            // Inside the in-bundle manifest (read before anything is unpacked; found by
+            // the long random run: this was exit 1, a local I/O error, instead of 11).
+            (
+                "inside the manifest entry",
+                kit.member("manifest/offline-manifest.json")
+                    .map_or(0, |m| m.data + m.size as usize / 2),
+            ),
         ] {
             if cut >= kit.tar.len() || cut == 0 {
                 continue;
