@@ -160,6 +160,19 @@ fn open_optional<K: redb::Key + 'static, V: redb::Value + 'static>(
     }
 }
 
+/// A redb error of a write to the index. An I/O error (a full disk growing the index file)
+/// stays an I/O error, so it is reported as "no space" (exit 12) rather than as an opaque
+/// index failure (exit 1).
+fn index(e: impl Into<redb::Error>) -> DeltaError {
+    match e.into() {
+        redb::Error::Io(source) => DeltaError::Io {
+            context: "write the index".into(),
+            source,
+        },
+        other => DeltaError::Index(other),
+    }
+}
+
 fn syncfs(dir: &Path) -> Result<()> {
     let f = File::open(dir).ctx(|| format!("open {}", dir.display()))?;
     // SAFETY: syncfs on a valid descriptor we own.
@@ -188,22 +201,26 @@ impl Root {
     ) -> Result<GenerationId> {
         let id = manifest.id();
         let db = self.store().database();
-        let txn = db.begin_write()?;
+        let txn = db.begin_write().map_err(index)?;
         {
-            let mut manifests = txn.open_table(MANIFESTS)?;
+            let mut manifests = txn.open_table(MANIFESTS).map_err(index)?;
             if manifests.get(&id.0)?.is_none() {
-                manifests.insert(&id.0, manifest.encode().as_slice())?;
+                manifests
+                    .insert(&id.0, manifest.encode().as_slice())
+                    .map_err(index)?;
                 let rec = GenerationRecord {
                     created_at: now_unix(),
                     files: manifest.entries().len() as u64,
                     bytes: manifest.total_bytes(),
                     labels,
                 };
-                txn.open_table(RECORDS)?
-                    .insert(&id.0, envelope::seal(*b"OKGR", 1, &rec).as_slice())?;
+                txn.open_table(RECORDS)
+                    .map_err(index)?
+                    .insert(&id.0, envelope::seal(*b"OKGR", 1, &rec).as_slice())
+                    .map_err(index)?;
             }
         }
-        txn.commit()?;
+        txn.commit().map_err(index)?;
         Ok(id)
     }
 
@@ -457,13 +474,14 @@ impl Root {
                 .unwrap_or_else(|_| "unknown".into()),
             details,
         };
-        let txn = self.store().database().begin_write()?;
+        let txn = self.store().database().begin_write().map_err(index)?;
         {
-            let mut log = txn.open_table(ACTIVATIONS)?;
-            let next = log.last()?.map_or(1, |(k, _)| k.value() + 1);
-            log.insert(next, envelope::seal(*b"OKAC", 1, &activation).as_slice())?;
+            let mut log = txn.open_table(ACTIVATIONS).map_err(index)?;
+            let next = log.last().map_err(index)?.map_or(1, |(k, _)| k.value() + 1);
+            log.insert(next, envelope::seal(*b"OKAC", 1, &activation).as_slice())
+                .map_err(index)?;
         }
-        txn.commit()?;
+        txn.commit().map_err(index)?;
         Ok(ActivateOutcome::Activated { previous })
     }
 
@@ -496,16 +514,16 @@ impl Root {
         let kept: Vec<GenerationId> = kept.into_iter().map(|(_, g)| g.id).collect();
         // Drop the records first: a crash after this leaves only unreferenced trees and
         // store data, which the next gc removes.
-        let txn = self.store().database().begin_write()?;
+        let txn = self.store().database().begin_write().map_err(index)?;
         {
-            let mut manifests = txn.open_table(MANIFESTS)?;
-            let mut records = txn.open_table(RECORDS)?;
+            let mut manifests = txn.open_table(MANIFESTS).map_err(index)?;
+            let mut records = txn.open_table(RECORDS).map_err(index)?;
             for id in &removed {
-                manifests.remove(&id.0)?;
-                records.remove(&id.0)?;
+                manifests.remove(&id.0).map_err(index)?;
+                records.remove(&id.0).map_err(index)?;
             }
         }
-        txn.commit()?;
+        txn.commit().map_err(index)?;
         let known: HashSet<GenerationId> = kept.iter().copied().collect();
         for entry in fs::read_dir(self.generations_dir()).ctx(|| "list generations".to_string())? {
             let entry = entry.ctx(|| "list generations".to_string())?;

@@ -89,11 +89,25 @@ impl<T> IoContext<T> for io::Result<T> {
     }
 }
 
+impl StoreError {
+    /// A redb error as a store error. An I/O error of the index file stays an I/O error
+    /// (so a full disk during an index commit is "no space", not an opaque index failure).
+    pub fn from_index(e: impl Into<redb::Error>) -> StoreError {
+        match e.into() {
+            redb::Error::Io(source) => StoreError::Io {
+                context: "store index".into(),
+                source,
+            },
+            other => StoreError::Index(other),
+        }
+    }
+}
+
 macro_rules! redb_into_store_error {
     ($($t:ty),*) => {$(
         impl From<$t> for StoreError {
             fn from(e: $t) -> Self {
-                StoreError::Index(e.into())
+                StoreError::from_index(e)
             }
         }
     )*};

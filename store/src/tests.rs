@@ -316,3 +316,24 @@ fn ranges_read_across_chunk_boundaries() {
         assert_eq!(got, &data[s..e], "{off}+{len}");
     }
 }
+
+#[test]
+fn an_index_io_error_stays_an_io_error() {
+    // A full disk while redb grows the index must read as ENOSPC, not as an opaque index
+    // failure (the CLI maps the former to exit 12).
+    let e = crate::StoreError::from_index(redb::StorageError::Io(
+        std::io::Error::from_raw_os_error(libc_enospc()),
+    ));
+    match e {
+        crate::StoreError::Io { source, .. } => {
+            assert_eq!(source.raw_os_error(), Some(libc_enospc()))
+        }
+        other => panic!("{other:?}"),
+    }
+    let e = crate::StoreError::from_index(redb::StorageError::Corrupted("x".into()));
+    assert!(matches!(e, crate::StoreError::Index(_)));
+}
+
+fn libc_enospc() -> i32 {
+    28
+}

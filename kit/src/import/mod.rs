@@ -646,11 +646,11 @@ fn record_import(
     let db = root.store().database();
     let txn = db
         .begin_write()
-        .map_err(|e| KitError::Store(StoreError::Index(e.into())))?;
+        .map_err(|e| KitError::Store(StoreError::from_index(e)))?;
     {
         let mut t = txn
             .open_table(IMPORTS)
-            .map_err(|e| KitError::Store(StoreError::Index(e.into())))?;
+            .map_err(|e| KitError::Store(StoreError::from_index(e)))?;
         let rec = ImportRecord {
             generation: *generation,
             version: version.to_string(),
@@ -660,10 +660,10 @@ fn record_import(
             bundle_sha,
             ouk_store::envelope::seal(*b"OKIM", 1, &rec).as_slice(),
         )
-        .map_err(|e| KitError::Store(StoreError::Index(e.into())))?;
+        .map_err(|e| KitError::Store(StoreError::from_index(e)))?;
     }
     txn.commit()
-        .map_err(|e| KitError::Store(StoreError::Index(e.into())))?;
+        .map_err(|e| KitError::Store(StoreError::from_index(e)))?;
     Ok(())
 }
 
