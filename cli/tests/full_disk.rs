@@ -245,7 +245,7 @@ fn running_out_in_the_late_steps_is_clean_too() {
     let (mut lo, mut hi) = (s.fat_bytes + s.fat_bytes / 2, 3 * s.fat_bytes);
     assert_ne!(attempt(lo).0, 0, "fits at the admission threshold");
     assert_eq!(attempt(hi).0, 0, "does not fit in 3 x");
-    let steps = if long() { 14 } else { 7 };
+    let steps = if long() { 14 } else { 10 };
     for _ in 0..steps {
         let mid = lo + (hi - lo) / 2;
         if attempt(mid).0 == 0 {
@@ -261,7 +261,7 @@ fn running_out_in_the_late_steps_is_clean_too() {
     let probes: Vec<u64> = if long() {
         (1..=24).map(|k| (k * 16) << 10).collect()
     } else {
-        vec![4 << 10, 64 << 10, 512 << 10]
+        vec![8 << 10, 32 << 10, 96 << 10, 192 << 10]
     };
     let mut steps_seen: BTreeMap<String, u32> = BTreeMap::new();
     for below in probes {
