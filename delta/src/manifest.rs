@@ -174,7 +174,14 @@ impl ChunkSetManifest {
         let (_, entries): (u16, Vec<ManifestEntry>) = envelope::open(KIND, VERSION, bytes)
             .map_err(|e| DeltaError::BadManifest(e.to_string()))?;
         Self::check(&entries)?;
-        Ok(ChunkSetManifest { entries })
+        let m = ChunkSetManifest { entries };
+        // postcard accepts overlong varints; one tree must have exactly one encoding (and
+        // so one id), so anything that does not re-encode to the same bytes is refused
+        // (found by fuzzing).
+        if m.encode() != bytes {
+            return Err(DeltaError::BadManifest("not in canonical encoding".into()));
+        }
+        Ok(m)
     }
 
     /// The generation id: BLAKE3 of the canonical bytes.

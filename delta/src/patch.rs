@@ -181,6 +181,37 @@ impl Write for Bounded {
     }
 }
 
+/// Check a bsdiff 4 header: magic, non-negative block lengths that fit the patch, and the
+/// declared target length.
+fn check_bsdiff_header(patch: &[u8], expected: u64) -> Result<(), PatchError> {
+    let corrupt = |m: &str| PatchError::Corrupt {
+        encoding: Encoding::Bsdiff,
+        message: m.to_string(),
+    };
+    if patch.len() < 32 || &patch[..8] != b"BSDIFF40" {
+        return Err(corrupt("not a bsdiff 4 patch"));
+    }
+    let field = |o: usize| {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&patch[o..o + 8]);
+        u64::from_le_bytes(b)
+    };
+    let (ctrl, diff, size) = (field(8), field(16), field(24));
+    let negative = (ctrl | diff | size) & (1 << 63) != 0;
+    let body = (patch.len() - 32) as u64;
+    if negative || ctrl.checked_add(diff).is_none_or(|n| n > body) {
+        return Err(corrupt("bsdiff header lengths out of bounds"));
+    }
+    if size != expected {
+        return Err(PatchError::Length {
+            encoding: Encoding::Bsdiff,
+            expected,
+            actual: size,
+        });
+    }
+    Ok(())
+}
+
 /// Apply a bsdiff 4 patch to `reference`, producing exactly `expected` bytes.
 pub fn bsdiff_decode(reference: &[u8], patch: &[u8], expected: u64) -> Result<Vec<u8>, PatchError> {
     if expected > MAX_IN_MEMORY {
@@ -190,7 +221,15 @@ pub fn bsdiff_decode(reference: &[u8], patch: &[u8], expected: u64) -> Result<Ve
         encoding: Encoding::Bsdiff,
         message: e.to_string(),
     };
-    let p = qbsdiff::Bspatch::new(patch).map_err(corrupt)?;
+    check_bsdiff_header(patch, expected)?;
+    // qbsdiff is third-party code parsing untrusted bytes: a panic there must become an
+    // error, not take the importer down (fuzzing found header values it did not check).
+    let p = std::panic::catch_unwind(|| qbsdiff::Bspatch::new(patch))
+        .map_err(|_| PatchError::Corrupt {
+            encoding: Encoding::Bsdiff,
+            message: "malformed bsdiff patch".into(),
+        })?
+        .map_err(corrupt)?;
     if p.hint_target_size() != expected {
         return Err(PatchError::Length {
             encoding: Encoding::Bsdiff,

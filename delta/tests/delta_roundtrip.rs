@@ -140,3 +140,31 @@ fn a_tampered_payload_is_refused_not_applied() {
     evil.files[0].path = "../escape".into();
     assert!(evil.validate(u64::MAX).is_err());
 }
+
+/// Inputs the fuzzers found (testdata/fuzz-regressions/): each must be refused, not panic.
+#[test]
+fn fuzz_regressions_are_refused_without_panicking() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/fuzz-regressions");
+    for name in [
+        "okcm-overlong-varint.bin",
+        "okcm-overlong-varint-fuzzed.bin",
+    ] {
+        let bytes = fs::read(dir.join("pack_frames").join(name)).unwrap();
+        assert!(
+            ouk_delta::ChunkSetManifest::decode(&bytes).is_err(),
+            "{name}"
+        );
+    }
+    for name in [
+        "bsdiff-header-overflow-fuzzed.bin",
+        "bsdiff-negative-csize.bin",
+    ] {
+        let bytes = fs::read(dir.join("patch_decoders").join(name)).unwrap();
+        for len in [0u64, 1, 1000] {
+            assert!(
+                ouk_delta::patch::bsdiff_decode(&[1, 2, 3], &bytes, len).is_err(),
+                "{name}"
+            );
+        }
+    }
+}

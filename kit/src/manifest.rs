@@ -130,7 +130,10 @@ impl OfflineManifest {
 
     /// Sum of artifact sizes.
     pub fn total_bytes(&self) -> u64 {
-        self.artifacts.iter().map(|a| a.size).sum()
+        // Saturating: sizes come from untrusted input (found by fuzzing).
+        self.artifacts
+            .iter()
+            .fold(0u64, |t, a| t.saturating_add(a.size))
     }
 }
 
@@ -176,6 +179,18 @@ mod tests {
         let mut upper = sample();
         upper.artifacts[0].sha256 = "CD".repeat(32);
         assert!(OfflineManifest::parse(&upper.to_bytes()).is_err());
+    }
+
+    #[test]
+    fn fuzz_regression_total_bytes_overflow_does_not_panic() {
+        let p = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../testdata/fuzz-regressions/offline_manifest/total-bytes-overflow.json"
+        );
+        let bytes = std::fs::read(p).unwrap();
+        if let Ok(m) = OfflineManifest::parse(&bytes) {
+            let _ = m.total_bytes();
+        }
     }
 
     proptest! {
