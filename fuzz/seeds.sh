@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Regenerates the committed seed corpora in fuzz/corpus/<target>/.
+#
+# Builds a small signed kit with the real tools (ouk-testdata tree --size small, ouk kit
+# build with testdata/cosign/fixture.key) and takes its small files (metadata, manifest,
+# signatures, provenance envelope, the first frames of a store pack), then adds the
+# synthetic seeds of examples/gen_seeds.rs (hand-made tars, small manifests, deltas,
+# patches, frames, postcard records). Deterministic for a given tree of the repository.
+#
+# usage: fuzz/seeds.sh            (from anywhere; rewrites fuzz/corpus/)
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/.." && pwd)
+corpus="$here/corpus"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+(cd "$repo" && cargo build -q -p ouk-cli -p ouk-testdata)
+ouk="$repo/target/debug/ouk"
+testdata="$repo/target/debug/ouk-testdata"
+
+"$testdata" tree --seed 1 --day 0 --size small "$work/rel" >/dev/null
+COSIGN_PASSWORD=hello "$ouk" --root "$work/root" -q kit build \
+  --version 2025.10.0 --channel edge --release-dir "$work/rel" --output-dir "$work/out" \
+  --signing-key "$repo/testdata/cosign/fixture.key" \
+  --captured-at 2025-10-23T00:00:00Z --created-at 2025-10-23T00:00:00Z
+bundle=$(ls "$work"/out/*.tar.gz)
+mkdir -p "$work/unpacked"
+tar -xzf "$bundle" -C "$work/unpacked" provenance manifest
+
+rm -rf "$corpus"
+mkdir -p "$corpus"/{tar_entries,unpack,offline_manifest,metadata_json,jws,cosign_sig,dsse,delta_header,patch_decoders,pack_frames}
+
+cp "$bundle.metadata.json" "$corpus/metadata_json/kit.metadata.json"
+cp "$work/out/manifest/offline-manifest.json" "$corpus/offline_manifest/kit-manifest.json"
+# jws input: token NUL payload
+{ tr -d '\n' <"$work/out/manifest/offline-manifest.json.jws"; printf '\0'; cat "$work/out/manifest/offline-manifest.json"; } \
+  >"$corpus/jws/kit-manifest.jws"
+# cosign_sig input: selector byte 0 (verify over a fixed digest), then the .sig text
+{ printf '\0'; cat "$bundle.sig"; } >"$corpus/cosign_sig/kit-bundle.sig"
+prov="$work/unpacked/provenance/provenance.intoto.json"
+if [ "$(stat -c %s "$prov")" -le 65536 ]; then
+  cp "$prov" "$corpus/dsse/kit-provenance.intoto.json"
+fi
+# A store pack: ingest a few small files of the tree.
+mkdir -p "$work/small"
+cp -r "$work/rel/config" "$work/rel/docs" "$work/rel/etc" "$work/small/"
+"$ouk" --root "$work/store-root" -q store ingest "$work/small"
+pack=$(ls "$work"/store-root/store/packs/pack-*.ouk | head -n 1)
+
+(cd "$here" && cargo run -q --example gen_seeds -- "$corpus" "$pack")
+
+for d in "$corpus"/*/; do
+  printf '%-18s %3d files %8d bytes\n' "$(basename "$d")" "$(ls "$d" | wc -l)" "$(cat "$d"/* | wc -c)"
+done
