@@ -322,6 +322,8 @@ fn deltas(out: &Out) {
     out.put("patch_decoders", "zstd.bin", &with_prefix(&len, &zstd_encode(None, &target, fast).expect("zstd")));
     out.put("patch_decoders", "zstd-ref.bin", &with_prefix(&len, &zstd_encode(Some(&reference), &target, fast).expect("zstd")));
     out.put("patch_decoders", "bsdiff.bin", &with_prefix(&len, &bsdiff_encode(&reference, &target).expect("bsdiff")));
+    let (_, x) = ouk_delta::bsdiffx::encode(&reference, &target).expect("bsdiff-lzma");
+    out.put("patch_decoders", "bsdiff-lzma.bin", &with_prefix(&len, &x));
     out.put("patch_decoders", "zstd-empty.bin", &with_prefix(&[0, 0], &zstd_encode(None, b"", fast).expect("zstd")));
 
     // A real delta between two small trees: literal (solid), zstd-ref/bsdiff, baseline.
@@ -343,7 +345,7 @@ fn deltas(out: &Out) {
     let header = make_delta(g(0), &a_files, &a, g(1), &b_files, &b, &opts, &mut payload).expect("make_delta");
     out.put("delta_header", "made.json", &serde_json::to_vec_pretty(&header).expect("json"));
     let hand = format!(
-        r#"{{"format":"ouk-delta/1","baseline":{{"generation":"{z}"}},"target":{{"generation":"{o}"}},"removed":["a/gone"],"files":[{{"path":"a/b","mode":420,"size":3,"sha256":"{z}","source":{{"kind":"baseline"}}}},{{"path":"c","mode":493,"size":5,"sha256":"{o}","source":{{"kind":"pieces","pieces":[{{"size":2,"encoding":"zstd","offset":0,"length":4}},{{"size":3,"encoding":"bsdiff","reference":{{"sha256":"{z}","offset":0,"length":9}},"offset":4,"length":6}}]}}}},{{"path":"d","mode":384,"size":1,"sha256":"{z}","source":{{"kind":"solid","offset":0}}}}],"solid":{{"offset":10,"length":2,"size":1}},"payloadSize":12}}"#,
+        r#"{{"format":"ouk-delta/1","baseline":{{"generation":"{z}"}},"target":{{"generation":"{o}","version":"2025.10.1"}},"removed":["a/gone"],"files":[{{"path":"a/b","size":3,"sha256":"{z}","source":{{"kind":"baseline"}}}},{{"path":"c","mode":493,"size":5,"sha256":"{o}","source":{{"kind":"pieces","pieces":[{{"size":2,"encoding":"zstd","offset":0,"length":4}},{{"size":3,"encoding":"bsdiff-lzma","reference":{{"path":"a/gone","offset":0,"length":9}},"offset":4,"length":6}}]}}}},{{"path":"d","mode":384,"size":1,"sha256":"{z}","source":{{"kind":"solid"}}}},{{"path":"e","size":2,"sha256":"{o}","source":{{"kind":"solid"}}}}],"solid":{{"references":[{{"path":"a/gone","offset":1,"length":4}}],"offset":10,"length":2,"size":3}},"payloadSize":12}}"#,
         z = "00".repeat(32),
         o = "11".repeat(32)
     );

@@ -40,29 +40,28 @@ fn cosign_digest() -> [u8; 32] {
 // ---------------------------------------------------------------------------------------
 //
 // A bug the fuzzers found and that is not fixed yet would stop every later run at the same
-// crash. While its flag is set the harness steps around exactly that crash (checked
+// crash. While its flag is set (none is now: the three found so far are fixed) the harness steps around exactly that crash (checked
 // before the call, with the library's own rule), so fuzzing goes on; its minimized input
 // is in testdata/fuzz-regressions/<target>/. Once the library is fixed, set the flag to
 // false: `cargo test` in fuzz/ then replays the input with nothing in the way.
 // `OUK_FUZZ_NO_GUARDS=1` turns every guard off (to check whether a bug is still there).
 
-/// `OfflineManifest::total_bytes` sums `u64` sizes unchecked: "attempt to add with
-/// overflow" in debug builds on a manifest whose sizes sum past `u64::MAX` (release builds
-/// wrap). Reached from `kit::verify::check_content` (read limits) before any signature
-/// covers the sizes when the kit is checked without keys.
-pub const KNOWN_BUG_MANIFEST_TOTAL_OVERFLOW: bool = true;
+/// `OfflineManifest::total_bytes` summed `u64` sizes unchecked: "attempt to add with
+/// overflow" in debug builds on a manifest whose sizes sum past `u64::MAX`. Fixed in
+/// e83d81f (saturating sum).
+pub const KNOWN_BUG_MANIFEST_TOTAL_OVERFLOW: bool = false;
 
-/// `ouk_delta::patch::bsdiff_decode` hands the patch to `qbsdiff::Bspatch::new`, whose
+/// `ouk_delta::patch::bsdiff_decode` handed the patch to `qbsdiff::Bspatch::new`, whose
 /// header check `32 + csize + dsize > patch.len()` overflows on negative/huge
 /// sign-magnitude sizes: a panic in debug builds ("attempt to add with overflow",
 /// qbsdiff-1.4.4/src/bspatch.rs:133) and in release builds (the sum wraps, then
-/// `split_at(csize)` panics).
-pub const KNOWN_BUG_BSDIFF_HEADER_OVERFLOW: bool = true;
+/// `split_at(csize)` panics, bspatch.rs:138). Fixed in e83d81f (header checked first).
+pub const KNOWN_BUG_BSDIFF_HEADER_OVERFLOW: bool = false;
 
-/// `ChunkSetManifest::decode` promises to refuse anything not exactly canonical, but
-/// postcard accepts over-long varints (`e8 00` for 104), so two byte strings decode to
-/// the same manifest. Only the assertion of the harness fails (no panic in the library).
-pub const KNOWN_BUG_MANIFEST_NOT_CANONICAL: bool = true;
+/// `ChunkSetManifest::decode` promised to refuse anything not exactly canonical, but
+/// postcard accepts over-long varints (`e8 00` for 104), so two byte strings decoded to
+/// the same manifest. Fixed in e83d81f (decode re-encodes and compares).
+pub const KNOWN_BUG_MANIFEST_NOT_CANONICAL: bool = false;
 
 /// Whether the harness should step around a known bug (see above).
 pub fn guard(flag: bool) -> bool {
@@ -529,8 +528,9 @@ pub fn dsse(data: &[u8]) {
 // ---------------------------------------------------------------------------------------
 
 /// `delta_header`: `delta/delta.json` ([`ouk_delta::format::DeltaHeader`]): parse,
-/// `validate(1 GiB)`, then on success `target_files(&[])` (an empty baseline) and
-/// `summary()`.
+/// `validate(1 GiB)`, then on success `target_files` (an empty baseline, and one holding
+/// the removed paths), `summary`, `solid_members`, `solid_references`,
+/// `digest_dictionary`, and a JSON round trip.
 pub fn delta_header(data: &[u8]) {
     use ouk_delta::format::DeltaHeader;
     let Ok(h) = serde_json::from_slice::<DeltaHeader>(data) else { return };
@@ -546,6 +546,33 @@ pub fn delta_header(data: &[u8]) {
     }
     let s = h.summary();
     assert_eq!(s.files, h.files.len() as u64);
+    // What apply derives from the header before decoding: the solid block's members and
+    // its reference prefix (against an empty baseline and one with every removed path).
+    let members = h.solid_members();
+    let mut at = 0u64;
+    for (f, off) in &members {
+        assert_eq!(*off, at);
+        at = at.saturating_add(f.size);
+    }
+    if let Some(solid) = &h.solid {
+        assert_eq!(at, solid.size, "validated solid block size differs from its members");
+    }
+    let _ = h.solid_references(&[]);
+    let baseline: Vec<_> = h
+        .removed
+        .iter()
+        .map(|p| ouk_delta::content::TreeFile {
+            path: p.clone(),
+            mode: 0o644,
+            size: p.len() as u64,
+            sha256: ouk_store::FileDigest([0; 32]),
+        })
+        .collect();
+    if let Ok(t) = h.target_files(&baseline) {
+        assert_eq!(t.len(), h.files.len());
+    }
+    let _ = h.solid_references(&baseline);
+    let _ = ouk_delta::format::digest_dictionary(&h.target.generation, &h.files);
     let text = serde_json::to_vec(&h).expect("serialize header");
     let again: DeltaHeader = serde_json::from_slice(&text).expect("re-parse header");
     assert_eq!(again, h);
@@ -562,8 +589,8 @@ pub fn patch_reference() -> Vec<u8> {
 pub const PATCH_MAX_EXPECTED: u64 = 64 << 10;
 
 /// `patch_decoders`: input is `u16 LE expected length | payload`; the payload goes to
-/// `zstd_decode` without and with the reference, and to `bsdiff_decode`. A success is
-/// exactly `expected` bytes.
+/// `zstd_decode` without and with the reference, to `bsdiff_decode` and to
+/// `bsdiffx::decode` (bsdiff-lzma). A success is exactly `expected` bytes.
 pub fn patch_decoders(data: &[u8]) {
     use ouk_delta::patch::{bsdiff_decode, zstd_decode};
     let [a, b, payload @ ..] = data else { return };
@@ -580,6 +607,9 @@ pub fn patch_decoders(data: &[u8]) {
         return;
     }
     if let Ok(out) = bsdiff_decode(reference, payload, expected) {
+        assert_eq!(out.len() as u64, expected);
+    }
+    if let Ok(out) = ouk_delta::bsdiffx::decode(reference, payload, expected) {
         assert_eq!(out.len() as u64, expected);
     }
 }

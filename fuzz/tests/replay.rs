@@ -149,12 +149,13 @@ fn valid_seeds_are_accepted() {
         h.validate(1 << 30).expect(file);
     }
     let reference = ouk_fuzz::patch_reference();
-    for file in ["zstd.bin", "zstd-ref.bin", "bsdiff.bin", "zstd-empty.bin"] {
+    for file in ["zstd.bin", "zstd-ref.bin", "bsdiff.bin", "bsdiff-lzma.bin", "zstd-empty.bin"] {
         let d = seed("patch_decoders", file);
         let n = u64::from(u16::from_le_bytes([d[0], d[1]]));
         let ok = match file {
             "zstd-ref.bin" => ouk_delta::patch::zstd_decode(Some(&reference), &d[2..], n).is_ok(),
             "bsdiff.bin" => ouk_delta::patch::bsdiff_decode(&reference, &d[2..], n).is_ok(),
+            "bsdiff-lzma.bin" => ouk_delta::bsdiffx::decode(&reference, &d[2..], n).is_ok(),
             _ => ouk_delta::patch::zstd_decode(None, &d[2..], n).is_ok(),
         };
         assert!(ok, "{file}");
