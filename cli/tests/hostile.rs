@@ -73,6 +73,10 @@ fn random_mutations_are_refused_cleanly() {
         .unwrap_or(6);
     // Long form: 10,000 inputs on two workers (one sandbox and one RNG stream each).
     let (workers, per) = if long() { (2u64, 5_000) } else { (1, 40) };
+    let per = std::env::var("OUK_HOSTILE_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(per);
     let started = Instant::now();
     let results: Vec<(Tally, String)> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..workers)
@@ -86,6 +90,9 @@ fn random_mutations_are_refused_cleanly() {
                         let m = random_mutant(c, &mut rng);
                         let r = sb.run(&m);
                         tally.add(m.family, &r);
+                        if std::env::var_os("OUK_HOSTILE_VERBOSE").is_some() {
+                            eprintln!("{r:?} [{}] {}", m.family, m.detail);
+                        }
                         if long() && (i + 1) % 500 == 0 {
                             eprintln!(
                                 "worker {w}: {} / {per} ({:.0} s)",

@@ -380,6 +380,9 @@ pub struct Kit {
     pub generation: String,
     /// Its version.
     pub version: String,
+    /// The tar recompressed the way mutants are (to recognise a mutation that changed
+    /// nothing).
+    pub regz: Vec<u8>,
 }
 
 impl Kit {
@@ -396,7 +399,9 @@ impl Kit {
             trailer,
             generation: String::new(),
             version: String::new(),
+            regz: Vec::new(),
         };
+        kit.regz = gzip(&kit.tar);
         let doc = if let Some(m) = kit.member("manifest/offline-manifest.json") {
             serde_json::from_slice::<serde_json::Value>(kit.data(m)).unwrap()
         } else {
@@ -1695,6 +1700,23 @@ pub fn random_mutant(c: &Corpus, rng: &mut ChaCha8Rng) -> Mutant {
 
 /// One random mutation of the kit or delta `kit`.
 pub fn random_mutant_of(kit: &Kit, rng: &mut ChaCha8Rng) -> Mutant {
+    // A draw that changed nothing (a digit replaced by itself, a swap of two directory
+    // entries...) is drawn again: every input counted is a real mutation.
+    loop {
+        let m = draw_mutant(kit, rng);
+        match &m.bundle {
+            Payload::Bytes(b) if *b == kit.gz || *b == kit.regz => continue,
+            _ => return m,
+        }
+    }
+}
+
+/// A draw that changed nothing (`random_mutant_of` draws again).
+fn noop(kit: &Kit) -> Mutant {
+    Mutant::new("noop", "", kit, kit.gz.clone())
+}
+
+fn draw_mutant(kit: &Kit, rng: &mut ChaCha8Rng) -> Mutant {
     let label = if kit.member("delta/delta.json").is_none() {
         "kit"
     } else {
@@ -1811,10 +1833,11 @@ pub fn random_mutant_of(kit: &Kit, rng: &mut ChaCha8Rng) -> Mutant {
                 }
                 2 => {
                     let (a, b) = (&kit.members[i], &kit.members[j]);
-                    if a.typeflag == b'0' && b.typeflag == b'0' {
-                        parts[i] = tar::file(&a.name, 0o644, kit.data(b));
-                        parts[j] = tar::file(&b.name, 0o644, kit.data(a));
+                    if a.typeflag != b'0' || b.typeflag != b'0' || kit.data(a) == kit.data(b) {
+                        return noop(kit);
                     }
+                    parts[i] = tar::file(&a.name, 0o644, kit.data(b));
+                    parts[j] = tar::file(&b.name, 0o644, kit.data(a));
                     (format!("data of members {i} and {j} swapped"), any)
                 }
                 _ => {
@@ -1847,7 +1870,7 @@ pub fn random_mutant_of(kit: &Kit, rng: &mut ChaCha8Rng) -> Mutant {
                     let count = kit.members.len();
                     let pick = rng.random_range(0..count);
                     let hexd = random_hex(rng);
-                    let delta: i64 = rng.random_range(-3..=3);
+                    let delta: i64 = [-3, -2, -1, 1, 2, 3][rng.random_range(0..6)];
                     json_edit(kit.manifest(), |v| {
                         let arts = v["artifacts"].as_array_mut().unwrap();
                         let k = pick % arts.len();
@@ -1865,6 +1888,9 @@ pub fn random_mutant_of(kit: &Kit, rng: &mut ChaCha8Rng) -> Mutant {
                     })
                 }
             };
+            if bytes == kit.manifest() {
+                return noop(kit);
+            }
             let tar = replace(kit, "manifest/offline-manifest.json", &bytes);
             Mutant::new(
                 "manifest-edit",
@@ -1913,6 +1939,9 @@ pub fn random_mutant_of(kit: &Kit, rng: &mut ChaCha8Rng) -> Mutant {
                     "hex digit changed".to_string()
                 }
             };
+            if b == data {
+                return noop(kit);
+            }
             let tar = replace(kit, &name, &b);
             Mutant::new(
                 "json-edit",
