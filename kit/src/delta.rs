@@ -396,10 +396,27 @@ struct DeltaParts {
     jws: Option<String>,
 }
 
+fn read_header(dir: &Path) -> Result<DeltaHeader> {
+    let bytes = fs::read(dir.join(HEADER_PATH)).ctx(|| format!("read {HEADER_PATH}"))?;
+    let header: DeltaHeader = serde_json::from_slice(&bytes)
+        .map_err(|e| KitError::Validation(format!("{HEADER_PATH}: {e}")))?;
+    header.validate(1 << 40)?;
+    Ok(header)
+}
+
 fn unpack_delta(bundle: &Path, dir: &Path) -> Result<DeltaParts> {
+    // The header comes first (`delta make` writes it so), and the payload is bounded by the
+    // size the header declares, not by a global cap: a signed delta with an endless payload
+    // is refused at its declared size instead of filling the disk. A payload met before a
+    // valid header may hold no bytes at all; the header's own error is reported then.
+    let header: std::cell::RefCell<Option<Result<DeltaHeader>>> = std::cell::RefCell::new(None);
     let lookup = |p: &str| match p {
         HEADER_PATH => Some(MAX_HEADER),
-        PAYLOAD_PATH => Some(MAX_PAYLOAD),
+        PAYLOAD_PATH => {
+            let mut h = header.borrow_mut();
+            let h = h.get_or_insert_with(|| read_header(dir));
+            Some(h.as_ref().map_or(0, |h| h.payload_size))
+        }
         JWS_PATH => Some(64 << 10),
         _ => None,
     };
@@ -408,7 +425,12 @@ fn unpack_delta(bundle: &Path, dir: &Path) -> Result<DeltaParts> {
         max_total_bytes: MAX_HEADER + MAX_PAYLOAD + (1 << 20),
         max_entries: 16,
     };
-    let files = unpack_to_dir(file, dir, &lookup, limits)?;
+    let unpacked = unpack_to_dir(file, dir, &lookup, limits);
+    let header = header.into_inner();
+    let files = match (unpacked, header) {
+        (Err(_), Some(Err(e))) => return Err(e),
+        (r, _) => r?,
+    };
     let have = |p: &str| files.iter().any(|f| f.path == p);
     if !have(HEADER_PATH) || !have(PAYLOAD_PATH) {
         return Err(KitError::Validation(format!(
@@ -416,10 +438,8 @@ fn unpack_delta(bundle: &Path, dir: &Path) -> Result<DeltaParts> {
             bundle.display()
         )));
     }
-    let bytes = fs::read(dir.join(HEADER_PATH)).ctx(|| format!("read {HEADER_PATH}"))?;
-    let header: DeltaHeader = serde_json::from_slice(&bytes)
-        .map_err(|e| KitError::Validation(format!("{HEADER_PATH}: {e}")))?;
-    header.validate(1 << 40)?;
+    let header = read_header(dir)?;
+
     let payload = dir.join(PAYLOAD_PATH);
     let payload_len = fs::metadata(&payload)
         .ctx(|| format!("stat {PAYLOAD_PATH}"))?
