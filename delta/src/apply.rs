@@ -75,6 +75,17 @@ fn finish(mut w: BufWriter<File>, sha: sha2::Sha256, f: &DeltaFile, out_dir: &Pa
         .map_err(io_err(format!("chmod {}", path.display())))
 }
 
+/// The host's own store failing (a damaged or missing chunk) is the host's fault, not the
+/// delta's: such errors pass through as [`DeltaError::Store`] so the operator is told to
+/// repair the store (exit 2) rather than to distrust a good delta.
+fn reference_error(e: io::Error, context: &str, path: &str) -> DeltaError {
+    let message = e.to_string();
+    match e.into_inner().map(|inner| inner.downcast::<ouk_store::StoreError>()) {
+        Some(Ok(store)) => DeltaError::Store(*store),
+        _ => DeltaError::BadDelta(format!("{context}: reference {path} unavailable: {message}")),
+    }
+}
+
 /// Read a reference range of the baseline, resolved by path through `baseline_files`.
 fn read_reference(
     r: &ReferenceRange,
@@ -90,9 +101,7 @@ fn read_reference(
     })?;
     let bytes = baseline
         .read_range(&file.sha256, r.offset, r.length)
-        .map_err(|e| {
-            DeltaError::BadDelta(format!("{context}: reference {} unavailable: {e}", r.path))
-        })?;
+        .map_err(|e| reference_error(e, context, &r.path))?;
     if bytes.len() as u64 != r.length {
         return Err(DeltaError::BadDelta(format!(
             "{context}: reference {} is shorter than the delta expects",

@@ -88,7 +88,7 @@ impl ContentReader for StoreContent<'_> {
     fn read_range(&self, sha256: &FileDigest, offset: u64, length: u64) -> io::Result<Vec<u8>> {
         self.0
             .read_file_range(sha256, offset, length)
-            .map_err(|e| io::Error::other(e.to_string()))
+            .map_err(io::Error::other)
     }
 }
 
@@ -106,7 +106,7 @@ impl Read for StoreRangeReader<'_> {
             self.buf = self
                 .store
                 .read_file_range(&self.digest, self.pos, 8 << 20)
-                .map_err(|e| io::Error::other(e.to_string()))?;
+                .map_err(io::Error::other)?;
             self.at = 0;
             self.pos += self.buf.len() as u64;
             if self.buf.is_empty() {
