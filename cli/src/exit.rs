@@ -57,7 +57,9 @@ pub fn store_code(e: &StoreError) -> ExitCode {
             ExitCode::DigestMismatch
         }
         StoreError::MissingChunk(_) | StoreError::MissingFile(_) => ExitCode::DigestMismatch,
-        StoreError::Incompatible { .. } | StoreError::Record { .. } => ExitCode::Validation,
+        // A damaged index is damaged data, like a damaged chunk.
+        StoreError::IndexDamaged { .. } | StoreError::Record { .. } => ExitCode::DigestMismatch,
+        StoreError::Incompatible { .. } => ExitCode::Validation,
         StoreError::Index(_) => ExitCode::Failure,
     }
 }
@@ -68,8 +70,8 @@ pub fn delta_code(e: &DeltaError) -> ExitCode {
         DeltaError::Store(s) => store_code(s),
         DeltaError::Io { source, .. } => io_code(source),
         DeltaError::Locked { .. } => ExitCode::Locked,
+        DeltaError::Record { .. } => ExitCode::DigestMismatch,
         DeltaError::BadManifest(_)
-        | DeltaError::Record { .. }
         | DeltaError::Unsupported { .. }
         | DeltaError::BadDelta(_)
         | DeltaError::MissingBaseline { .. } => ExitCode::Validation,

@@ -5,6 +5,7 @@
 //! codes listed in [`exit`]. Nothing here decides policy or formats on disk.
 
 mod cmd;
+mod contain;
 mod exit;
 mod output;
 
@@ -139,7 +140,9 @@ fn main() -> std::process::ExitCode {
         },
         wait: cli.wait,
     };
-    let result = match cli.command {
+    contain::install_hook();
+    let command = cli.command;
+    let result = contain::run(&ctx.root, || match command {
         Command::Store(c) => cmd::store::run(&ctx, c),
         Command::Gen(c) => cmd::generation::run(&ctx, c),
         Command::Status => cmd::status::run(&ctx),
@@ -149,7 +152,7 @@ fn main() -> std::process::ExitCode {
         Command::Trust(c) => cmd::kit::run_trust(&ctx, c),
         Command::Delta(c) => cmd::delta::run(&ctx, c),
         Command::Inventory(c) => cmd::delta::run_inventory(&ctx, c),
-    };
+    });
     match result {
         Ok(code) => std::process::ExitCode::from(code as u8),
         Err(f) => {

@@ -294,7 +294,6 @@ fn damaged_chunk_locations_in_the_index_are_named_by_fsck() {
 /// never panic, never die by a signal, and an import that succeeds activates exactly the
 /// genuine generation, complete.
 #[test]
-#[ignore = "bug (store/src/lib.rs Store::open): redb 4.6 trusts a cleanly closed index and panics reading pages damaged outside it (btree_base.rs:283 slice out of range, bitmap.rs:315, page_manager.rs:1806), so fsck and imports exit 101; redb's Builder::set_check_integrity_on_open (or Database::check_integrity in fsck) reports StorageError::Corrupted instead"]
 fn random_index_damage_never_panics_or_activates_wrong_bytes() {
     let tmp = tempfile::tempdir().unwrap();
     let c = small_corpus();
@@ -303,6 +302,7 @@ fn random_index_damage_never_panics_or_activates_wrong_bytes() {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(77);
     let mut tally: BTreeMap<String, u32> = BTreeMap::new();
     let mut panics = Vec::new();
+    let mut samples: BTreeMap<String, String> = BTreeMap::new();
     for trial in 0..trials {
         let root = tmp.path().join(format!("trial{trial}"));
         copy_tree(&pristine, &root);
@@ -316,6 +316,9 @@ fn random_index_damage_never_panics_or_activates_wrong_bytes() {
         fs::write(&index, bytes).unwrap();
         let fsck = run(&root, &["--json", "--wait", "store", "fsck"]);
         let fsck_rc = code(&fsck);
+        samples
+            .entry(format!("fsck {fsck_rc}"))
+            .or_insert_with(|| String::from_utf8_lossy(&fsck.stderr).into_owned());
         if fsck_rc == 101 {
             panics.push(format!(
                 "trial {trial}: fsck: {}",
@@ -344,6 +347,9 @@ fn random_index_damage_never_panics_or_activates_wrong_bytes() {
             ],
         );
         let rc = code(&out);
+        samples
+            .entry(format!("import {rc}"))
+            .or_insert_with(|| String::from_utf8_lossy(&out.stderr).into_owned());
         if rc == 101 {
             panics.push(format!(
                 "trial {trial}: import: {}",
@@ -380,6 +386,9 @@ fn random_index_damage_never_panics_or_activates_wrong_bytes() {
         ouk_delta::remove_tree(&root).unwrap();
     }
     eprintln!("random index damage ({trials} trials): {tally:?}");
+    for (k, v) in &samples {
+        eprintln!("first stderr of {k}: {}", v.trim());
+    }
     assert!(
         panics.is_empty(),
         "{} panic(s):\n{}",

@@ -8,6 +8,10 @@
 //!   uninterrupted run.
 //!
 //! Short form: a dozen trials. `OUK_LONG_TESTS=1`: 200 trials.
+//!
+//! Commands that follow an in-process open of a root (`check_current_complete`) pass
+//! `--wait`: a child forked meanwhile by another test thread holds a copy of that root's
+//! lock descriptor until it execs, which would otherwise read as exit 13.
 
 mod common;
 
@@ -76,14 +80,17 @@ fn sigkill_during_ingest_never_leaves_a_broken_root() {
         } else {
             killed += 1;
         }
-        let (rc, fsck) = run_json(&root, &["store", "fsck"]);
+        let (rc, fsck) = run_json(&root, &["--wait", "store", "fsck"]);
         assert_eq!(rc, 0, "trial {trial} ({delay:?}): fsck after kill: {fsck}");
         let current = check_current_complete(&root).expect("a current generation survives");
         assert!(
             current == g0["generation"] || current == g1["generation"],
             "trial {trial}: current {current} is neither old nor new"
         );
-        let (rc, again) = run_json(&root, &["store", "ingest", day1.to_str().unwrap()]);
+        let (rc, again) = run_json(
+            &root,
+            &["--wait", "store", "ingest", day1.to_str().unwrap()],
+        );
         assert_eq!(rc, 0, "trial {trial}: re-run failed: {again}");
         assert_eq!(again["generation"], g1["generation"]);
         assert_eq!(
@@ -179,6 +186,7 @@ fn sigkill_during_kit_import_never_leaves_a_broken_root() {
         run_json(
             root,
             &[
+                "--wait",
                 "kit",
                 "import",
                 bundle.to_str().unwrap(),
@@ -219,14 +227,7 @@ fn sigkill_during_kit_import_never_leaves_a_broken_root() {
             .arg(&bundles[1])
             .arg("--trust-key")
             .arg(&pub_key)
-            .args([
-                "--free-margin",
-                "0",
-                "--max-kit-age",
-                "0",
-                "--max-kit-age",
-                "0",
-            ])
+            .args(["--free-margin", "0", "--max-kit-age", "0"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -239,7 +240,7 @@ fn sigkill_during_kit_import_never_leaves_a_broken_root() {
         } else {
             killed += 1;
         }
-        let (rc, fsck) = run_json(&root, &["store", "fsck"]);
+        let (rc, fsck) = run_json(&root, &["--wait", "store", "fsck"]);
         assert_eq!(rc, 0, "trial {trial} ({delay:?}): {fsck}");
         let current = check_current_complete(&root).expect("a current generation survives");
         assert!(

@@ -80,9 +80,14 @@ fn finish(mut w: BufWriter<File>, sha: sha2::Sha256, f: &DeltaFile, out_dir: &Pa
 /// repair the store (exit 2) rather than to distrust a good delta.
 fn reference_error(e: io::Error, context: &str, path: &str) -> DeltaError {
     let message = e.to_string();
-    match e.into_inner().map(|inner| inner.downcast::<ouk_store::StoreError>()) {
+    match e
+        .into_inner()
+        .map(|inner| inner.downcast::<ouk_store::StoreError>())
+    {
         Some(Ok(store)) => DeltaError::Store(*store),
-        _ => DeltaError::BadDelta(format!("{context}: reference {path} unavailable: {message}")),
+        _ => DeltaError::BadDelta(format!(
+            "{context}: reference {path} unavailable: {message}"
+        )),
     }
 }
 

@@ -98,11 +98,22 @@ impl<T> IoContext<T> for io::Result<T> {
     }
 }
 
+impl DeltaError {
+    /// A redb error of the generation tables, classified as the store classifies its own
+    /// (they share `index.redb`): damage is [`StoreError::IndexDamaged`], I/O stays I/O.
+    pub fn from_index(e: impl Into<redb::Error>) -> DeltaError {
+        match StoreError::from_index(e) {
+            StoreError::Index(other) => DeltaError::Index(other),
+            store => DeltaError::Store(store),
+        }
+    }
+}
+
 macro_rules! redb_into {
     ($($t:ty),*) => {$(
         impl From<$t> for DeltaError {
             fn from(e: $t) -> Self {
-                DeltaError::Index(e.into())
+                DeltaError::from_index(e)
             }
         }
     )*};

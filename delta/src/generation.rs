@@ -169,7 +169,7 @@ fn index(e: impl Into<redb::Error>) -> DeltaError {
             context: "write the index".into(),
             source,
         },
-        other => DeltaError::Index(other),
+        other => DeltaError::from_index(other),
     }
 }
 
@@ -233,7 +233,10 @@ impl Root {
         let bytes = table
             .get(&id.0)?
             .ok_or_else(|| DeltaError::UnknownGeneration(id.to_hex()))?;
-        let m = ChunkSetManifest::decode(bytes.value())?;
+        // The record was written from a manifest that encoded and hashed to `id`; one that
+        // no longer decodes is a damaged index, not a bad input.
+        let m = ChunkSetManifest::decode(bytes.value())
+            .map_err(|e| record_error(format!("manifest {id}"), e))?;
         if m.id() != *id {
             return Err(record_error(
                 format!("manifest {id}"),

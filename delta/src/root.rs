@@ -162,6 +162,10 @@ impl Root {
     pub fn store(&self) -> &Store {
         &self.store
     }
+    /// The chunk store, for maintenance that needs it alone ([`Store::check_index`]).
+    pub fn store_mut(&mut self) -> &mut Store {
+        &mut self.store
+    }
     /// What opening the root repaired.
     pub fn recovery(&self) -> &RootRecovery {
         &self.recovery

@@ -21,6 +21,12 @@ pub enum StoreError {
     /// The redb index failed.
     #[error("store index: {0}")]
     Index(#[from] redb::Error),
+    /// The index file is damaged: redb met a page or structure it cannot read.
+    #[error("store index is damaged: {message} (run `ouk store fsck`)")]
+    IndexDamaged {
+        /// What redb reported.
+        message: String,
+    },
     /// Another process has the store open.
     #[error("store {path} is in use by another process")]
     Locked {
@@ -91,12 +97,31 @@ impl<T> IoContext<T> for io::Result<T> {
 
 impl StoreError {
     /// A redb error as a store error. An I/O error of the index file stays an I/O error
-    /// (so a full disk during an index commit is "no space", not an opaque index failure).
+    /// (so a full disk during an index commit is "no space", not an opaque index failure),
+    /// and redb's "corrupted" is [`StoreError::IndexDamaged`] (damage, not a failure).
     pub fn from_index(e: impl Into<redb::Error>) -> StoreError {
         match e.into() {
+            // The index file ends early or holds bytes that are not redb's: damage.
+            redb::Error::Io(source)
+                if matches!(
+                    source.kind(),
+                    io::ErrorKind::UnexpectedEof | io::ErrorKind::InvalidData
+                ) =>
+            {
+                StoreError::IndexDamaged {
+                    message: source.to_string(),
+                }
+            }
             redb::Error::Io(source) => StoreError::Io {
                 context: "store index".into(),
                 source,
+            },
+            redb::Error::Corrupted(message) => StoreError::IndexDamaged { message },
+            // The store's tables have one fixed schema; a stored definition that differs
+            // from it was damaged.
+            e @ (redb::Error::TableTypeMismatch { .. }
+            | redb::Error::TypeDefinitionChanged { .. }) => StoreError::IndexDamaged {
+                message: e.to_string(),
             },
             other => StoreError::Index(other),
         }

@@ -40,7 +40,7 @@ pub use chunker::{Chunker, ChunkerParams};
 pub use error::{Result, StoreError};
 pub use id::{ChunkId, FileDigest, ParseDigestError, deserialize_digest, serialize_digest};
 pub use index::{ChunkLocation, FileRecord, StoreHeader};
-pub use maintenance::{DamagedChunk, FsckReport, GcReport, RecoveryReport, StoreStats};
+pub use maintenance::{DamagedChunk, FsckReport, GcReport, IndexCheck, RecoveryReport, StoreStats};
 pub use writer::{BATCH_BYTES, PutOutcome, StoreWriter, WriteTotals};
 
 use error::IoContext;

@@ -331,7 +331,7 @@ fn an_index_io_error_stays_an_io_error() {
         other => panic!("{other:?}"),
     }
     let e = crate::StoreError::from_index(redb::StorageError::Corrupted("x".into()));
-    assert!(matches!(e, crate::StoreError::Index(_)));
+    assert!(matches!(e, crate::StoreError::IndexDamaged { .. }));
 }
 
 fn libc_enospc() -> i32 {

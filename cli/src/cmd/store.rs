@@ -127,7 +127,7 @@ pub fn run(ctx: &Context, cmd: StoreCommand) -> Result<ExitCode, Failure> {
             Ok(ExitCode::Ok)
         }
         StoreCommand::Fsck => {
-            let root = ctx.open_root()?;
+            let mut root = ctx.open_root()?;
             let total = root.store().stats()?.unique_bytes;
             let progress = std::sync::Mutex::new(ctx.out.progress("fsck", total));
             let report = root.store().fsck(&|n| {
@@ -152,8 +152,12 @@ pub fn run(ctx: &Context, cmd: StoreCommand) -> Result<ExitCode, Failure> {
                     );
                 }
             }
-            let clean = report.is_clean();
-            let doc = serde_json::json!({"clean": clean, "report": &report, "damagedGenerations": &generations});
+            // The index file's own pages last: the walk above names what damaged records
+            // point at while they still read.
+            let index = root.store_mut().check_index()?;
+            let index_damaged = matches!(index, ouk_store::IndexCheck::Damaged { .. });
+            let clean = report.is_clean() && !index_damaged;
+            let doc = serde_json::json!({"clean": clean, "index": index, "report": &report, "damagedGenerations": &generations});
             ctx.out.emit(&doc, || {
                 let mut s = format!(
                     "checked {} chunks ({}) and {} files\n",
@@ -161,6 +165,15 @@ pub fn run(ctx: &Context, cmd: StoreCommand) -> Result<ExitCode, Failure> {
                     bytes(report.bytes_checked),
                     report.files_checked
                 );
+                match &index {
+                    ouk_store::IndexCheck::Clean => {}
+                    ouk_store::IndexCheck::Repaired => s.push_str(
+                        "index: repaired what an interrupted run left (pages reclaimed)\n",
+                    ),
+                    ouk_store::IndexCheck::Damaged { message } => {
+                        s.push_str(&format!("DAMAGED index: {message}\n"))
+                    }
+                }
                 if clean {
                     s.push_str("store is clean\n");
                 }
