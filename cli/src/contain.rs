@@ -75,7 +75,31 @@ pub fn run<T>(root: &Path, command: impl FnOnce() -> Result<T, Failure>) -> Resu
 
 #[cfg(test)]
 mod tests {
-    use super::is_redb_source;
+    use super::{REDB_PANIC, is_redb_source, run};
+    use crate::Failure;
+    use crate::exit::ExitCode;
+
+    #[test]
+    fn a_recorded_redb_panic_turns_the_failure_into_index_damage() {
+        // What the hook records when redb panics on a worker thread whose failure the
+        // command then reports.
+        *REDB_PANIC.lock().unwrap() = Some("index out of range at btree_base.rs:283".into());
+        let r: Result<(), Failure> = run(std::path::Path::new("/r"), || {
+            Err(Failure::new(ExitCode::Failure, "worker thread failed"))
+        });
+        let f = r.unwrap_err();
+        assert_eq!(f.code, ExitCode::DigestMismatch);
+        assert!(
+            f.message.contains("/r/store/index.redb is damaged"),
+            "{}",
+            f.message
+        );
+        // The slot is consumed: the next command's failure is its own.
+        let r: Result<(), Failure> = run(std::path::Path::new("/r"), || {
+            Err(Failure::new(ExitCode::Validation, "bad input"))
+        });
+        assert_eq!(r.unwrap_err().code, ExitCode::Validation);
+    }
 
     #[test]
     fn only_redb_sources_are_recognised() {
