@@ -414,7 +414,15 @@ fn unpack_delta(bundle: &Path, dir: &Path) -> Result<DeltaParts> {
         HEADER_PATH => Some(MAX_HEADER),
         PAYLOAD_PATH => {
             let mut h = header.borrow_mut();
-            let h = h.get_or_insert_with(|| read_header(dir));
+            let h = h.get_or_insert_with(|| {
+                if dir.join(HEADER_PATH).is_file() {
+                    read_header(dir)
+                } else {
+                    Err(KitError::Validation(format!(
+                        "{PAYLOAD_PATH} comes before {HEADER_PATH}: not a delta ouk made"
+                    )))
+                }
+            });
             Some(h.as_ref().map_or(0, |h| h.payload_size))
         }
         JWS_PATH => Some(64 << 10),
