@@ -209,6 +209,16 @@ fn check_bsdiff_header(patch: &[u8], expected: u64) -> Result<(), PatchError> {
             actual: size,
         });
     }
+    // qbsdiff reads the last stream (the extra block) only as far as the target needs, so
+    // a patch cut inside its end-of-stream marker would still apply. Every byte of a piece
+    // must count: the extra block has to be one whole bzip2 stream.
+    let extra = &patch[32 + (ctrl + diff) as usize..];
+    let mut stream = bzip2::bufread::BzDecoder::new(extra);
+    io::copy(&mut stream, &mut io::sink())
+        .map_err(|e| corrupt(&format!("bsdiff extra block: {e}")))?;
+    if !stream.into_inner().is_empty() {
+        return Err(corrupt("bytes after the bsdiff extra block"));
+    }
     Ok(())
 }
 
@@ -327,6 +337,32 @@ mod tests {
         assert!(matches!(
             zstd_decode(Some(&reference), &z, target.len() as u64 + 1),
             Err(PatchError::Length { .. })
+        ));
+    }
+
+    #[test]
+    fn a_bsdiff_patch_cut_short_or_padded_is_refused() {
+        let reference = sample(50_000, 3);
+        let mut target = reference.clone();
+        target[20_000] ^= 1;
+        target.extend_from_slice(b"new tail bytes");
+        let patch = bsdiff_encode(&reference, &target).unwrap();
+        let n = target.len() as u64;
+        assert!(bsdiff_decode(&reference, &patch, n).is_ok());
+        for cut in 1..=4 {
+            assert!(
+                matches!(
+                    bsdiff_decode(&reference, &patch[..patch.len() - cut], n),
+                    Err(PatchError::Corrupt { .. })
+                ),
+                "cut by {cut}"
+            );
+        }
+        let mut padded = patch.clone();
+        padded.push(0);
+        assert!(matches!(
+            bsdiff_decode(&reference, &padded, n),
+            Err(PatchError::Corrupt { .. })
         ));
     }
 
