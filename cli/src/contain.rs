@@ -4,7 +4,7 @@
 //! failed internal check) when a page was damaged outside it: bit rot, a stray write. Such
 //! a panic reports damaged data, not a bug in ouk, so the command ends like any other
 //! damage: exit 2 and a message naming the index and telling the operator to run
-//! `ouk store fsck` (whose integrity check runs before anything else reads the index). A
+//! `ouk store fsck` (which ends with redb's own integrity check of every page). A
 //! panic anywhere else is still a bug and ends as one (the default hook's message,
 //! exit 101).
 //!

@@ -434,10 +434,19 @@ fn unpack_delta(bundle: &Path, dir: &Path) -> Result<DeltaParts> {
         max_entries: 16,
     };
     let unpacked = unpack_to_dir(file, dir, &lookup, limits);
-    let header = header.into_inner();
-    let files = match (unpacked, header) {
-        (Err(_), Some(Err(e))) => return Err(e),
-        (r, _) => r?,
+    // The header parsed for the payload's bound is the one used below; it is read again
+    // only when no payload asked for it (or asked before the header was there).
+    let early = header.into_inner();
+    let files = match unpacked {
+        Ok(files) => files,
+        // A payload refused at a bound of 0 because the header was bad: the header's error
+        // is the one that explains it.
+        Err(e) => {
+            return Err(match early {
+                Some(Err(h)) => h,
+                _ => e.into(),
+            });
+        }
     };
     let have = |p: &str| files.iter().any(|f| f.path == p);
     if !have(HEADER_PATH) || !have(PAYLOAD_PATH) {
@@ -446,7 +455,10 @@ fn unpack_delta(bundle: &Path, dir: &Path) -> Result<DeltaParts> {
             bundle.display()
         )));
     }
-    let header = read_header(dir)?;
+    let header = match early {
+        Some(Ok(h)) => h,
+        _ => read_header(dir)?,
+    };
 
     let payload = dir.join(PAYLOAD_PATH);
     let payload_len = fs::metadata(&payload)
