@@ -24,6 +24,10 @@ use crate::id::ChunkId;
 pub const HEADER_LEN: usize = 52;
 /// Largest raw chunk a frame may carry (bounds decompression: no bombs).
 pub const MAX_RAW_LEN: u32 = 16 << 20;
+/// The longest frame a valid header can describe (header plus zstd's bound on
+/// [`MAX_RAW_LEN`]); a reader refuses to allocate for a longer one.
+pub const MAX_FRAME_LEN: u64 =
+    HEADER_LEN as u64 + MAX_RAW_LEN as u64 + (MAX_RAW_LEN as u64 >> 8) + (128 << 10);
 const MAGIC: &[u8; 4] = b"OUKf";
 
 /// How the payload is stored.

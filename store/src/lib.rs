@@ -45,7 +45,15 @@ pub use writer::{BATCH_BYTES, PutOutcome, StoreWriter, WriteTotals};
 
 use error::IoContext;
 use index::{CHUNKS, FILES, HEADER_KEY, META, PACKS};
-use pack::PackMaps;
+use pack::PackFiles;
+
+/// Frames longer than this do not keep their buffer for the next read.
+const FRAME_BUF_KEEP: usize = 1 << 20;
+
+thread_local! {
+    /// Each reading thread's buffer for a frame's stored bytes (reused across reads).
+    static FRAME_BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
 
 /// How a store is opened.
 #[derive(Debug, Clone)]
@@ -74,7 +82,7 @@ pub struct Store {
     db: redb::Database,
     header: StoreHeader,
     chunker: Chunker,
-    maps: PackMaps,
+    packs: PackFiles,
     pool: Option<rayon::ThreadPool>,
     writer_lock: Mutex<()>,
     recovery: RecoveryReport,
@@ -163,7 +171,7 @@ impl Store {
             db,
             chunker: Chunker::new(header.chunker),
             header,
-            maps: PackMaps::default(),
+            packs: PackFiles::default(),
             pool,
             writer_lock: Mutex::new(()),
             recovery: RecoveryReport::default(),
@@ -256,22 +264,42 @@ impl Store {
         loc: &ChunkLocation,
         out: &mut Vec<u8>,
     ) -> Result<()> {
-        let end = loc.offset + u64::from(loc.frame_len);
-        let map = self.maps.get(&self.packs_dir(), loc.pack, end)?;
         let damaged = |source| StoreError::DamagedChunk {
             id: *id,
             pack: loc.pack,
             offset: loc.offset,
             source,
         };
-        if (map.len() as u64) < end {
+        // The length comes from the index, which may be damaged: never allocate for more
+        // than a frame can be.
+        if u64::from(loc.frame_len) > frame::MAX_FRAME_LEN {
             return Err(damaged(frame::FrameError::Truncated {
-                need: end,
-                have: map.len() as u64,
+                need: u64::from(loc.frame_len),
+                have: frame::MAX_FRAME_LEN,
             }));
         }
-        let bytes = &map[loc.offset as usize..end as usize];
-        let h = frame::decode_frame(bytes, out).map_err(damaged)?;
+        let h = FRAME_BUF.with(|cell| {
+            let mut buf = cell.borrow_mut();
+            let read = self.packs.read_at(
+                &self.packs_dir(),
+                loc.pack,
+                loc.offset,
+                loc.frame_len as usize,
+                &mut buf,
+            )?;
+            if let Err(have) = read {
+                return Err(damaged(frame::FrameError::Truncated {
+                    need: loc.offset + u64::from(loc.frame_len),
+                    have,
+                }));
+            }
+            let h = frame::decode_frame(&buf, out).map_err(damaged);
+            // A reused buffer, but not a huge one kept forever after an outsized frame.
+            if buf.capacity() > FRAME_BUF_KEEP {
+                *buf = Vec::new();
+            }
+            h
+        })?;
         if h.id != *id || h.raw_len != loc.raw_len {
             return Err(damaged(frame::FrameError::HashMismatch {
                 expected: *id,

@@ -355,14 +355,22 @@ impl Store {
                     intact = false;
                     break;
                 }
-                let map = self.maps.get(
-                    &self.packs_dir(),
-                    n,
-                    f.loc.offset + u64::from(f.loc.frame_len),
-                )?;
-                let bytes = &map
-                    [f.loc.offset as usize..(f.loc.offset + u64::from(f.loc.frame_len)) as usize];
-                copies.push((f.id, f.loc, bytes.to_vec()));
+                let mut bytes = Vec::new();
+                if self
+                    .packs
+                    .read_at(
+                        &self.packs_dir(),
+                        n,
+                        f.loc.offset,
+                        f.loc.frame_len as usize,
+                        &mut bytes,
+                    )?
+                    .is_err()
+                {
+                    intact = false;
+                    break;
+                }
+                copies.push((f.id, f.loc, bytes));
             }
             if !intact {
                 continue;
@@ -411,7 +419,7 @@ impl Store {
         }
         wtxn.commit()?;
         let gone: Vec<u32> = to_delete.iter().chain(&rewritten).copied().collect();
-        self.maps.forget(gone.iter().copied());
+        self.packs.forget(gone.iter().copied());
         for n in &gone {
             let path = self.packs_dir().join(crate::pack::pack_file_name(*n));
             match fs::remove_file(&path) {

@@ -1,4 +1,4 @@
-//! Pack files: append-only files of frames, read through memory maps.
+//! Pack files: append-only files of frames, read with positioned reads (`pread`).
 //!
 //! A pack starts with a 16-byte header (`OUKPACK1`, pack number u32, zero u32), then
 //! frames back to back. Only the prefix up to the length recorded in the index is
@@ -8,11 +8,10 @@
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-
-use memmap2::Mmap;
 
 use crate::error::{IoContext, Result};
 
@@ -137,38 +136,61 @@ impl PackAppender {
     }
 }
 
-/// Memory maps of packs, shared by readers. A map is replaced when a reader needs bytes
-/// past its end (the pack grew since it was mapped).
+/// Open pack files, shared by readers.
+///
+/// Frames are read with `pread` into the caller's buffer rather than through memory maps:
+/// a map keeps every page a reader touched resident (counted in the process's RSS) until
+/// the map goes, so reading a large file's chunks grew the RSS with the bytes read. With
+/// `pread` the page cache still serves repeated reads, but the process holds only the
+/// frame it is decoding.
 #[derive(Default)]
-pub(crate) struct PackMaps {
-    maps: Mutex<HashMap<u32, Arc<Mmap>>>,
+pub(crate) struct PackFiles {
+    files: Mutex<HashMap<u32, Arc<File>>>,
 }
 
-impl PackMaps {
-    /// A map of pack `n` covering at least `needed` bytes.
-    pub fn get(&self, dir: &Path, n: u32, needed: u64) -> Result<Arc<Mmap>> {
-        let mut maps = self.maps.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(m) = maps.get(&n)
-            && m.len() as u64 >= needed
-        {
-            return Ok(m.clone());
+impl PackFiles {
+    fn file(&self, dir: &Path, n: u32) -> Result<Arc<File>> {
+        let mut files = self.files.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(f) = files.get(&n) {
+            return Ok(f.clone());
         }
         let path = dir.join(pack_file_name(n));
-        let file = File::open(&path).ctx(|| format!("open pack {}", path.display()))?;
-        // SAFETY: packs are only appended to or truncated past their committed length while
-        // the store is open exclusively by this process (redb's file lock plus the writer
-        // owning the tail); committed bytes never change under a map.
-        let map = unsafe { Mmap::map(&file) }.ctx(|| format!("map pack {}", path.display()))?;
-        let map = Arc::new(map);
-        maps.insert(n, map.clone());
-        Ok(map)
+        let file = Arc::new(File::open(&path).ctx(|| format!("open pack {}", path.display()))?);
+        files.insert(n, file.clone());
+        Ok(file)
     }
 
-    /// Forget the maps of packs (before they are deleted or truncated).
+    /// Read `len` bytes of pack `n` at `offset` into `buf` (replacing its contents).
+    /// Returns `Ok(Err(have))` with the pack's length when it ends before `offset + len`.
+    pub fn read_at(
+        &self,
+        dir: &Path,
+        n: u32,
+        offset: u64,
+        len: usize,
+        buf: &mut Vec<u8>,
+    ) -> Result<std::result::Result<(), u64>> {
+        let file = self.file(dir, n)?;
+        buf.clear();
+        buf.resize(len, 0);
+        match file.read_exact_at(buf, offset) {
+            Ok(()) => Ok(Ok(())),
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                let have = file
+                    .metadata()
+                    .ctx(|| format!("stat pack {}", dir.join(pack_file_name(n)).display()))?
+                    .len();
+                Ok(Err(have))
+            }
+            Err(e) => Err(e).ctx(|| format!("read pack {}", dir.join(pack_file_name(n)).display())),
+        }
+    }
+
+    /// Forget the open files of packs (before they are deleted or truncated).
     pub fn forget(&self, packs: impl IntoIterator<Item = u32>) {
-        let mut maps = self.maps.lock().unwrap_or_else(|p| p.into_inner());
+        let mut files = self.files.lock().unwrap_or_else(|p| p.into_inner());
         for n in packs {
-            maps.remove(&n);
+            files.remove(&n);
         }
     }
 }

@@ -343,7 +343,7 @@ impl Drop for StoreWriter<'_> {
             return;
         }
         let packs: Vec<&PackAppender> = self.finished.iter().chain(self.current.as_ref()).collect();
-        self.store.maps.forget(packs.iter().map(|p| p.number));
+        self.store.packs.forget(packs.iter().map(|p| p.number));
         for p in packs {
             let _ = p.roll_back();
         }
