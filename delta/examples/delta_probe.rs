@@ -51,6 +51,7 @@ fn main() {
         match &f.source {
             Source::Baseline => {}
             Source::Solid => println!("solid   {:>10} {}", f.size, f.path),
+            Source::Trailer => println!("trailer {:>10} {}", f.size, f.path),
             Source::Pieces { pieces } => {
                 for p in pieces {
                     println!(

@@ -3,7 +3,9 @@
 //! Files whose source is `baseline` are not written: the host's store has their content
 //! and materialization hard-links or rehydrates them. Every other file is decoded into
 //! `out_dir` (created with `create_new`, so nothing is overwritten) and its SHA-256 is
-//! checked against the header before the caller may use it. Memory per piece is bounded by
+//! computed on the way: the caller checks every one against the rebuilt manifest before it
+//! uses any. Order matters: pieces, then the solid block, then the trailer block, whose
+//! dictionary holds the digests of everything decoded before it. Memory per piece is bounded by
 //! [`MAX_PIECE`](crate::format::MAX_PIECE) of target plus
 //! [`MAX_REFERENCE`](crate::format::MAX_REFERENCE) of reference; the solid block holds at
 //! most [`MAX_SOLID`](crate::format::MAX_SOLID) plus its references.
@@ -20,7 +22,7 @@ use sha2::Digest;
 use crate::content::ContentReader;
 use crate::content::TreeFile;
 use crate::error::{DeltaError, Result};
-use crate::format::{DeltaFile, DeltaHeader, ReferenceRange, Source, digest_dictionary};
+use crate::format::{Block, DeltaFile, DeltaHeader, ReferenceRange, Source};
 use crate::patch::{Encoding, bsdiff_decode, zstd_decode};
 
 fn io_err(context: String) -> impl FnOnce(io::Error) -> DeltaError {
@@ -58,21 +60,19 @@ fn create(out_dir: &Path, f: &DeltaFile) -> Result<BufWriter<File>> {
     Ok(BufWriter::with_capacity(1 << 20, file))
 }
 
-fn finish(mut w: BufWriter<File>, sha: sha2::Sha256, f: &DeltaFile, out_dir: &Path) -> Result<()> {
+fn finish(
+    mut w: BufWriter<File>,
+    sha: sha2::Sha256,
+    f: &DeltaFile,
+    out_dir: &Path,
+) -> Result<FileDigest> {
     use std::os::unix::fs::PermissionsExt;
     let path = out_dir.join(&f.path);
     w.flush()
         .map_err(io_err(format!("write {}", path.display())))?;
-    let actual = FileDigest(sha.finalize().into());
-    if actual != f.sha256 {
-        return Err(DeltaError::DigestMismatch {
-            path: f.path.clone(),
-            expected: f.sha256,
-            actual,
-        });
-    }
     fs::set_permissions(&path, fs::Permissions::from_mode(f.mode))
-        .map_err(io_err(format!("chmod {}", path.display())))
+        .map_err(io_err(format!("chmod {}", path.display())))?;
+    Ok(FileDigest(sha.finalize().into()))
 }
 
 /// The host's own store failing (a damaged or missing chunk) is the host's fault, not the
@@ -118,14 +118,15 @@ fn read_reference(
 
 /// Decode every non-baseline file of `header` into `out_dir`. The header must have passed
 /// [`DeltaHeader::validate`]; references resolve through `baseline_files` (the baseline
-/// generation's files) to content in `baseline`. Returns the paths written.
+/// generation's files) to content in `baseline`. Returns each path written with the SHA-256
+/// of what was written there, in the order written.
 pub fn apply_delta(
     header: &DeltaHeader,
     payload: &mut (impl Read + Seek),
     baseline_files: &[TreeFile],
     baseline: &dyn ContentReader,
     out_dir: &Path,
-) -> Result<Vec<String>> {
+) -> Result<Vec<(String, FileDigest)>> {
     let by_path: HashMap<&str, &TreeFile> = baseline_files
         .iter()
         .map(|f| (f.path.as_str(), f))
@@ -161,35 +162,42 @@ pub fn apply_delta(
             w.write_all(&bytes)
                 .map_err(io_err(format!("write {}", f.path)))?;
         }
-        finish(w, sha, f, out_dir)?;
-        written.push(f.path.clone());
+        written.push((f.path.clone(), finish(w, sha, f, out_dir)?));
     }
-    if let Some(solid) = &header.solid {
-        let files = header.solid_members();
+    for block in [Block::Solid, Block::Trailer] {
+        let Some(solid) = header.block(block) else {
+            continue;
+        };
+        let context = match block {
+            Block::Solid => "solid block",
+            Block::Trailer => "trailer block",
+        };
         let mut prefix = Vec::new();
-        for r in header.solid_references(baseline_files) {
-            prefix.extend_from_slice(&read_reference(&r, &by_path, baseline, "solid block")?);
+        for r in header.block_references(block, baseline_files) {
+            prefix.extend_from_slice(&read_reference(&r, &by_path, baseline, context)?);
         }
-        prefix.extend_from_slice(&digest_dictionary(&header.target.generation, &header.files));
+        let known: HashMap<&str, FileDigest> =
+            written.iter().map(|(p, d)| (p.as_str(), *d)).collect();
+        prefix.extend_from_slice(
+            &header.dictionary(block, &|f: &DeltaFile| known.get(f.path.as_str()).copied())?,
+        );
         let blob = read_payload(payload, solid.offset, solid.length)?;
         let decoded = zstd_decode(Some(&prefix), &blob, solid.size)
-            .map_err(|e| DeltaError::BadDelta(format!("solid block: {e}")))?;
+            .map_err(|e| DeltaError::BadDelta(format!("{context}: {e}")))?;
         drop(prefix);
-        for (f, offset) in files {
+        for (f, offset) in header.block_members(block) {
             let start = offset as usize;
             let end = offset
                 .checked_add(f.size)
                 .filter(|e| *e <= solid.size)
-                .ok_or_else(|| {
-                    DeltaError::BadDelta(format!("{}: outside the solid block", f.path))
-                })? as usize;
+                .ok_or_else(|| DeltaError::BadDelta(format!("{}: outside the {context}", f.path)))?
+                as usize;
             let mut w = create(out_dir, f)?;
             let mut sha = sha2::Sha256::new();
             sha.update(&decoded[start..end]);
             w.write_all(&decoded[start..end])
                 .map_err(io_err(format!("write {}", f.path)))?;
-            finish(w, sha, f, out_dir)?;
-            written.push(f.path.clone());
+            written.push((f.path.clone(), finish(w, sha, f, out_dir)?));
         }
     }
     Ok(written)

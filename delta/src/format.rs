@@ -10,7 +10,18 @@
 //!   file (the reference). Large files are cut into pieces so neither side ever holds more
 //!   than [`MAX_PIECE`] of target plus [`MAX_REFERENCE`] of reference in memory;
 //! - `solid`: the file is a range of the solid block, one zstd stream holding all small
-//!   literal files back to back (compressing them together is smaller than one by one).
+//!   literal files back to back (compressing them together is smaller than one by one);
+//! - `trailer`: the same, in the trailer block, decoded last: the small files that list
+//!   other files' digests (the offline manifest, SBOM, provenance, `.sha256` sidecars).
+//!
+//! Only files whose content the host already has (`baseline`) carry a SHA-256 in the
+//! header: it is how the host finds that content. Every rebuilt file's digest is computed
+//! by the host while decoding it, and the trailer block is compressed against those
+//! digests (its dictionary), so the files that repeat them ship them as short matches
+//! instead of the header shipping 32 bytes of entropy per file. Nothing is trusted less for
+//! it: the payload is covered by the delta's signature, every decoder output is a function
+//! of that payload and verified baseline bytes, and the importer checks every rebuilt file
+//! against the rebuilt manifest and the generation id against the header.
 //!
 //! [`DeltaHeader::validate`] checks everything an attacker controls before any byte is
 //! decoded: safe unique paths, pieces that tile each file exactly, ranges inside the
@@ -27,7 +38,7 @@ use crate::manifest::{GenerationId, check_relative_path};
 use crate::patch::Encoding;
 
 /// Format name written in every header.
-pub const FORMAT: &str = "ouk-delta/1";
+pub const FORMAT: &str = "ouk-delta/2";
 /// Largest piece of target a delta encodes at once.
 pub const MAX_PIECE: u64 = 32 << 20;
 /// Largest reference window a piece decodes against.
@@ -37,14 +48,43 @@ pub const MAX_SOLID: u64 = 32 << 20;
 /// Largest total of the solid block's references.
 pub const MAX_SOLID_REFERENCE: u64 = 64 << 20;
 
-/// The solid block's digest dictionary: the target generation id and the SHA-256 of every
-/// listed file, as lowercase hex, one per line, in header order.
-pub fn digest_dictionary(target: &GenerationId, files: &[DeltaFile]) -> Vec<u8> {
-    let mut out = Vec::with_capacity((files.len() + 1) * 65);
-    out.extend_from_slice(target.to_hex().as_bytes());
+/// The two solid blocks a small file can belong to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Block {
+    /// Decoded after the pieces; its dictionary holds the digests the header lists.
+    Solid,
+    /// Decoded last; its dictionary holds the digests of every other listed file, the
+    /// rebuilt ones as the host computed them.
+    Trailer,
+}
+
+impl Block {
+    /// The source a member of this block has.
+    pub fn source(self) -> Source {
+        match self {
+            Block::Solid => Source::Solid,
+            Block::Trailer => Source::Trailer,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Block::Solid => "solid block",
+            Block::Trailer => "trailer block",
+        }
+    }
+}
+
+/// A digest dictionary: the target generation id, then each digest, as lowercase hex, one
+/// per line.
+pub fn digest_dictionary<'a>(
+    target: &GenerationId,
+    digests: impl IntoIterator<Item = &'a FileDigest>,
+) -> Vec<u8> {
+    let mut out = target.to_hex().into_bytes();
     out.push(b'\n');
-    for f in files {
-        out.extend_from_slice(f.sha256.to_hex().as_bytes());
+    for d in digests {
+        out.extend_from_slice(d.to_hex().as_bytes());
         out.push(b'\n');
     }
     out
@@ -102,6 +142,8 @@ pub enum Source {
     /// Part of the solid block: members are stored back to back in header order, so a
     /// member's offset is the sum of the sizes of the members before it.
     Solid,
+    /// Part of the trailer block (laid out like the solid block).
+    Trailer,
 }
 
 /// One target file.
@@ -114,8 +156,10 @@ pub struct DeltaFile {
     pub mode: u32,
     /// Length.
     pub size: u64,
-    /// SHA-256 of the content.
-    pub sha256: FileDigest,
+    /// SHA-256 of the content: present exactly when the source is `baseline` (the host
+    /// finds the content by it); the host computes a rebuilt file's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<FileDigest>,
     /// Where the bytes come from.
     pub source: Source,
 }
@@ -128,10 +172,9 @@ fn is_default_mode(mode: &u32) -> bool {
     *mode == 0o644
 }
 
-/// The solid block: small files back to back in one zstd frame, compressed against the
-/// concatenation of their references plus a digest dictionary (the SHA-256 hex of every
-/// listed file, one per line, in header order), so manifests, SBOMs and sidecars that
-/// repeat those digests ship them as short matches.
+/// A solid block: small files back to back in one zstd frame, compressed against the
+/// concatenation of their references plus a digest dictionary
+/// ([`DeltaHeader::dictionary`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SolidBlock {
     /// Extra reference ranges (renamed predecessors). The prefix is: the whole baseline
@@ -165,6 +208,9 @@ pub struct DeltaHeader {
     /// The solid block, if any file uses it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub solid: Option<SolidBlock>,
+    /// The trailer block, if any file uses it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trailer: Option<SolidBlock>,
     /// Length of `delta/payload.bin`.
     pub payload_size: u64,
 }
@@ -182,7 +228,7 @@ pub struct DeltaSummary {
     pub patched: u64,
     /// Files shipped as literals.
     pub literal: u64,
-    /// Files in the solid block (patched against their references there).
+    /// Files in the solid or trailer block (patched against their references there).
     pub solid: u64,
     /// Bytes of the listed files.
     pub listed_bytes: u64,
@@ -201,22 +247,26 @@ impl DeltaHeader {
             off.checked_add(len)
                 .is_some_and(|end| end <= self.payload_size)
         };
-        if let Some(s) = &self.solid {
+        for block in [Block::Solid, Block::Trailer] {
+            let Some(s) = self.block(block) else {
+                continue;
+            };
+            let name = block.name();
             if !in_payload(s.offset, s.length) {
-                return bad("solid block outside the payload".into());
+                return bad(format!("{name} outside the payload"));
             }
             if s.size > MAX_SOLID {
-                return bad(format!("solid block of {} bytes is too large", s.size));
+                return bad(format!("{name} of {} bytes is too large", s.size));
             }
             let mut total = 0u64;
             for r in &s.references {
                 check_relative_path(&r.path).map_err(|why| {
-                    DeltaError::BadDelta(format!("solid reference {:?}: {why}", r.path))
+                    DeltaError::BadDelta(format!("{name} reference {:?}: {why}", r.path))
                 })?;
                 total = total.saturating_add(r.length);
             }
             if total > MAX_SOLID_REFERENCE {
-                return bad("solid references too large".into());
+                return bad(format!("{name} references too large"));
             }
         }
         for (i, p) in self.removed.iter().enumerate() {
@@ -226,15 +276,19 @@ impl DeltaHeader {
                 return bad(format!("removed {p:?}: not sorted or duplicated"));
             }
         }
-        if let Some(s) = &self.solid {
+        for block in [Block::Solid, Block::Trailer] {
+            let Some(s) = self.block(block) else {
+                continue;
+            };
             let members: u64 = self
-                .solid_members()
+                .block_members(block)
                 .iter()
                 .map(|(f, _)| f.size)
                 .fold(0u64, u64::saturating_add);
             if members != s.size {
                 return bad(format!(
-                    "solid members hold {members} bytes, the block {}",
+                    "{} members hold {members} bytes, the block {}",
+                    block.name(),
                     s.size
                 ));
             }
@@ -258,11 +312,26 @@ impl DeltaHeader {
                     f.path, f.size
                 ));
             }
+            if (f.source == Source::Baseline) != f.sha256.is_some() {
+                return bad(format!(
+                    "{:?}: a sha256 is listed exactly for content the baseline has",
+                    f.path
+                ));
+            }
             match &f.source {
                 Source::Baseline => {}
-                Source::Solid => {
-                    if self.solid.is_none() {
-                        return bad(format!("{:?}: refers to a missing solid block", f.path));
+                Source::Solid | Source::Trailer => {
+                    let block = if f.source == Source::Solid {
+                        Block::Solid
+                    } else {
+                        Block::Trailer
+                    };
+                    if self.block(block).is_none() {
+                        return bad(format!(
+                            "{:?}: refers to a missing {}",
+                            f.path,
+                            block.name()
+                        ));
                     }
                 }
                 Source::Pieces { pieces } => {
@@ -300,8 +369,14 @@ impl DeltaHeader {
     }
 
     /// The target's full file list: the baseline's, minus `removed`, with `files` laid
-    /// over it. Refuses a delta that removes or keeps what the baseline does not have.
-    pub fn target_files(&self, baseline: &[TreeFile]) -> Result<Vec<TreeFile>, DeltaError> {
+    /// over it; a rebuilt file's digest is the one `rebuilt` holds for its path (computed
+    /// while decoding it). Refuses a delta that removes or keeps what the baseline does
+    /// not have.
+    pub fn target_files(
+        &self,
+        baseline: &[TreeFile],
+        rebuilt: &std::collections::HashMap<String, FileDigest>,
+    ) -> Result<Vec<TreeFile>, DeltaError> {
         let mut by_path: BTreeMap<&str, TreeFile> = baseline
             .iter()
             .map(|f| (f.path.as_str(), f.clone()))
@@ -314,25 +389,40 @@ impl DeltaHeader {
             }
         }
         for f in &self.files {
+            let sha256 = f
+                .sha256
+                .or_else(|| rebuilt.get(&f.path).copied())
+                .ok_or_else(|| {
+                    DeltaError::BadDelta(format!("{:?}: listed but not rebuilt", f.path))
+                })?;
             by_path.insert(
                 f.path.as_str(),
                 TreeFile {
                     path: f.path.clone(),
                     mode: f.mode,
                     size: f.size,
-                    sha256: f.sha256,
+                    sha256,
                 },
             );
         }
         Ok(by_path.into_values().collect())
     }
 
-    /// The solid block's members with their offsets in the decoded block.
-    pub fn solid_members(&self) -> Vec<(&DeltaFile, u64)> {
+    /// The header's description of `block`, when the delta has it.
+    pub fn block(&self, block: Block) -> Option<&SolidBlock> {
+        match block {
+            Block::Solid => self.solid.as_ref(),
+            Block::Trailer => self.trailer.as_ref(),
+        }
+    }
+
+    /// A block's members with their offsets in the decoded block.
+    pub fn block_members(&self, block: Block) -> Vec<(&DeltaFile, u64)> {
+        let source = block.source();
         let mut at = 0u64;
         let mut out = Vec::new();
         for f in &self.files {
-            if f.source == Source::Solid {
+            if f.source == source {
                 out.push((f, at));
                 at = at.saturating_add(f.size);
             }
@@ -340,13 +430,13 @@ impl DeltaHeader {
         out
     }
 
-    /// The ranges whose concatenation (followed by the digest dictionary) is the solid
-    /// block's prefix: each member's same-path baseline file, then the explicit ones.
-    pub fn solid_references(&self, baseline: &[TreeFile]) -> Vec<ReferenceRange> {
+    /// The ranges whose concatenation (followed by the block's dictionary) is a block's
+    /// prefix: each member's same-path baseline file, then the explicit ones.
+    pub fn block_references(&self, block: Block, baseline: &[TreeFile]) -> Vec<ReferenceRange> {
         let sizes: std::collections::HashMap<&str, u64> =
             baseline.iter().map(|b| (b.path.as_str(), b.size)).collect();
         let mut out: Vec<ReferenceRange> = self
-            .solid_members()
+            .block_members(block)
             .into_iter()
             .filter_map(|(f, _)| {
                 sizes.get(f.path.as_str()).map(|&len| ReferenceRange {
@@ -356,10 +446,36 @@ impl DeltaHeader {
                 })
             })
             .collect();
-        if let Some(s) = &self.solid {
+        if let Some(s) = self.block(block) {
             out.extend(s.references.iter().cloned());
         }
         out
+    }
+
+    /// A block's digest dictionary, the end of its prefix: the target generation id, then,
+    /// in header order, the digest of every listed file the block may repeat. For the
+    /// solid block these are the digests the header lists; for the trailer block, every
+    /// listed file's but its own members', `rebuilt` giving the digests the header does
+    /// not list. Refuses a rebuilt file `rebuilt` does not know.
+    pub fn dictionary(
+        &self,
+        block: Block,
+        rebuilt: &dyn Fn(&DeltaFile) -> Option<FileDigest>,
+    ) -> Result<Vec<u8>, DeltaError> {
+        let mut digests = Vec::new();
+        for f in &self.files {
+            match (block, &f.source) {
+                (_, Source::Baseline) => digests.extend(f.sha256),
+                (Block::Solid, _) | (Block::Trailer, Source::Trailer) => {}
+                (Block::Trailer, _) => digests.push(rebuilt(f).ok_or_else(|| {
+                    DeltaError::BadDelta(format!(
+                        "{:?}: needed by the trailer block before it is rebuilt",
+                        f.path
+                    ))
+                })?),
+            }
+        }
+        Ok(digest_dictionary(&self.target.generation, &digests))
     }
 
     /// Counts for people.
@@ -374,7 +490,7 @@ impl DeltaHeader {
             s.listed_bytes += f.size;
             match &f.source {
                 Source::Baseline => s.reused += 1,
-                Source::Solid => s.solid += 1,
+                Source::Solid | Source::Trailer => s.solid += 1,
                 Source::Pieces { pieces } => {
                     if pieces.iter().any(|p| p.reference.is_some()) {
                         s.patched += 1;

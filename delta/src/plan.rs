@@ -10,7 +10,9 @@
 //!    around the baseline offsets its chunks matched) is encoded every way that applies —
 //!    zstd with the reference as prefix, bsdiff, zstd alone — and the smallest wins. This is
 //!    the byte tier: a scattered 1 % edit ships as the edit, not as whole chunks.
-//! 4. Small files whose best encoding is a literal go into one solid zstd stream.
+//! 4. Small files whose best encoding is a literal go into one solid zstd stream, or, when
+//!    they repeat the digest of another rebuilt file (manifests, SBOMs, sidecars), into the
+//!    trailer stream, compressed against those digests (see [`crate::format`]).
 //!
 //! A time budget bounds the work: bsdiff (the slow encoder) is tried only in the first half
 //! of it, and past 80 % zstd drops to a faster level.
@@ -26,8 +28,8 @@ use crate::bsdiffx;
 use crate::content::{ContentReader, TreeFile};
 use crate::error::{DeltaError, Result};
 use crate::format::{
-    DeltaFile, DeltaHeader, FORMAT, GenerationRef, MAX_PIECE, MAX_REFERENCE, MAX_SOLID,
-    MAX_SOLID_REFERENCE, Piece, ReferenceRange, SolidBlock, Source, digest_dictionary,
+    Block, DeltaFile, DeltaHeader, FORMAT, GenerationRef, MAX_PIECE, MAX_REFERENCE, MAX_SOLID,
+    MAX_SOLID_REFERENCE, Piece, ReferenceRange, SolidBlock, Source,
 };
 use crate::patch::{Encoding, ZstdTuning, zstd_encode};
 
@@ -442,6 +444,31 @@ fn predecessor<'a>(f: &TreeFile, removed: &[&'a TreeFile]) -> Option<&'a TreeFil
         .copied()
 }
 
+/// Whether `bytes` hold, as 64 lowercase hex digits, one of `digests`.
+fn repeats_digest(bytes: &[u8], digests: &std::collections::HashSet<[u8; 64]>) -> bool {
+    if digests.is_empty() {
+        return false;
+    }
+    let mut run = 0usize;
+    for (i, b) in bytes.iter().enumerate() {
+        if b.is_ascii_digit() || (b'a'..=b'f').contains(b) {
+            run += 1;
+            if run >= 64 {
+                let window: &[u8; 64] = match bytes[i + 1 - 64..=i].try_into() {
+                    Ok(w) => w,
+                    Err(_) => continue,
+                };
+                if digests.contains(window) {
+                    return true;
+                }
+            }
+        } else {
+            run = 0;
+        }
+    }
+    false
+}
+
 /// Make the delta that turns `baseline_files` into `target_files`, writing the payload to
 /// `payload` and returning the header. Files equal to the baseline at their path are not
 /// listed; renamed or re-moded content is listed as `baseline`.
@@ -534,9 +561,8 @@ pub fn make_delta(
         Ok((at, blob.len() as u64))
     };
     let mut out_files = Vec::with_capacity(files.len());
-    let mut solid_raw: Vec<u8> = Vec::new();
-    let mut solid_refs: Vec<ReferenceRange> = Vec::new();
-    let mut solid_ref_bytes = 0u64;
+    // The two blocks' raw bytes, explicit references and reference bytes.
+    let mut blocks: [(Vec<u8>, Vec<ReferenceRange>, u64); 2] = Default::default();
     let mut write_pieces = |pieces: Vec<EncodedPiece>| -> Result<Source> {
         let mut out = Vec::with_capacity(pieces.len());
         for p in pieces {
@@ -555,6 +581,14 @@ pub fn make_delta(
         .iter()
         .map(|b| (b.path.as_str(), b))
         .collect();
+    // Digests the header will not list (the host computes them): a small file repeating
+    // one of them belongs in the trailer block.
+    let rebuilt_hex: std::collections::HashSet<[u8; 64]> = files
+        .iter()
+        .zip(&plans)
+        .filter(|(_, p)| !matches!(p, Some(Plan::Baseline) | None))
+        .filter_map(|(f, _)| f.sha256.to_hex().into_bytes().try_into().ok())
+        .collect();
     for (f, plan) in files.iter().zip(plans) {
         let source = match plan {
             Some(Plan::Baseline) | None => Source::Baseline,
@@ -562,29 +596,33 @@ pub fn make_delta(
                 reference,
                 fallback,
             }) => {
+                let mut bytes = Vec::with_capacity(f.size as usize);
+                target
+                    .open(&f.sha256)
+                    .and_then(|mut r| r.read_to_end(&mut bytes))
+                    .map_err(io_err(format!("read {}", f.path)))?;
+                let block = if repeats_digest(&bytes, &rebuilt_hex) {
+                    Block::Trailer
+                } else {
+                    Block::Solid
+                };
+                let (raw, refs, ref_bytes) = &mut blocks[block as usize];
                 // The member's same-path baseline file is part of the prefix implicitly;
                 // another reference (a renamed predecessor) is listed explicitly.
                 let implicit = base_by_path.get(f.path.as_str()).map_or(0, |b| b.size);
                 let explicit = reference.filter(|r| {
-                    r.path != f.path
-                        && !solid_refs.iter().any(|s: &ReferenceRange| s.path == r.path)
+                    r.path != f.path && !refs.iter().any(|s: &ReferenceRange| s.path == r.path)
                 });
                 let ref_len = implicit + explicit.as_ref().map_or(0, |r| r.length);
-                if solid_raw.len() as u64 + f.size > MAX_SOLID
-                    || solid_ref_bytes + ref_len > MAX_SOLID_REFERENCE
+                if raw.len() as u64 + f.size > MAX_SOLID
+                    || *ref_bytes + ref_len > MAX_SOLID_REFERENCE
                 {
                     write_pieces(fallback)?
                 } else {
-                    let mut r = target
-                        .open(&f.sha256)
-                        .map_err(io_err(format!("read {}", f.path)))?;
-                    r.read_to_end(&mut solid_raw)
-                        .map_err(io_err(format!("read {}", f.path)))?;
-                    solid_ref_bytes += ref_len;
-                    if let Some(r) = explicit {
-                        solid_refs.push(r);
-                    }
-                    Source::Solid
+                    raw.extend_from_slice(&bytes);
+                    *ref_bytes += ref_len;
+                    refs.extend(explicit);
+                    block.source()
                 }
             }
             Some(Plan::Pieces(pieces)) => write_pieces(pieces)?,
@@ -593,7 +631,7 @@ pub fn make_delta(
             path: f.path.clone(),
             mode: f.mode,
             size: f.size,
-            sha256: f.sha256,
+            sha256: (source == Source::Baseline).then_some(f.sha256),
             source,
         });
     }
@@ -604,18 +642,29 @@ pub fn make_delta(
         removed,
         files: out_files,
         solid: None,
+        trailer: None,
         payload_size: 0,
     };
-    if !solid_raw.is_empty() {
-        header.solid = Some(SolidBlock {
-            references: solid_refs,
+    let digest_of: HashMap<&str, FileDigest> =
+        files.iter().map(|f| (f.path.as_str(), f.sha256)).collect();
+    for block in [Block::Solid, Block::Trailer] {
+        let (raw, refs, ref_bytes) = std::mem::take(&mut blocks[block as usize]);
+        if raw.is_empty() {
+            continue;
+        }
+        let desc = Some(SolidBlock {
+            references: refs,
             offset: 0,
             length: 0,
-            size: solid_raw.len() as u64,
+            size: raw.len() as u64,
         });
-        // Prefix: implicit and explicit references, then the digest dictionary.
-        let mut prefix = Vec::with_capacity(solid_ref_bytes as usize + header.files.len() * 65);
-        for r in header.solid_references(baseline_files) {
+        match block {
+            Block::Solid => header.solid = desc,
+            Block::Trailer => header.trailer = desc,
+        }
+        // Prefix: implicit and explicit references, then the block's digest dictionary.
+        let mut prefix = Vec::with_capacity(ref_bytes as usize + header.files.len() * 65);
+        for r in header.block_references(block, baseline_files) {
             let b = base_by_path.get(r.path.as_str()).ok_or_else(|| {
                 DeltaError::BadDelta(format!("reference {} is not in the baseline", r.path))
             })?;
@@ -624,16 +673,22 @@ pub fn make_delta(
                 .map_err(io_err(format!("read reference {}", r.path)))?;
             prefix.extend_from_slice(&bytes);
         }
-        prefix.extend_from_slice(&digest_dictionary(&header.target.generation, &header.files));
-        let small = solid_raw.len() < 8 << 20;
+        prefix.extend_from_slice(&header.dictionary(block, &|f: &DeltaFile| {
+            digest_of.get(f.path.as_str()).copied()
+        })?);
+        let small = raw.len() < 8 << 20;
         let tuning = ZstdTuning {
             level: if small { 22 } else { options.level.max(19) },
             long: !small || prefix.len() > 8 << 20,
         };
-        let blob = zstd_encode(Some(&prefix), &solid_raw, tuning)
-            .map_err(io_err("compress solid block".into()))?;
+        let blob = zstd_encode(Some(&prefix), &raw, tuning)
+            .map_err(io_err(format!("compress {block:?} block")))?;
         let (offset, length) = write(&blob)?;
-        if let Some(s) = header.solid.as_mut() {
+        let desc = match block {
+            Block::Solid => header.solid.as_mut(),
+            Block::Trailer => header.trailer.as_mut(),
+        };
+        if let Some(s) = desc {
             s.offset = offset;
             s.length = length;
         }

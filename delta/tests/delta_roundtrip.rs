@@ -74,8 +74,6 @@ fn next_day_delta_rebuilds_every_changed_file_exactly_and_is_small() {
     );
     let mut expected = target_files.clone();
     expected.sort_by(|a, b| a.path.cmp(&b.path));
-    assert_eq!(header.target_files(&base_files).unwrap(), expected);
-
     let out = tmp.path().join("out");
     fs::create_dir(&out).unwrap();
     let written = apply_delta(
@@ -86,11 +84,23 @@ fn next_day_delta_rebuilds_every_changed_file_exactly_and_is_small() {
         &out,
     )
     .unwrap();
+    let rebuilt: std::collections::HashMap<String, FileDigest> = written.iter().cloned().collect();
+    assert_eq!(
+        header.target_files(&base_files, &rebuilt).unwrap(),
+        expected
+    );
+    assert!(
+        header
+            .target_files(&base_files, &Default::default())
+            .is_err(),
+        "a rebuilt file's digest comes from the rebuild, never from nowhere"
+    );
+
     for f in &header.files {
         match f.source {
             Source::Baseline => assert!(!out.join(&f.path).exists()),
             _ => {
-                assert!(written.contains(&f.path));
+                assert!(written.iter().any(|(p, _)| *p == f.path));
                 assert_eq!(
                     fs::read(out.join(&f.path)).unwrap(),
                     fs::read(d1.join(&f.path)).unwrap(),
@@ -128,10 +138,22 @@ fn a_tampered_payload_is_refused_not_applied() {
         bad[i] ^= 0x20;
         let out = tmp.path().join(format!("out{i}"));
         fs::create_dir(&out).unwrap();
-        assert!(
-            apply_delta(&header, &mut Cursor::new(&bad), &base_files, &base, &out).is_err(),
-            "flip at {i} not detected"
-        );
+        // The apply refuses the flip, or what it rebuilds hashes to something else (the
+        // importer compares every rebuilt digest with the rebuilt manifest's).
+        match apply_delta(&header, &mut Cursor::new(&bad), &base_files, &base, &out) {
+            Err(_) => {}
+            Ok(written) => {
+                let rebuilt: std::collections::HashMap<String, FileDigest> =
+                    written.into_iter().collect();
+                let mut expected = target_files.clone();
+                expected.sort_by(|a, b| a.path.cmp(&b.path));
+                assert_ne!(
+                    header.target_files(&base_files, &rebuilt).unwrap(),
+                    expected,
+                    "flip at {i} rebuilt the target"
+                );
+            }
+        }
     }
     let mut short = header.clone();
     short.payload_size += 1;

@@ -529,35 +529,36 @@ pub fn dsse(data: &[u8]) {
 
 /// `delta_header`: `delta/delta.json` ([`ouk_delta::format::DeltaHeader`]): parse,
 /// `validate(1 GiB)`, then on success `target_files` (an empty baseline, and one holding
-/// the removed paths), `summary`, `solid_members`, `solid_references`,
-/// `digest_dictionary`, and a JSON round trip.
+/// the removed paths, with every rebuilt file's digest known, and with none known),
+/// `summary`, `block_members`, `block_references`, both blocks' dictionaries, and a JSON
+/// round trip.
 pub fn delta_header(data: &[u8]) {
-    use ouk_delta::format::DeltaHeader;
+    use ouk_delta::format::{Block, DeltaFile, DeltaHeader, Source};
+    use ouk_store::FileDigest;
     let Ok(h) = serde_json::from_slice::<DeltaHeader>(data) else { return };
     if h.validate(1 << 30).is_err() {
         return;
     }
-    match h.target_files(&[]) {
+    let rebuilt: std::collections::HashMap<String, FileDigest> = h
+        .files
+        .iter()
+        .filter(|f| f.source != Source::Baseline)
+        .map(|f| (f.path.clone(), FileDigest([7; 32])))
+        .collect();
+    match h.target_files(&[], &rebuilt) {
         Ok(files) => {
             assert!(h.removed.is_empty(), "removed paths the baseline does not have");
             assert_eq!(files.len(), h.files.len());
         }
         Err(_) => assert!(!h.removed.is_empty()),
     }
+    if h.removed.is_empty() && !rebuilt.is_empty() {
+        assert!(h.target_files(&[], &Default::default()).is_err(), "a rebuilt file without a digest");
+    }
     let s = h.summary();
     assert_eq!(s.files, h.files.len() as u64);
-    // What apply derives from the header before decoding: the solid block's members and
-    // its reference prefix (against an empty baseline and one with every removed path).
-    let members = h.solid_members();
-    let mut at = 0u64;
-    for (f, off) in &members {
-        assert_eq!(*off, at);
-        at = at.saturating_add(f.size);
-    }
-    if let Some(solid) = &h.solid {
-        assert_eq!(at, solid.size, "validated solid block size differs from its members");
-    }
-    let _ = h.solid_references(&[]);
+    // What apply derives from the header before decoding each block: its members and its
+    // reference prefix (against an empty baseline and one with every removed path).
     let baseline: Vec<_> = h
         .removed
         .iter()
@@ -565,14 +566,27 @@ pub fn delta_header(data: &[u8]) {
             path: p.clone(),
             mode: 0o644,
             size: p.len() as u64,
-            sha256: ouk_store::FileDigest([0; 32]),
+            sha256: FileDigest([0; 32]),
         })
         .collect();
-    if let Ok(t) = h.target_files(&baseline) {
+    for block in [Block::Solid, Block::Trailer] {
+        let members = h.block_members(block);
+        let mut at = 0u64;
+        for (f, off) in &members {
+            assert_eq!(*off, at);
+            at = at.saturating_add(f.size);
+        }
+        if let Some(b) = h.block(block) {
+            assert_eq!(at, b.size, "validated block size differs from its members");
+        }
+        let _ = h.block_references(block, &[]);
+        let _ = h.block_references(block, &baseline);
+        let known = |f: &DeltaFile| rebuilt.get(&f.path).copied();
+        assert!(h.dictionary(block, &known).is_ok(), "dictionary with every digest known");
+    }
+    if let Ok(t) = h.target_files(&baseline, &rebuilt) {
         assert_eq!(t.len(), h.files.len());
     }
-    let _ = h.solid_references(&baseline);
-    let _ = ouk_delta::format::digest_dictionary(&h.target.generation, &h.files);
     let text = serde_json::to_vec(&h).expect("serialize header");
     let again: DeltaHeader = serde_json::from_slice(&text).expect("re-parse header");
     assert_eq!(again, h);

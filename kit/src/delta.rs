@@ -8,8 +8,8 @@
 //!   file's bytes come from;
 //! - `delta/payload.bin`: the encoded bytes (patches, literals, the solid block);
 //! - optionally `delta/offline-manifest.json.jws`, a JWS over the target's offline manifest
-//!   (checked when present; not written, since the header's digest of the manifest is
-//!   already covered by the delta's signature).
+//!   (checked when present; not written, since the delta's signature already covers the
+//!   payload the manifest is rebuilt from).
 //!
 //! The target's offline manifest travels as one of the delta's files
 //! (`manifest/offline-manifest.json`, patched against the baseline's manifest, which every
@@ -594,15 +594,11 @@ pub(crate) fn import_delta(
         }),
     )?;
     check_version(root, previous, &target_version, opts.force.is_some())?;
-    let target_files = step(
-        "check",
-        header.target_files(&baseline).map_err(KitError::from),
-    )?;
     let new_bytes: u64 = header.files.iter().map(|f| f.size).sum();
     check_disk(root, new_bytes, opts.free_margin)?;
 
     // 3. Rebuild what the baseline lacks (every piece decoded against verified store bytes,
-    // every file checked against its SHA-256).
+    // every file's SHA-256 computed on the way and checked against the manifest below).
     let mut payload = step(
         "unpack",
         File::open(&parts.payload).ctx(|| format!("open {}", parts.payload.display())),
@@ -619,9 +615,16 @@ pub(crate) fn import_delta(
         .map_err(KitError::from),
     )?;
     progress(new_bytes);
+    let rebuilt: HashMap<String, FileDigest> = written.into_iter().collect();
+    let target_files = step(
+        "check",
+        header
+            .target_files(&baseline, &rebuilt)
+            .map_err(KitError::from),
+    )?;
     // 4. The target manifest: rebuilt from the delta, checked against the delta's JWS.
     let manifest_bytes = match target_files.iter().find(|f| f.path == MANIFEST_PATH) {
-        Some(f) if written.iter().any(|w| w == MANIFEST_PATH) => {
+        Some(f) if rebuilt.contains_key(MANIFEST_PATH) => {
             let p = tree.join(MANIFEST_PATH);
             let bytes = step(
                 "check",
@@ -648,9 +651,8 @@ pub(crate) fn import_delta(
             KitError::Validation("target manifest too large".into()),
         ));
     }
-    // The header names the manifest's digest and the delta's signature covers the header,
-    // so the rebuilt manifest is authenticated; a JWS, when a delta carries one, is checked
-    // too.
+    // The delta's signature covers the whole bundle, so the manifest rebuilt from its
+    // payload is authenticated; a JWS, when a delta carries one, is checked too.
     if let Some(jws) = parts.jws.as_deref()
         && v.signed_by.is_some()
     {
@@ -671,11 +673,27 @@ pub(crate) fn import_delta(
             KitError::Validation("the delta's header and its target manifest disagree".into()),
         ));
     }
-    // Every target file (but the manifest) must be exactly what the manifest lists.
+    // Every target file (but the manifest) must be exactly what the manifest lists; a
+    // rebuilt file that hashes to something else is named with both digests.
     let files: Vec<&TreeFile> = target_files
         .iter()
         .filter(|f| f.path != MANIFEST_PATH)
         .collect();
+    for f in &files {
+        if let (Some(a), true) = (manifest.get(&f.path), rebuilt.contains_key(&f.path))
+            && a.sha256 != f.sha256.to_hex()
+            && let Ok(expected) = a.sha256.parse::<FileDigest>()
+        {
+            return Err((
+                "check",
+                KitError::Delta(ouk_delta::DeltaError::DigestMismatch {
+                    path: f.path.clone(),
+                    expected,
+                    actual: f.sha256,
+                }),
+            ));
+        }
+    }
     if files.len() != manifest.artifacts.len()
         || files.iter().any(|f| {
             manifest
@@ -693,10 +711,9 @@ pub(crate) fn import_delta(
     let mut writer = step("unpack", root.store().writer().map_err(KitError::from))?;
     let mut entries = Vec::with_capacity(files.len());
     let mut layout_entries = Vec::with_capacity(files.len());
-    let rebuilt: std::collections::HashSet<&str> = written.iter().map(String::as_str).collect();
     for f in files {
         let staged = tree.join(&f.path);
-        let chunks = if rebuilt.contains(f.path.as_str()) {
+        let chunks = if rebuilt.contains_key(f.path.as_str()) {
             let put = step(
                 "unpack",
                 writer

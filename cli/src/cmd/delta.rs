@@ -148,9 +148,13 @@ pub fn run(ctx: &Context, cmd: DeltaCommand) -> Result<ExitCode, Failure> {
                     let how = match &f.source {
                         ouk_delta::format::Source::Baseline => "reused".to_string(),
                         ouk_delta::format::Source::Solid => "solid".to_string(),
+                        ouk_delta::format::Source::Trailer => "trailer".to_string(),
                         ouk_delta::format::Source::Pieces { pieces } => {
                             let n: u64 = pieces.iter().map(|p| p.length).sum();
-                            format!("{:?} {}", pieces[0].encoding, bytes(n))
+                            match pieces.first() {
+                                Some(p) => format!("{:?} {}", p.encoding, bytes(n)),
+                                None => "empty".to_string(),
+                            }
                         }
                     };
                     s.push_str(&format!("  {:<22} {}\n", how, f.path));
