@@ -702,6 +702,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_repeated_digest_is_found_only_whole() {
+        let d = FileDigest::of(b"x").to_hex();
+        let set: std::collections::HashSet<[u8; 64]> =
+            [d.clone().into_bytes().try_into().unwrap()].into();
+        assert!(repeats_digest(
+            format!("{{\"sha256\":\"{d}\"}}").as_bytes(),
+            &set
+        ));
+        assert!(
+            repeats_digest(format!("ab{d}").as_bytes(), &set),
+            "inside a longer run"
+        );
+        assert!(
+            !repeats_digest(d[..63].as_bytes(), &set),
+            "a prefix is not the digest"
+        );
+        assert!(!repeats_digest(d.to_uppercase().as_bytes(), &set));
+        assert!(!repeats_digest(
+            FileDigest::of(b"y").to_hex().as_bytes(),
+            &set
+        ));
+        assert!(!repeats_digest(d.as_bytes(), &Default::default()));
+    }
+
+    #[test]
     fn windows_stay_inside_the_reference_and_under_the_cap() {
         let big = 10 * MAX_REFERENCE;
         for (matched, off) in [
