@@ -1,0 +1,95 @@
+//! Errors of the transport layer, typed so the binary can map them to exit codes.
+
+use std::path::PathBuf;
+
+/// What went wrong while publishing, serving or pulling.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    /// A local file operation failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The server could not be reached or the transfer broke off.
+    #[error("{url}: {message}")]
+    Network {
+        /// The URL.
+        url: String,
+        /// The cause.
+        message: String,
+    },
+    /// The server answered with an unexpected status.
+    #[error("{url}: the server answered {status}")]
+    Status {
+        /// The URL.
+        url: String,
+        /// HTTP status.
+        status: u16,
+    },
+    /// The index or a descriptor does not parse or is inconsistent.
+    #[error("{what}: {message}")]
+    Invalid {
+        /// Which document.
+        what: String,
+        /// Why.
+        message: String,
+    },
+    /// No bundle in the index matches the request.
+    #[error("no {what} in the index at {url}")]
+    NotPublished {
+        /// What was asked for.
+        what: String,
+        /// The index URL.
+        url: String,
+    },
+    /// A downloaded file does not have the size or digest the index gives it.
+    #[error(
+        "{path}: downloaded {actual}, the index says {expected}: the download was removed, re-run to fetch it again"
+    )]
+    DigestMismatch {
+        /// The file.
+        path: PathBuf,
+        /// From the index.
+        expected: String,
+        /// Downloaded.
+        actual: String,
+    },
+    /// A partial download cannot be resumed because the file changed on the server.
+    #[error(
+        "{path}: the file changed on the server since the partial download (ETag {before} -> {after}); the partial file was removed, re-run to download the new one"
+    )]
+    ChangedMidResume {
+        /// The file.
+        path: PathBuf,
+        /// The ETag the partial download was made under.
+        before: String,
+        /// What the server says now.
+        after: String,
+    },
+    /// The bundle, once downloaded, failed verification.
+    #[error(transparent)]
+    Kit(#[from] ouk_kit::KitError),
+    /// The server could not start.
+    #[error("serve: {0}")]
+    Serve(String),
+}
+
+/// Results of this crate.
+pub type Result<T> = std::result::Result<T, TransportError>;
+
+pub(crate) trait IoContext<T> {
+    fn ctx(self, context: impl FnOnce() -> String) -> Result<T>;
+}
+
+impl<T> IoContext<T> for std::io::Result<T> {
+    fn ctx(self, context: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|source| TransportError::Io {
+            context: context(),
+            source,
+        })
+    }
+}

@@ -1,0 +1,422 @@
+//! The published index: what a kit directory offers to pullers.
+//!
+//! A kit directory is what `ouk kit build` and `ouk delta make` write: bundles with their
+//! `.sha256`, `.sig` and `.metadata.json` sidecars, and the shared `manifest/` sidecar. The
+//! index lists every bundle whose descriptor (`.metadata.json`) is consistent with the bundle
+//! on disk (same name, size and SHA-256), with the files a puller fetches for it: the
+//! bundle, its sidecars, and the manifest files when the manifest there is this bundle's
+//! (several kits share one directory; the shared manifest belongs to the last build).
+//!
+//! Invariants: every listed path is relative, made of plain segments (no `.`, `..`, empty
+//! or hidden segment, no backslash or NUL), and names a regular file inside the directory
+//! (symlinks are not followed out of it); a listed digest is the SHA-256 of the file's
+//! bytes when the index was made. The server serves only listed paths, so a URL can reach
+//! nothing else.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::Read;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use ouk_kit::build::KitMetadata;
+use serde::{Deserialize, Serialize};
+use sha2::Digest;
+
+use crate::error::{IoContext, Result, TransportError};
+
+/// The index's file name in a published directory.
+pub const INDEX_NAME: &str = "index.json";
+/// Schema name written in every index.
+pub const SCHEMA: &str = "ouk-index/1";
+/// Largest index a puller accepts.
+pub const MAX_INDEX_BYTES: u64 = 16 << 20;
+
+/// One published file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublishedFile {
+    /// Relative path, `/`-separated.
+    pub path: String,
+    /// Length.
+    pub size: u64,
+    /// SHA-256, lowercase hex.
+    pub sha256: String,
+}
+
+/// One published bundle (a kit or a delta).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PublishedBundle {
+    /// Bundle file name.
+    pub name: String,
+    /// `kit` or `delta`.
+    pub kind: String,
+    /// Kit version.
+    pub version: String,
+    /// Channel.
+    pub channel: String,
+    /// Build time (RFC 3339).
+    pub created_at: String,
+    /// Generation id the bundle yields.
+    pub generation_id: String,
+    /// Bundle SHA-256.
+    pub sha256: String,
+    /// Bundle size.
+    pub size: u64,
+    /// Every file a puller fetches for this bundle, the bundle first.
+    pub files: Vec<PublishedFile>,
+}
+
+/// `index.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublishedIndex {
+    /// [`SCHEMA`].
+    pub schema: String,
+    /// Channels of the listed bundles, sorted.
+    pub channels: Vec<String>,
+    /// Bundles, oldest first (by build time, then version, then name).
+    pub bundles: Vec<PublishedBundle>,
+}
+
+/// A bundle left out of the index, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Skipped {
+    /// The descriptor or bundle.
+    pub name: String,
+    /// Why it is not published.
+    pub reason: String,
+}
+
+/// Whether `path` is a relative path of plain segments (see the module invariants).
+pub fn is_plain_path(path: &str) -> bool {
+    !path.is_empty()
+        && path.len() <= 4096
+        && !path.contains(['\\', '\0'])
+        && path
+            .split('/')
+            .all(|seg| !seg.is_empty() && !seg.starts_with('.') && seg.len() <= 255)
+}
+
+/// SHA-256 of files, remembered by (device, inode, length, modification time) so a
+/// directory is hashed once, not on every scan.
+#[derive(Default)]
+pub struct DigestCache {
+    known: Mutex<HashMap<PathBuf, (u64, u64, u64, i64, i64, String)>>,
+}
+
+impl DigestCache {
+    /// The SHA-256 of the regular file at `path` (not following a final symlink), with its
+    /// length.
+    pub fn digest(&self, path: &Path) -> Result<(u64, String)> {
+        let meta = fs::symlink_metadata(path).ctx(|| format!("stat {}", path.display()))?;
+        if !meta.file_type().is_file() {
+            return Err(TransportError::Invalid {
+                what: path.display().to_string(),
+                message: "not a regular file".into(),
+            });
+        }
+        let key = (
+            meta.dev(),
+            meta.ino(),
+            meta.len(),
+            meta.mtime(),
+            meta.mtime_nsec(),
+        );
+        if let Some(k) = self
+            .known
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(path)
+            && (k.0, k.1, k.2, k.3, k.4) == key
+        {
+            return Ok((k.2, k.5.clone()));
+        }
+        let mut f = File::open(path).ctx(|| format!("open {}", path.display()))?;
+        let mut sha = sha2::Sha256::new();
+        let mut buf = vec![0u8; 1 << 20];
+        let mut len = 0u64;
+        loop {
+            let n = f
+                .read(&mut buf)
+                .ctx(|| format!("read {}", path.display()))?;
+            if n == 0 {
+                break;
+            }
+            sha.update(&buf[..n]);
+            len += n as u64;
+        }
+        let hex = hex::encode(sha.finalize());
+        // A file that changed while it was read is hashed again next time.
+        let after = fs::symlink_metadata(path).ctx(|| format!("stat {}", path.display()))?;
+        if after.len() == len && after.mtime() == key.3 && after.mtime_nsec() == key.4 {
+            self.known.lock().unwrap_or_else(|p| p.into_inner()).insert(
+                path.to_path_buf(),
+                (key.0, key.1, len, key.3, key.4, hex.clone()),
+            );
+        }
+        Ok((len, hex))
+    }
+}
+
+fn sidecar_names(name: &str) -> [String; 3] {
+    [
+        format!("{name}.sha256"),
+        format!("{name}.sig"),
+        format!("{name}.metadata.json"),
+    ]
+}
+
+/// Scan `dir` and build its index. Bundles whose descriptor is missing, unreadable or
+/// inconsistent with the bundle are left out and returned as [`Skipped`].
+pub fn scan(dir: &Path, cache: &DigestCache) -> Result<(PublishedIndex, Vec<Skipped>)> {
+    let mut bundles = Vec::new();
+    let mut skipped = Vec::new();
+    let mut names: Vec<String> = Vec::new();
+    for entry in fs::read_dir(dir).ctx(|| format!("list {}", dir.display()))? {
+        let entry = entry.ctx(|| format!("list {}", dir.display()))?;
+        if let Some(n) = entry.file_name().to_str()
+            && let Some(bundle) = n.strip_suffix(".metadata.json")
+            && is_plain_path(bundle)
+        {
+            names.push(bundle.to_string());
+        }
+    }
+    names.sort();
+    for name in names {
+        match published_bundle(dir, &name, cache) {
+            Ok(b) => bundles.push(b),
+            Err(e) => skipped.push(Skipped {
+                name,
+                reason: e.to_string(),
+            }),
+        }
+    }
+    bundles.sort_by(|a, b| {
+        (&a.created_at, &a.version, &a.name).cmp(&(&b.created_at, &b.version, &b.name))
+    });
+    let mut channels: Vec<String> = bundles.iter().map(|b| b.channel.clone()).collect();
+    channels.sort();
+    channels.dedup();
+    Ok((
+        PublishedIndex {
+            schema: SCHEMA.into(),
+            channels,
+            bundles,
+        },
+        skipped,
+    ))
+}
+
+fn published_bundle(dir: &Path, name: &str, cache: &DigestCache) -> Result<PublishedBundle> {
+    let invalid = |message: String| TransportError::Invalid {
+        what: format!("{name}.metadata.json"),
+        message,
+    };
+    let meta_path = dir.join(format!("{name}.metadata.json"));
+    let meta_bytes = fs::read(&meta_path).ctx(|| format!("read {}", meta_path.display()))?;
+    let meta: KitMetadata =
+        serde_json::from_slice(&meta_bytes).map_err(|e| invalid(e.to_string()))?;
+    if meta.name != name {
+        return Err(invalid(format!("names the bundle {:?}", meta.name)));
+    }
+    let (size, sha256) = cache.digest(&dir.join(name))?;
+    if size != meta.size || sha256 != meta.sha256 {
+        return Err(invalid(format!(
+            "describes {} bytes with sha256 {}, the bundle has {size} bytes with sha256 {sha256}",
+            meta.size, meta.sha256
+        )));
+    }
+    let mut files = vec![PublishedFile {
+        path: name.to_string(),
+        size,
+        sha256: sha256.clone(),
+    }];
+    for side in sidecar_names(name) {
+        let p = dir.join(&side);
+        if p.is_file() {
+            let (size, sha256) = cache.digest(&p)?;
+            files.push(PublishedFile {
+                path: side,
+                size,
+                sha256,
+            });
+        }
+    }
+    // The shared manifest sidecar, when it is this bundle's.
+    let m = &meta.manifest.name;
+    if is_plain_path(m) {
+        let p = dir.join(m);
+        if p.is_file()
+            && let Ok((size, sha)) = cache.digest(&p)
+            && sha == meta.manifest.sha256
+        {
+            files.push(PublishedFile {
+                path: m.clone(),
+                size,
+                sha256: sha,
+            });
+            for ext in ["jws", "sig", "sha256"] {
+                let side = format!("{m}.{ext}");
+                let p = dir.join(&side);
+                if p.is_file() {
+                    let (size, sha256) = cache.digest(&p)?;
+                    files.push(PublishedFile {
+                        path: side,
+                        size,
+                        sha256,
+                    });
+                }
+            }
+        }
+    }
+    Ok(PublishedBundle {
+        name: name.to_string(),
+        kind: meta.kind,
+        version: meta.version,
+        channel: meta.channel,
+        created_at: meta.created_at,
+        generation_id: meta.generation_id,
+        sha256,
+        size,
+        files,
+    })
+}
+
+impl PublishedIndex {
+    /// Parse an index a server sent, checking what a puller relies on: the schema, plain
+    /// paths, hex digests, and that each bundle's first file is the bundle itself.
+    pub fn parse(bytes: &[u8]) -> Result<PublishedIndex> {
+        let invalid = |message: String| TransportError::Invalid {
+            what: INDEX_NAME.into(),
+            message,
+        };
+        let index: PublishedIndex =
+            serde_json::from_slice(bytes).map_err(|e| invalid(e.to_string()))?;
+        if index.schema != SCHEMA {
+            return Err(invalid(format!(
+                "schema {:?}, expected {SCHEMA:?}",
+                index.schema
+            )));
+        }
+        let hex64 = |s: &str| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit());
+        for b in &index.bundles {
+            let first = b.files.first();
+            if !is_plain_path(&b.name)
+                || b.name.contains('/')
+                || first
+                    .is_none_or(|f| f.path != b.name || f.sha256 != b.sha256 || f.size != b.size)
+            {
+                return Err(invalid(format!(
+                    "bundle {:?} is not listed first among its files",
+                    b.name
+                )));
+            }
+            for f in &b.files {
+                if !is_plain_path(&f.path) {
+                    return Err(invalid(format!("unsafe path {:?}", f.path)));
+                }
+                if !hex64(&f.sha256) {
+                    return Err(invalid(format!("{}: sha256 {:?}", f.path, f.sha256)));
+                }
+            }
+        }
+        Ok(index)
+    }
+
+    /// The bundle to pull: `selector` is `latest` (the newest kit) or a version; `kind`
+    /// and `channel` narrow the choice.
+    pub fn select(
+        &self,
+        selector: &str,
+        kind: &str,
+        channel: Option<&str>,
+    ) -> Option<&PublishedBundle> {
+        self.bundles
+            .iter()
+            .filter(|b| b.kind == kind && channel.is_none_or(|c| b.channel == c))
+            .filter(|b| selector == "latest" || b.version == selector || b.name == selector)
+            .next_back()
+    }
+
+    /// The listed file at `path`, if any bundle lists it.
+    pub fn file(&self, path: &str) -> Option<&PublishedFile> {
+        self.bundles
+            .iter()
+            .flat_map(|b| b.files.iter())
+            .find(|f| f.path == path)
+    }
+}
+
+/// Write `dir`'s index to `dir/index.json` (atomically), for static web servers.
+pub fn write_index(dir: &Path) -> Result<(PublishedIndex, Vec<Skipped>)> {
+    let (index, skipped) = scan(dir, &DigestCache::default())?;
+    let mut bytes = serde_json::to_vec_pretty(&index).map_err(|e| TransportError::Invalid {
+        what: INDEX_NAME.into(),
+        message: e.to_string(),
+    })?;
+    bytes.push(b'\n');
+    ouk_kit::build::write_atomic(&dir.join(INDEX_NAME), &bytes)?;
+    Ok((index, skipped))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_plain_paths_are_plain() {
+        for ok in ["a.tar.gz", "manifest/offline-manifest.json", "a/b/c"] {
+            assert!(is_plain_path(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "/etc/passwd",
+            "../x",
+            "a/../b",
+            "a//b",
+            "./a",
+            "a/.",
+            ".hidden",
+            "a\\b",
+            "a\0b",
+            "a/",
+            "..",
+        ] {
+            assert!(!is_plain_path(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn an_index_with_an_unsafe_path_does_not_parse() {
+        let good = serde_json::json!({
+            "schema": SCHEMA, "channels": ["edge"],
+            "bundles": [{
+                "name": "k.tar.gz", "kind": "kit", "version": "1", "channel": "edge",
+                "createdAt": "2025-10-23T00:00:00Z", "generationId": "00",
+                "sha256": "ab".repeat(32), "size": 3,
+                "files": [{"path": "k.tar.gz", "size": 3, "sha256": "ab".repeat(32)}]
+            }]
+        });
+        let parsed = PublishedIndex::parse(good.to_string().as_bytes()).unwrap();
+        assert_eq!(
+            parsed.select("latest", "kit", None).unwrap().name,
+            "k.tar.gz"
+        );
+        assert!(parsed.select("latest", "delta", None).is_none());
+        for (edit, why) in [
+            ("/bundles/0/files/0/path", "../../etc/passwd"),
+            ("/bundles/0/name", "../k.tar.gz"),
+            ("/bundles/0/files/0/sha256", "zz"),
+            ("/schema", "other/1"),
+        ] {
+            let mut v = good.clone();
+            *v.pointer_mut(edit).unwrap() = why.into();
+            assert!(
+                PublishedIndex::parse(v.to_string().as_bytes()).is_err(),
+                "{edit}"
+            );
+        }
+        assert!(PublishedIndex::parse(b"not json").is_err());
+    }
+}

@@ -1,0 +1,442 @@
+//! `ouk kit pull`: download one published bundle with its sidecars, resuming.
+//!
+//! Each file the index lists for the bundle is downloaded to `DEST/<path>.part`, with the
+//! server's `ETag` kept in `DEST/<path>.part.etag`. A later run resumes a `.part` file with
+//! `Range: bytes=<have>-` and `If-Range: <etag>`: a 206 that starts where the partial file
+//! ends is appended; an answer that says the file changed (another ETag, or a whole 200
+//! under a different ETag) is refused and the partial file removed, so bytes of two
+//! versions are never joined. A server that ignores ranges but still has the same file
+//! (same ETag) is downloaded again from the start.
+//!
+//! Invariants: a file reaches its final name only once its size and SHA-256 equal the
+//! index's (rename after fsync); a file already there with those is not fetched again;
+//! the pull reports success only after the bundle's digest and signature verified
+//! ([`ouk_kit::verify::verify_bundle`] with the trusted keys), and then writes the
+//! `.metadata.json` summary (the server's, when it matches, else one made from the index).
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ouk_kit::sign::VerifyingKey;
+use serde::Serialize;
+use sha2::Digest;
+
+use crate::error::{IoContext, Result, TransportError};
+use crate::index::{INDEX_NAME, MAX_INDEX_BYTES, PublishedBundle, PublishedFile, PublishedIndex};
+
+/// What to pull.
+pub struct PullOptions {
+    /// Base URL of the published directory (`http://HOST:PORT/ouk/`).
+    pub from: String,
+    /// Where the files go.
+    pub destination: PathBuf,
+    /// `latest` or a version (or a bundle name).
+    pub selector: String,
+    /// `kit` or `delta`.
+    pub kind: String,
+    /// Only this channel.
+    pub channel: Option<String>,
+    /// Keys to verify the bundle's signature with.
+    pub keys: Vec<VerifyingKey>,
+    /// Accept a bundle whose signature was not checked (no key, or no signature).
+    pub allow_unsigned: bool,
+    /// Connect and response timeouts.
+    pub timeout: Duration,
+}
+
+/// One file's transfer.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FileTransfer {
+    /// Relative path.
+    pub path: String,
+    /// Size.
+    pub size: u64,
+    /// `present` (already complete), `downloaded`, or `resumed`.
+    pub how: String,
+    /// Bytes fetched over the network in this run.
+    pub fetched: u64,
+    /// Where a resume started (bytes kept from the partial file).
+    pub resumed_from: u64,
+}
+
+/// What a pull did.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PullReport {
+    /// The bundle.
+    pub bundle: PublishedBundle,
+    /// Its path on disk.
+    pub path: PathBuf,
+    /// Every file.
+    pub files: Vec<FileTransfer>,
+    /// Bytes fetched in this run.
+    pub fetched: u64,
+    /// Key id that verified the bundle signature.
+    pub signed_by: Option<String>,
+}
+
+fn agent(timeout: Duration) -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .timeout_connect(Some(timeout))
+        .timeout_recv_response(Some(timeout))
+        .timeout_per_read(Some(timeout))
+        .http_status_as_error(false)
+        .max_redirects(3)
+        .build()
+        .new_agent()
+}
+
+fn join_url(base: &str, path: &str) -> String {
+    let enc: Vec<String> = path
+        .split('/')
+        .map(|seg| percent_encoding::utf8_percent_encode(seg, SEGMENT).to_string())
+        .collect();
+    if base.ends_with('/') {
+        format!("{base}{}", enc.join("/"))
+    } else {
+        format!("{base}/{}", enc.join("/"))
+    }
+}
+
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+fn network(url: &str, e: impl std::fmt::Display) -> TransportError {
+    TransportError::Network {
+        url: url.to_string(),
+        message: e.to_string(),
+    }
+}
+
+/// Fetch and parse the index at `from`.
+pub fn fetch_index(from: &str, timeout: Duration) -> Result<PublishedIndex> {
+    let url = join_url(from, INDEX_NAME);
+    let resp = agent(timeout)
+        .get(&url)
+        .call()
+        .map_err(|e| network(&url, e))?;
+    let status = resp.status().as_u16();
+    if status != 200 {
+        return Err(TransportError::Status { url, status });
+    }
+    let mut bytes = Vec::new();
+    resp.into_body()
+        .into_reader()
+        .take(MAX_INDEX_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| network(&url, e))?;
+    if bytes.len() as u64 > MAX_INDEX_BYTES {
+        return Err(TransportError::Invalid {
+            what: url,
+            message: format!("larger than {MAX_INDEX_BYTES} bytes"),
+        });
+    }
+    PublishedIndex::parse(&bytes)
+}
+
+fn sha256_of(path: &Path) -> Result<(u64, String)> {
+    let mut f = File::open(path).ctx(|| format!("open {}", path.display()))?;
+    let mut sha = sha2::Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut n = 0u64;
+    loop {
+        let k = f
+            .read(&mut buf)
+            .ctx(|| format!("read {}", path.display()))?;
+        if k == 0 {
+            break;
+        }
+        sha.update(&buf[..k]);
+        n += k as u64;
+    }
+    Ok((n, hex::encode(sha.finalize())))
+}
+
+fn part_paths(final_path: &Path) -> (PathBuf, PathBuf) {
+    let mut part = final_path.as_os_str().to_owned();
+    part.push(".part");
+    let mut etag = part.clone();
+    etag.push(".etag");
+    (PathBuf::from(part), PathBuf::from(etag))
+}
+
+fn remove_partial(part: &Path, etag: &Path) {
+    let _ = fs::remove_file(part);
+    let _ = fs::remove_file(etag);
+}
+
+/// Download `file` to `dest_dir`, resuming a partial copy; `progress` gets byte counts.
+fn fetch_file(
+    agent: &ureq::Agent,
+    from: &str,
+    dest_dir: &Path,
+    file: &PublishedFile,
+    progress: &mut dyn FnMut(u64),
+) -> Result<FileTransfer> {
+    let dest = dest_dir.join(&file.path);
+    let mut t = FileTransfer {
+        path: file.path.clone(),
+        size: file.size,
+        how: "present".into(),
+        fetched: 0,
+        resumed_from: 0,
+    };
+    if dest.is_file() && sha256_of(&dest)? == (file.size, file.sha256.clone()) {
+        return Ok(t);
+    }
+    if let Some(parent) = dest.parent() {
+        fs::create_dir_all(parent).ctx(|| format!("create {}", parent.display()))?;
+    }
+    let (part, etag_path) = part_paths(&dest);
+    let url = join_url(from, &file.path);
+    let have = fs::metadata(&part).map_or(0, |m| m.len());
+    let saved_etag = fs::read_to_string(&etag_path)
+        .ok()
+        .map(|s| s.trim().to_string());
+    let resume = match &saved_etag {
+        Some(e) if have > 0 && have < file.size && !e.is_empty() => Some((have, e.clone())),
+        _ => None,
+    };
+    if resume.is_none() {
+        remove_partial(&part, &etag_path);
+    }
+    let mut req = agent.get(&url);
+    if let Some((have, etag)) = &resume {
+        req = req
+            .header("Range", format!("bytes={have}-"))
+            .header("If-Range", etag.as_str());
+    }
+    let resp = req.call().map_err(|e| network(&url, e))?;
+    let status = resp.status().as_u16();
+    let etag_now = resp
+        .headers()
+        .get("etag")
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.trim().to_string());
+    let content_range_start = resp
+        .headers()
+        .get("content-range")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("bytes "))
+        .and_then(|v| v.split('-').next())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let append = match (status, &resume) {
+        (206, Some((have, before))) => {
+            if etag_now.as_deref() != Some(before.as_str()) || content_range_start != Some(*have) {
+                remove_partial(&part, &etag_path);
+                return Err(TransportError::ChangedMidResume {
+                    path: dest,
+                    before: before.clone(),
+                    after: etag_now.unwrap_or_else(|| "none".into()),
+                });
+            }
+            true
+        }
+        (200, Some((_, before))) => {
+            if etag_now.as_deref() != Some(before.as_str()) {
+                remove_partial(&part, &etag_path);
+                return Err(TransportError::ChangedMidResume {
+                    path: dest,
+                    before: before.clone(),
+                    after: etag_now.unwrap_or_else(|| "none".into()),
+                });
+            }
+            // Same file, but the server does not do ranges: start over.
+            false
+        }
+        (200, None) => false,
+        (status, _) => return Err(TransportError::Status { url, status }),
+    };
+    let mut out = if append {
+        t.how = "resumed".into();
+        t.resumed_from = have;
+        OpenOptions::new()
+            .append(true)
+            .open(&part)
+            .ctx(|| format!("open {}", part.display()))?
+    } else {
+        t.how = "downloaded".into();
+        let f = File::create(&part).ctx(|| format!("create {}", part.display()))?;
+        // The ETag goes next to the partial file first, so an interrupted transfer can be
+        // resumed against the same entity.
+        match &etag_now {
+            Some(e) if !e.starts_with("W/") => {
+                fs::write(&etag_path, e).ctx(|| format!("write {}", etag_path.display()))?
+            }
+            _ => {
+                let _ = fs::remove_file(&etag_path);
+            }
+        }
+        f
+    };
+    let start = if append { have } else { 0 };
+    let want = file.size - start;
+    let mut reader = resp.into_body().into_reader().take(want + 1);
+    let mut buf = vec![0u8; 256 << 10];
+    loop {
+        let n = reader.read(&mut buf).map_err(|e| network(&url, e))?;
+        if n == 0 {
+            break;
+        }
+        out.write_all(&buf[..n])
+            .ctx(|| format!("write {}", part.display()))?;
+        t.fetched += n as u64;
+        progress(n as u64);
+        if t.fetched > want {
+            break;
+        }
+    }
+    out.sync_all().ctx(|| format!("fsync {}", part.display()))?;
+    drop(out);
+    let got = sha256_of(&part)?;
+    if got != (file.size, file.sha256.clone()) {
+        if got.0 < file.size && t.fetched < want {
+            // Cut short (the connection closed): keep it for the next run.
+            return Err(network(
+                &url,
+                format!(
+                    "transfer ended after {} of {} bytes; re-run to resume",
+                    got.0, file.size
+                ),
+            ));
+        }
+        remove_partial(&part, &etag_path);
+        return Err(TransportError::DigestMismatch {
+            path: dest,
+            expected: format!("{} bytes, sha256 {}", file.size, file.sha256),
+            actual: format!("{} bytes, sha256 {}", got.0, got.1),
+        });
+    }
+    fs::rename(&part, &dest).ctx(|| format!("rename {} into place", part.display()))?;
+    let _ = fs::remove_file(&etag_path);
+    if let Some(parent) = dest.parent()
+        && let Ok(d) = File::open(parent)
+    {
+        let _ = d.sync_all();
+    }
+    Ok(t)
+}
+
+/// Pull one bundle. `progress` gets (path, bytes) as they arrive.
+pub fn pull(opts: &PullOptions, progress: &mut dyn FnMut(&str, u64)) -> Result<PullReport> {
+    let index = fetch_index(&opts.from, opts.timeout)?;
+    let bundle = index
+        .select(&opts.selector, &opts.kind, opts.channel.as_deref())
+        .cloned()
+        .ok_or_else(|| TransportError::NotPublished {
+            what: format!(
+                "{} {}{}",
+                opts.kind,
+                opts.selector,
+                opts.channel
+                    .as_deref()
+                    .map(|c| format!(" in channel {c}"))
+                    .unwrap_or_default()
+            ),
+            url: join_url(&opts.from, INDEX_NAME),
+        })?;
+    fs::create_dir_all(&opts.destination)
+        .ctx(|| format!("create {}", opts.destination.display()))?;
+    let agent = agent(opts.timeout);
+    let mut files = Vec::new();
+    for f in &bundle.files {
+        let path = f.path.clone();
+        files.push(fetch_file(
+            &agent,
+            &opts.from,
+            &opts.destination,
+            f,
+            &mut |n| progress(&path, n),
+        )?);
+    }
+    let path = opts.destination.join(&bundle.name);
+    let report = ouk_kit::verify::verify_bundle(&path, Default::default(), &opts.keys)?;
+    if report.sha256 != bundle.sha256 {
+        return Err(TransportError::DigestMismatch {
+            path,
+            expected: bundle.sha256.clone(),
+            actual: report.sha256,
+        });
+    }
+    if report.signature_kid.is_none() && !opts.allow_unsigned {
+        return Err(TransportError::Kit(ouk_kit::KitError::Signature {
+            what: bundle.name.clone(),
+            message: if opts.keys.is_empty() {
+                "no trusted key to check the signature with: give --key PUB (or add one to the root's trust store), or --allow-unsigned".into()
+            } else {
+                "the bundle has no signature (.sig) on the server".into()
+            },
+        }));
+    }
+    write_summary(&opts.destination, &bundle, report.signature_kid.clone())?;
+    Ok(PullReport {
+        fetched: files.iter().map(|f| f.fetched).sum(),
+        bundle,
+        path,
+        files,
+        signed_by: report.signature_kid,
+    })
+}
+
+/// Keep the server's `.metadata.json` when it describes this bundle; else write one made
+/// from the index entry and the bundle's own manifest.
+fn write_summary(dest: &Path, bundle: &PublishedBundle, kid: Option<String>) -> Result<()> {
+    use ouk_kit::build::{KitMetadata, ManifestRef};
+    let path = dest.join(format!("{}.metadata.json", bundle.name));
+    if let Ok(bytes) = fs::read(&path)
+        && let Ok(m) = serde_json::from_slice::<KitMetadata>(&bytes)
+        && m.name == bundle.name
+        && m.sha256 == bundle.sha256
+        && m.size == bundle.size
+    {
+        return Ok(());
+    }
+    let (_, manifest) = ouk_kit::verify::manifest_from_bundle(&dest.join(&bundle.name))?;
+    let summary = KitMetadata {
+        name: bundle.name.clone(),
+        kind: bundle.kind.clone(),
+        version: bundle.version.clone(),
+        channel: bundle.channel.clone(),
+        sha256: bundle.sha256.clone(),
+        size: bundle.size,
+        manifest: ManifestRef {
+            name: "manifest/offline-manifest.json".into(),
+            sha256: hex::encode(sha2::Sha256::digest(&manifest)),
+            size: manifest.len() as u64,
+        },
+        created_at: bundle.created_at.clone(),
+        generation_id: bundle.generation_id.clone(),
+        signed: kid.is_some(),
+        kid,
+    };
+    let mut bytes = serde_json::to_vec_pretty(&summary).map_err(|e| TransportError::Invalid {
+        what: path.display().to_string(),
+        message: e.to_string(),
+    })?;
+    bytes.push(b'\n');
+    ouk_kit::build::write_atomic(&path, &bytes)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_join_with_encoded_segments() {
+        assert_eq!(
+            join_url("http://h/ouk/", "a b.tar.gz"),
+            "http://h/ouk/a%20b.tar.gz"
+        );
+        assert_eq!(
+            join_url("http://h/ouk", "manifest/offline-manifest.json"),
+            "http://h/ouk/manifest/offline-manifest.json"
+        );
+    }
+}

@@ -1,0 +1,900 @@
+//! `ouk serve`: publish a kit directory over HTTP/1.1 and accept imports.
+//!
+//! Routes:
+//! - `GET /ouk/` and `GET /ouk/index.json`: the [published index](crate::index), rebuilt
+//!   from the directory on every request (digests are cached by inode, size and mtime);
+//! - `GET /ouk/<path>`: a file the index lists, with a strong `ETag` (its SHA-256),
+//!   `Accept-Ranges`, single `Range` requests (206 / 416), `If-None-Match` (304) and
+//!   `If-Range`; `HEAD` of the same;
+//! - `POST /api/offline-kit/import`: the body (multipart `bundle` plus optional
+//!   `signature`, `metadata`, `manifest`, `manifest-signature` parts, or a raw bundle) is
+//!   streamed to `ROOT/uploads/`, then run through the same import pipeline as `ouk kit
+//!   import`; the answer is JSON with the exit code, and the HTTP status follows it;
+//! - `GET /api/offline-kit/status`: what `ouk status --json` prints.
+//!
+//! Invariants: a file URL reaches only a path the index lists (the whitelist is the only
+//! way to the disk, so `..`, percent-encoded or not, leads nowhere); the API answers only a
+//! request bearing the token configured at start (compared in constant time, never
+//! logged), and is off when no token is configured; at most `max_connections`
+//! connections are served at once (the rest wait in the kernel's backlog); a connection
+//! that does not send its request head within `header_timeout` is closed; on SIGINT or
+//! SIGTERM the server stops accepting, lets requests in flight finish (up to
+//! `shutdown_grace`) and returns.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use futures_util::StreamExt;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use ouk_kit::KitError;
+use tokio::io::{AsyncSeekExt, AsyncWriteExt};
+
+use crate::error::{Result, TransportError};
+use crate::index::{DigestCache, INDEX_NAME, PublishedIndex, is_plain_path, scan};
+
+/// The exit code of an import failure (the binary's mapping).
+pub type CodeOf = dyn Fn(&KitError) -> u8 + Send + Sync;
+/// The root's status as JSON, or an exit code and message.
+pub type StatusOf = dyn Fn() -> std::result::Result<serde_json::Value, (u8, String)> + Send + Sync;
+
+/// How to serve.
+pub struct ServeOptions {
+    /// Address to bind (loopback unless the operator says otherwise).
+    pub listen: SocketAddr,
+    /// The published directory.
+    pub kits_dir: PathBuf,
+    /// The root imports go to.
+    pub root_dir: PathBuf,
+    /// Connections served at once.
+    pub max_connections: usize,
+    /// Time a connection has to send its request head.
+    pub header_timeout: Duration,
+    /// Time requests in flight get after a shutdown signal.
+    pub shutdown_grace: Duration,
+    /// Bearer token of the import API (`None`: the API is off).
+    pub import_token: Option<String>,
+    /// Largest upload the import API accepts.
+    pub max_upload: u64,
+    /// Bytes per second per download (`None`: no limit).
+    pub limit_rate: Option<u64>,
+}
+
+/// What the binary lends the server.
+pub struct ServeHooks {
+    /// Exit code of an import failure.
+    pub code_of: Arc<CodeOf>,
+    /// The root's status.
+    pub status: Arc<StatusOf>,
+    /// Called once the socket is bound, with its address.
+    pub on_listening: Box<dyn FnOnce(SocketAddr) + Send>,
+    /// One line per request (method, path, status, bytes, time; never headers).
+    pub log: Arc<dyn Fn(&str) + Send + Sync>,
+}
+
+struct Shared {
+    kits: PathBuf,
+    root: PathBuf,
+    cache: DigestCache,
+    index: RwLock<Arc<PublishedIndex>>,
+    token: Option<String>,
+    max_upload: u64,
+    limit_rate: Option<u64>,
+    code_of: Arc<CodeOf>,
+    status: Arc<StatusOf>,
+    log: Arc<dyn Fn(&str) + Send + Sync>,
+    uploads: AtomicU64,
+}
+
+type AppState = Arc<Shared>;
+
+/// Serve until SIGINT or SIGTERM. Blocks the calling thread.
+pub fn serve(opts: ServeOptions, hooks: ServeHooks) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| TransportError::Serve(format!("start the runtime: {e}")))?;
+    runtime.block_on(run(opts, hooks))
+}
+
+async fn run(opts: ServeOptions, hooks: ServeHooks) -> Result<()> {
+    if !opts.kits_dir.is_dir() {
+        return Err(TransportError::Serve(format!(
+            "{} is not a directory (give --kits DIR)",
+            opts.kits_dir.display()
+        )));
+    }
+    let cache = DigestCache::default();
+    let kits = opts.kits_dir.clone();
+    let (first, cache) = tokio::task::spawn_blocking(move || {
+        let r = scan(&kits, &cache);
+        (r, cache)
+    })
+    .await
+    .map_err(|e| TransportError::Serve(e.to_string()))?;
+    let (index, skipped) = first?;
+    for s in &skipped {
+        (hooks.log)(&format!("not published: {}: {}", s.name, s.reason));
+    }
+    let state: AppState = Arc::new(Shared {
+        kits: opts.kits_dir.clone(),
+        root: opts.root_dir.clone(),
+        cache,
+        index: RwLock::new(Arc::new(index)),
+        token: opts.import_token.clone().filter(|t| !t.is_empty()),
+        max_upload: opts.max_upload,
+        limit_rate: opts.limit_rate.filter(|r| *r > 0),
+        code_of: hooks.code_of,
+        status: hooks.status,
+        log: hooks.log.clone(),
+        uploads: AtomicU64::new(0),
+    });
+    let app = Router::new()
+        .route("/ouk", get(index_doc))
+        .route("/ouk/", get(index_doc))
+        .route("/ouk/{*path}", get(file))
+        .route(
+            "/api/offline-kit/import",
+            post(import).layer(DefaultBodyLimit::disable()),
+        )
+        .route("/api/offline-kit/status", get(status))
+        .fallback(not_found)
+        .with_state(state.clone());
+
+    let listener = tokio::net::TcpListener::bind(opts.listen)
+        .await
+        .map_err(|e| TransportError::Serve(format!("bind {}: {e}", opts.listen)))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| TransportError::Serve(e.to_string()))?;
+    (hooks.on_listening)(local);
+
+    let permits = Arc::new(tokio::sync::Semaphore::new(opts.max_connections.max(1)));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            p = permits.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            _ = &mut shutdown => break,
+        };
+        let (stream, _peer) = tokio::select! {
+            a = listener.accept() => match a {
+                Ok(a) => a,
+                // Out of descriptors and the like: wait a little rather than spin.
+                Err(e) => {
+                    (state.log)(&format!("accept: {e}"));
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let svc = TowerToHyperService::new(app.clone());
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(opts.header_timeout)
+            .serve_connection(TokioIo::new(stream), svc);
+        let watched = graceful.watch(conn);
+        tokio::spawn(async move {
+            let _ = watched.await;
+            drop(permit);
+        });
+    }
+    drop(listener);
+    (state.log)("shutting down: finishing requests in flight");
+    tokio::select! {
+        _ = graceful.shutdown() => {}
+        _ = tokio::time::sleep(opts.shutdown_grace) => {
+            (state.log)("shutdown grace elapsed; closing remaining connections");
+        }
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    match (term, int) {
+        (Ok(mut t), Ok(mut i)) => {
+            tokio::select! {
+                _ = t.recv() => {}
+                _ = i.recv() => {}
+            }
+        }
+        _ => std::future::pending::<()>().await,
+    }
+}
+
+fn log_line(st: &Shared, method: &Method, path: &str, status: StatusCode, bytes: u64, t: Instant) {
+    // Paths are logged with control characters escaped; headers (and so tokens) never.
+    let shown: String = path.chars().flat_map(char::escape_debug).collect();
+    (st.log)(&format!(
+        "{method} {shown} {} {bytes} B {:.3}s",
+        status.as_u16(),
+        t.elapsed().as_secs_f64()
+    ));
+}
+
+async fn refresh(st: &AppState) -> std::result::Result<Arc<PublishedIndex>, StatusCode> {
+    let s = st.clone();
+    let scanned = tokio::task::spawn_blocking(move || scan(&s.kits, &s.cache))
+        .await
+        .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
+    match scanned {
+        Ok((index, _)) => {
+            let index = Arc::new(index);
+            *st.index.write().unwrap_or_else(|p| p.into_inner()) = index.clone();
+            Ok(index)
+        }
+        Err(e) => {
+            (st.log)(&format!("index: {e}"));
+            Err(StatusCode::INTERNAL_SERVER_ERROR)
+        }
+    }
+}
+
+fn etag_matches(list: &str, etag: &str) -> bool {
+    list.split(',').any(|t| {
+        let t = t.trim();
+        t == "*" || t.strip_prefix("W/").unwrap_or(t) == etag
+    })
+}
+
+async fn index_doc(State(st): State<AppState>, method: Method, headers: HeaderMap) -> Response {
+    let t = Instant::now();
+    let index = match refresh(&st).await {
+        Ok(i) => i,
+        Err(s) => return s.into_response(),
+    };
+    let mut body = match serde_json::to_vec_pretty(&*index) {
+        Ok(b) => b,
+        Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    };
+    body.push(b'\n');
+    let etag = format!("\"{}\"", hex::encode(&sha2_of(&body)[..16]));
+    let status = if headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| etag_matches(v, &etag))
+    {
+        StatusCode::NOT_MODIFIED
+    } else {
+        StatusCode::OK
+    };
+    log_line(
+        &st,
+        &method,
+        &format!("/ouk/{INDEX_NAME}"),
+        status,
+        body.len() as u64,
+        t,
+    );
+    let mut r = if status == StatusCode::OK {
+        Response::new(Body::from(body))
+    } else {
+        Response::new(Body::empty())
+    };
+    *r.status_mut() = status;
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        h.insert(header::ETAG, v);
+    }
+    r
+}
+
+fn sha2_of(bytes: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).into()
+}
+
+/// A `Range` request against a file of `len` bytes.
+#[derive(Debug, PartialEq, Eq)]
+enum RangeRequest {
+    /// Send the whole file (no range, an unsupported or malformed one, several ranges).
+    Full,
+    /// Bytes `start..=end`.
+    Part(u64, u64),
+    /// Nothing of the file is in the range (416).
+    Unsatisfiable,
+}
+
+fn parse_range(value: &str, len: u64) -> RangeRequest {
+    let Some(spec) = value.trim().strip_prefix("bytes=") else {
+        return RangeRequest::Full;
+    };
+    if spec.contains(',') {
+        return RangeRequest::Full;
+    }
+    let Some((a, b)) = spec.split_once('-') else {
+        return RangeRequest::Full;
+    };
+    let (a, b) = (a.trim(), b.trim());
+    let num = |s: &str| -> Option<u64> {
+        if s.is_empty() || !s.bytes().all(|c| c.is_ascii_digit()) {
+            None
+        } else {
+            s.parse().ok()
+        }
+    };
+    match (a.is_empty(), num(a), num(b)) {
+        (true, _, Some(n)) => {
+            if n == 0 || len == 0 {
+                RangeRequest::Unsatisfiable
+            } else {
+                RangeRequest::Part(len.saturating_sub(n), len - 1)
+            }
+        }
+        (false, Some(s), None) if b.is_empty() => {
+            if s >= len {
+                RangeRequest::Unsatisfiable
+            } else {
+                RangeRequest::Part(s, len - 1)
+            }
+        }
+        (false, Some(s), Some(e)) if s <= e => {
+            if s >= len {
+                RangeRequest::Unsatisfiable
+            } else {
+                RangeRequest::Part(s, e.min(len - 1))
+            }
+        }
+        _ => RangeRequest::Full,
+    }
+}
+
+async fn file(State(st): State<AppState>, req: Request) -> Response {
+    let t = Instant::now();
+    let method = req.method().clone();
+    let raw = req.uri().path().to_string();
+    let headers = req.headers().clone();
+    let (status, bytes, response) = serve_file(&st, &raw, &headers).await;
+    let sent = if method == Method::HEAD { 0 } else { bytes };
+    log_line(&st, &method, &raw, status, sent, t);
+    response
+}
+
+fn plain(status: StatusCode, message: &str) -> (StatusCode, u64, Response) {
+    let mut r = Response::new(Body::from(format!("{message}\n")));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    (status, 0, r)
+}
+
+async fn serve_file(st: &AppState, raw: &str, headers: &HeaderMap) -> (StatusCode, u64, Response) {
+    let Some(rel) = raw.strip_prefix("/ouk/") else {
+        return plain(StatusCode::NOT_FOUND, "not found");
+    };
+    // Decode once, strictly; the result must be a plain path the index lists.
+    let Ok(rel) = percent_encoding::percent_decode_str(rel).decode_utf8() else {
+        return plain(StatusCode::NOT_FOUND, "not found");
+    };
+    let rel = rel.into_owned();
+    if !is_plain_path(&rel) {
+        return plain(StatusCode::NOT_FOUND, "not found");
+    }
+    if rel == INDEX_NAME {
+        let r = index_doc(State(st.clone()), Method::GET, headers.clone()).await;
+        return (r.status(), 0, r);
+    }
+    let listed = {
+        let index = st.index.read().unwrap_or_else(|p| p.into_inner()).clone();
+        index.file(&rel).is_some()
+    };
+    let listed = listed
+        || match refresh(st).await {
+            Ok(index) => index.file(&rel).is_some(),
+            Err(s) => return plain(s, "index unavailable"),
+        };
+    if !listed {
+        return plain(StatusCode::NOT_FOUND, "not found");
+    }
+    let path = st.kits.join(&rel);
+    let mut f = match tokio::fs::File::open(&path).await {
+        Ok(f) => f,
+        Err(_) => return plain(StatusCode::NOT_FOUND, "not found"),
+    };
+    let digest = {
+        let (s, p) = (st.clone(), path.clone());
+        tokio::task::spawn_blocking(move || s.cache.digest(&p)).await
+    };
+    let (len, sha) = match digest {
+        Ok(Ok(d)) => d,
+        _ => return plain(StatusCode::NOT_FOUND, "not found"),
+    };
+    // The file opened must be the one hashed (not replaced in between).
+    match (f.metadata().await, tokio::fs::symlink_metadata(&path).await) {
+        (Ok(a), Ok(b)) if same_file(&a, &b) && a.len() == len => {}
+        _ => return plain(StatusCode::SERVICE_UNAVAILABLE, "file is changing; retry"),
+    }
+    let etag = format!("\"{sha}\"");
+    let mut base = Response::builder()
+        .header(header::ETAG, &etag)
+        .header(header::ACCEPT_RANGES, "bytes")
+        .header(header::CACHE_CONTROL, "no-cache");
+    if headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| etag_matches(v, &etag))
+    {
+        let r = base
+            .status(StatusCode::NOT_MODIFIED)
+            .body(Body::empty())
+            .unwrap_or_default();
+        return (StatusCode::NOT_MODIFIED, 0, r);
+    }
+    // If-Range names the entity the client's partial copy came from: a range is served
+    // only when it is still this one (else the whole new file).
+    let range_applies = headers
+        .get(header::IF_RANGE)
+        .is_none_or(|v| v.to_str().is_ok_and(|v| v.trim() == etag));
+    let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
+        Some(v) if range_applies => parse_range(v, len),
+        _ => RangeRequest::Full,
+    };
+    let (status, start, count) = match range {
+        RangeRequest::Full => (StatusCode::OK, 0, len),
+        RangeRequest::Part(s, e) => {
+            base = base.header(header::CONTENT_RANGE, format!("bytes {s}-{e}/{len}"));
+            (StatusCode::PARTIAL_CONTENT, s, e - s + 1)
+        }
+        RangeRequest::Unsatisfiable => {
+            let r = base
+                .status(StatusCode::RANGE_NOT_SATISFIABLE)
+                .header(header::CONTENT_RANGE, format!("bytes */{len}"))
+                .body(Body::empty())
+                .unwrap_or_default();
+            return (StatusCode::RANGE_NOT_SATISFIABLE, 0, r);
+        }
+    };
+    if start > 0 && f.seek(std::io::SeekFrom::Start(start)).await.is_err() {
+        return plain(StatusCode::INTERNAL_SERVER_ERROR, "seek failed");
+    }
+    let content_type = if rel.ends_with(".json") {
+        "application/json"
+    } else if rel.ends_with(".gz") || rel.ends_with(".tgz") {
+        "application/gzip"
+    } else {
+        "application/octet-stream"
+    };
+    let body = file_body(f, count, st.limit_rate);
+    let r = base
+        .status(status)
+        .header(header::CONTENT_LENGTH, count)
+        .header(header::CONTENT_TYPE, content_type)
+        .body(body)
+        .unwrap_or_default();
+    (status, count, r)
+}
+
+fn same_file(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    a.dev() == b.dev() && a.ino() == b.ino()
+}
+
+fn file_body(f: tokio::fs::File, count: u64, rate: Option<u64>) -> Body {
+    use tokio::io::AsyncReadExt;
+    let chunk = match rate {
+        Some(r) => (r / 10).clamp(1024, 64 << 10) as usize,
+        None => 256 << 10,
+    };
+    let stream = tokio_util::io::ReaderStream::with_capacity(f.take(count), chunk);
+    match rate {
+        None => Body::from_stream(stream),
+        Some(r) => Body::from_stream(stream.then(move |item| async move {
+            if let Ok(b) = &item {
+                let secs = b.len() as f64 / r as f64;
+                tokio::time::sleep(Duration::from_secs_f64(secs)).await;
+            }
+            item
+        })),
+    }
+}
+
+async fn not_found(method: Method, State(st): State<AppState>, req: Request) -> Response {
+    let t = Instant::now();
+    let path = req.uri().path().to_string();
+    let (status, _, r) = plain(StatusCode::NOT_FOUND, "not found");
+    log_line(&st, &method, &path, status, 0, t);
+    r
+}
+
+fn same_token(a: &[u8], b: &[u8]) -> bool {
+    // Constant time in the content; the length of a wrong token is not a secret worth
+    // hiding (the configured one is random and long).
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn json(status: StatusCode, value: serde_json::Value) -> Response {
+    let mut body = serde_json::to_vec_pretty(&value).unwrap_or_default();
+    body.push(b'\n');
+    let mut r = Response::new(Body::from(body));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+/// The API's door: `None` when the request may pass, else the refusal.
+fn authorize(st: &Shared, headers: &HeaderMap) -> Option<Response> {
+    let Some(token) = &st.token else {
+        return Some(json(
+            StatusCode::FORBIDDEN,
+            serde_json::json!({
+                "error": "the import API is off: start `ouk serve` with --import-token-file FILE (or OUK_IMPORT_TOKEN)"
+            }),
+        ));
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    match given {
+        Some(g) if same_token(g.as_bytes(), token.as_bytes()) => None,
+        _ => {
+            let mut r = json(
+                StatusCode::UNAUTHORIZED,
+                serde_json::json!({"error": "a valid bearer token is required"}),
+            );
+            r.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            Some(r)
+        }
+    }
+}
+
+/// The HTTP status an import exit code is reported with.
+pub fn http_status_of(code: u8) -> StatusCode {
+    match code {
+        0 => StatusCode::OK,
+        2 | 11 => StatusCode::UNPROCESSABLE_ENTITY,
+        5 => StatusCode::FORBIDDEN,
+        8 | 13 => StatusCode::CONFLICT,
+        12 => StatusCode::INSUFFICIENT_STORAGE,
+        130 => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+async fn status(State(st): State<AppState>, req: Request) -> Response {
+    let t = Instant::now();
+    let path = req.uri().path().to_string();
+    let r = match authorize(&st, req.headers()) {
+        Some(refused) => refused,
+        None => {
+            let f = st.status.clone();
+            match tokio::task::spawn_blocking(move || f()).await {
+                Ok(Ok(v)) => json(StatusCode::OK, v),
+                Ok(Err((code, message))) => json(
+                    http_status_of(code),
+                    serde_json::json!({"exitCode": code, "error": message}),
+                ),
+                Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+            }
+        }
+    };
+    log_line(&st, &Method::GET, &path, r.status(), 0, t);
+    r
+}
+
+/// A file name a client suggested, made safe (one plain segment) or replaced.
+fn upload_name(suggested: Option<&str>) -> String {
+    suggested
+        .and_then(|n| n.rsplit('/').next())
+        .filter(|n| is_plain_path(n) && n.len() <= 200)
+        .map_or_else(|| "upload.tar.gz".to_string(), str::to_string)
+}
+
+/// Why an upload stopped.
+enum UploadError {
+    TooLarge,
+    Client(String),
+    Local(std::io::Error),
+}
+
+async fn write_stream<S, E>(
+    stream: S,
+    dest: &Path,
+    budget: &mut u64,
+) -> std::result::Result<u64, UploadError>
+where
+    S: futures_util::Stream<Item = std::result::Result<axum::body::Bytes, E>>,
+    E: std::fmt::Display,
+{
+    let mut stream = std::pin::pin!(stream);
+    let mut f = tokio::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(dest)
+        .await
+        .map_err(UploadError::Local)?;
+    let mut n = 0u64;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| UploadError::Client(e.to_string()))?;
+        if chunk.len() as u64 > *budget {
+            return Err(UploadError::TooLarge);
+        }
+        *budget -= chunk.len() as u64;
+        f.write_all(&chunk).await.map_err(UploadError::Local)?;
+        n += chunk.len() as u64;
+    }
+    f.sync_all().await.map_err(UploadError::Local)?;
+    Ok(n)
+}
+
+async fn import(State(st): State<AppState>, req: Request) -> Response {
+    let t = Instant::now();
+    let path = req.uri().path().to_string();
+    let dry_run = req.uri().query().is_some_and(|q| {
+        q.split('&')
+            .any(|kv| kv == "dryRun=true" || kv == "dry-run=true")
+    });
+    let r = match authorize(&st, req.headers()) {
+        Some(refused) => refused,
+        None => {
+            let n = st.uploads.fetch_add(1, Ordering::Relaxed);
+            let dir = st
+                .root
+                .join("uploads")
+                .join(format!("{}-{n}", std::process::id()));
+            let r = receive_and_import(&st, req, &dir, dry_run).await;
+            let _ = tokio::fs::remove_dir_all(&dir).await;
+            r
+        }
+    };
+    log_line(&st, &Method::POST, &path, r.status(), 0, t);
+    r
+}
+
+async fn receive_and_import(st: &AppState, req: Request, dir: &Path, dry_run: bool) -> Response {
+    let failed = |status: StatusCode, code: u8, message: String| {
+        json(
+            status,
+            serde_json::json!({"exitCode": code, "error": message}),
+        )
+    };
+    if let Err(e) = tokio::fs::create_dir_all(dir).await {
+        return failed(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            1,
+            format!("create {}: {e}", dir.display()),
+        );
+    }
+    let mut budget = st.max_upload;
+    let is_multipart = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("multipart/form-data"));
+    let received = if is_multipart {
+        receive_multipart(st, req, dir, &mut budget).await
+    } else {
+        let name = upload_name(
+            req.headers()
+                .get("x-ouk-bundle-name")
+                .and_then(|v| v.to_str().ok()),
+        );
+        let bundle = dir.join(&name);
+        let stream = req.into_body().into_data_stream();
+        match write_stream(stream, &bundle, &mut budget).await {
+            Ok(_) => Ok(bundle),
+            Err(e) => Err(e),
+        }
+    };
+    let bundle = match received {
+        Ok(b) => b,
+        Err(UploadError::TooLarge) => {
+            return failed(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                11,
+                format!("upload larger than {} bytes", st.max_upload),
+            );
+        }
+        Err(UploadError::Client(m)) => {
+            return failed(StatusCode::BAD_REQUEST, 11, format!("upload: {m}"));
+        }
+        Err(UploadError::Local(e)) => {
+            let code = if e.raw_os_error() == Some(28) { 12 } else { 1 };
+            return failed(http_status_of(code), code, format!("upload: {e}"));
+        }
+    };
+    let opts = ouk_kit::import::ImportOptions {
+        bundle,
+        sidecars: Default::default(),
+        extra_keys: Vec::new(),
+        allow_unsigned: false,
+        dry_run,
+        force: None,
+        wait: false,
+        free_margin: ouk_kit::import::DEFAULT_FREE_MARGIN,
+        max_age_days: ouk_kit::import::DEFAULT_MAX_AGE_DAYS,
+    };
+    let root = st.root.clone();
+    let code_of = st.code_of.clone();
+    let done = tokio::task::spawn_blocking(move || {
+        let code = move |e: &KitError| code_of(e);
+        ouk_kit::import::import(&root, &opts, &code, &mut |_| {}).map_err(|f| {
+            let code = code(&f.error);
+            (code, f)
+        })
+    })
+    .await;
+    match done {
+        Ok(Ok(report)) => json(
+            StatusCode::OK,
+            serde_json::json!({"exitCode": 0, "report": report}),
+        ),
+        Ok(Err((code, f))) => json(
+            http_status_of(code),
+            serde_json::json!({
+                "exitCode": code,
+                "step": f.step,
+                "error": f.error.to_string(),
+                "quarantined": f.quarantined.map(|p| p.display().to_string()),
+            }),
+        ),
+        Err(e) => failed(StatusCode::INTERNAL_SERVER_ERROR, 1, format!("import: {e}")),
+    }
+}
+
+async fn receive_multipart(
+    st: &AppState,
+    req: Request,
+    dir: &Path,
+    budget: &mut u64,
+) -> std::result::Result<PathBuf, UploadError> {
+    let mut mp = Multipart::from_request(req, st)
+        .await
+        .map_err(|e| UploadError::Client(e.to_string()))?;
+    let mut bundle: Option<PathBuf> = None;
+    // Sidecars are small: kept in memory until the bundle's name is known.
+    let mut sidecars: Vec<(&'static str, Vec<u8>)> = Vec::new();
+    loop {
+        let field = match mp.next_field().await {
+            Ok(Some(f)) => f,
+            Ok(None) => break,
+            Err(e) => return Err(UploadError::Client(e.to_string())),
+        };
+        let name = field.name().unwrap_or_default().to_string();
+        match name.as_str() {
+            "bundle" if bundle.is_none() => {
+                let file = dir.join(upload_name(field.file_name()));
+                write_stream(field, &file, budget).await?;
+                bundle = Some(file);
+            }
+            "signature" | "metadata" | "manifest" | "manifest-signature" => {
+                let key: &'static str = match name.as_str() {
+                    "signature" => "signature",
+                    "metadata" => "metadata",
+                    "manifest" => "manifest",
+                    _ => "manifest-signature",
+                };
+                let mut bytes = Vec::new();
+                let mut field = field;
+                loop {
+                    match field.chunk().await {
+                        Ok(Some(c)) => {
+                            if bytes.len() + c.len() > (64 << 20) || c.len() as u64 > *budget {
+                                return Err(UploadError::TooLarge);
+                            }
+                            *budget -= c.len() as u64;
+                            bytes.extend_from_slice(&c);
+                        }
+                        Ok(None) => break,
+                        Err(e) => return Err(UploadError::Client(e.to_string())),
+                    }
+                }
+                sidecars.push((key, bytes));
+            }
+            other => {
+                return Err(UploadError::Client(format!(
+                    "unexpected part {other:?} (expected bundle, signature, metadata, manifest, manifest-signature)"
+                )));
+            }
+        }
+    }
+    let Some(bundle) = bundle else {
+        return Err(UploadError::Client("no `bundle` part".into()));
+    };
+    let file_name = bundle
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("upload.tar.gz")
+        .to_string();
+    for (key, bytes) in sidecars {
+        let dest = match key {
+            "signature" => dir.join(format!("{file_name}.sig")),
+            "metadata" => dir.join(format!("{file_name}.metadata.json")),
+            "manifest" => dir.join("manifest/offline-manifest.json"),
+            _ => dir.join("manifest/offline-manifest.json.jws"),
+        };
+        if let Some(parent) = dest.parent() {
+            tokio::fs::create_dir_all(parent)
+                .await
+                .map_err(UploadError::Local)?;
+        }
+        tokio::fs::write(&dest, &bytes)
+            .await
+            .map_err(UploadError::Local)?;
+    }
+    Ok(bundle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_parse_as_rfc_9110_says() {
+        use RangeRequest::*;
+        assert_eq!(parse_range("bytes=0-9", 100), Part(0, 9));
+        assert_eq!(parse_range("bytes=90-", 100), Part(90, 99));
+        assert_eq!(parse_range("bytes=-10", 100), Part(90, 99));
+        assert_eq!(parse_range("bytes=-1000", 100), Part(0, 99));
+        assert_eq!(parse_range("bytes=50-1000", 100), Part(50, 99));
+        assert_eq!(parse_range("bytes=100-", 100), Unsatisfiable);
+        assert_eq!(parse_range("bytes=-0", 100), Unsatisfiable);
+        assert_eq!(parse_range("bytes=0-", 0), Unsatisfiable);
+        for ignored in [
+            "bytes=9-0",
+            "bytes=0-1,5-6",
+            "items=0-1",
+            "bytes=a-b",
+            "bytes=-",
+            "bytes=+1-2",
+            "bytes=0x1-",
+        ] {
+            assert_eq!(parse_range(ignored, 100), Full, "{ignored}");
+        }
+    }
+
+    #[test]
+    fn tokens_compare_whole() {
+        assert!(same_token(b"secret", b"secret"));
+        assert!(!same_token(b"secret", b"secreT"));
+        assert!(!same_token(b"secret", b"secret2"));
+        assert!(!same_token(b"", b"x"));
+    }
+
+    #[test]
+    fn etags_match_lists_and_weak_forms() {
+        assert!(etag_matches("\"a\", \"b\"", "\"b\""));
+        assert!(etag_matches("W/\"a\"", "\"a\""));
+        assert!(etag_matches("*", "\"a\""));
+        assert!(!etag_matches("\"c\"", "\"a\""));
+    }
+
+    #[test]
+    fn upload_names_are_one_plain_segment() {
+        assert_eq!(upload_name(Some("k.tar.gz")), "k.tar.gz");
+        assert_eq!(upload_name(Some("../../etc/k.tar.gz")), "k.tar.gz");
+        assert_eq!(upload_name(Some("..")), "upload.tar.gz");
+        assert_eq!(upload_name(Some(".hidden")), "upload.tar.gz");
+        assert_eq!(upload_name(None), "upload.tar.gz");
+    }
+}
