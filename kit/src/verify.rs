@@ -10,6 +10,8 @@
 //!
 //! Sidecars are found next to the bundle when not named: `<bundle>.sha256`, `.sig`,
 //! `.metadata.json`, and `manifest/offline-manifest.json` (+ `.jws`) in the same directory.
+//! A split kit ([`crate::split`]) is read through its parts, every part checked against its
+//! index on the way, and its sidecars are found where the whole bundle would be.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -158,7 +160,29 @@ pub fn check_input_digest(
     sidecars: &Sidecars,
 ) -> Result<([u8; 32], u64, bool)> {
     let (digest, size) = input.digest()?;
-    let checked = check_recorded_digest(&input.path(), &digest, size, sidecars)?;
+    let checked = check_recorded_digest(&input.path(), &digest, size, sidecars).map_err(|e| {
+        match (e, input.parts()) {
+            // Every part matched its index, but the whole is not the signed bundle:
+            // say where the bytes came from (the bundle path itself does not exist).
+            (
+                KitError::DigestMismatch {
+                    what,
+                    expected,
+                    actual,
+                },
+                Some(set),
+            ) => KitError::DigestMismatch {
+                what: format!(
+                    "{what}, reassembled from the {} parts {} lists",
+                    set.index().parts.len(),
+                    set.index_path().display()
+                ),
+                expected,
+                actual,
+            },
+            (e, _) => e,
+        }
+    })?;
     Ok((digest, size, checked))
 }
 
