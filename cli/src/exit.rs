@@ -106,7 +106,25 @@ pub fn kit_code(e: &KitError) -> ExitCode {
             ouk_kit::bundle::WriteError::Output(source) => io_code(source),
             _ => ExitCode::Validation,
         },
+        KitError::Part(p) => part_code(p),
         KitError::Delta(d) => delta_code(d),
         KitError::Store(s) => store_code(s),
+    }
+}
+
+/// The exit code for a split kit's error: damaged bytes (a part's size or digest, or the
+/// index's whole-bundle digest) are a digest mismatch like a damaged bundle (2); a missing
+/// part or index, or an index that does not parse, is a validation failure (11).
+pub fn part_code(e: &ouk_kit::split::PartError) -> ExitCode {
+    use ouk_kit::split::PartError;
+    match e {
+        PartError::Size { .. } | PartError::Digest { .. } | PartError::Whole { .. } => {
+            ExitCode::DigestMismatch
+        }
+        PartError::Missing { .. } | PartError::MissingIndex { .. } | PartError::BadIndex { .. } => {
+            ExitCode::Validation
+        }
+        PartError::NotAPart { .. } | PartError::Exists { .. } => ExitCode::Failure,
+        PartError::Io { source, .. } => io_code(source),
     }
 }

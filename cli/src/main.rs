@@ -46,7 +46,7 @@ enum Command {
     Gen(cmd::generation::GenCommand),
     /// The active generation, its labels and age.
     Status,
-    /// Offline kits: build, verify, list.
+    /// Offline kits: build, verify, import, split, list.
     #[command(subcommand)]
     Kit(cmd::kit::KitCommand),
     /// The debug store of a release.

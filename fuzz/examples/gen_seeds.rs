@@ -414,6 +414,50 @@ fn store(out: &Out, pack: Option<&Path>) {
     out.put("pack_frames", "okgr-generation.bin", &ouk_store::envelope::seal(*b"OKGR", 1, &gr));
 }
 
+/// Parts indexes of split kits: valid ones (four parts, one part) and refused ones.
+fn parts(out: &Out) {
+    use ouk_kit::split::{BundleRef, INDEX_FORMAT, PartRef, PartsIndex, part_name};
+    let index = |name: &str, data: &[u8], max: u64| {
+        let parts = data
+            .chunks(max as usize)
+            .enumerate()
+            .map(|(i, p)| PartRef {
+                name: part_name(name, i + 1),
+                size: p.len() as u64,
+                sha256: hex::encode(Sha256::digest(p)),
+            })
+            .collect();
+        PartsIndex {
+            format: INDEX_FORMAT.to_owned(),
+            bundle: BundleRef {
+                name: name.to_owned(),
+                size: data.len() as u64,
+                sha256: hex::encode(Sha256::digest(data)),
+            },
+            max_part_size: max,
+            parts,
+        }
+    };
+    let kit = "stella-ops-offline-kit-2025.10.0-edge.tar.gz";
+    let data: Vec<u8> = (0..3_011_701u64).map(|i| ((i * 7 + 3) % 256) as u8).collect();
+    let four = index(kit, &data, 752_926);
+    out.put("parts_index", "four-parts.json", &four.to_bytes());
+    let one = index("stella-ouk-2025-10-24.delta.tgz", &[b'x'; 100], 100);
+    let mut one = one;
+    one.max_part_size = 4_294_967_295;
+    out.put("parts_index", "one-part.json", &one.to_bytes());
+    let mut overflow = four.clone();
+    overflow.max_part_size = u64::MAX;
+    overflow.bundle.size = u64::MAX;
+    for p in &mut overflow.parts {
+        p.size = u64::MAX;
+    }
+    out.put("parts_index", "overflow.json", &overflow.to_bytes());
+    let mut traversal = four;
+    traversal.parts[1].name = "../../etc/passwd".to_owned();
+    out.put("parts_index", "traversal.json", &traversal.to_bytes());
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let Some(root) = args.get(1) else {
@@ -427,5 +471,6 @@ fn main() {
     signatures(&out, &fixture);
     deltas(&out);
     store(&out, args.get(2).map(Path::new));
+    parts(&out);
     let _ = std::io::stdout().flush();
 }

@@ -379,6 +379,42 @@ pub fn metadata_json(data: &[u8]) {
     }
 }
 
+/// `parts_index`: `<bundle>.parts.json` of a split kit
+/// ([`ouk_kit::split::PartsIndex::parse`], and [`ouk_kit::split::PartName::of`] on the input
+/// as a file name). An accepted index re-encodes to bytes that parse to the same value; its
+/// part sizes follow `maxPartSize` and add up to the bundle's size; its part names and its
+/// own name classify back to the bundle and the part numbers.
+pub fn parts_index(data: &[u8]) {
+    use ouk_kit::split::{PartName, PartsIndex, index_name};
+    if let Ok(text) = std::str::from_utf8(data) {
+        if let Some(n) = PartName::of(text) {
+            assert!(!n.bundle().is_empty(), "{text:?}: a part name of an empty bundle name");
+        }
+    }
+    let Ok(index) = PartsIndex::parse(data) else { return };
+    let again = PartsIndex::parse(&index.to_bytes()).expect("re-parse an accepted index");
+    assert_eq!(again, index, "an accepted index round-trips");
+    let mut total = 0u64;
+    let count = index.parts.len();
+    for (i, p) in index.parts.iter().enumerate() {
+        assert_eq!(
+            PartName::of(&p.name),
+            Some(PartName::Part { bundle: &index.bundle.name, number: i + 1 }),
+            "part {} name {:?}",
+            i + 1,
+            p.name
+        );
+        assert!(p.size >= 1 && p.size <= index.max_part_size, "{} size {}", p.name, p.size);
+        assert!(i + 1 == count || p.size == index.max_part_size, "{} is short", p.name);
+        total = total.checked_add(p.size).expect("accepted sizes do not overflow");
+    }
+    assert_eq!(total, index.bundle.size, "accepted sizes add up");
+    assert_eq!(
+        PartName::of(&index_name(&index.bundle.name)),
+        Some(PartName::Index { bundle: &index.bundle.name })
+    );
+}
+
 // ---------------------------------------------------------------------------------------
 // Signatures
 // ---------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ const TARGETS: &[(&str, Target)] = &[
     ("delta_header", ouk_fuzz::delta_header),
     ("patch_decoders", ouk_fuzz::patch_decoders),
     ("pack_frames", ouk_fuzz::pack_frames),
+    ("parts_index", ouk_fuzz::parts_index),
 ];
 
 fn fuzz_dir() -> PathBuf {
@@ -169,4 +170,10 @@ fn valid_seeds_are_accepted() {
         assert!(!scan.is_empty() && scan.iter().all(|(_, h)| h.is_ok()), "{file}");
     }
     ouk_delta::ChunkSetManifest::decode(&seed("pack_frames", "okcm-manifest.bin")).expect("okcm");
+    for file in ["four-parts.json", "one-part.json"] {
+        ouk_kit::split::PartsIndex::parse(&seed("parts_index", file)).expect(file);
+    }
+    for file in ["overflow.json", "traversal.json"] {
+        assert!(ouk_kit::split::PartsIndex::parse(&seed("parts_index", file)).is_err(), "{file} was accepted");
+    }
 }

@@ -44,6 +44,7 @@ use crate::import::{
 use crate::layout::FileEntry;
 use crate::manifest::{MANIFEST_PATH, MAX_MANIFEST_BYTES, OfflineManifest};
 use crate::sign::SigningKey;
+use crate::split::BundleInput;
 use crate::verify;
 
 /// Header entry.
@@ -362,6 +363,12 @@ pub fn make_from_inventory(
 
 /// True when `bundle` is a delta (by name, descriptor, or first entry).
 pub fn is_delta(bundle: &Path) -> bool {
+    is_delta_input(&BundleInput::File(bundle.to_path_buf()))
+}
+
+/// [`is_delta`] for a bundle or a split kit (named as its bundle; read through its parts).
+pub(crate) fn is_delta_input(input: &BundleInput) -> bool {
+    let bundle = &input.path();
     let name = bundle
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -375,7 +382,7 @@ pub fn is_delta(bundle: &Path) -> bool {
     {
         return m.kind == "delta";
     }
-    let Ok(file) = File::open(bundle) else {
+    let Ok(file) = input.reader() else {
         return false;
     };
     let mut reader = BundleReader::new(
@@ -404,7 +411,8 @@ fn read_header(dir: &Path) -> Result<DeltaHeader> {
     Ok(header)
 }
 
-fn unpack_delta(bundle: &Path, dir: &Path) -> Result<DeltaParts> {
+fn unpack_delta(input: &BundleInput, dir: &Path) -> Result<DeltaParts> {
+    let bundle = &input.path();
     // The header comes first (`delta make` writes it so), and the payload is bounded by the
     // size the header declares, not by a global cap: a signed delta with an endless payload
     // is refused at its declared size instead of filling the disk. A payload met before a
@@ -428,7 +436,7 @@ fn unpack_delta(bundle: &Path, dir: &Path) -> Result<DeltaParts> {
         JWS_PATH => Some(64 << 10),
         _ => None,
     };
-    let file = File::open(bundle).ctx(|| format!("open {}", bundle.display()))?;
+    let file = input.reader()?;
     let limits = ReadLimits {
         max_total_bytes: MAX_HEADER + MAX_PAYLOAD + (1 << 20),
         max_entries: 16,
@@ -493,7 +501,7 @@ pub fn show(bundle: &Path) -> Result<(DeltaHeader, DeltaSummary)> {
         return Err(KitError::NotFound(bundle.to_path_buf()));
     }
     let dir = tempfile::tempdir().ctx(|| "create a temporary directory".to_string())?;
-    let parts = unpack_delta(bundle, dir.path())?;
+    let parts = unpack_delta(&BundleInput::File(bundle.to_path_buf()), dir.path())?;
     let summary = parts.header.summary();
     Ok((parts.header, summary))
 }
@@ -549,7 +557,7 @@ pub(crate) fn import_delta(
             .and_then(|_| fs::create_dir_all(&tree))
             .ctx(|| format!("create {}", staging.display())),
     )?;
-    let parts = step("unpack", unpack_delta(&opts.bundle, &parts_dir))?;
+    let parts = step("unpack", unpack_delta(&v.input, &parts_dir))?;
     let header = &parts.header;
     let target_id = header.target.generation;
     let previous = step("verify", root.current().map_err(KitError::from))?;

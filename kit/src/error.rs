@@ -93,6 +93,9 @@ pub enum KitError {
     /// A bad argument.
     #[error("{0}")]
     Usage(String),
+    /// A split kit's part or index is missing, damaged or in the way.
+    #[error(transparent)]
+    Part(#[from] crate::split::PartError),
     /// The generation layer failed.
     #[error(transparent)]
     Delta(#[from] ouk_delta::DeltaError),

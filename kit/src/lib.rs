@@ -13,6 +13,7 @@ pub mod layout;
 pub mod manifest;
 pub mod provenance;
 pub mod sign;
+pub mod split;
 pub mod verify;
 
 pub use error::{KitError, Result};

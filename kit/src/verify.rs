@@ -10,6 +10,8 @@
 //!
 //! Sidecars are found next to the bundle when not named: `<bundle>.sha256`, `.sig`,
 //! `.metadata.json`, and `manifest/offline-manifest.json` (+ `.jws`) in the same directory.
+//! A split kit ([`crate::split`]) is read through its parts, every part checked against its
+//! index on the way, and its sidecars are found where the whole bundle would be.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -23,6 +25,7 @@ use crate::bundle::{BundleReader, ReadLimits};
 use crate::error::{IoContext, KitError, Result};
 use crate::manifest::{MANIFEST_PATH, MAX_MANIFEST_BYTES, OfflineManifest};
 use crate::sign::VerifyingKey;
+use crate::split::BundleInput;
 
 /// Files that accompany a bundle.
 #[derive(Debug, Clone, Default)]
@@ -148,10 +151,49 @@ pub fn parse_sha256_line(body: &[u8]) -> Option<String> {
 
 /// Step 1: the bundle's digest against its sidecars. Returns (sha256, size, checked?).
 pub fn check_digest(bundle: &Path, sidecars: &Sidecars) -> Result<([u8; 32], u64, bool)> {
-    if !bundle.is_file() {
-        return Err(KitError::NotFound(bundle.to_path_buf()));
-    }
-    let (digest, size) = sha256_file(bundle)?;
+    check_input_digest(&BundleInput::File(bundle.to_path_buf()), sidecars)
+}
+
+/// Step 1 for a bundle or a split kit (every part checked against its index on the way).
+pub fn check_input_digest(
+    input: &BundleInput,
+    sidecars: &Sidecars,
+) -> Result<([u8; 32], u64, bool)> {
+    let (digest, size) = input.digest()?;
+    let checked = check_recorded_digest(&input.path(), &digest, size, sidecars).map_err(|e| {
+        match (e, input.parts()) {
+            // Every part matched its index, but the whole is not the signed bundle:
+            // say where the bytes came from (the bundle path itself does not exist).
+            (
+                KitError::DigestMismatch {
+                    what,
+                    expected,
+                    actual,
+                },
+                Some(set),
+            ) => KitError::DigestMismatch {
+                what: format!(
+                    "{what}, reassembled from the {} parts {} lists",
+                    set.index().parts.len(),
+                    set.index_path().display()
+                ),
+                expected,
+                actual,
+            },
+            (e, _) => e,
+        }
+    })?;
+    Ok((digest, size, checked))
+}
+
+/// The digest and size of `bundle`'s bytes (computed by the caller) against its `.sha256`
+/// and `.metadata.json`. Returns whether anything was checked.
+pub fn check_recorded_digest(
+    bundle: &Path,
+    digest: &[u8; 32],
+    size: u64,
+    sidecars: &Sidecars,
+) -> Result<bool> {
     let actual = hex::encode(digest);
     let mismatch = |expected: String| KitError::DigestMismatch {
         what: format!(
@@ -179,7 +221,7 @@ pub fn check_digest(bundle: &Path, sidecars: &Sidecars) -> Result<([u8; 32], u64
         }
         checked = true;
     }
-    Ok((digest, size, checked))
+    Ok(checked)
 }
 
 /// Step 2: the bundle signature. `Ok(None)` when no keys were given (not checked).
@@ -270,13 +312,26 @@ pub fn check_content(
     manifest: &OfflineManifest,
     manifest_bytes: &[u8],
 ) -> Result<u64> {
+    check_input_content(
+        &BundleInput::File(bundle.to_path_buf()),
+        manifest,
+        manifest_bytes,
+    )
+}
+
+/// Step 4 for a bundle or a split kit.
+pub fn check_input_content(
+    input: &BundleInput,
+    manifest: &OfflineManifest,
+    manifest_bytes: &[u8],
+) -> Result<u64> {
     let declared: HashMap<&str, (u64, &str)> = manifest
         .artifacts
         .iter()
         .map(|a| (a.name.as_str(), (a.size, a.sha256.as_str())))
         .collect();
     let manifest_len = manifest_bytes.len() as u64;
-    let file = File::open(bundle).ctx(|| format!("open {}", bundle.display()))?;
+    let file = input.reader()?;
     let limits = ReadLimits::for_declared(
         manifest.artifacts.len() as u64 + 1,
         manifest.total_bytes() + manifest_len,
@@ -342,20 +397,22 @@ pub fn check_content(
     Ok(seen + 1)
 }
 
-/// `ouk kit verify`: steps 1-4 as far as the given material allows.
+/// `ouk kit verify`: steps 1-4 as far as the given material allows. `bundle` may be a part
+/// or the index of a split kit (see [`BundleInput::open`]).
 pub fn verify_bundle(
     bundle: &Path,
     explicit: Sidecars,
     keys: &[VerifyingKey],
 ) -> Result<VerifyReport> {
-    let sidecars = Sidecars::discover(bundle, explicit);
-    let (sha, size, digest_checked) = check_digest(bundle, &sidecars)?;
+    let input = BundleInput::open(bundle)?;
+    let sidecars = Sidecars::discover(&input.path(), explicit);
+    let (sha, size, digest_checked) = check_input_digest(&input, &sidecars)?;
     let signature_kid = check_signature(&sha, &sidecars, keys)?;
     let (manifest_kid, files_checked) = match &sidecars.manifest {
         Some(m) => {
             let (manifest, bytes, kid) =
                 load_manifest(m, sidecars.manifest_signature.as_deref(), keys)?;
-            (kid, Some(check_content(bundle, &manifest, &bytes)?))
+            (kid, Some(check_input_content(&input, &manifest, &bytes)?))
         }
         None => (None, None),
     };
@@ -371,7 +428,13 @@ pub fn verify_bundle(
 
 /// The manifest inside a bundle (reads only up to its entry).
 pub fn manifest_from_bundle(bundle: &Path) -> Result<(OfflineManifest, Vec<u8>)> {
-    let file = File::open(bundle).ctx(|| format!("open {}", bundle.display()))?;
+    manifest_from_input(&BundleInput::File(bundle.to_path_buf()))
+}
+
+/// The manifest inside a bundle or a split kit (reads only up to its entry).
+pub fn manifest_from_input(input: &BundleInput) -> Result<(OfflineManifest, Vec<u8>)> {
+    let bundle = &input.path();
+    let file = input.reader()?;
     // Sizes are not known yet: allow anything, bounded by the manifest limit for the
     // manifest itself; other entries are skipped without being read.
     let lookup = |p: &str| {

@@ -1,4 +1,4 @@
-//! `ouk kit {build|verify|manifest}`, `ouk debug-store mirror`, `ouk key generate`.
+//! `ouk kit {build|verify|import|split|manifest}`, `ouk debug-store mirror`, `ouk key generate`.
 
 use std::path::PathBuf;
 
@@ -45,7 +45,7 @@ pub enum KitCommand {
     },
     /// Verify a bundle's digest, signature and manifest; prints OK <sha256>.
     Verify {
-        /// The bundle.
+        /// The bundle (or a part or the index of a split kit).
         bundle: PathBuf,
         /// Public key (PKIX PEM) to check signatures with.
         #[arg(long)]
@@ -62,7 +62,7 @@ pub enum KitCommand {
     },
     /// Import a kit into the root: verify, unpack, check, ingest, activate.
     Import {
-        /// The bundle.
+        /// The bundle (or any part, or the index, of a split kit: the parts are read in place).
         bundle: PathBuf,
         /// The offline manifest (default: manifest/offline-manifest.json next to the bundle,
         /// else the bundle's own copy).
@@ -96,6 +96,9 @@ pub enum KitCommand {
         #[arg(long, value_name = "DAYS", default_value_t = ouk_kit::import::DEFAULT_MAX_AGE_DAYS)]
         max_kit_age: u64,
     },
+    /// Cut a bundle into parts of at most --max-size bytes (USB / FAT32); `kit import` and
+    /// `kit verify` take any part, or the index.
+    Split(crate::cmd::split::SplitArgs),
     /// List a kit's artifacts: name, sha256, size, capturedAt.
     Manifest {
         /// A bundle or an offline-manifest.json.
@@ -348,6 +351,7 @@ pub fn run(ctx: &Context, cmd: KitCommand) -> Result<ExitCode, Failure> {
             });
             Ok(ExitCode::Ok)
         }
+        KitCommand::Split(args) => crate::cmd::split::run(ctx, args),
         KitCommand::Manifest { file } => {
             if !file.is_file() {
                 return Err(Failure::new(

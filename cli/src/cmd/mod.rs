@@ -3,5 +3,6 @@
 pub mod delta;
 pub mod generation;
 pub mod kit;
+pub mod split;
 pub mod status;
 pub mod store;

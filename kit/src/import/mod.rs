@@ -49,6 +49,7 @@ use crate::error::{IoContext, KitError, Result};
 use crate::layout::{self, FileEntry, LayoutOptions};
 use crate::manifest::{MANIFEST_PATH, OfflineManifest};
 use crate::sign::VerifyingKey;
+use crate::split::BundleInput;
 use crate::verify::{self, Sidecars};
 
 const IMPORTS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("kit_imports");
@@ -265,12 +266,25 @@ fn quarantine(
     // Keep the evidence unless the refusal was for lack of space: the free-space check's
     // refusal, or the disk filling up mid-way (ENOSPC, code 12). A copy of the bundle would
     // take the space the operator frees for the next attempt. A failed copy is removed.
+    // Nor for a split kit with a part (or its index) missing: nothing is wrong with the
+    // parts that are there, and the operator copies the missing one and retries.
     let no_space = matches!(error, KitError::NoSpace { .. }) || code == 12;
-    if !no_space && bundle.is_file() {
-        let dest = dir.join(&name);
-        if fs::hard_link(bundle, &dest).is_err()
+    let incomplete = matches!(error, KitError::Part(p) if p.is_missing());
+    if no_space || incomplete {
+        return Some(dir);
+    }
+    // A bundle is kept as itself; a split kit as its index and parts.
+    for file in crate::split::evidence_files(bundle) {
+        let Some(file_name) = file.file_name() else {
+            continue;
+        };
+        if !file.is_file() {
+            continue;
+        }
+        let dest = dir.join(file_name);
+        if fs::hard_link(&file, &dest).is_err()
             && let (Ok(mut from), Ok(mut to)) = (
-                File::open(bundle),
+                File::open(&file),
                 OpenOptions::new().write(true).create_new(true).open(&dest),
             )
             && io::copy(&mut from, &mut to).is_err()
@@ -332,6 +346,8 @@ pub(crate) fn step<T>(name: &'static str, r: Result<T>) -> StepResult<T> {
 
 /// What steps 1-2 established about a bundle.
 pub(crate) struct Verified {
+    /// The bundle: a file, or a split kit's parts (every later pass reads through it).
+    pub input: BundleInput,
     pub bundle_sha: [u8; 32],
     pub signed_by: Option<String>,
     pub keys: Vec<VerifyingKey>,
@@ -339,8 +355,11 @@ pub(crate) struct Verified {
 }
 
 fn verify_step(root: &Root, opts: &ImportOptions) -> StepResult<Verified> {
-    let sidecars = Sidecars::discover(&opts.bundle, opts.sidecars.clone());
-    let (bundle_sha, _size, _) = step("verify", verify::check_digest(&opts.bundle, &sidecars))?;
+    // A part or index of a split kit names the parts (checked against the index as they
+    // are read); the sidecars are found where the whole bundle would be.
+    let input = step("verify", BundleInput::open(&opts.bundle))?;
+    let sidecars = Sidecars::discover(&input.path(), opts.sidecars.clone());
+    let (bundle_sha, _size, _) = step("verify", verify::check_input_digest(&input, &sidecars))?;
     let keys = step("verify", trusted_keys(root.dir(), &opts.extra_keys))?;
     let signed_by = if opts.allow_unsigned && keys.is_empty() {
         None
@@ -360,6 +379,7 @@ fn verify_step(root: &Root, opts: &ImportOptions) -> StepResult<Verified> {
         }
     };
     Ok(Verified {
+        input,
         bundle_sha,
         signed_by,
         keys,
@@ -571,7 +591,7 @@ fn run(
     progress: &mut dyn FnMut(u64),
 ) -> StepResult<ImportReport> {
     let v = verify_step(root, opts)?;
-    if crate::delta::is_delta(&opts.bundle) {
+    if crate::delta::is_delta_input(&v.input) {
         return crate::delta::import_delta(root, opts, &v, progress);
     }
     let (manifest, manifest_bytes) = match &v.sidecars.manifest {
@@ -583,7 +603,7 @@ fn run(
             )?;
             (m, bytes)
         }
-        None => step("verify", verify::manifest_from_bundle(&opts.bundle))?,
+        None => step("verify", verify::manifest_from_input(&v.input))?,
     };
     let target_id: GenerationId = manifest.generation_id.parse().map_err(|_| {
         (
@@ -614,7 +634,7 @@ fn run(
     )?;
     let mut writer = step("unpack", root.store().writer().map_err(KitError::from))?;
     let (entries, layout_entries) = unpack_and_stage(
-        &opts.bundle,
+        &v.input,
         &manifest,
         &manifest_bytes,
         &staging,
@@ -680,7 +700,7 @@ pub fn imports_recorded(root: &Root) -> usize {
 
 #[allow(clippy::type_complexity)]
 fn unpack_and_stage(
-    bundle: &Path,
+    bundle: &BundleInput,
     manifest: &OfflineManifest,
     manifest_bytes: &[u8],
     staging: &Path,
@@ -700,10 +720,7 @@ fn unpack_and_stage(
             declared.get(p).map(|d| d.0)
         }
     };
-    let file = step(
-        "unpack",
-        File::open(bundle).ctx(|| format!("open {}", bundle.display())),
-    )?;
+    let file = step("unpack", bundle.reader())?;
     let limits = ReadLimits::for_declared(
         manifest.artifacts.len() as u64 + 1,
         manifest.total_bytes() + manifest_len,
