@@ -128,3 +128,17 @@ pub fn part_code(e: &ouk_kit::split::PartError) -> ExitCode {
         PartError::Io { source, .. } => io_code(source),
     }
 }
+
+/// The exit code of a transport error (serve, pull, index).
+pub fn transport_code(e: &ouk_transport::TransportError) -> ExitCode {
+    use ouk_transport::TransportError as T;
+    match e {
+        T::Io { source, .. } => io_code(source),
+        T::Network { .. } | T::Status { .. } | T::NotPublished { .. } | T::Serve(_) => {
+            ExitCode::Failure
+        }
+        T::Invalid { .. } | T::ChangedMidResume { .. } => ExitCode::Validation,
+        T::DigestMismatch { .. } => ExitCode::DigestMismatch,
+        T::Kit(k) => kit_code(k.as_ref()),
+    }
+}

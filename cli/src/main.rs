@@ -64,6 +64,8 @@ enum Command {
     /// Signing keys.
     #[command(subcommand)]
     Key(cmd::kit::KeyCommand),
+    /// Publish a kit directory over HTTP (with ranges) and accept imports through the API.
+    Serve(cmd::transport::ServeArgs),
 }
 
 /// A command's failure: a message for stderr and the exit code.
@@ -152,6 +154,7 @@ fn main() -> std::process::ExitCode {
         Command::Trust(c) => cmd::kit::run_trust(&ctx, c),
         Command::Delta(c) => cmd::delta::run(&ctx, c),
         Command::Inventory(c) => cmd::delta::run_inventory(&ctx, c),
+        Command::Serve(a) => cmd::transport::run_serve(&ctx, a),
     });
     match result {
         Ok(code) => std::process::ExitCode::from(code as u8),

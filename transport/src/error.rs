@@ -70,12 +70,18 @@ pub enum TransportError {
         /// What the server says now.
         after: String,
     },
-    /// The bundle, once downloaded, failed verification.
+    /// The bundle, once downloaded, failed verification (boxed: it is large).
     #[error(transparent)]
-    Kit(#[from] ouk_kit::KitError),
+    Kit(Box<ouk_kit::KitError>),
     /// The server could not start.
     #[error("serve: {0}")]
     Serve(String),
+}
+
+impl From<ouk_kit::KitError> for TransportError {
+    fn from(e: ouk_kit::KitError) -> Self {
+        TransportError::Kit(Box::new(e))
+    }
 }
 
 /// Results of this crate.

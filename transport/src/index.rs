@@ -102,7 +102,14 @@ pub fn is_plain_path(path: &str) -> bool {
 /// directory is hashed once, not on every scan.
 #[derive(Default)]
 pub struct DigestCache {
-    known: Mutex<HashMap<PathBuf, (u64, u64, u64, i64, i64, String)>>,
+    known: Mutex<HashMap<PathBuf, CachedDigest>>,
+}
+
+/// A file's identity when it was hashed, and its digest.
+struct CachedDigest {
+    /// (device, inode, length, mtime seconds, mtime nanoseconds).
+    key: (u64, u64, u64, i64, i64),
+    hex: String,
 }
 
 impl DigestCache {
@@ -128,9 +135,9 @@ impl DigestCache {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(path)
-            && (k.0, k.1, k.2, k.3, k.4) == key
+            && k.key == key
         {
-            return Ok((k.2, k.5.clone()));
+            return Ok((key.2, k.hex.clone()));
         }
         let mut f = File::open(path).ctx(|| format!("open {}", path.display()))?;
         let mut sha = sha2::Sha256::new();
@@ -152,7 +159,10 @@ impl DigestCache {
         if after.len() == len && after.mtime() == key.3 && after.mtime_nsec() == key.4 {
             self.known.lock().unwrap_or_else(|p| p.into_inner()).insert(
                 path.to_path_buf(),
-                (key.0, key.1, len, key.3, key.4, hex.clone()),
+                CachedDigest {
+                    key: (key.0, key.1, len, key.3, key.4),
+                    hex: hex.clone(),
+                },
             );
         }
         Ok((len, hex))
@@ -332,11 +342,11 @@ impl PublishedIndex {
         kind: &str,
         channel: Option<&str>,
     ) -> Option<&PublishedBundle> {
-        self.bundles
-            .iter()
-            .filter(|b| b.kind == kind && channel.is_none_or(|c| b.channel == c))
-            .filter(|b| selector == "latest" || b.version == selector || b.name == selector)
-            .next_back()
+        self.bundles.iter().rfind(|b| {
+            b.kind == kind
+                && channel.is_none_or(|c| b.channel == c)
+                && (selector == "latest" || b.version == selector || b.name == selector)
+        })
     }
 
     /// The listed file at `path`, if any bundle lists it.

@@ -365,7 +365,7 @@ pub fn pull(opts: &PullOptions, progress: &mut dyn FnMut(&str, u64)) -> Result<P
         });
     }
     if report.signature_kid.is_none() && !opts.allow_unsigned {
-        return Err(TransportError::Kit(ouk_kit::KitError::Signature {
+        return Err(TransportError::from(ouk_kit::KitError::Signature {
             what: bundle.name.clone(),
             message: if opts.keys.is_empty() {
                 "no trusted key to check the signature with: give --key PUB (or add one to the root's trust store), or --allow-unsigned".into()

@@ -9,7 +9,8 @@
 //! - `POST /api/offline-kit/import`: the body (multipart `bundle` plus optional
 //!   `signature`, `metadata`, `manifest`, `manifest-signature` parts, or a raw bundle) is
 //!   streamed to `ROOT/uploads/`, then run through the same import pipeline as `ouk kit
-//!   import`; the answer is JSON with the exit code, and the HTTP status follows it;
+//!   import` (query: `dryRun=true`, `maxKitAge=DAYS`); the answer is JSON with the exit
+//!   code, and the HTTP status follows it ([`http_status_of`]);
 //! - `GET /api/offline-kit/status`: what `ouk status --json` prints.
 //!
 //! Invariants: a file URL reaches only a path the index lists (the whitelist is the only
@@ -647,13 +648,40 @@ where
     Ok(n)
 }
 
+/// What the import API's query string may say: `dryRun=true` (verify and check, do not
+/// activate) and `maxKitAge=DAYS` (the staleness window; 0: none), as `ouk kit import
+/// --dry-run --max-kit-age` do. Anything else is ignored.
+#[derive(Debug, PartialEq, Eq)]
+struct ImportQuery {
+    dry_run: bool,
+    max_kit_age: u64,
+}
+
+impl ImportQuery {
+    fn parse(query: &str) -> ImportQuery {
+        let mut q = ImportQuery {
+            dry_run: false,
+            max_kit_age: ouk_kit::import::DEFAULT_MAX_AGE_DAYS,
+        };
+        for kv in query.split('&') {
+            match kv.split_once('=') {
+                Some(("dryRun", v)) => q.dry_run = v == "true" || v == "1",
+                Some(("maxKitAge", v)) => {
+                    if let Ok(d) = v.parse() {
+                        q.max_kit_age = d;
+                    }
+                }
+                _ => {}
+            }
+        }
+        q
+    }
+}
+
 async fn import(State(st): State<AppState>, req: Request) -> Response {
     let t = Instant::now();
     let path = req.uri().path().to_string();
-    let dry_run = req.uri().query().is_some_and(|q| {
-        q.split('&')
-            .any(|kv| kv == "dryRun=true" || kv == "dry-run=true")
-    });
+    let query = ImportQuery::parse(req.uri().query().unwrap_or(""));
     let r = match authorize(&st, req.headers()) {
         Some(refused) => refused,
         None => {
@@ -662,7 +690,7 @@ async fn import(State(st): State<AppState>, req: Request) -> Response {
                 .root
                 .join("uploads")
                 .join(format!("{}-{n}", std::process::id()));
-            let r = receive_and_import(&st, req, &dir, dry_run).await;
+            let r = receive_and_import(&st, req, &dir, &query).await;
             let _ = tokio::fs::remove_dir_all(&dir).await;
             r
         }
@@ -671,7 +699,12 @@ async fn import(State(st): State<AppState>, req: Request) -> Response {
     r
 }
 
-async fn receive_and_import(st: &AppState, req: Request, dir: &Path, dry_run: bool) -> Response {
+async fn receive_and_import(
+    st: &AppState,
+    req: Request,
+    dir: &Path,
+    query: &ImportQuery,
+) -> Response {
     let failed = |status: StatusCode, code: u8, message: String| {
         json(
             status,
@@ -728,11 +761,11 @@ async fn receive_and_import(st: &AppState, req: Request, dir: &Path, dry_run: bo
         sidecars: Default::default(),
         extra_keys: Vec::new(),
         allow_unsigned: false,
-        dry_run,
+        dry_run: query.dry_run,
         force: None,
         wait: false,
         free_margin: ouk_kit::import::DEFAULT_FREE_MARGIN,
-        max_age_days: ouk_kit::import::DEFAULT_MAX_AGE_DAYS,
+        max_age_days: query.max_kit_age,
     };
     let root = st.root.clone();
     let code_of = st.code_of.clone();
@@ -740,7 +773,7 @@ async fn receive_and_import(st: &AppState, req: Request, dir: &Path, dry_run: bo
         let code = move |e: &KitError| code_of(e);
         ouk_kit::import::import(&root, &opts, &code, &mut |_| {}).map_err(|f| {
             let code = code(&f.error);
-            (code, f)
+            (code, Box::new(f))
         })
     })
     .await;
@@ -871,6 +904,21 @@ mod tests {
         ] {
             assert_eq!(parse_range(ignored, 100), Full, "{ignored}");
         }
+    }
+
+    #[test]
+    fn the_import_query_says_dry_run_and_age() {
+        let q = ImportQuery::parse("dryRun=true&maxKitAge=0&other=x");
+        assert_eq!(
+            q,
+            ImportQuery {
+                dry_run: true,
+                max_kit_age: 0
+            }
+        );
+        let q = ImportQuery::parse("maxKitAge=abc");
+        assert_eq!(q.max_kit_age, ouk_kit::import::DEFAULT_MAX_AGE_DAYS);
+        assert!(!q.dry_run);
     }
 
     #[test]

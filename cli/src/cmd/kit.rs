@@ -96,6 +96,10 @@ pub enum KitCommand {
         #[arg(long, value_name = "DAYS", default_value_t = ouk_kit::import::DEFAULT_MAX_AGE_DAYS)]
         max_kit_age: u64,
     },
+    /// Download a published kit (or delta) with its sidecars, resuming, and verify it.
+    Pull(crate::cmd::transport::PullArgs),
+    /// Write DIR/index.json, so a static web server can publish DIR for `kit pull`.
+    Index(crate::cmd::transport::IndexArgs),
     /// Cut a bundle into parts of at most --max-size bytes (USB / FAT32); `kit import` and
     /// `kit verify` take any part, or the index.
     Split(crate::cmd::split::SplitArgs),
@@ -352,6 +356,8 @@ pub fn run(ctx: &Context, cmd: KitCommand) -> Result<ExitCode, Failure> {
             Ok(ExitCode::Ok)
         }
         KitCommand::Split(args) => crate::cmd::split::run(ctx, args),
+        KitCommand::Pull(args) => crate::cmd::transport::run_pull(ctx, args),
+        KitCommand::Index(args) => crate::cmd::transport::run_index(ctx, args),
         KitCommand::Manifest { file } => {
             if !file.is_file() {
                 return Err(Failure::new(

@@ -6,3 +6,4 @@ pub mod kit;
 pub mod split;
 pub mod status;
 pub mod store;
+pub mod transport;

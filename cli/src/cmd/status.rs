@@ -23,7 +23,14 @@ struct Status {
     kit_age_days: Option<i64>,
 }
 
-pub fn run(ctx: &Context) -> Result<ExitCode, Failure> {
+/// The status document (`ouk status --json`), also what `GET /api/offline-kit/status`
+/// answers.
+pub fn status_json(ctx: &Context) -> Result<serde_json::Value, Failure> {
+    let st = gather(ctx)?;
+    serde_json::to_value(&st).map_err(|e| Failure::new(ExitCode::Failure, e.to_string()))
+}
+
+fn gather(ctx: &Context) -> Result<Status, Failure> {
     let root = ctx.open_root()?;
     let current = root.current()?;
     let gens = root.generations()?;
@@ -47,6 +54,12 @@ pub fn run(ctx: &Context) -> Result<ExitCode, Failure> {
         stale,
         kit_age_days,
     };
+    Ok(st)
+}
+
+pub fn run(ctx: &Context) -> Result<ExitCode, Failure> {
+    let st = gather(ctx)?;
+    let activated_at = st.activated_at;
     ctx.out.emit(&st, || {
         let Some(id) = st.current else {
             return format!("root {}: no active generation ({} quarantined)", st.root, st.quarantined);

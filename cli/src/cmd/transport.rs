@@ -1,0 +1,220 @@
+//! `ouk serve`, `ouk kit pull` and `ouk kit index`: carrying kits over HTTP.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::cmd::kit::load_public_keys;
+use crate::cmd::split::parse_size;
+use crate::exit::{ExitCode, kit_code, transport_code};
+use crate::output::{Output, bytes};
+use crate::{Context, Failure};
+
+fn failure(e: ouk_transport::TransportError) -> Failure {
+    Failure::new(transport_code(&e), e.to_string())
+}
+
+/// `ouk serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on. Loopback by default; give another address to serve a network.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// The directory to publish (kits and deltas as `kit build` / `delta make` write
+    /// them). Default: ROOT/kits.
+    #[arg(long)]
+    kits: Option<PathBuf>,
+    /// A file holding the bearer token of the import API. Without one (or
+    /// OUK_IMPORT_TOKEN) the import API is off.
+    #[arg(long)]
+    import_token_file: Option<PathBuf>,
+    /// Connections served at once.
+    #[arg(long, default_value_t = 64)]
+    max_connections: usize,
+    /// Seconds a connection has to send its request head.
+    #[arg(long, default_value_t = 10)]
+    header_timeout: u64,
+    /// Seconds requests in flight get to finish after SIGINT/SIGTERM.
+    #[arg(long, default_value_t = 30)]
+    shutdown_grace: u64,
+    /// Largest upload the import API accepts (e.g. 64GiB).
+    #[arg(long, default_value = "64GiB", value_parser = parse_size)]
+    max_upload: u64,
+    /// Limit each download to this many bytes per second (e.g. 10MiB).
+    #[arg(long, value_parser = parse_size)]
+    limit_rate: Option<u64>,
+}
+
+pub fn run_serve(ctx: &Context, args: ServeArgs) -> Result<ExitCode, Failure> {
+    let kits_dir = args.kits.unwrap_or_else(|| ctx.root.join("kits"));
+    let token = match &args.import_token_file {
+        Some(p) => Some(
+            std::fs::read_to_string(p)
+                .map_err(|e| Failure::new(ExitCode::Failure, format!("{}: {e}", p.display())))?
+                .trim()
+                .to_string(),
+        ),
+        None => std::env::var("OUK_IMPORT_TOKEN").ok(),
+    }
+    .filter(|t| !t.is_empty());
+    if token.as_ref().is_some_and(|t| t.len() < 16) {
+        return Err(Failure::new(
+            ExitCode::Validation,
+            "the import token must be at least 16 characters",
+        ));
+    }
+    let api = token.is_some();
+    let status_ctx = Context {
+        root: ctx.root.clone(),
+        out: Output {
+            json: true,
+            quiet: true,
+        },
+        wait: false,
+    };
+    let quiet = ctx.out.quiet;
+    let json = ctx.out.json;
+    let hooks = ouk_transport::serve::ServeHooks {
+        code_of: Arc::new(|e: &ouk_kit::KitError| kit_code(e) as u8),
+        status: Arc::new(move || {
+            crate::cmd::status::status_json(&status_ctx).map_err(|f| (f.code as u8, f.message))
+        }),
+        on_listening: Box::new(move |addr| {
+            // One line on stdout, so scripts (and tests) learn the port.
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"listening": addr.to_string(), "importApi": api})
+                );
+            } else {
+                println!(
+                    "listening on http://{addr}/ouk/ (import API {})",
+                    if api { "on" } else { "off" }
+                );
+            }
+        }),
+        log: Arc::new(move |line: &str| {
+            if !quiet {
+                eprintln!("{line}");
+            }
+        }),
+    };
+    let opts = ouk_transport::serve::ServeOptions {
+        listen: args.listen,
+        kits_dir,
+        root_dir: ctx.root.clone(),
+        max_connections: args.max_connections,
+        header_timeout: Duration::from_secs(args.header_timeout.max(1)),
+        shutdown_grace: Duration::from_secs(args.shutdown_grace),
+        import_token: token,
+        max_upload: args.max_upload,
+        limit_rate: args.limit_rate,
+    };
+    ouk_transport::serve::serve(opts, hooks).map_err(failure)?;
+    Ok(ExitCode::Ok)
+}
+
+/// `ouk kit pull`.
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    /// Base URL of the published directory, e.g. http://HOST:8080/ouk/.
+    #[arg(long)]
+    from: String,
+    /// Where the bundle and its sidecars go.
+    #[arg(long, default_value = "offline-kit")]
+    destination: PathBuf,
+    /// `latest`, a version, or a bundle name.
+    #[arg(default_value = "latest")]
+    selector: String,
+    /// Pull a kit or a delta.
+    #[arg(long, default_value = "kit", value_parser = ["kit", "delta"])]
+    kind: String,
+    /// Only from this channel.
+    #[arg(long)]
+    channel: Option<String>,
+    /// Public key (PKIX PEM) to verify the bundle's signature with (also: ROOT/trust).
+    #[arg(long)]
+    key: Vec<PathBuf>,
+    /// Accept a bundle whose signature could not be checked.
+    #[arg(long)]
+    allow_unsigned: bool,
+    /// Seconds to wait for the server to connect, answer or send more bytes.
+    #[arg(long, default_value_t = 30)]
+    timeout: u64,
+}
+
+pub fn run_pull(ctx: &Context, args: PullArgs) -> Result<ExitCode, Failure> {
+    let extra = load_public_keys(&args.key)?;
+    let keys = if ctx.root.join("trust").is_dir() {
+        ouk_kit::import::trusted_keys(&ctx.root, &extra).map_err(crate::cmd::kit::kit_failure)?
+    } else {
+        extra
+    };
+    let opts = ouk_transport::pull::PullOptions {
+        from: args.from,
+        destination: args.destination,
+        selector: args.selector,
+        kind: args.kind,
+        channel: args.channel,
+        keys,
+        allow_unsigned: args.allow_unsigned,
+        timeout: Duration::from_secs(args.timeout.max(1)),
+    };
+    let mut progress = ctx.out.progress("pull", 0);
+    let report = ouk_transport::pull::pull(&opts, &mut |_, n| progress.inc(n)).map_err(failure)?;
+    drop(progress);
+    ctx.out.emit(&report, || {
+        let mut s = format!(
+            "pulled {} ({} {}, {})\n  sha256 {}\n  {}",
+            report.path.display(),
+            report.bundle.kind,
+            report.bundle.version,
+            bytes(report.bundle.size),
+            report.bundle.sha256,
+            match &report.signed_by {
+                Some(kid) => format!("signature verified (kid {kid})"),
+                None => "signature NOT checked (--allow-unsigned)".into(),
+            }
+        );
+        for f in &report.files {
+            let how = match f.how.as_str() {
+                "resumed" => format!("resumed at {}", bytes(f.resumed_from)),
+                other => other.to_string(),
+            };
+            s.push_str(&format!("\n  {:<24} {}", how, f.path));
+        }
+        s
+    });
+    Ok(ExitCode::Ok)
+}
+
+/// `ouk kit index`.
+#[derive(Debug, Args)]
+pub struct IndexArgs {
+    /// The directory to index (writes DIR/index.json, for static web servers).
+    dir: PathBuf,
+}
+
+pub fn run_index(ctx: &Context, args: IndexArgs) -> Result<ExitCode, Failure> {
+    let (index, skipped) = ouk_transport::index::write_index(&args.dir).map_err(failure)?;
+    let doc = serde_json::json!({
+        "index": args.dir.join(ouk_transport::index::INDEX_NAME),
+        "bundles": index.bundles.len(),
+        "skipped": skipped,
+    });
+    ctx.out.emit(&doc, || {
+        let mut s = format!(
+            "wrote {} ({} bundles)",
+            args.dir.join(ouk_transport::index::INDEX_NAME).display(),
+            index.bundles.len()
+        );
+        for k in &skipped {
+            s.push_str(&format!("\n  not published: {}: {}", k.name, k.reason));
+        }
+        s
+    });
+    Ok(ExitCode::Ok)
+}

@@ -1,0 +1,568 @@
+//! End-to-end tests of `ouk serve`, `ouk kit pull` and `ouk kit index`: publishing,
+//! resuming after a killed client, refusing a file that changed mid-resume, the same
+//! client against nginx, path traversal, and the import API.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::hostile::fixture;
+use common::{build_signed_kit, code, ouk, sha256_file, small_tree};
+
+const TOKEN: &str = "test-token-0123456789abcdef";
+
+/// A running `ouk serve`, killed on drop.
+struct Server {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    fn base(&self) -> String {
+        format!("http://127.0.0.1:{}/ouk/", self.port)
+    }
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+fn serve(root: &Path, kits: &Path, extra: &[&str]) -> Server {
+    let log = root.with_extension("serve.log");
+    let mut child = Command::new(ouk())
+        .arg("--root")
+        .arg(root)
+        .args(["serve", "--listen", "127.0.0.1:0", "--kits"])
+        .arg(kits)
+        .args(extra)
+        .env_remove("OUK_IMPORT_TOKEN")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("start ouk serve");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port = line
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.split('/').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| {
+            panic!(
+                "no port in {line:?}: {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            )
+        });
+    Server { child, port, log }
+}
+
+fn pull(dest: &Path, from: &str, extra: &[&str]) -> (i32, serde_json::Value, String) {
+    let out = Command::new(ouk())
+        .args(["--json", "--root"])
+        .arg(dest.with_extension("noroot"))
+        .args(["kit", "pull", "--from", from, "--destination"])
+        .arg(dest)
+        .arg("--key")
+        .arg(fixture("fixture.pub"))
+        .args(extra)
+        .output()
+        .unwrap();
+    let v = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+    (
+        code(&out),
+        v,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn spawn_pull(dest: &Path, from: &str) -> Child {
+    Command::new(ouk())
+        .args(["-q", "--root"])
+        .arg(dest.with_extension("noroot"))
+        .args(["kit", "pull", "--from", from, "--destination"])
+        .arg(dest)
+        .arg("--key")
+        .arg(fixture("fixture.pub"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// Wait until `path` has at least `n` bytes (the transfer is rate-limited, so it gets
+/// there long before it ends), then kill the client.
+fn kill_when_partial(mut child: Child, path: &Path, n: u64, total: u64) -> u64 {
+    loop {
+        let have = std::fs::metadata(path).map_or(0, |m| m.len());
+        if have >= n {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            let have = std::fs::metadata(path).map_or(0, |m| m.len());
+            assert!(
+                have < total,
+                "the transfer finished before it could be killed"
+            );
+            return have;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("pull ended ({status}) before {n} bytes arrived");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn kits_dir(tmp: &Path, day: u32, version: &str) -> (PathBuf, PathBuf) {
+    let kits = tmp.join("kits");
+    let bundle = build_signed_kit(&small_tree(tmp, day), version, &kits);
+    (kits, bundle)
+}
+
+fn name(p: &Path) -> String {
+    p.file_name().unwrap().to_string_lossy().into_owned()
+}
+
+#[test]
+fn a_pull_fetches_the_bundle_and_sidecars_and_a_second_pull_fetches_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (kits, bundle) = kits_dir(tmp.path(), 0, "2025.10.1");
+    let s = serve(&tmp.path().join("root"), &kits, &[]);
+    let dest = tmp.path().join("dl");
+    let (rc, v, err) = pull(&dest, &s.base(), &[]);
+    assert_eq!(rc, 0, "{err}");
+    assert!(v["signedBy"].is_string(), "{v}");
+    let got = dest.join(name(&bundle));
+    assert_eq!(sha256_file(&got), sha256_file(&bundle));
+    for side in [".sha256", ".sig", ".metadata.json"] {
+        let n = format!("{}{side}", name(&bundle));
+        assert_eq!(
+            sha256_file(&dest.join(&n)),
+            sha256_file(&kits.join(&n)),
+            "{n}"
+        );
+    }
+    assert!(dest.join("manifest/offline-manifest.json").is_file());
+    // The pulled directory imports like the original.
+    let root = tmp.path().join("host");
+    let imp = Command::new(ouk())
+        .arg("--root")
+        .arg(&root)
+        .args(["kit", "import"])
+        .arg(&got)
+        .args(["--trust-key"])
+        .arg(fixture("fixture.pub"))
+        .args(["--free-margin", "0", "--max-kit-age", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&imp), 0, "{}", String::from_utf8_lossy(&imp.stderr));
+
+    let (rc, v, err) = pull(&dest, &s.base(), &[]);
+    assert_eq!(rc, 0, "{err}");
+    assert_eq!(
+        v["fetched"], 0,
+        "a complete download is not fetched again: {v}"
+    );
+
+    // Nothing there to pull: a clear error.
+    let (rc, _, err) = pull(&tmp.path().join("dl2"), &s.base(), &["--kind", "delta"]);
+    assert_eq!(rc, 1);
+    assert!(err.contains("no delta latest"), "{err}");
+    // No key: the signature cannot be checked, and the pull does not claim success.
+    let out = Command::new(ouk())
+        .args(["--root"])
+        .arg(tmp.path().join("nokeyroot"))
+        .args(["kit", "pull", "--from", &s.base(), "--destination"])
+        .arg(tmp.path().join("dl3"))
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 5, "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn a_killed_pull_resumes_with_a_range_request() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (kits, bundle) = kits_dir(tmp.path(), 0, "2025.10.1");
+    let size = std::fs::metadata(&bundle).unwrap().len();
+    // About four seconds for the whole bundle.
+    let rate = (size / 4).max(64 << 10).to_string();
+    let s = serve(&tmp.path().join("root"), &kits, &["--limit-rate", &rate]);
+    let dest = tmp.path().join("dl");
+    let part = dest.join(format!("{}.part", name(&bundle)));
+    let kept = kill_when_partial(spawn_pull(&dest, &s.base()), &part, size / 5, size);
+    assert!(kept > 0);
+
+    let (rc, v, err) = pull(&dest, &s.base(), &[]);
+    assert_eq!(rc, 0, "{err}");
+    let f = &v["files"][0];
+    assert_eq!(f["how"], "resumed", "{v}");
+    let from = f["resumedFrom"].as_u64().unwrap();
+    assert!(
+        from >= kept.min(size / 5),
+        "resumed from {from}, had {kept}"
+    );
+    assert_eq!(
+        f["fetched"].as_u64().unwrap(),
+        size - from,
+        "only the rest was fetched"
+    );
+    assert_eq!(sha256_file(&dest.join(name(&bundle))), sha256_file(&bundle));
+    assert!(!part.exists());
+    let log = s.log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains(&name(&bundle)) && l.contains(" 206 ")),
+        "the server saw a range request: {log}"
+    );
+}
+
+#[test]
+fn a_file_changed_on_the_server_mid_resume_is_refused_then_fetched_whole() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (kits, bundle) = kits_dir(tmp.path(), 0, "2025.10.1");
+    let size = std::fs::metadata(&bundle).unwrap().len();
+    let rate = (size / 4).max(64 << 10).to_string();
+    let s = serve(&tmp.path().join("root"), &kits, &["--limit-rate", &rate]);
+    let dest = tmp.path().join("dl");
+    let part = dest.join(format!("{}.part", name(&bundle)));
+    kill_when_partial(spawn_pull(&dest, &s.base()), &part, size / 5, size);
+
+    // The publisher rebuilds the same version from another tree (same names, new bytes).
+    let other = tmp.path().join("other");
+    let rebuilt = build_signed_kit(&small_tree(tmp.path(), 1), "2025.10.1", &other);
+    for entry in std::fs::read_dir(&other).unwrap() {
+        let p = entry.unwrap().path();
+        if p.is_file() {
+            std::fs::copy(&p, kits.join(p.file_name().unwrap())).unwrap();
+        }
+    }
+    assert_ne!(sha256_file(&rebuilt), sha256_file(&part));
+
+    let (rc, _, err) = pull(&dest, &s.base(), &[]);
+    assert_eq!(rc, 11, "{err}");
+    assert!(err.contains("changed on the server"), "{err}");
+    assert!(
+        !part.exists(),
+        "the partial file of the old version is gone"
+    );
+
+    let (rc, v, err) = pull(&dest, &s.base(), &[]);
+    assert_eq!(rc, 0, "{err}");
+    assert_eq!(v["files"][0]["how"], "downloaded");
+    assert_eq!(
+        sha256_file(&dest.join(name(&bundle))),
+        sha256_file(&rebuilt)
+    );
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// nginx serving `dir` on loopback (as root it runs its workers as root too, so they can
+/// read the test's private temporary directory).
+struct Nginx {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn nginx(dir: &Path, work: &Path, limit_rate: Option<u64>) -> Option<Nginx> {
+    let bin = ["/usr/sbin/nginx", "/usr/bin/nginx"]
+        .into_iter()
+        .find(|p| Path::new(p).is_file());
+    let Some(bin) = bin else {
+        assert!(
+            std::env::var_os("OUK_SKIP_NGINX").is_some(),
+            "nginx is not installed (apt-get install nginx-light, as .ci/run does); set OUK_SKIP_NGINX=1 to skip"
+        );
+        return None;
+    };
+    std::fs::create_dir_all(work).unwrap();
+    let port = free_port();
+    // SAFETY: geteuid has no preconditions.
+    let is_root = unsafe { libc::geteuid() } == 0;
+    let conf = format!(
+        "{user}daemon off;\nworker_processes 1;\npid {w}/nginx.pid;\nerror_log {w}/error.log;\nevents {{ worker_connections 64; }}\nhttp {{\n  access_log {w}/access.log;\n  client_body_temp_path {w}/body;\n  proxy_temp_path {w}/proxy;\n  fastcgi_temp_path {w}/fastcgi;\n  uwsgi_temp_path {w}/uwsgi;\n  scgi_temp_path {w}/scgi;\n  server {{\n    listen 127.0.0.1:{port};\n    root {d};\n    {rate}\n    location / {{ }}\n  }}\n}}\n",
+        user = if is_root { "user root;\n" } else { "" },
+        w = work.display(),
+        d = dir.display(),
+        rate = limit_rate
+            .map(|r| format!("limit_rate {r};"))
+            .unwrap_or_default(),
+    );
+    let conf_path = work.join("nginx.conf");
+    std::fs::write(&conf_path, conf).unwrap();
+    // Killed and reaped when the guard drops, whatever happens below.
+    let server = Nginx {
+        child: Command::new(bin)
+            .arg("-c")
+            .arg(&conf_path)
+            .arg("-p")
+            .arg(work)
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+        port,
+    };
+    // Ready when it accepts connections.
+    for _ in 0..500 {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Some(server);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    drop(server);
+    panic!(
+        "nginx did not start: {}",
+        std::fs::read_to_string(work.join("error.log")).unwrap_or_default()
+    );
+}
+
+#[test]
+fn the_same_pull_works_against_nginx_including_a_resume() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (kits, bundle) = kits_dir(tmp.path(), 0, "2025.10.1");
+    let idx = Command::new(ouk())
+        .args(["--json", "kit", "index"])
+        .arg(&kits)
+        .output()
+        .unwrap();
+    assert_eq!(code(&idx), 0, "{}", String::from_utf8_lossy(&idx.stderr));
+    assert!(kits.join("index.json").is_file());
+    let size = std::fs::metadata(&bundle).unwrap().len();
+    let Some(n) = nginx(
+        &kits,
+        &tmp.path().join("nginx"),
+        Some((size / 4).max(64 << 10)),
+    ) else {
+        return;
+    };
+    let base = format!("http://127.0.0.1:{}/", n.port);
+    let dest = tmp.path().join("dl");
+    let part = dest.join(format!("{}.part", name(&bundle)));
+    kill_when_partial(spawn_pull(&dest, &base), &part, size / 5, size);
+    let (rc, v, err) = pull(&dest, &base, &[]);
+    assert_eq!(rc, 0, "{err}");
+    assert_eq!(v["files"][0]["how"], "resumed", "{v}");
+    assert_eq!(sha256_file(&dest.join(name(&bundle))), sha256_file(&bundle));
+    let access = std::fs::read_to_string(tmp.path().join("nginx/access.log")).unwrap();
+    assert!(
+        access
+            .lines()
+            .any(|l| l.contains(&name(&bundle)) && l.contains("\" 206 ")),
+        "nginx served a range: {access}"
+    );
+}
+
+/// Send `path` as the request target, byte for byte, and return the status and body.
+fn raw_get(port: u16, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, text)
+}
+
+#[test]
+fn no_url_reaches_outside_the_published_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (kits, bundle) = kits_dir(tmp.path(), 0, "2025.10.1");
+    std::fs::write(tmp.path().join("secret.txt"), "TOPSECRET").unwrap();
+    std::fs::write(kits.join("unlisted.txt"), "TOPSECRET").unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", kits.join("passwd")).unwrap();
+    let s = serve(&tmp.path().join("root"), &kits, &[]);
+    let (ok, _) = raw_get(s.port, &format!("/ouk/{}", name(&bundle)));
+    assert_eq!(ok, 200);
+    for path in [
+        "/ouk/../secret.txt",
+        "/ouk/%2e%2e/secret.txt",
+        "/ouk/%2E%2E%2Fsecret.txt",
+        "/ouk/..%2fsecret.txt",
+        "/ouk/manifest/../../secret.txt",
+        "/ouk/manifest/%2e%2e/%2e%2e/secret.txt",
+        "/ouk/%252e%252e/secret.txt",
+        "/ouk/..%5csecret.txt",
+        "/ouk/%2fetc%2fpasswd",
+        "/ouk//etc/passwd",
+        "/ouk/passwd",
+        "/ouk/unlisted.txt",
+        "/ouk/.%2e/secret.txt",
+        "/ouk/%00",
+        "/ouk/%c0%ae%c0%ae/secret.txt",
+        "/../secret.txt",
+        "/etc/passwd",
+        "//etc/passwd",
+    ] {
+        let (status, body) = raw_get(s.port, path);
+        assert!(
+            matches!(status, 400 | 404),
+            "{path}: status {status}\n{body}"
+        );
+        assert!(
+            !body.contains("TOPSECRET") && !body.contains("root:"),
+            "{path}: {body}"
+        );
+    }
+}
+
+fn curl_import(
+    port: u16,
+    token: Option<&str>,
+    bundle: &Path,
+    query: &str,
+) -> (u16, serde_json::Value) {
+    let mut c = Command::new("curl");
+    c.args(["-s", "-o", "-", "-w", "\n%{http_code}", "-X", "POST"]);
+    if let Some(t) = token {
+        c.arg("-H").arg(format!("Authorization: Bearer {t}"));
+    }
+    c.arg("-F").arg(format!("bundle=@{}", bundle.display()));
+    let sig = PathBuf::from(format!("{}.sig", bundle.display()));
+    if sig.is_file() {
+        c.arg("-F").arg(format!("signature=@{}", sig.display()));
+    }
+    c.arg(format!(
+        "http://127.0.0.1:{port}/api/offline-kit/import{query}"
+    ));
+    let out = c.output().expect("curl (apt-get install curl)");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, status) = text.rsplit_once('\n').unwrap();
+    (
+        status.trim().parse().unwrap(),
+        serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+#[test]
+fn the_import_api_needs_its_token_and_answers_with_the_exit_code() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (kits, bundle) = kits_dir(tmp.path(), 0, "2025.10.1");
+    let root = tmp.path().join("root");
+    let t = Command::new(ouk())
+        .arg("--root")
+        .arg(&root)
+        .args(["trust", "add"])
+        .arg(fixture("fixture.pub"))
+        .output()
+        .unwrap();
+    assert_eq!(code(&t), 0);
+
+    // Without a configured token the API is off.
+    let off = serve(&root, &kits, &[]);
+    let (status, v) = curl_import(off.port, Some(TOKEN), &bundle, "");
+    assert_eq!(status, 403, "{v}");
+    drop(off);
+
+    let token_file = tmp.path().join("token");
+    std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
+    let s = serve(
+        &root,
+        &kits,
+        &["--import-token-file", token_file.to_str().unwrap()],
+    );
+    let (status, _) = curl_import(s.port, None, &bundle, "");
+    assert_eq!(status, 401);
+    let (status, _) = curl_import(s.port, Some("wrong-token-0123456789abcdef"), &bundle, "");
+    assert_eq!(status, 401);
+
+    // A damaged upload: refused with the importer's code, nothing activated.
+    let bad = tmp.path().join("bad").join(name(&bundle));
+    std::fs::create_dir_all(bad.parent().unwrap()).unwrap();
+    let mut bytes = std::fs::read(&bundle).unwrap();
+    bytes.truncate(bytes.len() / 2);
+    std::fs::write(&bad, &bytes).unwrap();
+    std::fs::copy(
+        format!("{}.sig", bundle.display()),
+        format!("{}.sig", bad.display()),
+    )
+    .unwrap();
+    let (status, v) = curl_import(s.port, Some(TOKEN), &bad, "?maxKitAge=0");
+    assert_eq!(status, 403, "{v}");
+    assert_eq!(v["exitCode"], 5, "the signature no longer matches: {v}");
+    assert_eq!(v["step"], "verify");
+    assert!(v["quarantined"].is_string(), "{v}");
+    assert!(!root.join("current").exists());
+
+    let (status, v) = curl_import(s.port, Some(TOKEN), &bundle, "?maxKitAge=0");
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["exitCode"], 0);
+    assert_eq!(v["report"]["outcome"], "activated");
+    let (status, v) = curl_import(s.port, Some(TOKEN), &bundle, "?maxKitAge=0");
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["report"]["outcome"], "already-active");
+
+    let out = Command::new("curl")
+        .args(["-s", "-H", &format!("Authorization: Bearer {TOKEN}")])
+        .arg(format!(
+            "http://127.0.0.1:{}/api/offline-kit/status",
+            s.port
+        ))
+        .output()
+        .unwrap();
+    let st: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(st["current"], v["report"]["generation"], "{st}");
+    assert!(!s.log().contains(TOKEN), "the token is never logged");
+    assert!(
+        !root.join("uploads").read_dir().unwrap().any(|_| true),
+        "uploads are cleaned"
+    );
+}
+
+#[test]
+fn sigterm_lets_a_download_in_flight_finish() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (kits, bundle) = kits_dir(tmp.path(), 0, "2025.10.1");
+    let size = std::fs::metadata(&bundle).unwrap().len();
+    let rate = (size / 3).max(64 << 10).to_string();
+    let mut s = serve(&tmp.path().join("root"), &kits, &["--limit-rate", &rate]);
+    let dest = tmp.path().join("dl");
+    let child = spawn_pull(&dest, &s.base());
+    let part = dest.join(format!("{}.part", name(&bundle)));
+    while std::fs::metadata(&part).map_or(0, |m| m.len()) == 0 {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let kill = Command::new("kill")
+        .args(["-TERM", &s.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    // The bundle's transfer was in flight: it completes and reaches its name. (The
+    // sidecars after it find the server gone; a re-run fetches them.)
+    let _ = child.wait_with_output().unwrap();
+    assert_eq!(sha256_file(&dest.join(name(&bundle))), sha256_file(&bundle));
+    let status = s.child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "serve exits cleanly: {}", s.log());
+}
