@@ -75,6 +75,8 @@ pub struct BundleListing {
     pub stored_as: &'static str,
     /// The recipe, for `tar`.
     pub recipe: Option<String>,
+    /// SHA-256 of the uncompressed tar stream (its store file), for `tar`.
+    pub tar_sha256: Option<FileDigest>,
     /// Uncompressed tar bytes, for `tar`.
     pub tar_size: Option<u64>,
     /// Sidecar paths.
@@ -87,11 +89,13 @@ pub struct BundleListing {
 
 impl From<&MirroredBundle> for BundleListing {
     fn from(b: &MirroredBundle) -> Self {
-        let (recipe, tar_size) = match &b.content {
-            StoredContent::Tar { size, recipe, .. } => {
-                (Some(recipe.deflate.to_string()), Some(*size))
-            }
-            StoredContent::Compressed => (None, None),
+        let (recipe, tar_sha256, tar_size) = match &b.content {
+            StoredContent::Tar {
+                sha256,
+                size,
+                recipe,
+            } => (Some(recipe.deflate.to_string()), Some(*sha256), Some(*size)),
+            StoredContent::Compressed => (None, None, None),
         };
         BundleListing {
             name: b.name.clone(),
@@ -102,6 +106,7 @@ impl From<&MirroredBundle> for BundleListing {
             size: b.size,
             stored_as: b.stored_as(),
             recipe,
+            tar_sha256,
             tar_size,
             sidecars: b.sidecars.iter().map(|s| s.path.clone()).collect(),
             signed_by: b.signed_by.clone(),
