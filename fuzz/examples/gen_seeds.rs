@@ -427,5 +427,55 @@ fn main() {
     signatures(&out, &fixture);
     deltas(&out);
     store(&out, args.get(2).map(Path::new));
+    mirror(&out);
     let _ = std::io::stdout().flush();
+}
+
+/// `mirror_record`: catalog records, one of each content kind.
+fn mirror(out: &Out) {
+    use ouk_kit::mirror::{Deflate, GzipRecipe, MirroredBundle, SidecarFile, StoredContent};
+    let name = "stella-ops-offline-kit-2025.10.0-edge.tar.gz";
+    let tar = MirroredBundle {
+        name: name.into(),
+        kind: "kit".into(),
+        version: "2025.10.0".into(),
+        channel: "edge".into(),
+        sha256: FileDigest(Sha256::digest(b"bundle").into()),
+        size: 1234,
+        added_at: 1_760_000_000,
+        signed_by: Some("kid".into()),
+        content: StoredContent::Tar {
+            sha256: FileDigest(Sha256::digest(b"tar").into()),
+            size: 10240,
+            recipe: GzipRecipe {
+                header: ouk_kit::bundle::pgzip::GZIP_HEADER.to_vec(),
+                deflate: Deflate::Pgzip { level: 6, block_size: 1 << 20 },
+            },
+        },
+        sidecars: vec![
+            SidecarFile {
+                path: format!("{name}.sha256"),
+                sha256: FileDigest(Sha256::digest(b"sha").into()),
+                size: 3,
+            },
+            SidecarFile {
+                path: "manifest/offline-manifest.json".into(),
+                sha256: FileDigest(Sha256::digest(b"m").into()),
+                size: 1,
+            },
+        ],
+    };
+    out.put("mirror_record", "kit-record.bin", &tar.encode());
+    let named = b"\x1f\x8b\x08\x08\0\0\0\0\x02\x03kit.tar\0".to_vec();
+    let zlib = MirroredBundle {
+        content: StoredContent::Tar {
+            sha256: FileDigest(Sha256::digest(b"tar").into()),
+            size: 10240,
+            recipe: GzipRecipe { header: named, deflate: Deflate::Zlib { level: 9 } },
+        },
+        ..tar.clone()
+    };
+    out.put("mirror_record", "zlib-record.bin", &zlib.encode());
+    let compressed = MirroredBundle { content: StoredContent::Compressed, kind: "delta".into(), ..tar };
+    out.put("mirror_record", "compressed-record.bin", &compressed.encode());
 }

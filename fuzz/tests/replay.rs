@@ -21,6 +21,7 @@ const TARGETS: &[(&str, Target)] = &[
     ("delta_header", ouk_fuzz::delta_header),
     ("patch_decoders", ouk_fuzz::patch_decoders),
     ("pack_frames", ouk_fuzz::pack_frames),
+    ("mirror_record", ouk_fuzz::mirror_record),
 ];
 
 fn fuzz_dir() -> PathBuf {

@@ -25,7 +25,8 @@ pub(crate) const PINS: TableDefinition<(&str, &[u8; 32]), ()> = TableDefinition:
 
 /// Pin `digest` for `holder` inside the caller's write transaction.
 pub fn pin(txn: &redb::WriteTransaction, holder: &str, digest: &FileDigest) -> Result<()> {
-    txn.open_table(PINS)?.insert((holder, digest.as_bytes()), ())?;
+    txn.open_table(PINS)?
+        .insert((holder, digest.as_bytes()), ())?;
     Ok(())
 }
 
