@@ -30,7 +30,7 @@ mkdir -p "$work/unpacked"
 tar -xzf "$bundle" -C "$work/unpacked" provenance manifest
 
 rm -rf "$corpus"
-mkdir -p "$corpus"/{tar_entries,unpack,offline_manifest,metadata_json,jws,cosign_sig,dsse,delta_header,patch_decoders,pack_frames,parts_index}
+mkdir -p "$corpus"/{tar_entries,unpack,offline_manifest,metadata_json,jws,cosign_sig,dsse,delta_header,patch_decoders,pack_frames,parts_index,mirror_record}
 
 cp "$bundle.metadata.json" "$corpus/metadata_json/kit.metadata.json"
 cp "$work/out/manifest/offline-manifest.json" "$corpus/offline_manifest/kit-manifest.json"

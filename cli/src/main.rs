@@ -58,6 +58,9 @@ enum Command {
     /// What this host has, for a connected site making deltas.
     #[command(subcommand)]
     Inventory(cmd::delta::InventoryCommand),
+    /// A mirror of bundles: kept deduplicated, given back byte-identical.
+    #[command(subcommand)]
+    Mirror(cmd::mirror::MirrorCommand),
     /// Keys this root trusts for imports.
     #[command(subcommand)]
     Trust(cmd::kit::TrustCommand),
@@ -152,6 +155,7 @@ fn main() -> std::process::ExitCode {
         Command::DebugStore(c) => cmd::kit::run_debug_store(&ctx, c),
         Command::Key(c) => cmd::kit::run_key(&ctx, c),
         Command::Trust(c) => cmd::kit::run_trust(&ctx, c),
+        Command::Mirror(c) => cmd::mirror::run(&ctx, c),
         Command::Delta(c) => cmd::delta::run(&ctx, c),
         Command::Inventory(c) => cmd::delta::run_inventory(&ctx, c),
         Command::Serve(a) => cmd::transport::run_serve(&ctx, a),

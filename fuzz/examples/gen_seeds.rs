@@ -345,7 +345,7 @@ fn deltas(out: &Out) {
     let header = make_delta(g(0), &a_files, &a, g(1), &b_files, &b, &opts, &mut payload).expect("make_delta");
     out.put("delta_header", "made.json", &serde_json::to_vec_pretty(&header).expect("json"));
     let hand = format!(
-        r#"{{"format":"ouk-delta/1","baseline":{{"generation":"{z}"}},"target":{{"generation":"{o}","version":"2025.10.1"}},"removed":["a/gone"],"files":[{{"path":"a/b","size":3,"sha256":"{z}","source":{{"kind":"baseline"}}}},{{"path":"c","mode":493,"size":5,"sha256":"{o}","source":{{"kind":"pieces","pieces":[{{"size":2,"encoding":"zstd","offset":0,"length":4}},{{"size":3,"encoding":"bsdiff-lzma","reference":{{"path":"a/gone","offset":0,"length":9}},"offset":4,"length":6}}]}}}},{{"path":"d","mode":384,"size":1,"sha256":"{z}","source":{{"kind":"solid"}}}},{{"path":"e","size":2,"sha256":"{o}","source":{{"kind":"solid"}}}}],"solid":{{"references":[{{"path":"a/gone","offset":1,"length":4}}],"offset":10,"length":2,"size":3}},"payloadSize":12}}"#,
+        r#"{{"format":"ouk-delta/2","baseline":{{"generation":"{z}"}},"target":{{"generation":"{o}","version":"2025.10.1"}},"removed":["a/gone"],"files":[{{"path":"a/b","size":3,"sha256":"{z}","source":{{"kind":"baseline"}}}},{{"path":"c","mode":493,"size":5,"source":{{"kind":"pieces","pieces":[{{"size":2,"encoding":"zstd","offset":0,"length":4}},{{"size":3,"encoding":"bsdiff-lzma","reference":{{"path":"a/gone","offset":0,"length":9}},"offset":4,"length":6}}]}}}},{{"path":"d","mode":384,"size":1,"source":{{"kind":"solid"}}}},{{"path":"e","size":2,"source":{{"kind":"trailer"}}}}],"solid":{{"references":[{{"path":"a/gone","offset":1,"length":4}}],"offset":10,"length":2,"size":1}},"trailer":{{"offset":12,"length":2,"size":2}},"payloadSize":14}}"#,
         z = "00".repeat(32),
         o = "11".repeat(32)
     );
@@ -472,5 +472,55 @@ fn main() {
     deltas(&out);
     store(&out, args.get(2).map(Path::new));
     parts(&out);
+    mirror(&out);
     let _ = std::io::stdout().flush();
+}
+
+/// `mirror_record`: catalog records, one of each content kind.
+fn mirror(out: &Out) {
+    use ouk_kit::mirror::{Deflate, GzipRecipe, MirroredBundle, SidecarFile, StoredContent};
+    let name = "stella-ops-offline-kit-2025.10.0-edge.tar.gz";
+    let tar = MirroredBundle {
+        name: name.into(),
+        kind: "kit".into(),
+        version: "2025.10.0".into(),
+        channel: "edge".into(),
+        sha256: FileDigest(Sha256::digest(b"bundle").into()),
+        size: 1234,
+        added_at: 1_760_000_000,
+        signed_by: Some("kid".into()),
+        content: StoredContent::Tar {
+            sha256: FileDigest(Sha256::digest(b"tar").into()),
+            size: 10240,
+            recipe: GzipRecipe {
+                header: ouk_kit::bundle::pgzip::GZIP_HEADER.to_vec(),
+                deflate: Deflate::Pgzip { level: 6, block_size: 1 << 20 },
+            },
+        },
+        sidecars: vec![
+            SidecarFile {
+                path: format!("{name}.sha256"),
+                sha256: FileDigest(Sha256::digest(b"sha").into()),
+                size: 3,
+            },
+            SidecarFile {
+                path: "manifest/offline-manifest.json".into(),
+                sha256: FileDigest(Sha256::digest(b"m").into()),
+                size: 1,
+            },
+        ],
+    };
+    out.put("mirror_record", "kit-record.bin", &tar.encode());
+    let named = b"\x1f\x8b\x08\x08\0\0\0\0\x02\x03kit.tar\0".to_vec();
+    let zlib = MirroredBundle {
+        content: StoredContent::Tar {
+            sha256: FileDigest(Sha256::digest(b"tar").into()),
+            size: 10240,
+            recipe: GzipRecipe { header: named, deflate: Deflate::Zlib { level: 9 } },
+        },
+        ..tar.clone()
+    };
+    out.put("mirror_record", "zlib-record.bin", &zlib.encode());
+    let compressed = MirroredBundle { content: StoredContent::Compressed, kind: "delta".into(), ..tar };
+    out.put("mirror_record", "compressed-record.bin", &compressed.encode());
 }

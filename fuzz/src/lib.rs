@@ -730,3 +730,27 @@ pub fn read_small(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
     std::fs::File::open(path)?.take(max).read_to_end(&mut out)?;
     Ok(out)
 }
+
+/// `mirror_record`: a mirror catalog record (`OKMB` envelope) read back from a root's
+/// index, which may be damaged. An accepted record names only safe paths (export writes
+/// them under `--output-dir`), carries a usable recipe, and re-encodes to the same bytes.
+pub fn mirror_record(data: &[u8]) {
+    use ouk_kit::mirror::{MirroredBundle, StoredContent};
+    let Ok(r) = MirroredBundle::decode(data) else { return };
+    assert!(!r.name.contains('/') && r.name != "." && r.name != "..", "unsafe name {:?}", r.name);
+    for s in &r.sidecars {
+        assert!(
+            !s.path.starts_with('/') && s.path.split('/').all(|c| !c.is_empty() && c != "." && c != ".."),
+            "unsafe sidecar path {:?}",
+            s.path
+        );
+    }
+    if let StoredContent::Tar { recipe, .. } = &r.content {
+        assert!(recipe.validate().is_ok());
+        // The recipe's compressor starts on any accepted recipe.
+        let mut c = recipe.compressor(Vec::new(), 1).expect("an accepted recipe compresses");
+        c.write_all(b"ouk").expect("compress");
+        c.finish().expect("finish");
+    }
+    assert_eq!(MirroredBundle::decode(&r.encode()).expect("re-decode"), r);
+}

@@ -22,6 +22,7 @@ const TARGETS: &[(&str, Target)] = &[
     ("patch_decoders", ouk_fuzz::patch_decoders),
     ("pack_frames", ouk_fuzz::pack_frames),
     ("parts_index", ouk_fuzz::parts_index),
+    ("mirror_record", ouk_fuzz::mirror_record),
 ];
 
 fn fuzz_dir() -> PathBuf {

@@ -11,6 +11,7 @@ mod error;
 pub mod import;
 pub mod layout;
 pub mod manifest;
+pub mod mirror;
 pub mod provenance;
 pub mod sign;
 pub mod split;

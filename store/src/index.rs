@@ -9,6 +9,7 @@
 //! | `store_chunks` | chunk id (32 bytes)  | [`ChunkLocation`], fixed 20 bytes        |
 //! | `store_packs`  | pack number (u32)    | committed length in bytes (u64)          |
 //! | `store_files`  | file sha256 (32)     | envelope bytes ([`FileRecord`])          |
+//! | `store_pins`   | (holder, file sha256) | nothing: a gc root ([`crate::pins`])   |
 //!
 //! Invariant: every `store_chunks` entry points inside the committed length of a pack in
 //! `store_packs`, and those bytes were fsynced before the entry's transaction committed.

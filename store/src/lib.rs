@@ -15,6 +15,8 @@
 //!   file read is also checked against its SHA-256. Wrong bytes are an error, never output.
 //! - **Pinned format.** The store header records the chunker parameters; opening a store
 //!   made with others is refused rather than silently mixing chunk boundaries.
+//! - **Pinned files are live.** [`Store::gc`] keeps every file a holder pinned ([`pins`]),
+//!   whatever live set its caller passes.
 //! - **One process.** redb locks the index file; a second process opening the same store
 //!   gets [`StoreError::Locked`]. Within a process one [`StoreWriter`] runs at a time.
 
@@ -26,6 +28,7 @@ mod id;
 pub mod index;
 mod maintenance;
 pub mod pack;
+pub mod pins;
 mod writer;
 
 use redb::ReadableDatabase;

@@ -283,18 +283,19 @@ impl Store {
         Ok(report)
     }
 
-    /// Drop every file not in `live_files`, every chunk no remaining file uses, and rewrite
-    /// packs whose live frames fill less than half of them.
+    /// Drop every file neither in `live_files` nor pinned ([`crate::pins`]), every chunk no
+    /// remaining file uses, and rewrite packs whose live frames fill less than half of them.
     pub fn gc(&self, live_files: &HashSet<FileDigest>) -> Result<GcReport> {
         let _exclusive = self.writer_lock.lock().unwrap_or_else(|p| p.into_inner());
         let mut report = GcReport::default();
         let txn = self.db.begin_read()?;
+        let pinned = crate::pins::pinned_in(&txn)?;
         let mut dead_files = Vec::new();
         let mut live_chunks: HashSet<ChunkId> = HashSet::new();
         for row in txn.open_table(FILES)?.iter()? {
             let (k, v) = row?;
             let digest = FileDigest(*k.value());
-            if live_files.contains(&digest) {
+            if live_files.contains(&digest) || pinned.contains(&digest) {
                 let rec = FileRecord::decode(v.value()).map_err(|e| StoreError::Record {
                     what: format!("file {digest}"),
                     message: e.to_string(),

@@ -337,3 +337,24 @@ fn an_index_io_error_stays_an_io_error() {
 fn libc_enospc() -> i32 {
     28
 }
+
+#[test]
+fn gc_keeps_pinned_files_until_unpinned() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = open(tmp.path());
+    let pinned_data = random(1 << 20, 20);
+    let pinned = store.put_reader(&pinned_data[..]).unwrap();
+    let txn = store.database().begin_write().unwrap();
+    crate::pins::pin(&txn, "test", &pinned.digest).unwrap();
+    txn.commit().unwrap();
+    assert!(store.pinned_files().unwrap().contains(&pinned.digest));
+    let report = store.gc(&HashSet::new()).unwrap();
+    assert_eq!(report.files_removed, 0);
+    assert_eq!(read_back(&store, &pinned.digest), pinned_data);
+    let txn = store.database().begin_write().unwrap();
+    crate::pins::unpin(&txn, "test", &pinned.digest).unwrap();
+    txn.commit().unwrap();
+    let report = store.gc(&HashSet::new()).unwrap();
+    assert_eq!(report.files_removed, 1);
+    assert!(store.file_record(&pinned.digest).unwrap().is_none());
+}

@@ -3,6 +3,7 @@
 pub mod delta;
 pub mod generation;
 pub mod kit;
+pub mod mirror;
 pub mod split;
 pub mod status;
 pub mod store;

@@ -44,7 +44,7 @@ pub const WINDOW: usize = 32 * 1024;
 
 /// The fixed gzip header: magic, CM=8 (deflate), FLG=0 (no name, comment, extra or header
 /// CRC), MTIME=0, XFL=0, OS=255.
-const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
+pub const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
 
 /// Options of the parallel compressor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,7 +132,14 @@ impl Drop for Pool {
 
 impl<W: Write> ParGzWriter<W> {
     /// Starts a gzip member on `out` (the header is written at once).
-    pub fn new(mut out: W, opts: GzOptions) -> io::Result<Self> {
+    pub fn new(out: W, opts: GzOptions) -> io::Result<Self> {
+        Self::with_header(out, opts, &GZIP_HEADER)
+    }
+
+    /// Starts a gzip member on `out` with `header` as its header bytes instead of the fixed
+    /// one (the mirror re-creating a bundle whose header it recorded). The caller vouches
+    /// that `header` is a complete RFC 1952 member header.
+    pub fn with_header(mut out: W, opts: GzOptions, header: &[u8]) -> io::Result<Self> {
         if opts.level > 9 {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -145,9 +152,9 @@ impl<W: Write> ParGzWriter<W> {
                 "block size must be >= 32 KiB and threads >= 1",
             ));
         }
-        out.write_all(&GZIP_HEADER)?;
+        out.write_all(header)?;
         let mut hasher = Sha256::new();
-        hasher.update(GZIP_HEADER);
+        hasher.update(header);
         let (job_tx, job_rx) = mpsc::channel::<Job>();
         let (done_tx, done_rx) = mpsc::channel::<Done>();
         let job_rx = Arc::new(Mutex::new(job_rx));
@@ -164,7 +171,7 @@ impl<W: Write> ParGzWriter<W> {
         Ok(ParGzWriter {
             out,
             hasher,
-            written: GZIP_HEADER.len() as u64,
+            written: header.len() as u64,
             level: opts.level,
             block_size: opts.block_size,
             buf: Vec::with_capacity(opts.block_size),

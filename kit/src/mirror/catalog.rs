@@ -1,0 +1,307 @@
+//! The mirror's catalog: one record per mirrored bundle, in table `mirror_bundles` of the
+//! root's index (the store's redb database), keyed by the bundle's SHA-256.
+//!
+//! A record ([`MirroredBundle`]) says what the bundle is (name, kind, version, channel,
+//! size, digest, who signed it) and how to give its bytes back: which store file holds the
+//! content ([`StoredContent`]: the tar stream inside plus the [`GzipRecipe`] that
+//! re-compresses it, or the compressed bytes themselves) and which store files hold its
+//! sidecars, under the relative paths they are written back to.
+//!
+//! Encoding: postcard inside the `OKMB` v1 envelope (`ouk_store::envelope`).
+//!
+//! Invariants:
+//! - Every store file a record names is pinned for holder [`PIN_HOLDER`] in the same
+//!   transaction that writes the record, so the store's gc keeps mirrored content.
+//! - A record is validated when decoded ([`MirroredBundle::decode`]): the bundle name is one
+//!   plain file name, sidecar paths are canonical relative paths (the bundle rules of
+//!   `bundle::path`), distinct and not the bundle's name, and the recipe is sane. Export
+//!   writes files under those names, so a damaged index cannot make it write elsewhere.
+
+use ouk_store::FileDigest;
+use ouk_store::envelope::{self, EnvelopeError};
+use redb::TableDefinition;
+use serde::{Deserialize, Serialize};
+
+use super::gzip::{GzipRecipe, RecipeError};
+
+/// bundle sha256 -> envelope bytes of a [`MirroredBundle`].
+pub(crate) const BUNDLES: TableDefinition<&[u8; 32], &[u8]> =
+    TableDefinition::new("mirror_bundles");
+
+/// The holder name of the mirror's pins in the store (`ouk_store::pins`).
+pub const PIN_HOLDER: &str = "mirror";
+
+const RECORD_KIND: [u8; 4] = *b"OKMB";
+const RECORD_VERSION: u16 = 1;
+
+/// Kinds of bundle the mirror keeps.
+pub const KINDS: [&str; 2] = ["kit", "delta"];
+
+/// One mirrored bundle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MirroredBundle {
+    /// The bundle's file name.
+    pub name: String,
+    /// `kit` or `delta`.
+    pub kind: String,
+    /// Version (a delta's target version).
+    pub version: String,
+    /// Channel.
+    pub channel: String,
+    /// SHA-256 of the bundle bytes.
+    pub sha256: FileDigest,
+    /// Bundle size in bytes.
+    pub size: u64,
+    /// Seconds since the epoch when added.
+    pub added_at: i64,
+    /// Key id whose signature verified when added (None: no trust store, not checked).
+    pub signed_by: Option<String>,
+    /// Where the bundle's bytes come from.
+    pub content: StoredContent,
+    /// Files that travel with the bundle.
+    pub sidecars: Vec<SidecarFile>,
+}
+
+/// How a bundle's bytes are kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StoredContent {
+    /// The uncompressed tar stream, re-compressed by `recipe` on export.
+    Tar {
+        /// SHA-256 of the tar stream (its store file).
+        sha256: FileDigest,
+        /// Its length.
+        size: u64,
+        /// What re-creates the bundle's gzip member from it.
+        recipe: GzipRecipe,
+    },
+    /// The compressed bundle bytes themselves (store file = the bundle's SHA-256): its gzip
+    /// stream could not be reproduced from the tar.
+    Compressed,
+}
+
+/// A sidecar: where it goes relative to the bundle's directory, and its store file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SidecarFile {
+    /// Relative path (`<bundle>.sha256`, `manifest/offline-manifest.json`, ...).
+    pub path: String,
+    /// SHA-256 (its store file).
+    pub sha256: FileDigest,
+    /// Length.
+    pub size: u64,
+}
+
+/// Why a catalog record is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CatalogError {
+    /// The envelope or its payload did not decode.
+    #[error(transparent)]
+    Envelope(#[from] EnvelopeError),
+    /// The recipe is not usable.
+    #[error(transparent)]
+    Recipe(#[from] RecipeError),
+    /// A name, path or kind breaks the rules in the module doc.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Whether `name` is one plain file name (what a bundle is written as).
+pub fn is_plain_file_name(name: &str) -> bool {
+    !name.contains('/') && crate::bundle::path::check(name).is_ok()
+}
+
+impl MirroredBundle {
+    /// The `OKMB` envelope bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        envelope::seal(RECORD_KIND, RECORD_VERSION, self)
+    }
+
+    /// Decode and validate a record.
+    pub fn decode(bytes: &[u8]) -> Result<MirroredBundle, CatalogError> {
+        let (_, record): (u16, MirroredBundle) =
+            envelope::open(RECORD_KIND, RECORD_VERSION, bytes)?;
+        record.validate()?;
+        Ok(record)
+    }
+
+    /// Check the invariants listed in the module doc.
+    pub fn validate(&self) -> Result<(), CatalogError> {
+        if !is_plain_file_name(&self.name) {
+            return Err(CatalogError::Invalid(format!(
+                "bundle name {:?} is not a plain file name",
+                self.name
+            )));
+        }
+        if !KINDS.contains(&self.kind.as_str()) {
+            return Err(CatalogError::Invalid(format!(
+                "kind {:?} is not kit or delta",
+                self.kind
+            )));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for s in &self.sidecars {
+            if let Err(problem) = crate::bundle::path::check(&s.path) {
+                return Err(CatalogError::Invalid(format!(
+                    "sidecar path {:?}: {problem}",
+                    s.path
+                )));
+            }
+            if s.path == self.name || !seen.insert(s.path.as_str()) {
+                return Err(CatalogError::Invalid(format!(
+                    "sidecar path {:?} repeats another file",
+                    s.path
+                )));
+            }
+        }
+        if let StoredContent::Tar { recipe, .. } = &self.content {
+            recipe.validate()?;
+        }
+        Ok(())
+    }
+
+    /// The store file holding the bundle's content.
+    pub fn content_file(&self) -> FileDigest {
+        match &self.content {
+            StoredContent::Tar { sha256, .. } => *sha256,
+            StoredContent::Compressed => self.sha256,
+        }
+    }
+
+    /// Every store file this record needs (content first, then sidecars).
+    pub fn store_files(&self) -> Vec<FileDigest> {
+        let mut out = vec![self.content_file()];
+        out.extend(self.sidecars.iter().map(|s| s.sha256));
+        out
+    }
+
+    /// `tar` or `compressed`.
+    pub fn stored_as(&self) -> &'static str {
+        match self.content {
+            StoredContent::Tar { .. } => "tar",
+            StoredContent::Compressed => "compressed",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bundle::pgzip::GZIP_HEADER;
+    use crate::mirror::gzip::{Deflate, OUK_PGZIP};
+
+    fn sample() -> MirroredBundle {
+        MirroredBundle {
+            name: "stella-ops-offline-kit-2025.10.0-edge.tar.gz".into(),
+            kind: "kit".into(),
+            version: "2025.10.0".into(),
+            channel: "edge".into(),
+            sha256: FileDigest::of(b"bundle"),
+            size: 1234,
+            added_at: 1_760_000_000,
+            signed_by: Some("kid".into()),
+            content: StoredContent::Tar {
+                sha256: FileDigest::of(b"tar"),
+                size: 10240,
+                recipe: GzipRecipe {
+                    header: GZIP_HEADER.to_vec(),
+                    deflate: OUK_PGZIP,
+                },
+            },
+            sidecars: vec![
+                SidecarFile {
+                    path: "stella-ops-offline-kit-2025.10.0-edge.tar.gz.sha256".into(),
+                    sha256: FileDigest::of(b"sha"),
+                    size: 3,
+                },
+                SidecarFile {
+                    path: "manifest/offline-manifest.json".into(),
+                    sha256: FileDigest::of(b"m"),
+                    size: 1,
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn records_round_trip() {
+        let r = sample();
+        let bytes = r.encode();
+        assert_eq!(&bytes[..4], b"OKMB");
+        assert_eq!(MirroredBundle::decode(&bytes).unwrap(), r);
+        let compressed = MirroredBundle {
+            content: StoredContent::Compressed,
+            signed_by: None,
+            ..r
+        };
+        assert_eq!(
+            MirroredBundle::decode(&compressed.encode()).unwrap(),
+            compressed
+        );
+        assert_eq!(compressed.content_file(), compressed.sha256);
+        assert_eq!(compressed.store_files().len(), 3);
+    }
+
+    #[test]
+    fn the_encoding_is_stable() {
+        // The record layout is part of the root's format: a change must be deliberate
+        // (a new envelope version), not a side effect of reordering fields.
+        let bytes = sample().encode();
+        use sha2::Digest;
+        assert_eq!(bytes.len(), 315);
+        assert_eq!(
+            hex::encode(sha2::Sha256::digest(&bytes)),
+            "d16449461afcbfaad6d019cbfcc8a570d4b32f285fd5e2b1680c024c3424532b",
+            "the OKMB v1 encoding moved"
+        );
+        assert_eq!(&bytes[4..6], &1u16.to_le_bytes());
+    }
+
+    #[test]
+    fn damaged_or_hostile_records_are_refused() {
+        let bytes = sample().encode();
+        for cut in [0, 5, 6, 40, bytes.len() - 1] {
+            assert!(MirroredBundle::decode(&bytes[..cut]).is_err(), "cut {cut}");
+        }
+        let mut newer = bytes.clone();
+        newer[4] = 2;
+        assert!(matches!(
+            MirroredBundle::decode(&newer),
+            Err(CatalogError::Envelope(
+                EnvelopeError::UnsupportedVersion { .. }
+            ))
+        ));
+        for bad in ["../x.tar.gz", "a/b.tar.gz", "", ".", "/abs"] {
+            let r = MirroredBundle {
+                name: bad.into(),
+                ..sample()
+            };
+            assert!(MirroredBundle::decode(&r.encode()).is_err(), "{bad:?}");
+        }
+        for bad in ["../escape", "/etc/passwd", "a//b", "manifest/../../x"] {
+            let mut r = sample();
+            r.sidecars[1].path = bad.into();
+            assert!(MirroredBundle::decode(&r.encode()).is_err(), "{bad:?}");
+        }
+        let mut dup = sample();
+        dup.sidecars[1].path = dup.sidecars[0].path.clone();
+        assert!(MirroredBundle::decode(&dup.encode()).is_err());
+        let mut same_as_bundle = sample();
+        same_as_bundle.sidecars[0].path = same_as_bundle.name.clone();
+        assert!(MirroredBundle::decode(&same_as_bundle.encode()).is_err());
+        let mut kind = sample();
+        kind.kind = "other".into();
+        assert!(MirroredBundle::decode(&kind.encode()).is_err());
+        let mut recipe = sample();
+        recipe.content = StoredContent::Tar {
+            sha256: FileDigest::of(b"tar"),
+            size: 1,
+            recipe: GzipRecipe {
+                header: vec![0x1f, 0x8b],
+                deflate: Deflate::Zlib { level: 6 },
+            },
+        };
+        assert!(matches!(
+            MirroredBundle::decode(&recipe.encode()),
+            Err(CatalogError::Recipe(_))
+        ));
+    }
+}

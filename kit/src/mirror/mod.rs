@@ -1,0 +1,706 @@
+//! The mirror: many bundles (weekly kits, deltas) kept deduplicated in a root's chunk
+//! store, each given back byte-identical on export.
+//!
+//! `add` verifies a bundle as `ouk kit verify` does (digest against its `.sha256` and
+//! `.metadata.json`, the cosign signature against the root's trust store when it has keys,
+//! a kit's content against its manifest), then stores the *uncompressed* tar stream inside
+//! it, so successive kits share chunks, plus its sidecars; the catalog ([`catalog`])
+//! records the gzip recipe ([`gzip`]) that re-creates the bundle from that stream. Whether
+//! the recipe works is decided there and then, by re-compressing the stream read back from
+//! the store and comparing with the original bytes; when no recipe reproduces them (a
+//! bundle another gzip wrote), the compressed bytes themselves are stored (still chunked)
+//! and the record says so.
+//!
+//! Invariants:
+//! - Nothing is cataloged that export could not reproduce: a record is written only after
+//!   its content, read back from the store, gave exactly the bundle's bytes (same SHA-256).
+//! - Catalog record and gc pins commit in one transaction ([`catalog::PIN_HOLDER`]).
+//! - Adding a bundle already in the catalog writes nothing.
+//! - `export` writes every file under a temporary directory inside the output directory,
+//!   checks each against its recorded SHA-256 and size, and only then renames them into
+//!   place; on any failure it removes what it wrote and no output file appears.
+
+pub mod catalog;
+pub mod gzip;
+
+use std::collections::HashSet;
+use std::fs::{self, File};
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use ouk_delta::Root;
+use ouk_store::{FileDigest, Store, StoreError};
+use redb::{ReadableDatabase, ReadableTable};
+use serde::Serialize;
+
+use crate::build::KitMetadata;
+use crate::error::{IoContext, KitError, Result};
+use crate::manifest::MANIFEST_PATH;
+use crate::verify::{self, Sidecars};
+
+pub use catalog::{MirroredBundle, SidecarFile, StoredContent};
+pub use gzip::{Deflate, GzipRecipe};
+
+/// Largest sidecar file the mirror keeps (manifests are the big ones).
+const MAX_SIDECAR_BYTES: u64 = 64 << 20;
+
+fn index_err(e: impl Into<redb::Error>) -> KitError {
+    KitError::Store(StoreError::from_index(e))
+}
+
+fn damaged_record(digest: &[u8; 32], e: catalog::CatalogError) -> KitError {
+    KitError::Store(StoreError::Record {
+        what: format!("mirror bundle {}", hex::encode(digest)),
+        message: e.to_string(),
+    })
+}
+
+/// A mirrored bundle as listed (`mirror list`, and in the other reports).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BundleListing {
+    /// File name.
+    pub name: String,
+    /// `kit` or `delta`.
+    pub kind: String,
+    /// Version.
+    pub version: String,
+    /// Channel.
+    pub channel: String,
+    /// Bundle SHA-256.
+    pub sha256: FileDigest,
+    /// Bundle bytes.
+    pub size: u64,
+    /// `tar` (re-compressed on export) or `compressed` (the bytes themselves).
+    pub stored_as: &'static str,
+    /// The recipe, for `tar`.
+    pub recipe: Option<String>,
+    /// SHA-256 of the uncompressed tar stream (its store file), for `tar`.
+    pub tar_sha256: Option<FileDigest>,
+    /// Uncompressed tar bytes, for `tar`.
+    pub tar_size: Option<u64>,
+    /// Sidecar paths.
+    pub sidecars: Vec<String>,
+    /// Key id that verified it when added.
+    pub signed_by: Option<String>,
+    /// When added, seconds since the epoch.
+    pub added_at: i64,
+}
+
+impl From<&MirroredBundle> for BundleListing {
+    fn from(b: &MirroredBundle) -> Self {
+        let (recipe, tar_sha256, tar_size) = match &b.content {
+            StoredContent::Tar {
+                sha256,
+                size,
+                recipe,
+            } => (Some(recipe.deflate.to_string()), Some(*sha256), Some(*size)),
+            StoredContent::Compressed => (None, None, None),
+        };
+        BundleListing {
+            name: b.name.clone(),
+            kind: b.kind.clone(),
+            version: b.version.clone(),
+            channel: b.channel.clone(),
+            sha256: b.sha256,
+            size: b.size,
+            stored_as: b.stored_as(),
+            recipe,
+            tar_sha256,
+            tar_size,
+            sidecars: b.sidecars.iter().map(|s| s.path.clone()).collect(),
+            signed_by: b.signed_by.clone(),
+            added_at: b.added_at,
+        }
+    }
+}
+
+/// What `add` did.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AddReport {
+    /// `added` or `already-mirrored` (nothing written).
+    pub outcome: &'static str,
+    /// The bundle.
+    pub bundle: BundleListing,
+    /// Bytes appended to packs by this add.
+    pub new_stored_bytes: u64,
+    /// Files checked against the manifest (kits with a manifest).
+    pub files_checked: Option<u64>,
+    /// Recipes tried that did not reproduce the bundle, with where they differed.
+    pub rejected_recipes: Vec<String>,
+}
+
+/// All catalog records, sorted by channel, then add time, then name.
+pub fn list(root: &Root) -> Result<Vec<MirroredBundle>> {
+    let txn = root.store().database().begin_read().map_err(index_err)?;
+    let table = match txn.open_table(catalog::BUNDLES) {
+        Ok(t) => t,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+        Err(e) => return Err(index_err(e)),
+    };
+    let mut out = Vec::new();
+    for row in table.iter().map_err(index_err)? {
+        let (k, v) = row.map_err(index_err)?;
+        let key = *k.value();
+        let record = MirroredBundle::decode(v.value()).map_err(|e| damaged_record(&key, e))?;
+        if record.sha256.as_bytes() != &key {
+            return Err(damaged_record(
+                &key,
+                catalog::CatalogError::Invalid("record is filed under another digest".into()),
+            ));
+        }
+        out.push(record);
+    }
+    out.sort_by(|a, b| (&a.channel, a.added_at, &a.name).cmp(&(&b.channel, b.added_at, &b.name)));
+    Ok(out)
+}
+
+fn lookup(root: &Root, sha: &FileDigest) -> Result<Option<MirroredBundle>> {
+    let txn = root.store().database().begin_read().map_err(index_err)?;
+    let table = match txn.open_table(catalog::BUNDLES) {
+        Ok(t) => t,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+        Err(e) => return Err(index_err(e)),
+    };
+    match table.get(sha.as_bytes()).map_err(index_err)? {
+        None => Ok(None),
+        Some(v) => MirroredBundle::decode(v.value())
+            .map(Some)
+            .map_err(|e| damaged_record(sha.as_bytes(), e)),
+    }
+}
+
+fn read_metadata(path: &Path) -> Result<KitMetadata> {
+    let len = fs::metadata(path)
+        .ctx(|| format!("stat {}", path.display()))?
+        .len();
+    if len > 1 << 20 {
+        return Err(KitError::Validation(format!(
+            "{}: larger than 1 MiB",
+            path.display()
+        )));
+    }
+    let bytes = fs::read(path).ctx(|| format!("read {}", path.display()))?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| KitError::Validation(format!("{}: {e}", path.display())))
+}
+
+/// The sidecars of `bundle` worth keeping: `(relative path, file)`.
+fn sidecar_files(bundle: &Path, name: &str, sidecars: &Sidecars) -> Vec<(String, PathBuf)> {
+    let mut out = Vec::new();
+    for (ext, found) in [
+        ("sha256", &sidecars.sha256),
+        ("sig", &sidecars.signature),
+        ("metadata.json", &sidecars.metadata),
+    ] {
+        if let Some(p) = found {
+            out.push((format!("{name}.{ext}"), p.clone()));
+        }
+    }
+    // The manifest and its companions only when discovery decided it is this bundle's.
+    if let Some(manifest) = &sidecars.manifest {
+        let dir = bundle.parent().unwrap_or(Path::new("."));
+        if manifest == &dir.join(MANIFEST_PATH) {
+            out.push((MANIFEST_PATH.to_string(), manifest.clone()));
+            for ext in ["sha256", "sig", "jws"] {
+                let p = dir.join(format!("{MANIFEST_PATH}.{ext}"));
+                if p.is_file() {
+                    out.push((format!("{MANIFEST_PATH}.{ext}"), p));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Try `recipe` on the store's `tar`: re-compress it and compare with `bundle` byte for
+/// byte. `Ok(None)` when it reproduces `expected`, `Ok(Some(why))` when it does not.
+fn try_recipe(
+    store: &Store,
+    tar: &FileDigest,
+    recipe: &GzipRecipe,
+    bundle: &Path,
+    expected: &FileDigest,
+    threads: usize,
+) -> Result<Option<String>> {
+    let original = File::open(bundle).ctx(|| format!("open {}", bundle.display()))?;
+    let mut sink = gzip::MatchingSink::new(BufReader::with_capacity(1 << 20, original));
+    let ran = (|| -> Result<()> {
+        let mut gz = recipe
+            .compressor(&mut sink, threads)
+            .ctx(|| "start the compressor".to_string())?;
+        store.read_file(tar, &mut gz)?;
+        gz.finish().ctx(|| "finish the gzip member".to_string())?;
+        Ok(())
+    })();
+    if let Some(at) = sink.diverged_at() {
+        return Ok(Some(format!("{}: differs from byte {at}", recipe.deflate)));
+    }
+    ran?;
+    match sink.finish().ctx(|| format!("read {}", bundle.display()))? {
+        Err(at) => Ok(Some(format!(
+            "{}: the bundle goes on past byte {at}",
+            recipe.deflate
+        ))),
+        Ok((digest, _)) if digest != *expected.as_bytes() => Err(KitError::DigestMismatch {
+            what: format!("{} changed while it was being mirrored", bundle.display()),
+            expected: expected.to_hex(),
+            actual: hex::encode(digest),
+        }),
+        Ok(_) => Ok(None),
+    }
+}
+
+/// `mirror add`: verify `bundle` and keep it; see the module doc.
+pub fn add(root: &Root, bundle: &Path, threads: usize) -> Result<AddReport> {
+    if !bundle.is_file() {
+        return Err(KitError::NotFound(bundle.to_path_buf()));
+    }
+    let name = bundle
+        .file_name()
+        .and_then(|n| n.to_str())
+        .filter(|n| catalog::is_plain_file_name(n))
+        .ok_or_else(|| {
+            KitError::Validation(format!("{}: not a usable file name", bundle.display()))
+        })?
+        .to_string();
+    let sidecars = Sidecars::discover(bundle, Sidecars::default());
+    let metadata = sidecars
+        .metadata
+        .as_deref()
+        .map(read_metadata)
+        .transpose()?;
+    let kind = metadata
+        .as_ref()
+        .map_or("kit", |m| m.kind.as_str())
+        .to_string();
+    if !catalog::KINDS.contains(&kind.as_str()) {
+        return Err(KitError::Validation(format!(
+            "{name}: kind {kind:?} is not kit or delta"
+        )));
+    }
+    // Verification: what `ouk kit verify` checks, with the root's trust store as the keys.
+    let keys = crate::import::trusted_keys(root.dir(), &[])?;
+    let (sha, size, signed_by, files_checked) = if kind == "kit" {
+        let report = verify::verify_bundle(bundle, Sidecars::default(), &keys)?;
+        let sha: FileDigest = report.sha256.parse().map_err(|_| {
+            KitError::Validation(format!("{name}: digest {:?} does not parse", report.sha256))
+        })?;
+        (sha, report.size, report.signature_kid, report.files_checked)
+    } else {
+        // A delta carries no offline manifest to check its content against.
+        let (sha, size, _) = verify::check_digest(bundle, &sidecars)?;
+        let kid = verify::check_signature(&sha, &sidecars, &keys)?;
+        (FileDigest(sha), size, kid, None)
+    };
+    if let Some(existing) = lookup(root, &sha)? {
+        return Ok(AddReport {
+            outcome: "already-mirrored",
+            bundle: BundleListing::from(&existing),
+            new_stored_bytes: 0,
+            files_checked,
+            rejected_recipes: Vec::new(),
+        });
+    }
+    let (version, channel) = match &metadata {
+        Some(m) => (m.version.clone(), m.channel.clone()),
+        None => {
+            let (m, _) = verify::manifest_from_bundle(bundle)?;
+            (m.version, m.channel)
+        }
+    };
+    let extra = sidecar_files(bundle, &name, &sidecars);
+    for (rel, path) in &extra {
+        let len = fs::metadata(path)
+            .ctx(|| format!("stat {}", path.display()))?
+            .len();
+        if len > MAX_SIDECAR_BYTES {
+            return Err(KitError::Validation(format!(
+                "{rel}: larger than {MAX_SIDECAR_BYTES} bytes"
+            )));
+        }
+    }
+    let store = root.store();
+    let mut new_stored_bytes = 0u64;
+    let put_sidecars = |w: &mut ouk_store::StoreWriter<'_>| -> Result<Vec<SidecarFile>> {
+        let mut out = Vec::new();
+        for (rel, path) in &extra {
+            let put = w.put_file(path, &mut |_| {})?;
+            out.push(SidecarFile {
+                path: rel.clone(),
+                sha256: put.digest,
+                size: put.size,
+            });
+        }
+        Ok(out)
+    };
+
+    // First choice: the tar stream plus a recipe that reproduces the bundle.
+    let mut rejected = Vec::new();
+    let mut head = Vec::new();
+    File::open(bundle)
+        .ctx(|| format!("open {}", bundle.display()))?
+        .take(gzip::MAX_HEADER_LEN as u64)
+        .read_to_end(&mut head)
+        .ctx(|| format!("read {}", bundle.display()))?;
+    let mut found: Option<(StoredContent, Vec<SidecarFile>)> = None;
+    match gzip::header_len(&head) {
+        Err(e) => rejected.push(e.to_string()),
+        Ok(len) => {
+            let mut w = store.writer()?;
+            let files = put_sidecars(&mut w)?;
+            let file = File::open(bundle).ctx(|| format!("open {}", bundle.display()))?;
+            let gz = flate2::read::GzDecoder::new(BufReader::with_capacity(1 << 20, file));
+            match w.put_reader(gz, &mut |_| {}) {
+                // Not a gzip stream flate2 decodes whole: keep the bytes (the writer's drop
+                // rolls its appends back).
+                Err(StoreError::Io { source, .. })
+                    if matches!(
+                        source.kind(),
+                        std::io::ErrorKind::InvalidData | std::io::ErrorKind::InvalidInput
+                    ) =>
+                {
+                    rejected.push(format!("the gzip stream does not decode: {source}"));
+                }
+                Err(e) => return Err(e.into()),
+                Ok(tar) => {
+                    new_stored_bytes += w.commit()?.new_stored_bytes;
+                    for recipe in GzipRecipe::candidates(&head[..len]) {
+                        match try_recipe(store, &tar.digest, &recipe, bundle, &sha, threads)? {
+                            None => {
+                                found = Some((
+                                    StoredContent::Tar {
+                                        sha256: tar.digest,
+                                        size: tar.size,
+                                        recipe,
+                                    },
+                                    files,
+                                ));
+                                break;
+                            }
+                            Some(why) => rejected.push(why),
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // Fallback: the compressed bytes themselves (the tar stored above, if any, is pinned
+    // by nothing and goes at the next gc).
+    let (content, sidecar_records) = match found {
+        Some(f) => f,
+        None => {
+            let mut w = store.writer()?;
+            let files = put_sidecars(&mut w)?;
+            let put = w.put_file(bundle, &mut |_| {})?;
+            new_stored_bytes += w.commit()?.new_stored_bytes;
+            if put.digest != sha {
+                return Err(KitError::DigestMismatch {
+                    what: format!("{} changed while it was being mirrored", bundle.display()),
+                    expected: sha.to_hex(),
+                    actual: put.digest.to_hex(),
+                });
+            }
+            // Read back through the store's verified path before cataloging it.
+            let mut sink = gzip::DigestWriter::new(std::io::sink());
+            store.read_file(&put.digest, &mut sink)?;
+            let (digest, len, _) = sink.finish();
+            if digest != *sha.as_bytes() || len != size {
+                return Err(KitError::DigestMismatch {
+                    what: format!("{name} read back from the store"),
+                    expected: sha.to_hex(),
+                    actual: hex::encode(digest),
+                });
+            }
+            (StoredContent::Compressed, files)
+        }
+    };
+    let record = MirroredBundle {
+        name,
+        kind,
+        version,
+        channel,
+        sha256: sha,
+        size,
+        added_at: ouk_delta::now_unix(),
+        signed_by,
+        content,
+        sidecars: sidecar_records,
+    };
+    record
+        .validate()
+        .map_err(|e| KitError::Validation(format!("{}: {e}", record.name)))?;
+    let txn = store.database().begin_write().map_err(index_err)?;
+    {
+        let mut table = txn.open_table(catalog::BUNDLES).map_err(index_err)?;
+        table
+            .insert(sha.as_bytes(), record.encode().as_slice())
+            .map_err(index_err)?;
+    }
+    for digest in record.store_files() {
+        ouk_store::pins::pin(&txn, catalog::PIN_HOLDER, &digest)?;
+    }
+    txn.commit().map_err(index_err)?;
+    Ok(AddReport {
+        outcome: "added",
+        bundle: BundleListing::from(&record),
+        new_stored_bytes,
+        files_checked,
+        rejected_recipes: rejected,
+    })
+}
+
+/// Which mirrored bundle `export` means.
+#[derive(Debug, Clone, Default)]
+pub struct Selector {
+    /// A version, a bundle file name, or a SHA-256 prefix (at least 8 hex digits).
+    pub what: String,
+    /// Only this channel.
+    pub channel: Option<String>,
+    /// Only this kind (`kit`, `delta`).
+    pub kind: Option<String>,
+}
+
+/// The one catalog record `selector` names.
+pub fn select(root: &Root, selector: &Selector) -> Result<MirroredBundle> {
+    let what = selector.what.as_str();
+    let is_digest_prefix =
+        what.len() >= 8 && what.len() <= 64 && what.bytes().all(|b| b.is_ascii_hexdigit());
+    let mut hits: Vec<MirroredBundle> = list(root)?
+        .into_iter()
+        .filter(|b| {
+            (b.version == what
+                || b.name == what
+                || (is_digest_prefix && b.sha256.to_hex().starts_with(&what.to_ascii_lowercase())))
+                && selector.channel.as_ref().is_none_or(|c| &b.channel == c)
+                && selector.kind.as_ref().is_none_or(|k| &b.kind == k)
+        })
+        .collect();
+    match hits.len() {
+        0 => Err(KitError::Usage(format!(
+            "no mirrored bundle matches {what:?} (see `ouk mirror list`)"
+        ))),
+        1 => Ok(hits.remove(0)),
+        _ => Err(KitError::Usage(format!(
+            "{what:?} matches {} bundles ({}): name one by file name or sha256, or give --channel / --kind",
+            hits.len(),
+            hits.iter()
+                .map(|b| b.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
+}
+
+/// What `export` wrote.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExportReport {
+    /// The bundle exported.
+    pub bundle: BundleListing,
+    /// The bundle file written.
+    pub path: PathBuf,
+    /// Every file written, relative to the output directory (bundle last).
+    pub files: Vec<String>,
+}
+
+/// Removes a temporary directory unless disarmed.
+struct TempDir(Option<PathBuf>);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = fs::remove_dir_all(p);
+        }
+    }
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .ctx(|| format!("fsync {}", dir.display()))
+}
+
+/// Write one store-produced file at `path`, checking its SHA-256 and length.
+fn write_checked(
+    path: &Path,
+    expected: &FileDigest,
+    size: u64,
+    what: &str,
+    produce: impl FnOnce(&mut dyn Write) -> Result<()>,
+) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).ctx(|| format!("create {}", dir.display()))?;
+    }
+    let file = File::create(path).ctx(|| format!("create {}", path.display()))?;
+    let mut out = gzip::DigestWriter::new(BufWriter::with_capacity(1 << 20, file));
+    produce(&mut out)?;
+    let (digest, len, buffered) = out.finish();
+    let file = buffered
+        .into_inner()
+        .map_err(|e| e.into_error())
+        .ctx(|| format!("write {}", path.display()))?;
+    if digest != *expected.as_bytes() || len != size {
+        return Err(KitError::DigestMismatch {
+            what: format!("{what} as re-created from the mirror ({len} bytes)"),
+            expected: expected.to_hex(),
+            actual: hex::encode(digest),
+        });
+    }
+    file.sync_all().ctx(|| format!("fsync {}", path.display()))
+}
+
+/// `mirror export`: re-create the selected bundle and its sidecars in `output_dir`; see the
+/// module doc.
+pub fn export(
+    root: &Root,
+    selector: &Selector,
+    output_dir: &Path,
+    threads: usize,
+) -> Result<ExportReport> {
+    let record = select(root, selector)?;
+    let store = root.store();
+    fs::create_dir_all(output_dir).ctx(|| format!("create {}", output_dir.display()))?;
+    let tmp_path = output_dir.join(format!(".tmp-mirror-export-{}", std::process::id()));
+    if tmp_path.exists() {
+        fs::remove_dir_all(&tmp_path).ctx(|| format!("remove {}", tmp_path.display()))?;
+    }
+    fs::create_dir(&tmp_path).ctx(|| format!("create {}", tmp_path.display()))?;
+    let tmp = TempDir(Some(tmp_path.clone()));
+    for s in &record.sidecars {
+        write_checked(&tmp_path.join(&s.path), &s.sha256, s.size, &s.path, |out| {
+            store.read_file(&s.sha256, out)?;
+            Ok(())
+        })?;
+    }
+    write_checked(
+        &tmp_path.join(&record.name),
+        &record.sha256,
+        record.size,
+        &record.name,
+        |out| {
+            match &record.content {
+                StoredContent::Compressed => {
+                    store.read_file(&record.sha256, out)?;
+                }
+                StoredContent::Tar { sha256, recipe, .. } => {
+                    let mut gz = recipe
+                        .compressor(out, threads)
+                        .ctx(|| "start the compressor".to_string())?;
+                    store.read_file(sha256, &mut gz)?;
+                    gz.finish().ctx(|| "finish the gzip member".to_string())?;
+                }
+            }
+            Ok(())
+        },
+    )?;
+    // Everything verified: move into place, sidecars first, the bundle last.
+    let mut files: Vec<String> = record.sidecars.iter().map(|s| s.path.clone()).collect();
+    files.push(record.name.clone());
+    let mut dirs: HashSet<PathBuf> = HashSet::new();
+    for rel in &files {
+        let to = output_dir.join(rel);
+        let dir = to.parent().unwrap_or(output_dir).to_path_buf();
+        fs::create_dir_all(&dir).ctx(|| format!("create {}", dir.display()))?;
+        fs::rename(tmp_path.join(rel), &to).ctx(|| format!("rename to {}", to.display()))?;
+        dirs.insert(dir);
+    }
+    for dir in &dirs {
+        sync_dir(dir)?;
+    }
+    drop(tmp);
+    Ok(ExportReport {
+        bundle: BundleListing::from(&record),
+        path: output_dir.join(&record.name),
+        files,
+    })
+}
+
+/// What `stats` reports.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MirrorStats {
+    /// Bundles mirrored.
+    pub bundles: u64,
+    /// Of which kits.
+    pub kits: u64,
+    /// Of which deltas.
+    pub deltas: u64,
+    /// Stored as their tar stream (re-compressed on export).
+    pub stored_as_tar: u64,
+    /// Stored as their compressed bytes.
+    pub stored_as_compressed: u64,
+    /// Sum of the bundles' sizes.
+    pub bundle_bytes: u64,
+    /// Sum of the sidecars' sizes.
+    pub sidecar_bytes: u64,
+    /// Distinct chunks the mirrored files use.
+    pub chunks: u64,
+    /// Their raw bytes.
+    pub unique_bytes: u64,
+    /// Their frames' bytes in packs (what the mirror's content takes on disk).
+    pub stored_bytes: u64,
+    /// Every pack of the store plus its index file, on disk (generations' data included).
+    pub store_disk_bytes: u64,
+    /// `bundle_bytes / stored_bytes`.
+    pub dedup_ratio: f64,
+}
+
+/// `mirror stats`.
+pub fn stats(root: &Root) -> Result<MirrorStats> {
+    let bundles = list(root)?;
+    let store = root.store();
+    let mut files: HashSet<FileDigest> = HashSet::new();
+    let mut s = MirrorStats {
+        bundles: bundles.len() as u64,
+        kits: 0,
+        deltas: 0,
+        stored_as_tar: 0,
+        stored_as_compressed: 0,
+        bundle_bytes: 0,
+        sidecar_bytes: 0,
+        chunks: 0,
+        unique_bytes: 0,
+        stored_bytes: 0,
+        store_disk_bytes: 0,
+        dedup_ratio: 0.0,
+    };
+    for b in &bundles {
+        if b.kind == "delta" {
+            s.deltas += 1;
+        } else {
+            s.kits += 1;
+        }
+        match b.content {
+            StoredContent::Tar { .. } => s.stored_as_tar += 1,
+            StoredContent::Compressed => s.stored_as_compressed += 1,
+        }
+        s.bundle_bytes += b.size;
+        s.sidecar_bytes += b.sidecars.iter().map(|f| f.size).sum::<u64>();
+        files.extend(b.store_files());
+    }
+    let mut chunks = HashSet::new();
+    for f in &files {
+        let rec = store.file_record(f)?.ok_or(StoreError::MissingFile(*f))?;
+        chunks.extend(rec.chunks);
+    }
+    for id in &chunks {
+        let loc = store.locate(id)?.ok_or(StoreError::MissingChunk(*id))?;
+        s.unique_bytes += u64::from(loc.raw_len);
+        s.stored_bytes += u64::from(loc.frame_len);
+    }
+    s.chunks = chunks.len() as u64;
+    let index = store.dir().join("index.redb");
+    let index_bytes = fs::metadata(&index)
+        .ctx(|| format!("stat {}", index.display()))?
+        .len();
+    s.store_disk_bytes = store.stats()?.pack_bytes + index_bytes;
+    if s.stored_bytes > 0 {
+        s.dedup_ratio = s.bundle_bytes as f64 / s.stored_bytes as f64;
+    }
+    Ok(s)
+}
+
+#[cfg(test)]
+mod tests;
