@@ -179,6 +179,25 @@ fn a_pull_fetches_the_bundle_and_sidecars_and_a_second_pull_fetches_nothing() {
     let (rc, _, err) = pull(&tmp.path().join("dl2"), &s.base(), &["--kind", "delta"]);
     assert_eq!(rc, 1);
     assert!(err.contains("no delta latest"), "{err}");
+    // A delta is published and pulled the same way (digest and signature verified).
+    let day1 = build_signed_kit(&small_tree(tmp.path(), 1), "2025.10.2", &kits);
+    let delta = common::hostile::make_delta(
+        &bundle,
+        &day1,
+        &kits.join("stella-ouk-2025-10-24.delta.tgz"),
+    );
+    let (rc, v, err) = pull(&tmp.path().join("dl2"), &s.base(), &["--kind", "delta"]);
+    assert_eq!(rc, 0, "{err}");
+    assert_eq!(v["bundle"]["kind"], "delta");
+    assert!(v["signedBy"].is_string(), "{v}");
+    assert_eq!(
+        sha256_file(&tmp.path().join("dl2").join(name(&delta))),
+        sha256_file(&delta)
+    );
+    // `latest` is now the day-1 kit.
+    let (rc, v, err) = pull(&tmp.path().join("dl4"), &s.base(), &[]);
+    assert_eq!(rc, 0, "{err}");
+    assert_eq!(v["bundle"]["version"], "2025.10.2");
     // No key: the signature cannot be checked, and the pull does not claim success.
     let out = Command::new(ouk())
         .args(["--root"])
