@@ -30,7 +30,7 @@ mkdir -p "$work/unpacked"
 tar -xzf "$bundle" -C "$work/unpacked" provenance manifest
 
 rm -rf "$corpus"
-mkdir -p "$corpus"/{tar_entries,unpack,offline_manifest,metadata_json,jws,cosign_sig,dsse,delta_header,patch_decoders,pack_frames,parts_index,mirror_record}
+mkdir -p "$corpus"/{tar_entries,unpack,offline_manifest,metadata_json,jws,cosign_sig,dsse,delta_header,patch_decoders,pack_frames,parts_index,mirror_record,published_index}
 
 cp "$bundle.metadata.json" "$corpus/metadata_json/kit.metadata.json"
 cp "$work/out/manifest/offline-manifest.json" "$corpus/offline_manifest/kit-manifest.json"
@@ -38,6 +38,9 @@ cp "$work/out/manifest/offline-manifest.json" "$corpus/offline_manifest/kit-mani
 size=$(stat -c %s "$bundle")
 "$ouk" -q kit split "$bundle" --max-size $(( (size + 3) / 4 )) --output-dir "$work/split"
 cp "$work"/split/*.parts.json "$corpus/parts_index/kit.parts.json"
+# published_index: the index `ouk kit index` writes for the kit directory.
+"$ouk" -q kit index "$work/out"
+cp "$work/out/index.json" "$corpus/published_index/kit-index.json"
 # jws input: token NUL payload
 { tr -d '\n' <"$work/out/manifest/offline-manifest.json.jws"; printf '\0'; cat "$work/out/manifest/offline-manifest.json"; } \
   >"$corpus/jws/kit-manifest.jws"

@@ -473,6 +473,7 @@ fn main() {
     store(&out, args.get(2).map(Path::new));
     parts(&out);
     mirror(&out);
+    published(&out);
     let _ = std::io::stdout().flush();
 }
 
@@ -524,3 +525,35 @@ fn mirror(out: &Out) {
     let compressed = MirroredBundle { content: StoredContent::Compressed, kind: "delta".into(), ..tar };
     out.put("mirror_record", "compressed-record.bin", &compressed.encode());
 }
+
+/// `published_index`: an index as `ouk serve` sends it, and hostile variants.
+fn published(out: &Out) {
+    let d = "ab".repeat(32);
+    let good = serde_json::json!({
+        "schema": "ouk-index/1",
+        "channels": ["edge"],
+        "bundles": [{
+            "name": "stella-ops-offline-kit-2025.10.1-edge.tar.gz", "kind": "kit",
+            "version": "2025.10.1", "channel": "edge", "createdAt": "2025-10-23T00:00:00Z",
+            "generationId": "cd".repeat(32), "sha256": d, "size": 3463358,
+            "files": [
+                {"path": "stella-ops-offline-kit-2025.10.1-edge.tar.gz", "size": 3463358, "sha256": d},
+                {"path": "stella-ops-offline-kit-2025.10.1-edge.tar.gz.sig", "size": 96, "sha256": "01".repeat(32)},
+                {"path": "manifest/offline-manifest.json", "size": 900, "sha256": "02".repeat(32)}
+            ]
+        }, {
+            "name": "stella-ouk-2025-10-24.delta.tgz", "kind": "delta",
+            "version": "2025.10.2", "channel": "edge", "createdAt": "2025-10-24T00:00:00Z",
+            "generationId": "ef".repeat(32), "sha256": "03".repeat(32), "size": 1234,
+            "files": [{"path": "stella-ouk-2025-10-24.delta.tgz", "size": 1234, "sha256": "03".repeat(32)}]
+        }]
+    });
+    out.put("published_index", "index.json", &serde_json::to_vec_pretty(&good).expect("json"));
+    let mut escape = good.clone();
+    escape["bundles"][0]["files"][2]["path"] = "../../etc/cron.d/x".into();
+    out.put("published_index", "escape.json", &serde_json::to_vec(&escape).expect("json"));
+    let mut absolute = good.clone();
+    absolute["bundles"][1]["name"] = "/tmp/x.tgz".into();
+    out.put("published_index", "absolute.json", &serde_json::to_vec(&absolute).expect("json"));
+}
+

@@ -754,3 +754,33 @@ pub fn mirror_record(data: &[u8]) {
     }
     assert_eq!(MirroredBundle::decode(&r.encode()).expect("re-decode"), r);
 }
+
+/// `published_index`: the `index.json` a server sends to `ouk kit pull`
+/// ([`ouk_transport::index::PublishedIndex::parse`]). An accepted index names only plain
+/// relative paths (so a pull cannot write outside its destination), lists each bundle
+/// first among its own files with the bundle's digest and size, round-trips through JSON,
+/// and `select` / `file` answer without panicking.
+pub fn published_index(data: &[u8]) {
+    use ouk_transport::index::{PublishedIndex, is_plain_path};
+    let Ok(index) = PublishedIndex::parse(data) else { return };
+    for b in &index.bundles {
+        assert!(is_plain_path(&b.name) && !b.name.contains('/'), "bundle name {:?}", b.name);
+        let first = b.files.first().expect("an accepted bundle lists itself");
+        assert_eq!((&first.path, &first.sha256, first.size), (&b.name, &b.sha256, b.size));
+        for f in &b.files {
+            assert!(is_plain_path(&f.path), "path {:?}", f.path);
+            assert!(!f.path.split('/').any(|s| s == ".." || s == "."), "path {:?}", f.path);
+            assert_eq!(index.file(&f.path).map(|g| &g.path), Some(&f.path));
+        }
+    }
+    for kind in ["kit", "delta"] {
+        let _ = index.select("latest", kind, None);
+        if let Some(b) = index.bundles.first() {
+            let _ = index.select(&b.version, kind, Some(&b.channel));
+        }
+    }
+    let text = serde_json::to_vec(&index).expect("serialize index");
+    let again = PublishedIndex::parse(&text).expect("re-parse an accepted index");
+    assert_eq!(again, index, "an accepted index round-trips");
+}
+

@@ -23,6 +23,7 @@ const TARGETS: &[(&str, Target)] = &[
     ("pack_frames", ouk_fuzz::pack_frames),
     ("parts_index", ouk_fuzz::parts_index),
     ("mirror_record", ouk_fuzz::mirror_record),
+    ("published_index", ouk_fuzz::published_index),
 ];
 
 fn fuzz_dir() -> PathBuf {
@@ -83,6 +84,13 @@ fn seed(target: &str, file: &str) -> Vec<u8> {
 fn valid_seeds_are_accepted() {
     use ouk_kit::bundle::{BundleReader, ReadLimits};
     use std::io::Read;
+
+    let index = ouk_transport::index::PublishedIndex::parse(&seed("published_index", "index.json"))
+        .expect("published_index/index.json");
+    assert_eq!(index.bundles.len(), 2);
+    for hostile in ["escape.json", "absolute.json"] {
+        assert!(ouk_transport::index::PublishedIndex::parse(&seed("published_index", hostile)).is_err(), "{hostile}");
+    }
 
     for file in ["bundle-writer.gz", "bundle-writer.tar", "pax.tar", "ustar-prefix.tar", "gnu-longname.tar"] {
         let data = seed("tar_entries", file);
