@@ -247,6 +247,41 @@ fn a_killed_pull_resumes_with_a_range_request() {
 }
 
 #[test]
+fn a_server_killed_mid_transfer_leaves_a_partial_file_the_next_pull_completes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (kits, bundle) = kits_dir(tmp.path(), 0, "2025.10.1");
+    let size = std::fs::metadata(&bundle).unwrap().len();
+    let rate = (size / 4).max(64 << 10).to_string();
+    let root = tmp.path().join("root");
+    let s = serve(&root, &kits, &["--limit-rate", &rate]);
+    let dest = tmp.path().join("dl");
+    let part = dest.join(format!("{}.part", name(&bundle)));
+    let client = spawn_pull(&dest, &s.base());
+    while std::fs::metadata(&part).map_or(0, |m| m.len()) < size / 5 {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    drop(s); // SIGKILL: the connection breaks mid-body
+    let out = client.wait_with_output().unwrap();
+    assert_ne!(
+        out.status.code(),
+        Some(0),
+        "the pull must not claim success"
+    );
+    let kept = std::fs::metadata(&part).map_or(0, |m| m.len());
+    assert!(
+        kept >= size / 5 && kept < size,
+        "the partial file is kept: {kept}"
+    );
+
+    let s = serve(&root, &kits, &[]);
+    let (rc, v, err) = pull(&dest, &s.base(), &[]);
+    assert_eq!(rc, 0, "{err}");
+    assert_eq!(v["files"][0]["how"], "resumed", "{v}");
+    assert_eq!(v["files"][0]["resumedFrom"].as_u64(), Some(kept));
+    assert_eq!(sha256_file(&dest.join(name(&bundle))), sha256_file(&bundle));
+}
+
+#[test]
 fn a_file_changed_on_the_server_mid_resume_is_refused_then_fetched_whole() {
     let tmp = tempfile::tempdir().unwrap();
     let (kits, bundle) = kits_dir(tmp.path(), 0, "2025.10.1");
