@@ -1,10 +1,12 @@
 //! Applying a delta: rebuilding the target files the baseline lacks, verified.
 //!
 //! Files whose source is `baseline` are not written: the host's store has their content
-//! and materialization hard-links or rehydrates them. Every other file is decoded into
-//! `out_dir` (created with `create_new`, so nothing is overwritten) and its SHA-256 is
-//! computed on the way: the caller checks every one against the rebuilt manifest before it
-//! uses any. Order matters: pieces, then the solid block, then the trailer block, whose
+//! and materialization hard-links or rehydrates them. Every other file is decoded, piece by
+//! piece, into a [`RebuiltSink`]: [`DirSink`] writes it into a directory (created with
+//! `create_new`, so nothing is overwritten) hashing it on the way; the importer's sink also
+//! feeds the same bytes to the store writer, so a rebuilt file is read, hashed and chunked
+//! once. The sink returns each file's SHA-256: the caller checks every one against the
+//! rebuilt manifest before it uses any. Order matters: pieces, then the solid block, then the trailer block, whose
 //! dictionary holds the digests of everything decoded before it. Memory per piece is bounded by
 //! [`MAX_PIECE`](crate::format::MAX_PIECE) of target plus
 //! [`MAX_REFERENCE`](crate::format::MAX_REFERENCE) of reference; the solid block holds at
@@ -46,7 +48,30 @@ fn read_payload(payload: &mut (impl Read + Seek), offset: u64, length: u64) -> R
     Ok(buf)
 }
 
-fn create(out_dir: &Path, f: &DeltaFile) -> Result<BufWriter<File>> {
+/// Where rebuilt files go.
+pub trait RebuiltSink {
+    /// Take the whole content of `file` from `content` and return its SHA-256. An error
+    /// reading `content` is the decoder's: [`apply_delta`] reports its own error in its
+    /// place, so a sink may pass read errors through as they come.
+    fn put(&mut self, file: &DeltaFile, content: &mut dyn Read) -> Result<FileDigest>;
+}
+
+/// A sink writing each rebuilt file under a directory, at the file's mode.
+pub struct DirSink {
+    dir: std::path::PathBuf,
+}
+
+impl DirSink {
+    /// Write under `dir` (which must exist).
+    pub fn new(dir: &Path) -> DirSink {
+        DirSink {
+            dir: dir.to_path_buf(),
+        }
+    }
+}
+
+/// Create `out_dir/<path>` (and its parents) for writing; never overwrites.
+pub fn create_rebuilt(out_dir: &Path, f: &DeltaFile) -> Result<BufWriter<File>> {
     let path = out_dir.join(&f.path);
     if let Some(parent) = path.parent() {
         fs::create_dir_all(parent).map_err(io_err(format!("create {}", parent.display())))?;
@@ -60,19 +85,102 @@ fn create(out_dir: &Path, f: &DeltaFile) -> Result<BufWriter<File>> {
     Ok(BufWriter::with_capacity(1 << 20, file))
 }
 
-fn finish(
-    mut w: BufWriter<File>,
-    sha: sha2::Sha256,
-    f: &DeltaFile,
-    out_dir: &Path,
-) -> Result<FileDigest> {
+/// Flush a file made by [`create_rebuilt`] and give it its mode.
+pub fn finish_rebuilt(mut w: BufWriter<File>, f: &DeltaFile, out_dir: &Path) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let path = out_dir.join(&f.path);
     w.flush()
         .map_err(io_err(format!("write {}", path.display())))?;
     fs::set_permissions(&path, fs::Permissions::from_mode(f.mode))
-        .map_err(io_err(format!("chmod {}", path.display())))?;
-    Ok(FileDigest(sha.finalize().into()))
+        .map_err(io_err(format!("chmod {}", path.display())))
+}
+
+impl RebuiltSink for DirSink {
+    fn put(&mut self, f: &DeltaFile, content: &mut dyn Read) -> Result<FileDigest> {
+        let mut w = create_rebuilt(&self.dir, f)?;
+        let mut sha = sha2::Sha256::new();
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = content
+                .read(&mut buf)
+                .map_err(io_err(format!("decode {}", f.path)))?;
+            if n == 0 {
+                break;
+            }
+            sha.update(&buf[..n]);
+            w.write_all(&buf[..n])
+                .map_err(io_err(format!("write {}", f.path)))?;
+        }
+        finish_rebuilt(w, f, &self.dir)?;
+        Ok(FileDigest(sha.finalize().into()))
+    }
+}
+
+/// A file's pieces as one reader: each piece is decoded when the previous one is used up,
+/// so at most one piece (and its reference window) is in memory. A decoding error is kept
+/// in `error` (the reader itself returns a generic I/O error, which sinks pass on).
+struct PieceReader<'a, P: Read + Seek> {
+    file: &'a DeltaFile,
+    pieces: std::slice::Iter<'a, crate::format::Piece>,
+    payload: &'a mut P,
+    by_path: &'a HashMap<&'a str, &'a TreeFile>,
+    baseline: &'a dyn ContentReader,
+    current: Vec<u8>,
+    at: usize,
+    error: Option<DeltaError>,
+}
+
+impl<P: Read + Seek> PieceReader<'_, P> {
+    fn decode_next(&mut self) -> Result<bool> {
+        let Some(p) = self.pieces.next() else {
+            return Ok(false);
+        };
+        let f = self.file;
+        let blob = read_payload(self.payload, p.offset, p.length)?;
+        let bytes = match (&p.encoding, &p.reference) {
+            (Encoding::Zstd, _) => zstd_decode(None, &blob, p.size),
+            (enc, Some(r)) => {
+                let reference = read_reference(r, self.by_path, self.baseline, &f.path)?;
+                match enc {
+                    Encoding::Bsdiff => bsdiff_decode(&reference, &blob, p.size),
+                    Encoding::BsdiffLzma => crate::bsdiffx::decode(&reference, &blob, p.size),
+                    _ => zstd_decode(Some(&reference), &blob, p.size),
+                }
+            }
+            (_, None) => {
+                return Err(DeltaError::BadDelta(format!(
+                    "{}: patch without reference",
+                    f.path
+                )));
+            }
+        }
+        .map_err(|e| DeltaError::BadDelta(format!("{}: {e}", f.path)))?;
+        self.current = bytes;
+        self.at = 0;
+        Ok(true)
+    }
+}
+
+impl<P: Read + Seek> Read for PieceReader<'_, P> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.at == self.current.len() {
+            if self.error.is_some() {
+                return Err(io::Error::other("delta piece failed to decode"));
+            }
+            match self.decode_next() {
+                Ok(true) => {}
+                Ok(false) => return Ok(0),
+                Err(e) => {
+                    self.error = Some(e);
+                    return Err(io::Error::other("delta piece failed to decode"));
+                }
+            }
+        }
+        let n = buf.len().min(self.current.len() - self.at);
+        buf[..n].copy_from_slice(&self.current[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
 }
 
 /// The host's own store failing (a damaged or missing chunk) is the host's fault, not the
@@ -116,16 +224,16 @@ fn read_reference(
     Ok(bytes)
 }
 
-/// Decode every non-baseline file of `header` into `out_dir`. The header must have passed
+/// Decode every non-baseline file of `header` into `sink`. The header must have passed
 /// [`DeltaHeader::validate`]; references resolve through `baseline_files` (the baseline
-/// generation's files) to content in `baseline`. Returns each path written with the SHA-256
-/// of what was written there, in the order written.
+/// generation's files) to content in `baseline`. Returns each path rebuilt with the SHA-256
+/// the sink computed, in the order rebuilt.
 pub fn apply_delta(
     header: &DeltaHeader,
     payload: &mut (impl Read + Seek),
     baseline_files: &[TreeFile],
     baseline: &dyn ContentReader,
-    out_dir: &Path,
+    sink: &mut dyn RebuiltSink,
 ) -> Result<Vec<(String, FileDigest)>> {
     let by_path: HashMap<&str, &TreeFile> = baseline_files
         .iter()
@@ -136,33 +244,22 @@ pub fn apply_delta(
         let Source::Pieces { pieces } = &f.source else {
             continue;
         };
-        let mut w = create(out_dir, f)?;
-        let mut sha = sha2::Sha256::new();
-        for p in pieces {
-            let blob = read_payload(payload, p.offset, p.length)?;
-            let bytes = match (&p.encoding, &p.reference) {
-                (Encoding::Zstd, _) => zstd_decode(None, &blob, p.size),
-                (enc, Some(r)) => {
-                    let reference = read_reference(r, &by_path, baseline, &f.path)?;
-                    match enc {
-                        Encoding::Bsdiff => bsdiff_decode(&reference, &blob, p.size),
-                        Encoding::BsdiffLzma => crate::bsdiffx::decode(&reference, &blob, p.size),
-                        _ => zstd_decode(Some(&reference), &blob, p.size),
-                    }
-                }
-                (_, None) => {
-                    return Err(DeltaError::BadDelta(format!(
-                        "{}: patch without reference",
-                        f.path
-                    )));
-                }
-            }
-            .map_err(|e| DeltaError::BadDelta(format!("{}: {e}", f.path)))?;
-            sha.update(&bytes);
-            w.write_all(&bytes)
-                .map_err(io_err(format!("write {}", f.path)))?;
+        let mut reader = PieceReader {
+            file: f,
+            pieces: pieces.iter(),
+            payload: &mut *payload,
+            by_path: &by_path,
+            baseline,
+            current: Vec::new(),
+            at: 0,
+            error: None,
+        };
+        let put = sink.put(f, &mut reader);
+        // The decoder's own error explains a failed put better than the sink's.
+        if let Some(e) = reader.error.take() {
+            return Err(e);
         }
-        written.push((f.path.clone(), finish(w, sha, f, out_dir)?));
+        written.push((f.path.clone(), put?));
     }
     for block in [Block::Solid, Block::Trailer] {
         let Some(solid) = header.block(block) else {
@@ -192,12 +289,8 @@ pub fn apply_delta(
                 .filter(|e| *e <= solid.size)
                 .ok_or_else(|| DeltaError::BadDelta(format!("{}: outside the {context}", f.path)))?
                 as usize;
-            let mut w = create(out_dir, f)?;
-            let mut sha = sha2::Sha256::new();
-            sha.update(&decoded[start..end]);
-            w.write_all(&decoded[start..end])
-                .map_err(io_err(format!("write {}", f.path)))?;
-            written.push((f.path.clone(), finish(w, sha, f, out_dir)?));
+            let digest = sink.put(f, &mut &decoded[start..end])?;
+            written.push((f.path.clone(), digest));
         }
     }
     Ok(written)

@@ -4,7 +4,7 @@ use std::fs;
 use std::io::Cursor;
 use std::path::Path;
 
-use ouk_delta::apply::apply_delta;
+use ouk_delta::apply::{DirSink, apply_delta};
 use ouk_delta::content::{DirContent, TreeFile};
 use ouk_delta::format::{GenerationRef, Source};
 use ouk_delta::plan::{MakeOptions, make_delta};
@@ -81,7 +81,7 @@ fn next_day_delta_rebuilds_every_changed_file_exactly_and_is_small() {
         &mut Cursor::new(&payload),
         &base_files,
         &base,
-        &out,
+        &mut DirSink::new(&out),
     )
     .unwrap();
     let rebuilt: std::collections::HashMap<String, FileDigest> = written.iter().cloned().collect();
@@ -140,7 +140,13 @@ fn a_tampered_payload_is_refused_not_applied() {
         fs::create_dir(&out).unwrap();
         // The apply refuses the flip, or what it rebuilds hashes to something else (the
         // importer compares every rebuilt digest with the rebuilt manifest's).
-        match apply_delta(&header, &mut Cursor::new(&bad), &base_files, &base, &out) {
+        match apply_delta(
+            &header,
+            &mut Cursor::new(&bad),
+            &base_files,
+            &base,
+            &mut DirSink::new(&out),
+        ) {
             Err(_) => {}
             Ok(written) => {
                 let rebuilt: std::collections::HashMap<String, FileDigest> =

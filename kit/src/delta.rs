@@ -24,7 +24,7 @@ use std::fs::{self, File};
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
-use ouk_delta::apply::apply_delta;
+use ouk_delta::apply::{RebuiltSink, apply_delta, create_rebuilt, finish_rebuilt};
 use ouk_delta::content::{DirContent, StoreContent, TreeFile};
 use ouk_delta::format::{DeltaHeader, DeltaSummary, GenerationRef};
 use ouk_delta::plan::{MakeOptions, make_delta};
@@ -611,6 +611,14 @@ pub(crate) fn import_delta(
         "unpack",
         File::open(&parts.payload).ctx(|| format!("open {}", parts.payload.display())),
     )?;
+    // Rebuilt bytes go to staging and, on the same pass, to the store writer (uncommitted
+    // until the last step), so each rebuilt file is hashed and chunked once.
+    let mut writer = step("unpack", root.store().writer().map_err(KitError::from))?;
+    let mut sink = StagingAndStore {
+        tree: &tree,
+        writer: &mut writer,
+        chunks: HashMap::new(),
+    };
     let written = step(
         "unpack",
         apply_delta(
@@ -618,10 +626,11 @@ pub(crate) fn import_delta(
             &mut payload,
             &baseline,
             &StoreContent(root.store()),
-            &tree,
+            &mut sink,
         )
         .map_err(KitError::from),
     )?;
+    let mut rebuilt_chunks = sink.chunks;
     progress(new_bytes);
     let rebuilt: HashMap<String, FileDigest> = written.into_iter().collect();
     let target_files = step(
@@ -715,20 +724,13 @@ pub(crate) fn import_delta(
         ));
     }
 
-    // Stage into the store (uncommitted) and gather chunk lists.
-    let mut writer = step("unpack", root.store().writer().map_err(KitError::from))?;
+    // Gather chunk lists (rebuilt files are already in the writer).
     let mut entries = Vec::with_capacity(files.len());
     let mut layout_entries = Vec::with_capacity(files.len());
     for f in files {
         let staged = tree.join(&f.path);
         let chunks = if rebuilt.contains_key(f.path.as_str()) {
-            let put = step(
-                "unpack",
-                writer
-                    .put_file(&staged, &mut |_| {})
-                    .map_err(KitError::from),
-            )?;
-            put.chunks
+            rebuilt_chunks.remove(f.path.as_str()).unwrap_or_default()
         } else {
             let rec = step(
                 "check",
@@ -783,6 +785,41 @@ pub(crate) fn import_delta(
         kind: "delta",
     };
     finish(root, opts, v, staged, base)
+}
+
+/// The importer's [`RebuiltSink`]: each rebuilt file is written to staging (for the layout
+/// rules and materialization) while the store writer chunks, hashes and stores the same
+/// bytes; the digest returned is the writer's.
+struct StagingAndStore<'a, 's> {
+    tree: &'a Path,
+    writer: &'a mut ouk_store::StoreWriter<'s>,
+    chunks: HashMap<String, Vec<ouk_store::ChunkId>>,
+}
+
+impl RebuiltSink for StagingAndStore<'_, '_> {
+    fn put(
+        &mut self,
+        file: &ouk_delta::format::DeltaFile,
+        content: &mut dyn std::io::Read,
+    ) -> ouk_delta::Result<FileDigest> {
+        let mut out = create_rebuilt(self.tree, file)?;
+        let mut tee = crate::import::Tee {
+            inner: content,
+            out: &mut out,
+            write_error: None,
+        };
+        let put = self.writer.put_reader(&mut tee, &mut |_| {});
+        if let Some(e) = tee.write_error.take() {
+            return Err(ouk_delta::DeltaError::Io {
+                context: format!("write {}", self.tree.join(&file.path).display()),
+                source: e,
+            });
+        }
+        let put = put?;
+        finish_rebuilt(out, file, self.tree)?;
+        self.chunks.insert(file.path.clone(), put.chunks);
+        Ok(put.digest)
+    }
 }
 
 fn read_store_file(root: &Root, sha: &FileDigest) -> Result<Vec<u8>> {

@@ -155,10 +155,10 @@ struct ImportRecord {
     at: i64,
 }
 
-struct Tee<'a, R> {
-    inner: R,
-    out: &'a mut BufWriter<File>,
-    write_error: Option<io::Error>,
+pub(crate) struct Tee<'a, R> {
+    pub(crate) inner: R,
+    pub(crate) out: &'a mut BufWriter<File>,
+    pub(crate) write_error: Option<io::Error>,
 }
 
 impl<R: Read> Read for Tee<'_, R> {
