@@ -649,7 +649,9 @@ pub fn make_delta(
         files.iter().map(|f| (f.path.as_str(), f.sha256)).collect();
     for block in [Block::Solid, Block::Trailer] {
         let (raw, refs, ref_bytes) = std::mem::take(&mut blocks[block as usize]);
-        if raw.is_empty() {
+        // A block with members is written even when they are all empty files: a member
+        // must name a block that exists.
+        if header.block_members(block).is_empty() {
             continue;
         }
         let desc = Some(SolidBlock {
@@ -694,6 +696,8 @@ pub fn make_delta(
         }
     }
     header.payload_size = written;
+    // Never sign what no host would accept.
+    header.validate(u64::MAX)?;
     Ok(header)
 }
 

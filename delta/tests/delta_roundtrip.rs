@@ -196,3 +196,50 @@ fn fuzz_regressions_are_refused_without_panicking() {
         }
     }
 }
+
+/// A new empty file, when nothing else goes to the solid block, still names a block that
+/// exists (the manifest of a kit goes to the trailer block, so it no longer keeps the solid
+/// block non-empty).
+#[test]
+fn an_empty_new_file_alone_in_the_solid_block_applies() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    let big: Vec<u8> = (0..9_000_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    let mut big2 = big.clone();
+    big2[4_000_000..4_000_100].fill(7);
+    for (dir, data) in [(&a, &big), (&b, &big2)] {
+        fs::create_dir_all(dir.join("pkg")).unwrap();
+        fs::write(dir.join("pkg/big.bin"), data).unwrap();
+    }
+    fs::write(b.join("pkg/py.typed"), b"").unwrap();
+    let (base_files, base) = tree_files(&a);
+    let (target_files, target) = tree_files(&b);
+    let mut payload = Vec::new();
+    let header = make_delta(
+        gref(0),
+        &base_files,
+        &base,
+        gref(1),
+        &target_files,
+        &target,
+        &MakeOptions::default(),
+        &mut payload,
+    )
+    .unwrap();
+    header.validate(u64::MAX).unwrap();
+    let out = tmp.path().join("out");
+    fs::create_dir(&out).unwrap();
+    let written = apply_delta(
+        &header,
+        &mut Cursor::new(&payload),
+        &base_files,
+        &base,
+        &mut DirSink::new(&out),
+    )
+    .unwrap();
+    assert!(written.iter().any(|(p, _)| p == "pkg/py.typed"));
+    assert_eq!(fs::read(out.join("pkg/py.typed")).unwrap(), b"");
+    assert_eq!(fs::read(out.join("pkg/big.bin")).unwrap(), big2);
+}
