@@ -545,7 +545,12 @@ fn the_import_api_needs_its_token_and_answers_with_the_exit_code() {
     let s = serve(
         &root,
         &kits,
-        &["--import-token-file", token_file.to_str().unwrap()],
+        &[
+            "--import-token-file",
+            token_file.to_str().unwrap(),
+            "--max-kit-age",
+            "0",
+        ],
     );
     let (status, _) = curl_import(s.port, None, &bundle, "");
     assert_eq!(status, 401);
@@ -563,18 +568,18 @@ fn the_import_api_needs_its_token_and_answers_with_the_exit_code() {
         format!("{}.sig", bad.display()),
     )
     .unwrap();
-    let (status, v) = curl_import(s.port, Some(TOKEN), &bad, "?maxKitAge=0");
+    let (status, v) = curl_import(s.port, Some(TOKEN), &bad, "");
     assert_eq!(status, 403, "{v}");
     assert_eq!(v["exitCode"], 5, "the signature no longer matches: {v}");
     assert_eq!(v["step"], "verify");
     assert!(v["quarantined"].is_string(), "{v}");
     assert!(!root.join("current").exists());
 
-    let (status, v) = curl_import(s.port, Some(TOKEN), &bundle, "?maxKitAge=0");
+    let (status, v) = curl_import(s.port, Some(TOKEN), &bundle, "");
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["exitCode"], 0);
     assert_eq!(v["report"]["outcome"], "activated");
-    let (status, v) = curl_import(s.port, Some(TOKEN), &bundle, "?maxKitAge=0");
+    let (status, v) = curl_import(s.port, Some(TOKEN), &bundle, "");
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["report"]["outcome"], "already-active");
 
@@ -593,6 +598,35 @@ fn the_import_api_needs_its_token_and_answers_with_the_exit_code() {
         !root.join("uploads").read_dir().unwrap().any(|_| true),
         "uploads are cleaned"
     );
+}
+
+#[test]
+fn a_client_that_never_reads_gives_its_connection_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (kits, _) = kits_dir(tmp.path(), 0, "2025.10.1");
+    // A big file, so the response cannot sit in the socket buffers.
+    let big = kits.join("big.bin");
+    std::fs::write(&big, vec![7u8; 64 << 20]).unwrap();
+    let meta = serde_json::json!({
+        "name": "big.bin", "kind": "kit", "version": "0", "channel": "edge",
+        "sha256": sha256_file(&big), "size": 64u64 << 20,
+        "manifest": {"name": "none", "sha256": "00", "size": 0},
+        "createdAt": "2025-10-23T00:00:00Z", "generationId": "00", "signed": false
+    });
+    std::fs::write(kits.join("big.bin.metadata.json"), meta.to_string()).unwrap();
+    let s = serve(
+        &tmp.path().join("root"),
+        &kits,
+        &["--max-connections", "1", "--send-timeout", "1"],
+    );
+    let mut hog = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    write!(hog, "GET /ouk/big.bin HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    // The only slot is taken until the send timeout closes the hog's connection; then the
+    // next client is served (no timing assumption beyond "eventually").
+    let (status, _) = raw_get(s.port, "/ouk/index.json");
+    assert_eq!(status, 200);
+    assert!(s.log().contains("big.bin 200"), "{}", s.log());
+    drop(hog);
 }
 
 #[test]

@@ -88,6 +88,26 @@ pub struct Skipped {
     pub reason: String,
 }
 
+/// The largest size an index may give a file (2^53: past any real file, and exact in any
+/// JSON parser).
+pub const MAX_FILE_SIZE: u64 = 1 << 53;
+
+/// Whether no directory on the way from `dir` to `dir/rel` is a symlink (the last
+/// component is checked by whoever opens it). A published directory may contain symlinks,
+/// but nothing is published through one: that would reach outside the directory.
+pub fn no_symlink_on_the_way(dir: &Path, rel: &str) -> bool {
+    let mut at = dir.to_path_buf();
+    let segs: Vec<&str> = rel.split('/').collect();
+    for seg in &segs[..segs.len().saturating_sub(1)] {
+        at.push(seg);
+        match fs::symlink_metadata(&at) {
+            Ok(m) if m.file_type().is_dir() => {}
+            _ => return false,
+        }
+    }
+    true
+}
+
 /// Whether `path` is a relative path of plain segments (see the module invariants).
 pub fn is_plain_path(path: &str) -> bool {
     !path.is_empty()
@@ -255,7 +275,7 @@ fn published_bundle(dir: &Path, name: &str, cache: &DigestCache) -> Result<Publi
     }
     // The shared manifest sidecar, when it is this bundle's.
     let m = &meta.manifest.name;
-    if is_plain_path(m) {
+    if is_plain_path(m) && no_symlink_on_the_way(dir, m) {
         let p = dir.join(m);
         if p.is_file()
             && let Ok((size, sha)) = cache.digest(&p)
@@ -325,6 +345,12 @@ impl PublishedIndex {
             for f in &b.files {
                 if !is_plain_path(&f.path) {
                     return Err(invalid(format!("unsafe path {:?}", f.path)));
+                }
+                if f.size > MAX_FILE_SIZE {
+                    return Err(invalid(format!(
+                        "{}: size {} is not a real size",
+                        f.path, f.size
+                    )));
                 }
                 if !hex64(&f.sha256) {
                     return Err(invalid(format!("{}: sha256 {:?}", f.path, f.sha256)));
@@ -398,6 +424,17 @@ mod tests {
     }
 
     #[test]
+    fn nothing_is_published_through_a_symlinked_directory() {
+        let tmp = tempfile::tempdir().unwrap();
+        fs::create_dir_all(tmp.path().join("real")).unwrap();
+        std::os::unix::fs::symlink(tmp.path().join("real"), tmp.path().join("link")).unwrap();
+        assert!(no_symlink_on_the_way(tmp.path(), "real/x"));
+        assert!(!no_symlink_on_the_way(tmp.path(), "link/x"));
+        assert!(no_symlink_on_the_way(tmp.path(), "x"));
+        assert!(!no_symlink_on_the_way(tmp.path(), "missing/x"));
+    }
+
+    #[test]
     fn an_index_with_an_unsafe_path_does_not_parse() {
         let good = serde_json::json!({
             "schema": SCHEMA, "channels": ["edge"],
@@ -418,6 +455,7 @@ mod tests {
             ("/bundles/0/files/0/path", "../../etc/passwd"),
             ("/bundles/0/name", "../k.tar.gz"),
             ("/bundles/0/files/0/sha256", "zz"),
+            ("/bundles/0/name", "a/b.tar.gz"),
             ("/schema", "other/1"),
         ] {
             let mut v = good.clone();

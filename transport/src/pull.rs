@@ -251,7 +251,14 @@ fn fetch_file(
             false
         }
         (200, None) => false,
-        (status, _) => return Err(TransportError::Status { url, status }),
+        (status, _) => {
+            // A server that refuses this partial file (416: it is longer than the file
+            // now; another 4xx) would refuse it on every run: start afresh next time.
+            if (400..500).contains(&status) && status != 408 && status != 429 {
+                remove_partial(&part, &etag_path);
+            }
+            return Err(TransportError::Status { url, status });
+        }
     };
     let mut out = if append {
         t.how = "resumed".into();
@@ -277,7 +284,7 @@ fn fetch_file(
     };
     let start = if append { have } else { 0 };
     let want = file.size - start;
-    let mut reader = resp.into_body().into_reader().take(want + 1);
+    let mut reader = resp.into_body().into_reader().take(want.saturating_add(1));
     let mut buf = vec![0u8; 256 << 10];
     loop {
         let n = reader.read(&mut buf).map_err(|e| network(&url, e))?;

@@ -68,6 +68,12 @@ pub struct ServeOptions {
     pub max_upload: u64,
     /// Bytes per second per download (`None`: no limit).
     pub limit_rate: Option<u64>,
+    /// Time a client may leave the server's writes unread before its connection is
+    /// closed (a slow reader holds a connection slot only this long).
+    pub send_timeout: Duration,
+    /// The staleness window applied to API imports (days; 0: none), as `ouk kit import
+    /// --max-kit-age`. Fixed at start: an API client cannot turn the freeze check off.
+    pub max_kit_age: u64,
 }
 
 /// What the binary lends the server.
@@ -94,6 +100,9 @@ struct Shared {
     status: Arc<StatusOf>,
     log: Arc<dyn Fn(&str) + Send + Sync>,
     uploads: AtomicU64,
+    max_kit_age: u64,
+    /// One directory scan at a time (concurrent requests wait for it and share it).
+    scanning: tokio::sync::Mutex<()>,
 }
 
 type AppState = Arc<Shared>;
@@ -139,7 +148,10 @@ async fn run(opts: ServeOptions, hooks: ServeHooks) -> Result<()> {
         status: hooks.status,
         log: hooks.log.clone(),
         uploads: AtomicU64::new(0),
+        max_kit_age: opts.max_kit_age,
+        scanning: tokio::sync::Mutex::new(()),
     });
+    sweep_uploads(&opts.root_dir.join("uploads"), &state.log);
     let app = Router::new()
         .route("/ouk", get(index_doc))
         .route("/ouk/", get(index_doc))
@@ -152,6 +164,13 @@ async fn run(opts: ServeOptions, hooks: ServeHooks) -> Result<()> {
         .fallback(not_found)
         .with_state(state.clone());
 
+    // Signal handlers first: a SIGTERM right after the "listening" line must already mean
+    // a graceful stop.
+    use tokio::signal::unix::{SignalKind, signal};
+    let term = signal(SignalKind::terminate())
+        .map_err(|e| TransportError::Serve(format!("SIGTERM handler: {e}")))?;
+    let int = signal(SignalKind::interrupt())
+        .map_err(|e| TransportError::Serve(format!("SIGINT handler: {e}")))?;
     let listener = tokio::net::TcpListener::bind(opts.listen)
         .await
         .map_err(|e| TransportError::Serve(format!("bind {}: {e}", opts.listen)))?;
@@ -162,7 +181,7 @@ async fn run(opts: ServeOptions, hooks: ServeHooks) -> Result<()> {
 
     let permits = Arc::new(tokio::sync::Semaphore::new(opts.max_connections.max(1)));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let shutdown = shutdown_signal();
+    let shutdown = shutdown_signal(term, int);
     tokio::pin!(shutdown);
     loop {
         let permit = tokio::select! {
@@ -188,7 +207,14 @@ async fn run(opts: ServeOptions, hooks: ServeHooks) -> Result<()> {
         let conn = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(opts.header_timeout)
-            .serve_connection(TokioIo::new(stream), svc);
+            .serve_connection(
+                TokioIo::new(WriteTimeout {
+                    inner: stream,
+                    timeout: opts.send_timeout,
+                    sleep: None,
+                }),
+                svc,
+            );
         let watched = graceful.watch(conn);
         tokio::spawn(async move {
             let _ = watched.await;
@@ -206,18 +232,106 @@ async fn run(opts: ServeOptions, hooks: ServeHooks) -> Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let term = signal(SignalKind::terminate());
-    let int = signal(SignalKind::interrupt());
-    match (term, int) {
-        (Ok(mut t), Ok(mut i)) => {
-            tokio::select! {
-                _ = t.recv() => {}
-                _ = i.recv() => {}
+async fn shutdown_signal(
+    mut term: tokio::signal::unix::Signal,
+    mut int: tokio::signal::unix::Signal,
+) {
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
+
+/// Remove upload directories left by server processes that no longer run (a crash, or a
+/// shutdown that cut an import off). Names are `<pid>-<n>`.
+fn sweep_uploads(dir: &Path, log: &Arc<dyn Fn(&str) + Send + Sync>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let pid = name.split('-').next().and_then(|p| p.parse::<u32>().ok());
+        let alive = pid.is_some_and(|p| Path::new(&format!("/proc/{p}")).exists());
+        if !alive && std::fs::remove_dir_all(e.path()).is_ok() {
+            log(&format!("removed the stale upload {}", e.path().display()));
+        }
+    }
+}
+
+/// A connection whose writes fail once the client has left them unread for `timeout`.
+/// hyper has a timeout for reading a request head but none for writing: without this, a
+/// client that asks for a large file and never reads keeps its connection slot forever.
+struct WriteTimeout<S> {
+    inner: S,
+    timeout: Duration,
+    sleep: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<S> WriteTimeout<S> {
+    /// After the inner write returned pending: time out once the deadline passes.
+    fn pending<T>(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<T>> {
+        let timeout = self.timeout;
+        let sleep = self
+            .sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        match sleep.as_mut().poll(cx) {
+            std::task::Poll::Ready(()) => std::task::Poll::Ready(Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the client stopped reading",
+            ))),
+            std::task::Poll::Pending => std::task::Poll::Pending,
+        }
+    }
+}
+
+impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for WriteTimeout<S> {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for WriteTimeout<S> {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        match std::pin::Pin::new(&mut this.inner).poll_write(cx, buf) {
+            std::task::Poll::Pending => this.pending(cx),
+            ready => {
+                this.sleep = None;
+                ready
             }
         }
-        _ => std::future::pending::<()>().await,
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        match std::pin::Pin::new(&mut this.inner).poll_flush(cx) {
+            std::task::Poll::Pending => this.pending(cx),
+            ready => {
+                this.sleep = None;
+                ready
+            }
+        }
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
     }
 }
 
@@ -232,6 +346,7 @@ fn log_line(st: &Shared, method: &Method, path: &str, status: StatusCode, bytes:
 }
 
 async fn refresh(st: &AppState) -> std::result::Result<Arc<PublishedIndex>, StatusCode> {
+    let _one = st.scanning.lock().await;
     let s = st.clone();
     let scanned = tokio::task::spawn_blocking(move || scan(&s.kits, &s.cache))
         .await
@@ -320,8 +435,11 @@ enum RangeRequest {
 }
 
 fn parse_range(value: &str, len: u64) -> RangeRequest {
-    let Some(spec) = value.trim().strip_prefix("bytes=") else {
-        return RangeRequest::Full;
+    // The unit is case-insensitive (RFC 9110 14.1).
+    let v = value.trim();
+    let spec = match v.get(..6) {
+        Some(unit) if unit.eq_ignore_ascii_case("bytes=") => &v[6..],
+        _ => return RangeRequest::Full,
     };
     if spec.contains(',') {
         return RangeRequest::Full;
@@ -330,11 +448,12 @@ fn parse_range(value: &str, len: u64) -> RangeRequest {
         return RangeRequest::Full;
     };
     let (a, b) = (a.trim(), b.trim());
+    // Digits only; a number past u64 is clamped (it is past any file's end anyway).
     let num = |s: &str| -> Option<u64> {
         if s.is_empty() || !s.bytes().all(|c| c.is_ascii_digit()) {
             None
         } else {
-            s.parse().ok()
+            Some(s.parse().unwrap_or(u64::MAX))
         }
     };
     match (a.is_empty(), num(a), num(b)) {
@@ -413,6 +532,9 @@ async fn serve_file(st: &AppState, raw: &str, headers: &HeaderMap) -> (StatusCod
         return plain(StatusCode::NOT_FOUND, "not found");
     }
     let path = st.kits.join(&rel);
+    if !crate::index::no_symlink_on_the_way(&st.kits, &rel) {
+        return plain(StatusCode::NOT_FOUND, "not found");
+    }
     let mut f = match tokio::fs::File::open(&path).await {
         Ok(f) => f,
         Err(_) => return plain(StatusCode::NOT_FOUND, "not found"),
@@ -553,8 +675,9 @@ fn authorize(st: &Shared, headers: &HeaderMap) -> Option<Response> {
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
+        .and_then(|v| v.trim().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim());
     match given {
         Some(g) if same_token(g.as_bytes(), token.as_bytes()) => None,
         _ => {
@@ -649,29 +772,19 @@ where
 }
 
 /// What the import API's query string may say: `dryRun=true` (verify and check, do not
-/// activate) and `maxKitAge=DAYS` (the staleness window; 0: none), as `ouk kit import
-/// --dry-run --max-kit-age` do. Anything else is ignored.
+/// activate), as `ouk kit import --dry-run`. Anything else is ignored; in particular the
+/// staleness window is the server's (`--max-kit-age`), not the client's.
 #[derive(Debug, PartialEq, Eq)]
 struct ImportQuery {
     dry_run: bool,
-    max_kit_age: u64,
 }
 
 impl ImportQuery {
     fn parse(query: &str) -> ImportQuery {
-        let mut q = ImportQuery {
-            dry_run: false,
-            max_kit_age: ouk_kit::import::DEFAULT_MAX_AGE_DAYS,
-        };
+        let mut q = ImportQuery { dry_run: false };
         for kv in query.split('&') {
-            match kv.split_once('=') {
-                Some(("dryRun", v)) => q.dry_run = v == "true" || v == "1",
-                Some(("maxKitAge", v)) => {
-                    if let Ok(d) = v.parse() {
-                        q.max_kit_age = d;
-                    }
-                }
-                _ => {}
+            if let Some(("dryRun", v)) = kv.split_once('=') {
+                q.dry_run = v == "true" || v == "1";
             }
         }
         q
@@ -690,9 +803,21 @@ async fn import(State(st): State<AppState>, req: Request) -> Response {
                 .root
                 .join("uploads")
                 .join(format!("{}-{n}", std::process::id()));
-            let r = receive_and_import(&st, req, &dir, &query).await;
-            let _ = tokio::fs::remove_dir_all(&dir).await;
-            r
+            // In a task of its own: when the client goes away the handler is dropped, but
+            // the upload (or the import already running) still ends and is cleaned up.
+            let (st2, dir2) = (st.clone(), dir.clone());
+            let task = tokio::spawn(async move {
+                let r = receive_and_import(&st2, req, &dir2, &query).await;
+                let _ = tokio::fs::remove_dir_all(&dir2).await;
+                r
+            });
+            match task.await {
+                Ok(r) => r,
+                Err(_) => {
+                    let _ = tokio::fs::remove_dir_all(&dir).await;
+                    StatusCode::INTERNAL_SERVER_ERROR.into_response()
+                }
+            }
         }
     };
     log_line(&st, &Method::POST, &path, r.status(), 0, t);
@@ -711,7 +836,13 @@ async fn receive_and_import(
             serde_json::json!({"exitCode": code, "error": message}),
         )
     };
-    if let Err(e) = tokio::fs::create_dir_all(dir).await {
+    let made = match dir.parent() {
+        Some(parent) => tokio::fs::create_dir_all(parent).await,
+        None => Ok(()),
+    };
+    // `create_dir`, not `_all`: a directory left by an earlier process of the same pid is
+    // never reused.
+    if let Err(e) = made.and(tokio::fs::create_dir(dir).await) {
         return failed(
             StatusCode::INTERNAL_SERVER_ERROR,
             1,
@@ -765,7 +896,7 @@ async fn receive_and_import(
         force: None,
         wait: false,
         free_margin: ouk_kit::import::DEFAULT_FREE_MARGIN,
-        max_age_days: query.max_kit_age,
+        max_age_days: st.max_kit_age,
     };
     let root = st.root.clone();
     let code_of = st.code_of.clone();
@@ -821,18 +952,21 @@ async fn receive_multipart(
                 bundle = Some(file);
             }
             "signature" | "metadata" | "manifest" | "manifest-signature" => {
-                let key: &'static str = match name.as_str() {
-                    "signature" => "signature",
-                    "metadata" => "metadata",
-                    "manifest" => "manifest",
-                    _ => "manifest-signature",
+                let (key, cap): (&'static str, usize) = match name.as_str() {
+                    "signature" => ("signature", 64 << 10),
+                    "metadata" => ("metadata", 1 << 20),
+                    "manifest" => ("manifest", 64 << 20),
+                    _ => ("manifest-signature", 64 << 10),
                 };
+                if sidecars.iter().any(|(k, _)| *k == key) {
+                    return Err(UploadError::Client(format!("part {key:?} given twice")));
+                }
                 let mut bytes = Vec::new();
                 let mut field = field;
                 loop {
                     match field.chunk().await {
                         Ok(Some(c)) => {
-                            if bytes.len() + c.len() > (64 << 20) || c.len() as u64 > *budget {
+                            if bytes.len() + c.len() > cap || c.len() as u64 > *budget {
                                 return Err(UploadError::TooLarge);
                             }
                             *budget -= c.len() as u64;
@@ -893,6 +1027,19 @@ mod tests {
         assert_eq!(parse_range("bytes=100-", 100), Unsatisfiable);
         assert_eq!(parse_range("bytes=-0", 100), Unsatisfiable);
         assert_eq!(parse_range("bytes=0-", 0), Unsatisfiable);
+        assert_eq!(parse_range("Bytes=0-1", 100), Part(0, 1));
+        assert_eq!(
+            parse_range("bytes=5-99999999999999999999999", 100),
+            Part(5, 99)
+        );
+        assert_eq!(
+            parse_range("bytes=-99999999999999999999999", 100),
+            Part(0, 99)
+        );
+        assert_eq!(
+            parse_range("bytes=99999999999999999999999-", 100),
+            Unsatisfiable
+        );
         for ignored in [
             "bytes=9-0",
             "bytes=0-1,5-6",
@@ -907,18 +1054,12 @@ mod tests {
     }
 
     #[test]
-    fn the_import_query_says_dry_run_and_age() {
-        let q = ImportQuery::parse("dryRun=true&maxKitAge=0&other=x");
+    fn the_import_query_says_only_dry_run() {
         assert_eq!(
-            q,
-            ImportQuery {
-                dry_run: true,
-                max_kit_age: 0
-            }
+            ImportQuery::parse("dryRun=true&maxKitAge=0&other=x"),
+            ImportQuery { dry_run: true }
         );
-        let q = ImportQuery::parse("maxKitAge=abc");
-        assert_eq!(q.max_kit_age, ouk_kit::import::DEFAULT_MAX_AGE_DAYS);
-        assert!(!q.dry_run);
+        assert!(!ImportQuery::parse("dryRun=no").dry_run);
     }
 
     #[test]

@@ -46,6 +46,12 @@ pub struct ServeArgs {
     /// Limit each download to this many bytes per second (e.g. 10MiB).
     #[arg(long, value_parser = parse_size)]
     limit_rate: Option<u64>,
+    /// Seconds a client may leave a response unread before its connection is closed.
+    #[arg(long, default_value_t = 60)]
+    send_timeout: u64,
+    /// Refuse API imports of kits created more than DAYS days ago (0: no limit).
+    #[arg(long, value_name = "DAYS", default_value_t = ouk_kit::import::DEFAULT_MAX_AGE_DAYS)]
+    max_kit_age: u64,
 }
 
 pub fn run_serve(ctx: &Context, args: ServeArgs) -> Result<ExitCode, Failure> {
@@ -112,6 +118,8 @@ pub fn run_serve(ctx: &Context, args: ServeArgs) -> Result<ExitCode, Failure> {
         import_token: token,
         max_upload: args.max_upload,
         limit_rate: args.limit_rate,
+        send_timeout: Duration::from_secs(args.send_timeout.max(1)),
+        max_kit_age: args.max_kit_age,
     };
     ouk_transport::serve::serve(opts, hooks).map_err(failure)?;
     Ok(ExitCode::Ok)
