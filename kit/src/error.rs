@@ -126,6 +126,19 @@ fn gib_text(gib: f64) -> String {
 /// Result alias.
 pub type Result<T, E = KitError> = std::result::Result<T, E>;
 
+pub(crate) trait IoContext<T> {
+    fn ctx(self, context: impl FnOnce() -> String) -> Result<T>;
+}
+
+impl<T> IoContext<T> for std::io::Result<T> {
+    fn ctx(self, context: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|source| KitError::Io {
+            context: context(),
+            source,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,18 +155,5 @@ mod tests {
             "not enough disk space: free >= 2 GiB in /var/lib/stella before retrying (have 0.2 GiB)"
         );
         assert_eq!(gib_text(2.54), "2.5");
-    }
-}
-
-pub(crate) trait IoContext<T> {
-    fn ctx(self, context: impl FnOnce() -> String) -> Result<T>;
-}
-
-impl<T> IoContext<T> for std::io::Result<T> {
-    fn ctx(self, context: impl FnOnce() -> String) -> Result<T> {
-        self.map_err(|source| KitError::Io {
-            context: context(),
-            source,
-        })
     }
 }
