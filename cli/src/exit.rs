@@ -107,8 +107,48 @@ pub fn kit_code(e: &KitError) -> ExitCode {
             _ => ExitCode::Validation,
         },
         KitError::Part(p) => part_code(p),
+        KitError::Primer(p) => primer_code(p),
+        KitError::Telemetry(t) => telemetry_code(t),
         KitError::Delta(d) => delta_code(d),
         KitError::Store(s) => store_code(s),
+    }
+}
+
+/// The exit code of a volume primer error: a primer (or kit) that holds anything but its
+/// three directories, or a non-directory in the way on the volume, is a validation failure
+/// (11); a missing input, a kit without a primer or a bad option is 1.
+pub fn primer_code(e: &ouk_kit::primer::PrimerError) -> ExitCode {
+    use ouk_kit::primer::PrimerError as P;
+    match e {
+        P::NotADirectory { .. }
+        | P::UnexpectedDirectory { .. }
+        | P::MissingDirectory { .. }
+        | P::NoOwner { .. }
+        | P::TooLarge { .. }
+        | P::NotADirectoryOnVolume { .. } => ExitCode::Validation,
+        P::Read { source, .. } => match source {
+            ouk_kit::bundle::ReadError::Output { source, .. } => io_code(source),
+            _ => ExitCode::Validation,
+        },
+        P::InvalidSpec(_) | P::NoPrimerInKit { .. } | P::NotFound(_) => ExitCode::Failure,
+        P::Write(ouk_kit::bundle::WriteError::Output(source)) => io_code(source),
+        P::Write(_) => ExitCode::Validation,
+        P::Io { source, .. } => io_code(source),
+    }
+}
+
+/// The exit code of a telemetry bundle error: a bundle that does not match its sidecar is
+/// a digest mismatch (2); a missing or malformed sidecar, a bundle that does not read, or
+/// an input with links is a validation failure (11).
+pub fn telemetry_code(e: &ouk_kit::telemetry::TelemetryError) -> ExitCode {
+    use ouk_kit::telemetry::TelemetryError as T;
+    match e {
+        T::DigestMismatch { .. } => ExitCode::DigestMismatch,
+        T::Sidecar { .. } | T::Unreadable { .. } | T::Input { .. } => ExitCode::Validation,
+        T::Usage(_) | T::NotFound(_) => ExitCode::Failure,
+        T::Write(ouk_kit::bundle::WriteError::Output(source)) => io_code(source),
+        T::Write(_) => ExitCode::Validation,
+        T::Io { source, .. } => io_code(source),
     }
 }
 

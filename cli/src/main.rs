@@ -67,6 +67,12 @@ enum Command {
     /// Signing keys.
     #[command(subcommand)]
     Key(cmd::kit::KeyCommand),
+    /// The advisory AI volume primer: lay queue/, plans/, outputs/ onto the shared volume.
+    #[command(subcommand)]
+    Primer(cmd::primer::PrimerCommand),
+    /// The telemetry collector bundle.
+    #[command(subcommand)]
+    Telemetry(cmd::telemetry::TelemetryCommand),
     /// Publish a kit directory over HTTP (with ranges) and accept imports through the API.
     Serve(cmd::transport::ServeArgs),
 }
@@ -159,6 +165,8 @@ fn main() -> std::process::ExitCode {
         Command::Delta(c) => cmd::delta::run(&ctx, c),
         Command::Inventory(c) => cmd::delta::run_inventory(&ctx, c),
         Command::Serve(a) => cmd::transport::run_serve(&ctx, a),
+        Command::Primer(c) => cmd::primer::run(&ctx, c),
+        Command::Telemetry(c) => cmd::telemetry::run(&ctx, c),
     });
     match result {
         Ok(code) => std::process::ExitCode::from(code as u8),

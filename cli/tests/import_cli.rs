@@ -255,6 +255,10 @@ fn refusals_leave_current_untouched_and_quarantine_the_bundle() {
     );
     assert_eq!(rc, 12, "{e}");
     assert!(e["error"].as_str().unwrap().contains("free >="));
+    assert!(
+        e["error"].as_str().unwrap().contains("before retrying"),
+        "{e}"
+    );
     // Dry run: reports, changes nothing.
     let (rc, d) = import(
         &root,

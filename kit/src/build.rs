@@ -70,6 +70,9 @@ pub struct BuildOptions {
     pub allow_missing_debug: bool,
     /// Compression threads (output does not depend on it).
     pub threads: usize,
+    /// The advisory AI volume primer to add at [`crate::primer::PRIMER_PATH`]; `None`
+    /// leaves it out.
+    pub primer: Option<crate::primer::PrimerSpec>,
 }
 
 /// What was built.
@@ -336,6 +339,25 @@ pub fn build_kit(opts: &BuildOptions, progress: &mut dyn FnMut(u64)) -> Result<B
             .clone()
             .unwrap_or_else(|| format_utc(newest).unwrap_or_default()),
     };
+
+    // Operational extras: a telemetry bundle must match its sidecar and read cleanly; the
+    // volume primer is generated (a release tree may not carry its own).
+    crate::telemetry::check_release_bundle(&opts.release_dir, &entries)?;
+    if let Some(spec) = &opts.primer {
+        if files.iter().any(|f| f.path == crate::primer::PRIMER_PATH) {
+            return Err(KitError::Validation(format!(
+                "{}: the build writes this file itself; remove it from the release tree",
+                crate::primer::PRIMER_PATH
+            )));
+        }
+        let primer = crate::primer::write_primer(spec)?;
+        files.push(generated(
+            &chunker,
+            crate::primer::PRIMER_PATH,
+            primer,
+            &created_at,
+        )?);
+    }
 
     // 2. Layout rules.
     let report = layout::check_entries(

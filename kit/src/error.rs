@@ -80,7 +80,10 @@ pub enum KitError {
     },
     /// Not enough free space.
     #[error(
-        "not enough disk space: free >= {needed_gib:.1} GiB in {path} (have {free_gib:.1} GiB)"
+        "not enough disk space: free >= {} GiB in {} before retrying (have {} GiB)",
+        gib_text(*needed_gib),
+        path.display(),
+        gib_text(*free_gib)
     )]
     NoSpace {
         /// Directory checked.
@@ -96,12 +99,28 @@ pub enum KitError {
     /// A split kit's part or index is missing, damaged or in the way.
     #[error(transparent)]
     Part(#[from] crate::split::PartError),
+    /// The advisory AI volume primer could not be written, read or extracted.
+    #[error(transparent)]
+    Primer(#[from] crate::primer::PrimerError),
+    /// The release tree's telemetry bundle does not match its sidecar or does not read.
+    #[error(transparent)]
+    Telemetry(#[from] crate::telemetry::TelemetryError),
     /// The generation layer failed.
     #[error(transparent)]
     Delta(#[from] ouk_delta::DeltaError),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] ouk_store::StoreError),
+}
+
+/// GiB with one decimal, without a trailing `.0` ("2", "2.5"), as the seed writes
+/// "Free >= 2 GiB".
+fn gib_text(gib: f64) -> String {
+    let text = format!("{gib:.1}");
+    match text.strip_suffix(".0") {
+        Some(whole) => whole.to_string(),
+        None => text,
+    }
 }
 
 /// Result alias.
@@ -117,5 +136,24 @@ impl<T> IoContext<T> for std::io::Result<T> {
             context: context(),
             source,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_space_message_says_what_to_free() {
+        let e = KitError::NoSpace {
+            path: PathBuf::from("/var/lib/stella"),
+            needed_gib: 2.0,
+            free_gib: 0.25,
+        };
+        assert_eq!(
+            e.to_string(),
+            "not enough disk space: free >= 2 GiB in /var/lib/stella before retrying (have 0.2 GiB)"
+        );
+        assert_eq!(gib_text(2.54), "2.5");
     }
 }

@@ -12,9 +12,11 @@ pub mod import;
 pub mod layout;
 pub mod manifest;
 pub mod mirror;
+pub mod primer;
 pub mod provenance;
 pub mod sign;
 pub mod split;
+pub mod telemetry;
 pub mod verify;
 
 pub use error::{KitError, Result};

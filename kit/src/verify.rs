@@ -186,6 +186,18 @@ pub fn check_input_digest(
     Ok((digest, size, checked))
 }
 
+/// The `what` of a file in a bundle that does not match the manifest, worded as the seed's
+/// troubleshooting table has it ("could not verify SBOM hash"): the bundle was damaged in
+/// transit, so the fix is to copy it again.
+pub(crate) fn could_not_verify_file(path: &str) -> String {
+    let label = if path == crate::provenance::SBOM_PATH {
+        "SBOM"
+    } else {
+        path
+    };
+    format!("could not verify {label} hash: re-copy the kit ({path} in the bundle)")
+}
+
 /// The digest and size of `bundle`'s bytes (computed by the caller) against its `.sha256`
 /// and `.metadata.json`. Returns whether anything was checked.
 pub fn check_recorded_digest(
@@ -377,7 +389,7 @@ pub fn check_input_content(
         };
         if size != want_size || actual != want_sha {
             return Err(KitError::DigestMismatch {
-                what: format!("{path} (in the bundle)"),
+                what: could_not_verify_file(&path),
                 expected: want_sha,
                 actual,
             });

@@ -42,6 +42,18 @@ pub enum KitCommand {
         /// Accept a release tree without debug/.
         #[arg(long)]
         allow_missing_debug: bool,
+        /// Owner uid of the advisory AI volume primer's directories.
+        #[arg(long, default_value_t = ouk_kit::primer::DEFAULT_UID)]
+        primer_uid: u32,
+        /// Owner gid of the primer's directories.
+        #[arg(long, default_value_t = ouk_kit::primer::DEFAULT_GID)]
+        primer_gid: u32,
+        /// Mode (octal) of the primer's directories.
+        #[arg(long, default_value = "0770", value_parser = crate::cmd::primer::parse_mode)]
+        primer_mode: u32,
+        /// Leave the advisory AI volume primer out of the kit.
+        #[arg(long, conflicts_with_all = ["primer_uid", "primer_gid", "primer_mode"])]
+        no_primer: bool,
     },
     /// Verify a bundle's digest, signature and manifest; prints OK <sha256>.
     Verify {
@@ -192,7 +204,19 @@ pub fn run(ctx: &Context, cmd: KitCommand) -> Result<ExitCode, Failure> {
             captured_at,
             created_at,
             allow_missing_debug,
+            primer_uid,
+            primer_gid,
+            primer_mode,
+            no_primer,
         } => {
+            let primer = if no_primer {
+                None
+            } else {
+                Some(
+                    ouk_kit::primer::PrimerSpec::new(primer_uid, primer_gid, primer_mode)
+                        .map_err(crate::cmd::primer::primer_failure)?,
+                )
+            };
             let key = signing_key.as_deref().map(load_signing_key).transpose()?;
             if key.is_none() {
                 eprintln!(
@@ -210,6 +234,7 @@ pub fn run(ctx: &Context, cmd: KitCommand) -> Result<ExitCode, Failure> {
                 created_at,
                 allow_missing_debug,
                 threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+                primer,
             };
             let mut progress = ctx.out.progress("build", 0);
             let report =

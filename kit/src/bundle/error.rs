@@ -22,6 +22,9 @@ pub enum WriteError {
     /// The mode has bits outside 0o777 (setuid, setgid, sticky or file-type bits).
     #[error("invalid mode {mode:#o} for entry {path:?}: only permission bits (0o777) are allowed")]
     InvalidMode { path: String, mode: u32 },
+    /// A uid or gid past what the tar header's octal field holds.
+    #[error("invalid owner {uid}:{gid} for entry {path:?}: ids must be at most 2097151")]
+    InvalidOwner { path: String, uid: u32, gid: u32 },
     /// Entries must be added in strictly increasing byte order of their names.
     #[error("entry {path:?} is not after {previous:?}: entries must be unique and sorted by name")]
     OutOfOrder { previous: String, path: String },

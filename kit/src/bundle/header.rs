@@ -13,7 +13,8 @@
 //! - numeric fields in octal, zero padded, NUL terminated; sizes of 8 GiB and more in GNU
 //!   base-256; mtime, uid, gid, devmajor/devminor 0; uname and gname empty (numeric
 //!   owners); checksum as six octal digits, NUL, space;
-//! - every byte is a function of (name, type, mode, size): headers are deterministic.
+//! - every byte is a function of (name, type, mode, size, and the numeric owner when
+//!   [`encode_owned`] gives one): headers are deterministic.
 //!
 //! Parsing accepts POSIX ustar (`"ustar\0"` `"00"`, with the prefix field) and GNU headers,
 //! verifies the checksum (unsigned, or signed as old tars computed it) and never panics on
@@ -42,26 +43,61 @@ pub fn padding(size: u64) -> u64 {
 /// Appends the header block(s) of one entry to `out`: a GNU long-name record first when
 /// `name` (including a directory's trailing `/`) is longer than 100 bytes.
 pub fn encode(out: &mut Vec<u8>, name: &str, typeflag: u8, mode: u32, size: u64) {
+    encode_owned(out, name, typeflag, mode, size, Owner::ROOT);
+}
+
+/// Numeric owner of an entry (uid, gid). Kit entries are always [`Owner::ROOT`]; only the
+/// advisory AI volume primer's directories carry another owner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Owner {
+    pub uid: u32,
+    pub gid: u32,
+}
+
+impl Owner {
+    /// uid 0, gid 0.
+    pub const ROOT: Owner = Owner { uid: 0, gid: 0 };
+}
+
+/// [`encode`] with an explicit numeric owner (uid and gid fit the 7 octal digits of the
+/// field up to 0o7777777 = 2097151; larger ids are refused by the caller).
+pub fn encode_owned(
+    out: &mut Vec<u8>,
+    name: &str,
+    typeflag: u8,
+    mode: u32,
+    size: u64,
+    owner: Owner,
+) {
     let name = name.as_bytes();
     if name.len() > NAME_LEN {
         let data_len = name.len() as u64 + 1;
-        out.extend_from_slice(&block(b"././@LongLink", TYPE_GNU_LONGNAME, 0o644, data_len));
+        out.extend_from_slice(&block(
+            b"././@LongLink",
+            TYPE_GNU_LONGNAME,
+            0o644,
+            data_len,
+            Owner::ROOT,
+        ));
         out.extend_from_slice(name);
         out.push(0);
         out.resize(out.len() + padding(data_len) as usize, 0);
     }
-    out.extend_from_slice(&block(name, typeflag, mode, size));
+    out.extend_from_slice(&block(name, typeflag, mode, size, owner));
 }
+
+/// Largest uid or gid the octal owner fields hold.
+pub const MAX_OWNER_ID: u32 = 0o7_777_777;
 
 /// One GNU header block; `name` is truncated to 100 bytes (the caller wrote a long-name
 /// record before when it is longer).
-fn block(name: &[u8], typeflag: u8, mode: u32, size: u64) -> [u8; BLOCK] {
+fn block(name: &[u8], typeflag: u8, mode: u32, size: u64, owner: Owner) -> [u8; BLOCK] {
     let mut h = [0u8; BLOCK];
     let n = name.len().min(NAME_LEN);
     h[..n].copy_from_slice(&name[..n]);
     put_octal(&mut h[100..108], u64::from(mode));
-    put_octal(&mut h[108..116], 0); // uid
-    put_octal(&mut h[116..124], 0); // gid
+    put_octal(&mut h[108..116], u64::from(owner.uid));
+    put_octal(&mut h[116..124], u64::from(owner.gid));
     if size <= MAX_OCTAL_SIZE {
         put_octal(&mut h[124..136], size);
     } else {
@@ -113,6 +149,10 @@ pub struct Header {
     pub typeflag: u8,
     pub mode: u64,
     pub size: u64,
+    /// The uid field, `None` when it does not parse (the reader of kits ignores it).
+    pub uid: Option<u64>,
+    /// The gid field, `None` when it does not parse.
+    pub gid: Option<u64>,
 }
 
 /// Why a header block could not be parsed.
@@ -173,6 +213,8 @@ pub fn parse(h: &[u8; BLOCK]) -> Result<Parsed, HeaderProblem> {
         typeflag: h[156],
         mode,
         size,
+        uid: parse_number(&h[108..116]),
+        gid: parse_number(&h[116..124]),
     }))
 }
 
@@ -244,6 +286,23 @@ mod tests {
         };
         assert_eq!(h.name, b"secrets/key.pem");
         assert_eq!((h.typeflag, h.mode, h.size), (TYPE_FILE, 0o600, 12345));
+        assert_eq!((h.uid, h.gid), (Some(0), Some(0)));
+    }
+
+    #[test]
+    fn bundle_header_owner_round_trip() {
+        let mut out = Vec::new();
+        let owner = Owner {
+            uid: 1654,
+            gid: MAX_OWNER_ID,
+        };
+        encode_owned(&mut out, "queue/", TYPE_DIR, 0o770, 0, owner);
+        let Ok(Parsed::Header(h)) = parse(&first_block(&out)) else {
+            panic!("parse failed")
+        };
+        assert_eq!(h.uid, Some(1654));
+        assert_eq!(h.gid, Some(u64::from(MAX_OWNER_ID)));
+        assert_eq!((h.typeflag, h.mode), (TYPE_DIR, 0o770));
     }
 
     #[test]

@@ -28,6 +28,7 @@ pub mod writer;
 mod tests;
 
 pub use error::{ReadError, WriteError};
+pub use header::{MAX_OWNER_ID, Owner};
 pub use path::PathProblem;
 pub use pgzip::{GzOptions, GzSummary, ParGzWriter};
 pub use reader::{BundleReader, Entry, EntryKind, ReadLimits};

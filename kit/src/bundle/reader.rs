@@ -33,7 +33,7 @@ use std::io::{self, BufRead, BufReader, Read};
 use flate2::bufread::GzDecoder;
 
 use super::error::ReadError;
-use super::header::{self, BLOCK, HeaderProblem, Parsed};
+use super::header::{self, BLOCK, HeaderProblem, Owner, Parsed};
 use super::path::{self, MAX_PATH_LEN, PathProblem};
 
 /// Largest pax extended header accepted.
@@ -62,6 +62,9 @@ impl ReadLimits {
         }
     }
 }
+
+/// A checked header: canonical name, kind, mode, size.
+type Accepted = (String, EntryKind, u32, u64);
 
 /// The type of an entry the reader yields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,6 +167,9 @@ pub struct Entry<'a, R: Read> {
     pub mode: u32,
     /// Content length (0 for directories); never more than the declared size.
     pub size: u64,
+    /// The numeric owner of the header; `None` when a field does not parse or does not
+    /// fit 32 bits. Kits ignore it; the volume primer uses it.
+    pub owner: Option<Owner>,
     stream: &'a mut Stream<R>,
 }
 
@@ -239,11 +245,12 @@ impl<R: Read, D: Fn(&str) -> Option<u64>> BundleReader<R, D> {
             return Ok(None);
         }
         match self.advance() {
-            Ok(Some((path, kind, mode, size))) => Ok(Some(Entry {
+            Ok(Some(((path, kind, mode, size), owner))) => Ok(Some(Entry {
                 path,
                 kind,
                 mode,
                 size,
+                owner,
                 stream: &mut self.stream,
             })),
             Ok(None) => {
@@ -258,7 +265,7 @@ impl<R: Read, D: Fn(&str) -> Option<u64>> BundleReader<R, D> {
     }
 
     /// Reads headers up to the next file or directory; `None` at the end marker.
-    fn advance(&mut self) -> Result<Option<(String, EntryKind, u32, u64)>, ReadError> {
+    fn advance(&mut self) -> Result<Option<(Accepted, Option<Owner>)>, ReadError> {
         let rest = self.stream.entry_left + self.stream.entry_pad;
         if rest > 0 {
             let name = std::mem::take(&mut self.stream.entry_name);
@@ -361,7 +368,16 @@ impl<R: Read, D: Fn(&str) -> Option<u64>> BundleReader<R, D> {
             }
             let raw_name = long_name.take().unwrap_or(h.name);
             let size = pax_size.take().unwrap_or(h.size);
-            return self.accept(raw_name, h.typeflag, &h.linkname, h.mode, size, offset);
+            let owner = match (h.uid, h.gid) {
+                (Some(uid), Some(gid)) => match (u32::try_from(uid), u32::try_from(gid)) {
+                    (Ok(uid), Ok(gid)) => Some(Owner { uid, gid }),
+                    _ => None,
+                },
+                _ => None,
+            };
+            return Ok(self
+                .accept(raw_name, h.typeflag, &h.linkname, h.mode, size, offset)?
+                .map(|accepted| (accepted, owner)));
         }
     }
 
@@ -374,7 +390,7 @@ impl<R: Read, D: Fn(&str) -> Option<u64>> BundleReader<R, D> {
         mode: u64,
         size: u64,
         offset: u64,
-    ) -> Result<Option<(String, EntryKind, u32, u64)>, ReadError> {
+    ) -> Result<Option<Accepted>, ReadError> {
         let shown = lossy(&raw_name);
         let kind = match typeflag {
             b'0' | 0 => EntryKind::File,

@@ -13,6 +13,8 @@
 //!   its trailing `/`): the caller adds files in strictly increasing byte order of their
 //!   paths ([`write_bundle`] sorts for you) and the directories then fall into place;
 //! - mtime, uid and gid 0, empty uname/gname, the caller's mode (only 0o777 bits);
+//!   the one exception is [`BundleWriter::add_directory`], an explicit (possibly empty)
+//!   directory with the caller's mode and numeric owner (the advisory AI volume primer);
 //! - the archive ends with two zero blocks (no padding to a 10 KiB record);
 //! - gzip: one member, written by `pgzip` (fixed header, pinned compressor, level 6 by
 //!   default, output independent of the thread count).
@@ -30,7 +32,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use super::error::WriteError;
-use super::header::{self, BLOCK, TYPE_DIR, TYPE_FILE};
+use super::header::{self, BLOCK, MAX_OWNER_ID, Owner, TYPE_DIR, TYPE_FILE};
 use super::path;
 use super::pgzip::{GzOptions, ParGzWriter};
 
@@ -286,6 +288,77 @@ impl<W: Write> BundleWriter<W> {
             size,
             sha256: hasher.finalize().into(),
         })
+    }
+
+    /// Adds an explicit directory entry `path/` with `mode` and the numeric `owner`, after
+    /// its parent directories (0755, root). It must come, by the bytes of `path/`, after
+    /// every entry written so far, and must not have been written already (as a parent of
+    /// an earlier file, say).
+    pub fn add_directory(&mut self, path: &str, mode: u32, owner: Owner) -> Result<(), WriteError> {
+        let tar_name = format!("{path}/");
+        path::check(path).map_err(|problem| WriteError::InvalidPath {
+            path: path.to_owned(),
+            problem,
+        })?;
+        if mode & !0o777 != 0 {
+            return Err(WriteError::InvalidMode {
+                path: path.to_owned(),
+                mode,
+            });
+        }
+        if owner.uid > MAX_OWNER_ID || owner.gid > MAX_OWNER_ID {
+            return Err(WriteError::InvalidOwner {
+                path: path.to_owned(),
+                uid: owner.uid,
+                gid: owner.gid,
+            });
+        }
+        if self.names.contains_key(path)
+            || self
+                .last
+                .as_ref()
+                .is_some_and(|previous| previous.as_bytes() >= tar_name.as_bytes())
+        {
+            return Err(WriteError::OutOfOrder {
+                previous: self.last.clone().unwrap_or_default(),
+                path: tar_name,
+            });
+        }
+        for ancestor in path::ancestors(path) {
+            match self.names.get(ancestor) {
+                Some(true) => {}
+                Some(false) => {
+                    return Err(WriteError::PathConflict {
+                        path: path.to_owned(),
+                        ancestor: ancestor.to_owned(),
+                    });
+                }
+                None => {
+                    self.header_buf.clear();
+                    header::encode(
+                        &mut self.header_buf,
+                        &format!("{ancestor}/"),
+                        TYPE_DIR,
+                        DIR_MODE,
+                        0,
+                    );
+                    self.gz
+                        .write_all(&self.header_buf)
+                        .map_err(WriteError::Output)?;
+                    self.names.insert(ancestor.to_owned(), true);
+                    self.directories += 1;
+                }
+            }
+        }
+        self.header_buf.clear();
+        header::encode_owned(&mut self.header_buf, &tar_name, TYPE_DIR, mode, 0, owner);
+        self.gz
+            .write_all(&self.header_buf)
+            .map_err(WriteError::Output)?;
+        self.names.insert(path.to_owned(), true);
+        self.last = Some(tar_name);
+        self.directories += 1;
+        Ok(())
     }
 
     fn check_new_file(&self, path: &str, mode: u32) -> Result<(), WriteError> {

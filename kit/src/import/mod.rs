@@ -813,7 +813,7 @@ fn unpack_and_stage(
             return Err((
                 "check",
                 KitError::DigestMismatch {
-                    what: format!("{path} (in the bundle)"),
+                    what: verify::could_not_verify_file(&path),
                     expected: want_sha.to_string(),
                     actual: put.digest.to_hex(),
                 },
