@@ -13,6 +13,7 @@ pub mod layout;
 pub mod manifest;
 pub mod mirror;
 pub mod provenance;
+pub mod quota;
 pub mod sign;
 pub mod split;
 pub mod verify;
