@@ -69,6 +69,9 @@ enum Command {
     Key(cmd::kit::KeyCommand),
     /// Publish a kit directory over HTTP (with ranges) and accept imports through the API.
     Serve(cmd::transport::ServeArgs),
+    /// The scanner's offline fair-use ledger: count a scan, report the counts.
+    #[command(subcommand)]
+    Quota(cmd::quota::QuotaCommand),
 }
 
 /// A command's failure: a message for stderr and the exit code.
@@ -159,6 +162,7 @@ fn main() -> std::process::ExitCode {
         Command::Delta(c) => cmd::delta::run(&ctx, c),
         Command::Inventory(c) => cmd::delta::run_inventory(&ctx, c),
         Command::Serve(a) => cmd::transport::run_serve(&ctx, a),
+        Command::Quota(c) => cmd::quota::run(&ctx, c),
     });
     match result {
         Ok(code) => std::process::ExitCode::from(code as u8),

@@ -4,6 +4,7 @@ pub mod delta;
 pub mod generation;
 pub mod kit;
 pub mod mirror;
+pub mod quota;
 pub mod split;
 pub mod status;
 pub mod store;
