@@ -30,7 +30,26 @@ mkdir -p "$work/unpacked"
 tar -xzf "$bundle" -C "$work/unpacked" provenance manifest
 
 rm -rf "$corpus"
-mkdir -p "$corpus"/{tar_entries,unpack,offline_manifest,metadata_json,jws,cosign_sig,dsse,delta_header,patch_decoders,pack_frames,parts_index,mirror_record,published_index}
+mkdir -p "$corpus"/{tar_entries,unpack,offline_manifest,metadata_json,jws,cosign_sig,dsse,delta_header,patch_decoders,pack_frames,parts_index,mirror_record,published_index,quota_subject}
+
+# quota_subject: subjects as the scanner passes them, and ES256 tokens signed by a key the
+# harness does not trust (parsed to the signature check), made with jwcrypto.
+printf 'anon:198.51.100.7' > "$corpus/quota_subject/anon-v4.txt"
+printf 'anon:[::ffff:10.0.0.1]' > "$corpus/quota_subject/anon-mapped.txt"
+printf 'anon:unknown' > "$corpus/quota_subject/anon-unknown.txt"
+printf 'token:garbage' > "$corpus/quota_subject/token-garbage.txt"
+python3 - "$corpus/quota_subject" <<'PY'
+import json, sys
+from jwcrypto import jwk, jws
+k = jwk.JWK.generate(kty='EC', crv='P-256')
+for name, hdr, claims in [
+    ("token-foreign-kid.txt", {"alg": "ES256", "typ": "JWT", "kid": k.thumbprint()}, {"sub": "scanner-7", "exp": 1761353990}),
+    ("token-no-kid.txt", {"alg": "ES256"}, {"sub": "x", "nbf": 1761350000, "exp": 1761350391.5}),
+]:
+    t = jws.JWS(json.dumps(claims, separators=(',', ':')).encode())
+    t.add_signature(k, alg='ES256', protected=json.dumps(hdr, separators=(',', ':')))
+    open(f"{sys.argv[1]}/{name}", "w").write("token:" + t.serialize(compact=True))
+PY
 
 cp "$bundle.metadata.json" "$corpus/metadata_json/kit.metadata.json"
 cp "$work/out/manifest/offline-manifest.json" "$corpus/offline_manifest/kit-manifest.json"

@@ -182,3 +182,16 @@ pub fn transport_code(e: &ouk_transport::TransportError) -> ExitCode {
         T::Kit(k) => kit_code(k.as_ref()),
     }
 }
+
+/// The exit code of a quota ledger error: a bad subject is a usage error (1), a damaged
+/// ledger or salt is damaged data (2), a full disk is 12.
+pub fn quota_code(e: &ouk_kit::quota::QuotaError) -> ExitCode {
+    if let Some(source) = e.io_source() {
+        return io_code(source);
+    }
+    if e.is_damage() {
+        ExitCode::DigestMismatch
+    } else {
+        ExitCode::Failure
+    }
+}

@@ -75,6 +75,9 @@ enum Command {
     Telemetry(cmd::telemetry::TelemetryCommand),
     /// Publish a kit directory over HTTP (with ranges) and accept imports through the API.
     Serve(cmd::transport::ServeArgs),
+    /// The scanner's offline fair-use ledger: count a scan, report the counts.
+    #[command(subcommand)]
+    Quota(cmd::quota::QuotaCommand),
 }
 
 /// A command's failure: a message for stderr and the exit code.
@@ -167,6 +170,7 @@ fn main() -> std::process::ExitCode {
         Command::Serve(a) => cmd::transport::run_serve(&ctx, a),
         Command::Primer(c) => cmd::primer::run(&ctx, c),
         Command::Telemetry(c) => cmd::telemetry::run(&ctx, c),
+        Command::Quota(c) => cmd::quota::run(&ctx, c),
     });
     match result {
         Ok(code) => std::process::ExitCode::from(code as u8),

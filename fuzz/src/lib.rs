@@ -784,3 +784,32 @@ pub fn published_index(data: &[u8]) {
     assert_eq!(again, index, "an accepted index round-trips");
 }
 
+/// `ouk quota consume --subject ...`: the subject parser and the offline JWT verifier,
+/// against the cosign fixture key (the trust store of the seeds), at a fixed clock
+/// (2025-10-24T23:59:50Z). Promises: nothing panics; a token that verifies names the
+/// fixture key and is not expired at the clock; a subject that resolves to anonymous
+/// says why when it was a token; the resolved subject's Debug form never shows the token.
+pub fn quota_subject(data: &[u8]) {
+    use ouk_kit::quota::{SubjectArg, SubjectClass, parse_subject, resolve, verify_token};
+    const NOW: i64 = 1_761_350_390;
+    let text = String::from_utf8_lossy(data);
+    let keys = std::slice::from_ref(fixture_key());
+    let Ok(arg) = parse_subject(&text) else { return };
+    let resolved = resolve(&arg, None, Ok(keys), NOW);
+    if let SubjectArg::Token(token) = &arg {
+        match verify_token(keys, token, NOW) {
+            Ok(v) => {
+                assert_eq!(v.kid, fixture_key().kid());
+                assert!(v.exp.is_none_or(|exp| NOW < exp), "an expired token verified");
+                assert_eq!(resolved.class, SubjectClass::Token);
+            }
+            Err(_) => {
+                assert_eq!(resolved.class, SubjectClass::Anonymous);
+                assert!(resolved.fallback_reason.is_some(), "a refused token without a reason");
+            }
+        }
+        if token.len() >= 8 {
+            assert!(!format!("{resolved:?}").contains(token.as_str()), "Debug shows the token");
+        }
+    }
+}

@@ -24,6 +24,7 @@ const TARGETS: &[(&str, Target)] = &[
     ("parts_index", ouk_fuzz::parts_index),
     ("mirror_record", ouk_fuzz::mirror_record),
     ("published_index", ouk_fuzz::published_index),
+    ("quota_subject", ouk_fuzz::quota_subject),
 ];
 
 fn fuzz_dir() -> PathBuf {

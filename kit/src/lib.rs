@@ -14,6 +14,7 @@ pub mod manifest;
 pub mod mirror;
 pub mod primer;
 pub mod provenance;
+pub mod quota;
 pub mod sign;
 pub mod split;
 pub mod telemetry;

@@ -5,6 +5,7 @@ pub mod generation;
 pub mod kit;
 pub mod mirror;
 pub mod primer;
+pub mod quota;
 pub mod split;
 pub mod status;
 pub mod store;
