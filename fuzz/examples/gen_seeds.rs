@@ -208,6 +208,7 @@ fn small_manifest() -> OfflineManifest {
         channel: "edge".to_owned(),
         created_at: "2025-10-23T00:00:00Z".to_owned(),
         generation_id: "f4827148ca77e17f44fd3afdaeccea12a361df39dce68bc268ff127abe84764b".to_owned(),
+        notes: Vec::new(),
         artifacts: vec![
             art("config/app.yaml", b"a: 1\n"),
             art("feeds/osv.jsonl", b"{}\n"),
