@@ -67,6 +67,9 @@ enum Command {
     /// Signing keys.
     #[command(subcommand)]
     Key(cmd::kit::KeyCommand),
+    /// The Authority configuration shipped with a kit: scope guardrails.
+    #[command(subcommand)]
+    Authority(cmd::authority::AuthorityCommand),
     /// Publish a kit directory over HTTP (with ranges) and accept imports through the API.
     Serve(cmd::transport::ServeArgs),
 }
@@ -159,6 +162,7 @@ fn main() -> std::process::ExitCode {
         Command::Delta(c) => cmd::delta::run(&ctx, c),
         Command::Inventory(c) => cmd::delta::run_inventory(&ctx, c),
         Command::Serve(a) => cmd::transport::run_serve(&ctx, a),
+        Command::Authority(c) => cmd::authority::run(&ctx, c),
     });
     match result {
         Ok(code) => std::process::ExitCode::from(code as u8),

@@ -4,14 +4,19 @@
 //! This crate writes kits on the connected side and reads (verifies, unpacks, imports) them
 //! on the air-gapped side.
 
+pub mod authority;
 pub mod build;
 pub mod bundle;
+pub mod caches;
+pub mod certs;
+pub mod content;
 pub mod delta;
 mod error;
 pub mod import;
 pub mod layout;
 pub mod manifest;
 pub mod mirror;
+pub mod policy_gateway;
 pub mod provenance;
 pub mod sign;
 pub mod split;

@@ -42,6 +42,10 @@ pub enum KitCommand {
         /// Accept a release tree without debug/.
         #[arg(long)]
         allow_missing_debug: bool,
+        /// Carry FILE in the kit as caches/<file name> (e.g. the BDU vulxml.zip); a *.zip
+        /// must be a valid zip archive. Repeatable.
+        #[arg(long, value_name = "FILE")]
+        cold_start_cache: Vec<PathBuf>,
     },
     /// Verify a bundle's digest, signature and manifest; prints OK <sha256>.
     Verify {
@@ -192,6 +196,7 @@ pub fn run(ctx: &Context, cmd: KitCommand) -> Result<ExitCode, Failure> {
             captured_at,
             created_at,
             allow_missing_debug,
+            cold_start_cache,
         } => {
             let key = signing_key.as_deref().map(load_signing_key).transpose()?;
             if key.is_none() {
@@ -210,6 +215,7 @@ pub fn run(ctx: &Context, cmd: KitCommand) -> Result<ExitCode, Failure> {
                 created_at,
                 allow_missing_debug,
                 threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+                cold_start_caches: cold_start_cache,
             };
             let mut progress = ctx.out.progress("build", 0);
             let report =
