@@ -111,6 +111,10 @@ pub fn kit_code(e: &KitError) -> ExitCode {
             _ => ExitCode::Validation,
         },
         KitError::Authority(a) => authority_code(a),
+        KitError::PolicyGateway(g) => match g {
+            ouk_kit::policy_gateway::GatewayError::Io { source, .. } => io_code(source),
+            ouk_kit::policy_gateway::GatewayError::Conflict { .. } => ExitCode::Validation,
+        },
         KitError::Cache(c) => match c {
             ouk_kit::caches::CacheError::Io { source, .. } => io_code(source),
             ouk_kit::caches::CacheError::Unusable { .. } => ExitCode::Failure,

@@ -41,8 +41,7 @@ pub fn prepare(
     let paths: BTreeSet<&str> = listed.iter().map(|(p, _, _)| p.as_str()).collect();
     let mut out = KitContent::default();
 
-    let gateway = policy_gateway::plan(root, paths.iter().copied())
-        .map_err(|e| KitError::Validation(e.to_string()))?;
+    let gateway = policy_gateway::plan(root, paths.iter().copied())?;
     if let Some((to, from)) = gateway.copy {
         let mode = listed
             .iter()

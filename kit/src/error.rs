@@ -93,6 +93,9 @@ pub enum KitError {
     /// A bad argument.
     #[error("{0}")]
     Usage(String),
+    /// The Policy Gateway bundle cannot be made.
+    #[error("policy gateway: {0}")]
+    PolicyGateway(#[from] crate::policy_gateway::GatewayError),
     /// A certificate under `certificates/` is not valid PEM X.509.
     #[error("trust material: {0}")]
     Certificate(#[from] crate::certs::CertError),
