@@ -253,6 +253,13 @@ fn signatures(out: &Out, fixture: &SigningKey) {
     overflow.artifacts[0].size = u64::MAX - 2;
     overflow.artifacts[1].size = 1 << 40;
     out.put("offline_manifest", "huge-sizes.json", &overflow.to_bytes());
+    let mut noted = m.clone();
+    noted.notes.push(ouk_kit::manifest::Note {
+        topic: "policy-gateway".to_owned(),
+        path: Some("config/app.yaml".to_owned()),
+        text: "Policy Gateway configuration".to_owned(),
+    });
+    out.put("offline_manifest", "with-notes.json", &noted.to_bytes());
 
     let meta = format!(
         r#"{{"name":"stella-ops-offline-kit-2025.10.0-edge.tar.gz","kind":"kit","version":"2025.10.0","channel":"edge","sha256":"{}","size":1234,"manifest":{{"name":"manifest/offline-manifest.json","sha256":"{}","size":{}}},"createdAt":"2025-10-23T00:00:00Z","generationId":"{}","signed":false}}"#,
