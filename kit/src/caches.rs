@@ -280,8 +280,6 @@ pub fn check_zip<R: Read + Seek>(r: &mut R, len: u64) -> Result<ZipSummary, ZipP
                 Err(e) => return Err(e.into()),
             }
         }
-        drop(counted);
-        drop(reader);
         if produced != usize_ {
             return bad(format!(
                 "entry {shown:?}: {} bytes recorded, {produced}{} decompressed",
