@@ -106,6 +106,20 @@ pub fn kit_code(e: &KitError) -> ExitCode {
             ouk_kit::bundle::WriteError::Output(source) => io_code(source),
             _ => ExitCode::Validation,
         },
+        KitError::Certificate(c) => match c {
+            ouk_kit::certs::CertError::Io { source, .. } => io_code(source),
+            _ => ExitCode::Validation,
+        },
+        KitError::Authority(a) => authority_code(a),
+        KitError::PolicyGateway(g) => match g {
+            ouk_kit::policy_gateway::GatewayError::Io { source, .. } => io_code(source),
+            ouk_kit::policy_gateway::GatewayError::Conflict { .. } => ExitCode::Validation,
+        },
+        KitError::Cache(c) => match c {
+            ouk_kit::caches::CacheError::Io { source, .. } => io_code(source),
+            ouk_kit::caches::CacheError::Unusable { .. } => ExitCode::Failure,
+            ouk_kit::caches::CacheError::InvalidZip { .. } => ExitCode::Validation,
+        },
         KitError::Part(p) => part_code(p),
         KitError::Primer(p) => primer_code(p),
         KitError::Telemetry(t) => telemetry_code(t),
@@ -149,6 +163,16 @@ pub fn telemetry_code(e: &ouk_kit::telemetry::TelemetryError) -> ExitCode {
         T::Write(ouk_kit::bundle::WriteError::Output(source)) => io_code(source),
         T::Write(_) => ExitCode::Validation,
         T::Io { source, .. } => io_code(source),
+    }
+}
+
+/// The exit code of an Authority check: an unreadable file is 1 (0 is never returned
+/// here), a YAML error or a broken guardrail 11.
+pub fn authority_code(e: &ouk_kit::authority::AuthorityError) -> ExitCode {
+    use ouk_kit::authority::AuthorityError as A;
+    match e {
+        A::Io { .. } => ExitCode::Failure,
+        A::TooLarge { .. } | A::Yaml { .. } | A::Guardrails { .. } => ExitCode::Validation,
     }
 }
 

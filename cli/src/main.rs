@@ -73,6 +73,9 @@ enum Command {
     /// The telemetry collector bundle.
     #[command(subcommand)]
     Telemetry(cmd::telemetry::TelemetryCommand),
+    /// The Authority configuration shipped with a kit: scope guardrails.
+    #[command(subcommand)]
+    Authority(cmd::authority::AuthorityCommand),
     /// Publish a kit directory over HTTP (with ranges) and accept imports through the API.
     Serve(cmd::transport::ServeArgs),
     /// The scanner's offline fair-use ledger: count a scan, report the counts.
@@ -171,6 +174,7 @@ fn main() -> std::process::ExitCode {
         Command::Primer(c) => cmd::primer::run(&ctx, c),
         Command::Telemetry(c) => cmd::telemetry::run(&ctx, c),
         Command::Quota(c) => cmd::quota::run(&ctx, c),
+        Command::Authority(c) => cmd::authority::run(&ctx, c),
     });
     match result {
         Ok(code) => std::process::ExitCode::from(code as u8),

@@ -208,6 +208,7 @@ fn small_manifest() -> OfflineManifest {
         channel: "edge".to_owned(),
         created_at: "2025-10-23T00:00:00Z".to_owned(),
         generation_id: "f4827148ca77e17f44fd3afdaeccea12a361df39dce68bc268ff127abe84764b".to_owned(),
+        notes: Vec::new(),
         artifacts: vec![
             art("config/app.yaml", b"a: 1\n"),
             art("feeds/osv.jsonl", b"{}\n"),
@@ -252,6 +253,13 @@ fn signatures(out: &Out, fixture: &SigningKey) {
     overflow.artifacts[0].size = u64::MAX - 2;
     overflow.artifacts[1].size = 1 << 40;
     out.put("offline_manifest", "huge-sizes.json", &overflow.to_bytes());
+    let mut noted = m.clone();
+    noted.notes.push(ouk_kit::manifest::Note {
+        topic: "policy-gateway".to_owned(),
+        path: Some("config/app.yaml".to_owned()),
+        text: "Policy Gateway configuration".to_owned(),
+    });
+    out.put("offline_manifest", "with-notes.json", &noted.to_bytes());
 
     let meta = format!(
         r#"{{"name":"stella-ops-offline-kit-2025.10.0-edge.tar.gz","kind":"kit","version":"2025.10.0","channel":"edge","sha256":"{}","size":1234,"manifest":{{"name":"manifest/offline-manifest.json","sha256":"{}","size":{}}},"createdAt":"2025-10-23T00:00:00Z","generationId":"{}","signed":false}}"#,

@@ -4,6 +4,8 @@
 //! 1. walk the release tree (regular files only) and, in parallel, hash every file once:
 //!    SHA-256 (manifest, signatures), SHA-1 (SPDX 2.3 requires it) and the store's chunk
 //!    ids (the generation id) in one streaming pass;
+//! 0. prepare the kit content ([`crate::content`]): plan the Policy Gateway copy and notes,
+//!    check certificates, the Authority guardrails and cold-start caches;
 //! 2. check the layout rules (debug store, plug-ins, secrets at 0600, `.sha256` sidecars);
 //! 3. generate `metadata/debug-store.json`, plug-in `.sha256`/`.sig` sidecars, the SPDX SBOM
 //!    and the signed in-toto provenance, then the offline manifest of every other file and
@@ -73,6 +75,8 @@ pub struct BuildOptions {
     /// The advisory AI volume primer to add at [`crate::primer::PRIMER_PATH`]; `None`
     /// leaves it out.
     pub primer: Option<crate::primer::PrimerSpec>,
+    /// Cold-start caches to carry as `caches/<file name>` (`--cold-start-cache`).
+    pub cold_start_caches: Vec<PathBuf>,
 }
 
 /// What was built.
@@ -262,7 +266,7 @@ pub fn build_kit(opts: &BuildOptions, progress: &mut dyn FnMut(u64)) -> Result<B
         return Err(KitError::NotFound(opts.release_dir.clone()));
     }
     let chunker = Chunker::new(ChunkerParams::V1);
-    let listed = ouk_delta::tree::list_tree(&opts.release_dir)?;
+    let mut listed = ouk_delta::tree::list_tree(&opts.release_dir)?;
     for (rel, _, _) in &listed {
         if GENERATED_PATHS.contains(&rel.as_str()) {
             return Err(KitError::Validation(format!(
@@ -270,6 +274,10 @@ pub fn build_kit(opts: &BuildOptions, progress: &mut dyn FnMut(u64)) -> Result<B
             )));
         }
     }
+    // Policy Gateway bundle, trust material, Authority guardrails, cold-start caches: checked
+    // before anything is hashed; their extra files are hashed and bundled like release files.
+    let content = crate::content::prepare(&opts.release_dir, &listed, &opts.cold_start_caches)?;
+    listed.extend(content.extra_files.iter().cloned());
     let fixed_capture = match &opts.captured_at {
         Some(t) => Some(provenance::normalize_rfc3339(t).ok_or_else(|| {
             KitError::Usage(format!("--captured-at {t:?} is not an RFC 3339 time"))
@@ -369,7 +377,8 @@ pub fn build_kit(opts: &BuildOptions, progress: &mut dyn FnMut(u64)) -> Result<B
         },
     )?
     .into_result()?;
-    let warnings: Vec<String> = report.warnings.iter().map(|w| w.to_string()).collect();
+    let mut warnings: Vec<String> = report.warnings.iter().map(|w| w.to_string()).collect();
+    warnings.extend(content.warnings.iter().cloned());
 
     // 3. Generated files.
     let have: std::collections::HashSet<String> = files.iter().map(|f| f.path.clone()).collect();
@@ -430,7 +439,6 @@ pub fn build_kit(opts: &BuildOptions, progress: &mut dyn FnMut(u64)) -> Result<B
         sbom,
         &created_at,
     )?);
-    let mut warnings = warnings;
     match &opts.signing_key {
         Some(key) => {
             let subjects = files
@@ -474,6 +482,7 @@ pub fn build_kit(opts: &BuildOptions, progress: &mut dyn FnMut(u64)) -> Result<B
         channel: opts.channel.clone(),
         created_at: created_at.clone(),
         generation_id: generation_id.to_hex(),
+        notes: content.notes.clone(),
         artifacts: files
             .iter()
             .map(|f| Artifact {
@@ -492,6 +501,12 @@ pub fn build_kit(opts: &BuildOptions, progress: &mut dyn FnMut(u64)) -> Result<B
             if let EntrySource::Bytes(b) = &f.source {
                 write_atomic(&staging.join(&f.path), b)?;
             }
+        }
+        for (rel, from, _) in &content.extra_files {
+            let to = staging.join(rel);
+            fs::create_dir_all(to.parent().unwrap_or(staging))
+                .and_then(|_| fs::copy(from, &to))
+                .ctx(|| format!("copy {} to {}", from.display(), to.display()))?;
         }
         write_atomic(&staging.join(MANIFEST_PATH), &manifest_bytes)?;
     }

@@ -570,6 +570,7 @@ pub(crate) fn import_delta(
             channel: String::new(),
             created_at: String::new(),
             generation_id: target_id.to_hex(),
+            notes: Vec::new(),
             artifacts: Vec::new(),
         };
         let mut r = base_report(opts, v, &m, target_id, previous);

@@ -96,6 +96,18 @@ pub enum KitError {
     /// A bad argument.
     #[error("{0}")]
     Usage(String),
+    /// The Policy Gateway bundle cannot be made.
+    #[error("policy gateway: {0}")]
+    PolicyGateway(#[from] crate::policy_gateway::GatewayError),
+    /// A certificate under `certificates/` is not valid PEM X.509.
+    #[error("trust material: {0}")]
+    Certificate(#[from] crate::certs::CertError),
+    /// The Authority configuration breaks a scope guardrail or does not parse.
+    #[error("authority: {0}")]
+    Authority(#[from] crate::authority::AuthorityError),
+    /// A cold-start cache is not what it claims to be.
+    #[error("cold-start cache: {0}")]
+    Cache(#[from] crate::caches::CacheError),
     /// A split kit's part or index is missing, damaged or in the way.
     #[error(transparent)]
     Part(#[from] crate::split::PartError),

@@ -4,8 +4,12 @@
 //! This crate writes kits on the connected side and reads (verifies, unpacks, imports) them
 //! on the air-gapped side.
 
+pub mod authority;
 pub mod build;
 pub mod bundle;
+pub mod caches;
+pub mod certs;
+pub mod content;
 pub mod delta;
 mod error;
 pub mod import;
@@ -13,6 +17,7 @@ pub mod layout;
 pub mod manifest;
 pub mod mirror;
 pub mod primer;
+pub mod policy_gateway;
 pub mod provenance;
 pub mod quota;
 pub mod sign;

@@ -8,6 +8,11 @@
 //!
 //! `artifacts` lists every file of the bundle except the manifest itself, sorted by name
 //! (so `jq '.artifacts[] | {name, sha256, size, capturedAt}'` reads it as the seed shows).
+//! `notes` (optional, omitted when empty, so manifests without notes are byte-identical to
+//! those of earlier builds and older readers, which ignore unknown top-level fields, still
+//! read newer ones) points operators at files that need attention, e.g.
+//! `{"topic": "policy-gateway", "path": "secrets/policy-gateway/policy-gateway-dpop.pem",
+//! "text": "..."}`; a note's `path` must name one of the artifacts.
 //! `generationId` is the id of the chunk-set manifest of exactly those files: what an
 //! importer must arrive at. Serialization is deterministic (fixed field order, sorted
 //! artifacts, two-space indentation, trailing newline), so the same kit gives the same bytes.
@@ -43,6 +48,24 @@ pub struct Artifact {
     pub captured_at: String,
 }
 
+/// Most notes accepted.
+pub const MAX_NOTES: usize = 1024;
+/// Longest note topic or text accepted, bytes.
+pub const MAX_NOTE_LEN: usize = 4096;
+
+/// A note for operators about one file or topic of the kit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Note {
+    /// What the note is about, e.g. `policy-gateway`.
+    pub topic: String,
+    /// The artifact it refers to, when it refers to one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// The note itself.
+    pub text: String,
+}
+
 /// The manifest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -57,6 +80,9 @@ pub struct OfflineManifest {
     pub created_at: String,
     /// Generation id of the artifact set.
     pub generation_id: String,
+    /// Notes for operators (optional; absent in manifests without notes).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<Note>,
     /// Every other file of the bundle, sorted by name.
     pub artifacts: Vec<Artifact>,
 }
@@ -117,6 +143,25 @@ impl OfflineManifest {
                 )));
             }
         }
+        if m.notes.len() > MAX_NOTES {
+            return Err(bad(format!("{} notes is past the limit", m.notes.len())));
+        }
+        for n in &m.notes {
+            if n.topic.len() > MAX_NOTE_LEN || n.text.len() > MAX_NOTE_LEN {
+                return Err(bad(format!(
+                    "note {:?}: longer than {MAX_NOTE_LEN} bytes",
+                    n.topic.chars().take(64).collect::<String>()
+                )));
+            }
+            if let Some(p) = &n.path
+                && m.get(p).is_none()
+            {
+                return Err(bad(format!(
+                    "note {:?} names {p:?}, which is not an artifact",
+                    n.topic
+                )));
+            }
+        }
         Ok(m)
     }
 
@@ -149,6 +194,7 @@ mod tests {
             channel: "edge".into(),
             created_at: "2025-10-23T00:00:00Z".into(),
             generation_id: "ab".repeat(32),
+            notes: Vec::new(),
             artifacts: vec![
                 Artifact {
                     name: "a/b".into(),
@@ -179,6 +225,23 @@ mod tests {
         let mut upper = sample();
         upper.artifacts[0].sha256 = "CD".repeat(32);
         assert!(OfflineManifest::parse(&upper.to_bytes()).is_err());
+    }
+
+    #[test]
+    fn notes_are_optional_and_must_name_artifacts() {
+        let plain = sample();
+        let bytes = plain.to_bytes();
+        assert!(!String::from_utf8_lossy(&bytes).contains("notes"));
+        let mut noted = sample();
+        noted.notes.push(Note {
+            topic: "policy-gateway".into(),
+            path: Some("a/b".into()),
+            text: "DPoP key".into(),
+        });
+        assert_eq!(OfflineManifest::parse(&noted.to_bytes()).unwrap(), noted);
+        noted.notes[0].path = Some("missing".into());
+        let e = OfflineManifest::parse(&noted.to_bytes()).unwrap_err();
+        assert!(e.to_string().contains("not an artifact"), "{e}");
     }
 
     #[test]

@@ -24,6 +24,7 @@ mod tests;
 
 pub use feeds::{DAILY_REVISION_P, FeedKind, write_feed, write_feed_like};
 pub use images::{ARCHES, IMAGES};
+pub use misc::{ROOT_CA_PEM, SUB_CA_PEM};
 pub use plugins::{PLUGIN_ROOT, PLUGINS, plugin_id};
 pub use text::{T0, day_start};
 

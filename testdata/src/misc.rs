@@ -1,5 +1,7 @@
-//! The small text files of a release tree: the Russian trusted CA bundle, Policy Gateway
-//! configuration and DPoP key (mode 0600), the Authority sample, gateway docs and the
+//! The small text files of a release tree: the Russian trusted CA bundle (real, synthetic
+//! X.509 certificates), Policy Gateway configuration (`etc/policy-gateway.yaml`, which
+//! `ouk kit build` places at `config/policy-gateway/policy-gateway.yaml`) and DPoP key
+//! (mode 0600), the Authority sample, gateway docs and the
 //! helper scripts (two of them executable). None of them churn between days.
 
 use crate::fsutil::{create, write_file, write_sidecar};
@@ -17,6 +19,11 @@ pub const EXECUTABLES: [&str; 2] = [
 pub const DPOP_KEY: &str = "secrets/policy-gateway/policy-gateway-dpop.pem";
 
 const TAG_PEM: u64 = 0x7065_6d00;
+
+/// The synthetic root CA of the trusted bundle.
+pub const ROOT_CA_PEM: &str = include_str!("../certs/synthetic-root-ca.pem");
+/// The synthetic sub CA of the trusted bundle, issued by [`ROOT_CA_PEM`].
+pub const SUB_CA_PEM: &str = include_str!("../certs/synthetic-sub-ca.pem");
 
 fn base64(bytes: &[u8]) -> String {
     const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -153,25 +160,24 @@ fn smoke_script(lang: &str) -> String {
 
 /// Writes the small files.
 pub fn write_misc(root: &Path, seed: u64) -> io::Result<()> {
+    // Real X.509 certificates (synthetic, see testdata/certs/README.md): the kit build
+    // parses every certificate it carries.
     let mut bundle = String::new();
-    for (i, (cn, len)) in [
-        ("Russian Trusted Root CA", 1394usize),
-        ("Russian Trusted Sub CA", 1650),
-    ]
-    .iter()
-    .enumerate()
-    {
+    for (cn, pem) in [
+        ("Russian Trusted Root CA (synthetic)", ROOT_CA_PEM),
+        ("Russian Trusted Sub CA (synthetic)", SUB_CA_PEM),
+    ] {
         bundle.push_str(&format!(
-            "# Subject: C=RU, O=The Ministry of Digital Development and Communications, CN={cn}\n"
+            "# Subject: C=RU, O=Synthetic Test Ministry (ouk testdata), CN={cn}\n"
         ));
-        bundle.push_str(&pem("CERTIFICATE", h(&[seed, TAG_PEM, i as u64]), *len));
+        bundle.push_str(pem);
     }
     let certs = root.join("certificates/russian_trusted_bundle.pem");
     let d = write_file(&certs, bundle.as_bytes())?;
     write_sidecar(&certs, &d)?;
 
     write_file(
-        &root.join("config/policy-gateway/policy-gateway.yaml"),
+        &root.join("etc/policy-gateway.yaml"),
         POLICY_GATEWAY_YAML.as_bytes(),
     )?;
     write_file(

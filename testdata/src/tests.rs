@@ -147,7 +147,7 @@ fn layout_modes_mtimes_and_digests() {
     }
     for rel in [
         "certificates/russian_trusted_bundle.pem",
-        "config/policy-gateway/policy-gateway.yaml",
+        "etc/policy-gateway.yaml",
         "etc/authority.yaml.sample",
         "docs/policy/gateway.md",
         "scripts/check-advisory-raw-duplicates.js",

@@ -54,6 +54,10 @@ pub enum KitCommand {
         /// Leave the advisory AI volume primer out of the kit.
         #[arg(long, conflicts_with_all = ["primer_uid", "primer_gid", "primer_mode"])]
         no_primer: bool,
+        /// Carry FILE in the kit as caches/<file name> (e.g. the BDU vulxml.zip); a *.zip
+        /// must be a valid zip archive. Repeatable.
+        #[arg(long, value_name = "FILE")]
+        cold_start_cache: Vec<PathBuf>,
     },
     /// Verify a bundle's digest, signature and manifest; prints OK <sha256>.
     Verify {
@@ -208,6 +212,7 @@ pub fn run(ctx: &Context, cmd: KitCommand) -> Result<ExitCode, Failure> {
             primer_gid,
             primer_mode,
             no_primer,
+            cold_start_cache,
         } => {
             let primer = if no_primer {
                 None
@@ -235,6 +240,7 @@ pub fn run(ctx: &Context, cmd: KitCommand) -> Result<ExitCode, Failure> {
                 allow_missing_debug,
                 threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
                 primer,
+                cold_start_caches: cold_start_cache,
             };
             let mut progress = ctx.out.progress("build", 0);
             let report =

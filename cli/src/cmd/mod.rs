@@ -1,5 +1,6 @@
 //! One module per command group.
 
+pub mod authority;
 pub mod delta;
 pub mod generation;
 pub mod kit;

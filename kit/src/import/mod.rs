@@ -6,7 +6,8 @@
 //! 2. **verify** the bundle's recorded digest (exit 2) and its signature against the trust
 //!    store (exit 5) before anything is unpacked; load the manifest (sidecar, checked
 //!    against its JWS, or the bundle's own copy, covered by the bundle signature);
-//! 3. **unpack** into `staging/`, refusing unsafe entries (exit 11) and stopping any entry at
+//! 3. **unpack** into `staging/`, refusing unsafe entries (exit 11) and a secret whose mode
+//!    is broader than 0600 (exit 11, naming file and mode), and stopping any entry at
 //!    its declared size; every file is streamed once: written to staging and fed to the
 //!    store writer (chunk, hash, compress) at the same time, but nothing is committed;
 //! 4. **check** every file against the manifest (digest 2, missing/extra 11) and the
@@ -739,6 +740,20 @@ fn unpack_and_stage(
         }
         let path = entry.path.clone();
         let mode = entry.mode;
+        // A secret whose mode is broader than 0600 is refused before a byte of it is
+        // written, naming the file and the mode (the layout rule of step 5 would refuse it
+        // too, but only after the generation-id check, whose message names neither).
+        if layout::secrets::is_secret(&path) && mode & 0o7777 != layout::SECRET_MODE {
+            return Err((
+                "unpack",
+                KitError::Layout(layout::LayoutError::Violations(vec![
+                    layout::Violation::SecretMode {
+                        path,
+                        mode: mode & 0o7777,
+                    },
+                ])),
+            ));
+        }
         if path == MANIFEST_PATH {
             let mut inner = Vec::new();
             entry.read_to_end(&mut inner).map_err(|e| {
