@@ -183,16 +183,9 @@ impl<W: Write> BundleWriter<W> {
         self.add_reader_inner(path, mode, size, reader, Path::new(""))
     }
 
-    fn add_reader_inner(
-        &mut self,
-        path: &str,
-        mode: u32,
-        size: u64,
-        reader: &mut dyn Read,
-        source: &Path,
-    ) -> Result<EntryInfo, WriteError> {
-        self.check_new_file(path, mode)?;
-        // Parent directories first, shortest first.
+    /// Write the directory entries of `path`'s ancestors not written yet, shortest first;
+    /// refuses an ancestor that is a file.
+    fn add_ancestors(&mut self, path: &str) -> Result<(), WriteError> {
         for ancestor in path::ancestors(path) {
             match self.names.get(ancestor) {
                 Some(true) => {}
@@ -219,6 +212,19 @@ impl<W: Write> BundleWriter<W> {
                 }
             }
         }
+        Ok(())
+    }
+
+    fn add_reader_inner(
+        &mut self,
+        path: &str,
+        mode: u32,
+        size: u64,
+        reader: &mut dyn Read,
+        source: &Path,
+    ) -> Result<EntryInfo, WriteError> {
+        self.check_new_file(path, mode)?;
+        self.add_ancestors(path)?;
         self.header_buf.clear();
         header::encode(&mut self.header_buf, path, TYPE_FILE, mode, size);
         self.gz
@@ -324,32 +330,7 @@ impl<W: Write> BundleWriter<W> {
                 path: tar_name,
             });
         }
-        for ancestor in path::ancestors(path) {
-            match self.names.get(ancestor) {
-                Some(true) => {}
-                Some(false) => {
-                    return Err(WriteError::PathConflict {
-                        path: path.to_owned(),
-                        ancestor: ancestor.to_owned(),
-                    });
-                }
-                None => {
-                    self.header_buf.clear();
-                    header::encode(
-                        &mut self.header_buf,
-                        &format!("{ancestor}/"),
-                        TYPE_DIR,
-                        DIR_MODE,
-                        0,
-                    );
-                    self.gz
-                        .write_all(&self.header_buf)
-                        .map_err(WriteError::Output)?;
-                    self.names.insert(ancestor.to_owned(), true);
-                    self.directories += 1;
-                }
-            }
-        }
+        self.add_ancestors(path)?;
         self.header_buf.clear();
         header::encode_owned(&mut self.header_buf, &tar_name, TYPE_DIR, mode, 0, owner);
         self.gz
