@@ -265,10 +265,7 @@ pub fn apply_delta(
         let Some(solid) = header.block(block) else {
             continue;
         };
-        let context = match block {
-            Block::Solid => "solid block",
-            Block::Trailer => "trailer block",
-        };
+        let context = block.name();
         let mut prefix = Vec::new();
         for r in header.block_references(block, baseline_files) {
             prefix.extend_from_slice(&read_reference(&r, &by_path, baseline, context)?);

@@ -67,7 +67,8 @@ impl Block {
         }
     }
 
-    fn name(self) -> &'static str {
+    /// How messages name the block.
+    pub fn name(self) -> &'static str {
         match self {
             Block::Solid => "solid block",
             Block::Trailer => "trailer block",
@@ -413,6 +414,14 @@ impl DeltaHeader {
         match block {
             Block::Solid => self.solid.as_ref(),
             Block::Trailer => self.trailer.as_ref(),
+        }
+    }
+
+    /// The header's slot for `block`.
+    pub fn block_mut(&mut self, block: Block) -> &mut Option<SolidBlock> {
+        match block {
+            Block::Solid => &mut self.solid,
+            Block::Trailer => &mut self.trailer,
         }
     }
 

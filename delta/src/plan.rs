@@ -654,16 +654,12 @@ pub fn make_delta(
         if header.block_members(block).is_empty() {
             continue;
         }
-        let desc = Some(SolidBlock {
+        *header.block_mut(block) = Some(SolidBlock {
             references: refs,
             offset: 0,
             length: 0,
             size: raw.len() as u64,
         });
-        match block {
-            Block::Solid => header.solid = desc,
-            Block::Trailer => header.trailer = desc,
-        }
         // Prefix: implicit and explicit references, then the block's digest dictionary.
         let mut prefix = Vec::with_capacity(ref_bytes as usize + header.files.len() * 65);
         for r in header.block_references(block, baseline_files) {
@@ -684,13 +680,9 @@ pub fn make_delta(
             long: !small || prefix.len() > 8 << 20,
         };
         let blob = zstd_encode(Some(&prefix), &raw, tuning)
-            .map_err(io_err(format!("compress {block:?} block")))?;
+            .map_err(io_err(format!("compress the {}", block.name())))?;
         let (offset, length) = write(&blob)?;
-        let desc = match block {
-            Block::Solid => header.solid.as_mut(),
-            Block::Trailer => header.trailer.as_mut(),
-        };
-        if let Some(s) = desc {
+        if let Some(s) = header.block_mut(block) {
             s.offset = offset;
             s.length = length;
         }
