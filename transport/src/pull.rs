@@ -158,6 +158,19 @@ fn sha256_of(path: &Path) -> Result<(u64, String)> {
     Ok((n, hex::encode(sha.finalize())))
 }
 
+/// A `Write` that feeds a hasher.
+struct HashWriter<'a>(&'a mut sha2::Sha256);
+
+impl Write for HashWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 fn part_paths(final_path: &Path) -> (PathBuf, PathBuf) {
     let mut part = final_path.as_os_str().to_owned();
     part.push(".part");
@@ -284,6 +297,15 @@ fn fetch_file(
     };
     let start = if append { have } else { 0 };
     let want = file.size - start;
+    // The file's digest is computed on the way: the kept prefix once, then what arrives.
+    let mut sha = sha2::Sha256::new();
+    if append {
+        let mut kept = File::open(&part)
+            .ctx(|| format!("open {}", part.display()))?
+            .take(have);
+        std::io::copy(&mut kept, &mut HashWriter(&mut sha))
+            .ctx(|| format!("read {}", part.display()))?;
+    }
     let mut reader = resp.into_body().into_reader().take(want.saturating_add(1));
     let mut buf = vec![0u8; 256 << 10];
     loop {
@@ -293,6 +315,7 @@ fn fetch_file(
         }
         out.write_all(&buf[..n])
             .ctx(|| format!("write {}", part.display()))?;
+        sha.update(&buf[..n]);
         t.fetched += n as u64;
         progress(n as u64);
         if t.fetched > want {
@@ -301,7 +324,7 @@ fn fetch_file(
     }
     out.sync_all().ctx(|| format!("fsync {}", part.display()))?;
     drop(out);
-    let got = sha256_of(&part)?;
+    let got = (start + t.fetched, hex::encode(sha.finalize()));
     if got != (file.size, file.sha256.clone()) {
         if got.0 < file.size && t.fetched < want {
             // Cut short (the connection closed): keep it for the next run.

@@ -373,13 +373,30 @@ fn etag_matches(list: &str, etag: &str) -> bool {
 
 async fn index_doc(State(st): State<AppState>, method: Method, headers: HeaderMap) -> Response {
     let t = Instant::now();
-    let index = match refresh(&st).await {
+    let (status, bytes, r) = index_response(&st, &headers).await;
+    log_line(
+        &st,
+        &method,
+        &format!("/ouk/{INDEX_NAME}"),
+        status,
+        bytes,
+        t,
+    );
+    r
+}
+
+/// The index document (or 304), with the bytes it sends; the caller logs the request.
+async fn index_response(st: &AppState, headers: &HeaderMap) -> (StatusCode, u64, Response) {
+    let index = match refresh(st).await {
         Ok(i) => i,
-        Err(s) => return s.into_response(),
+        Err(s) => return (s, 0, s.into_response()),
     };
     let mut body = match serde_json::to_vec_pretty(&*index) {
         Ok(b) => b,
-        Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+        Err(_) => {
+            let s = StatusCode::INTERNAL_SERVER_ERROR;
+            return (s, 0, s.into_response());
+        }
     };
     body.push(b'\n');
     let etag = format!("\"{}\"", hex::encode(&sha2_of(&body)[..16]));
@@ -392,14 +409,11 @@ async fn index_doc(State(st): State<AppState>, method: Method, headers: HeaderMa
     } else {
         StatusCode::OK
     };
-    log_line(
-        &st,
-        &method,
-        &format!("/ouk/{INDEX_NAME}"),
-        status,
-        body.len() as u64,
-        t,
-    );
+    let sent = if status == StatusCode::OK {
+        body.len() as u64
+    } else {
+        0
+    };
     let mut r = if status == StatusCode::OK {
         Response::new(Body::from(body))
     } else {
@@ -415,7 +429,7 @@ async fn index_doc(State(st): State<AppState>, method: Method, headers: HeaderMa
     if let Ok(v) = HeaderValue::from_str(&etag) {
         h.insert(header::ETAG, v);
     }
-    r
+    (status, sent, r)
 }
 
 fn sha2_of(bytes: &[u8]) -> [u8; 32] {
@@ -516,8 +530,7 @@ async fn serve_file(st: &AppState, raw: &str, headers: &HeaderMap) -> (StatusCod
         return plain(StatusCode::NOT_FOUND, "not found");
     }
     if rel == INDEX_NAME {
-        let r = index_doc(State(st.clone()), Method::GET, headers.clone()).await;
-        return (r.status(), 0, r);
+        return index_response(st, headers).await;
     }
     let listed = {
         let index = st.index.read().unwrap_or_else(|p| p.into_inner()).clone();
