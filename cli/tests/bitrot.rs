@@ -33,7 +33,7 @@ fn trust() -> String {
 fn open(root: &Path) -> ouk_delta::Root {
     ouk_delta::Root::open(
         root,
-        ouk_delta::LockWait::Fail,
+        ouk_delta::LockWait::Wait,
         ouk_store::StoreOptions::default(),
     )
     .unwrap()

@@ -71,7 +71,7 @@ fn import_verifies_activates_and_a_second_import_changes_nothing() {
         v.extend(walk(&root.join("staging")));
         let r = ouk_delta::Root::open(
             root,
-            ouk_delta::LockWait::Fail,
+            ouk_delta::LockWait::Wait,
             ouk_store::StoreOptions::default(),
         )
         .unwrap();
@@ -177,7 +177,7 @@ fn newer_kits_link_unchanged_files_older_ones_need_force() {
     );
     let r = ouk_delta::Root::open(
         &root,
-        ouk_delta::LockWait::Fail,
+        ouk_delta::LockWait::Wait,
         ouk_store::StoreOptions::default(),
     )
     .unwrap();
@@ -281,7 +281,7 @@ fn refusals_leave_current_untouched_and_quarantine_the_bundle() {
     // A locked root: exit 13 at once.
     let held = ouk_delta::Root::open(
         &root,
-        ouk_delta::LockWait::Fail,
+        ouk_delta::LockWait::Wait,
         ouk_store::StoreOptions::default(),
     )
     .unwrap();

@@ -195,7 +195,7 @@ fn gc_keeps_mirrored_content_and_a_damaged_chunk_fails_export_with_2() {
         .unwrap();
     {
         let r =
-            ouk_delta::Root::open(&root, ouk_delta::LockWait::Fail, Default::default()).unwrap();
+            ouk_delta::Root::open(&root, ouk_delta::LockWait::Wait, Default::default()).unwrap();
         let rec = r.store().file_record(&tar).unwrap().unwrap();
         let id = rec.chunks[rec.chunks.len() / 2];
         let loc = r.store().locate(&id).unwrap().unwrap();

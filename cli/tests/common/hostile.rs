@@ -2038,7 +2038,7 @@ pub fn snapshot(sandbox: &Path) -> Snapshot {
     walk(sandbox, sandbox, &skip, &mut paths);
     let r = ouk_delta::Root::open(
         &sandbox.join("root"),
-        ouk_delta::LockWait::Fail,
+        ouk_delta::LockWait::Wait,
         ouk_store::StoreOptions::default(),
     )
     .expect("open root for a snapshot");

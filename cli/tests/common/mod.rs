@@ -66,11 +66,13 @@ pub fn sha256_file(path: &Path) -> String {
 }
 
 /// Check that `ROOT/current` is a complete generation: every manifest file exists with its
-/// digest and nothing else is there. Returns the generation id (None when no current).
+/// digest and nothing else is there (waiting for the root lock: a child forked by another
+/// test thread may briefly hold a copy of it). Returns the generation id (None when no
+/// current).
 pub fn check_current_complete(root: &Path) -> Option<String> {
     let r = ouk_delta::Root::open(
         root,
-        ouk_delta::LockWait::Fail,
+        ouk_delta::LockWait::Wait,
         ouk_store::StoreOptions::default(),
     )
     .expect("open root");
