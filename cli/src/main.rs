@@ -78,6 +78,9 @@ enum Command {
     Authority(cmd::authority::AuthorityCommand),
     /// Publish a kit directory over HTTP (with ranges) and accept imports through the API.
     Serve(cmd::transport::ServeArgs),
+    /// Feed rows across generations: supersedes chains.
+    #[command(subcommand)]
+    Feeds(cmd::feeds_history::FeedsCommand),
     /// The scanner's offline fair-use ledger: count a scan, report the counts.
     #[command(subcommand)]
     Quota(cmd::quota::QuotaCommand),
@@ -174,6 +177,7 @@ fn main() -> std::process::ExitCode {
         Command::Primer(c) => cmd::primer::run(&ctx, c),
         Command::Telemetry(c) => cmd::telemetry::run(&ctx, c),
         Command::Quota(c) => cmd::quota::run(&ctx, c),
+        Command::Feeds(c) => cmd::feeds_history::run(&ctx, c),
         Command::Authority(c) => cmd::authority::run(&ctx, c),
     });
     match result {

@@ -117,6 +117,10 @@ pub enum KitError {
     /// The release tree's telemetry bundle does not match its sidecar or does not read.
     #[error(transparent)]
     Telemetry(#[from] crate::telemetry::TelemetryError),
+    /// Feed row changes could not be computed or recorded (a malformed feed index, the
+    /// changes file, the supersedes history).
+    #[error(transparent)]
+    FeedChanges(#[from] crate::feeds::host::FeedsError),
     /// The generation layer failed.
     #[error(transparent)]
     Delta(#[from] ouk_delta::DeltaError),

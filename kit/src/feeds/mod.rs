@@ -8,9 +8,17 @@
 //! file of the kit, so it is signed, verified, delta-encoded and rehydrated like any other,
 //! and the host never re-parses feeds to learn which rows changed.
 //!
+//! On the host, [`diff`] joins two indexes row by row, [`changes`] is the per-generation
+//! file of changed rows an import writes, [`history`] the supersedes chains, and [`host`]
+//! ties them into the import pipeline and `ouk gen diff`.
+//!
 //! Invariant: the index is deterministic: the same feeds give the same bytes, whatever
 //! the key order or whitespace of their rows and whatever their order in the file.
 
+pub mod changes;
+pub mod diff;
+pub mod history;
+pub mod host;
 pub mod index;
 
 pub use index::{

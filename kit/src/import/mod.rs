@@ -135,6 +135,10 @@ pub struct ImportReport {
     pub new_stored_bytes: u64,
     /// Forced activation reason, if forced.
     pub forced: Option<String>,
+    /// Feed rows changed and where they were written (`ROOT/changes/<gen-id>.jsonl`), for
+    /// a generation with a feed index that this import activated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub feeds: Option<crate::feeds::host::RecordedChanges>,
 }
 
 /// A refused import: which step refused, and why.
@@ -201,7 +205,7 @@ pub fn trusted_keys(root: &Path, extra: &[VerifyingKey]) -> Result<Vec<Verifying
 }
 
 /// Diff two file lists (path -> (sha256, mode, size)).
-fn diff(old: Option<&ChunkSetManifest>, new: &ChunkSetManifest) -> TreeDiff {
+pub fn diff(old: Option<&ChunkSetManifest>, new: &ChunkSetManifest) -> TreeDiff {
     let mut d = TreeDiff::default();
     let before: HashMap<&str, (&FileDigest, u32)> = old
         .map(|m| {
@@ -487,6 +491,7 @@ pub(crate) fn base_report(
         new_chunks: 0,
         new_stored_bytes: 0,
         forced: opts.force.as_ref().map(|f| f.reason.clone()),
+        feeds: None,
     }
 }
 
@@ -555,6 +560,17 @@ pub(crate) fn finish(
         root.materialize(&target_id, FileSource::Staged(&staged.staging))
             .map_err(KitError::from),
     )?;
+    // 6b. The feed rows this generation changes (changes file + history), before the flip.
+    let feeds = step(
+        "ingest",
+        crate::feeds::host::record_import(
+            root,
+            &target_id,
+            base.previous,
+            &staged.manifest.version,
+        )
+        .map_err(KitError::from),
+    )?;
 
     // 7. Activate.
     let mut details = Labels::new();
@@ -565,11 +581,19 @@ pub(crate) fn finish(
         Some(f) => format!("forced import: {}", f.reason),
         None => "import".into(),
     };
-    let outcome = step(
-        "activate",
-        root.activate(&target_id, &reason, opts.force.is_some(), details)
-            .map_err(KitError::from),
-    )?;
+    let outcome = match root.activate(&target_id, &reason, opts.force.is_some(), details) {
+        Ok(o) => o,
+        Err(e) => {
+            // Refused before the flip: what 6b wrote goes (after the flip it is the active
+            // generation's and stays).
+            if let Some(f) = &feeds
+                && root.current().ok().flatten() != Some(target_id)
+            {
+                let _ = crate::feeds::host::undo_import(root, &target_id, f);
+            }
+            return Err(("activate", e.into()));
+        }
+    };
     step(
         "activate",
         record_import(root, &v.bundle_sha, &target_id, &staged.manifest.version),
@@ -580,6 +604,7 @@ pub(crate) fn finish(
             ActivateOutcome::Activated { .. } => "activated".into(),
         },
         diff: tree_diff,
+        feeds,
         new_chunks: totals.new_chunks,
         new_stored_bytes: totals.new_stored_bytes,
         ..base
