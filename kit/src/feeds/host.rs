@@ -240,3 +240,101 @@ pub fn diff_generations(
     })?;
     Ok((counts, old.path().is_some(), new.path().is_some()))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+
+    use ouk_delta::LockWait;
+    use ouk_store::StoreOptions;
+
+    use super::*;
+    use crate::feeds::diff::ChangeKind;
+    use crate::feeds::index::{FeedHeader, FeedIndexWriter, FeedRow, RowHash};
+
+    /// A generation tree holding only an index (enough for [`record_import`]).
+    fn fake_generation(root: &Root, g: u8, rows: &[(&str, u8)]) -> GenerationId {
+        let id = GenerationId([g; 32]);
+        let mut w = FeedIndexWriter::new(Vec::new()).unwrap();
+        w.begin_feed(&FeedHeader {
+            feed: "feeds/osv/a.jsonl".into(),
+            source: "osv".into(),
+            rows: rows.len() as u64,
+            skipped: 0,
+        })
+        .unwrap();
+        for (row_id, h) in rows {
+            w.push_row(&FeedRow {
+                id: (*row_id).into(),
+                hash: RowHash([*h; 32]),
+                tenant: None,
+                modified: None,
+            })
+            .unwrap();
+        }
+        let p = root.generation_dir(&id).join(FEED_INDEX_PATH);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, w.finish().unwrap()).unwrap();
+        id
+    }
+
+    fn open(dir: &Path) -> Root {
+        Root::open(dir, LockWait::Fail, StoreOptions::default()).unwrap()
+    }
+
+    #[test]
+    fn record_writes_changes_and_history_once_and_undo_removes_both() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = open(dir.path());
+        let g1 = fake_generation(&root, 1, &[("A", 1), ("B", 1)]);
+        let g2 = fake_generation(&root, 2, &[("A", 2), ("C", 1)]);
+        let r1 = record_import(&root, &g1, None, "1").unwrap().unwrap();
+        assert!(r1.history_recorded);
+        assert_eq!(r1.counts["osv"].added, 2);
+        let r2 = record_import(&root, &g2, Some(g1), "2").unwrap().unwrap();
+        assert_eq!(r2.rows, 3);
+        let text = fs::read_to_string(root.changes_file(&g2)).unwrap();
+        assert_eq!(text.lines().count(), 4, "{text}");
+        // Again (a re-run after a crash before the flip): same file, no new history.
+        let again = record_import(&root, &g2, Some(g1), "2").unwrap().unwrap();
+        assert!(!again.history_recorded);
+        assert_eq!(fs::read_to_string(root.changes_file(&g2)).unwrap(), text);
+        let chain = history::chains(root.store().database(), "A", None).unwrap();
+        assert_eq!(chain[0].entries.len(), 2);
+        // Undo of the import that recorded g2: file and history gone.
+        undo_import(&root, &g2, &r2).unwrap();
+        assert!(!root.changes_file(&g2).exists());
+        let chain = history::chains(root.store().database(), "A", None).unwrap();
+        assert_eq!(chain[0].entries.len(), 1);
+        assert_eq!(chain[0].entries[0].change, ChangeKind::Added);
+        // Undo of an import that found the history already knowing the generation keeps it.
+        let r1b = record_import(&root, &g1, None, "1").unwrap().unwrap();
+        undo_import(&root, &g1, &r1b).unwrap();
+        assert_eq!(
+            history::chains(root.store().database(), "A", None).unwrap()[0]
+                .entries
+                .len(),
+            1
+        );
+    }
+
+    #[test]
+    fn a_malformed_index_records_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = open(dir.path());
+        let id = GenerationId([3; 32]);
+        let p = root.generation_dir(&id).join(FEED_INDEX_PATH);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(&p, "{\"format\":\"ouk-feeds-index/1\"}\n{\"feed\":\"feeds/osv/a\",\"source\":\"osv\",\"rows\":1,\"skipped\":0}\n").unwrap();
+        let e = record_import(&root, &id, None, "3").unwrap_err();
+        assert!(matches!(e, FeedsError::Diff(_)), "{e}");
+        assert!(!root.changes_file(&id).exists());
+        let leftovers = fs::read_dir(root.changes_dir()).unwrap().count();
+        assert_eq!(leftovers, 0, "no dot-name left");
+        assert!(
+            history::generation(root.store().database(), &id)
+                .unwrap()
+                .is_none()
+        );
+    }
+}
