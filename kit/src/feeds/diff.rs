@@ -792,3 +792,127 @@ mod tests {
         }
     }
 }
+
+/// Peak memory of a diff of two large indexes (run by hand:
+/// `cargo test -p ouk-kit --release -- --ignored diff_memory --nocapture`).
+#[cfg(test)]
+mod memory {
+    use super::*;
+    use crate::feeds::index::FeedIndexWriter;
+
+    fn vm_hwm_kib() -> u64 {
+        std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("VmHWM:"))
+                    .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+            })
+            .unwrap_or(0)
+    }
+
+    fn write(path: &Path, rows: u64, day: u64) {
+        let f = std::io::BufWriter::new(File::create(path).unwrap());
+        let mut w = FeedIndexWriter::new(f).unwrap();
+        for (feed, source) in [
+            ("feeds/ghsa/a.jsonl", "ghsa"),
+            ("feeds/osv/a.jsonl", "osv"),
+            ("feeds/osv/b.jsonl", "osv"),
+        ] {
+            w.begin_feed(&FeedHeader {
+                feed: feed.into(),
+                source: source.into(),
+                rows,
+                skipped: 0,
+            })
+            .unwrap();
+            for i in 0..rows {
+                // 1 % of rows change per day.
+                let v = if i % 100 == 0 { day } else { 0 };
+                let mut h = [0u8; 32];
+                h[..8].copy_from_slice(&i.to_be_bytes());
+                h[8] = v as u8;
+                w.push_row(&FeedRow {
+                    id: format!("{feed}-{i:012}"),
+                    hash: RowHash(h),
+                    tenant: None,
+                    modified: Some("2025-10-01T00:00:00Z".into()),
+                })
+                .unwrap();
+            }
+        }
+        w.finish().unwrap();
+    }
+
+    #[test]
+    #[ignore]
+    fn diff_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut last = 0;
+        for rows in [100_000u64, 1_000_000] {
+            let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+            write(&a, rows, 0);
+            write(&b, rows, 1);
+            // Reset the peak (Linux: clear_refs 5), then diff.
+            let _ = std::fs::write("/proc/self/clear_refs", "5");
+            let before = vm_hwm_kib();
+            let started = std::time::Instant::now();
+            let mut n = 0u64;
+            let counts = diff_indexes(Some(&a), Some(&b), &mut |_| {
+                n += 1;
+                Ok(())
+            })
+            .unwrap();
+            let took = started.elapsed();
+            let peak = vm_hwm_kib();
+            eprintln!(
+                "rows per index {} ({} MiB): {n} changes {counts:?} in {took:?}; peak RSS {} KiB (at start {before} KiB)",
+                rows * 3,
+                std::fs::metadata(&b).unwrap().len() >> 20,
+                peak
+            );
+            last = peak;
+        }
+        assert!(last < 64 * 1024, "peak {last} KiB");
+    }
+
+    #[test]
+    #[ignore]
+    fn history_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = redb::Database::create(dir.path().join("h.redb")).unwrap();
+        let rows = 1_000_000u64;
+        let _ = std::fs::write("/proc/self/clear_refs", "5");
+        let started = std::time::Instant::now();
+        crate::feeds::history::record(
+            &db,
+            &ouk_delta::GenerationId([1; 32]),
+            "1",
+            None,
+            &mut |rec| {
+                (0..rows).all(|i| {
+                    let mut h = [0u8; 32];
+                    h[..8].copy_from_slice(&i.to_be_bytes());
+                    rec(&RowChange {
+                        source: "osv".into(),
+                        id: format!("GHSA-{i:012}"),
+                        tenant: None,
+                        change: ChangeKind::Added,
+                        hash: Some(RowHash(h)),
+                        previous: None,
+                        hashes: Vec::new(),
+                        previous_hashes: Vec::new(),
+                    })
+                    .is_ok()
+                })
+            },
+        )
+        .unwrap();
+        eprintln!(
+            "history: {rows} rows recorded in {:?}; peak RSS {} KiB; db {} MiB",
+            started.elapsed(),
+            vm_hwm_kib(),
+            std::fs::metadata(dir.path().join("h.redb")).unwrap().len() >> 20
+        );
+    }
+}
