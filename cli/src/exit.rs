@@ -120,6 +120,8 @@ pub fn kit_code(e: &KitError) -> ExitCode {
             ouk_kit::caches::CacheError::Unusable { .. } => ExitCode::Failure,
             ouk_kit::caches::CacheError::InvalidZip { .. } => ExitCode::Validation,
         },
+        KitError::Feeds(f) => feed_code(f),
+        KitError::FeedConflicts(_) => ExitCode::Validation,
         KitError::Part(p) => part_code(p),
         KitError::Primer(p) => primer_code(p),
         KitError::Telemetry(t) => telemetry_code(t),
@@ -150,6 +152,18 @@ pub fn feeds_code(e: &ouk_kit::feeds::host::FeedsError) -> ExitCode {
         F::History(HistoryError::Damaged(_)) => ExitCode::DigestMismatch,
         F::History(HistoryError::Aborted) => ExitCode::Failure,
         F::Delta(d) => delta_code(d),
+    }
+}
+
+/// The exit code of a feed indexing error: a bad row, a broken feed, a file under
+/// `feeds/` in the wrong place or a malformed index is a validation failure (11), like
+/// any other release content that does not validate; I/O follows the usual rules.
+pub fn feed_code(e: &ouk_kit::feeds::FeedError) -> ExitCode {
+    use ouk_kit::feeds::{FeedError as F, IndexError};
+    match e {
+        F::Io { source, .. } => io_code(source),
+        F::Index(IndexError::Io(source)) => io_code(source),
+        F::BadRow(_) | F::Broken { .. } | F::Layout(_) | F::Index(_) => ExitCode::Validation,
     }
 }
 

@@ -52,6 +52,9 @@ enum Command {
     /// The debug store of a release.
     #[command(subcommand)]
     DebugStore(cmd::kit::DebugStoreCommand),
+    /// Advisory feeds in kits and generations: audit the feed index, supersedes chains.
+    #[command(subcommand)]
+    Feeds(cmd::feeds::FeedsCommand),
     /// Daily deltas between kits.
     #[command(subcommand)]
     Delta(cmd::delta::DeltaCommand),
@@ -78,9 +81,6 @@ enum Command {
     Authority(cmd::authority::AuthorityCommand),
     /// Publish a kit directory over HTTP (with ranges) and accept imports through the API.
     Serve(cmd::transport::ServeArgs),
-    /// Feed rows across generations: supersedes chains.
-    #[command(subcommand)]
-    Feeds(cmd::feeds_history::FeedsCommand),
     /// The scanner's offline fair-use ledger: count a scan, report the counts.
     #[command(subcommand)]
     Quota(cmd::quota::QuotaCommand),
@@ -171,13 +171,13 @@ fn main() -> std::process::ExitCode {
         Command::Key(c) => cmd::kit::run_key(&ctx, c),
         Command::Trust(c) => cmd::kit::run_trust(&ctx, c),
         Command::Mirror(c) => cmd::mirror::run(&ctx, c),
+        Command::Feeds(c) => cmd::feeds::run(&ctx, c),
         Command::Delta(c) => cmd::delta::run(&ctx, c),
         Command::Inventory(c) => cmd::delta::run_inventory(&ctx, c),
         Command::Serve(a) => cmd::transport::run_serve(&ctx, a),
         Command::Primer(c) => cmd::primer::run(&ctx, c),
         Command::Telemetry(c) => cmd::telemetry::run(&ctx, c),
         Command::Quota(c) => cmd::quota::run(&ctx, c),
-        Command::Feeds(c) => cmd::feeds_history::run(&ctx, c),
         Command::Authority(c) => cmd::authority::run(&ctx, c),
     });
     match result {

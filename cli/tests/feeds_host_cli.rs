@@ -5,7 +5,7 @@
 //! identical on two fresh roots.
 //!
 //! Each kit is a small synthetic release tree (whose osv, ghsa and nvd feeds churn day to
-//! day) plus one hand-made feed, `feeds/test/rows.jsonl`, whose changes are known:
+//! day; kit build indexes them) plus one hand-made feed, `feeds/test/rows.jsonl`, whose changes are known:
 //! day 0 {A1, B, C}, day 1 {A2, C, D} (A modified, B withdrawn, D added), day 2 {A3, C, D, E}.
 
 mod common;
@@ -56,44 +56,6 @@ fn test_rows(day: u32) -> Vec<String> {
     .collect()
 }
 
-/// Until kit build writes the index itself, the test writes one by hand (rows hashed by
-/// their line); once the build does, the release tree holds only the feeds.
-fn build_writes_index() -> bool {
-    ouk_kit::build::GENERATED_PATHS.contains(&FEED_INDEX_PATH)
-}
-
-fn hand_index(release: &Path, rows: &[String]) {
-    use ouk_kit::feeds::{FeedHeader, FeedIndexWriter, FeedRow, RowHash};
-    use sha2::Digest;
-    let mut parsed: Vec<FeedRow> = rows
-        .iter()
-        .map(|r| {
-            let v: Value = serde_json::from_str(r).unwrap();
-            FeedRow {
-                id: v["id"].as_str().unwrap().to_string(),
-                hash: RowHash(sha2::Sha256::digest(r.as_bytes()).into()),
-                tenant: None,
-                modified: v["modified"].as_str().map(str::to_string),
-            }
-        })
-        .collect();
-    parsed.sort_by(|a, b| a.cmp_key(b));
-    let mut w = FeedIndexWriter::new(Vec::new()).unwrap();
-    w.begin_feed(&FeedHeader {
-        feed: TEST_FEED.into(),
-        source: "test".into(),
-        rows: parsed.len() as u64,
-        skipped: 0,
-    })
-    .unwrap();
-    for r in &parsed {
-        w.push_row(r).unwrap();
-    }
-    let p = release.join(FEED_INDEX_PATH);
-    fs::create_dir_all(p.parent().unwrap()).unwrap();
-    fs::write(p, w.finish().unwrap()).unwrap();
-}
-
 struct Kits {
     _dir: PathBuf,
     kits: Vec<PathBuf>,
@@ -111,9 +73,6 @@ fn kits() -> &'static Kits {
             let feed = release.join(TEST_FEED);
             fs::create_dir_all(feed.parent().unwrap()).unwrap();
             fs::write(&feed, rows.join("\n") + "\n").unwrap();
-            if !build_writes_index() {
-                hand_index(&release, &rows);
-            }
             kits.push(build_kit(
                 &release,
                 &dir.join("dist"),
@@ -430,13 +389,13 @@ fn history_chains_survive_reimport_and_rollback_and_are_the_same_on_two_roots() 
     let day1 = lines(&one.join(format!("changes/{}.jsonl", gens[1])));
     let synthetic = day1[1..]
         .iter()
-        .find(|c| c["source"] != "test" && c["change"] == "modified");
-    if let Some(c) = synthetic {
-        let id = c["id"].as_str().unwrap();
-        let (rc, h1) = history(&one, id);
-        assert_eq!(rc, 0, "{h1}");
-        assert_eq!(history(&two, id).1, h1);
-    }
+        .find(|c| c["source"] != "test" && c["change"] == "modified")
+        .expect("the synthetic feeds revise rows every day");
+    let id = synthetic["id"].as_str().unwrap();
+    let (rc, h1) = history(&one, id);
+    assert_eq!(rc, 0, "{h1}");
+    assert_eq!(h1["chains"][0]["entries"][1]["change"], "modified", "{h1}");
+    assert_eq!(history(&two, id).1, h1);
 
     // gc drops the changes files of the generations it removes, not the history.
     let (rc, r) = run_json(&two, &["--wait", "gen", "gc", "--keep", "1"]);

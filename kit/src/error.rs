@@ -121,6 +121,12 @@ pub enum KitError {
     /// changes file, the supersedes history).
     #[error(transparent)]
     FeedChanges(#[from] crate::feeds::host::FeedsError),
+    /// A feed could not be indexed (a bad row, a broken feed) or its index is unusable.
+    #[error("feeds: {0}")]
+    Feeds(#[from] crate::feeds::FeedError),
+    /// The kit's feeds conflict (duplicate or divergent rows) and conflicts are not allowed.
+    #[error("{0}")]
+    FeedConflicts(String),
     /// The generation layer failed.
     #[error(transparent)]
     Delta(#[from] ouk_delta::DeltaError),

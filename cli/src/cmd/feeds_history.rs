@@ -1,7 +1,7 @@
-//! `ouk feeds history UPSTREAM_ID`, and the feed-row part of `ouk gen diff` and
-//! `ouk delta show` (one rendering for both).
+//! `ouk feeds history UPSTREAM_ID` (registered in [`super::feeds`]), and the feed-row part
+//! of `ouk gen diff` and `ouk delta show` (one rendering for both).
 
-use clap::Subcommand;
+use clap::Args;
 use ouk_kit::feeds::diff::{ChangeKind, DiffCounts, RowChange};
 use ouk_kit::feeds::history;
 use serde::Serialize;
@@ -9,23 +9,21 @@ use serde::Serialize;
 use crate::exit::ExitCode;
 use crate::{Context, Failure};
 
-#[derive(Debug, Subcommand)]
-pub enum FeedsCommand {
-    /// The supersedes chain of an upstream id: its content hashes in generation order.
-    History {
-        /// The upstream id (GHSA-..., CVE-..., ...).
-        upstream_id: String,
-        /// Only this source (osv, ghsa, nvd, ...).
-        #[arg(long)]
-        source: Option<String>,
-    },
+/// `ouk feeds history`.
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// The upstream id (GHSA-..., CVE-..., ...).
+    pub upstream_id: String,
+    /// Only this source (osv, ghsa, nvd, ...).
+    #[arg(long)]
+    pub source: Option<String>,
 }
 
-pub fn run(ctx: &Context, cmd: FeedsCommand) -> Result<ExitCode, Failure> {
-    let FeedsCommand::History {
+pub fn run(ctx: &Context, args: HistoryArgs) -> Result<ExitCode, Failure> {
+    let HistoryArgs {
         upstream_id,
         source,
-    } = cmd;
+    } = args;
     let root = ctx.open_root()?;
     let chains = history::chains(root.store().database(), &upstream_id, source.as_deref())
         .map_err(|e| crate::cmd::kit::kit_failure(ouk_kit::KitError::FeedChanges(e.into())))?;

@@ -2,6 +2,7 @@
 
 pub mod authority;
 pub mod delta;
+pub mod feeds;
 pub mod feeds_history;
 pub mod generation;
 pub mod kit;
