@@ -120,7 +120,7 @@ pub enum KitError {
     /// Feed row changes could not be computed or recorded (a malformed feed index, the
     /// changes file, the supersedes history).
     #[error(transparent)]
-    FeedChanges(#[from] crate::feeds::host::FeedsError),
+    FeedChanges(Box<crate::feeds::host::FeedsError>),
     /// A feed could not be indexed (a bad row, a broken feed) or its index is unusable.
     #[error("feeds: {0}")]
     Feeds(#[from] crate::feeds::FeedError),
@@ -133,6 +133,12 @@ pub enum KitError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] ouk_store::StoreError),
+}
+
+impl From<crate::feeds::host::FeedsError> for KitError {
+    fn from(e: crate::feeds::host::FeedsError) -> Self {
+        KitError::FeedChanges(Box::new(e))
+    }
 }
 
 /// GiB with one decimal, without a trailing `.0` ("2", "2.5"), as the seed writes

@@ -26,7 +26,11 @@ pub fn run(ctx: &Context, args: HistoryArgs) -> Result<ExitCode, Failure> {
     } = args;
     let root = ctx.open_root()?;
     let chains = history::chains(root.store().database(), &upstream_id, source.as_deref())
-        .map_err(|e| crate::cmd::kit::kit_failure(ouk_kit::KitError::FeedChanges(e.into())))?;
+        .map_err(|e| {
+            crate::cmd::kit::kit_failure(ouk_kit::KitError::from(
+                ouk_kit::feeds::host::FeedsError::from(e),
+            ))
+        })?;
     if chains.is_empty() {
         return Err(Failure::new(
             ExitCode::Failure,

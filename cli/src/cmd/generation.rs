@@ -85,7 +85,7 @@ pub fn run(ctx: &Context, cmd: GenCommand) -> Result<ExitCode, Failure> {
             let mut rows = Vec::new();
             let (sources, has_a, has_b) =
                 ouk_kit::feeds::host::diff_generations(&root, &a, &b, &mut |c| rows.push(c))
-                    .map_err(|e| kit_failure(ouk_kit::KitError::FeedChanges(e)))?;
+                    .map_err(|e| kit_failure(ouk_kit::KitError::from(e)))?;
             let feeds = if !has_a && !has_b {
                 FeedRows::unrecorded("neither generation has a feed index")
             } else {

@@ -162,6 +162,9 @@ fn open_optional<K: redb::Key + 'static, V: redb::Value + 'static>(
     }
 }
 
+/// What [`record`] hands its producer: records one changed row.
+pub type Recorder<'a> = dyn FnMut(&RowChange) -> Result<(), HistoryError> + 'a;
+
 /// What the history knows of `generation`, if it was recorded.
 pub fn generation(
     database: &redb::Database,
@@ -194,7 +197,7 @@ pub fn record(
     generation: &GenerationId,
     version: &str,
     baseline: Option<GenerationId>,
-    produce: &mut dyn FnMut(&mut dyn FnMut(&RowChange) -> Result<(), HistoryError>) -> bool,
+    produce: &mut dyn FnMut(&mut Recorder<'_>) -> bool,
 ) -> Result<bool, HistoryError> {
     let txn = database.begin_write().map_err(db)?;
     let recorded = {
@@ -301,20 +304,23 @@ pub fn chains(
         }
         let (_, value): (u16, RowValue) = envelope::open(ROW_KIND, 1, v.value())
             .map_err(|e| HistoryError::Damaged(format!("row of {id}: {e}")))?;
-        if !versions.contains_key(&value.generation) {
-            let version = match &gens {
-                Some(t) => match t.get(&value.generation.0).map_err(db)? {
-                    Some(g) => decode_gen(g.value())?.version,
+        let version = match versions.entry(value.generation) {
+            std::collections::hash_map::Entry::Occupied(e) => e.get().clone(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                let version = match &gens {
+                    Some(t) => match t.get(&value.generation.0).map_err(db)? {
+                        Some(g) => decode_gen(g.value())?.version,
+                        None => String::new(),
+                    },
                     None => String::new(),
-                },
-                None => String::new(),
-            };
-            versions.insert(value.generation, version);
-        }
+                };
+                e.insert(version).clone()
+            }
+        };
         out.entry((src, tenant)).or_default().push(HistoryEntry {
             seq,
             generation: value.generation,
-            version: versions.get(&value.generation).cloned().unwrap_or_default(),
+            version,
             change: value.change,
             hash: value.hash,
             hashes: value.hashes,
