@@ -400,6 +400,13 @@ pub fn run(ctx: &Context, cmd: KitCommand) -> Result<ExitCode, Failure> {
                         bytes(report.diff.bytes)
                     ));
                 }
+                if let Some(f) = &report.feeds {
+                    s.push_str(&format!(
+                        "\n  feed rows: {} changed -> {}",
+                        f.rows,
+                        f.changes_file.display()
+                    ));
+                }
                 match &report.signed_by {
                     Some(k) => s.push_str(&format!(
                         "

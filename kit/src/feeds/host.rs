@@ -8,8 +8,9 @@
 //!   supersedes history, in one transaction — [`super::history`].
 //!
 //! Invariants:
-//! - The changes file and the history are written before `current` flips; a refused
-//!   import removes what it wrote ([`undo_import`]); an import of the active generation
+//! - The changes file and the history are written after the generation is recorded and
+//!   before it is materialized and `current` flips; an import refused after that removes
+//!   what it wrote ([`undo_import`]); an import of the active generation
 //!   writes nothing (the pipeline returns before it gets here).
 //! - A crash after either was written but before the flip leaves the generation
 //!   inactive: the next import of the same kit runs again, rewrites the same changes file
@@ -116,16 +117,25 @@ pub struct RecordedChanges {
     pub history_recorded: bool,
 }
 
-/// Step 6 of an import, after the generation is materialized and before the flip: write
-/// `ROOT/changes/<target>.jsonl` against `previous` and, the first time, the history.
+/// Step 6 of an import, after the generation is recorded and before it is materialized
+/// (so a full disk here leaves no extra tree) and flipped: write
+/// `ROOT/changes/<target>.jsonl` against `previous` and, the first time, the history. The
+/// target's index is read from `staged` (the verified staging tree) when it is there.
 /// `Ok(None)` when the target has no feed index.
 pub fn record_import(
     root: &Root,
     target: &GenerationId,
+    staged: Option<&Path>,
     previous: Option<GenerationId>,
     version: &str,
 ) -> Result<Option<RecordedChanges>, FeedsError> {
-    let new = generation_index(root, target)?;
+    let new = match staged.map(|d| d.join(FEED_INDEX_PATH)) {
+        Some(p) if p.is_file() => GenerationIndex {
+            path: Some(p),
+            _temp: None,
+        },
+        _ => generation_index(root, target)?,
+    };
     if new.path().is_none() {
         return Ok(None);
     }
@@ -288,15 +298,19 @@ mod tests {
         let root = open(dir.path());
         let g1 = fake_generation(&root, 1, &[("A", 1), ("B", 1)]);
         let g2 = fake_generation(&root, 2, &[("A", 2), ("C", 1)]);
-        let r1 = record_import(&root, &g1, None, "1").unwrap().unwrap();
+        let r1 = record_import(&root, &g1, None, None, "1").unwrap().unwrap();
         assert!(r1.history_recorded);
         assert_eq!(r1.counts["osv"].added, 2);
-        let r2 = record_import(&root, &g2, Some(g1), "2").unwrap().unwrap();
+        let r2 = record_import(&root, &g2, None, Some(g1), "2")
+            .unwrap()
+            .unwrap();
         assert_eq!(r2.rows, 3);
         let text = fs::read_to_string(root.changes_file(&g2)).unwrap();
         assert_eq!(text.lines().count(), 4, "{text}");
         // Again (a re-run after a crash before the flip): same file, no new history.
-        let again = record_import(&root, &g2, Some(g1), "2").unwrap().unwrap();
+        let again = record_import(&root, &g2, None, Some(g1), "2")
+            .unwrap()
+            .unwrap();
         assert!(!again.history_recorded);
         assert_eq!(fs::read_to_string(root.changes_file(&g2)).unwrap(), text);
         let chain = history::chains(root.store().database(), "A", None).unwrap();
@@ -308,7 +322,7 @@ mod tests {
         assert_eq!(chain[0].entries.len(), 1);
         assert_eq!(chain[0].entries[0].change, ChangeKind::Added);
         // Undo of an import that found the history already knowing the generation keeps it.
-        let r1b = record_import(&root, &g1, None, "1").unwrap().unwrap();
+        let r1b = record_import(&root, &g1, None, None, "1").unwrap().unwrap();
         undo_import(&root, &g1, &r1b).unwrap();
         assert_eq!(
             history::chains(root.store().database(), "A", None).unwrap()[0]
@@ -326,7 +340,7 @@ mod tests {
         let p = root.generation_dir(&id).join(FEED_INDEX_PATH);
         fs::create_dir_all(p.parent().unwrap()).unwrap();
         fs::write(&p, "{\"format\":\"ouk-feeds-index/1\"}\n{\"feed\":\"feeds/osv/a\",\"source\":\"osv\",\"rows\":1,\"skipped\":0}\n").unwrap();
-        let e = record_import(&root, &id, None, "3").unwrap_err();
+        let e = record_import(&root, &id, None, None, "3").unwrap_err();
         assert!(matches!(e, FeedsError::Diff(_)), "{e}");
         assert!(!root.changes_file(&id).exists());
         let leftovers = fs::read_dir(root.changes_dir()).unwrap().count();

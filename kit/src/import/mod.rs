@@ -15,8 +15,9 @@
 //! 5. **policy**: version newer than the active one (exit 8 unless forced with a reason),
 //!    layout rules (11);
 //! 6. **ingest**: commit the store writer (packs fsynced before the index), record the
-//!    generation, materialize it from staging (files are moved, not copied; unchanged files
-//!    hard-linked), fsync;
+//!    generation, write the feed rows it changes (`ROOT/changes/<gen-id>.jsonl`, the
+//!    supersedes history; [`crate::feeds::host`]), materialize it from staging (files are
+//!    moved, not copied; unchanged files hard-linked), fsync;
 //! 7. **activate**: flip `current`, log the activation and the import.
 //!
 //! A refused bundle is copied (or hard-linked) to `quarantine/<time>-<name>/` with a
@@ -555,22 +556,31 @@ pub(crate) fn finish(
         root.record_generation(&staged.chunk_set, labels)
             .map_err(KitError::from),
     )?;
-    step(
-        "ingest",
-        root.materialize(&target_id, FileSource::Staged(&staged.staging))
-            .map_err(KitError::from),
-    )?;
-    // 6b. The feed rows this generation changes (changes file + history), before the flip.
+    // 6b. The feed rows this generation changes (changes file + history): before the tree
+    // is published, so running out of space here leaves no extra generation behind.
     let feeds = step(
         "ingest",
         crate::feeds::host::record_import(
             root,
             &target_id,
+            Some(&staged.staging),
             base.previous,
             &staged.manifest.version,
         )
         .map_err(KitError::from),
     )?;
+    // Refused before the flip: what 6b wrote goes.
+    let undo_feeds = || {
+        if let Some(f) = &feeds
+            && root.current().ok().flatten() != Some(target_id)
+        {
+            let _ = crate::feeds::host::undo_import(root, &target_id, f);
+        }
+    };
+    if let Err(e) = root.materialize(&target_id, FileSource::Staged(&staged.staging)) {
+        undo_feeds();
+        return Err(("ingest", e.into()));
+    }
 
     // 7. Activate.
     let mut details = Labels::new();
@@ -584,13 +594,8 @@ pub(crate) fn finish(
     let outcome = match root.activate(&target_id, &reason, opts.force.is_some(), details) {
         Ok(o) => o,
         Err(e) => {
-            // Refused before the flip: what 6b wrote goes (after the flip it is the active
-            // generation's and stays).
-            if let Some(f) = &feeds
-                && root.current().ok().flatten() != Some(target_id)
-            {
-                let _ = crate::feeds::host::undo_import(root, &target_id, f);
-            }
+            // (After the flip, the changes are the active generation's and stay.)
+            undo_feeds();
             return Err(("activate", e.into()));
         }
     };
