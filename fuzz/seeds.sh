@@ -30,7 +30,7 @@ mkdir -p "$work/unpacked"
 tar -xzf "$bundle" -C "$work/unpacked" provenance manifest
 
 rm -rf "$corpus"
-mkdir -p "$corpus"/{tar_entries,unpack,offline_manifest,metadata_json,jws,cosign_sig,dsse,delta_header,patch_decoders,pack_frames,parts_index,mirror_record,published_index,quota_subject}
+mkdir -p "$corpus"/{tar_entries,unpack,offline_manifest,metadata_json,jws,cosign_sig,dsse,delta_header,patch_decoders,pack_frames,parts_index,mirror_record,published_index,quota_subject,feed_rows,feed_index}
 
 # quota_subject: subjects as the scanner passes them, and ES256 tokens signed by a key the
 # harness does not trust (parsed to the signature check), made with jwcrypto.
@@ -50,6 +50,37 @@ for name, hdr, claims in [
     t.add_signature(k, alg='ES256', protected=json.dumps(hdr, separators=(',', ':')))
     open(f"{sys.argv[1]}/{name}", "w").write("token:" + t.serialize(compact=True))
 PY
+
+# feed_rows: the head of each synthetic feed, and hand-made JSON arrays and bad rows;
+# feed_index: the kit's own index, and small hand-made ones.
+for f in osv/osv-all.jsonl ghsa/ghsa-all.jsonl nvd/nvd-2.0.jsonl; do
+  head -n 3 "$work/rel/feeds/$f" > "$corpus/feed_rows/$(basename "$f")"
+done
+printf '\xef\xbb\xbf [ {"id":"A","s":"a,]}\\"","n":[1,{"x":null}]},\n {"id":"B","tenant":"acme","modified":"2025-10-01T00:00:00Z"} , 7, ]\n' > "$corpus/feed_rows/array.json"
+printf '{"id":"A"}\n\n{"id": broken\n{"title":"no id"}\n{"cve":{"id":"CVE-1"},"tenant":3}\r\n{"id":"\\u00e9","x":1e2}' > "$corpus/feed_rows/bad-lines.jsonl"
+printf '[{"id":"A"},\n{"id":"B"' > "$corpus/feed_rows/unterminated.json"
+# the kit's index, each feed cut to its first 8 rows (headers adjusted), so it stays valid
+tar -xzOf "$bundle" metadata/feeds-index.jsonl | python3 -c '
+import json, sys
+out, rows = [], None
+for line in sys.stdin:
+    d = json.loads(line)
+    if "feed" in d:
+        rows = []
+        d["rows"] = 0
+        out.append([d, rows])
+    elif rows is not None and len(rows) < 8:
+        rows.append(line)
+    elif rows is None:
+        print(line, end="")
+for h, r in out:
+    h["rows"] = len(r)
+    print(json.dumps(h, separators=(",", ":")))
+    print("".join(r), end="")
+' > "$corpus/feed_index/kit-index.jsonl"
+printf '{"format":"ouk-feeds-index/1"}\n' > "$corpus/feed_index/empty.jsonl"
+h=0101010101010101010101010101010101010101010101010101010101010101
+printf '{"format":"ouk-feeds-index/1"}\n{"feed":"feeds/osv/a.jsonl","source":"osv","rows":3,"skipped":1}\n{"id":"A","hash":"%s"}\n{"id":"A","hash":"%s"}\n{"id":"B","hash":"%s","tenant":"t","modified":"2025-10-01T00:00:00Z"}\n{"feed":"feeds/osv/b.json","source":"osv","rows":1,"skipped":0}\n{"id":"B","hash":"%s","tenant":"t"}\n' $h $h $h ${h/01/02} > "$corpus/feed_index/conflicts.jsonl"
 
 cp "$bundle.metadata.json" "$corpus/metadata_json/kit.metadata.json"
 cp "$work/out/manifest/offline-manifest.json" "$corpus/offline_manifest/kit-manifest.json"

@@ -120,11 +120,50 @@ pub fn kit_code(e: &KitError) -> ExitCode {
             ouk_kit::caches::CacheError::Unusable { .. } => ExitCode::Failure,
             ouk_kit::caches::CacheError::InvalidZip { .. } => ExitCode::Validation,
         },
+        KitError::Feeds(f) => feed_code(f),
+        KitError::FeedConflicts(_) => ExitCode::Validation,
         KitError::Part(p) => part_code(p),
         KitError::Primer(p) => primer_code(p),
         KitError::Telemetry(t) => telemetry_code(t),
+        KitError::FeedChanges(f) => feeds_code(f),
         KitError::Delta(d) => delta_code(d),
         KitError::Store(s) => store_code(s),
+    }
+}
+
+/// The exit code of a feed-changes error: a malformed feed index or changes file is a
+/// validation failure (11); I/O keeps its code (a full disk is 12); the store's and the
+/// generation layer's errors map as theirs do.
+pub fn feeds_code(e: &ouk_kit::feeds::host::FeedsError) -> ExitCode {
+    use ouk_kit::feeds::changes::ChangesError;
+    use ouk_kit::feeds::diff::DiffError;
+    use ouk_kit::feeds::history::HistoryError;
+    use ouk_kit::feeds::host::FeedsError as F;
+    use ouk_kit::feeds::index::IndexError;
+    match e {
+        F::Diff(DiffError::Index {
+            source: IndexError::Io(io),
+            ..
+        }) => io_code(io),
+        F::Diff(_) => ExitCode::Validation,
+        F::Changes(ChangesError::Io { source, .. }) | F::Io { source, .. } => io_code(source),
+        F::Changes(ChangesError::Malformed { .. }) => ExitCode::Validation,
+        F::History(HistoryError::Store(s)) | F::Store(s) => store_code(s),
+        F::History(HistoryError::Damaged(_)) => ExitCode::DigestMismatch,
+        F::History(HistoryError::Aborted) => ExitCode::Failure,
+        F::Delta(d) => delta_code(d),
+    }
+}
+
+/// The exit code of a feed indexing error: a bad row, a broken feed, a file under
+/// `feeds/` in the wrong place or a malformed index is a validation failure (11), like
+/// any other release content that does not validate; I/O follows the usual rules.
+pub fn feed_code(e: &ouk_kit::feeds::FeedError) -> ExitCode {
+    use ouk_kit::feeds::{FeedError as F, IndexError};
+    match e {
+        F::Io { source, .. } => io_code(source),
+        F::Index(IndexError::Io(source)) => io_code(source),
+        F::BadRow(_) | F::Broken { .. } | F::Layout(_) | F::Index(_) => ExitCode::Validation,
     }
 }
 

@@ -52,6 +52,9 @@ enum Command {
     /// The debug store of a release.
     #[command(subcommand)]
     DebugStore(cmd::kit::DebugStoreCommand),
+    /// Advisory feeds in kits and generations: audit the feed index, supersedes chains.
+    #[command(subcommand)]
+    Feeds(cmd::feeds::FeedsCommand),
     /// Daily deltas between kits.
     #[command(subcommand)]
     Delta(cmd::delta::DeltaCommand),
@@ -168,6 +171,7 @@ fn main() -> std::process::ExitCode {
         Command::Key(c) => cmd::kit::run_key(&ctx, c),
         Command::Trust(c) => cmd::kit::run_trust(&ctx, c),
         Command::Mirror(c) => cmd::mirror::run(&ctx, c),
+        Command::Feeds(c) => cmd::feeds::run(&ctx, c),
         Command::Delta(c) => cmd::delta::run(&ctx, c),
         Command::Inventory(c) => cmd::delta::run_inventory(&ctx, c),
         Command::Serve(a) => cmd::transport::run_serve(&ctx, a),

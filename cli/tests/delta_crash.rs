@@ -58,6 +58,11 @@ fn sigkill_during_delta_apply_never_leaves_a_broken_root() {
     times.sort();
     let full = times[2];
     let want = tree_digests(&reference.join("current"));
+    // The feed rows day 1 changes (issue 10): written before the flip, so present whenever
+    // day 1 is current, and the same after any kill and re-run (absent for kits without a
+    // feed index, in the reference as in every trial).
+    let changes_name = format!("changes/{}.jsonl", c.k1.generation);
+    let want_changes = std::fs::read(reference.join(&changes_name)).ok();
 
     let trials = if std::env::var_os("OUK_LONG_TESTS").is_some() {
         200
@@ -116,6 +121,11 @@ fn sigkill_during_delta_apply_never_leaves_a_broken_root() {
             on_old += 1;
         } else if current == c.k1.generation {
             on_new += 1;
+            assert_eq!(
+                std::fs::read(root.join(&changes_name)).ok(),
+                want_changes,
+                "trial {trial}: day 1 is current, so its changes file is complete"
+            );
             if status.code().is_none() {
                 after_flip += 1;
             }
@@ -145,6 +155,20 @@ fn sigkill_during_delta_apply_never_leaves_a_broken_root() {
             .filter(|n| n.starts_with('.'))
             .collect();
         assert!(leftovers.is_empty(), "trial {trial}: {leftovers:?}");
+        assert_eq!(
+            std::fs::read(root.join(&changes_name)).ok(),
+            want_changes,
+            "trial {trial}: the changes file after the re-run"
+        );
+        let partial: Vec<String> = std::fs::read_dir(root.join("changes"))
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.starts_with('.'))
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert!(partial.is_empty(), "trial {trial}: {partial:?}");
         ouk_delta::remove_tree(&root).unwrap();
     }
     eprintln!(

@@ -545,6 +545,23 @@ impl Root {
                 remove_tree(&trash)?;
             }
         }
+        // A generation's changes file goes with it (and one whose generation is unknown).
+        let changes = self.changes_dir();
+        if changes.is_dir() {
+            for entry in fs::read_dir(&changes).ctx(|| format!("list {}", changes.display()))? {
+                let entry = entry.ctx(|| format!("list {}", changes.display()))?;
+                let keep_it = entry
+                    .file_name()
+                    .to_str()
+                    .and_then(|n| n.strip_suffix(".jsonl"))
+                    .and_then(|n| n.parse::<GenerationId>().ok())
+                    .is_some_and(|id| known.contains(&id));
+                if !keep_it {
+                    remove_tree(&entry.path())?;
+                }
+            }
+            fsync_dir(&changes)?;
+        }
         let store = self.gc_store()?;
         Ok(GenerationGc {
             removed,

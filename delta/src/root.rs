@@ -6,6 +6,8 @@
 //!   store/                       the chunk store (packs + index.redb)
 //!   generations/<gen-id>/        materialized trees, never written after publication
 //!   current -> generations/<id>  the only thing readers follow
+//!   changes/<gen-id>.jsonl       the feed rows a generation changed (written by the
+//!                                importer before its flip; part of the generation)
 //!   staging/  quarantine/
 //! ```
 //!
@@ -14,7 +16,8 @@
 //!   `flock`, released by the kernel when the process dies, so a crash never leaves the
 //!   root locked.
 //! - Names starting with `.` under `generations/` and `current.tmp-*` are work in progress;
-//!   [`Root::open`] deletes them, because they were never published.
+//!   [`Root::open`] deletes them, because they were never published; so are dot-names
+//!   under `changes/`.
 
 use std::fs::{self, File, OpenOptions};
 use std::os::fd::AsRawFd;
@@ -138,6 +141,19 @@ impl Root {
                 self.recovery.removed_partial.push(name);
             }
         }
+        let changes = self.changes_dir();
+        if changes.is_dir() {
+            for entry in fs::read_dir(&changes).ctx(|| format!("list {}", changes.display()))? {
+                let entry = entry.ctx(|| format!("list {}", changes.display()))?;
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name.starts_with('.') {
+                    remove_tree(&entry.path())?;
+                    self.recovery
+                        .removed_partial
+                        .push(format!("changes/{name}"));
+                }
+            }
+        }
         self.recovery.staging_cleaned = self.clean_staging()?;
         Ok(())
     }
@@ -181,6 +197,14 @@ impl Root {
     /// `ROOT/quarantine`.
     pub fn quarantine_dir(&self) -> PathBuf {
         self.dir.join("quarantine")
+    }
+    /// `ROOT/changes`: one `<gen-id>.jsonl` of changed feed rows per imported generation.
+    pub fn changes_dir(&self) -> PathBuf {
+        self.dir.join("changes")
+    }
+    /// `ROOT/changes/<gen-id>.jsonl`.
+    pub fn changes_file(&self, id: &crate::GenerationId) -> PathBuf {
+        self.changes_dir().join(format!("{}.jsonl", id.to_hex()))
     }
     /// `ROOT/current`.
     pub fn current_link(&self) -> PathBuf {

@@ -813,3 +813,81 @@ pub fn quota_subject(data: &[u8]) {
         }
     }
 }
+
+/// `feed_rows`: the feed row scanner (`kit::feeds::scan::RowSplitter`, JSON lines or a
+/// JSON array, told apart by the first byte) and the row parser (`indexer::parse_row`).
+/// Promises: no panic; rows come out with non-decreasing 1-based line numbers no larger
+/// than the input's line count; a row cut out is at most `MAX_ROW_BYTES`; a parsed row has
+/// a non-empty id within its bound and a hash equal to the canonical hash of the row
+/// reparsed from its own canonical JSON (canonical form is a fixed point).
+pub fn feed_rows(data: &[u8]) {
+    use ouk_kit::feeds::canonical::{canonical_bytes, row_hash};
+    use ouk_kit::feeds::indexer::{MAX_ID_BYTES, parse_row};
+    use ouk_kit::feeds::scan::{Batch, MAX_ROW_BYTES, RowSplitter};
+    let lines = data.iter().filter(|b| **b == b'\n').count() as u64 + 1;
+    let id_fields = ouk_kit::feeds::IndexOptions::default().id_fields;
+    let mut s = RowSplitter::new(std::io::BufReader::with_capacity(7, data));
+    let mut batch = Batch::default();
+    let mut last_line = 0u64;
+    let mut scratch = Vec::new();
+    loop {
+        let more = match s.next_batch(&mut batch, 64) {
+            Ok(m) => m,
+            Err(_) => return,
+        };
+        for (i, (raw, range)) in batch.rows.iter().enumerate() {
+            assert!(raw.line >= last_line && raw.line >= 1 && raw.line <= lines, "line {} after {last_line} (of {lines})", raw.line);
+            last_line = raw.line;
+            assert!(range.len() <= MAX_ROW_BYTES + 1);
+            if raw.bad.is_some() {
+                assert!(range.is_empty(), "a bad row kept bytes");
+                continue;
+            }
+            if let Ok(row) = parse_row(batch.bytes(i), &id_fields, &mut scratch) {
+                assert!(!row.id.is_empty() && row.id.len() <= MAX_ID_BYTES);
+                let v: serde_json::Value = serde_json::from_slice(batch.bytes(i)).expect("parsed once");
+                let canon = canonical_bytes(&v);
+                let again: serde_json::Value = serde_json::from_slice(&canon).expect("canonical JSON parses");
+                assert_eq!(canonical_bytes(&again), canon, "canonical form is not a fixed point");
+                assert_eq!(row_hash(&again), row.hash);
+            }
+        }
+        if !more {
+            return;
+        }
+    }
+}
+
+/// `feed_index`: `kit::feeds::FeedIndexReader` over untrusted bytes, and the audit.
+/// Promises: no panic; what the reader accepts, the writer accepts item by item and the
+/// rewritten index reads back to the same items; the audit of an accepted index counts
+/// every feed and row and never more conflicts than rows.
+pub fn feed_index(data: &[u8]) {
+    use ouk_kit::feeds::{FeedIndexReader, FeedIndexWriter, IndexItem};
+    let read = |bytes: &[u8]| -> Option<Vec<IndexItem>> {
+        let mut r = FeedIndexReader::new(bytes).ok()?;
+        let mut items = Vec::new();
+        loop {
+            match r.next_item() {
+                Ok(Some(i)) => items.push(i),
+                Ok(None) => return Some(items),
+                Err(_) => return None,
+            }
+        }
+    };
+    let Some(items) = read(data) else { return };
+    let mut w = FeedIndexWriter::new(Vec::new()).expect("writer");
+    for item in &items {
+        match item {
+            IndexItem::Feed(h) => w.begin_feed(h).expect("the writer refuses a header the reader accepted"),
+            IndexItem::Row(r) => w.push_row(r).expect("the writer refuses a row the reader accepted"),
+        }
+    }
+    let bytes = w.finish().expect("the writer refuses an end the reader accepted");
+    assert_eq!(read(&bytes).as_ref(), Some(&items), "rewritten index reads differently");
+    let report = ouk_kit::feeds::audit(|| Ok(data), 4).expect("audit of an accepted index");
+    let rows = items.iter().filter(|i| matches!(i, IndexItem::Row(_))).count() as u64;
+    assert_eq!(report.rows, rows);
+    assert_eq!(report.feeds, items.len() as u64 - rows);
+    assert!(report.conflicts <= rows && report.first.len() <= 4);
+}

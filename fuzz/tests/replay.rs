@@ -25,6 +25,8 @@ const TARGETS: &[(&str, Target)] = &[
     ("mirror_record", ouk_fuzz::mirror_record),
     ("published_index", ouk_fuzz::published_index),
     ("quota_subject", ouk_fuzz::quota_subject),
+    ("feed_rows", ouk_fuzz::feed_rows),
+    ("feed_index", ouk_fuzz::feed_index),
 ];
 
 fn fuzz_dir() -> PathBuf {
@@ -182,6 +184,13 @@ fn valid_seeds_are_accepted() {
     ouk_delta::ChunkSetManifest::decode(&seed("pack_frames", "okcm-manifest.bin")).expect("okcm");
     for file in ["four-parts.json", "one-part.json"] {
         ouk_kit::split::PartsIndex::parse(&seed("parts_index", file)).expect(file);
+    }
+    for file in ["kit-index.jsonl", "empty.jsonl", "conflicts.jsonl"] {
+        let d = seed("feed_index", file);
+        let r = ouk_kit::feeds::audit(|| Ok(&d[..]), 10).expect(file);
+        if file == "conflicts.jsonl" {
+            assert_eq!((r.duplicates, r.divergent), (1, 1), "{file}");
+        }
     }
     for file in ["overflow.json", "traversal.json"] {
         assert!(ouk_kit::split::PartsIndex::parse(&seed("parts_index", file)).is_err(), "{file} was accepted");

@@ -41,9 +41,10 @@ use crate::provenance::{
 use crate::sign::SigningKey;
 
 /// Paths the build writes itself; a release tree may not carry them.
-pub const GENERATED_PATHS: [&str; 4] = [
+pub const GENERATED_PATHS: [&str; 5] = [
     MANIFEST_PATH,
     layout::DEBUG_SUMMARY,
+    crate::feeds::FEED_INDEX_PATH,
     provenance::SBOM_PATH,
     provenance::PROVENANCE_PATH,
 ];
@@ -77,6 +78,11 @@ pub struct BuildOptions {
     pub primer: Option<crate::primer::PrimerSpec>,
     /// Cold-start caches to carry as `caches/<file name>` (`--cold-start-cache`).
     pub cold_start_caches: Vec<PathBuf>,
+    /// How feeds under `feeds/<source>/` are indexed (id fields, `--skip-bad-rows`, sort
+    /// budget; spilled sort runs go to the output directory unless a directory is set).
+    pub feed_index: crate::feeds::IndexOptions,
+    /// Build the kit even though its feeds conflict (`--allow-feed-conflicts`).
+    pub allow_feed_conflicts: bool,
 }
 
 /// What was built.
@@ -106,6 +112,15 @@ pub struct BuildReport {
     pub kid: Option<String>,
     /// Layout warnings.
     pub warnings: Vec<String>,
+    /// Per feed: rows indexed and rows skipped.
+    pub feeds: Vec<crate::feeds::FeedSummary>,
+    /// Rows left out by `--skip-bad-rows` (the first
+    /// [`MAX_LISTED_BAD_ROWS`](crate::feeds::indexer::MAX_LISTED_BAD_ROWS)).
+    pub skipped_rows: Vec<crate::feeds::BadRow>,
+    /// All rows left out.
+    pub skipped_total: u64,
+    /// The feed audit (conflicts are only possible here with `--allow-feed-conflicts`).
+    pub feed_audit: crate::feeds::AuditReport,
 }
 
 /// The descriptor written next to the bundle (`<bundle>.metadata.json`).
@@ -380,6 +395,28 @@ pub fn build_kit(opts: &BuildOptions, progress: &mut dyn FnMut(u64)) -> Result<B
     let mut warnings: Vec<String> = report.warnings.iter().map(|w| w.to_string()).collect();
     warnings.extend(content.warnings.iter().cloned());
 
+    // 2b. The feed index (a separate read of each feed; see docs/benchmarks.md) and its
+    // audit.
+    fs::create_dir_all(&opts.output_dir).ctx(|| format!("create {}", opts.output_dir.display()))?;
+    let feeds = index_feeds_of(opts, &files, &mut warnings)?;
+    let feed_index = feeds.file.path().to_path_buf();
+    let (digests, chunks) = hash_reader(
+        &chunker,
+        std::io::BufReader::with_capacity(
+            1 << 20,
+            File::open(&feed_index).ctx(|| format!("open {}", feed_index.display()))?,
+        ),
+    )
+    .ctx(|| format!("read {}", feed_index.display()))?;
+    files.push(KitFile {
+        path: crate::feeds::FEED_INDEX_PATH.into(),
+        mode: 0o644,
+        digests,
+        chunks,
+        captured_at: created_at.clone(),
+        source: EntrySource::File(feed_index.clone()),
+    });
+
     // 3. Generated files.
     let have: std::collections::HashSet<String> = files.iter().map(|f| f.path.clone()).collect();
     let mut extra = Vec::new();
@@ -502,6 +539,10 @@ pub fn build_kit(opts: &BuildOptions, progress: &mut dyn FnMut(u64)) -> Result<B
                 write_atomic(&staging.join(&f.path), b)?;
             }
         }
+        let to = staging.join(crate::feeds::FEED_INDEX_PATH);
+        fs::create_dir_all(to.parent().unwrap_or(staging))
+            .and_then(|_| fs::copy(&feed_index, &to))
+            .ctx(|| format!("copy the feed index to {}", to.display()))?;
         for (rel, from, _) in &content.extra_files {
             let to = staging.join(rel);
             fs::create_dir_all(to.parent().unwrap_or(staging))
@@ -512,7 +553,6 @@ pub fn build_kit(opts: &BuildOptions, progress: &mut dyn FnMut(u64)) -> Result<B
     }
 
     // 4. The bundle.
-    fs::create_dir_all(&opts.output_dir).ctx(|| format!("create {}", opts.output_dir.display()))?;
     let name = bundle_name(&opts.version, &opts.channel);
     let bundle_path = opts.output_dir.join(&name);
     let tmp = opts
@@ -634,5 +674,92 @@ pub fn build_kit(opts: &BuildOptions, progress: &mut dyn FnMut(u64)) -> Result<B
         signed: opts.signing_key.is_some(),
         kid,
         warnings,
+        feeds: feeds.report.feeds,
+        skipped_rows: feeds.report.skipped_rows,
+        skipped_total: feeds.report.skipped_total,
+        feed_audit: feeds.audit,
+    })
+}
+
+/// The feed index of a kit being built, in a temporary file of the output directory.
+struct BuiltFeedIndex {
+    file: tempfile::NamedTempFile,
+    report: crate::feeds::IndexReport,
+    audit: crate::feeds::AuditReport,
+}
+
+/// Conflicts named in the error that refuses a kit (all are counted).
+const CONFLICTS_IN_ERROR: usize = 20;
+
+/// Index the feeds among `files` (release files under `feeds/<source>/`) and audit the
+/// index; a kit whose feeds conflict is refused unless `allow_feed_conflicts`.
+fn index_feeds_of(
+    opts: &BuildOptions,
+    files: &[KitFile],
+    warnings: &mut Vec<String>,
+) -> Result<BuiltFeedIndex> {
+    let on_disk: Vec<(&str, &Path)> = files
+        .iter()
+        .filter_map(|f| match &f.source {
+            EntrySource::File(p) => Some((f.path.as_str(), p.as_path())),
+            EntrySource::Bytes(_) => None,
+        })
+        .collect();
+    for (rel, _) in &on_disk {
+        let sidecar = [".sha256", ".sig", ".jws"].iter().any(|x| rel.ends_with(x));
+        if rel.starts_with("feeds/")
+            && !sidecar
+            && crate::feeds::indexer::feed_source(rel).is_none()
+        {
+            warnings.push(format!(
+                "{rel}: not indexed (feeds are feeds/<source>/<name>.json, .jsonl or .ndjson, optionally .gz or .zst)"
+            ));
+        }
+    }
+    let feeds = crate::feeds::indexer::select_feeds(on_disk);
+    let mut index_opts = opts.feed_index.clone();
+    if index_opts.temp_dir.is_none() {
+        index_opts.temp_dir = Some(opts.output_dir.clone());
+    }
+    let file = tempfile::NamedTempFile::new_in(&opts.output_dir)
+        .ctx(|| format!("create a temporary file in {}", opts.output_dir.display()))?;
+    let out = std::io::BufWriter::with_capacity(
+        1 << 20,
+        file.reopen().ctx(|| "reopen the feed index".into())?,
+    );
+    let (report, out) = crate::feeds::index_feeds(&feeds, &index_opts, out)?;
+    out.into_inner()
+        .map_err(|e| e.into_error())
+        .ctx(|| format!("write {}", file.path().display()))?;
+    let path = file.path().to_path_buf();
+    let audit = crate::feeds::audit(
+        || File::open(&path).map(|f| std::io::BufReader::with_capacity(1 << 20, f)),
+        crate::feeds::audit::DEFAULT_LIMIT,
+    )
+    .map_err(crate::feeds::FeedError::from)?;
+    if audit.has_conflicts() {
+        let mut text = format!(
+            "the kit's feeds conflict: {} duplicate and {} divergent row groups",
+            audit.duplicates, audit.divergent
+        );
+        for c in audit.first.iter().take(CONFLICTS_IN_ERROR) {
+            text.push_str(&format!("\n  {c}"));
+        }
+        if audit.conflicts > CONFLICTS_IN_ERROR as u64 {
+            text.push_str(&format!(
+                "\n  ... and {} more",
+                audit.conflicts - CONFLICTS_IN_ERROR as u64
+            ));
+        }
+        if !opts.allow_feed_conflicts {
+            text.push_str("\n(fix the feeds, or build anyway with --allow-feed-conflicts)");
+            return Err(KitError::FeedConflicts(text));
+        }
+        warnings.push(format!("{text}\n(built anyway: --allow-feed-conflicts)"));
+    }
+    Ok(BuiltFeedIndex {
+        file,
+        report,
+        audit,
     })
 }

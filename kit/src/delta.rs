@@ -9,7 +9,12 @@
 //! - `delta/payload.bin`: the encoded bytes (patches, literals, the solid block);
 //! - optionally `delta/offline-manifest.json.jws`, a JWS over the target's offline manifest
 //!   (checked when present; not written, since the delta's signature already covers the
-//!   payload the manifest is rebuilt from).
+//!   payload the manifest is rebuilt from);
+//! - `delta/feeds-changes.jsonl` when the target kit has a feed index: the feed rows the
+//!   delta changes (baseline kit's index against the target's), in the format of a host's
+//!   changes file ([`crate::feeds::changes`]), so `ouk delta show` reports them on the
+//!   connected site before the delta is carried. It is covered by the delta's signature;
+//!   the importer does not use it (it diffs against whatever generation is active).
 //!
 //! The target's offline manifest travels as one of the delta's files
 //! (`manifest/offline-manifest.json`, patched against the baseline's manifest, which every
@@ -53,6 +58,10 @@ pub const HEADER_PATH: &str = "delta/delta.json";
 pub const PAYLOAD_PATH: &str = "delta/payload.bin";
 /// JWS over the target manifest.
 pub const JWS_PATH: &str = "delta/offline-manifest.json.jws";
+/// The feed rows the delta changes.
+pub const FEED_CHANGES_PATH: &str = "delta/feeds-changes.jsonl";
+/// Largest feed-changes entry accepted.
+const MAX_FEED_CHANGES: u64 = 1 << 30;
 const MAX_HEADER: u64 = 64 << 20;
 const MAX_PAYLOAD: u64 = 16 << 30;
 /// Files of at most this size are rehydrated into staging so the layout rules can read them.
@@ -160,6 +169,9 @@ pub struct DeltaMakeReport {
     pub summary: DeltaSummary,
     /// Signed?
     pub signed: bool,
+    /// Feed rows changed, per source (when the target kit has a feed index).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub feeds: Option<crate::feeds::diff::DiffCounts>,
 }
 
 /// Make the delta from kit bundle `from` to kit bundle `to`.
@@ -206,7 +218,8 @@ fn write_delta(
     let mut header_bytes =
         serde_json::to_vec(&header).map_err(|e| KitError::Validation(e.to_string()))?;
     header_bytes.push(b'\n');
-    let specs = vec![
+    let feeds = feed_changes(old, new, &header)?;
+    let mut specs = vec![
         EntrySpec {
             path: HEADER_PATH.into(),
             mode: 0o644,
@@ -218,6 +231,13 @@ fn write_delta(
             source: EntrySource::Bytes(payload),
         },
     ];
+    if let Some((path, _)) = &feeds {
+        specs.push(EntrySpec {
+            path: FEED_CHANGES_PATH.into(),
+            mode: 0o644,
+            source: EntrySource::File(path.clone()),
+        });
+    }
     let dir = output
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -264,7 +284,86 @@ fn write_delta(
         target: header.target.clone(),
         summary: header.summary(),
         signed: key.is_some(),
+        feeds: feeds.map(|(_, counts)| counts),
     })
+}
+
+/// The feed changes from the baseline kit's index to the target's, written beside the
+/// target's unpacked files; `None` when the target has no index (a baseline without one
+/// counts as empty: every row is added).
+fn feed_changes(
+    old: &UnpackedKit,
+    new: &UnpackedKit,
+    header: &DeltaHeader,
+) -> Result<Option<(PathBuf, crate::feeds::diff::DiffCounts)>> {
+    use crate::feeds::changes::{ChangesHeader, ChangesLines};
+    use crate::feeds::host::FeedsError;
+    let new_index = new._dir.path().join(crate::feeds::FEED_INDEX_PATH);
+    if !new_index.is_file() {
+        return Ok(None);
+    }
+    let old_index = old._dir.path().join(crate::feeds::FEED_INDEX_PATH);
+    let old_index = old_index.is_file().then_some(old_index);
+    let path = new._dir.path().join(".feeds-changes.jsonl");
+    let file = File::create(&path).ctx(|| format!("create {}", path.display()))?;
+    let mut lines = ChangesLines::new(
+        BufWriter::new(file),
+        &ChangesHeader::new(header.target.generation, Some(header.baseline.generation)),
+    )
+    .ctx(|| format!("write {}", path.display()))?;
+    let mut write_error = None;
+    let counts =
+        crate::feeds::diff::diff_indexes(old_index.as_deref(), Some(&new_index), &mut |c| {
+            lines.push(&c).map_err(|e| {
+                let message = e.to_string();
+                write_error = Some(e);
+                crate::feeds::diff::DiffError::Sink(message)
+            })
+        });
+    if let Some(e) = write_error {
+        return Err(KitError::Io {
+            context: format!("write {}", path.display()),
+            source: e,
+        });
+    }
+    let counts = counts.map_err(|e| KitError::from(FeedsError::from(e)))?;
+    lines.finish().ctx(|| format!("write {}", path.display()))?;
+    Ok(Some((path, counts)))
+}
+
+/// The feed rows a delta changes, as `delta make` recorded them.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeltaFeeds {
+    /// Per source: rows added, modified, withdrawn.
+    pub counts: crate::feeds::diff::DiffCounts,
+    /// Every changed row, in (source, id, tenant) order.
+    pub rows: Vec<crate::feeds::diff::RowChange>,
+}
+
+fn read_feed_changes(path: &Path, header: &DeltaHeader) -> Result<DeltaFeeds> {
+    use crate::feeds::changes::ChangesReader;
+    use crate::feeds::host::FeedsError;
+    let err = |e| KitError::from(FeedsError::from(e));
+    let (h, mut reader) = ChangesReader::open(path).map_err(err)?;
+    if h.generation != header.target.generation || h.baseline != Some(header.baseline.generation) {
+        return Err(KitError::Validation(format!(
+            "{FEED_CHANGES_PATH} is for another baseline or target than {HEADER_PATH}"
+        )));
+    }
+    let mut feeds = DeltaFeeds {
+        counts: Default::default(),
+        rows: Vec::new(),
+    };
+    while let Some(c) = reader.next_change().map_err(err)? {
+        feeds
+            .counts
+            .entry(c.source.clone())
+            .or_default()
+            .count(c.change);
+        feeds.rows.push(c);
+    }
+    Ok(feeds)
 }
 
 /// What a host has: enough for a connected site to pick a baseline (a few hundred bytes).
@@ -401,6 +500,7 @@ struct DeltaParts {
     header: DeltaHeader,
     payload: PathBuf,
     jws: Option<String>,
+    feeds: Option<PathBuf>,
 }
 
 fn read_header(dir: &Path) -> Result<DeltaHeader> {
@@ -434,11 +534,12 @@ fn unpack_delta(input: &BundleInput, dir: &Path) -> Result<DeltaParts> {
             Some(h.as_ref().map_or(0, |h| h.payload_size))
         }
         JWS_PATH => Some(64 << 10),
+        FEED_CHANGES_PATH => Some(MAX_FEED_CHANGES),
         _ => None,
     };
     let file = input.reader()?;
     let limits = ReadLimits {
-        max_total_bytes: MAX_HEADER + MAX_PAYLOAD + (1 << 20),
+        max_total_bytes: MAX_HEADER + MAX_PAYLOAD + MAX_FEED_CHANGES + (1 << 20),
         max_entries: 16,
     };
     let unpacked = unpack_to_dir(file, dir, &lookup, limits);
@@ -488,22 +589,29 @@ fn unpack_delta(input: &BundleInput, dir: &Path) -> Result<DeltaParts> {
     } else {
         None
     };
+    let feeds = have(FEED_CHANGES_PATH).then(|| dir.join(FEED_CHANGES_PATH));
     Ok(DeltaParts {
         header,
         payload,
         jws,
+        feeds,
     })
 }
 
-/// `ouk delta show`.
-pub fn show(bundle: &Path) -> Result<(DeltaHeader, DeltaSummary)> {
+/// `ouk delta show`: the header, its summary, and the feed rows the delta changes (`None`
+/// when the delta records none: its target kit has no feed index, or an older ouk made it).
+pub fn show(bundle: &Path) -> Result<(DeltaHeader, DeltaSummary, Option<DeltaFeeds>)> {
     if !bundle.is_file() {
         return Err(KitError::NotFound(bundle.to_path_buf()));
     }
     let dir = tempfile::tempdir().ctx(|| "create a temporary directory".to_string())?;
     let parts = unpack_delta(&BundleInput::File(bundle.to_path_buf()), dir.path())?;
     let summary = parts.header.summary();
-    Ok((parts.header, summary))
+    let feeds = match &parts.feeds {
+        Some(p) => Some(read_feed_changes(p, &parts.header)?),
+        None => None,
+    };
+    Ok((parts.header, summary, feeds))
 }
 
 /// The baseline generation's file list as a delta sees it: its files plus its offline

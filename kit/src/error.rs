@@ -117,12 +117,28 @@ pub enum KitError {
     /// The release tree's telemetry bundle does not match its sidecar or does not read.
     #[error(transparent)]
     Telemetry(#[from] crate::telemetry::TelemetryError),
+    /// Feed row changes could not be computed or recorded (a malformed feed index, the
+    /// changes file, the supersedes history).
+    #[error(transparent)]
+    FeedChanges(Box<crate::feeds::host::FeedsError>),
+    /// A feed could not be indexed (a bad row, a broken feed) or its index is unusable.
+    #[error("feeds: {0}")]
+    Feeds(#[from] crate::feeds::FeedError),
+    /// The kit's feeds conflict (duplicate or divergent rows) and conflicts are not allowed.
+    #[error("{0}")]
+    FeedConflicts(String),
     /// The generation layer failed.
     #[error(transparent)]
     Delta(#[from] ouk_delta::DeltaError),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] ouk_store::StoreError),
+}
+
+impl From<crate::feeds::host::FeedsError> for KitError {
+    fn from(e: crate::feeds::host::FeedsError) -> Self {
+        KitError::FeedChanges(Box::new(e))
+    }
 }
 
 /// GiB with one decimal, without a trailing `.0` ("2", "2.5"), as the seed writes

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use clap::Subcommand;
 
+use crate::cmd::feeds_history::FeedRows;
 use crate::cmd::kit::{kit_failure, load_signing_key};
 use crate::exit::ExitCode;
 use crate::output::bytes;
@@ -40,7 +41,8 @@ pub enum DeltaCommand {
         #[arg(long, default_value_t = 90)]
         time_budget: u64,
     },
-    /// Baseline, target, files added/changed/removed and bytes of a delta.
+    /// Baseline, target, files added/changed/removed and bytes of a delta, and the feed
+    /// rows it adds, modifies and withdraws (as `delta make` recorded them).
     Show {
         /// The delta.
         delta: PathBuf,
@@ -124,13 +126,25 @@ pub fn run(ctx: &Context, cmd: DeltaCommand) -> Result<ExitCode, Failure> {
             Ok(ExitCode::Ok)
         }
         DeltaCommand::Show { delta } => {
-            let (header, summary) = ouk_kit::delta::show(&delta).map_err(kit_failure)?;
+            let (header, summary, feeds) = ouk_kit::delta::show(&delta).map_err(kit_failure)?;
+            let feeds = match feeds {
+                Some(f) => FeedRows {
+                    recorded: true,
+                    note: None,
+                    sources: f.counts,
+                    rows: f.rows,
+                },
+                None => FeedRows::unrecorded(
+                    "this delta records none (its target kit has no feed index, or an older ouk made it)",
+                ),
+            };
             let doc = serde_json::json!({
                 "baseline": header.baseline,
                 "target": header.target,
                 "summary": summary,
                 "added": header.files.iter().map(|f| &f.path).collect::<Vec<_>>(),
                 "removed": header.removed,
+                "feeds": feeds,
             });
             ctx.out.emit(&doc, || {
                 let mut s = format!(
@@ -162,6 +176,7 @@ pub fn run(ctx: &Context, cmd: DeltaCommand) -> Result<ExitCode, Failure> {
                 for r in &header.removed {
                     s.push_str(&format!("  {:<22} {}\n", "removed", r));
                 }
+                s.push_str(&feeds.text());
                 s
             });
             Ok(ExitCode::Ok)

@@ -1,8 +1,10 @@
-//! `ouk gen {list|rollback|gc}`.
+//! `ouk gen {list|rollback|gc|diff}`.
 
 use clap::Subcommand;
 use ouk_delta::ActivateOutcome;
 
+use crate::cmd::feeds_history::FeedRows;
+use crate::cmd::kit::kit_failure;
 use crate::exit::ExitCode;
 use crate::output::{bytes, rfc3339};
 use crate::{Context, Failure};
@@ -21,6 +23,13 @@ pub enum GenCommand {
         /// How many generations to keep (the current one always stays).
         #[arg(long, default_value_t = 3)]
         keep: usize,
+    },
+    /// Files and feed rows that differ from GEN_A to GEN_B (ids or unique prefixes).
+    Diff {
+        /// The older generation.
+        gen_a: String,
+        /// The newer generation.
+        gen_b: String,
     },
 }
 
@@ -68,6 +77,56 @@ pub fn run(ctx: &Context, cmd: GenCommand) -> Result<ExitCode, Failure> {
             let doc = serde_json::json!({"generation": id, "status": status, "outcome": outcome});
             ctx.out
                 .emit(&doc, || format!("generation {} {status}", id.short()));
+        }
+        GenCommand::Diff { gen_a, gen_b } => {
+            let a = root.resolve(&gen_a)?;
+            let b = root.resolve(&gen_b)?;
+            let files = ouk_kit::import::diff(Some(&root.manifest(&a)?), &root.manifest(&b)?);
+            let mut rows = Vec::new();
+            let (sources, has_a, has_b) =
+                ouk_kit::feeds::host::diff_generations(&root, &a, &b, &mut |c| rows.push(c))
+                    .map_err(|e| kit_failure(ouk_kit::KitError::from(e)))?;
+            let feeds = if !has_a && !has_b {
+                FeedRows::unrecorded("neither generation has a feed index")
+            } else {
+                FeedRows {
+                    recorded: true,
+                    note: (!has_a || !has_b).then(|| {
+                        format!(
+                            "{} has no feed index (counted as empty)",
+                            if has_a { b.short() } else { a.short() }
+                        )
+                    }),
+                    sources,
+                    rows,
+                }
+            };
+            let doc = serde_json::json!({"from": a, "to": b, "files": files, "feeds": feeds});
+            ctx.out.emit(&doc, || {
+                let mut s = format!(
+                    "{} -> {}: {} files added, {} changed, {} removed ({})\n",
+                    a.short(),
+                    b.short(),
+                    files.added.len(),
+                    files.changed.len(),
+                    files.removed.len(),
+                    bytes(files.bytes)
+                );
+                for (mark, list) in [
+                    ("+", &files.added),
+                    ("~", &files.changed),
+                    ("-", &files.removed),
+                ] {
+                    for p in list {
+                        s.push_str(&format!("  {mark} {p}\n"));
+                    }
+                }
+                if let Some(n) = &feeds.note {
+                    s.push_str(&format!("note: {n}\n"));
+                }
+                s.push_str(&feeds.text());
+                s
+            });
         }
         GenCommand::Gc { keep } => {
             let r = root.gc_generations(keep)?;

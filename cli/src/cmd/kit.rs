@@ -58,6 +58,19 @@ pub enum KitCommand {
         /// must be a valid zip archive. Repeatable.
         #[arg(long, value_name = "FILE")]
         cold_start_cache: Vec<PathBuf>,
+        /// Build even though the feeds conflict (duplicate or divergent rows, see
+        /// `ouk feeds audit`); the conflicts are reported as warnings.
+        #[arg(long)]
+        allow_feed_conflicts: bool,
+        /// Leave malformed feed rows (invalid JSON, no upstream id) out of the feed index
+        /// and list them, instead of failing the build (exit 11).
+        #[arg(long)]
+        skip_bad_rows: bool,
+        /// A field that holds a feed row's upstream id; repeatable, the first present
+        /// string field wins; a dotted name is a path into nested objects (default: id,
+        /// ghsa_id, cve.id).
+        #[arg(long, value_name = "FIELD")]
+        feed_id_field: Vec<String>,
     },
     /// Verify a bundle's digest, signature and manifest; prints OK <sha256>.
     Verify {
@@ -213,6 +226,9 @@ pub fn run(ctx: &Context, cmd: KitCommand) -> Result<ExitCode, Failure> {
             primer_mode,
             no_primer,
             cold_start_cache,
+            allow_feed_conflicts,
+            skip_bad_rows,
+            feed_id_field,
         } => {
             let primer = if no_primer {
                 None
@@ -241,6 +257,16 @@ pub fn run(ctx: &Context, cmd: KitCommand) -> Result<ExitCode, Failure> {
                 threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
                 primer,
                 cold_start_caches: cold_start_cache,
+                feed_index: ouk_kit::feeds::IndexOptions {
+                    id_fields: if feed_id_field.is_empty() {
+                        ouk_kit::feeds::IndexOptions::default().id_fields
+                    } else {
+                        feed_id_field
+                    },
+                    skip_bad_rows,
+                    ..Default::default()
+                },
+                allow_feed_conflicts,
             };
             let mut progress = ctx.out.progress("build", 0);
             let report =
@@ -250,7 +276,7 @@ pub fn run(ctx: &Context, cmd: KitCommand) -> Result<ExitCode, Failure> {
                 ctx.out.note(&format!("warning: {w}"));
             }
             ctx.out.emit(&report, || {
-                format!(
+                let mut s = format!(
                     "built {}\n  sha256 {}\n  {} files, {} -> {} bundle\n  generation {}\n  {}",
                     report.bundle.display(),
                     report.sha256,
@@ -262,7 +288,9 @@ pub fn run(ctx: &Context, cmd: KitCommand) -> Result<ExitCode, Failure> {
                         Some(k) => format!("signed by {k}"),
                         None => "UNSIGNED".into(),
                     }
-                )
+                );
+                s.push_str(&crate::cmd::feeds::build_text(&report));
+                s
             });
             Ok(ExitCode::Ok)
         }
@@ -370,6 +398,13 @@ pub fn run(ctx: &Context, cmd: KitCommand) -> Result<ExitCode, Failure> {
                         report.diff.changed.len(),
                         report.diff.removed.len(),
                         bytes(report.diff.bytes)
+                    ));
+                }
+                if let Some(f) = &report.feeds {
+                    s.push_str(&format!(
+                        "\n  feed rows: {} changed -> {}",
+                        f.rows,
+                        f.changes_file.display()
                     ));
                 }
                 match &report.signed_by {

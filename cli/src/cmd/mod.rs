@@ -2,6 +2,8 @@
 
 pub mod authority;
 pub mod delta;
+pub mod feeds;
+pub mod feeds_history;
 pub mod generation;
 pub mod kit;
 pub mod mirror;

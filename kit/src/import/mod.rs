@@ -15,8 +15,9 @@
 //! 5. **policy**: version newer than the active one (exit 8 unless forced with a reason),
 //!    layout rules (11);
 //! 6. **ingest**: commit the store writer (packs fsynced before the index), record the
-//!    generation, materialize it from staging (files are moved, not copied; unchanged files
-//!    hard-linked), fsync;
+//!    generation, write the feed rows it changes (`ROOT/changes/<gen-id>.jsonl`, the
+//!    supersedes history; [`crate::feeds::host`]), materialize it from staging (files are
+//!    moved, not copied; unchanged files hard-linked), fsync;
 //! 7. **activate**: flip `current`, log the activation and the import.
 //!
 //! A refused bundle is copied (or hard-linked) to `quarantine/<time>-<name>/` with a
@@ -135,6 +136,10 @@ pub struct ImportReport {
     pub new_stored_bytes: u64,
     /// Forced activation reason, if forced.
     pub forced: Option<String>,
+    /// Feed rows changed and where they were written (`ROOT/changes/<gen-id>.jsonl`), for
+    /// a generation with a feed index that this import activated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub feeds: Option<crate::feeds::host::RecordedChanges>,
 }
 
 /// A refused import: which step refused, and why.
@@ -201,7 +206,7 @@ pub fn trusted_keys(root: &Path, extra: &[VerifyingKey]) -> Result<Vec<Verifying
 }
 
 /// Diff two file lists (path -> (sha256, mode, size)).
-fn diff(old: Option<&ChunkSetManifest>, new: &ChunkSetManifest) -> TreeDiff {
+pub fn diff(old: Option<&ChunkSetManifest>, new: &ChunkSetManifest) -> TreeDiff {
     let mut d = TreeDiff::default();
     let before: HashMap<&str, (&FileDigest, u32)> = old
         .map(|m| {
@@ -487,6 +492,7 @@ pub(crate) fn base_report(
         new_chunks: 0,
         new_stored_bytes: 0,
         forced: opts.force.as_ref().map(|f| f.reason.clone()),
+        feeds: None,
     }
 }
 
@@ -550,11 +556,31 @@ pub(crate) fn finish(
         root.record_generation(&staged.chunk_set, labels)
             .map_err(KitError::from),
     )?;
-    step(
+    // 6b. The feed rows this generation changes (changes file + history): before the tree
+    // is published, so running out of space here leaves no extra generation behind.
+    let feeds = step(
         "ingest",
-        root.materialize(&target_id, FileSource::Staged(&staged.staging))
-            .map_err(KitError::from),
+        crate::feeds::host::record_import(
+            root,
+            &target_id,
+            Some(&staged.staging),
+            base.previous,
+            &staged.manifest.version,
+        )
+        .map_err(KitError::from),
     )?;
+    // Refused before the flip: what 6b wrote goes.
+    let undo_feeds = || {
+        if let Some(f) = &feeds
+            && root.current().ok().flatten() != Some(target_id)
+        {
+            let _ = crate::feeds::host::undo_import(root, &target_id, f);
+        }
+    };
+    if let Err(e) = root.materialize(&target_id, FileSource::Staged(&staged.staging)) {
+        undo_feeds();
+        return Err(("ingest", e.into()));
+    }
 
     // 7. Activate.
     let mut details = Labels::new();
@@ -565,11 +591,14 @@ pub(crate) fn finish(
         Some(f) => format!("forced import: {}", f.reason),
         None => "import".into(),
     };
-    let outcome = step(
-        "activate",
-        root.activate(&target_id, &reason, opts.force.is_some(), details)
-            .map_err(KitError::from),
-    )?;
+    let outcome = match root.activate(&target_id, &reason, opts.force.is_some(), details) {
+        Ok(o) => o,
+        Err(e) => {
+            // (After the flip, the changes are the active generation's and stay.)
+            undo_feeds();
+            return Err(("activate", e.into()));
+        }
+    };
     step(
         "activate",
         record_import(root, &v.bundle_sha, &target_id, &staged.manifest.version),
@@ -580,6 +609,7 @@ pub(crate) fn finish(
             ActivateOutcome::Activated { .. } => "activated".into(),
         },
         diff: tree_diff,
+        feeds,
         new_chunks: totals.new_chunks,
         new_stored_bytes: totals.new_stored_bytes,
         ..base
