@@ -196,7 +196,7 @@ mod tests {
                         out.push(',');
                     }
                     // Escape every key character as \uXXXX half the time.
-                    if seed % 2 == 0 {
+                    if seed.is_multiple_of(2) {
                         out.push('"');
                         for u in k.encode_utf16() {
                             out.push_str(&format!("\\u{u:04x}"));

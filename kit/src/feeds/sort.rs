@@ -186,7 +186,7 @@ mod tests {
         FeedRow {
             id: format!("ID-{}", x % 997),
             hash: RowHash([(x >> 8) as u8; 32]),
-            tenant: (x % 3 == 0).then(|| format!("t{}", x % 5)),
+            tenant: x.is_multiple_of(3).then(|| format!("t{}", x % 5)),
             modified: Some(format!("2025-01-{:02}", x % 28 + 1)),
         }
     }
