@@ -1,12 +1,17 @@
 //! `ouk kit build`: turn a release tree into a signed, reproducible Offline Kit.
 //!
-//! Order of work (two reads of each release file, none of generated files):
+//! Order of work (two reads of each release file, three of a feed, none of generated
+//! files):
 //! 1. walk the release tree (regular files only) and, in parallel, hash every file once:
 //!    SHA-256 (manifest, signatures), SHA-1 (SPDX 2.3 requires it) and the store's chunk
 //!    ids (the generation id) in one streaming pass;
 //! 0. prepare the kit content ([`crate::content`]): plan the Policy Gateway copy and notes,
 //!    check certificates, the Authority guardrails and cold-start caches;
 //! 2. check the layout rules (debug store, plug-ins, secrets at 0600, `.sha256` sidecars);
+//!    then index the feeds under `feeds/<source>/` into `metadata/feeds-index.jsonl`
+//!    ([`crate::feeds`]; a separate read of each feed, streaming, in bounded memory, into a
+//!    temporary file of the output directory) and audit the index: a bad row (unless
+//!    `--skip-bad-rows`) or a conflict (unless `--allow-feed-conflicts`) stops the build;
 //! 3. generate `metadata/debug-store.json`, plug-in `.sha256`/`.sig` sidecars, the SPDX SBOM
 //!    and the signed in-toto provenance, then the offline manifest of every other file and
 //!    the generation id of that file set;

@@ -23,10 +23,11 @@ use std::sync::mpsc;
 
 use rayon::prelude::*;
 use serde::Serialize;
-use serde_json::Value;
 
-use super::canonical::row_hash_with;
-use super::index::{FeedHeader, FeedIndexWriter, FeedRow, IndexError};
+use sha2::{Digest, Sha256};
+
+use super::fast::{self, Node};
+use super::index::{FeedHeader, FeedIndexWriter, FeedRow, IndexError, RowHash};
 use super::scan::{self, Batch, RowSplitter, ScanError};
 use super::sort::{DEFAULT_SORT_BUDGET, RowSorter};
 
@@ -305,16 +306,16 @@ pub fn scan_feed(
     Ok(sorter)
 }
 
-/// Member `field` of `map`, or, if `field` is no key and has dots, the value at that path.
-fn lookup<'a>(map: &'a serde_json::Map<String, Value>, field: &str) -> Option<&'a Value> {
-    if let Some(v) = map.get(field) {
+/// Member `field` of `node`, or, if `field` is no key and has dots, the value at that path.
+fn lookup<'n, 'a>(node: &'n Node<'a>, field: &str) -> Option<&'n Node<'a>> {
+    if let Some(v) = node.get(field) {
         return Some(v);
     }
     let mut parts = field.split('.');
-    let mut v = map.get(parts.next()?)?;
+    let mut v = node.get(parts.next()?)?;
     let mut nested = false;
     for p in parts {
-        v = v.as_object()?.get(p)?;
+        v = v.get(p)?;
         nested = true;
     }
     nested.then_some(v)
@@ -326,15 +327,16 @@ pub fn parse_row(
     id_fields: &[String],
     scratch: &mut Vec<u8>,
 ) -> Result<FeedRow, String> {
-    let value: Value = serde_json::from_slice(bytes).map_err(|e| format!("invalid JSON: {e}"))?;
-    let Value::Object(map) = &value else {
+    let node = fast::parse(bytes).map_err(|e| format!("invalid JSON: {e}"))?;
+    if !matches!(node, Node::Obj(_)) {
         return Err("not a JSON object".into());
-    };
+    }
     let id = id_fields
         .iter()
-        .find_map(|f| match lookup(map, f) {
-            Some(Value::String(s)) if !s.is_empty() => Some(s),
-            _ => None,
+        .find_map(|f| {
+            lookup(&node, f)
+                .and_then(Node::as_str)
+                .filter(|s| !s.is_empty())
         })
         .ok_or_else(|| {
             format!(
@@ -346,18 +348,20 @@ pub fn parse_row(
         return Err(format!("upstream id longer than {MAX_ID_BYTES} bytes"));
     }
     let text_field = |name: &str, max: usize| -> Result<Option<String>, String> {
-        match map.get(name) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) if s.len() <= max => Ok(Some(s.clone())),
-            Some(Value::String(_)) => Err(format!("{name} longer than {max} bytes")),
+        match node.get(name) {
+            None | Some(Node::Null) => Ok(None),
+            Some(Node::Str(s)) if s.len() <= max => Ok(Some(s.to_string())),
+            Some(Node::Str(_)) => Err(format!("{name} longer than {max} bytes")),
             Some(_) => Err(format!("{name} is not a string")),
         }
     };
     let tenant = text_field("tenant", MAX_TENANT_BYTES)?;
     let modified = text_field("modified", MAX_MODIFIED_BYTES)?;
+    scratch.clear();
+    fast::write(&node, scratch);
     Ok(FeedRow {
-        id: id.clone(),
-        hash: row_hash_with(&value, scratch),
+        id: id.to_string(),
+        hash: RowHash(Sha256::digest(&scratch[..]).into()),
         tenant,
         modified,
     })

@@ -9,6 +9,8 @@
 //! like any other, and the host never re-parses feeds to learn which rows changed.
 //!
 //! - [`scan`] cuts feed files into rows (streaming, JSON lines or arrays, gzip/zstd);
+//! - [`fast`] parses a row into a borrowed tree and writes the same canonical JSON as
+//!   [`canonical`] without building a `serde_json::Value`;
 //! - [`indexer`] parses rows in parallel and writes the index, sorting each feed's rows in
 //!   bounded memory ([`sort`]);
 //! - [`audit`] finds duplicate and divergent rows in an index.
@@ -24,6 +26,7 @@ pub mod audit;
 pub mod canonical;
 pub mod changes;
 pub mod diff;
+pub mod fast;
 pub mod history;
 pub mod host;
 pub mod index;
