@@ -275,7 +275,10 @@ pub fn write_key_pair(prefix: &Path, password: &[u8]) -> Result<SigningKey, KeyE
     }
     // Like `cosign generate-key-pair --output-key-prefix`, a missing directory is made
     // (0700: it is about to hold a private key).
-    if let Some(dir) = key_path.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
+    if let Some(dir) = key_path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty() && !d.exists())
+    {
         use std::os::unix::fs::DirBuilderExt;
         std::fs::DirBuilder::new()
             .recursive(true)
