@@ -108,7 +108,7 @@ L="$WORK/local"
 R="$WORK/remote"
 "$OUK_BIN" -q --root "$L" trust add "$TRUST_KEY"
 "$OUK_BIN" -q --root "$R" trust add "$TRUST_KEY"
-s3() { "$OUK_BIN" --root "$R" --store-url "$URL" --store-pack-size "$PACK_SIZE" "$@"; }
+S3=("$OUK_BIN" --root "$R" --store-url "$URL" --store-pack-size "$PACK_SIZE")
 
 ok=1
 sum=0
@@ -129,7 +129,7 @@ for ((w = 0; w < WEEKS; w++)); do
     sum=$((sum + size))
     /usr/bin/time -f '%e' -o "$WORK/t" "$OUK_BIN" -q --root "$L" mirror add "$K" || die "local mirror add $K failed"
     la=$(cat "$WORK/t")
-    /usr/bin/time -f '%e' -o "$WORK/t" s3 --json mirror add "$K" >"$WORK/add-$w.json" \
+    /usr/bin/time -f '%e' -o "$WORK/t" "${S3[@]}" --json mirror add "$K" >"$WORK/add-$w.json" \
         || { cat "$WORK/add-$w.json" >&2; die "s3 mirror add $K failed"; }
     ra=$(cat "$WORK/t")
     secs[la]=$(awk -v a="${secs[la]}" -v b="$la" 'BEGIN {print a + b}')
@@ -150,7 +150,7 @@ for ((w = 0; w < WEEKS; w++)); do
             /usr/bin/time -f '%e' -o "$WORK/t" "$OUK_BIN" -q --root "$L" mirror export "$version" --output-dir "$E" \
                 || die "local mirror export $version failed"
         else
-            /usr/bin/time -f '%e' -o "$WORK/t" s3 --json mirror export "$version" --output-dir "$E" >"$WORK/exp-$w.json" \
+            /usr/bin/time -f '%e' -o "$WORK/t" "${S3[@]}" --json mirror export "$version" --output-dir "$E" >"$WORK/exp-$w.json" \
                 || die "s3 mirror export $version failed"
             req_exp=$(add_req "$req_exp" "$WORK/exp-$w.json")
         fi

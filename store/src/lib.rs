@@ -64,6 +64,10 @@ const FRAME_BUF_KEEP: usize = 1 << 20;
 /// backend that [prefers windows](PackBackend::prefers_windows).
 pub const READ_WINDOW: u64 = 8 << 20;
 
+/// Bytes between two frames of one pack that a windowed reader reads through rather than
+/// send another request (a GET costs far more than 128 KiB on any link worth using).
+pub const SPAN_GAP: u64 = 128 << 10;
+
 thread_local! {
     /// Each reading thread's buffer for a frame's stored bytes (reused across reads).
     static FRAME_BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
@@ -377,63 +381,82 @@ impl Store {
         Ok(())
     }
 
-    /// Read `frames` (in order) with one request per run of adjacent frames of a pack (up
-    /// to [`READ_WINDOW`] bytes), calling `each` with every frame's index and its verified
-    /// chunk bytes or why it failed. For backends where each read is a request.
+    /// Read `frames` and call `each` with every frame's index and its verified chunk bytes
+    /// (or why it failed), in the order given. For backends where each read is a request:
+    /// the frames are taken in batches of at most [`READ_WINDOW`] frame bytes, and each
+    /// batch's frames are fetched per pack as spans of nearby frames (gaps up to
+    /// [`SPAN_GAP`] are read through), one ranged GET per span, whatever order the file
+    /// names them in (a deduplicated file jumps between packs).
     pub(crate) fn read_windows(
         &self,
         frames: &[(ChunkId, ChunkLocation)],
         each: &mut dyn FnMut(usize, Result<&[u8]>) -> Result<()>,
     ) -> Result<()> {
-        let mut window = Vec::new();
         let mut chunk = Vec::new();
         let mut start = 0;
         while start < frames.len() {
-            // The run: frames of one pack, each starting where the previous ended.
-            let first = frames[start].1;
-            let mut end = start + 1;
-            let mut run_end = first.offset + u64::from(first.frame_len);
-            while end < frames.len() {
-                let next = frames[end].1;
-                let next_end = next.offset + u64::from(next.frame_len);
-                if next.pack != first.pack
-                    || next.offset != run_end
-                    || next_end - first.offset > READ_WINDOW
-                {
-                    break;
-                }
-                run_end = next_end;
+            let mut end = start;
+            let mut batch_bytes = 0u64;
+            while end < frames.len()
+                && (end == start || batch_bytes + u64::from(frames[end].1.frame_len) <= READ_WINDOW)
+            {
+                batch_bytes += u64::from(frames[end].1.frame_len);
                 end += 1;
             }
-            if end - start == 1 || u64::from(first.frame_len) > frame::MAX_FRAME_LEN {
-                chunk.clear();
-                let r = self.read_frame(&frames[start].0, &first, &mut chunk);
-                each(start, r.map(|_| chunk.as_slice()))?;
-                start = end;
-                continue;
+            // Plan: the batch's frames by (pack, offset), merged into spans.
+            let mut order: Vec<usize> = (start..end).collect();
+            order.sort_by_key(|&i| (frames[i].1.pack, frames[i].1.offset));
+            // (pack, span start, span end) and, per frame, its span.
+            let mut spans: Vec<(u32, u64, u64)> = Vec::new();
+            let mut span_of = vec![usize::MAX; end - start];
+            for &i in &order {
+                let loc = frames[i].1;
+                // Offsets come from the index, which may be damaged: never overflow.
+                let frame_end = loc.offset.saturating_add(u64::from(loc.frame_len));
+                if u64::from(loc.frame_len) > frame::MAX_FRAME_LEN {
+                    continue; // read alone below, where the bound is reported as damage
+                }
+                match spans.last_mut() {
+                    Some((pack, from, to))
+                        if *pack == loc.pack
+                            && loc.offset >= *from
+                            && loc.offset <= to.saturating_add(SPAN_GAP)
+                            && frame_end.max(*to) - *from <= 2 * READ_WINDOW =>
+                    {
+                        *to = frame_end.max(*to);
+                    }
+                    _ => spans.push((loc.pack, loc.offset, frame_end)),
+                }
+                span_of[i - start] = spans.len() - 1;
             }
-            let len = (run_end - first.offset) as usize;
-            match self
-                .backend
-                .read_at(first.pack, first.offset, len, &mut window)?
-            {
-                Ok(()) => {
-                    for (i, (id, loc)) in frames.iter().enumerate().take(end).skip(start) {
-                        let at = (loc.offset - first.offset) as usize;
-                        let bytes = &window[at..at + loc.frame_len as usize];
-                        chunk.clear();
-                        let r = decode_verified(id, loc, bytes, &mut chunk);
-                        each(i, r.map(|_| chunk.as_slice()))?;
+            let mut fetched: Vec<Option<Vec<u8>>> = Vec::with_capacity(spans.len());
+            for &(pack, from, to) in &spans {
+                let mut bytes = Vec::new();
+                // A span the pack does not hold whole is read frame by frame below, which
+                // tells which frames are cut.
+                let whole = self
+                    .backend
+                    .read_at(pack, from, (to - from) as usize, &mut bytes)?
+                    .is_ok();
+                fetched.push(whole.then_some(bytes));
+            }
+            for i in start..end {
+                let (id, loc) = &frames[i];
+                chunk.clear();
+                let span = span_of[i - start];
+                let r = match (spans.get(span), fetched.get(span)) {
+                    (Some(&(_, from, _)), Some(Some(bytes))) => {
+                        let at = (loc.offset - from) as usize;
+                        decode_verified(
+                            id,
+                            loc,
+                            &bytes[at..at + loc.frame_len as usize],
+                            &mut chunk,
+                        )
                     }
-                }
-                // The pack ends inside the run: read frame by frame to tell which ones.
-                Err(_) => {
-                    for (i, (id, loc)) in frames.iter().enumerate().take(end).skip(start) {
-                        chunk.clear();
-                        let r = self.read_frame(id, loc, &mut chunk);
-                        each(i, r.map(|_| chunk.as_slice()))?;
-                    }
-                }
+                    _ => self.read_frame(id, loc, &mut chunk),
+                };
+                each(i, r.map(|_| chunk.as_slice()))?;
             }
             start = end;
         }
