@@ -64,6 +64,10 @@ const FRAME_BUF_KEEP: usize = 1 << 20;
 /// backend that [prefers windows](PackBackend::prefers_windows).
 pub const READ_WINDOW: u64 = 8 << 20;
 
+/// What [`Store::read_windows`] calls per frame: its index and its verified chunk bytes, or
+/// why it failed; an error it returns stops the walk.
+pub(crate) type FrameVisitor<'a> = dyn FnMut(usize, Result<&[u8]>) -> Result<()> + 'a;
+
 /// Bytes between two frames of one pack that a windowed reader reads through rather than
 /// send another request (a GET costs far more than 128 KiB on any link worth using).
 pub const SPAN_GAP: u64 = 128 << 10;
@@ -390,7 +394,7 @@ impl Store {
     pub(crate) fn read_windows(
         &self,
         frames: &[(ChunkId, ChunkLocation)],
-        each: &mut dyn FnMut(usize, Result<&[u8]>) -> Result<()>,
+        each: &mut FrameVisitor<'_>,
     ) -> Result<()> {
         let mut chunk = Vec::new();
         let mut start = 0;

@@ -192,22 +192,31 @@ fn make_from_mirror(
     let scratch = root
         .staging_dir()
         .join(format!("delta-make-{}", std::process::id()));
-    let exported = (|| {
-        let mut paths = Vec::new();
-        for (side, what) in [("from", from), ("to", to)] {
-            let selector = ouk_kit::mirror::Selector {
-                what: what.to_string_lossy().into_owned(),
-                channel: None,
-                kind: Some("kit".into()),
-            };
-            let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-            let r = ouk_kit::mirror::export(&root, &selector, &scratch.join(side), threads)?;
-            paths.push(r.path);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut result = Ok(Vec::new());
+    for (side, what) in [("from", from), ("to", to)] {
+        let selector = ouk_kit::mirror::Selector {
+            what: what.to_string_lossy().into_owned(),
+            channel: None,
+            kind: Some("kit".into()),
+        };
+        match ouk_kit::mirror::export(&root, &selector, &scratch.join(side), threads) {
+            Ok(r) => {
+                if let Ok(paths) = result.as_mut() {
+                    paths.push(r.path);
+                }
+            }
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
         }
-        Ok::<_, ouk_kit::KitError>(paths)
-    })();
-    let result = match exported {
-        Ok(paths) => ouk_kit::delta::make_from_bundles(&paths[0], &paths[1], output, key, options),
+    }
+    let result = match result {
+        Ok(paths) => match paths.as_slice() {
+            [old, new] => ouk_kit::delta::make_from_bundles(old, new, output, key, options),
+            _ => unreachable!("both exports pushed their path"),
+        },
         Err(e) => Err(e),
     };
     let _ = std::fs::remove_dir_all(&scratch);
