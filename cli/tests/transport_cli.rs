@@ -654,3 +654,38 @@ fn sigterm_lets_a_download_in_flight_finish() {
     let status = s.child.wait().unwrap();
     assert_eq!(status.code(), Some(0), "serve exits cleanly: {}", s.log());
 }
+
+#[test]
+fn symbolic_links_planted_in_the_destination_redirect_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (kits, bundle) = kits_dir(tmp.path(), 0, "2025.10.1");
+    let s = serve(&tmp.path().join("root"), &kits, &[]);
+    let dest = tmp.path().join("dl");
+    std::fs::create_dir_all(&dest).unwrap();
+    let outside = tmp.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    let victim = outside.join("victim");
+    let etag_victim = outside.join("etag-victim");
+    std::fs::write(&victim, b"precious").unwrap();
+    std::fs::write(&etag_victim, b"\"some-etag\"").unwrap();
+    let n = name(&bundle);
+    // A partial file and its ETag that point elsewhere, and a final name that does too.
+    std::os::unix::fs::symlink(&victim, dest.join(format!("{n}.part"))).unwrap();
+    std::os::unix::fs::symlink(&etag_victim, dest.join(format!("{n}.part.etag"))).unwrap();
+    std::os::unix::fs::symlink(&victim, dest.join(format!("{n}.sha256"))).unwrap();
+
+    let (rc, _, err) = pull(&dest, &s.base(), &[]);
+    assert_eq!(rc, 0, "{err}");
+    assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+    assert_eq!(std::fs::read(&etag_victim).unwrap(), b"\"some-etag\"");
+    for f in [n.clone(), format!("{n}.sha256")] {
+        let p = dest.join(&f);
+        assert!(
+            std::fs::symlink_metadata(&p).unwrap().file_type().is_file(),
+            "{f} is a regular file now"
+        );
+        assert_eq!(sha256_file(&p), sha256_file(&kits.join(&f)), "{f}");
+    }
+    assert!(!dest.join(format!("{n}.part")).exists());
+    assert!(std::fs::symlink_metadata(dest.join(format!("{n}.part.etag"))).is_err());
+}

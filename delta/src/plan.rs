@@ -161,6 +161,9 @@ fn index_baseline(
     Ok(ChunkIndex { at, sizes, paths })
 }
 
+/// Baseline bytes kept on each side of a piece's matched span (plus 1/16 of the span).
+const WINDOW_MARGIN: u64 = 2 << 20;
+
 /// Pick the reference window in `ref_size` bytes for a target piece whose matched chunks
 /// sit at `matched` (baseline offset, length).
 fn reference_window(
@@ -184,9 +187,17 @@ fn reference_window(
     let span = hi - lo;
     let (start, len) = if span >= MAX_REFERENCE {
         (lo, MAX_REFERENCE)
-    } else {
+    } else if matched.is_empty() {
         let pad = (MAX_REFERENCE - span) / 2;
         (lo.saturating_sub(pad), MAX_REFERENCE)
+    } else {
+        // The matched chunks say where in the baseline this piece came from: the window is
+        // their span plus a margin for content that moved a little at its edges, not the
+        // whole 64 MiB. A smaller prefix is what the encoder indexes and what the host
+        // reads back from its store for every piece (both were dominated by 64 MiB).
+        let margin = WINDOW_MARGIN + span / 16;
+        let len = span.saturating_add(2 * margin).min(MAX_REFERENCE);
+        (lo.saturating_sub((len - span) / 2), len)
     };
     let start = start.min(ref_size - len);
     (start, len)
@@ -735,5 +746,12 @@ mod tests {
             assert!(s + l <= big && l <= MAX_REFERENCE);
         }
         assert_eq!(reference_window(&[], 0, 100, 100), (0, 100));
+        // A piece matched in one region of a large baseline gets that region and its
+        // margins, centred on it, not a full window.
+        let (s, l) = reference_window(&[(200 << 20, 8 << 20), (220 << 20, 4 << 20)], 0, big, big);
+        let span = 24u64 << 20;
+        assert_eq!(l, span + 2 * (WINDOW_MARGIN + span / 16));
+        assert_eq!(s, (200 << 20) - (l - span) / 2);
+        assert!(l < MAX_REFERENCE);
     }
 }

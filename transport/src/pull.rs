@@ -12,7 +12,9 @@
 //! index's (rename after fsync); a file already there with those is not fetched again;
 //! the pull reports success only after the bundle's digest and signature verified
 //! ([`ouk_kit::verify::verify_bundle`] with the trusted keys), and then writes the
-//! `.metadata.json` summary (the server's, when it matches, else one made from the index).
+//! `.metadata.json` summary (the server's, when it matches, else one made from the index);
+//! pull's own files are opened with `O_NOFOLLOW` and created exclusively, so a symbolic
+//! link planted in the destination never redirects a read or a write.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
@@ -184,6 +186,28 @@ fn remove_partial(part: &Path, etag: &Path) {
     let _ = fs::remove_file(etag);
 }
 
+/// How [`open_no_follow`] opens a file.
+#[derive(Clone, Copy)]
+enum Opening {
+    Read,
+    Append,
+    CreateNew,
+}
+
+/// Open one of pull's own files (`.part`, `.part.etag`) without following a symbolic
+/// link: a link planted in the destination directory must not make a pull read or write
+/// a file elsewhere. A new file is created exclusively, after the old one was removed.
+fn open_no_follow(path: &Path, how: Opening) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut o = OpenOptions::new();
+    match how {
+        Opening::Read => o.read(true),
+        Opening::Append => o.append(true),
+        Opening::CreateNew => o.write(true).create_new(true),
+    };
+    o.custom_flags(libc::O_NOFOLLOW).open(path)
+}
+
 /// Download `file` to `dest_dir`, resuming a partial copy; `progress` gets byte counts.
 fn fetch_file(
     agent: &ureq::Agent,
@@ -200,7 +224,10 @@ fn fetch_file(
         fetched: 0,
         resumed_from: 0,
     };
-    if dest.is_file() && sha256_of(&dest)? == (file.size, file.sha256.clone()) {
+    // `symlink_metadata`: a symbolic link planted at the destination is never "present"
+    // (the rename below replaces the link itself, not what it points to).
+    let present = fs::symlink_metadata(&dest).is_ok_and(|m| m.file_type().is_file());
+    if present && sha256_of(&dest)? == (file.size, file.sha256.clone()) {
         return Ok(t);
     }
     if let Some(parent) = dest.parent() {
@@ -208,8 +235,12 @@ fn fetch_file(
     }
     let (part, etag_path) = part_paths(&dest);
     let url = join_url(from, &file.path);
-    let have = fs::metadata(&part).map_or(0, |m| m.len());
-    let saved_etag = fs::read_to_string(&etag_path)
+    let have = fs::symlink_metadata(&part)
+        .ok()
+        .filter(|m| m.file_type().is_file())
+        .map_or(0, |m| m.len());
+    let saved_etag = open_no_follow(&etag_path, Opening::Read)
+        .and_then(std::io::read_to_string)
         .ok()
         .map(|s| s.trim().to_string());
     let resume = match &saved_etag {
@@ -276,19 +307,18 @@ fn fetch_file(
     let mut out = if append {
         t.how = "resumed".into();
         t.resumed_from = have;
-        OpenOptions::new()
-            .append(true)
-            .open(&part)
-            .ctx(|| format!("open {}", part.display()))?
+        open_no_follow(&part, Opening::Append).ctx(|| format!("open {}", part.display()))?
     } else {
         t.how = "downloaded".into();
-        let f = File::create(&part).ctx(|| format!("create {}", part.display()))?;
+        remove_partial(&part, &etag_path);
+        let f = open_no_follow(&part, Opening::CreateNew)
+            .ctx(|| format!("create {}", part.display()))?;
         // The ETag goes next to the partial file first, so an interrupted transfer can be
         // resumed against the same entity.
         match &etag_now {
-            Some(e) if !e.starts_with("W/") => {
-                fs::write(&etag_path, e).ctx(|| format!("write {}", etag_path.display()))?
-            }
+            Some(e) if !e.starts_with("W/") => open_no_follow(&etag_path, Opening::CreateNew)
+                .and_then(|mut f| f.write_all(e.as_bytes()))
+                .ctx(|| format!("write {}", etag_path.display()))?,
             _ => {
                 let _ = fs::remove_file(&etag_path);
             }
@@ -300,7 +330,7 @@ fn fetch_file(
     // The file's digest is computed on the way: the kept prefix once, then what arrives.
     let mut sha = sha2::Sha256::new();
     if append {
-        let mut kept = File::open(&part)
+        let mut kept = open_no_follow(&part, Opening::Read)
             .ctx(|| format!("open {}", part.display()))?
             .take(have);
         std::io::copy(&mut kept, &mut HashWriter(&mut sha))

@@ -263,8 +263,8 @@ impl VerifyingKey {
 }
 
 /// Generates a key and writes `<prefix>.key` (cosign encrypted format under `password`,
-/// mode 0600) and `<prefix>.pub` (PKIX PEM), as `cosign generate-key-pair` does. Refuses
-/// to overwrite either file. Returns the generated key.
+/// mode 0600) and `<prefix>.pub` (PKIX PEM), as `cosign generate-key-pair` does, making
+/// the prefix's directory when it is missing. Refuses to overwrite either file. Returns the generated key.
 pub fn write_key_pair(prefix: &Path, password: &[u8]) -> Result<SigningKey, KeyError> {
     let key_path = with_suffix(prefix, ".key");
     let pub_path = with_suffix(prefix, ".pub");
@@ -272,6 +272,22 @@ pub fn write_key_pair(prefix: &Path, password: &[u8]) -> Result<SigningKey, KeyE
         if p.exists() {
             return Err(KeyError::Exists(p.clone()));
         }
+    }
+    // Like `cosign generate-key-pair --output-key-prefix`, a missing directory is made
+    // (0700: it is about to hold a private key).
+    if let Some(dir) = key_path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty() && !d.exists())
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|source| KeyError::Io {
+                path: dir.to_owned(),
+                source,
+            })?;
     }
     let key = SigningKey::generate()?;
     let private_pem = key.to_cosign_pem(password)?;
@@ -468,6 +484,21 @@ sys.stdout.write(priv.public_key().public_bytes(
             String::from_utf8_lossy(&out.stdout),
             key.verifying_key().to_pem().expect("pem")
         );
+    }
+
+    #[test]
+    fn write_key_pair_makes_a_missing_directory_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let prefix = dir.path().join("keys/site/ouk");
+        write_key_pair(&prefix, b"pw").expect("write pair");
+        assert!(dir.path().join("keys/site/ouk.key").is_file());
+        assert!(dir.path().join("keys/site/ouk.pub").is_file());
+        let mode = std::fs::metadata(dir.path().join("keys/site"))
+            .expect("stat")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700);
     }
 
     #[test]
