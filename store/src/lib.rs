@@ -6,11 +6,17 @@
 //! redb index ([`index`]) maps chunk ids to frame locations and file SHA-256 digests to
 //! chunk lists. Identical content is stored once, whatever file or generation it is in.
 //!
+//! Packs live where a [`PackBackend`] keeps them ([`backend`]): in the store directory (the
+//! default), or as immutable objects in an S3-compatible bucket (feature `aws`,
+//! [`StoreOptions::remote`]), where the bucket is the truth and the redb index a cache that
+//! [`Store::reindex`] rebuilds ([`pack_index`]).
+//!
 //! Invariants:
 //! - **Durability order.** Pack bytes are fsynced before the index transaction that points
 //!   at them commits. A crash can leave unreferenced bytes at a pack's tail, never an index
 //!   entry without its data. [`Store::open`] cuts such tails off and deletes pack files the
-//!   index does not know.
+//!   index does not know. On object storage the packs and their index objects are in
+//!   the bucket before the index transaction that references them commits.
 //! - **Verified reads.** Every chunk read is decompressed and re-hashed against its id; a
 //!   file read is also checked against its SHA-256. Wrong bytes are an error, never output.
 //! - **Pinned format.** The store header records the chunker parameters; opening a store

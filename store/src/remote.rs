@@ -45,6 +45,15 @@ use crate::pack_index::{
     record_key,
 };
 
+/// Repeats of a create-only PUT that failed in transport (see `put_create`).
+const TRANSPORT_RETRIES: u32 = 3;
+
+/// Whether `e` is a request that never got an answer (sent on a dead connection, reset).
+fn is_transport_failure(e: &object_store::Error) -> bool {
+    let text = e.to_string();
+    text.contains("error sending request") || text.contains("connection")
+}
+
 /// Keys a LIST page holds (S3's default and maximum `max-keys`).
 const LIST_PAGE: u64 = 1000;
 
@@ -309,16 +318,30 @@ impl S3Packs {
         let len = bytes.len() as u64;
         self.counters.put.fetch_add(1, Ordering::Relaxed);
         self.counters.bytes_put.fetch_add(len, Ordering::Relaxed);
-        let path = key.clone();
         let payload = PutPayload::from(bytes);
-        let opts = PutOptions {
-            mode: PutMode::Create,
-            ..Default::default()
-        };
-        match self.block(move |s| async move { s.put_opts(&path, payload, opts).await }) {
-            Ok(_) => Ok(true),
-            Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
-            Err(e) => Err(self.error("put", key.as_ref(), e)),
+        // object_store does not retry a create-only PUT that failed in transport (it is
+        // not idempotent to it: a stale pooled connection, a reset). Repeating it is safe
+        // here: a repeat that finds the object there takes the lost-race path, which checks
+        // a content-named object's length and keeps a record as it is.
+        let mut attempt = 0u32;
+        loop {
+            let path = key.clone();
+            let body = payload.clone();
+            let opts = PutOptions {
+                mode: PutMode::Create,
+                ..Default::default()
+            };
+            match self.block(move |s| async move { s.put_opts(&path, body, opts).await }) {
+                Ok(_) => return Ok(true),
+                Err(object_store::Error::AlreadyExists { .. }) => return Ok(false),
+                Err(e @ object_store::Error::Generic { .. })
+                    if attempt < TRANSPORT_RETRIES && is_transport_failure(&e) =>
+                {
+                    attempt += 1;
+                    std::thread::sleep(Duration::from_millis(100 << attempt));
+                }
+                Err(e) => return Err(self.error("put", key.as_ref(), e)),
+            }
         }
     }
 
