@@ -14,7 +14,7 @@
 
 use ouk_delta::DeltaError;
 use ouk_kit::KitError;
-use ouk_store::StoreError;
+use ouk_store::{RemoteFailure, StoreError};
 
 /// A process exit code with its meaning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,6 +61,16 @@ pub fn store_code(e: &StoreError) -> ExitCode {
         StoreError::IndexDamaged { .. } | StoreError::Record { .. } => ExitCode::DigestMismatch,
         StoreError::Incompatible { .. } => ExitCode::Validation,
         StoreError::Index(_) => ExitCode::Failure,
+        // Wrong keys, a missing bucket, an unusable store URL: the configuration is
+        // invalid, not the data.
+        StoreError::RemoteUrl { .. } => ExitCode::Validation,
+        StoreError::Remote { kind, .. } => match kind {
+            RemoteFailure::AccessDenied | RemoteFailure::NoSuchBucket => ExitCode::Validation,
+            // An object the index names is gone from the bucket: data is missing.
+            RemoteFailure::NotFound => ExitCode::DigestMismatch,
+            RemoteFailure::Request => ExitCode::Failure,
+        },
+        StoreError::Unsupported(_) => ExitCode::Failure,
     }
 }
 

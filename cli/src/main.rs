@@ -32,6 +32,15 @@ pub struct Cli {
     /// Wait for another ouk process to release the root instead of failing (exit 13).
     #[arg(long, global = true)]
     wait: bool,
+    /// Keep the chunk store's packs in S3-compatible object storage (s3://bucket/prefix;
+    /// endpoint, region and keys from the AWS_* environment). The root keeps the local
+    /// index, a cache that `ouk store reindex` rebuilds from the bucket. For the mirror
+    /// commands, serve, delta make and store reindex/stats/fsck.
+    #[arg(long, global = true, env = "OUK_STORE_URL", value_name = "URL")]
+    store_url: Option<String>,
+    /// Target size of an object-storage pack (uploaded once it is this big).
+    #[arg(long, global = true, value_name = "SIZE", default_value = "32MiB", value_parser = cmd::split::parse_size)]
+    store_pack_size: u64,
     #[command(subcommand)]
     command: Command,
 }
@@ -125,6 +134,8 @@ pub struct Context {
     pub out: Output,
     /// Wait for the lock.
     pub wait: bool,
+    /// Where the store's packs are (`None`: in the root).
+    pub remote: Option<ouk_store::RemoteOptions>,
 }
 
 impl Context {
@@ -135,7 +146,11 @@ impl Context {
         } else {
             ouk_delta::LockWait::Fail
         };
-        let root = ouk_delta::Root::open(&self.root, wait, ouk_store::StoreOptions::default())?;
+        let options = ouk_store::StoreOptions {
+            remote: self.remote.clone(),
+            ..Default::default()
+        };
+        let root = ouk_delta::Root::open(&self.root, wait, options)?;
         let rec = root.recovery();
         if !rec.removed_partial.is_empty() || !rec.store.is_clean() || rec.staging_cleaned > 0 {
             self.out.note(&format!(
@@ -159,9 +174,24 @@ fn main() -> std::process::ExitCode {
             quiet: cli.quiet,
         },
         wait: cli.wait,
+        remote: cli.store_url.clone().map(|url| ouk_store::RemoteOptions {
+            url,
+            pack_target: cli.store_pack_size,
+        }),
     };
     contain::install_hook();
     let command = cli.command;
+    if ctx.remote.is_some() && !takes_store_url(&command) {
+        let msg = "--store-url is for the mirror commands, serve, delta make and store reindex/stats/fsck (host-side commands keep the local store)";
+        if ctx.out.json {
+            println!(
+                "{}",
+                serde_json::json!({"error": msg, "exitCode": ExitCode::Failure as u8})
+            );
+        }
+        eprintln!("ouk: {msg}");
+        return std::process::ExitCode::from(ExitCode::Failure as u8);
+    }
     let result = contain::run(&ctx.root, || match command {
         Command::Store(c) => cmd::store::run(&ctx, c),
         Command::Gen(c) => cmd::generation::run(&ctx, c),
@@ -190,6 +220,20 @@ fn main() -> std::process::ExitCode {
             eprintln!("ouk: {}", f.message);
             std::process::ExitCode::from(f.code as u8)
         }
+    }
+}
+
+/// Whether `command` works against an object-storage store (`--store-url`).
+fn takes_store_url(command: &Command) -> bool {
+    use cmd::store::StoreCommand;
+    match command {
+        Command::Mirror(_) | Command::Serve(_) => true,
+        Command::Delta(c) => matches!(c, cmd::delta::DeltaCommand::Make { .. }),
+        Command::Store(c) => matches!(
+            c,
+            StoreCommand::Reindex | StoreCommand::Stats | StoreCommand::Fsck
+        ),
+        _ => false,
     }
 }
 

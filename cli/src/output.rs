@@ -8,6 +8,28 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
+/// A command's JSON report plus, for an object-storage store, the requests the command
+/// sent (so a benchmark can count requests per GiB ingested).
+#[derive(Serialize)]
+pub struct WithRequests<'a, T: Serialize> {
+    /// The report's own fields.
+    #[serde(flatten)]
+    pub report: &'a T,
+    /// GET/PUT/LIST/HEAD counts and bytes moved (absent for a local store).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requests: Option<ouk_store::RequestCounts>,
+}
+
+impl<'a, T: Serialize> WithRequests<'a, T> {
+    /// `report` with the requests `store` sent.
+    pub fn of(report: &'a T, store: &ouk_store::Store) -> Self {
+        WithRequests {
+            report,
+            requests: store.requests(),
+        }
+    }
+}
+
 /// Output settings from the global flags.
 #[derive(Debug, Clone, Copy)]
 pub struct Output {

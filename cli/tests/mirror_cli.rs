@@ -1,16 +1,49 @@
 //! End-to-end: `ouk mirror add|list|export|stats` on successive signed kits and a delta:
 //! every export is byte-identical to the original, the store grows by much less than the
 //! bundles, adding twice is a no-op, gc keeps mirrored content, and a damaged chunk makes
-//! export fail with exit 2 without writing a file.
+//! export fail with exit 2 without writing a file; `delta make --mirror` and `serve
+//! --mirror` work from the mirror.
+//!
+//! Every test runs twice: on the local store (`NAME::local`) and on a bucket of a real S3
+//! server, s3s-fs on loopback (`NAME::s3`, `--store-url`; see `common::s3`).
 
 mod common;
 
 use std::fs;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use common::hostile::fixture;
+use common::s3::Backend;
 use common::*;
+
+/// `#[test]` functions `NAME::local` and `NAME::s3` running `NAME(&backend, dir)`.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[test]
+            fn local() {
+                let tmp = tempfile::tempdir().unwrap();
+                super::$name(&super::Backend::Local, tmp.path());
+            }
+            #[test]
+            fn s3() {
+                let tmp = tempfile::tempdir().unwrap();
+                if let Some(b) = super::Backend::s3(tmp.path()) {
+                    super::$name(&b, tmp.path());
+                }
+            }
+        }
+    )*};
+}
+
+on_both_backends!(
+    successive_kits_are_deduplicated_and_exported_byte_identical,
+    gc_keeps_mirrored_content_and_a_damaged_chunk_fails_export_with_2,
+    a_delta_is_mirrored_too_and_bad_bundles_are_refused,
+    delta_make_and_serve_work_from_the_mirror,
+);
 
 const SIDECARS: [&str; 3] = ["sha256", "sig", "metadata.json"];
 
@@ -34,14 +67,14 @@ fn mirror_root(dir: &Path) -> PathBuf {
     root
 }
 
-fn add(root: &Path, bundle: &Path) -> serde_json::Value {
-    let (rc, doc) = run_json(root, &["mirror", "add", bundle.to_str().unwrap()]);
+fn add(b: &Backend, root: &Path, bundle: &Path) -> serde_json::Value {
+    let (rc, doc) = b.run_json(root, &["mirror", "add", bundle.to_str().unwrap()]);
     assert_eq!(rc, 0, "mirror add {}: {doc}", bundle.display());
     doc
 }
 
-fn export(root: &Path, version: &str, out: &Path) -> (i32, serde_json::Value) {
-    run_json(
+fn export(b: &Backend, root: &Path, version: &str, out: &Path) -> (i32, serde_json::Value) {
+    b.run_json(
         root,
         &[
             "mirror",
@@ -53,8 +86,8 @@ fn export(root: &Path, version: &str, out: &Path) -> (i32, serde_json::Value) {
     )
 }
 
-fn stats(root: &Path) -> serde_json::Value {
-    let (rc, doc) = run_json(root, &["mirror", "stats"]);
+fn stats(b: &Backend, root: &Path) -> serde_json::Value {
+    let (rc, doc) = b.run_json(root, &["mirror", "stats"]);
     assert_eq!(rc, 0, "{doc}");
     doc
 }
@@ -95,15 +128,12 @@ fn assert_exported_identically(bundle: &Path, out: &Path) {
     );
 }
 
-#[test]
-fn successive_kits_are_deduplicated_and_exported_byte_identical() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
+fn successive_kits_are_deduplicated_and_exported_byte_identical(b: &Backend, dir: &Path) {
     let root = mirror_root(dir);
     let kits: Vec<PathBuf> = (0..3).map(|day| kit(dir, day)).collect();
     let mut stored_after = Vec::new();
     for k in &kits {
-        let doc = add(&root, k);
+        let doc = add(b, &root, k);
         assert_eq!(doc["outcome"], "added", "{doc}");
         assert_eq!(doc["bundle"]["storedAs"], "tar", "{doc}");
         assert_eq!(doc["bundle"]["kind"], "kit");
@@ -112,9 +142,9 @@ fn successive_kits_are_deduplicated_and_exported_byte_identical() {
             "signature checked: {doc}"
         );
         assert!(doc["filesChecked"].as_u64().unwrap() > 10, "{doc}");
-        stored_after.push(stats(&root)["storedBytes"].as_u64().unwrap());
+        stored_after.push(stats(b, &root)["storedBytes"].as_u64().unwrap());
     }
-    let s = stats(&root);
+    let s = stats(b, &root);
     let sizes: Vec<u64> = kits
         .iter()
         .map(|k| fs::metadata(k).unwrap().len())
@@ -137,13 +167,16 @@ fn successive_kits_are_deduplicated_and_exported_byte_identical() {
     assert!(stored_after[2] < bundle_bytes * 2 / 3, "{s}");
 
     // Adding again changes nothing, down to the pack bytes.
-    let before = stats(&root);
-    let again = add(&root, &kits[1]);
+    let before = stats(b, &root);
+    let again = add(b, &root, &kits[1]);
     assert_eq!(again["outcome"], "already-mirrored", "{again}");
     assert_eq!(again["newStoredBytes"], 0);
-    assert_eq!(stats(&root), before);
+    if b.url().is_some() {
+        assert_eq!(again["requests"]["put"], 0, "nothing uploaded: {again}");
+    }
+    assert_eq!(stats(b, &root), before);
 
-    let (rc, listing) = run_json(&root, &["mirror", "list"]);
+    let (rc, listing) = b.run_json(&root, &["mirror", "list"]);
     assert_eq!(rc, 0);
     let versions: Vec<&str> = listing
         .as_array()
@@ -152,12 +185,12 @@ fn successive_kits_are_deduplicated_and_exported_byte_identical() {
         .map(|b| b["version"].as_str().unwrap())
         .collect();
     assert_eq!(versions, ["2025.10.0", "2025.10.1", "2025.10.2"]);
-    let table = run(&root, &["mirror", "list"]);
+    let table = b.run(&root, &["mirror", "list"]);
     assert!(String::from_utf8_lossy(&table.stdout).contains("STORED AS"));
 
     for (day, k) in kits.iter().enumerate() {
         let out = dir.join(format!("export-{day}"));
-        let (rc, doc) = export(&root, &format!("2025.10.{day}"), &out);
+        let (rc, doc) = export(b, &root, &format!("2025.10.{day}"), &out);
         assert_eq!(rc, 0, "{doc}");
         assert_exported_identically(k, &out);
         // The exported kit verifies as the original does.
@@ -172,18 +205,77 @@ fn successive_kits_are_deduplicated_and_exported_byte_identical() {
     }
 }
 
-#[test]
-fn gc_keeps_mirrored_content_and_a_damaged_chunk_fails_export_with_2() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
+/// A test backend for reading an object-storage root's index without its bucket.
+struct NoPacks;
+
+impl ouk_store::PackBackend for NoPacks {
+    fn describe(&self) -> String {
+        "index only".into()
+    }
+    fn read_at(
+        &self,
+        _: u32,
+        _: u64,
+        _: usize,
+        _: &mut Vec<u8>,
+    ) -> ouk_store::Result<Result<(), u64>> {
+        Err(ouk_store::StoreError::Unsupported("reads".into()))
+    }
+    fn sealed_pack_target(&self) -> Option<u64> {
+        Some(1 << 20)
+    }
+    fn forget(&self, _: &[u32]) {}
+    fn present_packs(&self) -> ouk_store::Result<std::collections::HashSet<u32>> {
+        Ok(Default::default())
+    }
+}
+
+/// The chunk ids of store file `digest` in `root`'s index.
+fn chunks_of(b: &Backend, root: &Path, digest: &ouk_store::FileDigest) -> Vec<ouk_store::ChunkId> {
+    let options = ouk_store::StoreOptions {
+        remote: b.url().map(ouk_store::RemoteOptions::new),
+        ..Default::default()
+    };
+    let store =
+        ouk_store::Store::open_with(&root.join("store"), options, &|_| Ok(Box::new(NoPacks)))
+            .unwrap();
+    store.file_record(digest).unwrap().unwrap().chunks
+}
+
+/// Flip a byte inside the frame of chunk `id`, wherever its pack is (a pack file of the
+/// root, or a pack object in the server's data directory).
+fn damage_chunk(b: &Backend, root: &Path, id: &ouk_store::ChunkId) {
+    let packs_dir = match b {
+        Backend::Local => root.join("store/packs"),
+        Backend::S3 { server, prefix } => server.object_path(&format!("{prefix}/packs")),
+    };
+    for entry in fs::read_dir(&packs_dir).unwrap() {
+        let path = entry.unwrap().path();
+        let mut bytes = fs::read(&path).unwrap();
+        let hit = ouk_store::pack::scan_pack(&bytes)
+            .into_iter()
+            .find(|(_, h)| h.as_ref().is_ok_and(|h| h.id == *id));
+        if let Some((offset, _)) = hit {
+            bytes[offset as usize + 20] ^= 0x40;
+            fs::write(&path, bytes).unwrap();
+            return;
+        }
+    }
+    panic!("chunk {id} is in no pack under {}", packs_dir.display());
+}
+
+fn gc_keeps_mirrored_content_and_a_damaged_chunk_fails_export_with_2(b: &Backend, dir: &Path) {
     let root = mirror_root(dir);
     let k0 = kit(dir, 0);
-    let doc = add(&root, &k0);
-    // No generation holds anything: gc must still keep every mirrored file.
-    let (rc, gc) = run_json(&root, &["store", "gc"]);
-    assert_eq!(rc, 0, "{gc}");
-    assert_eq!(gc["files_removed"], 0, "{gc}");
-    let (rc, _) = export(&root, "2025.10.0", &dir.join("after-gc"));
+    let doc = add(b, &root, &k0);
+    if b.url().is_none() {
+        // No generation holds anything: gc must still keep every mirrored file. (gc of an
+        // object-storage store is refused: other writers share the bucket.)
+        let (rc, gc) = run_json(&root, &["store", "gc"]);
+        assert_eq!(rc, 0, "{gc}");
+        assert_eq!(gc["files_removed"], 0, "{gc}");
+    }
+    let (rc, _) = export(b, &root, "2025.10.0", &dir.join("after-gc"));
     assert_eq!(rc, 0);
     assert_exported_identically(&k0, &dir.join("after-gc"));
 
@@ -193,21 +285,10 @@ fn gc_keeps_mirrored_content_and_a_damaged_chunk_fails_export_with_2() {
         .unwrap()
         .parse()
         .unwrap();
-    {
-        let r =
-            ouk_delta::Root::open(&root, ouk_delta::LockWait::Wait, Default::default()).unwrap();
-        let rec = r.store().file_record(&tar).unwrap().unwrap();
-        let id = rec.chunks[rec.chunks.len() / 2];
-        let loc = r.store().locate(&id).unwrap().unwrap();
-        let pack = root
-            .join("store/packs")
-            .join(ouk_store::pack::pack_file_name(loc.pack));
-        let mut bytes = fs::read(&pack).unwrap();
-        bytes[loc.offset as usize + 20] ^= 0x40;
-        fs::write(&pack, bytes).unwrap();
-    }
+    let chunks = chunks_of(b, &root, &tar);
+    damage_chunk(b, &root, &chunks[chunks.len() / 2]);
     let out = dir.join("damaged");
-    let (rc, doc) = export(&root, "2025.10.0", &out);
+    let (rc, doc) = export(b, &root, "2025.10.0", &out);
     assert_eq!(rc, 2, "store damage is exit 2: {doc}");
     assert!(doc["error"].as_str().unwrap().contains("damaged"), "{doc}");
     let left: Vec<_> = fs::read_dir(&out)
@@ -217,12 +298,12 @@ fn gc_keeps_mirrored_content_and_a_damaged_chunk_fails_export_with_2() {
         left.is_empty(),
         "export of damaged content writes nothing: {left:?}"
     );
+    // fsck names it too (exit 2).
+    let (rc, doc) = b.run_json(&root, &["store", "fsck"]);
+    assert_eq!(rc, 2, "{doc}");
 }
 
-#[test]
-fn a_delta_is_mirrored_too_and_bad_bundles_are_refused() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
+fn a_delta_is_mirrored_too_and_bad_bundles_are_refused(b: &Backend, dir: &Path) {
     let root = mirror_root(dir);
     let (k0, k1) = (kit(dir, 0), kit(dir, 1));
     let delta = dir.join("deltas/stella-ouk-2025-10-02.delta.tgz");
@@ -239,11 +320,11 @@ fn a_delta_is_mirrored_too_and_bad_bundles_are_refused() {
         .output()
         .unwrap();
     assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
-    let doc = add(&root, &delta);
+    let doc = add(b, &root, &delta);
     assert_eq!(doc["bundle"]["kind"], "delta", "{doc}");
     assert_eq!(doc["bundle"]["storedAs"], "tar", "{doc}");
     let out = dir.join("export-delta");
-    let (rc, e) = run_json(
+    let (rc, e) = b.run_json(
         &root,
         &[
             "mirror",
@@ -273,7 +354,7 @@ fn a_delta_is_mirrored_too_and_bad_bundles_are_refused() {
         )
         .unwrap();
     }
-    let (rc, doc) = run_json(
+    let (rc, doc) = b.run_json(
         &root,
         &["mirror", "add", bad_dir.join(name).to_str().unwrap()],
     );
@@ -296,7 +377,83 @@ fn a_delta_is_mirrored_too_and_bad_bundles_are_refused() {
         .unwrap();
     assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
     let unsigned = dir.join("unsigned/stella-ops-offline-kit-2025.10.9-edge.tar.gz");
-    let (rc, doc) = run_json(&root, &["mirror", "add", unsigned.to_str().unwrap()]);
+    let (rc, doc) = b.run_json(&root, &["mirror", "add", unsigned.to_str().unwrap()]);
     assert_eq!(rc, 5, "{doc}");
-    assert_eq!(stats(&root)["bundles"], 1);
+    assert_eq!(stats(b, &root)["bundles"], 1);
+}
+
+fn delta_make_and_serve_work_from_the_mirror(b: &Backend, dir: &Path) {
+    let root = mirror_root(dir);
+    let (k0, k1) = (kit(dir, 0), kit(dir, 1));
+    add(b, &root, &k0);
+    add(b, &root, &k1);
+    // The delta made from the mirror is the delta made from the files.
+    let make = |args: &[&str], out: &Path| {
+        let mut all = vec!["delta", "make"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--output", out.to_str().unwrap()]);
+        let o = b.run(&root, &all);
+        assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    let from_files = dir.join("deltas-files/stella-ouk-2025-10-02.delta.tgz");
+    make(
+        &["--from", k0.to_str().unwrap(), "--to", k1.to_str().unwrap()],
+        &from_files,
+    );
+    let from_mirror = dir.join("deltas-mirror/stella-ouk-2025-10-02.delta.tgz");
+    make(
+        &["--mirror", "--from", "2025.10.0", "--to", "2025.10.1"],
+        &from_mirror,
+    );
+    assert_eq!(sha256_file(&from_mirror), sha256_file(&from_files));
+
+    // serve --mirror publishes every mirrored bundle; a pull of the newest is the original.
+    let published = dir.join("published");
+    let mut cmd = b.command(
+        &root,
+        &["serve", "--mirror", "--listen", "127.0.0.1:0", "--kits"],
+    );
+    let mut child = cmd
+        .arg(&published)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port: Option<u16> = line
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.split('/').next())
+        .and_then(|p| p.parse().ok());
+    let pulled = port.map(|port| {
+        Command::new(ouk())
+            .args(["--json", "--root"])
+            .arg(dir.join("puller-root"))
+            .args(["kit", "pull", "--from"])
+            .arg(format!("http://127.0.0.1:{port}/ouk/"))
+            .arg("--destination")
+            .arg(dir.join("pulled"))
+            .arg("--key")
+            .arg(fixture("fixture.pub"))
+            .arg("2025.10.1")
+            .output()
+            .unwrap()
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    let pulled = pulled.unwrap_or_else(|| panic!("no port in {line:?}"));
+    assert_eq!(
+        code(&pulled),
+        0,
+        "{}",
+        String::from_utf8_lossy(&pulled.stderr)
+    );
+    assert_eq!(
+        sha256_file(&dir.join("pulled").join(k1.file_name().unwrap())),
+        sha256_file(&k1)
+    );
+    assert!(published.join(k0.file_name().unwrap()).is_file());
 }

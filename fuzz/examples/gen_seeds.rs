@@ -481,8 +481,41 @@ fn main() {
     store(&out, args.get(2).map(Path::new));
     parts(&out);
     mirror(&out);
+    pack_index(&out);
     published(&out);
     let _ = std::io::stdout().flush();
+}
+
+/// `pack_index`: index objects (a pack with chunks and a file record, a records-only one)
+/// and the object keys the store writes.
+fn pack_index(out: &Out) {
+    use ouk_store::pack_index::{IndexedChunk, PackIndex, PackName, record_key};
+    let pack = PackName::of(b"pack bytes");
+    let chunks: Vec<IndexedChunk> = (0..3u8)
+        .map(|i| IndexedChunk {
+            id: ChunkId::of(&[i]),
+            offset: 16 + u64::from(i) * 100,
+            frame_len: 100,
+            raw_len: 1000,
+        })
+        .collect();
+    let files = vec![(
+        FileDigest(Sha256::digest(b"file").into()),
+        ouk_store::FileRecord { size: 3000, chunks: chunks.iter().map(|c| c.id).collect() },
+    )];
+    let with_pack = PackIndex {
+        chunker: ouk_store::ChunkerParams::V1,
+        pack: Some(pack),
+        pack_len: 316,
+        chunks,
+        files: files.clone(),
+    };
+    out.put("pack_index", "pack.okpi", &with_pack.encode());
+    let records_only = PackIndex { pack: None, pack_len: 0, chunks: Vec::new(), files, ..with_pack };
+    out.put("pack_index", "records-only.okpi", &records_only.encode());
+    out.put("pack_index", "pack-key.txt", pack.pack_key().as_bytes());
+    out.put("pack_index", "index-key.txt", pack.index_key().as_bytes());
+    out.put("pack_index", "record-key.txt", record_key("mirror", &[7; 32]).as_bytes());
 }
 
 /// `mirror_record`: catalog records, one of each content kind.

@@ -731,6 +731,39 @@ pub fn read_small(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
     Ok(out)
 }
 
+/// `pack_index`: a pack-index object (`OKPI` envelope) of an object-storage store, read
+/// from a bucket that anyone with write access to it may have filled. An accepted object
+/// lists only distinct chunks inside its pack (past the pack header, frames no longer than
+/// a frame can be) and round-trips; the object-key parsers accept only the names the
+/// store writes (the input as text).
+pub fn pack_index(data: &[u8]) {
+    use ouk_store::pack_index::{
+        PackIndex, parse_index_key, parse_pack_key, parse_record_key, record_key,
+    };
+    if let Ok(text) = std::str::from_utf8(data) {
+        if let Some(n) = parse_pack_key(text) {
+            assert_eq!(n.pack_key(), text, "a pack key parses back to itself");
+        }
+        if let Some(n) = parse_index_key(text) {
+            assert_eq!(n.index_key(), text, "an index key parses back to itself");
+        }
+        if let Some(k) = parse_record_key("mirror", text) {
+            assert_eq!(record_key("mirror", &k), text, "a record key parses back to itself");
+        }
+    }
+    let Ok(index) = PackIndex::decode(data) else { return };
+    let mut ids = std::collections::HashSet::new();
+    for c in &index.chunks {
+        let end = c.offset.checked_add(u64::from(c.frame_len)).expect("no overflow past validate");
+        assert!(c.offset >= ouk_store::pack::PACK_HEADER_LEN && end <= index.pack_len);
+        assert!(u64::from(c.frame_len) <= ouk_store::frame::MAX_FRAME_LEN);
+        assert!(ids.insert(c.id), "chunk {} twice", c.id);
+    }
+    assert!(index.pack.is_some() || index.chunks.is_empty());
+    let again = PackIndex::decode(&index.encode()).expect("a re-encoded index decodes");
+    assert_eq!(again, index);
+}
+
 /// `mirror_record`: a mirror catalog record (`OKMB` envelope) read back from a root's
 /// index, which may be damaged. An accepted record names only safe paths (export writes
 /// them under `--output-dir`), carries a usable recipe, and re-encodes to the same bytes.

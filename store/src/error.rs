@@ -6,6 +6,38 @@ use std::path::PathBuf;
 use crate::frame::FrameError;
 use crate::id::{ChunkId, FileDigest};
 
+/// What went wrong with a request to object storage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RemoteFailure {
+    /// The keys were refused (wrong access key, wrong secret, no permission).
+    AccessDenied,
+    /// The bucket does not exist.
+    NoSuchBucket,
+    /// An object the index names is not in the bucket.
+    NotFound,
+    /// Anything else, after the retries: a timeout, the server gone, a 5xx.
+    Request,
+}
+
+impl RemoteFailure {
+    fn hint(&self) -> &'static str {
+        match self {
+            RemoteFailure::AccessDenied => {
+                "access denied: check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+            }
+            RemoteFailure::NoSuchBucket => "the bucket does not exist",
+            RemoteFailure::NotFound => "object not found (run `ouk store reindex`)",
+            RemoteFailure::Request => "request failed",
+        }
+    }
+}
+
+impl std::fmt::Display for RemoteFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.hint())
+    }
+}
+
 /// Errors from the chunk store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -64,6 +96,31 @@ pub enum StoreError {
         /// What is wrong with the frame.
         #[source]
         source: FrameError,
+    },
+    /// The operation does not exist on this backend.
+    #[error("not supported: {0}")]
+    Unsupported(String),
+    /// A `--store-url` that does not name a bucket and prefix this build can use.
+    #[error("store URL {url}: {message}")]
+    RemoteUrl {
+        /// The URL.
+        url: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A request to object storage failed.
+    #[error("bucket {bucket} at {endpoint}: {kind} ({what}: {message})")]
+    Remote {
+        /// Which failure.
+        kind: RemoteFailure,
+        /// The bucket.
+        bucket: String,
+        /// The endpoint.
+        endpoint: String,
+        /// The request (operation and key).
+        what: String,
+        /// The client's error.
+        message: String,
     },
     /// A file digest is not in the store.
     #[error("file sha256:{0} is not in the store")]

@@ -10,6 +10,11 @@
 //! | `store_packs`  | pack number (u32)    | committed length in bytes (u64)          |
 //! | `store_files`  | file sha256 (32)     | envelope bytes ([`FileRecord`])          |
 //! | `store_pins`   | (holder, file sha256) | nothing: a gc root ([`crate::pins`])   |
+//! | `store_remote_packs` | pack number (u32) | BLAKE3 name of its object (object-storage stores) |
+//!
+//! `store_meta` key `backend` holds the store URL of an object-storage store; a store
+//! without it keeps its packs in `packs/`. For an object-storage store this index is a
+//! cache: `Store::reindex` rebuilds it from the bucket.
 //!
 //! Invariant: every `store_chunks` entry points inside the committed length of a pack in
 //! `store_packs`, and those bytes were fsynced before the entry's transaction committed.
@@ -27,7 +32,13 @@ pub(crate) const CHUNKS: TableDefinition<&[u8; 32], &[u8; 20]> =
 pub(crate) const PACKS: TableDefinition<u32, u64> = TableDefinition::new("store_packs");
 pub(crate) const FILES: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("store_files");
 
+/// pack number -> the BLAKE3 name of its object (object-storage stores only).
+pub(crate) const REMOTE_PACKS: TableDefinition<u32, &[u8; 32]> =
+    TableDefinition::new("store_remote_packs");
+
 pub(crate) const HEADER_KEY: &str = "header";
+/// `store_meta` key naming where the packs are (absent: the local pack directory).
+pub(crate) const BACKEND_KEY: &str = "backend";
 
 /// Current store format version.
 pub const FORMAT_VERSION: u16 = 1;

@@ -6,11 +6,17 @@
 //! redb index ([`index`]) maps chunk ids to frame locations and file SHA-256 digests to
 //! chunk lists. Identical content is stored once, whatever file or generation it is in.
 //!
+//! Packs live where a [`PackBackend`] keeps them ([`backend`]): in the store directory (the
+//! default), or as immutable objects in an S3-compatible bucket (feature `aws`,
+//! [`StoreOptions::remote`]), where the bucket is the truth and the redb index a cache that
+//! [`Store::reindex`] rebuilds ([`pack_index`]).
+//!
 //! Invariants:
 //! - **Durability order.** Pack bytes are fsynced before the index transaction that points
 //!   at them commits. A crash can leave unreferenced bytes at a pack's tail, never an index
 //!   entry without its data. [`Store::open`] cuts such tails off and deletes pack files the
-//!   index does not know.
+//!   index does not know. On object storage the packs and their index objects are in
+//!   the bucket before the index transaction that references them commits.
 //! - **Verified reads.** Every chunk read is decompressed and re-hashed against its id; a
 //!   file read is also checked against its SHA-256. Wrong bytes are an error, never output.
 //! - **Pinned format.** The store header records the chunker parameters; opening a store
@@ -20,6 +26,7 @@
 //! - **One process.** redb locks the index file; a second process opening the same store
 //!   gets [`StoreError::Locked`]. Within a process one [`StoreWriter`] runs at a time.
 
+pub mod backend;
 pub mod chunker;
 pub mod envelope;
 mod error;
@@ -28,10 +35,14 @@ mod id;
 pub mod index;
 mod maintenance;
 pub mod pack;
+pub mod pack_index;
 pub mod pins;
+mod reindex;
+#[cfg(feature = "aws")]
+pub mod remote;
 mod writer;
 
-use redb::ReadableDatabase;
+use redb::{ReadableDatabase, ReadableTable};
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -39,19 +50,33 @@ use std::sync::Mutex;
 
 use sha2::Digest;
 
+pub use backend::{PackBackend, RemoteOptions, RequestCounts};
 pub use chunker::{Chunker, ChunkerParams};
-pub use error::{Result, StoreError};
+pub use error::{RemoteFailure, Result, StoreError};
 pub use id::{ChunkId, FileDigest, ParseDigestError, deserialize_digest, serialize_digest};
 pub use index::{ChunkLocation, FileRecord, StoreHeader};
 pub use maintenance::{DamagedChunk, FsckReport, GcReport, IndexCheck, RecoveryReport, StoreStats};
+pub use reindex::ReindexReport;
 pub use writer::{BATCH_BYTES, PutOutcome, StoreWriter, WriteTotals};
 
+use backend::LocalPacks;
 use error::IoContext;
-use index::{CHUNKS, FILES, HEADER_KEY, META, PACKS};
-use pack::PackFiles;
+use index::{BACKEND_KEY, CHUNKS, FILES, HEADER_KEY, META, PACKS, REMOTE_PACKS};
 
 /// Frames longer than this do not keep their buffer for the next read.
 const FRAME_BUF_KEEP: usize = 1 << 20;
+
+/// Largest run of adjacent frames a sequential reader fetches with one request from a
+/// backend that [prefers windows](PackBackend::prefers_windows).
+pub const READ_WINDOW: u64 = 8 << 20;
+
+/// What [`Store::read_windows`] calls per frame: its index and its verified chunk bytes, or
+/// why it failed; an error it returns stops the walk.
+pub(crate) type FrameVisitor<'a> = dyn FnMut(usize, Result<&[u8]>) -> Result<()> + 'a;
+
+/// Bytes between two frames of one pack that a windowed reader reads through rather than
+/// send another request (a GET costs far more than 128 KiB on any link worth using).
+pub const SPAN_GAP: u64 = 128 << 10;
 
 thread_local! {
     /// Each reading thread's buffer for a frame's stored bytes (reused across reads).
@@ -67,6 +92,8 @@ pub struct StoreOptions {
     pub zstd_level: i32,
     /// redb page cache, bytes.
     pub index_cache_bytes: usize,
+    /// Keep packs in object storage (`None`: in the store directory, the default).
+    pub remote: Option<RemoteOptions>,
 }
 
 impl Default for StoreOptions {
@@ -75,6 +102,7 @@ impl Default for StoreOptions {
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             zstd_level: 3,
             index_cache_bytes: 32 << 20,
+            remote: None,
         }
     }
 }
@@ -85,7 +113,7 @@ pub struct Store {
     db: redb::Database,
     header: StoreHeader,
     chunker: Chunker,
-    packs: PackFiles,
+    backend: Box<dyn PackBackend>,
     pool: Option<rayon::ThreadPool>,
     writer_lock: Mutex<()>,
     recovery: RecoveryReport,
@@ -103,6 +131,16 @@ impl Store {
     /// Open the store in `dir`, creating it when absent, and recover from any interrupted
     /// write (see [`Store::recovery`]).
     pub fn open(dir: &Path, options: StoreOptions) -> Result<Store> {
+        Store::open_with(dir, options, &connect_remote)
+    }
+
+    /// [`Store::open`], with `connect` making the backend when `options.remote` is set
+    /// (tests hand in an in-memory object store this way).
+    pub fn open_with(
+        dir: &Path,
+        options: StoreOptions,
+        connect: &dyn Fn(&RemoteOptions) -> Result<Box<dyn PackBackend>>,
+    ) -> Result<Store> {
         let packs = dir.join("packs");
         fs::create_dir_all(&packs).ctx(|| format!("create store directory {}", packs.display()))?;
         let index_path = dir.join("index.redb");
@@ -145,6 +183,7 @@ impl Store {
                 wanted.clone()
             }
         };
+        let backend = open_backend(dir, &db, options.remote.as_ref(), connect)?;
         if header.chunker != ChunkerParams::V1 {
             return Err(StoreError::Incompatible {
                 path: dir.to_path_buf(),
@@ -174,13 +213,63 @@ impl Store {
             db,
             chunker: Chunker::new(header.chunker),
             header,
-            packs: PackFiles::default(),
+            backend,
             pool,
             writer_lock: Mutex::new(()),
             recovery: RecoveryReport::default(),
         };
-        store.recovery = store.recover()?;
+        store.recovery = if store.is_remote() {
+            store.clean_spool()?;
+            RecoveryReport::default()
+        } else {
+            store.recover()?
+        };
         Ok(store)
+    }
+
+    /// Whether packs live in object storage.
+    pub fn is_remote(&self) -> bool {
+        self.backend.sealed_pack_target().is_some()
+    }
+
+    /// `local`, or the store URL.
+    pub fn backend_description(&self) -> String {
+        self.backend.describe()
+    }
+
+    /// Requests sent to object storage by this process (`None` for a local store).
+    pub fn requests(&self) -> Option<RequestCounts> {
+        self.backend.requests()
+    }
+
+    /// Keep `holder`'s record `key` where the store's truth is: in the bucket for an
+    /// object-storage store (create-only: `Ok(false)` when one was there already and
+    /// stays), nowhere else for a local one (its redb index is the truth). Call it after
+    /// the files the record names were committed and before the holder's own index
+    /// transaction, so a record in the bucket names only data in the bucket.
+    pub fn put_record(&self, holder: &str, key: &[u8; 32], bytes: &[u8]) -> Result<bool> {
+        self.backend.put_record(holder, key, bytes)
+    }
+
+    /// `holder`'s records kept by [`Store::put_record`] (empty for a local store).
+    pub fn records(&self, holder: &str) -> Result<Vec<([u8; 32], Vec<u8>)>> {
+        self.backend.records(holder)
+    }
+
+    /// Where packs being written wait for their upload (object-storage stores).
+    pub(crate) fn spool_dir(&self) -> PathBuf {
+        self.dir.join("spool")
+    }
+
+    /// Delete spooled packs an interrupted writer left: nothing references them.
+    fn clean_spool(&self) -> Result<()> {
+        let spool = self.spool_dir();
+        fs::create_dir_all(&spool).ctx(|| format!("create {}", spool.display()))?;
+        for entry in fs::read_dir(&spool).ctx(|| format!("list {}", spool.display()))? {
+            let path = entry.ctx(|| format!("list {}", spool.display()))?.path();
+            fs::remove_file(&path).ctx(|| format!("remove {}", path.display()))?;
+        }
+        Ok(())
     }
 
     /// The store directory.
@@ -281,33 +370,105 @@ impl Store {
                 have: frame::MAX_FRAME_LEN,
             }));
         }
-        let h = FRAME_BUF.with(|cell| {
+        FRAME_BUF.with(|cell| {
             let mut buf = cell.borrow_mut();
-            let read = self.packs.read_at(
-                &self.packs_dir(),
-                loc.pack,
-                loc.offset,
-                loc.frame_len as usize,
-                &mut buf,
-            )?;
+            let read =
+                self.backend
+                    .read_at(loc.pack, loc.offset, loc.frame_len as usize, &mut buf)?;
             if let Err(have) = read {
                 return Err(damaged(frame::FrameError::Truncated {
                     need: loc.offset + u64::from(loc.frame_len),
                     have,
                 }));
             }
-            let h = frame::decode_frame(&buf, out).map_err(damaged);
+            let h = decode_verified(id, loc, &buf, out);
             // A reused buffer, but not a huge one kept forever after an outsized frame.
             if buf.capacity() > FRAME_BUF_KEEP {
                 *buf = Vec::new();
             }
             h
         })?;
-        if h.id != *id || h.raw_len != loc.raw_len {
-            return Err(damaged(frame::FrameError::HashMismatch {
-                expected: *id,
-                actual: h.id,
-            }));
+        Ok(())
+    }
+
+    /// Read `frames` and call `each` with every frame's index and its verified chunk bytes
+    /// (or why it failed), in the order given. For backends where each read is a request:
+    /// the frames are taken in batches of at most [`READ_WINDOW`] frame bytes, and each
+    /// batch's frames are fetched per pack as spans of nearby frames (gaps up to
+    /// [`SPAN_GAP`] are read through), one ranged GET per span, whatever order the file
+    /// names them in (a deduplicated file jumps between packs).
+    pub(crate) fn read_windows(
+        &self,
+        frames: &[(ChunkId, ChunkLocation)],
+        each: &mut FrameVisitor<'_>,
+    ) -> Result<()> {
+        let mut chunk = Vec::new();
+        let mut start = 0;
+        while start < frames.len() {
+            let mut end = start;
+            let mut batch_bytes = 0u64;
+            while end < frames.len()
+                && (end == start || batch_bytes + u64::from(frames[end].1.frame_len) <= READ_WINDOW)
+            {
+                batch_bytes += u64::from(frames[end].1.frame_len);
+                end += 1;
+            }
+            // Plan: the batch's frames by (pack, offset), merged into spans.
+            let mut order: Vec<usize> = (start..end).collect();
+            order.sort_by_key(|&i| (frames[i].1.pack, frames[i].1.offset));
+            // (pack, span start, span end) and, per frame, its span.
+            let mut spans: Vec<(u32, u64, u64)> = Vec::new();
+            let mut span_of = vec![usize::MAX; end - start];
+            for &i in &order {
+                let loc = frames[i].1;
+                // Offsets come from the index, which may be damaged: never overflow.
+                let frame_end = loc.offset.saturating_add(u64::from(loc.frame_len));
+                if u64::from(loc.frame_len) > frame::MAX_FRAME_LEN {
+                    continue; // read alone below, where the bound is reported as damage
+                }
+                match spans.last_mut() {
+                    Some((pack, from, to))
+                        if *pack == loc.pack
+                            && loc.offset >= *from
+                            && loc.offset <= to.saturating_add(SPAN_GAP)
+                            && frame_end.max(*to) - *from <= 2 * READ_WINDOW =>
+                    {
+                        *to = frame_end.max(*to);
+                    }
+                    _ => spans.push((loc.pack, loc.offset, frame_end)),
+                }
+                span_of[i - start] = spans.len() - 1;
+            }
+            let mut fetched: Vec<Option<Vec<u8>>> = Vec::with_capacity(spans.len());
+            for &(pack, from, to) in &spans {
+                let mut bytes = Vec::new();
+                // A span the pack does not hold whole is read frame by frame below, which
+                // tells which frames are cut.
+                let whole = self
+                    .backend
+                    .read_at(pack, from, (to - from) as usize, &mut bytes)?
+                    .is_ok();
+                fetched.push(whole.then_some(bytes));
+            }
+            for i in start..end {
+                let (id, loc) = &frames[i];
+                chunk.clear();
+                let span = span_of[i - start];
+                let r = match (spans.get(span), fetched.get(span)) {
+                    (Some(&(_, from, _)), Some(Some(bytes))) => {
+                        let at = (loc.offset - from) as usize;
+                        decode_verified(
+                            id,
+                            loc,
+                            &bytes[at..at + loc.frame_len as usize],
+                            &mut chunk,
+                        )
+                    }
+                    _ => self.read_frame(id, loc, &mut chunk),
+                };
+                each(i, r.map(|_| chunk.as_slice()))?;
+            }
+            start = end;
         }
         Ok(())
     }
@@ -377,8 +538,39 @@ impl Store {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(CHUNKS)?;
         let mut sha = sha2::Sha256::new();
-        let mut buf = Vec::with_capacity(self.chunker.params().max_size as usize);
         let mut total = 0u64;
+        if self.backend.prefers_windows() {
+            // One request per run of adjacent frames, READ_WINDOW at most in memory.
+            let mut batch = Vec::new();
+            let mut batch_bytes = 0u64;
+            let mut flush = |batch: &mut Vec<(ChunkId, ChunkLocation)>| -> Result<()> {
+                self.read_windows(batch, &mut |_, bytes| {
+                    let bytes = bytes?;
+                    sha.update(bytes);
+                    out.write_all(bytes)
+                        .ctx(|| "write file bytes".to_string())?;
+                    total += bytes.len() as u64;
+                    Ok(())
+                })?;
+                batch.clear();
+                Ok(())
+            };
+            for id in chunks {
+                let loc = table
+                    .get(id.as_bytes())?
+                    .map(|v| ChunkLocation::decode(v.value()))
+                    .ok_or(StoreError::MissingChunk(*id))?;
+                batch_bytes += u64::from(loc.frame_len);
+                batch.push((*id, loc));
+                if batch_bytes >= READ_WINDOW {
+                    flush(&mut batch)?;
+                    batch_bytes = 0;
+                }
+            }
+            flush(&mut batch)?;
+            return self.check_file_digest(sha, expect, total);
+        }
+        let mut buf = Vec::with_capacity(self.chunker.params().max_size as usize);
         for id in chunks {
             let loc = table
                 .get(id.as_bytes())?
@@ -390,6 +582,15 @@ impl Store {
             out.write_all(&buf).ctx(|| "write file bytes".to_string())?;
             total += buf.len() as u64;
         }
+        self.check_file_digest(sha, expect, total)
+    }
+
+    fn check_file_digest(
+        &self,
+        sha: sha2::Sha256,
+        expect: Option<&FileDigest>,
+        total: u64,
+    ) -> Result<u64> {
         if let Some(expected) = expect {
             let actual = FileDigest(sha.finalize().into());
             if actual != *expected {
@@ -403,5 +604,98 @@ impl Store {
     }
 }
 
+/// Decode the frame `bytes` of chunk `id` at `loc`, check it is that chunk, and append its
+/// bytes to `out`.
+fn decode_verified(
+    id: &ChunkId,
+    loc: &ChunkLocation,
+    bytes: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<()> {
+    let damaged = |source| StoreError::DamagedChunk {
+        id: *id,
+        pack: loc.pack,
+        offset: loc.offset,
+        source,
+    };
+    let h = frame::decode_frame(bytes, out).map_err(damaged)?;
+    if h.id != *id || h.raw_len != loc.raw_len {
+        return Err(damaged(frame::FrameError::HashMismatch {
+            expected: *id,
+            actual: h.id,
+        }));
+    }
+    Ok(())
+}
+
+/// The backend `remote` asks for, checked against what the store was created with (a
+/// store's packs are all in one place: a local store opened with a store URL, or an
+/// object-storage cache opened without one, is refused).
+fn open_backend(
+    dir: &Path,
+    db: &redb::Database,
+    remote: Option<&RemoteOptions>,
+    connect: &dyn Fn(&RemoteOptions) -> Result<Box<dyn PackBackend>>,
+) -> Result<Box<dyn PackBackend>> {
+    let incompatible = |message: String| StoreError::Incompatible {
+        path: dir.to_path_buf(),
+        message,
+    };
+    let (recorded, has_chunks) = {
+        let txn = db.begin_read()?;
+        let meta = txn.open_table(META)?;
+        let recorded = meta
+            .get(BACKEND_KEY)?
+            .map(|v| String::from_utf8_lossy(v.value()).into_owned());
+        let has_chunks = txn.open_table(CHUNKS)?.first()?.is_some();
+        (recorded, has_chunks)
+    };
+    match (remote, recorded) {
+        (None, None) => Ok(Box::new(LocalPacks::new(&dir.join("packs")))),
+        (None, Some(url)) => Err(incompatible(format!(
+            "its packs are in {url}: give --store-url {url}"
+        ))),
+        (Some(r), Some(url)) if r.url != url => Err(incompatible(format!(
+            "it caches the index of {url}, not {}",
+            r.url
+        ))),
+        (Some(_), None) if has_chunks => Err(incompatible(
+            "it is a local store with packs of its own; use another --root for an object-storage store".into(),
+        )),
+        (Some(r), recorded) => {
+            let backend = connect(r)?;
+            if recorded.is_none() {
+                // First open of this cache: record where its packs are.
+                let txn = db.begin_write()?;
+                txn.open_table(META)?
+                    .insert(BACKEND_KEY, r.url.as_bytes())?;
+                txn.open_table(REMOTE_PACKS)?;
+                txn.commit()?;
+            }
+            let txn = db.begin_read()?;
+            for row in txn.open_table(REMOTE_PACKS)?.iter()? {
+                let (k, v) = row?;
+                backend.register(k.value(), pack_index::PackName(*v.value()));
+            }
+            Ok(backend)
+        }
+    }
+}
+
+#[cfg(feature = "aws")]
+fn connect_remote(r: &RemoteOptions) -> Result<Box<dyn PackBackend>> {
+    Ok(Box::new(remote::S3Packs::connect(r)?))
+}
+
+#[cfg(not(feature = "aws"))]
+fn connect_remote(r: &RemoteOptions) -> Result<Box<dyn PackBackend>> {
+    Err(StoreError::RemoteUrl {
+        url: r.url.clone(),
+        message: "this ouk was built without object-storage support (cargo feature `aws`)".into(),
+    })
+}
+
 #[cfg(test)]
 mod tests;
+#[cfg(all(test, feature = "aws"))]
+mod tests_remote;

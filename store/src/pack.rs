@@ -103,6 +103,28 @@ impl PackAppender {
         }
     }
 
+    /// Create spool pack `n` in `dir` for an object-storage store. Its header carries
+    /// number 0: the pack's bytes (and so its name, their BLAKE3) must not depend on the
+    /// local numbering, so two writers storing the same frames make the same object.
+    pub fn create_spooled(dir: &Path, n: u32) -> Result<Self> {
+        let path = dir.join(pack_file_name(n));
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .ctx(|| format!("create spooled pack {}", path.display()))?;
+        file.write_all(&pack_header(0))
+            .ctx(|| format!("write pack header {}", path.display()))?;
+        Ok(PackAppender {
+            number: n,
+            path,
+            file,
+            len: PACK_HEADER_LEN,
+            created: true,
+            start_len: 0,
+        })
+    }
+
     /// Append `bytes` at the end; returns the offset they start at.
     pub fn append(&mut self, bytes: &[u8]) -> Result<u64> {
         use std::io::{Seek, SeekFrom};

@@ -36,6 +36,20 @@ pub fn unpin(txn: &redb::WriteTransaction, holder: &str, digest: &FileDigest) ->
     Ok(())
 }
 
+/// Drop every pin of `holder` inside the caller's transaction (a holder rebuilding its
+/// records, as the mirror does after `reindex`).
+pub fn unpin_all(txn: &redb::WriteTransaction, holder: &str) -> Result<()> {
+    let mut table = txn.open_table(PINS)?;
+    let mine: Vec<[u8; 32]> = table
+        .range((holder, &[0u8; 32])..=(holder, &[0xffu8; 32]))?
+        .map(|row| row.map(|(k, _)| *k.value().1))
+        .collect::<std::result::Result<_, _>>()?;
+    for digest in &mine {
+        table.remove((holder, digest))?;
+    }
+    Ok(())
+}
+
 /// Every pinned file, whoever holds it, as of `txn`.
 pub(crate) fn pinned_in(txn: &redb::ReadTransaction) -> Result<HashSet<FileDigest>> {
     let table = match txn.open_table(PINS) {

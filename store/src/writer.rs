@@ -17,6 +17,13 @@
 //! refusal leaves the store's files as they were. A crash (no drop) leaves only
 //! unreferenced bytes past a pack's committed length, which the next writer or the next
 //! open cuts off.
+//!
+//! On an object-storage store ([`crate::backend`]) packs are immutable: the writer builds
+//! each new pack in a spool file (`STORE/spool/`), uploads it once it reaches the
+//! backend's target size, and at `commit` uploads the last one and then one pack-index
+//! object per pack (the file records in the last) before the redb transaction that
+//! references them. A writer dropped or crashed before that leaves at worst packs in the
+//! bucket that no index object names; the spool is emptied at the next open.
 
 use redb::{ReadableDatabase, ReadableTable};
 use std::collections::{HashMap, HashSet};
@@ -28,12 +35,14 @@ use rayon::prelude::*;
 use sha2::Digest;
 
 use crate::Store;
+use crate::backend::SealedPack;
 use crate::chunker::StreamChunker;
 use crate::error::{IoContext, Result, StoreError};
 use crate::frame::encode_frame;
 use crate::id::{ChunkId, FileDigest};
-use crate::index::{CHUNKS, ChunkLocation, FILES, FileRecord, PACKS};
+use crate::index::{CHUNKS, ChunkLocation, FILES, FileRecord, PACKS, REMOTE_PACKS};
 use crate::pack::{PACK_TARGET_LEN, PackAppender, pack_file_name, sync_dir};
+use crate::pack_index::IndexedChunk;
 
 /// Raw bytes gathered before a batch is hashed and compressed.
 pub const BATCH_BYTES: usize = 4 << 20;
@@ -95,6 +104,8 @@ pub struct StoreWriter<'s> {
     snapshot: redb::ReadTransaction,
     current: Option<PackAppender>,
     finished: Vec<PackAppender>,
+    /// Object-storage packs that filled up and are already uploaded (spool file gone).
+    sealed: Vec<SealedPack>,
     pending_chunks: HashMap<ChunkId, ChunkLocation>,
     pending_files: HashMap<FileDigest, FileRecord>,
     totals: WriteTotals,
@@ -117,6 +128,7 @@ impl<'s> StoreWriter<'s> {
             snapshot: store.db.begin_read()?,
             current: None,
             finished: Vec::new(),
+            sealed: Vec::new(),
             pending_chunks: HashMap::new(),
             pending_files: HashMap::new(),
             totals: WriteTotals::default(),
@@ -265,6 +277,9 @@ impl<'s> StoreWriter<'s> {
     }
 
     fn pack_for_append(&mut self) -> Result<&mut PackAppender> {
+        if let Some(target) = self.store.backend.sealed_pack_target() {
+            return self.spool_pack_for_append(target);
+        }
         let full = self
             .current
             .as_ref()
@@ -304,9 +319,120 @@ impl<'s> StoreWriter<'s> {
         }
     }
 
+    /// The spool pack to append to on an object-storage store: a full one is uploaded
+    /// first (nothing references it until the commit), a new one is numbered past every
+    /// pack the index or this writer knows.
+    fn spool_pack_for_append(&mut self, target: u64) -> Result<&mut PackAppender> {
+        let full = self.current.as_ref().is_some_and(|p| p.len >= target);
+        if full && let Some(p) = self.current.take() {
+            let mut sealed = self.seal(&p);
+            let name = self.store.backend.upload_pack(&sealed)?;
+            sealed.uploaded = Some(name);
+            // Uploaded: the spool copy is no longer needed (the drop of a writer that never
+            // commits leaves the object unreferenced in the bucket).
+            std::fs::remove_file(&p.path).ctx(|| format!("remove {}", p.path.display()))?;
+            self.sealed.push(sealed);
+        }
+        if self.current.is_none() {
+            let last = self
+                .snapshot
+                .open_table(PACKS)?
+                .last()?
+                .map_or(0, |(k, _)| k.value());
+            let n = self
+                .sealed
+                .iter()
+                .map(|p| p.number)
+                .max()
+                .map_or(last, |m| m.max(last))
+                + 1;
+            let spool = self.store.spool_dir();
+            let stale = spool.join(pack_file_name(n));
+            if stale.exists() {
+                std::fs::remove_file(&stale).ctx(|| format!("remove {}", stale.display()))?;
+            }
+            self.current = Some(PackAppender::create_spooled(&spool, n)?);
+        }
+        match self.current.as_mut() {
+            Some(p) => Ok(p),
+            None => unreachable!("current pack set above"),
+        }
+    }
+
+    /// The spool pack `p` as a pack to publish, with the frames this writer put in it.
+    fn seal(&self, p: &PackAppender) -> SealedPack {
+        let mut chunks: Vec<IndexedChunk> = self
+            .pending_chunks
+            .iter()
+            .filter(|(_, loc)| loc.pack == p.number)
+            .map(|(id, loc)| IndexedChunk {
+                id: *id,
+                offset: loc.offset,
+                frame_len: loc.frame_len,
+                raw_len: loc.raw_len,
+            })
+            .collect();
+        chunks.sort_by_key(|c| c.offset);
+        SealedPack {
+            number: p.number,
+            path: p.path.clone(),
+            len: p.len,
+            chunks,
+            uploaded: None,
+        }
+    }
+
+    /// `commit` on an object-storage store: publish, then reference (see the module doc).
+    fn commit_remote(mut self) -> Result<WriteTotals> {
+        self.commit_started = true;
+        let mut packs = std::mem::take(&mut self.sealed);
+        if let Some(p) = &self.current {
+            packs.push(self.seal(p));
+        }
+        let mut files: Vec<(FileDigest, FileRecord)> = self
+            .pending_files
+            .iter()
+            .map(|(d, r)| (*d, r.clone()))
+            .collect();
+        files.sort_by_key(|(d, _)| *d);
+        let names = if packs.is_empty() && files.is_empty() {
+            Vec::new()
+        } else {
+            self.store.backend.publish(&mut packs, &files)?
+        };
+        let txn = self.store.db.begin_write()?;
+        {
+            let mut chunks = txn.open_table(CHUNKS)?;
+            for (id, loc) in &self.pending_chunks {
+                chunks.insert(id.as_bytes(), &loc.encode())?;
+            }
+            let mut file_table = txn.open_table(FILES)?;
+            for (digest, rec) in &files {
+                file_table.insert(digest.as_bytes(), rec.encode().as_slice())?;
+            }
+            let mut pack_table = txn.open_table(PACKS)?;
+            let mut name_table = txn.open_table(REMOTE_PACKS)?;
+            for (p, name) in packs.iter().zip(&names) {
+                pack_table.insert(p.number, p.len)?;
+                name_table.insert(p.number, &name.0)?;
+            }
+        }
+        txn.commit()?;
+        for (p, name) in packs.iter().zip(&names) {
+            self.store.backend.register(p.number, *name);
+        }
+        if let Some(p) = self.current.take() {
+            std::fs::remove_file(&p.path).ctx(|| format!("remove {}", p.path.display()))?;
+        }
+        Ok(self.totals)
+    }
+
     /// Make everything put so far durable and visible. Packs are fsynced before the index
     /// transaction that references them commits.
     pub fn commit(mut self) -> Result<WriteTotals> {
+        if self.store.is_remote() {
+            return self.commit_remote();
+        }
         self.commit_started = true;
         let packs: Vec<&PackAppender> = self.finished.iter().chain(self.current.as_ref()).collect();
         for p in &packs {
@@ -343,7 +469,8 @@ impl Drop for StoreWriter<'_> {
             return;
         }
         let packs: Vec<&PackAppender> = self.finished.iter().chain(self.current.as_ref()).collect();
-        self.store.packs.forget(packs.iter().map(|p| p.number));
+        let numbers: Vec<u32> = packs.iter().map(|p| p.number).collect();
+        self.store.backend.forget(&numbers);
         for p in packs {
             let _ = p.roll_back();
         }

@@ -40,6 +40,10 @@ pub enum DeltaCommand {
         /// Seconds to spend choosing encodings.
         #[arg(long, default_value_t = 90)]
         time_budget: u64,
+        /// --from and --to name bundles of this root's mirror (a version, file name or
+        /// sha256 prefix), which may be on object storage (--store-url).
+        #[arg(long, conflicts_with = "from_inventory")]
+        mirror: bool,
     },
     /// Baseline, target, files added/changed/removed and bytes of a delta, and the feed
     /// rows it adds, modifies and withdraws (as `delta make` recorded them).
@@ -69,6 +73,7 @@ pub fn run(ctx: &Context, cmd: DeltaCommand) -> Result<ExitCode, Failure> {
             output,
             signing_key,
             time_budget,
+            mirror,
         } => {
             let key = signing_key.as_deref().map(load_signing_key).transpose()?;
             if key.is_none() {
@@ -79,6 +84,9 @@ pub fn run(ctx: &Context, cmd: DeltaCommand) -> Result<ExitCode, Failure> {
                 ..Default::default()
             };
             let report = match (from, from_inventory, kits) {
+                (Some(from), _, _) if mirror => {
+                    make_from_mirror(ctx, &from, &to, &output, key.as_ref(), &options)?
+                }
                 (Some(from), _, _) => {
                     ouk_kit::delta::make_from_bundles(&from, &to, &output, key.as_ref(), &options)
                 }
@@ -182,6 +190,52 @@ pub fn run(ctx: &Context, cmd: DeltaCommand) -> Result<ExitCode, Failure> {
             Ok(ExitCode::Ok)
         }
     }
+}
+
+/// `delta make --mirror`: export both kits from the root's mirror into a scratch
+/// directory under the root (each export verified against its recorded SHA-256), make
+/// the delta from them, and remove the scratch directory.
+fn make_from_mirror(
+    ctx: &Context,
+    from: &std::path::Path,
+    to: &std::path::Path,
+    output: &std::path::Path,
+    key: Option<&ouk_kit::sign::SigningKey>,
+    options: &ouk_delta::plan::MakeOptions,
+) -> Result<Result<ouk_kit::delta::DeltaMakeReport, ouk_kit::KitError>, Failure> {
+    let root = ctx.open_root()?;
+    let scratch = root
+        .staging_dir()
+        .join(format!("delta-make-{}", std::process::id()));
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut result = Ok(Vec::new());
+    for (side, what) in [("from", from), ("to", to)] {
+        let selector = ouk_kit::mirror::Selector {
+            what: what.to_string_lossy().into_owned(),
+            channel: None,
+            kind: Some("kit".into()),
+        };
+        match ouk_kit::mirror::export(&root, &selector, &scratch.join(side), threads) {
+            Ok(r) => {
+                if let Ok(paths) = result.as_mut() {
+                    paths.push(r.path);
+                }
+            }
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
+        }
+    }
+    let result = match result {
+        Ok(paths) => match paths.as_slice() {
+            [old, new] => ouk_kit::delta::make_from_bundles(old, new, output, key, options),
+            _ => unreachable!("both exports pushed their path"),
+        },
+        Err(e) => Err(e),
+    };
+    let _ = std::fs::remove_dir_all(&scratch);
+    Ok(result)
 }
 
 pub fn run_inventory(ctx: &Context, cmd: InventoryCommand) -> Result<ExitCode, Failure> {

@@ -7,7 +7,7 @@ use clap::Subcommand;
 
 use crate::cmd::kit::kit_failure;
 use crate::exit::ExitCode;
-use crate::output::{bytes, rfc3339};
+use crate::output::{WithRequests, bytes, rfc3339};
 use crate::{Context, Failure};
 
 #[derive(Debug, Subcommand)]
@@ -47,7 +47,7 @@ pub fn run(ctx: &Context, cmd: MirrorCommand) -> Result<ExitCode, Failure> {
     match cmd {
         MirrorCommand::Add { bundle } => {
             let r = ouk_kit::mirror::add(&root, &bundle, threads()).map_err(kit_failure)?;
-            ctx.out.emit(&r, || {
+            ctx.out.emit(&WithRequests::of(&r, root.store()), || {
                 let b = &r.bundle;
                 let how = match &b.recipe {
                     Some(recipe) => format!("as its tar stream ({recipe})"),
@@ -117,7 +117,7 @@ pub fn run(ctx: &Context, cmd: MirrorCommand) -> Result<ExitCode, Failure> {
             };
             let r = ouk_kit::mirror::export(&root, &selector, &output_dir, threads())
                 .map_err(kit_failure)?;
-            ctx.out.emit(&r, || {
+            ctx.out.emit(&WithRequests::of(&r, root.store()), || {
                 format!(
                     "exported {} ({}, sha256 {} verified) and {} sidecar(s) to {}",
                     r.bundle.name,

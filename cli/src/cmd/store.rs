@@ -1,4 +1,4 @@
-//! `ouk store {ingest|fsck|stats|gc}`.
+//! `ouk store {ingest|fsck|stats|gc|reindex}`.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -27,6 +27,9 @@ pub enum StoreCommand {
     Stats,
     /// Remove chunks no retained generation references; repack sparse packs.
     Gc,
+    /// Rebuild the local index of an object-storage store (--store-url) from the bucket:
+    /// packs, chunks, file records and the mirror's catalog.
+    Reindex,
 }
 
 #[derive(Serialize)]
@@ -211,6 +214,8 @@ pub fn run(ctx: &Context, cmd: StoreCommand) -> Result<ExitCode, Failure> {
             let logical: u64 = gens.iter().map(|g| g.record.bytes).sum();
             let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
             let doc = serde_json::json!({
+                "backend": root.store().backend_description(),
+                "requests": root.store().requests(),
                 "chunks": s.chunks,
                 "files": s.files,
                 "generations": gens.len(),
@@ -236,6 +241,39 @@ pub fn run(ctx: &Context, cmd: StoreCommand) -> Result<ExitCode, Failure> {
                     ratio(logical, s.unique_bytes),
                     ratio(s.unique_bytes, s.stored_bytes)
                 )
+            });
+            Ok(ExitCode::Ok)
+        }
+        StoreCommand::Reindex => {
+            let root = ctx.open_root()?;
+            let store_report = root.store().reindex()?;
+            let mirror_report =
+                ouk_kit::mirror::reindex(&root).map_err(crate::cmd::kit::kit_failure)?;
+            let doc = serde_json::json!({
+                "store": store_report,
+                "mirror": mirror_report,
+                "requests": root.store().requests(),
+            });
+            ctx.out.emit(&doc, || {
+                let mut s = format!(
+                    "reindexed {} from the bucket: {} pack(s) ({}), {} chunks, {} files; {} mirrored bundle(s)",
+                    root.store().backend_description(),
+                    store_report.packs,
+                    bytes(store_report.pack_bytes),
+                    store_report.chunks,
+                    store_report.files,
+                    mirror_report.bundles
+                );
+                for p in &store_report.orphan_packs {
+                    s.push_str(&format!("\n  not referenced (no index object): pack {p}"));
+                }
+                for r in store_report.refused_indexes.iter().chain(&mirror_report.refused) {
+                    s.push_str(&format!("\n  left out: {r}"));
+                }
+                for f in &store_report.incomplete_files {
+                    s.push_str(&format!("\n  left out: file sha256:{f} (a chunk is in no indexed pack)"));
+                }
+                s
             });
             Ok(ExitCode::Ok)
         }

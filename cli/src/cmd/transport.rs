@@ -49,13 +49,42 @@ pub struct ServeArgs {
     /// Seconds a client may leave a response unread before its connection is closed.
     #[arg(long, default_value_t = 60)]
     send_timeout: u64,
+    /// Publish the root's mirror (which may be on object storage, --store-url): every
+    /// mirrored bundle is exported, verified, into the published directory (default
+    /// ROOT/mirror-published) before serving; bundles already there are kept.
+    #[arg(long)]
+    mirror: bool,
     /// Refuse API imports of kits created more than DAYS days ago (0: no limit).
     #[arg(long, value_name = "DAYS", default_value_t = ouk_kit::import::DEFAULT_MAX_AGE_DAYS)]
     max_kit_age: u64,
 }
 
 pub fn run_serve(ctx: &Context, args: ServeArgs) -> Result<ExitCode, Failure> {
-    let kits_dir = args.kits.unwrap_or_else(|| ctx.root.join("kits"));
+    let kits_dir = match (&args.kits, args.mirror) {
+        (Some(dir), _) => dir.clone(),
+        (None, true) => ctx.root.join("mirror-published"),
+        (None, false) => ctx.root.join("kits"),
+    };
+    if args.mirror {
+        // The root is locked only while publishing: the import API opens it per request.
+        let root = ctx.open_root()?;
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let r = ouk_kit::mirror::publish(&root, &kits_dir, threads)
+            .map_err(crate::cmd::kit::kit_failure)?;
+        if !ctx.out.quiet && !ctx.out.json {
+            eprintln!(
+                "published the mirror into {}: {} exported, {} unchanged",
+                kits_dir.display(),
+                r.exported.len(),
+                r.unchanged.len()
+            );
+        }
+    } else if ctx.remote.is_some() {
+        return Err(Failure::new(
+            ExitCode::Failure,
+            "serve publishes an object-storage store's mirror with --mirror",
+        ));
+    }
     let token = match &args.import_token_file {
         Some(p) => Some(
             std::fs::read_to_string(p)
@@ -80,6 +109,7 @@ pub fn run_serve(ctx: &Context, args: ServeArgs) -> Result<ExitCode, Failure> {
             quiet: true,
         },
         wait: false,
+        remote: None,
     };
     let quiet = ctx.out.quiet;
     let json = ctx.out.json;

@@ -16,6 +16,10 @@
 //!   its content, read back from the store, gave exactly the bundle's bytes (same SHA-256).
 //! - Catalog record and gc pins commit in one transaction ([`catalog::PIN_HOLDER`]).
 //! - Adding a bundle already in the catalog writes nothing.
+//! - A record is kept with the store's truth (`Store::put_record`: the bucket of an
+//!   object-storage store) after its content committed and before the local catalog
+//!   transaction, so `ouk store reindex` can rebuild the catalog from the bucket
+//!   ([`reindex`]) and a cached record always names content the bucket holds.
 //! - `export` writes every file under a temporary directory inside the output directory,
 //!   checks each against its recorded SHA-256 and size, and only then renames them into
 //!   place; on any failure it removes what it wrote and no output file appears.
@@ -431,6 +435,10 @@ pub fn add(root: &Root, bundle: &Path, threads: usize) -> Result<AddReport> {
     record
         .validate()
         .map_err(|e| KitError::Validation(format!("{}: {e}", record.name)))?;
+    // Where the store's truth is (the bucket of an object-storage store; nothing to do
+    // for a local one) before the local catalog: a cached record is always in the truth.
+    // A record there already (another mirror added the bundle first) stays as it is.
+    store.put_record(catalog::PIN_HOLDER, sha.as_bytes(), &record.encode())?;
     let txn = store.database().begin_write().map_err(index_err)?;
     {
         let mut table = txn.open_table(catalog::BUNDLES).map_err(index_err)?;
@@ -449,6 +457,73 @@ pub fn add(root: &Root, bundle: &Path, threads: usize) -> Result<AddReport> {
         files_checked,
         rejected_recipes: rejected,
     })
+}
+
+/// What [`reindex`] rebuilt.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReindexReport {
+    /// Catalog records restored.
+    pub bundles: u64,
+    /// Records left out, with why (damaged, or naming a store file the store lacks).
+    pub refused: Vec<String>,
+}
+
+/// Rebuild the catalog (and its pins) from the records kept with the store's truth, after
+/// `Store::reindex` rebuilt the store's own tables. Only records whose every store file is
+/// in the rebuilt index are restored.
+pub fn reindex(root: &Root) -> Result<ReindexReport> {
+    let store = root.store();
+    let mut report = ReindexReport::default();
+    let mut records = Vec::new();
+    for (key, bytes) in store.records(catalog::PIN_HOLDER)? {
+        let record = match MirroredBundle::decode(&bytes) {
+            Ok(r) if r.sha256.as_bytes() == &key => r,
+            Ok(_) => {
+                report
+                    .refused
+                    .push(format!("{}: filed under another digest", hex::encode(key)));
+                continue;
+            }
+            Err(e) => {
+                report.refused.push(format!("{}: {e}", hex::encode(key)));
+                continue;
+            }
+        };
+        let mut missing = None;
+        for f in record.store_files() {
+            if store.file_record(&f)?.is_none() {
+                missing = Some(f);
+                break;
+            }
+        }
+        match missing {
+            Some(f) => report.refused.push(format!(
+                "{}: store file sha256:{f} is not in the store",
+                record.name
+            )),
+            None => records.push(record),
+        }
+    }
+    let txn = store.database().begin_write().map_err(index_err)?;
+    txn.delete_table(catalog::BUNDLES).map_err(index_err)?;
+    ouk_store::pins::unpin_all(&txn, catalog::PIN_HOLDER)?;
+    {
+        let mut table = txn.open_table(catalog::BUNDLES).map_err(index_err)?;
+        for record in &records {
+            table
+                .insert(record.sha256.as_bytes(), record.encode().as_slice())
+                .map_err(index_err)?;
+        }
+    }
+    for record in &records {
+        for digest in record.store_files() {
+            ouk_store::pins::pin(&txn, catalog::PIN_HOLDER, &digest)?;
+        }
+    }
+    txn.commit().map_err(index_err)?;
+    report.bundles = records.len() as u64;
+    Ok(report)
 }
 
 /// Which mirrored bundle `export` means.
@@ -615,6 +690,45 @@ pub fn export(
         path: output_dir.join(&record.name),
         files,
     })
+}
+
+/// What [`publish`] did.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PublishReport {
+    /// Bundles exported into the directory.
+    pub exported: Vec<String>,
+    /// Bundles already there with their recorded SHA-256 (left as they were).
+    pub unchanged: Vec<String>,
+}
+
+/// Lay every mirrored bundle, with its sidecars, into `dir` (what `ouk serve --mirror`
+/// publishes), oldest first per channel so the newest kit's manifest is the one left at
+/// `manifest/`. A bundle already in `dir` with its recorded SHA-256 is not exported again.
+pub fn publish(root: &Root, dir: &Path, threads: usize) -> Result<PublishReport> {
+    let mut report = PublishReport::default();
+    fs::create_dir_all(dir).ctx(|| format!("create {}", dir.display()))?;
+    for record in list(root)? {
+        let path = dir.join(&record.name);
+        if path.is_file() {
+            let mut sink = gzip::DigestWriter::new(std::io::sink());
+            let mut file = File::open(&path).ctx(|| format!("open {}", path.display()))?;
+            std::io::copy(&mut file, &mut sink).ctx(|| format!("read {}", path.display()))?;
+            let (digest, len, _) = sink.finish();
+            if digest == *record.sha256.as_bytes() && len == record.size {
+                report.unchanged.push(record.name);
+                continue;
+            }
+        }
+        let selector = Selector {
+            what: record.sha256.to_hex(),
+            channel: None,
+            kind: None,
+        };
+        export(root, &selector, dir, threads)?;
+        report.exported.push(record.name);
+    }
+    Ok(report)
 }
 
 /// What `stats` reports.
