@@ -23,8 +23,21 @@ fn random(len: usize, seed: u64) -> Vec<u8> {
     v
 }
 
+/// Connects a store to `bucket` (object_store's in-memory store) as to `s3://ouk-test/site`.
+fn in_memory(bucket: Arc<InMemory>) -> impl Fn(&RemoteOptions) -> Result<Box<dyn PackBackend>> {
+    move |r| {
+        Ok(Box::new(S3Packs::with_store(
+            bucket.clone() as Arc<dyn ObjectStore>,
+            &r.url,
+            "ouk-test",
+            "memory",
+            "site",
+            r.pack_target,
+        )?))
+    }
+}
+
 fn open(dir: &Path, bucket: &Arc<InMemory>) -> Store {
-    let bucket = bucket.clone();
     Store::open_with(
         dir,
         StoreOptions {
@@ -35,16 +48,7 @@ fn open(dir: &Path, bucket: &Arc<InMemory>) -> Store {
             }),
             ..Default::default()
         },
-        &move |r| {
-            Ok(Box::new(S3Packs::with_store(
-                bucket.clone() as Arc<dyn ObjectStore>,
-                &r.url,
-                "ouk-test",
-                "memory",
-                "site",
-                r.pack_target,
-            )?))
-        },
+        &in_memory(bucket.clone()),
     )
     .unwrap()
 }
@@ -278,23 +282,13 @@ fn a_store_keeps_its_backend() {
         .unwrap()
         .put_reader(&b"local bytes"[..])
         .unwrap();
-    let bucket2 = bucket.clone();
     let err = Store::open_with(
         local.path(),
         StoreOptions {
             remote: Some(RemoteOptions::new(URL)),
             ..Default::default()
         },
-        &move |r| {
-            Ok(Box::new(S3Packs::with_store(
-                bucket2.clone() as Arc<dyn ObjectStore>,
-                &r.url,
-                "ouk-test",
-                "memory",
-                "site",
-                r.pack_target,
-            )?))
-        },
+        &in_memory(bucket.clone()),
     )
     .unwrap_err();
     assert!(matches!(err, StoreError::Incompatible { .. }), "{err}");

@@ -358,35 +358,7 @@ impl Group {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::feeds::index::{FeedHeader, FeedIndexWriter};
-
-    fn row(id: &str, tenant: Option<&str>, h: u8) -> FeedRow {
-        FeedRow {
-            id: id.into(),
-            hash: RowHash([h; 32]),
-            tenant: tenant.map(str::to_string),
-            modified: None,
-        }
-    }
-
-    fn index(feeds: &[(&str, &str, Vec<FeedRow>)]) -> Vec<u8> {
-        let mut w = FeedIndexWriter::new(Vec::new()).unwrap();
-        for (feed, source, rows) in feeds {
-            let mut rows = rows.clone();
-            rows.sort_by(FeedRow::cmp_key);
-            w.begin_feed(&FeedHeader {
-                feed: feed.to_string(),
-                source: source.to_string(),
-                rows: rows.len() as u64,
-                skipped: 0,
-            })
-            .unwrap();
-            for r in &rows {
-                w.push_row(r).unwrap();
-            }
-        }
-        w.finish().unwrap()
-    }
+    use crate::feeds::testutil::{index_bytes as index, row};
 
     fn run(bytes: &[u8], limit: usize) -> AuditReport {
         audit(|| Ok(bytes), limit).unwrap()

@@ -39,6 +39,7 @@ use serde::{Deserialize, Serialize};
 use super::index::{
     FEED_INDEX_FORMAT, FeedHeader, FeedIndexReader, FeedRow, IndexError, IndexItem, RowHash,
 };
+use super::sort::MergeHead;
 
 /// What happened to a key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -274,35 +275,10 @@ impl FeedCursor {
     }
 }
 
-/// A heap entry: the next row of cursor `i`, ordered by the row's sort key.
-struct Head {
-    row: FeedRow,
-    cursor: usize,
-}
-
-impl PartialEq for Head {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other) == Ordering::Equal
-    }
-}
-impl Eq for Head {}
-impl PartialOrd for Head {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Head {
-    fn cmp(&self, other: &Self) -> Ordering {
-        self.row
-            .cmp_key(&other.row)
-            .then(self.cursor.cmp(&other.cursor))
-    }
-}
-
 /// The rows of every feed of one source, merged into one sorted stream.
 struct SourceRows {
     cursors: Vec<FeedCursor>,
-    heap: BinaryHeap<Reverse<Head>>,
+    heap: BinaryHeap<Reverse<MergeHead>>,
 }
 
 impl SourceRows {
@@ -315,7 +291,7 @@ impl SourceRows {
         for feed in feeds.iter().filter(|f| f.header.rows > 0) {
             let mut c = FeedCursor::open(path, feed)?;
             if let Some(row) = c.next_row()? {
-                s.heap.push(Reverse(Head {
+                s.heap.push(Reverse(MergeHead {
                     row,
                     cursor: s.cursors.len(),
                 }));
@@ -336,7 +312,7 @@ impl SourceRows {
         if let Some(cursor) = self.cursors.get_mut(head.cursor)
             && let Some(row) = cursor.next_row()?
         {
-            self.heap.push(Reverse(Head {
+            self.heap.push(Reverse(MergeHead {
                 row,
                 cursor: head.cursor,
             }));
@@ -515,40 +491,14 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::feeds::index::FeedIndexWriter;
+    use crate::feeds::testutil::{index_bytes, row};
 
     type Feed = (String, String, Vec<FeedRow>);
 
-    fn row(id: &str, tenant: Option<&str>, h: u8) -> FeedRow {
-        FeedRow {
-            id: id.into(),
-            hash: RowHash([h; 32]),
-            tenant: tenant.map(str::to_string),
-            modified: None,
-        }
-    }
-
     /// Write an index from (path, source, rows), sorting as the format requires.
     fn write_index(dir: &Path, name: &str, feeds: &[Feed]) -> PathBuf {
-        let mut feeds: Vec<Feed> = feeds.to_vec();
-        feeds.sort_by(|a, b| a.0.cmp(&b.0));
-        feeds.dedup_by(|a, b| a.0 == b.0);
-        let mut w = FeedIndexWriter::new(Vec::new()).unwrap();
-        for (path, source, rows) in &mut feeds {
-            rows.sort_by(|a, b| a.cmp_key(b));
-            w.begin_feed(&FeedHeader {
-                feed: path.clone(),
-                source: source.clone(),
-                rows: rows.len() as u64,
-                skipped: 0,
-            })
-            .unwrap();
-            for r in rows.iter() {
-                w.push_row(r).unwrap();
-            }
-        }
         let p = dir.join(name);
-        std::fs::write(&p, w.finish().unwrap()).unwrap();
+        std::fs::write(&p, index_bytes(feeds)).unwrap();
         p
     }
 

@@ -342,15 +342,7 @@ impl<R: BufRead> FeedIndexReader<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn row(id: &str, tenant: Option<&str>, h: u8) -> FeedRow {
-        FeedRow {
-            id: id.into(),
-            hash: RowHash([h; 32]),
-            tenant: tenant.map(str::to_string),
-            modified: None,
-        }
-    }
+    use crate::feeds::testutil::row;
 
     fn header(feed: &str, rows: u64) -> FeedHeader {
         FeedHeader {

@@ -33,6 +33,8 @@ pub mod index;
 pub mod indexer;
 pub mod scan;
 pub mod sort;
+#[cfg(test)]
+mod testutil;
 
 pub use audit::{AuditReport, Conflict, ConflictKind, audit};
 pub use index::{

@@ -108,7 +108,7 @@ impl RowSorter {
         let mut heap = BinaryHeap::with_capacity(sources.len());
         for (i, s) in sources.iter_mut().enumerate() {
             if let Some(r) = s.next_row()? {
-                heap.push(Reverse(Head(r, i)));
+                heap.push(Reverse(MergeHead { row: r, cursor: i }));
             }
         }
         Ok(SortedRows { sources, heap })
@@ -137,38 +137,50 @@ impl Source {
     }
 }
 
-struct Head(FeedRow, usize);
+/// An entry of a k-way merge of sorted row streams: the next row of stream `cursor`,
+/// ordered by the row's sort key, then by stream (so equal rows keep stream order). Put
+/// in a `BinaryHeap` under `Reverse` for the smallest first; the index diff merges a
+/// source's feeds with it too.
+pub(crate) struct MergeHead {
+    pub(crate) row: FeedRow,
+    pub(crate) cursor: usize,
+}
 
-impl PartialEq for Head {
+impl PartialEq for MergeHead {
     fn eq(&self, other: &Self) -> bool {
         self.cmp(other) == Ordering::Equal
     }
 }
-impl Eq for Head {}
-impl PartialOrd for Head {
+impl Eq for MergeHead {}
+impl PartialOrd for MergeHead {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
     }
 }
-impl Ord for Head {
+impl Ord for MergeHead {
     fn cmp(&self, other: &Self) -> Ordering {
-        self.0.cmp_key(&other.0).then(self.1.cmp(&other.1))
+        self.row
+            .cmp_key(&other.row)
+            .then(self.cursor.cmp(&other.cursor))
     }
 }
 
 /// The merged, sorted rows of a [`RowSorter`].
 pub struct SortedRows {
     sources: Vec<Source>,
-    heap: BinaryHeap<Reverse<Head>>,
+    heap: BinaryHeap<Reverse<MergeHead>>,
 }
 
 impl Iterator for SortedRows {
     type Item = io::Result<FeedRow>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let Reverse(Head(row, i)) = self.heap.pop()?;
+        let Reverse(MergeHead { row, cursor: i }) = self.heap.pop()?;
         match self.sources[i].next_row() {
-            Ok(Some(next)) => self.heap.push(Reverse(Head(next, i))),
+            Ok(Some(next)) => self.heap.push(Reverse(MergeHead {
+                row: next,
+                cursor: i,
+            })),
             Ok(None) => {}
             Err(e) => return Some(Err(e)),
         }
