@@ -17,24 +17,9 @@ const INDEX: &str = "metadata/feeds-index.jsonl";
 
 /// An unsigned build of `release` into `out` with a fixed time and extra arguments.
 fn build(release: &Path, out: &Path, extra: &[&str]) -> Output {
-    Command::new(ouk())
-        .args([
-            "kit",
-            "build",
-            "--version",
-            "2025.10.0",
-            "--channel",
-            "edge",
-        ])
-        .arg("--release-dir")
-        .arg(release)
-        .arg("--output-dir")
-        .arg(out)
-        .args(["--created-at", "2025-10-23T00:00:00Z"])
-        .args(extra)
-        .env_remove("SOURCE_DATE_EPOCH")
-        .output()
-        .expect("run ouk kit build")
+    let mut args = vec!["--created-at", "2025-10-23T00:00:00Z"];
+    args.extend_from_slice(extra);
+    build_unsigned(release, out, &args)
 }
 
 fn text(b: &[u8]) -> String {

@@ -20,23 +20,7 @@ const AUTHORITY: &str = "etc/authority.yaml.sample";
 
 /// An unsigned build of `release` into `out` with extra arguments.
 fn build(release: &Path, out: &Path, extra: &[&str]) -> Output {
-    Command::new(ouk())
-        .args([
-            "kit",
-            "build",
-            "--version",
-            "2025.10.0",
-            "--channel",
-            "edge",
-            "--release-dir",
-        ])
-        .arg(release)
-        .arg("--output-dir")
-        .arg(out)
-        .args(extra)
-        .env_remove("SOURCE_DATE_EPOCH")
-        .output()
-        .expect("run ouk kit build")
+    build_unsigned(release, out, extra)
 }
 
 fn stderr(o: &Output) -> String {

@@ -12,6 +12,28 @@ pub fn ouk() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_ouk"))
 }
 
+/// An unsigned `ouk kit build` of `release` into `out` (version 2025.10.0, channel edge,
+/// `SOURCE_DATE_EPOCH` unset) with extra arguments.
+pub fn build_unsigned(release: &Path, out: &Path, extra: &[&str]) -> Output {
+    Command::new(ouk())
+        .args([
+            "kit",
+            "build",
+            "--version",
+            "2025.10.0",
+            "--channel",
+            "edge",
+        ])
+        .arg("--release-dir")
+        .arg(release)
+        .arg("--output-dir")
+        .arg(out)
+        .args(extra)
+        .env_remove("SOURCE_DATE_EPOCH")
+        .output()
+        .expect("run ouk kit build")
+}
+
 /// Run `ouk --root ROOT args...`.
 pub fn run(root: &Path, args: &[&str]) -> Output {
     Command::new(ouk())
