@@ -13,7 +13,6 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use common::hostile::fixture;
 use common::s3::{BUCKET, Backend, S3Server};
 use common::*;
 
@@ -23,16 +22,6 @@ fn kit(dir: &Path, day: u32) -> PathBuf {
         &format!("2025.10.{day}"),
         &dir.join(format!("kits-{day}")),
     )
-}
-
-fn trusted_root(dir: &Path, name: &str) -> PathBuf {
-    let root = dir.join(name);
-    let o = run(
-        &root,
-        &["trust", "add", fixture("fixture.pub").to_str().unwrap()],
-    );
-    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
-    root
 }
 
 fn server(b: &Backend) -> &S3Server {

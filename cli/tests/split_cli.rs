@@ -24,16 +24,6 @@ fn kit(dir: &Path, day: u32, version: &str) -> PathBuf {
     )
 }
 
-fn trusted_root(dir: &Path, name: &str) -> PathBuf {
-    let root = dir.join(name);
-    let o = run(
-        &root,
-        &["trust", "add", fixture("fixture.pub").to_str().unwrap()],
-    );
-    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
-    root
-}
-
 fn import(root: &Path, bundle: &Path) -> (i32, serde_json::Value) {
     run_json(
         root,

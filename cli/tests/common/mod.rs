@@ -34,6 +34,21 @@ pub fn build_unsigned(release: &Path, out: &Path, extra: &[&str]) -> Output {
         .expect("run ouk kit build")
 }
 
+/// A root at `dir/name` that trusts the fixture key.
+pub fn trusted_root(dir: &Path, name: &str) -> PathBuf {
+    let root = dir.join(name);
+    let o = run(
+        &root,
+        &[
+            "trust",
+            "add",
+            hostile::fixture("fixture.pub").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    root
+}
+
 /// Run `ouk --root ROOT args...`.
 pub fn run(root: &Path, args: &[&str]) -> Output {
     Command::new(ouk())
