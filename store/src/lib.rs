@@ -356,12 +356,7 @@ impl Store {
         loc: &ChunkLocation,
         out: &mut Vec<u8>,
     ) -> Result<()> {
-        let damaged = |source| StoreError::DamagedChunk {
-            id: *id,
-            pack: loc.pack,
-            offset: loc.offset,
-            source,
-        };
+        let damaged = damaged_at(id, loc);
         // The length comes from the index, which may be damaged: never allocate for more
         // than a frame can be.
         if u64::from(loc.frame_len) > frame::MAX_FRAME_LEN {
@@ -604,6 +599,20 @@ impl Store {
     }
 }
 
+/// The error for chunk `id`'s frame at `loc` failing to read or decode.
+fn damaged_at(
+    id: &ChunkId,
+    loc: &ChunkLocation,
+) -> impl Fn(frame::FrameError) -> StoreError + Copy {
+    let (id, pack, offset) = (*id, loc.pack, loc.offset);
+    move |source| StoreError::DamagedChunk {
+        id,
+        pack,
+        offset,
+        source,
+    }
+}
+
 /// Decode the frame `bytes` of chunk `id` at `loc`, check it is that chunk, and append its
 /// bytes to `out`.
 fn decode_verified(
@@ -612,12 +621,7 @@ fn decode_verified(
     bytes: &[u8],
     out: &mut Vec<u8>,
 ) -> Result<()> {
-    let damaged = |source| StoreError::DamagedChunk {
-        id: *id,
-        pack: loc.pack,
-        offset: loc.offset,
-        source,
-    };
+    let damaged = damaged_at(id, loc);
     let h = frame::decode_frame(bytes, out).map_err(damaged)?;
     if h.id != *id || h.raw_len != loc.raw_len {
         return Err(damaged(frame::FrameError::HashMismatch {

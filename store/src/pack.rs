@@ -83,23 +83,7 @@ impl PackAppender {
                     start_len: len,
                 })
             }
-            None => {
-                let mut file = OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .open(&path)
-                    .ctx(|| format!("create pack {}", path.display()))?;
-                file.write_all(&pack_header(n))
-                    .ctx(|| format!("write pack header {}", path.display()))?;
-                Ok(PackAppender {
-                    number: n,
-                    path,
-                    file,
-                    len: PACK_HEADER_LEN,
-                    created: true,
-                    start_len: 0,
-                })
-            }
+            None => Self::create(dir, n, n),
         }
     }
 
@@ -107,13 +91,18 @@ impl PackAppender {
     /// number 0: the pack's bytes (and so its name, their BLAKE3) must not depend on the
     /// local numbering, so two writers storing the same frames make the same object.
     pub fn create_spooled(dir: &Path, n: u32) -> Result<Self> {
+        Self::create(dir, n, 0)
+    }
+
+    /// Create pack file `n` (never over an existing one), its header naming `header_number`.
+    fn create(dir: &Path, n: u32, header_number: u32) -> Result<Self> {
         let path = dir.join(pack_file_name(n));
         let mut file = OpenOptions::new()
             .write(true)
             .create_new(true)
             .open(&path)
-            .ctx(|| format!("create spooled pack {}", path.display()))?;
-        file.write_all(&pack_header(0))
+            .ctx(|| format!("create pack {}", path.display()))?;
+        file.write_all(&pack_header(header_number))
             .ctx(|| format!("write pack header {}", path.display()))?;
         Ok(PackAppender {
             number: n,
