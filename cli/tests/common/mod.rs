@@ -64,7 +64,12 @@ pub fn run(root: &Path, args: &[&str]) -> Output {
 pub fn run_json(root: &Path, args: &[&str]) -> (i32, serde_json::Value) {
     let mut all = vec!["--json"];
     all.extend_from_slice(args);
-    let out = run(root, &all);
+    json_output(args, &run(root, &all))
+}
+
+/// The exit code and stdout parsed as JSON of `ouk args...` (panics, showing both
+/// streams, when stdout is not JSON).
+pub fn json_output(args: &[&str], out: &Output) -> (i32, serde_json::Value) {
     let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
             "ouk {args:?}: stdout is not JSON ({e}): {}\nstderr: {}",
