@@ -862,7 +862,7 @@ pub fn feed_rows(data: &[u8]) {
     let mut s = RowSplitter::new(std::io::BufReader::with_capacity(7, data));
     let mut batch = Batch::default();
     let mut last_line = 0u64;
-    let mut scratch = Vec::new();
+    let mut scratch = ouk_kit::feeds::indexer::RowScratch::default();
     loop {
         let more = match s.next_batch(&mut batch, 64) {
             Ok(m) => m,

@@ -149,7 +149,9 @@ pub struct FeedIndexWriter<W: Write> {
     out: W,
     last_feed: Option<String>,
     rows_left: u64,
+    /// The last row written in this feed (its buffers are reused for the next).
     last_row: Option<FeedRow>,
+    line: Vec<u8>,
 }
 
 impl<W: Write> FeedIndexWriter<W> {
@@ -166,6 +168,7 @@ impl<W: Write> FeedIndexWriter<W> {
             last_feed: None,
             rows_left: 0,
             last_row: None,
+            line: Vec::with_capacity(256),
         })
     }
 
@@ -210,9 +213,14 @@ impl<W: Write> FeedIndexWriter<W> {
                 row.id, last.id
             )));
         }
-        write_line(&mut self.out, row)?;
+        self.line.clear();
+        encode_row_line(row, &mut self.line);
+        self.out.write_all(&self.line)?;
         self.rows_left -= 1;
-        self.last_row = Some(row.clone());
+        match &mut self.last_row {
+            Some(last) => last.clone_from(row),
+            None => self.last_row = Some(row.clone()),
+        }
         Ok(())
     }
 
@@ -226,6 +234,41 @@ impl<W: Write> FeedIndexWriter<W> {
         }
         self.out.flush()?;
         Ok(self.out)
+    }
+}
+
+/// Append `row`'s index line (with its newline) to `out`: the bytes serde_json writes for
+/// it, without going through serde for the common case of strings that need no escape.
+fn encode_row_line(row: &FeedRow, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"{\"id\":");
+    json_str(&row.id, out);
+    out.extend_from_slice(b",\"hash\":\"");
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for b in row.hash.0 {
+        out.push(HEX[usize::from(b >> 4)]);
+        out.push(HEX[usize::from(b & 15)]);
+    }
+    out.push(b'"');
+    if let Some(t) = &row.tenant {
+        out.extend_from_slice(b",\"tenant\":");
+        json_str(t, out);
+    }
+    if let Some(m) = &row.modified {
+        out.extend_from_slice(b",\"modified\":");
+        json_str(m, out);
+    }
+    out.extend_from_slice(b"}\n");
+}
+
+/// A JSON string as serde_json writes it.
+fn json_str(s: &str, out: &mut Vec<u8>) {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    } else {
+        // Writing into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, s);
     }
 }
 
@@ -362,6 +405,23 @@ mod tests {
             }
         }
         w.finish().unwrap()
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn row_lines_are_what_serde_json_writes(
+            id in "[a-zA-Z0-9\"\\\\\u{0}-\u{1f}\u{7f}é/ -]{0,12}",
+            hash in proptest::prelude::any::<[u8; 32]>(),
+            tenant in proptest::option::of("[a-z\"\\n\u{1}]{0,4}"),
+            modified in proptest::option::of("[0-9TZ:\t-]{0,8}"),
+        ) {
+            let r = FeedRow { id, hash: RowHash(hash), tenant, modified };
+            let mut fast = Vec::new();
+            encode_row_line(&r, &mut fast);
+            let mut slow = serde_json::to_vec(&r).unwrap();
+            slow.push(b'\n');
+            proptest::prop_assert_eq!(fast, slow);
+        }
     }
 
     fn read_all(bytes: &[u8]) -> Result<Vec<IndexItem>, IndexError> {

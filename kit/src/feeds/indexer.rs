@@ -4,7 +4,11 @@
 //! Per feed: one reader thread decompresses and cuts rows into batches of about
 //! [`BATCH_BYTES`] ([`super::scan`]), at most two batches wait for the parser; each batch
 //! is parsed and hashed in parallel (rayon) and its rows go, in file order, to an external
-//! sort ([`super::sort`]); the sorted rows are then written after the feed's header.
+//! sort ([`super::sort`]); the sorted rows are then written after the feed's header. A row
+//! is parsed on the tape ([`super::tape`]) and, only if the tape declines it, by
+//! serde_json ([`super::fast`]), which then gives the value or the error message; both
+//! paths read fields and write canonical JSON through one `RowJson` interface, so the
+//! rules below are stated once.
 //!
 //! A row is bad when it is not valid JSON, not an object, has no upstream id (the first
 //! of the id fields that is a non-empty string), or has a `tenant` or `modified` that is
@@ -17,6 +21,7 @@
 //! thread count, batch size or sort budget); memory is bounded by the sort budget plus
 //! three batches, whatever the feed size.
 
+use std::borrow::Cow;
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -30,6 +35,7 @@ use super::fast::{self, Node};
 use super::index::{FeedHeader, FeedIndexWriter, FeedRow, IndexError, RowHash};
 use super::scan::{self, Batch, RowSplitter, ScanError};
 use super::sort::{DEFAULT_SORT_BUDGET, RowSorter};
+use super::tape::{self, Field};
 
 /// Bytes of rows read per batch.
 pub const BATCH_BYTES: usize = 4 << 20;
@@ -272,7 +278,7 @@ pub fn scan_feed(
             let parsed: Vec<Result<FeedRow, String>> = (0..batch.rows.len())
                 .into_par_iter()
                 .with_min_len(256)
-                .map_init(Vec::new, |scratch, i| {
+                .map_init(RowScratch::default, |scratch, i| {
                     let (raw, _) = &batch.rows[i];
                     match &raw.bad {
                         Some(reason) => Err(reason.clone()),
@@ -306,16 +312,82 @@ pub fn scan_feed(
     Ok(sorter)
 }
 
-/// Member `field` of `node`, or, if `field` is no key and has dots, the value at that path.
-fn lookup<'n, 'a>(node: &'n Node<'a>, field: &str) -> Option<&'n Node<'a>> {
-    if let Some(v) = node.get(field) {
+/// Buffers one parsing thread reuses from row to row.
+#[derive(Debug, Default)]
+pub struct RowScratch {
+    tape: tape::Scratch,
+    canonical: Vec<u8>,
+}
+
+/// A parsed row as [`row_from`] reads it: on the tape, or the general path's tree when
+/// the tape declined the row.
+trait RowJson {
+    /// A value inside the row.
+    type At<'r>: Copy
+    where
+        Self: 'r;
+    fn root(&self) -> Self::At<'_>;
+    /// Member `key` of the object at `at` (`None` if `at` is no object).
+    fn member<'r>(&'r self, at: Self::At<'r>, key: &str) -> Option<Self::At<'r>>;
+    fn field<'r>(&'r self, at: Self::At<'r>) -> Field<'r>;
+    fn write_canonical(&mut self, out: &mut Vec<u8>);
+}
+
+impl RowJson for tape::Parsed<'_> {
+    type At<'r>
+        = u32
+    where
+        Self: 'r;
+    fn root(&self) -> u32 {
+        tape::Parsed::root(self)
+    }
+    fn member(&self, at: u32, key: &str) -> Option<u32> {
+        tape::Parsed::member(self, at, key)
+    }
+    fn field(&self, at: u32) -> Field<'_> {
+        tape::Parsed::field(self, at)
+    }
+    fn write_canonical(&mut self, out: &mut Vec<u8>) {
+        tape::Parsed::write_canonical(self, out)
+    }
+}
+
+impl<'a> RowJson for Node<'a> {
+    type At<'r>
+        = &'r Node<'a>
+    where
+        Self: 'r;
+    fn root(&self) -> &Node<'a> {
+        self
+    }
+    fn member<'r>(&'r self, at: &'r Node<'a>, key: &str) -> Option<&'r Node<'a>> {
+        at.get(key)
+    }
+    fn field<'r>(&'r self, at: &'r Node<'a>) -> Field<'r> {
+        match at {
+            Node::Null => Field::Null,
+            Node::Str(s) => Field::Str(Cow::Borrowed(s)),
+            Node::Obj(_) => Field::Obj,
+            _ => Field::Other,
+        }
+    }
+    fn write_canonical(&mut self, out: &mut Vec<u8>) {
+        fast::write(self, out)
+    }
+}
+
+/// Member `field` of the row's top level, or, if `field` is no key and has dots, the
+/// value at that path.
+fn lookup<'r, J: RowJson>(row: &'r J, field: &str) -> Option<J::At<'r>> {
+    let root = row.root();
+    if let Some(v) = row.member(root, field) {
         return Some(v);
     }
     let mut parts = field.split('.');
-    let mut v = node.get(parts.next()?)?;
+    let mut v = row.member(root, parts.next()?)?;
     let mut nested = false;
     for p in parts {
-        v = v.get(p)?;
+        v = row.member(v, p)?;
         nested = true;
     }
     nested.then_some(v)
@@ -325,18 +397,31 @@ fn lookup<'n, 'a>(node: &'n Node<'a>, field: &str) -> Option<&'n Node<'a>> {
 pub fn parse_row(
     bytes: &[u8],
     id_fields: &[String],
-    scratch: &mut Vec<u8>,
+    scratch: &mut RowScratch,
 ) -> Result<FeedRow, String> {
-    let node = fast::parse(bytes).map_err(|e| format!("invalid JSON: {e}"))?;
-    if !matches!(node, Node::Obj(_)) {
+    let canonical = &mut scratch.canonical;
+    match scratch.tape.parse(bytes) {
+        Ok(mut row) => row_from(&mut row, id_fields, canonical),
+        Err(tape::Declined) => {
+            let mut node = fast::parse(bytes).map_err(|e| format!("invalid JSON: {e}"))?;
+            row_from(&mut node, id_fields, canonical)
+        }
+    }
+}
+
+fn row_from<J: RowJson>(
+    row: &mut J,
+    id_fields: &[String],
+    canonical: &mut Vec<u8>,
+) -> Result<FeedRow, String> {
+    if row.field(row.root()) != Field::Obj {
         return Err("not a JSON object".into());
     }
     let id = id_fields
         .iter()
-        .find_map(|f| {
-            lookup(&node, f)
-                .and_then(Node::as_str)
-                .filter(|s| !s.is_empty())
+        .find_map(|f| match lookup(row, f).map(|v| row.field(v)) {
+            Some(Field::Str(s)) if !s.is_empty() => Some(s.into_owned()),
+            _ => None,
         })
         .ok_or_else(|| {
             format!(
@@ -348,20 +433,20 @@ pub fn parse_row(
         return Err(format!("upstream id longer than {MAX_ID_BYTES} bytes"));
     }
     let text_field = |name: &str, max: usize| -> Result<Option<String>, String> {
-        match node.get(name) {
-            None | Some(Node::Null) => Ok(None),
-            Some(Node::Str(s)) if s.len() <= max => Ok(Some(s.to_string())),
-            Some(Node::Str(_)) => Err(format!("{name} longer than {max} bytes")),
+        match row.member(row.root(), name).map(|v| row.field(v)) {
+            None | Some(Field::Null) => Ok(None),
+            Some(Field::Str(s)) if s.len() <= max => Ok(Some(s.into_owned())),
+            Some(Field::Str(_)) => Err(format!("{name} longer than {max} bytes")),
             Some(_) => Err(format!("{name} is not a string")),
         }
     };
     let tenant = text_field("tenant", MAX_TENANT_BYTES)?;
     let modified = text_field("modified", MAX_MODIFIED_BYTES)?;
-    scratch.clear();
-    fast::write(&node, scratch);
+    canonical.clear();
+    row.write_canonical(canonical);
     Ok(FeedRow {
-        id: id.to_string(),
-        hash: RowHash(Sha256::digest(&scratch[..]).into()),
+        id,
+        hash: RowHash(Sha256::digest(&canonical[..]).into()),
         tenant,
         modified,
     })

@@ -9,6 +9,8 @@
 //! like any other, and the host never re-parses feeds to learn which rows changed.
 //!
 //! - [`scan`] cuts feed files into rows (streaming, JSON lines or arrays, gzip/zstd);
+//! - [`tape`] scans a row into a flat tape of spans and writes its canonical JSON from
+//!   there (the fast path), declining what it does not take to [`fast`];
 //! - [`fast`] parses a row into a borrowed tree and writes the same canonical JSON as
 //!   [`canonical`] without building a `serde_json::Value`;
 //! - [`indexer`] parses rows in parallel and writes the index, sorting each feed's rows in
@@ -33,6 +35,7 @@ pub mod index;
 pub mod indexer;
 pub mod scan;
 pub mod sort;
+pub mod tape;
 #[cfg(test)]
 mod testutil;
 

@@ -1,9 +1,13 @@
 //! External sort of one feed's index rows in bounded memory.
 //!
 //! Rows are kept in memory until their estimated size passes the budget; then they are
-//! sorted and spilled as a run (JSON lines of [`FeedRow`], the index's own row form) to an
-//! anonymous temporary file, and a k-way merge of the runs (plus what is still in memory)
-//! yields every row in [`FeedRow::sort_key`] order.
+//! sorted and spilled as a run to an anonymous temporary file, and a k-way merge of the
+//! runs (plus what is still in memory) yields every row in [`FeedRow::sort_key`] order.
+//!
+//! A run is a private binary form, written and read only here: per row the id, then the
+//! tenant and `modified` (each a `u32` little-endian length, `0` for absent and `n + 1` for
+//! `n` bytes, then the bytes) and the 32 hash bytes. Reading it back costs no parsing
+//! and no hex, which is what makes the merge cheap.
 //!
 //! Invariants: memory holds at most one budget of rows plus one buffered reader per run;
 //! the output order is total and deterministic (rows with equal keys are equal rows: the
@@ -13,10 +17,10 @@
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, BufWriter, Seek, Write};
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Seek, Write};
 use std::path::PathBuf;
 
-use super::index::FeedRow;
+use super::index::{FeedRow, RowHash};
 
 /// The default memory budget for one feed's rows.
 pub const DEFAULT_SORT_BUDGET: usize = 64 << 20;
@@ -83,8 +87,7 @@ impl RowSorter {
         };
         let mut w = BufWriter::with_capacity(1 << 20, file);
         for r in self.mem.drain(..) {
-            serde_json::to_writer(&mut w, &r)?;
-            w.write_all(b"\n")?;
+            write_run_row(&mut w, &r)?;
         }
         let mut file = w.into_inner().map_err(|e| e.into_error())?;
         file.rewind()?;
@@ -99,10 +102,7 @@ impl RowSorter {
         self.mem.sort_unstable_by(FeedRow::cmp_key);
         let mut sources: Vec<Source> = Vec::with_capacity(self.runs.len() + 1);
         for f in self.runs {
-            sources.push(Source::Run(
-                BufReader::with_capacity(256 << 10, f),
-                Vec::new(),
-            ));
+            sources.push(Source::Run(BufReader::with_capacity(256 << 10, f)));
         }
         sources.push(Source::Mem(std::mem::take(&mut self.mem).into_iter()));
         let mut heap = BinaryHeap::with_capacity(sources.len());
@@ -115,8 +115,46 @@ impl RowSorter {
     }
 }
 
+fn write_field(w: &mut impl Write, field: Option<&str>) -> io::Result<()> {
+    match field {
+        None => w.write_all(&0u32.to_le_bytes()),
+        Some(s) => {
+            let n = u32::try_from(s.len() + 1).map_err(io::Error::other)?;
+            w.write_all(&n.to_le_bytes())?;
+            w.write_all(s.as_bytes())
+        }
+    }
+}
+
+fn write_run_row(w: &mut impl Write, r: &FeedRow) -> io::Result<()> {
+    write_field(w, Some(&r.id))?;
+    write_field(w, r.tenant.as_deref())?;
+    write_field(w, r.modified.as_deref())?;
+    w.write_all(&r.hash.0)
+}
+
+/// A field of a run row; `Ok(None)` when absent. A run is our own file, but a damaged
+/// one must give an error, not a panic or a huge allocation.
+fn read_field(r: &mut impl BufRead) -> io::Result<Option<String>> {
+    let mut len = [0u8; 4];
+    r.read_exact(&mut len)?;
+    let n = u32::from_le_bytes(len) as usize;
+    if n == 0 {
+        return Ok(None);
+    }
+    if n > MAX_RUN_FIELD {
+        return Err(io::Error::other("sort run damaged: field too long"));
+    }
+    let mut bytes = vec![0u8; n - 1];
+    r.read_exact(&mut bytes)?;
+    String::from_utf8(bytes).map(Some).map_err(io::Error::other)
+}
+
+/// Longest field a run holds (the indexer's limits are far below).
+const MAX_RUN_FIELD: usize = 1 << 20;
+
 enum Source {
-    Run(BufReader<File>, Vec<u8>),
+    Run(BufReader<File>),
     Mem(std::vec::IntoIter<FeedRow>),
 }
 
@@ -124,14 +162,22 @@ impl Source {
     fn next_row(&mut self) -> io::Result<Option<FeedRow>> {
         match self {
             Source::Mem(it) => Ok(it.next()),
-            Source::Run(r, buf) => {
-                buf.clear();
-                if r.read_until(b'\n', buf)? == 0 {
+            Source::Run(r) => {
+                if r.fill_buf()?.is_empty() {
                     return Ok(None);
                 }
-                serde_json::from_slice(buf.strip_suffix(b"\n").unwrap_or(buf))
-                    .map(Some)
-                    .map_err(io::Error::other)
+                let id = read_field(r)?
+                    .ok_or_else(|| io::Error::other("sort run damaged: row without id"))?;
+                let tenant = read_field(r)?;
+                let modified = read_field(r)?;
+                let mut hash = [0u8; 32];
+                r.read_exact(&mut hash)?;
+                Ok(Some(FeedRow {
+                    id,
+                    hash: RowHash(hash),
+                    tenant,
+                    modified,
+                }))
             }
         }
     }
@@ -191,7 +237,6 @@ impl Iterator for SortedRows {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::feeds::index::RowHash;
 
     fn row(i: u64) -> FeedRow {
         let x = i.wrapping_mul(0x9E37_79B9_7F4A_7C15);
@@ -201,6 +246,32 @@ mod tests {
             tenant: x.is_multiple_of(3).then(|| format!("t{}", x % 5)),
             modified: Some(format!("2025-01-{:02}", x % 28 + 1)),
         }
+    }
+
+    #[test]
+    fn a_damaged_run_is_an_error_not_a_row() {
+        let mut bytes = Vec::new();
+        for i in 0..3 {
+            write_run_row(&mut bytes, &row(i)).unwrap();
+        }
+        let read = |bytes: &[u8]| -> io::Result<Vec<FeedRow>> {
+            let mut f = tempfile::tempfile().unwrap();
+            f.write_all(bytes).unwrap();
+            f.rewind().unwrap();
+            let mut src = Source::Run(BufReader::new(f));
+            let mut rows = Vec::new();
+            while let Some(r) = src.next_row()? {
+                rows.push(r);
+            }
+            Ok(rows)
+        };
+        assert_eq!(read(&bytes).unwrap(), (0..3).map(row).collect::<Vec<_>>());
+        for cut in [1, 5, bytes.len() - 1] {
+            assert!(read(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut huge = bytes.clone();
+        huge[..4].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(read(&huge).is_err(), "absurd length");
     }
 
     #[test]
