@@ -1,10 +1,15 @@
 //! Access to file content by SHA-256, the one thing delta make and apply need from the
-//! world: on the connected site, unpacked kit trees; on the host, the chunk store.
+//! world: on the connected site, unpacked kit trees; on the host, the chunk store, or the
+//! baseline generation's own files where they still hold what the store holds.
 
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
+use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use sha2::{Digest, Sha256};
 
 use ouk_store::{FileDigest, Store};
 
@@ -117,5 +122,157 @@ impl Read for StoreRangeReader<'_> {
         out[..n].copy_from_slice(&self.buf[self.at..self.at + n]);
         self.at += n;
         Ok(n)
+    }
+}
+
+/// Content from files on disk that are *not* trusted to hold what their digest says (a
+/// materialized generation an operator may have edited), with another reader to fall back
+/// on. Each file is SHA-256-checked once, when first used; a file that is missing, has
+/// another size or hashes to something else is never read again and its ranges come from
+/// the fallback. Reading a range of a checked file is one `pread` (page cache), where the
+/// store would decode and verify every frame of the range.
+///
+/// A file changed on disk *after* its check gives wrong bytes; the apply then fails on
+/// the rebuilt file's SHA-256 (refused, nothing activated), never with a wrong file.
+pub struct CheckedDirContent<'f> {
+    files: HashMap<FileDigest, (PathBuf, u64)>,
+    fallback: &'f dyn ContentReader,
+    checked: Mutex<HashMap<FileDigest, Option<Arc<File>>>>,
+}
+
+impl<'f> CheckedDirContent<'f> {
+    /// `files`: digest -> (path, size) of the candidate files.
+    pub fn new(
+        files: impl IntoIterator<Item = (FileDigest, (PathBuf, u64))>,
+        fallback: &'f dyn ContentReader,
+    ) -> Self {
+        CheckedDirContent {
+            files: files.into_iter().collect(),
+            fallback,
+            checked: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The file for `sha256`, if it checks out (checked at most once).
+    fn checked_file(&self, sha256: &FileDigest) -> Option<Arc<File>> {
+        let mut checked = self.checked.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(f) = checked.get(sha256) {
+            return f.clone();
+        }
+        let file = self
+            .files
+            .get(sha256)
+            .and_then(|(path, size)| check_file(path, *size, sha256))
+            .map(Arc::new);
+        checked.insert(*sha256, file.clone());
+        file
+    }
+}
+
+fn check_file(path: &PathBuf, size: u64, sha256: &FileDigest) -> Option<File> {
+    let file = File::open(path).ok()?;
+    let meta = file.metadata().ok()?;
+    if !meta.is_file() || meta.len() != size {
+        return None;
+    }
+    let mut sha = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut at = 0u64;
+    while at < size {
+        let n = file.read_at(&mut buf, at).ok()?;
+        if n == 0 {
+            return None;
+        }
+        sha.update(&buf[..n]);
+        at += n as u64;
+    }
+    (FileDigest(sha.finalize().into()) == *sha256).then_some(file)
+}
+
+impl ContentReader for CheckedDirContent<'_> {
+    fn open(&self, sha256: &FileDigest) -> io::Result<Box<dyn Read + '_>> {
+        match self.checked_file(sha256) {
+            Some(f) => {
+                let mut f = f.try_clone()?;
+                f.rewind()?;
+                Ok(Box::new(io::BufReader::with_capacity(1 << 20, f)))
+            }
+            None => self.fallback.open(sha256),
+        }
+    }
+
+    fn read_range(&self, sha256: &FileDigest, offset: u64, length: u64) -> io::Result<Vec<u8>> {
+        let Some(f) = self.checked_file(sha256) else {
+            return self.fallback.read_range(sha256, offset, length);
+        };
+        let size = self.files.get(sha256).map_or(0, |(_, s)| *s);
+        let n = size.saturating_sub(offset).min(length);
+        let mut out = vec![0u8; usize::try_from(n).map_err(io::Error::other)?];
+        f.read_exact_at(&mut out, offset)?;
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fallback that must not be used.
+    struct Refuse;
+    impl ContentReader for Refuse {
+        fn open(&self, _: &FileDigest) -> io::Result<Box<dyn Read + '_>> {
+            Err(io::Error::other("fallback used"))
+        }
+        fn read_range(&self, _: &FileDigest, _: u64, _: u64) -> io::Result<Vec<u8>> {
+            Err(io::Error::other("fallback used"))
+        }
+    }
+
+    fn digest(bytes: &[u8]) -> FileDigest {
+        FileDigest(Sha256::digest(bytes).into())
+    }
+
+    #[test]
+    fn checked_files_are_read_in_place_and_changed_ones_come_from_the_fallback() {
+        let dir = tempfile::tempdir().unwrap();
+        let body: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        let d = digest(&body);
+        let good = dir.path().join("good");
+        std::fs::write(&good, &body).unwrap();
+
+        let in_place = CheckedDirContent::new([(d, (good.clone(), body.len() as u64))], &Refuse);
+        assert_eq!(
+            in_place.read_range(&d, 99_990, 100).unwrap(),
+            &body[99_990..]
+        );
+        assert_eq!(in_place.read_range(&d, 5, 10).unwrap(), &body[5..15]);
+        let mut all = Vec::new();
+        in_place.open(&d).unwrap().read_to_end(&mut all).unwrap();
+        assert_eq!(all, body);
+
+        // Same size, one byte changed: the check refuses the file, the fallback serves.
+        let edited = dir.path().join("edited");
+        let mut wrong = body.clone();
+        wrong[50_000] ^= 1;
+        std::fs::write(&edited, &wrong).unwrap();
+        let store_copy = dir.path().join("store-copy");
+        std::fs::write(&store_copy, &body).unwrap();
+        let fallback = DirContent::new([(d, store_copy)]);
+        let checked = CheckedDirContent::new([(d, (edited.clone(), body.len() as u64))], &fallback);
+        assert_eq!(
+            checked.read_range(&d, 49_990, 20).unwrap(),
+            &body[49_990..50_010]
+        );
+        let refusing = CheckedDirContent::new([(d, (edited, body.len() as u64))], &Refuse);
+        assert!(
+            refusing.read_range(&d, 0, 10).is_err(),
+            "an edited file is never read"
+        );
+
+        // Missing, or another size: the fallback too.
+        let missing = CheckedDirContent::new([(d, (dir.path().join("gone"), 10))], &Refuse);
+        assert!(missing.read_range(&d, 0, 1).is_err());
+        let resized = CheckedDirContent::new([(d, (good, 10))], &Refuse);
+        assert!(resized.read_range(&d, 0, 1).is_err());
     }
 }

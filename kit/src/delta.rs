@@ -30,7 +30,7 @@ use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
 use ouk_delta::apply::{RebuiltSink, apply_delta, create_rebuilt, finish_rebuilt};
-use ouk_delta::content::{DirContent, StoreContent, TreeFile};
+use ouk_delta::content::{CheckedDirContent, DirContent, StoreContent, TreeFile};
 use ouk_delta::format::{DeltaHeader, DeltaSummary, GenerationRef};
 use ouk_delta::plan::{MakeOptions, make_delta};
 use ouk_delta::{ChunkSetManifest, GenerationId, ManifestEntry, Root};
@@ -728,16 +728,19 @@ pub(crate) fn import_delta(
         writer: &mut writer,
         chunks: HashMap::new(),
     };
+    // Reference bytes come from the baseline generation's files when they are on disk and
+    // still hash to what the manifest says (one `pread` each), else from the store.
+    let store_content = StoreContent(root.store());
+    let baseline_dir = root.generation_dir(&header.baseline.generation);
+    let reference = CheckedDirContent::new(
+        baseline
+            .iter()
+            .map(|f| (f.sha256, (baseline_dir.join(&f.path), f.size))),
+        &store_content,
+    );
     let written = step(
         "unpack",
-        apply_delta(
-            header,
-            &mut payload,
-            &baseline,
-            &StoreContent(root.store()),
-            &mut sink,
-        )
-        .map_err(KitError::from),
+        apply_delta(header, &mut payload, &baseline, &reference, &mut sink).map_err(KitError::from),
     )?;
     let mut rebuilt_chunks = sink.chunks;
     progress(new_bytes);
