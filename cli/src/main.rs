@@ -184,9 +184,8 @@ fn main() -> std::process::ExitCode {
     if ctx.remote.is_some() && !takes_store_url(&command) {
         let msg = "--store-url is for the mirror commands, serve, delta make and store reindex/stats/fsck (host-side commands keep the local store)";
         if ctx.out.json {
-            println!(
-                "{}",
-                serde_json::json!({"error": msg, "exitCode": ExitCode::Failure as u8})
+            output::print_line(
+                &serde_json::json!({"error": msg, "exitCode": ExitCode::Failure as u8}).to_string(),
             );
         }
         eprintln!("ouk: {msg}");
@@ -215,7 +214,7 @@ fn main() -> std::process::ExitCode {
         Err(f) => {
             if ctx.out.json {
                 let doc = serde_json::json!({"error": f.message, "exitCode": f.code as u8});
-                println!("{doc}");
+                output::print_line(&doc.to_string());
             }
             eprintln!("ouk: {}", f.message);
             std::process::ExitCode::from(f.code as u8)

@@ -2,7 +2,7 @@
 //! `--json`, nothing but errors with `-q`, and a progress bar on stderr for work that runs
 //! longer than a second when stderr is a terminal.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -30,6 +30,18 @@ impl<'a, T: Serialize> WithRequests<'a, T> {
     }
 }
 
+/// Print `text` and a newline on stdout. A reader that went away (`ouk delta show D | head`)
+/// is not an error: the rest is dropped quietly instead of panicking as `println!` does.
+/// The command's exit code is unchanged: its work is done by the time it prints.
+pub fn print_line(text: &str) {
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{text}").and_then(|_| out.flush()) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        Err(e) => eprintln!("ouk: cannot write to stdout: {e}"),
+    }
+}
+
 /// Output settings from the global flags.
 #[derive(Debug, Clone, Copy)]
 pub struct Output {
@@ -44,13 +56,13 @@ impl Output {
     pub fn emit<T: Serialize>(&self, value: &T, human: impl FnOnce() -> String) {
         if self.json {
             match serde_json::to_string_pretty(value) {
-                Ok(s) => println!("{s}"),
+                Ok(s) => print_line(&s),
                 Err(e) => eprintln!("ouk: cannot encode JSON output: {e}"),
             }
         } else if !self.quiet {
             let text = human();
             if !text.is_empty() {
-                println!("{}", text.trim_end());
+                print_line(text.trim_end());
             }
         }
     }

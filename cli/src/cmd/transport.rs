@@ -121,15 +121,15 @@ pub fn run_serve(ctx: &Context, args: ServeArgs) -> Result<ExitCode, Failure> {
         on_listening: Box::new(move |addr| {
             // One line on stdout, so scripts (and tests) learn the port.
             if json {
-                println!(
-                    "{}",
-                    serde_json::json!({"listening": addr.to_string(), "importApi": api})
+                crate::output::print_line(
+                    &serde_json::json!({"listening": addr.to_string(), "importApi": api})
+                        .to_string(),
                 );
             } else {
-                println!(
+                crate::output::print_line(&format!(
                     "listening on http://{addr}/ouk/ (import API {})",
                     if api { "on" } else { "off" }
-                );
+                ));
             }
         }),
         log: Arc::new(move |line: &str| {
