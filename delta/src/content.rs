@@ -191,13 +191,13 @@ fn check_file(path: &PathBuf, size: u64, sha256: &FileDigest) -> Option<File> {
 
 impl ContentReader for CheckedDirContent<'_> {
     fn open(&self, sha256: &FileDigest) -> io::Result<Box<dyn Read + '_>> {
-        match self.checked_file(sha256) {
-            Some(f) => {
-                let mut f = f.try_clone()?;
-                f.rewind()?;
-                Ok(Box::new(io::BufReader::with_capacity(1 << 20, f)))
-            }
-            None => self.fallback.open(sha256),
+        // A file of its own, not a clone of the checked one: clones share one offset.
+        match (self.checked_file(sha256), self.files.get(sha256)) {
+            (Some(_), Some((path, _))) => Ok(Box::new(io::BufReader::with_capacity(
+                1 << 20,
+                File::open(path)?,
+            ))),
+            _ => self.fallback.open(sha256),
         }
     }
 

@@ -44,14 +44,6 @@ impl<'a> Node<'a> {
             _ => None,
         }
     }
-
-    /// The string, if this is one.
-    pub fn as_str(&self) -> Option<&str> {
-        match self {
-            Node::Str(s) => Some(s),
-            _ => None,
-        }
-    }
 }
 
 /// Parse `bytes` as one JSON value (serde_json's grammar, limits and errors).

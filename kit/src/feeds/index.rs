@@ -243,11 +243,10 @@ fn encode_row_line(row: &FeedRow, out: &mut Vec<u8>) {
     out.extend_from_slice(b"{\"id\":");
     json_str(&row.id, out);
     out.extend_from_slice(b",\"hash\":\"");
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    for b in row.hash.0 {
-        out.push(HEX[usize::from(b >> 4)]);
-        out.push(HEX[usize::from(b & 15)]);
-    }
+    let mut hex = [0u8; 64];
+    // 32 bytes always fit 64 hex digits.
+    let _ = hex::encode_to_slice(row.hash.0, &mut hex);
+    out.extend_from_slice(&hex);
     out.push(b'"');
     if let Some(t) = &row.tenant {
         out.extend_from_slice(b",\"tenant\":");

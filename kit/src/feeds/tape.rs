@@ -145,8 +145,8 @@ impl Scanner<'_, '_> {
     fn value(&mut self, depth: u32) -> Result<(), Declined> {
         self.ws();
         match self.peek()? {
-            b'{' => self.object(depth),
-            b'[' => self.array(depth),
+            b'{' => self.container(Kind::Obj, b'}', depth),
+            b'[' => self.container(Kind::Arr, b']', depth),
             b'"' => {
                 let (kind, start, end) = self.string()?;
                 self.push(kind, start, end);
@@ -188,57 +188,45 @@ impl Scanner<'_, '_> {
         tok.next = next;
     }
 
-    fn object(&mut self, depth: u32) -> Result<(), Declined> {
-        let at = self.open(Kind::Obj, depth)?;
+    /// An object or array at `pos`: members (`"key": value` in an object) separated by
+    /// commas up to `close`.
+    fn container(&mut self, kind: Kind, close: u8, depth: u32) -> Result<(), Declined> {
+        let at = self.open(kind, depth)?;
         self.ws();
-        if self.peek()? == b'}' {
-            self.close(at);
-            return Ok(());
-        }
-        loop {
-            self.ws();
-            if self.peek()? != b'"' {
-                return Err(Declined);
-            }
-            let (kind, start, end) = self.string()?;
-            if kind != Kind::Str {
-                return Err(Declined);
-            }
-            self.push(kind, start, end);
-            self.ws();
-            if self.peek()? != b':' {
-                return Err(Declined);
-            }
-            self.pos += 1;
-            self.value(depth + 1)?;
-            self.ws();
-            match self.peek()? {
-                b',' => self.pos += 1,
-                b'}' => break,
-                _ => return Err(Declined),
+        if self.peek()? != close {
+            loop {
+                if kind == Kind::Obj {
+                    self.key()?;
+                }
+                self.value(depth + 1)?;
+                self.ws();
+                match self.peek()? {
+                    b',' => self.pos += 1,
+                    c if c == close => break,
+                    _ => return Err(Declined),
+                }
             }
         }
         self.close(at);
         Ok(())
     }
 
-    fn array(&mut self, depth: u32) -> Result<(), Declined> {
-        let at = self.open(Kind::Arr, depth)?;
+    /// An object key (without escapes, or the row is declined) and its colon.
+    fn key(&mut self) -> Result<(), Declined> {
         self.ws();
-        if self.peek()? == b']' {
-            self.close(at);
-            return Ok(());
+        if self.peek()? != b'"' {
+            return Err(Declined);
         }
-        loop {
-            self.value(depth + 1)?;
-            self.ws();
-            match self.peek()? {
-                b',' => self.pos += 1,
-                b']' => break,
-                _ => return Err(Declined),
-            }
+        let (kind, start, end) = self.string()?;
+        if kind != Kind::Str {
+            return Err(Declined);
         }
-        self.close(at);
+        self.push(kind, start, end);
+        self.ws();
+        if self.peek()? != b':' {
+            return Err(Declined);
+        }
+        self.pos += 1;
         Ok(())
     }
 
