@@ -102,9 +102,15 @@ impl Root {
         if !flock(&lock, wait).ctx(|| format!("lock {}", lock_path.display()))? {
             return Err(DeltaError::Locked { path: lock_path });
         }
-        for sub in ["generations", "staging", "quarantine"] {
+        fs::create_dir_all(dir.join("generations"))
+            .ctx(|| format!("create {}", dir.join("generations").display()))?;
+        // Staging holds unpacked kits (secrets too) and private copies of inputs;
+        // quarantine holds refused inputs: both private to the owner. (The root itself
+        // and `generations/` stay readable: services and monitoring read `current`, and
+        // the secret files in a generation are 0400.)
+        for sub in ["staging", "quarantine"] {
             let p = dir.join(sub);
-            fs::create_dir_all(&p).ctx(|| format!("create {}", p.display()))?;
+            ouk_store::private::ensure_private_dir(&p).ctx(|| format!("create {}", p.display()))?;
         }
         let store = Store::open(&dir.join("store"), options)?;
         let mut root = Root {

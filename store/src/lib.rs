@@ -37,6 +37,7 @@ mod maintenance;
 pub mod pack;
 pub mod pack_index;
 pub mod pins;
+pub mod private;
 mod reindex;
 #[cfg(feature = "aws")]
 pub mod remote;
@@ -141,6 +142,9 @@ impl Store {
         options: StoreOptions,
         connect: &dyn Fn(&RemoteOptions) -> Result<Box<dyn PackBackend>>,
     ) -> Result<Store> {
+        // The store holds every file of every kit, secrets included: private to its owner.
+        private::ensure_private_dir(dir)
+            .ctx(|| format!("create store directory {}", dir.display()))?;
         let packs = dir.join("packs");
         fs::create_dir_all(&packs).ctx(|| format!("create store directory {}", packs.display()))?;
         let index_path = dir.join("index.redb");

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -97,9 +98,12 @@ impl PackAppender {
     /// Create pack file `n` (never over an existing one), its header naming `header_number`.
     fn create(dir: &Path, n: u32, header_number: u32) -> Result<Self> {
         let path = dir.join(pack_file_name(n));
+        // 0600: packs hold kit content (secrets too); the store directory is private as
+        // well, this keeps a pack private when copied or moved out of it.
         let mut file = OpenOptions::new()
             .write(true)
             .create_new(true)
+            .mode(0o600)
             .open(&path)
             .ctx(|| format!("create pack {}", path.display()))?;
         file.write_all(&pack_header(header_number))
