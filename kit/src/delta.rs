@@ -467,6 +467,11 @@ pub fn is_delta(bundle: &Path) -> bool {
 
 /// [`is_delta`] for a bundle or a split kit (named as its bundle; read through its parts).
 pub(crate) fn is_delta_input(input: &BundleInput) -> bool {
+    // A verified private copy is told by its (signed) content alone: the name and the
+    // descriptor beside it are not covered by the signature.
+    if matches!(input, BundleInput::Private { .. }) {
+        return first_entry_is_delta(input);
+    }
     let bundle = &input.path();
     let name = bundle
         .file_name()
@@ -481,6 +486,11 @@ pub(crate) fn is_delta_input(input: &BundleInput) -> bool {
     {
         return m.kind == "delta";
     }
+    first_entry_is_delta(input)
+}
+
+/// Whether the bundle's first entry is the delta header's directory or file.
+fn first_entry_is_delta(input: &BundleInput) -> bool {
     let Ok(file) = input.reader() else {
         return false;
     };

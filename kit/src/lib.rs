@@ -21,6 +21,7 @@ pub mod policy_gateway;
 pub mod primer;
 pub mod provenance;
 pub mod quota;
+pub mod read_once;
 pub mod sign;
 pub mod split;
 pub mod telemetry;

@@ -337,13 +337,21 @@ pub fn check_input_content(
     manifest: &OfflineManifest,
     manifest_bytes: &[u8],
 ) -> Result<u64> {
+    check_content_of(input.reader()?, manifest, manifest_bytes)
+}
+
+/// Step 4 over one read of the bundle's bytes.
+fn check_content_of(
+    file: impl Read,
+    manifest: &OfflineManifest,
+    manifest_bytes: &[u8],
+) -> Result<u64> {
     let declared: HashMap<&str, (u64, &str)> = manifest
         .artifacts
         .iter()
         .map(|a| (a.name.as_str(), (a.size, a.sha256.as_str())))
         .collect();
     let manifest_len = manifest_bytes.len() as u64;
-    let file = input.reader()?;
     let limits = ReadLimits::for_declared(
         manifest.artifacts.len() as u64 + 1,
         manifest.total_bytes() + manifest_len,
@@ -416,18 +424,45 @@ pub fn verify_bundle(
     explicit: Sidecars,
     keys: &[VerifyingKey],
 ) -> Result<VerifyReport> {
-    let input = BundleInput::open(bundle)?;
+    verify_input(&BundleInput::open(bundle)?, explicit, keys)
+}
+
+/// [`verify_bundle`] for an opened input (a private copy reads the copy; sidecars are
+/// found beside the original).
+pub fn verify_input(
+    input: &BundleInput,
+    explicit: Sidecars,
+    keys: &[VerifyingKey],
+) -> Result<VerifyReport> {
     let sidecars = Sidecars::discover(&input.path(), explicit);
-    let (sha, size, digest_checked) = check_input_digest(&input, &sidecars)?;
-    let signature_kid = check_signature(&sha, &sidecars, keys)?;
-    let (manifest_kid, files_checked) = match &sidecars.manifest {
-        Some(m) => {
-            let (manifest, bytes, kid) =
-                load_manifest(m, sidecars.manifest_signature.as_deref(), keys)?;
-            (kid, Some(check_input_content(&input, &manifest, &bytes)?))
-        }
-        None => (None, None),
+    let Some(manifest_path) = &sidecars.manifest else {
+        let (sha, size, digest_checked) = check_input_digest(input, &sidecars)?;
+        let signature_kid = check_signature(&sha, &sidecars, keys)?;
+        return Ok(VerifyReport {
+            sha256: hex::encode(sha),
+            size,
+            digest_checked,
+            signature_kid,
+            manifest_kid: None,
+            files_checked: None,
+        });
     };
+    let (manifest, bytes, manifest_kid) =
+        load_manifest(manifest_path, sidecars.manifest_signature.as_deref(), keys)?;
+    // One read: the content check and the digest the signature is checked against see the
+    // same bytes (a second open could return others). The digest and signature refusals
+    // come first, as in the import, then the content's.
+    let mut reader = crate::read_once::HashingReader::new(input.reader()?);
+    let content = check_content_of(&mut reader, &manifest, &bytes);
+    let (sha, size) = reader
+        .finish()
+        .map_err(|e| crate::read_once::input_error(e, &input.path().display().to_string()))?;
+    if let Some(set) = input.parts() {
+        set.check_whole(sha, size)?;
+    }
+    let digest_checked = check_recorded_digest(&input.path(), &sha, size, &sidecars)?;
+    let signature_kid = check_signature(&sha, &sidecars, keys)?;
+    let files_checked = Some(content?);
     Ok(VerifyReport {
         sha256: hex::encode(sha),
         size,

@@ -3,9 +3,12 @@
 //!
 //! 1. **lock** the root (exit 13 when another importer holds it, or wait), and check free
 //!    space against what the import writes plus a margin (exit 12);
-//! 2. **verify** the bundle's recorded digest (exit 2) and its signature against the trust
-//!    store (exit 5) before anything is unpacked; load the manifest (sidecar, checked
-//!    against its JWS, or the bundle's own copy, covered by the bundle signature);
+//! 2. **verify**: read the input once into a private copy under `staging/`, hashing it on
+//!    the way ([`crate::read_once`]; every later step reads the copy, never the user's
+//!    path); check that digest against the recorded one (exit 2) and the signature over
+//!    it against the trust store (exit 5) before anything is unpacked; load the manifest
+//!    (sidecar, checked against its JWS, or the bundle's own copy, covered by the bundle
+//!    signature); tell a kit from a delta by the copy's first entry;
 //! 3. **unpack** into `staging/`, refusing unsafe entries (exit 11) and a secret whose mode
 //!    is broader than 0600 (exit 11, naming file and mode), and stopping any entry at
 //!    its declared size; every file is streamed once: written to staging and fed to the
@@ -363,7 +366,13 @@ pub(crate) struct Verified {
 fn verify_step(root: &Root, opts: &ImportOptions) -> StepResult<Verified> {
     // A part or index of a split kit names the parts (checked against the index as they
     // are read); the sidecars are found where the whole bundle would be.
-    let input = step("verify", BundleInput::open(&opts.bundle))?;
+    // Read once: the input is copied into the root's private staging directory as it is
+    // hashed, and every later pass (manifest, kind, unpack) reads that copy, so the bytes
+    // the signature is checked against are the bytes that are used.
+    let input = step(
+        "verify",
+        BundleInput::open(&opts.bundle).and_then(|i| i.read_once(&root.staging_dir())),
+    )?;
     let sidecars = Sidecars::discover(&input.path(), opts.sidecars.clone());
     let (bundle_sha, _size, _) = step("verify", verify::check_input_digest(&input, &sidecars))?;
     let keys = step("verify", trusted_keys(root.dir(), &opts.extra_keys))?;
@@ -645,7 +654,14 @@ fn run(
     let previous = step("verify", root.current().map_err(KitError::from))?;
     let base = base_report(opts, &v, &manifest, target_id, previous);
     // Idempotency: the kit's generation is already current -> nothing to do, nothing written.
+    // But only for a bundle that is the kit its manifest describes: a manifest sidecar
+    // found beside some other bundle must not make that bundle "already active". The
+    // check reads the private copy once and writes nothing.
     if previous == Some(target_id) && root.generation_dir(&target_id).is_dir() {
+        step(
+            "check",
+            verify::check_input_content(&v.input, &manifest, &manifest_bytes),
+        )?;
         return Ok(ImportReport {
             outcome: "already-active".into(),
             ..base

@@ -40,6 +40,7 @@ use serde::Serialize;
 use crate::build::KitMetadata;
 use crate::error::{IoContext, KitError, Result};
 use crate::manifest::MANIFEST_PATH;
+use crate::split::BundleInput;
 use crate::verify::{self, Sidecars};
 
 pub use catalog::{MirroredBundle, SidecarFile, StoredContent};
@@ -270,6 +271,11 @@ pub fn add(root: &Root, bundle: &Path, threads: usize) -> Result<AddReport> {
         })?
         .to_string();
     let sidecars = Sidecars::discover(bundle, Sidecars::default());
+    // Read once: every pass below (verification, the tar stream, the recipes, the
+    // fallback) reads this private copy, whose digest is what the signature is checked
+    // against; `bundle` names the input in messages only.
+    let input = BundleInput::File(bundle.to_path_buf()).read_once(&root.staging_dir())?;
+    let copy = input.private_path().unwrap_or(bundle);
     let metadata = sidecars
         .metadata
         .as_deref()
@@ -287,14 +293,14 @@ pub fn add(root: &Root, bundle: &Path, threads: usize) -> Result<AddReport> {
     // Verification: what `ouk kit verify` checks, with the root's trust store as the keys.
     let keys = crate::import::trusted_keys(root.dir(), &[])?;
     let (sha, size, signed_by, files_checked) = if kind == "kit" {
-        let report = verify::verify_bundle(bundle, Sidecars::default(), &keys)?;
+        let report = verify::verify_input(&input, Sidecars::default(), &keys)?;
         let sha: FileDigest = report.sha256.parse().map_err(|_| {
             KitError::Validation(format!("{name}: digest {:?} does not parse", report.sha256))
         })?;
         (sha, report.size, report.signature_kid, report.files_checked)
     } else {
         // A delta carries no offline manifest to check its content against.
-        let (sha, size, _) = verify::check_digest(bundle, &sidecars)?;
+        let (sha, size, _) = verify::check_input_digest(&input, &sidecars)?;
         let kid = verify::check_signature(&sha, &sidecars, &keys)?;
         (FileDigest(sha), size, kid, None)
     };
@@ -310,7 +316,7 @@ pub fn add(root: &Root, bundle: &Path, threads: usize) -> Result<AddReport> {
     let (version, channel) = match &metadata {
         Some(m) => (m.version.clone(), m.channel.clone()),
         None => {
-            let (m, _) = verify::manifest_from_bundle(bundle)?;
+            let (m, _) = verify::manifest_from_input(&input)?;
             (m.version, m.channel)
         }
     };
@@ -343,8 +349,8 @@ pub fn add(root: &Root, bundle: &Path, threads: usize) -> Result<AddReport> {
     // First choice: the tar stream plus a recipe that reproduces the bundle.
     let mut rejected = Vec::new();
     let mut head = Vec::new();
-    File::open(bundle)
-        .ctx(|| format!("open {}", bundle.display()))?
+    File::open(copy)
+        .ctx(|| format!("open {}", copy.display()))?
         .take(gzip::MAX_HEADER_LEN as u64)
         .read_to_end(&mut head)
         .ctx(|| format!("read {}", bundle.display()))?;
@@ -354,7 +360,7 @@ pub fn add(root: &Root, bundle: &Path, threads: usize) -> Result<AddReport> {
         Ok(len) => {
             let mut w = store.writer()?;
             let files = put_sidecars(&mut w)?;
-            let file = File::open(bundle).ctx(|| format!("open {}", bundle.display()))?;
+            let file = File::open(copy).ctx(|| format!("open {}", copy.display()))?;
             let gz = flate2::read::GzDecoder::new(BufReader::with_capacity(1 << 20, file));
             match w.put_reader(gz, &mut |_| {}) {
                 // Not a gzip stream flate2 decodes whole: keep the bytes (the writer's drop
@@ -371,7 +377,7 @@ pub fn add(root: &Root, bundle: &Path, threads: usize) -> Result<AddReport> {
                 Ok(tar) => {
                     new_stored_bytes += w.commit()?.new_stored_bytes;
                     for recipe in GzipRecipe::candidates(&head[..len]) {
-                        match try_recipe(store, &tar.digest, &recipe, bundle, &sha, threads)? {
+                        match try_recipe(store, &tar.digest, &recipe, copy, &sha, threads)? {
                             None => {
                                 found = Some((
                                     StoredContent::Tar {
@@ -397,7 +403,7 @@ pub fn add(root: &Root, bundle: &Path, threads: usize) -> Result<AddReport> {
         None => {
             let mut w = store.writer()?;
             let files = put_sidecars(&mut w)?;
-            let put = w.put_file(bundle, &mut |_| {})?;
+            let put = w.put_file(copy, &mut |_| {})?;
             new_stored_bytes += w.commit()?.new_stored_bytes;
             if put.digest != sha {
                 return Err(KitError::DigestMismatch {

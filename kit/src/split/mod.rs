@@ -12,8 +12,9 @@
 //!   would next to the whole bundle.
 //!
 //! Invariants:
-//! - the importer never writes a reassembled copy: [`PartsReader`] chains the part files
-//!   into one `Read`, and every pass the pipeline makes over "the bundle" reads through it;
+//! - [`PartsReader`] chains the part files into one `Read`; the importer reads it once,
+//!   into its private copy ([`BundleInput::read_once`]), and every later pass reads that
+//!   copy (`kit verify` reads the parts in one pass);
 //! - every part is checked against the index as it is read: its size before the first
 //!   byte (so a truncated or padded part fails at once), its SHA-256 when its last byte has
 //!   been read (so a part that changes between the pipeline's passes fails that pass, and
@@ -28,8 +29,11 @@ mod write;
 use std::fs::{self, File};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
+
+use crate::read_once::PrivateCopy;
 
 pub use index::{
     BundleRef, INDEX_FORMAT, InvalidIndex, MAX_INDEX_BYTES, MAX_NAME_BYTES, MAX_PARTS, PartName,
@@ -179,6 +183,16 @@ impl PartError {
         io::Error::new(io::ErrorKind::InvalidData, self)
     }
 
+    /// The `PartError` inside an `io::Error` from a [`PartsReader`], or the error back
+    /// when it holds none.
+    pub(crate) fn from_read_error(e: io::Error) -> Result<PartError, io::Error> {
+        if e.get_ref().is_some_and(|inner| inner.is::<PartError>()) {
+            Ok(PartError::from_io(e, String::new))
+        } else {
+            Err(e)
+        }
+    }
+
     /// Recover a `PartError` that travelled inside an `io::Error` (from [`PartsReader`]).
     fn from_io(e: io::Error, context: impl FnOnce() -> String) -> PartError {
         if e.get_ref().is_some_and(|inner| inner.is::<PartError>()) {
@@ -323,25 +337,20 @@ impl PartSet {
     /// size of the concatenation, which must also be what the index records for the whole
     /// bundle.
     pub fn verify(&self) -> Result<([u8; 32], u64), PartError> {
-        let mut reader = self.reader();
-        let mut hasher = Sha256::new();
-        let mut buf = vec![0u8; 1 << 20];
-        let mut size = 0u64;
-        loop {
-            let n = match reader.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    return Err(PartError::from_io(e, || {
-                        format!("read the parts of {}", self.index.bundle.name)
-                    }));
-                }
-            };
-            hasher.update(buf.get(..n).unwrap_or_default());
-            size += n as u64;
-        }
-        let digest: [u8; 32] = hasher.finalize().into();
+        let (digest, size) = crate::read_once::HashingReader::new(self.reader())
+            .finish()
+            .map_err(|e| {
+                PartError::from_io(e, || {
+                    format!("read the parts of {}", self.index.bundle.name)
+                })
+            })?;
+        self.check_whole(digest, size)?;
+        Ok((digest, size))
+    }
+
+    /// The concatenation's digest and size against what the index records for the whole
+    /// bundle.
+    pub(crate) fn check_whole(&self, digest: [u8; 32], size: u64) -> Result<(), PartError> {
         let actual = hex::encode(digest);
         if actual != self.index.bundle.sha256 || size != self.index.bundle.size {
             return Err(PartError::Whole {
@@ -352,7 +361,7 @@ impl PartSet {
                 actual_size: size,
             });
         }
-        Ok((digest, size))
+        Ok(())
     }
 
     /// A guess for a part whose content is wrong: whose bytes it holds.
@@ -546,16 +555,66 @@ impl Read for PartsReader<'_> {
     }
 }
 
-/// The bundle an import or verification reads: one file, or a split kit's parts.
+/// The bundle an import or verification reads: one file, or a split kit's parts, or a
+/// private copy of either ([`BundleInput::read_once`]).
 #[derive(Debug, Clone)]
 pub enum BundleInput {
     /// A whole bundle.
     File(PathBuf),
     /// A split kit.
     Parts(PartSet),
+    /// A private copy of `origin`, taken in one read: every pass reads the copy, and its
+    /// digest is that of the copied bytes.
+    Private {
+        /// What was copied (its path finds the sidecars and names the input in messages).
+        origin: Box<BundleInput>,
+        /// The copy.
+        copy: Arc<PrivateCopy>,
+    },
 }
 
 impl BundleInput {
+    /// Read the input once into a private copy in `dir` (the root's `staging/`): the
+    /// pipeline's later passes read the copy, so what was hashed (and what the signature
+    /// is checked against) is exactly what is unpacked, whatever the original path returns
+    /// afterwards. A split kit's parts are checked against their index on the way, and the
+    /// whole against the index's digest.
+    pub fn read_once(self, dir: &Path) -> Result<BundleInput> {
+        let copy = match &self {
+            BundleInput::Private { .. } => return Ok(self),
+            BundleInput::File(p) => {
+                let file = File::open(p).map_err(|source| match source.kind() {
+                    io::ErrorKind::NotFound => KitError::NotFound(p.clone()),
+                    _ => KitError::Io {
+                        context: format!("open {}", p.display()),
+                        source,
+                    },
+                })?;
+                let is_file = file.metadata().is_ok_and(|m| m.is_file());
+                if !is_file {
+                    return Err(KitError::Validation(format!(
+                        "{}: not a regular file",
+                        p.display()
+                    )));
+                }
+                PrivateCopy::take(file, dir, &p.display().to_string())?
+            }
+            BundleInput::Parts(s) => {
+                let copy = PrivateCopy::take(
+                    s.reader(),
+                    dir,
+                    &format!("the parts of {}", s.index.bundle.name),
+                )?;
+                s.check_whole(copy.sha256(), copy.size())?;
+                copy
+            }
+        };
+        Ok(BundleInput::Private {
+            origin: Box::new(self),
+            copy: Arc::new(copy),
+        })
+    }
+
     /// `path` as the user named it: a file whose name is a part name
     /// (`<bundle>.partNNN`) or an index name (`<bundle>.parts.json`) is a split kit,
     /// anything else a whole bundle.
@@ -580,6 +639,7 @@ impl BundleInput {
         match self {
             BundleInput::File(p) => p.clone(),
             BundleInput::Parts(s) => s.bundle_path(),
+            BundleInput::Private { origin, .. } => origin.path(),
         }
     }
 
@@ -597,6 +657,7 @@ impl BundleInput {
                 Ok(Box::new(f))
             }
             BundleInput::Parts(s) => Ok(Box::new(s.reader())),
+            BundleInput::Private { copy, .. } => Ok(Box::new(copy.open()?)),
         }
     }
 
@@ -610,6 +671,15 @@ impl BundleInput {
                 crate::verify::sha256_file(p)
             }
             BundleInput::Parts(s) => Ok(s.verify()?),
+            BundleInput::Private { copy, .. } => Ok((copy.sha256(), copy.size())),
+        }
+    }
+
+    /// The private copy's file, for a private copy: code that reads by path reads it.
+    pub fn private_path(&self) -> Option<&Path> {
+        match self {
+            BundleInput::Private { copy, .. } => Some(copy.path()),
+            _ => None,
         }
     }
 
@@ -618,6 +688,7 @@ impl BundleInput {
         match self {
             BundleInput::File(_) => None,
             BundleInput::Parts(s) => Some(s),
+            BundleInput::Private { origin, .. } => origin.parts(),
         }
     }
 }
