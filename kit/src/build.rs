@@ -433,6 +433,25 @@ pub fn build_kit(opts: &BuildOptions, progress: &mut dyn FnMut(u64)) -> Result<B
             &created_at,
         )?);
     }
+    // Plug-in files are a supplier's bytes: they are signed by the key derived for
+    // plug-ins, never by the kit key (see `SigningKey::derive_for_role`), and the kit
+    // carries that key's public half so hosts verify plug-ins with cosign as before.
+    let plugin_key = opts
+        .signing_key
+        .as_ref()
+        .map(|k| k.derive_for_role(crate::sign::KeyRole::Plugin));
+    if let Some(key) = &plugin_key
+        && !report.plugins.is_empty()
+        && !have.contains(layout::PLUGIN_SIGNING_KEY)
+    {
+        let pem = key.verifying_key().to_pem()?;
+        extra.push(generated(
+            &chunker,
+            layout::PLUGIN_SIGNING_KEY,
+            pem.into_bytes(),
+            &created_at,
+        )?);
+    }
     for target in layout::plugin_sidecar_targets(&report.plugins) {
         let Some(f) = files.iter().find(|f| f.path == target) else {
             continue;
@@ -449,7 +468,7 @@ pub fn build_kit(opts: &BuildOptions, progress: &mut dyn FnMut(u64)) -> Result<B
             )?);
         }
         let sig_path = format!("{target}.sig");
-        if let Some(key) = &opts.signing_key
+        if let Some(key) = &plugin_key
             && !have.contains(&sig_path)
         {
             let sig = crate::sign::sign_blob_sha256(key, &f.digests.sha256).map_err(|e| {

@@ -67,6 +67,11 @@ pub const DEBUG_MANIFEST_SHA256: &str = "debug/debug-manifest.json.sha256";
 pub const DEBUG_SUMMARY: &str = "metadata/debug-store.json";
 /// The root of the language analyzer plug-ins.
 pub const PLUGIN_ROOT: &str = "plugins/scanner/analyzers/lang";
+
+/// The public key that verifies plug-in `.sig` files, generated into signed kits that
+/// carry plug-ins (directly under the plug-in root, where the layout rules look at
+/// nothing).
+pub const PLUGIN_SIGNING_KEY: &str = "plugins/scanner/analyzers/lang/plugin-signing.pub";
 /// The secrets directory.
 pub const SECRETS_DIR: &str = "secrets";
 /// The only mode a file under `secrets/` may have.

@@ -204,6 +204,65 @@ impl SigningKey {
     pub(crate) fn inner(&self) -> &p256::ecdsa::SigningKey {
         &self.inner
     }
+
+    /// The key this key derives for signing files of `role`: a separate key, so a
+    /// signature made for that role never verifies as one made by this key.
+    ///
+    /// Why: a cosign blob signature signs whatever bytes it is given. A kit key that signs
+    /// a plug-in supplier's DLL signs attacker-chosen bytes, which can be a bundle (the
+    /// review's attack), or the signing input of a JWS or a DSSE envelope. Domain
+    /// separation inside the signed message cannot help while one key also signs raw
+    /// blobs, so raw blobs of other parties are signed by a derived key instead; the kit
+    /// key only ever signs bytes ouk produced (bundles, manifests, attestations).
+    ///
+    /// Derivation: HKDF-SHA256 (RFC 5869) with the secret scalar as input keying material
+    /// and `ouk signing role <role> v1` as info, one output block per attempt, with a
+    /// counter for the (2^-32-likely) block that is not a valid scalar. Written with the
+    /// `hmac` crate already in the tree: the three HMAC calls are the whole of HKDF for one
+    /// block, and the derivation is part of what hosts verify against (tested by value).
+    pub fn derive_for_role(&self, role: KeyRole) -> SigningKey {
+        use hmac::{Hmac, KeyInit, Mac};
+        type HmacSha256 = Hmac<sha2::Sha256>;
+        let secret = Zeroizing::new(self.inner.to_bytes());
+        // HKDF-Extract with a fixed salt naming the scheme.
+        let prk = {
+            let Ok(mut mac) = <HmacSha256 as KeyInit>::new_from_slice(b"ouk key derivation") else {
+                unreachable!("HMAC takes keys of any length")
+            };
+            mac.update(secret.as_slice());
+            Zeroizing::new(mac.finalize().into_bytes())
+        };
+        for attempt in 0u8..=255 {
+            let Ok(mut mac) = <HmacSha256 as KeyInit>::new_from_slice(prk.as_slice()) else {
+                unreachable!("HMAC takes keys of any length")
+            };
+            mac.update(format!("ouk signing role {} v1", role.name()).as_bytes());
+            mac.update(&[attempt]);
+            // HKDF-Expand's block counter (T(1) = HMAC(PRK, info || 0x01)).
+            mac.update(&[1]);
+            let okm = Zeroizing::new(mac.finalize().into_bytes());
+            if let Ok(inner) = p256::ecdsa::SigningKey::from_slice(okm.as_slice()) {
+                return SigningKey { inner };
+            }
+        }
+        unreachable!("256 HKDF blocks in a row outside the P-256 scalar range")
+    }
+}
+
+/// What a derived key signs ([`SigningKey::derive_for_role`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyRole {
+    /// Third-party files shipped in a kit: analyzer plug-in DLLs and their manifests.
+    Plugin,
+}
+
+impl KeyRole {
+    /// The role's name in the derivation and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            KeyRole::Plugin => "plugin",
+        }
+    }
 }
 
 impl VerifyingKey {
@@ -646,4 +705,36 @@ sys.stdout.write(priv.public_key().public_bytes(
         let ed = "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE=\n-----END PUBLIC KEY-----\n";
         assert!(matches!(VerifyingKey::from_pem(ed), Err(KeyError::Spki(_))));
     }
+}
+
+#[cfg(test)]
+mod role_tests {
+    use super::*;
+    use crate::sign::testutil::fixture_key;
+
+    fn fixture() -> SigningKey {
+        SigningKey::from_pem(&fixture_key(), Some(b"hello")).expect("fixture key")
+    }
+
+    #[test]
+    fn the_plugin_key_is_another_key_and_stable() {
+        let kit = fixture();
+        let plugin = kit.derive_for_role(KeyRole::Plugin);
+        assert_ne!(plugin.kid(), kit.kid(), "a derived key is a different key");
+        assert_eq!(
+            plugin,
+            kit.derive_for_role(KeyRole::Plugin),
+            "deterministic"
+        );
+        // Golden value: the derivation is part of what hosts verify plug-ins against (the
+        // kit publishes the public half); a change here is a format change.
+        assert_eq!(plugin.kid(), PLUGIN_KID_OF_FIXTURE);
+        // A plug-in signature does not verify under the kit key.
+        let digest = [7u8; 32];
+        let sig = crate::sign::sign_blob_sha256(&plugin, &digest).expect("sign");
+        assert!(crate::sign::verify_blob_sha256(&kit.verifying_key(), &digest, &sig).is_err());
+        assert!(crate::sign::verify_blob_sha256(&plugin.verifying_key(), &digest, &sig).is_ok());
+    }
+
+    const PLUGIN_KID_OF_FIXTURE: &str = "HgsTN_yT3x2FtVZftIMP0waQ7fqaFMAhkqLgMgN5ygw";
 }

@@ -38,4 +38,4 @@ pub use jws::{
     JwsError, JwsHeader, parse_jws_header, sign_detached_jws, sign_detached_jws_reader,
     verify_detached_jws, verify_detached_jws_reader,
 };
-pub use key::{KeyError, SigningKey, VerifyingKey, write_key_pair};
+pub use key::{KeyError, KeyRole, SigningKey, VerifyingKey, write_key_pair};
