@@ -134,7 +134,9 @@ fn a_delta_lands_on_the_same_generation_as_the_full_kit_and_is_idempotent() {
 #[test]
 fn an_edited_baseline_generation_does_not_leak_into_the_applied_one() {
     // Apply reads reference bytes from the baseline generation's files when they still
-    // hash right; edit every file the delta changes and it must fall back to the store.
+    // hash right, and publishing hard-links unchanged files from it when they are still
+    // what was published: edit every file of the baseline (changed, unchanged and removed
+    // by the delta) and the result must still be exactly the target's bytes.
     let tmp = tempfile::tempdir().unwrap();
     let (k0, k1) = (kit(tmp.path(), 0), kit(tmp.path(), 1));
     let d01 = delta(tmp.path(), &k0, &k1, "d01.delta.tgz");
@@ -144,28 +146,29 @@ fn an_edited_baseline_generation_does_not_leak_into_the_applied_one() {
     assert_eq!(import(&via_kit, &k1).0, 0);
     assert_eq!(import(&via_delta, &k0).0, 0);
     let (old, new) = (via_delta.join("current"), via_kit.join("current"));
-    let mut edited = 0;
+    let mut edited = std::collections::BTreeMap::new();
     for (rel, _, _) in ouk_delta::tree::list_tree(&old).unwrap() {
         let (a, b) = (old.join(&rel), new.join(&rel));
         // The feed step reads the baseline's feed index from the generation directory
         // itself (not a reference read); it is left intact here.
-        if !b.is_file() || sha256_file(&a) == sha256_file(&b) || rel == "metadata/feeds-index.jsonl"
-        {
+        if rel == "metadata/feeds-index.jsonl" {
             continue;
         }
-        let mut bytes = std::fs::read(&a).unwrap();
-        let Some(first) = bytes.first_mut() else {
-            continue;
+        let kind = match b.is_file() {
+            false => "removed",
+            true if sha256_file(&a) == sha256_file(&b) => "unchanged",
+            true => "changed",
         };
-        *first ^= 0x20;
-        let mut perm = std::fs::metadata(&a).unwrap().permissions();
-        #[allow(clippy::permissions_set_readonly_false)]
-        perm.set_readonly(false);
-        std::fs::set_permissions(&a, perm).unwrap();
-        std::fs::write(&a, &bytes).unwrap();
-        edited += 1;
+        if edit_in_place(&a) {
+            *edited.entry(kind).or_insert(0) += 1;
+        }
     }
-    assert!(edited > 0, "day 1 changes some file of day 0");
+    for kind in ["changed", "unchanged", "removed"] {
+        assert!(
+            edited.get(kind).is_some_and(|n| *n > 0),
+            "{kind} files edited: {edited:?}"
+        );
+    }
     let (rc, applied) = import(&via_delta, &d01);
     assert_eq!(rc, 0, "{applied}");
     for (rel, _, _) in ouk_delta::tree::list_tree(&new).unwrap() {
@@ -175,6 +178,44 @@ fn an_edited_baseline_generation_does_not_leak_into_the_applied_one() {
             "{rel}"
         );
     }
+}
+
+/// Flip a bit of the first byte of `path` in place (the generation is read-only: the write
+/// bit is set first, as an operator with a text editor would). False for an empty file.
+fn edit_in_place(path: &Path) -> bool {
+    let mut bytes = std::fs::read(path).unwrap();
+    let Some(first) = bytes.first_mut() else {
+        return false;
+    };
+    *first ^= 0x20;
+    let mut perm = std::fs::metadata(path).unwrap().permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    perm.set_readonly(false);
+    std::fs::set_permissions(path, perm).unwrap();
+    std::fs::write(path, &bytes).unwrap();
+    true
+}
+
+#[test]
+fn an_edited_active_generation_does_not_leak_into_the_next_kit() {
+    // Publishing a kit hard-links the files it shares with the active generation: an
+    // edited one must not be carried over.
+    let tmp = tempfile::tempdir().unwrap();
+    let (k0, k1) = (kit(tmp.path(), 0), kit(tmp.path(), 1));
+    let root = host(tmp.path(), "edited");
+    assert_eq!(import(&root, &k0).0, 0);
+    let cur = root.join("current");
+    let mut edited = 0;
+    for (rel, _, _) in ouk_delta::tree::list_tree(&cur).unwrap() {
+        if rel != "metadata/feeds-index.jsonl" && edit_in_place(&cur.join(&rel)) {
+            edited += 1;
+        }
+    }
+    assert!(edited > 10, "{edited}");
+    let (rc, r) = import(&root, &k1);
+    assert_eq!(rc, 0, "{r}");
+    // Every file of the new generation is what its manifest names.
+    assert!(check_current_complete(&root).is_some());
 }
 
 #[test]

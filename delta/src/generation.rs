@@ -3,7 +3,8 @@
 //! A generation is a [`ChunkSetManifest`] recorded in the index plus, once materialized,
 //! a read-only tree `generations/<gen-id>/`. Publication follows OSTree's order:
 //! 1. the tree is written under `generations/.tmp-<id>-<pid>/` (unchanged files hard-linked
-//!    from the current generation, the rest rehydrated from the store with every chunk
+//!    from the current generation once checked unchanged since it was published
+//!    ([`crate::stamps`]), the rest rehydrated from the store with every chunk
 //!    verified, or moved from a verified staging tree), write bits are cleared, and the
 //!    filesystem is synced (`syncfs`, one call instead of an fsync per file);
 //! 2. it is renamed to `generations/<id>` and `generations/` is fsynced;
@@ -30,6 +31,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{DeltaError, IoContext, Result};
 use crate::manifest::{ChunkSetManifest, GenerationId};
 use crate::root::{Root, remove_tree};
+use crate::stamps;
 
 const MANIFESTS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("gen_manifests");
 const RECORDS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("gen_records");
@@ -373,18 +375,20 @@ impl Root {
                 .join(format!(".tmp-{}-{}", id.to_hex(), std::process::id()));
         remove_tree(&tmp)?;
         fs::create_dir(&tmp).ctx(|| format!("create {}", tmp.display()))?;
-        // Files the current generation has, by (digest, mode): hard-link candidates.
-        let mut reusable: HashMap<(FileDigest, u32), PathBuf> = HashMap::new();
-        if let Some(cur) = self.current()?
-            && let Ok(cur_manifest) = self.manifest(&cur)
-        {
-            let dir = self.generation_dir(&cur);
-            for e in cur_manifest.entries() {
-                reusable
-                    .entry((e.sha256, e.mode))
-                    .or_insert_with(|| dir.join(&e.path));
-            }
-        }
+        // Files the current generation has, by (digest, mode): hard-link candidates, each
+        // checked against its publication stamp (else its content) before it is linked.
+        let mut reusable = match self.current()? {
+            Some(cur) => match self.manifest(&cur) {
+                Ok(m) => stamps::LinkSources::of(
+                    self.store().database(),
+                    &cur,
+                    self.generation_dir(&cur),
+                    &m,
+                ),
+                Err(_) => stamps::LinkSources::none(),
+            },
+            None => stamps::LinkSources::none(),
+        };
         let mut out = Materialized::default();
         let mut dirs: HashSet<PathBuf> = HashSet::new();
         dirs.insert(tmp.clone());
@@ -403,8 +407,8 @@ impl Root {
                 }
             }
             let read_only = e.mode & !0o222;
-            if let Some(src) = reusable.get(&(e.sha256, e.mode))
-                && fs::hard_link(src, &dest).is_ok()
+            if let Some(src) = reusable.find(&e.sha256, e.mode)
+                && fs::hard_link(&src, &dest).is_ok()
             {
                 out.linked += 1;
                 continue;
@@ -440,6 +444,9 @@ impl Root {
         syncfs(&tmp)?;
         fs::rename(&tmp, &target).ctx(|| format!("publish {}", target.display()))?;
         fsync_dir(&self.generations_dir())?;
+        // After publishing: the stamps include the ctime change of this tree's own links.
+        // A crash before this line only costs the next publish a content check.
+        stamps::record(self.store().database(), id, &target, &manifest)?;
         Ok(out)
     }
 
@@ -524,6 +531,7 @@ impl Root {
             for id in &removed {
                 manifests.remove(&id.0).map_err(index)?;
                 records.remove(&id.0).map_err(index)?;
+                stamps::remove(&txn, id)?;
             }
         }
         txn.commit().map_err(index)?;

@@ -16,6 +16,7 @@ pub mod manifest;
 pub mod patch;
 pub mod plan;
 pub mod root;
+mod stamps;
 pub mod tree;
 
 pub use error::{DeltaError, Result};
