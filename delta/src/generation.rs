@@ -23,6 +23,7 @@ use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use ouk_store::fsutil::sync_dir;
 use ouk_store::{FileDigest, envelope};
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
@@ -183,12 +184,6 @@ fn syncfs(dir: &Path) -> Result<()> {
         });
     }
     Ok(())
-}
-
-fn fsync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .ctx(|| format!("fsync {}", dir.display()))
 }
 
 impl Root {
@@ -439,7 +434,7 @@ impl Root {
         }
         syncfs(&tmp)?;
         fs::rename(&tmp, &target).ctx(|| format!("publish {}", target.display()))?;
-        fsync_dir(&self.generations_dir())?;
+        sync_dir(&self.generations_dir())?;
         Ok(out)
     }
 
@@ -465,7 +460,7 @@ impl Root {
             .ctx(|| format!("create {}", tmp_link.display()))?;
         fs::rename(&tmp_link, self.current_link())
             .ctx(|| format!("flip {}", self.current_link().display()))?;
-        fsync_dir(self.dir())?;
+        sync_dir(self.dir())?;
         let activation = Activation {
             generation: *id,
             previous,
@@ -560,7 +555,7 @@ impl Root {
                     remove_tree(&entry.path())?;
                 }
             }
-            fsync_dir(&changes)?;
+            sync_dir(&changes)?;
         }
         let store = self.gc_store()?;
         Ok(GenerationGc {

@@ -220,7 +220,8 @@ pub fn open_no_follow(path: &Path, how: Opening) -> io::Result<File> {
         Opening::Append => o.append(true),
         Opening::CreateNew => o.write(true).create_new(true).mode(DEFAULT_MODE),
     };
-    o.custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC).open(path)
+    o.custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
 }
 
 #[cfg(test)]
@@ -248,7 +249,11 @@ mod tests {
         symlink(&outside, dir.join("index.json")).unwrap();
         write_atomic(&dir.join("index.json"), b"new").unwrap();
         assert_eq!(fs::read(&outside).unwrap(), b"precious");
-        assert!(fs::symlink_metadata(dir.join("index.json")).unwrap().is_file());
+        assert!(
+            fs::symlink_metadata(dir.join("index.json"))
+                .unwrap()
+                .is_file()
+        );
         assert_eq!(fs::read(dir.join("index.json")).unwrap(), b"new");
         assert_eq!(names(&dir), ["index.json"]);
     }
@@ -283,12 +288,18 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let p = tmp.path().join("salt");
         write_atomic_with_mode(&p, b"k", 0o600).unwrap();
-        assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         let q = tmp.path().join("bundle");
         let f = AtomicFile::create(&q).unwrap();
         f.set_mode(0o644).unwrap();
         f.commit().unwrap();
-        assert_eq!(fs::metadata(&q).unwrap().permissions().mode() & 0o777, 0o644);
+        assert_eq!(
+            fs::metadata(&q).unwrap().permissions().mode() & 0o777,
+            0o644
+        );
     }
 
     #[test]
