@@ -331,3 +331,49 @@ fn an_unsigned_build_says_so_loudly() {
             .exists()
     );
 }
+
+#[test]
+fn kit_build_writes_nothing_through_links_planted_at_its_temporary_names() {
+    let tmp = tempfile::tempdir().unwrap();
+    let release = small_tree(tmp.path(), 0);
+    let out = tmp.path().join("out");
+    let victim = tmp.path().join("victim");
+    fs::write(&victim, b"precious").unwrap();
+    let planted = [
+        BUNDLE.to_string(),
+        format!("{BUNDLE}.sha256"),
+        format!("{BUNDLE}.metadata.json"),
+        "manifest/offline-manifest.json".into(),
+        "manifest/offline-manifest.json.sha256".into(),
+    ];
+    let planted: Vec<&str> = planted.iter().map(String::as_str).collect();
+    let (rc, err) = run_with_planted_temp_links(
+        &out,
+        &planted,
+        &victim,
+        &[
+            "kit",
+            "build",
+            "--version",
+            "2025.10.0",
+            "--channel",
+            "edge",
+            "--release-dir",
+            release.to_str().unwrap(),
+            "--output-dir",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(rc, 0, "{err}");
+    assert_eq!(fs::read_to_string(&victim).unwrap(), "precious");
+    for f in &planted {
+        let m = fs::symlink_metadata(out.join(f)).unwrap();
+        assert!(m.is_file(), "{f} is a regular file");
+    }
+    let v = Command::new(ouk())
+        .args(["kit", "verify"])
+        .arg(out.join(BUNDLE))
+        .output()
+        .unwrap();
+    assert_eq!(code(&v), 0, "{}", String::from_utf8_lossy(&v.stderr));
+}

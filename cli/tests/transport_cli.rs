@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::hostile::fixture;
-use common::{build_signed_kit, code, ouk, sha256_file, small_tree};
+use common::{build_signed_kit, code, ouk, run_with_planted_temp_links, sha256_file, small_tree};
 
 const TOKEN: &str = "test-token-0123456789abcdef";
 
@@ -676,7 +676,7 @@ fn symbolic_links_planted_in_the_destination_redirect_nothing() {
 
     let (rc, _, err) = pull(&dest, &s.base(), &[]);
     assert_eq!(rc, 0, "{err}");
-    assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
     assert_eq!(std::fs::read(&etag_victim).unwrap(), b"\"some-etag\"");
     for f in [n.clone(), format!("{n}.sha256")] {
         let p = dest.join(&f);
@@ -688,4 +688,157 @@ fn symbolic_links_planted_in_the_destination_redirect_nothing() {
     }
     assert!(!dest.join(format!("{n}.part")).exists());
     assert!(std::fs::symlink_metadata(dest.join(format!("{n}.part.etag"))).is_err());
+}
+
+#[test]
+fn kit_index_writes_nothing_through_a_link_planted_at_its_temporary_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (kits, _) = kits_dir(tmp.path(), 0, "2025.10.1");
+    let victim = tmp.path().join("victim");
+    std::fs::write(&victim, b"precious").unwrap();
+    let (rc, err) = run_with_planted_temp_links(
+        &kits,
+        &["index.json"],
+        &victim,
+        &["kit", "index", kits.to_str().unwrap()],
+    );
+    assert_eq!(rc, 0, "{err}");
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+    let index = kits.join("index.json");
+    assert!(std::fs::symlink_metadata(&index).unwrap().is_file());
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&index).unwrap()).unwrap();
+    assert_eq!(v["bundles"].as_array().map(Vec::len), Some(1), "{v}");
+}
+
+/// A static web server for a hostile mirror: answers every GET with the file at that path
+/// under `dir` (no ranges, no ETag), 404 when there is none. Runs until the test ends.
+fn static_server(dir: &Path) -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let dir = dir.to_path_buf();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && conn.read(&mut byte).is_ok_and(|n| n == 1) {
+                head.push(byte[0]);
+            }
+            let head = String::from_utf8_lossy(&head).into_owned();
+            let path = head.split_whitespace().nth(1).unwrap_or("/").to_string();
+            let body = std::fs::read(dir.join(path.trim_start_matches('/')));
+            let _ = match body {
+                Ok(b) => write!(
+                    conn,
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    b.len()
+                )
+                .and_then(|()| conn.write_all(&b)),
+                Err(_) => write!(
+                    conn,
+                    "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                ),
+            };
+        }
+    });
+    port
+}
+
+fn listed(path: &str, bytes: &[u8]) -> serde_json::Value {
+    serde_json::json!({"path": path, "size": bytes.len(), "sha256": common::hostile::sha256_hex(bytes)})
+}
+
+#[test]
+fn a_hostile_index_cannot_make_pull_write_files_that_are_not_the_bundle_s() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (kits, old) = kits_dir(tmp.path(), 0, "2025.10.1");
+    let new = build_signed_kit(&small_tree(tmp.path(), 1), "2025.10.2", &kits);
+    let idx = Command::new(ouk())
+        .args(["kit", "index"])
+        .arg(&kits)
+        .output()
+        .unwrap();
+    assert_eq!(code(&idx), 0, "{}", String::from_utf8_lossy(&idx.stderr));
+    // An honest pull of the old kit first.
+    let honest = static_server(&kits);
+    let dest = tmp.path().join("dl");
+    let (rc, _, err) = pull(
+        &dest,
+        &format!("http://127.0.0.1:{honest}/"),
+        &["2025.10.1"],
+    );
+    assert_eq!(rc, 0, "{err}");
+    let old_sha = sha256_file(&dest.join(name(&old)));
+
+    // The mirror lists, for the new kit, a replacement for the old bundle and a script.
+    let mirror = tmp.path().join("mirror");
+    common::hostile::copy_tree(&kits, &mirror);
+    let evil = b"#!/bin/sh\necho owned\n";
+    let garbage = b"not the old kit";
+    std::fs::write(mirror.join("evil.sh"), evil).unwrap();
+    std::fs::write(mirror.join(name(&old)), garbage).unwrap();
+    let mut index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(kits.join("index.json")).unwrap()).unwrap();
+    let entry = index["bundles"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|b| b["name"] == name(&new).as_str())
+        .unwrap();
+    let files = entry["files"].as_array_mut().unwrap();
+    files.push(listed("evil.sh", evil));
+    files.push(listed(&name(&old), garbage));
+    std::fs::write(mirror.join("index.json"), index.to_string()).unwrap();
+    let port = static_server(&mirror);
+    let (rc, _, err) = pull(&dest, &format!("http://127.0.0.1:{port}/"), &[]);
+    assert_eq!(rc, 11, "{err}");
+    assert!(err.contains("evil.sh"), "{err}");
+    assert!(!dest.join("evil.sh").exists());
+    assert_eq!(sha256_file(&dest.join(name(&old))), old_sha);
+    assert!(!dest.join(name(&new)).exists(), "nothing was fetched");
+
+    // A bundle that the index names after the old one is not this version's bundle.
+    let mut index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(kits.join("index.json")).unwrap()).unwrap();
+    let entry = index["bundles"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|b| b["name"] == name(&new).as_str())
+        .unwrap();
+    std::fs::copy(&new, mirror.join(name(&old))).unwrap();
+    entry["name"] = name(&old).into();
+    entry["files"] = serde_json::json!([{
+        "path": name(&old), "size": entry["size"], "sha256": entry["sha256"]
+    }]);
+    std::fs::write(mirror.join("index.json"), index.to_string()).unwrap();
+    let (rc, _, err) = pull(&dest, &format!("http://127.0.0.1:{port}/"), &[]);
+    assert_eq!(rc, 11, "{err}");
+    assert_eq!(sha256_file(&dest.join(name(&old))), old_sha);
+}
+
+#[test]
+fn a_link_planted_at_dest_manifest_is_not_followed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (kits, bundle) = kits_dir(tmp.path(), 0, "2025.10.1");
+    let s = serve(&tmp.path().join("root"), &kits, &[]);
+    let dest = tmp.path().join("dl");
+    std::fs::create_dir_all(&dest).unwrap();
+    let outside = tmp.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::os::unix::fs::symlink(&outside, dest.join("manifest")).unwrap();
+    let (rc, _, err) = pull(&dest, &s.base(), &[]);
+    assert_eq!(rc, 11, "{err}");
+    assert!(err.contains("manifest"), "{err}");
+    assert_eq!(
+        std::fs::read_dir(&outside).unwrap().count(),
+        0,
+        "nothing was written through the link"
+    );
+    // With the link gone the same pull completes.
+    std::fs::remove_file(dest.join("manifest")).unwrap();
+    let (rc, _, err) = pull(&dest, &s.base(), &[]);
+    assert_eq!(rc, 0, "{err}");
+    assert_eq!(sha256_file(&dest.join(name(&bundle))), sha256_file(&bundle));
+    assert!(dest.join("manifest/offline-manifest.json").is_file());
 }

@@ -125,3 +125,13 @@ redb_into!(
     redb::StorageError,
     redb::CommitError
 );
+
+/// A failed file write keeps its context and its `io::Error` (a full disk stays exit 12).
+impl From<ouk_store::fsutil::FsError> for DeltaError {
+    fn from(e: ouk_store::fsutil::FsError) -> Self {
+        DeltaError::Io {
+            context: e.context,
+            source: e.source,
+        }
+    }
+}

@@ -24,6 +24,7 @@ use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use ouk_store::fsutil::sync_dir;
 use ouk_store::{FileDigest, envelope};
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
@@ -185,12 +186,6 @@ fn syncfs(dir: &Path) -> Result<()> {
         });
     }
     Ok(())
-}
-
-fn fsync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .ctx(|| format!("fsync {}", dir.display()))
 }
 
 impl Root {
@@ -443,7 +438,7 @@ impl Root {
         }
         syncfs(&tmp)?;
         fs::rename(&tmp, &target).ctx(|| format!("publish {}", target.display()))?;
-        fsync_dir(&self.generations_dir())?;
+        sync_dir(&self.generations_dir())?;
         // After publishing: the stamps include the ctime change of this tree's own links.
         // A crash before this line only costs the next publish a content check.
         stamps::record(self.store().database(), id, &target, &manifest)?;
@@ -472,7 +467,7 @@ impl Root {
             .ctx(|| format!("create {}", tmp_link.display()))?;
         fs::rename(&tmp_link, self.current_link())
             .ctx(|| format!("flip {}", self.current_link().display()))?;
-        fsync_dir(self.dir())?;
+        sync_dir(self.dir())?;
         let activation = Activation {
             generation: *id,
             previous,
@@ -568,7 +563,7 @@ impl Root {
                     remove_tree(&entry.path())?;
                 }
             }
-            fsync_dir(&changes)?;
+            sync_dir(&changes)?;
         }
         let store = self.gc_store()?;
         Ok(GenerationGc {

@@ -27,11 +27,11 @@
 //! and the small generated files.
 
 use std::fs::{self, File};
-use std::io::{Read, Write};
-use std::os::unix::fs::PermissionsExt;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use ouk_delta::{ChunkSetManifest, GenerationId, ManifestEntry};
+use ouk_store::fsutil::AtomicFile;
 use ouk_store::{ChunkId, Chunker, ChunkerParams, FileDigest};
 use rayon::prelude::*;
 use serde::Serialize;
@@ -262,20 +262,10 @@ pub(crate) fn write_bundle_sidecars(
     write_atomic(&dir.join(format!("{name}.metadata.json")), &meta)
 }
 
-/// Write `bytes` to `path` atomically (temporary name, fsync, rename).
+/// Write `bytes` to `path` atomically: [`ouk_store::fsutil::write_atomic`] (exclusive,
+/// no-follow temporary file, fsync, rename, directory fsync) with the kit's error type.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(dir).ctx(|| format!("create {}", dir.display()))?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".tmp-{name}-{}", std::process::id()));
-    let mut f = File::create(&tmp).ctx(|| format!("create {}", tmp.display()))?;
-    f.write_all(bytes)
-        .and_then(|_| f.sync_all())
-        .ctx(|| format!("write {}", tmp.display()))?;
-    fs::rename(&tmp, path).ctx(|| format!("rename to {}", path.display()))
+    Ok(ouk_store::fsutil::write_atomic(path, bytes)?)
 }
 
 /// Build the kit.
@@ -579,9 +569,6 @@ pub fn build_kit(opts: &BuildOptions, progress: &mut dyn FnMut(u64)) -> Result<B
     // 4. The bundle.
     let name = bundle_name(&opts.version, &opts.channel);
     let bundle_path = opts.output_dir.join(&name);
-    let tmp = opts
-        .output_dir
-        .join(format!(".tmp-{name}-{}", std::process::id()));
     let expected: std::collections::HashMap<String, [u8; 32]> = files
         .iter()
         .map(|f| (f.path.clone(), f.digests.sha256))
@@ -602,24 +589,18 @@ pub fn build_kit(opts: &BuildOptions, progress: &mut dyn FnMut(u64)) -> Result<B
         source: EntrySource::Bytes(manifest_bytes.clone()),
     });
     let file_count = specs.len() as u64;
-    let out = File::create(&tmp).ctx(|| format!("create {}", tmp.display()))?;
+    // Dropped on any error below, the temporary file is removed.
+    let out = AtomicFile::create(&bundle_path)?;
     let gz = GzOptions {
         threads: opts.threads.max(1),
         ..GzOptions::default()
     };
-    let result = write_bundle(std::io::BufWriter::with_capacity(1 << 20, out), specs, gz);
-    let (summary, infos, out) = match result {
-        Ok(r) => r,
-        Err(e) => {
-            let _ = fs::remove_file(&tmp);
-            return Err(e.into());
-        }
-    };
+    let (summary, infos, out) =
+        write_bundle(std::io::BufWriter::with_capacity(1 << 20, out), specs, gz)?;
     for info in &infos {
         if let Some(exp) = expected.get(&info.path)
             && *exp != info.sha256
         {
-            let _ = fs::remove_file(&tmp);
             return Err(KitError::Validation(format!(
                 "{}: changed while the kit was being built; rebuild from a quiescent release tree",
                 info.path
@@ -628,13 +609,11 @@ pub fn build_kit(opts: &BuildOptions, progress: &mut dyn FnMut(u64)) -> Result<B
     }
     progress(total_bytes);
     let file = out.into_inner().map_err(|e| KitError::Io {
-        context: format!("write {}", tmp.display()),
+        context: format!("write {}", bundle_path.display()),
         source: e.into_error(),
     })?;
-    file.sync_all().ctx(|| format!("fsync {}", tmp.display()))?;
-    fs::set_permissions(&tmp, fs::Permissions::from_mode(0o644))
-        .ctx(|| format!("chmod {}", tmp.display()))?;
-    fs::rename(&tmp, &bundle_path).ctx(|| format!("rename to {}", bundle_path.display()))?;
+    file.set_mode(0o644)?;
+    file.commit()?;
 
     // 5. Sidecars.
     let bundle_hex = hex::encode(summary.sha256);

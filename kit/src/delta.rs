@@ -247,15 +247,14 @@ fn write_delta(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .ok_or_else(|| KitError::Usage(format!("{}: not a file name", output.display())))?;
-    let tmp = dir.join(format!(".tmp-{name}-{}", std::process::id()));
-    let out = File::create(&tmp).ctx(|| format!("create {}", tmp.display()))?;
+    // Dropped on any error below, the temporary file is removed.
+    let out = ouk_store::fsutil::AtomicFile::create(output)?;
     let (summary, _, out) = write_bundle(BufWriter::new(out), specs, GzOptions::default())?;
     let f = out.into_inner().map_err(|e| KitError::Io {
-        context: format!("write {}", tmp.display()),
+        context: format!("write {}", output.display()),
         source: e.into_error(),
     })?;
-    f.sync_all().ctx(|| format!("fsync {}", tmp.display()))?;
-    fs::rename(&tmp, output).ctx(|| format!("rename to {}", output.display()))?;
+    f.commit()?;
     let hexd = hex::encode(summary.sha256);
     let manifest_bytes = new.manifest.to_bytes();
     let metadata = KitMetadata {

@@ -141,6 +141,16 @@ impl From<crate::feeds::host::FeedsError> for KitError {
     }
 }
 
+/// A failed file write keeps its context and its `io::Error` (a full disk stays exit 12).
+impl From<ouk_store::fsutil::FsError> for KitError {
+    fn from(e: ouk_store::fsutil::FsError) -> Self {
+        KitError::Io {
+            context: e.context,
+            source: e.source,
+        }
+    }
+}
+
 /// GiB with one decimal, without a trailing `.0` ("2", "2.5"), as the seed writes
 /// "Free >= 2 GiB".
 fn gib_text(gib: f64) -> String {

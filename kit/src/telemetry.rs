@@ -23,6 +23,7 @@ use std::fs::{self, File};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
+use ouk_store::fsutil::{AtomicFile, FsError, write_atomic};
 use serde::Serialize;
 
 use crate::bundle::{BundleReader, EntrySource, EntrySpec, GzOptions, ReadError, ReadLimits};
@@ -78,6 +79,16 @@ pub enum TelemetryError {
         #[source]
         source: io::Error,
     },
+}
+
+/// A failed file write keeps its context and its `io::Error` (a full disk stays exit 12).
+impl From<FsError> for TelemetryError {
+    fn from(e: FsError) -> Self {
+        TelemetryError::Io {
+            context: e.context,
+            source: e.source,
+        }
+    }
 }
 
 fn io_ctx(context: impl FnOnce() -> String) -> impl FnOnce(io::Error) -> TelemetryError {
@@ -141,40 +152,21 @@ pub fn package_telemetry(input: &Path, output: &Path) -> Result<TelemetryReport,
         })
         .collect();
     let files = specs.len() as u64;
-    let tmp = out_dir.join(format!(".tmp-{name}-{}", std::process::id()));
-    let file = File::create(&tmp).map_err(io_ctx(|| format!("create {}", tmp.display())))?;
-    let written = write_bundle(
+    // Dropped on any error below, the temporary file is removed.
+    let file = AtomicFile::create(output)?;
+    let (summary, _, buffered) = write_bundle(
         io::BufWriter::with_capacity(1 << 20, file),
         specs,
         GzOptions::default(),
-    );
-    let (summary, _, buffered) = match written {
-        Ok(w) => w,
-        Err(e) => {
-            let _ = fs::remove_file(&tmp);
-            return Err(e.into());
-        }
-    };
-    let finish = buffered
-        .into_inner()
-        .map_err(|e| e.into_error())
-        .and_then(|f| f.sync_all());
-    if let Err(e) = finish {
-        let _ = fs::remove_file(&tmp);
-        return Err(TelemetryError::Io {
-            context: format!("write {}", tmp.display()),
-            source: e,
-        });
-    }
-    fs::rename(&tmp, output).map_err(io_ctx(|| format!("rename to {}", output.display())))?;
+    )?;
+    let file = buffered.into_inner().map_err(|e| TelemetryError::Io {
+        context: format!("write {}", output.display()),
+        source: e.into_error(),
+    })?;
+    file.commit()?;
     let sha256 = summary.sha256_hex();
     let sidecar = out_dir.join(format!("{name}.sha256"));
-    crate::build::write_atomic(&sidecar, format!("{sha256}  {name}\n").as_bytes()).map_err(
-        |e| TelemetryError::Io {
-            context: format!("write {}", sidecar.display()),
-            source: io::Error::other(e.to_string()),
-        },
-    )?;
+    write_atomic(&sidecar, format!("{sha256}  {name}\n").as_bytes())?;
     Ok(TelemetryReport {
         output: output.to_path_buf(),
         sidecar,

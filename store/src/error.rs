@@ -201,3 +201,14 @@ redb_into_store_error!(
     redb::StorageError,
     redb::CommitError
 );
+
+/// A failed file write keeps its context and its `io::Error` (so `ENOSPC` still maps to
+/// "no space").
+impl From<crate::fsutil::FsError> for StoreError {
+    fn from(e: crate::fsutil::FsError) -> Self {
+        StoreError::Io {
+            context: e.context,
+            source: e.source,
+        }
+    }
+}

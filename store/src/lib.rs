@@ -31,6 +31,7 @@ pub mod chunker;
 pub mod envelope;
 mod error;
 pub mod frame;
+pub mod fsutil;
 mod id;
 pub mod index;
 mod maintenance;

@@ -42,11 +42,10 @@ pub(crate) fn pack_header(n: u32) -> [u8; 16] {
     h
 }
 
-/// fsync a directory so entries created or removed in it are durable.
+/// fsync a directory so entries created or removed in it are durable (one implementation
+/// for every crate: [`crate::fsutil::sync_dir`]; this wrapper gives the store's error).
 pub fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .ctx(|| format!("fsync directory {}", dir.display()))
+    Ok(crate::fsutil::sync_dir(dir)?)
 }
 
 /// An open pack being appended to.

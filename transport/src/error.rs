@@ -84,6 +84,16 @@ impl From<ouk_kit::KitError> for TransportError {
     }
 }
 
+/// A failed file write keeps its context and its `io::Error` (a full disk stays exit 12).
+impl From<ouk_store::fsutil::FsError> for TransportError {
+    fn from(e: ouk_store::fsutil::FsError) -> Self {
+        TransportError::Io {
+            context: e.context,
+            source: e.source,
+        }
+    }
+}
+
 /// Results of this crate.
 pub type Result<T> = std::result::Result<T, TransportError>;
 

@@ -13,15 +13,21 @@
 //! the pull reports success only after the bundle's digest and signature verified
 //! ([`ouk_kit::verify::verify_bundle`] with the trusted keys), and then writes the
 //! `.metadata.json` summary (the server's, when it matches, else one made from the index);
-//! pull's own files are opened with `O_NOFOLLOW` and created exclusively, so a symbolic
-//! link planted in the destination never redirects a read or a write.
+//! pull writes only the bundle's own files, under names it derives from the bundle's name
+//! (the bundle, its sidecars, the shared manifest and its sidecars: an index listing
+//! anything else is refused before anything is written), and a kit only under the name its
+//! version and channel give; pull's own files are opened with `O_NOFOLLOW` and created
+//! exclusively ([`ouk_store::fsutil`]), and `DEST/manifest` must be a real directory, so a
+//! symbolic link planted in the destination never redirects a read or a write.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use ouk_kit::manifest::MANIFEST_PATH;
 use ouk_kit::sign::VerifyingKey;
+use ouk_store::fsutil::{Opening, open_no_follow, sync_dir};
 use serde::Serialize;
 use sha2::Digest;
 
@@ -143,7 +149,7 @@ pub fn fetch_index(from: &str, timeout: Duration) -> Result<PublishedIndex> {
 }
 
 fn sha256_of(path: &Path) -> Result<(u64, String)> {
-    let mut f = File::open(path).ctx(|| format!("open {}", path.display()))?;
+    let mut f = open_no_follow(path, Opening::Read).ctx(|| format!("open {}", path.display()))?;
     let mut sha = sha2::Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut n = 0u64;
@@ -186,26 +192,79 @@ fn remove_partial(part: &Path, etag: &Path) {
     let _ = fs::remove_file(etag);
 }
 
-/// How [`open_no_follow`] opens a file.
-#[derive(Clone, Copy)]
-enum Opening {
-    Read,
-    Append,
-    CreateNew,
+/// The files pull writes for `bundle`, under names it derives itself from the bundle's
+/// name: the bundle, its `.sha256`, `.sig` and `.metadata.json`, and the shared
+/// [`MANIFEST_PATH`] with its `.jws`, `.sig` and `.sha256`. The index says only which of
+/// them exist (and their sizes and digests); a hostile index listing any other path (an
+/// earlier bundle, a script) is refused before anything is written.
+fn own_files(bundle: &PublishedBundle) -> Result<Vec<PublishedFile>> {
+    let name = &bundle.name;
+    let invalid = |message: String| TransportError::Invalid {
+        what: format!("{INDEX_NAME}: bundle {name:?}"),
+        message,
+    };
+    // A bundle's own name, so it can never be another bundle's (or another bundle's
+    // sidecar): a kit's is the one `ouk kit build` gives its version and channel, a
+    // delta's ends as `ouk delta make` names them.
+    let named_right = match bundle.kind.as_str() {
+        "kit" => *name == ouk_kit::build::bundle_name(&bundle.version, &bundle.channel),
+        "delta" => name.ends_with(".delta.tgz") || name.ends_with(".delta.tar.gz"),
+        _ => false,
+    };
+    if !named_right {
+        return Err(invalid(format!(
+            "not the file name of a {} {} in channel {}",
+            bundle.kind, bundle.version, bundle.channel
+        )));
+    }
+    let mut allowed: Vec<String> = ["", ".sha256", ".sig", ".metadata.json"]
+        .iter()
+        .map(|ext| format!("{name}{ext}"))
+        .collect();
+    allowed.extend(
+        ["", ".jws", ".sig", ".sha256"]
+            .iter()
+            .map(|ext| format!("{MANIFEST_PATH}{ext}")),
+    );
+    let mut files: Vec<PublishedFile> = Vec::with_capacity(bundle.files.len());
+    for f in &bundle.files {
+        if !allowed.contains(&f.path) {
+            return Err(invalid(format!(
+                "lists {:?}, which is not one of the bundle's files (pull writes only {name}, its .sha256, .sig and .metadata.json, and {MANIFEST_PATH} with its .jws, .sig and .sha256)",
+                f.path
+            )));
+        }
+        if files.iter().any(|g| g.path == f.path) {
+            return Err(invalid(format!("lists {:?} twice", f.path)));
+        }
+        files.push(f.clone());
+    }
+    Ok(files)
 }
 
-/// Open one of pull's own files (`.part`, `.part.etag`) without following a symbolic
-/// link: a link planted in the destination directory must not make a pull read or write
-/// a file elsewhere. A new file is created exclusively, after the old one was removed.
-fn open_no_follow(path: &Path, how: Opening) -> std::io::Result<File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut o = OpenOptions::new();
-    match how {
-        Opening::Read => o.read(true),
-        Opening::Append => o.append(true),
-        Opening::CreateNew => o.write(true).create_new(true),
-    };
-    o.custom_flags(libc::O_NOFOLLOW).open(path)
+/// Make `dest/rel_dir` a real directory, creating what is missing, and refuse a symbolic
+/// link (or anything else) on the way: a `DEST/manifest` link planted in a shared
+/// destination would otherwise take the manifest files wherever it points.
+fn real_dir_under(dest: &Path, rel_dir: &str) -> Result<()> {
+    let mut at = dest.to_path_buf();
+    for seg in rel_dir.split('/') {
+        at.push(seg);
+        match fs::symlink_metadata(&at) {
+            Ok(m) if m.file_type().is_dir() => {}
+            Ok(_) => {
+                return Err(TransportError::Invalid {
+                    what: at.display().to_string(),
+                    message: "not a directory (a symbolic link?): pull writes nothing through a link; remove it and pull again".into(),
+                });
+            }
+            // `mkdir` never follows a link: one planted meanwhile makes it fail.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                fs::create_dir(&at).ctx(|| format!("create {}", at.display()))?;
+            }
+            Err(e) => return Err(e).ctx(|| format!("stat {}", at.display())),
+        }
+    }
+    Ok(())
 }
 
 /// Download `file` to `dest_dir`, resuming a partial copy; `progress` gets byte counts.
@@ -229,9 +288,6 @@ fn fetch_file(
     let present = fs::symlink_metadata(&dest).is_ok_and(|m| m.file_type().is_file());
     if present && sha256_of(&dest)? == (file.size, file.sha256.clone()) {
         return Ok(t);
-    }
-    if let Some(parent) = dest.parent() {
-        fs::create_dir_all(parent).ctx(|| format!("create {}", parent.display()))?;
     }
     let (part, etag_path) = part_paths(&dest);
     let url = join_url(from, &file.path);
@@ -375,10 +431,8 @@ fn fetch_file(
     }
     fs::rename(&part, &dest).ctx(|| format!("rename {} into place", part.display()))?;
     let _ = fs::remove_file(&etag_path);
-    if let Some(parent) = dest.parent()
-        && let Ok(d) = File::open(parent)
-    {
-        let _ = d.sync_all();
+    if let Some(parent) = dest.parent() {
+        sync_dir(parent)?;
     }
     Ok(t)
 }
@@ -401,11 +455,18 @@ pub fn pull(opts: &PullOptions, progress: &mut dyn FnMut(&str, u64)) -> Result<P
             ),
             url: join_url(&opts.from, INDEX_NAME),
         })?;
+    // Everything is checked before anything is written.
+    let own = own_files(&bundle)?;
     fs::create_dir_all(&opts.destination)
         .ctx(|| format!("create {}", opts.destination.display()))?;
+    for f in &own {
+        if let Some((dir, _)) = f.path.rsplit_once('/') {
+            real_dir_under(&opts.destination, dir)?;
+        }
+    }
     let agent = agent(opts.timeout);
     let mut files = Vec::new();
-    for f in &bundle.files {
+    for f in &own {
         let path = f.path.clone();
         files.push(fetch_file(
             &agent,
@@ -462,7 +523,13 @@ pub fn pull(opts: &PullOptions, progress: &mut dyn FnMut(&str, u64)) -> Result<P
 fn write_summary(dest: &Path, bundle: &PublishedBundle, kid: Option<String>) -> Result<()> {
     use ouk_kit::build::{KitMetadata, ManifestRef};
     let path = dest.join(format!("{}.metadata.json", bundle.name));
-    if let Ok(bytes) = fs::read(&path)
+    let existing = open_no_follow(&path, Opening::Read).and_then(|f| {
+        let mut bytes = Vec::new();
+        f.take(MAX_INDEX_BYTES)
+            .read_to_end(&mut bytes)
+            .map(|_| bytes)
+    });
+    if let Ok(bytes) = existing
         && let Ok(m) = serde_json::from_slice::<KitMetadata>(&bytes)
         && m.name == bundle.name
         && m.sha256 == bundle.sha256

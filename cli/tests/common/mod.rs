@@ -91,6 +91,40 @@ pub fn code(out: &Output) -> i32 {
     })
 }
 
+/// Run `ouk args...` through `sh`, which first plants a symbolic link to `victim` at
+/// `dir/<parent>/.tmp-<name>-<pid>` for each `<parent>/<name>` of `files` (the temporary
+/// names ouk used to make for them), then `exec`s ouk, which so runs with that pid.
+/// Returns ouk's exit code and stderr.
+pub fn run_with_planted_temp_links(
+    dir: &Path,
+    files: &[&str],
+    victim: &Path,
+    args: &[&str],
+) -> (i32, String) {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(
+            r#"for f in $PLANT_FILES; do
+                 d="$PLANT_DIR/$(dirname "$f")"; mkdir -p "$d"
+                 ln -s "$PLANT_VICTIM" "$d/.tmp-$(basename "$f")-$$"
+               done
+               exec "$@""#,
+        )
+        .arg("sh")
+        .arg(ouk())
+        .args(args)
+        .env("PLANT_DIR", dir)
+        .env("PLANT_FILES", files.join(" "))
+        .env("PLANT_VICTIM", victim)
+        .env_remove("SOURCE_DATE_EPOCH")
+        .output()
+        .unwrap();
+    (
+        code(&out),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// A small synthetic release tree for `day`.
 pub fn small_tree(dir: &Path, day: u32) -> PathBuf {
     let out = dir.join(format!("release-day{day}"));

@@ -18,11 +18,12 @@
 //! under a dot-name, fsynced, renamed into place and its directory fsynced; a dot-name
 //! left by a crash is removed when the root is next opened.
 
-use std::fs::{self, File};
+use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use ouk_delta::GenerationId;
+use ouk_store::fsutil::{AtomicFile, FsError};
 use serde::{Deserialize, Serialize};
 
 use super::diff::RowChange;
@@ -105,74 +106,52 @@ fn line<W: Write, T: Serialize>(out: &mut W, value: &T) -> io::Result<()> {
     out.write_all(b"\n")
 }
 
-/// Writes `dest` atomically: lines go to a dot-name beside it, which [`ChangesFile::commit`]
-/// fsyncs and renames. Dropped without commit, the dot-name is removed.
+/// Writes `dest` atomically: lines go to a temporary file beside it
+/// ([`AtomicFile`]: created exclusively, never through a link), which
+/// [`ChangesFile::commit`] fsyncs and renames. Dropped without commit, it is removed.
 pub struct ChangesFile {
-    lines: Option<ChangesLines<BufWriter<File>>>,
-    tmp: PathBuf,
+    lines: ChangesLines<BufWriter<AtomicFile>>,
     dest: PathBuf,
+}
+
+/// A failed file write keeps its context and its `io::Error` (a full disk stays exit 12).
+impl From<FsError> for ChangesError {
+    fn from(e: FsError) -> Self {
+        ChangesError::Io {
+            context: e.context,
+            source: e.source,
+        }
+    }
+}
+
+fn write_err(dest: &Path) -> impl FnOnce(io::Error) -> ChangesError + use<> {
+    let context = format!("write {}", dest.display());
+    move |source| ChangesError::Io { context, source }
 }
 
 impl ChangesFile {
     /// Start `dest` (its directory is created when missing).
     pub fn create(dest: &Path, header: &ChangesHeader) -> Result<ChangesFile, ChangesError> {
-        let dir = dest.parent().unwrap_or(Path::new("."));
-        let io_err = |context: String| move |source| ChangesError::Io { context, source };
-        fs::create_dir_all(dir).map_err(io_err(format!("create {}", dir.display())))?;
-        let name = dest
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let tmp = dir.join(format!(".tmp-{name}-{}", std::process::id()));
-        let file = File::create(&tmp).map_err(io_err(format!("create {}", tmp.display())))?;
-        let lines = ChangesLines::new(BufWriter::new(file), header)
-            .map_err(io_err(format!("write {}", tmp.display())))?;
+        let file = AtomicFile::create(dest)?;
+        let lines = ChangesLines::new(BufWriter::new(file), header).map_err(write_err(dest))?;
         Ok(ChangesFile {
-            lines: Some(lines),
-            tmp,
+            lines,
             dest: dest.to_path_buf(),
         })
     }
 
     /// One changed row.
     pub fn push(&mut self, change: &RowChange) -> Result<(), ChangesError> {
-        match self.lines.as_mut() {
-            Some(l) => l.push(change).map_err(|source| ChangesError::Io {
-                context: format!("write {}", self.tmp.display()),
-                source,
-            }),
-            None => Ok(()),
-        }
+        self.lines.push(change).map_err(write_err(&self.dest))
     }
 
     /// fsync, rename into place, fsync the directory.
-    pub fn commit(mut self) -> Result<PathBuf, ChangesError> {
-        let io_err = |context: String| move |source| ChangesError::Io { context, source };
-        if let Some(lines) = self.lines.take() {
-            let w = lines
-                .finish()
-                .map_err(io_err(format!("write {}", self.tmp.display())))?;
-            let f = w
-                .into_inner()
-                .map_err(|e| io_err(format!("write {}", self.tmp.display()))(e.into_error()))?;
-            f.sync_all()
-                .map_err(io_err(format!("fsync {}", self.tmp.display())))?;
-        }
-        fs::rename(&self.tmp, &self.dest)
-            .map_err(io_err(format!("rename to {}", self.dest.display())))?;
-        let dir = self.dest.parent().unwrap_or(Path::new("."));
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io_err(format!("fsync {}", dir.display())))?;
-        Ok(self.dest.clone())
-    }
-}
-
-impl Drop for ChangesFile {
-    fn drop(&mut self) {
-        if self.lines.is_some() {
-            let _ = fs::remove_file(&self.tmp);
-        }
+    pub fn commit(self) -> Result<PathBuf, ChangesError> {
+        let w = self.lines.finish().map_err(write_err(&self.dest))?;
+        let file = w
+            .into_inner()
+            .map_err(|e| write_err(&self.dest)(e.into_error()))?;
+        Ok(file.commit()?)
     }
 }
 
@@ -263,6 +242,7 @@ mod tests {
     use super::*;
     use crate::feeds::diff::ChangeKind;
     use crate::feeds::index::RowHash;
+    use std::fs;
 
     fn change(id: &str, kind: ChangeKind) -> RowChange {
         RowChange {

@@ -28,11 +28,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use ouk_store::fsutil::{AtomicFile, FsError};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -566,58 +566,44 @@ fn io_at(path: &Path) -> impl FnOnce(io::Error) -> LayoutError + '_ {
     }
 }
 
-fn tmp_name(dst: &Path) -> PathBuf {
-    let mut name = std::ffi::OsString::from(".");
-    name.push(dst.file_name().unwrap_or_default());
-    name.push(".ouk-tmp");
-    dst.with_file_name(name)
+/// A file error from [`ouk_store::fsutil`], reported at `path`.
+fn fs_at(path: &Path) -> impl FnOnce(FsError) -> LayoutError + '_ {
+    move |e| LayoutError::Io {
+        path: path.to_path_buf(),
+        source: e.source,
+    }
 }
 
 /// Copies `src` to `dst` through `dst`'s temporary sibling, hashing on the way, and renames
 /// it into place only if the copy hashes to `entry.sha256`.
 fn copy_verified(src: &Path, dst: &Path, entry: &FileEntry) -> Result<(), LayoutError> {
-    if let Some(parent) = dst.parent() {
-        fs::create_dir_all(parent).map_err(io_at(parent))?;
+    // Dropped on any error below, the temporary file is removed.
+    let mut output = AtomicFile::create_with_mode(dst, 0o644).map_err(fs_at(dst))?;
+    let mut input = File::open(src).map_err(io_at(src))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = match input.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(io_at(src)(e)),
+        };
+        let piece = buf.get(..n).unwrap_or_default();
+        hasher.update(piece);
+        output.write_all(piece).map_err(io_at(dst))?;
     }
-    let tmp = tmp_name(dst);
-    let result = (|| {
-        let mut input = File::open(src).map_err(io_at(src))?;
-        let mut output = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o644)
-            .open(&tmp)
-            .map_err(io_at(&tmp))?;
-        let mut hasher = Sha256::new();
-        let mut buf = vec![0u8; 256 * 1024];
-        loop {
-            let n = match input.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(io_at(src)(e)),
-            };
-            let piece = buf.get(..n).unwrap_or_default();
-            hasher.update(piece);
-            output.write_all(piece).map_err(io_at(&tmp))?;
-        }
-        output.sync_all().map_err(io_at(&tmp))?;
-        let got: [u8; 32] = hasher.finalize().into();
-        if got != entry.sha256 {
-            return Err(LayoutError::Changed {
-                path: src.to_path_buf(),
-                expected: hex::encode(entry.sha256),
-                actual: hex::encode(got),
-            });
-        }
-        fs::set_permissions(&tmp, fs::Permissions::from_mode(0o644)).map_err(io_at(&tmp))?;
-        fs::rename(&tmp, dst).map_err(io_at(dst))
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
+    let got: [u8; 32] = hasher.finalize().into();
+    if got != entry.sha256 {
+        return Err(LayoutError::Changed {
+            path: src.to_path_buf(),
+            expected: hex::encode(entry.sha256),
+            actual: hex::encode(got),
+        });
     }
-    result
+    output.set_mode(0o644).map_err(fs_at(dst))?;
+    output.commit().map_err(fs_at(dst))?;
+    Ok(())
 }
 
 /// Removes files under `root/sub` whose tree path is not in `keep` (not following links).
@@ -659,24 +645,5 @@ fn remove_stale(
 
 /// Writes `bytes` to `path` through a temporary sibling and a rename.
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), LayoutError> {
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        fs::create_dir_all(parent).map_err(io_at(parent))?;
-    }
-    let tmp = tmp_name(path);
-    let result = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o644)
-            .open(&tmp)
-            .map_err(io_at(&tmp))?;
-        f.write_all(bytes).map_err(io_at(&tmp))?;
-        f.sync_all().map_err(io_at(&tmp))?;
-        fs::rename(&tmp, path).map_err(io_at(path))
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
+    ouk_store::fsutil::write_atomic_with_mode(path, bytes, 0o644).map_err(fs_at(path))
 }

@@ -33,7 +33,7 @@ use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use ouk_delta::Root;
-use ouk_store::{FileDigest, Store, StoreError};
+use ouk_store::{FileDigest, Store, StoreError, fsutil};
 use redb::{ReadableDatabase, ReadableTable};
 use serde::Serialize;
 
@@ -586,23 +586,6 @@ pub struct ExportReport {
     pub files: Vec<String>,
 }
 
-/// Removes a temporary directory unless disarmed.
-struct TempDir(Option<PathBuf>);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        if let Some(p) = self.0.take() {
-            let _ = fs::remove_dir_all(p);
-        }
-    }
-}
-
-fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .ctx(|| format!("fsync {}", dir.display()))
-}
-
 /// Write one store-produced file at `path`, checking its SHA-256 and length.
 fn write_checked(
     path: &Path,
@@ -643,12 +626,10 @@ pub fn export(
     let record = select(root, selector)?;
     let store = root.store();
     fs::create_dir_all(output_dir).ctx(|| format!("create {}", output_dir.display()))?;
-    let tmp_path = output_dir.join(format!(".tmp-mirror-export-{}", std::process::id()));
-    if tmp_path.exists() {
-        fs::remove_dir_all(&tmp_path).ctx(|| format!("remove {}", tmp_path.display()))?;
-    }
-    fs::create_dir(&tmp_path).ctx(|| format!("create {}", tmp_path.display()))?;
-    let tmp = TempDir(Some(tmp_path.clone()));
+    // A fresh directory under a random name (never one planted there); it and whatever
+    // is left in it are removed when `tmp` drops, on success or error.
+    let tmp = fsutil::temp_dir_in(output_dir, ".tmp-mirror-export-")?;
+    let tmp_path = tmp.path().to_path_buf();
     for s in &record.sidecars {
         write_checked(&tmp_path.join(&s.path), &s.sha256, s.size, &s.path, |out| {
             store.read_file(&s.sha256, out)?;
@@ -688,7 +669,7 @@ pub fn export(
         dirs.insert(dir);
     }
     for dir in &dirs {
-        sync_dir(dir)?;
+        fsutil::sync_dir(dir)?;
     }
     drop(tmp);
     Ok(ExportReport {

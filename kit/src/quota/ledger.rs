@@ -14,9 +14,8 @@
 //! counter, as deleting the ledger does); a consume is one write transaction.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Write};
+use std::io::Read;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
@@ -124,21 +123,12 @@ fn load_or_create_salt(root: &Path) -> Result<[u8; 32], QuotaError> {
                 context: "draw the quota salt from the OS".into(),
                 source: std::io::Error::other(e.to_string()),
             })?;
-            let tmp = root.join(format!("quota.salt.tmp-{}", std::process::id()));
-            let mut f = OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)
-                .ctx(|| format!("create {}", tmp.display()))?;
-            f.write_all(&salt)
-                .and_then(|()| f.sync_all())
-                .ctx(|| format!("write {}", tmp.display()))?;
-            fs::rename(&tmp, &path).ctx(|| format!("rename to {}", path.display()))?;
-            File::open(root)
-                .and_then(|d| d.sync_all())
-                .ctx(|| format!("fsync {}", root.display()))?;
+            ouk_store::fsutil::write_atomic_with_mode(&path, &salt, 0o600).map_err(|e| {
+                QuotaError::Io {
+                    context: e.context,
+                    source: e.source,
+                }
+            })?;
             Ok(salt)
         }
         Err(e) => Err(QuotaError::Io {

@@ -7,17 +7,19 @@
 //! - never overwrites: refused when the output directory already holds any part or index
 //!   of this bundle, or a sidecar with other content (an identical one is left alone, so
 //!   splitting into the bundle's own directory works);
-//! - every file is written under a dot-name, fsynced and renamed into place; the index is
-//!   written last and the directory fsynced after it, so a set with an index is complete;
+//! - every file is written under an exclusive temporary name (never through a planted
+//!   link), fsynced and renamed into place, the directory fsynced after each; the index is
+//!   written last, so a set with an index is complete;
 //!   a failure removes what this run wrote;
 //! - the bundle is read once; its digest is checked against its own `.sha256` /
 //!   `.metadata.json` (when present) before the index is written, so a damaged bundle is
 //!   not turned into a set of parts that look fine.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
+use ouk_store::fsutil::AtomicFile;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -93,33 +95,10 @@ impl Drop for Written {
     }
 }
 
-/// Write `bytes` to `path` under a dot-name, fsync, rename. The temporary is removed on
-/// failure.
+/// Write `bytes` to `path` through an exclusive temporary file, fsync, rename, fsync the
+/// directory ([`ouk_store::fsutil::write_atomic`]). The temporary is removed on failure.
 fn write_new(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = tmp_name(path);
-    let r = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)
-            .ctx(|| format!("create {}", tmp.display()))?;
-        f.write_all(bytes)
-            .and_then(|_| f.sync_all())
-            .ctx(|| format!("write {}", tmp.display()))?;
-        fs::rename(&tmp, path).ctx(|| format!("rename to {}", path.display()))
-    })();
-    if r.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    r
-}
-
-fn tmp_name(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    path.with_file_name(format!(".tmp-{name}-{}", std::process::id()))
+    Ok(ouk_store::fsutil::write_atomic(path, bytes)?)
 }
 
 fn sha256_line(digest: &[u8; 32], name: &str) -> String {
@@ -317,13 +296,8 @@ pub fn split_bundle(opts: &SplitOptions, progress: &mut dyn FnMut(u64)) -> Resul
         let part_size = max.min(size - (number as u64 - 1) * max);
         let pname = part_name(&name, number);
         let dest = out.join(&pname);
-        let tmp = tmp_name(&dest);
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)
-            .ctx(|| format!("create {}", tmp.display()))?;
-        written.files.push(tmp.clone());
+        // Dropped on any error below, the temporary file is removed.
+        let mut f = AtomicFile::create(&dest)?;
         let mut h = Sha256::new();
         let mut left = part_size;
         while left > 0 {
@@ -349,14 +323,11 @@ pub fn split_bundle(opts: &SplitOptions, progress: &mut dyn FnMut(u64)) -> Resul
             h.update(chunk);
             whole.update(chunk);
             f.write_all(chunk)
-                .ctx(|| format!("write {}", tmp.display()))?;
+                .ctx(|| format!("write {}", f.path().display()))?;
             left -= n as u64;
             progress(n as u64);
         }
-        f.sync_all().ctx(|| format!("fsync {}", tmp.display()))?;
-        drop(f);
-        fs::rename(&tmp, &dest).ctx(|| format!("rename to {}", dest.display()))?;
-        written.files.pop();
+        f.commit()?;
         written.files.push(dest.clone());
         let digest: [u8; 32] = h.finalize().into();
         let side = out.join(format!("{pname}.sha256"));
@@ -424,9 +395,6 @@ pub fn split_bundle(opts: &SplitOptions, progress: &mut dyn FnMut(u64)) -> Resul
     let index_path = out.join(index_name(&name));
     write_new(&index_path, &index.to_bytes())?;
     written.files.push(index_path.clone());
-    File::open(out)
-        .and_then(|d| d.sync_all())
-        .ctx(|| format!("fsync {}", out.display()))?;
     written.done = true;
     Ok(SplitReport {
         bundle: name,

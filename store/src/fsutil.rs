@@ -1,0 +1,339 @@
+//! The one home for writing files in place safely: atomic replacement, directory fsync,
+//! and every temporary file or directory ouk makes next to its outputs.
+//!
+//! Output directories may be shared (a kit directory on a web server, a USB stick, a
+//! mirror's export directory), so anyone who can write there may have planted a name
+//! before ouk runs. Invariants:
+//! - **No write through a planted name.** A temporary file is created exclusively
+//!   (`O_CREAT | O_EXCL`, plus `O_NOFOLLOW`) under an unpredictable name (the `tempfile`
+//!   crate's random suffix) in the destination's directory, so a symbolic link or file
+//!   planted there is never opened, truncated or written through. A temporary directory is
+//!   made the same way (`mkdir` never follows a link).
+//! - **Whole or nothing.** A temporary file's bytes are fsynced before the `rename(2)` that
+//!   publishes it, and the directory is fsynced after, so after a crash the destination
+//!   holds its old content or its new content, whole. `rename` replaces a link at the
+//!   destination itself, never what it points to.
+//! - **No litter.** A temporary file that is not committed is removed when dropped (on
+//!   every error path), as is a temporary directory.
+//! - Files whose names must be predictable (a resumable download's `.part`) are opened
+//!   with `O_NOFOLLOW` through [`open_no_follow`], and created only exclusively.
+
+use std::fs::{File, OpenOptions, Permissions};
+use std::io::{self, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// A filesystem operation failed; `context` says what was being done and to which path.
+#[derive(Debug, thiserror::Error)]
+#[error("{context}: {source}")]
+pub struct FsError {
+    /// What was being done, naming the path.
+    pub context: String,
+    /// The underlying error (its `raw_os_error` decides the exit code, e.g. `ENOSPC`).
+    #[source]
+    pub source: io::Error,
+}
+
+/// This module's result type.
+pub type Result<T> = std::result::Result<T, FsError>;
+
+trait Ctx<T> {
+    fn ctx(self, context: impl FnOnce() -> String) -> Result<T>;
+}
+
+impl<T> Ctx<T> for io::Result<T> {
+    fn ctx(self, context: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|source| FsError {
+            context: context(),
+            source,
+        })
+    }
+}
+
+/// The mode [`File::create`] asks for: the umask decides the rest, as for any new file.
+pub const DEFAULT_MODE: u32 = 0o666;
+
+/// Longest part of the destination's name kept in a temporary name (the whole name must
+/// stay under `NAME_MAX` with the prefix and the random suffix).
+const NAME_IN_TEMP: usize = 64;
+
+/// fsync a directory so entries created, renamed or removed in it are durable.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .ctx(|| format!("fsync directory {}", dir.display()))
+}
+
+/// The directory a destination path lives in (`.` for a bare name).
+fn parent_of(path: &Path) -> &Path {
+    path.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
+/// `.tmp-<name>-`: the temporary's prefix, so a leftover (after a crash) says what it was.
+fn temp_prefix(dest: &Path) -> String {
+    let name = dest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut end = name.len().min(NAME_IN_TEMP);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!(".tmp-{}-", name.get(..end).unwrap_or_default())
+}
+
+/// Create a file exclusively at `path` (never through a link, never over anything).
+fn create_exclusive(path: &Path, mode: u32) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+}
+
+/// A file being written under a temporary name beside its destination; [`commit`]
+/// publishes it. Dropped without commit, the temporary file is removed.
+///
+/// [`commit`]: AtomicFile::commit
+#[derive(Debug)]
+pub struct AtomicFile {
+    file: tempfile::NamedTempFile,
+    dest: PathBuf,
+}
+
+impl AtomicFile {
+    /// Start writing `dest` (its directory is created when missing), mode as
+    /// [`File::create`] gives.
+    pub fn create(dest: &Path) -> Result<AtomicFile> {
+        AtomicFile::create_with_mode(dest, DEFAULT_MODE)
+    }
+
+    /// Start writing `dest` with `mode` (before the umask).
+    pub fn create_with_mode(dest: &Path, mode: u32) -> Result<AtomicFile> {
+        let dir = parent_of(dest);
+        std::fs::create_dir_all(dir).ctx(|| format!("create {}", dir.display()))?;
+        let file = tempfile::Builder::new()
+            .prefix(&temp_prefix(dest))
+            .make_in(dir, |p| create_exclusive(p, mode))
+            .ctx(|| format!("create a temporary file for {}", dest.display()))?;
+        Ok(AtomicFile {
+            file,
+            dest: dest.to_path_buf(),
+        })
+    }
+
+    /// The temporary file's path (for messages).
+    pub fn path(&self) -> &Path {
+        self.file.path()
+    }
+
+    /// The destination.
+    pub fn dest(&self) -> &Path {
+        &self.dest
+    }
+
+    /// The open temporary file.
+    pub fn as_file(&self) -> &File {
+        self.file.as_file()
+    }
+
+    /// Set the temporary file's permission bits exactly (not subject to the umask).
+    pub fn set_mode(&self, mode: u32) -> Result<()> {
+        self.file
+            .as_file()
+            .set_permissions(Permissions::from_mode(mode))
+            .ctx(|| format!("chmod {}", self.path().display()))
+    }
+
+    /// fsync the file, rename it to its destination, fsync the directory.
+    pub fn commit(self) -> Result<PathBuf> {
+        let AtomicFile { file, dest } = self;
+        file.as_file()
+            .sync_all()
+            .ctx(|| format!("fsync {}", file.path().display()))?;
+        // On failure the error carries the temporary file, which is removed when dropped.
+        file.persist(&dest).map_err(|e| FsError {
+            context: format!("rename to {}", dest.display()),
+            source: e.error,
+        })?;
+        sync_dir(parent_of(&dest))?;
+        Ok(dest)
+    }
+}
+
+impl Write for AtomicFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.file.write(buf)
+    }
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.file.write_all(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
+/// Write `bytes` to `path` atomically (see the module invariants), creating its directory.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomic_with_mode(path, bytes, DEFAULT_MODE)
+}
+
+/// [`write_atomic`] with `mode` (before the umask).
+pub fn write_atomic_with_mode(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    let mut f = AtomicFile::create_with_mode(path, mode)?;
+    f.write_all(bytes)
+        .ctx(|| format!("write {}", f.path().display()))?;
+    f.commit().map(drop)
+}
+
+/// A temporary directory in `dir`, named `<prefix><random>`, made exclusively and removed
+/// with everything in it when dropped.
+pub fn temp_dir_in(dir: &Path, prefix: &str) -> Result<tempfile::TempDir> {
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in(dir)
+        .ctx(|| format!("create a temporary directory in {}", dir.display()))
+}
+
+/// How [`open_no_follow`] opens a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Opening {
+    /// Read only.
+    Read,
+    /// Append to an existing file.
+    Append,
+    /// Create a new file, exclusively (fails if anything, even a dangling link, is there).
+    CreateNew,
+}
+
+/// Open a file whose name ouk must keep predictable without following a symbolic link at
+/// the final component: a link planted there makes the open fail (`ELOOP`) instead of
+/// reaching a file elsewhere.
+pub fn open_no_follow(path: &Path, how: Opening) -> io::Result<File> {
+    let mut o = OpenOptions::new();
+    match how {
+        Opening::Read => o.read(true),
+        Opening::Append => o.append(true),
+        Opening::CreateNew => o.write(true).create_new(true).mode(DEFAULT_MODE),
+    };
+    o.custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+    use std::os::unix::fs::symlink;
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn write_atomic_replaces_a_link_at_the_destination_not_its_target() {
+        let tmp = tempfile::tempdir().unwrap();
+        let outside = tmp.path().join("outside");
+        fs::write(&outside, b"precious").unwrap();
+        let dir = tmp.path().join("out");
+        fs::create_dir(&dir).unwrap();
+        symlink(&outside, dir.join("index.json")).unwrap();
+        write_atomic(&dir.join("index.json"), b"new").unwrap();
+        assert_eq!(fs::read(&outside).unwrap(), b"precious");
+        assert!(
+            fs::symlink_metadata(dir.join("index.json"))
+                .unwrap()
+                .is_file()
+        );
+        assert_eq!(fs::read(dir.join("index.json")).unwrap(), b"new");
+        assert_eq!(names(&dir), ["index.json"]);
+    }
+
+    #[test]
+    fn an_uncommitted_file_leaves_nothing_behind() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dest = tmp.path().join("sub/k.tar.gz");
+        let mut f = AtomicFile::create(&dest).unwrap();
+        f.write_all(b"half").unwrap();
+        assert!(f.path().starts_with(tmp.path().join("sub")));
+        let name = f.path().file_name().unwrap().to_string_lossy().into_owned();
+        assert!(name.starts_with(".tmp-k.tar.gz-"), "{name}");
+        drop(f);
+        assert!(names(&tmp.path().join("sub")).is_empty());
+        assert!(!dest.exists());
+    }
+
+    #[test]
+    fn a_failed_rename_removes_the_temporary_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        // A directory at the destination: rename(2) refuses to replace it with a file.
+        let dest = tmp.path().join("d");
+        fs::create_dir(&dest).unwrap();
+        let e = write_atomic(&dest, b"x").unwrap_err();
+        assert!(e.to_string().contains("rename to"), "{e}");
+        assert_eq!(names(tmp.path()), ["d"]);
+    }
+
+    #[test]
+    fn modes_are_the_umask_s_or_exact() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = tmp.path().join("salt");
+        write_atomic_with_mode(&p, b"k", 0o600).unwrap();
+        assert_eq!(
+            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        let q = tmp.path().join("bundle");
+        let f = AtomicFile::create(&q).unwrap();
+        f.set_mode(0o644).unwrap();
+        f.commit().unwrap();
+        assert_eq!(
+            fs::metadata(&q).unwrap().permissions().mode() & 0o777,
+            0o644
+        );
+    }
+
+    #[test]
+    fn a_long_name_still_makes_a_temporary_name() {
+        let tmp = tempfile::tempdir().unwrap();
+        let long = format!("{}.tar.gz", "é".repeat(120));
+        write_atomic(&tmp.path().join(&long), b"x").unwrap();
+        assert_eq!(names(tmp.path()), [long]);
+    }
+
+    #[test]
+    fn open_no_follow_refuses_links() {
+        let tmp = tempfile::tempdir().unwrap();
+        let outside = tmp.path().join("outside");
+        fs::write(&outside, b"precious").unwrap();
+        let link = tmp.path().join("x.part");
+        symlink(&outside, &link).unwrap();
+        for how in [Opening::Read, Opening::Append, Opening::CreateNew] {
+            assert!(open_no_follow(&link, how).is_err(), "{how:?}");
+        }
+        let dangling = tmp.path().join("y.part");
+        symlink(tmp.path().join("nowhere"), &dangling).unwrap();
+        assert!(open_no_follow(&dangling, Opening::CreateNew).is_err());
+        assert!(!tmp.path().join("nowhere").exists());
+        assert_eq!(fs::read(&outside).unwrap(), b"precious");
+    }
+
+    #[test]
+    fn a_temporary_directory_is_fresh_and_removed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = temp_dir_in(tmp.path(), ".tmp-mirror-export-").unwrap();
+        assert!(d.path().is_dir());
+        let p = d.path().to_path_buf();
+        drop(d);
+        assert!(!p.exists());
+    }
+}
