@@ -110,7 +110,7 @@ impl Root {
         // the secret files in a generation are 0400.)
         for sub in ["staging", "quarantine"] {
             let p = dir.join(sub);
-            ouk_store::private::ensure_private_dir(&p).ctx(|| format!("create {}", p.display()))?;
+            ouk_store::fsutil::ensure_private_dir(&p).ctx(|| format!("create {}", p.display()))?;
         }
         let store = Store::open(&dir.join("store"), options)?;
         let mut root = Root {

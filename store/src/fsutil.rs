@@ -18,9 +18,9 @@
 //! - Files whose names must be predictable (a resumable download's `.part`) are opened
 //!   with `O_NOFOLLOW` through [`open_no_follow`], and created only exclusively.
 
-use std::fs::{File, OpenOptions, Permissions};
+use std::fs::{self, File, OpenOptions, Permissions};
 use std::io::{self, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// A filesystem operation failed; `context` says what was being done and to which path.
@@ -224,6 +224,36 @@ pub fn open_no_follow(path: &Path, how: Opening) -> io::Result<File> {
         .open(path)
 }
 
+/// Directories private to the owner of the data: the store, staging and quarantine hold
+/// kit content (secrets included: a kit's DPoP private key is a chunk in a pack like any
+/// other file), so no other local user may traverse them. A directory another user owns
+/// is reported (chmod fails there), never silently trusted.
+///
+/// Create `dir` (and missing parents) as 0700, or narrow an existing one to 0700 when it
+/// grants anything to group or others.
+pub fn ensure_private_dir(dir: &Path) -> io::Result<()> {
+    match fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+    {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e),
+    }
+    let meta = fs::metadata(dir)?;
+    if !meta.is_dir() {
+        return Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            "exists and is not a directory",
+        ));
+    }
+    if meta.mode() & 0o077 != 0 {
+        fs::set_permissions(dir, fs::Permissions::from_mode(meta.mode() & 0o700))?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -335,5 +365,21 @@ mod tests {
         let p = d.path().to_path_buf();
         drop(d);
         assert!(!p.exists());
+    }
+
+    #[test]
+    fn new_and_existing_directories_end_private() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let fresh = tmp.path().join("a/b");
+        ensure_private_dir(&fresh).expect("create");
+        assert_eq!(fs::metadata(&fresh).expect("stat").mode() & 0o777, 0o700);
+        let open = tmp.path().join("open");
+        fs::create_dir(&open).expect("mkdir");
+        fs::set_permissions(&open, fs::Permissions::from_mode(0o755)).expect("chmod");
+        ensure_private_dir(&open).expect("narrow");
+        assert_eq!(fs::metadata(&open).expect("stat").mode() & 0o777, 0o700);
+        let file = tmp.path().join("file");
+        fs::write(&file, b"x").expect("write");
+        assert!(ensure_private_dir(&file).is_err());
     }
 }

@@ -38,7 +38,6 @@ mod maintenance;
 pub mod pack;
 pub mod pack_index;
 pub mod pins;
-pub mod private;
 mod reindex;
 #[cfg(feature = "aws")]
 pub mod remote;
@@ -144,7 +143,7 @@ impl Store {
         connect: &dyn Fn(&RemoteOptions) -> Result<Box<dyn PackBackend>>,
     ) -> Result<Store> {
         // The store holds every file of every kit, secrets included: private to its owner.
-        private::ensure_private_dir(dir)
+        fsutil::ensure_private_dir(dir)
             .ctx(|| format!("create store directory {}", dir.display()))?;
         let packs = dir.join("packs");
         fs::create_dir_all(&packs).ctx(|| format!("create store directory {}", packs.display()))?;
