@@ -465,34 +465,58 @@ pub fn is_delta(bundle: &Path) -> bool {
 }
 
 /// [`is_delta`] for a bundle or a split kit (named as its bundle; read through its parts).
+/// The name and the descriptor decide when they say something, else the first entry.
 pub(crate) fn is_delta_input(input: &BundleInput) -> bool {
-    // A verified private copy is told by its (signed) content alone: the name and the
-    // descriptor beside it are not covered by the signature.
-    if matches!(input, BundleInput::Private { .. }) {
-        return first_entry_is_delta(input);
+    declared_delta(input).unwrap_or_else(|| first_entry_is_delta(input).unwrap_or(false))
+}
+
+/// What the importer does with an input read once: the (signed) content decides whether
+/// it is a delta, and a name or descriptor that says otherwise refuses it (a kit named as
+/// a delta, or the reverse, is a disguise; neither is covered by the signature).
+pub(crate) fn verified_kind_is_delta(input: &BundleInput) -> Result<bool> {
+    // Damaged content (no first entry to read) goes the way its name says, where the
+    // parser names the damage.
+    let declared = declared_delta(input);
+    let Some(content) = first_entry_is_delta(input) else {
+        return Ok(declared.unwrap_or(false));
+    };
+    match declared {
+        Some(declared) if declared != content => {
+            let (said, is) = if declared {
+                ("a delta", "a kit")
+            } else {
+                ("a kit", "a delta")
+            };
+            Err(KitError::Validation(format!(
+                "{}: not {said}: its name or descriptor says {said}, but it holds {is}",
+                input.path().display()
+            )))
+        }
+        _ => Ok(content),
     }
+}
+
+/// What the input's name (`.delta.tgz`, `.delta.tar.gz`) or `.metadata.json` says it is,
+/// when either says anything.
+fn declared_delta(input: &BundleInput) -> Option<bool> {
     let bundle = &input.path();
     let name = bundle
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     if name.ends_with(".delta.tgz") || name.ends_with(".delta.tar.gz") {
-        return true;
+        return Some(true);
     }
     let meta = bundle.with_file_name(format!("{name}.metadata.json"));
-    if let Ok(bytes) = fs::read(&meta)
-        && let Ok(m) = serde_json::from_slice::<KitMetadata>(&bytes)
-    {
-        return m.kind == "delta";
-    }
-    first_entry_is_delta(input)
+    let bytes = fs::read(&meta).ok()?;
+    let m = serde_json::from_slice::<KitMetadata>(&bytes).ok()?;
+    Some(m.kind == "delta")
 }
 
-/// Whether the bundle's first entry is the delta header's directory or file.
-fn first_entry_is_delta(input: &BundleInput) -> bool {
-    let Ok(file) = input.reader() else {
-        return false;
-    };
+/// Whether the bundle's first entry is the delta header's directory or file (`None` when
+/// no first entry can be read).
+fn first_entry_is_delta(input: &BundleInput) -> Option<bool> {
+    let file = input.reader().ok()?;
     let mut reader = BundleReader::new(
         file,
         |_: &str| Some(u64::MAX),
@@ -501,7 +525,10 @@ fn first_entry_is_delta(input: &BundleInput) -> bool {
             max_entries: 8,
         },
     );
-    matches!(reader.next_entry(), Ok(Some(e)) if e.path == "delta" || e.path.starts_with("delta/"))
+    match reader.next_entry() {
+        Ok(Some(e)) => Some(e.path == "delta" || e.path.starts_with("delta/")),
+        _ => None,
+    }
 }
 
 /// The header and parts of a delta bundle, unpacked into `dir`.

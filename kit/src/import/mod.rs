@@ -631,7 +631,7 @@ fn run(
     progress: &mut dyn FnMut(u64),
 ) -> StepResult<ImportReport> {
     let v = verify_step(root, opts)?;
-    if crate::delta::is_delta_input(&v.input) {
+    if step("verify", crate::delta::verified_kind_is_delta(&v.input))? {
         return crate::delta::import_delta(root, opts, &v, progress);
     }
     let (manifest, manifest_bytes) = match &v.sidecars.manifest {
