@@ -124,6 +124,10 @@ pub enum KitCommand {
         /// Refuse kits created more than DAYS days ago (0: no limit).
         #[arg(long, value_name = "DAYS", default_value_t = ouk_kit::import::DEFAULT_MAX_AGE_DAYS)]
         max_kit_age: u64,
+        /// Refuse kits dated more than SECONDS ahead of this host's clock (a kit dated in
+        /// the future would never go stale); --force-activate overrides.
+        #[arg(long, value_name = "SECONDS", default_value_t = ouk_kit::import::policy::DEFAULT_MAX_CLOCK_SKEW_SECS)]
+        max_clock_skew: u64,
     },
     /// Download a published kit (or delta) with its sidecars, resuming, and verify it.
     Pull(crate::cmd::transport::PullArgs),
@@ -334,6 +338,7 @@ pub fn run(ctx: &Context, cmd: KitCommand) -> Result<ExitCode, Failure> {
             force_reason,
             free_margin,
             max_kit_age,
+            max_clock_skew,
         } => {
             let extra_keys = load_public_keys(&trust_key)?;
             let opts = ouk_kit::import::ImportOptions {
@@ -353,6 +358,7 @@ pub fn run(ctx: &Context, cmd: KitCommand) -> Result<ExitCode, Failure> {
                 wait: ctx.wait,
                 free_margin,
                 max_age_days: max_kit_age,
+                max_clock_skew_secs: max_clock_skew,
             };
             let mut progress = ctx.out.progress("import", 0);
             let code_of = |e: &ouk_kit::KitError| crate::exit::kit_code(e) as u8;

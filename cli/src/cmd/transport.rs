@@ -57,6 +57,9 @@ pub struct ServeArgs {
     /// Refuse API imports of kits created more than DAYS days ago (0: no limit).
     #[arg(long, value_name = "DAYS", default_value_t = ouk_kit::import::DEFAULT_MAX_AGE_DAYS)]
     max_kit_age: u64,
+    /// Refuse API imports of kits dated more than SECONDS ahead of this host's clock.
+    #[arg(long, value_name = "SECONDS", default_value_t = ouk_kit::import::policy::DEFAULT_MAX_CLOCK_SKEW_SECS)]
+    max_clock_skew: u64,
 }
 
 pub fn run_serve(ctx: &Context, args: ServeArgs) -> Result<ExitCode, Failure> {
@@ -150,6 +153,7 @@ pub fn run_serve(ctx: &Context, args: ServeArgs) -> Result<ExitCode, Failure> {
         limit_rate: args.limit_rate,
         send_timeout: Duration::from_secs(args.send_timeout.max(1)),
         max_kit_age: args.max_kit_age,
+        max_clock_skew: args.max_clock_skew,
     };
     ouk_transport::serve::serve(opts, hooks).map_err(failure)?;
     Ok(ExitCode::Ok)
