@@ -409,16 +409,45 @@ pub fn check_input_content(
     Ok(seen + 1)
 }
 
-/// `ouk kit verify`: steps 1-4 as far as the given material allows. `bundle` may be a part
-/// or the index of a split kit (see [`BundleInput::open`]).
+/// Fail closed on an empty key set: a caller with no key to check a signature with must
+/// not report the bundle verified ("signature not checked" read as "OK") unless it was
+/// told to accept that (`allow_unsigned`, the user's `--allow-unsigned`).
+pub fn require_keys(keys: &[VerifyingKey], allow_unsigned: bool) -> Result<()> {
+    if keys.is_empty() && !allow_unsigned {
+        return Err(KitError::Signature {
+            what: "bundle".into(),
+            message: "no trusted keys to check its signature with: trust one with `ouk trust add PUB` (or give the key), or pass --allow-unsigned to accept the bundle unchecked".into(),
+        });
+    }
+    Ok(())
+}
+
+/// Steps 1-4 as far as the given material allows, with no key meaning "signature not
+/// checked" (`signature_kid: None`); callers that must fail closed use
+/// [`verify_bundle_trusted`]. `bundle` may be a part or the index of a split kit (see
+/// [`BundleInput::open`]).
 pub fn verify_bundle(
     bundle: &Path,
     explicit: Sidecars,
     keys: &[VerifyingKey],
 ) -> Result<VerifyReport> {
+    verify_bundle_trusted(bundle, explicit, keys, true)
+}
+
+/// `ouk kit verify` and `ouk mirror add`: [`verify_bundle`], but with no keys the bundle is
+/// refused (exit 5, after its digest was checked, so damage still reads as damage) unless
+/// `allow_unsigned`. With keys, the signature must verify under one of them whatever
+/// `allow_unsigned` says: a key is there to check with.
+pub fn verify_bundle_trusted(
+    bundle: &Path,
+    explicit: Sidecars,
+    keys: &[VerifyingKey],
+    allow_unsigned: bool,
+) -> Result<VerifyReport> {
     let input = BundleInput::open(bundle)?;
     let sidecars = Sidecars::discover(&input.path(), explicit);
     let (sha, size, digest_checked) = check_input_digest(&input, &sidecars)?;
+    require_keys(keys, allow_unsigned)?;
     let signature_kid = check_signature(&sha, &sidecars, keys)?;
     let (manifest_kid, files_checked) = match &sidecars.manifest {
         Some(m) => {

@@ -76,9 +76,14 @@ pub enum KitCommand {
     Verify {
         /// The bundle (or a part or the index of a split kit).
         bundle: PathBuf,
-        /// Public key (PKIX PEM) to check signatures with.
+        /// Public key (PKIX PEM) to check signatures with (default: the keys ROOT/trust
+        /// holds).
         #[arg(long)]
         key: Vec<PathBuf>,
+        /// Report the bundle verified even though no key is given or trusted to check its
+        /// signature with (without it, that is a refusal, exit 5).
+        #[arg(long)]
+        allow_unsigned: bool,
         /// The bundle's cosign signature (default: BUNDLE.sig).
         #[arg(long)]
         signature: Option<PathBuf>,
@@ -304,8 +309,15 @@ pub fn run(ctx: &Context, cmd: KitCommand) -> Result<ExitCode, Failure> {
             signature,
             manifest,
             manifest_signature,
+            allow_unsigned,
         } => {
-            let keys = load_public_keys(&key)?;
+            // The keys named here, else the root's trust store (what an import would
+            // check with): a missing trust directory is an empty store.
+            let keys = if key.is_empty() {
+                ouk_kit::import::trusted_keys(&ctx.root, &[]).map_err(kit_failure)?
+            } else {
+                load_public_keys(&key)?
+            };
             let explicit = Sidecars {
                 signature,
                 manifest,
@@ -313,11 +325,14 @@ pub fn run(ctx: &Context, cmd: KitCommand) -> Result<ExitCode, Failure> {
                 ..Default::default()
             };
             let report =
-                ouk_kit::verify::verify_bundle(&bundle, explicit, &keys).map_err(kit_failure)?;
+                ouk_kit::verify::verify_bundle_trusted(&bundle, explicit, &keys, allow_unsigned)
+                    .map_err(kit_failure)?;
             ctx.out.emit(&report, || {
                 let mut s = format!("OK {}", report.sha256);
                 if report.signature_kid.is_none() {
-                    s.push_str("\n  (signature not checked: give --key)");
+                    s.push_str(
+                        "\n  (signature not checked: --allow-unsigned, no key given or trusted)",
+                    );
                 }
                 if let Some(n) = report.files_checked {
                     s.push_str(&format!("\n  {n} files match the manifest"));
