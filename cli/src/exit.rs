@@ -111,6 +111,7 @@ pub fn kit_code(e: &KitError) -> ExitCode {
         | KitError::Read(_)
         | KitError::InvalidManifest(_)
         | KitError::Validation(_)
+        | KitError::FutureDated { .. }
         | KitError::Provenance(_) => ExitCode::Validation,
         KitError::Write(w) => match w {
             ouk_kit::bundle::WriteError::Output(source) => io_code(source),

@@ -392,3 +392,129 @@ fn a_stale_kit_is_refused_and_status_flags_a_stale_host() {
     assert_eq!(st["stale"], true);
     assert!(String::from_utf8_lossy(&run(&root, &["status"]).stdout).contains("STALE"));
 }
+
+/// A signed kit of the small tree for `day` as `version`, created at `created_at`.
+fn kit_created(dir: &Path, day: u32, version: &str, created_at: &str) -> PathBuf {
+    let out = dir.join(format!("dist-{version}-{}", created_at.replace(':', "")));
+    let o = std::process::Command::new(ouk())
+        .args(["kit", "build", "--version", version, "--channel", "edge"])
+        .args(["--created-at", created_at, "--release-dir"])
+        .arg(small_tree(dir, day))
+        .arg("--output-dir")
+        .arg(&out)
+        .arg("--signing-key")
+        .arg(fixture("fixture.key"))
+        .env("COSIGN_PASSWORD", "hello")
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    out.join(format!("stella-ops-offline-kit-{version}-edge.tar.gz"))
+}
+
+/// RFC 3339 (whole seconds, UTC) `secs` seconds from now.
+fn from_now(secs: i64) -> String {
+    (jiff::Timestamp::now() + jiff::SignedDuration::from_secs(secs))
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+/// Rollback through a pre-release: `2025.10.1-rc1` is older than `2025.10.1` (SemVer), so
+/// it is refused over the release (the old comparison took the longer string as newer),
+/// while the release still goes over its candidate.
+#[test]
+fn a_release_candidate_is_not_activated_over_its_release() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = trusted_root(tmp.path());
+    let release = kit(tmp.path(), 1, "2025.10.1");
+    let rc1 = kit(tmp.path(), 2, "2025.10.1-rc1");
+    let (rc, r) = import(&root, &release, &[]);
+    assert_eq!(rc, 0, "{r}");
+    let (rc, e) = import(&root, &rc1, &[]);
+    assert_eq!(rc, 8, "{e}");
+    assert!(
+        e["error"].as_str().unwrap().contains("version not newer"),
+        "{e}"
+    );
+    assert_eq!(
+        check_current_complete(&root).map(serde_json::Value::String),
+        Some(r["generation"].clone())
+    );
+    // The other way round is an upgrade.
+    let other = tmp.path().join("other");
+    let o = run(
+        &other,
+        &["trust", "add", fixture("fixture.pub").to_str().unwrap()],
+    );
+    assert_eq!(code(&o), 0);
+    assert_eq!(import(&other, &rc1, &[]).0, 0);
+    let (rc, up) = import(&other, &release, &[]);
+    assert_eq!((rc, up["outcome"].as_str()), (0, Some("activated")), "{up}");
+}
+
+/// Freeze through a kit dated in the future: it would never go stale (its age is
+/// negative). Refused with exit 11 whatever the age window, unless forced with a reason;
+/// a small clock skew is tolerated and configurable; status never shows a negative age.
+#[test]
+fn a_kit_dated_in_the_future_is_refused_unless_forced() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = trusted_root(tmp.path());
+    let b2099 = kit_created(tmp.path(), 0, "2025.10.0", "2099-01-01T00:00:00Z");
+    // The default 7-day window, and no age limit at all: both refuse it.
+    let (rc, e) = run_json(
+        &root,
+        &[
+            "kit",
+            "import",
+            b2099.to_str().unwrap(),
+            "--free-margin",
+            "0",
+        ],
+    );
+    assert_eq!(rc, 11, "{e}");
+    assert!(
+        e["error"].as_str().unwrap().contains("in the future"),
+        "{e}"
+    );
+    let (rc, e) = import(&root, &b2099, &[]);
+    assert_eq!(rc, 11, "{e}");
+    assert!(
+        root.join("current").symlink_metadata().is_err(),
+        "nothing was activated"
+    );
+    // Two hours ahead: beyond the default skew, within a configured one.
+    let ahead = kit_created(tmp.path(), 1, "2025.10.1", &from_now(2 * 3600));
+    let (rc, e) = import(&root, &ahead, &[]);
+    assert_eq!(rc, 11, "{e}");
+    let (rc, r) = import(&root, &ahead, &["--max-clock-skew", "86400"]);
+    assert_eq!(rc, 0, "{r}");
+    // A few minutes ahead (clocks drift): accepted by default.
+    let close = kit_created(tmp.path(), 2, "2025.10.2", &from_now(300));
+    let (rc, r) = run_json(
+        &root,
+        &[
+            "kit",
+            "import",
+            close.to_str().unwrap(),
+            "--free-margin",
+            "0",
+        ],
+    );
+    assert_eq!(rc, 0, "{r}");
+    // Forced with a reason: accepted, and status does not report a negative age.
+    let b2099 = kit_created(tmp.path(), 3, "2025.10.3", "2099-01-01T00:00:00Z");
+    let (rc, r) = import(
+        &root,
+        &b2099,
+        &["--force-activate", "--force-reason", "lab clock test"],
+    );
+    assert_eq!(rc, 0, "{r}");
+    let (rc, st) = run_json(&root, &["status"]);
+    assert_eq!(rc, 0, "{st}");
+    assert!(st["kit_age_days"].as_i64().unwrap() >= 0, "{st}");
+    let text = String::from_utf8_lossy(&run(&root, &["status"]).stdout).to_string();
+    let age = text
+        .lines()
+        .find(|l| l.starts_with("kit age"))
+        .unwrap_or("");
+    assert!(!age.contains('-'), "no negative age: {text}");
+}

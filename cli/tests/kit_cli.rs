@@ -370,10 +370,107 @@ fn kit_build_writes_nothing_through_links_planted_at_its_temporary_names() {
         let m = fs::symlink_metadata(out.join(f)).unwrap();
         assert!(m.is_file(), "{f} is a regular file");
     }
+    // An unsigned build: the bundle's bytes and digests are what is checked here.
     let v = Command::new(ouk())
-        .args(["kit", "verify"])
+        .args(["kit", "verify", "--allow-unsigned"])
         .arg(out.join(BUNDLE))
         .output()
         .unwrap();
     assert_eq!(code(&v), 0, "{}", String::from_utf8_lossy(&v.stderr));
+}
+
+/// `kit verify` without `--key` answered "OK (signature not checked)" with exit 0, even on
+/// a root that trusts keys: a forged or unsigned kit looked verified. It now checks against
+/// the root's trust store and fails closed when nothing is trusted, unless
+/// `--allow-unsigned` says the caller knows.
+#[test]
+fn verify_without_a_key_uses_the_trust_store_and_fails_closed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let release = small_tree(tmp.path(), 0);
+    let signed = tmp.path().join("signed");
+    let unsigned = tmp.path().join("unsigned");
+    assert_eq!(
+        code(&build(&release, &signed, Some(&fixture("fixture.key")))),
+        0
+    );
+    assert_eq!(code(&build(&release, &unsigned, None)), 0);
+    let (signed, unsigned) = (signed.join(BUNDLE), unsigned.join(BUNDLE));
+    let verify = |root: &Path, bundle: &Path, extra: &[&str]| {
+        let mut args = vec!["kit", "verify", bundle.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        run_json(root, &args)
+    };
+
+    // A root that trusts the fixture key: the signed kit verifies under it, the unsigned
+    // one is refused (even with --allow-unsigned: a trusted key is there to check with).
+    let trusting = trusted_root(tmp.path(), "trusting");
+    let (rc, v) = verify(&trusting, &signed, &[]);
+    assert_eq!(rc, 0, "{v}");
+    assert!(v["signatureKid"].is_string(), "{v}");
+    let (rc, v) = verify(&trusting, &unsigned, &[]);
+    assert_eq!(rc, 5, "{v}");
+    let (rc, v) = verify(&trusting, &unsigned, &["--allow-unsigned"]);
+    assert_eq!(rc, 5, "{v}");
+
+    // A root that trusts nothing: refused (exit 5), for signed and unsigned kits alike.
+    let empty = tmp.path().join("empty");
+    for bundle in [&signed, &unsigned] {
+        let (rc, v) = verify(&empty, bundle, &[]);
+        assert_eq!(rc, 5, "{v}");
+        assert!(
+            v["error"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("no trusted keys"),
+            "{v}"
+        );
+        // Opting out, explicitly: digest and content still checked, the output says the
+        // signature was not.
+        let (rc, v) = verify(&empty, bundle, &["--allow-unsigned"]);
+        assert_eq!(rc, 0, "{v}");
+        assert!(v["signatureKid"].is_null(), "{v}");
+        let o = run(
+            &empty,
+            &[
+                "kit",
+                "verify",
+                bundle.to_str().unwrap(),
+                "--allow-unsigned",
+            ],
+        );
+        assert!(
+            String::from_utf8_lossy(&o.stdout).contains("signature not checked"),
+            "{}",
+            String::from_utf8_lossy(&o.stdout)
+        );
+    }
+    // `--key` still names the keys to check with.
+    let (rc, v) = verify(
+        &empty,
+        &signed,
+        &["--key", fixture("fixture.pub").to_str().unwrap()],
+    );
+    assert_eq!(rc, 0, "{v}");
+}
+
+/// `key generate` with an empty COSIGN_PASSWORD wrote a private key "encrypted" under the
+/// empty password: anyone who copies the file can sign. Refused, and nothing is written.
+#[test]
+fn key_generate_refuses_an_empty_password() {
+    let tmp = tempfile::tempdir().unwrap();
+    let prefix = tmp.path().join("cosign");
+    let o = Command::new(ouk())
+        .args(["key", "generate", "--output-prefix"])
+        .arg(&prefix)
+        .env("COSIGN_PASSWORD", "")
+        .output()
+        .unwrap();
+    assert_ne!(code(&o), 0);
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("empty"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(!prefix.with_extension("key").exists());
+    assert!(!prefix.with_extension("pub").exists());
 }

@@ -457,3 +457,57 @@ fn delta_make_and_serve_work_from_the_mirror(b: &Backend, dir: &Path) {
     );
     assert!(published.join(k0.file_name().unwrap()).is_file());
 }
+
+/// A root that trusts no key mirrored any bundle, signed or not ("the signature against
+/// the trust store when it has keys"): anything could be planted in the mirror and served
+/// on from there. `mirror add` now fails closed (exit 5) unless `--allow-unsigned` says
+/// so, for kits and deltas alike.
+#[test]
+fn a_root_that_trusts_nothing_mirrors_only_with_allow_unsigned() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let root = dir.join("untrusting");
+    let (k0, k1) = (kit(dir, 0), kit(dir, 1));
+    let delta = dir.join("deltas/stella-ouk-2025-10-02.delta.tgz");
+    let o = Command::new(ouk())
+        .args(["delta", "make", "--from"])
+        .arg(&k0)
+        .arg("--to")
+        .arg(&k1)
+        .arg("--output")
+        .arg(&delta)
+        .arg("--signing-key")
+        .arg(fixture("fixture.key"))
+        .env("COSIGN_PASSWORD", "hello")
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    for bundle in [&k0, &delta] {
+        let (rc, doc) = run_json(&root, &["mirror", "add", bundle.to_str().unwrap()]);
+        assert_eq!(rc, 5, "{doc}");
+        assert!(
+            doc["error"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("no trusted keys"),
+            "{doc}"
+        );
+    }
+    let (rc, stats) = run_json(&root, &["mirror", "stats"]);
+    assert_eq!((rc, stats["bundles"].as_u64()), (0, Some(0)), "{stats}");
+    // Explicitly accepted: mirrored, and recorded as not signature-checked.
+    for bundle in [&k0, &delta] {
+        let (rc, doc) = run_json(
+            &root,
+            &[
+                "mirror",
+                "add",
+                bundle.to_str().unwrap(),
+                "--allow-unsigned",
+            ],
+        );
+        assert_eq!(rc, 0, "{doc}");
+    }
+    let (rc, stats) = run_json(&root, &["mirror", "stats"]);
+    assert_eq!((rc, stats["bundles"].as_u64()), (0, Some(2)), "{stats}");
+}

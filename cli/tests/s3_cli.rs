@@ -292,3 +292,39 @@ fn a_server_stopped_mid_upload_leaves_nothing_referenced_and_a_rerun_completes()
     assert_eq!(doc["mirror"]["bundles"], 1, "{doc}");
     assert_exports(&b, &fresh, &k0, "2025.10.0", &dir.join("out-fresh"));
 }
+
+/// An endpoint URL with credentials in it (`http://user:password@host:port`, as some S3
+/// gateways and proxies are configured) was echoed whole in every S3 error: the password
+/// landed in terminals, logs and CI output. Errors now name the endpoint without them.
+/// Needs no S3 server: a port nobody listens on makes the first request fail.
+#[test]
+fn errors_name_the_endpoint_without_its_credentials() {
+    let tmp = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    let mut cmd = Command::new(ouk());
+    cmd.arg("--root")
+        .arg(tmp.path().join("r"))
+        .args(["--store-url", "s3://ouk-mirror/site", "mirror", "list"])
+        .env(
+            "AWS_ENDPOINT_URL",
+            format!("http://gateway-user:Pa55w0rd-IN-URL@127.0.0.1:{port}"),
+        )
+        .env("AWS_ACCESS_KEY_ID", "ouk-test-access")
+        .env("AWS_SECRET_ACCESS_KEY", "ouk-test-secret-key-0123456789")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ALLOW_HTTP", "true")
+        .env("OUK_S3_MAX_RETRIES", "0")
+        .env("OUK_S3_RETRY_TIMEOUT", "5");
+    let o = cmd.output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_ne!(code(&o), 0, "{err}");
+    assert!(
+        err.contains(&format!("127.0.0.1:{port}")),
+        "the endpoint is still named: {err}"
+    );
+    assert!(!err.contains("Pa55w0rd-IN-URL"), "{err}");
+    assert!(!err.contains("gateway-user"), "{err}");
+}

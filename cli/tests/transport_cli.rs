@@ -358,7 +358,7 @@ fn nginx(dir: &Path, work: &Path, limit_rate: Option<u64>) -> Option<Nginx> {
     // SAFETY: geteuid has no preconditions.
     let is_root = unsafe { libc::geteuid() } == 0;
     let conf = format!(
-        "{user}daemon off;\nworker_processes 1;\npid {w}/nginx.pid;\nerror_log {w}/error.log;\nevents {{ worker_connections 64; }}\nhttp {{\n  access_log {w}/access.log;\n  client_body_temp_path {w}/body;\n  proxy_temp_path {w}/proxy;\n  fastcgi_temp_path {w}/fastcgi;\n  uwsgi_temp_path {w}/uwsgi;\n  scgi_temp_path {w}/scgi;\n  server {{\n    listen 127.0.0.1:{port};\n    root {d};\n    {rate}\n    location / {{ }}\n  }}\n}}\n",
+        "{user}daemon off;\nmaster_process off;\nworker_processes 1;\npid {w}/nginx.pid;\nerror_log {w}/error.log;\nevents {{ worker_connections 64; }}\nhttp {{\n  access_log {w}/access.log;\n  client_body_temp_path {w}/body;\n  proxy_temp_path {w}/proxy;\n  fastcgi_temp_path {w}/fastcgi;\n  uwsgi_temp_path {w}/uwsgi;\n  scgi_temp_path {w}/scgi;\n  server {{\n    listen 127.0.0.1:{port};\n    root {d};\n    {rate}\n    location / {{ }}\n  }}\n}}\n",
         user = if is_root { "user root;\n" } else { "" },
         w = work.display(),
         d = dir.display(),
@@ -368,13 +368,16 @@ fn nginx(dir: &Path, work: &Path, limit_rate: Option<u64>) -> Option<Nginx> {
     );
     let conf_path = work.join("nginx.conf");
     std::fs::write(&conf_path, conf).unwrap();
-    // Killed and reaped when the guard drops, whatever happens below.
+    // Killed and reaped when the guard drops, whatever happens below. One process
+    // (`master_process off`): killing a master leaves its worker running, holding the
+    // test's output pipe open (a `cargo test | grep` then never ends).
     let server = Nginx {
         child: Command::new(bin)
             .arg("-c")
             .arg(&conf_path)
             .arg("-p")
             .arg(work)
+            .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap(),
@@ -542,6 +545,8 @@ fn the_import_api_needs_its_token_and_answers_with_the_exit_code() {
 
     let token_file = tmp.path().join("token");
     std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
+    // Owner-only, as `serve` requires (see `a_token_file_others_can_read_is_refused`).
+    chmod(&token_file, 0o600);
     let s = serve(
         &root,
         &kits,
@@ -841,4 +846,74 @@ fn a_link_planted_at_dest_manifest_is_not_followed() {
     assert_eq!(rc, 0, "{err}");
     assert_eq!(sha256_file(&dest.join(name(&bundle))), sha256_file(&bundle));
     assert!(dest.join("manifest/offline-manifest.json").is_file());
+}
+
+/// The import token is the key to activating kits on the host: a token file that group or
+/// others can read (0644, what `echo TOKEN > file` makes under the usual umask) was
+/// accepted. `serve` now refuses to start on it (exit 11, naming file and mode) and starts
+/// on 0600 and 0400.
+#[test]
+fn a_token_file_others_can_read_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (kits, bundle) = kits_dir(tmp.path(), 0, "2025.10.1");
+    let root = tmp.path().join("root");
+    let token_file = tmp.path().join("token");
+    std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
+    for mode in [0o644, 0o640, 0o604, 0o660] {
+        chmod(&token_file, mode);
+        // Before the fix this served forever: wait a bounded time, then kill it.
+        let mut child = Command::new(ouk())
+            .arg("--root")
+            .arg(&root)
+            .args(["serve", "--listen", "127.0.0.1:0", "--kits"])
+            .arg(&kits)
+            .arg("--import-token-file")
+            .arg(&token_file)
+            .env_remove("OUK_IMPORT_TOKEN")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let status = loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                break Some(st);
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
+        let status = status.unwrap_or_else(|| panic!("serve started on a {mode:o} token file"));
+        let mut err = String::new();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .unwrap();
+        assert_eq!(status.code(), Some(11), "{mode:o}: {err}");
+        assert!(
+            err.contains(&format!("{mode:o}")) && err.contains("token"),
+            "{mode:o}: {err}"
+        );
+        assert!(!err.contains(TOKEN), "the token is never printed: {err}");
+    }
+    for mode in [0o600, 0o400] {
+        chmod(&token_file, mode);
+        let s = serve(
+            &root,
+            &kits,
+            &["--import-token-file", token_file.to_str().unwrap()],
+        );
+        let (status, _) = curl_import(s.port, None, &bundle, "");
+        assert_eq!(status, 401, "{mode:o}: the API is on and wants the token");
+    }
+}
+
+fn chmod(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
 }

@@ -78,6 +78,19 @@ pub enum KitError {
         /// The window.
         max_days: u64,
     },
+    /// The kit is dated further ahead of this host's clock than the skew allows (it would
+    /// never go stale: a freeze that lasts).
+    #[error(
+        "kit is dated in the future: created {created_at}, more than {max_skew_secs} s ahead of this host's clock ({now}); check both clocks, widen --max-clock-skew SECONDS, or use --force-activate --force-reason to accept it"
+    )]
+    FutureDated {
+        /// The kit's createdAt.
+        created_at: String,
+        /// This host's time.
+        now: String,
+        /// The allowance, seconds.
+        max_skew_secs: u64,
+    },
     /// Not enough free space.
     #[error(
         "not enough disk space: free >= {} GiB in {} before retrying (have {} GiB)",

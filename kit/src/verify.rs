@@ -417,26 +417,56 @@ fn check_content_of(
     Ok(seen + 1)
 }
 
-/// `ouk kit verify`: steps 1-4 as far as the given material allows. `bundle` may be a part
-/// or the index of a split kit (see [`BundleInput::open`]).
+/// Fail closed on an empty key set: a caller with no key to check a signature with must
+/// not report the bundle verified ("signature not checked" read as "OK") unless it was
+/// told to accept that (`allow_unsigned`, the user's `--allow-unsigned`).
+pub fn require_keys(keys: &[VerifyingKey], allow_unsigned: bool) -> Result<()> {
+    if keys.is_empty() && !allow_unsigned {
+        return Err(KitError::Signature {
+            what: "bundle".into(),
+            message: "no trusted keys to check its signature with: trust one with `ouk trust add PUB` (or give the key), or pass --allow-unsigned to accept the bundle unchecked".into(),
+        });
+    }
+    Ok(())
+}
+
+/// Steps 1-4 as far as the given material allows, with no key meaning "signature not
+/// checked" (`signature_kid: None`); callers that must fail closed use
+/// [`verify_bundle_trusted`]. `bundle` may be a part or the index of a split kit (see
+/// [`BundleInput::open`]).
 pub fn verify_bundle(
     bundle: &Path,
     explicit: Sidecars,
     keys: &[VerifyingKey],
 ) -> Result<VerifyReport> {
-    verify_input(&BundleInput::open(bundle)?, explicit, keys)
+    verify_bundle_trusted(bundle, explicit, keys, true)
 }
 
-/// [`verify_bundle`] for an opened input (a private copy reads the copy; sidecars are
-/// found beside the original).
+/// `ouk kit verify` and `ouk mirror add`: [`verify_bundle`], but with no keys the bundle is
+/// refused (exit 5, after its digest was checked, so damage still reads as damage) unless
+/// `allow_unsigned`. With keys, the signature must verify under one of them whatever
+/// `allow_unsigned` says: a key is there to check with.
+pub fn verify_bundle_trusted(
+    bundle: &Path,
+    explicit: Sidecars,
+    keys: &[VerifyingKey],
+    allow_unsigned: bool,
+) -> Result<VerifyReport> {
+    verify_input(&BundleInput::open(bundle)?, explicit, keys, allow_unsigned)
+}
+
+/// [`verify_bundle_trusted`] for an opened input (a private copy reads the copy; sidecars
+/// are found beside the original).
 pub fn verify_input(
     input: &BundleInput,
     explicit: Sidecars,
     keys: &[VerifyingKey],
+    allow_unsigned: bool,
 ) -> Result<VerifyReport> {
     let sidecars = Sidecars::discover(&input.path(), explicit);
     let Some(manifest_path) = &sidecars.manifest else {
         let (sha, size, digest_checked) = check_input_digest(input, &sidecars)?;
+        require_keys(keys, allow_unsigned)?;
         let signature_kid = check_signature(&sha, &sidecars, keys)?;
         return Ok(VerifyReport {
             sha256: hex::encode(sha),
@@ -461,6 +491,7 @@ pub fn verify_input(
         set.check_whole(sha, size)?;
     }
     let digest_checked = check_recorded_digest(&input.path(), &sha, size, &sidecars)?;
+    require_keys(keys, allow_unsigned)?;
     let signature_kid = check_signature(&sha, &sidecars, keys)?;
     let files_checked = Some(content?);
     Ok(VerifyReport {

@@ -22,6 +22,10 @@
 //!   (`OUK_S3_MAX_RETRIES`, default 5). Wrong credentials and a missing bucket are found
 //!   at open by one LIST and reported as [`StoreError::RemoteAccess`], naming the bucket and
 //!   the endpoint.
+//! - **No credentials in messages.** An endpoint may carry them (`AWS_ENDPOINT_URL=
+//!   http://user:password@host`), and the client's errors quote the URLs it requested:
+//!   every endpoint, store URL and client message an error carries goes through
+//!   [`redact_userinfo`] first.
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -98,10 +102,39 @@ fn env_duration(name: &str, default_secs: u64) -> Duration {
     )
 }
 
+/// `text` with the user-info (`user:password@`) of every URL in it replaced by `***@`.
+///
+/// A URL runs from its `://` to the next whitespace, quote, angle bracket or parenthesis;
+/// its user-info ends at the last `@` before any `?` or `#`. That is wider than RFC 3986
+/// (whose authority ends at the first `/`) on purpose: a password typed by hand with a raw
+/// `/` or `@` in it is hidden too. The cost is that an `@` in a URL's path also hides the
+/// host, which only makes a message less precise, never leaky.
+pub fn redact_userinfo(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("://") {
+        let (head, tail) = rest.split_at(i + 3);
+        out.push_str(head);
+        let end = tail
+            .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '<' | '>' | '(' | ')'))
+            .unwrap_or(tail.len());
+        let scope = &tail[..tail[..end].find(['?', '#']).unwrap_or(end)];
+        rest = match scope.rfind('@') {
+            Some(at) => {
+                out.push_str("***@");
+                &tail[at + 1..]
+            }
+            None => tail,
+        };
+    }
+    out.push_str(rest);
+    out
+}
+
 /// `(bucket, prefix)` of `s3://bucket/prefix`.
 pub fn parse_store_url(url: &str) -> Result<(String, String)> {
     let bad = |why: &str| StoreError::RemoteUrl {
-        url: url.to_string(),
+        url: redact_userinfo(url),
         message: why.to_string(),
     };
     let rest = url
@@ -164,8 +197,8 @@ impl S3Packs {
             .with_retry(retry)
             .build()
             .map_err(|e| StoreError::RemoteUrl {
-                url: options.url.clone(),
-                message: e.to_string(),
+                url: redact_userinfo(&options.url),
+                message: redact_userinfo(&e.to_string()),
             })?;
         let pause = std::env::var("OUK_TEST_S3_PAUSE_BEFORE_PUT")
             .ok()
@@ -205,7 +238,8 @@ impl S3Packs {
         let packs = S3Packs {
             url: url.to_string(),
             bucket: bucket.to_string(),
-            endpoint: endpoint.to_string(),
+            // Errors name it: never with its credentials.
+            endpoint: redact_userinfo(endpoint),
             prefix: ObjectPath::from(prefix),
             store,
             runtime,
@@ -293,7 +327,8 @@ impl S3Packs {
             bucket: self.bucket.clone(),
             endpoint: self.endpoint.clone(),
             what: format!("{op} {key}"),
-            message: e.to_string(),
+            // The client quotes the request URL, credentials and all.
+            message: redact_userinfo(&e.to_string()),
         }
     }
 
@@ -624,6 +659,41 @@ impl PackBackend for S3Packs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credentials_in_urls_are_redacted_wherever_they_appear() {
+        assert_eq!(
+            redact_userinfo("http://user:pa55@127.0.0.1:9000"),
+            "http://***@127.0.0.1:9000"
+        );
+        // As the client quotes a request: the host, path and query stay.
+        assert_eq!(
+            redact_userinfo(
+                "Error performing GET http://u:p@h:1/b?prefix=a%40b in 3ms - HTTP error: error sending request (http://u:p@h:1/b)"
+            ),
+            "Error performing GET http://***@h:1/b?prefix=a%40b in 3ms - HTTP error: error sending request (http://***@h:1/b)"
+        );
+        // A user alone, a password with a raw `/` or `@` in it (not a valid URL, but typed).
+        assert_eq!(redact_userinfo("https://user@host/x"), "https://***@host/x");
+        assert_eq!(
+            redact_userinfo("http://u:pa/s@s@host:9/"),
+            "http://***@host:9/"
+        );
+        // Nothing to hide: unchanged.
+        for plain in [
+            "http://127.0.0.1:9000",
+            "AWS S3 (no AWS_ENDPOINT_URL)",
+            "s3://ouk-mirror/site",
+            "mail a@b.c about http://host/?q=a@b",
+            "",
+            "://",
+        ] {
+            assert_eq!(redact_userinfo(plain), plain);
+        }
+        // A store URL that is refused is named without what looks like credentials.
+        let e = parse_store_url("s3://key:secret@bucket/p").unwrap_err();
+        assert!(!e.to_string().contains("secret"), "{e}");
+    }
 
     #[test]
     fn store_urls_parse_and_hostile_ones_are_refused() {

@@ -74,6 +74,9 @@ pub struct ServeOptions {
     /// The staleness window applied to API imports (days; 0: none), as `ouk kit import
     /// --max-kit-age`. Fixed at start: an API client cannot turn the freeze check off.
     pub max_kit_age: u64,
+    /// How far ahead of this host's clock an API-imported kit may be dated (seconds), as
+    /// `ouk kit import --max-clock-skew`; fixed at start like the window.
+    pub max_clock_skew: u64,
 }
 
 /// What the binary lends the server.
@@ -101,6 +104,7 @@ struct Shared {
     log: Arc<dyn Fn(&str) + Send + Sync>,
     uploads: AtomicU64,
     max_kit_age: u64,
+    max_clock_skew: u64,
     /// One directory scan at a time (concurrent requests wait for it and share it).
     scanning: tokio::sync::Mutex<()>,
 }
@@ -149,6 +153,7 @@ async fn run(opts: ServeOptions, hooks: ServeHooks) -> Result<()> {
         log: hooks.log.clone(),
         uploads: AtomicU64::new(0),
         max_kit_age: opts.max_kit_age,
+        max_clock_skew: opts.max_clock_skew,
         scanning: tokio::sync::Mutex::new(()),
     });
     sweep_uploads(&opts.root_dir.join("uploads"), &state.log);
@@ -910,6 +915,7 @@ async fn receive_and_import(
         wait: false,
         free_margin: ouk_kit::import::DEFAULT_FREE_MARGIN,
         max_age_days: st.max_kit_age,
+        max_clock_skew_secs: st.max_clock_skew,
     };
     let root = st.root.clone();
     let code_of = st.code_of.clone();

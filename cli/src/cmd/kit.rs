@@ -76,9 +76,14 @@ pub enum KitCommand {
     Verify {
         /// The bundle (or a part or the index of a split kit).
         bundle: PathBuf,
-        /// Public key (PKIX PEM) to check signatures with.
+        /// Public key (PKIX PEM) to check signatures with (default: the keys ROOT/trust
+        /// holds).
         #[arg(long)]
         key: Vec<PathBuf>,
+        /// Report the bundle verified even though no key is given or trusted to check its
+        /// signature with (without it, that is a refusal, exit 5).
+        #[arg(long)]
+        allow_unsigned: bool,
         /// The bundle's cosign signature (default: BUNDLE.sig).
         #[arg(long)]
         signature: Option<PathBuf>,
@@ -124,6 +129,10 @@ pub enum KitCommand {
         /// Refuse kits created more than DAYS days ago (0: no limit).
         #[arg(long, value_name = "DAYS", default_value_t = ouk_kit::import::DEFAULT_MAX_AGE_DAYS)]
         max_kit_age: u64,
+        /// Refuse kits dated more than SECONDS ahead of this host's clock (a kit dated in
+        /// the future would never go stale); --force-activate overrides.
+        #[arg(long, value_name = "SECONDS", default_value_t = ouk_kit::import::policy::DEFAULT_MAX_CLOCK_SKEW_SECS)]
+        max_clock_skew: u64,
     },
     /// Download a published kit (or delta) with its sidecars, resuming, and verify it.
     Pull(crate::cmd::transport::PullArgs),
@@ -300,8 +309,15 @@ pub fn run(ctx: &Context, cmd: KitCommand) -> Result<ExitCode, Failure> {
             signature,
             manifest,
             manifest_signature,
+            allow_unsigned,
         } => {
-            let keys = load_public_keys(&key)?;
+            // The keys named here, else the root's trust store (what an import would
+            // check with): a missing trust directory is an empty store.
+            let keys = if key.is_empty() {
+                ouk_kit::import::trusted_keys(&ctx.root, &[]).map_err(kit_failure)?
+            } else {
+                load_public_keys(&key)?
+            };
             let explicit = Sidecars {
                 signature,
                 manifest,
@@ -309,11 +325,14 @@ pub fn run(ctx: &Context, cmd: KitCommand) -> Result<ExitCode, Failure> {
                 ..Default::default()
             };
             let report =
-                ouk_kit::verify::verify_bundle(&bundle, explicit, &keys).map_err(kit_failure)?;
+                ouk_kit::verify::verify_bundle_trusted(&bundle, explicit, &keys, allow_unsigned)
+                    .map_err(kit_failure)?;
             ctx.out.emit(&report, || {
                 let mut s = format!("OK {}", report.sha256);
                 if report.signature_kid.is_none() {
-                    s.push_str("\n  (signature not checked: give --key)");
+                    s.push_str(
+                        "\n  (signature not checked: --allow-unsigned, no key given or trusted)",
+                    );
                 }
                 if let Some(n) = report.files_checked {
                     s.push_str(&format!("\n  {n} files match the manifest"));
@@ -334,6 +353,7 @@ pub fn run(ctx: &Context, cmd: KitCommand) -> Result<ExitCode, Failure> {
             force_reason,
             free_margin,
             max_kit_age,
+            max_clock_skew,
         } => {
             let extra_keys = load_public_keys(&trust_key)?;
             let opts = ouk_kit::import::ImportOptions {
@@ -353,6 +373,7 @@ pub fn run(ctx: &Context, cmd: KitCommand) -> Result<ExitCode, Failure> {
                 wait: ctx.wait,
                 free_margin,
                 max_age_days: max_kit_age,
+                max_clock_skew_secs: max_clock_skew,
             };
             let mut progress = ctx.out.progress("import", 0);
             let code_of = |e: &ouk_kit::KitError| crate::exit::kit_code(e) as u8;

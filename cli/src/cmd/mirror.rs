@@ -17,6 +17,10 @@ pub enum MirrorCommand {
     Add {
         /// The bundle (kit or delta); sidecars are found next to it.
         bundle: PathBuf,
+        /// Keep the bundle even though its signature cannot be checked because the root
+        /// trusts no key (without it, such a bundle is refused with exit 5).
+        #[arg(long)]
+        allow_unsigned: bool,
     },
     /// The mirrored bundles.
     List,
@@ -45,8 +49,12 @@ fn threads() -> usize {
 pub fn run(ctx: &Context, cmd: MirrorCommand) -> Result<ExitCode, Failure> {
     let root = ctx.open_root()?;
     match cmd {
-        MirrorCommand::Add { bundle } => {
-            let r = ouk_kit::mirror::add(&root, &bundle, threads()).map_err(kit_failure)?;
+        MirrorCommand::Add {
+            bundle,
+            allow_unsigned,
+        } => {
+            let r = ouk_kit::mirror::add(&root, &bundle, threads(), allow_unsigned)
+                .map_err(kit_failure)?;
             ctx.out.emit(&WithRequests::of(&r, root.store()), || {
                 let b = &r.bundle;
                 let how = match &b.recipe {

@@ -57,6 +57,9 @@ pub struct ServeArgs {
     /// Refuse API imports of kits created more than DAYS days ago (0: no limit).
     #[arg(long, value_name = "DAYS", default_value_t = ouk_kit::import::DEFAULT_MAX_AGE_DAYS)]
     max_kit_age: u64,
+    /// Refuse API imports of kits dated more than SECONDS ahead of this host's clock.
+    #[arg(long, value_name = "SECONDS", default_value_t = ouk_kit::import::policy::DEFAULT_MAX_CLOCK_SKEW_SECS)]
+    max_clock_skew: u64,
 }
 
 pub fn run_serve(ctx: &Context, args: ServeArgs) -> Result<ExitCode, Failure> {
@@ -86,12 +89,7 @@ pub fn run_serve(ctx: &Context, args: ServeArgs) -> Result<ExitCode, Failure> {
         ));
     }
     let token = match &args.import_token_file {
-        Some(p) => Some(
-            std::fs::read_to_string(p)
-                .map_err(|e| Failure::new(ExitCode::Failure, format!("{}: {e}", p.display())))?
-                .trim()
-                .to_string(),
-        ),
+        Some(p) => Some(read_token_file(p)?),
         None => std::env::var("OUK_IMPORT_TOKEN").ok(),
     }
     .filter(|t| !t.is_empty());
@@ -150,9 +148,35 @@ pub fn run_serve(ctx: &Context, args: ServeArgs) -> Result<ExitCode, Failure> {
         limit_rate: args.limit_rate,
         send_timeout: Duration::from_secs(args.send_timeout.max(1)),
         max_kit_age: args.max_kit_age,
+        max_clock_skew: args.max_clock_skew,
     };
     ouk_transport::serve::serve(opts, hooks).map_err(failure)?;
     Ok(ExitCode::Ok)
+}
+
+/// The import token in `path`, refusing a file that group or others can access in any way:
+/// whoever reads the token can activate kits on this host. The mode is taken from the open
+/// file, so the file checked is the file read.
+fn read_token_file(path: &std::path::Path) -> Result<String, Failure> {
+    use std::io::Read;
+    use std::os::unix::fs::PermissionsExt;
+    let io =
+        |e: std::io::Error| Failure::new(ExitCode::Failure, format!("{}: {e}", path.display()));
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    let mode = file.metadata().map_err(io)?.permissions().mode() & 0o7777;
+    if mode & 0o077 != 0 {
+        return Err(Failure::new(
+            ExitCode::Validation,
+            format!(
+                "{}: the import token file has mode {mode:o}; it must be readable by its owner only (chmod 600 {})",
+                path.display(),
+                path.display()
+            ),
+        ));
+    }
+    let mut token = String::new();
+    file.read_to_string(&mut token).map_err(io)?;
+    Ok(token.trim().to_string())
 }
 
 /// `ouk kit pull`.

@@ -94,6 +94,9 @@ pub struct ImportOptions {
     /// Refuse kits created more than this many days ago (0: no limit). Guards against a
     /// freeze: an attacker replaying old, validly signed kits to hold a host back.
     pub max_age_days: u64,
+    /// Refuse kits dated more than this many seconds ahead of this host's clock
+    /// ([`policy::DEFAULT_MAX_CLOCK_SKEW_SECS`]): a kit dated far ahead never goes stale.
+    pub max_clock_skew_secs: u64,
 }
 
 /// Files added, changed and removed relative to the active generation.
@@ -446,23 +449,37 @@ pub(crate) fn check_version(
     Ok(())
 }
 
-/// Days since `created_at` (RFC 3339), or `None` when it does not parse.
+/// Whole days since `created_at` (RFC 3339), or `None` when it does not parse. Never
+/// negative: a kit dated ahead of this host's clock (within the skew, or forced) is 0
+/// days old.
 pub fn age_days(created_at: &str) -> Option<i64> {
-    crate::provenance::time::parse_rfc3339(created_at).map(|t| (ouk_delta::now_unix() - t) / 86_400)
+    crate::provenance::time::parse_rfc3339(created_at)
+        .map(|t| ouk_delta::now_unix().saturating_sub(t).max(0) / 86_400)
 }
 
-/// Step 5c: a kit older than the staleness window is refused unless forced.
+/// Step 5c: a kit older than the staleness window, or dated further ahead of this host's
+/// clock than the skew allows, is refused unless forced ([`policy::freshness`]).
 fn check_fresh(created_at: &str, opts: &ImportOptions) -> StepResult<()> {
-    if opts.max_age_days == 0 || opts.force.is_some() {
+    if opts.force.is_some() {
         return Ok(());
     }
-    match age_days(created_at) {
-        Some(age) if age <= opts.max_age_days as i64 => Ok(()),
-        _ => Err((
+    let now = ouk_delta::now_unix();
+    let created = crate::provenance::time::parse_rfc3339(created_at);
+    match policy::freshness(created, now, opts.max_age_days, opts.max_clock_skew_secs) {
+        policy::Freshness::Fresh => Ok(()),
+        policy::Freshness::Stale => Err((
             "policy",
             KitError::Stale {
                 created_at: created_at.to_string(),
                 max_days: opts.max_age_days,
+            },
+        )),
+        policy::Freshness::Future => Err((
+            "policy",
+            KitError::FutureDated {
+                created_at: created_at.to_string(),
+                now: crate::provenance::time::format_utc(now).unwrap_or_else(|| now.to_string()),
+                max_skew_secs: opts.max_clock_skew_secs,
             },
         )),
     }

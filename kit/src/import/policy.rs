@@ -1,13 +1,45 @@
-//! Import policy: version ordering and the staleness window.
+//! Import policy: version ordering, and the window of `createdAt` dates a host accepts.
 //!
-//! Versions compare component by component, splitting on `.`, `-` and `+`: numeric
-//! components numerically (`2025.10.10` > `2025.10.9`), others as text, and a version that
-//! is a prefix of another is older (`2025.10` < `2025.10.1`).
+//! **Versions.** When both versions are valid SemVer 2.0 (`2025.10.1`, `2025.10.1-rc1`,
+//! `1.0.0+build.7`) they compare by SemVer precedence: a pre-release sorts before its
+//! release (`2025.10.1-rc1` < `2025.10.1`), pre-release identifiers compare as SemVer says
+//! (numeric ones numerically, and below alphanumeric ones), and build metadata is ignored
+//! (`1.0.0+b2` and `1.0.0+b1` are equal, so neither is newer than the other). Any other
+//! pair (either side not SemVer: `2025.10`, `v1.2.3`, `2025.10.01`) compares as ouk always
+//! did: component by component, splitting on `.`, `-` and `+`, numeric components
+//! numerically (`2025.10.10` > `2025.10.9`), others as text, and a version that is a prefix
+//! of another is older (`2025.10` < `2025.10.1`). Both orders are reflexive and
+//! antisymmetric (the fuzz target checks that for arbitrary strings); a kit line should
+//! stay with one kind of version, since the two orders are not transitive together.
+//!
+//! **Dates.** A kit is accepted when its `createdAt` lies in
+//! `[now - max age, now + clock skew]`: an old kit is stale (a freeze: replaying old,
+//! validly signed kits holds a host back), and a kit dated ahead of the host's clock by
+//! more than the skew is refused too, since a kit dated far ahead would never go stale.
+//! The skew exists because an air-gapped host has no time server and its clock drifts from
+//! the build site's.
 
 use std::cmp::Ordering;
 
-/// Compare two kit versions.
+/// Default allowance for a kit dated ahead of this host's clock, seconds (one hour).
+///
+/// An air-gapped host's clock drifts (no NTP): a few seconds a day on ordinary hardware,
+/// minutes over months, plus a clock set by hand. One hour covers that with room to spare,
+/// and it is small next to the 7-day staleness window, so it barely stretches how long a
+/// kit can be replayed. Operators with worse clocks widen it (`--max-clock-skew`).
+pub const DEFAULT_MAX_CLOCK_SKEW_SECS: u64 = 3600;
+
+/// Compare two kit versions (see the module doc).
 pub fn compare_versions(a: &str, b: &str) -> Ordering {
+    match (semver::Version::parse(a), semver::Version::parse(b)) {
+        (Ok(x), Ok(y)) => x.cmp_precedence(&y),
+        _ => compare_components(a, b),
+    }
+}
+
+/// The order for versions that are not SemVer (the order ouk used for every version
+/// before SemVer).
+fn compare_components(a: &str, b: &str) -> Ordering {
     let parts = |s: &str| -> Vec<String> { s.split(['.', '-', '+']).map(str::to_string).collect() };
     let (pa, pb) = (parts(a), parts(b));
     for (x, y) in pa.iter().zip(&pb) {
@@ -20,6 +52,48 @@ pub fn compare_versions(a: &str, b: &str) -> Ordering {
         }
     }
     pa.len().cmp(&pb.len())
+}
+
+/// Where a kit's `createdAt` falls relative to the accepted window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Freshness {
+    /// Inside the window.
+    Fresh,
+    /// Older than the staleness window, or undated (`createdAt` does not parse) while a
+    /// window is set: an undated kit cannot show it is fresh.
+    Stale,
+    /// Dated more than the clock skew ahead of this host's clock.
+    Future,
+}
+
+/// Judge `created_at` (Unix seconds, `None` when it does not parse) at `now` against a
+/// staleness window of `max_age_days` (0: no window) and a skew allowance of
+/// `max_skew_secs`. The future bound holds whatever the window: turning the staleness
+/// check off (`--max-kit-age 0`) must not make a kit dated in 2099 acceptable. An undated
+/// kit passes when there is no window, as before: there is no date to judge.
+pub fn freshness(
+    created_at: Option<i64>,
+    now: i64,
+    max_age_days: u64,
+    max_skew_secs: u64,
+) -> Freshness {
+    let Some(created) = created_at else {
+        return if max_age_days == 0 {
+            Freshness::Fresh
+        } else {
+            Freshness::Stale
+        };
+    };
+    let age_secs = now.saturating_sub(created);
+    // Negative age: dated ahead of this clock.
+    if age_secs < 0 && age_secs.unsigned_abs() > max_skew_secs {
+        return Freshness::Future;
+    }
+    // Whole days, as the window is given (a kit 7 days and 23 hours old is 7 days old).
+    if max_age_days != 0 && age_secs / 86_400 > i64::try_from(max_age_days).unwrap_or(i64::MAX) {
+        return Freshness::Stale;
+    }
+    Freshness::Fresh
 }
 
 #[cfg(test)]
@@ -39,5 +113,92 @@ mod tests {
             Ordering::Greater
         );
         assert_eq!(compare_versions("1.0.0-rc1", "1.0.0-rc2"), Ordering::Less);
+    }
+
+    #[test]
+    fn a_pre_release_sorts_before_its_release() {
+        // The rollback the review found: the longer string was taken as newer.
+        assert_eq!(
+            compare_versions("2025.10.1-rc1", "2025.10.1"),
+            Ordering::Less
+        );
+        assert_eq!(
+            compare_versions("2025.10.1", "2025.10.1-rc1"),
+            Ordering::Greater
+        );
+        // ... but after the previous release.
+        assert_eq!(
+            compare_versions("2025.10.1-rc1", "2025.10.0"),
+            Ordering::Greater
+        );
+        // SemVer pre-release rules: numeric identifiers numerically, below text ones;
+        // more identifiers sort later.
+        assert_eq!(
+            compare_versions("1.0.0-rc.2", "1.0.0-rc.10"),
+            Ordering::Less
+        );
+        assert_eq!(compare_versions("1.0.0-1", "1.0.0-alpha"), Ordering::Less);
+        assert_eq!(
+            compare_versions("1.0.0-alpha", "1.0.0-alpha.1"),
+            Ordering::Less
+        );
+    }
+
+    #[test]
+    fn build_metadata_does_not_make_a_version_newer() {
+        assert_eq!(compare_versions("1.0.0+b2", "1.0.0+b1"), Ordering::Equal);
+        assert_eq!(compare_versions("1.0.0+b1", "1.0.0"), Ordering::Equal);
+    }
+
+    #[test]
+    fn versions_that_are_not_semver_compare_as_before() {
+        // Two components, a leading zero, a `v` prefix: not SemVer.
+        assert_eq!(compare_versions("2025.10", "2025.10.1"), Ordering::Less);
+        assert_eq!(compare_versions("2025.10.01", "2025.10.1"), Ordering::Equal);
+        assert_eq!(compare_versions("v1.2.10", "v1.2.9"), Ordering::Greater);
+        // A mixed pair uses the old order too (both sides, so it stays antisymmetric).
+        assert_eq!(compare_versions("2025.10", "2025.10.0"), Ordering::Less);
+        assert_eq!(compare_versions("2025.10.0", "2025.10"), Ordering::Greater);
+    }
+
+    const NOW: i64 = 1_761_177_600; // 2025-10-23T00:00:00Z
+    const DAY: i64 = 86_400;
+
+    #[test]
+    fn a_kit_dated_ahead_by_more_than_the_skew_is_future_whatever_the_window() {
+        let skew = DEFAULT_MAX_CLOCK_SKEW_SECS;
+        let year_2099 = 4_070_908_800;
+        assert_eq!(freshness(Some(year_2099), NOW, 7, skew), Freshness::Future);
+        assert_eq!(freshness(Some(year_2099), NOW, 0, skew), Freshness::Future);
+        assert_eq!(freshness(Some(NOW + 3601), NOW, 7, skew), Freshness::Future);
+        // Within the skew: fresh (clocks drift).
+        assert_eq!(freshness(Some(NOW + 3600), NOW, 7, skew), Freshness::Fresh);
+        assert_eq!(freshness(Some(NOW + 60), NOW, 0, skew), Freshness::Fresh);
+        // Configurable, including no allowance at all.
+        assert_eq!(
+            freshness(Some(NOW + 7200), NOW, 7, 86_400),
+            Freshness::Fresh
+        );
+        assert_eq!(freshness(Some(NOW + 1), NOW, 7, 0), Freshness::Future);
+        // Extremes do not overflow.
+        assert_eq!(
+            freshness(Some(i64::MAX), NOW, 7, u64::MAX),
+            Freshness::Fresh
+        );
+        assert_eq!(freshness(Some(i64::MIN), NOW, 7, 0), Freshness::Stale);
+    }
+
+    #[test]
+    fn the_staleness_window_counts_whole_days() {
+        assert_eq!(freshness(Some(NOW - 7 * DAY), NOW, 7, 0), Freshness::Fresh);
+        assert_eq!(
+            freshness(Some(NOW - 8 * DAY + 1), NOW, 7, 0),
+            Freshness::Fresh
+        );
+        assert_eq!(freshness(Some(NOW - 8 * DAY), NOW, 7, 0), Freshness::Stale);
+        assert_eq!(freshness(Some(0), NOW, 0, 0), Freshness::Fresh);
+        // Undated: stale with a window, accepted without one.
+        assert_eq!(freshness(None, NOW, 7, 3600), Freshness::Stale);
+        assert_eq!(freshness(None, NOW, 0, 3600), Freshness::Fresh);
     }
 }

@@ -2,8 +2,9 @@
 //! store, each given back byte-identical on export.
 //!
 //! `add` verifies a bundle as `ouk kit verify` does (digest against its `.sha256` and
-//! `.metadata.json`, the cosign signature against the root's trust store when it has keys,
-//! a kit's content against its manifest), then stores the *uncompressed* tar stream inside
+//! `.metadata.json`, the cosign signature against the root's trust store, which must hold
+//! a key unless the caller allows unsigned bundles, a kit's content against its manifest),
+//! then stores the *uncompressed* tar stream inside
 //! it, so successive kits share chunks, plus its sidecars; the catalog ([`catalog`])
 //! records the gzip recipe ([`gzip`]) that re-creates the bundle from that stream. Whether
 //! the recipe works is decided there and then, by re-compressing the stream read back from
@@ -257,8 +258,10 @@ fn try_recipe(
     }
 }
 
-/// `mirror add`: verify `bundle` and keep it; see the module doc.
-pub fn add(root: &Root, bundle: &Path, threads: usize) -> Result<AddReport> {
+/// `mirror add`: verify `bundle` and keep it; see the module doc. With no trusted key the
+/// bundle is refused (exit 5) unless `allow_unsigned`: a mirror serves what it keeps on to
+/// other hosts, so it must not take in bundles nobody vouched for by default.
+pub fn add(root: &Root, bundle: &Path, threads: usize, allow_unsigned: bool) -> Result<AddReport> {
     if !bundle.is_file() {
         return Err(KitError::NotFound(bundle.to_path_buf()));
     }
@@ -293,7 +296,7 @@ pub fn add(root: &Root, bundle: &Path, threads: usize) -> Result<AddReport> {
     // Verification: what `ouk kit verify` checks, with the root's trust store as the keys.
     let keys = crate::import::trusted_keys(root.dir(), &[])?;
     let (sha, size, signed_by, files_checked) = if kind == "kit" {
-        let report = verify::verify_input(&input, Sidecars::default(), &keys)?;
+        let report = verify::verify_input(&input, Sidecars::default(), &keys, allow_unsigned)?;
         let sha: FileDigest = report.sha256.parse().map_err(|_| {
             KitError::Validation(format!("{name}: digest {:?} does not parse", report.sha256))
         })?;
@@ -301,6 +304,7 @@ pub fn add(root: &Root, bundle: &Path, threads: usize) -> Result<AddReport> {
     } else {
         // A delta carries no offline manifest to check its content against.
         let (sha, size, _) = verify::check_input_digest(&input, &sidecars)?;
+        verify::require_keys(&keys, allow_unsigned)?;
         let kid = verify::check_signature(&sha, &sidecars, &keys)?;
         (FileDigest(sha), size, kid, None)
     };

@@ -100,7 +100,7 @@ fn every_kind_of_gzip_is_stored_the_right_way_and_exported_identically() {
     let mut added = Vec::new();
     for (name, version, bytes, stored_as, recipe) in &cases {
         let path = place(&tmp.path().join("in"), name, version, bytes);
-        let r = add(&root, &path, 2).unwrap();
+        let r = add(&root, &path, 2, true).unwrap();
         assert_eq!(r.outcome, "added");
         assert_eq!(
             r.bundle.stored_as, *stored_as,
@@ -116,7 +116,7 @@ fn every_kind_of_gzip_is_stored_the_right_way_and_exported_identically() {
             assert_eq!(r.rejected_recipes.len(), 2, "{r:?}");
         }
         // Twice: nothing written.
-        let again = add(&root, &path, 2).unwrap();
+        let again = add(&root, &path, 2, true).unwrap();
         assert_eq!(again.outcome, "already-mirrored");
         assert_eq!(again.new_stored_bytes, 0);
         added.push((name, version, bytes));
@@ -176,7 +176,7 @@ fn a_bundle_that_does_not_match_its_sidecar_is_refused_before_anything_is_stored
     bytes[last] ^= 1;
     fs::write(&path, bytes).unwrap();
     assert!(matches!(
-        add(&root, &path, 1),
+        add(&root, &path, 1, true),
         Err(KitError::DigestMismatch { .. })
     ));
     assert!(list(&root).unwrap().is_empty());

@@ -57,6 +57,10 @@ pub enum KeyError {
     NoSuchBlock { wanted: &'static str, found: String },
     #[error("the key is encrypted: a password is required (COSIGN_PASSWORD)")]
     PasswordRequired,
+    #[error(
+        "refusing to encrypt a new private key under an empty password: anyone who copies the file could sign (set COSIGN_PASSWORD)"
+    )]
+    EmptyPassword,
     #[error(transparent)]
     Encrypted(#[from] EncryptedKeyError),
     #[error("not an ECDSA P-256 PKCS#8 private key: {0}")]
@@ -323,8 +327,13 @@ impl VerifyingKey {
 
 /// Generates a key and writes `<prefix>.key` (cosign encrypted format under `password`,
 /// mode 0600) and `<prefix>.pub` (PKIX PEM), as `cosign generate-key-pair` does, making
-/// the prefix's directory when it is missing. Refuses to overwrite either file. Returns the generated key.
+/// the prefix's directory when it is missing. Refuses to overwrite either file, and an empty
+/// password (cosign reads such keys, so [`SigningKey::from_pem`] does too, but a key made
+/// here is never that weak). Returns the generated key.
 pub fn write_key_pair(prefix: &Path, password: &[u8]) -> Result<SigningKey, KeyError> {
+    if password.is_empty() {
+        return Err(KeyError::EmptyPassword);
+    }
     let key_path = with_suffix(prefix, ".key");
     let pub_path = with_suffix(prefix, ".pub");
     for p in [&key_path, &pub_path] {
@@ -558,6 +567,19 @@ sys.stdout.write(priv.public_key().public_bytes(
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o700);
+    }
+
+    #[test]
+    fn write_key_pair_refuses_an_empty_password_and_writes_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let prefix = dir.path().join("keys/cosign");
+        assert!(matches!(
+            write_key_pair(&prefix, b""),
+            Err(KeyError::EmptyPassword)
+        ));
+        assert!(!with_suffix(&prefix, ".key").exists());
+        assert!(!with_suffix(&prefix, ".pub").exists());
+        assert!(!dir.path().join("keys").exists());
     }
 
     #[test]
