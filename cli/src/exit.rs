@@ -40,7 +40,7 @@ pub enum ExitCode {
     Interrupted = 130,
 }
 
-fn io_code(e: &std::io::Error) -> ExitCode {
+pub(crate) fn io_code(e: &std::io::Error) -> ExitCode {
     match e.raw_os_error() {
         Some(libc::ENOSPC) | Some(libc::EDQUOT) => ExitCode::NoSpace,
         Some(libc::EINTR) => ExitCode::Interrupted,

@@ -41,6 +41,18 @@ pub struct Cli {
     /// Target size of an object-storage pack (uploaded once it is this big).
     #[arg(long, global = true, value_name = "SIZE", default_value = "32MiB", value_parser = cmd::split::parse_size)]
     store_pack_size: u64,
+    /// Most entries the quarantine keeps (each refused import is one); the oldest are
+    /// dropped first. For imports (`kit import`, the import API of `serve`) and
+    /// `quarantine clean`.
+    #[arg(long, global = true, env = "OUK_QUARANTINE_MAX_ENTRIES", value_name = "N",
+          default_value_t = ouk_kit::import::quarantine::DEFAULT_MAX_ENTRIES as u32,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    quarantine_max_entries: u32,
+    /// Most bytes the quarantine keeps in all; the oldest entries are dropped first, and a
+    /// refused input larger than this is not kept (its reason is).
+    #[arg(long, global = true, env = "OUK_QUARANTINE_MAX_SIZE", value_name = "SIZE",
+          default_value = "4GiB", value_parser = cmd::split::parse_size)]
+    quarantine_max_size: u64,
     #[command(subcommand)]
     command: Command,
 }
@@ -93,6 +105,9 @@ enum Command {
     /// The scanner's offline fair-use ledger: count a scan, report the counts.
     #[command(subcommand)]
     Quota(cmd::quota::QuotaCommand),
+    /// Refused imports kept for inspection: list, show, clean.
+    #[command(subcommand)]
+    Quarantine(cmd::quarantine::QuarantineCommand),
 }
 
 /// A command's failure: a message for stderr and the exit code.
@@ -179,6 +194,11 @@ fn main() -> std::process::ExitCode {
             pack_target: cli.store_pack_size,
         }),
     };
+    // Before any command runs: imports quarantine within these limits.
+    ouk_kit::import::quarantine::set_limits(ouk_kit::import::quarantine::Limits {
+        max_entries: cli.quarantine_max_entries as usize,
+        max_bytes: cli.quarantine_max_size,
+    });
     contain::install_hook();
     let command = cli.command;
     if ctx.remote.is_some() && !takes_store_url(&command) {
@@ -208,6 +228,7 @@ fn main() -> std::process::ExitCode {
         Command::Telemetry(c) => cmd::telemetry::run(&ctx, c),
         Command::Quota(c) => cmd::quota::run(&ctx, c),
         Command::Authority(c) => cmd::authority::run(&ctx, c),
+        Command::Quarantine(c) => cmd::quarantine::run(&ctx, c),
     });
     match result {
         Ok(code) => std::process::ExitCode::from(code as u8),

@@ -291,3 +291,99 @@ fn the_inventory_path_makes_the_delta_a_host_needs() {
     assert_eq!(rc, 0, "{r}");
     assert_eq!(r["version"], "2025.10.2");
 }
+
+/// A delta bundle of `delta/delta.json` declaring `declared` payload bytes and a payload of
+/// `actual` zero bytes (a sparse file: nothing of it is on disk), gzip-compressed ~1000:1.
+fn zero_payload_delta(dir: &Path, declared: u64, actual: u64) -> PathBuf {
+    use ouk_kit::bundle::{EntrySource, EntrySpec, write_bundle};
+    let zeros = dir.join("zeros");
+    std::fs::File::create(&zeros)
+        .unwrap()
+        .set_len(actual)
+        .unwrap();
+    let header = serde_json::json!({
+        "format": "ouk-delta/2",
+        "baseline": {"generation": "00".repeat(32), "version": "2025.10.0"},
+        "target": {"generation": "11".repeat(32), "version": "2025.10.1"},
+        "files": [],
+        "payloadSize": declared,
+    });
+    let bundle = dir.join("huge.delta.tgz");
+    let out = std::io::BufWriter::new(std::fs::File::create(&bundle).unwrap());
+    write_bundle(
+        out,
+        vec![
+            EntrySpec {
+                path: "delta/delta.json".into(),
+                mode: 0o644,
+                source: EntrySource::Bytes(header.to_string().into_bytes()),
+            },
+            EntrySpec {
+                path: "delta/payload.bin".into(),
+                mode: 0o644,
+                source: EntrySource::File(zeros.clone()),
+            },
+        ],
+        Default::default(),
+    )
+    .unwrap();
+    std::fs::remove_file(&zeros).unwrap();
+    bundle
+}
+
+/// `ouk delta show` with TMPDIR at `tmpdir` and files limited to `max_file` bytes
+/// (RLIMIT_FSIZE: writing past it kills the process with SIGXFSZ).
+fn show_with_file_limit(bundle: &Path, tmpdir: &Path, max_file: u64) -> std::process::Output {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = Command::new(ouk());
+    cmd.args(["--json", "delta", "show"])
+        .arg(bundle)
+        .env("TMPDIR", tmpdir);
+    // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            let lim = libc::rlimit {
+                rlim_cur: max_file,
+                rlim_max: max_file,
+            };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    cmd.output().unwrap()
+}
+
+/// The review's attack on `delta show`: an unsigned file of about a MB whose header
+/// declares (and whose tar holds) a GiB of payload. `show` checks no signature, so anyone
+/// can hand it such a file; it used to unpack the whole payload into the temporary
+/// directory (4 GiB for a 4 MB file). It reads only what it shows now: run under a 16 MiB
+/// file-size limit, it shows the delta and leaves its temporary directory empty.
+#[test]
+fn delta_show_of_a_huge_declared_payload_writes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let gib = 1u64 << 30;
+    let bundle = zero_payload_delta(tmp.path(), gib, gib);
+    let size = std::fs::metadata(&bundle).unwrap().len();
+    assert!(size < 4 << 20, "{size} bytes");
+    let scratch = tmp.path().join("tmp");
+    std::fs::create_dir(&scratch).unwrap();
+    let out = show_with_file_limit(&bundle, &scratch, 16 << 20);
+    let (rc, shown) = json_output(&["delta", "show"], &out);
+    assert_eq!(rc, 0, "{shown}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(shown["summary"]["payload_bytes"], gib, "{shown}");
+    assert_eq!(shown["target"]["version"], "2025.10.1");
+    assert_eq!(std::fs::read_dir(&scratch).unwrap().count(), 0);
+
+    // A payload longer than its header declares is refused at the declared size, clearly.
+    let dir = tmp.path().join("lying");
+    std::fs::create_dir(&dir).unwrap();
+    let bundle = zero_payload_delta(&dir, 1 << 20, 64 << 20);
+    let out = show_with_file_limit(&bundle, &scratch, 16 << 20);
+    let (rc, e) = json_output(&["delta", "show"], &out);
+    assert_eq!(rc, 11, "{e}");
+    let msg = e["error"].as_str().unwrap();
+    assert!(msg.contains("delta/payload.bin"), "{msg}");
+    assert_eq!(std::fs::read_dir(&scratch).unwrap().count(), 0);
+}

@@ -335,20 +335,31 @@ fn missing_corrupted_reordered_and_truncated_parts_are_named_and_change_nothing(
         },
     );
     assert!(error_of(&e).contains("re-copy it"), "{e}");
-    // The refused set is quarantined as its index and parts.
+    // The refusal is quarantined, but a set whose digest does not match was never
+    // authenticated (its signature is over the whole bundle): only the reason is kept,
+    // saying why, not the index and parts (docs/security.md, "Quarantine fills the disk").
     let q: Vec<PathBuf> = fs::read_dir(root.join("quarantine"))
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|q| name_of(q).contains("part004"))
         .collect();
     assert_eq!(q.len(), 1, "{q:?}");
-    assert!(q[0].join(format!("{name}.parts.json")).is_file());
-    assert!(q[0].join(format!("{name}.part003")).is_file());
+    let kept: Vec<String> = fs::read_dir(&q[0])
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(kept, ["reason.json"], "{q:?}");
     let reason: serde_json::Value =
         serde_json::from_slice(&fs::read(q[0].join("reason.json")).unwrap()).unwrap();
     assert_eq!(
         (reason["step"].as_str(), reason["code"].as_u64()),
         (Some("verify"), Some(2))
+    );
+    assert!(
+        reason["notKept"]
+            .as_str()
+            .is_some_and(|w| w.contains("authenticated")),
+        "{reason}"
     );
 
     // Reordered: parts 1 and 2 swapped by renaming (same size) -> exit 2, the hint says so.

@@ -12,7 +12,7 @@
 //! manifest) and refuses to produce a byte more, so a hostile patch cannot exhaust memory
 //! or disk. Decoders never panic on any input (property-tested, fuzzed).
 
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 
 use serde::{Deserialize, Serialize};
 use zstd_safe::{CCtx, CParameter, DCtx, DParameter};
@@ -209,15 +209,118 @@ fn check_bsdiff_header(patch: &[u8], expected: u64) -> Result<(), PatchError> {
             actual: size,
         });
     }
+    check_bsdiff_controls(&patch[32..32 + ctrl as usize], expected)?;
     // qbsdiff reads the last stream (the extra block) only as far as the target needs, so
     // a patch cut inside its end-of-stream marker would still apply. Every byte of a piece
-    // must count: the extra block has to be one whole bzip2 stream.
+    // must count: the extra block has to be one whole bzip2 stream. It is read no further
+    // than the target allows (the extra bytes are copied into the target, so they cannot
+    // outnumber it): a few hundred bytes of bzip2 expand to a GiB, and a piece pays for no
+    // more decoding than its declared length.
     let extra = &patch[32 + (ctrl + diff) as usize..];
     let mut stream = bzip2::bufread::BzDecoder::new(extra);
-    io::copy(&mut stream, &mut io::sink())
+    let decoded = io::copy(&mut (&mut stream).take(expected + 1), &mut io::sink())
         .map_err(|e| corrupt(&format!("bsdiff extra block: {e}")))?;
+    if decoded > expected {
+        return Err(corrupt("bsdiff extra block is longer than the target"));
+    }
     if !stream.into_inner().is_empty() {
         return Err(corrupt("bytes after the bsdiff extra block"));
+    }
+    Ok(())
+}
+
+/// Bytes of one bsdiff 4 control step (add, copy, seek; 8 bytes each).
+const CONTROL_STEP: u64 = 24;
+
+/// Most control steps that write nothing a bsdiff 4 patch of an `expected`-byte target may
+/// hold. qbsdiff ends each of its parallel chunks (256 KiB at least) with a step that only
+/// seeks back, and a chunk may open with one; one per 4 KiB leaves ample room.
+fn max_idle_steps(expected: u64) -> u64 {
+    expected / 4096 + 4
+}
+
+/// Most control steps in all: each other step writes at least one byte.
+fn max_control_steps(expected: u64) -> u64 {
+    expected.saturating_add(max_idle_steps(expected))
+}
+
+/// Walk the control stream before qbsdiff applies it: qbsdiff reads control steps until the
+/// stream ends, and a step that writes nothing costs it nothing to accept, so a control
+/// stream of a GiB of zeros (under a KiB of bzip2) would keep it decoding for seconds per
+/// piece. Here the stream is decoded at most as far as [`max_control_steps`] allows, steps
+/// that write nothing are counted against [`max_idle_steps`], each step must write forward
+/// (no negative lengths) within the declared target, and the steps must write exactly the
+/// target. Decoded in a fixed buffer: nothing is allocated for it.
+fn check_bsdiff_controls(block: &[u8], expected: u64) -> Result<(), PatchError> {
+    let corrupt = |m: String| PatchError::Corrupt {
+        encoding: Encoding::Bsdiff,
+        message: m,
+    };
+    let limit = max_control_steps(expected).saturating_mul(CONTROL_STEP);
+    // Same decoder as qbsdiff (one bzip2 stream), so both read the same steps.
+    let mut stream = bzip2::read::BzDecoder::new(block).take(limit.saturating_add(1));
+    let mut written = 0u64;
+    let mut idle = 0u64;
+    let mut step = [0u8; CONTROL_STEP as usize];
+    loop {
+        let mut filled = 0;
+        while filled < step.len() {
+            match stream.read(&mut step[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(corrupt(format!("bsdiff control block: {e}"))),
+            }
+        }
+        if filled == 0 {
+            break;
+        }
+        if filled < step.len() {
+            // Either the stream ends inside a step, or it went past the limit (the limit
+            // is a whole number of steps, so the spare byte lands in a partial one).
+            return Err(corrupt(if stream.limit() == 0 {
+                format!(
+                    "bsdiff control block holds more than {} steps for a {expected}-byte target",
+                    max_control_steps(expected)
+                )
+            } else {
+                "bsdiff control block ends inside a step".to_string()
+            }));
+        }
+        let field = |o: usize| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&step[o..o + 8]);
+            u64::from_le_bytes(b)
+        };
+        let (add, copy) = (field(0), field(8));
+        if (add | copy) & (1 << 63) != 0 {
+            return Err(corrupt("bsdiff control step with a negative length".into()));
+        }
+        let room = expected - written;
+        if add > room || copy > room - add {
+            return Err(PatchError::Length {
+                encoding: Encoding::Bsdiff,
+                expected,
+                actual: expected.saturating_add(1),
+            });
+        }
+        if add == 0 && copy == 0 {
+            idle += 1;
+            if idle > max_idle_steps(expected) {
+                return Err(corrupt(format!(
+                    "bsdiff control block holds more than {} steps that write nothing",
+                    max_idle_steps(expected)
+                )));
+            }
+        }
+        written += add + copy;
+    }
+    if written != expected {
+        return Err(PatchError::Length {
+            encoding: Encoding::Bsdiff,
+            expected,
+            actual: written,
+        });
     }
     Ok(())
 }
@@ -364,6 +467,135 @@ mod tests {
             bsdiff_decode(&reference, &padded, n),
             Err(PatchError::Corrupt { .. })
         ));
+    }
+
+    /// bzip2 of `data` followed by `zeros` zero bytes, made without holding the zeros.
+    fn bz_then_zeros(data: &[u8], zeros: u64) -> Vec<u8> {
+        let mut enc = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::best());
+        io::copy(&mut data.chain(io::repeat(0).take(zeros)), &mut enc).unwrap();
+        enc.finish().unwrap()
+    }
+
+    /// A bsdiff 4 patch from its three (already compressed) blocks.
+    fn bsdiff_patch(ctrl: &[u8], diff: &[u8], extra: &[u8], size: u64) -> Vec<u8> {
+        let mut p = b"BSDIFF40".to_vec();
+        for n in [ctrl.len() as u64, diff.len() as u64, size] {
+            p.extend_from_slice(&n.to_le_bytes());
+        }
+        p.extend_from_slice(ctrl);
+        p.extend_from_slice(diff);
+        p.extend_from_slice(extra);
+        p
+    }
+
+    fn control_step(add: u64, copy: u64, seek: u64) -> Vec<u8> {
+        [add, copy, seek]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect()
+    }
+
+    const GIB: u64 = 1 << 30;
+
+    /// The review's attack: a bsdiff piece of under a KiB whose extra block expands to a
+    /// GiB, repeated by several pieces. Before the bound, each piece decoded the whole GiB
+    /// (and then applied: qbsdiff reads the extra block only as far as it needs).
+    #[test]
+    fn a_bsdiff_extra_block_bomb_is_refused_at_the_declared_length() {
+        let target = b"hello";
+        let ctrl = bz_then_zeros(&control_step(0, 5, 0), 0);
+        let diff = bz_then_zeros(b"", 0);
+        let extra = bz_then_zeros(target, GIB);
+        let patch = bsdiff_patch(&ctrl, &diff, &extra, 5);
+        assert!(patch.len() < 2048, "{} bytes", patch.len());
+        let started = std::time::Instant::now();
+        for _ in 0..8 {
+            let r = bsdiff_decode(b"", &patch, 5);
+            assert!(
+                matches!(&r, Err(PatchError::Corrupt { message, .. }) if message.contains("longer than the target")),
+                "{r:?}"
+            );
+        }
+        // Refused after decoding 6 bytes of the GiB, not after decoding it eight times.
+        assert!(started.elapsed().as_secs() < 5, "{:?}", started.elapsed());
+    }
+
+    /// The same through the control block: a GiB of zero control steps (each writes
+    /// nothing, so no output bound catches them) before the one real step.
+    #[test]
+    fn a_bsdiff_control_block_of_idle_steps_is_refused_quickly() {
+        let target = b"hello";
+        // A GiB of idle steps (a whole number of steps), then the real one.
+        let idle = (GIB / 24) * 24;
+        let ctrl = {
+            use std::io::Read;
+            let mut enc = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::best());
+            io::copy(
+                &mut io::repeat(0).take(idle).chain(&control_step(0, 5, 0)[..]),
+                &mut enc,
+            )
+            .unwrap();
+            enc.finish().unwrap()
+        };
+        let diff = bz_then_zeros(b"", 0);
+        let extra = bz_then_zeros(target, 0);
+        let patch = bsdiff_patch(&ctrl, &diff, &extra, 5);
+        assert!(patch.len() < 2048, "{} bytes", patch.len());
+        let started = std::time::Instant::now();
+        for _ in 0..8 {
+            let r = bsdiff_decode(b"", &patch, 5);
+            assert!(
+                matches!(&r, Err(PatchError::Corrupt { message, .. }) if message.contains("steps")),
+                "{r:?}"
+            );
+        }
+        assert!(started.elapsed().as_secs() < 5, "{:?}", started.elapsed());
+        // The same steps without the idle ones apply.
+        let ctrl = bz_then_zeros(&control_step(0, 5, 0), 0);
+        let good = bsdiff_patch(&ctrl, &diff, &extra, 5);
+        assert_eq!(bsdiff_decode(b"", &good, 5).unwrap(), target);
+    }
+
+    /// Control steps past the declared length, or with negative lengths, are refused
+    /// before qbsdiff runs.
+    #[test]
+    fn bsdiff_control_steps_must_write_exactly_the_target() {
+        let diff = bz_then_zeros(b"", 0);
+        let extra = bz_then_zeros(b"hello", 0);
+        for (steps, what) in [
+            (control_step(0, 6, 0), "past the target"),
+            (control_step(0, 4, 0), "short of the target"),
+            (control_step(1 << 63 | 1, 5, 0), "negative add"),
+            (control_step(0, 5, 0)[..20].to_vec(), "cut inside a step"),
+        ] {
+            let ctrl = bz_then_zeros(&steps, 0);
+            let patch = bsdiff_patch(&ctrl, &diff, &extra, 5);
+            assert!(bsdiff_decode(b"", &patch, 5).is_err(), "{what}");
+        }
+    }
+
+    /// zstd decodes into a buffer of the declared length plus one byte: a frame that
+    /// expands to a GiB is refused at once, with or without a content size in its header,
+    /// and nothing of the expansion is allocated.
+    #[test]
+    fn a_zstd_bomb_is_refused_at_the_declared_length() {
+        use std::io::Read;
+        let sized = zstd_encode(None, &vec![0u8; 64 << 20], FAST).unwrap();
+        let mut unsized_frame = Vec::new();
+        {
+            let mut enc = zstd::stream::write::Encoder::new(&mut unsized_frame, 3).unwrap();
+            io::copy(&mut io::repeat(0).take(GIB), &mut enc).unwrap();
+            enc.finish().unwrap();
+        }
+        assert!(unsized_frame.len() < 1 << 20, "{}", unsized_frame.len());
+        let started = std::time::Instant::now();
+        for frame in [&sized, &unsized_frame] {
+            for _ in 0..8 {
+                assert!(zstd_decode(None, frame, 1000).is_err());
+                assert!(zstd_decode(Some(b"reference"), frame, 1000).is_err());
+            }
+        }
+        assert!(started.elapsed().as_secs() < 5, "{:?}", started.elapsed());
     }
 
     proptest! {

@@ -26,7 +26,7 @@
 
 use std::collections::HashMap;
 use std::fs::{self, File};
-use std::io::BufWriter;
+use std::io::{BufWriter, Read};
 use std::path::{Path, PathBuf};
 
 use ouk_delta::apply::{RebuiltSink, apply_delta, create_rebuilt, finish_rebuilt};
@@ -39,7 +39,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::build::{KitMetadata, ManifestRef, write_bundle_sidecars};
 use crate::bundle::{
-    BundleReader, EntrySource, EntrySpec, GzOptions, ReadLimits, unpack_to_dir, write_bundle,
+    BundleReader, EntrySource, EntrySpec, GzOptions, ReadError, ReadLimits, unpack_to_dir,
+    write_bundle,
 };
 use crate::error::{IoContext, KitError, Result};
 use crate::import::{
@@ -340,11 +341,17 @@ pub struct DeltaFeeds {
     pub rows: Vec<crate::feeds::diff::RowChange>,
 }
 
-fn read_feed_changes(path: &Path, header: &DeltaHeader) -> Result<DeltaFeeds> {
+/// The feed changes read from `input` (named `name` in messages), which must be for
+/// `header`'s baseline and target.
+fn read_feed_changes(
+    input: impl std::io::BufRead,
+    name: &str,
+    header: &DeltaHeader,
+) -> Result<DeltaFeeds> {
     use crate::feeds::changes::ChangesReader;
     use crate::feeds::host::FeedsError;
     let err = |e| KitError::from(FeedsError::from(e));
-    let (h, mut reader) = ChangesReader::open(path).map_err(err)?;
+    let (h, mut reader) = ChangesReader::new(input, name).map_err(err)?;
     if h.generation != header.target.generation || h.baseline != Some(header.baseline.generation) {
         return Err(KitError::Validation(format!(
             "{FEED_CHANGES_PATH} is for another baseline or target than {HEADER_PATH}"
@@ -536,12 +543,15 @@ struct DeltaParts {
     header: DeltaHeader,
     payload: PathBuf,
     jws: Option<String>,
-    feeds: Option<PathBuf>,
 }
 
 fn read_header(dir: &Path) -> Result<DeltaHeader> {
     let bytes = fs::read(dir.join(HEADER_PATH)).ctx(|| format!("read {HEADER_PATH}"))?;
-    let header: DeltaHeader = serde_json::from_slice(&bytes)
+    parse_header(&bytes)
+}
+
+fn parse_header(bytes: &[u8]) -> Result<DeltaHeader> {
+    let header: DeltaHeader = serde_json::from_slice(bytes)
         .map_err(|e| KitError::Validation(format!("{HEADER_PATH}: {e}")))?;
     header.validate(1 << 40)?;
     Ok(header)
@@ -625,29 +635,105 @@ fn unpack_delta(input: &BundleInput, dir: &Path) -> Result<DeltaParts> {
     } else {
         None
     };
-    let feeds = have(FEED_CHANGES_PATH).then(|| dir.join(FEED_CHANGES_PATH));
     Ok(DeltaParts {
         header,
         payload,
         jws,
-        feeds,
     })
 }
 
 /// `ouk delta show`: the header, its summary, and the feed rows the delta changes (`None`
 /// when the delta records none: its target kit has no feed index, or an older ouk made it).
+///
+/// Reads only what it shows. `delta show` runs on files nobody has verified yet (it checks
+/// no signature), so nothing is unpacked to disk: the header and the feed changes are read
+/// from the stream, and the payload is passed over in it, never written nor held, at most
+/// the size the header declares (a 4 MB file declaring a 4 GiB payload used to write 4 GiB
+/// into the temporary directory).
 pub fn show(bundle: &Path) -> Result<(DeltaHeader, DeltaSummary, Option<DeltaFeeds>)> {
     if !bundle.is_file() {
         return Err(KitError::NotFound(bundle.to_path_buf()));
     }
-    let dir = tempfile::tempdir().ctx(|| "create a temporary directory".to_string())?;
-    let parts = unpack_delta(&BundleInput::File(bundle.to_path_buf()), dir.path())?;
-    let summary = parts.header.summary();
-    let feeds = match &parts.feeds {
-        Some(p) => Some(read_feed_changes(p, &parts.header)?),
-        None => None,
+    let header: std::cell::RefCell<Option<DeltaHeader>> = std::cell::RefCell::new(None);
+    // A payload before the header is let through the reader's size check (it is not read)
+    // so that the refusal below can say what is wrong.
+    let lookup = |p: &str| match p {
+        HEADER_PATH => Some(MAX_HEADER),
+        PAYLOAD_PATH => Some(
+            header
+                .borrow()
+                .as_ref()
+                .map_or(u64::MAX, |h| h.payload_size),
+        ),
+        JWS_PATH => Some(64 << 10),
+        FEED_CHANGES_PATH => Some(MAX_FEED_CHANGES),
+        _ => None,
     };
-    Ok((parts.header, summary, feeds))
+    let limits = ReadLimits {
+        max_total_bytes: MAX_HEADER + MAX_PAYLOAD + MAX_FEED_CHANGES + (1 << 20),
+        max_entries: 16,
+    };
+    let input = BundleInput::File(bundle.to_path_buf());
+    let file = input.reader()?;
+    let mut reader = BundleReader::new(file, lookup, limits);
+    let mut payload_seen = false;
+    let mut feeds = None;
+    while let Some(mut entry) = reader.next_entry()? {
+        if entry.kind == crate::bundle::EntryKind::Directory {
+            continue;
+        }
+        match entry.path.as_str() {
+            HEADER_PATH => {
+                let mut bytes = Vec::new();
+                entry
+                    .read_to_end(&mut bytes)
+                    .map_err(|e| ReadError::from_io(e, 0, Some(HEADER_PATH)))?;
+                *header.borrow_mut() = Some(parse_header(&bytes)?);
+            }
+            PAYLOAD_PATH => {
+                let declared = header.borrow().as_ref().map(|h| h.payload_size);
+                match declared {
+                    None => {
+                        return Err(KitError::Validation(format!(
+                            "{PAYLOAD_PATH} comes before {HEADER_PATH}: not a delta ouk made"
+                        )));
+                    }
+                    Some(n) if n != entry.size => {
+                        return Err(KitError::Validation(format!(
+                            "{PAYLOAD_PATH} has {} bytes, the header says {n}",
+                            entry.size
+                        )));
+                    }
+                    Some(_) => payload_seen = true,
+                }
+            }
+            FEED_CHANGES_PATH => {
+                let h = header.borrow();
+                let h = h.as_ref().ok_or_else(|| {
+                    KitError::Validation(format!(
+                        "{FEED_CHANGES_PATH} comes before {HEADER_PATH}: not a delta ouk made"
+                    ))
+                })?;
+                feeds = Some(read_feed_changes(
+                    std::io::BufReader::new(&mut entry),
+                    FEED_CHANGES_PATH,
+                    h,
+                )?);
+            }
+            // The JWS is not shown; the reader skips what is not read.
+            _ => {}
+        }
+    }
+    drop(reader);
+    let header = header.into_inner();
+    let (Some(header), true) = (header, payload_seen) else {
+        return Err(KitError::Validation(format!(
+            "{}: not a delta (no {HEADER_PATH} and {PAYLOAD_PATH})",
+            bundle.display()
+        )));
+    };
+    let summary = header.summary();
+    Ok((header, summary, feeds))
 }
 
 /// The baseline generation's file list as a delta sees it: its files plus its offline

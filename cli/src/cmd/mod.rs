@@ -8,6 +8,7 @@ pub mod generation;
 pub mod kit;
 pub mod mirror;
 pub mod primer;
+pub mod quarantine;
 pub mod quota;
 pub mod split;
 pub mod status;

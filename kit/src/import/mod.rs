@@ -23,8 +23,9 @@
 //!    moved, not copied; unchanged files hard-linked), fsync;
 //! 7. **activate**: flip `current`, log the activation and the import.
 //!
-//! A refused bundle is copied (or hard-linked) to `quarantine/<time>-<name>/` with a
-//! `reason.json` {step, code, message}; staging is emptied; `current` is untouched.
+//! A refusal is recorded in `quarantine/<time>-<name>/` with a `reason.json` {step, code,
+//! message, ...} and, when it got past its signature check and fits the cap, the input (see
+//! [`quarantine`]); staging is emptied; `current` is untouched.
 //! Importing what is already current is a no-op that writes nothing. A crash anywhere
 //! leaves staging and uncommitted pack tails, which the next open of the root removes.
 
@@ -33,6 +34,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod policy;
+pub mod quarantine;
 pub mod trust;
 
 use std::collections::{BTreeMap, HashMap};
@@ -246,67 +248,6 @@ pub fn diff(old: Option<&ChunkSetManifest>, new: &ChunkSetManifest) -> TreeDiff 
     d
 }
 
-fn quarantine(
-    root: &Root,
-    bundle: &Path,
-    step: &str,
-    error: &KitError,
-    code: u8,
-) -> Option<PathBuf> {
-    let name = bundle.file_name()?.to_string_lossy().into_owned();
-    let stamp = crate::provenance::time::format_utc(ouk_delta::now_unix())?.replace(':', "");
-    // A fresh directory every time: two refusals in the same second must never share one
-    // (copying into an existing hard link would write through to the user's bundle).
-    let mut dir = root.quarantine_dir().join(format!("{stamp}-{name}"));
-    let mut n = 1;
-    while fs::create_dir(&dir).is_err() {
-        if n > 1000 {
-            return None;
-        }
-        dir = root.quarantine_dir().join(format!("{stamp}-{n}-{name}"));
-        n += 1;
-    }
-    let reason = serde_json::json!({
-        "step": step,
-        "code": code,
-        "message": error.to_string(),
-        "bundle": bundle.display().to_string(),
-        "at": crate::provenance::time::format_utc(ouk_delta::now_unix()),
-    });
-    let _ =
-        crate::build::write_atomic(&dir.join("reason.json"), format!("{reason:#}\n").as_bytes());
-    // Keep the evidence unless the refusal was for lack of space: the free-space check's
-    // refusal, or the disk filling up mid-way (ENOSPC, code 12). A copy of the bundle would
-    // take the space the operator frees for the next attempt. A failed copy is removed.
-    // Nor for a split kit with a part (or its index) missing: nothing is wrong with the
-    // parts that are there, and the operator copies the missing one and retries.
-    let no_space = matches!(error, KitError::NoSpace { .. }) || code == 12;
-    let incomplete = matches!(error, KitError::Part(p) if p.is_missing());
-    if no_space || incomplete {
-        return Some(dir);
-    }
-    // A bundle is kept as itself; a split kit as its index and parts.
-    for file in crate::split::evidence_files(bundle) {
-        let Some(file_name) = file.file_name() else {
-            continue;
-        };
-        if !file.is_file() {
-            continue;
-        }
-        let dest = dir.join(file_name);
-        if fs::hard_link(&file, &dest).is_err()
-            && let (Ok(mut from), Ok(mut to)) = (
-                File::open(&file),
-                OpenOptions::new().write(true).create_new(true).open(&dest),
-            )
-            && io::copy(&mut from, &mut to).is_err()
-        {
-            let _ = fs::remove_file(&dest);
-        }
-    }
-    Some(dir)
-}
-
 /// The exit code a failure maps to (duplicated here only for `reason.json`; the binary owns
 /// the mapping).
 pub type CodeOf = dyn Fn(&KitError) -> u8;
@@ -340,7 +281,14 @@ pub fn import(
     result.map_err(|(step, error)| {
         let quarantined = match &error {
             KitError::NotFound(_) => None,
-            e => quarantine(&root, &opts.bundle, step, e, code_of(e)),
+            e => quarantine::quarantine(
+                &root,
+                &opts.bundle,
+                step,
+                e,
+                code_of(e),
+                &quarantine::limits(),
+            ),
         };
         ImportFailure {
             step,
