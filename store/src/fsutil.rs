@@ -165,15 +165,18 @@ impl AtomicFile {
     }
 }
 
+// Writes go to the `File` itself, not through `NamedTempFile`'s `Write`: that one wraps
+// every error with the path, hiding the OS error code, so a full disk read as an unknown
+// failure (exit 1) instead of "no space" (exit 12). The path is in the caller's context.
 impl Write for AtomicFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.file.write(buf)
+        self.file.as_file_mut().write(buf)
     }
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.file.write_all(buf)
+        self.file.as_file_mut().write_all(buf)
     }
     fn flush(&mut self) -> io::Result<()> {
-        self.file.flush()
+        self.file.as_file_mut().flush()
     }
 }
 
@@ -381,5 +384,23 @@ mod tests {
         let file = tmp.path().join("file");
         fs::write(&file, b"x").expect("write");
         assert!(ensure_private_dir(&file).is_err());
+    }
+
+    #[test]
+    fn write_errors_keep_their_os_error_code() {
+        // /dev/full fails every write with ENOSPC; a temp file there cannot be made, so
+        // check the path the data takes: a write error from the file must carry its code.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut f = AtomicFile::create(&dir.path().join("x")).expect("create");
+        let full = std::fs::OpenOptions::new().write(true).open("/dev/full");
+        if let Ok(full) = full {
+            // Swap the descriptor under the temp file for /dev/full.
+            use std::os::fd::AsRawFd;
+            // SAFETY: dup2 onto a descriptor we own, from one we own.
+            let rc = unsafe { libc::dup2(full.as_raw_fd(), f.as_file().as_raw_fd()) };
+            assert_eq!(rc, f.as_file().as_raw_fd());
+            let e = f.write_all(b"x").expect_err("/dev/full is full");
+            assert_eq!(e.raw_os_error(), Some(libc::ENOSPC), "{e}");
+        }
     }
 }
