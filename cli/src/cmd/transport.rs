@@ -31,6 +31,17 @@ pub struct ServeArgs {
     /// OUK_IMPORT_TOKEN) the import API is off.
     #[arg(long)]
     import_token_file: Option<PathBuf>,
+    /// A file (mode 0600) holding the pull token: the bearer token a client must give
+    /// (`ouk kit pull --token-file`) to download a bundle that holds secrets (files under
+    /// secrets/, such as the Policy Gateway's DPoP key). Also: OUK_PULL_TOKEN. Without one,
+    /// such bundles are refused to everyone (403) unless --public-secrets; their sidecars
+    /// stay public.
+    #[arg(long, value_name = "FILE")]
+    pull_token_file: Option<PathBuf>,
+    /// Hand bundles that hold secrets to any client that can reach the server, without a
+    /// token (only on a network where everyone may have the kits' private keys).
+    #[arg(long, conflicts_with = "pull_token_file")]
+    public_secrets: bool,
     /// Connections served at once.
     #[arg(long, default_value_t = 64)]
     max_connections: usize,
@@ -101,6 +112,37 @@ pub fn run_serve(ctx: &Context, args: ServeArgs) -> Result<ExitCode, Failure> {
             "the import token must be at least 16 characters",
         ));
     }
+    let pull_token = if args.public_secrets {
+        None
+    } else {
+        read_token(
+            args.pull_token_file.as_deref(),
+            "OUK_PULL_TOKEN",
+            "--pull-token-file",
+        )?
+    };
+    if let Some(t) = &pull_token {
+        if t.len() < 16 {
+            return Err(Failure::new(
+                ExitCode::Validation,
+                "the pull token must be at least 16 characters",
+            ));
+        }
+        // Every puller holds the pull token: it must not also open the import API.
+        if token.as_ref() == Some(t) {
+            return Err(Failure::new(
+                ExitCode::Validation,
+                "the pull token must differ from the import token (every puller holds the pull token)",
+            ));
+        }
+    }
+    let secrets = if args.public_secrets {
+        "public"
+    } else if pull_token.is_some() {
+        "token"
+    } else {
+        "refused"
+    };
     let api = token.is_some();
     let status_ctx = Context {
         root: ctx.root.clone(),
@@ -122,13 +164,23 @@ pub fn run_serve(ctx: &Context, args: ServeArgs) -> Result<ExitCode, Failure> {
             // One line on stdout, so scripts (and tests) learn the port.
             if json {
                 crate::output::print_line(
-                    &serde_json::json!({"listening": addr.to_string(), "importApi": api})
-                        .to_string(),
+                    &serde_json::json!({
+                        "listening": addr.to_string(),
+                        "importApi": api,
+                        "secrets": secrets,
+                    })
+                    .to_string(),
                 );
             } else {
+                // No ':' after the address: scripts take the port from the last one.
                 crate::output::print_line(&format!(
-                    "listening on http://{addr}/ouk/ (import API {})",
-                    if api { "on" } else { "off" }
+                    "listening on http://{addr}/ouk/ (import API {}, bundles holding secrets {})",
+                    if api { "on" } else { "off" },
+                    match secrets {
+                        "public" => "served to anyone",
+                        "token" => "served with the pull token",
+                        _ => "refused",
+                    }
                 ));
             }
         }),
@@ -146,6 +198,8 @@ pub fn run_serve(ctx: &Context, args: ServeArgs) -> Result<ExitCode, Failure> {
         header_timeout: Duration::from_secs(args.header_timeout.max(1)),
         shutdown_grace: Duration::from_secs(args.shutdown_grace),
         import_token: token,
+        pull_token,
+        public_secrets: args.public_secrets,
         max_upload: args.max_upload,
         limit_rate: args.limit_rate,
         send_timeout: Duration::from_secs(args.send_timeout.max(1)),
@@ -153,6 +207,50 @@ pub fn run_serve(ctx: &Context, args: ServeArgs) -> Result<ExitCode, Failure> {
     };
     ouk_transport::serve::serve(opts, hooks).map_err(failure)?;
     Ok(ExitCode::Ok)
+}
+
+/// A bearer token from `file` (which group and others may not read or write: it opens
+/// kits' secrets), else from the environment variable `env`; `None` when neither gives a
+/// non-empty one. `option` names the flag in messages.
+fn read_token(
+    file: Option<&std::path::Path>,
+    env: &str,
+    option: &str,
+) -> Result<Option<String>, Failure> {
+    use std::io::Read;
+    use std::os::unix::fs::PermissionsExt;
+    let Some(path) = file else {
+        return Ok(std::env::var(env)
+            .ok()
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty()));
+    };
+    let fail =
+        |e: std::io::Error| Failure::new(ExitCode::Failure, format!("{}: {e}", path.display()));
+    let f = std::fs::File::open(path).map_err(fail)?;
+    // The mode of the file opened (not of a name that could be swapped meanwhile).
+    let mode = f.metadata().map_err(fail)?.permissions().mode();
+    if mode & 0o077 != 0 {
+        return Err(Failure::new(
+            ExitCode::Validation,
+            format!(
+                "{option} {}: mode {:04o} lets group or others at the token: chmod 600 {}",
+                path.display(),
+                mode & 0o7777,
+                path.display()
+            ),
+        ));
+    }
+    let mut text = String::new();
+    f.take(64 << 10).read_to_string(&mut text).map_err(fail)?;
+    let t = text.trim().to_string();
+    if t.is_empty() {
+        return Err(Failure::new(
+            ExitCode::Validation,
+            format!("{option} {}: the file is empty", path.display()),
+        ));
+    }
+    Ok(Some(t))
 }
 
 /// `ouk kit pull`.
@@ -182,9 +280,15 @@ pub struct PullArgs {
     /// Seconds to wait for the server to connect, answer or send more bytes.
     #[arg(long, default_value_t = 30)]
     timeout: u64,
+    /// A file (mode 0600: one readable by group or others is refused) holding the pull
+    /// token, sent as `Authorization: Bearer` to the --from server: `ouk serve` hands out
+    /// bundles that hold secrets only with it. Also: OUK_PULL_TOKEN.
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
 }
 
 pub fn run_pull(ctx: &Context, args: PullArgs) -> Result<ExitCode, Failure> {
+    let token = read_token(args.token_file.as_deref(), "OUK_PULL_TOKEN", "--token-file")?;
     let extra = load_public_keys(&args.key)?;
     let keys = if ctx.root.join("trust").is_dir() {
         ouk_kit::import::trusted_keys(&ctx.root, &extra).map_err(crate::cmd::kit::kit_failure)?
@@ -200,6 +304,7 @@ pub fn run_pull(ctx: &Context, args: PullArgs) -> Result<ExitCode, Failure> {
         keys,
         allow_unsigned: args.allow_unsigned,
         timeout: Duration::from_secs(args.timeout.max(1)),
+        token,
     };
     let mut progress = ctx.out.progress("pull", 0);
     let report = ouk_transport::pull::pull(&opts, &mut |_, n| progress.inc(n)).map_err(failure)?;
