@@ -133,11 +133,14 @@ pub fn is_plain_path(path: &str) -> bool {
 #[derive(Default)]
 pub struct DigestCache {
     known: Mutex<HashMap<PathBuf, CachedDigest>>,
-    secrets: Mutex<HashMap<PathBuf, ((u64, u64, u64, i64, i64), bool)>>,
+    secrets: Mutex<HashMap<PathBuf, (Identity, bool)>>,
 }
 
 /// (device, inode, length, mtime seconds, mtime nanoseconds) of a file.
-fn identity(meta: &fs::Metadata) -> (u64, u64, u64, i64, i64) {
+type Identity = (u64, u64, u64, i64, i64);
+
+/// A file's [`Identity`].
+fn identity(meta: &fs::Metadata) -> Identity {
     (
         meta.dev(),
         meta.ino(),
@@ -150,7 +153,7 @@ fn identity(meta: &fs::Metadata) -> (u64, u64, u64, i64, i64) {
 /// A file's identity when it was hashed, and its digest.
 struct CachedDigest {
     /// (device, inode, length, mtime seconds, mtime nanoseconds).
-    key: (u64, u64, u64, i64, i64),
+    key: Identity,
     hex: String,
 }
 

@@ -343,10 +343,18 @@ pub struct IndexArgs {
 
 pub fn run_index(ctx: &Context, args: IndexArgs) -> Result<ExitCode, Failure> {
     let (index, skipped) = ouk_transport::index::write_index(&args.dir).map_err(failure)?;
+    // A static web server has no pull token: it hands these to anyone who can reach it.
+    let secret: Vec<&str> = index
+        .bundles
+        .iter()
+        .filter(|b| b.secrets)
+        .map(|b| b.name.as_str())
+        .collect();
     let doc = serde_json::json!({
         "index": args.dir.join(ouk_transport::index::INDEX_NAME),
         "bundles": index.bundles.len(),
         "skipped": skipped,
+        "secrets": secret,
     });
     ctx.out.emit(&doc, || {
         let mut s = format!(
@@ -356,6 +364,11 @@ pub fn run_index(ctx: &Context, args: IndexArgs) -> Result<ExitCode, Failure> {
         );
         for k in &skipped {
             s.push_str(&format!("\n  not published: {}: {}", k.name, k.reason));
+        }
+        for n in &secret {
+            s.push_str(&format!(
+                "\n  holds secrets: {n} (a static web server hands it to anyone who can reach it: restrict it there, or publish with `ouk serve --pull-token-file`)"
+            ));
         }
         s
     });
