@@ -22,11 +22,11 @@
 //! logged), and is off when no token is configured; a bundle holding secrets (by its
 //! descriptor, or by its own content, checked on the file actually opened) is sent only
 //! under the pull token (same comparison, never logged; the import token does not open
-//! it, so pullers never need the credential that changes the root) or `--public-secrets`; at most `max_connections`
-//! connections are served at once (the rest wait in the kernel's backlog); a connection
-//! that does not send its request head within `header_timeout` is closed; on SIGINT or
-//! SIGTERM the server stops accepting, lets requests in flight finish (up to
-//! `shutdown_grace`) and returns.
+//! it, so pullers never need the credential that changes the root) or with
+//! `--public-secrets`; at most `max_connections` connections are served at once (the
+//! rest wait in the kernel's backlog); a connection that does not send its request head
+//! within `header_timeout` is closed; on SIGINT or SIGTERM the server stops accepting,
+//! lets requests in flight finish (up to `shutdown_grace`) and returns.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
