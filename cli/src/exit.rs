@@ -252,6 +252,9 @@ pub fn transport_code(e: &ouk_transport::TransportError) -> ExitCode {
             ExitCode::Failure
         }
         T::Invalid { .. } | T::ChangedMidResume { .. } => ExitCode::Validation,
+        // No (valid) pull token: the client's configuration is wrong, not the data (as a
+        // store's access denied).
+        T::Refused { .. } => ExitCode::Validation,
         T::DigestMismatch { .. } => ExitCode::DigestMismatch,
         T::Kit(k) => kit_code(k.as_ref()),
     }

@@ -413,8 +413,12 @@ fn delta_make_and_serve_work_from_the_mirror(b: &Backend, dir: &Path) {
         &root,
         &["serve", "--mirror", "--listen", "127.0.0.1:0", "--kits"],
     );
+    // The mirrored kits hold secrets (the small tree has the DPoP key): served with the
+    // pull token only.
+    let pull_token = "pull-token-0123456789abcdef";
     let mut child = cmd
         .arg(&published)
+        .env("OUK_PULL_TOKEN", pull_token)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -439,6 +443,7 @@ fn delta_make_and_serve_work_from_the_mirror(b: &Backend, dir: &Path) {
             .arg("--key")
             .arg(fixture("fixture.pub"))
             .arg("2025.10.1")
+            .env("OUK_PULL_TOKEN", pull_token)
             .output()
             .unwrap()
     });

@@ -1,6 +1,7 @@
 //! End-to-end tests of `ouk serve`, `ouk kit pull` and `ouk kit index`: publishing,
 //! resuming after a killed client, refusing a file that changed mid-resume, the same
-//! client against nginx, path traversal, and the import API.
+//! client against nginx, path traversal, the import API, and kits holding secrets (handed
+//! out only with the pull token).
 
 mod common;
 
@@ -14,6 +15,9 @@ use common::hostile::fixture;
 use common::{build_signed_kit, code, ouk, run_with_planted_temp_links, sha256_file, small_tree};
 
 const TOKEN: &str = "test-token-0123456789abcdef";
+/// The pull token the servers of these tests are started with (the test kits hold
+/// secrets: the small tree has the Policy Gateway's DPoP key), and their clients give.
+const PULL_TOKEN: &str = "pull-token-0123456789abcdef";
 
 /// A running `ouk serve`, killed on drop.
 struct Server {
@@ -38,9 +42,20 @@ impl Server {
     }
 }
 
+/// `ouk serve` with the pull token [`PULL_TOKEN`] (in `OUK_PULL_TOKEN`).
 fn serve(root: &Path, kits: &Path, extra: &[&str]) -> Server {
+    serve_with(root, kits, extra, Some(PULL_TOKEN))
+}
+
+/// `ouk serve` with `pull_token` in `OUK_PULL_TOKEN`, or none.
+fn serve_with(root: &Path, kits: &Path, extra: &[&str], pull_token: Option<&str>) -> Server {
     let log = root.with_extension("serve.log");
-    let mut child = Command::new(ouk())
+    let mut cmd = Command::new(ouk());
+    match pull_token {
+        Some(t) => cmd.env("OUK_PULL_TOKEN", t),
+        None => cmd.env_remove("OUK_PULL_TOKEN"),
+    };
+    let mut child = cmd
         .arg("--root")
         .arg(root)
         .args(["serve", "--listen", "127.0.0.1:0", "--kits"])
@@ -69,8 +84,24 @@ fn serve(root: &Path, kits: &Path, extra: &[&str]) -> Server {
     Server { child, port, log }
 }
 
+/// `ouk kit pull` with the pull token [`PULL_TOKEN`] (in `OUK_PULL_TOKEN`).
 fn pull(dest: &Path, from: &str, extra: &[&str]) -> (i32, serde_json::Value, String) {
-    let out = Command::new(ouk())
+    pull_with(dest, from, extra, Some(PULL_TOKEN))
+}
+
+/// `ouk kit pull` with `token` in `OUK_PULL_TOKEN`, or none.
+fn pull_with(
+    dest: &Path,
+    from: &str,
+    extra: &[&str],
+    token: Option<&str>,
+) -> (i32, serde_json::Value, String) {
+    let mut cmd = Command::new(ouk());
+    match token {
+        Some(t) => cmd.env("OUK_PULL_TOKEN", t),
+        None => cmd.env_remove("OUK_PULL_TOKEN"),
+    };
+    let out = cmd
         .args(["--json", "--root"])
         .arg(dest.with_extension("noroot"))
         .args(["kit", "pull", "--from", from, "--destination"])
@@ -96,6 +127,7 @@ fn spawn_pull(dest: &Path, from: &str) -> Child {
         .arg(dest)
         .arg("--key")
         .arg(fixture("fixture.pub"))
+        .env("OUK_PULL_TOKEN", PULL_TOKEN)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -204,6 +236,7 @@ fn a_pull_fetches_the_bundle_and_sidecars_and_a_second_pull_fetches_nothing() {
         .arg(tmp.path().join("nokeyroot"))
         .args(["kit", "pull", "--from", &s.base(), "--destination"])
         .arg(tmp.path().join("dl3"))
+        .env("OUK_PULL_TOKEN", PULL_TOKEN)
         .output()
         .unwrap();
     assert_eq!(code(&out), 5, "{}", String::from_utf8_lossy(&out.stderr));
@@ -433,13 +466,23 @@ fn the_same_pull_works_against_nginx_including_a_resume() {
     );
 }
 
-/// Send `path` as the request target, byte for byte, and return the status and body.
+/// Send `path` as the request target, byte for byte, with the pull token, and return the
+/// status and body.
 fn raw_get(port: u16, path: &str) -> (u16, String) {
+    raw_get_with(
+        port,
+        path,
+        &format!("Authorization: Bearer {PULL_TOKEN}\r\n"),
+    )
+}
+
+/// [`raw_get`] with `headers` (each ending in CRLF) instead of the pull token.
+fn raw_get_with(port: u16, path: &str, headers: &str) -> (u16, String) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{headers}\r\n"
     )
     .unwrap();
     let mut out = Vec::new();
@@ -625,7 +668,13 @@ fn a_client_that_never_reads_gives_its_connection_back() {
         &["--max-connections", "1", "--send-timeout", "1"],
     );
     let mut hog = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
-    write!(hog, "GET /ouk/big.bin HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    // (With the pull token: big.bin is no bundle the server can read, so it counts as one
+    // holding secrets.)
+    write!(
+        hog,
+        "GET /ouk/big.bin HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {PULL_TOKEN}\r\n\r\n"
+    )
+    .unwrap();
     // The only slot is taken until the send timeout closes the hog's connection; then the
     // next client is served (no timing assumption beyond "eventually").
     let (status, _) = raw_get(s.port, "/ouk/index.json");
@@ -916,4 +965,182 @@ fn a_token_file_others_can_read_is_refused() {
 fn chmod(path: &Path, mode: u32) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// The status and body of `GET /ouk/<path>` with `headers`.
+fn get_as(s: &Server, path: &str, headers: &str) -> (u16, String) {
+    raw_get_with(s.port, &format!("/ouk/{path}"), headers)
+}
+
+/// A file holding `token` with `mode`.
+fn token_file(dir: &Path, name: &str, token: &str, mode: u32) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let p = dir.join(name);
+    std::fs::write(&p, format!("{token}\n")).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+    p
+}
+
+fn descriptor(kits: &Path, bundle: &str) -> serde_json::Value {
+    let p = kits.join(format!("{bundle}.metadata.json"));
+    serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
+}
+
+#[test]
+fn a_kit_holding_secrets_is_not_handed_out_without_the_pull_token() {
+    // The attack: anyone who can reach `ouk serve` downloads the kit and unpacks the
+    // Policy Gateway's DPoP private key from it.
+    let tmp = tempfile::tempdir().unwrap();
+    let (kits, bundle) = kits_dir(tmp.path(), 0, "2025.10.1");
+    let n = name(&bundle);
+    assert_eq!(
+        descriptor(&kits, &n)["secrets"],
+        true,
+        "kit build records it"
+    );
+    let s = serve_with(&tmp.path().join("root"), &kits, &[], None);
+    for headers in ["", "Range: bytes=0-99\r\n", "Authorization: Bearer x\r\n"] {
+        let (status, body) = get_as(&s, &n, headers);
+        assert_eq!(status, 403, "{headers:?}: {body}");
+        assert!(
+            body.contains("--pull-token-file") && body.contains("--public-secrets"),
+            "the refusal says what to do: {body}"
+        );
+    }
+    // The sidecars stay public, and the index says the kit needs the token.
+    for side in [
+        format!("{n}.sha256"),
+        format!("{n}.sig"),
+        format!("{n}.metadata.json"),
+        "manifest/offline-manifest.json".into(),
+    ] {
+        assert_eq!(get_as(&s, &side, "").0, 200, "{side}");
+    }
+    let (status, body) = get_as(&s, "index.json", "");
+    assert_eq!(status, 200);
+    let json = &body[body.find("\r\n\r\n").unwrap() + 4..];
+    let index: serde_json::Value = serde_json::from_str(json).unwrap();
+    assert_eq!(index["bundles"][0]["secrets"], true, "{index}");
+    // A pull without the token fails clearly, and leaves no bundle behind.
+    let dest = tmp.path().join("dl");
+    let (rc, _, err) = pull_with(&dest, &s.base(), &[], None);
+    assert_eq!(rc, 11, "{err}");
+    assert!(err.contains("--token-file"), "{err}");
+    assert!(!dest.join(&n).exists());
+
+    // A descriptor from an older build (no `secrets`) or one that says `false` is not
+    // taken at its word: the server reads the bundle.
+    let meta_path = kits.join(format!("{n}.metadata.json"));
+    let mut meta = descriptor(&kits, &n);
+    meta.as_object_mut().unwrap().remove("secrets");
+    std::fs::write(&meta_path, meta.to_string()).unwrap();
+    assert_eq!(get_as(&s, "index.json", "").0, 200);
+    assert_eq!(get_as(&s, &n, "").0, 403, "older descriptor");
+    meta["secrets"] = false.into();
+    std::fs::write(&meta_path, meta.to_string()).unwrap();
+    assert_eq!(get_as(&s, "index.json", "").0, 200);
+    assert_eq!(get_as(&s, &n, "").0, 403, "descriptor saying false");
+
+    // A delta whose target holds secrets is refused the same way.
+    let day1 = build_signed_kit(&small_tree(tmp.path(), 1), "2025.10.2", &kits);
+    let delta = common::hostile::make_delta(
+        &bundle,
+        &day1,
+        &kits.join("stella-ouk-2025-10-24.delta.tgz"),
+    );
+    assert_eq!(descriptor(&kits, &name(&delta))["secrets"], true);
+    assert_eq!(get_as(&s, "index.json", "").0, 200);
+    let (status, body) = get_as(&s, &name(&delta), "");
+    assert_eq!(status, 403, "{body}");
+}
+
+#[test]
+fn the_pull_token_opens_a_kit_holding_secrets_to_kit_pull() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (kits, bundle) = kits_dir(tmp.path(), 0, "2025.10.1");
+    let n = name(&bundle);
+    let server_token = token_file(tmp.path(), "server-token", PULL_TOKEN, 0o600);
+    let s = serve_with(
+        &tmp.path().join("root"),
+        &kits,
+        &["--pull-token-file", server_token.to_str().unwrap()],
+        None,
+    );
+    assert_eq!(get_as(&s, &n, "").0, 401);
+    assert_eq!(
+        get_as(&s, &n, "Authorization: Bearer wrong-token-0123456789\r\n").0,
+        401
+    );
+    let (status, _) = get_as(&s, &n, &format!("Authorization: Bearer {PULL_TOKEN}\r\n"));
+    assert_eq!(status, 200);
+
+    // `kit pull --token-file`, private.
+    let good = token_file(tmp.path(), "pull-token", PULL_TOKEN, 0o600);
+    let dest = tmp.path().join("dl");
+    let (rc, _, err) = pull_with(
+        &dest,
+        &s.base(),
+        &["--token-file", good.to_str().unwrap()],
+        None,
+    );
+    assert_eq!(rc, 0, "{err}");
+    assert_eq!(sha256_file(&dest.join(&n)), sha256_file(&bundle));
+    // Readable by others: refused before anything is sent.
+    let open = token_file(tmp.path(), "open-token", PULL_TOKEN, 0o644);
+    let dest2 = tmp.path().join("dl2");
+    let (rc, _, err) = pull_with(
+        &dest2,
+        &s.base(),
+        &["--token-file", open.to_str().unwrap()],
+        None,
+    );
+    assert_eq!(rc, 11, "{err}");
+    assert!(err.contains("chmod 600"), "{err}");
+    assert!(!dest2.join(&n).exists());
+    // A wrong token: refused by the server, clearly.
+    let (rc, _, err) = pull_with(&dest2, &s.base(), &[], Some("wrong-token-0123456789"));
+    assert_eq!(rc, 11, "{err}");
+    assert!(err.contains("401"), "{err}");
+    // OUK_PULL_TOKEN.
+    let (rc, _, err) = pull_with(&dest2, &s.base(), &[], Some(PULL_TOKEN));
+    assert_eq!(rc, 0, "{err}");
+    assert_eq!(sha256_file(&dest2.join(&n)), sha256_file(&bundle));
+    assert!(!s.log().contains(PULL_TOKEN), "the token is never logged");
+}
+
+#[test]
+fn public_secrets_hands_a_kit_holding_secrets_to_anyone() {
+    let help = Command::new(ouk())
+        .args(["serve", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(
+        help.contains("--public-secrets") && help.contains("--pull-token-file"),
+        "{help}"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let (kits, bundle) = kits_dir(tmp.path(), 0, "2025.10.1");
+    let s = serve_with(&tmp.path().join("root"), &kits, &["--public-secrets"], None);
+    assert_eq!(get_as(&s, &name(&bundle), "").0, 200);
+    let dest = tmp.path().join("dl");
+    let (rc, _, err) = pull_with(&dest, &s.base(), &[], None);
+    assert_eq!(rc, 0, "{err}");
+    assert_eq!(sha256_file(&dest.join(name(&bundle))), sha256_file(&bundle));
+}
+
+#[test]
+fn a_kit_without_secrets_is_served_to_anyone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let release = small_tree(tmp.path(), 0);
+    std::fs::remove_dir_all(release.join("secrets")).unwrap();
+    let kits = tmp.path().join("kits");
+    let bundle = build_signed_kit(&release, "2025.10.1", &kits);
+    assert_eq!(descriptor(&kits, &name(&bundle))["secrets"], false);
+    let s = serve_with(&tmp.path().join("root"), &kits, &[], None);
+    assert_eq!(get_as(&s, &name(&bundle), "").0, 200);
+    let dest = tmp.path().join("dl");
+    let (rc, _, err) = pull_with(&dest, &s.base(), &[], None);
+    assert_eq!(rc, 0, "{err}");
+    assert_eq!(sha256_file(&dest.join(name(&bundle))), sha256_file(&bundle));
 }

@@ -155,6 +155,14 @@ pub struct KitMetadata {
     /// Signing key id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kid: Option<String>,
+    /// Whether the bundle holds secrets (a kit: its manifest lists a file under
+    /// `secrets/`; a delta: its target kit's does), so `ouk serve` hands it out only with
+    /// the pull token. `None` in descriptors of older builds (and left out when `None`, so
+    /// they keep their bytes): a publisher then asks the bundle itself
+    /// ([`crate::exposure::bundle_holds_secrets`]). The descriptor is an unsigned sidecar:
+    /// a publisher treats `true` as binding and `false` as a claim to check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secrets: Option<bool>,
 }
 
 /// A manifest named with its digest and size.
@@ -658,6 +666,7 @@ pub fn build_kit(opts: &BuildOptions, progress: &mut dyn FnMut(u64)) -> Result<B
         generation_id: generation_id.to_hex(),
         signed: opts.signing_key.is_some(),
         kid: kid.clone(),
+        secrets: Some(crate::exposure::manifest_lists_secrets(&manifest)),
     };
     write_bundle_sidecars(
         &opts.output_dir,

@@ -274,6 +274,9 @@ fn write_delta(
         generation_id: new.manifest.generation_id.clone(),
         signed: key.is_some(),
         kid: key.map(SigningKey::kid),
+        // The target's secrets: a delta carries the new bytes of those that changed, and
+        // a publisher should not have to know which did.
+        secrets: Some(crate::exposure::manifest_lists_secrets(&new.manifest)),
     };
     write_bundle_sidecars(dir, &summary.sha256, key, &metadata)?;
     Ok(DeltaMakeReport {

@@ -12,6 +12,7 @@ pub mod certs;
 pub mod content;
 pub mod delta;
 mod error;
+pub mod exposure;
 pub mod feeds;
 pub mod import;
 pub mod layout;

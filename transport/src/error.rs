@@ -30,6 +30,19 @@ pub enum TransportError {
         /// HTTP status.
         status: u16,
     },
+    /// The server refused a file for want of a (valid) token: a bundle that holds secrets
+    /// needs the pull token.
+    #[error("{url}: the server refused the download ({status}): {message}; {hint}")]
+    Refused {
+        /// The URL.
+        url: String,
+        /// HTTP status (401 or 403).
+        status: u16,
+        /// What the server said (bounded, control characters escaped).
+        message: String,
+        /// What the client can do.
+        hint: String,
+    },
     /// The index or a descriptor does not parse or is inconsistent.
     #[error("{what}: {message}")]
     Invalid {

@@ -6,12 +6,17 @@
 //! on disk (same name, size and SHA-256), with the files a puller fetches for it: the
 //! bundle, its sidecars, and the manifest files when the manifest there is this bundle's
 //! (several kits share one directory; the shared manifest belongs to the last build).
+//! A bundle that holds secrets (files under `secrets/`) is listed with `"secrets": true`,
+//! so a puller knows it needs the pull token before it asks; its sidecars stay public.
 //!
 //! Invariants: every listed path is relative, made of plain segments (no `.`, `..`, empty
 //! or hidden segment, no backslash or NUL), and names a regular file inside the directory
 //! (symlinks are not followed out of it); a listed digest is the SHA-256 of the file's
 //! bytes when the index was made. The server serves only listed paths, so a URL can reach
-//! nothing else.
+//! nothing else. A bundle is listed without `secrets` only when its descriptor does not
+//! say `true` and the bundle itself, read to its end, holds no secret
+//! ([`DigestCache::holds_secrets`]): a descriptor is an unsigned sidecar (one from an older
+//! build has no such field), so its `false` is never taken on trust.
 
 use std::collections::HashMap;
 use std::fs::{self, File};
@@ -66,6 +71,11 @@ pub struct PublishedBundle {
     pub size: u64,
     /// Every file a puller fetches for this bundle, the bundle first.
     pub files: Vec<PublishedFile>,
+    /// Whether the bundle holds secrets (`ouk serve` hands it out only with the pull
+    /// token, unless started with `--public-secrets`). Left out when false, so indexes of
+    /// directories without secrets keep their bytes, and older indexes parse as `false`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub secrets: bool,
 }
 
 /// `index.json`.
@@ -118,17 +128,32 @@ pub fn is_plain_path(path: &str) -> bool {
             .all(|seg| !seg.is_empty() && !seg.starts_with('.') && seg.len() <= 255)
 }
 
-/// SHA-256 of files, remembered by (device, inode, length, modification time) so a
-/// directory is hashed once, not on every scan.
+/// SHA-256 of files, and whether bundles hold secrets, remembered by (device, inode,
+/// length, modification time) so a directory is read once, not on every scan.
 #[derive(Default)]
 pub struct DigestCache {
     known: Mutex<HashMap<PathBuf, CachedDigest>>,
+    secrets: Mutex<HashMap<PathBuf, (Identity, bool)>>,
+}
+
+/// (device, inode, length, mtime seconds, mtime nanoseconds) of a file.
+type Identity = (u64, u64, u64, i64, i64);
+
+/// A file's [`Identity`].
+fn identity(meta: &fs::Metadata) -> Identity {
+    (
+        meta.dev(),
+        meta.ino(),
+        meta.len(),
+        meta.mtime(),
+        meta.mtime_nsec(),
+    )
 }
 
 /// A file's identity when it was hashed, and its digest.
 struct CachedDigest {
     /// (device, inode, length, mtime seconds, mtime nanoseconds).
-    key: (u64, u64, u64, i64, i64),
+    key: Identity,
     hex: String,
 }
 
@@ -143,13 +168,7 @@ impl DigestCache {
                 message: "not a regular file".into(),
             });
         }
-        let key = (
-            meta.dev(),
-            meta.ino(),
-            meta.len(),
-            meta.mtime(),
-            meta.mtime_nsec(),
-        );
+        let key = identity(&meta);
         if let Some(k) = self
             .known
             .lock()
@@ -186,6 +205,36 @@ impl DigestCache {
             );
         }
         Ok((len, hex))
+    }
+
+    /// Whether the bundle at `path` holds secrets, by its own content
+    /// ([`ouk_kit::exposure::bundle_holds_secrets`]): read once per version of the file
+    /// (a gzip pass over the whole bundle unless a secret turns up early), then
+    /// remembered like digests. A bundle that cannot be read to its end counts as holding
+    /// secrets: an unreadable bundle is not evidence of a harmless one.
+    pub fn holds_secrets(&self, path: &Path) -> bool {
+        let Ok(before) = fs::symlink_metadata(path) else {
+            return true;
+        };
+        let key = identity(&before);
+        if let Some((k, answer)) = self
+            .secrets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(path)
+            && *k == key
+        {
+            return *answer;
+        }
+        let answer = ouk_kit::exposure::bundle_holds_secrets(path).unwrap_or(true);
+        // A file that changed while it was read is read again next time.
+        if fs::symlink_metadata(path).is_ok_and(|after| identity(&after) == key) {
+            self.secrets
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(path.to_path_buf(), (key, answer));
+        }
+        answer
     }
 }
 
@@ -257,6 +306,9 @@ fn published_bundle(dir: &Path, name: &str, cache: &DigestCache) -> Result<Publi
             meta.size, meta.sha256
         )));
     }
+    // A descriptor saying `true` is binding; anything else is checked against the bundle
+    // (see the module invariants).
+    let secrets = meta.secrets == Some(true) || cache.holds_secrets(&dir.join(name));
     let mut files = vec![PublishedFile {
         path: name.to_string(),
         size,
@@ -310,6 +362,7 @@ fn published_bundle(dir: &Path, name: &str, cache: &DigestCache) -> Result<Publi
         sha256,
         size,
         files,
+        secrets,
     })
 }
 
@@ -373,6 +426,16 @@ impl PublishedIndex {
                 && channel.is_none_or(|c| b.channel == c)
                 && (selector == "latest" || b.version == selector || b.name == selector)
         })
+    }
+
+    /// Whether `path` is a bundle the index says holds secrets.
+    pub fn holds_secrets(&self, path: &str) -> bool {
+        self.bundles.iter().any(|b| b.name == path && b.secrets)
+    }
+
+    /// Whether `path` is one of the listed bundles (not a sidecar).
+    pub fn is_bundle(&self, path: &str) -> bool {
+        self.bundles.iter().any(|b| b.name == path)
     }
 
     /// The listed file at `path`, if any bundle lists it.

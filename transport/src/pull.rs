@@ -19,6 +19,12 @@
 //! version and channel give; pull's own files are opened with `O_NOFOLLOW` and created
 //! exclusively ([`ouk_store::fsutil`]), and `DEST/manifest` must be a real directory, so a
 //! symbolic link planted in the destination never redirects a read or a write.
+//!
+//! A bundle that holds secrets is served only to a client with the pull token: given one
+//! ([`PullOptions::token`]), pull sends it as `Authorization: Bearer` to the server of
+//! `--from` on every request (never to a host a redirect leads to: ureq drops
+//! authorization headers on redirects); a 401 or 403 is [`TransportError::Refused`], with
+//! the server's reason and what to do, and keeps any partial file.
 
 use std::fs;
 use std::io::{Read, Write};
@@ -52,6 +58,8 @@ pub struct PullOptions {
     pub allow_unsigned: bool,
     /// Connect and response timeouts.
     pub timeout: Duration,
+    /// The pull token, for bundles that hold secrets (`None`: none sent).
+    pub token: Option<String>,
 }
 
 /// One file's transfer.
@@ -93,6 +101,8 @@ fn agent(timeout: Duration) -> ureq::Agent {
         .timeout_per_read(Some(timeout))
         .http_status_as_error(false)
         .max_redirects(3)
+        // The pull token is for the `--from` server only (this is ureq's default too).
+        .redirect_auth_headers(ureq::config::RedirectAuthHeaders::Never)
         .build()
         .new_agent()
 }
@@ -122,14 +132,64 @@ fn network(url: &str, e: impl std::fmt::Display) -> TransportError {
     }
 }
 
-/// Fetch and parse the index at `from`.
-pub fn fetch_index(from: &str, timeout: Duration) -> Result<PublishedIndex> {
+/// A GET of `url`, with the pull token when there is one.
+fn get(
+    agent: &ureq::Agent,
+    url: &str,
+    token: Option<&str>,
+) -> ureq::RequestBuilder<ureq::typestate::WithoutBody> {
+    let req = agent.get(url);
+    match token {
+        Some(t) => req.header("Authorization", format!("Bearer {t}")),
+        None => req,
+    }
+}
+
+/// The refusal of a 401 or 403 answer, with the server's reason (its JSON `error`, or the
+/// start of its text) and what the client can do.
+fn refused(url: &str, status: u16, body: ureq::Body, token_sent: bool) -> TransportError {
+    let mut text = String::new();
+    let _ = body.into_reader().take(4096).read_to_string(&mut text);
+    let said = serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_string))
+        .unwrap_or(text);
+    let message: String = said
+        .trim()
+        .chars()
+        .take(600)
+        .flat_map(char::escape_debug)
+        .collect();
+    let hint = if status == 401 && token_sent {
+        "the server did not accept the pull token given (--token-file or OUK_PULL_TOKEN): ask its operator for the right one"
+    } else if token_sent {
+        "the server has no pull token configured: its operator must start `ouk serve` with --pull-token-file FILE (or --public-secrets)"
+    } else {
+        "a bundle that holds secrets needs the pull token: give --token-file FILE (or OUK_PULL_TOKEN)"
+    };
+    TransportError::Refused {
+        url: url.to_string(),
+        status,
+        message: if message.is_empty() {
+            "no reason given".into()
+        } else {
+            message
+        },
+        hint: hint.into(),
+    }
+}
+
+/// Fetch and parse the index at `from`, sending the pull token when there is one (a
+/// server or proxy may guard the index too).
+pub fn fetch_index(from: &str, timeout: Duration, token: Option<&str>) -> Result<PublishedIndex> {
     let url = join_url(from, INDEX_NAME);
-    let resp = agent(timeout)
-        .get(&url)
+    let resp = get(&agent(timeout), &url, token)
         .call()
         .map_err(|e| network(&url, e))?;
     let status = resp.status().as_u16();
+    if status == 401 || status == 403 {
+        return Err(refused(&url, status, resp.into_body(), token.is_some()));
+    }
     if status != 200 {
         return Err(TransportError::Status { url, status });
     }
@@ -270,6 +330,7 @@ fn real_dir_under(dest: &Path, rel_dir: &str) -> Result<()> {
 /// Download `file` to `dest_dir`, resuming a partial copy; `progress` gets byte counts.
 fn fetch_file(
     agent: &ureq::Agent,
+    token: Option<&str>,
     from: &str,
     dest_dir: &Path,
     file: &PublishedFile,
@@ -306,7 +367,7 @@ fn fetch_file(
     if resume.is_none() {
         remove_partial(&part, &etag_path);
     }
-    let mut req = agent.get(&url);
+    let mut req = get(agent, &url, token);
     if let Some((have, etag)) = &resume {
         req = req
             .header("Range", format!("bytes={have}-"))
@@ -351,6 +412,11 @@ fn fetch_file(
             false
         }
         (200, None) => false,
+        // No (valid) token: the partial file is still good, keep it for the run that has
+        // the token.
+        (401 | 403, _) => {
+            return Err(refused(&url, status, resp.into_body(), token.is_some()));
+        }
         (status, _) => {
             // A server that refuses this partial file (416: it is longer than the file
             // now; another 4xx) would refuse it on every run: start afresh next time.
@@ -439,7 +505,8 @@ fn fetch_file(
 
 /// Pull one bundle. `progress` gets (path, bytes) as they arrive.
 pub fn pull(opts: &PullOptions, progress: &mut dyn FnMut(&str, u64)) -> Result<PullReport> {
-    let index = fetch_index(&opts.from, opts.timeout)?;
+    let token = opts.token.as_deref().filter(|t| !t.is_empty());
+    let index = fetch_index(&opts.from, opts.timeout, token)?;
     let bundle = index
         .select(&opts.selector, &opts.kind, opts.channel.as_deref())
         .cloned()
@@ -470,6 +537,7 @@ pub fn pull(opts: &PullOptions, progress: &mut dyn FnMut(&str, u64)) -> Result<P
         let path = f.path.clone();
         files.push(fetch_file(
             &agent,
+            token,
             &opts.from,
             &opts.destination,
             f,
@@ -537,7 +605,7 @@ fn write_summary(dest: &Path, bundle: &PublishedBundle, kid: Option<String>) -> 
     {
         return Ok(());
     }
-    let (_, manifest) = ouk_kit::verify::manifest_from_bundle(&dest.join(&bundle.name))?;
+    let (parsed, manifest) = ouk_kit::verify::manifest_from_bundle(&dest.join(&bundle.name))?;
     let summary = KitMetadata {
         name: bundle.name.clone(),
         kind: bundle.kind.clone(),
@@ -554,6 +622,7 @@ fn write_summary(dest: &Path, bundle: &PublishedBundle, kid: Option<String>) -> 
         generation_id: bundle.generation_id.clone(),
         signed: kid.is_some(),
         kid,
+        secrets: Some(ouk_kit::exposure::manifest_lists_secrets(&parsed)),
     };
     let mut bytes = serde_json::to_vec_pretty(&summary).map_err(|e| TransportError::Invalid {
         what: path.display().to_string(),

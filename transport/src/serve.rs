@@ -5,7 +5,10 @@
 //!   from the directory on every request (digests are cached by inode, size and mtime);
 //! - `GET /ouk/<path>`: a file the index lists, with a strong `ETag` (its SHA-256),
 //!   `Accept-Ranges`, single `Range` requests (206 / 416), `If-None-Match` (304) and
-//!   `If-Range`; `HEAD` of the same;
+//!   `If-Range`; `HEAD` of the same; a bundle that holds secrets (files under `secrets/`,
+//!   such as the Policy Gateway's DPoP private key) only to a request bearing the pull
+//!   token (403 when none is configured, 401 without it or with another), unless the
+//!   operator published them with `--public-secrets`; its sidecars stay public;
 //! - `POST /api/offline-kit/import`: the body (multipart `bundle` plus optional
 //!   `signature`, `metadata`, `manifest`, `manifest-signature` parts, or a raw bundle) is
 //!   streamed to `ROOT/uploads/`, then run through the same import pipeline as `ouk kit
@@ -16,11 +19,14 @@
 //! Invariants: a file URL reaches only a path the index lists (the whitelist is the only
 //! way to the disk, so `..`, percent-encoded or not, leads nowhere); the API answers only a
 //! request bearing the token configured at start (compared in constant time, never
-//! logged), and is off when no token is configured; at most `max_connections`
-//! connections are served at once (the rest wait in the kernel's backlog); a connection
-//! that does not send its request head within `header_timeout` is closed; on SIGINT or
-//! SIGTERM the server stops accepting, lets requests in flight finish (up to
-//! `shutdown_grace`) and returns.
+//! logged), and is off when no token is configured; a bundle holding secrets (by its
+//! descriptor, or by its own content, checked on the file actually opened) is sent only
+//! under the pull token (same comparison, never logged; the import token does not open
+//! it, so pullers never need the credential that changes the root) or with
+//! `--public-secrets`; at most `max_connections` connections are served at once (the
+//! rest wait in the kernel's backlog); a connection that does not send its request head
+//! within `header_timeout` is closed; on SIGINT or SIGTERM the server stops accepting,
+//! lets requests in flight finish (up to `shutdown_grace`) and returns.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -64,6 +70,11 @@ pub struct ServeOptions {
     pub shutdown_grace: Duration,
     /// Bearer token of the import API (`None`: the API is off).
     pub import_token: Option<String>,
+    /// Bearer token a client needs to download a bundle that holds secrets (`None`:
+    /// nobody may, unless `public_secrets`).
+    pub pull_token: Option<String>,
+    /// Hand bundles that hold secrets to any client (the operator's explicit choice).
+    pub public_secrets: bool,
     /// Largest upload the import API accepts.
     pub max_upload: u64,
     /// Bytes per second per download (`None`: no limit).
@@ -97,6 +108,8 @@ struct Shared {
     cache: DigestCache,
     index: RwLock<Arc<PublishedIndex>>,
     token: Option<String>,
+    pull_token: Option<String>,
+    public_secrets: bool,
     max_upload: u64,
     limit_rate: Option<u64>,
     code_of: Arc<CodeOf>,
@@ -140,12 +153,28 @@ async fn run(opts: ServeOptions, hooks: ServeHooks) -> Result<()> {
     for s in &skipped {
         (hooks.log)(&format!("not published: {}: {}", s.name, s.reason));
     }
+    let pull_token = opts.pull_token.clone().filter(|t| !t.is_empty());
+    for b in index.bundles.iter().filter(|b| b.secrets) {
+        (hooks.log)(&format!(
+            "{} holds secrets: {}",
+            b.name,
+            if opts.public_secrets {
+                "served to anyone (--public-secrets)"
+            } else if pull_token.is_some() {
+                "served only with the pull token"
+            } else {
+                "refused to every client (no --pull-token-file; --public-secrets serves it to anyone)"
+            }
+        ));
+    }
     let state: AppState = Arc::new(Shared {
         kits: opts.kits_dir.clone(),
         root: opts.root_dir.clone(),
         cache,
         index: RwLock::new(Arc::new(index)),
         token: opts.import_token.clone().filter(|t| !t.is_empty()),
+        pull_token,
+        public_secrets: opts.public_secrets,
         max_upload: opts.max_upload,
         limit_rate: opts.limit_rate.filter(|r| *r > 0),
         code_of: hooks.code_of,
@@ -537,18 +566,24 @@ async fn serve_file(st: &AppState, raw: &str, headers: &HeaderMap) -> (StatusCod
     if rel == INDEX_NAME {
         return index_response(st, headers).await;
     }
-    let listed = {
-        let index = st.index.read().unwrap_or_else(|p| p.into_inner()).clone();
-        index.file(&rel).is_some()
-    };
-    let listed = listed
-        || match refresh(st).await {
-            Ok(index) => index.file(&rel).is_some(),
+    let index = st.index.read().unwrap_or_else(|p| p.into_inner()).clone();
+    let index = if index.file(&rel).is_some() {
+        index
+    } else {
+        match refresh(st).await {
+            Ok(index) => index,
             Err(s) => return plain(s, "index unavailable"),
-        };
-    if !listed {
+        }
+    };
+    if index.file(&rel).is_none() {
         return plain(StatusCode::NOT_FOUND, "not found");
     }
+    // Only bundles are gated (sidecars and the manifest stay public); whether this one
+    // holds secrets is asked of the file opened below, not only of the index, which may
+    // be older than the file.
+    let gated = !st.public_secrets && index.is_bundle(&rel);
+    let said_secret = index.holds_secrets(&rel);
+    drop(index);
     let path = st.kits.join(&rel);
     if !crate::index::no_symlink_on_the_way(&st.kits, &rel) {
         return plain(StatusCode::NOT_FOUND, "not found");
@@ -559,16 +594,23 @@ async fn serve_file(st: &AppState, raw: &str, headers: &HeaderMap) -> (StatusCod
     };
     let digest = {
         let (s, p) = (st.clone(), path.clone());
-        tokio::task::spawn_blocking(move || s.cache.digest(&p)).await
+        tokio::task::spawn_blocking(move || {
+            let secret = gated && (said_secret || s.cache.holds_secrets(&p));
+            s.cache.digest(&p).map(|d| (d, secret))
+        })
+        .await
     };
-    let (len, sha) = match digest {
+    let ((len, sha), secret) = match digest {
         Ok(Ok(d)) => d,
         _ => return plain(StatusCode::NOT_FOUND, "not found"),
     };
-    // The file opened must be the one hashed (not replaced in between).
+    // The file opened must be the one hashed and surveyed (not replaced in between).
     match (f.metadata().await, tokio::fs::symlink_metadata(&path).await) {
         (Ok(a), Ok(b)) if same_file(&a, &b) && a.len() == len => {}
         _ => return plain(StatusCode::SERVICE_UNAVAILABLE, "file is changing; retry"),
+    }
+    if secret && let Some(refused) = authorize_secrets(st, headers) {
+        return (refused.status(), 0, refused);
     }
     let etag = format!("\"{sha}\"");
     let mut base = Response::builder()
@@ -680,6 +722,48 @@ fn json(status: StatusCode, value: serde_json::Value) -> Response {
     r
 }
 
+/// The bearer token a request gives, if any.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim())
+}
+
+/// The door of a bundle that holds secrets: `None` when the request may have it, else the
+/// refusal, which says what to do (the operator or the client).
+fn authorize_secrets(st: &Shared, headers: &HeaderMap) -> Option<Response> {
+    if st.public_secrets {
+        return None;
+    }
+    let Some(token) = &st.pull_token else {
+        return Some(json(
+            StatusCode::FORBIDDEN,
+            serde_json::json!({
+                "error": "this bundle holds secrets (files under secrets/, such as the Policy Gateway's DPoP key) and this server hands them to nobody: start `ouk serve` with --pull-token-file FILE (or OUK_PULL_TOKEN) and pull with `ouk kit pull --token-file FILE` (or OUK_PULL_TOKEN), or start it with --public-secrets to hand them to anyone who can reach it",
+                "secrets": true,
+            }),
+        ));
+    };
+    match bearer(headers) {
+        Some(g) if same_token(g.as_bytes(), token.as_bytes()) => None,
+        _ => {
+            let mut r = json(
+                StatusCode::UNAUTHORIZED,
+                serde_json::json!({
+                    "error": "this bundle holds secrets (files under secrets/): the pull token is required (`ouk kit pull --token-file FILE`, or OUK_PULL_TOKEN)",
+                    "secrets": true,
+                }),
+            );
+            r.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            Some(r)
+        }
+    }
+}
+
 /// The API's door: `None` when the request may pass, else the refusal.
 fn authorize(st: &Shared, headers: &HeaderMap) -> Option<Response> {
     let Some(token) = &st.token else {
@@ -690,13 +774,7 @@ fn authorize(st: &Shared, headers: &HeaderMap) -> Option<Response> {
             }),
         ));
     };
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, t)| t.trim());
-    match given {
+    match bearer(headers) {
         Some(g) if same_token(g.as_bytes(), token.as_bytes()) => None,
         _ => {
             let mut r = json(

@@ -31,6 +31,17 @@ pub struct ServeArgs {
     /// OUK_IMPORT_TOKEN) the import API is off.
     #[arg(long)]
     import_token_file: Option<PathBuf>,
+    /// A file (mode 0600) holding the pull token: the bearer token a client must give
+    /// (`ouk kit pull --token-file`) to download a bundle that holds secrets (files under
+    /// secrets/, such as the Policy Gateway's DPoP key). Also: OUK_PULL_TOKEN. Without one,
+    /// such bundles are refused to everyone (403) unless --public-secrets; their sidecars
+    /// stay public.
+    #[arg(long, value_name = "FILE")]
+    pull_token_file: Option<PathBuf>,
+    /// Hand bundles that hold secrets to any client that can reach the server, without a
+    /// token (only on a network where everyone may have the kits' private keys).
+    #[arg(long, conflicts_with = "pull_token_file")]
+    public_secrets: bool,
     /// Connections served at once.
     #[arg(long, default_value_t = 64)]
     max_connections: usize,
@@ -88,17 +99,48 @@ pub fn run_serve(ctx: &Context, args: ServeArgs) -> Result<ExitCode, Failure> {
             "serve publishes an object-storage store's mirror with --mirror",
         ));
     }
-    let token = match &args.import_token_file {
-        Some(p) => Some(read_token_file(p)?),
-        None => std::env::var("OUK_IMPORT_TOKEN").ok(),
-    }
-    .filter(|t| !t.is_empty());
+    let token = read_token(
+        args.import_token_file.as_deref(),
+        "OUK_IMPORT_TOKEN",
+        "--import-token-file",
+    )?;
     if token.as_ref().is_some_and(|t| t.len() < 16) {
         return Err(Failure::new(
             ExitCode::Validation,
             "the import token must be at least 16 characters",
         ));
     }
+    let pull_token = if args.public_secrets {
+        None
+    } else {
+        read_token(
+            args.pull_token_file.as_deref(),
+            "OUK_PULL_TOKEN",
+            "--pull-token-file",
+        )?
+    };
+    if let Some(t) = &pull_token {
+        if t.len() < 16 {
+            return Err(Failure::new(
+                ExitCode::Validation,
+                "the pull token must be at least 16 characters",
+            ));
+        }
+        // Every puller holds the pull token: it must not also open the import API.
+        if token.as_ref() == Some(t) {
+            return Err(Failure::new(
+                ExitCode::Validation,
+                "the pull token must differ from the import token (every puller holds the pull token)",
+            ));
+        }
+    }
+    let secrets = if args.public_secrets {
+        "public"
+    } else if pull_token.is_some() {
+        "token"
+    } else {
+        "refused"
+    };
     let api = token.is_some();
     let status_ctx = Context {
         root: ctx.root.clone(),
@@ -120,13 +162,23 @@ pub fn run_serve(ctx: &Context, args: ServeArgs) -> Result<ExitCode, Failure> {
             // One line on stdout, so scripts (and tests) learn the port.
             if json {
                 crate::output::print_line(
-                    &serde_json::json!({"listening": addr.to_string(), "importApi": api})
-                        .to_string(),
+                    &serde_json::json!({
+                        "listening": addr.to_string(),
+                        "importApi": api,
+                        "secrets": secrets,
+                    })
+                    .to_string(),
                 );
             } else {
+                // No ':' after the address: scripts take the port from the last one.
                 crate::output::print_line(&format!(
-                    "listening on http://{addr}/ouk/ (import API {})",
-                    if api { "on" } else { "off" }
+                    "listening on http://{addr}/ouk/ (import API {}, bundles holding secrets {})",
+                    if api { "on" } else { "off" },
+                    match secrets {
+                        "public" => "served to anyone",
+                        "token" => "served with the pull token",
+                        _ => "refused",
+                    }
                 ));
             }
         }),
@@ -144,6 +196,8 @@ pub fn run_serve(ctx: &Context, args: ServeArgs) -> Result<ExitCode, Failure> {
         header_timeout: Duration::from_secs(args.header_timeout.max(1)),
         shutdown_grace: Duration::from_secs(args.shutdown_grace),
         import_token: token,
+        pull_token,
+        public_secrets: args.public_secrets,
         max_upload: args.max_upload,
         limit_rate: args.limit_rate,
         send_timeout: Duration::from_secs(args.send_timeout.max(1)),
@@ -154,29 +208,49 @@ pub fn run_serve(ctx: &Context, args: ServeArgs) -> Result<ExitCode, Failure> {
     Ok(ExitCode::Ok)
 }
 
-/// The import token in `path`, refusing a file that group or others can access in any way:
-/// whoever reads the token can activate kits on this host. The mode is taken from the open
-/// file, so the file checked is the file read.
-fn read_token_file(path: &std::path::Path) -> Result<String, Failure> {
+/// A bearer token from `file` (which group and others may not read or write: the import
+/// token activates kits, the pull token opens kits' secrets), else from the environment
+/// variable `env`; `None` when neither gives a non-empty one. The mode is the open file's,
+/// so the file checked is the file read. `option` names the flag in messages.
+fn read_token(
+    file: Option<&std::path::Path>,
+    env: &str,
+    option: &str,
+) -> Result<Option<String>, Failure> {
     use std::io::Read;
     use std::os::unix::fs::PermissionsExt;
-    let io =
+    let Some(path) = file else {
+        return Ok(std::env::var(env)
+            .ok()
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty()));
+    };
+    let fail =
         |e: std::io::Error| Failure::new(ExitCode::Failure, format!("{}: {e}", path.display()));
-    let mut file = std::fs::File::open(path).map_err(io)?;
-    let mode = file.metadata().map_err(io)?.permissions().mode() & 0o7777;
+    let f = std::fs::File::open(path).map_err(fail)?;
+    // The mode of the file opened (not of a name that could be swapped meanwhile).
+    let mode = f.metadata().map_err(fail)?.permissions().mode();
     if mode & 0o077 != 0 {
         return Err(Failure::new(
             ExitCode::Validation,
             format!(
-                "{}: the import token file has mode {mode:o}; it must be readable by its owner only (chmod 600 {})",
+                "{option} {}: mode {:04o} lets group or others at the token: chmod 600 {}",
                 path.display(),
+                mode & 0o7777,
                 path.display()
             ),
         ));
     }
-    let mut token = String::new();
-    file.read_to_string(&mut token).map_err(io)?;
-    Ok(token.trim().to_string())
+    let mut text = String::new();
+    f.take(64 << 10).read_to_string(&mut text).map_err(fail)?;
+    let t = text.trim().to_string();
+    if t.is_empty() {
+        return Err(Failure::new(
+            ExitCode::Validation,
+            format!("{option} {}: the file is empty", path.display()),
+        ));
+    }
+    Ok(Some(t))
 }
 
 /// `ouk kit pull`.
@@ -206,9 +280,15 @@ pub struct PullArgs {
     /// Seconds to wait for the server to connect, answer or send more bytes.
     #[arg(long, default_value_t = 30)]
     timeout: u64,
+    /// A file (mode 0600: one readable by group or others is refused) holding the pull
+    /// token, sent as `Authorization: Bearer` to the --from server: `ouk serve` hands out
+    /// bundles that hold secrets only with it. Also: OUK_PULL_TOKEN.
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
 }
 
 pub fn run_pull(ctx: &Context, args: PullArgs) -> Result<ExitCode, Failure> {
+    let token = read_token(args.token_file.as_deref(), "OUK_PULL_TOKEN", "--token-file")?;
     let extra = load_public_keys(&args.key)?;
     let keys = if ctx.root.join("trust").is_dir() {
         ouk_kit::import::trusted_keys(&ctx.root, &extra).map_err(crate::cmd::kit::kit_failure)?
@@ -224,6 +304,7 @@ pub fn run_pull(ctx: &Context, args: PullArgs) -> Result<ExitCode, Failure> {
         keys,
         allow_unsigned: args.allow_unsigned,
         timeout: Duration::from_secs(args.timeout.max(1)),
+        token,
     };
     let mut progress = ctx.out.progress("pull", 0);
     let report = ouk_transport::pull::pull(&opts, &mut |_, n| progress.inc(n)).map_err(failure)?;
@@ -262,10 +343,18 @@ pub struct IndexArgs {
 
 pub fn run_index(ctx: &Context, args: IndexArgs) -> Result<ExitCode, Failure> {
     let (index, skipped) = ouk_transport::index::write_index(&args.dir).map_err(failure)?;
+    // A static web server has no pull token: it hands these to anyone who can reach it.
+    let secret: Vec<&str> = index
+        .bundles
+        .iter()
+        .filter(|b| b.secrets)
+        .map(|b| b.name.as_str())
+        .collect();
     let doc = serde_json::json!({
         "index": args.dir.join(ouk_transport::index::INDEX_NAME),
         "bundles": index.bundles.len(),
         "skipped": skipped,
+        "secrets": secret,
     });
     ctx.out.emit(&doc, || {
         let mut s = format!(
@@ -275,6 +364,11 @@ pub fn run_index(ctx: &Context, args: IndexArgs) -> Result<ExitCode, Failure> {
         );
         for k in &skipped {
             s.push_str(&format!("\n  not published: {}: {}", k.name, k.reason));
+        }
+        for n in &secret {
+            s.push_str(&format!(
+                "\n  holds secrets: {n} (a static web server hands it to anyone who can reach it: restrict it there, or publish with `ouk serve --pull-token-file`)"
+            ));
         }
         s
     });

@@ -51,6 +51,7 @@ fn place(dir: &Path, name: &str, version: &str, bytes: &[u8]) -> std::path::Path
         generation_id: "0".repeat(64),
         signed: false,
         kid: None,
+        secrets: None,
     };
     fs::write(
         dir.join(format!("{name}.metadata.json")),
