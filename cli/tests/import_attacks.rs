@@ -177,25 +177,19 @@ fn generation_of(bundle: &Path) -> String {
     meta["generationId"].as_str().unwrap().to_string()
 }
 
-#[test]
-fn a_kit_swapped_after_its_first_read_is_never_what_is_imported() {
-    let tmp = tempfile::tempdir().unwrap();
-    let good = build_signed_kit(
-        &small_tree(tmp.path(), 1),
-        "2025.10.1",
-        &tmp.path().join("good"),
-    );
-    let evil = evil_kit(tmp.path(), 2);
-    let bundle = drop_dir(tmp.path(), "drop", &good);
+/// Import `signed` (copied alone into a drop directory) while the drop directory's owner
+/// swaps an unsigned kit in the moment the first read of it ends: the import must open it
+/// once and activate `expected` (the signed bytes' generation).
+fn import_while_swapped(tmp: &Path, root: &Path, signed: &Path, expected: &str) {
+    let evil = evil_kit(tmp, 2);
+    let bundle = drop_dir(tmp, "drop", signed);
     let staged_evil = bundle.with_file_name(".evil");
     fs::copy(&evil, &staged_evil).unwrap();
-    let root = trusted_root(tmp.path(), "root");
-
     let watch = OpenWatch::start(
         bundle.parent().unwrap(),
         Some((bundle.clone(), staged_evil)),
     );
-    let (rc, doc) = import(&root, &bundle);
+    let (rc, doc) = import(root, &bundle);
     let opens = watch.finish();
     assert_eq!(
         fs::read(&bundle).unwrap(),
@@ -204,15 +198,23 @@ fn a_kit_swapped_after_its_first_read_is_never_what_is_imported() {
     );
     assert_eq!(rc, 0, "{doc}");
     assert_eq!(
-        check_current_complete(&root).as_deref(),
-        Some(generation_of(&good).as_str()),
-        "the signed kit is what is active: {doc}"
+        check_current_complete(root).as_deref(),
+        Some(expected),
+        "the signed bytes are what is active: {doc}"
     );
-    assert_eq!(
-        opens_of(&opens, &bundle),
-        1,
-        "the bundle is read once: {opens:?}"
+    assert_eq!(opens_of(&opens, &bundle), 1, "read once: {opens:?}");
+}
+
+#[test]
+fn a_kit_swapped_after_its_first_read_is_never_what_is_imported() {
+    let tmp = tempfile::tempdir().unwrap();
+    let good = build_signed_kit(
+        &small_tree(tmp.path(), 1),
+        "2025.10.1",
+        &tmp.path().join("good"),
     );
+    let root = trusted_root(tmp.path(), "root");
+    import_while_swapped(tmp.path(), &root, &good, &generation_of(&good));
 }
 
 #[test]
@@ -249,33 +251,7 @@ fn a_delta_swapped_after_its_first_read_is_never_what_is_applied() {
     let root = trusted_root(tmp.path(), "root");
     assert_eq!(import(&root, &k0).0, 0);
 
-    // The attacker's bytes: an unsigned kit with the delta's name.
-    let evil = evil_kit(tmp.path(), 2);
-    let bundle = drop_dir(tmp.path(), "drop", &delta);
-    let staged_evil = bundle.with_file_name(".evil");
-    fs::copy(&evil, &staged_evil).unwrap();
-    let watch = OpenWatch::start(
-        bundle.parent().unwrap(),
-        Some((bundle.clone(), staged_evil)),
-    );
-    let (rc, doc) = import(&root, &bundle);
-    let opens = watch.finish();
-    assert_eq!(
-        fs::read(&bundle).unwrap(),
-        fs::read(&evil).unwrap(),
-        "the swap happened"
-    );
-    assert_eq!(rc, 0, "{doc}");
-    assert_eq!(
-        check_current_complete(&root).as_deref(),
-        Some(generation_of(&k1).as_str()),
-        "the delta's target is what is active: {doc}"
-    );
-    assert_eq!(
-        opens_of(&opens, &bundle),
-        1,
-        "the delta is read once: {opens:?}"
-    );
+    import_while_swapped(tmp.path(), &root, &delta, &generation_of(&k1));
 }
 
 #[test]
