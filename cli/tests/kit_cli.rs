@@ -272,6 +272,27 @@ fn a_generated_key_signs_kits_that_openssl_accepts() {
         ],
     );
     assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    // The name's claim: openssl itself, knowing nothing of ouk, accepts the bundle's
+    // signature (base64 DER ECDSA over SHA-256) under the generated public key.
+    let bundle = out.join("stella-ops-offline-kit-1.0.0-stable.tar.gz");
+    let sig = out.join("stella-ops-offline-kit-1.0.0-stable.tar.gz.sig");
+    let o = tool(Command::new("base64").arg("-d").arg(&sig), "base64");
+    assert!(o.status.success(), "{o:?}");
+    let der = tmp.path().join("sig.der");
+    fs::write(&der, o.stdout).unwrap();
+    let o = tool(
+        Command::new("openssl")
+            .args(["dgst", "-sha256", "-verify"])
+            .arg(prefix.with_extension("pub"))
+            .arg("-signature")
+            .arg(&der)
+            .arg(&bundle),
+        "openssl",
+    );
+    assert!(
+        o.status.success() && String::from_utf8_lossy(&o.stdout).contains("Verified OK"),
+        "openssl refused the generated key's signature: {o:?}"
+    );
     // Wrong password: a clear signature-class failure, nothing written.
     let o = Command::new(ouk())
         .args([

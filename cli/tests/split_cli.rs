@@ -6,9 +6,12 @@
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::fs;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::SystemTime;
 
 use common::hostile::fixture;
 use common::*;
@@ -81,6 +84,41 @@ fn copy_dir(from: &Path, to: &Path) {
             fs::copy(e.path(), dest).unwrap();
         }
     }
+}
+
+/// Every file under `dir` by relative path: its bytes, inode and modification time, so a
+/// file rewritten in place or replaced by a rename shows even when its bytes are equal.
+fn files(dir: &Path) -> BTreeMap<String, (Vec<u8>, u64, SystemTime)> {
+    fn walk(base: &Path, dir: &Path, out: &mut BTreeMap<String, (Vec<u8>, u64, SystemTime)>) {
+        for e in fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            let m = fs::symlink_metadata(&p).unwrap();
+            if m.is_dir() {
+                walk(base, &p, out);
+            } else {
+                let rel = p.strip_prefix(base).unwrap().display().to_string();
+                out.insert(rel, (fs::read(&p).unwrap(), m.ino(), m.modified().unwrap()));
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(dir, dir, &mut out);
+    out
+}
+
+/// The files added, removed, or changed in bytes, inode or mtime between two [`files`].
+fn changed(
+    before: &BTreeMap<String, (Vec<u8>, u64, SystemTime)>,
+    after: &BTreeMap<String, (Vec<u8>, u64, SystemTime)>,
+) -> Vec<String> {
+    before
+        .keys()
+        .chain(after.keys())
+        .filter(|k| before.get(*k) != after.get(*k))
+        .cloned()
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect()
 }
 
 fn error_of(v: &serde_json::Value) -> String {
@@ -199,15 +237,20 @@ fn split_output_is_deterministic_and_never_overwrites_parts() {
             );
         }
     }
-    // Again into the same directory (even with another size): refused, nothing changed.
-    let before = fs::read(a.join(format!("{}.parts.json", name_of(&b0)))).unwrap();
+    // Again into the same directory (even with another size): refused, nothing changed:
+    // every part, sidecar and the index keep their bytes and stay the same file (inode and
+    // mtime: not rewritten in place, not replaced by a rename), nothing added or removed.
+    let before = files(&a);
+    assert!(
+        before.contains_key(&name_of(&part(&a, &b0, 3))),
+        "{:?}",
+        before.keys()
+    );
     let (rc, e) = split(&b0, "1MiB", &a);
     assert_eq!(rc, 1, "{e}");
     assert!(error_of(&e).contains("exists"), "{e}");
-    assert_eq!(
-        fs::read(a.join(format!("{}.parts.json", name_of(&b0)))).unwrap(),
-        before
-    );
+    let after = files(&a);
+    assert!(after == before, "rewritten: {:?}", changed(&before, &after));
     // Sizes with units, and the default (4 GiB - 1: one part for a small kit).
     let (rc, r) = split(&b0, "64KiB", &tmp.path().join("c"));
     assert_eq!(rc, 0, "{r}");

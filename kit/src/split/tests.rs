@@ -1,9 +1,12 @@
 //! Split and reassembly on plain files (the end-to-end tests with real kits are in
 //! `cli/tests/split_cli.rs`).
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::io::Read;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use super::*;
 
@@ -125,22 +128,70 @@ fn a_bundle_that_fits_makes_one_part_and_exact_multiples_have_no_empty_part() {
     );
 }
 
+/// Every file under `dir` by relative path: its bytes, inode and modification time, so a
+/// file rewritten in place or replaced by a rename shows even when its bytes are equal.
+fn files(dir: &Path) -> BTreeMap<String, (Vec<u8>, u64, SystemTime)> {
+    fn walk(base: &Path, dir: &Path, out: &mut BTreeMap<String, (Vec<u8>, u64, SystemTime)>) {
+        for e in fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            let m = fs::symlink_metadata(&p).unwrap();
+            if m.is_dir() {
+                walk(base, &p, out);
+            } else {
+                let rel = p.strip_prefix(base).unwrap().display().to_string();
+                out.insert(rel, (fs::read(&p).unwrap(), m.ino(), m.modified().unwrap()));
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(dir, dir, &mut out);
+    out
+}
+
+/// The files added, removed, or changed in bytes, inode or mtime between two [`files`].
+fn changed(
+    before: &BTreeMap<String, (Vec<u8>, u64, SystemTime)>,
+    after: &BTreeMap<String, (Vec<u8>, u64, SystemTime)>,
+) -> Vec<String> {
+    before
+        .keys()
+        .chain(after.keys())
+        .filter(|k| before.get(*k) != after.get(*k))
+        .cloned()
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
+
 #[test]
 fn existing_parts_are_never_overwritten() {
     let tmp = tempfile::tempdir().unwrap();
     let (b, _) = bundle(tmp.path(), 2500);
     let out = tmp.path().join("usb");
     split(&b, &out, 1000).unwrap();
-    let before = fs::read(out.join(index_name(NAME))).unwrap();
+    let before = files(&out);
+    assert!(
+        before.contains_key(&part_name(NAME, 3)),
+        "{:?}",
+        before.keys()
+    );
     let e = split(&b, &out, 700).unwrap_err();
     assert!(matches!(e, KitError::Part(PartError::Exists { .. })), "{e}");
-    assert_eq!(fs::read(out.join(index_name(NAME))).unwrap(), before);
+    // Every part, sidecar and the index: same bytes, and the same file (not rewritten
+    // with equal bytes, not replaced by a rename), and nothing added or removed.
+    let after = files(&out);
+    assert!(after == before, "rewritten: {:?}", changed(&before, &after));
     // A leftover part alone is enough to refuse.
     let out2 = tmp.path().join("usb2");
     fs::create_dir_all(&out2).unwrap();
     fs::write(out2.join(part_name(NAME, 7)), b"old").unwrap();
+    let before = files(&out2);
     assert!(split(&b, &out2, 1000).is_err());
-    assert_eq!(fs::read_dir(&out2).unwrap().count(), 1, "nothing written");
+    assert_eq!(
+        files(&out2),
+        before,
+        "nothing written, the leftover untouched"
+    );
     // A different sidecar in the way refuses too, before any part is written.
     let out3 = tmp.path().join("usb3");
     fs::create_dir_all(&out3).unwrap();
