@@ -555,6 +555,17 @@ impl Read for PartsReader<'_> {
     }
 }
 
+/// Open the bundle file at `p` (a missing one is `NotFound`, named as the user gave it).
+fn open_bundle(p: &Path) -> Result<File> {
+    File::open(p).map_err(|source| match source.kind() {
+        io::ErrorKind::NotFound => KitError::NotFound(p.to_path_buf()),
+        _ => KitError::Io {
+            context: format!("open {}", p.display()),
+            source,
+        },
+    })
+}
+
 /// The bundle an import or verification reads: one file, or a split kit's parts, or a
 /// private copy of either ([`BundleInput::read_once`]).
 #[derive(Debug, Clone)]
@@ -583,13 +594,7 @@ impl BundleInput {
         let copy = match &self {
             BundleInput::Private { .. } => return Ok(self),
             BundleInput::File(p) => {
-                let file = File::open(p).map_err(|source| match source.kind() {
-                    io::ErrorKind::NotFound => KitError::NotFound(p.clone()),
-                    _ => KitError::Io {
-                        context: format!("open {}", p.display()),
-                        source,
-                    },
-                })?;
+                let file = open_bundle(p)?;
                 let is_file = file.metadata().is_ok_and(|m| m.is_file());
                 if !is_file {
                     return Err(KitError::Validation(format!(
@@ -646,16 +651,7 @@ impl BundleInput {
     /// The bundle's bytes, from the start.
     pub fn reader(&self) -> Result<Box<dyn Read + '_>> {
         match self {
-            BundleInput::File(p) => {
-                let f = File::open(p).map_err(|source| match source.kind() {
-                    io::ErrorKind::NotFound => KitError::NotFound(p.clone()),
-                    _ => KitError::Io {
-                        context: format!("open {}", p.display()),
-                        source,
-                    },
-                })?;
-                Ok(Box::new(f))
-            }
+            BundleInput::File(p) => Ok(Box::new(open_bundle(p)?)),
             BundleInput::Parts(s) => Ok(Box::new(s.reader())),
             BundleInput::Private { copy, .. } => Ok(Box::new(copy.open()?)),
         }
