@@ -885,7 +885,7 @@ mod memory {
         }
         assert!(last < 64 * 1024, "peak {last} KiB");
         assert!(
-            largest > 2 * 64 << 20,
+            largest > 2 * (64 << 20),
             "the index ({largest} bytes) must be far larger than the bound"
         );
     }
@@ -940,7 +940,7 @@ mod memory {
         );
         assert!(peak < 64 * 1024, "peak {peak} KiB recording {rows} rows");
         assert!(
-            db_bytes > 2 * 64 << 20,
+            db_bytes > 2 * (64 << 20),
             "the history ({db_bytes} bytes) must be far larger than the bound"
         );
     }
