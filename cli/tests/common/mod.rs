@@ -197,3 +197,28 @@ pub fn build_signed_kit(release: &Path, version: &str, out: &Path) -> PathBuf {
     assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
     out.join(format!("stella-ops-offline-kit-{version}-edge.tar.gz"))
 }
+
+/// Whether a test that needs the external `tool` may run. `true` when `tool` can be spawned
+/// (`probe_args` is a harmless invocation of it). When it cannot, the test fails naming the
+/// tool, unless `OUK_SKIP_<TOOL>` (upper case, `-` as `_`) is set: then the caller skips,
+/// after a notice. A missing tool is a broken test machine, not a passed test; `.ci/run`
+/// installs every tool this is asked about.
+pub fn require_tool(tool: &str, probe_args: &[&str]) -> bool {
+    let spawned = Command::new(tool).args(probe_args).output();
+    match spawned {
+        Ok(_) => true,
+        Err(e) => skip_or_fail(tool, &format!("`{tool}` cannot be run: {e}")),
+    }
+}
+
+/// The skip-or-fail decision of [`require_tool`], for a missing capability that is not a
+/// program (`what`, e.g. "tmpfs", names the `OUK_SKIP_<WHAT>` variable).
+pub fn skip_or_fail(what: &str, why: &str) -> bool {
+    let var = format!("OUK_SKIP_{}", what.to_uppercase().replace('-', "_"));
+    if std::env::var_os(&var).is_some() {
+        eprintln!("{why}: skipped because {var} is set");
+        false
+    } else {
+        panic!("{why}: this test needs {what} (provide it, or set {var}=1 to skip explicitly)");
+    }
+}
