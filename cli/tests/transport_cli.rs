@@ -1144,3 +1144,44 @@ fn a_kit_without_secrets_is_served_to_anyone() {
     assert_eq!(rc, 0, "{err}");
     assert_eq!(sha256_file(&dest.join(name(&bundle))), sha256_file(&bundle));
 }
+
+/// Slowloris: a client that opens a connection and never finishes its request head holds a
+/// connection slot until `--header-timeout`, then is cut off (docs/security.md). The
+/// deadline here is 30 s, far past the 1 s timeout: a server without the timeout keeps the
+/// connection open and the read fails with "timed out" instead of ending.
+#[test]
+fn a_request_head_that_never_ends_is_cut_at_the_header_timeout() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (kits, _) = kits_dir(tmp.path(), 0, "2025.10.1");
+    let s = serve(
+        &tmp.path().join("root"),
+        &kits,
+        &["--header-timeout", "1", "--max-connections", "2"],
+    );
+    // Two slow clients take both connection slots.
+    let mut slow: Vec<TcpStream> = (0..2)
+        .map(|_| {
+            let mut c = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+            c.write_all(b"GET /ouk/index.json HTTP/1.1\r\nHost: x\r\n")
+                .unwrap();
+            c.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+            c
+        })
+        .collect();
+    for c in &mut slow {
+        let mut rest = Vec::new();
+        let ended = c.read_to_end(&mut rest);
+        assert!(
+            ended.is_ok(),
+            "the server kept a half-sent request open: {ended:?}"
+        );
+        let text = String::from_utf8_lossy(&rest);
+        assert!(
+            rest.is_empty() || text.starts_with("HTTP/1.1 408"),
+            "cut off, not answered: {text}"
+        );
+    }
+    // And the slots are free again: a normal request is served.
+    let (status, _) = raw_get_with(s.port, "/ouk/index.json", "");
+    assert_eq!(status, 200);
+}
