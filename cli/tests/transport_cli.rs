@@ -1185,3 +1185,28 @@ fn a_request_head_that_never_ends_is_cut_at_the_header_timeout() {
     let (status, _) = raw_get_with(s.port, "/ouk/index.json", "");
     assert_eq!(status, 200);
 }
+
+/// A directory on the way to a published file swapped for a symlink after the index was
+/// made: serving re-checks the path, so nothing is read through the link
+/// (docs/security.md, "publishing through a symlinked directory").
+#[test]
+fn a_directory_swapped_for_a_symlink_after_indexing_is_not_served_through() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (kits, _) = kits_dir(tmp.path(), 0, "2025.10.1");
+    let s = serve(&tmp.path().join("root"), &kits, &[]);
+    let listed = "manifest/offline-manifest.json";
+    assert_eq!(raw_get(s.port, &format!("/ouk/{listed}")).0, 200);
+    // The outside directory holds a file of the same name with other bytes.
+    let outside = tmp.path().join("outside");
+    std::fs::create_dir(&outside).unwrap();
+    std::fs::write(
+        outside.join("offline-manifest.json"),
+        b"{\"from\":\"outside\"}",
+    )
+    .unwrap();
+    std::fs::rename(kits.join("manifest"), tmp.path().join("manifest-moved")).unwrap();
+    std::os::unix::fs::symlink(&outside, kits.join("manifest")).unwrap();
+    let (status, body) = raw_get(s.port, &format!("/ouk/{listed}"));
+    assert_ne!(status, 200, "served through the link: {body}");
+    assert!(!body.contains("outside"), "{body}");
+}
