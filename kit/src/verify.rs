@@ -482,14 +482,21 @@ pub fn verify_input(
     // One read: the content check and the digest the signature is checked against see the
     // same bytes (a second open could return others). The digest and signature refusals
     // come first, as in the import, then the content's.
-    let mut reader = crate::read_once::HashingReader::new(input.reader()?);
-    let content = check_content_of(&mut reader, &manifest, &bytes);
-    let (sha, size) = reader
-        .finish()
-        .map_err(|e| crate::read_once::input_error(e, &input.path().display().to_string()))?;
-    if let Some(set) = input.parts() {
-        set.check_whole(sha, size)?;
-    }
+    // A private copy was hashed when it was taken: its digest is reused, not computed again.
+    let (content, sha, size) = if matches!(input, BundleInput::Private { .. }) {
+        let (sha, size) = input.digest()?;
+        (check_input_content(input, &manifest, &bytes), sha, size)
+    } else {
+        let mut reader = crate::read_once::HashingReader::new(input.reader()?);
+        let content = check_content_of(&mut reader, &manifest, &bytes);
+        let (sha, size) = reader
+            .finish()
+            .map_err(|e| crate::read_once::input_error(e, &input.path().display().to_string()))?;
+        if let Some(set) = input.parts() {
+            set.check_whole(sha, size)?;
+        }
+        (content, sha, size)
+    };
     let digest_checked = check_recorded_digest(&input.path(), &sha, size, &sidecars)?;
     require_keys(keys, allow_unsigned)?;
     let signature_kid = check_signature(&sha, &sidecars, keys)?;
