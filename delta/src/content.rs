@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use sha2::{Digest, Sha256};
@@ -169,7 +169,8 @@ impl<'f> CheckedDirContent<'f> {
     }
 }
 
-fn check_file(path: &PathBuf, size: u64, sha256: &FileDigest) -> Option<File> {
+/// `path` opened, when it is a regular file of `size` bytes whose SHA-256 is `sha256`.
+pub(crate) fn check_file(path: &Path, size: u64, sha256: &FileDigest) -> Option<File> {
     let file = File::open(path).ok()?;
     let meta = file.metadata().ok()?;
     if !meta.is_file() || meta.len() != size {

@@ -173,22 +173,6 @@ impl LinkSources {
             return true;
         }
         // Changed since it was published, or never stamped: read it.
-        sha256_of(path).is_some_and(|d| d == sha256.0)
-    }
-}
-
-fn sha256_of(path: &Path) -> Option<[u8; 32]> {
-    use sha2::{Digest, Sha256};
-    use std::io::Read;
-    let mut f = std::fs::File::open(path).ok()?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        match f.read(&mut buf) {
-            Ok(0) => return Some(h.finalize().into()),
-            Ok(n) => h.update(buf.get(..n)?),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(_) => return None,
-        }
+        crate::content::check_file(path, meta.len(), sha256).is_some()
     }
 }
