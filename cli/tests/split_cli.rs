@@ -6,12 +6,11 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::fs;
-use std::os::unix::fs::MetadataExt;
+
+use ouk_testdata::snapshot::changed;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::SystemTime;
 
 use common::hostile::fixture;
 use common::*;
@@ -86,39 +85,9 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-/// Every file under `dir` by relative path: its bytes, inode and modification time, so a
-/// file rewritten in place or replaced by a rename shows even when its bytes are equal.
-fn files(dir: &Path) -> BTreeMap<String, (Vec<u8>, u64, SystemTime)> {
-    fn walk(base: &Path, dir: &Path, out: &mut BTreeMap<String, (Vec<u8>, u64, SystemTime)>) {
-        for e in fs::read_dir(dir).unwrap() {
-            let p = e.unwrap().path();
-            let m = fs::symlink_metadata(&p).unwrap();
-            if m.is_dir() {
-                walk(base, &p, out);
-            } else {
-                let rel = p.strip_prefix(base).unwrap().display().to_string();
-                out.insert(rel, (fs::read(&p).unwrap(), m.ino(), m.modified().unwrap()));
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(dir, dir, &mut out);
-    out
-}
-
-/// The files added, removed, or changed in bytes, inode or mtime between two [`files`].
-fn changed(
-    before: &BTreeMap<String, (Vec<u8>, u64, SystemTime)>,
-    after: &BTreeMap<String, (Vec<u8>, u64, SystemTime)>,
-) -> Vec<String> {
-    before
-        .keys()
-        .chain(after.keys())
-        .filter(|k| before.get(*k) != after.get(*k))
-        .cloned()
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
-        .collect()
+/// Every file under `dir` (bytes, inode, mtime): see [`ouk_testdata::snapshot`].
+fn files(dir: &Path) -> ouk_testdata::snapshot::DirSnapshot {
+    ouk_testdata::snapshot::snapshot(dir).unwrap()
 }
 
 fn error_of(v: &serde_json::Value) -> String {

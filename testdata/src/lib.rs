@@ -16,6 +16,7 @@ mod misc;
 mod plugins;
 mod rng;
 mod schedule;
+pub mod snapshot;
 mod text;
 mod words;
 

@@ -1,12 +1,11 @@
 //! Split and reassembly on plain files (the end-to-end tests with real kits are in
 //! `cli/tests/split_cli.rs`).
 
-use std::collections::BTreeMap;
 use std::fs;
+
+use ouk_testdata::snapshot::changed;
 use std::io::Read;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
 
 use super::*;
 
@@ -128,39 +127,9 @@ fn a_bundle_that_fits_makes_one_part_and_exact_multiples_have_no_empty_part() {
     );
 }
 
-/// Every file under `dir` by relative path: its bytes, inode and modification time, so a
-/// file rewritten in place or replaced by a rename shows even when its bytes are equal.
-fn files(dir: &Path) -> BTreeMap<String, (Vec<u8>, u64, SystemTime)> {
-    fn walk(base: &Path, dir: &Path, out: &mut BTreeMap<String, (Vec<u8>, u64, SystemTime)>) {
-        for e in fs::read_dir(dir).unwrap() {
-            let p = e.unwrap().path();
-            let m = fs::symlink_metadata(&p).unwrap();
-            if m.is_dir() {
-                walk(base, &p, out);
-            } else {
-                let rel = p.strip_prefix(base).unwrap().display().to_string();
-                out.insert(rel, (fs::read(&p).unwrap(), m.ino(), m.modified().unwrap()));
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(dir, dir, &mut out);
-    out
-}
-
-/// The files added, removed, or changed in bytes, inode or mtime between two [`files`].
-fn changed(
-    before: &BTreeMap<String, (Vec<u8>, u64, SystemTime)>,
-    after: &BTreeMap<String, (Vec<u8>, u64, SystemTime)>,
-) -> Vec<String> {
-    before
-        .keys()
-        .chain(after.keys())
-        .filter(|k| before.get(*k) != after.get(*k))
-        .cloned()
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
-        .collect()
+/// Every file under `dir` (bytes, inode, mtime): see [`ouk_testdata::snapshot`].
+fn files(dir: &Path) -> ouk_testdata::snapshot::DirSnapshot {
+    ouk_testdata::snapshot::snapshot(dir).unwrap()
 }
 
 #[test]
