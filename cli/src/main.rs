@@ -151,6 +151,8 @@ pub struct Context {
     pub wait: bool,
     /// Where the store's packs are (`None`: in the root).
     pub remote: Option<ouk_store::RemoteOptions>,
+    /// How much the quarantine may hold (imports, the import API, `quarantine clean`).
+    pub quarantine: ouk_kit::import::quarantine::Limits,
 }
 
 impl Context {
@@ -193,12 +195,11 @@ fn main() -> std::process::ExitCode {
             url,
             pack_target: cli.store_pack_size,
         }),
+        quarantine: ouk_kit::import::quarantine::Limits {
+            max_entries: cli.quarantine_max_entries as usize,
+            max_bytes: cli.quarantine_max_size,
+        },
     };
-    // Before any command runs: imports quarantine within these limits.
-    ouk_kit::import::quarantine::set_limits(ouk_kit::import::quarantine::Limits {
-        max_entries: cli.quarantine_max_entries as usize,
-        max_bytes: cli.quarantine_max_size,
-    });
     contain::install_hook();
     let command = cli.command;
     if ctx.remote.is_some() && !takes_store_url(&command) {

@@ -88,6 +88,8 @@ pub struct ServeOptions {
     /// How far ahead of this host's clock an API-imported kit may be dated (seconds), as
     /// `ouk kit import --max-clock-skew`; fixed at start like the window.
     pub max_clock_skew: u64,
+    /// How much the quarantine may hold (refused uploads).
+    pub quarantine: ouk_kit::import::quarantine::Limits,
 }
 
 /// What the binary lends the server.
@@ -118,6 +120,7 @@ struct Shared {
     uploads: AtomicU64,
     max_kit_age: u64,
     max_clock_skew: u64,
+    quarantine: ouk_kit::import::quarantine::Limits,
     /// One directory scan at a time (concurrent requests wait for it and share it).
     scanning: tokio::sync::Mutex<()>,
 }
@@ -183,6 +186,7 @@ async fn run(opts: ServeOptions, hooks: ServeHooks) -> Result<()> {
         uploads: AtomicU64::new(0),
         max_kit_age: opts.max_kit_age,
         max_clock_skew: opts.max_clock_skew,
+        quarantine: opts.quarantine,
         scanning: tokio::sync::Mutex::new(()),
     });
     sweep_uploads(&opts.root_dir.join("uploads"), &state.log);
@@ -994,6 +998,7 @@ async fn receive_and_import(
         free_margin: ouk_kit::import::DEFAULT_FREE_MARGIN,
         max_age_days: st.max_kit_age,
         max_clock_skew_secs: st.max_clock_skew,
+        quarantine: st.quarantine,
     };
     let root = st.root.clone();
     let code_of = st.code_of.clone();

@@ -372,6 +372,7 @@ pub fn run(ctx: &Context, cmd: KitCommand) -> Result<ExitCode, Failure> {
                     .map(|reason| ouk_kit::import::Force { reason }),
                 wait: ctx.wait,
                 free_margin,
+                quarantine: ctx.quarantine,
                 max_age_days: max_kit_age,
                 max_clock_skew_secs: max_clock_skew,
             };

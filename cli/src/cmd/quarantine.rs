@@ -80,7 +80,7 @@ fn line(e: &Entry) -> String {
 
 pub fn run(ctx: &Context, cmd: QuarantineCommand) -> Result<ExitCode, Failure> {
     let root = ctx.open_root()?;
-    let limits = quarantine::limits();
+    let limits = ctx.quarantine;
     match cmd {
         QuarantineCommand::List => {
             let entries = quarantine::list(&root).map_err(failure)?;

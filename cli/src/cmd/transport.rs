@@ -150,6 +150,7 @@ pub fn run_serve(ctx: &Context, args: ServeArgs) -> Result<ExitCode, Failure> {
         },
         wait: false,
         remote: None,
+        quarantine: ctx.quarantine,
     };
     let quiet = ctx.out.quiet;
     let json = ctx.out.json;
@@ -203,6 +204,7 @@ pub fn run_serve(ctx: &Context, args: ServeArgs) -> Result<ExitCode, Failure> {
         send_timeout: Duration::from_secs(args.send_timeout.max(1)),
         max_kit_age: args.max_kit_age,
         max_clock_skew: args.max_clock_skew,
+        quarantine: ctx.quarantine,
     };
     ouk_transport::serve::serve(opts, hooks).map_err(failure)?;
     Ok(ExitCode::Ok)

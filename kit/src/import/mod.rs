@@ -99,6 +99,8 @@ pub struct ImportOptions {
     /// Refuse kits dated more than this many seconds ahead of this host's clock
     /// ([`policy::DEFAULT_MAX_CLOCK_SKEW_SECS`]): a kit dated far ahead never goes stale.
     pub max_clock_skew_secs: u64,
+    /// How much the quarantine may hold (oldest entries dropped first).
+    pub quarantine: quarantine::Limits,
 }
 
 /// Files added, changed and removed relative to the active generation.
@@ -281,14 +283,7 @@ pub fn import(
     result.map_err(|(step, error)| {
         let quarantined = match &error {
             KitError::NotFound(_) => None,
-            e => quarantine::quarantine(
-                &root,
-                &opts.bundle,
-                step,
-                e,
-                code_of(e),
-                &quarantine::limits(),
-            ),
+            e => quarantine::quarantine(&root, &opts.bundle, step, e, code_of(e), &opts.quarantine),
         };
         ImportFailure {
             step,

@@ -27,7 +27,6 @@
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 use std::time::SystemTime;
 
 use ouk_delta::Root;
@@ -58,19 +57,6 @@ impl Default for Limits {
             max_bytes: DEFAULT_MAX_BYTES,
         }
     }
-}
-
-static LIMITS: OnceLock<Limits> = OnceLock::new();
-
-/// Set the limits imports in this process quarantine with (the binary does, from its flags
-/// and environment, before any import). The first call wins; returns false for later ones.
-pub fn set_limits(limits: Limits) -> bool {
-    LIMITS.set(limits).is_ok()
-}
-
-/// The limits set with [`set_limits`], else the defaults.
-pub fn limits() -> Limits {
-    LIMITS.get().copied().unwrap_or_default()
 }
 
 /// Why a quarantine operation failed.
