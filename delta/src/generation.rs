@@ -440,8 +440,10 @@ impl Root {
         fs::rename(&tmp, &target).ctx(|| format!("publish {}", target.display()))?;
         sync_dir(&self.generations_dir())?;
         // After publishing: the stamps include the ctime change of this tree's own links.
-        // A crash before this line only costs the next publish a content check.
-        stamps::record(self.store().database(), id, &target, &manifest)?;
+        // They only spare the next publish a content check, so failing to record them (a
+        // full disk growing the index) is not a failure of this publish: the tree is in
+        // place, and reporting an error here would leave it behind as an extra generation.
+        let _ = stamps::record(self.store().database(), id, &target, &manifest);
         Ok(out)
     }
 
