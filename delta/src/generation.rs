@@ -166,7 +166,7 @@ fn open_optional<K: redb::Key + 'static, V: redb::Value + 'static>(
 /// A redb error of a write to the index. An I/O error (a full disk growing the index file)
 /// stays an I/O error, so it is reported as "no space" (exit 12) rather than as an opaque
 /// index failure (exit 1).
-fn index(e: impl Into<redb::Error>) -> DeltaError {
+pub(crate) fn index(e: impl Into<redb::Error>) -> DeltaError {
     match e.into() {
         redb::Error::Io(source) => DeltaError::Io {
             context: "write the index".into(),
@@ -437,13 +437,16 @@ impl Root {
                 .ctx(|| format!("chmod {}", d.display()))?;
         }
         syncfs(&tmp)?;
+        // The stamps, before publishing: they include the ctime change of this tree's own
+        // links (renaming the directory changes no file's), and a failure here (a full disk
+        // growing the index) leaves nothing published.
+        if let Err(e) = stamps::record(self.store().database(), id, &tmp, &manifest) {
+            let _ = remove_tree(&tmp);
+            return Err(e);
+        }
         fs::rename(&tmp, &target).ctx(|| format!("publish {}", target.display()))?;
         sync_dir(&self.generations_dir())?;
-        // After publishing: the stamps include the ctime change of this tree's own links.
-        // They only spare the next publish a content check, so failing to record them (a
-        // full disk growing the index) is not a failure of this publish: the tree is in
-        // place, and reporting an error here would leave it behind as an extra generation.
-        let _ = stamps::record(self.store().database(), id, &target, &manifest);
+
         Ok(out)
     }
 

@@ -10,8 +10,9 @@
 //! older ouk), is read and its SHA-256 compared with the manifest before it is linked; one
 //! that does not match is not linked, and the file comes from staging or the store.
 //!
-//! Invariants: a generation's stamps are recorded after its tree is published (so they
-//! include the ctime change its own links made); a missing or undecodable stamp list only
+//! Invariants: a generation's stamps are recorded after its tree is written and before it
+//! is published (so they include the ctime change its own links made, and a failure to
+//! record them publishes nothing); a missing or undecodable stamp list only
 //! costs a content check, never a wrong link.
 
 use std::collections::HashMap;
@@ -70,13 +71,14 @@ pub(crate) fn record(
         files.push((e.path.clone(), FileStamp::of(&meta)));
     }
     let bytes = envelope::seal(*b"OKST", 1, &StampList { files });
-    let txn = db.begin_write().map_err(DeltaError::from_index)?;
+    // Errors as the other generation writes report them: I/O (a full disk) stays I/O.
+    use crate::generation::index;
+    let txn = db.begin_write().map_err(index)?;
     {
-        let mut t = txn.open_table(STAMPS).map_err(DeltaError::from_index)?;
-        t.insert(&id.0, bytes.as_slice())
-            .map_err(DeltaError::from_index)?;
+        let mut t = txn.open_table(STAMPS).map_err(index)?;
+        t.insert(&id.0, bytes.as_slice()).map_err(index)?;
     }
-    txn.commit().map_err(DeltaError::from_index)?;
+    txn.commit().map_err(index)?;
     Ok(())
 }
 
