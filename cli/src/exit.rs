@@ -84,6 +84,7 @@ pub fn delta_code(e: &DeltaError) -> ExitCode {
         DeltaError::BadManifest(_)
         | DeltaError::Unsupported { .. }
         | DeltaError::BadDelta(_)
+        | DeltaError::CannotRebuild { .. }
         | DeltaError::MissingBaseline { .. } => ExitCode::Validation,
         DeltaError::DigestMismatch { .. } => ExitCode::DigestMismatch,
         DeltaError::UnknownGeneration(_)

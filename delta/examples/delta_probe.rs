@@ -52,7 +52,7 @@ fn main() {
             Source::Baseline => {}
             Source::Solid => println!("solid   {:>10} {}", f.size, f.path),
             Source::Trailer => println!("trailer {:>10} {}", f.size, f.path),
-            Source::Pieces { pieces } => {
+            Source::Pieces { pieces } | Source::Recompressed { pieces, .. } => {
                 for p in pieces {
                     println!(
                         "{:<8?} {:>10} -> {:>8} {}",

@@ -26,6 +26,8 @@ use crate::content::TreeFile;
 use crate::error::{DeltaError, Result};
 use crate::format::{Block, DeltaFile, DeltaHeader, ReferenceRange, Source};
 use crate::patch::{Encoding, bsdiff_decode, zstd_decode};
+use crate::plain::PlainForms;
+use ouk_recompress::{Limits, RecompressError};
 
 fn io_err(context: String) -> impl FnOnce(io::Error) -> DeltaError {
     move |source| DeltaError::Io { context, source }
@@ -123,8 +125,7 @@ struct PieceReader<'a, P: Read + Seek> {
     file: &'a DeltaFile,
     pieces: std::slice::Iter<'a, crate::format::Piece>,
     payload: &'a mut P,
-    by_path: &'a HashMap<&'a str, &'a TreeFile>,
-    baseline: &'a dyn ContentReader,
+    refs: &'a References<'a>,
     current: Vec<u8>,
     at: usize,
     error: Option<DeltaError>,
@@ -140,7 +141,7 @@ impl<P: Read + Seek> PieceReader<'_, P> {
         let bytes = match (&p.encoding, &p.reference) {
             (Encoding::Zstd, _) => zstd_decode(None, &blob, p.size),
             (enc, Some(r)) => {
-                let reference = read_reference(r, self.by_path, self.baseline, &f.path)?;
+                let reference = self.refs.read(r, &f.path)?;
                 match enc {
                     Encoding::Bsdiff => bsdiff_decode(&reference, &blob, p.size),
                     Encoding::BsdiffLzma => crate::bsdiffx::decode(&reference, &blob, p.size),
@@ -199,67 +200,190 @@ fn reference_error(e: io::Error, context: &str, path: &str) -> DeltaError {
     }
 }
 
-/// Read a reference range of the baseline, resolved by path through `baseline_files`.
-fn read_reference(
-    r: &ReferenceRange,
-    by_path: &HashMap<&str, &TreeFile>,
-    baseline: &dyn ContentReader,
-    context: &str,
-) -> Result<Vec<u8>> {
-    let file = by_path.get(r.path.as_str()).ok_or_else(|| {
-        DeltaError::BadDelta(format!(
-            "{context}: reference {} is not in the baseline",
-            r.path
-        ))
-    })?;
-    let bytes = baseline
-        .read_range(&file.sha256, r.offset, r.length)
+/// Where reference ranges are read: baseline files resolved by path, and their plain forms
+/// (decoded once each into the scratch directory) for `decoded` ranges.
+struct References<'a> {
+    by_path: HashMap<&'a str, &'a TreeFile>,
+    baseline: &'a dyn ContentReader,
+    plain: Option<PlainForms<'a>>,
+}
+
+impl References<'_> {
+    /// Read a reference range of the baseline, resolved by path.
+    fn read(&self, r: &ReferenceRange, context: &str) -> Result<Vec<u8>> {
+        let file = self.by_path.get(r.path.as_str()).ok_or_else(|| {
+            DeltaError::BadDelta(format!(
+                "{context}: reference {} is not in the baseline",
+                r.path
+            ))
+        })?;
+        let bytes = match (&self.plain, r.decoded) {
+            (_, false) => self.baseline.read_range(&file.sha256, r.offset, r.length),
+            (Some(p), true) => p.read_range(&file.sha256, r.offset, r.length),
+            (None, true) => {
+                return Err(DeltaError::BadDelta(format!(
+                    "{context}: decoded reference without a scratch directory"
+                )));
+            }
+        }
         .map_err(|e| reference_error(e, context, &r.path))?;
-    if bytes.len() as u64 != r.length {
+        if bytes.len() as u64 != r.length {
+            return Err(DeltaError::BadDelta(format!(
+                "{context}: reference {} is shorter than the delta expects",
+                r.path
+            )));
+        }
+        Ok(bytes)
+    }
+}
+
+/// Re-create a `recompressed` file: its plain form decoded from `plain` (the pieces), the
+/// original compressed bytes re-created from it by `recipe` into an unnamed file in
+/// `scratch`, returned rewound. The sink then hashes it like any rebuilt file.
+fn rebuild_file<P: Read + Seek>(
+    f: &DeltaFile,
+    plain_size: u64,
+    recipe: &[u8],
+    mut plain: PieceReader<'_, P>,
+    scratch: &Path,
+) -> Result<io::Take<File>> {
+    let file = tempfile::tempfile_in(scratch).map_err(io_err(format!(
+        "create a scratch file in {}",
+        scratch.display()
+    )))?;
+    let mut out = Bounded {
+        inner: BufWriter::with_capacity(1 << 20, file),
+        left: f.size,
+    };
+    let limits = Limits {
+        max_plain: plain_size,
+        ..Limits::default()
+    };
+    let rebuilt = ouk_recompress::rebuild(recipe, &mut plain, &mut out, &limits);
+    if let Some(e) = plain.error.take() {
+        return Err(e);
+    }
+    let n = match rebuilt {
+        Ok(n) => n,
+        Err(RecompressError::Unsupported(why)) => {
+            return Err(DeltaError::CannotRebuild {
+                path: f.path.clone(),
+                why,
+            });
+        }
+        Err(RecompressError::Io(e)) if e.kind() != io::ErrorKind::InvalidData => {
+            return Err(io_err(format!("re-create {}", f.path))(e));
+        }
+        Err(e) => return Err(DeltaError::BadDelta(format!("{}: {e}", f.path))),
+    };
+    if n != f.size {
         return Err(DeltaError::BadDelta(format!(
-            "{context}: reference {} is shorter than the delta expects",
-            r.path
+            "{}: re-created {n} bytes, the delta declares {}",
+            f.path, f.size
         )));
     }
-    Ok(bytes)
+    let mut file = out
+        .inner
+        .into_inner()
+        .map_err(|e| io_err(format!("write {}", f.path))(e.into_error()))?;
+    file.seek(SeekFrom::Start(0))
+        .map_err(io_err(format!("rewind {}", f.path)))?;
+    Ok(file.take(f.size))
+}
+
+/// A writer that refuses to grow past `left` bytes (a recipe cannot make a rebuilt file
+/// larger than the header declares).
+struct Bounded<W> {
+    inner: W,
+    left: u64,
+}
+
+impl<W: Write> Write for Bounded<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if buf.len() as u64 > self.left {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "the rebuilt file is larger than the delta declares",
+            ));
+        }
+        let n = self.inner.write(buf)?;
+        self.left -= n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// Decode every non-baseline file of `header` into `sink`. The header must have passed
 /// [`DeltaHeader::validate`]; references resolve through `baseline_files` (the baseline
-/// generation's files) to content in `baseline`. Returns each path rebuilt with the SHA-256
-/// the sink computed, in the order rebuilt.
+/// generation's files) to content in `baseline`. `scratch` is a private directory for
+/// plain forms of compressed baseline files and for re-created compressed files (used
+/// only by deltas with a decoded tier). Returns each path rebuilt with the SHA-256 the sink
+/// computed, in the order rebuilt.
 pub fn apply_delta(
     header: &DeltaHeader,
     payload: &mut (impl Read + Seek),
     baseline_files: &[TreeFile],
     baseline: &dyn ContentReader,
+    scratch: &Path,
     sink: &mut dyn RebuiltSink,
 ) -> Result<Vec<(String, FileDigest)>> {
-    let by_path: HashMap<&str, &TreeFile> = baseline_files
-        .iter()
-        .map(|f| (f.path.as_str(), f))
-        .collect();
+    let refs = References {
+        by_path: baseline_files
+            .iter()
+            .map(|f| (f.path.as_str(), f))
+            .collect(),
+        baseline,
+        plain: header
+            .uses_decoded_tier()
+            .then(|| PlainForms::new(baseline, scratch, Limits::default())),
+    };
     let mut written = Vec::new();
     for f in &header.files {
-        let Source::Pieces { pieces } = &f.source else {
-            continue;
+        let digest = match &f.source {
+            Source::Pieces { pieces } => {
+                let mut reader = PieceReader {
+                    file: f,
+                    pieces: pieces.iter(),
+                    payload: &mut *payload,
+                    refs: &refs,
+                    current: Vec::new(),
+                    at: 0,
+                    error: None,
+                };
+                let put = sink.put(f, &mut reader);
+                // The decoder's own error explains a failed put better than the sink's.
+                if let Some(e) = reader.error.take() {
+                    return Err(e);
+                }
+                put?
+            }
+            Source::Recompressed {
+                plain_size,
+                pieces,
+                recipe,
+                ..
+            } => {
+                let blob = read_payload(payload, recipe.offset, recipe.length)?;
+                let recipe = zstd_decode(None, &blob, recipe.size)
+                    .map_err(|e| DeltaError::BadDelta(format!("{}: recipe: {e}", f.path)))?;
+                let reader = PieceReader {
+                    file: f,
+                    pieces: pieces.iter(),
+                    payload: &mut *payload,
+                    refs: &refs,
+                    current: Vec::new(),
+                    at: 0,
+                    error: None,
+                };
+                let mut rebuilt = rebuild_file(f, *plain_size, &recipe, reader, scratch)?;
+                sink.put(f, &mut rebuilt)?
+            }
+            _ => continue,
         };
-        let mut reader = PieceReader {
-            file: f,
-            pieces: pieces.iter(),
-            payload: &mut *payload,
-            by_path: &by_path,
-            baseline,
-            current: Vec::new(),
-            at: 0,
-            error: None,
-        };
-        let put = sink.put(f, &mut reader);
-        // The decoder's own error explains a failed put better than the sink's.
-        if let Some(e) = reader.error.take() {
-            return Err(e);
-        }
-        written.push((f.path.clone(), put?));
+        written.push((f.path.clone(), digest));
     }
     for block in [Block::Solid, Block::Trailer] {
         let Some(solid) = header.block(block) else {
@@ -268,7 +392,7 @@ pub fn apply_delta(
         let context = block.name();
         let mut prefix = Vec::new();
         for r in header.block_references(block, baseline_files) {
-            prefix.extend_from_slice(&read_reference(&r, &by_path, baseline, context)?);
+            prefix.extend_from_slice(&refs.read(&r, context)?);
         }
         let known: HashMap<&str, FileDigest> =
             written.iter().map(|(p, d)| (p.as_str(), *d)).collect();

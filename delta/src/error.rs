@@ -32,6 +32,14 @@ pub enum DeltaError {
     /// A delta is malformed, unsafe, or does not decode.
     #[error("invalid delta: {0}")]
     BadDelta(String),
+    /// A delta asks for a rebuild this host cannot do (a compressor version it lacks).
+    #[error("{path}: this ouk cannot rebuild it: {why}")]
+    CannotRebuild {
+        /// The file.
+        path: String,
+        /// What is needed.
+        why: String,
+    },
     /// A rebuilt file does not hash to its declared digest.
     #[error("{path}: rebuilt content has sha256 {actual}, the delta declares {expected}")]
     DigestMismatch {

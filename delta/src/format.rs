@@ -37,8 +37,14 @@ use crate::error::DeltaError;
 use crate::manifest::{GenerationId, check_relative_path};
 use crate::patch::Encoding;
 
-/// Format name written in every header.
+/// Format name of a delta that uses no decoded tier (hosts of every release apply it).
 pub const FORMAT: &str = "ouk-delta/2";
+/// Format name of a delta with files rebuilt through their plain form, or references into
+/// a baseline file's plain form (`recompressed` sources, `decoded` ranges). It is written
+/// only when the delta needs it, so a host that predates it still applies the others.
+pub const FORMAT_DECODED: &str = "ouk-delta/3";
+/// Largest recipe (decoded) a `recompressed` file may carry.
+pub const MAX_RECIPE: u64 = 64 << 20;
 /// Largest piece of target a delta encodes at once.
 pub const MAX_PIECE: u64 = 32 << 20;
 /// Largest reference window a piece decodes against.
@@ -111,6 +117,10 @@ pub struct ReferenceRange {
     pub offset: u64,
     /// Length.
     pub length: u64,
+    /// The range is of the baseline file's plain form (its content seen through its
+    /// compression, [`ouk_recompress::decode`]), not of its bytes.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub decoded: bool,
 }
 
 /// One piece of a target file.
@@ -145,6 +155,39 @@ pub enum Source {
     Solid,
     /// Part of the trailer block (laid out like the solid block).
     Trailer,
+    /// A compressed file shipped through its plain form: the pieces produce the plain form
+    /// ([`ouk_recompress`]), and the recipe re-creates the original compressed bytes from it.
+    Recompressed {
+        /// The container format.
+        format: ouk_recompress::Format,
+        /// Length of the plain form the pieces produce.
+        plain_size: u64,
+        /// In order; they tile `plain_size`.
+        pieces: Vec<Piece>,
+        /// The recipe, zstd-compressed, in the payload.
+        recipe: RecipeRef,
+    },
+}
+
+impl Source {
+    /// The pieces of a `pieces` or `recompressed` source.
+    pub fn pieces(&self) -> Option<&[Piece]> {
+        match self {
+            Source::Pieces { pieces } | Source::Recompressed { pieces, .. } => Some(pieces),
+            _ => None,
+        }
+    }
+}
+
+/// Where a recipe sits in the payload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecipeRef {
+    /// Start in the payload.
+    pub offset: u64,
+    /// Encoded length.
+    pub length: u64,
+    /// Decoded length.
+    pub size: u64,
 }
 
 /// One target file.
@@ -216,6 +259,60 @@ pub struct DeltaHeader {
     pub payload_size: u64,
 }
 
+/// Each piece inside the payload, fitting its encoding, the pieces tiling `size` bytes.
+fn check_pieces(path: &str, pieces: &[Piece], size: u64, payload: u64) -> Result<(), DeltaError> {
+    let bad = |m: &str| Err(DeltaError::BadDelta(format!("{path:?}: {m}")));
+    let mut total = 0u64;
+    for p in pieces {
+        let inside = p.offset.checked_add(p.length).is_some_and(|e| e <= payload);
+        if p.size > MAX_PIECE || !inside {
+            return bad("piece out of bounds");
+        }
+        match (&p.encoding, &p.reference) {
+            (Encoding::Zstd, None) => {}
+            (Encoding::ZstdRef | Encoding::Bsdiff | Encoding::BsdiffLzma, Some(r))
+                if r.length <= MAX_REFERENCE && check_relative_path(&r.path).is_ok() => {}
+            _ => return bad("piece reference does not fit its encoding"),
+        }
+        total = total.saturating_add(p.size);
+    }
+    if total != size {
+        return bad(&format!("pieces cover {total} of {size} bytes"));
+    }
+    Ok(())
+}
+
+/// How one listed file travels, for `delta show`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FileTier {
+    /// Target path.
+    pub path: String,
+    /// `reference` (the host has the content), `patch` (against a baseline file), `literal`,
+    /// `solid` / `trailer` (a member of that block), or `recompressed` (its plain form
+    /// patched, its compressed bytes re-created from a recipe).
+    pub tier: &'static str,
+    /// Bytes of the file.
+    pub size: u64,
+    /// For `recompressed`: the container format.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub format: Option<ouk_recompress::Format>,
+    /// For `recompressed`: bytes of the plain form.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decoded_size: Option<u64>,
+    /// For `recompressed`: bytes of its recipe in the payload.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recipe_bytes: Option<u64>,
+    /// Payload bytes of its own (block members share their block's and show 0).
+    pub shipped: u64,
+    /// The encoding of its first piece, when it has pieces.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encoding: Option<Encoding>,
+    /// Whether a piece patches against a baseline file's plain form.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub decoded_reference: bool,
+}
+
 /// What a delta changes, by category.
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct DeltaSummary {
@@ -231,6 +328,8 @@ pub struct DeltaSummary {
     pub literal: u64,
     /// Files in the solid or trailer block (patched against their references there).
     pub solid: u64,
+    /// Compressed files shipped through their plain form and rebuilt on the host.
+    pub recompressed: u64,
     /// Bytes of the listed files.
     pub listed_bytes: u64,
     /// Payload bytes.
@@ -241,8 +340,16 @@ impl DeltaHeader {
     /// Check everything before anything is decoded. `max_file` bounds each declared size.
     pub fn validate(&self, max_file: u64) -> Result<(), DeltaError> {
         let bad = |m: String| Err(DeltaError::BadDelta(m));
-        if self.format != FORMAT {
-            return bad(format!("format {:?}, expected {FORMAT:?}", self.format));
+        if self.format != FORMAT && self.format != FORMAT_DECODED {
+            return bad(format!(
+                "format {:?}, expected {FORMAT:?} or {FORMAT_DECODED:?} (made by a newer ouk?)",
+                self.format
+            ));
+        }
+        if self.format == FORMAT && self.uses_decoded_tier() {
+            return bad(format!(
+                "format {FORMAT:?} cannot hold recompressed files or decoded references"
+            ));
         }
         let in_payload = |off: u64, len: u64| {
             off.checked_add(len)
@@ -264,6 +371,9 @@ impl DeltaHeader {
                 check_relative_path(&r.path).map_err(|why| {
                     DeltaError::BadDelta(format!("{name} reference {:?}: {why}", r.path))
                 })?;
+                if r.decoded {
+                    return bad(format!("{name} reference {:?}: decoded", r.path));
+                }
                 total = total.saturating_add(r.length);
             }
             if total > MAX_SOLID_REFERENCE {
@@ -336,37 +446,33 @@ impl DeltaHeader {
                     }
                 }
                 Source::Pieces { pieces } => {
-                    let mut total = 0u64;
-                    for p in pieces {
-                        if p.size > MAX_PIECE || !in_payload(p.offset, p.length) {
-                            return bad(format!("{:?}: piece out of bounds", f.path));
-                        }
-                        match (&p.encoding, &p.reference) {
-                            (Encoding::Zstd, None) => {}
-                            (
-                                Encoding::ZstdRef | Encoding::Bsdiff | Encoding::BsdiffLzma,
-                                Some(r),
-                            ) if r.length <= MAX_REFERENCE
-                                && check_relative_path(&r.path).is_ok() => {}
-                            _ => {
-                                return bad(format!(
-                                    "{:?}: piece reference does not fit its encoding",
-                                    f.path
-                                ));
-                            }
-                        }
-                        total = total.saturating_add(p.size);
-                    }
-                    if total != f.size {
-                        return bad(format!(
-                            "{:?}: pieces cover {total} of {} bytes",
-                            f.path, f.size
-                        ));
+                    check_pieces(&f.path, pieces, f.size, self.payload_size)?
+                }
+                Source::Recompressed {
+                    plain_size,
+                    pieces,
+                    recipe,
+                    ..
+                } => {
+                    check_pieces(&f.path, pieces, *plain_size, self.payload_size)?;
+                    if !in_payload(recipe.offset, recipe.length) || recipe.size > MAX_RECIPE {
+                        return bad(format!("{:?}: recipe out of bounds", f.path));
                     }
                 }
             }
         }
         Ok(())
+    }
+
+    /// Whether any file or reference needs [`FORMAT_DECODED`].
+    pub fn uses_decoded_tier(&self) -> bool {
+        self.files.iter().any(|f| match &f.source {
+            Source::Recompressed { .. } => true,
+            Source::Pieces { pieces } => pieces
+                .iter()
+                .any(|p| p.reference.as_ref().is_some_and(|r| r.decoded)),
+            _ => false,
+        })
     }
 
     /// The target's full file list: the baseline's, minus `removed`, with `files` laid
@@ -452,6 +558,7 @@ impl DeltaHeader {
                     path: f.path.clone(),
                     offset: 0,
                     length: len,
+                    decoded: false,
                 })
             })
             .collect();
@@ -487,6 +594,55 @@ impl DeltaHeader {
         Ok(digest_dictionary(&self.target.generation, &digests))
     }
 
+    /// Per listed file, how it travels.
+    pub fn tiers(&self) -> Vec<FileTier> {
+        let patch_or_literal = |pieces: &[Piece]| {
+            if pieces.iter().any(|p| p.reference.is_some()) {
+                "patch"
+            } else {
+                "literal"
+            }
+        };
+        self.files
+            .iter()
+            .map(|f| {
+                let pieces = f.source.pieces().unwrap_or(&[]);
+                let mut t = FileTier {
+                    path: f.path.clone(),
+                    tier: "reference",
+                    size: f.size,
+                    format: None,
+                    decoded_size: None,
+                    recipe_bytes: None,
+                    shipped: pieces.iter().map(|p| p.length).sum(),
+                    encoding: pieces.first().map(|p| p.encoding),
+                    decoded_reference: pieces
+                        .iter()
+                        .any(|p| p.reference.as_ref().is_some_and(|r| r.decoded)),
+                };
+                match &f.source {
+                    Source::Baseline => {}
+                    Source::Solid => t.tier = "solid",
+                    Source::Trailer => t.tier = "trailer",
+                    Source::Pieces { pieces } => t.tier = patch_or_literal(pieces),
+                    Source::Recompressed {
+                        format,
+                        plain_size,
+                        recipe,
+                        ..
+                    } => {
+                        t.tier = "recompressed";
+                        t.format = Some(*format);
+                        t.decoded_size = Some(*plain_size);
+                        t.recipe_bytes = Some(recipe.length);
+                        t.shipped += recipe.length;
+                    }
+                }
+                t
+            })
+            .collect()
+    }
+
     /// Counts for people.
     pub fn summary(&self) -> DeltaSummary {
         let mut s = DeltaSummary {
@@ -507,6 +663,7 @@ impl DeltaHeader {
                         s.literal += 1;
                     }
                 }
+                Source::Recompressed { .. } => s.recompressed += 1,
             }
         }
         s

@@ -14,6 +14,7 @@ pub mod format;
 pub mod generation;
 pub mod manifest;
 pub mod patch;
+pub mod plain;
 pub mod plan;
 pub mod root;
 mod stamps;

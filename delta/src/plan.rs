@@ -19,6 +19,7 @@
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use ouk_store::{ChunkId, Chunker, ChunkerParams, FileDigest};
@@ -28,10 +29,11 @@ use crate::bsdiffx;
 use crate::content::{ContentReader, TreeFile};
 use crate::error::{DeltaError, Result};
 use crate::format::{
-    Block, DeltaFile, DeltaHeader, FORMAT, GenerationRef, MAX_PIECE, MAX_REFERENCE, MAX_SOLID,
-    MAX_SOLID_REFERENCE, Piece, ReferenceRange, SolidBlock, Source,
+    Block, DeltaFile, DeltaHeader, FORMAT, FORMAT_DECODED, GenerationRef, MAX_PIECE, MAX_REFERENCE,
+    MAX_SOLID, MAX_SOLID_REFERENCE, Piece, RecipeRef, ReferenceRange, SolidBlock, Source,
 };
 use crate::patch::{Encoding, ZstdTuning, zstd_encode};
+use crate::plain::PlainForms;
 
 /// Serializes bsdiff runs on large inputs (see `Encoder::best`).
 static BIG_BSDIFF: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -47,6 +49,14 @@ pub struct MakeOptions {
     pub bsdiff_max: u64,
     /// Literal files up to this size go into the solid block.
     pub solid_max_file: u64,
+    /// See through compression (the decoded tier): ship a changed gzip, zip or zstd file
+    /// as a patch of its plain form plus a recipe, when that is smaller.
+    pub see_through: bool,
+    /// Bounds on decoding (target and baseline files are the maker's own, but a kit
+    /// may carry a bomb).
+    pub limits: ouk_recompress::Limits,
+    /// Where plain forms are spilled (default: the system's temporary directory).
+    pub scratch: Option<std::path::PathBuf>,
 }
 
 impl Default for MakeOptions {
@@ -56,6 +66,9 @@ impl Default for MakeOptions {
             time_budget: Duration::from_secs(90),
             bsdiff_max: 64 << 20,
             solid_max_file: 4 << 20,
+            see_through: true,
+            limits: ouk_recompress::Limits::default(),
+            scratch: None,
         }
     }
 }
@@ -77,12 +90,51 @@ enum Plan {
         reference: Option<ReferenceRange>,
         fallback: Vec<EncodedPiece>,
     },
+    /// A compressed file shipped as its plain form's pieces plus its recipe.
+    Recompressed {
+        format: ouk_recompress::Format,
+        plain_size: u64,
+        pieces: Vec<EncodedPiece>,
+        /// zstd-compressed.
+        recipe: Vec<u8>,
+        recipe_size: u64,
+    },
 }
 
-/// Where each chunk of the baseline first occurs, and the baseline's files by digest.
+impl Plan {
+    /// Payload bytes the plan costs (for the solid block: what its member costs alone, an
+    /// upper bound of its share of the block).
+    fn shipped(&self) -> u64 {
+        let sum = |p: &[EncodedPiece]| p.iter().map(|p| p.blob.len() as u64).sum::<u64>();
+        match self {
+            Plan::Baseline => 0,
+            Plan::Pieces(p) => sum(p),
+            Plan::Solid { fallback, .. } => sum(fallback),
+            Plan::Recompressed { pieces, recipe, .. } => sum(pieces) + recipe.len() as u64,
+        }
+    }
+}
+
+/// A stream a reference can be taken from: a baseline file's bytes, or its plain form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct RefKey {
+    digest: FileDigest,
+    decoded: bool,
+}
+
+impl RefKey {
+    fn raw(digest: FileDigest) -> RefKey {
+        RefKey {
+            digest,
+            decoded: false,
+        }
+    }
+}
+
+/// Where each chunk of the baseline first occurs, and the baseline's streams by key.
 struct ChunkIndex {
-    at: HashMap<ChunkId, (FileDigest, u64)>,
-    sizes: HashMap<FileDigest, u64>,
+    at: HashMap<ChunkId, (RefKey, u64)>,
+    sizes: HashMap<RefKey, u64>,
     /// One baseline path per digest (references are written by path).
     paths: HashMap<FileDigest, String>,
 }
@@ -90,14 +142,41 @@ struct ChunkIndex {
 impl ChunkIndex {
     fn sizes_and_paths(
         baseline: &[TreeFile],
-    ) -> (HashMap<FileDigest, u64>, HashMap<FileDigest, String>) {
+    ) -> (HashMap<RefKey, u64>, HashMap<FileDigest, String>) {
         let mut sizes = HashMap::new();
         let mut paths = HashMap::new();
         for f in baseline {
-            sizes.entry(f.sha256).or_insert(f.size);
+            sizes.entry(RefKey::raw(f.sha256)).or_insert(f.size);
             paths.entry(f.sha256).or_insert_with(|| f.path.clone());
         }
         (sizes, paths)
+    }
+
+    /// The reference range `offset..offset+length` of `key`, as a header writes it.
+    fn range(&self, key: RefKey, offset: u64, length: u64) -> ReferenceRange {
+        ReferenceRange {
+            path: self.paths.get(&key.digest).cloned().unwrap_or_default(),
+            offset,
+            length,
+            decoded: key.decoded,
+        }
+    }
+}
+
+/// Where reference bytes come from: the baseline's files, and (when the delta sees through
+/// compression) their plain forms.
+struct References<'a> {
+    baseline: &'a dyn ContentReader,
+    plain: Option<&'a PlainForms<'a>>,
+}
+
+impl References<'_> {
+    fn read_range(&self, key: RefKey, offset: u64, length: u64) -> io::Result<Vec<u8>> {
+        match (key.decoded, self.plain) {
+            (false, _) => self.baseline.read_range(&key.digest, offset, length),
+            (true, Some(p)) => p.read_range(&key.digest, offset, length),
+            (true, None) => Err(io::Error::other("no plain forms to read")),
+        }
     }
 }
 
@@ -130,6 +209,7 @@ fn chunk_stream(chunker: &Chunker, r: impl Read) -> io::Result<Vec<ChunkSpan>> {
 fn index_baseline(
     baseline: &[TreeFile],
     content: &dyn ContentReader,
+    plain: Option<&PlainForms<'_>>,
     chunker: &Chunker,
 ) -> Result<ChunkIndex> {
     let mut unique: Vec<&TreeFile> = Vec::new();
@@ -139,23 +219,52 @@ fn index_baseline(
             unique.push(f);
         }
     }
-    let (sizes, paths) = ChunkIndex::sizes_and_paths(baseline);
-    let per_file: Vec<Result<(FileDigest, Vec<ChunkSpan>)>> = unique
+    let (mut sizes, paths) = ChunkIndex::sizes_and_paths(baseline);
+    type Indexed = (
+        RefKey,
+        Vec<ChunkSpan>,
+        Option<(RefKey, u64, Vec<ChunkSpan>)>,
+    );
+    let per_file: Vec<Result<Indexed>> = unique
         .par_iter()
         .map(|f| {
-            let r = content
-                .open(&f.sha256)
-                .map_err(io_err(format!("read baseline {}", f.path)))?;
-            let chunks =
-                chunk_stream(chunker, r).map_err(io_err(format!("read baseline {}", f.path)))?;
-            Ok((f.sha256, chunks))
+            let context = || format!("read baseline {}", f.path);
+            let r = content.open(&f.sha256).map_err(io_err(context()))?;
+            let chunks = chunk_stream(chunker, r).map_err(io_err(context()))?;
+            // The plain form of a compressed file is indexed too: a new layer or feed
+            // finds its reference by what it decodes to, whatever its name.
+            let decoded = match plain {
+                Some(p) => match p.describe(&f.sha256).map_err(io_err(context()))? {
+                    Some((_, size)) => {
+                        let r = p.open(&f.sha256).map_err(io_err(context()))?;
+                        let key = RefKey {
+                            digest: f.sha256,
+                            decoded: true,
+                        };
+                        Some((
+                            key,
+                            size,
+                            chunk_stream(chunker, r).map_err(io_err(context()))?,
+                        ))
+                    }
+                    None => None,
+                },
+                None => None,
+            };
+            Ok((RefKey::raw(f.sha256), chunks, decoded))
         })
         .collect();
     let mut at = HashMap::new();
     for r in per_file {
-        let (digest, chunks) = r?;
+        let (key, chunks, decoded) = r?;
         for (id, off, _) in chunks {
-            at.entry(id).or_insert((digest, off));
+            at.entry(id).or_insert((key, off));
+        }
+        if let Some((key, size, chunks)) = decoded {
+            sizes.insert(key, size);
+            for (id, off, _) in chunks {
+                at.entry(id).or_insert((key, off));
+            }
         }
     }
     Ok(ChunkIndex { at, sizes, paths })
@@ -314,14 +423,19 @@ impl Encoder<'_> {
     }
 }
 
+/// Plan one target file: `f` names the stream to encode in `target` (a file's bytes, or
+/// its plain form), `fallback` the reference to use when no chunk matches. A file may join
+/// the solid block only when `solid` allows it and its reference is a file's bytes.
+#[allow(clippy::too_many_arguments)]
 fn plan_file(
     f: &TreeFile,
-    fallback_reference: Option<&TreeFile>,
+    fallback_reference: Option<RefKey>,
     index: &ChunkIndex,
     target: &dyn ContentReader,
-    baseline: &dyn ContentReader,
+    refs: &References<'_>,
     chunker: &Chunker,
     enc: &Encoder<'_>,
+    solid: bool,
 ) -> Result<Plan> {
     let read_target = |off: u64, len: u64| -> Result<Vec<u8>> {
         let bytes = target
@@ -342,19 +456,19 @@ fn plan_file(
             .map_err(io_err(format!("read {}", f.path)))?,
     )
     .map_err(io_err(format!("read {}", f.path)))?;
-    let mut shared: HashMap<FileDigest, u64> = HashMap::new();
+    let mut shared: HashMap<RefKey, u64> = HashMap::new();
     for (id, _, len) in &chunks {
-        if let Some((d, _)) = index.at.get(id) {
-            *shared.entry(*d).or_default() += len;
+        if let Some((k, _)) = index.at.get(id) {
+            *shared.entry(*k).or_default() += len;
         }
     }
     let reference = shared
         .iter()
-        .max_by_key(|(d, n)| (**n, **d))
-        .map(|(d, _)| *d)
-        .or(fallback_reference.map(|b| b.sha256));
+        .max_by_key(|(k, n)| (**n, **k))
+        .map(|(k, _)| *k)
+        .or(fallback_reference);
     let ref_size = reference
-        .and_then(|d| index.sizes.get(&d).copied())
+        .and_then(|k| index.sizes.get(&k).copied())
         .unwrap_or(0);
 
     // Pieces: chunk-aligned runs of at most MAX_PIECE bytes.
@@ -370,8 +484,8 @@ fn plan_file(
         }
         if let Some(p) = pieces.last_mut() {
             p.len += len;
-            if let Some((d, at)) = index.at.get(id)
-                && Some(*d) == reference
+            if let Some((k, at)) = index.at.get(id)
+                && Some(*k) == reference
             {
                 p.matched.push((*at, *len));
             }
@@ -388,17 +502,13 @@ fn plan_file(
     let encode_piece = |span: &PieceSpan| -> Result<EncodedPiece> {
         let bytes = read_target(span.offset, span.len)?;
         match reference {
-            Some(d) if ref_size > 0 => {
+            Some(k) if ref_size > 0 => {
                 let (ref_off, ref_len) =
                     reference_window(&span.matched, span.offset, f.size, ref_size);
-                let ref_bytes = baseline
-                    .read_range(&d, ref_off, ref_len)
+                let ref_bytes = refs
+                    .read_range(k, ref_off, ref_len)
                     .map_err(io_err(format!("read reference for {}", f.path)))?;
-                let range = ReferenceRange {
-                    path: index.paths.get(&d).cloned().unwrap_or_default(),
-                    offset: ref_off,
-                    length: ref_bytes.len() as u64,
-                };
+                let range = index.range(k, ref_off, ref_bytes.len() as u64);
                 enc.best(&bytes, Some((&ref_bytes, range)))
             }
             _ => enc.best(&bytes, None),
@@ -410,14 +520,16 @@ fn plan_file(
     let bsdiff_wins = out
         .iter()
         .any(|p| matches!(p.encoding, Encoding::Bsdiff | Encoding::BsdiffLzma));
-    if f.size <= enc.options.solid_max_file && out.len() == 1 && !bsdiff_wins {
+    let raw_reference = reference.is_none_or(|k| !k.decoded);
+    if solid
+        && raw_reference
+        && f.size <= enc.options.solid_max_file
+        && out.len() == 1
+        && !bsdiff_wins
+    {
         let reference = match reference {
-            Some(d) if ref_size > 0 && ref_size <= MAX_SOLID_REFERENCE / 4 => {
-                Some(ReferenceRange {
-                    path: index.paths.get(&d).cloned().unwrap_or_default(),
-                    offset: 0,
-                    length: ref_size,
-                })
+            Some(k) if ref_size > 0 && ref_size <= MAX_SOLID_REFERENCE / 4 => {
+                Some(index.range(k, 0, ref_size))
             }
             _ => None,
         };
@@ -427,6 +539,105 @@ fn plan_file(
         });
     }
     Ok(Plan::Pieces(out))
+}
+
+/// The decoded tier for one target file: when it is in a format ouk sees through and
+/// re-creates exactly, plan its plain form (spilled under `scratch`) against the baseline's
+/// streams, plain forms included. `None` when the file has no exact plain form (it then
+/// ships as bytes, as it would without this tier).
+#[allow(clippy::too_many_arguments)]
+fn plan_recompressed(
+    f: &TreeFile,
+    fallback: Option<&TreeFile>,
+    index: &ChunkIndex,
+    target: &dyn ContentReader,
+    refs: &References<'_>,
+    chunker: &Chunker,
+    enc: &Encoder<'_>,
+    scratch: &Path,
+) -> Result<Option<Plan>> {
+    let context = || format!("read {}", f.path);
+    let mut plain_file = tempfile::NamedTempFile::new_in(scratch).map_err(io_err(format!(
+        "create a scratch file in {}",
+        scratch.display()
+    )))?;
+    let analysis = {
+        let mut input = target.open(&f.sha256).map_err(io_err(context()))?;
+        let mut out = io::BufWriter::with_capacity(1 << 20, plain_file.as_file_mut());
+        let analysis = ouk_recompress::analyze(&mut input, &mut out, &enc.options.limits);
+        out.flush()
+            .map_err(io_err(format!("write the plain form of {}", f.path)))?;
+        analysis
+    };
+    let analysis = match analysis {
+        Ok(a) => a,
+        // Reading the target failing is an error; a file that does not decode, or that
+        // cannot be re-created exactly, simply ships as bytes.
+        Err(ouk_recompress::RecompressError::Io(e)) => return Err(io_err(context())(e)),
+        Err(_) => return Ok(None),
+    };
+    let plain = TreeFile {
+        path: f.path.clone(),
+        mode: f.mode,
+        size: analysis.plain_size,
+        sha256: f.sha256,
+    };
+    let plain_content = crate::content::DirContent::new([(f.sha256, plain_file.path().into())]);
+    // The fallback reference is the predecessor's plain form when it has one.
+    let fallback = match (fallback, refs.plain) {
+        (Some(b), Some(p)) => {
+            let decoded = p
+                .describe(&b.sha256)
+                .map_err(io_err(format!("read baseline {}", b.path)))?
+                .is_some();
+            Some(RefKey {
+                digest: b.sha256,
+                decoded,
+            })
+        }
+        (Some(b), None) => Some(RefKey::raw(b.sha256)),
+        (None, _) => None,
+    };
+    let Plan::Pieces(pieces) = plan_file(
+        &plain,
+        fallback,
+        index,
+        &plain_content,
+        refs,
+        chunker,
+        enc,
+        false,
+    )?
+    else {
+        return Ok(None);
+    };
+    let recipe = zstd_encode(
+        None,
+        &analysis.recipe,
+        ZstdTuning {
+            level: 19,
+            long: false,
+        },
+    )
+    .map_err(io_err(format!("compress the recipe of {}", f.path)))?;
+    Ok(Some(Plan::Recompressed {
+        format: analysis.format,
+        plain_size: analysis.plain_size,
+        pieces,
+        recipe,
+        recipe_size: analysis.recipe.len() as u64,
+    }))
+}
+
+/// Whether `f` starts like a format the decoded tier sees through.
+fn looks_compressed(f: &TreeFile, target: &dyn ContentReader) -> Result<bool> {
+    if f.size < 4 {
+        return Ok(false);
+    }
+    let head = target
+        .read_range(&f.sha256, 0, 4)
+        .map_err(io_err(format!("read {}", f.path)))?;
+    Ok(ouk_recompress::sniff(&head).is_some())
 }
 
 /// The removed baseline file a new file most likely replaces: one in the same directory
@@ -512,8 +723,37 @@ pub fn make_delta(
         .filter(|b| !target_paths.contains(b.path.as_str()))
         .collect();
     let needs_index = files.iter().any(|f| !have.contains_key(&f.sha256));
+    // The decoded tier runs when a file to ship is compressed: the baseline's compressed
+    // files are then decoded (once each, into a scratch directory) and indexed too.
+    let mut compressed: std::collections::HashSet<FileDigest> = Default::default();
+    if options.see_through {
+        for f in files.iter().filter(|f| !have.contains_key(&f.sha256)) {
+            if looks_compressed(f, target)? {
+                compressed.insert(f.sha256);
+            }
+        }
+    }
+    let scratch = if compressed.is_empty() {
+        None
+    } else {
+        let dir = match &options.scratch {
+            Some(d) => ouk_store::fsutil::temp_dir_in(d, ".ouk-delta-plain-")?,
+            None => tempfile::Builder::new()
+                .prefix("ouk-delta-plain-")
+                .tempdir()
+                .map_err(io_err("create a scratch directory".into()))?,
+        };
+        Some(dir)
+    };
+    let plain_forms = scratch
+        .as_ref()
+        .map(|d| PlainForms::new(baseline, d.path(), options.limits.clone()));
+    let refs = References {
+        baseline,
+        plain: plain_forms.as_ref(),
+    };
     let index = if needs_index {
-        index_baseline(baseline_files, baseline, &chunker)?
+        index_baseline(baseline_files, baseline, plain_forms.as_ref(), &chunker)?
     } else {
         let (sizes, paths) = ChunkIndex::sizes_and_paths(baseline_files);
         ChunkIndex {
@@ -540,10 +780,34 @@ pub fn make_delta(
                 .get(f.path.as_str())
                 .copied()
                 .or_else(|| predecessor(f, &removed_files));
-            (
-                i,
-                plan_file(f, fallback, &index, target, baseline, &chunker, &enc),
-            )
+            let opaque = || {
+                let fallback = fallback.map(|b| RefKey::raw(b.sha256));
+                plan_file(f, fallback, &index, target, &refs, &chunker, &enc, true)
+            };
+            let plan = match &scratch {
+                Some(dir) if compressed.contains(&f.sha256) => plan_recompressed(
+                    f,
+                    fallback,
+                    &index,
+                    target,
+                    &refs,
+                    &chunker,
+                    &enc,
+                    dir.path(),
+                )
+                .and_then(|decoded| match decoded {
+                    // Under an eighth of the file, bytes cannot do better: their
+                    // plan (bsdiff on compressed bytes, slow) is skipped.
+                    Some(d) if d.shipped().saturating_mul(8) < f.size => Ok(d),
+                    Some(d) => {
+                        let o = opaque()?;
+                        Ok(if o.shipped() <= d.shipped() { o } else { d })
+                    }
+                    None => opaque(),
+                }),
+                _ => opaque(),
+            };
+            (i, plan)
         })
         .collect();
     let mut plans: Vec<Option<Plan>> = (0..files.len()).map(|_| None).collect();
@@ -563,20 +827,26 @@ pub fn make_delta(
     let mut out_files = Vec::with_capacity(files.len());
     // The two blocks' raw bytes, explicit references and reference bytes.
     let mut blocks: [(Vec<u8>, Vec<ReferenceRange>, u64); 2] = Default::default();
-    let mut write_pieces = |pieces: Vec<EncodedPiece>| -> Result<Source> {
-        let mut out = Vec::with_capacity(pieces.len());
-        for p in pieces {
-            let (offset, length) = write(&p.blob)?;
-            out.push(Piece {
-                size: p.size,
-                encoding: p.encoding,
-                reference: p.reference,
-                offset,
-                length,
-            });
-        }
-        Ok(Source::Pieces { pieces: out })
-    };
+    // The pieces, then `tail` (a recipe) when given, with the tail's (offset, length).
+    let mut write_pieces =
+        |pieces: Vec<EncodedPiece>, tail: Option<&[u8]>| -> Result<(Vec<Piece>, (u64, u64))> {
+            let mut out = Vec::with_capacity(pieces.len());
+            for p in pieces {
+                let (offset, length) = write(&p.blob)?;
+                out.push(Piece {
+                    size: p.size,
+                    encoding: p.encoding,
+                    reference: p.reference,
+                    offset,
+                    length,
+                });
+            }
+            let tail = match tail {
+                Some(blob) => write(blob)?,
+                None => (0, 0),
+            };
+            Ok((out, tail))
+        };
     let base_by_path: HashMap<&str, &TreeFile> = baseline_files
         .iter()
         .map(|b| (b.path.as_str(), b))
@@ -617,7 +887,9 @@ pub fn make_delta(
                 if raw.len() as u64 + f.size > MAX_SOLID
                     || *ref_bytes + ref_len > MAX_SOLID_REFERENCE
                 {
-                    write_pieces(fallback)?
+                    Source::Pieces {
+                        pieces: write_pieces(fallback, None)?.0,
+                    }
                 } else {
                     raw.extend_from_slice(&bytes);
                     *ref_bytes += ref_len;
@@ -625,7 +897,28 @@ pub fn make_delta(
                     block.source()
                 }
             }
-            Some(Plan::Pieces(pieces)) => write_pieces(pieces)?,
+            Some(Plan::Pieces(pieces)) => Source::Pieces {
+                pieces: write_pieces(pieces, None)?.0,
+            },
+            Some(Plan::Recompressed {
+                format,
+                plain_size,
+                pieces,
+                recipe,
+                recipe_size,
+            }) => {
+                let (pieces, (offset, length)) = write_pieces(pieces, Some(&recipe))?;
+                Source::Recompressed {
+                    format,
+                    plain_size,
+                    pieces,
+                    recipe: RecipeRef {
+                        offset,
+                        length,
+                        size: recipe_size,
+                    },
+                }
+            }
         };
         out_files.push(DeltaFile {
             path: f.path.clone(),
@@ -688,6 +981,9 @@ pub fn make_delta(
         }
     }
     header.payload_size = written;
+    if header.uses_decoded_tier() {
+        header.format = FORMAT_DECODED.into();
+    }
     // Never sign what no host would accept.
     header.validate(u64::MAX)?;
     Ok(header)

@@ -784,10 +784,14 @@ pub(crate) fn import_delta(
         .join(format!("delta-{}", std::process::id()));
     let parts_dir = staging.join("parts");
     let tree = staging.join("tree");
+    // Plain forms of compressed baseline files and re-created compressed files (the
+    // decoded tier) are spilled here, inside the private staging directory.
+    let scratch = staging.join("plain");
     step(
         "unpack",
         fs::create_dir_all(&parts_dir)
             .and_then(|_| fs::create_dir_all(&tree))
+            .and_then(|_| fs::create_dir_all(&scratch))
             .ctx(|| format!("create {}", staging.display())),
     )?;
     let parts = step("unpack", unpack_delta(&v.input, &parts_dir))?;
@@ -865,7 +869,15 @@ pub(crate) fn import_delta(
     );
     let written = step(
         "unpack",
-        apply_delta(header, &mut payload, &baseline, &reference, &mut sink).map_err(KitError::from),
+        apply_delta(
+            header,
+            &mut payload,
+            &baseline,
+            &reference,
+            &scratch,
+            &mut sink,
+        )
+        .map_err(KitError::from),
     )?;
     let mut rebuilt_chunks = sink.chunks;
     progress(new_bytes);

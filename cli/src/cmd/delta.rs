@@ -151,6 +151,7 @@ pub fn run(ctx: &Context, cmd: DeltaCommand) -> Result<ExitCode, Failure> {
                 "target": header.target,
                 "summary": summary,
                 "added": header.files.iter().map(|f| &f.path).collect::<Vec<_>>(),
+                "files": header.tiers(),
                 "removed": header.removed,
                 "feeds": feeds,
             });
@@ -166,20 +167,22 @@ pub fn run(ctx: &Context, cmd: DeltaCommand) -> Result<ExitCode, Failure> {
                     summary.removed,
                     bytes(summary.payload_bytes)
                 );
-                for f in &header.files {
-                    let how = match &f.source {
-                        ouk_delta::format::Source::Baseline => "reused".to_string(),
-                        ouk_delta::format::Source::Solid => "solid".to_string(),
-                        ouk_delta::format::Source::Trailer => "trailer".to_string(),
-                        ouk_delta::format::Source::Pieces { pieces } => {
-                            let n: u64 = pieces.iter().map(|p| p.length).sum();
-                            match pieces.first() {
-                                Some(p) => format!("{:?} {}", p.encoding, bytes(n)),
-                                None => "empty".to_string(),
-                            }
-                        }
+                for t in header.tiers() {
+                    let how = match (t.tier, t.format, t.decoded_size) {
+                        ("recompressed", Some(format), Some(plain)) => format!(
+                            "recompressed {} {} (decoded {}, recipe {})",
+                            format.name(),
+                            bytes(t.shipped),
+                            bytes(plain),
+                            bytes(t.recipe_bytes.unwrap_or(0))
+                        ),
+                        ("patch" | "literal", _, _) => match t.encoding {
+                            Some(e) => format!("{e:?} {}", bytes(t.shipped)),
+                            None => "empty".to_string(),
+                        },
+                        (tier, _, _) => tier.to_string(),
                     };
-                    s.push_str(&format!("  {:<22} {}\n", how, f.path));
+                    s.push_str(&format!("  {:<22} {}\n", how, t.path));
                 }
                 for r in &header.removed {
                     s.push_str(&format!("  {:<22} {}\n", "removed", r));
