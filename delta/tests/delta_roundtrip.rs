@@ -81,7 +81,7 @@ fn next_day_delta_rebuilds_every_changed_file_exactly_and_is_small() {
         &mut Cursor::new(&payload),
         &base_files,
         &base,
-        &scratch_dir(),
+        tempfile::tempdir().unwrap().path(),
         &mut DirSink::new(&out),
     )
     .unwrap();
@@ -146,7 +146,7 @@ fn a_tampered_payload_is_refused_not_applied() {
             &mut Cursor::new(&bad),
             &base_files,
             &base,
-            &scratch_dir(),
+            tempfile::tempdir().unwrap().path(),
             &mut DirSink::new(&out),
         ) {
             Err(_) => {}
@@ -238,18 +238,11 @@ fn an_empty_new_file_alone_in_the_solid_block_applies() {
         &mut Cursor::new(&payload),
         &base_files,
         &base,
-        &scratch_dir(),
+        tempfile::tempdir().unwrap().path(),
         &mut DirSink::new(&out),
     )
     .unwrap();
     assert!(written.iter().any(|(p, _)| p == "pkg/py.typed"));
     assert_eq!(fs::read(out.join("pkg/py.typed")).unwrap(), b"");
     assert_eq!(fs::read(out.join("pkg/big.bin")).unwrap(), big2);
-}
-
-/// A scratch directory for the decoded tier, kept for the life of the test process.
-fn scratch_dir() -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("ouk-delta-test-scratch-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
 }
