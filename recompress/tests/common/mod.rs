@@ -12,7 +12,12 @@ pub fn round_trip(input: &[u8]) -> Analysis {
 /// Like [`round_trip`], but a `NotExact` (or other) error from analyze is returned instead
 /// of failing; when analyze succeeds, the rebuild must be exact.
 pub fn try_round_trip(input: &[u8]) -> Result<Analysis, RecompressError> {
-    let limits = Limits::default();
+    try_round_trip_with(input, &Limits::default())
+}
+
+/// [`try_round_trip`] under other limits.
+pub fn try_round_trip_with(input: &[u8], limits: &Limits) -> Result<Analysis, RecompressError> {
+    let limits = limits.clone();
     let mut plain = Vec::new();
     let a = analyze(&mut &input[..], &mut plain, &limits)?;
     assert_eq!(a.plain_size, plain.len() as u64);
