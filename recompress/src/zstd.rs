@@ -171,7 +171,7 @@ fn frame(input: &mut Input<'_>, sink: &mut Sink<'_>) -> Result<()> {
         let consumed = input.consumed();
         dec.feed(&bytes, &mut |p| sink.decoded(p, consumed))
     };
-    piece(input, sink, h.len)?;
+    let mut hint = piece(input, sink, h.len)?;
     loop {
         if input.fill(3)? < 3 {
             return Err(malformed("truncated block header".into()));
@@ -186,16 +186,14 @@ fn frame(input: &mut Input<'_>, sink: &mut Sink<'_>) -> Result<()> {
             3 => return Err(malformed("reserved block type".into())),
             _ => return Err(malformed(format!("block of {size} bytes"))),
         };
-        piece(input, sink, 3 + body)?;
+        hint = piece(input, sink, 3 + body)?;
         if last {
             break;
         }
     }
-    let hint = if h.checksum {
-        piece(input, sink, 4)?
-    } else {
-        piece(input, sink, 0)?
-    };
+    if h.checksum {
+        hint = piece(input, sink, 4)?;
+    }
     if hint != 0 {
         return Err(malformed("frame did not end where its blocks say".into()));
     }
