@@ -20,6 +20,17 @@
 
 use std::io::{Read, Write};
 
+mod deflate;
+mod gzip;
+mod input;
+mod recipe;
+mod sink;
+mod zip;
+mod zstd;
+
+use input::Input;
+use sink::{OutMeter, Sink};
+
 /// Container formats this crate sees through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -109,6 +120,9 @@ pub fn sniff(head: &[u8]) -> Option<Format> {
     match head {
         [0x1f, 0x8b, 8, ..] => Some(Format::Gzip),
         [b'P', b'K', 3, 4, ..] => Some(Format::Zip),
+        // An empty archive is only its end record; seeing through it changes nothing, but
+        // the delta engine then treats every zip alike.
+        [b'P', b'K', 5, 6, ..] => Some(Format::Zip),
         [0x28, 0xb5, 0x2f, 0xfd, ..] => Some(Format::Zstd),
         _ => None,
     }
@@ -118,8 +132,24 @@ pub fn sniff(head: &[u8]) -> Option<Format> {
 /// recipe that re-creates `input` exactly from it. `Ok` only when the re-creation was
 /// checked to give `input` byte for byte.
 pub fn analyze(input: &mut dyn Read, plain: &mut dyn Write, limits: &Limits) -> Result<Analysis> {
-    let _ = (input, plain, limits);
-    Err(RecompressError::Unsupported("not implemented yet".into()))
+    let (format, sink, consumed) = walk(input, plain, limits, true)?;
+    let plain_size = sink.written();
+    let builder = sink.into_recipe().unwrap_or_default();
+    let recipe = builder.encode(format, consumed);
+    // The segments were each checked by rebuilding them; this checks that their encoding
+    // reads back as what was checked (a recipe that does not parse is no recipe).
+    let header = recipe::validate(&recipe, limits)?;
+    if header.plain_len != plain_size || header.out_len != consumed {
+        return Err(RecompressError::NotExact(format!(
+            "the recipe reads back as {} plain / {} output bytes, not {plain_size} / {consumed}",
+            header.plain_len, header.out_len
+        )));
+    }
+    Ok(Analysis {
+        format,
+        plain_size,
+        recipe,
+    })
 }
 
 /// Decode `input` into the same plain form [`analyze`] gives, without a recipe. Returns the
@@ -129,8 +159,35 @@ pub fn decode(
     plain: &mut dyn Write,
     limits: &Limits,
 ) -> Result<(Format, u64)> {
-    let _ = (input, plain, limits);
-    Err(RecompressError::Unsupported("not implemented yet".into()))
+    let (format, sink, _) = walk(input, plain, limits, false)?;
+    Ok((format, sink.written()))
+}
+
+/// The shared walk of [`analyze`] and [`decode`]: the same code decides what is verbatim
+/// and what is decoded, so both give the same plain form.
+fn walk<'a>(
+    input: &mut dyn Read,
+    plain: &'a mut dyn Write,
+    limits: &'a Limits,
+    with_recipe: bool,
+) -> Result<(Format, Sink<'a>, u64)> {
+    let mut input = Input::new(input);
+    input.fill(4)?;
+    let format = sniff(input.peek()).ok_or(RecompressError::NotCompressed)?;
+    let mut sink = Sink::new(plain, limits, with_recipe);
+    match format {
+        Format::Gzip => gzip::walk(&mut input, &mut sink)?,
+        Format::Zip => zip::walk(&mut input, &mut sink)?,
+        Format::Zstd => zstd::walk(&mut input, &mut sink)?,
+    }
+    sink.flush()?;
+    Ok((format, sink, input.consumed()))
+}
+
+/// The container format a recipe rebuilds (for `delta show`), after checking the whole
+/// recipe against `limits`.
+pub fn recipe_format(recipe: &[u8], limits: &Limits) -> Result<Format> {
+    Ok(recipe::validate(recipe, limits)?.format)
 }
 
 /// Re-create the original bytes from `recipe` and the plain form read from `plain`, written
@@ -141,6 +198,27 @@ pub fn rebuild(
     out: &mut dyn Write,
     limits: &Limits,
 ) -> Result<u64> {
-    let _ = (recipe, plain, out, limits);
-    Err(RecompressError::Unsupported("not implemented yet".into()))
+    // The whole recipe is checked before the first byte is written, so a damaged recipe is
+    // refused without side effects.
+    let header = recipe::validate(recipe, limits)?;
+    let mut r = recipe::Reader::new(recipe);
+    r.header(limits)?;
+    let mut out = OutMeter::new(out, header.out_len, limits);
+    for _ in 0..header.segments {
+        match r.segment()? {
+            recipe::SegmentRef::Copy(n) => sink::copy_plain(plain, &mut out, n)?,
+            recipe::SegmentRef::Deflate { chunks } => {
+                deflate::rebuild(&mut r, chunks, plain, &mut out)?
+            }
+            recipe::SegmentRef::Zstd(p) => zstd::rebuild(&p, plain, &mut out)?,
+        }
+    }
+    let mut extra = [0u8; 1];
+    if sink::read_full(plain, &mut extra)? != 0 {
+        return Err(RecompressError::Malformed {
+            what: "plain form",
+            message: "longer than the recipe says".into(),
+        });
+    }
+    out.finish()
 }

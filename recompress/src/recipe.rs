@@ -1,0 +1,441 @@
+//! The recipe: what [`crate::rebuild`] needs besides the plain form, as compact versioned
+//! bytes (the layout is documented in docs/formats.md, "Recompression recipes").
+//!
+//! ```text
+//! "OUKR" version:u8=1 format:u8 plain_len:varint out_len:varint count:varint segment*
+//! segment = 1 len:varint                                   copy plain bytes verbatim
+//!         | 2 chunks:varint (plain_len:varint n:varint corrections[n])*   deflate
+//!         | 3 plain_len:varint zstd_version:varint level:zigzag flags:u8  zstd frame
+//! ```
+//!
+//! Invariants of the reader (the recipe is untrusted): every varint is at most 10 bytes and
+//! fits a u64; every count and length is checked against the bytes left in the recipe or
+//! against a named bound before it is used, and nothing is allocated from a recipe field;
+//! the segments' plain lengths must add up to the header's `plain_len`, which must be within
+//! [`crate::Limits::max_plain`]. Reading never panics: every slice is taken through
+//! checked helpers.
+
+use crate::{Format, Limits, RecompressError, Result};
+
+pub(crate) const MAGIC: &[u8; 4] = b"OUKR";
+pub(crate) const VERSION: u8 = 1;
+
+const TAG_COPY: u8 = 1;
+const TAG_DEFLATE: u8 = 2;
+const TAG_ZSTD: u8 = 3;
+
+/// Largest plain form of one deflate chunk. The analyzer asks preflate for chunks of
+/// [`crate::deflate::CHUNK_PLAIN`]; a chunk ends on a deflate block boundary, so it may
+/// pass that by one block, and this bound leaves room for that while keeping the
+/// rebuild's chunk buffer bounded.
+pub(crate) const MAX_CHUNK_PLAIN: u64 = 32 << 20;
+
+/// zstd compression levels a recipe may name. Levels 20-22 ("ultra") are left out: their
+/// match tables for a large input take over a GiB, more than a recipe may make a host
+/// allocate.
+pub(crate) const ZSTD_LEVELS: std::ops::RangeInclusive<i32> = -7..=19;
+
+/// One deflate chunk: `plain_len` plain bytes and preflate's corrections for them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Chunk<C> {
+    pub plain_len: u64,
+    pub corrections: C,
+}
+
+/// How one zstd frame is re-created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ZstdParams {
+    pub plain_len: u64,
+    /// `ZSTD_versionNumber()` of the libzstd that was checked to give the frame.
+    pub version: u32,
+    pub level: i32,
+    pub checksum: bool,
+    pub content_size: bool,
+}
+
+/// A segment as the analyzer builds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Segment {
+    Copy(u64),
+    Deflate(Vec<Chunk<Vec<u8>>>),
+    Zstd(ZstdParams),
+}
+
+impl Segment {
+    fn plain_len(&self) -> u64 {
+        match self {
+            Segment::Copy(n) => *n,
+            Segment::Deflate(chunks) => chunks.iter().map(|c| c.plain_len).sum(),
+            Segment::Zstd(p) => p.plain_len,
+        }
+    }
+}
+
+/// The analyzer's recipe under construction.
+#[derive(Debug, Default)]
+pub(crate) struct Builder {
+    pub segments: Vec<Segment>,
+}
+
+impl Builder {
+    /// Record `n` verbatim bytes, merged with a copy just before (fewer, larger segments).
+    pub(crate) fn copy(&mut self, n: u64) {
+        if n == 0 {
+            return;
+        }
+        if let Some(Segment::Copy(m)) = self.segments.last_mut() {
+            *m += n;
+        } else {
+            self.segments.push(Segment::Copy(n));
+        }
+    }
+
+    pub(crate) fn encode(&self, format: Format, out_len: u64) -> Vec<u8> {
+        let mut out = Vec::new();
+        out.extend_from_slice(MAGIC);
+        out.push(VERSION);
+        out.push(format_byte(format));
+        let plain: u64 = self.segments.iter().map(Segment::plain_len).sum();
+        put_varint(&mut out, plain);
+        put_varint(&mut out, out_len);
+        put_varint(&mut out, self.segments.len() as u64);
+        for seg in &self.segments {
+            match seg {
+                Segment::Copy(n) => {
+                    out.push(TAG_COPY);
+                    put_varint(&mut out, *n);
+                }
+                Segment::Deflate(chunks) => {
+                    out.push(TAG_DEFLATE);
+                    put_varint(&mut out, chunks.len() as u64);
+                    for c in chunks {
+                        put_varint(&mut out, c.plain_len);
+                        put_varint(&mut out, c.corrections.len() as u64);
+                        out.extend_from_slice(&c.corrections);
+                    }
+                }
+                Segment::Zstd(p) => {
+                    out.push(TAG_ZSTD);
+                    put_varint(&mut out, p.plain_len);
+                    put_varint(&mut out, u64::from(p.version));
+                    put_varint(&mut out, zigzag(p.level));
+                    out.push(u8::from(p.checksum) | (u8::from(p.content_size) << 1));
+                }
+            }
+        }
+        out
+    }
+}
+
+fn format_byte(f: Format) -> u8 {
+    match f {
+        Format::Gzip => 0,
+        Format::Zip => 1,
+        Format::Zstd => 2,
+    }
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    loop {
+        let b = (v & 0x7f) as u8;
+        v >>= 7;
+        if v == 0 {
+            out.push(b);
+            return;
+        }
+        out.push(b | 0x80);
+    }
+}
+
+fn zigzag(v: i32) -> u64 {
+    u64::from(((v << 1) ^ (v >> 31)) as u32)
+}
+
+fn unzigzag(v: u64) -> Option<i32> {
+    let v = u32::try_from(v).ok()?;
+    Some(((v >> 1) as i32) ^ -((v & 1) as i32))
+}
+
+fn malformed(message: impl Into<String>) -> RecompressError {
+    RecompressError::Malformed {
+        what: "recipe",
+        message: message.into(),
+    }
+}
+
+/// The recipe's fixed header.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Header {
+    pub format: Format,
+    pub plain_len: u64,
+    pub out_len: u64,
+    pub segments: u64,
+}
+
+/// A segment as the reader sees it (borrowing the recipe).
+#[derive(Debug)]
+pub(crate) enum SegmentRef {
+    Copy(u64),
+    /// A deflate stream of `chunks` chunks; read them with [`Reader::chunk`].
+    Deflate {
+        chunks: u64,
+    },
+    Zstd(ZstdParams),
+}
+
+/// A checked cursor over untrusted recipe bytes.
+pub(crate) struct Reader<'a> {
+    data: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    pub(crate) fn new(data: &'a [u8]) -> Self {
+        Reader { data, pos: 0 }
+    }
+
+    pub(crate) fn remaining(&self) -> usize {
+        self.data.len().saturating_sub(self.pos)
+    }
+
+    fn byte(&mut self) -> Result<u8> {
+        let b = *self
+            .data
+            .get(self.pos)
+            .ok_or_else(|| malformed(format!("truncated at byte {}", self.pos)))?;
+        self.pos += 1;
+        Ok(b)
+    }
+
+    fn bytes(&mut self, n: u64) -> Result<&'a [u8]> {
+        let n = usize::try_from(n).map_err(|_| malformed("length past the address space"))?;
+        if n > self.remaining() {
+            return Err(malformed(format!(
+                "a field of {n} bytes at byte {} runs past the end ({} left)",
+                self.pos,
+                self.remaining()
+            )));
+        }
+        let s = &self.data[self.pos..self.pos + n];
+        self.pos += n;
+        Ok(s)
+    }
+
+    fn varint(&mut self) -> Result<u64> {
+        let mut v: u64 = 0;
+        for i in 0..10 {
+            let b = self.byte()?;
+            let part = u64::from(b & 0x7f);
+            if i == 9 && part > 1 {
+                return Err(malformed("varint past 64 bits"));
+            }
+            v |= part << (7 * i);
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(malformed("varint longer than 10 bytes"))
+    }
+
+    pub(crate) fn header(&mut self, limits: &Limits) -> Result<Header> {
+        if self.bytes(4)? != MAGIC {
+            return Err(malformed("not an ouk recompression recipe (bad magic)"));
+        }
+        let version = self.byte()?;
+        if version != VERSION {
+            return Err(RecompressError::Unsupported(format!(
+                "recipe version {version} (this ouk reads version {VERSION})"
+            )));
+        }
+        let format = match self.byte()? {
+            0 => Format::Gzip,
+            1 => Format::Zip,
+            2 => Format::Zstd,
+            b => return Err(malformed(format!("unknown format {b}"))),
+        };
+        let plain_len = self.varint()?;
+        let out_len = self.varint()?;
+        let segments = self.varint()?;
+        if plain_len > limits.max_plain {
+            return Err(RecompressError::TooLarge(format!(
+                "recipe asks for a plain form of {plain_len} bytes, past the {}-byte limit",
+                limits.max_plain
+            )));
+        }
+        let max_out = max_output(limits);
+        if out_len > max_out {
+            return Err(RecompressError::TooLarge(format!(
+                "recipe asks for {out_len} bytes of output, past the {max_out}-byte limit"
+            )));
+        }
+        crate::sink::check_bounds(limits, plain_len, out_len)?;
+        // Every segment takes at least two bytes, so a count past that is a lie (and is
+        // refused before anything loops over it).
+        if segments > (self.remaining() / 2) as u64 {
+            return Err(malformed(format!(
+                "{segments} segments cannot fit in {} bytes",
+                self.remaining()
+            )));
+        }
+        Ok(Header {
+            format,
+            plain_len,
+            out_len,
+            segments,
+        })
+    }
+
+    pub(crate) fn segment(&mut self) -> Result<SegmentRef> {
+        match self.byte()? {
+            TAG_COPY => {
+                let n = self.varint()?;
+                if n == 0 {
+                    return Err(malformed("empty copy segment"));
+                }
+                Ok(SegmentRef::Copy(n))
+            }
+            TAG_DEFLATE => {
+                let chunks = self.varint()?;
+                if chunks == 0 || chunks > (self.remaining() / 2) as u64 {
+                    return Err(malformed(format!("{chunks} deflate chunks")));
+                }
+                Ok(SegmentRef::Deflate { chunks })
+            }
+            TAG_ZSTD => {
+                let plain_len = self.varint()?;
+                let version = u32::try_from(self.varint()?)
+                    .map_err(|_| malformed("zstd version past 32 bits"))?;
+                let level = unzigzag(self.varint()?)
+                    .filter(|l| ZSTD_LEVELS.contains(l))
+                    .ok_or_else(|| malformed("zstd level out of range"))?;
+                let flags = self.byte()?;
+                if flags & !3 != 0 {
+                    return Err(malformed(format!("unknown zstd flags {flags:#x}")));
+                }
+                Ok(SegmentRef::Zstd(ZstdParams {
+                    plain_len,
+                    version,
+                    level,
+                    checksum: flags & 1 != 0,
+                    content_size: flags & 2 != 0,
+                }))
+            }
+            t => Err(malformed(format!("unknown segment tag {t}"))),
+        }
+    }
+
+    /// One chunk of the current deflate segment.
+    pub(crate) fn chunk(&mut self) -> Result<Chunk<&'a [u8]>> {
+        let plain_len = self.varint()?;
+        if plain_len > MAX_CHUNK_PLAIN {
+            return Err(malformed(format!(
+                "deflate chunk of {plain_len} plain bytes (at most {MAX_CHUNK_PLAIN})"
+            )));
+        }
+        let n = self.varint()?;
+        let corrections = self.bytes(n)?;
+        Ok(Chunk {
+            plain_len,
+            corrections,
+        })
+    }
+
+    /// After the last segment: nothing may follow.
+    pub(crate) fn finish(&self) -> Result<()> {
+        if self.remaining() != 0 {
+            return Err(malformed(format!(
+                "{} bytes after the last segment",
+                self.remaining()
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The most output a rebuild may write: the plain bound plus room for what compression
+/// adds to incompressible data (stored deflate blocks, zstd raw blocks, headers).
+pub(crate) fn max_output(limits: &Limits) -> u64 {
+    limits
+        .max_plain
+        .saturating_add(limits.max_plain / 16)
+        .saturating_add(1 << 20)
+}
+
+/// Check a recipe's structure without rebuilding anything: the header, every segment,
+/// and that the segments' plain lengths add up to the header's. Returns the header.
+pub(crate) fn validate(recipe: &[u8], limits: &Limits) -> Result<Header> {
+    let mut r = Reader::new(recipe);
+    let header = r.header(limits)?;
+    let mut plain: u64 = 0;
+    let mut add = |n: u64| -> Result<()> {
+        plain = plain
+            .checked_add(n)
+            .filter(|p| *p <= header.plain_len)
+            .ok_or_else(|| malformed("segments add up to more than the header's plain length"))?;
+        Ok(())
+    };
+    for _ in 0..header.segments {
+        match r.segment()? {
+            SegmentRef::Copy(n) => add(n)?,
+            SegmentRef::Zstd(p) => add(p.plain_len)?,
+            SegmentRef::Deflate { chunks } => {
+                for _ in 0..chunks {
+                    add(r.chunk()?.plain_len)?;
+                }
+            }
+        }
+    }
+    r.finish()?;
+    if plain != header.plain_len {
+        return Err(malformed(format!(
+            "segments add up to {plain} plain bytes, the header says {}",
+            header.plain_len
+        )));
+    }
+    Ok(header)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn varints_and_zigzag_round_trip() {
+        for v in [0u64, 1, 127, 128, 300, u32::MAX as u64, u64::MAX] {
+            let mut b = Vec::new();
+            put_varint(&mut b, v);
+            assert_eq!(Reader::new(&b).varint().unwrap(), v);
+        }
+        for l in [-7, -1, 0, 1, 3, 19, i32::MIN, i32::MAX] {
+            assert_eq!(unzigzag(zigzag(l)), Some(l));
+        }
+        // 11 continuation bytes and an 10th byte past bit 63 are refused
+        assert!(Reader::new(&[0xff; 11]).varint().is_err());
+        let mut over = vec![0xff; 9];
+        over.push(0x02);
+        assert!(Reader::new(&over).varint().is_err());
+    }
+
+    #[test]
+    fn builder_output_validates() {
+        let mut b = Builder::default();
+        b.copy(10);
+        b.copy(5);
+        b.segments.push(Segment::Deflate(vec![Chunk {
+            plain_len: 7,
+            corrections: vec![1, 2, 3],
+        }]));
+        b.segments.push(Segment::Zstd(ZstdParams {
+            plain_len: 9,
+            version: 10507,
+            level: -3,
+            checksum: true,
+            content_size: false,
+        }));
+        let bytes = b.encode(Format::Gzip, 40);
+        let h = validate(&bytes, &Limits::default()).unwrap();
+        assert_eq!((h.plain_len, h.out_len, h.segments), (31, 40, 3));
+        // a one-byte-shorter recipe is refused, never a panic
+        assert!(validate(&bytes[..bytes.len() - 1], &Limits::default()).is_err());
+    }
+}

@@ -1,0 +1,187 @@
+//! zip archives, walked front to back through their local headers.
+//!
+//! Plain form: every local header, stored (or otherwise not deflated) member data, data
+//! descriptor, the central directory and the end record verbatim; the data of each
+//! deflated member decoded. The walk never needs the central directory (it streams), and
+//! whenever it meets something it does not understand (another signature, an encrypted
+//! member of unknown size, a stored member whose end cannot be found) the rest of the file
+//! is verbatim: that is always exact, it only sees through less.
+//!
+//! Invariants: a header is parsed only after its fixed and variable parts are buffered
+//! (bounded: names and extras are at most 64 KiB each); sizes from headers are used only
+//! to copy that many bytes verbatim, never to allocate.
+
+use crate::input::Input;
+use crate::sink::Sink;
+use crate::{Result, deflate};
+
+const LOCAL: &[u8; 4] = b"PK\x03\x04";
+const DESCRIPTOR: &[u8; 4] = b"PK\x07\x08";
+
+fn u16le(b: &[u8], at: usize) -> u16 {
+    u16::from_le_bytes([b[at], b[at + 1]])
+}
+
+fn u32le(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+fn u64le(b: &[u8], at: usize) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[at..at + 8]);
+    u64::from_le_bytes(a)
+}
+
+/// What the walk needs from a local header.
+struct Local {
+    header_len: usize,
+    flags: u16,
+    method: u16,
+    csize: u64,
+    zip64: bool,
+}
+
+/// Parse the local header at the input's position (which starts with [`LOCAL`]); `None`
+/// when it is truncated (the rest is then verbatim).
+fn local(input: &mut Input<'_>) -> Result<Option<Local>> {
+    if input.fill(30)? < 30 {
+        return Ok(None);
+    }
+    let p = input.peek();
+    let flags = u16le(p, 6);
+    let method = u16le(p, 8);
+    let csize32 = u32le(p, 18);
+    let usize32 = u32le(p, 22);
+    let name_len = usize::from(u16le(p, 26));
+    let extra_len = usize::from(u16le(p, 28));
+    let header_len = 30 + name_len + extra_len;
+    if input.fill(header_len)? < header_len {
+        return Ok(None);
+    }
+    let extra = &input.peek()[30 + name_len..header_len];
+    let mut csize = u64::from(csize32);
+    let mut zip64 = false;
+    // The zip64 extended information field: in a local header it holds the 8-byte
+    // uncompressed then compressed sizes when the 32-bit fields are 0xffffffff.
+    let mut at = 0;
+    while at + 4 <= extra.len() {
+        let tag = u16le(extra, at);
+        let len = usize::from(u16le(extra, at + 2));
+        let body = extra.get(at + 4..at + 4 + len).unwrap_or_default();
+        if tag == 1 {
+            zip64 = true;
+            let mut off = 0;
+            if usize32 == u32::MAX && body.len() >= off + 8 {
+                off += 8;
+            }
+            if csize32 == u32::MAX && body.len() >= off + 8 {
+                csize = u64le(body, off);
+            }
+        }
+        at += 4 + len;
+    }
+    Ok(Some(Local {
+        header_len,
+        flags,
+        method,
+        csize,
+        zip64,
+    }))
+}
+
+pub(crate) fn walk(input: &mut Input<'_>, sink: &mut Sink<'_>) -> Result<()> {
+    loop {
+        input.fill(4)?;
+        if !input.peek().starts_with(LOCAL) {
+            return sink.copy_rest(input);
+        }
+        let Some(h) = local(input)? else {
+            return sink.copy_rest(input);
+        };
+        sink.copy(input, h.header_len as u64, "zip")?;
+        let encrypted = h.flags & 1 != 0;
+        let descriptor = h.flags & 8 != 0;
+        if h.method == 8 && !encrypted {
+            // The stream delimits itself; its data descriptor (if any) follows.
+            deflate::stream(input, sink, "zip")?;
+        } else if !descriptor || h.csize != 0 {
+            sink.copy(input, h.csize, "zip")?;
+        } else if h.method == 0 {
+            if !stored_until_descriptor(input, sink, h.zip64)? {
+                return Ok(());
+            }
+        } else {
+            return sink.copy_rest(input);
+        }
+        if descriptor {
+            let sizes = if h.zip64 { 16 } else { 8 };
+            input.fill(4)?;
+            let len = if input.peek().starts_with(DESCRIPTOR) {
+                4
+            } else {
+                0
+            } + 4
+                + sizes;
+            if input.fill(len)? < len {
+                return sink.copy_rest(input);
+            }
+            sink.copy(input, len as u64, "zip")?;
+        }
+    }
+}
+
+/// A stored member whose size is only in the data descriptor after it (a zip written to
+/// an unseekable stream): copy verbatim up to the first descriptor signature whose CRC-32
+/// and size fields match the bytes before it. Returns false when none does (everything
+/// was then copied verbatim).
+fn stored_until_descriptor(
+    input: &mut Input<'_>,
+    sink: &mut Sink<'_>,
+    zip64: bool,
+) -> Result<bool> {
+    let tail = 4 + 4 + if zip64 { 16 } else { 8 };
+    let mut crc = crc32fast::Hasher::new();
+    let mut seen = 0u64;
+    loop {
+        let have = input.fill(64 << 10)?;
+        if have < tail {
+            sink.copy_rest(input)?;
+            return Ok(false);
+        }
+        let p = input.peek();
+        let mut hit = None;
+        // Candidates at 0..=have-tail, where a whole descriptor is buffered.
+        for i in sig_offsets(&p[..have - tail + 4]) {
+            let d = &p[i..i + tail];
+            let want_crc = u32le(d, 4);
+            let want_size = if zip64 {
+                u64le(d, 8)
+            } else {
+                u64::from(u32le(d, 8))
+            };
+            if want_size == seen + i as u64 {
+                let mut c = crc.clone();
+                c.update(&p[..i]);
+                if c.finalize() == want_crc {
+                    hit = Some(i);
+                    break;
+                }
+            }
+        }
+        let take = hit.unwrap_or(have - tail + 1);
+        crc.update(&p[..take]);
+        seen += take as u64;
+        sink.copy(input, take as u64, "zip")?;
+        if hit.is_some() {
+            return Ok(true);
+        }
+    }
+}
+
+/// Offsets of the data descriptor signature in `hay`.
+fn sig_offsets(hay: &[u8]) -> impl Iterator<Item = usize> + '_ {
+    hay.windows(4)
+        .enumerate()
+        .filter(|(_, w)| *w == DESCRIPTOR)
+        .map(|(i, _)| i)
+}
