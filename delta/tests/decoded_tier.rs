@@ -53,9 +53,10 @@ impl Rng {
     }
 }
 
-/// A JSON feed of `rows` records; on `day` 1 about one row in a hundred is revised.
-fn feed(rows: usize, day: u32) -> Vec<u8> {
-    let mut rng = Rng(0x5eed);
+/// A JSON feed of `rows` records (universe `seed`); on `day` 1 about one row in a hundred
+/// is revised.
+fn feed(rows: usize, day: u32, seed: u64) -> Vec<u8> {
+    let mut rng = Rng(seed);
     let mut out = b"[\n".to_vec();
     for i in 0..rows {
         let a = rng.next();
@@ -120,9 +121,9 @@ fn write_tree(dir: &Path, day: u32, compressed: bool) {
     fs::create_dir_all(dir.join("feeds")).unwrap();
     fs::create_dir_all(dir.join("blobs")).unwrap();
     fs::create_dir_all(dir.join("cache")).unwrap();
-    let f = feed(30_000, day);
+    let f = feed(30_000, day, 0x5eed);
     let l = layer(120, day);
-    let db = feed(8_000, day + 7);
+    let db = feed(8_000, day, 0xdb);
     if compressed {
         fs::write(dir.join("feeds/nvd.json.gz"), gzip(&f, 9)).unwrap();
         let blob = gzip(&l, 6);
