@@ -1,6 +1,7 @@
 //! Helpers shared by the CLI end-to-end tests.
 #![allow(dead_code)]
 
+pub mod bounded;
 pub mod hostile;
 pub mod s3;
 
