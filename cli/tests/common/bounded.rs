@@ -199,7 +199,7 @@ impl Bounded {
             if self.started.elapsed() > self.wall {
                 self.kill();
                 return Err(format!(
-                    "{}: still running after {:?} (a hang, not a slow machine): killed",
+                    "{}: still running after {:?}, a deadline only a hang reaches: killed",
                     self.what, self.wall
                 ));
             }
