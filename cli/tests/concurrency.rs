@@ -2,13 +2,16 @@
 //!
 //! - Two importers at once: the one that takes the root's lock wins; the other gets exit 13
 //!   at once, or with `--wait` waits and then reports the kit already active (or imports
-//!   its newer kit).
+//!   its newer kit). Ordered by events, not sleeps or stopwatches: the winner is paused
+//!   (SIGSTOP) while it holds the lock, and a waiter is seen blocked on the lock in
+//!   `/proc/locks` before the winner goes on. Every child runs under a CPU bound and a wall
+//!   deadline (`common::bounded`), so a hang fails the test, named.
 //! - Readers under `current/` while it flips 1,000 times (10,000 in the long form) between
 //!   two generations (`Root::activate` in-process, the same code `gen rollback` runs): a
 //!   reader that resolves `current` once sees exactly one generation's files, and a path
 //!   opened through `current/` is never missing and always holds one generation's bytes.
-//! - `gen gc` / `store gc` while an import runs: locked out (13) at once, or with `--wait`
-//!   run after it; the import completes, the chunks it deduplicated against a generation
+//! - `gen gc` / `store gc` while an import runs (paused holding the lock): locked out (13)
+//!   at once, or with `--wait` blocked on the lock and run after it; the import completes, the chunks it deduplicated against a generation
 //!   gc drops are still there (every file of the new generation rehydrates from the store)
 //!   and `fsck` is clean.
 
@@ -17,11 +20,12 @@ mod common;
 use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use common::bounded::{self, Bounded};
 use common::hostile::*;
 use common::*;
 
@@ -33,19 +37,38 @@ fn trust() -> String {
     fixture("fixture.pub").display().to_string()
 }
 
-fn spawn(root: &Path, global: &[&str], args: &[&str]) -> Child {
-    Command::new(ouk())
-        .arg("--root")
+/// `ouk --root ROOT --json global... args...`, bounded (see `common::bounded`): a child
+/// that hangs fails the test at the wall deadline, named.
+fn spawn(root: &Path, global: &[&str], args: &[&str]) -> Bounded {
+    spawn_within(root, global, args, bounded::DEFAULT_WALL)
+}
+
+/// The same, with a wall deadline of `wall`.
+fn spawn_within(root: &Path, global: &[&str], args: &[&str], wall: Duration) -> Bounded {
+    let mut cmd = Command::new(ouk());
+    cmd.arg("--root")
         .arg(root)
         .arg("--json")
         .args(global)
         .args(args)
-        .env_remove("OUK_ROOT")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
+        .env_remove("OUK_ROOT");
+    Bounded::spawn_with(
+        &mut cmd,
+        ["ouk"]
+            .iter()
+            .chain(global)
+            .chain(args)
+            .copied()
+            .collect::<Vec<_>>()
+            .join(" "),
+        bounded::default_cpu_secs(),
+        wall,
+    )
 }
+
+/// Deadline of a child that must not wait for a lock someone else holds: it returns 13 at
+/// once, and only one that waits (a regression) gets anywhere near this.
+const AT_ONCE: Duration = Duration::from_secs(120);
 
 fn import_args(bundle: &Path) -> Vec<String> {
     vec![
@@ -61,15 +84,14 @@ fn import_args(bundle: &Path) -> Vec<String> {
     ]
 }
 
-fn spawn_import(root: &Path, global: &[&str], bundle: &Path) -> Child {
+fn spawn_import(root: &Path, global: &[&str], bundle: &Path) -> Bounded {
     let args = import_args(bundle);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     spawn(root, global, &args)
 }
 
-fn finish(child: Child) -> (i32, serde_json::Value) {
-    let out = child.wait_with_output().unwrap();
-    let code = code(&out);
+fn finish(child: Bounded) -> (i32, serde_json::Value) {
+    let out = child.wait().unwrap_or_else(|overrun| panic!("{overrun}"));
     let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
             "stdout is not JSON ({e}): {}\n{}",
@@ -77,28 +99,92 @@ fn finish(child: Child) -> (i32, serde_json::Value) {
             String::from_utf8_lossy(&out.stderr)
         )
     });
-    (code, v)
+    (out.code(), v)
 }
 
-/// Wait until the importer `pid` is past the lock (its staging directory exists).
-fn wait_past_lock(root: &Path, child: &mut Child) {
-    let pid = child.id();
-    let started = Instant::now();
-    loop {
-        if root.join(format!("staging/import-{pid}")).exists()
-            || root.join(format!("staging/delta-{pid}")).exists()
-        {
-            return;
+/// How `pid` stands towards the `flock` of `root/lock`, from `/proc/locks`: holds it,
+/// waits for it (a blocked request, listed with `->`), or neither.
+#[derive(Debug, PartialEq)]
+enum LockState {
+    Holds,
+    Waits,
+    Neither,
+}
+
+fn lock_state(root: &Path, pid: u32) -> LockState {
+    use std::os::unix::fs::MetadataExt;
+    let meta = fs::metadata(root.join("lock")).expect("the root's lock file");
+    // /proc/locks names a file "MAJOR:MINOR:INODE", the device numbers in hex.
+    let file = format!(
+        "{:02x}:{:02x}:{}",
+        libc::major(meta.dev()),
+        libc::minor(meta.dev()),
+        meta.ino()
+    );
+    let pid = pid.to_string();
+    let locks = fs::read_to_string("/proc/locks").expect("read /proc/locks");
+    let mut state = LockState::Neither;
+    for line in locks.lines() {
+        // "1: FLOCK  ADVISORY  WRITE 1234 fe:00:5678 0 EOF", or "1: -> FLOCK ..." waiting.
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let (waits, rest) = match f.get(1) {
+            Some(&"->") => (true, f.get(2..).unwrap_or_default()),
+            _ => (false, f.get(1..).unwrap_or_default()),
+        };
+        if rest.len() >= 5 && rest[0] == "FLOCK" && rest[3] == pid && rest[4] == file {
+            if !waits {
+                return LockState::Holds;
+            }
+            state = LockState::Waits;
         }
-        if let Some(st) = child.try_wait().unwrap() {
-            panic!("the importer finished ({st}) before it was seen holding the lock");
-        }
+    }
+    state
+}
+
+/// Wait until `child` stands towards the root's lock as `want` (it exiting first, or a
+/// generous deadline passing, fails the test naming what was awaited).
+fn wait_lock_state(root: &Path, child: &mut Bounded, want: LockState) {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while lock_state(root, child.id()) != want {
         assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the importer never got past the lock"
+            child.running(),
+            "{} exited before it was seen in lock state {want:?}",
+            child.what()
+        );
+        assert!(
+            Instant::now() < deadline,
+            "{} never reached lock state {want:?} within 300 s",
+            child.what()
         );
         std::thread::sleep(Duration::from_millis(1));
     }
+}
+
+/// Wait until the importer holds the root's lock, then stop it there (SIGSTOP): until
+/// [`resume`], it holds the lock and does nothing, so what other processes do meanwhile
+/// happens while the lock is held, whatever the machine's speed.
+fn pause_holding_the_lock(root: &Path, child: &mut Bounded) {
+    wait_lock_state(root, child, LockState::Holds);
+    signal(child, libc::SIGSTOP);
+    // Still holding it: it did not finish between the two steps.
+    assert_eq!(
+        lock_state(root, child.id()),
+        LockState::Holds,
+        "{} finished before it could be paused holding the lock",
+        child.what()
+    );
+}
+
+/// Let a paused child go on.
+fn resume(child: &Bounded) {
+    signal(child, libc::SIGCONT);
+}
+
+fn signal(child: &Bounded, sig: libc::c_int) {
+    // SAFETY: kill(2) on our own child; it is not reaped before `finish`, so the pid is
+    // still its (a child that exited meanwhile is a zombie: the signal is a no-op).
+    let rc = unsafe { libc::kill(child.id() as libc::pid_t, sig) };
+    assert_eq!(rc, 0, "kill {sig}: {}", std::io::Error::last_os_error());
 }
 
 struct Fixture {
@@ -123,28 +209,27 @@ fn fixture_root() -> Fixture {
     }
 }
 
+/// "At once" is shown by events, not a stopwatch: the winner is paused holding the lock
+/// (SIGSTOP), so the loser can only return while the lock is held, i.e. without waiting for
+/// it; a loser that waited would never return and fails at its deadline, named.
 #[test]
 fn two_importers_at_once_one_wins_the_other_gets_13_at_once() {
     let f = fixture_root();
     let mut a = spawn_import(&f.root, &[], &f.fat);
-    wait_past_lock(&f.root, &mut a);
-    let started = Instant::now();
-    let (rc, e) = finish(spawn_import(&f.root, &[], &f.fat));
-    let took = started.elapsed();
+    pause_holding_the_lock(&f.root, &mut a);
+    let args = import_args(&f.fat);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (rc, e) = finish(spawn_within(&f.root, &[], &args, AT_ONCE));
     assert_eq!(rc, 13, "{e}");
     assert!(
         e["error"].as_str().unwrap().contains("locked"),
         "the message says why: {e}"
     );
     assert!(
-        a.try_wait().unwrap().is_none(),
-        "the loser returned while the winner was still importing"
+        a.running() && lock_state(&f.root, a.id()) == LockState::Holds,
+        "the loser returned while the winner held the lock"
     );
-    eprintln!("second importer refused in {took:?}");
-    assert!(
-        took < Duration::from_secs(2),
-        "exit 13 at once, not after {took:?}"
-    );
+    resume(&a);
     let (rc, r) = finish(a);
     assert_eq!(rc, 0, "{r}");
     assert_eq!(r["outcome"], "activated");
@@ -154,15 +239,18 @@ fn two_importers_at_once_one_wins_the_other_gets_13_at_once() {
     );
 }
 
+/// The order is made by events: the first importer is paused holding the lock until the
+/// second is seen blocked on it (`/proc/locks`), so the second provably waited.
 #[test]
 fn a_waiting_importer_runs_after_the_first() {
     let f = fixture_root();
     let c = small_corpus();
     // The same kit with --wait: blocks until the first is done, then "already active".
     let mut a = spawn_import(&f.root, &[], &f.fat);
-    wait_past_lock(&f.root, &mut a);
-    let b = spawn_import(&f.root, &["--wait"], &f.fat);
-    std::thread::sleep(Duration::from_millis(100));
+    pause_holding_the_lock(&f.root, &mut a);
+    let mut b = spawn_import(&f.root, &["--wait"], &f.fat);
+    wait_lock_state(&f.root, &mut b, LockState::Waits);
+    resume(&a);
     let (rc, ra) = finish(a);
     assert_eq!(rc, 0, "{ra}");
     let (rc, rb) = finish(b);
@@ -183,8 +271,10 @@ fn a_waiting_importer_runs_after_the_first() {
     );
     assert_eq!(rc, 0, "{r}");
     let mut a = spawn_import(&f.root, &[], &f.fat);
-    wait_past_lock(&f.root, &mut a);
-    let newer = spawn_import(&f.root, &["--wait"], &c.k2.bundle);
+    pause_holding_the_lock(&f.root, &mut a);
+    let mut newer = spawn_import(&f.root, &["--wait"], &c.k2.bundle);
+    wait_lock_state(&f.root, &mut newer, LockState::Waits);
+    resume(&a);
     let (rc, ra) = finish(a);
     assert_eq!(rc, 0, "{ra}");
     let (rc, rn) = finish(newer);
@@ -390,16 +480,21 @@ fn gc_during_an_import_is_locked_out_or_waits_and_never_drops_what_the_import_ne
     // A newer kit whose files are mostly day 1's: its import deduplicates against chunks
     // only the retained day-1 generation holds, which `gen gc --keep 1` would drop.
     let fat = fat_kit(tmp.path(), 1, "2025.10.3", 24, 9);
+    // Paused holding the lock: everything below happens while the import is under way,
+    // whatever the machine's speed.
     let mut imp = spawn_import(&root, &[], &fat);
-    wait_past_lock(&root, &mut imp);
+    pause_holding_the_lock(&root, &mut imp);
     for args in [&["gen", "gc", "--keep", "1"][..], &["store", "gc"][..]] {
-        let started = Instant::now();
-        let (rc, e) = finish(spawn(&root, &[], args));
+        // Returns while the import holds the lock (at once); one that waited would hang
+        // until its deadline.
+        let (rc, e) = finish(spawn_within(&root, &[], args, AT_ONCE));
         assert_eq!(rc, 13, "{args:?} while importing: {e}");
-        assert!(started.elapsed() < Duration::from_secs(2));
     }
-    let waiting_gen_gc = spawn(&root, &["--wait"], &["gen", "gc", "--keep", "1"]);
-    let waiting_store_gc = spawn(&root, &["--wait"], &["store", "gc"]);
+    let mut waiting_gen_gc = spawn(&root, &["--wait"], &["gen", "gc", "--keep", "1"]);
+    wait_lock_state(&root, &mut waiting_gen_gc, LockState::Waits);
+    let mut waiting_store_gc = spawn(&root, &["--wait"], &["store", "gc"]);
+    wait_lock_state(&root, &mut waiting_store_gc, LockState::Waits);
+    resume(&imp);
     let (rc, r) = finish(imp);
     assert_eq!(rc, 0, "the import completes: {r}");
     let new_gen = r["generation"].as_str().unwrap().to_string();

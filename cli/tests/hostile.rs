@@ -109,7 +109,7 @@ fn random_mutations_are_refused_cleanly() {
     });
     let mut tally = Tally::default();
     for (t, slowest) in results {
-        eprintln!("slowest case: {slowest}");
+        eprintln!("case that used the most CPU: {slowest}");
         tally.merge(t);
     }
     report(&format!("random mutations (seed {seed})"), &tally, started);
@@ -123,9 +123,12 @@ fn random_mutations_are_refused_cleanly() {
 /// - in a member after the in-bundle manifest: refused at that member's header, before its
 ///   data ("more than ... the manifest declares");
 /// - in a member before the in-bundle manifest: the manifest is not known yet, so the
-///   search for it inflates the member (CPU, no disk: nothing is written) and the archive
-///   is refused as truncated or malformed after it. Measured, not bounded here: see
-///   docs/reliability.md.
+///   search for it inflates the member (CPU, no disk: nothing is written); the unpack then
+///   refuses the member at its header ("more than ... the manifest declares"), like the
+///   one after the manifest.
+///
+/// Every case runs under the sandbox's CPU bound (a blowup fails it, named); the CPU each
+/// used is printed (see docs/reliability.md for measured times).
 #[test]
 fn gzip_bombs_stop_at_the_declared_size() {
     let tmp = tempfile::tempdir().unwrap();
@@ -142,9 +145,21 @@ fn gzip_bombs_stop_at_the_declared_size() {
     let before = files[0];
     let after = *files.iter().find(|&&i| i > manifest_at).unwrap();
     for (what, victim, want) in [
-        ("after the end marker", None, "limit"),
-        ("in a member after the manifest", Some(after), "more than"),
-        ("in a member before the manifest", Some(before), ""),
+        (
+            "after the end marker",
+            None,
+            "bundle decompresses to more than the limit",
+        ),
+        (
+            "in a member after the manifest",
+            Some(after),
+            "bytes the manifest declares",
+        ),
+        (
+            "in a member before the manifest",
+            Some(before),
+            "bytes the manifest declares",
+        ),
     ] {
         let path = tmp.path().join("bomb.tar.gz");
         {
@@ -196,7 +211,10 @@ fn gzip_bombs_stop_at_the_declared_size() {
         let started = Instant::now();
         let r = sb.run(&m);
         let took = started.elapsed();
-        eprintln!("{}: {r:?} in {took:?}: {}", m.detail, sb.last_message);
+        eprintln!(
+            "{}: {r:?} in {took:?} ({:?} CPU): {}",
+            m.detail, sb.last_cpu, sb.last_message
+        );
         assert_eq!(r, Ok(11), "{}", m.detail);
         assert!(
             sb.last_message.contains(want),
@@ -311,10 +329,11 @@ fn a_manifest_with_millions_of_entries_is_refused() {
     }
 }
 
-/// The patch decoders under attack: a delta whose large files are shipped as `zstd-ref`
-/// and `bsdiff` pieces (a 20 MiB tree: feeds past the 4 MiB solid-block cut), every
-/// piece's bytes flipped and every piece's header fields edited; in the long form also
-/// 1,000 random mutations of that delta.
+/// The patch decoders under attack: a delta whose large files are shipped as `zstd-ref`,
+/// `bsdiff` and `bsdiff-lzma` pieces (a 20 MiB tree: feeds past the 4 MiB solid-block
+/// cut), every piece's bytes flipped and every piece's header fields edited; in the long
+/// form also 1,000 random mutations of that delta. Each of the three patch decoders must
+/// have been attacked (15 cases per piece), and every case refused (2 or 11).
 #[test]
 fn patched_delta_pieces_are_refused_when_damaged() {
     let tmp = tempfile::tempdir().unwrap();
@@ -326,22 +345,110 @@ fn patched_delta_pieces_are_refused_when_damaged() {
     let mut sb = Sandbox::new(&tmp.path().join("work"), &c.k0, &[c.k1.generation.as_str()]);
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(66);
     let mut mutants = piece_mutants(&c.d01, &mut rng);
-    let encodings: std::collections::BTreeSet<String> = mutants
-        .iter()
-        .filter_map(|m| m.detail.split(['(', ',']).nth(1).map(str::to_string))
-        .collect();
-    eprintln!("piece encodings under attack: {encodings:?}");
-    assert!(!mutants.is_empty(), "the delta has no patch pieces");
+    // The decoders this test exists for: a delta that shipped none of their pieces (a
+    // planner change, a smaller tree) would leave them untested while the test passed.
+    let wanted = ["bsdiff", "bsdiff-lzma", "zstd-ref"];
+    for enc in wanted {
+        let n = mutants.iter().filter(|(e, _)| e == enc).count();
+        assert!(
+            n >= 15,
+            "{n} attacks on {enc} pieces (15 per piece expected); the delta's pieces: {:?}",
+            mutants
+                .iter()
+                .map(|(e, _)| e.as_str())
+                .collect::<std::collections::BTreeSet<_>>()
+        );
+    }
     if long() {
         for _ in 0..1000 {
-            mutants.push(random_mutant_of(&c.d01, &mut rng));
+            mutants.push(("random".into(), random_mutant_of(&c.d01, &mut rng)));
         }
     }
     let started = Instant::now();
     let mut tally = Tally::default();
-    for m in &mutants {
+    // Outcomes per encoding: every attack on every decoder refused with 2 or 11.
+    let mut by_encoding: std::collections::BTreeMap<String, Tally> = Default::default();
+    for (enc, m) in &mutants {
         let r = sb.run(m);
         tally.add(m.family, &r);
+        by_encoding
+            .entry(enc.clone())
+            .or_default()
+            .add(m.family, &r);
     }
     report("patched delta", &tally, started);
+    for enc in wanted {
+        let t = &by_encoding[enc];
+        let refused: u64 = t
+            .counts
+            .values()
+            .flat_map(|m| m.iter())
+            .filter(|(k, _)| *k == "exit 2" || *k == "exit 11")
+            .map(|(_, v)| v)
+            .sum();
+        assert_eq!(
+            refused,
+            t.total,
+            "{enc}: not every attack refused with 2 or 11:\n{}",
+            t.table()
+        );
+    }
+}
+
+/// The bounds every case above runs under fail loudly, naming what overran them:
+/// - CPU: a busy loop under a 1 s bound is killed by the kernel (`SIGXCPU`) and reported;
+/// - wall: an import blocked for good (`--wait` on a root whose lock this test holds) is
+///   killed at the sandbox's deadline (here 3 s instead of 600) and the case fails with its
+///   name.
+#[test]
+fn a_case_that_spins_or_hangs_fails_naming_it() {
+    let mut spin = std::process::Command::new("sh");
+    spin.args(["-c", "while :; do :; done"]);
+    let e = common::bounded::Bounded::spawn_with(
+        &mut spin,
+        "a busy loop",
+        1,
+        std::time::Duration::from_secs(600),
+    )
+    .wait()
+    .expect_err("a busy loop ran past its CPU bound");
+    assert!(
+        e.contains("a busy loop") && e.contains("past its 1 s bound"),
+        "{e}"
+    );
+
+    let tmp = tempfile::tempdir().unwrap();
+    let c = corpus();
+    let mut sb = Sandbox::new(&tmp.path().join("work"), &c.k0, &[c.k1.generation.as_str()]);
+    sb.wall = std::time::Duration::from_secs(3);
+    let lock = ouk_delta::Root::open(
+        &sb.root,
+        ouk_delta::LockWait::Fail,
+        ouk_store::StoreOptions::default(),
+    )
+    .unwrap();
+    let m = Mutant {
+        family: "harness",
+        detail: "the genuine day-1 kit on a root whose lock is held".into(),
+        name: c
+            .k1
+            .bundle
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned(),
+        bundle: Payload::Bytes(c.k1.gz.clone()),
+        sidecars: Vec::new(),
+        args: vec!["--allow-unsigned".into()],
+        expect: vec![0],
+        message: None,
+    };
+    let r = sb.run(&m);
+    drop(lock);
+    let e = r.expect_err("the import waited for the lock past the deadline");
+    assert!(
+        e.contains("the genuine day-1 kit on a root whose lock is held")
+            && e.contains("still running after 3s"),
+        "{e}"
+    );
 }

@@ -62,7 +62,11 @@ impl OpenWatch {
         let thread = std::thread::spawn(move || {
             let mut swap = swap;
             let mut buf = vec![0u8; 64 << 10];
-            while !stop2.load(Ordering::SeqCst) {
+            loop {
+                // Loaded before the read: inotify queues an event when its syscall runs,
+                // so once `finish` sets the flag (the watched process has returned) every
+                // event is queued, and the first empty read after that ends the watch.
+                let stopping = stop2.load(Ordering::SeqCst);
                 let mut pfd = libc::pollfd {
                     fd,
                     events: libc::POLLIN,
@@ -73,6 +77,9 @@ impl OpenWatch {
                 // SAFETY: reading into our own buffer.
                 let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
                 if n <= 0 {
+                    if stopping {
+                        break;
+                    }
                     continue;
                 }
                 let mut at = 0usize;
@@ -107,8 +114,8 @@ impl OpenWatch {
 
     /// Stop watching; how often each name was opened.
     fn finish(mut self) -> HashMap<OsString, u32> {
-        // Let the last events arrive.
-        std::thread::sleep(std::time::Duration::from_millis(100));
+        // The watched process has returned: its events are all queued; the thread drains
+        // them before it stops (no sleep standing in for "they have arrived").
         self.stop.store(true, Ordering::SeqCst);
         if let Some(t) = self.thread.take() {
             t.join().unwrap();

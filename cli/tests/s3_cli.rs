@@ -54,12 +54,15 @@ fn spawn_paused_add(b: &Backend, root: &Path, bundle: &Path, put: u64, hook: &Pa
 /// Wait until the paused process reached PUT `put` (or exited first).
 fn wait_paused(child: &mut Child, hook: &Path, put: u64) {
     let marker = hook.join(format!("paused-{put}"));
-    while !marker.exists() {
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("exited ({status}) before reaching PUT {put}");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+    wait_until(
+        &format!("the pause before PUT {put} ({})", marker.display()),
+        || {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("exited ({status}) before reaching PUT {put}");
+            }
+            marker.exists()
+        },
+    );
 }
 
 fn resume(hook: &Path, put: u64) {

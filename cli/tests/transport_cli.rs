@@ -12,7 +12,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::hostile::fixture;
-use common::{build_signed_kit, code, ouk, run_with_planted_temp_links, sha256_file, small_tree};
+use common::{
+    WAIT_DEADLINE, build_signed_kit, code, ouk, run_with_planted_temp_links, sha256_file,
+    small_tree, wait_until,
+};
 
 const TOKEN: &str = "test-token-0123456789abcdef";
 /// The pull token the servers of these tests are started with (the test kits hold
@@ -66,10 +69,23 @@ fn serve_with(root: &Path, kits: &Path, extra: &[&str], pull_token: Option<&str>
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .expect("start ouk serve");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    // Its first line names the address; read on a thread so a server that never prints
+    // one fails the test at a generous deadline instead of blocking it for ever.
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let Ok(line) = rx.recv_timeout(WAIT_DEADLINE) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!(
+            "ouk serve printed no address within {WAIT_DEADLINE:?}: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+    };
     let port = line
         .rsplit(':')
         .next()
@@ -137,23 +153,20 @@ fn spawn_pull(dest: &Path, from: &str) -> Child {
 /// Wait until `path` has at least `n` bytes (the transfer is rate-limited, so it gets
 /// there long before it ends), then kill the client.
 fn kill_when_partial(mut child: Child, path: &Path, n: u64, total: u64) -> u64 {
-    loop {
-        let have = std::fs::metadata(path).map_or(0, |m| m.len());
-        if have >= n {
-            child.kill().unwrap();
-            child.wait().unwrap();
-            let have = std::fs::metadata(path).map_or(0, |m| m.len());
-            assert!(
-                have < total,
-                "the transfer finished before it could be killed"
-            );
-            return have;
-        }
+    wait_until(&format!("{} to hold {n} bytes", path.display()), || {
         if let Some(status) = child.try_wait().unwrap() {
             panic!("pull ended ({status}) before {n} bytes arrived");
         }
-        std::thread::sleep(Duration::from_millis(10));
-    }
+        std::fs::metadata(path).map_or(0, |m| m.len()) >= n
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let have = std::fs::metadata(path).map_or(0, |m| m.len());
+    assert!(
+        have < total,
+        "the transfer finished before it could be killed"
+    );
+    have
 }
 
 fn kits_dir(tmp: &Path, day: u32, version: &str) -> (PathBuf, PathBuf) {
@@ -289,10 +302,16 @@ fn a_server_killed_mid_transfer_leaves_a_partial_file_the_next_pull_completes() 
     let s = serve(&root, &kits, &["--limit-rate", &rate]);
     let dest = tmp.path().join("dl");
     let part = dest.join(format!("{}.part", name(&bundle)));
-    let client = spawn_pull(&dest, &s.base());
-    while std::fs::metadata(&part).map_or(0, |m| m.len()) < size / 5 {
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let mut client = spawn_pull(&dest, &s.base());
+    wait_until(
+        &format!("{} to hold {} bytes", part.display(), size / 5),
+        || {
+            if let Some(status) = client.try_wait().unwrap() {
+                panic!("pull ended ({status}) before {} bytes arrived", size / 5);
+            }
+            std::fs::metadata(&part).map_or(0, |m| m.len()) >= size / 5
+        },
+    );
     drop(s); // SIGKILL: the connection breaks mid-body
     let out = client.wait_with_output().unwrap();
     assert_ne!(
@@ -416,8 +435,10 @@ fn nginx(dir: &Path, work: &Path, limit_rate: Option<u64>) -> Option<Nginx> {
             .unwrap(),
         port,
     };
-    // Ready when it accepts connections.
-    for _ in 0..500 {
+    // Ready when it accepts connections (a generous deadline: only an nginx that never
+    // starts gets there).
+    let deadline = std::time::Instant::now() + WAIT_DEADLINE;
+    while std::time::Instant::now() < deadline {
         if TcpStream::connect(("127.0.0.1", port)).is_ok() {
             return Some(server);
         }
@@ -425,7 +446,7 @@ fn nginx(dir: &Path, work: &Path, limit_rate: Option<u64>) -> Option<Nginx> {
     }
     drop(server);
     panic!(
-        "nginx did not start: {}",
+        "nginx did not accept connections within {WAIT_DEADLINE:?}: {}",
         std::fs::read_to_string(work.join("error.log")).unwrap_or_default()
     );
 }
@@ -691,11 +712,17 @@ fn sigterm_lets_a_download_in_flight_finish() {
     let rate = (size / 3).max(64 << 10).to_string();
     let mut s = serve(&tmp.path().join("root"), &kits, &["--limit-rate", &rate]);
     let dest = tmp.path().join("dl");
-    let child = spawn_pull(&dest, &s.base());
+    let mut child = spawn_pull(&dest, &s.base());
     let part = dest.join(format!("{}.part", name(&bundle)));
-    while std::fs::metadata(&part).map_or(0, |m| m.len()) == 0 {
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_until(
+        &format!("{} to hold its first bytes", part.display()),
+        || {
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!("pull ended ({status}) before its first bytes arrived");
+            }
+            std::fs::metadata(&part).map_or(0, |m| m.len()) > 0
+        },
+    );
     let kill = Command::new("kill")
         .args(["-TERM", &s.child.id().to_string()])
         .status()

@@ -12,23 +12,25 @@
 //!   with the exact exit code they must get; random mutants (bit flips, cuts, header
 //!   edits, manifest and delta-header edits, inserted hostile members) are drawn from a
 //!   seeded RNG and must get one of a small set of codes;
-//! - [`Sandbox`]: a root with an active generation, snapshotted before every case; after
-//!   each import it checks the exit code, that nothing changed outside `staging/` and
-//!   `quarantine/`, that staging is empty, that a refusal was quarantined with a
-//!   `reason.json` carrying the same code, and that an accepted input produced exactly the
-//!   genuine target generation.
+//! - [`Sandbox`]: a root with an active generation, snapshotted before every case. Each
+//!   import runs under a generous CPU bound and wall deadline ([`super::bounded`]):
+//!   overrunning either fails the case, named. Afterwards it checks the exit code, that
+//!   nothing changed outside `staging/` and `quarantine/`, that staging is empty, that a
+//!   refusal was quarantined with a `reason.json` carrying the same code, and that an
+//!   accepted input produced exactly the genuine target generation.
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
+use super::bounded::Bounded;
 use super::ouk;
 
 /// A file of the cosign test fixture (`fixture.key`, password `hello`, and `fixture.pub`).
@@ -100,6 +102,10 @@ pub fn make_delta(from: &Path, to: &Path, out: &Path) -> PathBuf {
         .arg(out)
         .arg("--signing-key")
         .arg(fixture("fixture.key"))
+        // The planner tries bsdiff only while half its time budget is left: a day's budget
+        // makes the encodings a test delta ships independent of how loaded the machine is
+        // (tests that attack bsdiff pieces need them there).
+        .args(["--time-budget", "86400"])
         .env("COSIGN_PASSWORD", "hello")
         .output()
         .expect("run ouk delta make");
@@ -2079,8 +2085,14 @@ pub struct Sandbox {
     /// Generations an accepted input may have activated.
     pub accepted: Vec<String>,
     cases: u64,
-    /// Slowest case.
+    /// The case that used the most CPU, and how much.
     pub slowest: (Duration, String),
+    /// CPU time of the last case.
+    pub last_cpu: Duration,
+    /// CPU seconds one case may use (see [`Bounded`]): generous, to catch a blowup.
+    pub cpu_secs: u64,
+    /// Wall time one case may take: only a hang gets there.
+    pub wall: Duration,
     /// The error message of the last refused case.
     pub last_message: String,
 }
@@ -2110,6 +2122,9 @@ impl Sandbox {
             accepted: accepted.iter().map(|s| s.to_string()).collect(),
             cases: 0,
             slowest: (Duration::ZERO, String::new()),
+            last_cpu: Duration::ZERO,
+            cpu_secs: super::bounded::default_cpu_secs(),
+            wall: super::bounded::DEFAULT_WALL,
             last_message: String::new(),
         }
     }
@@ -2123,6 +2138,8 @@ impl Sandbox {
     /// Import `m` into the root and check every invariant; see the module doc.
     pub fn run(&mut self, m: &Mutant) -> CaseResult {
         self.cases += 1;
+        self.last_cpu = Duration::ZERO;
+        self.last_message.clear();
         let case = self.work.join("cases").join(format!("{}", self.cases));
         fs::create_dir_all(&case).unwrap();
         let bundle = case.join(&m.name);
@@ -2156,32 +2173,33 @@ impl Sandbox {
         }
         args.extend(m.args.iter().map(|a| a.replace("{dir}", &dir)));
         let quarantine_before = fs::read_dir(self.root.join("quarantine")).unwrap().count();
-        let started = Instant::now();
-        let mut child = Command::new(ouk())
-            .arg("--root")
+        let mut cmd = Command::new(ouk());
+        cmd.arg("--root")
             .arg(&self.root)
             .args(&args)
-            .env_remove("OUK_ROOT")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let status = loop {
-            if let Some(s) = child.try_wait().unwrap() {
-                break s;
+            .env_remove("OUK_ROOT");
+        // Bounded: a case that spins past its CPU bound (a decoder expanding a bomb, a
+        // busy loop) or hangs past the wall deadline fails here, named, instead of
+        // stalling the run.
+        let child = Bounded::spawn_with(
+            &mut cmd,
+            format!("[{}] {}", m.family, m.detail),
+            self.cpu_secs,
+            self.wall,
+        );
+        let out = match child.wait() {
+            Ok(out) => out,
+            Err(overrun) => {
+                let _ = fs::remove_dir_all(&case);
+                self.reset();
+                return Err(overrun);
             }
-            if started.elapsed() > Duration::from_secs(120) {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!("{}: hung for 120 s", m.detail));
-            }
-            std::thread::sleep(Duration::from_millis(2));
         };
-        let took = started.elapsed();
-        if took > self.slowest.0 {
-            self.slowest = (took, m.detail.clone());
+        self.last_cpu = out.cpu;
+        if out.cpu > self.slowest.0 {
+            self.slowest = (out.cpu, m.detail.clone());
         }
-        let out = child.wait_with_output().unwrap();
+        let status = out.status;
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         let result = self.check(m, status.code(), &stdout, &stderr, quarantine_before);
@@ -2403,8 +2421,9 @@ type JsonEdit = Box<dyn Fn(&mut serde_json::Value)>;
 
 /// Attacks on the patch pieces of a delta (`zstd-ref`, `bsdiff` and plain `zstd`): bits
 /// flipped inside each piece's encoded bytes, and header edits of each piece (encoding
-/// swapped, reference moved, lengths changed). Each must be refused with 2 or 11.
-pub fn piece_mutants(d: &Kit, rng: &mut ChaCha8Rng) -> Vec<Mutant> {
+/// swapped, reference moved, lengths changed). Each must be refused with 2 or 11. Each
+/// mutant comes with the encoding of the piece it attacks.
+pub fn piece_mutants(d: &Kit, rng: &mut ChaCha8Rng) -> Vec<(String, Mutant)> {
     let h = d.member("delta/delta.json").unwrap();
     let header: serde_json::Value = serde_json::from_slice(d.data(h)).unwrap();
     let p = d.member("delta/payload.bin").unwrap();
@@ -2432,7 +2451,8 @@ pub fn piece_mutants(d: &Kit, rng: &mut ChaCha8Rng) -> Vec<Mutant> {
                     _ => rng.random_range(0..len),
                 };
                 t[p.data + off + at] ^= 1 << rng.random_range(0..8);
-                out.push(
+                out.push((
+                    enc.clone(),
                     Mutant::new(
                         "piece-bytes",
                         format!("{what}: bit flipped at {at}"),
@@ -2440,7 +2460,7 @@ pub fn piece_mutants(d: &Kit, rng: &mut ChaCha8Rng) -> Vec<Mutant> {
                         gzip(&t),
                     )
                     .expect(&[2, 11]),
-                );
+                ));
             }
             let edits: Vec<(&str, JsonEdit)> = vec![
                 (
@@ -2522,12 +2542,13 @@ pub fn piece_mutants(d: &Kit, rng: &mut ChaCha8Rng) -> Vec<Mutant> {
                 ),
             ];
             for (label, edit) in edits {
-                out.push(
+                out.push((
+                    enc.clone(),
                     delta_header_mutant(d, &format!("{what}: {label}"), |v| {
                         edit(&mut v["files"][fi]["source"]["pieces"][pi])
                     })
                     .expect(&[2, 11]),
-                );
+                ));
             }
         }
     }

@@ -1,6 +1,7 @@
 //! Helpers shared by the CLI end-to-end tests.
 #![allow(dead_code)]
 
+pub mod bounded;
 pub mod hostile;
 pub mod s3;
 
@@ -220,5 +221,22 @@ pub fn skip_or_fail(what: &str, why: &str) -> bool {
         false
     } else {
         panic!("{why}: this test needs {what} (provide it, or set {var}=1 to skip explicitly)");
+    }
+}
+
+/// How long [`wait_until`] waits: generous, so only something that never happens gets there.
+pub const WAIT_DEADLINE: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Poll `ready` (every 10 ms) until it holds. Past [`WAIT_DEADLINE`] the test fails naming
+/// `what` was awaited, instead of spinning for ever. `ready` may itself panic (e.g. when the
+/// process that should make it true has exited).
+pub fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + WAIT_DEADLINE;
+    while !ready() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "gave up after {WAIT_DEADLINE:?} waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
     }
 }
