@@ -171,7 +171,8 @@ fn frame(input: &mut Input<'_>, sink: &mut Sink<'_>) -> Result<()> {
         let consumed = input.consumed();
         dec.feed(&bytes, &mut |p| sink.decoded(p, consumed))
     };
-    let mut hint = piece(input, sink, h.len)?;
+    piece(input, sink, h.len)?;
+    let mut hint;
     loop {
         if input.fill(3)? < 3 {
             return Err(malformed("truncated block header".into()));
