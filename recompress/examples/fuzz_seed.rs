@@ -9,8 +9,8 @@ fn main() {
     };
     let data = std::fs::read(&input).expect("read input");
     let mut plain = Vec::new();
-    let a = ouk_recompress::analyze(&mut &data[..], &mut plain, &Default::default())
-        .expect("analyze");
+    let a =
+        ouk_recompress::analyze(&mut &data[..], &mut plain, &Default::default()).expect("analyze");
     let len = u16::try_from(a.recipe.len()).expect("recipe under 64 KiB");
     let mut seed = len.to_le_bytes().to_vec();
     seed.extend_from_slice(&a.recipe);
