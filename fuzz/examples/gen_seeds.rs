@@ -44,15 +44,7 @@ fn with_prefix(prefix: &[u8], rest: &[u8]) -> Vec<u8> {
 // ----- tar -------------------------------------------------------------------------------
 
 /// One tar header block, ustar (`gnu == false`, with `prefix`) or GNU.
-fn tar_header(
-    name: &[u8],
-    prefix: &[u8],
-    typeflag: u8,
-    mode: u32,
-    size: u64,
-    link: &[u8],
-    gnu: bool,
-) -> [u8; 512] {
+fn tar_header(name: &[u8], prefix: &[u8], typeflag: u8, mode: u32, size: u64, link: &[u8], gnu: bool) -> [u8; 512] {
     let mut h = [0u8; 512];
     h[..name.len().min(100)].copy_from_slice(&name[..name.len().min(100)]);
     let octal = |field: &mut [u8], v: u64| {
@@ -111,9 +103,7 @@ fn declared_name(stem: &str, len: usize) -> String {
 
 fn gunzip(gz: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    flate2::read::GzDecoder::new(gz)
-        .read_to_end(&mut out)
-        .expect("gunzip");
+    flate2::read::GzDecoder::new(gz).read_to_end(&mut out).expect("gunzip");
     out
 }
 
@@ -155,116 +145,40 @@ fn bundles(out: &Out) {
         pax_record("size", "12"),
         pax_record("mtime", "1700000000.5")
     );
-    tar_entry(
-        &mut pax,
-        tar_header(
-            b"PaxHeaders/x",
-            b"",
-            b'x',
-            0o644,
-            recs.len() as u64,
-            b"",
-            false,
-        ),
-        recs.as_bytes(),
-    );
-    tar_entry(
-        &mut pax,
-        tar_header(b"placeholder", b"", b'0', 0o640, 0, b"", false),
-        b"hello world\n",
-    );
+    tar_entry(&mut pax, tar_header(b"PaxHeaders/x", b"", b'x', 0o644, recs.len() as u64, b"", false), recs.as_bytes());
+    tar_entry(&mut pax, tar_header(b"placeholder", b"", b'0', 0o640, 0, b"", false), b"hello world\n");
     tar_end(&mut pax);
     let mut ustar = Vec::new();
     let full = declared_name("usr/share/prefix/", 3);
     let leaf = full.trim_start_matches("usr/share/prefix/").to_owned();
-    tar_entry(
-        &mut ustar,
-        tar_header(b"usr/", b"", b'5', 0o755, 0, b"", false),
-        b"",
-    );
-    tar_entry(
-        &mut ustar,
-        tar_header(
-            leaf.as_bytes(),
-            b"usr/share/prefix",
-            b'0',
-            0o644,
-            3,
-            b"",
-            false,
-        ),
-        b"abc",
-    );
+    tar_entry(&mut ustar, tar_header(b"usr/", b"", b'5', 0o755, 0, b"", false), b"");
+    tar_entry(&mut ustar, tar_header(leaf.as_bytes(), b"usr/share/prefix", b'0', 0o644, 3, b"", false), b"abc");
     tar_end(&mut ustar);
     let mut gnu_long = Vec::new();
     let lname = declared_name(&format!("{}/", "n".repeat(150)), 4);
     let mut ldata = lname.as_bytes().to_vec();
     ldata.push(0);
-    tar_entry(
-        &mut gnu_long,
-        tar_header(
-            b"././@LongLink",
-            b"",
-            b'L',
-            0o644,
-            ldata.len() as u64,
-            b"",
-            true,
-        ),
-        &ldata,
-    );
-    tar_entry(
-        &mut gnu_long,
-        tar_header(&lname.as_bytes()[..100], b"", b'0', 0o644, 4, b"", true),
-        b"data",
-    );
+    tar_entry(&mut gnu_long, tar_header(b"././@LongLink", b"", b'L', 0o644, ldata.len() as u64, b"", true), &ldata);
+    tar_entry(&mut gnu_long, tar_header(&lname.as_bytes()[..100], b"", b'0', 0o644, 4, b"", true), b"data");
     tar_end(&mut gnu_long);
     let mut hostile = Vec::new();
-    tar_entry(
-        &mut hostile,
-        tar_header(b"dir/", b"", b'5', 0o755, 0, b"", true),
-        b"",
-    );
-    tar_entry(
-        &mut hostile,
-        tar_header(b"dir/link", b"", b'2', 0o777, 0, b"../../etc/passwd", true),
-        b"",
-    );
+    tar_entry(&mut hostile, tar_header(b"dir/", b"", b'5', 0o755, 0, b"", true), b"");
+    tar_entry(&mut hostile, tar_header(b"dir/link", b"", b'2', 0o777, 0, b"../../etc/passwd", true), b"");
     tar_end(&mut hostile);
     let mut hardlink = Vec::new();
-    tar_entry(
-        &mut hardlink,
-        tar_header(b"hard", b"", b'1', 0o644, 0, b"/etc/shadow", true),
-        b"",
-    );
+    tar_entry(&mut hardlink, tar_header(b"hard", b"", b'1', 0o644, 0, b"/etc/shadow", true), b"");
     tar_end(&mut hardlink);
     let mut dotdot = Vec::new();
-    tar_entry(
-        &mut dotdot,
-        tar_header(b"../escape.txt", b"", b'0', 0o644, 4, b"", true),
-        b"evil",
-    );
+    tar_entry(&mut dotdot, tar_header(b"../escape.txt", b"", b'0', 0o644, 4, b"", true), b"evil");
     tar_end(&mut dotdot);
     let mut dup = Vec::new();
     let d = declared_name("dup", 2);
-    tar_entry(
-        &mut dup,
-        tar_header(d.as_bytes(), b"", b'0', 0o644, 2, b"", true),
-        b"aa",
-    );
-    tar_entry(
-        &mut dup,
-        tar_header(d.as_bytes(), b"", b'0', 0o644, 2, b"", true),
-        b"bb",
-    );
+    tar_entry(&mut dup, tar_header(d.as_bytes(), b"", b'0', 0o644, 2, b"", true), b"aa");
+    tar_entry(&mut dup, tar_header(d.as_bytes(), b"", b'0', 0o644, 2, b"", true), b"bb");
     tar_end(&mut dup);
     let mut setuid = Vec::new();
     let s = declared_name("suid", 1);
-    tar_entry(
-        &mut setuid,
-        tar_header(s.as_bytes(), b"", b'0', 0o4755, 1, b"", true),
-        b"x",
-    );
+    tar_entry(&mut setuid, tar_header(s.as_bytes(), b"", b'0', 0o4755, 1, b"", true), b"x");
     tar_end(&mut setuid);
     for target in ["tar_entries", "unpack"] {
         out.put(target, "pax.tar", &with_prefix(&[0x01], &pax));
@@ -275,11 +189,7 @@ fn bundles(out: &Out) {
         out.put(target, "dotdot.tar", &with_prefix(&[0x01], &dotdot));
         out.put(target, "duplicate.tar", &with_prefix(&[0x01], &dup));
         out.put(target, "setuid.tar", &with_prefix(&[0x01], &setuid));
-        out.put(
-            target,
-            "trailing-after-gzip.tar",
-            &with_prefix(&[0x03], &ustar),
-        );
+        out.put(target, "trailing-after-gzip.tar", &with_prefix(&[0x03], &ustar));
     }
 }
 
@@ -297,8 +207,7 @@ fn small_manifest() -> OfflineManifest {
         version: "2025.10.0".to_owned(),
         channel: "edge".to_owned(),
         created_at: "2025-10-23T00:00:00Z".to_owned(),
-        generation_id: "f4827148ca77e17f44fd3afdaeccea12a361df39dce68bc268ff127abe84764b"
-            .to_owned(),
+        generation_id: "f4827148ca77e17f44fd3afdaeccea12a361df39dce68bc268ff127abe84764b".to_owned(),
         notes: Vec::new(),
         artifacts: vec![
             art("config/app.yaml", b"a: 1\n"),
@@ -362,48 +271,21 @@ fn signatures(out: &Out, fixture: &SigningKey) {
     out.put("metadata_json", "unsigned.json", meta.as_bytes());
 
     let jws = sign_detached_jws(fixture, &mbytes).expect("jws");
-    out.put(
-        "jws",
-        "small-manifest.jws",
-        &[jws.as_bytes(), b"\0", &mbytes].concat(),
-    );
-    out.put(
-        "jws",
-        "empty-payload.jws",
-        &[
-            sign_detached_jws(fixture, b"").expect("jws").as_bytes(),
-            b"\0",
-        ]
-        .concat(),
-    );
+    out.put("jws", "small-manifest.jws", &[jws.as_bytes(), b"\0", &mbytes].concat());
+    out.put("jws", "empty-payload.jws", &[sign_detached_jws(fixture, b"").expect("jws").as_bytes(), b"\0"].concat());
 
     let digest: [u8; 32] = Sha256::digest(ouk_fuzz::COSIGN_BLOB).into();
     let sig = cosign::sign_blob_sha256(fixture, &digest).expect("sig");
-    out.put(
-        "cosign_sig",
-        "sig-valid.txt",
-        &with_prefix(&[0], format!("{sig}\n").as_bytes()),
-    );
-    out.put(
-        "cosign_sig",
-        "pub.pem",
-        &with_prefix(&[3], ouk_fuzz::FIXTURE_PUB.as_bytes()),
-    );
+    out.put("cosign_sig", "sig-valid.txt", &with_prefix(&[0], format!("{sig}\n").as_bytes()));
+    out.put("cosign_sig", "pub.pem", &with_prefix(&[3], ouk_fuzz::FIXTURE_PUB.as_bytes()));
     let pkcs8 = fixture.to_pkcs8_pem().expect("pkcs8");
     // Not the fixture: a throwaway key derived deterministically would be nicer, but the
     // fixture's private half is already public test data (testdata/cosign/fixture.key).
-    out.put(
-        "cosign_sig",
-        "pkcs8.pem",
-        &with_prefix(&[2], pkcs8.as_bytes()),
-    );
+    out.put("cosign_sig", "pkcs8.pem", &with_prefix(&[2], pkcs8.as_bytes()));
     out.put(
         "cosign_sig",
         "cosign-cheap-scrypt.key",
-        &with_prefix(
-            &[1],
-            cheap_cosign_pem(fixture, ouk_fuzz::FIXTURE_PASSWORD, 4).as_bytes(),
-        ),
+        &with_prefix(&[1], cheap_cosign_pem(fixture, ouk_fuzz::FIXTURE_PASSWORD, 4).as_bytes()),
     );
     out.put(
         "cosign_sig",
@@ -413,24 +295,10 @@ fn signatures(out: &Out, fixture: &SigningKey) {
 
     let statement = br#"{"_type":"https://in-toto.io/Statement/v1","subject":[{"name":"kit.tar.gz","digest":{"sha256":"00"}}],"predicateType":"https://slsa.dev/provenance/v1","predicate":{}}"#;
     let env = dsse_sign(fixture, "application/vnd.in-toto+json", statement).expect("dsse");
-    out.put(
-        "dsse",
-        "statement.json",
-        &serde_json::to_vec(&env).expect("json"),
-    );
+    out.put("dsse", "statement.json", &serde_json::to_vec(&env).expect("json"));
     let mut two = env.clone();
-    two.signatures.insert(
-        0,
-        ouk_kit::sign::EnvelopeSignature {
-            keyid: String::new(),
-            sig: "AAAA".into(),
-        },
-    );
-    out.put(
-        "dsse",
-        "two-signatures.json",
-        &serde_json::to_vec_pretty(&two).expect("json"),
-    );
+    two.signatures.insert(0, ouk_kit::sign::EnvelopeSignature { keyid: String::new(), sig: "AAAA".into() });
+    out.put("dsse", "two-signatures.json", &serde_json::to_vec_pretty(&two).expect("json"));
 }
 
 // ----- deltas ----------------------------------------------------------------------------
@@ -443,12 +311,7 @@ fn write_tree(dir: &Path, files: &[(&str, Vec<u8>)]) -> (Vec<TreeFile>, DirConte
         fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
         fs::write(&p, bytes).expect("write");
         let sha256 = FileDigest::of(bytes);
-        list.push(TreeFile {
-            path: (*rel).to_owned(),
-            mode: 0o644,
-            size: bytes.len() as u64,
-            sha256,
-        });
+        list.push(TreeFile { path: (*rel).to_owned(), mode: 0o644, size: bytes.len() as u64, sha256 });
         content.push((sha256, p));
     }
     list.sort_by(|a, b| a.path.cmp(&b.path));
@@ -463,75 +326,32 @@ fn deltas(out: &Out) {
     }
     target.splice(100..100, b"inserted bytes".iter().copied());
     let len = (target.len() as u16).to_le_bytes();
-    let fast = ZstdTuning {
-        level: 19,
-        long: false,
-    };
-    out.put(
-        "patch_decoders",
-        "zstd.bin",
-        &with_prefix(&len, &zstd_encode(None, &target, fast).expect("zstd")),
-    );
-    out.put(
-        "patch_decoders",
-        "zstd-ref.bin",
-        &with_prefix(
-            &len,
-            &zstd_encode(Some(&reference), &target, fast).expect("zstd"),
-        ),
-    );
-    out.put(
-        "patch_decoders",
-        "bsdiff.bin",
-        &with_prefix(&len, &bsdiff_encode(&reference, &target).expect("bsdiff")),
-    );
+    let fast = ZstdTuning { level: 19, long: false };
+    out.put("patch_decoders", "zstd.bin", &with_prefix(&len, &zstd_encode(None, &target, fast).expect("zstd")));
+    out.put("patch_decoders", "zstd-ref.bin", &with_prefix(&len, &zstd_encode(Some(&reference), &target, fast).expect("zstd")));
+    out.put("patch_decoders", "bsdiff.bin", &with_prefix(&len, &bsdiff_encode(&reference, &target).expect("bsdiff")));
     let (_, x) = ouk_delta::bsdiffx::encode(&reference, &target).expect("bsdiff-lzma");
     out.put("patch_decoders", "bsdiff-lzma.bin", &with_prefix(&len, &x));
-    out.put(
-        "patch_decoders",
-        "zstd-empty.bin",
-        &with_prefix(&[0, 0], &zstd_encode(None, b"", fast).expect("zstd")),
-    );
+    out.put("patch_decoders", "zstd-empty.bin", &with_prefix(&[0, 0], &zstd_encode(None, b"", fast).expect("zstd")));
 
     // A real delta between two small trees: literal (solid), zstd-ref/bsdiff, baseline.
     let tmp = tempfile::tempdir().expect("tempdir");
-    let big: Vec<u8> = (0..200_000u32)
-        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8 ^ (i / 1000) as u8)
-        .collect();
+    let big: Vec<u8> = (0..200_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8 ^ (i / 1000) as u8).collect();
     let mut big2 = big.clone();
     big2[5000..5100].fill(0);
     let (a_files, a) = write_tree(
         &tmp.path().join("a"),
-        &[
-            ("bin/app", big.clone()),
-            ("etc/old.conf", b"x = 1\n".to_vec()),
-            ("docs/readme", b"read me\n".to_vec()),
-        ],
+        &[("bin/app", big.clone()), ("etc/old.conf", b"x = 1\n".to_vec()), ("docs/readme", b"read me\n".to_vec())],
     );
     let (b_files, b) = write_tree(
         &tmp.path().join("b"),
-        &[
-            ("bin/app", big2),
-            ("etc/new.conf", b"x = 2\ny = 3\n".to_vec()),
-            ("docs/README", b"read me\n".to_vec()),
-        ],
+        &[("bin/app", big2), ("etc/new.conf", b"x = 2\ny = 3\n".to_vec()), ("docs/README", b"read me\n".to_vec())],
     );
-    let g = |n| GenerationRef {
-        generation: GenerationId([n; 32]),
-        version: Some(format!("2025.10.{n}")),
-    };
-    let opts = MakeOptions {
-        level: 3,
-        ..MakeOptions::default()
-    };
+    let g = |n| GenerationRef { generation: GenerationId([n; 32]), version: Some(format!("2025.10.{n}")) };
+    let opts = MakeOptions { level: 3, ..MakeOptions::default() };
     let mut payload = Vec::new();
-    let header = make_delta(g(0), &a_files, &a, g(1), &b_files, &b, &opts, &mut payload)
-        .expect("make_delta");
-    out.put(
-        "delta_header",
-        "made.json",
-        &serde_json::to_vec_pretty(&header).expect("json"),
-    );
+    let header = make_delta(g(0), &a_files, &a, g(1), &b_files, &b, &opts, &mut payload).expect("make_delta");
+    out.put("delta_header", "made.json", &serde_json::to_vec_pretty(&header).expect("json"));
     let hand = format!(
         r#"{{"format":"ouk-delta/2","baseline":{{"generation":"{z}"}},"target":{{"generation":"{o}","version":"2025.10.1"}},"removed":["a/gone"],"files":[{{"path":"a/b","size":3,"sha256":"{z}","source":{{"kind":"baseline"}}}},{{"path":"c","mode":493,"size":5,"source":{{"kind":"pieces","pieces":[{{"size":2,"encoding":"zstd","offset":0,"length":4}},{{"size":3,"encoding":"bsdiff-lzma","reference":{{"path":"a/gone","offset":0,"length":9}},"offset":4,"length":6}}]}}}},{{"path":"d","mode":384,"size":1,"source":{{"kind":"solid"}}}},{{"path":"e","size":2,"source":{{"kind":"trailer"}}}}],"solid":{{"references":[{{"path":"a/gone","offset":1,"length":4}}],"offset":10,"length":2,"size":1}},"trailer":{{"offset":12,"length":2,"size":2}},"payloadSize":14}}"#,
         z = "00".repeat(32),
@@ -539,22 +359,14 @@ fn deltas(out: &Out) {
     );
     out.put("delta_header", "hand.json", hand.as_bytes());
     let no_removed = hand.replace(r#""removed":["a/gone"],"#, "");
-    out.put(
-        "delta_header",
-        "hand-no-removed.json",
-        no_removed.as_bytes(),
-    );
+    out.put("delta_header", "hand-no-removed.json", no_removed.as_bytes());
     // Payload pieces of the real delta as patch seeds.
     if let Some(f) = header.files.iter().find(|f| f.path == "bin/app") {
         if let ouk_delta::format::Source::Pieces { pieces } = &f.source {
             for (i, p) in pieces.iter().enumerate() {
                 if p.size <= u64::from(u16::MAX) && p.reference.is_none() {
                     let bytes = &payload[p.offset as usize..(p.offset + p.length) as usize];
-                    out.put(
-                        "patch_decoders",
-                        &format!("delta-piece-{i}.bin"),
-                        &with_prefix(&(p.size as u16).to_le_bytes(), bytes),
-                    );
+                    out.put("patch_decoders", &format!("delta-piece-{i}.bin"), &with_prefix(&(p.size as u16).to_le_bytes(), bytes));
                 }
             }
         }
@@ -566,9 +378,7 @@ fn deltas(out: &Out) {
 fn store(out: &Out, pack: Option<&Path>) {
     let mut c = zstd::bulk::Compressor::new(3).expect("zstd");
     let text = b"the quick brown fox jumps over the lazy dog; ".repeat(40);
-    let noise: Vec<u8> = (0..300u32)
-        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
-        .collect();
+    let noise: Vec<u8> = (0..300u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
     let mut pack_bytes = b"OUKPACK1\x07\0\0\0\0\0\0\0".to_vec();
     for (name, raw) in [("frame-zstd.bin", &text[..]), ("frame-raw.bin", &noise[..])] {
         let mut f = Vec::new();
@@ -600,40 +410,16 @@ fn store(out: &Out, pack: Option<&Path>) {
         sha256: FileDigest([n; 32]),
         chunks: vec![ChunkId([n; 32]), ChunkId([n ^ 1; 32])],
     };
-    let m = ChunkSetManifest::new(vec![entry("a/b", 1), entry("a/c", 2), entry("z", 3)])
-        .expect("manifest");
+    let m = ChunkSetManifest::new(vec![entry("a/b", 1), entry("a/c", 2), entry("z", 3)]).expect("manifest");
     out.put("pack_frames", "okcm-manifest.bin", &m.encode());
-    let fr = ouk_store::FileRecord {
-        size: 70_000,
-        chunks: vec![ChunkId([4; 32]), ChunkId([5; 32])],
-    };
-    out.put(
-        "pack_frames",
-        "okfr-file-record.bin",
-        &ouk_store::envelope::seal(*b"OKFR", 1, &fr),
-    );
-    let sh = ouk_store::StoreHeader {
-        chunker: ouk_store::ChunkerParams::V1,
-        zstd_level: 3,
-    };
-    out.put(
-        "pack_frames",
-        "oksh-store-header.bin",
-        &ouk_store::envelope::seal(*b"OKSH", 1, &sh),
-    );
+    let fr = ouk_store::FileRecord { size: 70_000, chunks: vec![ChunkId([4; 32]), ChunkId([5; 32])] };
+    out.put("pack_frames", "okfr-file-record.bin", &ouk_store::envelope::seal(*b"OKFR", 1, &fr));
+    let sh = ouk_store::StoreHeader { chunker: ouk_store::ChunkerParams::V1, zstd_level: 3 };
+    out.put("pack_frames", "oksh-store-header.bin", &ouk_store::envelope::seal(*b"OKSH", 1, &sh));
     let mut labels = ouk_delta::Labels::new();
     labels.insert("version".into(), "2025.10.0".into());
-    let gr = ouk_delta::GenerationRecord {
-        created_at: 1_700_000_000,
-        files: 3,
-        bytes: 6000,
-        labels,
-    };
-    out.put(
-        "pack_frames",
-        "okgr-generation.bin",
-        &ouk_store::envelope::seal(*b"OKGR", 1, &gr),
-    );
+    let gr = ouk_delta::GenerationRecord { created_at: 1_700_000_000, files: 3, bytes: 6000, labels };
+    out.put("pack_frames", "okgr-generation.bin", &ouk_store::envelope::seal(*b"OKGR", 1, &gr));
 }
 
 /// Parts indexes of split kits: valid ones (four parts, one part) and refused ones.
@@ -661,9 +447,7 @@ fn parts(out: &Out) {
         }
     };
     let kit = "stella-ops-offline-kit-2025.10.0-edge.tar.gz";
-    let data: Vec<u8> = (0..3_011_701u64)
-        .map(|i| ((i * 7 + 3) % 256) as u8)
-        .collect();
+    let data: Vec<u8> = (0..3_011_701u64).map(|i| ((i * 7 + 3) % 256) as u8).collect();
     let four = index(kit, &data, 752_926);
     out.put("parts_index", "four-parts.json", &four.to_bytes());
     let one = index("stella-ouk-2025-10-24.delta.tgz", &[b'x'; 100], 100);
@@ -688,12 +472,9 @@ fn main() {
         eprintln!("usage: gen_seeds CORPUS_DIR [PACK_FILE]");
         std::process::exit(2);
     };
-    let out = Out {
-        root: PathBuf::from(root),
-    };
+    let out = Out { root: PathBuf::from(root) };
     let key_pem = include_str!("../../testdata/cosign/fixture.key");
-    let fixture =
-        SigningKey::from_pem(key_pem, Some(ouk_fuzz::FIXTURE_PASSWORD)).expect("fixture key");
+    let fixture = SigningKey::from_pem(key_pem, Some(ouk_fuzz::FIXTURE_PASSWORD)).expect("fixture key");
     bundles(&out);
     signatures(&out, &fixture);
     deltas(&out);
@@ -720,10 +501,7 @@ fn pack_index(out: &Out) {
         .collect();
     let files = vec![(
         FileDigest(Sha256::digest(b"file").into()),
-        ouk_store::FileRecord {
-            size: 3000,
-            chunks: chunks.iter().map(|c| c.id).collect(),
-        },
+        ouk_store::FileRecord { size: 3000, chunks: chunks.iter().map(|c| c.id).collect() },
     )];
     let with_pack = PackIndex {
         chunker: ouk_store::ChunkerParams::V1,
@@ -733,21 +511,11 @@ fn pack_index(out: &Out) {
         files: files.clone(),
     };
     out.put("pack_index", "pack.okpi", &with_pack.encode());
-    let records_only = PackIndex {
-        pack: None,
-        pack_len: 0,
-        chunks: Vec::new(),
-        files,
-        ..with_pack
-    };
+    let records_only = PackIndex { pack: None, pack_len: 0, chunks: Vec::new(), files, ..with_pack };
     out.put("pack_index", "records-only.okpi", &records_only.encode());
     out.put("pack_index", "pack-key.txt", pack.pack_key().as_bytes());
     out.put("pack_index", "index-key.txt", pack.index_key().as_bytes());
-    out.put(
-        "pack_index",
-        "record-key.txt",
-        record_key("mirror", &[7; 32]).as_bytes(),
-    );
+    out.put("pack_index", "record-key.txt", record_key("mirror", &[7; 32]).as_bytes());
 }
 
 /// `mirror_record`: catalog records, one of each content kind.
@@ -768,10 +536,7 @@ fn mirror(out: &Out) {
             size: 10240,
             recipe: GzipRecipe {
                 header: ouk_kit::bundle::pgzip::GZIP_HEADER.to_vec(),
-                deflate: Deflate::Pgzip {
-                    level: 6,
-                    block_size: 1 << 20,
-                },
+                deflate: Deflate::Pgzip { level: 6, block_size: 1 << 20 },
             },
         },
         sidecars: vec![
@@ -793,24 +558,13 @@ fn mirror(out: &Out) {
         content: StoredContent::Tar {
             sha256: FileDigest(Sha256::digest(b"tar").into()),
             size: 10240,
-            recipe: GzipRecipe {
-                header: named,
-                deflate: Deflate::Zlib { level: 9 },
-            },
+            recipe: GzipRecipe { header: named, deflate: Deflate::Zlib { level: 9 } },
         },
         ..tar.clone()
     };
     out.put("mirror_record", "zlib-record.bin", &zlib.encode());
-    let compressed = MirroredBundle {
-        content: StoredContent::Compressed,
-        kind: "delta".into(),
-        ..tar
-    };
-    out.put(
-        "mirror_record",
-        "compressed-record.bin",
-        &compressed.encode(),
-    );
+    let compressed = MirroredBundle { content: StoredContent::Compressed, kind: "delta".into(), ..tar };
+    out.put("mirror_record", "compressed-record.bin", &compressed.encode());
 }
 
 /// `published_index`: an index as `ouk serve` sends it, and hostile variants.
@@ -835,23 +589,12 @@ fn published(out: &Out) {
             "files": [{"path": "stella-ouk-2025-10-24.delta.tgz", "size": 1234, "sha256": "03".repeat(32)}]
         }]
     });
-    out.put(
-        "published_index",
-        "index.json",
-        &serde_json::to_vec_pretty(&good).expect("json"),
-    );
+    out.put("published_index", "index.json", &serde_json::to_vec_pretty(&good).expect("json"));
     let mut escape = good.clone();
     escape["bundles"][0]["files"][2]["path"] = "../../etc/cron.d/x".into();
-    out.put(
-        "published_index",
-        "escape.json",
-        &serde_json::to_vec(&escape).expect("json"),
-    );
+    out.put("published_index", "escape.json", &serde_json::to_vec(&escape).expect("json"));
     let mut absolute = good.clone();
     absolute["bundles"][1]["name"] = "/tmp/x.tgz".into();
-    out.put(
-        "published_index",
-        "absolute.json",
-        &serde_json::to_vec(&absolute).expect("json"),
-    );
+    out.put("published_index", "absolute.json", &serde_json::to_vec(&absolute).expect("json"));
 }
+
