@@ -84,10 +84,7 @@ pub fn bsdiff_header_sane(patch: &[u8]) -> bool {
     // Sign-magnitude: a set top bit is negative (or -0), i.e. huge as u64.
     c >> 63 == 0
         && d >> 63 == 0
-        && 32u64
-            .checked_add(c)
-            .and_then(|x| x.checked_add(d))
-            .is_some()
+        && 32u64.checked_add(c).and_then(|x| x.checked_add(d)).is_some()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -126,14 +123,8 @@ pub fn bundle_declared(path: &str) -> Option<u64> {
     if path.starts_with("undeclared") {
         return None;
     }
-    let h = path
-        .bytes()
-        .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
-    Some(if h % 4 == 0 {
-        0
-    } else {
-        BUNDLE_MAX_DECLARED >> (h % 8)
-    })
+    let h = path.bytes().fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
+    Some(if h % 4 == 0 { 0 } else { BUNDLE_MAX_DECLARED >> (h % 8) })
 }
 
 fn bundle_limits() -> ReadLimits {
@@ -219,11 +210,7 @@ pub fn tar_entries(data: &[u8]) {
             break Err(e);
         }
         if !partial {
-            assert_eq!(
-                got, entry.size,
-                "{:?}: short content without error",
-                entry.path
-            );
+            assert_eq!(got, entry.size, "{:?}: short content without error", entry.path);
         }
     };
     assert!(
@@ -246,11 +233,7 @@ fn scratch_parent() -> &'static Path {
             .map(std::path::PathBuf::from)
             .unwrap_or_else(|| {
                 let shm = Path::new("/dev/shm");
-                if shm.is_dir() {
-                    shm.to_path_buf()
-                } else {
-                    std::env::temp_dir()
-                }
+                if shm.is_dir() { shm.to_path_buf() } else { std::env::temp_dir() }
             });
         let dir = base.join(format!("ouk-fuzz-unpack-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -263,9 +246,7 @@ fn scratch_parent() -> &'static Path {
 fn force_remove(dir: &Path) {
     use std::os::unix::fs::PermissionsExt;
     fn walk(p: &Path) {
-        let Ok(meta) = std::fs::symlink_metadata(p) else {
-            return;
-        };
+        let Ok(meta) = std::fs::symlink_metadata(p) else { return };
         if meta.is_dir() {
             let _ = std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o700));
             if let Ok(rd) = std::fs::read_dir(p) {
@@ -284,21 +265,11 @@ fn walk_tree(dir: &Path, rel: &str, out: &mut Vec<(String, std::fs::Metadata)>) 
     let rd = std::fs::read_dir(dir.join(rel)).expect("read_dir of the unpack tree");
     for e in rd {
         let e = e.expect("dir entry");
-        let name = e
-            .file_name()
-            .into_string()
-            .expect("unpack wrote a non-UTF-8 name");
-        let r = if rel.is_empty() {
-            name
-        } else {
-            format!("{rel}/{name}")
-        };
+        let name = e.file_name().into_string().expect("unpack wrote a non-UTF-8 name");
+        let r = if rel.is_empty() { name } else { format!("{rel}/{name}") };
         let meta = std::fs::symlink_metadata(dir.join(&r)).expect("stat");
         let ft = meta.file_type();
-        assert!(
-            ft.is_file() || ft.is_dir(),
-            "unpack created {r:?} of type {ft:?}"
-        );
+        assert!(ft.is_file() || ft.is_dir(), "unpack created {r:?} of type {ft:?}");
         let is_dir = ft.is_dir();
         out.push((r.clone(), meta));
         if is_dir {
@@ -327,11 +298,7 @@ pub fn unpack(data: &[u8]) {
         .expect("read the scratch parent")
         .map(|e| e.expect("entry").file_name())
         .collect();
-    assert_eq!(
-        names,
-        vec![std::ffi::OsString::from("out")],
-        "unpack wrote outside its dir"
-    );
+    assert_eq!(names, vec![std::ffi::OsString::from("out")], "unpack wrote outside its dir");
     let mut tree = Vec::new();
     walk_tree(&dir, "", &mut tree);
     match result {
@@ -344,12 +311,7 @@ pub fn unpack(data: &[u8]) {
                     .unwrap_or_else(|| panic!("{:?} reported but not on disk", f.path));
                 assert!(meta.is_file());
                 assert_eq!(meta.len(), f.size, "{:?}: size", f.path);
-                assert_eq!(
-                    meta.permissions().mode() & 0o7777,
-                    f.mode,
-                    "{:?}: mode",
-                    f.path
-                );
+                assert_eq!(meta.permissions().mode() & 0o7777, f.mode, "{:?}: mode", f.path);
                 let bytes = std::fs::read(dir.join(&f.path)).expect("read back");
                 assert_eq!(
                     <[u8; 32]>::from(Sha256::digest(&bytes)),
@@ -359,11 +321,7 @@ pub fn unpack(data: &[u8]) {
                 );
             }
             let regular = tree.iter().filter(|(_, m)| m.is_file()).count();
-            assert_eq!(
-                regular,
-                files.len(),
-                "files on disk that unpack did not report"
-            );
+            assert_eq!(regular, files.len(), "files on disk that unpack did not report");
         }
         Err(ReadError::Output { .. }) => {}
         Err(_) => {}
@@ -380,9 +338,7 @@ pub fn unpack(data: &[u8]) {
 /// `get` for each of its names.
 pub fn offline_manifest(data: &[u8]) {
     use ouk_kit::manifest::OfflineManifest;
-    let Ok(m) = OfflineManifest::parse(data) else {
-        return;
-    };
+    let Ok(m) = OfflineManifest::parse(data) else { return };
     for w in m.artifacts.windows(2) {
         assert!(w[0].name < w[1].name, "accepted unsorted artifacts");
     }
@@ -393,10 +349,7 @@ pub fn offline_manifest(data: &[u8]) {
     assert_eq!(again, m);
     // `total_bytes` is what the verifier sizes its read limits from (kit/src/verify.rs).
     if !guard(KNOWN_BUG_MANIFEST_TOTAL_OVERFLOW)
-        || m.artifacts
-            .iter()
-            .try_fold(0u64, |s, a| s.checked_add(a.size))
-            .is_some()
+        || m.artifacts.iter().try_fold(0u64, |s, a| s.checked_add(a.size)).is_some()
     {
         let _ = m.total_bytes();
     }
@@ -406,29 +359,16 @@ pub fn offline_manifest(data: &[u8]) {
 /// accepted value round-trips through JSON.
 pub fn metadata_json(data: &[u8]) {
     use ouk_kit::build::KitMetadata;
-    let Ok(m) = serde_json::from_slice::<KitMetadata>(data) else {
-        return;
-    };
+    let Ok(m) = serde_json::from_slice::<KitMetadata>(data) else { return };
     let text = serde_json::to_vec(&m).expect("serialize metadata");
     let again: KitMetadata = serde_json::from_slice(&text).expect("re-parse metadata");
     assert_eq!(again, m);
     // The importer orders kit versions from this file (rollback refusal).
     use ouk_kit::import::policy::compare_versions;
     use std::cmp::Ordering;
-    let versions = [
-        m.version.as_str(),
-        m.channel.as_str(),
-        "2025.10.0",
-        "2025.10.10",
-        "1.0.0-rc1",
-        "",
-    ];
+    let versions = [m.version.as_str(), m.channel.as_str(), "2025.10.0", "2025.10.10", "1.0.0-rc1", ""];
     for a in versions {
-        assert_eq!(
-            compare_versions(a, a),
-            Ordering::Equal,
-            "{a:?} not equal to itself"
-        );
+        assert_eq!(compare_versions(a, a), Ordering::Equal, "{a:?} not equal to itself");
         for b in versions {
             assert_eq!(
                 compare_versions(a, b),
@@ -448,15 +388,10 @@ pub fn parts_index(data: &[u8]) {
     use ouk_kit::split::{PartName, PartsIndex, index_name};
     if let Ok(text) = std::str::from_utf8(data) {
         if let Some(n) = PartName::of(text) {
-            assert!(
-                !n.bundle().is_empty(),
-                "{text:?}: a part name of an empty bundle name"
-            );
+            assert!(!n.bundle().is_empty(), "{text:?}: a part name of an empty bundle name");
         }
     }
-    let Ok(index) = PartsIndex::parse(data) else {
-        return;
-    };
+    let Ok(index) = PartsIndex::parse(data) else { return };
     let again = PartsIndex::parse(&index.to_bytes()).expect("re-parse an accepted index");
     assert_eq!(again, index, "an accepted index round-trips");
     let mut total = 0u64;
@@ -464,35 +399,19 @@ pub fn parts_index(data: &[u8]) {
     for (i, p) in index.parts.iter().enumerate() {
         assert_eq!(
             PartName::of(&p.name),
-            Some(PartName::Part {
-                bundle: &index.bundle.name,
-                number: i + 1
-            }),
+            Some(PartName::Part { bundle: &index.bundle.name, number: i + 1 }),
             "part {} name {:?}",
             i + 1,
             p.name
         );
-        assert!(
-            p.size >= 1 && p.size <= index.max_part_size,
-            "{} size {}",
-            p.name,
-            p.size
-        );
-        assert!(
-            i + 1 == count || p.size == index.max_part_size,
-            "{} is short",
-            p.name
-        );
-        total = total
-            .checked_add(p.size)
-            .expect("accepted sizes do not overflow");
+        assert!(p.size >= 1 && p.size <= index.max_part_size, "{} size {}", p.name, p.size);
+        assert!(i + 1 == count || p.size == index.max_part_size, "{} is short", p.name);
+        total = total.checked_add(p.size).expect("accepted sizes do not overflow");
     }
     assert_eq!(total, index.bundle.size, "accepted sizes add up");
     assert_eq!(
         PartName::of(&index_name(&index.bundle.name)),
-        Some(PartName::Index {
-            bundle: &index.bundle.name
-        })
+        Some(PartName::Index { bundle: &index.bundle.name })
     );
 }
 
@@ -534,9 +453,7 @@ pub fn scrypt_is_cheap(text: &str) -> bool {
     let mut rest = text;
     while let Some(i) = rest.find(BEGIN) {
         let after = &rest[i + BEGIN.len()..];
-        let Some(label_end) = after.find("-----") else {
-            return true;
-        };
+        let Some(label_end) = after.find("-----") else { return true };
         let label = &after[..label_end];
         let body = &after[label_end + 5..];
         rest = body;
@@ -545,10 +462,7 @@ pub fn scrypt_is_cheap(text: &str) -> bool {
         }
         // Whatever the label, anything that might reach scrypt must be proven cheap.
         let end = body.find("-----END ").unwrap_or(body.len());
-        let b64: String = body[..end]
-            .chars()
-            .filter(|c| !c.is_ascii_whitespace())
-            .collect();
+        let b64: String = body[..end].chars().filter(|c| !c.is_ascii_whitespace()).collect();
         let Ok(json) = <base64ct::Base64 as base64ct::Encoding>::decode_vec(&b64) else {
             // Not strict base64: try to be safe anyway with the lenient unpadded form.
             match <base64ct::Base64Unpadded as base64ct::Encoding>::decode_vec(
@@ -596,9 +510,7 @@ fn params_cheap(json: &[u8]) -> bool {
 /// `SigningKey::from_pem` without a password; 3: `VerifyingKey::from_pem`.
 pub fn cosign_sig(data: &[u8]) {
     use ouk_kit::sign::{SigningKey, cosign};
-    let Some((&which, rest)) = data.split_first() else {
-        return;
-    };
+    let Some((&which, rest)) = data.split_first() else { return };
     let text = String::from_utf8_lossy(rest);
     match which % 4 {
         0 => {
@@ -639,9 +551,7 @@ pub fn cosign_sig(data: &[u8]) {
 /// envelope's payload decoded.
 pub fn dsse(data: &[u8]) {
     use ouk_kit::sign::{Envelope, dsse_verify};
-    let Ok(env) = serde_json::from_slice::<Envelope>(data) else {
-        return;
-    };
+    let Ok(env) = serde_json::from_slice::<Envelope>(data) else { return };
     let keys = std::slice::from_ref(fixture_key());
     if let Ok(v) = dsse_verify(keys, &env) {
         assert_eq!(v.payload_type, env.payload_type);
@@ -661,9 +571,7 @@ pub fn dsse(data: &[u8]) {
 pub fn delta_header(data: &[u8]) {
     use ouk_delta::format::{Block, DeltaFile, DeltaHeader, Source};
     use ouk_store::FileDigest;
-    let Ok(h) = serde_json::from_slice::<DeltaHeader>(data) else {
-        return;
-    };
+    let Ok(h) = serde_json::from_slice::<DeltaHeader>(data) else { return };
     if h.validate(1 << 30).is_err() {
         return;
     }
@@ -675,19 +583,13 @@ pub fn delta_header(data: &[u8]) {
         .collect();
     match h.target_files(&[], &rebuilt) {
         Ok(files) => {
-            assert!(
-                h.removed.is_empty(),
-                "removed paths the baseline does not have"
-            );
+            assert!(h.removed.is_empty(), "removed paths the baseline does not have");
             assert_eq!(files.len(), h.files.len());
         }
         Err(_) => assert!(!h.removed.is_empty()),
     }
     if h.removed.is_empty() && !rebuilt.is_empty() {
-        assert!(
-            h.target_files(&[], &Default::default()).is_err(),
-            "a rebuilt file without a digest"
-        );
+        assert!(h.target_files(&[], &Default::default()).is_err(), "a rebuilt file without a digest");
     }
     let s = h.summary();
     assert_eq!(s.files, h.files.len() as u64);
@@ -716,10 +618,7 @@ pub fn delta_header(data: &[u8]) {
         let _ = h.block_references(block, &[]);
         let _ = h.block_references(block, &baseline);
         let known = |f: &DeltaFile| rebuilt.get(&f.path).copied();
-        assert!(
-            h.dictionary(block, &known).is_ok(),
-            "dictionary with every digest known"
-        );
+        assert!(h.dictionary(block, &known).is_ok(), "dictionary with every digest known");
     }
     if let Ok(t) = h.target_files(&baseline, &rebuilt) {
         assert_eq!(t.len(), h.files.len());
@@ -802,17 +701,10 @@ pub fn pack_frames(data: &[u8]) {
     if let Ok(m) = ouk_delta::ChunkSetManifest::decode(data) {
         // Canonical: exactly one encoding per manifest.
         if !guard(KNOWN_BUG_MANIFEST_NOT_CANONICAL) {
-            assert_eq!(
-                m.encode(),
-                data,
-                "a decoded manifest re-encodes to other bytes"
-            );
+            assert_eq!(m.encode(), data, "a decoded manifest re-encodes to other bytes");
         }
     }
-    let kind: [u8; 4] = data
-        .get(..4)
-        .and_then(|k| k.try_into().ok())
-        .unwrap_or_default();
+    let kind: [u8; 4] = data.get(..4).and_then(|k| k.try_into().ok()).unwrap_or_default();
     match &kind {
         b"OKSH" => {
             let _ = envelope::open::<ouk_store::StoreHeader>(kind, 1, data);
@@ -856,22 +748,13 @@ pub fn pack_index(data: &[u8]) {
             assert_eq!(n.index_key(), text, "an index key parses back to itself");
         }
         if let Some(k) = parse_record_key("mirror", text) {
-            assert_eq!(
-                record_key("mirror", &k),
-                text,
-                "a record key parses back to itself"
-            );
+            assert_eq!(record_key("mirror", &k), text, "a record key parses back to itself");
         }
     }
-    let Ok(index) = PackIndex::decode(data) else {
-        return;
-    };
+    let Ok(index) = PackIndex::decode(data) else { return };
     let mut ids = std::collections::HashSet::new();
     for c in &index.chunks {
-        let end = c
-            .offset
-            .checked_add(u64::from(c.frame_len))
-            .expect("no overflow past validate");
+        let end = c.offset.checked_add(u64::from(c.frame_len)).expect("no overflow past validate");
         assert!(c.offset >= ouk_store::pack::PACK_HEADER_LEN && end <= index.pack_len);
         assert!(u64::from(c.frame_len) <= ouk_store::frame::MAX_FRAME_LEN);
         assert!(ids.insert(c.id), "chunk {} twice", c.id);
@@ -886,20 +769,11 @@ pub fn pack_index(data: &[u8]) {
 /// them under `--output-dir`), carries a usable recipe, and re-encodes to the same bytes.
 pub fn mirror_record(data: &[u8]) {
     use ouk_kit::mirror::{MirroredBundle, StoredContent};
-    let Ok(r) = MirroredBundle::decode(data) else {
-        return;
-    };
-    assert!(
-        !r.name.contains('/') && r.name != "." && r.name != "..",
-        "unsafe name {:?}",
-        r.name
-    );
+    let Ok(r) = MirroredBundle::decode(data) else { return };
+    assert!(!r.name.contains('/') && r.name != "." && r.name != "..", "unsafe name {:?}", r.name);
     for s in &r.sidecars {
         assert!(
-            !s.path.starts_with('/')
-                && s.path
-                    .split('/')
-                    .all(|c| !c.is_empty() && c != "." && c != ".."),
+            !s.path.starts_with('/') && s.path.split('/').all(|c| !c.is_empty() && c != "." && c != ".."),
             "unsafe sidecar path {:?}",
             s.path
         );
@@ -907,9 +781,7 @@ pub fn mirror_record(data: &[u8]) {
     if let StoredContent::Tar { recipe, .. } = &r.content {
         assert!(recipe.validate().is_ok());
         // The recipe's compressor starts on any accepted recipe.
-        let mut c = recipe
-            .compressor(Vec::new(), 1)
-            .expect("an accepted recipe compresses");
+        let mut c = recipe.compressor(Vec::new(), 1).expect("an accepted recipe compresses");
         c.write_all(b"ouk").expect("compress");
         c.finish().expect("finish");
     }
@@ -923,27 +795,14 @@ pub fn mirror_record(data: &[u8]) {
 /// and `select` / `file` answer without panicking.
 pub fn published_index(data: &[u8]) {
     use ouk_transport::index::{PublishedIndex, is_plain_path};
-    let Ok(index) = PublishedIndex::parse(data) else {
-        return;
-    };
+    let Ok(index) = PublishedIndex::parse(data) else { return };
     for b in &index.bundles {
-        assert!(
-            is_plain_path(&b.name) && !b.name.contains('/'),
-            "bundle name {:?}",
-            b.name
-        );
+        assert!(is_plain_path(&b.name) && !b.name.contains('/'), "bundle name {:?}", b.name);
         let first = b.files.first().expect("an accepted bundle lists itself");
-        assert_eq!(
-            (&first.path, &first.sha256, first.size),
-            (&b.name, &b.sha256, b.size)
-        );
+        assert_eq!((&first.path, &first.sha256, first.size), (&b.name, &b.sha256, b.size));
         for f in &b.files {
             assert!(is_plain_path(&f.path), "path {:?}", f.path);
-            assert!(
-                !f.path.split('/').any(|s| s == ".." || s == "."),
-                "path {:?}",
-                f.path
-            );
+            assert!(!f.path.split('/').any(|s| s == ".." || s == "."), "path {:?}", f.path);
             assert_eq!(index.file(&f.path).map(|g| &g.path), Some(&f.path));
         }
     }
@@ -968,33 +827,22 @@ pub fn quota_subject(data: &[u8]) {
     const NOW: i64 = 1_761_350_390;
     let text = String::from_utf8_lossy(data);
     let keys = std::slice::from_ref(fixture_key());
-    let Ok(arg) = parse_subject(&text) else {
-        return;
-    };
+    let Ok(arg) = parse_subject(&text) else { return };
     let resolved = resolve(&arg, None, Ok(keys), NOW);
     if let SubjectArg::Token(token) = &arg {
         match verify_token(keys, token, NOW) {
             Ok(v) => {
                 assert_eq!(v.kid, fixture_key().kid());
-                assert!(
-                    v.exp.is_none_or(|exp| NOW < exp),
-                    "an expired token verified"
-                );
+                assert!(v.exp.is_none_or(|exp| NOW < exp), "an expired token verified");
                 assert_eq!(resolved.class, SubjectClass::Token);
             }
             Err(_) => {
                 assert_eq!(resolved.class, SubjectClass::Anonymous);
-                assert!(
-                    resolved.fallback_reason.is_some(),
-                    "a refused token without a reason"
-                );
+                assert!(resolved.fallback_reason.is_some(), "a refused token without a reason");
             }
         }
         if token.len() >= 8 {
-            assert!(
-                !format!("{resolved:?}").contains(token.as_str()),
-                "Debug shows the token"
-            );
+            assert!(!format!("{resolved:?}").contains(token.as_str()), "Debug shows the token");
         }
     }
 }
@@ -1021,11 +869,7 @@ pub fn feed_rows(data: &[u8]) {
             Err(_) => return,
         };
         for (i, (raw, range)) in batch.rows.iter().enumerate() {
-            assert!(
-                raw.line >= last_line && raw.line >= 1 && raw.line <= lines,
-                "line {} after {last_line} (of {lines})",
-                raw.line
-            );
+            assert!(raw.line >= last_line && raw.line >= 1 && raw.line <= lines, "line {} after {last_line} (of {lines})", raw.line);
             last_line = raw.line;
             assert!(range.len() <= MAX_ROW_BYTES + 1);
             if raw.bad.is_some() {
@@ -1034,16 +878,10 @@ pub fn feed_rows(data: &[u8]) {
             }
             if let Ok(row) = parse_row(batch.bytes(i), &id_fields, &mut scratch) {
                 assert!(!row.id.is_empty() && row.id.len() <= MAX_ID_BYTES);
-                let v: serde_json::Value =
-                    serde_json::from_slice(batch.bytes(i)).expect("parsed once");
+                let v: serde_json::Value = serde_json::from_slice(batch.bytes(i)).expect("parsed once");
                 let canon = canonical_bytes(&v);
-                let again: serde_json::Value =
-                    serde_json::from_slice(&canon).expect("canonical JSON parses");
-                assert_eq!(
-                    canonical_bytes(&again),
-                    canon,
-                    "canonical form is not a fixed point"
-                );
+                let again: serde_json::Value = serde_json::from_slice(&canon).expect("canonical JSON parses");
+                assert_eq!(canonical_bytes(&again), canon, "canonical form is not a fixed point");
                 assert_eq!(row_hash(&again), row.hash);
             }
         }
@@ -1074,27 +912,14 @@ pub fn feed_index(data: &[u8]) {
     let mut w = FeedIndexWriter::new(Vec::new()).expect("writer");
     for item in &items {
         match item {
-            IndexItem::Feed(h) => w
-                .begin_feed(h)
-                .expect("the writer refuses a header the reader accepted"),
-            IndexItem::Row(r) => w
-                .push_row(r)
-                .expect("the writer refuses a row the reader accepted"),
+            IndexItem::Feed(h) => w.begin_feed(h).expect("the writer refuses a header the reader accepted"),
+            IndexItem::Row(r) => w.push_row(r).expect("the writer refuses a row the reader accepted"),
         }
     }
-    let bytes = w
-        .finish()
-        .expect("the writer refuses an end the reader accepted");
-    assert_eq!(
-        read(&bytes).as_ref(),
-        Some(&items),
-        "rewritten index reads differently"
-    );
+    let bytes = w.finish().expect("the writer refuses an end the reader accepted");
+    assert_eq!(read(&bytes).as_ref(), Some(&items), "rewritten index reads differently");
     let report = ouk_kit::feeds::audit(|| Ok(data), 4).expect("audit of an accepted index");
-    let rows = items
-        .iter()
-        .filter(|i| matches!(i, IndexItem::Row(_)))
-        .count() as u64;
+    let rows = items.iter().filter(|i| matches!(i, IndexItem::Row(_))).count() as u64;
     assert_eq!(report.rows, rows);
     assert_eq!(report.feeds, items.len() as u64 - rows);
     assert!(report.conflicts <= rows && report.first.len() <= 4);

@@ -77,11 +77,7 @@ fn replay_crash_regressions() {
             }
         }
     }
-    assert!(
-        failed.is_empty(),
-        "crashing regressions:\n{}",
-        failed.join("\n")
-    );
+    assert!(failed.is_empty(), "crashing regressions:\n{}", failed.join("\n"));
 }
 
 fn seed(target: &str, file: &str) -> Vec<u8> {
@@ -99,25 +95,13 @@ fn valid_seeds_are_accepted() {
         .expect("published_index/index.json");
     assert_eq!(index.bundles.len(), 2);
     for hostile in ["escape.json", "absolute.json"] {
-        assert!(
-            ouk_transport::index::PublishedIndex::parse(&seed("published_index", hostile)).is_err(),
-            "{hostile}"
-        );
+        assert!(ouk_transport::index::PublishedIndex::parse(&seed("published_index", hostile)).is_err(), "{hostile}");
     }
 
-    for file in [
-        "bundle-writer.gz",
-        "bundle-writer.tar",
-        "pax.tar",
-        "ustar-prefix.tar",
-        "gnu-longname.tar",
-    ] {
+    for file in ["bundle-writer.gz", "bundle-writer.tar", "pax.tar", "ustar-prefix.tar", "gnu-longname.tar"] {
         let data = seed("tar_entries", file);
         let gz = ouk_fuzz::bundle_gzip(&data).expect("gzip");
-        let limits = ReadLimits {
-            max_total_bytes: ouk_fuzz::BUNDLE_MAX_TOTAL,
-            max_entries: ouk_fuzz::BUNDLE_MAX_ENTRIES,
-        };
+        let limits = ReadLimits { max_total_bytes: ouk_fuzz::BUNDLE_MAX_TOTAL, max_entries: ouk_fuzz::BUNDLE_MAX_ENTRIES };
         let mut r = BundleReader::new(&gz[..], ouk_fuzz::bundle_declared, limits);
         let mut n = 0;
         while let Some(mut e) = r.next_entry().unwrap_or_else(|e| panic!("{file}: {e}")) {
@@ -127,20 +111,10 @@ fn valid_seeds_are_accepted() {
         }
         assert!(n > 0, "{file}: no entries");
     }
-    for file in [
-        "symlink-out.tar",
-        "hardlink.tar",
-        "dotdot.tar",
-        "duplicate.tar",
-        "setuid.tar",
-        "trailing-after-gzip.tar",
-    ] {
+    for file in ["symlink-out.tar", "hardlink.tar", "dotdot.tar", "duplicate.tar", "setuid.tar", "trailing-after-gzip.tar"] {
         let data = seed("tar_entries", file);
         let gz = ouk_fuzz::bundle_gzip(&data).expect("gzip");
-        let limits = ReadLimits {
-            max_total_bytes: 1 << 20,
-            max_entries: 64,
-        };
+        let limits = ReadLimits { max_total_bytes: 1 << 20, max_entries: 64 };
         let mut r = BundleReader::new(&gz[..], ouk_fuzz::bundle_declared, limits);
         let refused = loop {
             match r.next_entry() {
@@ -158,47 +132,28 @@ fn valid_seeds_are_accepted() {
         ouk_kit::manifest::OfflineManifest::parse(&seed("offline_manifest", file)).expect(file);
     }
     for file in ["unsigned.json", "kit.metadata.json"] {
-        serde_json::from_slice::<ouk_kit::build::KitMetadata>(&seed("metadata_json", file))
-            .expect(file);
+        serde_json::from_slice::<ouk_kit::build::KitMetadata>(&seed("metadata_json", file)).expect(file);
     }
     let key = ouk_kit::sign::VerifyingKey::from_pem(ouk_fuzz::FIXTURE_PUB).expect("pub");
-    for file in [
-        "small-manifest.jws",
-        "empty-payload.jws",
-        "kit-manifest.jws",
-    ] {
+    for file in ["small-manifest.jws", "empty-payload.jws", "kit-manifest.jws"] {
         let data = seed("jws", file);
         let i = data.iter().position(|&b| b == 0).expect("NUL");
         let token = std::str::from_utf8(&data[..i]).expect("utf8");
-        ouk_kit::sign::verify_detached_jws(std::slice::from_ref(&key), token, &data[i + 1..])
-            .expect(file);
+        ouk_kit::sign::verify_detached_jws(std::slice::from_ref(&key), token, &data[i + 1..]).expect(file);
     }
-    let digest: [u8; 32] = sha2::Digest::finalize(sha2::Digest::chain_update(
-        sha2::Sha256::default(),
-        ouk_fuzz::COSIGN_BLOB,
-    ))
-    .into();
+    let digest: [u8; 32] = sha2::Digest::finalize(sha2::Digest::chain_update(sha2::Sha256::default(), ouk_fuzz::COSIGN_BLOB)).into();
     let sig = seed("cosign_sig", "sig-valid.txt");
-    ouk_kit::sign::cosign::verify_blob_sha256(
-        &key,
-        &digest,
-        std::str::from_utf8(&sig[1..]).expect("utf8"),
-    )
-    .expect("sig");
+    ouk_kit::sign::cosign::verify_blob_sha256(&key, &digest, std::str::from_utf8(&sig[1..]).expect("utf8")).expect("sig");
     let cheap = seed("cosign_sig", "cosign-cheap-scrypt.key");
     let text = std::str::from_utf8(&cheap[1..]).expect("utf8");
     assert!(ouk_fuzz::scrypt_is_cheap(text));
-    let k = ouk_kit::sign::SigningKey::from_pem(text, Some(ouk_fuzz::FIXTURE_PASSWORD))
-        .expect("cheap key");
+    let k = ouk_kit::sign::SigningKey::from_pem(text, Some(ouk_fuzz::FIXTURE_PASSWORD)).expect("cheap key");
     assert_eq!(k.verifying_key(), key);
     let fixture = seed("cosign_sig", "cosign-fixture.key");
-    assert!(!ouk_fuzz::scrypt_is_cheap(
-        std::str::from_utf8(&fixture[1..]).expect("utf8")
-    ));
+    assert!(!ouk_fuzz::scrypt_is_cheap(std::str::from_utf8(&fixture[1..]).expect("utf8")));
     for file in ["pkcs8.pem"] {
         let d = seed("cosign_sig", file);
-        ouk_kit::sign::SigningKey::from_pem(std::str::from_utf8(&d[1..]).expect("utf8"), None)
-            .expect(file);
+        ouk_kit::sign::SigningKey::from_pem(std::str::from_utf8(&d[1..]).expect("utf8"), None).expect(file);
     }
     let envs = ["statement.json", "two-signatures.json"];
     for file in envs {
@@ -206,18 +161,11 @@ fn valid_seeds_are_accepted() {
         ouk_kit::sign::dsse_verify(std::slice::from_ref(&key), &env).expect(file);
     }
     for file in ["made.json", "hand.json", "hand-no-removed.json"] {
-        let h: ouk_delta::format::DeltaHeader =
-            serde_json::from_slice(&seed("delta_header", file)).expect(file);
+        let h: ouk_delta::format::DeltaHeader = serde_json::from_slice(&seed("delta_header", file)).expect(file);
         h.validate(1 << 30).expect(file);
     }
     let reference = ouk_fuzz::patch_reference();
-    for file in [
-        "zstd.bin",
-        "zstd-ref.bin",
-        "bsdiff.bin",
-        "bsdiff-lzma.bin",
-        "zstd-empty.bin",
-    ] {
+    for file in ["zstd.bin", "zstd-ref.bin", "bsdiff.bin", "bsdiff-lzma.bin", "zstd-empty.bin"] {
         let d = seed("patch_decoders", file);
         let n = u64::from(u16::from_le_bytes([d[0], d[1]]));
         let ok = match file {
@@ -234,10 +182,7 @@ fn valid_seeds_are_accepted() {
     for file in ["pack-two-frames.bin", "real-pack-prefix.bin"] {
         let d = seed("pack_frames", file);
         let scan = ouk_store::pack::scan_pack(&d);
-        assert!(
-            !scan.is_empty() && scan.iter().all(|(_, h)| h.is_ok()),
-            "{file}"
-        );
+        assert!(!scan.is_empty() && scan.iter().all(|(_, h)| h.is_ok()), "{file}");
     }
     ouk_delta::ChunkSetManifest::decode(&seed("pack_frames", "okcm-manifest.bin")).expect("okcm");
     for file in ["four-parts.json", "one-part.json"] {
@@ -251,9 +196,6 @@ fn valid_seeds_are_accepted() {
         }
     }
     for file in ["overflow.json", "traversal.json"] {
-        assert!(
-            ouk_kit::split::PartsIndex::parse(&seed("parts_index", file)).is_err(),
-            "{file} was accepted"
-        );
+        assert!(ouk_kit::split::PartsIndex::parse(&seed("parts_index", file)).is_err(), "{file} was accepted");
     }
 }
