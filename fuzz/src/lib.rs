@@ -924,3 +924,76 @@ pub fn feed_index(data: &[u8]) {
     assert_eq!(report.feeds, items.len() as u64 - rows);
     assert!(report.conflicts <= rows && report.first.len() <= 4);
 }
+
+// ---------------------------------------------------------------------------------------
+// Recompression (ouk-recompress)
+// ---------------------------------------------------------------------------------------
+
+/// Limits of the recompress targets: small, so a bomb is found in microseconds.
+const RECOMPRESS_LIMITS: ouk_recompress::Limits = ouk_recompress::Limits {
+    max_plain: 1 << 20,
+    max_ratio: 256,
+};
+
+/// A writer that counts and drops (the bound on what rebuild writes is the promise).
+struct CountingSink(u64);
+
+impl Write for CountingSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len() as u64;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// `recompress_rebuild`: input is `u16 LE recipe length | recipe | plain form`. `rebuild`
+/// must not panic and never write more than the limits allow (the plain bound plus the
+/// room left for incompressible data); a success wrote what it says.
+pub fn recompress_rebuild(data: &[u8]) {
+    let [a, b, rest @ ..] = data else { return };
+    let n = usize::from(u16::from_le_bytes([*a, *b])).min(rest.len());
+    let (recipe, plain) = rest.split_at(n);
+    let mut out = CountingSink(0);
+    let l = &RECOMPRESS_LIMITS;
+    let result = ouk_recompress::rebuild(recipe, &mut &plain[..], &mut out, l);
+    let bound = l.max_plain + l.max_plain / 16 + (1 << 20);
+    assert!(
+        out.0 <= bound,
+        "rebuild wrote {} bytes, past {bound}",
+        out.0
+    );
+    if let Ok(written) = result {
+        assert_eq!(written, out.0, "rebuild's count differs from what it wrote");
+    }
+}
+
+/// `recompress_decode`: the input as a compressed file. `decode` and `analyze` must not
+/// panic, must stay within the limits, must agree on the plain form, and a recipe from
+/// `analyze` must rebuild the input byte for byte (that is what `Ok` promises).
+pub fn recompress_decode(data: &[u8]) {
+    let l = &RECOMPRESS_LIMITS;
+    let mut decoded = Vec::new();
+    let d = ouk_recompress::decode(&mut &data[..], &mut decoded, l);
+    assert!(
+        decoded.len() as u64 <= l.max_plain + (256 << 10),
+        "decode passed max_plain"
+    );
+    let mut plain = Vec::new();
+    let Ok(a) = ouk_recompress::analyze(&mut &data[..], &mut plain, l) else {
+        return;
+    };
+    assert!(d.is_ok(), "analyze accepted what decode refused");
+    assert!(
+        plain == decoded,
+        "analyze and decode give different plain forms"
+    );
+    let mut out = Vec::new();
+    ouk_recompress::rebuild(&a.recipe, &mut &plain[..], &mut out, l)
+        .expect("rebuild of analyze's own recipe");
+    assert!(
+        out == data,
+        "rebuild of analyze's own recipe is not the input"
+    );
+}

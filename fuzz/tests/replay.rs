@@ -28,6 +28,8 @@ const TARGETS: &[(&str, Target)] = &[
     ("quota_subject", ouk_fuzz::quota_subject),
     ("feed_rows", ouk_fuzz::feed_rows),
     ("feed_index", ouk_fuzz::feed_index),
+    ("recompress_rebuild", ouk_fuzz::recompress_rebuild),
+    ("recompress_decode", ouk_fuzz::recompress_decode),
 ];
 
 fn fuzz_dir() -> PathBuf {

@@ -50,7 +50,10 @@ fn main() {
     let a = match result {
         Ok(a) => a,
         Err(e) => {
-            println!("{path}\tsize={size}\tNOT EXACT: {e}\tanalyze={analyze_s:.2}s\tpeak={}MiB", peak_rss_mib());
+            println!(
+                "{path}\tsize={size}\tNOT EXACT: {e}\tanalyze={analyze_s:.2}s\tpeak={}MiB",
+                peak_rss_mib()
+            );
             return;
         }
     };

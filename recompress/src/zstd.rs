@@ -171,7 +171,8 @@ fn frame(input: &mut Input<'_>, sink: &mut Sink<'_>) -> Result<()> {
         let consumed = input.consumed();
         dec.feed(&bytes, &mut |p| sink.decoded(p, consumed))
     };
-    let mut hint = piece(input, sink, h.len)?;
+    piece(input, sink, h.len)?;
+    let mut hint;
     loop {
         if input.fill(3)? < 3 {
             return Err(malformed("truncated block header".into()));
@@ -257,13 +258,15 @@ fn encoder(p: &ZstdParams) -> Result<CCtx<'static>> {
     Ok(c)
 }
 
-/// Compress `plain` (`end`: the last piece) and hand the output to `emit`.
+/// Compress `plain` (`end`: the last piece) and hand the output to `emit`. A libzstd error
+/// is `NotExact` while analyzing and a malformed recipe while rebuilding (`rebuilding`).
 fn encode(
     c: &mut CCtx<'_>,
     plain: &[u8],
     end: bool,
     buf: &mut [u8],
     emit: &mut dyn FnMut(&[u8]) -> Result<bool>,
+    rebuilding: bool,
 ) -> Result<bool> {
     let mut inb = InBuffer::around(plain);
     let op = if end {
@@ -275,7 +278,17 @@ fn encode(
         let mut outb = OutBuffer::around(&mut *buf);
         let left = c
             .compress_stream2(&mut outb, &mut inb, op)
-            .map_err(|code| RecompressError::NotExact(format!("libzstd: {}", zerr(code))))?;
+            .map_err(|code| {
+                let message = format!("libzstd: {}", zerr(code));
+                if rebuilding {
+                    RecompressError::Malformed {
+                        what: "recipe",
+                        message,
+                    }
+                } else {
+                    RecompressError::NotExact(message)
+                }
+            })?;
         let n = outb.pos();
         if !emit(&buf[..n])? {
             return Ok(false);
@@ -316,7 +329,7 @@ fn trial(spool: &Spool, p: &ZstdParams, budget: &mut u64) -> Result<Trial> {
         dec.feed(&frame[..n], &mut |plain| {
             if ok && !plain.is_empty() {
                 fed += plain.len() as u64;
-                ok = encode(&mut c, plain, false, &mut outbuf, &mut compare)?;
+                ok = encode(&mut c, plain, false, &mut outbuf, &mut compare, false)?;
             }
             Ok(())
         })?;
@@ -328,7 +341,7 @@ fn trial(spool: &Spool, p: &ZstdParams, budget: &mut u64) -> Result<Trial> {
         }
         *budget -= fed;
     }
-    if !encode(&mut c, &[], true, &mut outbuf, &mut compare)? {
+    if !encode(&mut c, &[], true, &mut outbuf, &mut compare, false)? {
         return Ok(Trial::Differs);
     }
     Ok(if same && cmp_pos == spool.len() {
@@ -364,9 +377,9 @@ pub(crate) fn rebuild(p: &ZstdParams, plain: &mut dyn Read, out: &mut OutMeter<'
         let n = left.min(STEP as u64);
         read_plain(plain, n, &mut buf)?;
         left -= n;
-        encode(&mut c, &buf, false, &mut outbuf, &mut put)?;
+        encode(&mut c, &buf, false, &mut outbuf, &mut put, true)?;
     }
-    encode(&mut c, &[], true, &mut outbuf, &mut put)?;
+    encode(&mut c, &[], true, &mut outbuf, &mut put, true)?;
     Ok(())
 }
 

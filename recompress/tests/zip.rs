@@ -107,14 +107,21 @@ fn python_zipfile_unseekable_with_data_descriptors() {
     let Some(z) = python_zip(PY_UNSEEKABLE) else {
         return;
     };
-    assert!(z.windows(4).any(|w| w == b"PK\x07\x08"), "no data descriptors written");
+    assert!(
+        z.windows(4).any(|w| w == b"PK\x07\x08"),
+        "no data descriptors written"
+    );
     let a = round_trip(&z);
     assert_sees_through(&z, &b"zip64 ".repeat(50));
     // every deflated member after the stored ones was seen through too
     let mut plain = Vec::new();
     ouk_recompress::decode(&mut &z[..], &mut plain, &Default::default()).unwrap();
     assert!(plain.len() > 120_000 + 40_000 + 30_000, "{}", plain.len());
-    eprintln!("python unseekable zip: {} -> recipe {}", z.len(), a.recipe.len());
+    eprintln!(
+        "python unseekable zip: {} -> recipe {}",
+        z.len(),
+        a.recipe.len()
+    );
 }
 
 #[test]

@@ -98,8 +98,13 @@ fn other_libzstd_version_is_refused_by_name() {
     }
     let at = recipe.windows(enc.len()).rposition(|w| w == enc).unwrap();
     recipe.splice(at..at + enc.len(), [0xa0, 0x51]); // 10400
-    let err = ouk_recompress::rebuild(&recipe, &mut &plain[..], &mut Vec::new(), &Default::default())
-        .unwrap_err();
+    let err = ouk_recompress::rebuild(
+        &recipe,
+        &mut &plain[..],
+        &mut Vec::new(),
+        &Default::default(),
+    )
+    .unwrap_err();
     match err {
         RecompressError::Unsupported(m) => assert!(m.contains("1.4.0"), "{m}"),
         e => panic!("{e}"),
