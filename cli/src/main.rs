@@ -184,6 +184,7 @@ impl Context {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    output::guard_stdout();
     let ctx = Context {
         root: cli.root,
         out: Output {

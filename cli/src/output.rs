@@ -34,11 +34,46 @@ impl<'a, T: Serialize> WithRequests<'a, T> {
 /// is not an error: the rest is dropped quietly instead of panicking as `println!` does.
 /// The command's exit code is unchanged: its work is done by the time it prints.
 pub fn print_line(text: &str) {
-    let mut out = std::io::stdout().lock();
-    match writeln!(out, "{text}").and_then(|_| out.flush()) {
+    let written = match OWN_STDOUT.get() {
+        Some(file) => {
+            let mut out = file;
+            writeln!(out, "{text}").and_then(|_| out.flush())
+        }
+        None => {
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "{text}").and_then(|_| out.flush())
+        }
+    };
+    match written {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
         Err(e) => eprintln!("ouk: cannot write to stdout: {e}"),
+    }
+}
+
+/// ouk's own stdout, kept aside by [`guard_stdout`].
+static OWN_STDOUT: std::sync::OnceLock<std::fs::File> = std::sync::OnceLock::new();
+
+/// Keep stdout for ouk's own output. A library may print debugging lines to stdout
+/// (preflate-rs does, when `delta make` meets a deflate stream it cannot model): file
+/// descriptor 1 is kept aside (close-on-exec) for [`print_line`], and pointed at stderr, so
+/// a `--json` document or a script's parsed output is never interleaved with such lines.
+/// Best effort: if the descriptors cannot be arranged, output goes to stdout as before.
+pub fn guard_stdout() {
+    use std::os::fd::FromRawFd;
+    // SAFETY: fcntl(F_DUPFD_CLOEXEC) and dup2 take plain descriptor numbers and touch no
+    // memory; the descriptor fcntl returns is new and owned by nobody else, so the File
+    // made from it is its only owner.
+    unsafe {
+        let kept = libc::fcntl(1, libc::F_DUPFD_CLOEXEC, 3);
+        if kept < 0 {
+            return;
+        }
+        let file = std::fs::File::from_raw_fd(kept);
+        if libc::dup2(2, 1) < 0 {
+            return;
+        }
+        let _ = OWN_STDOUT.set(file);
     }
 }
 
