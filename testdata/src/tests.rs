@@ -435,3 +435,36 @@ fn far_days_work_and_absurd_days_are_refused() {
     let err = generate(&TreeSpec::small(4).on_day(MAX_DAY + 1), dir.path()).unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
 }
+
+/// One SHA-256 over every path, mode and content of a snapshot, in path order.
+fn tree_digest(snap: &Snapshot) -> String {
+    let mut hsh = Sha256::new();
+    for (k, (bytes, mode, _)) in snap {
+        hsh.update(k.as_bytes());
+        hsh.update([0]);
+        hsh.update(mode.to_le_bytes());
+        hsh.update((bytes.len() as u64).to_le_bytes());
+        hsh.update(bytes);
+    }
+    hex::encode(hsh.finalize())
+}
+
+#[test]
+fn plain_trees_are_pinned() {
+    // The uncompressed variant is what every existing test and benchmark measures: its
+    // bytes must not move when the generator learns new variants. These digests were taken
+    // before the compressed variant existed.
+    for (spec, want) in [
+        (
+            TreeSpec::small(11).on_day(2),
+            "f21e3d23c605777e24562172a1bd85da0cd7e14d921e67a125088ab60a2d3e90",
+        ),
+        (
+            TreeSpec::small(5).on_day(1),
+            "81728d912e8ace842fdd234702b1523187a6674fc72b512380bc18f01665169f",
+        ),
+    ] {
+        let (_d, _s, snap) = gen_tree(&spec);
+        assert_eq!(tree_digest(&snap), want, "{spec:?}");
+    }
+}
