@@ -88,7 +88,8 @@ if [[ ! -x "$OUK_BIN" || ! -x "$OUK_TESTDATA_BIN" ]]; then
   (cd "$REPO" && CARGO_TARGET_DIR="$TARGET" cargo build -q --release -p ouk-cli -p ouk-testdata) \
     || die "cargo build failed"
 fi
-"$OUK_TESTDATA_BIN" --help 2>/dev/null | grep -q -- --compressed \
+# (Output captured first: `grep -q` closing the pipe early would fail it under pipefail.)
+[[ "$("$OUK_TESTDATA_BIN" --help 2>/dev/null)" == *--compressed* ]] \
   || die "$OUK_TESTDATA_BIN has no --compressed (rebuild it: cargo build --release -p ouk-testdata)"
 
 mkdir -p "$WORKROOT"
@@ -98,7 +99,7 @@ ROWS="$WORKROOT/rows.tsv"
 ok=1
 
 IMPORT_EXTRA=(--free-margin 0)
-if "$OUK_BIN" kit import --help 2>/dev/null | grep -q -- '--max-kit-age'; then
+if [[ "$("$OUK_BIN" kit import --help 2>/dev/null)" == *--max-kit-age* ]]; then
   IMPORT_EXTRA+=(--max-kit-age 0)
 fi
 
