@@ -652,6 +652,42 @@ impl Plan {
         }
     }
 
+    /// Calls `f` with every row of the feed, in file order, rendered as in [`Plan::write`]
+    /// (newline-terminated).
+    fn each_row(&self, mut f: impl FnMut(&RowKey, &[u8]) -> io::Result<()>) -> io::Result<()> {
+        let mut buf: Vec<u8> = Vec::with_capacity(16 * 1024);
+        let mut one = |u: u64, withdrawn: Option<u32>| -> io::Result<()> {
+            let v = Vuln::new(self.seed, u);
+            buf.clear();
+            render_vuln_row(self.seed, self.kind, &v, self.day, withdrawn, &mut buf);
+            let mut id = Vec::with_capacity(24);
+            match self.kind {
+                FeedKind::Osv => v.push_osv_id(&mut id),
+                FeedKind::Ghsa => v.push_ghsa(&mut id),
+                FeedKind::Nvd => v.push_cve(&mut id),
+            }
+            let key = RowKey {
+                // Ids are built from ASCII parts only.
+                id: String::from_utf8_lossy(&id).into_owned(),
+                cve_year: v.cve_year,
+            };
+            f(&key, &buf)
+        };
+        let mut next_add = 0usize;
+        for u in 0..self.n_base {
+            match self.withdrawn.get(&u) {
+                Some(w) if w.removed => {}
+                Some(w) => one(u, Some(w.day))?,
+                None => one(u, None)?,
+            }
+            while next_add < self.added.len() && self.added[next_add].0 == u {
+                one(self.added[next_add].1, None)?;
+                next_add += 1;
+            }
+        }
+        Ok(())
+    }
+
     /// Writes the feed, streaming through a bounded buffer. Returns bytes written.
     fn write(&self, out: &mut impl Write) -> io::Result<u64> {
         let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
@@ -695,12 +731,23 @@ fn render_row(
     withdrawn: Option<u32>,
     out: &mut Vec<u8>,
 ) {
-    let v = Vuln::new(seed, u);
-    let st = RowState::at(seed, kind, &v, day, withdrawn);
+    render_vuln_row(seed, kind, &Vuln::new(seed, u), day, withdrawn, out);
+}
+
+/// [`render_row`] for an already drawn vulnerability.
+fn render_vuln_row(
+    seed: u64,
+    kind: FeedKind,
+    v: &Vuln,
+    day: u32,
+    withdrawn: Option<u32>,
+    out: &mut Vec<u8>,
+) {
+    let st = RowState::at(seed, kind, v, day, withdrawn);
     match kind {
-        FeedKind::Osv => render_osv(&v, &st, out),
-        FeedKind::Ghsa => render_ghsa(&v, &st, out),
-        FeedKind::Nvd => render_nvd(&v, &st, out),
+        FeedKind::Osv => render_osv(v, &st, out),
+        FeedKind::Ghsa => render_ghsa(v, &st, out),
+        FeedKind::Nvd => render_nvd(v, &st, out),
     }
     out.push(b'\n');
 }
@@ -981,6 +1028,26 @@ fn render_nvd(v: &Vuln, st: &RowState, out: &mut Vec<u8>) {
         out.s("\",\"source\":\"security-advisories@github.com\",\"tags\":[\"Issue Tracking\"]}");
     }
     out.s("]}}");
+}
+
+/// What the compressed variant needs to know of a row besides its bytes.
+pub(crate) struct RowKey {
+    /// The row's id in its feed (OSV id, GHSA id, CVE id).
+    pub id: String,
+    /// The year of its CVE id (NVD's yearly files split on it).
+    pub cve_year: u64,
+}
+
+/// Calls `f` with every row of the `kind` feed of `day` for a universe of `n_base` base
+/// rows: the rows [`write_feed_rows`] writes, in the same order, each newline-terminated.
+pub(crate) fn for_each_row(
+    seed: u64,
+    kind: FeedKind,
+    n_base: u64,
+    day: u32,
+    f: impl FnMut(&RowKey, &[u8]) -> io::Result<()>,
+) -> io::Result<()> {
+    Plan::new(seed, kind, n_base, day).each_row(f)
 }
 
 /// Number of base rows a feed of `kind` needs to be about `target_bytes` long

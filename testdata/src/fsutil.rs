@@ -48,6 +48,22 @@ pub fn sha256(bytes: &[u8]) -> [u8; 32] {
     Sha256::digest(bytes).into()
 }
 
+/// SHA-256 of a file's content (for files written through a seeking writer, which a
+/// [`HashWriter`] cannot follow).
+pub fn sha256_file(path: &Path) -> io::Result<[u8; 32]> {
+    use std::io::Read;
+    let mut f = File::open(path)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            return Ok(h.finalize().into());
+        }
+        h.update(&buf[..n]);
+    }
+}
+
 /// Creates the parent directories of `path`.
 pub fn ensure_parent(path: &Path) -> io::Result<()> {
     match path.parent() {

@@ -1,14 +1,18 @@
 //! Container images as OCI image layouts: `images/<name>/<arch>/` with `oci-layout`,
 //! `index.json` and `blobs/sha256/<hex>` (layers, config, manifest).
 //!
-//! Layers are uncompressed ustar archives of "binary-looking" files. The base OS layer,
+//! Layers are ustar archives of "binary-looking" files: uncompressed (media type `tar`), or
+//! in the compressed variant `tar+gzip`, written by two deflate producers (see [`crate::gz`]:
+//! layers alternate between zlib and miniz), with the config's `diff_ids` naming the
+//! uncompressed tars and the manifest's descriptors the gzip blobs. The base OS layer,
 //! the .NET runtime layer and the Advisory AI common layer are shared between images of an
 //! architecture and written byte-identically into each image that uses them. Each image
 //! has one app layer; each day exactly one of the eight app layers (4 images x 2 arches) is
 //! rebuilt: a few of its files change, so its blob is replaced, while every other layer
 //! blob stays byte-identical.
 
-use crate::fsutil::{create_hashed, finish_hashed, write_file};
+use crate::fsutil::{HashWriter, create_hashed, finish_hashed, write_file};
+use crate::gz::{GzWriter, Header, Producer};
 use crate::rng::{Sm, fill_binary, h, hs};
 use crate::schedule::{LAYER_REBUILDS, rebuild_days, rebuild_time};
 use crate::text::{DAY, T0, rfc3339};
@@ -34,6 +38,9 @@ pub const REGISTRY: &str = "registry.stella-ops.org/stellaops";
 
 const TAG_SEG: u64 = 0x7365_676d;
 const LAYER_MEDIA_TYPE: &str = "application/vnd.oci.image.layer.v1.tar";
+const LAYER_MEDIA_TYPE_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+/// Deflate level of the gzip layers (`gzip -6`, Docker's and Go's default).
+const LAYER_GZIP_LEVEL: u32 = 6;
 
 struct LayerDef {
     key: &'static str,
@@ -114,12 +121,25 @@ fn slot(image: usize, arch: usize) -> u64 {
     (image * 2 + arch) as u64
 }
 
+/// The gzip producer of the compressed variant's layer `LAYERS[i]`: alternating, so the
+/// shared layers and the daily rebuilt app layers each come from both.
+fn layer_producer(i: usize) -> Producer {
+    if i.is_multiple_of(2) {
+        Producer::Zlib
+    } else {
+        Producer::Miniz
+    }
+}
+
 /// A finished blob.
 #[derive(Clone)]
 struct Blob {
     digest: String,
     size: u64,
     path: PathBuf,
+    /// The digest of the uncompressed content (the config's `diff_id`): `digest` itself
+    /// for an uncompressed layer or a JSON blob.
+    diff_id: String,
 }
 
 /// Writes a ustar header for a regular file.
@@ -143,7 +163,8 @@ fn tar_header(name: &str, size: u64, mtime: i64) -> [u8; 512] {
     hd
 }
 
-/// Streams one layer archive into `dir/blobs/sha256/`, named by its digest.
+/// Streams one layer archive into `dir/blobs/sha256/`, named by its digest; gzipped by
+/// `gzip`'s producer when given.
 fn write_layer(
     dir: &Path,
     seed: u64,
@@ -151,6 +172,7 @@ fn write_layer(
     arch: usize,
     size: u64,
     rebuilds: &[u32],
+    gzip: Option<Producer>,
 ) -> io::Result<Blob> {
     let lkey = h(&[seed, hs(def.key), arch as u64]);
     // Fixed file list: sizes 2..128 KiB until the layer reaches its size.
@@ -165,9 +187,49 @@ fn write_layer(
         acc += 512 + (len as u64).div_ceil(512) * 512;
         files.push((name, len));
     }
-    let nfiles = files.len() as u64;
     let tmp = dir.join("blobs/sha256").join(format!(".tmp-{}", def.key));
-    let mut w = create_hashed(&tmp)?;
+    let file = create_hashed(&tmp)?;
+    let (file, diff_id) = match gzip {
+        None => {
+            let mut w = file;
+            write_tar(&mut w, lkey, &files, rebuilds)?;
+            (w, None)
+        }
+        Some(producer) => {
+            // Container tools write no name and no time in a layer's gzip header.
+            let header = Header {
+                mtime: 0,
+                name: None,
+                os: 255,
+            };
+            let mut tar = HashWriter::new(GzWriter::new(file, producer, LAYER_GZIP_LEVEL, header));
+            write_tar(&mut tar, lkey, &files, rebuilds)?;
+            let (gz, diff, _) = tar.finish();
+            (gz.finish()?, Some(format!("sha256:{}", hex::encode(diff))))
+        }
+    };
+    let (digest, size) = finish_hashed(file)?;
+    let hexd = hex::encode(digest);
+    let path = dir.join("blobs/sha256").join(&hexd);
+    fs::rename(&tmp, &path)?;
+    let digest = format!("sha256:{hexd}");
+    Ok(Blob {
+        diff_id: diff_id.unwrap_or_else(|| digest.clone()),
+        digest,
+        size,
+        path,
+    })
+}
+
+/// Writes the tar stream of a layer's `files` (name, length) at the revision each has
+/// after `rebuilds`.
+fn write_tar(
+    w: &mut impl Write,
+    lkey: u64,
+    files: &[(String, usize)],
+    rebuilds: &[u32],
+) -> io::Result<()> {
+    let nfiles = files.len() as u64;
     let mut buf = vec![0u8; 128 * 1024];
     for (i, (name, len)) in files.iter().enumerate() {
         // The file's content revision: the last rebuild that touched it.
@@ -188,16 +250,7 @@ fn write_layer(
         let pad = (512 - len % 512) % 512;
         w.write_all(&[0u8; 512][..pad])?;
     }
-    w.write_all(&[0u8; 1024])?;
-    let (digest, size) = finish_hashed(w)?;
-    let hexd = hex::encode(digest);
-    let path = dir.join("blobs/sha256").join(&hexd);
-    fs::rename(&tmp, &path)?;
-    Ok(Blob {
-        digest: format!("sha256:{hexd}"),
-        size,
-        path,
-    })
+    w.write_all(&[0u8; 1024])
 }
 
 fn write_json_blob(dir: &Path, value: &serde_json::Value) -> io::Result<Blob> {
@@ -205,21 +258,24 @@ fn write_json_blob(dir: &Path, value: &serde_json::Value) -> io::Result<Blob> {
     let hexd = hex::encode(crate::fsutil::sha256(&bytes));
     let path = dir.join("blobs/sha256").join(&hexd);
     write_file(&path, &bytes)?;
+    let digest = format!("sha256:{hexd}");
     Ok(Blob {
-        digest: format!("sha256:{hexd}"),
+        diff_id: digest.clone(),
+        digest,
         size: bytes.len() as u64,
         path,
     })
 }
 
 /// Writes the four images of architecture `arch` (index into [`ARCHES`]) of day `day`,
-/// spending about `arch_bytes` bytes on disk.
+/// with about `arch_bytes` bytes of (uncompressed) layers; `compressed` gzips the layers.
 pub fn write_arch(
     root: &Path,
     seed: u64,
     day: u32,
     arch: usize,
     arch_bytes: u64,
+    compressed: bool,
 ) -> io::Result<()> {
     let (arch_dir, oci_arch) = ARCHES[arch % ARCHES.len()];
     let mut shared: HashMap<&'static str, Blob> = HashMap::new();
@@ -233,14 +289,19 @@ pub fn write_arch(
         let mut layers: Vec<Blob> = Vec::new();
         let mut history = Vec::new();
         let mut created = T0 - 3 * DAY;
-        for def in LAYERS.iter().filter(|d| d.users.contains(&img)) {
+        for (li, def) in LAYERS
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| d.users.contains(&img))
+        {
             let size = arch_bytes * def.permille / 1000;
+            let gzip = compressed.then(|| layer_producer(li));
             let blob = if def.app {
                 let days = rebuild_days(seed, LAYER_REBUILDS, 8, slot(img, arch), day);
                 if let Some(&last) = days.last() {
                     created = rebuild_time(seed, LAYER_REBUILDS, last);
                 }
-                write_layer(&dir, seed, def, arch, size, &days)?
+                write_layer(&dir, seed, def, arch, size, &days, gzip)?
             } else if let Some(src) = shared.get(def.key) {
                 let path = dir
                     .join("blobs/sha256")
@@ -251,7 +312,7 @@ pub fn write_arch(
                     ..src.clone()
                 }
             } else {
-                let b = write_layer(&dir, seed, def, arch, size, &[])?;
+                let b = write_layer(&dir, seed, def, arch, size, &[], gzip)?;
                 shared.insert(def.key, b.clone());
                 b
             };
@@ -280,7 +341,7 @@ pub fn write_arch(
             },
             "rootfs": {
                 "type": "layers",
-                "diff_ids": layers.iter().map(|b| b.digest.clone()).collect::<Vec<_>>(),
+                "diff_ids": layers.iter().map(|b| b.diff_id.clone()).collect::<Vec<_>>(),
             },
             "history": history,
         });
@@ -294,7 +355,7 @@ pub fn write_arch(
                 "size": config_blob.size,
             },
             "layers": layers.iter().map(|b| json!({
-                "mediaType": LAYER_MEDIA_TYPE,
+                "mediaType": if compressed { LAYER_MEDIA_TYPE_GZIP } else { LAYER_MEDIA_TYPE },
                 "digest": b.digest,
                 "size": b.size,
             })).collect::<Vec<_>>(),

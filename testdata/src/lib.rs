@@ -7,10 +7,17 @@
 //! and one image app layer rebuilt, everything else byte-identical), and the tree of any
 //! day is generated directly, without the days before it. Generation streams to disk with
 //! bounded memory; see `README.md` for the layout.
+//!
+//! A compressed variant ([`TreeSpec::compressed`]) carries the same content the way real
+//! kits mostly do: gzip image layers from two deflate producers, NVD's yearly `.json.gz`,
+//! OSV's `all.zip`, a zstd GHSA feed and a wheel-like zip plug-in, with the same daily
+//! churn inside the compressed files. The plain variant's bytes do not depend on it.
 
+mod compressed;
 mod debug_store;
 mod feeds;
 mod fsutil;
+mod gz;
 mod images;
 mod misc;
 mod plugins;
@@ -18,16 +25,21 @@ mod rng;
 mod schedule;
 pub mod snapshot;
 mod text;
+mod wheel;
 mod words;
 
 #[cfg(test)]
+mod compressed_tests;
+#[cfg(test)]
 mod tests;
 
+pub use compressed::{GHSA_ZST, NVD_DIR, OSV_ZIP, nvd_year_file};
 pub use feeds::{DAILY_REVISION_P, FeedKind, write_feed, write_feed_like};
 pub use images::{ARCHES, IMAGES};
 pub use misc::{ROOT_CA_PEM, SUB_CA_PEM};
 pub use plugins::{PLUGIN_ROOT, PLUGINS, plugin_id};
 pub use text::{T0, day_start};
+pub use wheel::{MODULES as WHEEL_MODULES, PACKAGE as WHEEL_PACKAGE, WHEEL};
 
 use std::fs;
 use std::io;
@@ -53,6 +65,10 @@ pub struct TreeSpec {
     pub image_bytes: u64,
     /// Target size of the debug store's `.debug` files.
     pub debug_bytes: u64,
+    /// The compressed variant: gzip layers (`image_bytes` then counts the uncompressed
+    /// tars), NVD as yearly `.json.gz`, OSV as `all.zip`, GHSA as `.jsonl.zst`, plus a
+    /// wheel plug-in. `false` (the default) is the plain variant.
+    pub compressed: bool,
 }
 
 impl TreeSpec {
@@ -65,6 +81,7 @@ impl TreeSpec {
             feed_bytes: 3 << 20,
             image_bytes: 1 << 20,
             debug_bytes: 256 << 10,
+            compressed: false,
         }
     }
 
@@ -80,12 +97,18 @@ impl TreeSpec {
             feed_bytes,
             image_bytes,
             debug_bytes: rest - feed_bytes - image_bytes,
+            compressed: false,
         }
     }
 
     /// The same tree on another day.
     pub fn on_day(self, day: u32) -> TreeSpec {
         TreeSpec { day, ..self }
+    }
+
+    /// The same tree in the compressed (`true`) or plain (`false`) variant.
+    pub fn with_compressed(self, compressed: bool) -> TreeSpec {
+        TreeSpec { compressed, ..self }
     }
 
     /// The mtime (Unix seconds) given to every file and directory of the tree.
@@ -136,19 +159,34 @@ pub fn generate(spec: &TreeSpec, out: &Path) -> io::Result<TreeSummary> {
     }
     let seed = spec.seed;
     let day = spec.day;
+    let compressed = spec.compressed;
     std::thread::scope(|s| -> io::Result<()> {
         let mut jobs = Vec::new();
         for kind in FeedKind::ALL {
             let target = spec.feed_bytes / 100 * kind.share_percent();
-            jobs.push(s.spawn(move || write_tree_feed(out, seed, kind, day, target)));
+            jobs.push(s.spawn(move || {
+                if !compressed {
+                    return write_tree_feed(out, seed, kind, day, target);
+                }
+                match kind {
+                    FeedKind::Osv => compressed::write_osv_zip(out, seed, day, target),
+                    FeedKind::Ghsa => compressed::write_ghsa_zst(out, seed, day, target),
+                    FeedKind::Nvd => compressed::write_nvd_yearly(out, seed, day, target),
+                }
+            }));
         }
         for arch in 0..ARCHES.len() {
             let arch_bytes = spec.image_bytes / ARCHES.len() as u64;
-            jobs.push(s.spawn(move || images::write_arch(out, seed, day, arch, arch_bytes)));
+            jobs.push(
+                s.spawn(move || images::write_arch(out, seed, day, arch, arch_bytes, compressed)),
+            );
         }
         let mut result = plugins::write_plugins(out, seed, day)
             .and_then(|()| debug_store::write_debug_store(out, seed, spec.debug_bytes))
             .and_then(|()| misc::write_misc(out, seed));
+        if compressed {
+            result = result.and_then(|()| wheel::write_wheel(out, seed, day));
+        }
         for job in jobs {
             let r = job
                 .join()

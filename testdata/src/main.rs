@@ -1,7 +1,7 @@
 //! `ouk-testdata`: command-line front end of the synthetic release-tree generator.
 //!
 //! ```text
-//! ouk-testdata tree --seed N --day D [--size small|64MiB|1GiB|<bytes>] OUT_DIR
+//! ouk-testdata tree --seed N --day D [--size small|64MiB|1GiB|<bytes>] [--compressed] OUT_DIR
 //! ouk-testdata feed --seed N --bytes <size> OUT_FILE
 //! ```
 
@@ -14,8 +14,10 @@ use std::time::Instant;
 
 const USAGE: &str = "\
 usage:
-  ouk-testdata tree --seed N --day D [--size small|<size>] OUT_DIR
-      write the synthetic release tree of day D (OUT_DIR must be missing or empty)
+  ouk-testdata tree --seed N --day D [--size small|<size>] [--compressed] OUT_DIR
+      write the synthetic release tree of day D (OUT_DIR must be missing or empty);
+      --compressed: gzip image layers, NVD yearly .json.gz, OSV all.zip, GHSA .jsonl.zst
+      and a wheel plug-in, with the same daily churn inside
   ouk-testdata feed --seed N --bytes <size> OUT_FILE
       write about <size> bytes of OSV-like JSON lines
 
@@ -46,20 +48,26 @@ struct Args {
     positional: Vec<String>,
 }
 
-fn parse_args(args: &[String], known: &[&str]) -> Result<Args, String> {
+/// Parses `--name value`, `--name=value` (for `known`) and bare `--name` (for `switches`,
+/// recorded with the value "true").
+fn parse_args(args: &[String], known: &[&str], switches: &[&str]) -> Result<Args, String> {
     let mut flags = Vec::new();
     let mut positional = Vec::new();
     let mut it = args.iter();
     while let Some(a) = it.next() {
         if let Some(name) = a.strip_prefix("--") {
             let (name, value) = match name.split_once('=') {
+                Some((n, _)) if switches.contains(&n) => {
+                    return Err(format!("--{n} takes no value"));
+                }
                 Some((n, v)) => (n.to_string(), v.to_string()),
+                None if switches.contains(&name) => (name.to_string(), "true".to_string()),
                 None => {
                     let v = it.next().ok_or_else(|| format!("--{name} needs a value"))?;
                     (name.to_string(), v.clone())
                 }
             };
-            if !known.contains(&name.as_str()) {
+            if !known.contains(&name.as_str()) && !switches.contains(&name.as_str()) {
                 return Err(format!("unknown option --{name}"));
             }
             if flags.iter().any(|(n, _)| *n == name) {
@@ -132,7 +140,7 @@ fn run(argv: &[String]) -> Result<(), Failure> {
         .ok_or_else(|| "missing command".to_string())?;
     match cmd.as_str() {
         "tree" => {
-            let a = parse_args(rest, &["seed", "day", "size"])?;
+            let a = parse_args(rest, &["seed", "day", "size"], &["compressed"])?;
             let seed = parse_num("seed", a.required("seed")?)?;
             let day = parse_num("day", a.required("day")?)?;
             let out = a.one_path("OUT_DIR")?;
@@ -140,7 +148,8 @@ fn run(argv: &[String]) -> Result<(), Failure> {
                 "small" => TreeSpec::small(seed),
                 s => TreeSpec::with_total_bytes(seed, parse_size(s)?),
             }
-            .on_day(day);
+            .on_day(day)
+            .with_compressed(a.get("compressed").is_some());
             let start = Instant::now();
             let sum = generate(&spec, &out)
                 .map_err(|e| Failure::Run(format!("{}: {e}", out.display())))?;
@@ -155,7 +164,7 @@ fn run(argv: &[String]) -> Result<(), Failure> {
             Ok(())
         }
         "feed" => {
-            let a = parse_args(rest, &["seed", "bytes"])?;
+            let a = parse_args(rest, &["seed", "bytes"], &[])?;
             let seed = parse_num("seed", a.required("seed")?)?;
             let bytes = parse_size(a.required("bytes")?)?;
             let out = a.one_path("OUT_FILE")?;
@@ -248,6 +257,12 @@ mod tests {
                 .unwrap_err()
                 .message()
                 .contains("unknown command")
+        );
+        assert!(
+            run(&v("tree --seed 1 --day 1 --compressed=yes out"))
+                .unwrap_err()
+                .message()
+                .contains("takes no value")
         );
         assert!(run(&[]).is_err());
     }

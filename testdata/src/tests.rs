@@ -7,9 +7,9 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::PathBuf;
 
 /// rel path -> (bytes, mode, mtime); directories have empty bytes and a trailing '/'.
-type Snapshot = BTreeMap<String, (Vec<u8>, u32, i64)>;
+pub(crate) type Snapshot = BTreeMap<String, (Vec<u8>, u32, i64)>;
 
-fn snapshot(root: &Path) -> Snapshot {
+pub(crate) fn snapshot(root: &Path) -> Snapshot {
     fn walk(root: &Path, dir: &Path, out: &mut Snapshot) {
         for e in fs::read_dir(dir).unwrap() {
             let e = e.unwrap();
@@ -31,18 +31,18 @@ fn snapshot(root: &Path) -> Snapshot {
     out
 }
 
-fn gen_tree(spec: &TreeSpec) -> (tempfile::TempDir, TreeSummary, Snapshot) {
+pub(crate) fn gen_tree(spec: &TreeSpec) -> (tempfile::TempDir, TreeSummary, Snapshot) {
     let dir = tempfile::tempdir().unwrap();
     let summary = generate(spec, dir.path()).unwrap();
     let snap = snapshot(dir.path());
     (dir, summary, snap)
 }
 
-fn sha_hex(bytes: &[u8]) -> String {
+pub(crate) fn sha_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-fn text(snap: &Snapshot, rel: &str) -> String {
+pub(crate) fn text(snap: &Snapshot, rel: &str) -> String {
     String::from_utf8(
         snap.get(rel)
             .unwrap_or_else(|| panic!("missing {rel}"))
@@ -52,7 +52,7 @@ fn text(snap: &Snapshot, rel: &str) -> String {
     .unwrap()
 }
 
-fn row_id(kind: FeedKind, line: &str) -> String {
+pub(crate) fn row_id(kind: FeedKind, line: &str) -> String {
     let v: serde_json::Value = serde_json::from_str(line).unwrap();
     let id = match kind {
         FeedKind::Osv => &v["id"],
@@ -62,7 +62,7 @@ fn row_id(kind: FeedKind, line: &str) -> String {
     id.as_str().unwrap().to_string()
 }
 
-fn layer_digests(snap: &Snapshot) -> BTreeSet<String> {
+pub(crate) fn layer_digests(snap: &Snapshot) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     for name in IMAGES {
         for (arch, _) in ARCHES {
@@ -434,4 +434,37 @@ fn far_days_work_and_absurd_days_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let err = generate(&TreeSpec::small(4).on_day(MAX_DAY + 1), dir.path()).unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+}
+
+/// One SHA-256 over every path, mode and content of a snapshot, in path order.
+pub(crate) fn tree_digest(snap: &Snapshot) -> String {
+    let mut hsh = Sha256::new();
+    for (k, (bytes, mode, _)) in snap {
+        hsh.update(k.as_bytes());
+        hsh.update([0]);
+        hsh.update(mode.to_le_bytes());
+        hsh.update((bytes.len() as u64).to_le_bytes());
+        hsh.update(bytes);
+    }
+    hex::encode(hsh.finalize())
+}
+
+#[test]
+fn plain_trees_are_pinned() {
+    // The uncompressed variant is what every existing test and benchmark measures: its
+    // bytes must not move when the generator learns new variants. These digests were taken
+    // before the compressed variant existed.
+    for (spec, want) in [
+        (
+            TreeSpec::small(11).on_day(2),
+            "f21e3d23c605777e24562172a1bd85da0cd7e14d921e67a125088ab60a2d3e90",
+        ),
+        (
+            TreeSpec::small(5).on_day(1),
+            "81728d912e8ace842fdd234702b1523187a6674fc72b512380bc18f01665169f",
+        ),
+    ] {
+        let (_d, _s, snap) = gen_tree(&spec);
+        assert_eq!(tree_digest(&snap), want, "{spec:?}");
+    }
 }
