@@ -387,3 +387,62 @@ fn delta_show_of_a_huge_declared_payload_writes_nothing() {
     assert!(msg.contains("delta/payload.bin"), "{msg}");
     assert_eq!(std::fs::read_dir(&scratch).unwrap().count(), 0);
 }
+
+/// The compressed variant of the testdata tree (gzip layers from two producers, NVD-style
+/// `.json.gz` feeds, an OSV `all.zip`, a wheel, a zstd file): the delta sees through the
+/// compression, `delta show` says so per file, and the host re-creates every compressed
+/// file bit for bit, landing on the full kit's generation.
+#[test]
+fn a_delta_sees_through_compressed_content_and_lands_on_the_full_kits_generation() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tree = |day: u32| {
+        let out = tmp.path().join(format!("compressed-day{day}"));
+        let spec = ouk_testdata::TreeSpec::small(7).with_compressed(true).on_day(day);
+        ouk_testdata::generate(&spec, &out).expect("generate tree");
+        build_signed_kit(&out, &format!("2025.10.{day}"), &tmp.path().join("kits"))
+    };
+    let (k0, k1) = (tree(0), tree(1));
+    let d01 = delta(tmp.path(), &k0, &k1, "stella-ouk-2025-10-24.delta.tgz");
+    let (rc, shown) = run_json(tmp.path(), &["delta", "show", d01.to_str().unwrap()]);
+    assert_eq!(rc, 0, "{shown}");
+    let files = shown["files"].as_array().unwrap();
+    let recompressed: Vec<&serde_json::Value> = files
+        .iter()
+        .filter(|f| f["tier"] == "recompressed")
+        .collect();
+    assert!(
+        !recompressed.is_empty(),
+        "some compressed file travels through its plain form: {files:#?}"
+    );
+    for f in &recompressed {
+        assert!(f["decodedSize"].as_u64().unwrap() > 0 && f["format"].is_string(), "{f}");
+    }
+    let o = Command::new(ouk())
+        .args(["delta", "show"])
+        .arg(&d01)
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("recompressed "),
+        "the text form names the tier"
+    );
+
+    let via_kit = host(tmp.path(), "via-kit");
+    let via_delta = host(tmp.path(), "via-delta");
+    assert_eq!(import(&via_kit, &k0).0, 0);
+    let (rc, full) = import(&via_kit, &k1);
+    assert_eq!(rc, 0, "{full}");
+    assert_eq!(import(&via_delta, &k0).0, 0);
+    let (rc, applied) = import(&via_delta, &d01);
+    assert_eq!(rc, 0, "{applied}");
+    assert_eq!(applied["generation"], full["generation"]);
+    assert_eq!(
+        check_current_complete(&via_kit).unwrap(),
+        check_current_complete(&via_delta).unwrap()
+    );
+    let staging = via_delta.join("staging");
+    let left: Vec<_> = std::fs::read_dir(&staging)
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "nothing left in staging: {left:?}");
+}
