@@ -177,8 +177,14 @@ fn wrong_plain_form_is_refused() {
     }
 }
 
-/// Recipes of one file of each format, with their plain forms.
-fn samples() -> Vec<(Vec<u8>, Vec<u8>)> {
+/// Recipes of one file of each format, with their plain forms (analyzed once: every
+/// proptest case mutates a copy).
+fn samples() -> &'static [(Vec<u8>, Vec<u8>)] {
+    static SAMPLES: std::sync::OnceLock<Vec<(Vec<u8>, Vec<u8>)>> = std::sync::OnceLock::new();
+    SAMPLES.get_or_init(make_samples)
+}
+
+fn make_samples() -> Vec<(Vec<u8>, Vec<u8>)> {
     let data = text(40_000, 46);
     let mut z = zstd::bulk::compress(&data, 3).unwrap();
     z.extend_from_slice(b"tail");
