@@ -1,16 +1,30 @@
-//! Raw deflate streams: decoding, analysis with preflate, and rebuilding.
+//! Raw deflate streams: decoding, analysis in three tiers, and rebuilding.
 //!
-//! Decoding (for [`crate::decode`]) uses zlib-rs through flate2: it is fast and needs no
-//! recipe. Analysis feeds the same bytes to preflate-rs's streaming processor, which parses
-//! whole deflate blocks, estimates the encoder's parameters on the first chunk and records
-//! the corrections needed to re-create the exact bit stream. Each chunk is rebuilt right
-//! away, through the same `RecreateStreamProcessor` path [`rebuild`] uses, and compared
-//! with the original compressed bytes: a recipe only exists when that check passed.
+//! Decoding uses zlib-rs through flate2: it is fast and needs no recipe. The plain form of
+//! a stream is always this decoded content, in `decode` and `analyze` alike, so it never
+//! depends on which tier succeeds. `analyze` decodes the same way while keeping the
+//! stream's compressed bytes in a [`Spool`], then finds how to re-create them:
 //!
-//! Invariants: preflate holds at most one chunk of plain text ([`CHUNK_PLAIN`] plus a
-//! 32 KiB dictionary, plus one chunk's tokens); the compressed look-ahead is bounded by
-//! [`crate::input::MAX_BUFFER`]; plain bytes pass through the [`Sink`] bounds before they
-//! are written; the rebuild reads at most [`MAX_CHUNK_PLAIN`] plain bytes per chunk.
+//! 1. **zlib-exact** ([`crate::zlib`]): most deflate producers are madler zlib, so the
+//!    plain bytes are re-compressed with the bundled zlib at candidate settings (the level
+//!    hinted by the container first), comparing output as it is produced and stopping at
+//!    the first differing byte. A match costs a few bytes of recipe and no corrections.
+//!    The search is bounded by a work budget ([`ZLIB_BUDGET`] times the plain size plus
+//!    [`ZLIB_BUDGET_SLACK`]).
+//! 2. **preflate**: preflate-rs's streaming processor parses whole deflate blocks from the
+//!    spool, estimates the encoder's parameters and records corrections. Each chunk is
+//!    rebuilt right away through the same `RecreateStreamProcessor` path [`rebuild`] uses
+//!    and compared with the original bytes.
+//! 3. **verbatim**: a stream neither reproduces (Go's HuffmanOnly, some miniz -9) is
+//!    carried in the recipe as is, up to [`MAX_RAW`] compressed bytes; past that it is
+//!    `NotExact`.
+//!
+//! Invariants: a recipe only exists when its re-creation was checked; preflate holds at
+//! most one chunk of plain text ([`CHUNK_PLAIN`] plus a 32 KiB dictionary, plus one
+//! chunk's tokens); the compressed look-ahead is bounded by [`crate::input::MAX_BUFFER`]
+//! and the spool keeps at most 16 MiB in memory; plain bytes pass through the [`Sink`]
+//! bounds before they are written; the rebuild reads at most [`MAX_CHUNK_PLAIN`] plain
+//! bytes per preflate chunk and [`STEP`] bytes at a time otherwise.
 
 use std::io::{Cursor, Read};
 
@@ -18,9 +32,24 @@ use flate2::{Decompress, FlushDecompress, Status};
 use preflate_rs::{ExitCode, PreflateConfig, PreflateStreamProcessor, RecreateStreamProcessor};
 
 use crate::input::Input;
-use crate::recipe::{Chunk, MAX_CHUNK_PLAIN, Reader, Segment};
+use crate::recipe::{Chunk, MAX_CHUNK_PLAIN, MAX_RAW, RawSegment, Reader, Segment, ZlibSegment};
 use crate::sink::{OutMeter, Sink, read_plain};
+use crate::spool::Spool;
+use crate::zlib::{Deflater, ZlibParams};
 use crate::{RecompressError, Result};
+
+/// Plain and compressed bytes handled at a time by the zlib trials and rebuilds.
+const STEP: usize = 32 << 10;
+
+/// The zlib search may feed candidates at most [`ZLIB_BUDGET`] times the stream's plain
+/// size plus this many bytes (a wrong setting usually differs in its first block, so the
+/// common producers are found long before).
+const ZLIB_BUDGET_SLACK: u64 = 8 << 20;
+const ZLIB_BUDGET: u64 = 2;
+
+/// What starting one zlib candidate counts against the budget (its state set-up), so a
+/// tiny stream does not try every setting.
+const ZLIB_TRIAL_COST: u64 = 32 << 10;
 
 /// Plain bytes preflate decodes per chunk (it stops at the block boundary before this).
 /// zlib and Go end a block after 16 Ki symbols, up to 4.2 MB of plain text for long
@@ -42,16 +71,24 @@ pub(crate) struct Stream {
 
 /// Decode (or, when the sink builds a recipe, analyze) one raw deflate stream starting at
 /// the input's position. Consumes exactly the stream's bytes.
+/// `level_hint` is the zlib level the container suggests (gzip's XFL, zip's flags).
 pub(crate) fn stream(
     input: &mut Input<'_>,
     sink: &mut Sink<'_>,
     what: &'static str,
+    level_hint: Option<u8>,
 ) -> Result<Stream> {
-    if sink.recipe().is_some() {
-        analyze_stream(input, sink, what)
-    } else {
-        decode_stream(input, sink, what)
+    if sink.recipe().is_none() {
+        return decode_stream(input, sink, what, None);
     }
+    let start = input.consumed();
+    let mut spool = Spool::default();
+    let s = decode_stream(input, sink, what, Some(&mut spool))?;
+    let segment = recipe_for(&spool, &s, level_hint, start)?;
+    if let Some(b) = sink.recipe() {
+        b.segments.push(segment);
+    }
+    Ok(s)
 }
 
 fn truncated(what: &'static str, at: u64) -> RecompressError {
@@ -61,7 +98,13 @@ fn truncated(what: &'static str, at: u64) -> RecompressError {
     }
 }
 
-fn decode_stream(input: &mut Input<'_>, sink: &mut Sink<'_>, what: &'static str) -> Result<Stream> {
+/// Decode one stream into the sink; with `spool`, also keep its compressed bytes there.
+fn decode_stream(
+    input: &mut Input<'_>,
+    sink: &mut Sink<'_>,
+    what: &'static str,
+    mut spool: Option<&mut Spool>,
+) -> Result<Stream> {
     let mut d = Decompress::new(false);
     let mut out = vec![0u8; 256 << 10];
     let mut crc = crc32fast::Hasher::new();
@@ -78,6 +121,9 @@ fn decode_stream(input: &mut Input<'_>, sink: &mut Sink<'_>, what: &'static str)
             })?;
         let used = (d.total_in() - before_in) as usize;
         let made = (d.total_out() - before_out) as usize;
+        if let Some(sp) = spool.as_mut() {
+            sp.push(&input.peek()[..used])?;
+        }
         input.consume(used);
         sink.decoded(&out[..made], input.consumed())?;
         crc.update(&out[..made]);
@@ -104,11 +150,223 @@ fn not_exact(at: u64, e: impl std::fmt::Display) -> RecompressError {
     RecompressError::NotExact(format!("deflate stream at offset {at}: {e}"))
 }
 
-fn analyze_stream(
-    input: &mut Input<'_>,
-    sink: &mut Sink<'_>,
-    what: &'static str,
-) -> Result<Stream> {
+/// Find how to re-create the spooled stream `s` (which started at offset `at`): zlib,
+/// then preflate, then verbatim.
+fn recipe_for(spool: &Spool, s: &Stream, level_hint: Option<u8>, at: u64) -> Result<Segment> {
+    if let Some(params) = zlib_search(spool, s.plain_len, level_hint)? {
+        return Ok(Segment::Zlib(ZlibSegment {
+            plain_len: s.plain_len,
+            version: crate::zlib::version(),
+            params,
+        }));
+    }
+    let why = match preflate_chunks(spool, s, at) {
+        Ok(chunks) => return Ok(Segment::Deflate(chunks)),
+        Err(RecompressError::NotExact(m)) => m,
+        // The stream decoded, so preflate failing to parse it is preflate's limit.
+        Err(RecompressError::Malformed { message, .. }) => message,
+        Err(e) => return Err(e),
+    };
+    if spool.len() > MAX_RAW {
+        return Err(RecompressError::NotExact(format!(
+            "{why}; the stream ({} bytes) is too large to carry verbatim (at most {MAX_RAW})",
+            spool.len()
+        )));
+    }
+    let mut deflate = vec![0u8; spool.len() as usize];
+    spool.read_at(0, &mut deflate)?;
+    Ok(Segment::Raw(RawSegment {
+        plain_len: s.plain_len,
+        crc: s.crc,
+        deflate,
+    }))
+}
+
+/// zlib settings in the order they are tried: the hinted level, then the settings of the
+/// common producers (default strategy, 32 KiB window, memLevel 8 then 9), then the rare
+/// ones. Settings that cannot differ from one already listed for a stream of `plain_len`
+/// bytes are left out.
+fn zlib_candidates(plain_len: u64, level_hint: Option<u8>) -> Vec<ZlibParams> {
+    let mut levels: Vec<u8> = Vec::with_capacity(9);
+    for l in level_hint.into_iter().chain([6, 9, 1, 5, 4, 3, 2, 7, 8]) {
+        if (1..=9).contains(&l) && !levels.contains(&l) {
+            levels.push(l);
+        }
+    }
+    // A window larger than the stream gives the same output as any other such window
+    // (no match can reach further, the window never slides): 15 stands for them all.
+    let windows: Vec<u8> = std::iter::once(15)
+        .chain((9..15).rev().filter(|w| plain_len > (1u64 << w) - 262))
+        .collect();
+    let common_mem = [8u8, 9];
+    let rare_mem = [1u8, 2, 3, 4, 5, 6, 7];
+    let mut out = Vec::new();
+    let mut add = |level, mem_level, window_bits, strategy| {
+        let p = ZlibParams {
+            level,
+            mem_level,
+            window_bits,
+            strategy,
+        };
+        if !out.contains(&p) {
+            out.push(p);
+        }
+    };
+    // Z_FILTERED only changes the lazy matcher (levels 4-9); Z_HUFFMAN_ONLY and Z_RLE
+    // ignore the level, so level 6 stands for all.
+    let filtered = |l: &&u8| **l >= 4;
+    for &m in &common_mem {
+        for &l in &levels {
+            add(l, m, 15, 0);
+        }
+    }
+    for &m in &common_mem {
+        for &l in levels.iter().filter(filtered) {
+            add(l, m, 15, 1);
+        }
+        add(6, m, 15, 3);
+        add(6, m, 15, 2);
+    }
+    // Then smaller windows, then smaller memLevels, with the common memLevels first.
+    for &w in &windows {
+        for &m in &common_mem {
+            for &l in &levels {
+                add(l, m, w, 0);
+            }
+        }
+    }
+    for &w in &windows {
+        for &m in &rare_mem {
+            for &l in &levels {
+                add(l, m, w, 0);
+            }
+        }
+    }
+    for &w in &windows {
+        for &m in common_mem.iter().chain(&rare_mem) {
+            for &l in levels.iter().filter(filtered) {
+                add(l, m, w, 1);
+            }
+            add(6, m, w, 3);
+            add(6, m, w, 2);
+        }
+    }
+    out
+}
+
+/// The first zlib setting that re-creates the spooled stream byte for byte, if one does
+/// within the budget.
+fn zlib_search(
+    spool: &Spool,
+    plain_len: u64,
+    level_hint: Option<u8>,
+) -> Result<Option<ZlibParams>> {
+    let mut budget = plain_len
+        .saturating_mul(ZLIB_BUDGET)
+        .saturating_add(ZLIB_BUDGET_SLACK);
+    for p in zlib_candidates(plain_len, level_hint) {
+        match zlib_trial(spool, &p, &mut budget)? {
+            Trial::Exact => return Ok(Some(p)),
+            Trial::Differs => {}
+            Trial::OutOfBudget => break,
+        }
+    }
+    Ok(None)
+}
+
+enum Trial {
+    Exact,
+    Differs,
+    OutOfBudget,
+}
+
+/// Re-compress the spooled stream's plain bytes with `p`, comparing with the spool as the
+/// output comes and stopping at the first difference.
+fn zlib_trial(spool: &Spool, p: &ZlibParams, budget: &mut u64) -> Result<Trial> {
+    if *budget < ZLIB_TRIAL_COST {
+        return Ok(Trial::OutOfBudget);
+    }
+    *budget -= ZLIB_TRIAL_COST;
+    // Parameters come from our own list, so zlib refusing them is a zlib failure (e.g.
+    // out of memory): this setting is then simply not available.
+    let Ok(mut def) = Deflater::new(p) else {
+        return Ok(Trial::Differs);
+    };
+    let mut inflate = Decompress::new(false);
+    let mut comp = vec![0u8; STEP];
+    let mut plain = vec![0u8; STEP];
+    let mut cmp = vec![0u8; STEP];
+    let mut cmp_pos = 0u64;
+    let mut read_pos = 0u64;
+    let len = spool.len();
+    let mut compare = |bytes: &[u8]| -> Result<bool> {
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            let n = rest.len().min(cmp.len());
+            if cmp_pos + n as u64 > len {
+                return Ok(false);
+            }
+            spool.read_at(cmp_pos, &mut cmp[..n])?;
+            if cmp[..n] != rest[..n] {
+                return Ok(false);
+            }
+            cmp_pos += n as u64;
+            rest = &rest[n..];
+        }
+        Ok(true)
+    };
+    let mut have = 0usize;
+    loop {
+        // Top the compressed buffer up from the spool (`read_pos` is the first byte not yet
+        // given to the inflater; `have` bytes from there are buffered).
+        let next = read_pos + have as u64;
+        let more = (len - next).min((STEP - have) as u64) as usize;
+        if more > 0 {
+            spool.read_at(next, &mut comp[have..have + more])?;
+            have += more;
+        }
+        let before_in = inflate.total_in();
+        let before_out = inflate.total_out();
+        let status = inflate
+            .decompress(&comp[..have], &mut plain, FlushDecompress::None)
+            .map_err(|e| not_exact(read_pos, e))?;
+        let used = (inflate.total_in() - before_in) as usize;
+        let made = (inflate.total_out() - before_out) as usize;
+        comp.copy_within(used..have, 0);
+        have -= used;
+        read_pos += used as u64;
+        if made > 0 {
+            if made as u64 > *budget {
+                return Ok(Trial::OutOfBudget);
+            }
+            *budget -= made as u64;
+            if !def.feed(&plain[..made], false, &mut compare)? {
+                return Ok(Trial::Differs);
+            }
+        }
+        match status {
+            Status::StreamEnd => break,
+            _ if used == 0 && made == 0 => {
+                return Err(not_exact(read_pos, "the spooled stream does not decode"));
+            }
+            _ => {}
+        }
+    }
+    if !def.feed(&[], true, &mut compare)? {
+        return Ok(Trial::Differs);
+    }
+    Ok(if cmp_pos == len {
+        Trial::Exact
+    } else {
+        Trial::Differs
+    })
+}
+
+/// preflate's corrections for the spooled stream `s`, each chunk checked by rebuilding it.
+fn preflate_chunks(spool: &Spool, s: &Stream, at: u64) -> Result<Vec<Chunk<Vec<u8>>>> {
+    let what = "deflate";
+    let mut reader = spool.reader();
+    let mut input = Input::new(&mut reader);
     let config = PreflateConfig {
         max_chain_length: MAX_CHAIN,
         plain_text_limit: CHUNK_PLAIN,
@@ -121,12 +379,11 @@ fn analyze_stream(
     let mut chunks: Vec<Chunk<Vec<u8>>> = Vec::new();
     let mut crc = crc32fast::Hasher::new();
     let mut plain_len = 0u64;
-    let start = input.consumed();
     let mut want = CHUNK_INPUT;
     while !pre.is_done() {
         let have = input.fill(want)?;
         if have == 0 {
-            return Err(truncated(what, input.consumed()));
+            return Err(truncated(what, at + input.consumed()));
         }
         let offer = have.min(want);
         let result = pre.decompress(&input.peek()[..offer]);
@@ -134,42 +391,40 @@ fn analyze_stream(
             Ok(r) if r.compressed_size > 0 => r,
             Ok(_) => {
                 // Nothing whole in what was offered: offer more.
-                want = grow(want, have, input, what)?;
+                want = grow(want, have, &mut input, what)?;
                 continue;
             }
             Err(e) if e.exit_code() == ExitCode::ShortRead => {
-                want = grow(want, have, input, what)?;
+                want = grow(want, have, &mut input, what)?;
                 continue;
             }
             Err(e) if e.exit_code() == ExitCode::PlainTextLimit => {
                 return Err(RecompressError::NotExact(format!(
                     "a deflate block at offset {} decodes to more than {CHUNK_PLAIN} bytes",
-                    input.consumed()
+                    at + input.consumed()
                 )));
             }
-            Err(e) => return Err(not_exact(input.consumed(), e)),
+            Err(e) => return Err(not_exact(at + input.consumed(), e)),
         };
         want = CHUNK_INPUT;
         let text = pre.plain_text().text();
         let compressed = &input.peek()[..r.compressed_size];
-        let consumed_after = input.consumed() + r.compressed_size as u64;
         if text.len() as u64 > MAX_CHUNK_PLAIN {
             return Err(not_exact(
-                input.consumed(),
+                at + input.consumed(),
                 "chunk past the recipe's chunk bound",
             ));
         }
         // Rebuild this chunk exactly as `rebuild` will, from exactly these corrections.
         let (rebuilt, _) = check
             .recompress(&mut Cursor::new(text), &r.corrections)
-            .map_err(|e| not_exact(input.consumed(), e))?;
+            .map_err(|e| not_exact(at + input.consumed(), e))?;
         if rebuilt != compressed {
             return Err(not_exact(
-                input.consumed(),
+                at + input.consumed(),
                 "preflate's rebuild differs from the original bytes",
             ));
         }
-        sink.decoded(text, consumed_after)?;
         crc.update(text);
         plain_len += text.len() as u64;
         chunks.push(Chunk {
@@ -179,16 +434,15 @@ fn analyze_stream(
         input.consume(r.compressed_size);
         pre.shrink_to_dictionary();
     }
-    if input.consumed() == start {
-        return Err(truncated(what, start));
+    // The plain form was written from flate2's decoding; preflate's must be the same
+    // bytes, or its recipe would rebuild from something else.
+    if input.consumed() != spool.len() || plain_len != s.plain_len || crc.finalize() != s.crc {
+        return Err(not_exact(
+            at,
+            "preflate's parse differs from the decoded stream",
+        ));
     }
-    if let Some(b) = sink.recipe() {
-        b.segments.push(Segment::Deflate(chunks));
-    }
-    Ok(Stream {
-        crc: crc.finalize(),
-        plain_len,
-    })
+    Ok(chunks)
 }
 
 /// Offer preflate more input after a short read: double what was offered, up to the
@@ -237,4 +491,61 @@ pub(crate) fn rebuild(
         out.put(&bytes)?;
     }
     Ok(())
+}
+
+/// Re-create a deflate stream with the bundled zlib from `z.plain_len` plain bytes.
+pub(crate) fn rebuild_zlib(
+    z: &ZlibSegment<&[u8]>,
+    plain: &mut dyn Read,
+    out: &mut OutMeter<'_>,
+) -> Result<()> {
+    let have = crate::zlib::version();
+    if z.version != have.as_bytes() {
+        return Err(RecompressError::Unsupported(format!(
+            "a deflate stream made with zlib {} (this ouk has zlib {have})",
+            String::from_utf8_lossy(z.version)
+        )));
+    }
+    let mut def = Deflater::new(&z.params).map_err(|m| RecompressError::Malformed {
+        what: "recipe",
+        message: m,
+    })?;
+    let mut put = |bytes: &[u8]| -> Result<bool> {
+        out.put(bytes)?;
+        Ok(true)
+    };
+    let mut buf = Vec::with_capacity(STEP);
+    let mut left = z.plain_len;
+    while left > 0 {
+        let n = left.min(STEP as u64);
+        read_plain(plain, n, &mut buf)?;
+        left -= n;
+        def.feed(&buf, false, &mut put)?;
+    }
+    def.feed(&[], true, &mut put)?;
+    Ok(())
+}
+
+/// Write a verbatim deflate stream, after consuming (and checking) its plain bytes.
+pub(crate) fn rebuild_raw(
+    r: &RawSegment<&[u8]>,
+    plain: &mut dyn Read,
+    out: &mut OutMeter<'_>,
+) -> Result<()> {
+    let mut crc = crc32fast::Hasher::new();
+    let mut buf = Vec::with_capacity(STEP);
+    let mut left = r.plain_len;
+    while left > 0 {
+        let n = left.min(STEP as u64);
+        read_plain(plain, n, &mut buf)?;
+        crc.update(&buf);
+        left -= n;
+    }
+    if crc.finalize() != r.crc {
+        return Err(RecompressError::Malformed {
+            what: "plain form",
+            message: "a verbatim deflate stream's plain bytes do not match its CRC-32".into(),
+        });
+    }
+    out.put(r.deflate)
 }

@@ -68,8 +68,14 @@ fn header_len(input: &mut Input<'_>) -> Result<usize> {
 pub(crate) fn walk(input: &mut Input<'_>, sink: &mut Sink<'_>) -> Result<()> {
     loop {
         let hlen = header_len(input)?;
+        // XFL: zlib's gzip writers (and GNU gzip) set 2 for level 9 and 4 for level 1.
+        let level_hint = match input.peek()[8] {
+            2 => Some(9),
+            4 => Some(1),
+            _ => None,
+        };
         sink.copy(input, hlen as u64, "gzip")?;
-        let s = deflate::stream(input, sink, "gzip")?;
+        let s = deflate::stream(input, sink, "gzip", level_hint)?;
         if input.fill(8)? < 8 {
             return Err(malformed("truncated member trailer".into()));
         }

@@ -25,7 +25,9 @@ mod gzip;
 mod input;
 mod recipe;
 mod sink;
+mod spool;
 mod zip;
+mod zlib;
 mod zstd;
 
 use input::Input;
@@ -211,6 +213,8 @@ pub fn rebuild(
                 deflate::rebuild(&mut r, chunks, plain, &mut out)?
             }
             recipe::SegmentRef::Zstd(p) => zstd::rebuild(&p, plain, &mut out)?,
+            recipe::SegmentRef::Zlib(z) => deflate::rebuild_zlib(&z, plain, &mut out)?,
+            recipe::SegmentRef::Raw(r) => deflate::rebuild_raw(&r, plain, &mut out)?,
         }
     }
     let mut extra = [0u8; 1];

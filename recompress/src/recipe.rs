@@ -2,10 +2,13 @@
 //! bytes (the layout is documented in docs/formats.md, "Recompression recipes").
 //!
 //! ```text
-//! "OUKR" version:u8=1 format:u8 plain_len:varint out_len:varint count:varint segment*
+//! "OUKR" version:u8=2 format:u8 plain_len:varint out_len:varint count:varint segment*
 //! segment = 1 len:varint                                   copy plain bytes verbatim
-//!         | 2 chunks:varint (plain_len:varint n:varint corrections[n])*   deflate
+//!         | 2 chunks:varint (plain_len:varint n:varint corrections[n])*   deflate (preflate)
 //!         | 3 plain_len:varint zstd_version:varint level:zigzag flags:u8  zstd frame
+//!         | 4 plain_len:varint vlen:u8 zlib_version[vlen]
+//!             level:u8 mem_level:u8 window_bits:u8 strategy:u8            deflate (zlib-exact)
+//!         | 5 plain_len:varint crc32:u32le n:varint deflate[n]            deflate (verbatim)
 //! ```
 //!
 //! Invariants of the reader (the recipe is untrusted): every varint is at most 10 bytes and
@@ -15,14 +18,24 @@
 //! [`crate::Limits::max_plain`]. Reading never panics: every slice is taken through
 //! checked helpers.
 
+use crate::zlib::ZlibParams;
 use crate::{Format, Limits, RecompressError, Result};
 
 pub(crate) const MAGIC: &[u8; 4] = b"OUKR";
-pub(crate) const VERSION: u8 = 1;
+pub(crate) const VERSION: u8 = 2;
 
 const TAG_COPY: u8 = 1;
 const TAG_DEFLATE: u8 = 2;
 const TAG_ZSTD: u8 = 3;
+const TAG_ZLIB: u8 = 4;
+const TAG_RAW: u8 = 5;
+
+/// Longest zlib version string a recipe may carry (zlib's are like "1.3.1").
+pub(crate) const MAX_ZLIB_VERSION: usize = 32;
+
+/// Largest compressed stream a recipe carries verbatim: past it the stream is `NotExact`
+/// (the file ships as is), so a recipe stays far smaller than the data it describes.
+pub(crate) const MAX_RAW: u64 = 64 << 20;
 
 /// Largest plain form of one deflate chunk. The analyzer asks preflate for chunks of
 /// [`crate::deflate::CHUNK_PLAIN`]; a chunk ends on a deflate block boundary, so it may
@@ -53,12 +66,32 @@ pub(crate) struct ZstdParams {
     pub content_size: bool,
 }
 
+/// How one deflate stream is re-created by the bundled zlib.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ZlibSegment<V> {
+    pub plain_len: u64,
+    /// `zlibVersion()` of the zlib that was checked to give the stream.
+    pub version: V,
+    pub params: ZlibParams,
+}
+
+/// A deflate stream carried verbatim: `plain_len` plain bytes (checked by CRC-32) stand
+/// for the compressed bytes `deflate`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RawSegment<B> {
+    pub plain_len: u64,
+    pub crc: u32,
+    pub deflate: B,
+}
+
 /// A segment as the analyzer builds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Segment {
     Copy(u64),
     Deflate(Vec<Chunk<Vec<u8>>>),
     Zstd(ZstdParams),
+    Zlib(ZlibSegment<String>),
+    Raw(RawSegment<Vec<u8>>),
 }
 
 impl Segment {
@@ -67,6 +100,8 @@ impl Segment {
             Segment::Copy(n) => *n,
             Segment::Deflate(chunks) => chunks.iter().map(|c| c.plain_len).sum(),
             Segment::Zstd(p) => p.plain_len,
+            Segment::Zlib(z) => z.plain_len,
+            Segment::Raw(r) => r.plain_len,
         }
     }
 }
@@ -121,6 +156,23 @@ impl Builder {
                     put_varint(&mut out, zigzag(p.level));
                     out.push(u8::from(p.checksum) | (u8::from(p.content_size) << 1));
                 }
+                Segment::Zlib(z) => {
+                    out.push(TAG_ZLIB);
+                    put_varint(&mut out, z.plain_len);
+                    // The analyzer only records the linked zlib's version, which is short.
+                    let v = &z.version.as_bytes()[..z.version.len().min(MAX_ZLIB_VERSION)];
+                    out.push(v.len() as u8);
+                    out.extend_from_slice(v);
+                    let p = &z.params;
+                    out.extend_from_slice(&[p.level, p.mem_level, p.window_bits, p.strategy]);
+                }
+                Segment::Raw(r) => {
+                    out.push(TAG_RAW);
+                    put_varint(&mut out, r.plain_len);
+                    out.extend_from_slice(&r.crc.to_le_bytes());
+                    put_varint(&mut out, r.deflate.len() as u64);
+                    out.extend_from_slice(&r.deflate);
+                }
             }
         }
         out
@@ -174,13 +226,15 @@ pub(crate) struct Header {
 
 /// A segment as the reader sees it (borrowing the recipe).
 #[derive(Debug)]
-pub(crate) enum SegmentRef {
+pub(crate) enum SegmentRef<'a> {
     Copy(u64),
     /// A deflate stream of `chunks` chunks; read them with [`Reader::chunk`].
     Deflate {
         chunks: u64,
     },
     Zstd(ZstdParams),
+    Zlib(ZlibSegment<&'a [u8]>),
+    Raw(RawSegment<&'a [u8]>),
 }
 
 /// A checked cursor over untrusted recipe bytes.
@@ -285,7 +339,7 @@ impl<'a> Reader<'a> {
         })
     }
 
-    pub(crate) fn segment(&mut self) -> Result<SegmentRef> {
+    pub(crate) fn segment(&mut self) -> Result<SegmentRef<'a>> {
         match self.byte()? {
             TAG_COPY => {
                 let n = self.varint()?;
@@ -318,6 +372,45 @@ impl<'a> Reader<'a> {
                     level,
                     checksum: flags & 1 != 0,
                     content_size: flags & 2 != 0,
+                }))
+            }
+            TAG_ZLIB => {
+                let plain_len = self.varint()?;
+                let vlen = self.byte()?;
+                if usize::from(vlen) > MAX_ZLIB_VERSION {
+                    return Err(malformed(format!("zlib version of {vlen} bytes")));
+                }
+                let version = self.bytes(u64::from(vlen))?;
+                let b = self.bytes(4)?;
+                let params = ZlibParams {
+                    level: b[0],
+                    mem_level: b[1],
+                    window_bits: b[2],
+                    strategy: b[3],
+                };
+                // Absurd parameters are refused here, before zlib ever sees them.
+                params.check().map_err(malformed)?;
+                Ok(SegmentRef::Zlib(ZlibSegment {
+                    plain_len,
+                    version,
+                    params,
+                }))
+            }
+            TAG_RAW => {
+                let plain_len = self.varint()?;
+                let c = self.bytes(4)?;
+                let crc = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+                let n = self.varint()?;
+                if n == 0 || n > MAX_RAW {
+                    return Err(malformed(format!(
+                        "verbatim deflate stream of {n} bytes (1 to {MAX_RAW})"
+                    )));
+                }
+                let deflate = self.bytes(n)?;
+                Ok(SegmentRef::Raw(RawSegment {
+                    plain_len,
+                    crc,
+                    deflate,
                 }))
             }
             t => Err(malformed(format!("unknown segment tag {t}"))),
@@ -378,6 +471,8 @@ pub(crate) fn validate(recipe: &[u8], limits: &Limits) -> Result<Header> {
         match r.segment()? {
             SegmentRef::Copy(n) => add(n)?,
             SegmentRef::Zstd(p) => add(p.plain_len)?,
+            SegmentRef::Zlib(z) => add(z.plain_len)?,
+            SegmentRef::Raw(r) => add(r.plain_len)?,
             SegmentRef::Deflate { chunks } => {
                 for _ in 0..chunks {
                     add(r.chunk()?.plain_len)?;

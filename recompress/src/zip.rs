@@ -103,7 +103,10 @@ pub(crate) fn walk(input: &mut Input<'_>, sink: &mut Sink<'_>) -> Result<()> {
         let descriptor = h.flags & 8 != 0;
         if h.method == 8 && !encrypted {
             // The stream delimits itself; its data descriptor (if any) follows.
-            deflate::stream(input, sink, "zip")?;
+            // General-purpose bits 1-2 name the deflate option: normal, maximum, fast,
+            // super fast (Info-ZIP maps them to levels 6, 9, 2, 1).
+            let level_hint = [6, 9, 2, 1][usize::from((h.flags >> 1) & 3)];
+            deflate::stream(input, sink, "zip", Some(level_hint))?;
         } else if !descriptor || h.csize != 0 {
             sink.copy(input, h.csize, "zip")?;
         } else if h.method == 0 {

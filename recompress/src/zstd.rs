@@ -14,9 +14,7 @@
 //! candidate search is bounded by a work budget ([`TRIAL_BUDGET`] times the plain size);
 //! decoded bytes pass through the [`Sink`] bounds before being written.
 
-use std::fs::File;
-use std::io::{Read, Write};
-use std::os::unix::fs::FileExt;
+use std::io::Read;
 
 use zstd_safe::zstd_sys::ZSTD_EndDirective;
 use zstd_safe::{CCtx, CParameter, DCtx, InBuffer, OutBuffer};
@@ -24,6 +22,7 @@ use zstd_safe::{CCtx, CParameter, DCtx, InBuffer, OutBuffer};
 use crate::input::Input;
 use crate::recipe::{Segment, ZstdParams};
 use crate::sink::{OutMeter, Sink, read_plain};
+use crate::spool::Spool;
 use crate::{RecompressError, Result};
 
 const MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
@@ -41,9 +40,6 @@ const CANDIDATES: [i32; 26] = [
 /// is rarely reached.
 const TRIAL_BUDGET: u64 = 8;
 const TRIAL_SLACK: u64 = 64 << 20;
-
-/// Compressed frame bytes kept in memory before spilling to a temporary file.
-const SPOOL_MEMORY: usize = 16 << 20;
 
 fn malformed(message: String) -> RecompressError {
     RecompressError::Malformed {
@@ -381,49 +377,4 @@ pub(crate) fn rebuild(p: &ZstdParams, plain: &mut dyn Read, out: &mut OutMeter<'
     }
     encode(&mut c, &[], true, &mut outbuf, &mut put, true)?;
     Ok(())
-}
-
-/// Compressed frame bytes kept for the candidate trials: in memory up to
-/// [`SPOOL_MEMORY`], then in an unlinked temporary file (deleted when dropped).
-#[derive(Default)]
-struct Spool {
-    mem: Vec<u8>,
-    file: Option<File>,
-    len: u64,
-}
-
-impl Spool {
-    fn push(&mut self, bytes: &[u8]) -> Result<()> {
-        if self.file.is_none() && self.mem.len() + bytes.len() > SPOOL_MEMORY {
-            let mut f = tempfile::tempfile()?;
-            f.write_all(&self.mem)?;
-            self.mem = Vec::new();
-            self.file = Some(f);
-        }
-        match self.file.as_mut() {
-            Some(f) => f.write_all(bytes)?,
-            None => self.mem.extend_from_slice(bytes),
-        }
-        self.len += bytes.len() as u64;
-        Ok(())
-    }
-
-    fn len(&self) -> u64 {
-        self.len
-    }
-
-    fn read_at(&self, at: u64, buf: &mut [u8]) -> Result<()> {
-        match &self.file {
-            Some(f) => f.read_exact_at(buf, at)?,
-            None => {
-                let start = at as usize;
-                let src = self
-                    .mem
-                    .get(start..start + buf.len())
-                    .ok_or_else(|| malformed("spool read past its end".into()))?;
-                buf.copy_from_slice(src);
-            }
-        }
-        Ok(())
-    }
 }

@@ -30,14 +30,49 @@ fn gzip_recipe_bytes_are_pinned() {
     );
     got.push(recipe_sha256(&std::fs::read(go).unwrap()));
     let want = [
-        // flate2 1.1.11 + zlib-rs 0.6.8 (both pinned exactly), levels 1, 6, 9
-        "47698bc4efe3c9e3030cc81ba8f9151ad0093fb6043f549fb885e7b910db42b3",
-        "71307d3f0577044c969378f381855fc3883be400e6e6cfbfef87006648ec129b",
-        "cfbeb598419f52088f37aa11e93aa2b6bffcf7669af67dad0ce29226dc99e1ca",
-        "fb339444788fa70d0f603b48d56689c38d15558fc6f5ee8449071e774db71dea",
+        // flate2 1.1.11 + zlib-rs 0.6.8 (both pinned exactly), levels 1, 6, 9: zlib-rs is
+        // not madler zlib, so these are preflate recipes (recipe version 2)
+        "73de42246ad2939ca6c2c217fc584e179275264d30bba3cfcf96dfe53e2e6597",
+        "b0844780ecf451c9fc8328cba3dcf81676d2bb17d6e9de67f2130c1f637c7aa0",
+        "70285b420598ed7bb1fb668394e9771aaf5a3c80b4d1e961182e09d8e6f2eff3",
+        "fa6bca9268143f3442287fa687140fb0da418a0f1d28ffd5271149f51cd6443d",
     ];
     assert_eq!(
         got, want,
         "recipe bytes changed: a preflate-rs upgrade or a recipe layout change"
+    );
+}
+
+#[test]
+fn zlib_exact_recipe_bytes_are_pinned() {
+    // Python's gzip (zlib level 9, memLevel 8) of a fixed document: the whole recipe is a
+    // few bytes naming the zlib setting and version, so it is pinned byte for byte.
+    let data = common::text(300_000, 1);
+    let gz = common::gzip_member(&data, &common::zlib_deflate(&data, 9, 8, 15, 0), 9);
+    let a = common::round_trip(&gz);
+    let mut want = b"OUKR\x02\x00".to_vec();
+    // plain 300_018 (10 header + 300_000 + 8 trailer), out_len, 3 segments
+    want.extend_from_slice(&[0xf2, 0xa7, 0x12]);
+    let mut out_len = Vec::new();
+    let mut v = gz.len() as u64;
+    loop {
+        let b = (v & 0x7f) as u8;
+        v >>= 7;
+        if v == 0 {
+            out_len.push(b);
+            break;
+        }
+        out_len.push(b | 0x80);
+    }
+    want.extend_from_slice(&out_len);
+    want.push(3);
+    // copy 10, zlib 300_000 "1.4" level 9 memLevel 8 window 15 default, copy 8
+    want.extend_from_slice(&[
+        1, 10, 4, 0xe0, 0xa7, 0x12, 3, b'1', b'.', b'4', 9, 8, 15, 0, 1, 8,
+    ]);
+    assert_eq!(
+        hex::encode(&a.recipe),
+        hex::encode(&want),
+        "zlib-exact recipe bytes changed: the bundled zlib or the recipe layout changed"
     );
 }

@@ -186,15 +186,14 @@ fn go_compress_gzip_fixtures() {
         let name = p.file_name().unwrap().to_string_lossy().to_string();
         if name == "go-level-2.gz" {
             // HuffmanOnly: Go writes incomplete Huffman codes, which preflate 0.7.6 refuses
-            // to model. Not exact (the caller ships the file as is), but still decoded.
+            // to model and zlib does not write: the stream is carried in the recipe.
             let gz = std::fs::read(&p).unwrap();
-            let err = common::try_round_trip(&gz).unwrap_err();
-            assert!(
-                matches!(err, ouk_recompress::RecompressError::NotExact(_)),
-                "{err}"
+            let a = round_trip(&gz);
+            eprintln!(
+                "{name}: {} -> recipe {} (verbatim)",
+                gz.len(),
+                a.recipe.len()
             );
-            let mut plain = Vec::new();
-            ouk_recompress::decode(&mut &gz[..], &mut plain, &Default::default()).unwrap();
             n += 1;
         } else if name.starts_with("go-") && name.ends_with(".gz") {
             let gz = std::fs::read(&p).unwrap();

@@ -177,12 +177,25 @@ fn wrong_plain_form_is_refused() {
     }
 }
 
-/// Recipes of one file of each format, with their plain forms.
-fn samples() -> Vec<(Vec<u8>, Vec<u8>)> {
+/// Recipes of one file of each format, with their plain forms (analyzed once: every
+/// proptest case mutates a copy).
+fn samples() -> &'static [(Vec<u8>, Vec<u8>)] {
+    static SAMPLES: std::sync::OnceLock<Vec<(Vec<u8>, Vec<u8>)>> = std::sync::OnceLock::new();
+    SAMPLES.get_or_init(make_samples)
+}
+
+fn make_samples() -> Vec<(Vec<u8>, Vec<u8>)> {
     let data = text(40_000, 46);
     let mut z = zstd::bulk::compress(&data, 3).unwrap();
     z.extend_from_slice(b"tail");
-    [gzip(&data, 9), zip_of(&data), z]
+    // zlib-exact and verbatim deflate segments too (recipe version 2)
+    let zlib = common::gzip_member(&data, &common::zlib_deflate(&data, 9, 8, 15, 0), 9);
+    let go_huffman_only = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../testdata/recompress/go-level-2.gz"
+    ))
+    .unwrap();
+    [gzip(&data, 9), zip_of(&data), z, zlib, go_huffman_only]
         .into_iter()
         .map(|f| {
             let mut plain = Vec::new();

@@ -95,3 +95,120 @@ pub fn text(len: usize, seed: u64) -> Vec<u8> {
 pub fn format_of(a: &Analysis) -> Format {
     a.format
 }
+
+/// Raw deflate from madler zlib (the libz-sys build the crate links), as Python's zlib,
+/// Node and Java write it: one deflateInit2 / deflate(Z_FINISH) / deflateEnd.
+pub fn zlib_deflate(
+    data: &[u8],
+    level: i32,
+    mem_level: i32,
+    window_bits: i32,
+    strategy: i32,
+) -> Vec<u8> {
+    use libz_sys as z;
+    use std::os::raw::{c_int, c_uint, c_void};
+    extern "C" fn zalloc(_: *mut c_void, items: c_uint, size: c_uint) -> *mut c_void {
+        // SAFETY: calloc has no preconditions.
+        unsafe { libc::calloc(items as libc::size_t, size as libc::size_t) }
+    }
+    extern "C" fn zfree(_: *mut c_void, p: *mut c_void) {
+        // SAFETY: zlib frees only what zalloc returned.
+        unsafe { libc::free(p) }
+    }
+    let mut strm = Box::new(z::z_stream {
+        next_in: std::ptr::null_mut(),
+        avail_in: 0,
+        total_in: 0,
+        next_out: std::ptr::null_mut(),
+        avail_out: 0,
+        total_out: 0,
+        msg: std::ptr::null_mut(),
+        state: std::ptr::null_mut(),
+        zalloc,
+        zfree,
+        opaque: std::ptr::null_mut(),
+        data_type: 0,
+        adler: 0,
+        reserved: 0,
+    });
+    // SAFETY: a valid z_stream; the buffers outlive the calls; deflateEnd runs once.
+    unsafe {
+        let rc = z::deflateInit2_(
+            &mut *strm,
+            level,
+            z::Z_DEFLATED,
+            -window_bits,
+            mem_level,
+            strategy,
+            z::zlibVersion(),
+            std::mem::size_of::<z::z_stream>() as c_int,
+        );
+        assert_eq!(rc, z::Z_OK);
+        let mut out = vec![0u8; z::deflateBound(&mut *strm, data.len() as _) as usize + 64];
+        strm.next_in = data.as_ptr().cast_mut();
+        strm.avail_in = data.len() as c_uint;
+        strm.next_out = out.as_mut_ptr();
+        strm.avail_out = out.len() as c_uint;
+        assert_eq!(z::deflate(&mut *strm, z::Z_FINISH), z::Z_STREAM_END);
+        out.truncate(out.len() - strm.avail_out as usize);
+        z::deflateEnd(&mut *strm);
+        out
+    }
+}
+
+/// A gzip member around `deflate` (of `data`), with the XFL byte Python's gzip writes.
+pub fn gzip_member(data: &[u8], deflate: &[u8], level: i32) -> Vec<u8> {
+    let xfl = match level {
+        9 => 2,
+        1 => 4,
+        _ => 0,
+    };
+    let mut gz = vec![0x1f, 0x8b, 8, 0, 0x5c, 0x2d, 0x8f, 0x68, xfl, 255];
+    gz.extend_from_slice(deflate);
+    gz.extend_from_slice(&crc32fast::hash(data).to_le_bytes());
+    gz.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    gz
+}
+
+/// A feed-like JSON document (vulnerability rows with random fields), deterministic.
+pub fn feed_json(rows: usize, seed: u64) -> Vec<u8> {
+    let mut s = seed ^ 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        s = s
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        s >> 33
+    };
+    let mut out = b"[".to_vec();
+    for _ in 0..rows {
+        let row = format!(
+            "{{\"id\":\"CVE-2025-{:05}\",\"score\":{}.{},\"vendor\":\"v{}\",\"summary\":\"issue {:04x}{:04x} in component {}\",\"modified\":\"2025-{:02}-{:02}\"}},",
+            next() % 100_000,
+            next() % 10,
+            next() % 10,
+            next() % 50,
+            next() % 0x10000,
+            next() % 0x10000,
+            next() % 40,
+            1 + next() % 12,
+            1 + next() % 28
+        );
+        out.extend_from_slice(row.as_bytes());
+    }
+    out.push(b']');
+    out
+}
+
+/// Random bytes from a small alphabet with zeros and an ELF magic (binary-ish data).
+pub fn binaryish(len: usize, seed: u64) -> Vec<u8> {
+    const ALPHABET: &[u8] = b"abcdefgh\0\0\0\0\x7fELF";
+    let mut s = seed ^ 0x2545_f491_4f6c_dd1d;
+    (0..len)
+        .map(|_| {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ALPHABET[((s >> 33) % ALPHABET.len() as u64) as usize]
+        })
+        .collect()
+}
