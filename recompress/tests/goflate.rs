@@ -5,8 +5,9 @@
 //! with the same deterministic generators), a level and how Go was called, and the stream
 //! Go wrote (a file, or only its length and SHA-256 for the large inputs).
 //!
-//! `OUK_LONG_TESTS=1` also reruns `gen.go -long` with the local Go (large inputs that pass
-//! Go's 16 MiB hash-offset rebase, every stream compared in full).
+//! `OUK_LONG_TESTS=1` also reruns `gen.go -long` with the local Go, 1.7 to 1.26 (`GO=` picks
+//! the binary): large inputs that pass Go's 16 MiB hash-offset rebase, every stream compared
+//! in full, and a 2.3 GB level 1 stream past the 2 GiB offset rebase, compared by digest.
 //! `OUK_GOFLATE_BENCH=1` prints the port's throughput (run with `--release`).
 
 use std::io::Read;
@@ -305,6 +306,36 @@ fn port_stream(input: &[u8], level: i32, flush_every: usize) -> Vec<u8> {
     out
 }
 
+/// Counts and hashes what is written to it.
+struct HashWriter(Sha256, usize);
+
+impl std::io::Write for HashWriter {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.update(b);
+        self.1 += b.len();
+        Ok(b.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// gen.go's `cycleStream`: `size` bytes of `mix(3 MiB, seed)` repeated, streamed.
+fn cycle_stream(size: usize, seed: u64, level: i32) -> (usize, String) {
+    let base = mix(3 << 20, seed);
+    let mut out = HashWriter(Sha256::new(), 0);
+    let mut d = GoDeflater::new(level).expect("valid level");
+    let mut left = size;
+    while left > 0 {
+        let n = base.len().min(left);
+        d.write(&base[..n], &mut out).expect("write");
+        left -= n;
+    }
+    d.finish(&mut out).expect("finish");
+    (out.1, hex::encode(out.0.finalize()))
+}
+
 fn sha256_hex(b: &[u8]) -> String {
     hex::encode(Sha256::digest(b))
 }
@@ -315,6 +346,16 @@ fn check_dir(dir: &Path, inputs_dir: &Path) -> (usize, Vec<String>) {
     let mut inputs = Inputs::new(inputs_dir);
     let mut bad = Vec::new();
     for row in &rows {
+        if row.kind == "cycle" {
+            let (len, sum) = cycle_stream(row.size, row.seed, row.level);
+            if len != row.length || sum != row.sha256 {
+                bad.push(format!(
+                    "{} level {}: {len} bytes, Go wrote {} (digests differ)",
+                    row.name, row.level, row.length
+                ));
+            }
+            continue;
+        }
         let input = inputs.get(&row.kind, row.size, row.seed);
         let got = port_stream(input, row.level, row.flush_every);
         let what = format!(
@@ -368,7 +409,7 @@ fn output_does_not_depend_on_write_sizes() {
     {
         let want = std::fs::read(dir.join(row.file.as_ref().unwrap())).unwrap();
         let input = inputs.get(&row.kind, row.size, row.seed).to_vec();
-        let mut r = Rng(row.level as u64 + 100);
+        let mut r = Rng((row.level + 100) as u64);
         let splits: Vec<Vec<usize>> = vec![
             vec![1],
             vec![7],
@@ -455,7 +496,7 @@ fn long_go_regenerated_streams_match() {
         .is_ok_and(|o| o.status.success());
     assert!(
         have_go,
-        "OUK_LONG_TESTS=1 needs Go (`{go}` not found; set GO=/path/to/go or install golang-go)"
+        "OUK_LONG_TESTS=1 needs Go 1.7 to 1.26 (`{go}` not found; set GO=/path/to/go or install golang-go)"
     );
     let tmp = tempfile::tempdir().unwrap();
     let dir = fixture_dir();
@@ -465,7 +506,10 @@ fn long_go_regenerated_streams_match() {
         .current_dir(&dir)
         .status()
         .expect("go run gen.go");
-    assert!(status.success(), "go run gen.go -long failed");
+    assert!(
+        status.success(),
+        "go run gen.go -long failed (it needs Go 1.7 to 1.26: see its message above)"
+    );
     // The freshly written small streams must equal the checked-in ones (same Go encoder).
     let (n, bad) = check_dir(tmp.path(), &dir);
     assert!(
@@ -495,5 +539,70 @@ fn throughput() {
                 (data.len() * rounds) as f64 / secs / 1e6
             );
         }
+    }
+}
+
+fn inflate(stream: &[u8]) -> Vec<u8> {
+    let mut plain = Vec::new();
+    flate2::read::DeflateDecoder::new(stream)
+        .read_to_end(&mut plain)
+        .expect("the port writes valid deflate");
+    plain
+}
+
+/// Inputs mixing noise, small alphabets (long hash chains), runs and repeats.
+fn inputs_strategy() -> impl Strategy<Value = Vec<u8>> {
+    proptest::collection::vec(
+        prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..2000),
+            proptest::collection::vec(0u8..4, 0..6000),
+            (any::<u8>(), 0usize..4000).prop_map(|(b, n)| vec![b; n]),
+            (1usize..300, 1usize..200).prop_map(|(period, times)| {
+                (0..period * times).map(|i| (i % period) as u8).collect()
+            }),
+        ],
+        0..40,
+    )
+    .prop_map(|parts| parts.concat())
+}
+
+use proptest::prelude::*;
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// Any input at any level: a valid stream of the input, the same for any write split,
+    /// and flushes keep it decodable.
+    #[test]
+    fn streams_decode_and_ignore_write_sizes(
+        input in inputs_strategy(),
+        level in -2i32..=9,
+        split in 1usize..70000,
+        flush_at in proptest::collection::vec(any::<prop::sample::Index>(), 0..4),
+    ) {
+        let whole = deflate(&input, level).unwrap();
+        prop_assert_eq!(inflate(&whole), &input[..]);
+
+        let mut out = Vec::new();
+        let mut d = GoDeflater::new(level).unwrap();
+        for piece in input.chunks(split) {
+            d.write(piece, &mut out).unwrap();
+        }
+        d.finish(&mut out).unwrap();
+        prop_assert!(out == whole, "split {} changes the output", split);
+
+        let mut cuts: Vec<usize> = flush_at.iter().map(|i| i.index(input.len() + 1)).collect();
+        cuts.sort_unstable();
+        let mut out = Vec::new();
+        let mut d = GoDeflater::new(level).unwrap();
+        let mut at = 0;
+        for cut in cuts {
+            d.write(&input[at..cut], &mut out).unwrap();
+            d.flush(&mut out).unwrap();
+            at = cut;
+        }
+        d.write(&input[at..], &mut out).unwrap();
+        d.finish(&mut out).unwrap();
+        prop_assert_eq!(inflate(&out), &input[..]);
     }
 }

@@ -11,9 +11,10 @@
 //!
 //! Followed sources: Go 1.19.8 `src/compress/flate` (`deflate.go`, `deflatefast.go`,
 //! `huffman_bit_writer.go`, `huffman_code.go`, `token.go`) and `src/compress/gzip/gzip.go`.
-//! This encoder is the one Go shipped from 1.7 through 1.25. Go 1.26 replaced it with a
-//! port of klauspost/compress's encoder (`level1.go` .. `level6.go`), whose output differs;
-//! streams from that encoder are not re-created by this module.
+//! This is the encoder Go shipped from 1.7 through 1.26. Go 1.27 replaced it with a port
+//! of klauspost/compress's encoder (golang/go#75532, commit 388145c51b; `level1.go` ..
+//! `level6.go`), whose output differs: streams written by Go 1.27 and later are not
+//! re-created by this module.
 //!
 //! Memory is bounded whatever the input size: a 64 KiB window, Go's hash tables (about
 //! 640 KiB for levels 2-9, 128 KiB for level 1) and at most one block of pending output.

@@ -3,7 +3,8 @@
 // (recompress/src/goflate) can be checked byte for byte without Go installed.
 //
 //	go run gen.go                 # rewrite the checked-in fixtures (run in this directory)
-//	go run gen.go -out DIR -long  # also the large inputs, every stream written out (OUK_LONG_TESTS)
+//	go run gen.go -out DIR -long  # also the large inputs, every stream written out, and a
+//	                              # 2.3 GB level 1 stream kept as a digest (OUK_LONG_TESTS)
 //	go run gen.go -bench          # time Go's encoder at levels 1, 6 and 9
 //
 // manifest.tsv lists one stream per line: name, kind, size, seed (the Rust test rebuilds
@@ -11,7 +12,8 @@
 // Write then Close; "flush:N": Flush after every N bytes), the stream's length and
 // SHA-256, and the file holding it ("-" for the large inputs, checked by digest only).
 // Before writing, gen checks that Go's output does not depend on how the input is split
-// across Write calls.
+// across Write calls. It refuses Go 1.27 and later, whose compress/flate is a different
+// encoder (golang/go#75532).
 package main
 
 import (
@@ -315,6 +317,13 @@ func main() {
 	bench := flag.Bool("bench", false, "time Go's encoder instead")
 	flag.Parse()
 
+	// Go 1.27 replaced the encoder (golang/go#75532); the port follows Go 1.7..1.26.
+	var minor int
+	if _, err := fmt.Sscanf(runtime.Version(), "go1.%d", &minor); err != nil || minor < 7 || minor > 26 {
+		fmt.Fprintf(os.Stderr, "gen.go needs Go 1.7 to 1.26 (this is %s): Go 1.27 replaced the "+
+			"compress/flate encoder the port follows; point GO at an older toolchain\n", runtime.Version())
+		os.Exit(2)
+	}
 	if *bench {
 		runBench()
 		return
@@ -357,6 +366,13 @@ func main() {
 			emit(in, level, "all", stream)
 		}
 	}
+	if *long {
+		// Past 2 GiB level 1 rebases its int32 offsets (deflatefast.go shiftOffsets): a
+		// 3 MiB mix input repeated, streamed through Go into a digest.
+		const size = 2300 << 20
+		n, sum := cycleStream(size, 8, 1)
+		fmt.Fprintf(&manifest, "cycle-2300m\tcycle\t%d\t8\t1\tall\t%d\t%s\t-\n", size, n, hex.EncodeToString(sum))
+	}
 	// Flush points change the blocks; these check the port's flush.
 	for _, name := range []string{"text", "mix-65537"} {
 		for _, in := range inputs(false) {
@@ -377,6 +393,37 @@ func main() {
 		name := fmt.Sprintf("out/text.%s.gz", levelName(level))
 		must(os.WriteFile(filepath.Join(*outDir, name), gzipped(text, level), 0o644))
 	}
+}
+
+type countWriter struct {
+	w io.Writer
+	n int
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	c.n += len(p)
+	return c.w.Write(p)
+}
+
+// cycleStream compresses size bytes of mix(3 MiB, seed) repeated, returning the stream's
+// length and SHA-256 without keeping it.
+func cycleStream(size int, seed uint64, level int) (int, []byte) {
+	base := mix(3<<20, seed)
+	h := sha256.New()
+	cw := &countWriter{w: h}
+	w, err := flate.NewWriter(cw, level)
+	must(err)
+	for left := size; left > 0; {
+		n := len(base)
+		if n > left {
+			n = left
+		}
+		_, err := w.Write(base[:n])
+		must(err)
+		left -= n
+	}
+	must(w.Close())
+	return cw.n, h.Sum(nil)
 }
 
 func runBench() {
