@@ -80,6 +80,50 @@ pub fn gzip(plain: &[u8], level: i32) -> Result<Vec<u8>, GoFlateError> {
     Ok(out)
 }
 
+/// Go's levels, most used first: the order [`find_level`] tries them in.
+pub const LEVELS_BY_LIKELIHOOD: [i32; 11] = [6, 9, 1, 5, 4, 7, 8, 3, 2, HUFFMAN_ONLY, 0];
+
+/// The Go level (as in [`LEVELS_BY_LIKELIHOOD`]; -1 is reported as 6) whose one-write
+/// stream of `plain` is exactly `stream`, if any. Each candidate stops at its first byte
+/// that differs from `stream`, so a wrong level usually costs one block of work, not a
+/// whole compression.
+pub fn find_level(plain: &[u8], stream: &[u8]) -> Option<i32> {
+    LEVELS_BY_LIKELIHOOD.into_iter().find(|&level| {
+        let mut check = PrefixCheck {
+            want: stream,
+            at: 0,
+        };
+        let Ok(mut d) = GoDeflater::new(level) else {
+            return false;
+        };
+        d.write(plain, &mut check).is_ok()
+            && d.finish(&mut check).is_ok()
+            && check.at == stream.len()
+    })
+}
+
+/// A writer that accepts only the bytes of `want`, in order, and fails at the first other
+/// byte (or past its end).
+struct PrefixCheck<'a> {
+    want: &'a [u8],
+    at: usize,
+}
+
+impl Write for PrefixCheck<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let end = self.at + buf.len();
+        if self.want.get(self.at..end) != Some(buf) {
+            return Err(std::io::Error::other("differs from the stream"));
+        }
+        self.at = end;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// The 10-byte header Go's gzip writer starts a member with when no header field is set.
 pub fn gzip_header(level: i32) -> [u8; 10] {
     // XFL: Go marks only the two extreme levels (DefaultCompression gets 0, not a 6 mark).
