@@ -21,6 +21,7 @@
 use std::io::{Read, Write};
 
 mod deflate;
+pub mod goflate;
 mod gzip;
 mod input;
 mod recipe;
