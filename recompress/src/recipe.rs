@@ -614,4 +614,29 @@ mod tests {
         // a one-byte-shorter recipe is refused, never a panic
         assert!(validate(&bytes[..bytes.len() - 1], &Limits::default()).is_err());
     }
+
+    #[test]
+    fn version_3_only_when_a_go_segment_needs_it() {
+        let mut b = Builder::default();
+        b.copy(10);
+        let v2 = b.encode(Format::Gzip, 10);
+        assert_eq!(v2[4], MIN_VERSION);
+        validate(&v2, &Limits::default()).unwrap();
+        b.segments.push(Segment::GoFlate(GoFlateSegment {
+            plain_len: 300,
+            port: crate::goflate::PORT_ID,
+            level: -2,
+        }));
+        let v3 = b.encode(Format::Gzip, 400);
+        assert_eq!(v3[4], VERSION);
+        let h = validate(&v3, &Limits::default()).unwrap();
+        assert_eq!((h.plain_len, h.segments), (310, 2));
+        // the same segment under a version 2 header is refused
+        let mut downgraded = v3.clone();
+        downgraded[4] = MIN_VERSION;
+        assert!(matches!(
+            validate(&downgraded, &Limits::default()),
+            Err(RecompressError::Malformed { .. })
+        ));
+    }
 }
