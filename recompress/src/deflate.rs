@@ -1,4 +1,4 @@
-//! Raw deflate streams: decoding, analysis in three tiers, and rebuilding.
+//! Raw deflate streams: decoding, analysis in four tiers, and rebuilding.
 //!
 //! Decoding uses zlib-rs through flate2: it is fast and needs no recipe. The plain form of
 //! a stream is always this decoded content, in `decode` and `analyze` alike, so it never
@@ -11,11 +11,20 @@
 //!    the first differing byte. A match costs a few bytes of recipe and no corrections.
 //!    The search is bounded by a work budget ([`ZLIB_BUDGET`] times the plain size plus
 //!    [`ZLIB_BUDGET_SLACK`]).
-//! 2. **preflate**: preflate-rs's streaming processor parses whole deflate blocks from the
+//! 2. **Go-exact** ([`crate::goflate`]): Go's `compress/flate` (1.7-1.26) writes OCI image
+//!    layers and most registry tooling's gzip. Go ends every stream with an empty final
+//!    stored block (`00 00 ff ff`), which the zlib settings above never write, so a stream
+//!    with that tail tries the Go port first (then zlib) and any other skips it. Levels are
+//!    tried most used first (6, 9, 1, then the rest), each re-compressing the plain bytes
+//!    through the streaming port and stopping at the first byte that differs from the
+//!    spool (a wrong level differs within its first block); the search is bounded by
+//!    [`GO_BUDGET`] times the plain size plus [`GO_BUDGET_SLACK`]. A match costs about 20
+//!    bytes of recipe: "Go port, level L".
+//! 3. **preflate**: preflate-rs's streaming processor parses whole deflate blocks from the
 //!    spool, estimates the encoder's parameters and records corrections. Each chunk is
 //!    rebuilt right away through the same `RecreateStreamProcessor` path [`rebuild`] uses
 //!    and compared with the original bytes.
-//! 3. **verbatim**: a stream neither reproduces (Go's HuffmanOnly, some miniz -9) is
+//! 4. **verbatim**: a stream none reproduces (some miniz -9, a Go stream with flushes) is
 //!    carried in the recipe as is, up to [`MAX_RAW`] compressed bytes; past that it is
 //!    `NotExact`.
 //!
@@ -24,15 +33,20 @@
 //! chunk's tokens); the compressed look-ahead is bounded by [`crate::input::MAX_BUFFER`]
 //! and the spool keeps at most 16 MiB in memory; plain bytes pass through the [`Sink`]
 //! bounds before they are written; the rebuild reads at most [`MAX_CHUNK_PLAIN`] plain
-//! bytes per preflate chunk and [`STEP`] bytes at a time otherwise.
+//! bytes per preflate chunk and [`STEP`] bytes at a time otherwise; a Go trial or rebuild
+//! holds the port's bounded state (a 64 KiB window, its tables, one block of output), never
+//! the stream.
 
 use std::io::{Cursor, Read};
 
 use flate2::{Decompress, FlushDecompress, Status};
 use preflate_rs::{ExitCode, PreflateConfig, PreflateStreamProcessor, RecreateStreamProcessor};
 
+use crate::goflate::{GoDeflater, GoFlateError, LEVELS_BY_LIKELIHOOD, PORT_ID};
 use crate::input::Input;
-use crate::recipe::{Chunk, MAX_CHUNK_PLAIN, MAX_RAW, RawSegment, Reader, Segment, ZlibSegment};
+use crate::recipe::{
+    Chunk, GoFlateSegment, MAX_CHUNK_PLAIN, MAX_RAW, RawSegment, Reader, Segment, ZlibSegment,
+};
 use crate::sink::{OutMeter, Sink, read_plain};
 use crate::spool::Spool;
 use crate::zlib::{Deflater, ZlibParams};
@@ -50,6 +64,18 @@ const ZLIB_BUDGET: u64 = 2;
 /// What starting one zlib candidate counts against the budget (its state set-up), so a
 /// tiny stream does not try every setting.
 const ZLIB_TRIAL_COST: u64 = 32 << 10;
+
+/// The Go search may feed candidates at most [`GO_BUDGET`] times the stream's plain size
+/// plus this many bytes: the right level costs one pass, a wrong one usually a block.
+const GO_BUDGET_SLACK: u64 = 8 << 20;
+const GO_BUDGET: u64 = 2;
+
+/// What starting one Go candidate counts against the budget (its tables, ~640 KiB).
+const GO_TRIAL_COST: u64 = 64 << 10;
+
+/// The last bytes of every stream Go's `compress/flate` writes: `Close` ends it with an
+/// empty final stored block, whose LEN/NLEN are these (byte aligned).
+const GO_TAIL: [u8; 4] = [0, 0, 0xff, 0xff];
 
 /// Plain bytes preflate decodes per chunk (it stops at the block boundary before this).
 /// zlib and Go end a block after 16 Ki symbols, up to 4.2 MB of plain text for long
@@ -150,9 +176,18 @@ fn not_exact(at: u64, e: impl std::fmt::Display) -> RecompressError {
     RecompressError::NotExact(format!("deflate stream at offset {at}: {e}"))
 }
 
-/// Find how to re-create the spooled stream `s` (which started at offset `at`): zlib,
-/// then preflate, then verbatim.
+/// Find how to re-create the spooled stream `s` (which started at offset `at`): zlib and
+/// the Go port (Go first when the stream ends as Go's do), then preflate, then verbatim.
 fn recipe_for(spool: &Spool, s: &Stream, level_hint: Option<u8>, at: u64) -> Result<Segment> {
+    if ends_like_go(spool)?
+        && let Some(level) = go_search(spool, s.plain_len)?
+    {
+        return Ok(Segment::GoFlate(GoFlateSegment {
+            plain_len: s.plain_len,
+            port: PORT_ID,
+            level,
+        }));
+    }
     if let Some(params) = zlib_search(spool, s.plain_len, level_hint)? {
         return Ok(Segment::Zlib(ZlibSegment {
             plain_len: s.plain_len,
@@ -292,29 +327,159 @@ fn zlib_trial(spool: &Spool, p: &ZlibParams, budget: &mut u64) -> Result<Trial> 
     let Ok(mut def) = Deflater::new(p) else {
         return Ok(Trial::Differs);
     };
+    let mut cmp = SpoolCompare::new(spool);
+    let mut compare = |bytes: &[u8]| cmp.check(bytes);
+    match replay_plain(spool, budget, |plain| def.feed(plain, false, &mut compare))? {
+        Trial::Exact => {}
+        other => return Ok(other),
+    }
+    if !def.feed(&[], true, &mut compare)? {
+        return Ok(Trial::Differs);
+    }
+    Ok(if cmp.at == spool.len() {
+        Trial::Exact
+    } else {
+        Trial::Differs
+    })
+}
+
+/// Whether the spooled stream ends as every stream of Go's `compress/flate` does.
+fn ends_like_go(spool: &Spool) -> Result<bool> {
+    let len = spool.len();
+    // The shortest Go stream is the empty one: `01 00 00 ff ff`.
+    if len < 5 {
+        return Ok(false);
+    }
+    let mut tail = [0u8; 4];
+    spool.read_at(len - 4, &mut tail)?;
+    Ok(tail == GO_TAIL)
+}
+
+/// The first Go level whose stream of the spooled plain bytes is the spooled stream, if
+/// one is within the budget.
+fn go_search(spool: &Spool, plain_len: u64) -> Result<Option<i32>> {
+    let mut budget = plain_len
+        .saturating_mul(GO_BUDGET)
+        .saturating_add(GO_BUDGET_SLACK);
+    for level in LEVELS_BY_LIKELIHOOD {
+        match go_trial(spool, level, &mut budget)? {
+            Trial::Exact => return Ok(Some(level)),
+            Trial::Differs => {}
+            Trial::OutOfBudget => break,
+        }
+    }
+    Ok(None)
+}
+
+/// Re-compress the spooled stream's plain bytes with the Go port at `level`, comparing
+/// with the spool as the output comes and stopping at the first difference.
+fn go_trial(spool: &Spool, level: i32, budget: &mut u64) -> Result<Trial> {
+    if *budget < GO_TRIAL_COST {
+        return Ok(Trial::OutOfBudget);
+    }
+    *budget -= GO_TRIAL_COST;
+    // Levels come from the port's own list, so it cannot refuse them; if it did, the
+    // level is simply not available.
+    let Ok(mut def) = GoDeflater::new(level) else {
+        return Ok(Trial::Differs);
+    };
+    let mut cmp = SpoolCompare::new(spool);
+    let fed = replay_plain(spool, budget, |plain| {
+        let r = def.write(plain, &mut cmp);
+        cmp.outcome(r)
+    })?;
+    match fed {
+        Trial::Exact => {}
+        other => return Ok(other),
+    }
+    let r = def.finish(&mut cmp);
+    if !cmp.outcome(r)? {
+        return Ok(Trial::Differs);
+    }
+    Ok(if cmp.at == spool.len() {
+        Trial::Exact
+    } else {
+        Trial::Differs
+    })
+}
+
+/// Compares a candidate's output with the spooled stream as it is produced: `at` bytes
+/// matched so far. A spool read error is kept (and reported as such), never taken for a
+/// difference.
+struct SpoolCompare<'a> {
+    spool: &'a Spool,
+    at: u64,
+    buf: Vec<u8>,
+    error: Option<RecompressError>,
+}
+
+impl<'a> SpoolCompare<'a> {
+    fn new(spool: &'a Spool) -> Self {
+        SpoolCompare {
+            spool,
+            at: 0,
+            buf: vec![0u8; STEP],
+            error: None,
+        }
+    }
+
+    /// Whether `bytes` are the spool's next bytes (then they are matched).
+    fn check(&mut self, bytes: &[u8]) -> Result<bool> {
+        for piece in bytes.chunks(STEP) {
+            let n = piece.len();
+            if self.at + n as u64 > self.spool.len() {
+                return Ok(false);
+            }
+            self.spool.read_at(self.at, &mut self.buf[..n])?;
+            if self.buf[..n] != *piece {
+                return Ok(false);
+            }
+            self.at += n as u64;
+        }
+        Ok(true)
+    }
+
+    /// What a Go write into this comparer means: Ok(true) matched so far, Ok(false) a
+    /// difference, Err a spool read error.
+    fn outcome(&mut self, r: std::result::Result<(), GoFlateError>) -> Result<bool> {
+        match (r, self.error.take()) {
+            (_, Some(e)) => Err(e),
+            (Ok(()), None) => Ok(true),
+            (Err(_), None) => Ok(false),
+        }
+    }
+}
+
+impl std::io::Write for SpoolCompare<'_> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        match self.check(bytes) {
+            Ok(true) => Ok(bytes.len()),
+            Ok(false) => Err(std::io::Error::other("differs from the original stream")),
+            Err(e) => {
+                self.error = Some(e);
+                Err(std::io::Error::other("reading the spool failed"))
+            }
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Re-inflate the spooled stream and hand its plain bytes to `feed` as they come, each
+/// charged to `budget`. `Exact` when every plain byte was fed; `Differs` as soon as `feed`
+/// says so; `OutOfBudget` when the budget runs out first.
+fn replay_plain(
+    spool: &Spool,
+    budget: &mut u64,
+    mut feed: impl FnMut(&[u8]) -> Result<bool>,
+) -> Result<Trial> {
     let mut inflate = Decompress::new(false);
     let mut comp = vec![0u8; STEP];
     let mut plain = vec![0u8; STEP];
-    let mut cmp = vec![0u8; STEP];
-    let mut cmp_pos = 0u64;
     let mut read_pos = 0u64;
     let len = spool.len();
-    let mut compare = |bytes: &[u8]| -> Result<bool> {
-        let mut rest = bytes;
-        while !rest.is_empty() {
-            let n = rest.len().min(cmp.len());
-            if cmp_pos + n as u64 > len {
-                return Ok(false);
-            }
-            spool.read_at(cmp_pos, &mut cmp[..n])?;
-            if cmp[..n] != rest[..n] {
-                return Ok(false);
-            }
-            cmp_pos += n as u64;
-            rest = &rest[n..];
-        }
-        Ok(true)
-    };
     let mut have = 0usize;
     loop {
         // Top the compressed buffer up from the spool (`read_pos` is the first byte not yet
@@ -340,26 +505,18 @@ fn zlib_trial(spool: &Spool, p: &ZlibParams, budget: &mut u64) -> Result<Trial> 
                 return Ok(Trial::OutOfBudget);
             }
             *budget -= made as u64;
-            if !def.feed(&plain[..made], false, &mut compare)? {
+            if !feed(&plain[..made])? {
                 return Ok(Trial::Differs);
             }
         }
         match status {
-            Status::StreamEnd => break,
+            Status::StreamEnd => return Ok(Trial::Exact),
             _ if used == 0 && made == 0 => {
                 return Err(not_exact(read_pos, "the spooled stream does not decode"));
             }
             _ => {}
         }
     }
-    if !def.feed(&[], true, &mut compare)? {
-        return Ok(Trial::Differs);
-    }
-    Ok(if cmp_pos == len {
-        Trial::Exact
-    } else {
-        Trial::Differs
-    })
 }
 
 /// preflate's corrections for the spooled stream `s`, each chunk checked by rebuilding it.
@@ -548,4 +705,68 @@ pub(crate) fn rebuild_raw(
         });
     }
     out.put(r.deflate)
+}
+
+/// Re-create a deflate stream with the Go port from `g.plain_len` plain bytes, streamed
+/// through it [`STEP`] bytes at a time (the reader checked the level and the port).
+pub(crate) fn rebuild_goflate(
+    g: &GoFlateSegment<&[u8]>,
+    plain: &mut dyn Read,
+    out: &mut OutMeter<'_>,
+) -> Result<()> {
+    let mut def = GoDeflater::new(g.level).map_err(|e| RecompressError::Malformed {
+        what: "recipe",
+        message: e.to_string(),
+    })?;
+    let mut w = MeterWrite { out, error: None };
+    let mut buf = Vec::with_capacity(STEP);
+    let mut left = g.plain_len;
+    while left > 0 {
+        let n = left.min(STEP as u64);
+        read_plain(plain, n, &mut buf)?;
+        left -= n;
+        let r = def.write(&buf, &mut w);
+        w.result(r)?;
+    }
+    let r = def.finish(&mut w);
+    w.result(r)
+}
+
+/// The Go port writes through `std::io::Write`; this passes its output to the meter and
+/// keeps the meter's own error (e.g. output past the recipe's size) to report as it is.
+struct MeterWrite<'a, 'b> {
+    out: &'a mut OutMeter<'b>,
+    error: Option<RecompressError>,
+}
+
+impl MeterWrite<'_, '_> {
+    fn result(&mut self, r: std::result::Result<(), GoFlateError>) -> Result<()> {
+        match (r, self.error.take()) {
+            (_, Some(e)) => Err(e),
+            (Ok(()), None) => Ok(()),
+            (Err(GoFlateError::Io(e)), None) => Err(RecompressError::Io(e)),
+            (Err(e), None) => Err(RecompressError::Malformed {
+                what: "recipe",
+                message: e.to_string(),
+            }),
+        }
+    }
+}
+
+impl std::io::Write for MeterWrite<'_, '_> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        match self.out.put(bytes) {
+            Ok(()) => Ok(bytes.len()),
+            Err(e) => {
+                self.error = Some(e);
+                Err(std::io::Error::other(
+                    "the rebuild's output refused the bytes",
+                ))
+            }
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }

@@ -216,6 +216,7 @@ pub fn rebuild(
             recipe::SegmentRef::Zstd(p) => zstd::rebuild(&p, plain, &mut out)?,
             recipe::SegmentRef::Zlib(z) => deflate::rebuild_zlib(&z, plain, &mut out)?,
             recipe::SegmentRef::Raw(r) => deflate::rebuild_raw(&r, plain, &mut out)?,
+            recipe::SegmentRef::GoFlate(g) => deflate::rebuild_goflate(&g, plain, &mut out)?,
         }
     }
     let mut extra = [0u8; 1];

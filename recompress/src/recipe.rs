@@ -2,14 +2,21 @@
 //! bytes (the layout is documented in docs/formats.md, "Recompression recipes").
 //!
 //! ```text
-//! "OUKR" version:u8=2 format:u8 plain_len:varint out_len:varint count:varint segment*
+//! "OUKR" version:u8 format:u8 plain_len:varint out_len:varint count:varint segment*
 //! segment = 1 len:varint                                   copy plain bytes verbatim
 //!         | 2 chunks:varint (plain_len:varint n:varint corrections[n])*   deflate (preflate)
 //!         | 3 plain_len:varint zstd_version:varint level:zigzag flags:u8  zstd frame
 //!         | 4 plain_len:varint vlen:u8 zlib_version[vlen]
 //!             level:u8 mem_level:u8 window_bits:u8 strategy:u8            deflate (zlib-exact)
 //!         | 5 plain_len:varint crc32:u32le n:varint deflate[n]            deflate (verbatim)
+//!         | 6 plain_len:varint plen:u8 port_id[plen] level:zigzag         deflate (Go port)
 //! ```
+//!
+//! Versions: 2 has segments 1-5; 3 adds segment 6. The writer writes 3 only when a recipe
+//! holds a segment 6, so recipes without one still rebuild on hosts that read only version
+//! 2 (as the delta format is `/3` only when it uses the recompression tier); a host that
+//! predates segment 6 refuses a version 3 recipe as `Unsupported` naming the version, not
+//! as a malformed one. The reader takes both and refuses segment 6 in a version 2 recipe.
 //!
 //! Invariants of the reader (the recipe is untrusted): every varint is at most 10 bytes and
 //! fits a u64; every count and length is checked against the bytes left in the recipe or
@@ -22,13 +29,20 @@ use crate::zlib::ZlibParams;
 use crate::{Format, Limits, RecompressError, Result};
 
 pub(crate) const MAGIC: &[u8; 4] = b"OUKR";
-pub(crate) const VERSION: u8 = 2;
+/// The newest recipe version, written when a recipe needs it (a Go-port segment).
+pub(crate) const VERSION: u8 = 3;
+/// The oldest recipe version still read (and written when it suffices).
+pub(crate) const MIN_VERSION: u8 = 2;
 
 const TAG_COPY: u8 = 1;
 const TAG_DEFLATE: u8 = 2;
 const TAG_ZSTD: u8 = 3;
 const TAG_ZLIB: u8 = 4;
 const TAG_RAW: u8 = 5;
+const TAG_GOFLATE: u8 = 6;
+
+/// Longest Go-port identity a recipe may carry (ours is like "go1.7-1.26").
+pub(crate) const MAX_GO_PORT_ID: usize = 32;
 
 /// Longest zlib version string a recipe may carry (zlib's are like "1.3.1").
 pub(crate) const MAX_ZLIB_VERSION: usize = 32;
@@ -84,6 +98,17 @@ pub(crate) struct RawSegment<B> {
     pub deflate: B,
 }
 
+/// How one deflate stream is re-created by the port of Go's `compress/flate` encoder
+/// ([`crate::goflate`]): `plain_len` plain bytes written at `level` in one stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct GoFlateSegment<V> {
+    pub plain_len: u64,
+    /// [`crate::goflate::PORT_ID`] of the port that was checked to give the stream.
+    pub port: V,
+    /// Go's level: -2 (Huffman only), 0 (stored) or 1..=9 (never -1: that is 6).
+    pub level: i32,
+}
+
 /// A segment as the analyzer builds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Segment {
@@ -92,6 +117,7 @@ pub(crate) enum Segment {
     Zstd(ZstdParams),
     Zlib(ZlibSegment<String>),
     Raw(RawSegment<Vec<u8>>),
+    GoFlate(GoFlateSegment<&'static str>),
 }
 
 impl Segment {
@@ -102,6 +128,7 @@ impl Segment {
             Segment::Zstd(p) => p.plain_len,
             Segment::Zlib(z) => z.plain_len,
             Segment::Raw(r) => r.plain_len,
+            Segment::GoFlate(g) => g.plain_len,
         }
     }
 }
@@ -128,7 +155,11 @@ impl Builder {
     pub(crate) fn encode(&self, format: Format, out_len: u64) -> Vec<u8> {
         let mut out = Vec::new();
         out.extend_from_slice(MAGIC);
-        out.push(VERSION);
+        let needs_v3 = self
+            .segments
+            .iter()
+            .any(|s| matches!(s, Segment::GoFlate(_)));
+        out.push(if needs_v3 { VERSION } else { MIN_VERSION });
         out.push(format_byte(format));
         let plain: u64 = self.segments.iter().map(Segment::plain_len).sum();
         put_varint(&mut out, plain);
@@ -172,6 +203,15 @@ impl Builder {
                     out.extend_from_slice(&r.crc.to_le_bytes());
                     put_varint(&mut out, r.deflate.len() as u64);
                     out.extend_from_slice(&r.deflate);
+                }
+                Segment::GoFlate(g) => {
+                    out.push(TAG_GOFLATE);
+                    put_varint(&mut out, g.plain_len);
+                    // The analyzer only records our own port's identity, which is short.
+                    let id = &g.port.as_bytes()[..g.port.len().min(MAX_GO_PORT_ID)];
+                    out.push(id.len() as u8);
+                    out.extend_from_slice(id);
+                    put_varint(&mut out, zigzag(g.level));
                 }
             }
         }
@@ -235,17 +275,24 @@ pub(crate) enum SegmentRef<'a> {
     Zstd(ZstdParams),
     Zlib(ZlibSegment<&'a [u8]>),
     Raw(RawSegment<&'a [u8]>),
+    GoFlate(GoFlateSegment<&'a [u8]>),
 }
 
 /// A checked cursor over untrusted recipe bytes.
 pub(crate) struct Reader<'a> {
     data: &'a [u8],
     pos: usize,
+    /// The header's version once read (segment 6 needs version 3).
+    version: u8,
 }
 
 impl<'a> Reader<'a> {
     pub(crate) fn new(data: &'a [u8]) -> Self {
-        Reader { data, pos: 0 }
+        Reader {
+            data,
+            pos: 0,
+            version: 0,
+        }
     }
 
     pub(crate) fn remaining(&self) -> usize {
@@ -296,11 +343,12 @@ impl<'a> Reader<'a> {
             return Err(malformed("not an ouk recompression recipe (bad magic)"));
         }
         let version = self.byte()?;
-        if version != VERSION {
+        if !(MIN_VERSION..=VERSION).contains(&version) {
             return Err(RecompressError::Unsupported(format!(
-                "recipe version {version} (this ouk reads version {VERSION})"
+                "recipe version {version} (this ouk reads versions {MIN_VERSION} to {VERSION})"
             )));
         }
+        self.version = version;
         let format = match self.byte()? {
             0 => Format::Gzip,
             1 => Format::Zip,
@@ -413,6 +461,38 @@ impl<'a> Reader<'a> {
                     deflate,
                 }))
             }
+            TAG_GOFLATE if self.version >= 3 => {
+                let plain_len = self.varint()?;
+                let plen = self.byte()?;
+                if usize::from(plen) > MAX_GO_PORT_ID {
+                    return Err(malformed(format!("Go port identity of {plen} bytes")));
+                }
+                let port = self.bytes(u64::from(plen))?;
+                // The level picks the port's code path and table sizes: anything but Go's
+                // own levels is refused here, before a deflater is made. -1 is Go's alias
+                // of 6, which the analyzer never writes: one stream, one recipe.
+                let level = unzigzag(self.varint()?)
+                    .filter(|l| crate::goflate::LEVELS_BY_LIKELIHOOD.contains(l))
+                    .ok_or_else(|| malformed("Go deflate level out of range (-2, 0 to 9)"))?;
+                // Checked here, not at rebuild time, so a recipe from another port is
+                // refused by `validate` before anything is written.
+                if port != crate::goflate::PORT_ID.as_bytes() {
+                    return Err(RecompressError::Unsupported(format!(
+                        "a deflate stream made with the Go deflate port {:?} (this ouk has {:?})",
+                        String::from_utf8_lossy(port),
+                        crate::goflate::PORT_ID
+                    )));
+                }
+                Ok(SegmentRef::GoFlate(GoFlateSegment {
+                    plain_len,
+                    port,
+                    level,
+                }))
+            }
+            TAG_GOFLATE => Err(malformed(format!(
+                "segment tag {TAG_GOFLATE} in a version {} recipe (it needs version 3)",
+                self.version
+            ))),
             t => Err(malformed(format!("unknown segment tag {t}"))),
         }
     }
@@ -473,6 +553,7 @@ pub(crate) fn validate(recipe: &[u8], limits: &Limits) -> Result<Header> {
             SegmentRef::Zstd(p) => add(p.plain_len)?,
             SegmentRef::Zlib(z) => add(z.plain_len)?,
             SegmentRef::Raw(r) => add(r.plain_len)?,
+            SegmentRef::GoFlate(g) => add(g.plain_len)?,
             SegmentRef::Deflate { chunks } => {
                 for _ in 0..chunks {
                     add(r.chunk()?.plain_len)?;
@@ -532,5 +613,30 @@ mod tests {
         assert_eq!((h.plain_len, h.out_len, h.segments), (31, 40, 3));
         // a one-byte-shorter recipe is refused, never a panic
         assert!(validate(&bytes[..bytes.len() - 1], &Limits::default()).is_err());
+    }
+
+    #[test]
+    fn version_3_only_when_a_go_segment_needs_it() {
+        let mut b = Builder::default();
+        b.copy(10);
+        let v2 = b.encode(Format::Gzip, 10);
+        assert_eq!(v2[4], MIN_VERSION);
+        validate(&v2, &Limits::default()).unwrap();
+        b.segments.push(Segment::GoFlate(GoFlateSegment {
+            plain_len: 300,
+            port: crate::goflate::PORT_ID,
+            level: -2,
+        }));
+        let v3 = b.encode(Format::Gzip, 400);
+        assert_eq!(v3[4], VERSION);
+        let h = validate(&v3, &Limits::default()).unwrap();
+        assert_eq!((h.plain_len, h.segments), (310, 2));
+        // the same segment under a version 2 header is refused
+        let mut downgraded = v3.clone();
+        downgraded[4] = MIN_VERSION;
+        assert!(matches!(
+            validate(&downgraded, &Limits::default()),
+            Err(RecompressError::Malformed { .. })
+        ));
     }
 }

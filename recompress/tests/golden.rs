@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::io::Write;
+use std::io::{Read, Write};
 
 use sha2::{Digest, Sha256};
 
@@ -23,19 +23,28 @@ fn gzip_recipe_bytes_are_pinned() {
         e.write_all(&data).unwrap();
         got.push(recipe_sha256(&e.finish().unwrap()));
     }
-    // A checked-in file from another producer (Go), so the input bytes cannot move.
-    let go = concat!(
+    // A checked-in stream from another producer (Go 1.19, level 9, flushed every 10000
+    // bytes: the Go tier re-creates only single-write streams, so this one is preflate's),
+    // so the input bytes cannot move. (Until recipe version 3 this pin was go-level9.gz,
+    // which now takes the Go tier: `go_exact_recipe_bytes_are_pinned`.)
+    let dir = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../testdata/recompress/go-level9.gz"
+        "/../testdata/recompress/goflate/out"
     );
-    got.push(recipe_sha256(&std::fs::read(go).unwrap()));
+    let stream = std::fs::read(format!("{dir}/text.9.flush10000.deflate")).unwrap();
+    let mut plain = Vec::new();
+    flate2::read::DeflateDecoder::new(&stream[..])
+        .read_to_end(&mut plain)
+        .unwrap();
+    got.push(recipe_sha256(&common::gzip_member(&plain, &stream, 9)));
     let want = [
         // flate2 1.1.11 + zlib-rs 0.6.8 (both pinned exactly), levels 1, 6, 9: zlib-rs is
         // not madler zlib, so these are preflate recipes (recipe version 2)
         "73de42246ad2939ca6c2c217fc584e179275264d30bba3cfcf96dfe53e2e6597",
         "b0844780ecf451c9fc8328cba3dcf81676d2bb17d6e9de67f2130c1f637c7aa0",
         "70285b420598ed7bb1fb668394e9771aaf5a3c80b4d1e961182e09d8e6f2eff3",
-        "fa6bca9268143f3442287fa687140fb0da418a0f1d28ffd5271149f51cd6443d",
+        // Go 1.19 level 9 with flushes: preflate (recipe version 2)
+        "72db8d2d04d08c20b4fa985a131ec05ae75913e08d03c241dadece87915238ff",
     ];
     assert_eq!(
         got, want,
@@ -75,4 +84,48 @@ fn zlib_exact_recipe_bytes_are_pinned() {
         hex::encode(&want),
         "zlib-exact recipe bytes changed: the bundled zlib or the recipe layout changed"
     );
+}
+
+/// The LEB128 varint of `v`, as recipes write it.
+fn varint(mut v: u64) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let b = (v & 0x7f) as u8;
+        v >>= 7;
+        if v == 0 {
+            out.push(b);
+            return out;
+        }
+        out.push(b | 0x80);
+    }
+}
+
+#[test]
+fn go_exact_recipe_bytes_are_pinned() {
+    // go-level9.gz (Go 1.19 compress/gzip, level 9, header with a name): the recipe names
+    // the Go port and the level, so it is pinned byte for byte (recipe version 3).
+    let gz = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../testdata/recompress/go-level9.gz"
+    ))
+    .unwrap();
+    let a = common::round_trip(&gz);
+    let header = 10 + b"data.txt\0".len() as u64;
+    let mut want = b"OUKR\x03\x00".to_vec();
+    want.extend(varint(header + 60_000 + 8));
+    want.extend(varint(gz.len() as u64));
+    want.push(3);
+    // copy the header, Go port "go1.7-1.26" level 9 (zigzag 18) of 60_000 plain bytes,
+    // copy the trailer
+    want.extend([1, header as u8, 6]);
+    want.extend(varint(60_000));
+    want.push(10);
+    want.extend(b"go1.7-1.26");
+    want.extend([18, 1, 8]);
+    assert_eq!(
+        hex::encode(&a.recipe),
+        hex::encode(&want),
+        "Go-exact recipe bytes changed: the Go port's identity or the recipe layout changed"
+    );
+    assert_eq!(a.recipe.len(), 32);
 }

@@ -188,21 +188,33 @@ fn make_samples() -> Vec<(Vec<u8>, Vec<u8>)> {
     let data = text(40_000, 46);
     let mut z = zstd::bulk::compress(&data, 3).unwrap();
     z.extend_from_slice(b"tail");
-    // zlib-exact and verbatim deflate segments too (recipe version 2)
+    // zlib-exact, verbatim and Go-exact deflate segments too (recipe versions 2 and 3)
     let zlib = common::gzip_member(&data, &common::zlib_deflate(&data, 9, 8, 15, 0), 9);
     let go_huffman_only = std::fs::read(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../testdata/recompress/go-level-2.gz"
     ))
     .unwrap();
-    [gzip(&data, 9), zip_of(&data), z, zlib, go_huffman_only]
-        .into_iter()
-        .map(|f| {
-            let mut plain = Vec::new();
-            let a = analyze(&mut &f[..], &mut plain, &Limits::default()).unwrap();
-            (a.recipe, plain)
-        })
-        .collect()
+    // go-level-2.gz takes the Go tier (recipe version 3); a flushed HuffmanOnly stream
+    // is carried verbatim.
+    let verbatim = common::go_huffman_only_flushed(&data);
+    let go6 = ouk_recompress::goflate::gzip(&data, 6).unwrap();
+    [
+        gzip(&data, 9),
+        zip_of(&data),
+        z,
+        zlib,
+        go_huffman_only,
+        verbatim,
+        go6,
+    ]
+    .into_iter()
+    .map(|f| {
+        let mut plain = Vec::new();
+        let a = analyze(&mut &f[..], &mut plain, &Limits::default()).unwrap();
+        (a.recipe, plain)
+    })
+    .collect()
 }
 
 const SMALL: Limits = Limits {
@@ -234,7 +246,7 @@ proptest! {
 
     #[test]
     fn mutated_recipes_never_panic_nor_write_past_limits(
-        which in 0usize..3,
+        which in 0usize..7,
         flips in proptest::collection::vec((any::<prop::sample::Index>(), 0u8..8), 1..4),
         cut in any::<prop::sample::Index>(),
         truncate in any::<bool>(),
@@ -258,6 +270,10 @@ proptest! {
         let mut with_magic = b"OUKR\x01".to_vec();
         with_magic.extend_from_slice(&bytes);
         rebuild_bounded(&with_magic, &text(2000, 47));
+        // and as a version 3 gzip recipe whose first segment is a Go one
+        let mut v3 = b"OUKR\x03\x00".to_vec();
+        v3.extend_from_slice(&bytes);
+        rebuild_bounded(&v3, &text(2000, 47));
         for head in [&[0x1fu8, 0x8b, 8][..], b"PK\x03\x04", &[0x28, 0xb5, 0x2f, 0xfd]] {
             let mut input = head.to_vec();
             input.extend_from_slice(&bytes);

@@ -109,14 +109,12 @@ fn many_gzip_members_each_zlib_exact() {
 }
 
 #[test]
-fn go_huffman_only_is_exact_verbatim() {
+fn go_huffman_only_flushed_is_exact_verbatim() {
     // Go's HuffmanOnly writes incomplete Huffman codes: preflate 0.7.6 cannot model it and
-    // zlib does not write it, so the stream is carried in the recipe.
-    let p = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../testdata/recompress/go-level-2.gz"
-    );
-    let gz = std::fs::read(p).unwrap();
+    // zlib does not write it; with a flush mid-stream the Go tier (single writes) does not
+    // either, so the stream is carried in the recipe. (go-level-2.gz, a single write, now
+    // takes the Go tier: tests/goflate_tier.rs.)
+    let gz = common::go_huffman_only_flushed(&common::text(60_000, 11));
     let a = round_trip(&gz);
     assert!(
         a.recipe.len() > gz.len() - 64,
@@ -263,11 +261,7 @@ fn recipes_naming_absurd_zlib_parameters_are_refused() {
 
 #[test]
 fn a_verbatim_stream_checks_its_plain_bytes() {
-    let p = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../testdata/recompress/go-level-2.gz"
-    );
-    let gz = std::fs::read(p).unwrap();
+    let gz = common::go_huffman_only_flushed(&common::text(60_000, 11));
     let mut plain = Vec::new();
     let a = ouk_recompress::analyze(&mut &gz[..], &mut plain, &Limits::default()).unwrap();
     let mut other = plain.clone();

@@ -80,6 +80,11 @@ pub fn gzip(plain: &[u8], level: i32) -> Result<Vec<u8>, GoFlateError> {
     Ok(out)
 }
 
+/// The encoder this module re-creates, as recipes name it: a recipe that uses it records
+/// this, and a build whose port reproduces another encoder (a later Go's) refuses the
+/// recipe naming both rather than writing different bytes.
+pub const PORT_ID: &str = "go1.7-1.26";
+
 /// Go's levels, most used first: the order [`find_level`] tries them in.
 pub const LEVELS_BY_LIKELIHOOD: [i32; 11] = [6, 9, 1, 5, 4, 7, 8, 3, 2, HUFFMAN_ONLY, 0];
 

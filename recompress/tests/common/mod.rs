@@ -170,6 +170,21 @@ pub fn gzip_member(data: &[u8], deflate: &[u8], level: i32) -> Vec<u8> {
     gz
 }
 
+/// A gzip member of `data` as Go's HuffmanOnly writes it with a `Flush` after 10000 bytes:
+/// no tier re-creates it (preflate refuses Go's incomplete Huffman codes, zlib does not
+/// write them, and the Go tier re-creates single writes only), so it is carried verbatim.
+pub fn go_huffman_only_flushed(data: &[u8]) -> Vec<u8> {
+    use ouk_recompress::goflate::{GoDeflater, HUFFMAN_ONLY};
+    let mut stream = Vec::new();
+    let mut d = GoDeflater::new(HUFFMAN_ONLY).expect("level");
+    let cut = data.len().min(10_000);
+    d.write(&data[..cut], &mut stream).expect("write");
+    d.flush(&mut stream).expect("flush");
+    d.write(&data[cut..], &mut stream).expect("write");
+    d.finish(&mut stream).expect("finish");
+    gzip_member(data, &stream, 0)
+}
+
 /// A feed-like JSON document (vulnerability rows with random fields), deterministic.
 pub fn feed_json(rows: usize, seed: u64) -> Vec<u8> {
     let mut s = seed ^ 0x9e37_79b9_7f4a_7c15;
