@@ -397,7 +397,9 @@ fn a_delta_sees_through_compressed_content_and_lands_on_the_full_kits_generation
     let tmp = tempfile::tempdir().unwrap();
     let tree = |day: u32| {
         let out = tmp.path().join(format!("compressed-day{day}"));
-        let spec = ouk_testdata::TreeSpec::small(7).with_compressed(true).on_day(day);
+        let spec = ouk_testdata::TreeSpec::small(7)
+            .with_compressed(true)
+            .on_day(day);
         ouk_testdata::generate(&spec, &out).expect("generate tree");
         build_signed_kit(&out, &format!("2025.10.{day}"), &tmp.path().join("kits"))
     };
@@ -415,7 +417,10 @@ fn a_delta_sees_through_compressed_content_and_lands_on_the_full_kits_generation
         "some compressed file travels through its plain form: {files:#?}"
     );
     for f in &recompressed {
-        assert!(f["decodedSize"].as_u64().unwrap() > 0 && f["format"].is_string(), "{f}");
+        assert!(
+            f["decodedSize"].as_u64().unwrap() > 0 && f["format"].is_string(),
+            "{f}"
+        );
     }
     let o = Command::new(ouk())
         .args(["delta", "show"])
