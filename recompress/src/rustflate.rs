@@ -41,8 +41,7 @@ const COMMON_FEEDS: [u64; 4] = [8 << 10, 32 << 10, 64 << 10, 128 << 10];
 
 /// The input piece sizes a trial feeds, most likely first. Both encoders' output can
 /// depend on how they were fed (zlib-rs's quick and medium levels 1, 5, 6; miniz's fast
-/// level 1 with large pieces), so the whole stream in one call and the common writers'
-/// sizes are each tried.
+/// level 1), so the whole stream in one call and the common writers' sizes are each tried.
 pub(crate) fn feeds(plain_len: u64) -> Vec<u64> {
     let whole = plain_len.clamp(1, MAX_FEED);
     let mut out = Vec::with_capacity(5);
@@ -261,9 +260,9 @@ mod tests {
     #[test]
     fn miniz_is_flate2s_and_compress_to_vec() {
         let data = sample();
-        // Level 1 is left out: compress_to_vec finishes in the same call that hands over the
-        // input, and miniz's fast path then cuts blocks differently from a writer's
-        // "write, then finish" (which is what the tier re-runs).
+        // Level 1 is left out: miniz's fast path cuts blocks by the room in the caller's
+        // output buffer, half the input for compress_to_vec, 32 KiB for flate2's writers
+        // (which is what the tier re-runs).
         for level in (0..=10u8).filter(|&l| l != 1) {
             // compress_to_vec hands the whole input over in one call.
             let ours = run(Encoder::Miniz, level, &data, data.len());
