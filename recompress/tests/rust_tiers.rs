@@ -7,6 +7,7 @@ mod common;
 use std::io::Write;
 
 use common::{binaryish, feed_json, gzip_member, round_trip};
+use ouk_recompress::{Limits, RecompressError, rebuild};
 
 /// Recipe bytes of one gzip member with a Rust-encoder segment: well under this.
 const PER_STREAM: usize = 64;
@@ -92,5 +93,83 @@ fn miniz_oxide_levels_1_6_9_10_are_exact() {
                 &format!("miniz compress_to_vec level {level}"),
             );
         }
+    }
+}
+
+/// A recipe: `plain_len` plain bytes as one Rust-encoder segment (`tag` 7 miniz, 8 zlib-rs).
+fn rust_recipe(version: u8, tag: u8, plain_len: u8, id: &[u8], level: u8, feed: u8) -> Vec<u8> {
+    let mut r = b"OUKR".to_vec();
+    r.extend_from_slice(&[version, 0, plain_len, 64, 1, tag, plain_len]);
+    r.push(id.len() as u8);
+    r.extend_from_slice(id);
+    r.extend_from_slice(&[level, feed]);
+    r
+}
+
+/// A writer that keeps what was written.
+#[derive(Default)]
+struct Written(Vec<u8>);
+impl Write for Written {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn refused(recipe: &[u8], plain: &[u8]) -> RecompressError {
+    let mut out = Written::default();
+    let e = rebuild(recipe, &mut &plain[..], &mut out, &Limits::default()).unwrap_err();
+    assert!(
+        out.0.is_empty(),
+        "wrote {} bytes before refusing: {e}",
+        out.0.len()
+    );
+    e
+}
+
+#[test]
+fn hostile_rust_segments_are_refused_before_writing() {
+    let plain = b"hello hello hello";
+    let n = plain.len() as u8;
+    for (tag, id, max) in [
+        (7u8, &b"miniz_oxide 0.9.1"[..], 10u8),
+        (8, &b"zlib-rs 0.6.8"[..], 9),
+    ] {
+        // A level past the encoder's range: malformed, before any encoder is made.
+        for level in [max + 1, 255] {
+            let e = refused(&rust_recipe(4, tag, n, id, level, n), plain);
+            assert!(matches!(e, RecompressError::Malformed { .. }), "{e}");
+        }
+        // A zero feed: malformed.
+        let e = refused(&rust_recipe(4, tag, n, id, 6, 0), plain);
+        assert!(matches!(e, RecompressError::Malformed { .. }), "{e}");
+        // Another version of the encoder: unsupported, naming it.
+        let mut other = id.to_vec();
+        *other.last_mut().unwrap() = b'0';
+        let e = refused(&rust_recipe(4, tag, n, &other, 6, n), plain);
+        match &e {
+            RecompressError::Unsupported(m) => {
+                assert!(m.contains(std::str::from_utf8(&other).unwrap()), "{m}")
+            }
+            e => panic!("{e}"),
+        }
+        // The segment in a version 3 recipe: malformed (version 3 has no such segment).
+        let e = refused(&rust_recipe(3, tag, n, id, 6, n), plain);
+        assert!(matches!(e, RecompressError::Malformed { .. }), "{e}");
+        // Output is bounded by the recipe's size as it is written.
+        let mut small = rust_recipe(4, tag, n, id, 0, n);
+        small[7] = 5; // out_len 5: stored output of 17 plain bytes is longer
+        assert!(
+            rebuild(
+                &small,
+                &mut &plain[..],
+                &mut Written::default(),
+                &Limits::default()
+            )
+            .is_err()
+        );
     }
 }
