@@ -20,6 +20,13 @@
 //!    spool (a wrong level differs within its first block); the search is bounded by
 //!    [`GO_BUDGET`] times the plain size plus [`GO_BUDGET_SLACK`]. A match costs about 20
 //!    bytes of recipe: "Go port, level L".
+//! 2b. **Rust-exact** ([`crate::rustflate`]): flate2's miniz_oxide and zlib-rs backends
+//!    (Rust tools' gzip and zip), both pinned exactly. Tried after the first
+//!    [`ZLIB_HEAD`] zlib settings (where madler zlib streams are found) and before the
+//!    rest: levels of both encoders interleaved, the hinted level first, each at the input
+//!    piece sizes writers use (their output depends on it at some levels), stopping at the
+//!    first differing byte; bounded by [`RUST_BUDGET`] times the plain size plus
+//!    [`RUST_BUDGET_SLACK`]. A match costs about 30 bytes: "encoder, level, feed".
 //! 3. **preflate**: preflate-rs's streaming processor parses whole deflate blocks from the
 //!    spool, estimates the encoder's parameters and records corrections. Each chunk is
 //!    rebuilt right away through the same `RecreateStreamProcessor` path [`rebuild`] uses
@@ -35,7 +42,8 @@
 //! bounds before they are written; the rebuild reads at most [`MAX_CHUNK_PLAIN`] plain
 //! bytes per preflate chunk and [`STEP`] bytes at a time otherwise; a Go trial or rebuild
 //! holds the port's bounded state (a 64 KiB window, its tables, one block of output), never
-//! the stream.
+//! the stream; a Rust-encoder trial or rebuild holds the encoder's state and one input
+//! piece of at most [`crate::rustflate::MAX_FEED`] bytes.
 
 use std::io::{Cursor, Read};
 
@@ -191,8 +199,9 @@ fn not_exact(at: u64, e: impl std::fmt::Display) -> RecompressError {
     RecompressError::NotExact(format!("deflate stream at offset {at}: {e}"))
 }
 
-/// Find how to re-create the spooled stream `s` (which started at offset `at`): zlib and
-/// the Go port (Go first when the stream ends as Go's do), then preflate, then verbatim.
+/// Find how to re-create the spooled stream `s` (which started at offset `at`): the Go
+/// port when the stream ends as Go's do, the likeliest zlib settings, the Rust encoders,
+/// the other zlib settings, then preflate, then verbatim.
 fn recipe_for(spool: &Spool, s: &Stream, level_hint: Option<u8>, at: u64) -> Result<Segment> {
     if ends_like_go(spool)?
         && let Some(level) = go_search(spool, s.plain_len)?
