@@ -294,6 +294,19 @@ mod tests {
     }
 
     #[test]
+    fn identities_name_the_pinned_versions() {
+        // A recipe's identity promises the exact encoder: the workspace must pin exactly
+        // the versions MINIZ_ID and ZLIB_RS_ID name (bump them together).
+        let root = include_str!("../../Cargo.toml");
+        assert!(root.contains("miniz_oxide = \"=0.9.1\""), "{MINIZ_ID}");
+        assert!(
+            root.contains("zlib-rs = { version = \"=0.6.8\""),
+            "{ZLIB_RS_ID}"
+        );
+        assert!(MINIZ_ID.ends_with("0.9.1") && ZLIB_RS_ID.ends_with("0.6.8"));
+    }
+
+    #[test]
     fn levels_out_of_range_are_refused() {
         assert!(RustDeflater::new(Encoder::Miniz, 11).is_err());
         assert!(RustDeflater::new(Encoder::ZlibRs, 10).is_err());
