@@ -1,4 +1,4 @@
-//! Raw deflate streams: decoding, analysis in four tiers, and rebuilding.
+//! Raw deflate streams: decoding, analysis in five tiers, and rebuilding.
 //!
 //! Decoding uses zlib-rs through flate2: it is fast and needs no recipe. The plain form of
 //! a stream is always this decoded content, in `decode` and `analyze` alike, so it never
@@ -20,18 +20,18 @@
 //!    spool (a wrong level differs within its first block); the search is bounded by
 //!    [`GO_BUDGET`] times the plain size plus [`GO_BUDGET_SLACK`]. A match costs about 20
 //!    bytes of recipe: "Go port, level L".
-//! 2b. **Rust-exact** ([`crate::rustflate`]): flate2's miniz_oxide and zlib-rs backends
+//! 3. **Rust-exact** ([`crate::rustflate`]): flate2's miniz_oxide and zlib-rs backends
 //!    (Rust tools' gzip and zip), both pinned exactly. Tried after the first
 //!    [`ZLIB_HEAD`] zlib settings (where madler zlib streams are found) and before the
 //!    rest: levels of both encoders interleaved, the hinted level first, each at the input
 //!    piece sizes writers use (their output depends on it at some levels), stopping at the
 //!    first differing byte; bounded by [`RUST_BUDGET`] times the plain size plus
 //!    [`RUST_BUDGET_SLACK`]. A match costs about 30 bytes: "encoder, level, feed".
-//! 3. **preflate**: preflate-rs's streaming processor parses whole deflate blocks from the
+//! 4. **preflate**: preflate-rs's streaming processor parses whole deflate blocks from the
 //!    spool, estimates the encoder's parameters and records corrections. Each chunk is
 //!    rebuilt right away through the same `RecreateStreamProcessor` path [`rebuild`] uses
 //!    and compared with the original bytes.
-//! 4. **verbatim**: a stream none reproduces (some miniz -9, a Go stream with flushes) is
+//! 5. **verbatim**: a stream none reproduces (some miniz -9, a Go stream with flushes) is
 //!    carried in the recipe as is, up to [`MAX_RAW`] compressed bytes; past that it is
 //!    `NotExact`.
 //!
