@@ -1,4 +1,4 @@
-//! Raw deflate streams: decoding, analysis in four tiers, and rebuilding.
+//! Raw deflate streams: decoding, analysis in five tiers, and rebuilding.
 //!
 //! Decoding uses zlib-rs through flate2: it is fast and needs no recipe. The plain form of
 //! a stream is always this decoded content, in `decode` and `analyze` alike, so it never
@@ -20,11 +20,18 @@
 //!    spool (a wrong level differs within its first block); the search is bounded by
 //!    [`GO_BUDGET`] times the plain size plus [`GO_BUDGET_SLACK`]. A match costs about 20
 //!    bytes of recipe: "Go port, level L".
-//! 3. **preflate**: preflate-rs's streaming processor parses whole deflate blocks from the
+//! 3. **Rust-exact** ([`crate::rustflate`]): flate2's miniz_oxide and zlib-rs backends
+//!    (Rust tools' gzip and zip), both pinned exactly. Tried after the first
+//!    [`ZLIB_HEAD`] zlib settings (where madler zlib streams are found) and before the
+//!    rest: levels of both encoders interleaved, the hinted level first, each at the input
+//!    piece sizes writers use (their output depends on it at some levels), stopping at the
+//!    first differing byte; bounded by [`RUST_BUDGET`] times the plain size plus
+//!    [`RUST_BUDGET_SLACK`]. A match costs about 30 bytes: "encoder, level, feed".
+//! 4. **preflate**: preflate-rs's streaming processor parses whole deflate blocks from the
 //!    spool, estimates the encoder's parameters and records corrections. Each chunk is
 //!    rebuilt right away through the same `RecreateStreamProcessor` path [`rebuild`] uses
 //!    and compared with the original bytes.
-//! 4. **verbatim**: a stream none reproduces (some miniz -9, a Go stream with flushes) is
+//! 5. **verbatim**: a stream none reproduces (some miniz -9, a Go stream with flushes) is
 //!    carried in the recipe as is, up to [`MAX_RAW`] compressed bytes; past that it is
 //!    `NotExact`.
 //!
@@ -35,7 +42,8 @@
 //! bounds before they are written; the rebuild reads at most [`MAX_CHUNK_PLAIN`] plain
 //! bytes per preflate chunk and [`STEP`] bytes at a time otherwise; a Go trial or rebuild
 //! holds the port's bounded state (a 64 KiB window, its tables, one block of output), never
-//! the stream.
+//! the stream; a Rust-encoder trial or rebuild holds the encoder's state and one input
+//! piece of at most [`crate::rustflate::MAX_FEED`] bytes.
 
 use std::io::{Cursor, Read};
 
@@ -45,8 +53,10 @@ use preflate_rs::{ExitCode, PreflateConfig, PreflateStreamProcessor, RecreateStr
 use crate::goflate::{GoDeflater, GoFlateError, LEVELS_BY_LIKELIHOOD, PORT_ID};
 use crate::input::Input;
 use crate::recipe::{
-    Chunk, GoFlateSegment, MAX_CHUNK_PLAIN, MAX_RAW, RawSegment, Reader, Segment, ZlibSegment,
+    Chunk, GoFlateSegment, MAX_CHUNK_PLAIN, MAX_RAW, RawSegment, Reader, RustFlateSegment, Segment,
+    ZlibSegment,
 };
+use crate::rustflate::{Encoder, RustDeflater};
 use crate::sink::{OutMeter, Sink, read_plain};
 use crate::spool::Spool;
 use crate::zlib::{Deflater, ZlibParams};
@@ -90,6 +100,19 @@ const GO_BUDGET: u64 = 2;
 
 /// What starting one Go candidate counts against the budget (its tables, ~640 KiB).
 const GO_TRIAL_COST: u64 = 64 << 10;
+
+/// The Rust-encoder search may feed candidates at most [`RUST_BUDGET`] times the plain
+/// size plus this many bytes (shared by miniz and zlib-rs).
+const RUST_BUDGET_SLACK: u64 = 8 << 20;
+const RUST_BUDGET: u64 = 2;
+
+/// What starting one Rust-encoder candidate counts against the budget (its state).
+const RUST_TRIAL_COST: u64 = 32 << 10;
+
+/// zlib settings tried before the Rust encoders: the hinted level and the two most used
+/// (memLevel 8, window 15), which is where most zlib streams are found; the rest of the
+/// zlib search comes after the Rust encoders.
+const ZLIB_HEAD: usize = 3;
 
 /// The last bytes of every stream Go's `compress/flate` writes: `Close` ends it with an
 /// empty final stored block, whose LEN/NLEN are these (byte aligned).
@@ -194,8 +217,9 @@ fn not_exact(at: u64, e: impl std::fmt::Display) -> RecompressError {
     RecompressError::NotExact(format!("deflate stream at offset {at}: {e}"))
 }
 
-/// Find how to re-create the spooled stream `s` (which started at offset `at`): zlib and
-/// the Go port (Go first when the stream ends as Go's do), then preflate, then verbatim.
+/// Find how to re-create the spooled stream `s` (which started at offset `at`): the Go
+/// port when the stream ends as Go's do, the likeliest zlib settings, the Rust encoders,
+/// the other zlib settings, then preflate, then verbatim.
 fn recipe_for(spool: &Spool, s: &Stream, level_hint: Option<u8>, at: u64) -> Result<Segment> {
     if ends_like_go(spool)?
         && let Some(level) = go_search(spool, s.plain_len)?
@@ -206,12 +230,27 @@ fn recipe_for(spool: &Spool, s: &Stream, level_hint: Option<u8>, at: u64) -> Res
             level,
         }));
     }
-    if let Some(params) = zlib_search(spool, s.plain_len, level_hint)? {
-        return Ok(Segment::Zlib(ZlibSegment {
+    let zlib = |params| {
+        Segment::Zlib(ZlibSegment {
             plain_len: s.plain_len,
             version: crate::zlib::version(),
             params,
-        }));
+        })
+    };
+    let candidates = zlib_candidates(s.plain_len, level_hint);
+    let (head, rest) = candidates.split_at(ZLIB_HEAD.min(candidates.len()));
+    let mut zlib_budget = s
+        .plain_len
+        .saturating_mul(ZLIB_BUDGET)
+        .saturating_add(slack(s.plain_len, ZLIB_SLACK_MIN, ZLIB_BUDGET_SLACK));
+    if let Some(params) = zlib_search(spool, head, &mut zlib_budget)? {
+        return Ok(zlib(params));
+    }
+    if let Some(seg) = rust_search(spool, s.plain_len, level_hint)? {
+        return Ok(Segment::RustFlate(seg));
+    }
+    if let Some(params) = zlib_search(spool, rest, &mut zlib_budget)? {
+        return Ok(zlib(params));
     }
     let why = match preflate_chunks(spool, s, at) {
         Ok(chunks) => return Ok(Segment::Deflate(chunks)),
@@ -307,26 +346,117 @@ fn zlib_candidates(plain_len: u64, level_hint: Option<u8>) -> Vec<ZlibParams> {
     out
 }
 
-/// The first zlib setting that re-creates the spooled stream byte for byte, if one does
-/// within the budget.
+/// The first of `candidates` that re-creates the spooled stream byte for byte, if one
+/// does within the budget.
 fn zlib_search(
     spool: &Spool,
-    plain_len: u64,
-    level_hint: Option<u8>,
+    candidates: &[ZlibParams],
+    budget: &mut u64,
 ) -> Result<Option<ZlibParams>> {
-    let mut budget = plain_len.saturating_mul(ZLIB_BUDGET).saturating_add(slack(
-        plain_len,
-        ZLIB_SLACK_MIN,
-        ZLIB_BUDGET_SLACK,
-    ));
-    for p in zlib_candidates(plain_len, level_hint) {
-        match zlib_trial(spool, &p, &mut budget)? {
-            Trial::Exact => return Ok(Some(p)),
+    for p in candidates {
+        match zlib_trial(spool, p, budget)? {
+            Trial::Exact => return Ok(Some(*p)),
             Trial::Differs => {}
             Trial::OutOfBudget => break,
         }
     }
     Ok(None)
+}
+
+/// The first miniz_oxide or zlib-rs setting (level, then input piece size) that re-creates
+/// the spooled stream, if one does within the budget. The levels are interleaved by
+/// likelihood (the hinted level of both encoders first); a wrong one usually differs in
+/// its first block, so a rejection costs about one block of plain bytes.
+fn rust_search(
+    spool: &Spool,
+    plain_len: u64,
+    level_hint: Option<u8>,
+) -> Result<Option<RustFlateSegment<&'static str>>> {
+    let mut budget = plain_len.saturating_mul(RUST_BUDGET).saturating_add(slack(
+        plain_len,
+        ZLIB_SLACK_MIN,
+        RUST_BUDGET_SLACK,
+    ));
+    let miniz = Encoder::Miniz.levels(level_hint);
+    let zrs = Encoder::ZlibRs.levels(level_hint);
+    let mut order = Vec::with_capacity(miniz.len() + zrs.len());
+    for i in 0..miniz.len().max(zrs.len()) {
+        order.extend(miniz.get(i).map(|&l| (Encoder::Miniz, l)));
+        order.extend(zrs.get(i).map(|&l| (Encoder::ZlibRs, l)));
+    }
+    for (enc, level) in order {
+        for feed in crate::rustflate::feeds(plain_len) {
+            match rust_trial(spool, enc, level, feed, &mut budget)? {
+                Trial::Exact => {
+                    return Ok(Some(RustFlateSegment {
+                        plain_len,
+                        encoder: enc,
+                        id: enc.id(),
+                        level,
+                        feed,
+                    }));
+                }
+                Trial::Differs => {}
+                Trial::OutOfBudget => return Ok(None),
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Re-compress the spooled stream's plain bytes with `enc` at `level`, `feed` bytes per
+/// call, comparing with the spool as the output comes and stopping at the first
+/// difference.
+fn rust_trial(
+    spool: &Spool,
+    enc: Encoder,
+    level: u8,
+    feed: u64,
+    budget: &mut u64,
+) -> Result<Trial> {
+    if *budget < RUST_TRIAL_COST {
+        return Ok(Trial::OutOfBudget);
+    }
+    *budget -= RUST_TRIAL_COST;
+    // Levels come from the encoders' own lists, so a refusal means "not available".
+    let Ok(mut def) = RustDeflater::new(enc, level) else {
+        return Ok(Trial::Differs);
+    };
+    let mut cmp = SpoolCompare::new(spool);
+    let mut compare = |bytes: &[u8]| cmp.check(bytes);
+    // The plain bytes come from the inflater in its own pieces: re-cut them into pieces
+    // of exactly `feed` bytes, as the producer (and the rebuild) handed them over.
+    let feed = usize::try_from(feed).unwrap_or(usize::MAX);
+    let mut piece: Vec<u8> = Vec::with_capacity(feed.min(STEP));
+    let fed = replay_plain(spool, budget, |mut plain| {
+        while !plain.is_empty() {
+            let n = (feed - piece.len()).min(plain.len());
+            piece.extend_from_slice(&plain[..n]);
+            plain = &plain[n..];
+            if piece.len() == feed {
+                if !def.feed(&piece, false, &mut compare)? {
+                    return Ok(false);
+                }
+                piece.clear();
+            }
+        }
+        Ok(true)
+    })?;
+    match fed {
+        Trial::Exact => {}
+        other => return Ok(other),
+    }
+    if !piece.is_empty() && !def.feed(&piece, false, &mut compare)? {
+        return Ok(Trial::Differs);
+    }
+    if !def.feed(&[], true, &mut compare)? {
+        return Ok(Trial::Differs);
+    }
+    Ok(if cmp.at == spool.len() {
+        Trial::Exact
+    } else {
+        Trial::Differs
+    })
 }
 
 enum Trial {
@@ -695,6 +825,34 @@ pub(crate) fn rebuild_zlib(
     let mut left = z.plain_len;
     while left > 0 {
         let n = left.min(STEP as u64);
+        read_plain(plain, n, &mut buf)?;
+        left -= n;
+        def.feed(&buf, false, &mut put)?;
+    }
+    def.feed(&[], true, &mut put)?;
+    Ok(())
+}
+
+/// Re-create a deflate stream with a Rust encoder from `r.plain_len` plain bytes, handed
+/// to it `r.feed` bytes per call (the reader checked the identity, level and feed).
+pub(crate) fn rebuild_rustflate(
+    r: &RustFlateSegment<&[u8]>,
+    plain: &mut dyn Read,
+    out: &mut OutMeter<'_>,
+) -> Result<()> {
+    let mut def =
+        RustDeflater::new(r.encoder, r.level).map_err(|m| RecompressError::Malformed {
+            what: "recipe",
+            message: m,
+        })?;
+    let mut put = |bytes: &[u8]| -> Result<bool> {
+        out.put(bytes)?;
+        Ok(true)
+    };
+    let mut buf = Vec::new();
+    let mut left = r.plain_len;
+    while left > 0 {
+        let n = left.min(r.feed);
         read_plain(plain, n, &mut buf)?;
         left -= n;
         def.feed(&buf, false, &mut put)?;

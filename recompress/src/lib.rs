@@ -25,6 +25,7 @@ pub mod goflate;
 mod gzip;
 mod input;
 mod recipe;
+mod rustflate;
 mod sink;
 mod spool;
 mod zip;
@@ -217,6 +218,7 @@ pub fn rebuild(
             recipe::SegmentRef::Zlib(z) => deflate::rebuild_zlib(&z, plain, &mut out)?,
             recipe::SegmentRef::Raw(r) => deflate::rebuild_raw(&r, plain, &mut out)?,
             recipe::SegmentRef::GoFlate(g) => deflate::rebuild_goflate(&g, plain, &mut out)?,
+            recipe::SegmentRef::RustFlate(r) => deflate::rebuild_rustflate(&r, plain, &mut out)?,
         }
     }
     let mut extra = [0u8; 1];

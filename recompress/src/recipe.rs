@@ -10,9 +10,13 @@
 //!             level:u8 mem_level:u8 window_bits:u8 strategy:u8            deflate (zlib-exact)
 //!         | 5 plain_len:varint crc32:u32le n:varint deflate[n]            deflate (verbatim)
 //!         | 6 plain_len:varint plen:u8 port_id[plen] level:zigzag         deflate (Go port)
+//!         | 7 plain_len:varint ilen:u8 id[ilen] level:u8 feed:varint      deflate (miniz_oxide)
+//!         | 8 plain_len:varint ilen:u8 id[ilen] level:u8 feed:varint      deflate (zlib-rs)
 //! ```
 //!
-//! Versions: 2 has segments 1-5; 3 adds segment 6. The writer writes 3 only when a recipe
+//! Versions: 2 has segments 1-5; 3 adds segment 6; 4 adds segments 7 and 8 (written only
+//! when a recipe holds one, as 3 is only for segment 6; a version 3 recipe with segment 7
+//! or 8 is refused). The writer writes 3 only when a recipe
 //! holds a segment 6, so recipes without one still rebuild on hosts that read only version
 //! 2 (as the delta format is `/3` only when it uses the recompression tier); a host that
 //! predates segment 6 refuses a version 3 recipe as `Unsupported` naming the version, not
@@ -25,12 +29,15 @@
 //! [`crate::Limits::max_plain`]. Reading never panics: every slice is taken through
 //! checked helpers.
 
+use crate::rustflate::{Encoder, MAX_FEED};
 use crate::zlib::ZlibParams;
 use crate::{Format, Limits, RecompressError, Result};
 
 pub(crate) const MAGIC: &[u8; 4] = b"OUKR";
-/// The newest recipe version, written when a recipe needs it (a Go-port segment).
-pub(crate) const VERSION: u8 = 3;
+/// The newest recipe version, written when a recipe needs it (a Rust-encoder segment).
+pub(crate) const VERSION: u8 = 4;
+/// The version a Go-port segment needs.
+pub(crate) const GO_VERSION: u8 = 3;
 /// The oldest recipe version still read (and written when it suffices).
 pub(crate) const MIN_VERSION: u8 = 2;
 
@@ -40,6 +47,11 @@ const TAG_ZSTD: u8 = 3;
 const TAG_ZLIB: u8 = 4;
 const TAG_RAW: u8 = 5;
 const TAG_GOFLATE: u8 = 6;
+const TAG_MINIZ: u8 = 7;
+const TAG_ZLIB_RS: u8 = 8;
+
+/// Longest Rust-encoder identity a recipe may carry (ours are like "miniz_oxide 0.9.1").
+pub(crate) const MAX_RUST_ID: usize = 32;
 
 /// Longest Go-port identity a recipe may carry (ours is like "go1.7-1.26").
 pub(crate) const MAX_GO_PORT_ID: usize = 32;
@@ -109,6 +121,19 @@ pub(crate) struct GoFlateSegment<V> {
     pub level: i32,
 }
 
+/// How one deflate stream is re-created by a pure-Rust encoder ([`crate::rustflate`]):
+/// `plain_len` plain bytes given to it `feed` bytes per call at `level`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RustFlateSegment<V> {
+    pub plain_len: u64,
+    pub encoder: Encoder,
+    /// [`Encoder::id`] of the encoder that was checked to give the stream.
+    pub id: V,
+    pub level: u8,
+    /// 1..=[`crate::rustflate::MAX_FEED`].
+    pub feed: u64,
+}
+
 /// A segment as the analyzer builds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Segment {
@@ -118,6 +143,7 @@ pub(crate) enum Segment {
     Zlib(ZlibSegment<String>),
     Raw(RawSegment<Vec<u8>>),
     GoFlate(GoFlateSegment<&'static str>),
+    RustFlate(RustFlateSegment<&'static str>),
 }
 
 impl Segment {
@@ -129,6 +155,7 @@ impl Segment {
             Segment::Zlib(z) => z.plain_len,
             Segment::Raw(r) => r.plain_len,
             Segment::GoFlate(g) => g.plain_len,
+            Segment::RustFlate(r) => r.plain_len,
         }
     }
 }
@@ -155,11 +182,18 @@ impl Builder {
     pub(crate) fn encode(&self, format: Format, out_len: u64) -> Vec<u8> {
         let mut out = Vec::new();
         out.extend_from_slice(MAGIC);
-        let needs_v3 = self
+        // The oldest version that has every segment used, so older hosts still read it.
+        let version = self
             .segments
             .iter()
-            .any(|s| matches!(s, Segment::GoFlate(_)));
-        out.push(if needs_v3 { VERSION } else { MIN_VERSION });
+            .map(|s| match s {
+                Segment::RustFlate(_) => VERSION,
+                Segment::GoFlate(_) => GO_VERSION,
+                _ => MIN_VERSION,
+            })
+            .max()
+            .unwrap_or(MIN_VERSION);
+        out.push(version);
         out.push(format_byte(format));
         let plain: u64 = self.segments.iter().map(Segment::plain_len).sum();
         put_varint(&mut out, plain);
@@ -212,6 +246,19 @@ impl Builder {
                     out.push(id.len() as u8);
                     out.extend_from_slice(id);
                     put_varint(&mut out, zigzag(g.level));
+                }
+                Segment::RustFlate(r) => {
+                    out.push(match r.encoder {
+                        Encoder::Miniz => TAG_MINIZ,
+                        Encoder::ZlibRs => TAG_ZLIB_RS,
+                    });
+                    put_varint(&mut out, r.plain_len);
+                    // The analyzer only records our own encoders' identities, which are short.
+                    let id = &r.id.as_bytes()[..r.id.len().min(MAX_RUST_ID)];
+                    out.push(id.len() as u8);
+                    out.extend_from_slice(id);
+                    out.push(r.level);
+                    put_varint(&mut out, r.feed);
                 }
             }
         }
@@ -276,13 +323,14 @@ pub(crate) enum SegmentRef<'a> {
     Zlib(ZlibSegment<&'a [u8]>),
     Raw(RawSegment<&'a [u8]>),
     GoFlate(GoFlateSegment<&'a [u8]>),
+    RustFlate(RustFlateSegment<&'a [u8]>),
 }
 
 /// A checked cursor over untrusted recipe bytes.
 pub(crate) struct Reader<'a> {
     data: &'a [u8],
     pos: usize,
-    /// The header's version once read (segment 6 needs version 3).
+    /// The header's version once read (segment 6 needs version 3, 7 and 8 version 4).
     version: u8,
 }
 
@@ -461,7 +509,51 @@ impl<'a> Reader<'a> {
                     deflate,
                 }))
             }
-            TAG_GOFLATE if self.version >= 3 => {
+            tag @ (TAG_MINIZ | TAG_ZLIB_RS) if self.version >= 4 => {
+                let encoder = if tag == TAG_MINIZ {
+                    Encoder::Miniz
+                } else {
+                    Encoder::ZlibRs
+                };
+                let plain_len = self.varint()?;
+                let ilen = self.byte()?;
+                if usize::from(ilen) > MAX_RUST_ID {
+                    return Err(malformed(format!("encoder identity of {ilen} bytes")));
+                }
+                let id = self.bytes(u64::from(ilen))?;
+                // The level picks the encoder's tables and code path: out of its range is
+                // refused here, before an encoder is made.
+                let level = self.byte()?;
+                crate::rustflate::check_level(encoder, level).map_err(malformed)?;
+                // The rebuild holds one piece of `feed` plain bytes.
+                let feed = self.varint()?;
+                if feed == 0 || feed > MAX_FEED {
+                    return Err(malformed(format!(
+                        "encoder feed of {feed} bytes (1 to {MAX_FEED})"
+                    )));
+                }
+                // Checked here, not at rebuild time, so a recipe from another version is
+                // refused by `validate` before anything is written.
+                if id != encoder.id().as_bytes() {
+                    return Err(RecompressError::Unsupported(format!(
+                        "a deflate stream made with {:?} (this ouk has {:?})",
+                        String::from_utf8_lossy(id),
+                        encoder.id()
+                    )));
+                }
+                Ok(SegmentRef::RustFlate(RustFlateSegment {
+                    plain_len,
+                    encoder,
+                    id,
+                    level,
+                    feed,
+                }))
+            }
+            tag @ (TAG_MINIZ | TAG_ZLIB_RS) => Err(malformed(format!(
+                "segment tag {tag} in a version {} recipe (it needs version 4)",
+                self.version
+            ))),
+            TAG_GOFLATE if self.version >= GO_VERSION => {
                 let plain_len = self.varint()?;
                 let plen = self.byte()?;
                 if usize::from(plen) > MAX_GO_PORT_ID {
@@ -554,6 +646,7 @@ pub(crate) fn validate(recipe: &[u8], limits: &Limits) -> Result<Header> {
             SegmentRef::Zlib(z) => add(z.plain_len)?,
             SegmentRef::Raw(r) => add(r.plain_len)?,
             SegmentRef::GoFlate(g) => add(g.plain_len)?,
+            SegmentRef::RustFlate(r) => add(r.plain_len)?,
             SegmentRef::Deflate { chunks } => {
                 for _ in 0..chunks {
                     add(r.chunk()?.plain_len)?;
@@ -628,7 +721,7 @@ mod tests {
             level: -2,
         }));
         let v3 = b.encode(Format::Gzip, 400);
-        assert_eq!(v3[4], VERSION);
+        assert_eq!(v3[4], GO_VERSION);
         let h = validate(&v3, &Limits::default()).unwrap();
         assert_eq!((h.plain_len, h.segments), (310, 2));
         // the same segment under a version 2 header is refused
@@ -638,5 +731,55 @@ mod tests {
             validate(&downgraded, &Limits::default()),
             Err(RecompressError::Malformed { .. })
         ));
+    }
+
+    fn rust_recipe(encoder: Encoder, level: u8, feed: u64) -> Vec<u8> {
+        let mut b = Builder::default();
+        b.copy(10);
+        b.segments.push(Segment::RustFlate(RustFlateSegment {
+            plain_len: 300,
+            encoder,
+            id: encoder.id(),
+            level,
+            feed,
+        }));
+        b.encode(Format::Gzip, 400)
+    }
+
+    #[test]
+    fn version_4_only_when_a_rust_segment_needs_it_and_hostile_fields_are_refused() {
+        for enc in [Encoder::Miniz, Encoder::ZlibRs] {
+            let v4 = rust_recipe(enc, 6, 300);
+            assert_eq!(v4[4], VERSION);
+            validate(&v4, &Limits::default()).unwrap();
+            // the same segment under a version 3 header is refused
+            let mut downgraded = v4.clone();
+            downgraded[4] = GO_VERSION;
+            assert!(matches!(
+                validate(&downgraded, &Limits::default()),
+                Err(RecompressError::Malformed { .. })
+            ));
+            // a level past the encoder's range, a zero or huge feed: Malformed
+            let bad = rust_recipe(enc, enc.max_level() + 1, 300);
+            assert!(matches!(
+                validate(&bad, &Limits::default()),
+                Err(RecompressError::Malformed { .. })
+            ));
+            for feed in [0, MAX_FEED + 1] {
+                assert!(matches!(
+                    validate(&rust_recipe(enc, 6, feed), &Limits::default()),
+                    Err(RecompressError::Malformed { .. })
+                ));
+            }
+            // another version of the encoder: Unsupported, naming it
+            let id = enc.id().as_bytes();
+            let at = v4.windows(id.len()).position(|w| w == id).unwrap();
+            let mut other = v4.clone();
+            other[at + id.len() - 1] = b'7';
+            match validate(&other, &Limits::default()) {
+                Err(RecompressError::Unsupported(m)) => assert!(m.contains(enc.id()), "{m}"),
+                r => panic!("{r:?}"),
+            }
+        }
     }
 }

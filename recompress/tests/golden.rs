@@ -18,10 +18,15 @@ fn recipe_sha256(input: &[u8]) -> String {
 fn gzip_recipe_bytes_are_pinned() {
     let data = common::text(300_000, 1);
     let mut got = Vec::new();
+    // libdeflate, levels 1, 6, 9: no exact tier re-runs it, so these are preflate's. (Until
+    // recipe version 4 these were flate2/zlib-rs streams, which now take the zlib-rs tier:
+    // `rust_encoder_recipe_bytes_are_pinned`.)
     for level in [1, 6, 9] {
-        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(level));
-        e.write_all(&data).unwrap();
-        got.push(recipe_sha256(&e.finish().unwrap()));
+        let mut c = libdeflater::Compressor::new(libdeflater::CompressionLvl::new(level).unwrap());
+        let mut d = vec![0u8; c.deflate_compress_bound(data.len())];
+        let n = c.deflate_compress(&data, &mut d).unwrap();
+        d.truncate(n);
+        got.push(recipe_sha256(&common::gzip_member(&data, &d, level)));
     }
     // A checked-in stream from another producer (Go 1.19, level 9, flushed every 10000
     // bytes: the Go tier re-creates only single-write streams, so this one is preflate's),
@@ -38,11 +43,10 @@ fn gzip_recipe_bytes_are_pinned() {
         .unwrap();
     got.push(recipe_sha256(&common::gzip_member(&plain, &stream, 9)));
     let want = [
-        // flate2 1.1.11 + zlib-rs 0.6.8 (both pinned exactly), levels 1, 6, 9: zlib-rs is
-        // not madler zlib, so these are preflate recipes (recipe version 2)
-        "73de42246ad2939ca6c2c217fc584e179275264d30bba3cfcf96dfe53e2e6597",
-        "b0844780ecf451c9fc8328cba3dcf81676d2bb17d6e9de67f2130c1f637c7aa0",
-        "70285b420598ed7bb1fb668394e9771aaf5a3c80b4d1e961182e09d8e6f2eff3",
+        // libdeflate (pinned by the workspace) levels 1, 6, 9: preflate recipes (version 2)
+        "0a0fc208d25d3a53218f1fee93a20340735807736f01a8da89757d1264fc8a60",
+        "cbfae9862744295e8655129e266e24ae6ec24f29fd5d848c7a6ee9c13bd6717d",
+        "3ab85739c722d6f46dfc6ff1d36c54438ad7f5edbc061e0a9c20625ac4272d15",
         // Go 1.19 level 9 with flushes: preflate (recipe version 2)
         "72db8d2d04d08c20b4fa985a131ec05ae75913e08d03c241dadece87915238ff",
     ];
@@ -128,4 +132,68 @@ fn go_exact_recipe_bytes_are_pinned() {
         "Go-exact recipe bytes changed: the Go port's identity or the recipe layout changed"
     );
     assert_eq!(a.recipe.len(), 32);
+}
+
+/// The recipe of a one-member gzip of `plain` whose stream is a Rust-encoder segment.
+fn rust_recipe_want(
+    gz_len: usize,
+    plain: usize,
+    tag: u8,
+    id: &[u8],
+    level: u8,
+    feed: u64,
+) -> Vec<u8> {
+    let mut want = b"OUKR\x04\x00".to_vec();
+    want.extend(varint(10 + plain as u64 + 8));
+    want.extend(varint(gz_len as u64));
+    want.push(3);
+    want.extend([1, 10, tag]);
+    want.extend(varint(plain as u64));
+    want.push(id.len() as u8);
+    want.extend(id);
+    want.push(level);
+    want.extend(varint(feed));
+    want.extend([1, 8]);
+    want
+}
+
+#[test]
+fn rust_encoder_recipe_bytes_are_pinned() {
+    // flate2 (zlib-rs) gzip level 9, written in one call: segment 8 names "zlib-rs 0.6.8",
+    // level 9 and the whole stream as one piece (recipe version 4).
+    let plain = common::feed_json(2_000, 11);
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(9));
+    e.write_all(&plain).unwrap();
+    let gz = e.finish().unwrap();
+    let a = common::round_trip(&gz);
+    let want = rust_recipe_want(
+        gz.len(),
+        plain.len(),
+        8,
+        b"zlib-rs 0.6.8",
+        9,
+        plain.len() as u64,
+    );
+    assert_eq!(
+        hex::encode(&a.recipe),
+        hex::encode(&want),
+        "zlib-rs recipe bytes changed: the encoder's identity or the recipe layout changed"
+    );
+    // miniz_oxide level 6 (compress_to_vec): segment 7 names "miniz_oxide 0.9.1".
+    let d = miniz_oxide::deflate::compress_to_vec(&plain, 6);
+    let gz = common::gzip_member(&plain, &d, 6);
+    let a = common::round_trip(&gz);
+    let want = rust_recipe_want(
+        gz.len(),
+        plain.len(),
+        7,
+        b"miniz_oxide 0.9.1",
+        6,
+        plain.len() as u64,
+    );
+    assert_eq!(
+        hex::encode(&a.recipe),
+        hex::encode(&want),
+        "miniz recipe bytes changed: the encoder's identity or the recipe layout changed"
+    );
 }
