@@ -817,19 +817,38 @@ pub(crate) fn rebuild_zlib(
         what: "recipe",
         message: m,
     })?;
+    feed_plain(
+        z.plain_len,
+        STEP as u64,
+        plain,
+        out,
+        |input, finish, emit| def.feed(input, finish, emit),
+    )
+}
+
+/// Hand `plain_len` plain bytes to an encoder `piece` bytes per call (then an empty final
+/// call), every piece of its output to `out`: the loop the zlib and Rust rebuilds share
+/// (the piece size is part of what makes a Rust encoder's stream exact).
+fn feed_plain(
+    plain_len: u64,
+    piece: u64,
+    plain: &mut dyn Read,
+    out: &mut OutMeter<'_>,
+    mut feed: impl FnMut(&[u8], bool, &mut dyn FnMut(&[u8]) -> Result<bool>) -> Result<bool>,
+) -> Result<()> {
     let mut put = |bytes: &[u8]| -> Result<bool> {
         out.put(bytes)?;
         Ok(true)
     };
-    let mut buf = Vec::with_capacity(STEP);
-    let mut left = z.plain_len;
+    let mut buf = Vec::new();
+    let mut left = plain_len;
     while left > 0 {
-        let n = left.min(STEP as u64);
+        let n = left.min(piece);
         read_plain(plain, n, &mut buf)?;
         left -= n;
-        def.feed(&buf, false, &mut put)?;
+        feed(&buf, false, &mut put)?;
     }
-    def.feed(&[], true, &mut put)?;
+    feed(&[], true, &mut put)?;
     Ok(())
 }
 
@@ -845,20 +864,9 @@ pub(crate) fn rebuild_rustflate(
             what: "recipe",
             message: m,
         })?;
-    let mut put = |bytes: &[u8]| -> Result<bool> {
-        out.put(bytes)?;
-        Ok(true)
-    };
-    let mut buf = Vec::new();
-    let mut left = r.plain_len;
-    while left > 0 {
-        let n = left.min(r.feed);
-        read_plain(plain, n, &mut buf)?;
-        left -= n;
-        def.feed(&buf, false, &mut put)?;
-    }
-    def.feed(&[], true, &mut put)?;
-    Ok(())
+    feed_plain(r.plain_len, r.feed, plain, out, |input, finish, emit| {
+        def.feed(input, finish, emit)
+    })
 }
 
 /// Write a verbatim deflate stream, after consuming (and checking) its plain bytes.
