@@ -131,7 +131,25 @@ struct PieceReader<'a, P: Read + Seek> {
     error: Option<DeltaError>,
 }
 
-impl<P: Read + Seek> PieceReader<'_, P> {
+impl<'a, P: Read + Seek> PieceReader<'a, P> {
+    /// A reader of `file`'s `pieces`, nothing decoded yet.
+    fn new(
+        file: &'a DeltaFile,
+        pieces: &'a [crate::format::Piece],
+        payload: &'a mut P,
+        refs: &'a References<'a>,
+    ) -> Self {
+        PieceReader {
+            file,
+            pieces: pieces.iter(),
+            payload,
+            refs,
+            current: Vec::new(),
+            at: 0,
+            error: None,
+        }
+    }
+
     fn decode_next(&mut self) -> Result<bool> {
         let Some(p) = self.pieces.next() else {
             return Ok(false);
@@ -344,15 +362,7 @@ pub fn apply_delta(
     for f in &header.files {
         let digest = match &f.source {
             Source::Pieces { pieces } => {
-                let mut reader = PieceReader {
-                    file: f,
-                    pieces: pieces.iter(),
-                    payload: &mut *payload,
-                    refs: &refs,
-                    current: Vec::new(),
-                    at: 0,
-                    error: None,
-                };
+                let mut reader = PieceReader::new(f, pieces, &mut *payload, &refs);
                 let put = sink.put(f, &mut reader);
                 // The decoder's own error explains a failed put better than the sink's.
                 if let Some(e) = reader.error.take() {
@@ -369,15 +379,7 @@ pub fn apply_delta(
                 let blob = read_payload(payload, recipe.offset, recipe.length)?;
                 let recipe = zstd_decode(None, &blob, recipe.size)
                     .map_err(|e| DeltaError::BadDelta(format!("{}: recipe: {e}", f.path)))?;
-                let reader = PieceReader {
-                    file: f,
-                    pieces: pieces.iter(),
-                    payload: &mut *payload,
-                    refs: &refs,
-                    current: Vec::new(),
-                    at: 0,
-                    error: None,
-                };
+                let reader = PieceReader::new(f, pieces, &mut *payload, &refs);
                 let mut rebuilt = rebuild_file(f, *plain_size, &recipe, reader, scratch)?;
                 sink.put(f, &mut rebuilt)?
             }
