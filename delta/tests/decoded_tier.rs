@@ -5,6 +5,9 @@
 //! uncompressed twins, so the compressed delta is measured against what the change itself
 //! costs.
 
+mod common;
+use common::{gref, tree_files};
+
 use std::collections::HashMap;
 use std::fs;
 use std::io::{Cursor, Write};
@@ -12,34 +15,9 @@ use std::path::Path;
 
 use ouk_delta::apply::{DirSink, apply_delta};
 use ouk_delta::content::{DirContent, TreeFile};
-use ouk_delta::format::{DeltaHeader, GenerationRef, Source};
+use ouk_delta::format::{DeltaHeader, Source};
 use ouk_delta::plan::{MakeOptions, make_delta};
-use ouk_delta::{GenerationId, tree::list_tree};
 use ouk_store::FileDigest;
-
-fn tree_files(dir: &Path) -> (Vec<TreeFile>, DirContent) {
-    let mut files = Vec::new();
-    let mut content = Vec::new();
-    for (rel, path, mode) in list_tree(dir).unwrap() {
-        let bytes = fs::read(&path).unwrap();
-        let sha256 = FileDigest::of(&bytes);
-        files.push(TreeFile {
-            path: rel,
-            mode,
-            size: bytes.len() as u64,
-            sha256,
-        });
-        content.push((sha256, path));
-    }
-    (files, DirContent::new(content))
-}
-
-fn gref(n: u8) -> GenerationRef {
-    GenerationRef {
-        generation: GenerationId([n; 32]),
-        version: Some(format!("v{n}")),
-    }
-}
 
 /// A deterministic pseudo-random stream (xorshift), so the trees are the same every run.
 struct Rng(u64);

@@ -1,39 +1,15 @@
 //! make_delta + apply_delta on synthetic release trees: exact reconstruction, small size.
 
+mod common;
+use common::{gref, tree_files};
+
 use std::fs;
 use std::io::Cursor;
-use std::path::Path;
 
 use ouk_delta::apply::{DirSink, apply_delta};
-use ouk_delta::content::{DirContent, TreeFile};
-use ouk_delta::format::{GenerationRef, Source};
+use ouk_delta::format::Source;
 use ouk_delta::plan::{MakeOptions, make_delta};
-use ouk_delta::{GenerationId, tree::list_tree};
 use ouk_store::FileDigest;
-
-fn tree_files(dir: &Path) -> (Vec<TreeFile>, DirContent) {
-    let mut files = Vec::new();
-    let mut content = Vec::new();
-    for (rel, path, mode) in list_tree(dir).unwrap() {
-        let bytes = fs::read(&path).unwrap();
-        let sha256 = FileDigest::of(&bytes);
-        files.push(TreeFile {
-            path: rel,
-            mode,
-            size: bytes.len() as u64,
-            sha256,
-        });
-        content.push((sha256, path));
-    }
-    (files, DirContent::new(content))
-}
-
-fn gref(n: u8) -> GenerationRef {
-    GenerationRef {
-        generation: GenerationId([n; 32]),
-        version: Some(format!("v{n}")),
-    }
-}
 
 #[test]
 fn next_day_delta_rebuilds_every_changed_file_exactly_and_is_small() {
