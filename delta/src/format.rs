@@ -651,19 +651,15 @@ impl DeltaHeader {
             payload_bytes: self.payload_size,
             ..Default::default()
         };
-        for f in &self.files {
-            s.listed_bytes += f.size;
-            match &f.source {
-                Source::Baseline => s.reused += 1,
-                Source::Solid | Source::Trailer => s.solid += 1,
-                Source::Pieces { pieces } => {
-                    if pieces.iter().any(|p| p.reference.is_some()) {
-                        s.patched += 1;
-                    } else {
-                        s.literal += 1;
-                    }
-                }
-                Source::Recompressed { .. } => s.recompressed += 1,
+        // The counts are the tiers `delta show` lists, counted.
+        for t in self.tiers() {
+            s.listed_bytes += t.size;
+            match t.tier {
+                "reference" => s.reused += 1,
+                "solid" | "trailer" => s.solid += 1,
+                "patch" => s.patched += 1,
+                "literal" => s.literal += 1,
+                _ => s.recompressed += 1,
             }
         }
         s
