@@ -504,19 +504,14 @@ pub fn add(root: &Root, bundle: &Path, threads: usize, allow_unsigned: bool) -> 
                             let files = put_sidecars(&mut w)?;
                             let put = w.put_reader(stream, &mut |_| {})?;
                             new_stored_bytes += w.commit()?.new_stored_bytes;
+                            // What the record will be checked against when decoded, then
+                            // the whole bundle reproduced from the store, before it is chosen.
+                            let checked = seethrough::validate_members(&members, put.size);
                             let content = StoredContent::SeeThrough {
                                 sha256: put.digest,
                                 size: put.size,
                                 recipe: recipe.clone(),
                                 members,
-                            };
-                            // What the record will be checked against when decoded, and the
-                            // whole bundle reproduced from the store, before it is chosen.
-                            let checked = match &content {
-                                StoredContent::SeeThrough { members, size, .. } => {
-                                    seethrough::validate_members(members, *size)
-                                }
-                                _ => Ok(()),
                             };
                             match checked {
                                 Err(why) => rejected.push(format!("see-through: {why}")),

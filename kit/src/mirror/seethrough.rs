@@ -248,6 +248,7 @@ pub(crate) fn plan(tar: &File, tar_len: u64, scratch: &File) -> io::Result<Vec<P
                             && (a.recipe.len() as u64) <= h.size / 4
                             && recipe_bytes + a.recipe.len() <= MAX_TOTAL_RECIPE_BYTES;
                         if a.plain_size > 0 && a.plain_size <= budget && recipe_ok {
+                            recipe_bytes += a.recipe.len();
                             out.push(Planned {
                                 tar_offset: data,
                                 original_len: h.size,
@@ -255,7 +256,6 @@ pub(crate) fn plan(tar: &File, tar_len: u64, scratch: &File) -> io::Result<Vec<P
                                 plain_len: a.plain_size,
                                 recipe: a.recipe,
                             });
-                            recipe_bytes += out.last().map_or(0, |p| p.recipe.len());
                             scratch_len += a.plain_size;
                             budget -= a.plain_size;
                         }

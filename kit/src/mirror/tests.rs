@@ -325,7 +325,10 @@ fn a_damaged_member_recipe_is_refused_on_export_and_nothing_is_written() {
     let p = place(&tmp.path().join("in"), "w.tar.gz", "1", &week);
     let r = add(&root, &p, 2, true).unwrap();
     let st = r.bundle.see_through.expect("members seen through");
-    assert_eq!(st.members, 3, "the gzip layer, the .json.gz feed, the zstd file: {r:?}");
+    assert_eq!(
+        st.members, 3,
+        "the gzip layer, the .json.gz feed, the zstd file: {r:?}"
+    );
     let s = stats(&root).unwrap();
     assert_eq!((s.stored_see_through, s.see_through_members), (1, 3));
     assert!(s.member_plain_bytes > s.member_original_bytes);
