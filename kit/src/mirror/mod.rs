@@ -519,9 +519,15 @@ pub fn add(root: &Root, bundle: &Path, threads: usize, allow_unsigned: bool) -> 
                                     let feed = &mut |w: &mut dyn Write| {
                                         write_tar(store, &content, &staging, w)
                                     };
-                                    match try_recipe(&recipe, copy, &sha, threads, feed)? {
-                                        None => found = Some((content, files)),
-                                        Some(why) => rejected.push(format!("see-through: {why}")),
+                                    // A member that does not rebuild is a rejected form
+                                    // (the plain tar is tried next), not a failed add.
+                                    match try_recipe(&recipe, copy, &sha, threads, feed) {
+                                        Ok(None) => found = Some((content, files)),
+                                        Ok(Some(why)) => {
+                                            rejected.push(format!("see-through: {why}"))
+                                        }
+                                        Err(e @ KitError::DigestMismatch { .. }) => return Err(e),
+                                        Err(e) => rejected.push(format!("see-through: {e}")),
                                     }
                                 }
                             }
