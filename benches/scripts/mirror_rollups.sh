@@ -19,6 +19,9 @@
 #   COSIGN_PASSWORD   its password        (default hello, the fixture's)
 #   SIZE              tree size (default 64MiB)
 #   WEEKS             roll-ups (default 8)
+#   COMPRESSED        1: trees made with `ouk-testdata tree --compressed` (OCI layers as
+#                     tar+gzip, `.json.gz` feeds, a zip, a wheel, a `.jsonl.zst`: what the
+#                     mirror sees through); cached as WORKDIR/trees/dayD-SIZE-c (default 0)
 #
 # Measured:
 #   ouk --root M mirror add K_w          (timed; M trusts TRUST_KEY, so signatures are checked)
@@ -40,11 +43,17 @@ TRUST_KEY="${TRUST_KEY:-$REPO/testdata/cosign/fixture.pub}"
 export COSIGN_PASSWORD="${COSIGN_PASSWORD:-hello}"
 SIZE="${SIZE:-64MiB}"
 WEEKS="${WEEKS:-8}"
+COMPRESSED="${COMPRESSED:-0}"
 CHANNEL=edge
 
 die() { echo "mirror_rollups: $*" >&2; exit 2; }
 
 [[ "$WEEKS" =~ ^[1-9][0-9]*$ ]] || die "WEEKS must be a positive integer, got '$WEEKS'"
+case "$COMPRESSED" in
+    0) TREE_FLAGS=(); SUFFIX="" ;;
+    1) TREE_FLAGS=(--compressed); SUFFIX="-c" ;;
+    *) die "COMPRESSED must be 0 or 1, got '$COMPRESSED'" ;;
+esac
 [[ -x "$OUK_BIN" ]] || die "ouk binary not found at $OUK_BIN
   build it: cargo build --release -p ouk-cli -p ouk-testdata   (or set OUK_BIN)"
 [[ -f "$SIGNING_KEY" ]] || die "signing key not found: $SIGNING_KEY (set SIGNING_KEY)"
@@ -63,18 +72,18 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 tree() { # DAY -> release tree, generated (atomically) when missing
-    local day="$1" dir="$WORKROOT/trees/day$1-$SIZE"
+    local day="$1" dir="$WORKROOT/trees/day$1-$SIZE$SUFFIX"
     if [[ ! -d "$dir" ]]; then
         [[ -x "$OUK_TESTDATA_BIN" ]] || die "ouk-testdata not found at $OUK_TESTDATA_BIN"
         echo "generating day-$day tree of $SIZE" >&2
         rm -rf -- "$dir.tmp"
-        "$OUK_TESTDATA_BIN" tree --seed 1 --day "$day" --size "$SIZE" "$dir.tmp" >&2
+        "$OUK_TESTDATA_BIN" tree --seed 1 --day "$day" --size "$SIZE" "${TREE_FLAGS[@]}" "$dir.tmp" >&2
         mv -- "$dir.tmp" "$dir"
     fi
     echo "$dir"
 }
 kit() { # VERSION TREE -> directory of the signed kit, rebuilt when built by another ouk
-    local version="$1" tree="$2" dir="$WORKROOT/kits/$1-$SIZE"
+    local version="$1" tree="$2" dir="$WORKROOT/kits/$1-$SIZE$SUFFIX"
     local stamp; stamp="$(sha256sum <"$OUK_BIN" | cut -d' ' -f1) $tree"
     if [[ ! -f "$dir/stella-ops-offline-kit-$version-$CHANNEL.tar.gz" || "$(cat "$dir/.built-by" 2>/dev/null)" != "$stamp" ]]; then
         echo "building kit $version" >&2
@@ -97,6 +106,7 @@ M="$WORK/mirror"
 mkdir -p "$WORK/casync-tar" "$WORK/casync-gz" "$WORK/idx"
 ok=1
 sum=0
+add_all=()
 sum_tar=0
 printf '| week | day | bundle MiB | tar MiB | add s | mirror stored MiB (cum.) | ROOT/store on disk MiB | casync (tar) MiB | casync (.tar.gz) MiB | stored as |\n'
 printf '|---|---|---|---|---|---|---|---|---|---|\n'
@@ -110,6 +120,7 @@ for ((w = 0; w < WEEKS; w++)); do
     /usr/bin/time -f '%e' -o "$WORK/t" "$OUK_BIN" --json --root "$M" mirror add "$K" >"$WORK/add-$w.json" \
         || { cat "$WORK/add-$w.json" >&2; die "mirror add $K failed"; }
     add_s=$(cat "$WORK/t")
+    add_all+=("$add_s")
     stored_as=$(json "$WORK/add-$w.json" 'd["bundle"]["storedAs"]')
     "$OUK_BIN" --json --root "$M" mirror stats >"$WORK/stats.json"
     stored=$(json "$WORK/stats.json" 'd["storedBytes"]')
@@ -130,7 +141,7 @@ export_s=()
 for ((w = 0; w < WEEKS; w++)); do
     day=$((w * 7))
     version="2025.11.$day"
-    K="$WORKROOT/kits/$version-$SIZE/stella-ops-offline-kit-$version-$CHANNEL.tar.gz"
+    K="$WORKROOT/kits/$version-$SIZE$SUFFIX/stella-ops-offline-kit-$version-$CHANNEL.tar.gz"
     E="$WORK/export-$w"
     /usr/bin/time -f '%e' -o "$WORK/t" "$OUK_BIN" -q --root "$M" mirror export "$version" --output-dir "$E" \
         || die "mirror export $version failed"
@@ -148,12 +159,14 @@ ctar_disk=$(disk "$WORK/casync-tar")
 ctar_app=$(apparent "$WORK/casync-tar")
 cgz_disk=$(disk "$WORK/casync-gz")
 ctar_files=$(find "$WORK/casync-tar" -type f | wc -l)
-echo "roll-ups:           $WEEKS weekly kits of a $SIZE tree (days 0..$(((WEEKS - 1) * 7)))"
+echo "roll-ups:           $WEEKS weekly kits of a $SIZE tree (days 0..$(((WEEKS - 1) * 7)))$([[ $COMPRESSED == 1 ]] && echo ', --compressed')"
 echo "sum of bundles:     $(mib "$sum") MiB   (uncompressed tars: $(mib "$sum_tar") MiB)"
 echo "ouk mirror:         $(mib "$store_disk") MiB on disk ($(mib "$store_app") MiB apparent: packs + index.redb)  = $(awk -v a="$store_disk" -v b="$sum" 'BEGIN {printf "%.3f", a / b}') x the bundles"
 echo "casync, tars:       $(mib "$ctar_disk") MiB on disk ($(mib "$ctar_app") MiB apparent, $ctar_files chunk files) = $(awk -v a="$ctar_disk" -v b="$sum" 'BEGIN {printf "%.3f", a / b}') x the bundles"
 echo "casync, .tar.gz:    $(mib "$cgz_disk") MiB on disk"
 echo "mirror stats:       $(json "$WORK/stats.json" '"%d bundles, dedup ratio %.2fx, %d stored as tar" % (d["bundles"], d["dedupRatio"], d["storedAsTar"])')"
+echo "see-through:        $(json "$WORK/stats.json" '"%d bundles, %d members, %.1f MiB plain for %.1f MiB compressed" % (d.get("storedSeeThrough", 0), d.get("seeThroughMembers", 0), d.get("memberPlainBytes", 0) / 1048576, d.get("memberOriginalBytes", 0) / 1048576)')"
+echo "add wall s:         ${add_all[*]}"
 echo "export wall s:      ${export_s[*]}"
 echo "every export byte-identical: $([[ $ok == 1 ]] && echo yes || echo NO)"
 echo "ouk:     $OUK_BIN (sha256 $(sha256sum <"$OUK_BIN" | cut -c1-16)...)"

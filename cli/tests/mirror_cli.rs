@@ -153,6 +153,15 @@ fn successive_kits_are_deduplicated_and_exported_byte_identical(b: &Backend, dir
     let bundle_bytes: u64 = sizes.iter().sum();
     assert_eq!(s["bundles"], 3);
     assert_eq!(s["storedAsTar"], 3);
+    // How many members are seen through depends on the tree; the counts are always there.
+    for key in [
+        "storedSeeThrough",
+        "seeThroughMembers",
+        "memberPlainBytes",
+        "memberOriginalBytes",
+    ] {
+        assert!(s[key].is_u64(), "{key}: {s}");
+    }
     assert_eq!(s["bundleBytes"].as_u64().unwrap(), bundle_bytes);
     // The first kit costs about its own size (zstd chunks of its tar); each later one only
     // what changed since.

@@ -563,6 +563,31 @@ fn mirror(out: &Out) {
         ..tar.clone()
     };
     out.put("mirror_record", "zlib-record.bin", &zlib.encode());
+    // See-through (version 2): one member with a real recipe, as `mirror add` makes it.
+    let plain: Vec<u8> = (0..5000u32).flat_map(|i| format!("row {i}\n").into_bytes()).collect();
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
+    e.write_all(&plain).unwrap();
+    let gz = e.finish().unwrap();
+    let mut sink = Vec::new();
+    let a = ouk_recompress::analyze(&mut &gz[..], &mut sink, &ouk_recompress::Limits::default()).unwrap();
+    let see_through = MirroredBundle {
+        content: StoredContent::SeeThrough {
+            sha256: FileDigest(Sha256::digest(b"stream").into()),
+            size: 10240 + a.plain_size,
+            recipe: GzipRecipe {
+                header: ouk_kit::bundle::pgzip::GZIP_HEADER.to_vec(),
+                deflate: Deflate::Pgzip { level: 6, block_size: 1 << 20 },
+            },
+            members: vec![ouk_kit::mirror::MemberRecipe {
+                offset: 512,
+                plain_len: a.plain_size,
+                original_len: gz.len() as u64,
+                recipe: a.recipe,
+            }],
+        },
+        ..tar.clone()
+    };
+    out.put("mirror_record", "see-through-record.bin", &see_through.encode());
     let compressed = MirroredBundle { content: StoredContent::Compressed, kind: "delta".into(), ..tar };
     out.put("mirror_record", "compressed-record.bin", &compressed.encode());
 }

@@ -785,6 +785,17 @@ pub fn mirror_record(data: &[u8]) {
         c.write_all(b"ouk").expect("compress");
         c.finish().expect("finish");
     }
+    if let StoredContent::SeeThrough { recipe, members, size, .. } = &r.content {
+        assert!(recipe.validate().is_ok());
+        // Accepted members are sorted, disjoint and inside the stored stream.
+        assert!(ouk_kit::mirror::seethrough::validate_members(members, *size).is_ok());
+        let mut end = 0u64;
+        for m in members {
+            assert!(m.offset >= end && m.plain_len > 0, "member at {} after {end}", m.offset);
+            end = m.offset + m.plain_len;
+            assert!(end <= *size);
+        }
+    }
     assert_eq!(MirroredBundle::decode(&r.encode()).expect("re-decode"), r);
 }
 

@@ -98,6 +98,11 @@ fn valid_seeds_are_accepted() {
         assert!(ouk_transport::index::PublishedIndex::parse(&seed("published_index", hostile)).is_err(), "{hostile}");
     }
 
+    // The see-through mirror record (OKMB v2) decodes, so the fuzzer starts past its member checks.
+    let record = ouk_kit::mirror::MirroredBundle::decode(&seed("mirror_record", "see-through-record.bin"))
+        .expect("mirror_record/see-through-record.bin");
+    assert!(matches!(record.content, ouk_kit::mirror::StoredContent::SeeThrough { .. }));
+
     for file in ["bundle-writer.gz", "bundle-writer.tar", "pax.tar", "ustar-prefix.tar", "gnu-longname.tar"] {
         let data = seed("tar_entries", file);
         let gz = ouk_fuzz::bundle_gzip(&data).expect("gzip");

@@ -230,3 +230,25 @@ pub fn rebuild(
     }
     out.finish()
 }
+
+/// What a recipe says it rebuilds, after checking the whole recipe against `limits` (a
+/// caller that keeps recipes beside other records checks its own lengths against these).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecipeSummary {
+    /// The container format rebuilt.
+    pub format: Format,
+    /// Bytes of plain form the rebuild reads.
+    pub plain_len: u64,
+    /// Bytes the rebuild writes.
+    pub out_len: u64,
+}
+
+/// [`recipe_format`] with the lengths: the recipe is checked whole against `limits`.
+pub fn recipe_summary(recipe: &[u8], limits: &Limits) -> Result<RecipeSummary> {
+    let h = recipe::validate(recipe, limits)?;
+    Ok(RecipeSummary {
+        format: h.format,
+        plain_len: h.plain_len,
+        out_len: h.out_len,
+    })
+}

@@ -17,7 +17,7 @@ mod compressed;
 mod debug_store;
 mod feeds;
 mod fsutil;
-mod gz;
+pub mod gz;
 mod images;
 mod misc;
 mod plugins;

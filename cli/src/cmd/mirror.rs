@@ -57,9 +57,15 @@ pub fn run(ctx: &Context, cmd: MirrorCommand) -> Result<ExitCode, Failure> {
                 .map_err(kit_failure)?;
             ctx.out.emit(&WithRequests::of(&r, root.store()), || {
                 let b = &r.bundle;
-                let how = match &b.recipe {
-                    Some(recipe) => format!("as its tar stream ({recipe})"),
-                    None => "as its compressed bytes (its gzip stream could not be reproduced)"
+                let how = match (&b.recipe, &b.see_through) {
+                    (Some(recipe), Some(st)) => format!(
+                        "as its tar stream ({recipe}) with {} compressed member(s) seen through ({} plain for {} compressed)",
+                        st.members,
+                        bytes(st.plain_bytes),
+                        bytes(st.original_bytes)
+                    ),
+                    (Some(recipe), None) => format!("as its tar stream ({recipe})"),
+                    (None, _) => "as its compressed bytes (its gzip stream could not be reproduced)"
                         .to_string(),
                 };
                 let mut s = if r.outcome == "added" {
@@ -140,7 +146,7 @@ pub fn run(ctx: &Context, cmd: MirrorCommand) -> Result<ExitCode, Failure> {
             let s = ouk_kit::mirror::stats(&root).map_err(kit_failure)?;
             ctx.out.emit(&s, || {
                 format!(
-                    "bundles         {} ({} kits, {} deltas; {} as tar + recipe, {} as compressed bytes)\nbundle bytes    {}\nmirror stored   {} in packs ({} chunks, {} raw)\nstore on disk   {} (packs and index, everything in the root)\ndedup ratio     {:.2}x (bundle bytes / mirror stored)",
+                    "bundles         {} ({} kits, {} deltas; {} as tar + recipe, {} as compressed bytes)\nbundle bytes    {}\nmirror stored   {} in packs ({} chunks, {} raw)\nstore on disk   {} (packs and index, everything in the root)\ndedup ratio     {:.2}x (bundle bytes / mirror stored)\nsee-through     {} bundle(s), {} compressed member(s) stored as {} plain for {} compressed",
                     s.bundles,
                     s.kits,
                     s.deltas,
@@ -151,7 +157,11 @@ pub fn run(ctx: &Context, cmd: MirrorCommand) -> Result<ExitCode, Failure> {
                     s.chunks,
                     bytes(s.unique_bytes),
                     bytes(s.store_disk_bytes),
-                    s.dedup_ratio
+                    s.dedup_ratio,
+                    s.stored_see_through,
+                    s.see_through_members,
+                    bytes(s.member_plain_bytes),
+                    bytes(s.member_original_bytes)
                 )
             });
         }

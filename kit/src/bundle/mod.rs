@@ -17,7 +17,7 @@
 //! directories only: the reader refuses every link, device and FIFO.
 
 pub mod error;
-mod header;
+pub(crate) mod header;
 pub mod path;
 pub mod pgzip;
 pub mod reader;

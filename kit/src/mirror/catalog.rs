@@ -7,14 +7,19 @@
 //! re-compresses it, or the compressed bytes themselves) and which store files hold its
 //! sidecars, under the relative paths they are written back to.
 //!
-//! Encoding: postcard inside the `OKMB` v1 envelope (`ouk_store::envelope`).
+//! Encoding: postcard inside the `OKMB` envelope (`ouk_store::envelope`): version 1 for
+//! records whose content is [`StoredContent::Tar`] or [`StoredContent::Compressed`] (what
+//! every build reads), version 2 for [`StoredContent::SeeThrough`] (a build without it
+//! refuses the record as a newer version instead of misreading it). A version-1 record
+//! holding see-through content is refused.
 //!
 //! Invariants:
 //! - Every store file a record names is pinned for holder [`PIN_HOLDER`] in the same
 //!   transaction that writes the record, so the store's gc keeps mirrored content.
 //! - A record is validated when decoded ([`MirroredBundle::decode`]): the bundle name is one
 //!   plain file name, sidecar paths are canonical relative paths (the bundle rules of
-//!   `bundle::path`), distinct and not the bundle's name, and the recipe is sane. Export
+//!   `bundle::path`), distinct and not the bundle's name, and the recipe is sane; a
+//!   see-through record's members pass [`super::seethrough::validate_members`]. Export
 //!   writes files under those names, so a damaged index cannot make it write elsewhere.
 
 use ouk_store::FileDigest;
@@ -23,6 +28,7 @@ use redb::TableDefinition;
 use serde::{Deserialize, Serialize};
 
 use super::gzip::{GzipRecipe, RecipeError};
+use super::seethrough::{self, MemberRecipe};
 
 /// bundle sha256 -> envelope bytes of a [`MirroredBundle`].
 pub(crate) const BUNDLES: TableDefinition<&[u8; 32], &[u8]> =
@@ -32,7 +38,10 @@ pub(crate) const BUNDLES: TableDefinition<&[u8; 32], &[u8]> =
 pub const PIN_HOLDER: &str = "mirror";
 
 const RECORD_KIND: [u8; 4] = *b"OKMB";
+/// Version of records without see-through content (readable by every build).
 const RECORD_VERSION: u16 = 1;
+/// Version of records with [`StoredContent::SeeThrough`].
+const RECORD_VERSION_SEE_THROUGH: u16 = 2;
 
 /// Kinds of bundle the mirror keeps.
 pub const KINDS: [&str; 2] = ["kit", "delta"];
@@ -77,6 +86,19 @@ pub enum StoredContent {
     /// The compressed bundle bytes themselves (store file = the bundle's SHA-256): its gzip
     /// stream could not be reproduced from the tar.
     Compressed,
+    /// The see-through tar stream (compressed members replaced by their plain forms,
+    /// `super::seethrough`): `members` turn it back into the tar, `recipe` re-compresses
+    /// that. Only in version-2 records (a new variant goes last: postcard numbers them).
+    SeeThrough {
+        /// SHA-256 of the see-through stream (its store file).
+        sha256: FileDigest,
+        /// Its length.
+        size: u64,
+        /// What re-creates the bundle's gzip member from the rebuilt tar.
+        recipe: GzipRecipe,
+        /// The substituted members, in stream order.
+        members: Vec<MemberRecipe>,
+    },
 }
 
 /// A sidecar: where it goes relative to the bundle's directory, and its store file.
@@ -112,13 +134,24 @@ pub fn is_plain_file_name(name: &str) -> bool {
 impl MirroredBundle {
     /// The `OKMB` envelope bytes.
     pub fn encode(&self) -> Vec<u8> {
-        envelope::seal(RECORD_KIND, RECORD_VERSION, self)
+        let version = match self.content {
+            StoredContent::SeeThrough { .. } => RECORD_VERSION_SEE_THROUGH,
+            _ => RECORD_VERSION,
+        };
+        envelope::seal(RECORD_KIND, version, self)
     }
 
     /// Decode and validate a record.
     pub fn decode(bytes: &[u8]) -> Result<MirroredBundle, CatalogError> {
-        let (_, record): (u16, MirroredBundle) =
-            envelope::open(RECORD_KIND, RECORD_VERSION, bytes)?;
+        let (version, record): (u16, MirroredBundle) =
+            envelope::open(RECORD_KIND, RECORD_VERSION_SEE_THROUGH, bytes)?;
+        if version < RECORD_VERSION_SEE_THROUGH
+            && matches!(record.content, StoredContent::SeeThrough { .. })
+        {
+            return Err(CatalogError::Invalid(format!(
+                "a version-{version} record cannot hold see-through content"
+            )));
+        }
         record.validate()?;
         Ok(record)
     }
@@ -152,8 +185,19 @@ impl MirroredBundle {
                 )));
             }
         }
-        if let StoredContent::Tar { recipe, .. } = &self.content {
-            recipe.validate()?;
+        match &self.content {
+            StoredContent::Tar { recipe, .. } => recipe.validate()?,
+            StoredContent::SeeThrough {
+                recipe,
+                members,
+                size,
+                ..
+            } => {
+                recipe.validate()?;
+                seethrough::validate_members(members, *size)
+                    .map_err(|e| CatalogError::Invalid(format!("see-through members: {e}")))?;
+            }
+            StoredContent::Compressed => {}
         }
         Ok(())
     }
@@ -161,7 +205,7 @@ impl MirroredBundle {
     /// The store file holding the bundle's content.
     pub fn content_file(&self) -> FileDigest {
         match &self.content {
-            StoredContent::Tar { sha256, .. } => *sha256,
+            StoredContent::Tar { sha256, .. } | StoredContent::SeeThrough { sha256, .. } => *sha256,
             StoredContent::Compressed => self.sha256,
         }
     }
@@ -173,10 +217,11 @@ impl MirroredBundle {
         out
     }
 
-    /// `tar` or `compressed`.
+    /// `tar` (see-through or not: [`BundleListing`](super::BundleListing) says which) or
+    /// `compressed`.
     pub fn stored_as(&self) -> &'static str {
         match self.content {
-            StoredContent::Tar { .. } => "tar",
+            StoredContent::Tar { .. } | StoredContent::SeeThrough { .. } => "tar",
             StoredContent::Compressed => "compressed",
         }
     }
@@ -262,7 +307,9 @@ mod tests {
             assert!(MirroredBundle::decode(&bytes[..cut]).is_err(), "cut {cut}");
         }
         let mut newer = bytes.clone();
-        newer[4] = 2;
+        // Version 2 is the see-through record (see_through_records_are_version_2_and_validated);
+        // the first version this build does not know is 3.
+        newer[4] = 3;
         assert!(matches!(
             MirroredBundle::decode(&newer),
             Err(CatalogError::Envelope(
@@ -303,5 +350,108 @@ mod tests {
             MirroredBundle::decode(&recipe.encode()),
             Err(CatalogError::Recipe(_))
         ));
+    }
+
+    /// A see-through record whose one member carries a real recipe (made by analysing a
+    /// gzip file, as `mirror add` does).
+    fn see_through_sample() -> MirroredBundle {
+        use std::io::Write;
+        let plain: Vec<u8> = (0..5000u32)
+            .flat_map(|i| format!("row {i}\n").into_bytes())
+            .collect();
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
+        e.write_all(&plain).unwrap();
+        let gz = e.finish().unwrap();
+        let mut out = Vec::new();
+        let a = ouk_recompress::analyze(&mut &gz[..], &mut out, &ouk_recompress::Limits::default())
+            .unwrap();
+        MirroredBundle {
+            content: StoredContent::SeeThrough {
+                sha256: FileDigest::of(b"stream"),
+                size: 10_240 + a.plain_size,
+                recipe: GzipRecipe {
+                    header: GZIP_HEADER.to_vec(),
+                    deflate: OUK_PGZIP,
+                },
+                members: vec![MemberRecipe {
+                    offset: 512,
+                    plain_len: a.plain_size,
+                    original_len: gz.len() as u64,
+                    recipe: a.recipe,
+                }],
+            },
+            ..sample()
+        }
+    }
+
+    #[test]
+    fn see_through_records_are_version_2_and_validated() {
+        let r = see_through_sample();
+        let bytes = r.encode();
+        assert_eq!(
+            &bytes[4..6],
+            &2u16.to_le_bytes(),
+            "a build without see-through refuses it"
+        );
+        assert_eq!(MirroredBundle::decode(&bytes).unwrap(), r);
+        assert_eq!(r.content_file(), FileDigest::of(b"stream"));
+        assert_eq!(r.stored_as(), "tar");
+        // Labelled version 1 (what an older build could read) it is refused, not misread.
+        let mut v1 = bytes.clone();
+        v1[4..6].copy_from_slice(&1u16.to_le_bytes());
+        assert!(matches!(
+            MirroredBundle::decode(&v1),
+            Err(CatalogError::Invalid(_))
+        ));
+        // A version this build does not know is a clear error.
+        let mut v3 = bytes.clone();
+        v3[4..6].copy_from_slice(&3u16.to_le_bytes());
+        assert!(matches!(
+            MirroredBundle::decode(&v3),
+            Err(CatalogError::Envelope(
+                EnvelopeError::UnsupportedVersion { .. }
+            ))
+        ));
+        // Members: past the stream, a damaged recipe, lengths the recipe does not say.
+        let with = |f: &dyn Fn(&mut Vec<MemberRecipe>, &mut u64)| {
+            let mut r = see_through_sample();
+            if let StoredContent::SeeThrough { members, size, .. } = &mut r.content {
+                f(members, size);
+            }
+            MirroredBundle::decode(&r.encode())
+        };
+        assert!(with(&|_, _| {}).is_ok());
+        assert!(with(&|m, _| m.clear()).is_err());
+        assert!(with(&|_, size| *size = 600).is_err());
+        assert!(with(&|m, _| m[0].offset = u64::MAX).is_err());
+        assert!(with(&|m, _| m[0].recipe.truncate(2)).is_err());
+        assert!(with(&|m, _| m[0].plain_len -= 1).is_err());
+        assert!(with(&|m, _| m[0].original_len += 1).is_err());
+        assert!(
+            with(&|m, _| m.push(m[0].clone())).is_err(),
+            "overlapping members"
+        );
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// Whatever bytes a damaged index holds, decoding a record never panics, and a record
+        /// it accepts re-encodes to a record it accepts again.
+        #[test]
+        fn damaged_see_through_records_never_panic(
+            flips in proptest::collection::vec((0usize..4096, proptest::prelude::any::<u8>()), 1..8),
+            cut in 0usize..4096,
+        ) {
+            let mut bytes = see_through_sample().encode();
+            for (at, x) in flips {
+                let n = bytes.len();
+                bytes[at % n] ^= x;
+            }
+            bytes.truncate(bytes.len() - cut % bytes.len().max(1) / 4);
+            if let Ok(r) = MirroredBundle::decode(&bytes) {
+                proptest::prop_assert_eq!(MirroredBundle::decode(&r.encode()).unwrap(), r);
+            }
+        }
     }
 }

@@ -10,7 +10,11 @@
 //! the recipe works is decided there and then, by re-compressing the stream read back from
 //! the store and comparing with the original bytes; when no recipe reproduces them (a
 //! bundle another gzip wrote), the compressed bytes themselves are stored (still chunked)
-//! and the record says so.
+//! and the record says so. Better than the tar stream is its *see-through* form
+//! ([`seethrough`]): each compressed member (a gzip layer, a `.json.gz` feed, a zip, a zstd
+//! file) replaced by its plain form, with a recipe per member in the record, so roll-ups
+//! whose members were compressed anew still share chunks; when that form does not give the
+//! bundle back exactly, the plain tar is stored instead.
 //!
 //! Invariants:
 //! - Nothing is cataloged that export could not reproduce: a record is written only after
@@ -27,6 +31,7 @@
 
 pub mod catalog;
 pub mod gzip;
+pub mod seethrough;
 
 use std::collections::HashSet;
 use std::fs::{self, File};
@@ -46,6 +51,7 @@ use crate::verify::{self, Sidecars};
 
 pub use catalog::{MirroredBundle, SidecarFile, StoredContent};
 pub use gzip::{Deflate, GzipRecipe};
+pub use seethrough::MemberRecipe;
 
 /// Largest sidecar file the mirror keeps (manifests are the big ones).
 const MAX_SIDECAR_BYTES: u64 = 64 << 20;
@@ -81,10 +87,13 @@ pub struct BundleListing {
     pub stored_as: &'static str,
     /// The recipe, for `tar`.
     pub recipe: Option<String>,
-    /// SHA-256 of the uncompressed tar stream (its store file), for `tar`.
+    /// SHA-256 of the stored stream (its store file), for `tar`: the uncompressed tar, or
+    /// its see-through form when `see_through` is set.
     pub tar_sha256: Option<FileDigest>,
-    /// Uncompressed tar bytes, for `tar`.
+    /// Bytes of the stored stream, for `tar`.
     pub tar_size: Option<u64>,
+    /// The compressed members stored as their plain forms, when any were.
+    pub see_through: Option<SeeThroughListing>,
     /// Sidecar paths.
     pub sidecars: Vec<String>,
     /// Key id that verified it when added.
@@ -93,15 +102,53 @@ pub struct BundleListing {
     pub added_at: i64,
 }
 
+/// The members of a bundle stored see-through ([`seethrough`]).
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SeeThroughListing {
+    /// Compressed members stored as their plain forms.
+    pub members: u64,
+    /// Their plain bytes (what the store keeps).
+    pub plain_bytes: u64,
+    /// Their original (compressed) bytes (what export gives back).
+    pub original_bytes: u64,
+}
+
+impl SeeThroughListing {
+    fn of(members: &[MemberRecipe]) -> Self {
+        SeeThroughListing {
+            members: members.len() as u64,
+            plain_bytes: members.iter().map(|m| m.plain_len).sum(),
+            original_bytes: members.iter().map(|m| m.original_len).sum(),
+        }
+    }
+}
+
 impl From<&MirroredBundle> for BundleListing {
     fn from(b: &MirroredBundle) -> Self {
-        let (recipe, tar_sha256, tar_size) = match &b.content {
+        let (recipe, tar_sha256, tar_size, see_through) = match &b.content {
             StoredContent::Tar {
                 sha256,
                 size,
                 recipe,
-            } => (Some(recipe.deflate.to_string()), Some(*sha256), Some(*size)),
-            StoredContent::Compressed => (None, None, None),
+            } => (
+                Some(recipe.deflate.to_string()),
+                Some(*sha256),
+                Some(*size),
+                None,
+            ),
+            StoredContent::SeeThrough {
+                sha256,
+                size,
+                recipe,
+                members,
+            } => (
+                Some(recipe.deflate.to_string()),
+                Some(*sha256),
+                Some(*size),
+                Some(SeeThroughListing::of(members)),
+            ),
+            StoredContent::Compressed => (None, None, None, None),
         };
         BundleListing {
             name: b.name.clone(),
@@ -114,6 +161,7 @@ impl From<&MirroredBundle> for BundleListing {
             recipe,
             tar_sha256,
             tar_size,
+            see_through,
             sidecars: b.sidecars.iter().map(|s| s.path.clone()).collect(),
             signed_by: b.signed_by.clone(),
             added_at: b.added_at,
@@ -220,15 +268,15 @@ fn sidecar_files(bundle: &Path, name: &str, sidecars: &Sidecars) -> Vec<(String,
     out
 }
 
-/// Try `recipe` on the store's `tar`: re-compress it and compare with `bundle` byte for
-/// byte. `Ok(None)` when it reproduces `expected`, `Ok(Some(why))` when it does not.
+/// Try `recipe` on the tar stream `feed` writes: re-compress it and compare with `bundle`
+/// byte for byte. `Ok(None)` when it reproduces `expected`, `Ok(Some(why))` when it does
+/// not.
 fn try_recipe(
-    store: &Store,
-    tar: &FileDigest,
     recipe: &GzipRecipe,
     bundle: &Path,
     expected: &FileDigest,
     threads: usize,
+    feed: &mut dyn FnMut(&mut dyn Write) -> Result<()>,
 ) -> Result<Option<String>> {
     let original = File::open(bundle).ctx(|| format!("open {}", bundle.display()))?;
     let mut sink = gzip::MatchingSink::new(BufReader::with_capacity(1 << 20, original));
@@ -236,7 +284,7 @@ fn try_recipe(
         let mut gz = recipe
             .compressor(&mut sink, threads)
             .ctx(|| "start the compressor".to_string())?;
-        store.read_file(tar, &mut gz)?;
+        feed(&mut gz)?;
         gz.finish().ctx(|| "finish the gzip member".to_string())?;
         Ok(())
     })();
@@ -256,6 +304,36 @@ fn try_recipe(
         }),
         Ok(_) => Ok(None),
     }
+}
+
+/// Write the tar stream of `content` (read from the store; see-through members rebuilt,
+/// their scratch files in `scratch_dir`) to `out`.
+fn write_tar(
+    store: &Store,
+    content: &StoredContent,
+    scratch_dir: &Path,
+    out: &mut dyn Write,
+) -> Result<()> {
+    match content {
+        StoredContent::Tar { sha256, .. } => {
+            store.read_file(sha256, out)?;
+        }
+        StoredContent::SeeThrough {
+            sha256, members, ..
+        } => {
+            let mut rebuilder = seethrough::Rebuilder::new(out, members, scratch_dir);
+            store.read_file(sha256, &mut rebuilder)?;
+            rebuilder
+                .finish()
+                .ctx(|| format!("rebuild the compressed members of sha256:{sha256}"))?;
+        }
+        StoredContent::Compressed => {
+            return Err(KitError::Validation(
+                "a bundle kept as its compressed bytes has no tar stream".into(),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// `mirror add`: verify `bundle` and keep it; see the module doc. With no trusted key the
@@ -350,7 +428,8 @@ pub fn add(root: &Root, bundle: &Path, threads: usize, allow_unsigned: bool) -> 
         Ok(out)
     };
 
-    // First choice: the tar stream plus a recipe that reproduces the bundle.
+    // First choice: the tar stream plus a recipe that reproduces the bundle; better still,
+    // that stream with its compressed members seen through (`seethrough`).
     let mut rejected = Vec::new();
     let mut head = Vec::new();
     File::open(copy)
@@ -362,38 +441,117 @@ pub fn add(root: &Root, bundle: &Path, threads: usize, allow_unsigned: bool) -> 
     match gzip::header_len(&head) {
         Err(e) => rejected.push(e.to_string()),
         Ok(len) => {
-            let mut w = store.writer()?;
-            let files = put_sidecars(&mut w)?;
+            // The tar stream goes to an unnamed scratch file first: the recipes are tried on
+            // it and the see-through walk reads it before anything is stored.
+            let staging = root.staging_dir();
+            fs::create_dir_all(&staging).ctx(|| format!("create {}", staging.display()))?;
+            let scratch = || {
+                tempfile::tempfile_in(&staging)
+                    .ctx(|| format!("create a scratch file in {}", staging.display()))
+            };
+            let tar_file = scratch()?;
             let file = File::open(copy).ctx(|| format!("open {}", copy.display()))?;
-            let gz = flate2::read::GzDecoder::new(BufReader::with_capacity(1 << 20, file));
-            match w.put_reader(gz, &mut |_| {}) {
-                // Not a gzip stream flate2 decodes whole: keep the bytes (the writer's drop
-                // rolls its appends back).
-                Err(StoreError::Io { source, .. })
+            let mut gz = flate2::read::GzDecoder::new(BufReader::with_capacity(1 << 20, file));
+            let mut spool = BufWriter::with_capacity(1 << 20, &tar_file);
+            let decoded =
+                std::io::copy(&mut gz, &mut spool).and_then(|n| spool.flush().map(|()| n));
+            drop(spool);
+            match decoded {
+                // Not a gzip stream flate2 decodes whole: keep the bytes.
+                Err(e)
                     if matches!(
-                        source.kind(),
+                        e.kind(),
                         std::io::ErrorKind::InvalidData | std::io::ErrorKind::InvalidInput
                     ) =>
                 {
-                    rejected.push(format!("the gzip stream does not decode: {source}"));
+                    rejected.push(format!("the gzip stream does not decode: {e}"));
                 }
-                Err(e) => return Err(e.into()),
-                Ok(tar) => {
-                    new_stored_bytes += w.commit()?.new_stored_bytes;
+                Err(e) => {
+                    return Err(KitError::Io {
+                        context: format!("decode {} into a scratch file", bundle.display()),
+                        source: e,
+                    });
+                }
+                Ok(tar_len) => {
+                    let mut chosen = None;
                     for recipe in GzipRecipe::candidates(&head[..len]) {
-                        match try_recipe(store, &tar.digest, &recipe, copy, &sha, threads)? {
+                        let feed = &mut |w: &mut dyn Write| -> Result<()> {
+                            std::io::copy(&mut seethrough::file_range(&tar_file, 0, tar_len), w)
+                                .ctx(|| "read the scratch tar".to_string())?;
+                            Ok(())
+                        };
+                        match try_recipe(&recipe, copy, &sha, threads, feed)? {
                             None => {
-                                found = Some((
-                                    StoredContent::Tar {
-                                        sha256: tar.digest,
-                                        size: tar.size,
-                                        recipe,
-                                    },
-                                    files,
-                                ));
+                                chosen = Some(recipe);
                                 break;
                             }
                             Some(why) => rejected.push(why),
+                        }
+                    }
+                    if let Some(recipe) = chosen {
+                        let members_file = scratch()?;
+                        let plan =
+                            seethrough::plan(&tar_file, tar_len, &members_file).ctx(|| {
+                                format!(
+                                    "see through the compressed members of {}",
+                                    bundle.display()
+                                )
+                            })?;
+                        if !plan.is_empty() {
+                            let (stream, members, _) =
+                                seethrough::Stream::new(&tar_file, tar_len, &members_file, &plan);
+                            let mut w = store.writer()?;
+                            let files = put_sidecars(&mut w)?;
+                            let put = w.put_reader(stream, &mut |_| {})?;
+                            new_stored_bytes += w.commit()?.new_stored_bytes;
+                            // What the record will be checked against when decoded, then
+                            // the whole bundle reproduced from the store, before it is chosen.
+                            let checked = seethrough::validate_members(&members, put.size);
+                            let content = StoredContent::SeeThrough {
+                                sha256: put.digest,
+                                size: put.size,
+                                recipe: recipe.clone(),
+                                members,
+                            };
+                            match checked {
+                                Err(why) => rejected.push(format!("see-through: {why}")),
+                                Ok(()) => {
+                                    let feed = &mut |w: &mut dyn Write| {
+                                        write_tar(store, &content, &staging, w)
+                                    };
+                                    // A member that does not rebuild is a rejected form
+                                    // (the plain tar is tried next), not a failed add.
+                                    match try_recipe(&recipe, copy, &sha, threads, feed) {
+                                        Ok(None) => found = Some((content, files)),
+                                        Ok(Some(why)) => {
+                                            rejected.push(format!("see-through: {why}"))
+                                        }
+                                        Err(e @ KitError::DigestMismatch { .. }) => return Err(e),
+                                        Err(e) => rejected.push(format!("see-through: {e}")),
+                                    }
+                                }
+                            }
+                        }
+                        drop(members_file);
+                        if found.is_none() {
+                            let mut w = store.writer()?;
+                            let files = put_sidecars(&mut w)?;
+                            let tar = w.put_reader(
+                                seethrough::file_range(&tar_file, 0, tar_len),
+                                &mut |_| {},
+                            )?;
+                            new_stored_bytes += w.commit()?.new_stored_bytes;
+                            let content = StoredContent::Tar {
+                                sha256: tar.digest,
+                                size: tar.size,
+                                recipe: recipe.clone(),
+                            };
+                            let feed =
+                                &mut |w: &mut dyn Write| write_tar(store, &content, &staging, w);
+                            match try_recipe(&recipe, copy, &sha, threads, feed)? {
+                                None => found = Some((content, files)),
+                                Some(why) => rejected.push(why),
+                            }
                         }
                     }
                 }
@@ -650,11 +808,13 @@ pub fn export(
                 StoredContent::Compressed => {
                     store.read_file(&record.sha256, out)?;
                 }
-                StoredContent::Tar { sha256, recipe, .. } => {
+                StoredContent::Tar { recipe, .. } | StoredContent::SeeThrough { recipe, .. } => {
                     let mut gz = recipe
                         .compressor(out, threads)
                         .ctx(|| "start the compressor".to_string())?;
-                    store.read_file(sha256, &mut gz)?;
+                    // Scratch files of see-through members go in the export's own
+                    // temporary directory, removed with it.
+                    write_tar(store, &record.content, &tmp_path, &mut gz)?;
                     gz.finish().ctx(|| "finish the gzip member".to_string())?;
                 }
             }
@@ -736,6 +896,14 @@ pub struct MirrorStats {
     pub stored_as_tar: u64,
     /// Stored as their compressed bytes.
     pub stored_as_compressed: u64,
+    /// Of those stored as tar, how many with compressed members seen through.
+    pub stored_see_through: u64,
+    /// Compressed members stored as their plain forms, over all bundles.
+    pub see_through_members: u64,
+    /// Their plain bytes.
+    pub member_plain_bytes: u64,
+    /// Their original (compressed) bytes.
+    pub member_original_bytes: u64,
     /// Sum of the bundles' sizes.
     pub bundle_bytes: u64,
     /// Sum of the sidecars' sizes.
@@ -763,6 +931,10 @@ pub fn stats(root: &Root) -> Result<MirrorStats> {
         deltas: 0,
         stored_as_tar: 0,
         stored_as_compressed: 0,
+        stored_see_through: 0,
+        see_through_members: 0,
+        member_plain_bytes: 0,
+        member_original_bytes: 0,
         bundle_bytes: 0,
         sidecar_bytes: 0,
         chunks: 0,
@@ -777,8 +949,16 @@ pub fn stats(root: &Root) -> Result<MirrorStats> {
         } else {
             s.kits += 1;
         }
-        match b.content {
+        match &b.content {
             StoredContent::Tar { .. } => s.stored_as_tar += 1,
+            StoredContent::SeeThrough { members, .. } => {
+                s.stored_as_tar += 1;
+                s.stored_see_through += 1;
+                let l = SeeThroughListing::of(members);
+                s.see_through_members += l.members;
+                s.member_plain_bytes += l.plain_bytes;
+                s.member_original_bytes += l.original_bytes;
+            }
             StoredContent::Compressed => s.stored_as_compressed += 1,
         }
         s.bundle_bytes += b.size;
