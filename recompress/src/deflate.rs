@@ -56,7 +56,7 @@ use crate::recipe::{
     Chunk, GoFlateSegment, MAX_CHUNK_PLAIN, MAX_RAW, RawSegment, Reader, RunSetting,
     RustFlateSegment, Segment, ZlibSegment,
 };
-use crate::rustflate::{Cutter, Encoder, RustDeflater};
+use crate::rustflate::{Cutter, Encoder, MAX_FEED, RustDeflater};
 use crate::sink::{OutMeter, Sink, read_plain};
 use crate::spool::Spool;
 use crate::zlib::{Deflater, ZlibParams};
@@ -437,17 +437,17 @@ fn rust_search(
         order.extend(miniz.get(i).map(|&l| (Encoder::Miniz, l)));
         order.extend(zrs.get(i).map(|&l| (Encoder::ZlibRs, l)));
     }
-    // A tar stream is most likely written entry by entry (a tar writer in front of the
-    // encoder), so its tar-shaped feeds come first; uniform feeds follow either way.
-    let mut shapes: Vec<(u64, bool)> = Vec::new();
+    // The whole stream in one piece first (it also stands for every feed where the encoder
+    // does not depend on the pieces, e.g. miniz's levels 2-10: such a recipe stays version
+    // 4); then, for a tar stream, the pieces a tar writer hands its encoder; then the
+    // other uniform pieces.
+    let uniform = crate::rustflate::feeds(plain_len);
+    let whole = usize::from(plain_len <= MAX_FEED).min(uniform.len());
+    let mut shapes: Vec<(u64, bool)> = uniform[..whole].iter().map(|&f| (f, false)).collect();
     if crate::rustflate::looks_like_tar(&plain_head(spool, 512)?) {
         shapes.extend(crate::rustflate::TAR_BODY_FEEDS.iter().map(|&f| (f, true)));
     }
-    shapes.extend(
-        crate::rustflate::feeds(plain_len)
-            .into_iter()
-            .map(|f| (f, false)),
-    );
+    shapes.extend(uniform[whole..].iter().map(|&f| (f, false)));
     for (enc, level) in order {
         for &(feed, tar) in &shapes {
             match rust_trial(spool, enc, level, feed, tar, &mut budget)? {
