@@ -20,15 +20,16 @@
 //!
 //! Segment 10 (version 5) is segment 7 or 8 fed as a tar writer feeds its encoder (each
 //! header, the entry's data in pieces of at most `feed`, its padding, the end in one
-//! piece: [`crate::rustflate::Cutter`]). Segment 9 (version 5) stands for `count` consecutive zip members, each a local header
-//! taken from the plain form followed by one deflate stream made with the one setting the
-//! run names: a member's header length and plain length are read from its local header
+//! piece: [`crate::rustflate::Cutter`]). Segment 9 (version 5) stands for `count`
+//! consecutive zip members, each a local header taken from the plain form followed by one
+//! deflate stream made with the one setting the run names: a member's header length and plain length are read from its local header
 //! (name and extra lengths, uncompressed size), so a zip of 12,000 members written alike
 //! costs one segment, not 12,000 (see [`crate::zip::rebuild_run`]).
 //!
 //! Versions: 2 has segments 1-5; 3 adds segment 6; 4 adds segments 7 and 8 (written only
 //! when a recipe holds one, as 3 is only for segment 6; a version 3 recipe with segment 7
-//! or 8 is refused). The writer writes 3 only when a recipe
+//! or 8 is refused); 5 adds segments 9 and 10 (written only when a recipe holds one,
+//! refused under an older header). The writer writes 3 only when a recipe
 //! holds a segment 6, so recipes without one still rebuild on hosts that read only version
 //! 2 (as the delta format is `/3` only when it uses the recompression tier); a host that
 //! predates segment 6 refuses a version 3 recipe as `Unsupported` naming the version, not
