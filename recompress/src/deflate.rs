@@ -53,10 +53,10 @@ use preflate_rs::{ExitCode, PreflateConfig, PreflateStreamProcessor, RecreateStr
 use crate::goflate::{GoDeflater, GoFlateError, LEVELS_BY_LIKELIHOOD, PORT_ID};
 use crate::input::Input;
 use crate::recipe::{
-    Chunk, GoFlateSegment, MAX_CHUNK_PLAIN, MAX_RAW, RawSegment, Reader, RustFlateSegment, Segment,
-    ZlibSegment,
+    Chunk, GoFlateSegment, MAX_CHUNK_PLAIN, MAX_RAW, RawSegment, Reader, RunSetting,
+    RustFlateSegment, Segment, ZlibSegment,
 };
-use crate::rustflate::{Encoder, RustDeflater};
+use crate::rustflate::{Cutter, Encoder, MAX_FEED, RustDeflater};
 use crate::sink::{OutMeter, Sink, read_plain};
 use crate::spool::Spool;
 use crate::zlib::{Deflater, ZlibParams};
@@ -148,14 +148,67 @@ pub(crate) fn stream(
     if sink.recipe().is_none() {
         return decode_stream(input, sink, what, None);
     }
-    let start = input.consumed();
-    let mut spool = Spool::default();
-    let s = decode_stream(input, sink, what, Some(&mut spool))?;
-    let segment = recipe_for(&spool, &s, level_hint, start)?;
+    let (s, segment, _) = analyze_stream(input, sink, what, level_hint, None)?;
     if let Some(b) = sink.recipe() {
         b.segments.push(segment);
     }
     Ok(s)
+}
+
+/// Decode one stream into the sink and find its recipe segment, without recording it (the
+/// caller does). `prefer`: a setting (see [`Segment::setting`]) tried before any search,
+/// e.g. the previous zip member's: members of one archive are written alike, so this is
+/// usually the one, and a match keeps them in one run. Returns the stream, its segment and
+/// its compressed length.
+pub(crate) fn analyze_stream(
+    input: &mut Input<'_>,
+    sink: &mut Sink<'_>,
+    what: &'static str,
+    level_hint: Option<u8>,
+    prefer: Option<&Segment>,
+) -> Result<(Stream, Segment, u64)> {
+    let start = input.consumed();
+    let mut spool = Spool::default();
+    let s = decode_stream(input, sink, what, Some(&mut spool))?;
+    if let Some(p) = prefer
+        && let Some(segment) = try_setting(&spool, &s, p)?
+    {
+        return Ok((s, segment, spool.len()));
+    }
+    let segment = recipe_for(&spool, &s, level_hint, start)?;
+    Ok((s, segment, spool.len()))
+}
+
+/// The segment re-creating the spooled stream `s` with `setting` (a zlib, Go or
+/// Rust-encoder setting), when it does; one trial, bounded like the searches' first.
+fn try_setting(spool: &Spool, s: &Stream, setting: &Segment) -> Result<Option<Segment>> {
+    let mut budget = s
+        .plain_len
+        .saturating_mul(ZLIB_BUDGET)
+        .saturating_add(ZLIB_SLACK_MIN.max(GO_TRIAL_COST));
+    let plain_len = s.plain_len;
+    let (trial, segment) = match setting {
+        Segment::Zlib(z) => (
+            zlib_trial(spool, &z.params, &mut budget)?,
+            Segment::Zlib(ZlibSegment {
+                plain_len,
+                ..z.clone()
+            }),
+        ),
+        Segment::GoFlate(g) => (
+            go_trial(spool, g.level, &mut budget)?,
+            Segment::GoFlate(GoFlateSegment { plain_len, ..*g }),
+        ),
+        Segment::RustFlate(r) => (
+            rust_trial(spool, r.encoder, r.level, r.feed, r.tar, &mut budget)?,
+            Segment::RustFlate(RustFlateSegment {
+                plain_len,
+                ..r.clone()
+            }),
+        ),
+        _ => return Ok(None),
+    };
+    Ok(matches!(trial, Trial::Exact).then_some(segment))
 }
 
 fn truncated(what: &'static str, at: u64) -> RecompressError {
@@ -384,9 +437,20 @@ fn rust_search(
         order.extend(miniz.get(i).map(|&l| (Encoder::Miniz, l)));
         order.extend(zrs.get(i).map(|&l| (Encoder::ZlibRs, l)));
     }
+    // The whole stream in one piece first (it also stands for every feed where the encoder
+    // does not depend on the pieces, e.g. miniz's levels 2-10: such a recipe stays version
+    // 4); then, for a tar stream, the pieces a tar writer hands its encoder; then the
+    // other uniform pieces.
+    let uniform = crate::rustflate::feeds(plain_len);
+    let whole = usize::from(plain_len <= MAX_FEED).min(uniform.len());
+    let mut shapes: Vec<(u64, bool)> = uniform[..whole].iter().map(|&f| (f, false)).collect();
+    if crate::rustflate::looks_like_tar(&plain_head(spool, 512)?) {
+        shapes.extend(crate::rustflate::TAR_BODY_FEEDS.iter().map(|&f| (f, true)));
+    }
+    shapes.extend(uniform[whole..].iter().map(|&f| (f, false)));
     for (enc, level) in order {
-        for feed in crate::rustflate::feeds(plain_len) {
-            match rust_trial(spool, enc, level, feed, &mut budget)? {
+        for &(feed, tar) in &shapes {
+            match rust_trial(spool, enc, level, feed, tar, &mut budget)? {
                 Trial::Exact => {
                     return Ok(Some(RustFlateSegment {
                         plain_len,
@@ -394,6 +458,7 @@ fn rust_search(
                         id: enc.id(),
                         level,
                         feed,
+                        tar,
                     }));
                 }
                 Trial::Differs => {}
@@ -404,14 +469,15 @@ fn rust_search(
     Ok(None)
 }
 
-/// Re-compress the spooled stream's plain bytes with `enc` at `level`, `feed` bytes per
-/// call, comparing with the spool as the output comes and stopping at the first
-/// difference.
+/// Re-compress the spooled stream's plain bytes with `enc` at `level`, cut as `feed` and
+/// `tar` say ([`Cutter`]), comparing with the spool as the output comes and stopping at
+/// the first difference.
 fn rust_trial(
     spool: &Spool,
     enc: Encoder,
     level: u8,
     feed: u64,
+    tar: bool,
     budget: &mut u64,
 ) -> Result<Trial> {
     if *budget < RUST_TRIAL_COST {
@@ -424,29 +490,16 @@ fn rust_trial(
     };
     let mut cmp = SpoolCompare::new(spool);
     let mut compare = |bytes: &[u8]| cmp.check(bytes);
-    // The plain bytes come from the inflater in its own pieces: re-cut them into pieces
-    // of exactly `feed` bytes, as the producer (and the rebuild) handed them over.
-    let feed = usize::try_from(feed).unwrap_or(usize::MAX);
-    let mut piece: Vec<u8> = Vec::with_capacity(feed.min(STEP));
-    let fed = replay_plain(spool, budget, |mut plain| {
-        while !plain.is_empty() {
-            let n = (feed - piece.len()).min(plain.len());
-            piece.extend_from_slice(&plain[..n]);
-            plain = &plain[n..];
-            if piece.len() == feed {
-                if !def.feed(&piece, false, &mut compare)? {
-                    return Ok(false);
-                }
-                piece.clear();
-            }
-        }
-        Ok(true)
-    })?;
+    // The plain bytes come from the inflater in its own pieces: re-cut them as the
+    // producer (and the rebuild) handed them over.
+    let mut cutter = Cutter::new(feed, tar);
+    let mut to_encoder = |piece: &[u8]| def.feed(piece, false, &mut compare);
+    let fed = replay_plain(spool, budget, |plain| cutter.push(plain, &mut to_encoder))?;
     match fed {
         Trial::Exact => {}
         other => return Ok(other),
     }
-    if !piece.is_empty() && !def.feed(&piece, false, &mut compare)? {
+    if !cutter.finish(&mut to_encoder)? {
         return Ok(Trial::Differs);
     }
     if !def.feed(&[], true, &mut compare)? {
@@ -457,6 +510,18 @@ fn rust_trial(
     } else {
         Trial::Differs
     })
+}
+
+/// The first `n` plain bytes of the spooled stream (fewer when it is shorter).
+fn plain_head(spool: &Spool, n: usize) -> Result<Vec<u8>> {
+    let mut head = Vec::with_capacity(n);
+    let mut budget = u64::MAX;
+    replay_plain(spool, &mut budget, |plain| {
+        let take = (n - head.len()).min(plain.len());
+        head.extend_from_slice(&plain[..take]);
+        Ok(head.len() < n)
+    })?;
+    Ok(head)
 }
 
 enum Trial {
@@ -827,8 +892,8 @@ pub(crate) fn rebuild_zlib(
 }
 
 /// Hand `plain_len` plain bytes to an encoder `piece` bytes per call (then an empty final
-/// call), every piece of its output to `out`: the loop the zlib and Rust rebuilds share
-/// (the piece size is part of what makes a Rust encoder's stream exact).
+/// call), every piece of its output to `out` (the zlib rebuild; the Rust rebuild cuts its
+/// pieces with a [`Cutter`], since the pieces are part of what makes its stream exact).
 fn feed_plain(
     plain_len: u64,
     piece: u64,
@@ -853,7 +918,8 @@ fn feed_plain(
 }
 
 /// Re-create a deflate stream with a Rust encoder from `r.plain_len` plain bytes, handed
-/// to it `r.feed` bytes per call (the reader checked the identity, level and feed).
+/// to it in the pieces `r.feed` and `r.tar` say ([`Cutter`]; the reader checked the
+/// identity, level and feed).
 pub(crate) fn rebuild_rustflate(
     r: &RustFlateSegment<&[u8]>,
     plain: &mut dyn Read,
@@ -864,9 +930,51 @@ pub(crate) fn rebuild_rustflate(
             what: "recipe",
             message: m,
         })?;
-    feed_plain(r.plain_len, r.feed, plain, out, |input, finish, emit| {
-        def.feed(input, finish, emit)
-    })
+    let mut put = |bytes: &[u8]| -> Result<bool> {
+        out.put(bytes)?;
+        Ok(true)
+    };
+    let mut cutter = Cutter::new(r.feed, r.tar);
+    let mut buf = Vec::new();
+    let mut left = r.plain_len;
+    while left > 0 {
+        let n = left.min(STEP as u64);
+        read_plain(plain, n, &mut buf)?;
+        left -= n;
+        cutter.push(&buf, &mut |piece| def.feed(piece, false, &mut put))?;
+    }
+    cutter.finish(&mut |piece| def.feed(piece, false, &mut put))?;
+    def.feed(&[], true, &mut put)?;
+    Ok(())
+}
+
+/// Re-create one stream of a zip member run: `plain_len` plain bytes (from the member's
+/// header) with the run's shared setting (checked by the reader).
+pub(crate) fn rebuild_setting(
+    setting: &RunSetting<'_>,
+    plain_len: u64,
+    plain: &mut dyn Read,
+    out: &mut OutMeter<'_>,
+) -> Result<()> {
+    match setting {
+        RunSetting::Zlib(z) => rebuild_zlib(
+            &ZlibSegment {
+                plain_len,
+                ..z.clone()
+            },
+            plain,
+            out,
+        ),
+        RunSetting::GoFlate(g) => rebuild_goflate(&GoFlateSegment { plain_len, ..*g }, plain, out),
+        RunSetting::RustFlate(r) => rebuild_rustflate(
+            &RustFlateSegment {
+                plain_len,
+                ..r.clone()
+            },
+            plain,
+            out,
+        ),
+    }
 }
 
 /// Write a verbatim deflate stream, after consuming (and checking) its plain bytes.

@@ -219,6 +219,11 @@ pub fn rebuild(
             recipe::SegmentRef::Raw(r) => deflate::rebuild_raw(&r, plain, &mut out)?,
             recipe::SegmentRef::GoFlate(g) => deflate::rebuild_goflate(&g, plain, &mut out)?,
             recipe::SegmentRef::RustFlate(r) => deflate::rebuild_rustflate(&r, plain, &mut out)?,
+            recipe::SegmentRef::ZipRun {
+                plain_len,
+                count,
+                setting,
+            } => zip::rebuild_run(plain_len, count, &setting, plain, &mut out)?,
         }
     }
     let mut extra = [0u8; 1];

@@ -12,11 +12,24 @@
 //!         | 6 plain_len:varint plen:u8 port_id[plen] level:zigzag         deflate (Go port)
 //!         | 7 plain_len:varint ilen:u8 id[ilen] level:u8 feed:varint      deflate (miniz_oxide)
 //!         | 8 plain_len:varint ilen:u8 id[ilen] level:u8 feed:varint      deflate (zlib-rs)
+//!         | 9 plain_len:varint count:varint tag:u8 settings               zip member run
+//!         | 10 plain_len:varint enc:u8 ilen:u8 id[ilen] level:u8 feed:varint
+//!                                          deflate (Rust encoder `enc` 7|8, tar-shaped feed)
+//! settings = the fields of segment `tag` (4, 6, 7, 8 or 10) after its plain_len
 //! ```
+//!
+//! Segment 10 (version 5) is segment 7 or 8 fed as a tar writer feeds its encoder (each
+//! header, the entry's data in pieces of at most `feed`, its padding, the end in one
+//! piece: [`crate::rustflate::Cutter`]). Segment 9 (version 5) stands for `count`
+//! consecutive zip members, each a local header taken from the plain form followed by one
+//! deflate stream made with the one setting the run names: a member's header length and plain length are read from its local header
+//! (name and extra lengths, uncompressed size), so a zip of 12,000 members written alike
+//! costs one segment, not 12,000 (see [`crate::zip::rebuild_run`]).
 //!
 //! Versions: 2 has segments 1-5; 3 adds segment 6; 4 adds segments 7 and 8 (written only
 //! when a recipe holds one, as 3 is only for segment 6; a version 3 recipe with segment 7
-//! or 8 is refused). The writer writes 3 only when a recipe
+//! or 8 is refused); 5 adds segments 9 and 10 (written only when a recipe holds one,
+//! refused under an older header). The writer writes 3 only when a recipe
 //! holds a segment 6, so recipes without one still rebuild on hosts that read only version
 //! 2 (as the delta format is `/3` only when it uses the recompression tier); a host that
 //! predates segment 6 refuses a version 3 recipe as `Unsupported` naming the version, not
@@ -34,8 +47,10 @@ use crate::zlib::ZlibParams;
 use crate::{Format, Limits, RecompressError, Result};
 
 pub(crate) const MAGIC: &[u8; 4] = b"OUKR";
-/// The newest recipe version, written when a recipe needs it (a Rust-encoder segment).
-pub(crate) const VERSION: u8 = 4;
+/// The newest recipe version, written when a recipe needs it (a zip member run).
+pub(crate) const VERSION: u8 = 5;
+/// The version a Rust-encoder segment needs.
+pub(crate) const RUST_VERSION: u8 = 4;
 /// The version a Go-port segment needs.
 pub(crate) const GO_VERSION: u8 = 3;
 /// The oldest recipe version still read (and written when it suffices).
@@ -49,6 +64,12 @@ const TAG_RAW: u8 = 5;
 const TAG_GOFLATE: u8 = 6;
 const TAG_MINIZ: u8 = 7;
 const TAG_ZLIB_RS: u8 = 8;
+const TAG_ZIP_RUN: u8 = 9;
+const TAG_RUST_TAR: u8 = 10;
+
+/// The smallest zip local header (its fixed part): a run of `count` members needs at
+/// least `count` times this many plain bytes, which bounds `count` by the plain length.
+pub(crate) const ZIP_LOCAL_MIN: u64 = 30;
 
 /// Longest Rust-encoder identity a recipe may carry (ours are like "miniz_oxide 0.9.1").
 pub(crate) const MAX_RUST_ID: usize = 32;
@@ -130,8 +151,11 @@ pub(crate) struct RustFlateSegment<V> {
     /// [`Encoder::id`] of the encoder that was checked to give the stream.
     pub id: V,
     pub level: u8,
-    /// 1..=[`crate::rustflate::MAX_FEED`].
+    /// 1..=[`crate::rustflate::MAX_FEED`]: the piece size, or with `tar` the largest
+    /// piece of an entry's data (see [`crate::rustflate::Cutter`]).
     pub feed: u64,
+    /// The pieces follow the tar entries of the plain bytes (segment 10, version 5).
+    pub tar: bool,
 }
 
 /// A segment as the analyzer builds it.
@@ -144,9 +168,45 @@ pub(crate) enum Segment {
     Raw(RawSegment<Vec<u8>>),
     GoFlate(GoFlateSegment<&'static str>),
     RustFlate(RustFlateSegment<&'static str>),
+    /// `count` zip members (local header + one deflate stream each) made with `setting`
+    /// (a `Zlib`, `GoFlate` or `RustFlate` segment whose own `plain_len` is 0):
+    /// `plain_len` plain bytes in all, headers included.
+    ZipRun {
+        plain_len: u64,
+        count: u64,
+        setting: Box<Segment>,
+    },
 }
 
 impl Segment {
+    /// The setting this segment re-creates its stream with, apart from the stream's
+    /// length: `Some` only for the segments that need nothing else (zlib, Go, Rust
+    /// encoders), which are the ones a zip member run can share. A Rust encoder fed the
+    /// whole stream in one piece is recorded with the largest feed, which gives the same
+    /// bytes for every stream up to that size, so members of any size share it.
+    pub(crate) fn setting(&self) -> Option<Segment> {
+        match self {
+            Segment::Zlib(z) => Some(Segment::Zlib(ZlibSegment {
+                plain_len: 0,
+                ..z.clone()
+            })),
+            Segment::GoFlate(g) => Some(Segment::GoFlate(GoFlateSegment {
+                plain_len: 0,
+                ..g.clone()
+            })),
+            Segment::RustFlate(r) => Some(Segment::RustFlate(RustFlateSegment {
+                plain_len: 0,
+                feed: if !r.tar && r.feed >= r.plain_len {
+                    MAX_FEED
+                } else {
+                    r.feed
+                },
+                ..r.clone()
+            })),
+            _ => None,
+        }
+    }
+
     fn plain_len(&self) -> u64 {
         match self {
             Segment::Copy(n) => *n,
@@ -156,6 +216,7 @@ impl Segment {
             Segment::Raw(r) => r.plain_len,
             Segment::GoFlate(g) => g.plain_len,
             Segment::RustFlate(r) => r.plain_len,
+            Segment::ZipRun { plain_len, .. } => *plain_len,
         }
     }
 }
@@ -164,6 +225,9 @@ impl Segment {
 #[derive(Debug, Default)]
 pub(crate) struct Builder {
     pub segments: Vec<Segment>,
+    /// When the last segment is a runnable zip member's stream (or a run): the member's
+    /// header length, so the next member made alike can start or extend a run.
+    last_member: Option<u64>,
 }
 
 impl Builder {
@@ -172,11 +236,78 @@ impl Builder {
         if n == 0 {
             return;
         }
+        self.last_member = None;
         if let Some(Segment::Copy(m)) = self.segments.last_mut() {
             *m += n;
         } else {
             self.segments.push(Segment::Copy(n));
         }
+    }
+
+    /// The setting of the last zip member recorded, when it could start or extend a run
+    /// (what the next member tries first).
+    pub(crate) fn last_setting(&self) -> Option<Segment> {
+        self.last_member?;
+        match self.segments.last()? {
+            Segment::ZipRun { setting, .. } => Some((**setting).clone()),
+            s => s.setting(),
+        }
+    }
+
+    /// Record one zip member: its local header of `header_len` bytes (already in the plain
+    /// form, not yet in the recipe) and its stream's segment. `runnable`: the header's
+    /// sizes are the stream's (so a rebuild can read them there). Members made with the
+    /// same setting as the member before join one run; a run is only written for two or
+    /// more members (one member is cheaper, and older hosts read it), so the first
+    /// runnable member is recorded as usual and remembered.
+    pub(crate) fn zip_member(&mut self, header_len: u64, seg: Segment, runnable: bool) {
+        let setting = if runnable { seg.setting() } else { None };
+        let Some(setting) = setting else {
+            self.copy(header_len);
+            self.segments.push(seg);
+            self.last_member = None;
+            return;
+        };
+        let member_plain = header_len + seg.plain_len();
+        if let Some(Segment::ZipRun {
+            plain_len,
+            count,
+            setting: run,
+        }) = self.segments.last_mut()
+            && **run == setting
+            && self.last_member.is_some()
+        {
+            *plain_len += member_plain;
+            *count += 1;
+            return;
+        }
+        // The member before, if it was runnable with this setting, becomes the run's first:
+        // its header is the tail of the copy before its segment.
+        if let Some(prev_header) = self.last_member.take()
+            && let Some(prev) = self.segments.last()
+            && prev.setting().as_ref() == Some(&setting)
+            && let [.., Segment::Copy(before), _] = self.segments.as_slice()
+            && *before >= prev_header
+        {
+            let prev_plain = prev_header + prev.plain_len();
+            self.segments.pop();
+            if let Some(Segment::Copy(before)) = self.segments.last_mut() {
+                *before -= prev_header;
+                if *before == 0 {
+                    self.segments.pop();
+                }
+            }
+            self.segments.push(Segment::ZipRun {
+                plain_len: prev_plain + member_plain,
+                count: 2,
+                setting: Box::new(setting),
+            });
+            self.last_member = Some(header_len);
+            return;
+        }
+        self.copy(header_len);
+        self.segments.push(seg);
+        self.last_member = Some(header_len);
     }
 
     pub(crate) fn encode(&self, format: Format, out_len: u64) -> Vec<u8> {
@@ -187,7 +318,9 @@ impl Builder {
             .segments
             .iter()
             .map(|s| match s {
-                Segment::RustFlate(_) => VERSION,
+                Segment::ZipRun { .. } => VERSION,
+                Segment::RustFlate(r) if r.tar => VERSION,
+                Segment::RustFlate(_) => RUST_VERSION,
                 Segment::GoFlate(_) => GO_VERSION,
                 _ => MIN_VERSION,
             })
@@ -221,16 +354,6 @@ impl Builder {
                     put_varint(&mut out, zigzag(p.level));
                     out.push(u8::from(p.checksum) | (u8::from(p.content_size) << 1));
                 }
-                Segment::Zlib(z) => {
-                    out.push(TAG_ZLIB);
-                    put_varint(&mut out, z.plain_len);
-                    // The analyzer only records the linked zlib's version, which is short.
-                    let v = &z.version.as_bytes()[..z.version.len().min(MAX_ZLIB_VERSION)];
-                    out.push(v.len() as u8);
-                    out.extend_from_slice(v);
-                    let p = &z.params;
-                    out.extend_from_slice(&[p.level, p.mem_level, p.window_bits, p.strategy]);
-                }
                 Segment::Raw(r) => {
                     out.push(TAG_RAW);
                     put_varint(&mut out, r.plain_len);
@@ -238,31 +361,77 @@ impl Builder {
                     put_varint(&mut out, r.deflate.len() as u64);
                     out.extend_from_slice(&r.deflate);
                 }
-                Segment::GoFlate(g) => {
-                    out.push(TAG_GOFLATE);
-                    put_varint(&mut out, g.plain_len);
-                    // The analyzer only records our own port's identity, which is short.
-                    let id = &g.port.as_bytes()[..g.port.len().min(MAX_GO_PORT_ID)];
-                    out.push(id.len() as u8);
-                    out.extend_from_slice(id);
-                    put_varint(&mut out, zigzag(g.level));
+                Segment::Zlib(_) | Segment::GoFlate(_) | Segment::RustFlate(_) => {
+                    put_setting(&mut out, seg, Some(seg.plain_len()));
                 }
-                Segment::RustFlate(r) => {
-                    out.push(match r.encoder {
-                        Encoder::Miniz => TAG_MINIZ,
-                        Encoder::ZlibRs => TAG_ZLIB_RS,
-                    });
-                    put_varint(&mut out, r.plain_len);
-                    // The analyzer only records our own encoders' identities, which are short.
-                    let id = &r.id.as_bytes()[..r.id.len().min(MAX_RUST_ID)];
-                    out.push(id.len() as u8);
-                    out.extend_from_slice(id);
-                    out.push(r.level);
-                    put_varint(&mut out, r.feed);
+                Segment::ZipRun {
+                    plain_len,
+                    count,
+                    setting,
+                } => {
+                    out.push(TAG_ZIP_RUN);
+                    put_varint(&mut out, *plain_len);
+                    put_varint(&mut out, *count);
+                    put_setting(&mut out, setting, None);
                 }
             }
         }
         out
+    }
+}
+
+/// Write a zlib, Go or Rust-encoder segment: its tag, its plain length (`None` inside a
+/// zip member run, where each member's comes from its header), then its setting.
+fn put_setting(out: &mut Vec<u8>, seg: &Segment, plain_len: Option<u64>) {
+    let tag = match seg {
+        Segment::Zlib(_) => TAG_ZLIB,
+        Segment::GoFlate(_) => TAG_GOFLATE,
+        Segment::RustFlate(r) if r.tar => TAG_RUST_TAR,
+        Segment::RustFlate(r) => encoder_tag(r.encoder),
+        // Only the three kinds above have a setting (see `Segment::setting`).
+        _ => return,
+    };
+    out.push(tag);
+    if let Some(n) = plain_len {
+        put_varint(out, n);
+    }
+    if let Segment::RustFlate(r) = seg
+        && r.tar
+    {
+        out.push(encoder_tag(r.encoder));
+    }
+    match seg {
+        Segment::Zlib(z) => {
+            // The analyzer only records the linked zlib's version, which is short.
+            let v = &z.version.as_bytes()[..z.version.len().min(MAX_ZLIB_VERSION)];
+            out.push(v.len() as u8);
+            out.extend_from_slice(v);
+            let p = &z.params;
+            out.extend_from_slice(&[p.level, p.mem_level, p.window_bits, p.strategy]);
+        }
+        Segment::GoFlate(g) => {
+            // The analyzer only records our own port's identity, which is short.
+            let id = &g.port.as_bytes()[..g.port.len().min(MAX_GO_PORT_ID)];
+            out.push(id.len() as u8);
+            out.extend_from_slice(id);
+            put_varint(out, zigzag(g.level));
+        }
+        Segment::RustFlate(r) => {
+            // The analyzer only records our own encoders' identities, which are short.
+            let id = &r.id.as_bytes()[..r.id.len().min(MAX_RUST_ID)];
+            out.push(id.len() as u8);
+            out.extend_from_slice(id);
+            out.push(r.level);
+            put_varint(out, r.feed);
+        }
+        _ => {}
+    }
+}
+
+fn encoder_tag(e: Encoder) -> u8 {
+    match e {
+        Encoder::Miniz => TAG_MINIZ,
+        Encoder::ZlibRs => TAG_ZLIB_RS,
     }
 }
 
@@ -322,6 +491,21 @@ pub(crate) enum SegmentRef<'a> {
     Zstd(ZstdParams),
     Zlib(ZlibSegment<&'a [u8]>),
     Raw(RawSegment<&'a [u8]>),
+    GoFlate(GoFlateSegment<&'a [u8]>),
+    RustFlate(RustFlateSegment<&'a [u8]>),
+    /// `count` zip members of `plain_len` plain bytes in all, each stream made with
+    /// `setting` (whose `plain_len` is 0: each member's is in its local header).
+    ZipRun {
+        plain_len: u64,
+        count: u64,
+        setting: RunSetting<'a>,
+    },
+}
+
+/// The deflate setting a zip member run shares (its `plain_len` is 0).
+#[derive(Debug, Clone)]
+pub(crate) enum RunSetting<'a> {
+    Zlib(ZlibSegment<&'a [u8]>),
     GoFlate(GoFlateSegment<&'a [u8]>),
     RustFlate(RustFlateSegment<&'a [u8]>),
 }
@@ -470,8 +654,68 @@ impl<'a> Reader<'a> {
                     content_size: flags & 2 != 0,
                 }))
             }
-            TAG_ZLIB => {
+            TAG_RAW => {
                 let plain_len = self.varint()?;
+                let c = self.bytes(4)?;
+                let crc = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+                let n = self.varint()?;
+                if n == 0 || n > MAX_RAW {
+                    return Err(malformed(format!(
+                        "verbatim deflate stream of {n} bytes (1 to {MAX_RAW})"
+                    )));
+                }
+                let deflate = self.bytes(n)?;
+                Ok(SegmentRef::Raw(RawSegment {
+                    plain_len,
+                    crc,
+                    deflate,
+                }))
+            }
+            tag @ (TAG_ZLIB | TAG_GOFLATE | TAG_MINIZ | TAG_ZLIB_RS | TAG_RUST_TAR) => {
+                let plain_len = self.varint()?;
+                self.setting(tag, plain_len)
+            }
+            TAG_ZIP_RUN if self.version >= VERSION => {
+                let plain_len = self.varint()?;
+                let count = self.varint()?;
+                // Every member has at least a fixed-size local header in the plain form,
+                // so the count is bounded by the run's plain length (checked against the
+                // header's by `validate`).
+                if count == 0 || count > plain_len / ZIP_LOCAL_MIN {
+                    return Err(malformed(format!(
+                        "a zip member run of {count} members in {plain_len} plain bytes"
+                    )));
+                }
+                let tag = self.byte()?;
+                let setting = match self.setting(tag, 0)? {
+                    SegmentRef::Zlib(z) => RunSetting::Zlib(z),
+                    SegmentRef::GoFlate(g) => RunSetting::GoFlate(g),
+                    SegmentRef::RustFlate(r) => RunSetting::RustFlate(r),
+                    _ => {
+                        return Err(malformed(format!(
+                            "a zip member run with segment tag {tag} (4, 6, 7 or 8)"
+                        )));
+                    }
+                };
+                Ok(SegmentRef::ZipRun {
+                    plain_len,
+                    count,
+                    setting,
+                })
+            }
+            TAG_ZIP_RUN => Err(malformed(format!(
+                "segment tag {TAG_ZIP_RUN} in a version {} recipe (it needs version {VERSION})",
+                self.version
+            ))),
+            t => Err(malformed(format!("unknown segment tag {t}"))),
+        }
+    }
+
+    /// The setting of a zlib, Go or Rust-encoder segment `tag` (its fields after the plain
+    /// length), for a stream of `plain_len` plain bytes; every field is range-checked here.
+    fn setting(&mut self, tag: u8, plain_len: u64) -> Result<SegmentRef<'a>> {
+        match tag {
+            TAG_ZLIB => {
                 let vlen = self.byte()?;
                 if usize::from(vlen) > MAX_ZLIB_VERSION {
                     return Err(malformed(format!("zlib version of {vlen} bytes")));
@@ -492,69 +736,27 @@ impl<'a> Reader<'a> {
                     params,
                 }))
             }
-            TAG_RAW => {
-                let plain_len = self.varint()?;
-                let c = self.bytes(4)?;
-                let crc = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
-                let n = self.varint()?;
-                if n == 0 || n > MAX_RAW {
+            TAG_RUST_TAR if self.version >= VERSION => {
+                let tag = self.byte()?;
+                if tag != TAG_MINIZ && tag != TAG_ZLIB_RS {
                     return Err(malformed(format!(
-                        "verbatim deflate stream of {n} bytes (1 to {MAX_RAW})"
+                        "a tar-fed Rust encoder segment naming tag {tag} (7 or 8)"
                     )));
                 }
-                let deflate = self.bytes(n)?;
-                Ok(SegmentRef::Raw(RawSegment {
-                    plain_len,
-                    crc,
-                    deflate,
-                }))
+                self.rust_setting(tag, plain_len, true)
             }
-            tag @ (TAG_MINIZ | TAG_ZLIB_RS) if self.version >= 4 => {
-                let encoder = if tag == TAG_MINIZ {
-                    Encoder::Miniz
-                } else {
-                    Encoder::ZlibRs
-                };
-                let plain_len = self.varint()?;
-                let ilen = self.byte()?;
-                if usize::from(ilen) > MAX_RUST_ID {
-                    return Err(malformed(format!("encoder identity of {ilen} bytes")));
-                }
-                let id = self.bytes(u64::from(ilen))?;
-                // The level picks the encoder's tables and code path: out of its range is
-                // refused here, before an encoder is made.
-                let level = self.byte()?;
-                crate::rustflate::check_level(encoder, level).map_err(malformed)?;
-                // The rebuild holds one piece of `feed` plain bytes.
-                let feed = self.varint()?;
-                if feed == 0 || feed > MAX_FEED {
-                    return Err(malformed(format!(
-                        "encoder feed of {feed} bytes (1 to {MAX_FEED})"
-                    )));
-                }
-                // Checked here, not at rebuild time, so a recipe from another version is
-                // refused by `validate` before anything is written.
-                if id != encoder.id().as_bytes() {
-                    return Err(RecompressError::Unsupported(format!(
-                        "a deflate stream made with {:?} (this ouk has {:?})",
-                        String::from_utf8_lossy(id),
-                        encoder.id()
-                    )));
-                }
-                Ok(SegmentRef::RustFlate(RustFlateSegment {
-                    plain_len,
-                    encoder,
-                    id,
-                    level,
-                    feed,
-                }))
+            TAG_RUST_TAR => Err(malformed(format!(
+                "segment tag {TAG_RUST_TAR} in a version {} recipe (it needs version {VERSION})",
+                self.version
+            ))),
+            tag @ (TAG_MINIZ | TAG_ZLIB_RS) if self.version >= RUST_VERSION => {
+                self.rust_setting(tag, plain_len, false)
             }
             tag @ (TAG_MINIZ | TAG_ZLIB_RS) => Err(malformed(format!(
                 "segment tag {tag} in a version {} recipe (it needs version 4)",
                 self.version
             ))),
             TAG_GOFLATE if self.version >= GO_VERSION => {
-                let plain_len = self.varint()?;
                 let plen = self.byte()?;
                 if usize::from(plen) > MAX_GO_PORT_ID {
                     return Err(malformed(format!("Go port identity of {plen} bytes")));
@@ -585,8 +787,51 @@ impl<'a> Reader<'a> {
                 "segment tag {TAG_GOFLATE} in a version {} recipe (it needs version 3)",
                 self.version
             ))),
-            t => Err(malformed(format!("unknown segment tag {t}"))),
+            t => Err(malformed(format!("unknown deflate setting tag {t}"))),
         }
+    }
+
+    /// A Rust-encoder setting (segment tag 7 or 8; `tar`: fed as segment 10 says).
+    fn rust_setting(&mut self, tag: u8, plain_len: u64, tar: bool) -> Result<SegmentRef<'a>> {
+        let encoder = if tag == TAG_MINIZ {
+            Encoder::Miniz
+        } else {
+            Encoder::ZlibRs
+        };
+
+        let ilen = self.byte()?;
+        if usize::from(ilen) > MAX_RUST_ID {
+            return Err(malformed(format!("encoder identity of {ilen} bytes")));
+        }
+        let id = self.bytes(u64::from(ilen))?;
+        // The level picks the encoder's tables and code path: out of its range is
+        // refused here, before an encoder is made.
+        let level = self.byte()?;
+        crate::rustflate::check_level(encoder, level).map_err(malformed)?;
+        // The rebuild holds one piece of `feed` plain bytes.
+        let feed = self.varint()?;
+        if feed == 0 || feed > MAX_FEED {
+            return Err(malformed(format!(
+                "encoder feed of {feed} bytes (1 to {MAX_FEED})"
+            )));
+        }
+        // Checked here, not at rebuild time, so a recipe from another version is
+        // refused by `validate` before anything is written.
+        if id != encoder.id().as_bytes() {
+            return Err(RecompressError::Unsupported(format!(
+                "a deflate stream made with {:?} (this ouk has {:?})",
+                String::from_utf8_lossy(id),
+                encoder.id()
+            )));
+        }
+        Ok(SegmentRef::RustFlate(RustFlateSegment {
+            plain_len,
+            encoder,
+            id,
+            level,
+            feed,
+            tar,
+        }))
     }
 
     /// One chunk of the current deflate segment.
@@ -647,6 +892,7 @@ pub(crate) fn validate(recipe: &[u8], limits: &Limits) -> Result<Header> {
             SegmentRef::Raw(r) => add(r.plain_len)?,
             SegmentRef::GoFlate(g) => add(g.plain_len)?,
             SegmentRef::RustFlate(r) => add(r.plain_len)?,
+            SegmentRef::ZipRun { plain_len, .. } => add(plain_len)?,
             SegmentRef::Deflate { chunks } => {
                 for _ in 0..chunks {
                     add(r.chunk()?.plain_len)?;
@@ -742,6 +988,7 @@ mod tests {
             id: encoder.id(),
             level,
             feed,
+            tar: false,
         }));
         b.encode(Format::Gzip, 400)
     }
@@ -750,7 +997,7 @@ mod tests {
     fn version_4_only_when_a_rust_segment_needs_it_and_hostile_fields_are_refused() {
         for enc in [Encoder::Miniz, Encoder::ZlibRs] {
             let v4 = rust_recipe(enc, 6, 300);
-            assert_eq!(v4[4], VERSION);
+            assert_eq!(v4[4], RUST_VERSION);
             validate(&v4, &Limits::default()).unwrap();
             // the same segment under a version 3 header is refused
             let mut downgraded = v4.clone();
@@ -781,5 +1028,109 @@ mod tests {
                 r => panic!("{r:?}"),
             }
         }
+    }
+
+    fn zlib6(plain_len: u64) -> Segment {
+        Segment::Zlib(ZlibSegment {
+            plain_len,
+            version: "1.3.1".into(),
+            params: ZlibParams {
+                level: 6,
+                mem_level: 8,
+                window_bits: 15,
+                strategy: 0,
+            },
+        })
+    }
+
+    #[test]
+    fn zip_members_made_alike_become_one_run_of_version_5() {
+        let mut b = Builder::default();
+        // A stored member's bytes before: the first deflated member's header is split off
+        // that copy when the second member starts the run.
+        b.copy(100);
+        b.zip_member(40, zlib6(1000), true);
+        assert_eq!(
+            b.encode(Format::Zip, 2000)[4],
+            MIN_VERSION,
+            "one member: no run"
+        );
+        b.zip_member(41, zlib6(2000), true);
+        b.zip_member(42, zlib6(3000), true);
+        b.copy(22);
+        match &b.segments[..] {
+            [
+                Segment::Copy(100),
+                Segment::ZipRun {
+                    plain_len: 6123,
+                    count: 3,
+                    setting,
+                },
+                Segment::Copy(22),
+            ] => assert_eq!(**setting, zlib6(0)),
+            s => panic!("{s:?}"),
+        }
+        let bytes = b.encode(Format::Zip, 9000);
+        assert_eq!(bytes[4], VERSION);
+        let h = validate(&bytes, &Limits::default()).unwrap();
+        assert_eq!((h.plain_len, h.segments), (6245, 3));
+        // Under a version 4 header the run is refused.
+        let mut old = bytes.clone();
+        old[4] = RUST_VERSION;
+        assert!(matches!(
+            validate(&old, &Limits::default()),
+            Err(RecompressError::Malformed { .. })
+        ));
+    }
+
+    #[test]
+    fn a_member_made_otherwise_or_not_runnable_ends_the_run() {
+        let mut b = Builder::default();
+        b.zip_member(30, zlib6(100), true);
+        b.zip_member(30, zlib6(100), true);
+        // Another level: a new member, not in the run.
+        let other = match zlib6(100) {
+            Segment::Zlib(mut z) => {
+                z.params.level = 9;
+                Segment::Zlib(z)
+            }
+            s => s,
+        };
+        b.zip_member(30, other.clone(), true);
+        // Sizes not in its header (a data descriptor): never in a run.
+        b.zip_member(30, zlib6(100), false);
+        b.zip_member(30, zlib6(100), true);
+        assert!(matches!(
+            &b.segments[..],
+            [
+                Segment::ZipRun { count: 2, .. },
+                Segment::Copy(30),
+                Segment::Zlib(_),
+                Segment::Copy(30),
+                Segment::Zlib(_),
+                Segment::Copy(30),
+                Segment::Zlib(_),
+            ]
+        ));
+        let bytes = b.encode(Format::Zip, 1000);
+        assert_eq!(validate(&bytes, &Limits::default()).unwrap().plain_len, 650);
+    }
+
+    #[test]
+    fn a_rust_encoder_fed_whole_streams_is_one_setting() {
+        let seg = |plain_len, feed| {
+            Segment::RustFlate(RustFlateSegment {
+                plain_len,
+                encoder: Encoder::ZlibRs,
+                id: Encoder::ZlibRs.id(),
+                level: 6,
+                feed,
+                tar: false,
+            })
+        };
+        // Two members each fed whole (feed = their length) share the largest feed.
+        assert_eq!(seg(100, 100).setting(), seg(5000, 5000).setting());
+        // A stream fed in 8 KiB pieces keeps its feed.
+        assert_ne!(seg(100_000, 8192).setting(), seg(5000, 5000).setting());
     }
 }

@@ -57,6 +57,171 @@ pub(crate) fn feeds(plain_len: u64) -> Vec<u64> {
     out
 }
 
+/// Body piece sizes a tar-shaped feed tries: each entry's data in one write (tar writers
+/// that `write_all` a buffer, like our testdata generator), or in 8 KiB writes (tar-rs's
+/// `append`, which copies the data with `std::io::copy`).
+pub(crate) const TAR_BODY_FEEDS: [u64; 2] = [MAX_FEED, 8 << 10];
+
+/// Whether `head` (the first plain bytes of a stream) is a ustar/GNU tar header: then the
+/// producer most likely wrote it entry by entry, and tar-shaped feeds are tried.
+pub(crate) fn looks_like_tar(head: &[u8]) -> bool {
+    head.len() >= 512 && &head[257..262] == b"ustar" && tar_size(&head[..512]).is_some()
+}
+
+/// The data size a tar header announces: octal digits (space/NUL padded) or GNU's base-256
+/// form (first byte 0x80, the size in the last 8 bytes). `None` when it is neither.
+fn tar_size(header: &[u8]) -> Option<u64> {
+    let field = header.get(124..136)?;
+    if field[0] == 0x80 {
+        if field[1..4].iter().any(|&b| b != 0) {
+            return None;
+        }
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&field[4..12]);
+        return Some(u64::from_be_bytes(b));
+    }
+    let digits = field
+        .iter()
+        .skip_while(|&&b| b == b' ')
+        .take_while(|&&b| b != 0 && b != b' ');
+    let mut v: u64 = 0;
+    let mut any = false;
+    for &d in digits {
+        if !(b'0'..=b'7').contains(&d) {
+            return None;
+        }
+        v = v.checked_mul(8)?.checked_add(u64::from(d - b'0'))?;
+        any = true;
+    }
+    any.then_some(v)
+}
+
+/// Where a tar-shaped feed is.
+#[derive(Debug, Clone, Copy)]
+enum TarState {
+    /// The next piece is a 512-byte header.
+    Header,
+    /// `left` bytes of entry data remain, then `pad` bytes of padding.
+    Body { left: u64, pad: u64 },
+    /// `pad` bytes of padding, one write.
+    Pad(u64),
+    /// After the end-of-archive blocks (or something that is no header): the rest in
+    /// pieces of at most [`MAX_FEED`], the first holding the end-of-archive blocks (tar
+    /// writers end with one 1024-byte write of zeros).
+    End,
+}
+
+/// Cuts plain bytes into the pieces a producer handed its encoder: uniform pieces of
+/// `feed` bytes, or tar-shaped: each 512-byte header, the entry's data in pieces of at
+/// most `feed`, its padding, then the end as one piece, as a tar writer feeding a
+/// compressor writes them. The analyzer's trials and the rebuild cut alike, so a recipe
+/// that names the shape is exact. Holds at most one piece ([`MAX_FEED`] bytes).
+pub(crate) struct Cutter {
+    feed: u64,
+    tar: Option<TarState>,
+    piece: Vec<u8>,
+}
+
+impl Cutter {
+    /// `feed` in 1..=[`MAX_FEED`] (checked by the callers: the recipe reader, the search).
+    pub(crate) fn new(feed: u64, tar: bool) -> Self {
+        Cutter {
+            feed: feed.clamp(1, MAX_FEED),
+            tar: tar.then_some(TarState::Header),
+            piece: Vec::new(),
+        }
+    }
+
+    /// Length of the piece being collected.
+    fn want(&self) -> u64 {
+        match self.tar {
+            None => self.feed,
+            Some(TarState::Header) => 512,
+            Some(TarState::Body { left, .. }) => left.min(self.feed),
+            Some(TarState::Pad(n)) => n,
+            Some(TarState::End) => MAX_FEED,
+        }
+    }
+
+    /// A piece is complete: whether to hand it over now, and what comes next.
+    fn complete(&mut self) -> bool {
+        let len = self.piece.len() as u64;
+        let (next, emit) = match self.tar {
+            None => (None, true),
+            Some(TarState::Header) => {
+                if self.piece.iter().all(|&b| b == 0) {
+                    // End-of-archive: it and what follows go in one piece.
+                    (Some(TarState::End), false)
+                } else {
+                    match tar_size(&self.piece) {
+                        Some(size) => {
+                            let pad = (512 - size % 512) % 512;
+                            let next = if size > 0 {
+                                TarState::Body { left: size, pad }
+                            } else {
+                                TarState::Header
+                            };
+                            (Some(next), true)
+                        }
+                        None => (Some(TarState::End), false),
+                    }
+                }
+            }
+            Some(TarState::Body { left, pad }) => {
+                let left = left - len;
+                let next = if left > 0 {
+                    TarState::Body { left, pad }
+                } else if pad > 0 {
+                    TarState::Pad(pad)
+                } else {
+                    TarState::Header
+                };
+                (Some(next), true)
+            }
+            Some(TarState::Pad(_)) => (Some(TarState::Header), true),
+            Some(TarState::End) => (Some(TarState::End), true),
+        };
+        self.tar = next;
+        emit
+    }
+
+    /// Take `plain` bytes; every complete piece goes to `emit` (which returns false to
+    /// stop). Returns false when `emit` stopped.
+    pub(crate) fn push(
+        &mut self,
+        mut plain: &[u8],
+        emit: &mut dyn FnMut(&[u8]) -> crate::Result<bool>,
+    ) -> crate::Result<bool> {
+        while !plain.is_empty() {
+            let room = self.want().saturating_sub(self.piece.len() as u64);
+            let n = usize::try_from(room).unwrap_or(usize::MAX).min(plain.len());
+            self.piece.extend_from_slice(&plain[..n]);
+            plain = &plain[n..];
+            if self.piece.len() as u64 >= self.want() && self.complete() {
+                let go = emit(&self.piece)?;
+                self.piece.clear();
+                if !go {
+                    return Ok(false);
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// The last, partial piece (if any) to `emit`.
+    pub(crate) fn finish(
+        &mut self,
+        emit: &mut dyn FnMut(&[u8]) -> crate::Result<bool>,
+    ) -> crate::Result<bool> {
+        if self.piece.is_empty() {
+            return Ok(true);
+        }
+        let go = emit(&self.piece)?;
+        self.piece.clear();
+        Ok(go)
+    }
+}
+
 /// The identity a miniz recipe records: the crate and its exact (pinned) version.
 pub(crate) const MINIZ_ID: &str = "miniz_oxide 0.9.1";
 
@@ -311,5 +476,58 @@ mod tests {
         assert!(RustDeflater::new(Encoder::Miniz, 11).is_err());
         assert!(RustDeflater::new(Encoder::ZlibRs, 10).is_err());
         assert!(RustDeflater::new(Encoder::ZlibRs, 255).is_err());
+    }
+
+    fn cut(data: &[u8], feed: u64, tar: bool, step: usize) -> Vec<usize> {
+        let mut c = Cutter::new(feed, tar);
+        let mut lens = Vec::new();
+        let mut emit = |p: &[u8]| {
+            lens.push(p.len());
+            Ok(true)
+        };
+        for s in data.chunks(step) {
+            c.push(s, &mut emit).unwrap();
+        }
+        c.finish(&mut emit).unwrap();
+        lens
+    }
+
+    fn header(size: u64) -> Vec<u8> {
+        let mut h = vec![0u8; 512];
+        h[0] = b'f';
+        h[124..136].copy_from_slice(format!("{size:011o}\0").as_bytes());
+        h[257..262].copy_from_slice(b"ustar");
+        h
+    }
+
+    #[test]
+    fn tar_shaped_pieces_follow_the_entries_whatever_the_input_steps() {
+        let mut tar = header(20_000);
+        tar.extend(std::iter::repeat_n(7u8, 20_000));
+        tar.extend(std::iter::repeat_n(0u8, 480)); // 20_000 + 480 = 40 blocks
+        tar.extend(header(0));
+        tar.extend(header(512));
+        tar.extend(std::iter::repeat_n(9u8, 512));
+        tar.extend(std::iter::repeat_n(0u8, 1024)); // end of archive
+        assert!(looks_like_tar(&tar));
+        for step in [1, 7, 512, 4096, 1 << 20] {
+            assert_eq!(
+                cut(&tar, 8192, true, step),
+                [512, 8192, 8192, 3616, 480, 512, 512, 512, 1024],
+                "step {step}"
+            );
+            assert_eq!(
+                cut(&tar, MAX_FEED, true, step),
+                [512, 20_000, 480, 512, 512, 512, 1024]
+            );
+            // Uniform pieces ignore the entries.
+            assert_eq!(cut(&tar, 10_000, false, step), [10_000, 10_000, 3552]);
+        }
+        // Something that is no header ends the shape: the rest in one piece.
+        let mut odd = header(100);
+        odd[124] = b'9';
+        odd.extend(std::iter::repeat_n(1u8, 700));
+        assert!(!looks_like_tar(&odd));
+        assert_eq!(cut(&odd, 8192, true, 64), [1212]);
     }
 }

@@ -72,6 +72,28 @@ impl<'a> Sink<'a> {
 
     /// Move `n` bytes of input to the plain form verbatim.
     pub(crate) fn copy(&mut self, input: &mut Input<'_>, n: u64, what: &'static str) -> Result<()> {
+        self.copy_as(input, n, what, true)
+    }
+
+    /// Move `n` bytes of input to the plain form verbatim without recording them in the
+    /// recipe: the caller records them (a zip member's local header, see
+    /// [`crate::recipe::Builder::zip_member`]).
+    pub(crate) fn copy_unrecorded(
+        &mut self,
+        input: &mut Input<'_>,
+        n: u64,
+        what: &'static str,
+    ) -> Result<()> {
+        self.copy_as(input, n, what, false)
+    }
+
+    fn copy_as(
+        &mut self,
+        input: &mut Input<'_>,
+        n: u64,
+        what: &'static str,
+        record: bool,
+    ) -> Result<()> {
         let mut left = n;
         while left > 0 {
             let want = left.min(COPY_BUF as u64) as usize;
@@ -87,7 +109,7 @@ impl<'a> Sink<'a> {
             left -= have as u64;
         }
         self.written += n;
-        if let Some(r) = self.recipe.as_mut() {
+        if record && let Some(r) = self.recipe.as_mut() {
             r.copy(n);
         }
         self.check(self.written, input.consumed())
@@ -136,6 +158,11 @@ impl<'a> OutMeter<'a> {
             written: 0,
             max,
         }
+    }
+
+    /// Bytes written so far.
+    pub(crate) fn written(&self) -> u64 {
+        self.written
     }
 
     pub(crate) fn put(&mut self, bytes: &[u8]) -> Result<()> {

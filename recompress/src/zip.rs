@@ -7,13 +7,21 @@
 //! member of unknown size, a stored member whose end cannot be found) the rest of the file
 //! is verbatim: that is always exact, it only sees through less.
 //!
+//! A deflated member whose local header holds its real sizes is recorded through
+//! [`crate::recipe::Builder::zip_member`], so consecutive members made with one setting
+//! share one recipe segment (a run); [`rebuild_run`] reads each member's header back from
+//! the plain form to know its lengths.
+//!
 //! Invariants: a header is parsed only after its fixed and variable parts are buffered
 //! (bounded: names and extras are at most 64 KiB each); sizes from headers are used only
-//! to copy that many bytes verbatim, never to allocate.
+//! to copy that many bytes verbatim or to count plain bytes, never to allocate.
+
+use std::io::Read;
 
 use crate::input::Input;
-use crate::sink::Sink;
-use crate::{Result, deflate};
+use crate::recipe::{RunSetting, ZIP_LOCAL_MIN};
+use crate::sink::{OutMeter, Sink, read_plain};
+use crate::{RecompressError, Result, deflate};
 
 const LOCAL: &[u8; 4] = b"PK\x03\x04";
 const DESCRIPTOR: &[u8; 4] = b"PK\x07\x08";
@@ -39,6 +47,9 @@ struct Local {
     method: u16,
     csize: u64,
     zip64: bool,
+    /// The 32-bit size fields as written (0xffffffff: in the zip64 extra field).
+    csize32: u32,
+    usize32: u32,
 }
 
 /// Parse the local header at the input's position (which starts with [`LOCAL`]); `None`
@@ -86,6 +97,8 @@ fn local(input: &mut Input<'_>) -> Result<Option<Local>> {
         method,
         csize,
         zip64,
+        csize32,
+        usize32,
     }))
 }
 
@@ -98,18 +111,37 @@ pub(crate) fn walk(input: &mut Input<'_>, sink: &mut Sink<'_>) -> Result<()> {
         let Some(h) = local(input)? else {
             return sink.copy_rest(input);
         };
-        sink.copy(input, h.header_len as u64, "zip")?;
         let encrypted = h.flags & 1 != 0;
         let descriptor = h.flags & 8 != 0;
+        let header_len = h.header_len as u64;
         if h.method == 8 && !encrypted {
             // The stream delimits itself; its data descriptor (if any) follows.
             // General-purpose bits 1-2 name the deflate option: normal, maximum, fast,
             // super fast (Info-ZIP maps them to levels 6, 9, 2, 1).
             let level_hint = [6, 9, 2, 1][usize::from((h.flags >> 1) & 3)];
-            deflate::stream(input, sink, "zip", Some(level_hint))?;
+            if sink.recipe().is_some() {
+                sink.copy_unrecorded(input, header_len, "zip")?;
+                let prefer = sink.recipe().and_then(|b| b.last_setting());
+                let (s, seg, csize) =
+                    deflate::analyze_stream(input, sink, "zip", Some(level_hint), prefer.as_ref())?;
+                // A rebuild can take the member's lengths from its header only when the
+                // header holds the real sizes (not in a descriptor or a zip64 field).
+                let runnable = !descriptor
+                    && h.usize32 != u32::MAX
+                    && u64::from(h.usize32) == s.plain_len
+                    && u64::from(h.csize32) == csize;
+                if let Some(b) = sink.recipe() {
+                    b.zip_member(header_len, seg, runnable);
+                }
+            } else {
+                sink.copy(input, header_len, "zip")?;
+                deflate::stream(input, sink, "zip", Some(level_hint))?;
+            }
         } else if !descriptor || h.csize != 0 {
+            sink.copy(input, header_len, "zip")?;
             sink.copy(input, h.csize, "zip")?;
         } else if h.method == 0 {
+            sink.copy(input, header_len, "zip")?;
             if !stored_until_descriptor(input, sink, h.zip64)? {
                 return Ok(());
             }
@@ -187,4 +219,74 @@ fn sig_offsets(hay: &[u8]) -> impl Iterator<Item = usize> + '_ {
         .enumerate()
         .filter(|(_, w)| *w == DESCRIPTOR)
         .map(|(i, _)| i)
+}
+
+fn run_error(message: String) -> RecompressError {
+    RecompressError::Malformed {
+        what: "recipe",
+        message,
+    }
+}
+
+/// Rebuild a zip member run (recipe segment 9): `count` members, `plain_len` plain bytes in
+/// all. Each member's local header is read from the plain form and copied out; its
+/// uncompressed size is the stream's plain length, re-compressed with `setting`, and the
+/// stream must come out exactly as long as the header's compressed size. A header that is
+/// not a deflated member's, or lengths that do not add up to `plain_len`, refuse the
+/// recipe (the plain form and recipe do not belong together).
+pub(crate) fn rebuild_run(
+    plain_len: u64,
+    count: u64,
+    setting: &RunSetting<'_>,
+    plain: &mut dyn Read,
+    out: &mut OutMeter<'_>,
+) -> Result<()> {
+    let mut left = plain_len;
+    let mut header = Vec::new();
+    let mut names = Vec::new();
+    for i in 0..count {
+        if left < ZIP_LOCAL_MIN {
+            return Err(run_error(format!(
+                "zip member run: member {i} starts {left} bytes before the run's end"
+            )));
+        }
+        read_plain(plain, ZIP_LOCAL_MIN, &mut header)?;
+        let method = u16le(&header, 8);
+        let csize32 = u32le(&header, 18);
+        let usize32 = u32le(&header, 22);
+        if !header.starts_with(LOCAL) || method != 8 || usize32 == u32::MAX {
+            return Err(run_error(format!(
+                "zip member run: member {i} is not a deflated member with its sizes in its \
+                 local header"
+            )));
+        }
+        let rest = u64::from(u16le(&header, 26)) + u64::from(u16le(&header, 28));
+        let member = ZIP_LOCAL_MIN + rest + u64::from(usize32);
+        if member > left {
+            return Err(run_error(format!(
+                "zip member run: member {i} ({member} plain bytes) passes the run's end \
+                 ({left} bytes left)"
+            )));
+        }
+        // Name and extra field: at most 128 KiB together (two 16-bit lengths).
+        read_plain(plain, rest, &mut names)?;
+        out.put(&header)?;
+        out.put(&names)?;
+        let before = out.written();
+        deflate::rebuild_setting(setting, u64::from(usize32), plain, out)?;
+        let made = out.written() - before;
+        if made != u64::from(csize32) {
+            return Err(run_error(format!(
+                "zip member run: member {i}'s stream came out {made} bytes, its header \
+                 says {csize32}"
+            )));
+        }
+        left -= member;
+    }
+    if left != 0 {
+        return Err(run_error(format!(
+            "zip member run: its {count} members leave {left} of its plain bytes"
+        )));
+    }
+    Ok(())
 }
