@@ -7,6 +7,7 @@
 //! | 2    | digest mismatch / damaged data            |
 //! | 5    | signature invalid or untrusted            |
 //! | 8    | version not newer                         |
+//! | 9    | `status`: nothing active, or kit stale    |
 //! | 11   | validation failed                         |
 //! | 12   | not enough disk space                     |
 //! | 13   | locked by another importer                |
@@ -30,6 +31,10 @@ pub enum ExitCode {
     Signature = 5,
     /// The kit is not newer than the active one.
     NotNewer = 8,
+    /// `status` only: nothing is active, or the active kit is older than the staleness
+    /// window (a check for cron and Nagios-style monitors; its own code, so a monitor tells
+    /// "not current" from "could not look").
+    NotCurrent = 9,
     /// Validation failed.
     Validation = 11,
     /// Out of disk space.
@@ -87,6 +92,7 @@ pub fn delta_code(e: &DeltaError) -> ExitCode {
         | DeltaError::CannotRebuild { .. }
         | DeltaError::MissingBaseline { .. } => ExitCode::Validation,
         DeltaError::DigestMismatch { .. } => ExitCode::DigestMismatch,
+        DeltaError::NoRoot { .. } | DeltaError::Unpublished { .. } => ExitCode::Failure,
         DeltaError::UnknownGeneration(_)
         | DeltaError::AmbiguousGeneration(_)
         | DeltaError::NothingToRollBackTo

@@ -16,9 +16,15 @@ use clap::{Parser, Subcommand};
 use crate::exit::ExitCode;
 use crate::output::Output;
 
+/// The exit codes (`--help`): the table of [`exit`], for people.
+const EXIT_CODES: &str = "Exit codes: 0 ok, 1 input not found or another failure, 2 digest mismatch, \
+5 signature invalid or untrusted, 8 version not newer, 9 (status) nothing active or the active \
+kit stale, 11 validation failed, 12 not enough disk space, 13 locked by another ouk process, \
+130 interrupted.";
+
 /// Offline Update Kit: content-addressed kits and deltas for air-gapped hosts.
 #[derive(Debug, Parser)]
-#[command(name = "ouk", version, about)]
+#[command(name = "ouk", version, about, after_help = EXIT_CODES)]
 pub struct Cli {
     /// Root directory holding the store, generations and `current`.
     #[arg(long, global = true, env = "OUK_ROOT", default_value = "ouk-root")]
@@ -65,8 +71,14 @@ enum Command {
     /// Generations: list, roll back, retain.
     #[command(subcommand)]
     Gen(cmd::generation::GenCommand),
-    /// The active generation, its labels and age.
-    Status,
+    /// The active generation, its labels and age; a check for monitors.
+    ///
+    /// Reads without the root's lock (it answers during an import and never makes one
+    /// fail), writes nothing, and needs only read access to the root. Exit 0 when a kit is
+    /// active and within the staleness window; exit 9 when nothing is active or the active
+    /// kit is stale (`--json`: "verdict" and "exitCode" say the same); exit 1 when the root
+    /// does not exist.
+    Status(cmd::status::StatusArgs),
     /// Offline kits: build, verify, import, split, list.
     #[command(subcommand)]
     Kit(cmd::kit::KitCommand),
@@ -156,6 +168,31 @@ pub struct Context {
 }
 
 impl Context {
+    /// Open the root for reading only: no lock, nothing created or written (see
+    /// [`ouk_delta::RootView`]). A root last written by an older ouk has no published state
+    /// yet: it is opened once for writing (which publishes it; only its owner can), then read.
+    pub fn open_view(&self) -> Result<ouk_delta::RootView, Failure> {
+        match ouk_delta::RootView::open(&self.root) {
+            Err(ouk_delta::DeltaError::Unpublished { .. }) => {
+                drop(self.open_root()?);
+                Ok(ouk_delta::RootView::open(&self.root)?)
+            }
+            other => Ok(other?),
+        }
+    }
+
+    /// Fail (exit 1) unless the root exists: read-only commands never create one.
+    pub fn require_root(&self) -> Result<(), Failure> {
+        if self.root.is_dir() {
+            Ok(())
+        } else {
+            Err(ouk_delta::DeltaError::NoRoot {
+                path: self.root.clone(),
+            }
+            .into())
+        }
+    }
+
     /// Open and lock the root.
     pub fn open_root(&self) -> Result<ouk_delta::Root, Failure> {
         let wait = if self.wait {
@@ -216,7 +253,7 @@ fn main() -> std::process::ExitCode {
     let result = contain::run(&ctx.root, || match command {
         Command::Store(c) => cmd::store::run(&ctx, c),
         Command::Gen(c) => cmd::generation::run(&ctx, c),
-        Command::Status => cmd::status::run(&ctx),
+        Command::Status(a) => cmd::status::run(&ctx, &a),
         Command::Kit(c) => cmd::kit::run(&ctx, c),
         Command::DebugStore(c) => cmd::kit::run_debug_store(&ctx, c),
         Command::Key(c) => cmd::kit::run_key(&ctx, c),

@@ -527,3 +527,164 @@ fn gc_during_an_import_is_locked_out_or_waits_and_never_drops_what_the_import_ne
             .unwrap_or_else(|err| panic!("{}: {err}", e.path));
     }
 }
+
+/// `ouk --root ROOT args...` (no `--json` added), bounded like every child here.
+fn spawn_plain(root: &Path, args: &[&str]) -> Bounded {
+    let mut cmd = Command::new(ouk());
+    cmd.arg("--root")
+        .arg(root)
+        .args(args)
+        .env_remove("OUK_ROOT");
+    Bounded::spawn_with(
+        &mut cmd,
+        format!("ouk {}", args.join(" ")),
+        bounded::default_cpu_secs(),
+        AT_ONCE,
+    )
+}
+
+/// The exit code `ouk status` gives when nothing is active or the active kit is stale
+/// (the fixture kits date from 2025, far past the default window).
+const STATUS_NOT_CURRENT: i32 = 9;
+
+/// Issue 21 (monitoring): the read-only commands answer while an import holds the lock,
+/// with the last committed state. The importer is paused holding the lock (SIGSTOP), so
+/// each command below runs while the lock is held, whatever the machine's speed; one that
+/// took the lock (or waited for it) returns 13 or never returns.
+#[test]
+fn status_gen_list_and_trust_list_answer_while_an_import_holds_the_lock() {
+    let f = fixture_root();
+    let c = small_corpus();
+    let (rc, key) = run_json(&f.root, &["trust", "add", &trust()]);
+    assert_eq!(rc, 0, "{key}");
+    let mut a = spawn_import(&f.root, &[], &f.fat);
+    pause_holding_the_lock(&f.root, &mut a);
+
+    let (rc, st) = finish(spawn(&f.root, &[], &["status"]));
+    assert!(
+        rc == 0 || rc == STATUS_NOT_CURRENT,
+        "--json status during an import: {rc} {st}"
+    );
+    assert_eq!(
+        st["current"].as_str(),
+        Some(c.k0.generation.as_str()),
+        "the last committed state: {st}"
+    );
+    assert_eq!(st["labels"]["version"], "2025.10.0", "{st}");
+
+    let out = spawn_plain(&f.root, &["status"])
+        .wait()
+        .unwrap_or_else(|o| panic!("{o}"));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.code() == 0 || out.code() == STATUS_NOT_CURRENT,
+        "status during an import: {} {text} {}",
+        out.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains(&c.k0.generation[..12]) || text.contains("2025.10.0"),
+        "{text}"
+    );
+
+    let (rc, gens) = finish(spawn(&f.root, &[], &["gen", "list"]));
+    assert_eq!(rc, 0, "gen list during an import: {gens}");
+    let gens = gens.as_array().expect("gen list is an array");
+    assert_eq!(gens.len(), 1, "{gens:?}");
+    assert_eq!(gens[0]["id"].as_str(), Some(c.k0.generation.as_str()));
+    assert_eq!(gens[0]["current"], true);
+
+    let (rc, keys) = finish(spawn(&f.root, &[], &["trust", "list"]));
+    assert_eq!(rc, 0, "trust list during an import: {keys}");
+    assert_eq!(keys.as_array().map(Vec::len), Some(1), "{keys}");
+
+    assert!(
+        a.running() && lock_state(&f.root, a.id()) == LockState::Holds,
+        "the importer held the lock throughout"
+    );
+    resume(&a);
+    let (rc, r) = finish(a);
+    assert_eq!(rc, 0, "{r}");
+    // And once it committed, the readers see the new generation.
+    let (_, st) = finish(spawn(&f.root, &[], &["status"]));
+    assert_eq!(st["current"], r["generation"], "{st}");
+}
+
+/// Issue 21 (monitoring): a status poller never makes an import fail. Two pollers run
+/// `status`, `--json status` and `gen list` back to back, with no pause, while imports run
+/// one after another; before the fix a poll that held the lock when an import started made
+/// that import fail with 13. No timing is asserted: every import must succeed, and every
+/// poll must answer (never 13).
+#[test]
+fn a_status_poller_never_makes_an_import_fail() {
+    let f = fixture_root();
+    let c = small_corpus();
+    let stop = Arc::new(AtomicBool::new(false));
+    let polls = Arc::new(AtomicU64::new(0));
+    // Failed polls are collected, not panicked on: the pollers keep polling through every
+    // import, so a poll that locks an import out shows as that import's failure too.
+    let failed_polls = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let pollers: Vec<_> = (0..2)
+        .map(|n| {
+            let (stop, polls, failed, root) = (
+                stop.clone(),
+                polls.clone(),
+                failed_polls.clone(),
+                f.root.clone(),
+            );
+            std::thread::spawn(move || {
+                let kinds: [&[&str]; 3] = [&["--json", "status"], &["status"], &["gen", "list"]];
+                let mut i = n;
+                while !stop.load(Ordering::Relaxed) {
+                    let args = kinds[i % kinds.len()];
+                    i += 1;
+                    let out = run(&root, args);
+                    let rc = code(&out);
+                    if !(rc == 0 || (args.contains(&"status") && rc == STATUS_NOT_CURRENT)) {
+                        failed.lock().unwrap().push(format!(
+                            "{args:?}: {rc} {}",
+                            String::from_utf8_lossy(&out.stderr).trim()
+                        ));
+                    }
+                    polls.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    let rounds = if long() { 20 } else { 6 };
+    let mut failures = Vec::new();
+    for round in 0..rounds {
+        let bundle = if round % 2 == 0 {
+            &c.k1.bundle
+        } else {
+            &c.k2.bundle
+        };
+        let mut args = import_args(bundle);
+        args.extend(["--force-activate", "--force-reason", "test"].map(String::from));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (rc, r) = finish(spawn(&f.root, &[], &args));
+        if rc != 0 {
+            failures.push(format!("round {round}: {rc} {r}"));
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    for p in pollers {
+        p.join().expect("a poller panicked");
+    }
+    let failed_polls = failed_polls.lock().unwrap().clone();
+    assert!(
+        failures.is_empty() && failed_polls.is_empty(),
+        "imports failed while status was polled: {failures:#?}\npolls that failed: {} (first: {:?})",
+        failed_polls.len(),
+        failed_polls.first()
+    );
+    assert!(polls.load(Ordering::Relaxed) > 0, "the pollers ran");
+    assert_eq!(
+        check_current_complete(&f.root).as_deref(),
+        Some(if rounds % 2 == 0 {
+            c.k2.generation.as_str()
+        } else {
+            c.k1.generation.as_str()
+        })
+    );
+}

@@ -390,7 +390,8 @@ fn a_stale_kit_is_refused_and_status_flags_a_stale_host() {
     );
     assert_eq!(rc, 0);
     let (rc, st) = run_json(&root, &["status"]);
-    assert_eq!(rc, 0);
+    // A stale host is "not current" to a monitor: exit 9 (issue 21).
+    assert_eq!(rc, 9, "{st}");
     assert_eq!(st["stale"], true);
     assert!(String::from_utf8_lossy(&run(&root, &["status"]).stdout).contains("STALE"));
 }

@@ -271,8 +271,10 @@ fn freeze_a_stale_kit_is_refused_and_the_host_reports_itself_stale() {
     let (rc, _) = import(&root, &c.k0.bundle, &["--max-kit-age", "100000"]);
     assert_eq!(rc, 0);
     let (rc, st) = run_json(&root, &["--wait", "status"]);
-    assert_eq!(rc, 0);
+    // A stale host is "not current" to a monitor: exit 9 (issue 21).
+    assert_eq!(rc, 9, "{st}");
     assert_eq!(st["stale"], true, "{st}");
+    assert_eq!(st["verdict"], "stale", "{st}");
     // A stale delta is refused the same way (its target manifest's createdAt).
     refused(
         &root,

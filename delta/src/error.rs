@@ -23,6 +23,21 @@ pub enum DeltaError {
     /// The redb index failed.
     #[error("index: {0}")]
     Index(#[from] redb::Error),
+    /// A read-only command was pointed at a root that does not exist (it never creates one).
+    #[error("no ouk root at {path}: nothing was imported here (check --root or OUK_ROOT)")]
+    NoRoot {
+        /// The directory named.
+        path: PathBuf,
+    },
+    /// The root has a store but no published state (`state.json`): it was last written by
+    /// an ouk that did not publish one. Any command that opens the root for writing does.
+    #[error(
+        "{path} has no published state (state.json): run an ouk command that writes the root (such as `ouk store stats`) once as its owner"
+    )]
+    Unpublished {
+        /// The root.
+        path: PathBuf,
+    },
     /// Another process holds the root's lock.
     #[error("{path} is locked by another ouk process (an import or maintenance is running)")]
     Locked {

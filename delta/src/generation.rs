@@ -10,7 +10,8 @@
 //! 2. it is renamed to `generations/<id>` and `generations/` is fsynced;
 //! 3. `current.tmp-<pid>` is made pointing at it and renamed over `current` (`rename(2)` is
 //!    atomic), then ROOT is fsynced;
-//! 4. the activation is appended to the activation log.
+//! 4. the activation is appended to the activation log, and the published state
+//!    (`ROOT/state.json`, [`crate::published`]) is rewritten for lock-free readers.
 //!
 //! A crash before 2 leaves a dot-directory that the next open deletes; between 2 and 3 a
 //! complete but inactive generation; after 3 the new generation is current. Readers that
@@ -35,7 +36,7 @@ use crate::root::{Root, remove_tree};
 use crate::stamps;
 
 const MANIFESTS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("gen_manifests");
-const RECORDS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("gen_records");
+pub(crate) const RECORDS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("gen_records");
 const ACTIVATIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("gen_activations");
 
 /// Free-form labels a generation carries (`version`, `channel`, `source`, ...).
@@ -152,7 +153,7 @@ fn record_error(what: String, e: impl std::fmt::Display) -> DeltaError {
 
 /// Open `def` for reading, or `None` when nothing was ever written to it (redb creates a
 /// table on its first write; a root with no generations has none of these tables yet).
-fn open_optional<K: redb::Key + 'static, V: redb::Value + 'static>(
+pub(crate) fn open_optional<K: redb::Key + 'static, V: redb::Value + 'static>(
     txn: &redb::ReadTransaction,
     def: TableDefinition<K, V>,
 ) -> Result<Option<redb::ReadOnlyTable<K, V>>> {
@@ -218,6 +219,9 @@ impl Root {
             }
         }
         txn.commit().map_err(index)?;
+        // Before any activation of it: a lock-free reader that finds `current` pointing at
+        // this generation finds its record published too.
+        self.publish_state()?;
         Ok(id)
     }
 
@@ -275,26 +279,7 @@ impl Root {
 
     /// The generation `current` points at, if any.
     pub fn current(&self) -> Result<Option<GenerationId>> {
-        match fs::read_link(self.current_link()) {
-            Ok(target) => {
-                let name = target
-                    .file_name()
-                    .and_then(|n| n.to_str())
-                    .and_then(|n| n.parse::<GenerationId>().ok());
-                match name {
-                    Some(id) => Ok(Some(id)),
-                    None => Err(DeltaError::Io {
-                        context: format!("read {}", self.current_link().display()),
-                        source: std::io::Error::other(format!("points at {}", target.display())),
-                    }),
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(DeltaError::Io {
-                context: format!("read {}", self.current_link().display()),
-                source: e,
-            }),
-        }
+        crate::root::read_current(self.dir())
     }
 
     /// The directory of generation `id`.
@@ -492,6 +477,10 @@ impl Root {
                 .map_err(index)?;
         }
         txn.commit().map_err(index)?;
+        // The activation happened (`current` flipped, the log committed): a failure to
+        // republish must not report it as failed. The next open of the root republishes
+        // (`Root::open`), and until then readers see the flip with no activation time.
+        let _ = self.publish_state();
         Ok(ActivateOutcome::Activated { previous })
     }
 
@@ -535,6 +524,7 @@ impl Root {
             }
         }
         txn.commit().map_err(index)?;
+        self.publish_state()?;
         let known: HashSet<GenerationId> = kept.iter().copied().collect();
         for entry in fs::read_dir(self.generations_dir()).ctx(|| "list generations".to_string())? {
             let entry = entry.ctx(|| "list generations".to_string())?;

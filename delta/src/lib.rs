@@ -16,6 +16,7 @@ pub mod manifest;
 pub mod patch;
 pub mod plain;
 pub mod plan;
+pub mod published;
 pub mod root;
 mod stamps;
 pub mod tree;
@@ -26,4 +27,5 @@ pub use generation::{
     Labels, Materialized, now_unix,
 };
 pub use manifest::{ChunkSetManifest, GenerationId, ManifestEntry, check_relative_path};
+pub use published::{PublishedGeneration, PublishedState, RootView, STATE_FILE};
 pub use root::{LockWait, Root, RootRecovery, remove_tree};

@@ -6,6 +6,8 @@
 //!   store/                       the chunk store (packs + index.redb)
 //!   generations/<gen-id>/        materialized trees, never written after publication
 //!   current -> generations/<id>  the only thing readers follow
+//!   state.json                   generation records and activations, published for
+//!                                readers that take no lock (`crate::published`)
 //!   changes/<gen-id>.jsonl       the feed rows a generation changed (written by the
 //!                                importer before its flip; part of the generation)
 //!   staging/  quarantine/
@@ -123,6 +125,10 @@ impl Root {
             _lock: lock,
         };
         root.recover()?;
+        // Catch the published state up with the index: a crash between an index commit
+        // and its republication, or a root last written by an older ouk (a no-op, writing
+        // nothing, when it is current).
+        root.publish_state()?;
         Ok(root)
     }
 
@@ -215,6 +221,32 @@ impl Root {
     /// `ROOT/current`.
     pub fn current_link(&self) -> PathBuf {
         self.dir.join("current")
+    }
+}
+
+/// The generation `dir/current` points at, if any. Reads only the link (replaced by
+/// rename, so it is always one generation's), so lock-free readers use it too.
+pub(crate) fn read_current(dir: &Path) -> Result<Option<crate::GenerationId>> {
+    let link = dir.join("current");
+    match fs::read_link(&link) {
+        Ok(target) => {
+            let name = target
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.parse::<crate::GenerationId>().ok());
+            match name {
+                Some(id) => Ok(Some(id)),
+                None => Err(DeltaError::Io {
+                    context: format!("read {}", link.display()),
+                    source: std::io::Error::other(format!("points at {}", target.display())),
+                }),
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(DeltaError::Io {
+            context: format!("read {}", link.display()),
+            source: e,
+        }),
     }
 }
 

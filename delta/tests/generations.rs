@@ -176,3 +176,83 @@ fn symlinks_in_an_ingested_tree_are_refused() {
         Err(DeltaError::Unsupported { .. })
     ));
 }
+
+/// The published state (issue 21): a `RootView` opened while the root is locked lists
+/// what the index lists, in the same order, and sees each activation once it committed;
+/// republishing what did not change writes nothing; gc republishes; a missing root is
+/// `NoRoot` (and is not created); a root whose store predates `state.json` is
+/// `Unpublished` until a writer opens it.
+#[test]
+fn a_root_view_reads_the_published_state_without_the_lock() {
+    use ouk_delta::RootView;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("root");
+    let root = open(&dir);
+    let view_ids = |root: &Root| {
+        let view = RootView::open(&dir).unwrap();
+        let listed: Vec<_> = view
+            .generations()
+            .unwrap()
+            .iter()
+            .map(|g| (g.id, g.current, g.last_activated))
+            .collect();
+        let indexed: Vec<_> = root
+            .generations()
+            .unwrap()
+            .iter()
+            .map(|g| (g.id, g.current, g.last_activated))
+            .collect();
+        assert_eq!(listed, indexed, "the view lists what the index lists");
+        (view.current().unwrap(), listed)
+    };
+    assert_eq!(view_ids(&root), (None, vec![]));
+    let (day0, day1) = (tmp.path().join("day0"), tmp.path().join("day1"));
+    write_tree(&day0, &[("a", b"zero")]);
+    write_tree(&day1, &[("a", b"one")]);
+    let (g0, _) = ingest_and_activate(&root, &day0);
+    let (g1, _) = ingest_and_activate(&root, &day1);
+    let (cur, listed) = view_ids(&root);
+    assert_eq!(cur, Some(g1));
+    assert_eq!(listed.iter().map(|l| l.0).collect::<Vec<_>>(), vec![g1, g0]);
+    root.rollback(None).unwrap();
+    let (cur, listed) = view_ids(&root);
+    assert_eq!(cur, Some(g0));
+    assert_eq!(listed[0].0, g0, "most recently activated first");
+
+    // Republishing an unchanged state writes nothing.
+    let state = dir.join(ouk_delta::STATE_FILE);
+    let before = fs::metadata(&state).unwrap();
+    root.publish_state().unwrap();
+    drop(root);
+    let root = open(&dir);
+    let after = fs::metadata(&state).unwrap();
+    assert_eq!(
+        (before.ino(), before.mtime(), before.mtime_nsec()),
+        (after.ino(), after.mtime(), after.mtime_nsec())
+    );
+    // gc drops a record: the view follows.
+    root.gc_generations(1).unwrap();
+    let (_, listed) = view_ids(&root);
+    assert_eq!(listed.iter().map(|l| l.0).collect::<Vec<_>>(), vec![g0]);
+    drop(root);
+
+    // A missing root is NoRoot and stays missing.
+    let missing = tmp.path().join("missing");
+    assert!(matches!(
+        RootView::open(&missing),
+        Err(DeltaError::NoRoot { .. })
+    ));
+    assert!(!missing.exists());
+    // A store without a published state (an older ouk's root): Unpublished until a
+    // writer opens it.
+    fs::remove_file(&state).unwrap();
+    assert!(matches!(
+        RootView::open(&dir),
+        Err(DeltaError::Unpublished { .. })
+    ));
+    drop(open(&dir));
+    assert_eq!(
+        RootView::open(&dir).unwrap().generations().unwrap().len(),
+        1
+    );
+}

@@ -8,6 +8,8 @@
 //! - [`serve`]: `ouk serve`, an HTTP/1.1 server (hyper, axum) publishing that directory
 //!   with `Range`, `ETag`, `If-None-Match` and `If-Range`, and the import API
 //!   (`POST /api/offline-kit/import`, `GET /api/offline-kit/status`) behind a bearer token.
+//! - [`metrics`]: `GET /metrics` of `ouk serve`, the Prometheus text format (the root's
+//!   gauges, the server's counters).
 //! - [`pull`]: `ouk kit pull`, a client that downloads one bundle and its sidecars,
 //!   resumes partial files with range requests (refusing a file that changed on the
 //!   server meanwhile), checks every digest against the index, and verifies the bundle's
@@ -19,6 +21,7 @@
 
 pub mod error;
 pub mod index;
+pub mod metrics;
 pub mod pull;
 pub mod serve;
 

@@ -14,7 +14,10 @@
 //!   streamed to `ROOT/uploads/`, then run through the same import pipeline as `ouk kit
 //!   import` (query: `dryRun=true`, `maxKitAge=DAYS`); the answer is JSON with the exit
 //!   code, and the HTTP status follows it ([`http_status_of`]);
-//! - `GET /api/offline-kit/status`: what `ouk status --json` prints.
+//! - `GET /api/offline-kit/status`: what `ouk status --json` prints;
+//! - `GET /healthz`: `200 ok` while the server runs (liveness), to anyone;
+//! - `GET /metrics`: the Prometheus text format ([`crate::metrics`]), to anyone, or only
+//!   under the metrics token when one is configured.
 //!
 //! Invariants: a file URL reaches only a path the index lists (the whitelist is the only
 //! way to the disk, so `..`, percent-encoded or not, leads nowhere); the API answers only a
@@ -23,7 +26,11 @@
 //! descriptor, or by its own content, checked on the file actually opened) is sent only
 //! under the pull token (same comparison, never logged; the import token does not open
 //! it, so pullers never need the credential that changes the root) or with
-//! `--public-secrets`; at most `max_connections` connections are served at once (the
+//! `--public-secrets`; the metrics token opens `/metrics` only (it is the read-only
+//! credential a monitoring system holds: neither the import nor the pull token opens
+//! `/metrics`, and it opens neither the API nor a bundle); a scrape reads the root through
+//! the binary's hook, which takes no lock, so monitoring never delays or fails an import;
+//! at most `max_connections` connections are served at once (the
 //! rest wait in the kernel's backlog); a connection that does not send its request head
 //! within `header_timeout` is closed; on SIGINT or SIGTERM the server stops accepting,
 //! lets requests in flight finish (up to `shutdown_grace`) and returns.
@@ -53,6 +60,10 @@ use crate::index::{DigestCache, INDEX_NAME, PublishedIndex, is_plain_path, scan}
 pub type CodeOf = dyn Fn(&KitError) -> u8 + Send + Sync;
 /// The root's status as JSON, or an exit code and message.
 pub type StatusOf = dyn Fn() -> std::result::Result<serde_json::Value, (u8, String)> + Send + Sync;
+/// The root's gauges for `/metrics` (read without the root's lock), or why they could not
+/// be read.
+pub type GaugesOf =
+    dyn Fn() -> std::result::Result<crate::metrics::RootGauges, String> + Send + Sync;
 
 /// How to serve.
 pub struct ServeOptions {
@@ -75,6 +86,8 @@ pub struct ServeOptions {
     pub pull_token: Option<String>,
     /// Hand bundles that hold secrets to any client (the operator's explicit choice).
     pub public_secrets: bool,
+    /// Bearer token `/metrics` needs (`None`: it answers anyone).
+    pub metrics_token: Option<String>,
     /// Largest upload the import API accepts.
     pub max_upload: u64,
     /// Bytes per second per download (`None`: no limit).
@@ -98,6 +111,8 @@ pub struct ServeHooks {
     pub code_of: Arc<CodeOf>,
     /// The root's status.
     pub status: Arc<StatusOf>,
+    /// The root's gauges, for `/metrics`.
+    pub gauges: Arc<GaugesOf>,
     /// Called once the socket is bound, with its address.
     pub on_listening: Box<dyn FnOnce(SocketAddr) + Send>,
     /// One line per request (method, path, status, bytes, time; never headers).
@@ -112,11 +127,14 @@ struct Shared {
     token: Option<String>,
     pull_token: Option<String>,
     public_secrets: bool,
+    metrics_token: Option<String>,
     max_upload: u64,
     limit_rate: Option<u64>,
     code_of: Arc<CodeOf>,
     status: Arc<StatusOf>,
+    gauges: Arc<GaugesOf>,
     log: Arc<dyn Fn(&str) + Send + Sync>,
+    counters: crate::metrics::ServeCounters,
     uploads: AtomicU64,
     max_kit_age: u64,
     max_clock_skew: u64,
@@ -178,11 +196,14 @@ async fn run(opts: ServeOptions, hooks: ServeHooks) -> Result<()> {
         token: opts.import_token.clone().filter(|t| !t.is_empty()),
         pull_token,
         public_secrets: opts.public_secrets,
+        metrics_token: opts.metrics_token.clone().filter(|t| !t.is_empty()),
         max_upload: opts.max_upload,
         limit_rate: opts.limit_rate.filter(|r| *r > 0),
         code_of: hooks.code_of,
         status: hooks.status,
+        gauges: hooks.gauges,
         log: hooks.log.clone(),
+        counters: crate::metrics::ServeCounters::default(),
         uploads: AtomicU64::new(0),
         max_kit_age: opts.max_kit_age,
         max_clock_skew: opts.max_clock_skew,
@@ -199,6 +220,8 @@ async fn run(opts: ServeOptions, hooks: ServeHooks) -> Result<()> {
             post(import).layer(DefaultBodyLimit::disable()),
         )
         .route("/api/offline-kit/status", get(status))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
         .fallback(not_found)
         .with_state(state.clone());
 
@@ -374,6 +397,8 @@ impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for WriteTimeout<S>
 }
 
 fn log_line(st: &Shared, method: &Method, path: &str, status: StatusCode, bytes: u64, t: Instant) {
+    // Every response with a body is logged here with its size: the one place to count.
+    st.counters.add_served(bytes);
     // Paths are logged with control characters escaped; headers (and so tokens) never.
     let shown: String = path.chars().flat_map(char::escape_debug).collect();
     (st.log)(&format!(
@@ -826,6 +851,58 @@ async fn status(State(st): State<AppState>, req: Request) -> Response {
     r
 }
 
+async fn healthz(State(st): State<AppState>) -> Response {
+    let t = Instant::now();
+    let (status, _, r) = plain(StatusCode::OK, "ok");
+    log_line(&st, &Method::GET, "/healthz", status, 0, t);
+    r
+}
+
+async fn metrics(State(st): State<AppState>, headers: HeaderMap) -> Response {
+    let t = Instant::now();
+    if let Some(token) = &st.metrics_token
+        && !bearer(&headers).is_some_and(|g| same_token(g.as_bytes(), token.as_bytes()))
+    {
+        let mut r = json(
+            StatusCode::UNAUTHORIZED,
+            serde_json::json!({"error": "the metrics token is required (the server runs with --metrics-token-file)"}),
+        );
+        r.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        log_line(&st, &Method::GET, "/metrics", r.status(), 0, t);
+        return r;
+    }
+    let f = st.gauges.clone();
+    let root = match tokio::task::spawn_blocking(move || f()).await {
+        Ok(Ok(g)) => Some(g),
+        Ok(Err(message)) => {
+            // The scrape still answers (with `ouk_root_readable 0`): the counters are this
+            // server's, and an alert on the gauge names the problem.
+            (st.log)(&format!("metrics: the root's state: {message}"));
+            None
+        }
+        Err(_) => None,
+    };
+    let body = st.counters.render(root.as_ref(), unix_now());
+    let mut r = Response::new(Body::from(body));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
+    );
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    // Its body is not counted as bytes served: those are what the kits cost the network.
+    log_line(&st, &Method::GET, "/metrics", StatusCode::OK, 0, t);
+    r
+}
+
+/// Seconds since the epoch, now.
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
 /// A file name a client suggested, made safe (one plain segment) or replaced.
 fn upload_name(suggested: Option<&str>) -> String {
     suggested
@@ -930,7 +1007,9 @@ async fn receive_and_import(
     dir: &Path,
     query: &ImportQuery,
 ) -> Response {
+    // Every way out is counted for `/metrics`: the early ones here, the import's below.
     let failed = |status: StatusCode, code: u8, message: String| {
+        st.counters.record_import("failed", code, unix_now());
         json(
             status,
             serde_json::json!({"exitCode": code, "error": message}),
@@ -1011,19 +1090,25 @@ async fn receive_and_import(
     })
     .await;
     match done {
-        Ok(Ok(report)) => json(
-            StatusCode::OK,
-            serde_json::json!({"exitCode": 0, "report": report}),
-        ),
-        Ok(Err((code, f))) => json(
-            http_status_of(code),
-            serde_json::json!({
-                "exitCode": code,
-                "step": f.step,
-                "error": f.error.to_string(),
-                "quarantined": f.quarantined.map(|p| p.display().to_string()),
-            }),
-        ),
+        Ok(Ok(report)) => {
+            st.counters.record_import(&report.outcome, 0, unix_now());
+            json(
+                StatusCode::OK,
+                serde_json::json!({"exitCode": 0, "report": report}),
+            )
+        }
+        Ok(Err((code, f))) => {
+            st.counters.record_import("failed", code, unix_now());
+            json(
+                http_status_of(code),
+                serde_json::json!({
+                    "exitCode": code,
+                    "step": f.step,
+                    "error": f.error.to_string(),
+                    "quarantined": f.quarantined.map(|p| p.display().to_string()),
+                }),
+            )
+        }
         Err(e) => failed(StatusCode::INTERNAL_SERVER_ERROR, 1, format!("import: {e}")),
     }
 }

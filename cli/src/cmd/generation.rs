@@ -34,40 +34,17 @@ pub enum GenCommand {
 }
 
 pub fn run(ctx: &Context, cmd: GenCommand) -> Result<ExitCode, Failure> {
+    if let GenCommand::List = cmd {
+        // Read-only: no lock, nothing written (it answers during an import, for a user
+        // that cannot write the root).
+        let gens = ctx.open_view()?.generations()?;
+        list(ctx, &gens);
+        return Ok(ExitCode::Ok);
+    }
     let root = ctx.open_root()?;
     match cmd {
-        GenCommand::List => {
-            let gens = root.generations()?;
-            ctx.out.emit(&gens, || {
-                if gens.is_empty() {
-                    return "no generations".into();
-                }
-                let mut s = String::new();
-                for g in &gens {
-                    let label = |k: &str| {
-                        g.record
-                            .labels
-                            .get(k)
-                            .cloned()
-                            .unwrap_or_else(|| "-".into())
-                    };
-                    s.push_str(&format!(
-                        "{} {} {:<12} {:<8} {:>6} files {:>10}  {}\n",
-                        if g.current { "*" } else { " " },
-                        g.id.short(),
-                        label("version"),
-                        label("channel"),
-                        g.record.files,
-                        bytes(g.record.bytes),
-                        g.last_activated.map_or_else(
-                            || "never activated".into(),
-                            |t| format!("activated {}", rfc3339(t))
-                        )
-                    ));
-                }
-                s
-            });
-        }
+        // Answered above, without the lock.
+        GenCommand::List => {}
         GenCommand::Rollback { generation } => {
             let (id, outcome) = root.rollback(generation.as_deref())?;
             let status = match &outcome {
@@ -143,4 +120,37 @@ pub fn run(ctx: &Context, cmd: GenCommand) -> Result<ExitCode, Failure> {
         }
     }
     Ok(ExitCode::Ok)
+}
+
+/// Print the generation list (`gen list`).
+fn list(ctx: &Context, gens: &[ouk_delta::GenerationSummary]) {
+    ctx.out.emit(&gens, || {
+        if gens.is_empty() {
+            return "no generations".into();
+        }
+        let mut s = String::new();
+        for g in gens {
+            let label = |k: &str| {
+                g.record
+                    .labels
+                    .get(k)
+                    .cloned()
+                    .unwrap_or_else(|| "-".into())
+            };
+            s.push_str(&format!(
+                "{} {} {:<12} {:<8} {:>6} files {:>10}  {}\n",
+                if g.current { "*" } else { " " },
+                g.id.short(),
+                label("version"),
+                label("channel"),
+                g.record.files,
+                bytes(g.record.bytes),
+                g.last_activated.map_or_else(
+                    || "never activated".into(),
+                    |t| format!("activated {}", rfc3339(t))
+                )
+            ));
+        }
+        s
+    });
 }

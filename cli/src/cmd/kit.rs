@@ -568,7 +568,15 @@ pub enum TrustCommand {
 }
 
 pub fn run_trust(ctx: &Context, cmd: TrustCommand) -> Result<ExitCode, Failure> {
-    // Hold the root lock: an import reads the trust store while it runs.
+    if let TrustCommand::List = cmd {
+        // Read-only, without the lock: keys are added by rename and removed by unlink, so
+        // a listing sees each key whole or not at all, and it answers during an import
+        // (for a user that cannot write the root, too). A missing root is not created.
+        ctx.require_root()?;
+        list_trusted(ctx, &ctx.root)?;
+        return Ok(ExitCode::Ok);
+    }
+    // Hold the root lock to change the trust store: an import reads it while it runs.
     let root = ctx.open_root()?;
     match cmd {
         TrustCommand::Add { key } => {
@@ -576,27 +584,32 @@ pub fn run_trust(ctx: &Context, cmd: TrustCommand) -> Result<ExitCode, Failure> 
             ctx.out
                 .emit(&t, || format!("trusted {} ({})", t.kid, t.path.display()));
         }
-        TrustCommand::List => {
-            let keys: Vec<_> = ouk_kit::import::trust::list(root.dir())
-                .map_err(kit_failure)?
-                .into_iter()
-                .map(|(t, _)| t)
-                .collect();
-            ctx.out.emit(&keys, || {
-                if keys.is_empty() {
-                    "no trusted keys (ouk trust add PUB)".into()
-                } else {
-                    keys.iter()
-                        .map(|k| format!("{}  {}", k.kid, k.path.display()))
-                        .collect::<Vec<_>>()
-                        .join("\n")
-                }
-            });
-        }
+        // Answered above, without the lock.
+        TrustCommand::List => {}
         TrustCommand::Remove { kid } => {
             let t = ouk_kit::import::trust::remove(root.dir(), &kid).map_err(kit_failure)?;
             ctx.out.emit(&t, || format!("removed {}", t.kid));
         }
     }
     Ok(ExitCode::Ok)
+}
+
+/// Print the trust store of the root at `dir` (`trust list`).
+fn list_trusted(ctx: &Context, dir: &std::path::Path) -> Result<(), Failure> {
+    let keys: Vec<_> = ouk_kit::import::trust::list(dir)
+        .map_err(kit_failure)?
+        .into_iter()
+        .map(|(t, _)| t)
+        .collect();
+    ctx.out.emit(&keys, || {
+        if keys.is_empty() {
+            "no trusted keys (ouk trust add PUB)".into()
+        } else {
+            keys.iter()
+                .map(|k| format!("{}  {}", k.kid, k.path.display()))
+                .collect::<Vec<_>>()
+                .join("\n")
+        }
+    });
+    Ok(())
 }

@@ -11,6 +11,7 @@
 //! import runs.
 
 use std::io::Read;
+use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::{Args, Subcommand};
@@ -112,6 +113,31 @@ fn now() -> Result<i64, Failure> {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64)),
     }
+}
+
+/// Today's totals for `serve`'s `/metrics`, judged against the limits of the scanner's
+/// environment (`OUK_QUOTA_*`, as `quota status` reads them), or `None` when the root has
+/// no ledger: a scrape must not create one.
+pub fn summary_for_metrics(root: &Path) -> Result<Option<quota::LedgerSummary>, Failure> {
+    if std::fs::symlink_metadata(quota::ledger_path(root)).is_err() {
+        return Ok(None);
+    }
+    let env = |name: &str, default: u64| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(default)
+    };
+    let d = QuotaLimits::default();
+    let limits = QuotaLimits {
+        anonymous_per_day: env("OUK_QUOTA_ANONYMOUS_LIMIT", d.anonymous_per_day),
+        token_per_day: env("OUK_QUOTA_TOKEN_LIMIT", d.token_per_day),
+        reminder_at: env("OUK_QUOTA_REMINDER_AT", d.reminder_at),
+        ..d
+    };
+    let ledger = Ledger::open(root).map_err(quota_failure)?;
+    let summary = ledger.summary(now()?, &limits).map_err(quota_failure)?;
+    Ok(Some(summary))
 }
 
 fn subject_text(arg: &str) -> Result<String, Failure> {

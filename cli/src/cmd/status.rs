@@ -1,10 +1,26 @@
-//! `ouk status`: what is active, since when, and whether anything waits in quarantine.
+//! `ouk status`: what is active, since when, whether it is current, and whether anything
+//! waits in quarantine. Also the root's gauges of `serve`'s `/metrics`.
+//!
+//! Read-only: the root is opened as a [`ouk_delta::RootView`] (no lock, nothing created or
+//! written), so a monitor may poll it during an import, as a user that cannot write the
+//! root. The exit code is the verdict: 0 current, 9 ([`ExitCode::NotCurrent`]) when
+//! nothing is active or the active kit is older than the staleness window.
 
+use clap::Args;
 use serde::Serialize;
 
 use crate::exit::ExitCode;
 use crate::output::{age, bytes, rfc3339};
 use crate::{Context, Failure};
+
+/// `ouk status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The staleness window: the active kit is stale (exit 9) when it was created more than
+    /// DAYS days ago (0: never stale). The default is `kit import`'s.
+    #[arg(long, value_name = "DAYS", default_value_t = ouk_kit::import::DEFAULT_MAX_AGE_DAYS)]
+    max_kit_age: u64,
+}
 
 #[derive(Serialize)]
 struct Status {
@@ -16,31 +32,81 @@ struct Status {
     activated_at: Option<i64>,
     age_seconds: Option<i64>,
     generations: usize,
-    quarantined: usize,
+    /// Entries in quarantine; `None` when this user may not list it (it is private to the
+    /// root's owner).
+    quarantined: Option<usize>,
     /// The active kit is older than the staleness window (no update for too long).
     stale: bool,
     /// Days since the active kit was created.
     kit_age_days: Option<i64>,
+    /// When the active kit was created (seconds since the epoch).
+    kit_created_at: Option<i64>,
+    /// The window `stale` was judged against (days; 0: none).
+    max_kit_age_days: u64,
+    /// `ok`, `stale` (the active kit is older than the window) or `none` (nothing active).
+    verdict: &'static str,
+    /// The exit code `ouk status` gives: 0 for `ok`, 9 otherwise.
+    #[serde(rename = "exitCode")]
+    exit_code: u8,
 }
 
 /// The status document (`ouk status --json`), also what `GET /api/offline-kit/status`
-/// answers.
+/// answers (with the default staleness window).
 pub fn status_json(ctx: &Context) -> Result<serde_json::Value, Failure> {
-    let st = gather(ctx)?;
+    let st = gather(ctx, ouk_kit::import::DEFAULT_MAX_AGE_DAYS)?;
     serde_json::to_value(&st).map_err(|e| Failure::new(ExitCode::Failure, e.to_string()))
 }
 
-fn gather(ctx: &Context) -> Result<Status, Failure> {
-    let root = ctx.open_root()?;
-    let current = root.current()?;
+/// The root's gauges for `serve`'s `/metrics`: the status (default window) and today's
+/// quota counts.
+pub fn gauges(ctx: &Context) -> Result<ouk_transport::metrics::RootGauges, Failure> {
+    let st = gather(ctx, ouk_kit::import::DEFAULT_MAX_AGE_DAYS)?;
+    let label = |k: &str| st.labels.get(k).cloned().unwrap_or_default();
+    let quota = crate::cmd::quota::summary_for_metrics(&ctx.root)?.map(|s| {
+        ouk_transport::metrics::QuotaGauges {
+            scans: s.scans,
+            anonymous_subjects: s.anonymous_subjects,
+            token_subjects: s.token_subjects,
+            throttled_subjects: s.throttled_subjects,
+            reminded_subjects: s.reminded_subjects,
+        }
+    });
+    Ok(ouk_transport::metrics::RootGauges {
+        active: st
+            .current
+            .map(|id| ouk_transport::metrics::ActiveGeneration {
+                generation: id.to_hex(),
+                version: label("version"),
+                channel: label("channel"),
+                activated_at: st.activated_at,
+                kit_created_at: st.kit_created_at,
+            }),
+        generations: st.generations as u64,
+        stale: st.stale,
+        quota,
+    })
+}
+
+fn gather(ctx: &Context, max_kit_age: u64) -> Result<Status, Failure> {
+    let root = ctx.open_view()?;
     let gens = root.generations()?;
     let cur = gens.iter().find(|g| g.current);
+    // `current` itself, not only the listing: a generation `current` points at is current
+    // even in the instant before its record is listed.
+    let current = cur.map(|g| g.id).or(root.current()?);
     let activated_at = cur.and_then(|g| g.last_activated);
-    let quarantined = std::fs::read_dir(root.quarantine_dir()).map_or(0, |d| d.count());
-    let kit_age_days = cur
-        .and_then(|g| g.record.labels.get("createdAt"))
-        .and_then(|t| ouk_kit::import::age_days(t));
-    let stale = kit_age_days.is_some_and(|d| d > ouk_kit::import::DEFAULT_MAX_AGE_DAYS as i64);
+    let quarantined = std::fs::read_dir(root.quarantine_dir())
+        .ok()
+        .map(|d| d.count());
+    let created = cur.and_then(|g| g.record.labels.get("createdAt"));
+    let kit_age_days = created.and_then(|t| ouk_kit::import::age_days(t));
+    let kit_created_at = created.and_then(|t| ouk_kit::provenance::time::parse_rfc3339(t));
+    let stale = max_kit_age > 0 && kit_age_days.is_some_and(|d| d > max_kit_age as i64);
+    let (verdict, code) = match (current, stale) {
+        (None, _) => ("none", ExitCode::NotCurrent),
+        (Some(_), true) => ("stale", ExitCode::NotCurrent),
+        (Some(_), false) => ("ok", ExitCode::Ok),
+    };
     let st = Status {
         root: root.dir().display().to_string(),
         current,
@@ -53,25 +119,38 @@ fn gather(ctx: &Context) -> Result<Status, Failure> {
         quarantined,
         stale,
         kit_age_days,
+        kit_created_at,
+        max_kit_age_days: max_kit_age,
+        verdict,
+        exit_code: code as u8,
     };
     Ok(st)
 }
 
-pub fn run(ctx: &Context) -> Result<ExitCode, Failure> {
-    let st = gather(ctx)?;
+pub fn run(ctx: &Context, args: &StatusArgs) -> Result<ExitCode, Failure> {
+    let st = gather(ctx, args.max_kit_age)?;
     let activated_at = st.activated_at;
+    let quarantine = st
+        .quarantined
+        .map_or_else(|| "- (not readable by this user)".into(), |n| n.to_string());
     ctx.out.emit(&st, || {
         let Some(id) = st.current else {
-            return format!("root {}: no active generation ({} quarantined)", st.root, st.quarantined);
+            return format!(
+                "root {}: no active generation ({quarantine} quarantined)",
+                st.root
+            );
         };
         let label = |k: &str| st.labels.get(k).cloned().unwrap_or_else(|| "-".into());
         let freshness = match (st.kit_age_days, st.stale) {
-            (Some(d), true) => format!("\nSTALE       the active kit was created {d} days ago (window {} days): import a newer kit", ouk_kit::import::DEFAULT_MAX_AGE_DAYS),
+            (Some(d), true) => format!(
+                "\nSTALE       the active kit was created {d} days ago (window {} days): import a newer kit",
+                st.max_kit_age_days
+            ),
             (Some(d), false) => format!("\nkit age     {d} days"),
             (None, _) => String::new(),
         };
         format!(
-            "root        {}\nactive      {}\nversion     {}\nchannel     {}\ncontent     {} files, {}\nactivated   {} ({} ago)\ngenerations {}\nquarantine  {}{freshness}",
+            "root        {}\nactive      {}\nversion     {}\nchannel     {}\ncontent     {} files, {}\nactivated   {} ({} ago)\ngenerations {}\nquarantine  {quarantine}{freshness}",
             st.root,
             id,
             label("version"),
@@ -81,8 +160,11 @@ pub fn run(ctx: &Context) -> Result<ExitCode, Failure> {
             activated_at.map_or_else(|| "-".into(), rfc3339),
             st.age_seconds.map_or_else(|| "-".into(), age),
             st.generations,
-            st.quarantined
         )
     });
-    Ok(ExitCode::Ok)
+    Ok(if st.exit_code == 0 {
+        ExitCode::Ok
+    } else {
+        ExitCode::NotCurrent
+    })
 }

@@ -42,6 +42,11 @@ pub struct ServeArgs {
     /// token (only on a network where everyone may have the kits' private keys).
     #[arg(long, conflicts_with = "pull_token_file")]
     public_secrets: bool,
+    /// A file (mode 0600) holding the read-only token `GET /metrics` then needs (also:
+    /// OUK_METRICS_TOKEN). Without one, /metrics answers anyone who can reach the server;
+    /// /healthz always does. It opens nothing else, and must differ from the other tokens.
+    #[arg(long, value_name = "FILE")]
+    metrics_token_file: Option<PathBuf>,
     /// Connections served at once.
     #[arg(long, default_value_t = 64)]
     max_connections: usize,
@@ -134,6 +139,26 @@ pub fn run_serve(ctx: &Context, args: ServeArgs) -> Result<ExitCode, Failure> {
             ));
         }
     }
+    let metrics_token = read_token(
+        args.metrics_token_file.as_deref(),
+        "OUK_METRICS_TOKEN",
+        "--metrics-token-file",
+    )?;
+    if let Some(t) = &metrics_token {
+        if t.len() < 16 {
+            return Err(Failure::new(
+                ExitCode::Validation,
+                "the metrics token must be at least 16 characters",
+            ));
+        }
+        // A monitoring system holds it: it must open nothing but /metrics.
+        if token.as_ref() == Some(t) || pull_token.as_ref() == Some(t) {
+            return Err(Failure::new(
+                ExitCode::Validation,
+                "the metrics token must differ from the import and pull tokens (a monitoring system holds it)",
+            ));
+        }
+    }
     let secrets = if args.public_secrets {
         "public"
     } else if pull_token.is_some() {
@@ -152,6 +177,16 @@ pub fn run_serve(ctx: &Context, args: ServeArgs) -> Result<ExitCode, Failure> {
         remote: None,
         quarantine: ctx.quarantine,
     };
+    let gauges_ctx = Context {
+        root: ctx.root.clone(),
+        out: Output {
+            json: true,
+            quiet: true,
+        },
+        wait: false,
+        remote: None,
+        quarantine: ctx.quarantine,
+    };
     let quiet = ctx.out.quiet;
     let json = ctx.out.json;
     let hooks = ouk_transport::serve::ServeHooks {
@@ -159,6 +194,7 @@ pub fn run_serve(ctx: &Context, args: ServeArgs) -> Result<ExitCode, Failure> {
         status: Arc::new(move || {
             crate::cmd::status::status_json(&status_ctx).map_err(|f| (f.code as u8, f.message))
         }),
+        gauges: Arc::new(move || crate::cmd::status::gauges(&gauges_ctx).map_err(|f| f.message)),
         on_listening: Box::new(move |addr| {
             // One line on stdout, so scripts (and tests) learn the port.
             if json {
@@ -199,6 +235,7 @@ pub fn run_serve(ctx: &Context, args: ServeArgs) -> Result<ExitCode, Failure> {
         import_token: token,
         pull_token,
         public_secrets: args.public_secrets,
+        metrics_token,
         max_upload: args.max_upload,
         limit_rate: args.limit_rate,
         send_timeout: Duration::from_secs(args.send_timeout.max(1)),
