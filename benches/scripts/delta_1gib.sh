@@ -17,6 +17,9 @@
 #   TRUST_KEY         its public key      (default REPO/testdata/cosign/fixture.pub)
 #   COSIGN_PASSWORD   its password        (default hello, the fixture's)
 #   SIZE              tree size (default 1GiB)
+#   COMPRESSED        1: trees with compressed content (`ouk-testdata tree --compressed`: gzip
+#                     image layers, .json.gz feeds, all.zip, a wheel, a .zst feed), kept as
+#                     WORKDIR/trees/dayD-SIZE-compressed (default 0: the plain trees)
 #   MAKE_RUNS         timed `delta make` runs (default 1)
 #   RUNS              timed apply / full-import pairs, alternating (default 3); each on a
 #                     fresh root that imported K0 first (untimed)
@@ -38,6 +41,7 @@ SIGNING_KEY="${SIGNING_KEY:-$REPO/testdata/cosign/fixture.key}"
 TRUST_KEY="${TRUST_KEY:-$REPO/testdata/cosign/fixture.pub}"
 export COSIGN_PASSWORD="${COSIGN_PASSWORD:-hello}"
 SIZE="${SIZE:-1GiB}"
+COMPRESSED="${COMPRESSED:-0}"
 MAKE_RUNS="${MAKE_RUNS:-1}"
 RUNS="${RUNS:-3}"
 V0=2025.10.0
@@ -47,6 +51,7 @@ DELTA_NAME=stella-ouk-2025-10-24.delta.tgz
 
 die() { echo "delta_1gib: $*" >&2; exit 2; }
 
+[[ "$COMPRESSED" == 0 || "$COMPRESSED" == 1 ]] || die "COMPRESSED must be 0 or 1, got '$COMPRESSED'"
 [[ "$RUNS" =~ ^[1-9][0-9]*$ ]] || die "RUNS must be a positive integer, got '$RUNS'"
 [[ "$MAKE_RUNS" =~ ^[1-9][0-9]*$ ]] || die "MAKE_RUNS must be a positive integer, got '$MAKE_RUNS'"
 [[ -x "$OUK_BIN" ]] || die "ouk binary not found at $OUK_BIN
@@ -72,13 +77,19 @@ if "$OUK_BIN" kit import --help 2>/dev/null | grep -q -- '--max-kit-age'; then
 fi
 
 # tree DAY SIZE -> path of the release tree, generated (atomically) when missing.
+VARIANT=""
+TREE_FLAGS=()
+if [[ "$COMPRESSED" == 1 ]]; then
+    VARIANT="-compressed"
+    TREE_FLAGS=(--compressed)
+fi
 tree() {
-    local day="$1" size="$2" dir="$WORKROOT/trees/day$1-$2"
+    local day="$1" size="$2" dir="$WORKROOT/trees/day$1-$2$VARIANT"
     if [[ ! -d "$dir" ]]; then
         [[ -x "$OUK_TESTDATA_BIN" ]] || die "ouk-testdata not found at $OUK_TESTDATA_BIN (set OUK_TESTDATA_BIN)"
         echo "generating day-$day tree of $size in $dir" >&2
         rm -rf -- "$dir.tmp"
-        "$OUK_TESTDATA_BIN" tree --seed 1 --day "$day" --size "$size" "$dir.tmp" >&2
+        "$OUK_TESTDATA_BIN" tree --seed 1 --day "$day" --size "$size" "${TREE_FLAGS[@]}" "$dir.tmp" >&2
         mv -- "$dir.tmp" "$dir"
     fi
     echo "$dir"
@@ -123,8 +134,8 @@ mib() { awk -v k="$1" 'BEGIN {printf "%.1f", k / 1024}'; }
 
 tree0="$(tree 0 "$SIZE")"
 tree1="$(tree 1 "$SIZE")"
-kit0="$(kit "$V0" "$tree0" "$SIZE")"
-kit1="$(kit "$V1" "$tree1" "$SIZE")"
+kit0="$(kit "$V0" "$tree0" "$SIZE$VARIANT")"
+kit1="$(kit "$V1" "$tree1" "$SIZE$VARIANT")"
 K0="$kit0/stella-ops-offline-kit-$V0-$CHANNEL.tar.gz"
 K1="$kit1/stella-ops-offline-kit-$V1-$CHANNEL.tar.gz"
 gen0="$(manifest_gen "$kit0")"

@@ -11,12 +11,22 @@
 //! [`MAX_PIECE`](crate::format::MAX_PIECE) of target plus
 //! [`MAX_REFERENCE`](crate::format::MAX_REFERENCE) of reference; the solid block holds at
 //! most [`MAX_SOLID`](crate::format::MAX_SOLID) plus its references.
+//!
+//! Files of the decoded tier are re-created in two steps: their plain form is decoded from
+//! the pieces into an unnamed scratch file on the applying thread, then re-compressed by its
+//! recipe on a worker thread (the expensive step), at most [`REBUILD_WORKERS`] at once,
+//! while the applying thread goes on with the next files. The sink still sees one file at
+//! a time, and the re-created files in header order; an apply that fails reports the first
+//! failing file in header order, as a sequential one would.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex};
+use std::thread::Scope;
 
 use ouk_store::FileDigest;
 use sha2::Digest;
@@ -255,50 +265,48 @@ impl References<'_> {
     }
 }
 
-/// Re-create a `recompressed` file: its plain form decoded from `plain` (the pieces), the
-/// original compressed bytes re-created from it by `recipe` into an unnamed file in
-/// `scratch`, returned rewound. The sink then hashes it like any rebuilt file.
-fn rebuild_file<P: Read + Seek>(
+/// A `recompressed` file waiting to be re-created: its plain form already decoded (from the
+/// pieces, on the applying thread) into an unnamed scratch file, and the recipe. Owned data
+/// only, so a worker thread can run the re-compression, which is the expensive step.
+struct RebuildJob {
+    path: String,
+    size: u64,
+    plain: File,
+    plain_size: u64,
+    recipe: Vec<u8>,
+}
+
+/// Decode `f`'s plain form from its pieces into an unnamed file in `scratch`, rewound.
+fn spool_plain<P: Read + Seek>(
     f: &DeltaFile,
     plain_size: u64,
-    recipe: &[u8],
     mut plain: PieceReader<'_, P>,
     scratch: &Path,
-) -> Result<io::Take<File>> {
+) -> Result<File> {
     let file = tempfile::tempfile_in(scratch).map_err(io_err(format!(
         "create a scratch file in {}",
         scratch.display()
     )))?;
     let mut out = Bounded {
         inner: BufWriter::with_capacity(1 << 20, file),
-        left: f.size,
+        left: plain_size,
     };
-    let limits = Limits {
-        max_plain: plain_size,
-        ..Limits::default()
-    };
-    let rebuilt = ouk_recompress::rebuild(recipe, &mut plain, &mut out, &limits);
+    let copied = io::copy(&mut plain, &mut out);
     if let Some(e) = plain.error.take() {
         return Err(e);
     }
-    let n = match rebuilt {
-        Ok(n) => n,
-        Err(RecompressError::Unsupported(why)) => {
-            return Err(DeltaError::CannotRebuild {
-                path: f.path.clone(),
-                why,
-            });
+    match copied {
+        Ok(n) if n == plain_size => {}
+        Ok(n) => {
+            return Err(DeltaError::BadDelta(format!(
+                "{}: the pieces decode to {n} plain bytes, the delta declares {plain_size}",
+                f.path
+            )));
         }
-        Err(RecompressError::Io(e)) if e.kind() != io::ErrorKind::InvalidData => {
-            return Err(io_err(format!("re-create {}", f.path))(e));
+        Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+            return Err(DeltaError::BadDelta(format!("{}: {e}", f.path)));
         }
-        Err(e) => return Err(DeltaError::BadDelta(format!("{}: {e}", f.path))),
-    };
-    if n != f.size {
-        return Err(DeltaError::BadDelta(format!(
-            "{}: re-created {n} bytes, the delta declares {}",
-            f.path, f.size
-        )));
+        Err(e) => return Err(io_err(format!("spool the plain form of {}", f.path))(e)),
     }
     let mut file = out
         .inner
@@ -306,7 +314,158 @@ fn rebuild_file<P: Read + Seek>(
         .map_err(|e| io_err(format!("write {}", f.path))(e.into_error()))?;
     file.seek(SeekFrom::Start(0))
         .map_err(io_err(format!("rewind {}", f.path)))?;
-    Ok(file.take(f.size))
+    Ok(file)
+}
+
+/// Re-create a `recompressed` file from its spooled plain form by its recipe into an
+/// unnamed file in `scratch`, returned rewound. The sink then hashes it like any rebuilt
+/// file.
+fn rebuild_file(job: RebuildJob, scratch: &Path) -> Result<io::Take<File>> {
+    let file = tempfile::tempfile_in(scratch).map_err(io_err(format!(
+        "create a scratch file in {}",
+        scratch.display()
+    )))?;
+    let mut out = Bounded {
+        inner: BufWriter::with_capacity(1 << 20, file),
+        left: job.size,
+    };
+    let limits = Limits {
+        max_plain: job.plain_size,
+        ..Limits::default()
+    };
+    let mut plain = io::BufReader::with_capacity(1 << 20, job.plain);
+    let n = match ouk_recompress::rebuild(&job.recipe, &mut plain, &mut out, &limits) {
+        Ok(n) => n,
+        Err(RecompressError::Unsupported(why)) => {
+            return Err(DeltaError::CannotRebuild {
+                path: job.path,
+                why,
+            });
+        }
+        Err(RecompressError::Io(e)) if e.kind() != io::ErrorKind::InvalidData => {
+            return Err(io_err(format!("re-create {}", job.path))(e));
+        }
+        Err(e) => return Err(DeltaError::BadDelta(format!("{}: {e}", job.path))),
+    };
+    if n != job.size {
+        return Err(DeltaError::BadDelta(format!(
+            "{}: re-created {n} bytes, the delta declares {}",
+            job.path, job.size
+        )));
+    }
+    let mut file = out
+        .inner
+        .into_inner()
+        .map_err(|e| io_err(format!("write {}", job.path))(e.into_error()))?;
+    file.seek(SeekFrom::Start(0))
+        .map_err(io_err(format!("rewind {}", job.path)))?;
+    Ok(file.take(job.size))
+}
+
+/// Re-compression, the expensive step of the decoded tier (deflate at the producer's
+/// level), runs on worker threads while the applying thread decodes pieces and feeds the
+/// sink: up to [`REBUILD_WORKERS`] files at once, at most one more spooled and waiting,
+/// so scratch space and memory stay bounded (a few recompressors' state; the spooled plain
+/// forms are on disk). Results reach the sink in file order, so the sink sees the same
+/// sequence whatever the thread timing.
+struct RebuildPool {
+    jobs: Option<SyncSender<(RebuildJob, SyncSender<RebuildResult>)>>,
+    pending: VecDeque<(usize, Receiver<RebuildResult>)>,
+    workers: usize,
+}
+
+/// Most re-compressions run at once (each holds one compressor's state: up to ~100 MiB
+/// for a high zstd level, a few hundred KiB for deflate).
+const REBUILD_WORKERS: usize = 2;
+
+type RebuildResult = Result<io::Take<File>>;
+
+impl RebuildPool {
+    fn start<'scope, 'env>(s: &'scope Scope<'scope, 'env>, scratch: &'scope Path) -> Self {
+        let workers = std::thread::available_parallelism()
+            .map_or(1, usize::from)
+            .clamp(1, REBUILD_WORKERS);
+        let (tx, rx) = sync_channel::<(RebuildJob, SyncSender<RebuildResult>)>(0);
+        let rx = Arc::new(Mutex::new(rx));
+        for _ in 0..workers {
+            let rx = Arc::clone(&rx);
+            s.spawn(move || {
+                loop {
+                    // A poisoned lock means another worker panicked; stop taking jobs (the
+                    // applying thread sees the closed result channel as an error).
+                    let next = match rx.lock() {
+                        Ok(rx) => rx.recv(),
+                        Err(_) => return,
+                    };
+                    let Ok((job, done)) = next else { return };
+                    // The applying thread may have stopped waiting (an earlier error).
+                    let _ = done.send(rebuild_file(job, scratch));
+                }
+            });
+        }
+        RebuildPool {
+            jobs: Some(tx),
+            pending: VecDeque::new(),
+            workers,
+        }
+    }
+
+    /// Queue `job` (the file at `index` of the header); when enough are in flight, first
+    /// hand the oldest finished one to `finish`.
+    fn submit(
+        &mut self,
+        index: usize,
+        job: RebuildJob,
+        finish: &mut dyn FnMut(usize, io::Take<File>) -> Result<()>,
+    ) -> Result<()> {
+        while self.pending.len() > self.workers {
+            self.finish_oldest(finish)?;
+        }
+        let (done_tx, done_rx) = sync_channel(1);
+        let sent = self.jobs.as_ref().map(|jobs| jobs.send((job, done_tx)));
+        if !matches!(sent, Some(Ok(()))) {
+            return Err(DeltaError::BadDelta(
+                "the re-compression workers stopped".into(),
+            ));
+        }
+        self.pending.push_back((index, done_rx));
+        Ok(())
+    }
+
+    fn finish_oldest(
+        &mut self,
+        finish: &mut dyn FnMut(usize, io::Take<File>) -> Result<()>,
+    ) -> Result<()> {
+        let Some((index, done)) = self.pending.pop_front() else {
+            return Ok(());
+        };
+        let rebuilt = done.recv().map_err(|_| {
+            DeltaError::BadDelta("a re-compression worker stopped before it finished".into())
+        })??;
+        finish(index, rebuilt)
+    }
+
+    /// Hand every queued file to `finish`, in order, and stop the workers.
+    fn drain(&mut self, finish: &mut dyn FnMut(usize, io::Take<File>) -> Result<()>) -> Result<()> {
+        while !self.pending.is_empty() {
+            self.finish_oldest(finish)?;
+        }
+        self.jobs = None;
+        Ok(())
+    }
+
+    /// After the applying thread failed: the first error of a file queued before the
+    /// failure (that file comes first in the header, so its error is the one to report, as
+    /// a one-file-at-a-time apply would), else `err`.
+    fn first_error(&mut self, err: DeltaError) -> DeltaError {
+        self.jobs = None;
+        while let Some((_, done)) = self.pending.pop_front() {
+            if let Ok(Err(e)) = done.recv() {
+                return e;
+            }
+        }
+        err
+    }
 }
 
 /// A writer that refuses to grow past `left` bytes (a recipe cannot make a rebuilt file
@@ -359,34 +518,62 @@ pub fn apply_delta(
             .then(|| PlainForms::new(baseline, scratch, Limits::default())),
     };
     let mut written = Vec::new();
-    for f in &header.files {
-        let digest = match &f.source {
-            Source::Pieces { pieces } => {
-                let mut reader = PieceReader::new(f, pieces, &mut *payload, &refs);
-                let put = sink.put(f, &mut reader);
-                // The decoder's own error explains a failed put better than the sink's.
-                if let Some(e) = reader.error.take() {
-                    return Err(e);
-                }
-                put?
-            }
-            Source::Recompressed {
-                plain_size,
-                pieces,
-                recipe,
-                ..
-            } => {
-                let blob = read_payload(payload, recipe.offset, recipe.length)?;
-                let recipe = zstd_decode(None, &blob, recipe.size)
-                    .map_err(|e| DeltaError::BadDelta(format!("{}: recipe: {e}", f.path)))?;
-                let reader = PieceReader::new(f, pieces, &mut *payload, &refs);
-                let mut rebuilt = rebuild_file(f, *plain_size, &recipe, reader, scratch)?;
-                sink.put(f, &mut rebuilt)?
-            }
-            _ => continue,
+    std::thread::scope(|s| -> Result<()> {
+        let mut pool = RebuildPool::start(s, scratch);
+        let mut put = |index: usize, content: &mut dyn Read| -> Result<()> {
+            let f = &header.files[index];
+            let digest = sink.put(f, content)?;
+            written.push((f.path.clone(), digest));
+            Ok(())
         };
-        written.push((f.path.clone(), digest));
-    }
+        for (index, f) in header.files.iter().enumerate() {
+            match &f.source {
+                Source::Pieces { pieces } => {
+                    let mut reader = PieceReader::new(f, pieces, &mut *payload, &refs);
+                    let put = put(index, &mut reader);
+                    // The decoder's own error explains a failed put better than the sink's.
+                    let outcome = match reader.error.take() {
+                        Some(e) => Err(e),
+                        None => put,
+                    };
+                    if let Err(e) = outcome {
+                        return Err(pool.first_error(e));
+                    }
+                }
+                Source::Recompressed {
+                    plain_size,
+                    pieces,
+                    recipe,
+                    ..
+                } => {
+                    let job = read_payload(payload, recipe.offset, recipe.length)
+                        .and_then(|blob| {
+                            zstd_decode(None, &blob, recipe.size).map_err(|e| {
+                                DeltaError::BadDelta(format!("{}: recipe: {e}", f.path))
+                            })
+                        })
+                        .and_then(|recipe| {
+                            let reader = PieceReader::new(f, pieces, &mut *payload, &refs);
+                            let plain = spool_plain(f, *plain_size, reader, scratch)?;
+                            Ok(RebuildJob {
+                                path: f.path.clone(),
+                                size: f.size,
+                                plain,
+                                plain_size: *plain_size,
+                                recipe,
+                            })
+                        });
+                    match job {
+                        // An error from `submit` is the oldest queued file's: report it.
+                        Ok(job) => pool.submit(index, job, &mut |i, mut r| put(i, &mut r))?,
+                        Err(e) => return Err(pool.first_error(e)),
+                    }
+                }
+                _ => {}
+            }
+        }
+        pool.drain(&mut |i, mut r| put(i, &mut r))
+    })?;
     for block in [Block::Solid, Block::Trailer] {
         let Some(solid) = header.block(block) else {
             continue;

@@ -363,3 +363,41 @@ fn a_damaged_recipe_is_refused_or_caught_by_the_digest_never_a_panic() {
     eprintln!("flips: {refused} refused, {caught} caught by the digest, {harmless} harmless");
     assert!(refused + caught > 0);
 }
+
+/// Re-compressions run on worker threads, several files at once; when more than one of them
+/// fails, the error is the first failing file's in header order (what a one-file-at-a-time
+/// apply reports), whatever the workers' timing.
+#[test]
+fn when_several_re_creations_fail_the_first_file_in_order_is_reported() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (c0, c1) = trees(tmp.path(), true);
+    let seen = make(&c0, &c1, &MakeOptions::default());
+    let mut damaged = seen.header.clone();
+    let mut recompressed = Vec::new();
+    for f in &mut damaged.files {
+        if matches!(f.source, Source::Recompressed { .. }) {
+            // One byte more than the recipe re-creates: every re-creation fails its count.
+            f.size += 1;
+            recompressed.push(f.path.clone());
+        }
+    }
+    assert!(
+        recompressed.len() >= 2,
+        "the trees give several re-created files: {recompressed:?}"
+    );
+    let made = Made {
+        header: damaged,
+        payload: Vec::new(),
+        base_files: seen.base_files.clone(),
+        base: tree_files(&c0).1,
+        target_files: Vec::new(),
+    };
+    for _ in 0..5 {
+        let err = apply(&made, &seen.payload).unwrap_err().to_string();
+        assert!(
+            err.contains(&recompressed[0]) && err.contains("re-created"),
+            "expected the first re-created file {} to be named, got: {err}",
+            recompressed[0]
+        );
+    }
+}
