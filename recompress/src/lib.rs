@@ -179,6 +179,9 @@ fn walk<'a>(
     input.fill(4)?;
     let format = sniff(input.peek()).ok_or(RecompressError::NotCompressed)?;
     let mut sink = Sink::new(plain, limits, with_recipe);
+    if format == Format::Zip {
+        input.track_zip();
+    }
     match format {
         Format::Gzip => gzip::walk(&mut input, &mut sink)?,
         Format::Zip => zip::walk(&mut input, &mut sink)?,
@@ -208,6 +211,10 @@ pub fn rebuild(
     let mut r = recipe::Reader::new(recipe);
     r.header(limits)?;
     let mut out = OutMeter::new(out, header.out_len, limits);
+    if header.format == Format::Zip {
+        // Segment 11 needs the local headers written before it, as the walk saw them.
+        out.track_zip();
+    }
     for _ in 0..header.segments {
         match r.segment()? {
             recipe::SegmentRef::Copy(n) => sink::copy_plain(plain, &mut out, n)?,
@@ -224,6 +231,9 @@ pub fn rebuild(
                 count,
                 setting,
             } => zip::rebuild_run(plain_len, count, &setting, plain, &mut out)?,
+            recipe::SegmentRef::ZipCentral { plain_len, count } => {
+                zip::rebuild_central(plain_len, count, plain, &mut out)?
+            }
         }
     }
     let mut extra = [0u8; 1];
