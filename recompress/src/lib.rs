@@ -22,6 +22,7 @@ use std::io::{Read, Write};
 
 mod deflate;
 pub mod goflate;
+pub use zip::{ZipMember, deflated_members};
 mod gzip;
 mod input;
 mod recipe;
@@ -197,6 +198,27 @@ pub fn recipe_format(recipe: &[u8], limits: &Limits) -> Result<Format> {
     Ok(recipe::validate(recipe, limits)?.format)
 }
 
+/// Compressed bytes of deflated zip members the host already has (a reference zip, e.g.
+/// the baseline file a delta was planned against), by CRC-32, compressed size and
+/// uncompressed size. [`rebuild_reusing`] copies a member of a zip member run from here
+/// instead of re-compressing it when its local header names the same three values.
+pub trait MemberSource {
+    /// The `csize` compressed bytes of a deflated member with these values, when the
+    /// source has one (anything else is ignored and the member is re-compressed).
+    fn member(&mut self, crc: u32, csize: u64, usize: u64) -> std::io::Result<Option<Vec<u8>>>;
+}
+
+/// What [`rebuild_reusing`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RebuildStats {
+    /// Bytes written.
+    pub written: u64,
+    /// Members of zip member runs re-compressed from their plain bytes.
+    pub members_deflated: u64,
+    /// Members of zip member runs copied from the [`MemberSource`].
+    pub members_copied: u64,
+}
+
 /// Re-create the original bytes from `recipe` and the plain form read from `plain`, written
 /// to `out`. Returns the bytes written. `recipe` is untrusted.
 pub fn rebuild(
@@ -205,6 +227,23 @@ pub fn rebuild(
     out: &mut dyn Write,
     limits: &Limits,
 ) -> Result<u64> {
+    Ok(rebuild_reusing(recipe, plain, out, limits, None)?.written)
+}
+
+/// [`rebuild`], copying the members of zip member runs that `members` has (same CRC-32 and
+/// sizes in the local header) instead of re-compressing them; their plain bytes are read
+/// and skipped. The recipe alone re-creates the file; `members` only makes it cheaper,
+/// and gives other bytes only when it serves bytes that are not what the recipe's member
+/// compresses to (a CRC-32 collision, a wrong source): the caller's digest check refuses
+/// those, and the make side checks the rule gives the exact file before asking for it.
+pub fn rebuild_reusing(
+    recipe: &[u8],
+    plain: &mut dyn Read,
+    out: &mut dyn Write,
+    limits: &Limits,
+    mut members: Option<&mut dyn MemberSource>,
+) -> Result<RebuildStats> {
+    let mut stats = RebuildStats::default();
     // The whole recipe is checked before the first byte is written, so a damaged recipe is
     // refused without side effects.
     let header = recipe::validate(recipe, limits)?;
@@ -230,7 +269,15 @@ pub fn rebuild(
                 plain_len,
                 count,
                 setting,
-            } => zip::rebuild_run(plain_len, count, &setting, plain, &mut out)?,
+            } => zip::rebuild_run(
+                plain_len,
+                count,
+                &setting,
+                plain,
+                &mut out,
+                members.as_mut().map(|m| &mut **m as &mut dyn MemberSource),
+                &mut stats,
+            )?,
             recipe::SegmentRef::ZipCentral { plain_len, count } => {
                 zip::rebuild_central(plain_len, count, plain, &mut out)?
             }
@@ -243,5 +290,6 @@ pub fn rebuild(
             message: "longer than the recipe says".into(),
         });
     }
-    out.finish()
+    stats.written = out.finish()?;
+    Ok(stats)
 }

@@ -476,6 +476,92 @@ fn stored_until_descriptor(
     }
 }
 
+/// A deflated member of a zip, as [`deflated_members`] lists it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ZipMember {
+    /// CRC-32 of its plain bytes (from its local header, or its data descriptor).
+    pub crc: u32,
+    /// Compressed size.
+    pub csize: u64,
+    /// Uncompressed size.
+    pub usize: u64,
+    /// Where its compressed bytes start in the file.
+    pub data_offset: u64,
+}
+
+/// The deflated, unencrypted members of the zip read from `input`, found by following the
+/// local-header chain front to back (streaming: one header buffered at a time, the data
+/// skipped) up to the first thing that is not a local header whose length is known, and at
+/// most `max` of them. For the host's index of a reference zip ([`crate::MemberSource`]):
+/// the file is host content, but it is still parsed defensively (sizes only ever skip
+/// bytes; a member whose bytes are not all there is left out).
+pub fn deflated_members(input: &mut dyn Read, max: usize) -> Result<Vec<ZipMember>> {
+    let mut input = Input::new(input);
+    let mut found = Vec::new();
+    while found.len() < max {
+        input.fill(4)?;
+        if !input.peek().starts_with(LOCAL) {
+            break;
+        }
+        let Some(h) = local(&mut input)? else { break };
+        let descriptor = h.flags & 8 != 0;
+        if descriptor && h.csize == 0 {
+            break;
+        }
+        let data_offset = input.consumed() + h.header_len as u64;
+        input.consume(h.header_len);
+        if skip(&mut input, h.csize)? < h.csize {
+            break;
+        }
+        let (mut crc, mut usize) = (h.crc32, u64::from(h.usize32));
+        if descriptor {
+            let sizes = if h.zip64 { 16 } else { 8 };
+            input.fill(4)?;
+            let sig = if input.peek().starts_with(DESCRIPTOR) {
+                4
+            } else {
+                0
+            };
+            let len = sig + 4 + sizes;
+            if input.fill(len)? < len {
+                break;
+            }
+            let d = &input.peek()[sig..len];
+            crc = u32le(d, 0);
+            usize = if h.zip64 {
+                u64le(d, 12)
+            } else {
+                u64::from(u32le(d, 8))
+            };
+            input.consume(len);
+        }
+        if h.method == 8 && h.flags & 1 == 0 {
+            found.push(ZipMember {
+                crc,
+                csize: h.csize,
+                usize,
+                data_offset,
+            });
+        }
+    }
+    Ok(found)
+}
+
+/// Skip `n` input bytes; returns how many there were.
+fn skip(input: &mut Input<'_>, n: u64) -> Result<u64> {
+    let mut left = n;
+    while left > 0 {
+        let want = usize::try_from(left.min(256 << 10)).unwrap_or(256 << 10);
+        let have = input.fill(want)?.min(want);
+        if have == 0 {
+            break;
+        }
+        input.consume(have);
+        left -= have as u64;
+    }
+    Ok(n - left)
+}
+
 /// Offsets of the data descriptor signature in `hay`.
 fn sig_offsets(hay: &[u8]) -> impl Iterator<Item = usize> + '_ {
     hay.windows(4)
@@ -556,6 +642,8 @@ pub(crate) fn rebuild_run(
     setting: &RunSetting<'_>,
     plain: &mut dyn Read,
     out: &mut OutMeter<'_>,
+    mut members: Option<&mut dyn crate::MemberSource>,
+    stats: &mut crate::RebuildStats,
 ) -> Result<()> {
     let mut left = plain_len;
     let mut header = Vec::new();
@@ -588,6 +676,26 @@ pub(crate) fn rebuild_run(
         read_plain(plain, rest, &mut names)?;
         out.put(&header)?;
         out.put(&names)?;
+        let crc = u32le(&header, 14);
+        let reused = match members.as_deref_mut() {
+            Some(m) => m.member(crc, u64::from(csize32), u64::from(usize32))?,
+            None => None,
+        };
+        if let Some(bytes) = reused.filter(|b| b.len() as u64 == u64::from(csize32)) {
+            // The member's plain bytes are still in the plain form: skip them.
+            let skipped = std::io::copy(&mut plain.take(u64::from(usize32)), &mut std::io::sink())?;
+            if skipped != u64::from(usize32) {
+                return Err(run_error(format!(
+                    "zip member run: member {i}'s plain bytes end {} bytes early",
+                    u64::from(usize32) - skipped
+                )));
+            }
+            out.put(&bytes)?;
+            stats.members_copied += 1;
+            left -= member;
+            continue;
+        }
+        stats.members_deflated += 1;
         let before = out.written();
         deflate::rebuild_setting(setting, u64::from(usize32), plain, out)?;
         let made = out.written() - before;
