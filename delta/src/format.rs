@@ -166,6 +166,13 @@ pub enum Source {
         pieces: Vec<Piece>,
         /// The recipe, zstd-compressed, in the payload.
         recipe: RecipeRef,
+        /// A baseline zip (by path) whose deflated members the rebuild may copy instead of
+        /// re-compressing, when a member's local header names the same CRC-32 and sizes
+        /// ([`crate::members`]); set only when the make side checked that this gives the
+        /// exact file. Absent: the recipe re-compresses every member (a host that does not
+        /// know the field does that, and gets the same bytes).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reuse_members_of: Option<String>,
     },
 }
 
@@ -452,9 +459,18 @@ impl DeltaHeader {
                     plain_size,
                     pieces,
                     recipe,
+                    reuse_members_of,
                     ..
                 } => {
                     check_pieces(&f.path, pieces, *plain_size, self.payload_size)?;
+                    if let Some(p) = reuse_members_of {
+                        check_relative_path(p).map_err(|why| {
+                            DeltaError::BadDelta(format!(
+                                "{:?}: reuse_members_of {p:?}: {why}",
+                                f.path
+                            ))
+                        })?;
+                    }
                     if !in_payload(recipe.offset, recipe.length) || recipe.size > MAX_RECIPE {
                         return bad(format!("{:?}: recipe out of bounds", f.path));
                     }
