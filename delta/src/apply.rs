@@ -535,9 +535,9 @@ pub fn apply_delta(
             .map(|f| (f.path.as_str(), f))
             .collect(),
         baseline,
-        plain: header
-            .uses_decoded_tier()
-            .then(|| PlainForms::new(baseline, scratch, Limits::default())),
+        plain: header.uses_decoded_tier().then(|| {
+            PlainForms::new(baseline, scratch, Limits::default()).with_version(header.plain_forms)
+        }),
     };
     let mut written = Vec::new();
     std::thread::scope(|s| -> Result<()> {

@@ -1012,6 +1012,7 @@ pub fn make_delta(
         solid: None,
         trailer: None,
         payload_size: 0,
+        plain_forms: 1,
     };
     let digest_of: HashMap<&str, FileDigest> =
         files.iter().map(|f| (f.path.as_str(), f.sha256)).collect();
@@ -1058,6 +1059,7 @@ pub fn make_delta(
     header.payload_size = written;
     if header.uses_decoded_tier() {
         header.format = FORMAT_DECODED.into();
+        header.plain_forms = ouk_recompress::PLAIN_VERSION;
     }
     // Never sign what no host would accept.
     header.validate(u64::MAX)?;

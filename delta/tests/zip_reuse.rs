@@ -213,7 +213,10 @@ fn unchanged_members_are_copied_from_the_baseline_zip() {
     let (d_before, c_before) = member_counts();
     let rebuilt = apply(&m).unwrap();
     let (d_after, c_after) = member_counts();
-    assert_eq!((d_after - d_before, c_after - c_before), (MEMBERS as u64, 0));
+    assert_eq!(
+        (d_after - d_before, c_after - c_before),
+        (MEMBERS as u64, 0)
+    );
     assert_eq!(rebuilt["feeds/osv/all.zip"], target(&m));
 
     // A mark whose rule gives other bytes (a baseline zip whose member has the same CRC-32
@@ -225,7 +228,9 @@ fn unchanged_members_are_copied_from_the_baseline_zip() {
     assert!(
         m.header
             .target_files(&m.base_files, &rebuilt)
-            .map(|t| t.iter().any(|f| f.sha256 != target(&m) && f.path.ends_with("all.zip")))
+            .map(|t| t
+                .iter()
+                .any(|f| f.sha256 != target(&m) && f.path.ends_with("all.zip")))
             .unwrap_or(true),
         "the digest the importer checks is not the manifest's"
     );

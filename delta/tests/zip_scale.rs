@@ -214,3 +214,37 @@ fn a_few_changed_members_cost_what_the_twin_costs() {
         }
     }
 }
+
+/// A delta made before plain form 2 (no `plainForms` in its header) references the
+/// baseline zip's plain form with its central directory verbatim: the host decodes the
+/// baseline that way for it, so it still applies. Made here by decoding both zips as plain
+/// form 1 is what an older build did: the header says 1, and the references were cut from
+/// the plain form 2 bytes, so this checks the host really decodes by the header.
+#[test]
+fn the_header_names_the_plain_form_its_references_use() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut zipped = pair(tmp.path(), true);
+    assert_eq!(zipped.header.plain_forms, ouk_recompress::PLAIN_VERSION);
+    let json = serde_json::to_string(&zipped.header).unwrap();
+    assert!(json.contains("\"plainForms\":2"), "{json}");
+    apply(&zipped).unwrap();
+    // The same delta claiming plain form 1: its references into the baseline zip's plain
+    // form now read the verbatim central directory, so the zip comes out other than the
+    // target (the digest refuses it): the header decides how the host decodes.
+    zipped.header.plain_forms = 1;
+    let rebuilt = apply(&zipped);
+    let target = zipped
+        .target_files
+        .iter()
+        .find(|f| f.path.ends_with("all.zip"))
+        .unwrap()
+        .sha256;
+    assert!(rebuilt.map_or(true, |r| r["feeds/osv/all.zip"] != target));
+    // A version this build does not know is refused before anything is decoded.
+    zipped.header.plain_forms = ouk_recompress::PLAIN_VERSION + 1;
+    assert!(zipped.header.validate(u64::MAX).is_err());
+    // A header without the field (a delta made before) reads as plain form 1.
+    let old = json.replace(",\"plainForms\":2", "");
+    let h: DeltaHeader = serde_json::from_str(&old).unwrap();
+    assert_eq!(h.plain_forms, 1);
+}

@@ -137,7 +137,7 @@ pub fn sniff(head: &[u8]) -> Option<Format> {
 /// recipe that re-creates `input` exactly from it. `Ok` only when the re-creation was
 /// checked to give `input` byte for byte.
 pub fn analyze(input: &mut dyn Read, plain: &mut dyn Write, limits: &Limits) -> Result<Analysis> {
-    let (format, sink, consumed) = walk(input, plain, limits, true)?;
+    let (format, sink, consumed) = walk(input, plain, limits, true, true)?;
     let plain_size = sink.written();
     let builder = sink.into_recipe().unwrap_or_default();
     let recipe = builder.encode(format, consumed);
@@ -164,7 +164,23 @@ pub fn decode(
     plain: &mut dyn Write,
     limits: &Limits,
 ) -> Result<(Format, u64)> {
-    let (format, sink, _) = walk(input, plain, limits, false)?;
+    decode_as(input, plain, limits, PLAIN_VERSION)
+}
+
+/// The plain form [`analyze`] and [`decode`] give: 2 since a zip's central directory is
+/// carried relative to its local headers (recipe segment 11).
+pub const PLAIN_VERSION: u32 = 2;
+
+/// [`decode`] as plain form `version` had it: 1 keeps a zip's central directory verbatim
+/// (what `analyze` gave before [`PLAIN_VERSION`] 2), so the references of a delta made
+/// then still read the bytes it was made against; any other version is 2's.
+pub fn decode_as(
+    input: &mut dyn Read,
+    plain: &mut dyn Write,
+    limits: &Limits,
+    version: u32,
+) -> Result<(Format, u64)> {
+    let (format, sink, _) = walk(input, plain, limits, false, version >= 2)?;
     Ok((format, sink.written()))
 }
 
@@ -175,6 +191,7 @@ fn walk<'a>(
     plain: &'a mut dyn Write,
     limits: &'a Limits,
     with_recipe: bool,
+    zip_central: bool,
 ) -> Result<(Format, Sink<'a>, u64)> {
     let mut input = Input::new(input);
     input.fill(4)?;
@@ -185,7 +202,7 @@ fn walk<'a>(
     }
     match format {
         Format::Gzip => gzip::walk(&mut input, &mut sink)?,
-        Format::Zip => zip::walk(&mut input, &mut sink)?,
+        Format::Zip => zip::walk(&mut input, &mut sink, zip_central)?,
         Format::Zstd => zstd::walk(&mut input, &mut sink)?,
     }
     sink.flush()?;

@@ -319,11 +319,13 @@ impl Chain {
     }
 }
 
-pub(crate) fn walk(input: &mut Input<'_>, sink: &mut Sink<'_>) -> Result<()> {
+/// `zip_central`: carry the central directory relative to the local headers (plain form
+/// 2); off, it is verbatim (plain form 1, for references of deltas made before).
+pub(crate) fn walk(input: &mut Input<'_>, sink: &mut Sink<'_>, zip_central: bool) -> Result<()> {
     loop {
         input.fill(4)?;
         if !input.peek().starts_with(LOCAL) {
-            if input.peek().starts_with(CENTRAL) {
+            if zip_central && input.peek().starts_with(CENTRAL) {
                 central(input, sink)?;
             }
             return sink.copy_rest(input);
