@@ -274,6 +274,8 @@ struct RebuildJob {
     plain: File,
     plain_size: u64,
     recipe: Vec<u8>,
+    /// The baseline zip whose members the rebuild copies (`reuse_members_of`, resolved).
+    reuse: Option<FileDigest>,
 }
 
 /// Decode `f`'s plain form from its pieces into an unnamed file in `scratch`, rewound.
@@ -320,7 +322,11 @@ fn spool_plain<P: Read + Seek>(
 /// Re-create a `recompressed` file from its spooled plain form by its recipe into an
 /// unnamed file in `scratch`, returned rewound. The sink then hashes it like any rebuilt
 /// file.
-fn rebuild_file(job: RebuildJob, scratch: &Path) -> Result<io::Take<File>> {
+fn rebuild_file(
+    job: RebuildJob,
+    scratch: &Path,
+    baseline: &dyn ContentReader,
+) -> Result<io::Take<File>> {
     let file = tempfile::tempfile_in(scratch).map_err(io_err(format!(
         "create a scratch file in {}",
         scratch.display()
@@ -334,19 +340,31 @@ fn rebuild_file(job: RebuildJob, scratch: &Path) -> Result<io::Take<File>> {
         ..Limits::default()
     };
     let mut plain = io::BufReader::with_capacity(1 << 20, job.plain);
-    let n = match ouk_recompress::rebuild(&job.recipe, &mut plain, &mut out, &limits) {
-        Ok(n) => n,
-        Err(RecompressError::Unsupported(why)) => {
-            return Err(DeltaError::CannotRebuild {
-                path: job.path,
-                why,
-            });
-        }
-        Err(RecompressError::Io(e)) if e.kind() != io::ErrorKind::InvalidData => {
-            return Err(io_err(format!("re-create {}", job.path))(e));
-        }
-        Err(e) => return Err(DeltaError::BadDelta(format!("{}: {e}", job.path))),
-    };
+    // The members index is an optimisation only: a baseline zip that cannot be read or
+    // indexed leaves every member to the recipe, which re-creates the same bytes.
+    let mut members = job
+        .reuse
+        .and_then(|d| crate::members::BaselineMembers::index(baseline, &d).ok());
+    let source = members
+        .as_mut()
+        .map(|m| m as &mut dyn ouk_recompress::MemberSource);
+    let n =
+        match ouk_recompress::rebuild_reusing(&job.recipe, &mut plain, &mut out, &limits, source) {
+            Ok(stats) => {
+                crate::members::count(&stats);
+                stats.written
+            }
+            Err(RecompressError::Unsupported(why)) => {
+                return Err(DeltaError::CannotRebuild {
+                    path: job.path,
+                    why,
+                });
+            }
+            Err(RecompressError::Io(e)) if e.kind() != io::ErrorKind::InvalidData => {
+                return Err(io_err(format!("re-create {}", job.path))(e));
+            }
+            Err(e) => return Err(DeltaError::BadDelta(format!("{}: {e}", job.path))),
+        };
     if n != job.size {
         return Err(DeltaError::BadDelta(format!(
             "{}: re-created {n} bytes, the delta declares {}",
@@ -381,7 +399,11 @@ const REBUILD_WORKERS: usize = 2;
 type RebuildResult = Result<io::Take<File>>;
 
 impl RebuildPool {
-    fn start<'scope, 'env>(s: &'scope Scope<'scope, 'env>, scratch: &'scope Path) -> Self {
+    fn start<'scope, 'env>(
+        s: &'scope Scope<'scope, 'env>,
+        scratch: &'scope Path,
+        baseline: &'scope dyn ContentReader,
+    ) -> Self {
         let workers = std::thread::available_parallelism()
             .map_or(1, usize::from)
             .clamp(1, REBUILD_WORKERS);
@@ -399,7 +421,7 @@ impl RebuildPool {
                     };
                     let Ok((job, done)) = next else { return };
                     // The applying thread may have stopped waiting (an earlier error).
-                    let _ = done.send(rebuild_file(job, scratch));
+                    let _ = done.send(rebuild_file(job, scratch, baseline));
                 }
             });
         }
@@ -513,13 +535,13 @@ pub fn apply_delta(
             .map(|f| (f.path.as_str(), f))
             .collect(),
         baseline,
-        plain: header
-            .uses_decoded_tier()
-            .then(|| PlainForms::new(baseline, scratch, Limits::default())),
+        plain: header.uses_decoded_tier().then(|| {
+            PlainForms::new(baseline, scratch, Limits::default()).with_version(header.plain_forms)
+        }),
     };
     let mut written = Vec::new();
     std::thread::scope(|s| -> Result<()> {
-        let mut pool = RebuildPool::start(s, scratch);
+        let mut pool = RebuildPool::start(s, scratch, baseline);
         let mut put = |index: usize, content: &mut dyn Read| -> Result<()> {
             let f = &header.files[index];
             let digest = sink.put(f, content)?;
@@ -544,15 +566,34 @@ pub fn apply_delta(
                     plain_size,
                     pieces,
                     recipe,
+                    reuse_members_of,
                     ..
                 } => {
-                    let job = read_payload(payload, recipe.offset, recipe.length)
-                        .and_then(|blob| {
-                            zstd_decode(None, &blob, recipe.size).map_err(|e| {
-                                DeltaError::BadDelta(format!("{}: recipe: {e}", f.path))
-                            })
+                    let reuse = match reuse_members_of {
+                        None => Ok(None),
+                        Some(p) => refs
+                            .by_path
+                            .get(p.as_str())
+                            .map(|b| Some(b.sha256))
+                            .ok_or_else(|| {
+                                DeltaError::BadDelta(format!(
+                                    "{}: reuse_members_of {p:?} is not a baseline file",
+                                    f.path
+                                ))
+                            }),
+                    };
+                    let job = reuse
+                        .and_then(|reuse| {
+                            read_payload(payload, recipe.offset, recipe.length).map(|b| (b, reuse))
                         })
-                        .and_then(|recipe| {
+                        .and_then(|(blob, reuse)| {
+                            zstd_decode(None, &blob, recipe.size)
+                                .map(|r| (r, reuse))
+                                .map_err(|e| {
+                                    DeltaError::BadDelta(format!("{}: recipe: {e}", f.path))
+                                })
+                        })
+                        .and_then(|(recipe, reuse)| {
                             let reader = PieceReader::new(f, pieces, &mut *payload, &refs);
                             let plain = spool_plain(f, *plain_size, reader, scratch)?;
                             Ok(RebuildJob {
@@ -561,6 +602,7 @@ pub fn apply_delta(
                                 plain,
                                 plain_size: *plain_size,
                                 recipe,
+                                reuse,
                             })
                         });
                     match job {

@@ -166,6 +166,13 @@ pub enum Source {
         pieces: Vec<Piece>,
         /// The recipe, zstd-compressed, in the payload.
         recipe: RecipeRef,
+        /// A baseline zip (by path) whose deflated members the rebuild may copy instead of
+        /// re-compressing, when a member's local header names the same CRC-32 and sizes
+        /// ([`crate::members`]); set only when the make side checked that this gives the
+        /// exact file. Absent: the recipe re-compresses every member (a host that does not
+        /// know the field does that, and gets the same bytes).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reuse_members_of: Option<String>,
     },
 }
 
@@ -257,6 +264,21 @@ pub struct DeltaHeader {
     pub trailer: Option<SolidBlock>,
     /// Length of `delta/payload.bin`.
     pub payload_size: u64,
+    /// The plain form ([`ouk_recompress::decode_as`]) its `decoded` references and
+    /// `recompressed` files use: absent (1) in deltas made before a zip's central
+    /// directory was carried relative to its local headers, so a host decodes their
+    /// baseline zips as they were when the delta was made; 2 since, written only with the
+    /// decoded tier (other deltas are unchanged).
+    #[serde(default = "plain_forms_1", skip_serializing_if = "is_plain_forms_1")]
+    pub plain_forms: u32,
+}
+
+fn plain_forms_1() -> u32 {
+    1
+}
+
+fn is_plain_forms_1(v: &u32) -> bool {
+    *v == 1
 }
 
 /// Each piece inside the payload, fitting its encoding, the pieces tiling `size` bytes.
@@ -349,6 +371,13 @@ impl DeltaHeader {
         if self.format == FORMAT && self.uses_decoded_tier() {
             return bad(format!(
                 "format {FORMAT:?} cannot hold recompressed files or decoded references"
+            ));
+        }
+        if !(1..=ouk_recompress::PLAIN_VERSION).contains(&self.plain_forms) {
+            return bad(format!(
+                "plain forms version {} (this ouk decodes 1 to {}; made by a newer ouk?)",
+                self.plain_forms,
+                ouk_recompress::PLAIN_VERSION
             ));
         }
         let in_payload = |off: u64, len: u64| {
@@ -452,9 +481,18 @@ impl DeltaHeader {
                     plain_size,
                     pieces,
                     recipe,
+                    reuse_members_of,
                     ..
                 } => {
                     check_pieces(&f.path, pieces, *plain_size, self.payload_size)?;
+                    if let Some(p) = reuse_members_of {
+                        check_relative_path(p).map_err(|why| {
+                            DeltaError::BadDelta(format!(
+                                "{:?}: reuse_members_of {p:?}: {why}",
+                                f.path
+                            ))
+                        })?;
+                    }
                     if !in_payload(recipe.offset, recipe.length) || recipe.size > MAX_RECIPE {
                         return bad(format!("{:?}: recipe out of bounds", f.path));
                     }

@@ -13,6 +13,7 @@ mod error;
 pub mod format;
 pub mod generation;
 pub mod manifest;
+pub mod members;
 pub mod patch;
 pub mod plain;
 pub mod plan;

@@ -44,6 +44,8 @@ pub struct PlainForms<'c> {
     content: &'c dyn ContentReader,
     dir: PathBuf,
     limits: Limits,
+    /// The plain form version decoded ([`ouk_recompress::decode_as`]).
+    version: u32,
     slots: Mutex<HashMap<FileDigest, Slot>>,
 }
 
@@ -55,8 +57,15 @@ impl<'c> PlainForms<'c> {
             content,
             dir: dir.to_path_buf(),
             limits,
+            version: ouk_recompress::PLAIN_VERSION,
             slots: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Decode as plain form `version` had it (a delta's `plain_forms`), not the newest.
+    pub fn with_version(mut self, version: u32) -> Self {
+        self.version = version;
+        self
     }
 
     fn slot(&self, digest: &FileDigest) -> Slot {
@@ -92,7 +101,7 @@ impl<'c> PlainForms<'c> {
         let file = tempfile::tempfile_in(&self.dir)?;
         let mut out = BufWriter::with_capacity(1 << 20, file);
         let mut input = self.content.open(digest)?;
-        let decoded = ouk_recompress::decode(&mut input, &mut out, &self.limits);
+        let decoded = ouk_recompress::decode_as(&mut input, &mut out, &self.limits, self.version);
         let (format, size) = match decoded {
             Ok(v) => v,
             Err(ouk_recompress::RecompressError::Io(e)) => return Err(e),

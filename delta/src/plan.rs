@@ -98,6 +98,8 @@ enum Plan {
         /// zstd-compressed.
         recipe: Vec<u8>,
         recipe_size: u64,
+        /// The baseline zip whose members the host copies (see [`crate::members`]).
+        reuse_members_of: Option<String>,
     },
 }
 
@@ -583,6 +585,7 @@ fn plan_recompressed(
         sha256: f.sha256,
     };
     let plain_content = crate::content::DirContent::new([(f.sha256, plain_file.path().into())]);
+    let fallback_file = fallback;
     // The fallback reference is the predecessor's plain form when it has one.
     let fallback = match (fallback, refs.plain) {
         (Some(b), Some(p)) => {
@@ -611,6 +614,17 @@ fn plan_recompressed(
     else {
         return Ok(None);
     };
+    let reuse_members_of = match fallback_file {
+        Some(b) if analysis.format == ouk_recompress::Format::Zip => reuse_checked(
+            f,
+            b,
+            &analysis,
+            plain_file.path(),
+            refs.baseline,
+            &enc.options.limits,
+        )?,
+        _ => None,
+    };
     let recipe = zstd_encode(
         None,
         &analysis.recipe,
@@ -626,7 +640,66 @@ fn plan_recompressed(
         pieces,
         recipe,
         recipe_size: analysis.recipe.len() as u64,
+        reuse_members_of,
     }))
+}
+
+/// Whether rebuilding `f` while copying the members of the baseline zip `b` that have the
+/// same CRC-32 and sizes gives `f`'s exact bytes (checked by doing it: most members are
+/// copied, so it is cheap) and copies at least one: then `Some(b's path)`, which the delta
+/// records so the host does the same. Any failure (the baseline is no zip, a member of it
+/// differs) is `None`: the host then re-compresses every member, as before.
+fn reuse_checked(
+    f: &TreeFile,
+    b: &TreeFile,
+    analysis: &ouk_recompress::Analysis,
+    plain: &Path,
+    baseline: &dyn ContentReader,
+    limits: &ouk_recompress::Limits,
+) -> Result<Option<String>> {
+    let Ok(mut members) = crate::members::BaselineMembers::index(baseline, &b.sha256) else {
+        return Ok(None);
+    };
+    if members.is_empty() {
+        return Ok(None);
+    }
+    let plain = std::fs::File::open(plain)
+        .map_err(io_err(format!("reopen the plain form of {}", f.path)))?;
+    let mut plain = io::BufReader::with_capacity(1 << 20, plain);
+    let mut out = HashWriter::default();
+    let stats = ouk_recompress::rebuild_reusing(
+        &analysis.recipe,
+        &mut plain,
+        &mut out,
+        limits,
+        Some(&mut members),
+    );
+    Ok(match stats {
+        Ok(s) if s.members_copied > 0 && out.digest() == f.sha256 => Some(b.path.clone()),
+        _ => None,
+    })
+}
+
+/// SHA-256 of what is written.
+#[derive(Default)]
+struct HashWriter(sha2::Sha256);
+
+impl HashWriter {
+    fn digest(self) -> FileDigest {
+        use sha2::Digest;
+        FileDigest(self.0.finalize().into())
+    }
+}
+
+impl io::Write for HashWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        use sha2::Digest;
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Whether `f` starts like a format the decoded tier sees through.
@@ -906,6 +979,7 @@ pub fn make_delta(
                 pieces,
                 recipe,
                 recipe_size,
+                reuse_members_of,
             }) => {
                 let (pieces, (offset, length)) = write_pieces(pieces, Some(&recipe))?;
                 Source::Recompressed {
@@ -917,6 +991,7 @@ pub fn make_delta(
                         length,
                         size: recipe_size,
                     },
+                    reuse_members_of,
                 }
             }
         };
@@ -937,6 +1012,7 @@ pub fn make_delta(
         solid: None,
         trailer: None,
         payload_size: 0,
+        plain_forms: 1,
     };
     let digest_of: HashMap<&str, FileDigest> =
         files.iter().map(|f| (f.path.as_str(), f.sha256)).collect();
@@ -983,6 +1059,7 @@ pub fn make_delta(
     header.payload_size = written;
     if header.uses_decoded_tier() {
         header.format = FORMAT_DECODED.into();
+        header.plain_forms = ouk_recompress::PLAIN_VERSION;
     }
     // Never sign what no host would accept.
     header.validate(u64::MAX)?;

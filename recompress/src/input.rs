@@ -23,6 +23,8 @@ pub(crate) struct Input<'a> {
     start: usize,
     eof: bool,
     consumed: u64,
+    /// A zip's local-header chain, fed every byte consumed (see [`crate::zip::Chain`]).
+    chain: Option<crate::zip::Chain>,
 }
 
 impl<'a> Input<'a> {
@@ -33,7 +35,18 @@ impl<'a> Input<'a> {
             start: 0,
             eof: false,
             consumed: 0,
+            chain: None,
         }
+    }
+
+    /// Follow a zip's local-header chain through every byte consumed from now on.
+    pub(crate) fn track_zip(&mut self) {
+        self.chain = Some(crate::zip::Chain::new());
+    }
+
+    /// Stop following the chain; the local headers it found (none when not tracking).
+    pub(crate) fn take_chain(&mut self) -> Vec<crate::zip::LocalRef> {
+        self.chain.take().map(|c| c.into_refs()).unwrap_or_default()
     }
 
     /// Bytes handed out so far (the compressed size seen, for the ratio bound).
@@ -93,6 +106,9 @@ impl<'a> Input<'a> {
     /// Mark `n` buffered bytes as used.
     pub(crate) fn consume(&mut self, n: usize) {
         let n = n.min(self.buf.len() - self.start);
+        if let Some(c) = self.chain.as_mut() {
+            c.feed(&self.buf[self.start..self.start + n]);
+        }
         self.start += n;
         self.consumed += n as u64;
     }

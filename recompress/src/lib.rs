@@ -22,6 +22,7 @@ use std::io::{Read, Write};
 
 mod deflate;
 pub mod goflate;
+pub use zip::{ZipMember, deflated_members};
 mod gzip;
 mod input;
 mod recipe;
@@ -136,7 +137,7 @@ pub fn sniff(head: &[u8]) -> Option<Format> {
 /// recipe that re-creates `input` exactly from it. `Ok` only when the re-creation was
 /// checked to give `input` byte for byte.
 pub fn analyze(input: &mut dyn Read, plain: &mut dyn Write, limits: &Limits) -> Result<Analysis> {
-    let (format, sink, consumed) = walk(input, plain, limits, true)?;
+    let (format, sink, consumed) = walk(input, plain, limits, true, true)?;
     let plain_size = sink.written();
     let builder = sink.into_recipe().unwrap_or_default();
     let recipe = builder.encode(format, consumed);
@@ -163,7 +164,23 @@ pub fn decode(
     plain: &mut dyn Write,
     limits: &Limits,
 ) -> Result<(Format, u64)> {
-    let (format, sink, _) = walk(input, plain, limits, false)?;
+    decode_as(input, plain, limits, PLAIN_VERSION)
+}
+
+/// The plain form [`analyze`] and [`decode`] give: 2 since a zip's central directory is
+/// carried relative to its local headers (recipe segment 11).
+pub const PLAIN_VERSION: u32 = 2;
+
+/// [`decode`] as plain form `version` had it: 1 keeps a zip's central directory verbatim
+/// (what `analyze` gave before [`PLAIN_VERSION`] 2), so the references of a delta made
+/// then still read the bytes it was made against; any other version is 2's.
+pub fn decode_as(
+    input: &mut dyn Read,
+    plain: &mut dyn Write,
+    limits: &Limits,
+    version: u32,
+) -> Result<(Format, u64)> {
+    let (format, sink, _) = walk(input, plain, limits, false, version >= 2)?;
     Ok((format, sink.written()))
 }
 
@@ -174,14 +191,18 @@ fn walk<'a>(
     plain: &'a mut dyn Write,
     limits: &'a Limits,
     with_recipe: bool,
+    zip_central: bool,
 ) -> Result<(Format, Sink<'a>, u64)> {
     let mut input = Input::new(input);
     input.fill(4)?;
     let format = sniff(input.peek()).ok_or(RecompressError::NotCompressed)?;
     let mut sink = Sink::new(plain, limits, with_recipe);
+    if format == Format::Zip {
+        input.track_zip();
+    }
     match format {
         Format::Gzip => gzip::walk(&mut input, &mut sink)?,
-        Format::Zip => zip::walk(&mut input, &mut sink)?,
+        Format::Zip => zip::walk(&mut input, &mut sink, zip_central)?,
         Format::Zstd => zstd::walk(&mut input, &mut sink)?,
     }
     sink.flush()?;
@@ -194,6 +215,27 @@ pub fn recipe_format(recipe: &[u8], limits: &Limits) -> Result<Format> {
     Ok(recipe::validate(recipe, limits)?.format)
 }
 
+/// Compressed bytes of deflated zip members the host already has (a reference zip, e.g.
+/// the baseline file a delta was planned against), by CRC-32, compressed size and
+/// uncompressed size. [`rebuild_reusing`] copies a member of a zip member run from here
+/// instead of re-compressing it when its local header names the same three values.
+pub trait MemberSource {
+    /// The `csize` compressed bytes of a deflated member with these values, when the
+    /// source has one (anything else is ignored and the member is re-compressed).
+    fn member(&mut self, crc: u32, csize: u64, usize: u64) -> std::io::Result<Option<Vec<u8>>>;
+}
+
+/// What [`rebuild_reusing`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RebuildStats {
+    /// Bytes written.
+    pub written: u64,
+    /// Members of zip member runs re-compressed from their plain bytes.
+    pub members_deflated: u64,
+    /// Members of zip member runs copied from the [`MemberSource`].
+    pub members_copied: u64,
+}
+
 /// Re-create the original bytes from `recipe` and the plain form read from `plain`, written
 /// to `out`. Returns the bytes written. `recipe` is untrusted.
 pub fn rebuild(
@@ -202,12 +244,33 @@ pub fn rebuild(
     out: &mut dyn Write,
     limits: &Limits,
 ) -> Result<u64> {
+    Ok(rebuild_reusing(recipe, plain, out, limits, None)?.written)
+}
+
+/// [`rebuild`], copying the members of zip member runs that `members` has (same CRC-32 and
+/// sizes in the local header) instead of re-compressing them; their plain bytes are read
+/// and skipped. The recipe alone re-creates the file; `members` only makes it cheaper,
+/// and gives other bytes only when it serves bytes that are not what the recipe's member
+/// compresses to (a CRC-32 collision, a wrong source): the caller's digest check refuses
+/// those, and the make side checks the rule gives the exact file before asking for it.
+pub fn rebuild_reusing(
+    recipe: &[u8],
+    plain: &mut dyn Read,
+    out: &mut dyn Write,
+    limits: &Limits,
+    mut members: Option<&mut dyn MemberSource>,
+) -> Result<RebuildStats> {
+    let mut stats = RebuildStats::default();
     // The whole recipe is checked before the first byte is written, so a damaged recipe is
     // refused without side effects.
     let header = recipe::validate(recipe, limits)?;
     let mut r = recipe::Reader::new(recipe);
     r.header(limits)?;
     let mut out = OutMeter::new(out, header.out_len, limits);
+    if header.format == Format::Zip {
+        // Segment 11 needs the local headers written before it, as the walk saw them.
+        out.track_zip();
+    }
     for _ in 0..header.segments {
         match r.segment()? {
             recipe::SegmentRef::Copy(n) => sink::copy_plain(plain, &mut out, n)?,
@@ -223,7 +286,18 @@ pub fn rebuild(
                 plain_len,
                 count,
                 setting,
-            } => zip::rebuild_run(plain_len, count, &setting, plain, &mut out)?,
+            } => zip::rebuild_run(
+                plain_len,
+                count,
+                &setting,
+                plain,
+                &mut out,
+                members.as_mut().map(|m| &mut **m as &mut dyn MemberSource),
+                &mut stats,
+            )?,
+            recipe::SegmentRef::ZipCentral { plain_len, count } => {
+                zip::rebuild_central(plain_len, count, plain, &mut out)?
+            }
         }
     }
     let mut extra = [0u8; 1];
@@ -233,7 +307,8 @@ pub fn rebuild(
             message: "longer than the recipe says".into(),
         });
     }
-    out.finish()
+    stats.written = out.finish()?;
+    Ok(stats)
 }
 
 /// What a recipe says it rebuilds, after checking the whole recipe against `limits` (a

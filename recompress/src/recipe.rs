@@ -47,8 +47,11 @@ use crate::zlib::ZlibParams;
 use crate::{Format, Limits, RecompressError, Result};
 
 pub(crate) const MAGIC: &[u8; 4] = b"OUKR";
-/// The newest recipe version, written when a recipe needs it (a zip member run).
-pub(crate) const VERSION: u8 = 5;
+/// The newest recipe version, written when a recipe needs it (a zip central directory
+/// relative to its local headers, segment 11).
+pub(crate) const VERSION: u8 = 6;
+/// The version zip member runs and tar-fed Rust encoders (segments 9 and 10) need.
+pub(crate) const RUN_VERSION: u8 = 5;
 /// The version a Rust-encoder segment needs.
 pub(crate) const RUST_VERSION: u8 = 4;
 /// The version a Go-port segment needs.
@@ -66,6 +69,7 @@ const TAG_MINIZ: u8 = 7;
 const TAG_ZLIB_RS: u8 = 8;
 const TAG_ZIP_RUN: u8 = 9;
 const TAG_RUST_TAR: u8 = 10;
+const TAG_ZIP_CENTRAL: u8 = 11;
 
 /// The smallest zip local header (its fixed part): a run of `count` members needs at
 /// least `count` times this many plain bytes, which bounds `count` by the plain length.
@@ -176,6 +180,12 @@ pub(crate) enum Segment {
         count: u64,
         setting: Box<Segment>,
     },
+    /// A zip's central directory of `count` entries, `plain_len` plain bytes, each entry's
+    /// CRC-32, sizes and offset relative to its local header (see `crate::zip::central`).
+    ZipCentral {
+        plain_len: u64,
+        count: u64,
+    },
 }
 
 impl Segment {
@@ -217,6 +227,7 @@ impl Segment {
             Segment::GoFlate(g) => g.plain_len,
             Segment::RustFlate(r) => r.plain_len,
             Segment::ZipRun { plain_len, .. } => *plain_len,
+            Segment::ZipCentral { plain_len, .. } => *plain_len,
         }
     }
 }
@@ -310,6 +321,13 @@ impl Builder {
         self.last_member = Some(header_len);
     }
 
+    /// Record a zip's central directory, `count` entries in `plain_len` plain bytes (already
+    /// in the plain form, relative to their local headers).
+    pub(crate) fn zip_central(&mut self, plain_len: u64, count: u64) {
+        self.last_member = None;
+        self.segments.push(Segment::ZipCentral { plain_len, count });
+    }
+
     pub(crate) fn encode(&self, format: Format, out_len: u64) -> Vec<u8> {
         let mut out = Vec::new();
         out.extend_from_slice(MAGIC);
@@ -318,8 +336,9 @@ impl Builder {
             .segments
             .iter()
             .map(|s| match s {
-                Segment::ZipRun { .. } => VERSION,
-                Segment::RustFlate(r) if r.tar => VERSION,
+                Segment::ZipCentral { .. } => VERSION,
+                Segment::ZipRun { .. } => RUN_VERSION,
+                Segment::RustFlate(r) if r.tar => RUN_VERSION,
                 Segment::RustFlate(_) => RUST_VERSION,
                 Segment::GoFlate(_) => GO_VERSION,
                 _ => MIN_VERSION,
@@ -373,6 +392,11 @@ impl Builder {
                     put_varint(&mut out, *plain_len);
                     put_varint(&mut out, *count);
                     put_setting(&mut out, setting, None);
+                }
+                Segment::ZipCentral { plain_len, count } => {
+                    out.push(TAG_ZIP_CENTRAL);
+                    put_varint(&mut out, *plain_len);
+                    put_varint(&mut out, *count);
                 }
             }
         }
@@ -499,6 +523,11 @@ pub(crate) enum SegmentRef<'a> {
         plain_len: u64,
         count: u64,
         setting: RunSetting<'a>,
+    },
+    /// A zip's central directory: `count` entries, `plain_len` plain bytes.
+    ZipCentral {
+        plain_len: u64,
+        count: u64,
     },
 }
 
@@ -675,7 +704,7 @@ impl<'a> Reader<'a> {
                 let plain_len = self.varint()?;
                 self.setting(tag, plain_len)
             }
-            TAG_ZIP_RUN if self.version >= VERSION => {
+            TAG_ZIP_RUN if self.version >= RUN_VERSION => {
                 let plain_len = self.varint()?;
                 let count = self.varint()?;
                 // Every member has at least a fixed-size local header in the plain form,
@@ -703,8 +732,25 @@ impl<'a> Reader<'a> {
                     setting,
                 })
             }
+            TAG_ZIP_CENTRAL if self.version >= VERSION => {
+                let plain_len = self.varint()?;
+                let count = self.varint()?;
+                // Every entry has at least its fixed part in the plain form, so the count
+                // is bounded by the segment's plain length (checked against the header's
+                // by `validate`).
+                if count == 0 || count > plain_len / crate::zip::CENTRAL_MIN {
+                    return Err(malformed(format!(
+                        "a zip central directory of {count} entries in {plain_len} plain bytes"
+                    )));
+                }
+                Ok(SegmentRef::ZipCentral { plain_len, count })
+            }
+            TAG_ZIP_CENTRAL => Err(malformed(format!(
+                "segment tag {TAG_ZIP_CENTRAL} in a version {} recipe (it needs version {VERSION})",
+                self.version
+            ))),
             TAG_ZIP_RUN => Err(malformed(format!(
-                "segment tag {TAG_ZIP_RUN} in a version {} recipe (it needs version {VERSION})",
+                "segment tag {TAG_ZIP_RUN} in a version {} recipe (it needs version {RUN_VERSION})",
                 self.version
             ))),
             t => Err(malformed(format!("unknown segment tag {t}"))),
@@ -736,7 +782,7 @@ impl<'a> Reader<'a> {
                     params,
                 }))
             }
-            TAG_RUST_TAR if self.version >= VERSION => {
+            TAG_RUST_TAR if self.version >= RUN_VERSION => {
                 let tag = self.byte()?;
                 if tag != TAG_MINIZ && tag != TAG_ZLIB_RS {
                     return Err(malformed(format!(
@@ -746,7 +792,7 @@ impl<'a> Reader<'a> {
                 self.rust_setting(tag, plain_len, true)
             }
             TAG_RUST_TAR => Err(malformed(format!(
-                "segment tag {TAG_RUST_TAR} in a version {} recipe (it needs version {VERSION})",
+                "segment tag {TAG_RUST_TAR} in a version {} recipe (it needs version {RUN_VERSION})",
                 self.version
             ))),
             tag @ (TAG_MINIZ | TAG_ZLIB_RS) if self.version >= RUST_VERSION => {
@@ -893,6 +939,7 @@ pub(crate) fn validate(recipe: &[u8], limits: &Limits) -> Result<Header> {
             SegmentRef::GoFlate(g) => add(g.plain_len)?,
             SegmentRef::RustFlate(r) => add(r.plain_len)?,
             SegmentRef::ZipRun { plain_len, .. } => add(plain_len)?,
+            SegmentRef::ZipCentral { plain_len, .. } => add(plain_len)?,
             SegmentRef::Deflate { chunks } => {
                 for _ in 0..chunks {
                     add(r.chunk()?.plain_len)?;
@@ -1071,7 +1118,7 @@ mod tests {
             s => panic!("{s:?}"),
         }
         let bytes = b.encode(Format::Zip, 9000);
-        assert_eq!(bytes[4], VERSION);
+        assert_eq!(bytes[4], RUN_VERSION);
         let h = validate(&bytes, &Limits::default()).unwrap();
         assert_eq!((h.plain_len, h.segments), (6245, 3));
         // Under a version 4 header the run is refused.

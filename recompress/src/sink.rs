@@ -149,6 +149,8 @@ pub(crate) struct OutMeter<'a> {
     out: &'a mut dyn Write,
     written: u64,
     max: u64,
+    /// A zip's local-header chain, fed every byte written (see [`crate::zip::Chain`]).
+    chain: Option<crate::zip::Chain>,
 }
 
 impl<'a> OutMeter<'a> {
@@ -157,7 +159,18 @@ impl<'a> OutMeter<'a> {
             out,
             written: 0,
             max,
+            chain: None,
         }
+    }
+
+    /// Follow a zip's local-header chain through every byte written from now on.
+    pub(crate) fn track_zip(&mut self) {
+        self.chain = Some(crate::zip::Chain::new());
+    }
+
+    /// Stop following the chain; the local headers it found (none when not tracking).
+    pub(crate) fn take_chain(&mut self) -> Vec<crate::zip::LocalRef> {
+        self.chain.take().map(|c| c.into_refs()).unwrap_or_default()
     }
 
     /// Bytes written so far.
@@ -174,6 +187,9 @@ impl<'a> OutMeter<'a> {
             )));
         }
         self.out.write_all(bytes)?;
+        if let Some(c) = self.chain.as_mut() {
+            c.feed(bytes);
+        }
         self.written = total;
         Ok(())
     }

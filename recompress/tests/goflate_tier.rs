@@ -263,10 +263,10 @@ fn a_go_segment_needs_version_3_and_a_short_identity() {
     )
     .unwrap_err();
     assert!(matches!(e, RecompressError::Malformed { .. }), "{e}");
-    // A version past the newest (5 since zip member runs) is not read.
-    let v6 = go_recipe(6, n, PORT_ID.as_bytes(), &[12], 64);
+    // A version past the newest (6 since zip central directories) is not read.
+    let v7 = go_recipe(7, n, PORT_ID.as_bytes(), &[12], 64);
     let e = rebuild(
-        &v6,
+        &v7,
         &mut &plain[..],
         &mut Written::default(),
         &Limits::default(),
