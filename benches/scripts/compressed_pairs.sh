@@ -121,8 +121,12 @@ kit() { # kit TREE VERSION OUTDIR
     --created-at 2025-10-23T00:00:00Z --captured-at 2025-10-23T00:00:00Z >/dev/null
 }
 current_gen() {
-  "$OUK_BIN" --root "$1" --json status \
-    | python3 -c 'import json,sys; print(json.load(sys.stdin).get("current") or "-")'
+  local out rc=0
+  out="$("$OUK_BIN" --root "$1" --json status)" || rc=$?
+  # 9: nothing active or the active kit is stale (old test kits are); the JSON still
+  # names what is active.
+  [[ $rc == 0 || $rc == 9 ]] || return "$rc"
+  python3 -c 'import json,sys; print(json.load(sys.stdin).get("current") or "-")' <<<"$out"
 }
 
 # measure NAME OLD_TREE NEW_TREE: appends one row to $ROWS (tab-separated):
