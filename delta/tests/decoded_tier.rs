@@ -6,7 +6,7 @@
 //! costs.
 
 mod common;
-use common::{gref, tree_files};
+use common::{Made, Rng, make, tree_files};
 
 use std::collections::HashMap;
 use std::fs;
@@ -14,22 +14,9 @@ use std::io::{Cursor, Write};
 use std::path::Path;
 
 use ouk_delta::apply::{DirSink, apply_delta};
-use ouk_delta::content::{DirContent, TreeFile};
-use ouk_delta::format::{DeltaHeader, Source};
-use ouk_delta::plan::{MakeOptions, make_delta};
+use ouk_delta::format::Source;
+use ouk_delta::plan::MakeOptions;
 use ouk_store::FileDigest;
-
-/// A deterministic pseudo-random stream (xorshift), so the trees are the same every run.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
 
 const WORDS: [&str; 24] = [
     "buffer",
@@ -156,39 +143,6 @@ fn write_tree(dir: &Path, day: u32, compressed: bool) {
         fs::write(dir.join("cache/db"), db).unwrap();
     }
     fs::write(dir.join("README"), format!("day {day}\n")).unwrap();
-}
-
-struct Made {
-    header: DeltaHeader,
-    payload: Vec<u8>,
-    base_files: Vec<TreeFile>,
-    base: DirContent,
-    target_files: Vec<TreeFile>,
-}
-
-fn make(d0: &Path, d1: &Path, options: &MakeOptions) -> Made {
-    let (base_files, base) = tree_files(d0);
-    let (target_files, target) = tree_files(d1);
-    let mut payload = Vec::new();
-    let header = make_delta(
-        gref(0),
-        &base_files,
-        &base,
-        gref(1),
-        &target_files,
-        &target,
-        options,
-        &mut payload,
-    )
-    .unwrap();
-    header.validate(u64::MAX).unwrap();
-    Made {
-        header,
-        payload,
-        base_files,
-        base,
-        target_files,
-    }
 }
 
 fn apply(m: &Made, payload: &[u8]) -> ouk_delta::Result<HashMap<String, FileDigest>> {

@@ -7,97 +7,18 @@
 //! plain twin (the members' rows back to back) and bound the zip's delta by the twin's.
 
 mod common;
-use common::{gref, tree_files};
+use common::osv::{members, twin_of, zip_of};
+use common::{Made, make};
 
 use std::collections::HashMap;
 use std::fs;
-use std::io::{Cursor, Write};
+use std::io::Cursor;
 use std::path::Path;
 
 use ouk_delta::apply::{DirSink, apply_delta};
-use ouk_delta::content::{DirContent, TreeFile};
 use ouk_delta::format::{DeltaHeader, Source};
-use ouk_delta::plan::{MakeOptions, make_delta};
+use ouk_delta::plan::MakeOptions;
 use ouk_store::FileDigest;
-
-/// A deterministic pseudo-random stream (xorshift), so the trees are the same every run.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
-
-const WORDS: [&str; 16] = [
-    "buffer",
-    "overflow",
-    "parser",
-    "allows",
-    "remote",
-    "attackers",
-    "execute",
-    "arbitrary",
-    "code",
-    "crafted",
-    "request",
-    "denial",
-    "service",
-    "component",
-    "improper",
-    "validation",
-];
-
-/// The members of an OSV-like archive: (name, JSON row); on `day` 1 about one member in
-/// a hundred is revised (its row changes length, so every later member moves).
-fn members(n: usize, day: u32) -> Vec<(String, Vec<u8>)> {
-    let mut rng = Rng(0x05f1);
-    (0..n)
-        .map(|i| {
-            let a = rng.next();
-            let revised = day > 0 && a % 100 == 7;
-            let words: Vec<&str> = (0..6 + (a >> 50) % 12)
-                .map(|_| WORDS[(rng.next() % WORDS.len() as u64) as usize])
-                .collect();
-            let extra = if revised { " (revised upstream)" } else { "" };
-            let row = format!(
-                "{{\"id\": \"GHSA-{i:05}\", \"summary\": \"{}{extra}\", \"modified\": \"2025-10-{:02}T00:00:00Z\"}}\n",
-                words.join(" "),
-                if revised { 24 } else { 1 + (a >> 40) % 22 },
-            );
-            (format!("GHSA-{i:05}.json"), row.into_bytes())
-        })
-        .collect()
-}
-
-/// The archive as the `zip` crate writes it (deflate level 6, a fixed time).
-fn zip_of(members: &[(String, Vec<u8>)]) -> Vec<u8> {
-    let mut z = zip::ZipWriter::new(Cursor::new(Vec::new()));
-    let time = zip::DateTime::from_date_and_time(2025, 10, 23, 0, 0, 0).unwrap();
-    let opts = zip::write::SimpleFileOptions::default()
-        .compression_method(zip::CompressionMethod::Deflated)
-        .compression_level(Some(6))
-        .last_modified_time(time);
-    for (name, row) in members {
-        z.start_file(name.as_str(), opts).unwrap();
-        z.write_all(row).unwrap();
-    }
-    z.finish().unwrap().into_inner()
-}
-
-/// The plain twin: each member's name and row back to back.
-fn twin_of(members: &[(String, Vec<u8>)]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for (name, row) in members {
-        out.extend_from_slice(name.as_bytes());
-        out.push(b'\n');
-        out.extend_from_slice(row);
-    }
-    out
-}
 
 const MEMBERS: usize = 4_000;
 
@@ -110,39 +31,6 @@ fn write_tree(dir: &Path, day: u32, zipped: bool) {
         fs::write(dir.join("feeds/osv/all.txt"), twin_of(&m)).unwrap();
     }
     fs::write(dir.join("README"), format!("day {day}\n")).unwrap();
-}
-
-struct Made {
-    header: DeltaHeader,
-    payload: Vec<u8>,
-    base_files: Vec<TreeFile>,
-    base: DirContent,
-    target_files: Vec<TreeFile>,
-}
-
-fn make(d0: &Path, d1: &Path) -> Made {
-    let (base_files, base) = tree_files(d0);
-    let (target_files, target) = tree_files(d1);
-    let mut payload = Vec::new();
-    let header = make_delta(
-        gref(0),
-        &base_files,
-        &base,
-        gref(1),
-        &target_files,
-        &target,
-        &MakeOptions::default(),
-        &mut payload,
-    )
-    .unwrap();
-    header.validate(u64::MAX).unwrap();
-    Made {
-        header,
-        payload,
-        base_files,
-        base,
-        target_files,
-    }
 }
 
 fn apply(m: &Made) -> ouk_delta::Result<HashMap<String, FileDigest>> {
@@ -164,7 +52,7 @@ fn pair(tmp: &Path, zipped: bool) -> Made {
     let (d0, d1) = (tmp.join(format!("{tag}0")), tmp.join(format!("{tag}1")));
     write_tree(&d0, 0, zipped);
     write_tree(&d1, 1, zipped);
-    make(&d0, &d1)
+    make(&d0, &d1, &MakeOptions::default())
 }
 
 /// About 40 of 4,000 members change: the zip's delta costs about what the twin's does.

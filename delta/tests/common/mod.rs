@@ -1,11 +1,19 @@
-//! Helpers shared by the delta integration tests: a tree on disk as a delta sees it.
+//! Helpers shared by the delta integration tests: a tree on disk as a delta sees it, a
+//! delta made between two trees, a deterministic random stream.
+
+// Each test binary uses a different part of this module.
+#![allow(dead_code)]
+
+pub mod osv;
 
 use std::fs;
 use std::path::Path;
 
 use ouk_delta::GenerationId;
 use ouk_delta::content::{DirContent, TreeFile};
+use ouk_delta::format::DeltaHeader;
 use ouk_delta::format::GenerationRef;
+use ouk_delta::plan::{MakeOptions, make_delta};
 use ouk_delta::tree::list_tree;
 use ouk_store::FileDigest;
 
@@ -32,5 +40,52 @@ pub fn gref(n: u8) -> GenerationRef {
     GenerationRef {
         generation: GenerationId([n; 32]),
         version: Some(format!("v{n}")),
+    }
+}
+
+/// A deterministic pseudo-random stream (xorshift), so the trees are the same every run.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+/// A delta made between two trees, with what applying it needs.
+pub struct Made {
+    pub header: DeltaHeader,
+    pub payload: Vec<u8>,
+    pub base_files: Vec<TreeFile>,
+    pub base: DirContent,
+    pub target_files: Vec<TreeFile>,
+}
+
+/// The delta from the tree `d0` to `d1`, checked by `validate`.
+pub fn make(d0: &Path, d1: &Path, options: &MakeOptions) -> Made {
+    let (base_files, base) = tree_files(d0);
+    let (target_files, target) = tree_files(d1);
+    let mut payload = Vec::new();
+    let header = make_delta(
+        gref(0),
+        &base_files,
+        &base,
+        gref(1),
+        &target_files,
+        &target,
+        options,
+        &mut payload,
+    )
+    .unwrap();
+    header.validate(u64::MAX).unwrap();
+    Made {
+        header,
+        payload,
+        base_files,
+        base,
+        target_files,
     }
 }
