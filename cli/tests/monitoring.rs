@@ -15,11 +15,11 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::hostile::fixture;
@@ -232,27 +232,13 @@ fn status_exits_9_when_nothing_is_active_or_the_kit_is_stale() {
     assert!(help.contains(" 9"), "status --help names exit 9: {help}");
 }
 
-/// A running `ouk serve`, killed on drop.
-struct Server {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 const IMPORT_TOKEN: &str = "import-token-0123456789abcdef";
 const METRICS_TOKEN: &str = "metrics-token-0123456789abcdef";
 
 fn serve(root: &Path, kits: &Path, extra: &[&str]) -> Server {
     let log = root.with_extension("serve.log");
-    let mut child = Command::new(ouk())
-        .arg("--root")
+    let mut cmd = Command::new(ouk());
+    cmd.arg("--root")
         .arg(root)
         .args([
             "serve",
@@ -266,33 +252,8 @@ fn serve(root: &Path, kits: &Path, extra: &[&str]) -> Server {
         .args(extra)
         .env("OUK_IMPORT_TOKEN", IMPORT_TOKEN)
         .env_remove("OUK_PULL_TOKEN")
-        .env_remove("OUK_METRICS_TOKEN")
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .expect("start ouk serve");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut line);
-        let _ = tx.send(line);
-    });
-    let Ok(line) = rx.recv_timeout(WAIT_DEADLINE) else {
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!(
-            "ouk serve printed no address: {}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
-    };
-    let port = line
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.split('/').next())
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("no port in {line:?}"));
-    Server { child, port, log }
+        .env_remove("OUK_METRICS_TOKEN");
+    start_serve(cmd, log)
 }
 
 /// `GET path` with `headers` (each ending in CRLF): status, headers and body.

@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -13,37 +13,14 @@ use std::time::Duration;
 
 use common::hostile::fixture;
 use common::{
-    WAIT_DEADLINE, build_signed_kit, code, ouk, run_with_planted_temp_links, sha256_file,
-    small_tree, wait_until,
+    Server, WAIT_DEADLINE, build_signed_kit, code, ouk, run_with_planted_temp_links, sha256_file,
+    small_tree, start_serve, wait_until,
 };
 
 const TOKEN: &str = "test-token-0123456789abcdef";
 /// The pull token the servers of these tests are started with (the test kits hold
 /// secrets: the small tree has the Policy Gateway's DPoP key), and their clients give.
 const PULL_TOKEN: &str = "pull-token-0123456789abcdef";
-
-/// A running `ouk serve`, killed on drop.
-struct Server {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    fn base(&self) -> String {
-        format!("http://127.0.0.1:{}/ouk/", self.port)
-    }
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
 
 /// `ouk serve` with the pull token [`PULL_TOKEN`] (in `OUK_PULL_TOKEN`).
 fn serve(root: &Path, kits: &Path, extra: &[&str]) -> Server {
@@ -58,46 +35,13 @@ fn serve_with(root: &Path, kits: &Path, extra: &[&str], pull_token: Option<&str>
         Some(t) => cmd.env("OUK_PULL_TOKEN", t),
         None => cmd.env_remove("OUK_PULL_TOKEN"),
     };
-    let mut child = cmd
-        .arg("--root")
+    cmd.arg("--root")
         .arg(root)
         .args(["serve", "--listen", "127.0.0.1:0", "--kits"])
         .arg(kits)
         .args(extra)
-        .env_remove("OUK_IMPORT_TOKEN")
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .expect("start ouk serve");
-    // Its first line names the address; read on a thread so a server that never prints
-    // one fails the test at a generous deadline instead of blocking it for ever.
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut line);
-        let _ = tx.send(line);
-    });
-    let Ok(line) = rx.recv_timeout(WAIT_DEADLINE) else {
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!(
-            "ouk serve printed no address within {WAIT_DEADLINE:?}: {}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
-    };
-    let port = line
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.split('/').next())
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| {
-            panic!(
-                "no port in {line:?}: {}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            )
-        });
-    Server { child, port, log }
+        .env_remove("OUK_IMPORT_TOKEN");
+    start_serve(cmd, log)
 }
 
 /// `ouk kit pull` with the pull token [`PULL_TOKEN`] (in `OUK_PULL_TOKEN`).

@@ -240,3 +240,70 @@ pub fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
 }
+
+/// A running `ouk serve`, killed on drop.
+pub struct Server {
+    pub child: std::process::Child,
+    pub port: u16,
+    pub log: PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    /// The server's `/ouk/` base URL.
+    pub fn base(&self) -> String {
+        format!("http://127.0.0.1:{}/ouk/", self.port)
+    }
+    /// What the server wrote to stderr so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+/// Start `cmd` (an `ouk serve --listen 127.0.0.1:0 ...` with its environment set), its
+/// stderr to `log`, and read the address from its first line. The line is read on a thread
+/// so a server that never prints one fails the test at [`WAIT_DEADLINE`] instead of
+/// blocking it for ever.
+pub fn start_serve(mut cmd: Command, log: PathBuf) -> Server {
+    use std::io::{BufRead, BufReader};
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("start ouk serve");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let Ok(line) = rx.recv_timeout(WAIT_DEADLINE) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!(
+            "ouk serve printed no address within {WAIT_DEADLINE:?}: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+    };
+    let port = line
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.split('/').next())
+        .and_then(|p| p.parse().ok());
+    let Some(port) = port else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!(
+            "no port in {line:?}: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+    };
+    Server { child, port, log }
+}
