@@ -1,4 +1,4 @@
-//! `ouk mirror {add|list|export|stats}`: a root that keeps many bundles deduplicated and
+//! `ouk mirror {add|list|export|remove|stats}`: a root that keeps many bundles deduplicated and
 //! gives each back byte-identical (the logic is `ouk_kit::mirror`).
 
 use std::path::PathBuf;
@@ -21,6 +21,12 @@ pub enum MirrorCommand {
         /// trusts no key (without it, such a bundle is refused with exit 5).
         #[arg(long)]
         allow_unsigned: bool,
+        /// Deepest delta chain the bundle may end: it is stored as a delta against the
+        /// channel's previous bundle when that costs less than its new chunks and the chain
+        /// stays this deep (a full snapshot every N+1 bundles); 0 never stores a delta.
+        #[arg(long, default_value_t = ouk_kit::mirror::deltastore::DEFAULT_MAX_CHAIN_DEPTH,
+              value_parser = clap::value_parser!(u32).range(0..=i64::from(ouk_kit::mirror::deltastore::MAX_CHAIN_WALK)))]
+        max_chain_depth: u32,
     },
     /// The mirrored bundles.
     List,
@@ -38,7 +44,20 @@ pub enum MirrorCommand {
         #[arg(long)]
         kind: Option<String>,
     },
-    /// Bundles, their bytes, what the store takes for them, dedup ratio.
+    /// Drop a mirrored bundle; bundles stored as deltas against it are re-based first
+    /// (its content goes at the next `ouk store gc`). Local stores only.
+    Remove {
+        /// Version, bundle file name, or sha256 prefix (8+ hex digits).
+        version: String,
+        /// Only bundles of this channel.
+        #[arg(long)]
+        channel: Option<String>,
+        /// Only bundles of this kind (kit, delta).
+        #[arg(long)]
+        kind: Option<String>,
+    },
+    /// Bundles, their bytes, what the store takes for them, dedup ratio; per bundle how
+    /// it is stored (chunks, or a delta against which bundle, chain depth) and its cost.
     Stats,
 }
 
@@ -52,12 +71,19 @@ pub fn run(ctx: &Context, cmd: MirrorCommand) -> Result<ExitCode, Failure> {
         MirrorCommand::Add {
             bundle,
             allow_unsigned,
+            max_chain_depth,
         } => {
-            let r = ouk_kit::mirror::add(&root, &bundle, threads(), allow_unsigned)
+            let policy = ouk_kit::mirror::AddPolicy { max_chain_depth };
+            let r = ouk_kit::mirror::add_with(&root, &bundle, threads(), allow_unsigned, &policy)
                 .map_err(kit_failure)?;
             ctx.out.emit(&WithRequests::of(&r, root.store()), || {
                 let b = &r.bundle;
                 let how = match (&b.recipe, &b.see_through) {
+                    (Some(recipe), _) if b.stored_as == "delta" => format!(
+                        "as a delta of {} against sha256:{} ({recipe} on export)",
+                        bytes(b.delta_size.unwrap_or(0)),
+                        b.delta_base.map(|d| d.to_hex()[..12].to_string()).unwrap_or_default()
+                    ),
                     (Some(recipe), Some(st)) => format!(
                         "as its tar stream ({recipe}) with {} compressed member(s) seen through ({} plain for {} compressed)",
                         st.members,
@@ -142,9 +168,45 @@ pub fn run(ctx: &Context, cmd: MirrorCommand) -> Result<ExitCode, Failure> {
                 )
             });
         }
+        MirrorCommand::Remove {
+            version,
+            channel,
+            kind,
+        } => {
+            let selector = ouk_kit::mirror::Selector {
+                what: version,
+                channel,
+                kind,
+            };
+            let r = ouk_kit::mirror::remove(&root, &selector).map_err(kit_failure)?;
+            ctx.out.emit(&r, || {
+                let mut s = format!("removed {} from the mirror", r.removed);
+                for (name, how) in &r.rebased {
+                    s.push_str(&format!("\n  re-based {name} (now stored as {how})"));
+                }
+                s.push_str("\n  its content goes at the next `ouk store gc`");
+                s
+            });
+        }
         MirrorCommand::Stats => {
             let s = ouk_kit::mirror::stats(&root).map_err(kit_failure)?;
             ctx.out.emit(&s, || {
+                let mut table = format!(
+                    "\n{:<14} {:<8} {:>10} {:<10} {:>5} {:>10}  BASE\n",
+                    "VERSION", "CHANNEL", "SIZE", "STORED AS", "DEPTH", "COST"
+                );
+                for b in &s.per_bundle {
+                    table.push_str(&format!(
+                        "{:<14} {:<8} {:>10} {:<10} {:>5} {:>10}  {}\n",
+                        b.version,
+                        b.channel,
+                        bytes(b.size),
+                        b.stored_as,
+                        b.chain_depth,
+                        bytes(b.cost_bytes),
+                        b.delta_base.as_deref().unwrap_or("-")
+                    ));
+                }
                 format!(
                     "bundles         {} ({} kits, {} deltas; {} as tar + recipe, {} as compressed bytes)\nbundle bytes    {}\nmirror stored   {} in packs ({} chunks, {} raw)\nstore on disk   {} (packs and index, everything in the root)\ndedup ratio     {:.2}x (bundle bytes / mirror stored)\nsee-through     {} bundle(s), {} compressed member(s) stored as {} plain for {} compressed",
                     s.bundles,
@@ -162,7 +224,10 @@ pub fn run(ctx: &Context, cmd: MirrorCommand) -> Result<ExitCode, Failure> {
                     s.see_through_members,
                     bytes(s.member_plain_bytes),
                     bytes(s.member_original_bytes)
-                )
+                ) + &format!(
+                    "\ndeltas          {} bundle(s) stored as deltas, deepest chain {}",
+                    s.stored_as_delta, s.max_chain_depth
+                ) + &table
             });
         }
     }

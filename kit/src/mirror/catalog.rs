@@ -42,6 +42,9 @@ const RECORD_KIND: [u8; 4] = *b"OKMB";
 const RECORD_VERSION: u16 = 1;
 /// Version of records with [`StoredContent::SeeThrough`].
 const RECORD_VERSION_SEE_THROUGH: u16 = 2;
+/// Version of records with [`StoredContent::Delta`] (a build without delta storage refuses
+/// them as a newer version instead of misreading them).
+const RECORD_VERSION_DELTA: u16 = 3;
 
 /// Kinds of bundle the mirror keeps.
 pub const KINDS: [&str; 2] = ["kit", "delta"];
@@ -99,6 +102,20 @@ pub enum StoredContent {
         /// The substituted members, in stream order.
         members: Vec<MemberRecipe>,
     },
+    /// The stream `target` names (a [`StoredContent::Tar`] or [`StoredContent::SeeThrough`]
+    /// whose `sha256` is *not* a store file) kept as a stream delta
+    /// ([`super::streamdelta`]) against the stream of the mirrored bundle `base`
+    /// ([`super::deltastore`]). Only in version-3 records.
+    Delta {
+        /// SHA-256 of the base bundle (its catalog key).
+        base: FileDigest,
+        /// The store file holding the patch.
+        patch: FileDigest,
+        /// Its length.
+        patch_size: u64,
+        /// How the rebuilt stream becomes the bundle.
+        target: Box<StoredContent>,
+    },
 }
 
 /// A sidecar: where it goes relative to the bundle's directory, and its store file.
@@ -135,6 +152,7 @@ impl MirroredBundle {
     /// The `OKMB` envelope bytes.
     pub fn encode(&self) -> Vec<u8> {
         let version = match self.content {
+            StoredContent::Delta { .. } => RECORD_VERSION_DELTA,
             StoredContent::SeeThrough { .. } => RECORD_VERSION_SEE_THROUGH,
             _ => RECORD_VERSION,
         };
@@ -144,12 +162,16 @@ impl MirroredBundle {
     /// Decode and validate a record.
     pub fn decode(bytes: &[u8]) -> Result<MirroredBundle, CatalogError> {
         let (version, record): (u16, MirroredBundle) =
-            envelope::open(RECORD_KIND, RECORD_VERSION_SEE_THROUGH, bytes)?;
-        if version < RECORD_VERSION_SEE_THROUGH
-            && matches!(record.content, StoredContent::SeeThrough { .. })
-        {
+            envelope::open(RECORD_KIND, RECORD_VERSION_DELTA, bytes)?;
+        let needs = match &record.content {
+            StoredContent::Delta { .. } => RECORD_VERSION_DELTA,
+            StoredContent::SeeThrough { .. } => RECORD_VERSION_SEE_THROUGH,
+            _ => RECORD_VERSION,
+        };
+        if version < needs {
             return Err(CatalogError::Invalid(format!(
-                "a version-{version} record cannot hold see-through content"
+                "a version-{version} record cannot hold {} content",
+                record.stored_as()
             )));
         }
         record.validate()?;
@@ -198,6 +220,28 @@ impl MirroredBundle {
                     .map_err(|e| CatalogError::Invalid(format!("see-through members: {e}")))?;
             }
             StoredContent::Compressed => {}
+            StoredContent::Delta { base, target, .. } => {
+                if *base == self.sha256 {
+                    return Err(CatalogError::Invalid(
+                        "a delta record names itself as its base".into(),
+                    ));
+                }
+                if !matches!(
+                    **target,
+                    StoredContent::Tar { .. } | StoredContent::SeeThrough { .. }
+                ) {
+                    return Err(CatalogError::Invalid(
+                        "a delta record rebuilds a tar or see-through stream only".into(),
+                    ));
+                }
+                // The target is checked as a record of its own content would be.
+                MirroredBundle {
+                    content: (**target).clone(),
+                    sidecars: Vec::new(),
+                    ..self.clone()
+                }
+                .validate()?;
+            }
         }
         Ok(())
     }
@@ -207,6 +251,36 @@ impl MirroredBundle {
         match &self.content {
             StoredContent::Tar { sha256, .. } | StoredContent::SeeThrough { sha256, .. } => *sha256,
             StoredContent::Compressed => self.sha256,
+            StoredContent::Delta { patch, .. } => *patch,
+        }
+    }
+
+    /// The stream this record's content rebuilds (tar or see-through) and how it becomes
+    /// the bundle: the content itself, or a delta's target. `None` for compressed bytes.
+    pub fn stream(&self) -> Option<&StoredContent> {
+        match &self.content {
+            StoredContent::Tar { .. } | StoredContent::SeeThrough { .. } => Some(&self.content),
+            StoredContent::Delta { target, .. } => Some(target),
+            StoredContent::Compressed => None,
+        }
+    }
+
+    /// The recipe that re-compresses this record's stream into the bundle (`None` for
+    /// compressed bytes).
+    pub fn gzip_recipe(&self) -> Option<&GzipRecipe> {
+        match self.stream()? {
+            StoredContent::Tar { recipe, .. } | StoredContent::SeeThrough { recipe, .. } => {
+                Some(recipe)
+            }
+            _ => None,
+        }
+    }
+
+    /// The bundle this record's content is a delta against.
+    pub fn delta_base(&self) -> Option<FileDigest> {
+        match &self.content {
+            StoredContent::Delta { base, .. } => Some(*base),
+            _ => None,
         }
     }
 
@@ -223,6 +297,7 @@ impl MirroredBundle {
         match self.content {
             StoredContent::Tar { .. } | StoredContent::SeeThrough { .. } => "tar",
             StoredContent::Compressed => "compressed",
+            StoredContent::Delta { .. } => "delta",
         }
     }
 }
@@ -307,9 +382,10 @@ mod tests {
             assert!(MirroredBundle::decode(&bytes[..cut]).is_err(), "cut {cut}");
         }
         let mut newer = bytes.clone();
-        // Version 2 is the see-through record (see_through_records_are_version_2_and_validated);
-        // the first version this build does not know is 3.
-        newer[4] = 3;
+        // Version 2 is the see-through record (see_through_records_are_version_2_and_validated),
+        // 3 the delta record (delta_records_are_version_3_and_validated); the first version
+        // this build does not know is 4.
+        newer[4] = 4;
         assert!(matches!(
             MirroredBundle::decode(&newer),
             Err(CatalogError::Envelope(
@@ -403,11 +479,11 @@ mod tests {
             MirroredBundle::decode(&v1),
             Err(CatalogError::Invalid(_))
         ));
-        // A version this build does not know is a clear error.
-        let mut v3 = bytes.clone();
-        v3[4..6].copy_from_slice(&3u16.to_le_bytes());
+        // A version this build does not know is a clear error (3 is the delta record).
+        let mut v4 = bytes.clone();
+        v4[4..6].copy_from_slice(&4u16.to_le_bytes());
         assert!(matches!(
-            MirroredBundle::decode(&v3),
+            MirroredBundle::decode(&v4),
             Err(CatalogError::Envelope(
                 EnvelopeError::UnsupportedVersion { .. }
             ))
@@ -430,6 +506,93 @@ mod tests {
         assert!(
             with(&|m, _| m.push(m[0].clone())).is_err(),
             "overlapping members"
+        );
+    }
+
+    fn delta_sample() -> MirroredBundle {
+        let st = see_through_sample();
+        MirroredBundle {
+            content: StoredContent::Delta {
+                base: FileDigest::of(b"older bundle"),
+                patch: FileDigest::of(b"patch"),
+                patch_size: 4321,
+                target: Box::new(st.content.clone()),
+            },
+            ..st
+        }
+    }
+
+    #[test]
+    fn delta_records_are_version_3_and_validated() {
+        let r = delta_sample();
+        let bytes = r.encode();
+        assert_eq!(&bytes[4..6], &3u16.to_le_bytes(), "older builds refuse it");
+        assert_eq!(MirroredBundle::decode(&bytes).unwrap(), r);
+        assert_eq!(r.content_file(), FileDigest::of(b"patch"));
+        assert_eq!(r.store_files()[0], FileDigest::of(b"patch"));
+        assert_eq!(r.stored_as(), "delta");
+        assert_eq!(r.delta_base(), Some(FileDigest::of(b"older bundle")));
+        assert!(matches!(r.stream(), Some(StoredContent::SeeThrough { .. })));
+        for older in [1u16, 2] {
+            let mut v = bytes.clone();
+            v[4..6].copy_from_slice(&older.to_le_bytes());
+            assert!(
+                matches!(MirroredBundle::decode(&v), Err(CatalogError::Invalid(_))),
+                "labelled version {older}"
+            );
+        }
+        let mut v4 = bytes.clone();
+        v4[4..6].copy_from_slice(&4u16.to_le_bytes());
+        assert!(matches!(
+            MirroredBundle::decode(&v4),
+            Err(CatalogError::Envelope(
+                EnvelopeError::UnsupportedVersion { .. }
+            ))
+        ));
+        let with = |f: &dyn Fn(&mut MirroredBundle)| {
+            let mut r = delta_sample();
+            f(&mut r);
+            MirroredBundle::decode(&r.encode())
+        };
+        assert!(with(&|_| {}).is_ok());
+        assert!(
+            with(
+                &|r| if let StoredContent::Delta { base, .. } = &mut r.content {
+                    *base = r.sha256
+                }
+            )
+            .is_err(),
+            "its own base"
+        );
+        assert!(
+            with(
+                &|r| if let StoredContent::Delta { target, .. } = &mut r.content {
+                    **target = StoredContent::Compressed
+                }
+            )
+            .is_err(),
+            "a compressed target"
+        );
+        assert!(
+            with(&|r| {
+                let again = r.content.clone();
+                if let StoredContent::Delta { target, .. } = &mut r.content {
+                    **target = again
+                }
+            })
+            .is_err(),
+            "a delta of a delta"
+        );
+        assert!(
+            with(
+                &|r| if let StoredContent::Delta { target, .. } = &mut r.content
+                    && let StoredContent::SeeThrough { size, .. } = &mut **target
+                {
+                    *size = 600
+                }
+            )
+            .is_err(),
+            "a target whose members run past its stream"
         );
     }
 

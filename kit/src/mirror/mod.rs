@@ -30,8 +30,10 @@
 //!   place; on any failure it removes what it wrote and no output file appears.
 
 pub mod catalog;
+pub mod deltastore;
 pub mod gzip;
 pub mod seethrough;
+pub mod streamdelta;
 
 use std::collections::HashSet;
 use std::fs::{self, File};
@@ -39,7 +41,7 @@ use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use ouk_delta::Root;
-use ouk_store::{FileDigest, Store, StoreError, fsutil};
+use ouk_store::{FileDigest, StoreError, fsutil};
 use redb::{ReadableDatabase, ReadableTable};
 use serde::Serialize;
 
@@ -50,6 +52,7 @@ use crate::split::BundleInput;
 use crate::verify::{self, Sidecars};
 
 pub use catalog::{MirroredBundle, SidecarFile, StoredContent};
+pub use deltastore::{AddPolicy, ChainFailure, RemoveReport, remove, verify_chains};
 pub use gzip::{Deflate, GzipRecipe};
 pub use seethrough::MemberRecipe;
 
@@ -94,6 +97,12 @@ pub struct BundleListing {
     pub tar_size: Option<u64>,
     /// The compressed members stored as their plain forms, when any were.
     pub see_through: Option<SeeThroughListing>,
+    /// For `delta`: SHA-256 of the bundle whose stream it is a delta against.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delta_base: Option<FileDigest>,
+    /// For `delta`: bytes of the stored delta.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delta_size: Option<u64>,
     /// Sidecar paths.
     pub sidecars: Vec<String>,
     /// Key id that verified it when added.
@@ -126,29 +135,33 @@ impl SeeThroughListing {
 
 impl From<&MirroredBundle> for BundleListing {
     fn from(b: &MirroredBundle) -> Self {
-        let (recipe, tar_sha256, tar_size, see_through) = match &b.content {
-            StoredContent::Tar {
+        let (recipe, tar_sha256, tar_size, see_through) = match b.stream() {
+            Some(StoredContent::Tar {
                 sha256,
                 size,
                 recipe,
-            } => (
+            }) => (
                 Some(recipe.deflate.to_string()),
                 Some(*sha256),
                 Some(*size),
                 None,
             ),
-            StoredContent::SeeThrough {
+            Some(StoredContent::SeeThrough {
                 sha256,
                 size,
                 recipe,
                 members,
-            } => (
+            }) => (
                 Some(recipe.deflate.to_string()),
                 Some(*sha256),
                 Some(*size),
                 Some(SeeThroughListing::of(members)),
             ),
-            StoredContent::Compressed => (None, None, None, None),
+            _ => (None, None, None, None),
+        };
+        let delta_size = match &b.content {
+            StoredContent::Delta { patch_size, .. } => Some(*patch_size),
+            _ => None,
         };
         BundleListing {
             name: b.name.clone(),
@@ -162,6 +175,8 @@ impl From<&MirroredBundle> for BundleListing {
             tar_sha256,
             tar_size,
             see_through,
+            delta_base: b.delta_base(),
+            delta_size,
             sidecars: b.sidecars.iter().map(|s| s.path.clone()).collect(),
             signed_by: b.signed_by.clone(),
             added_at: b.added_at,
@@ -309,12 +324,33 @@ fn try_recipe(
 /// Write the tar stream of `content` (read from the store; see-through members rebuilt,
 /// their scratch files in `scratch_dir`) to `out`.
 fn write_tar(
-    store: &Store,
+    root: &Root,
     content: &StoredContent,
     scratch_dir: &Path,
     out: &mut dyn Write,
 ) -> Result<()> {
+    let store = root.store();
     match content {
+        StoredContent::Delta { target, .. } => {
+            // The chain rebuilds the stream (checked against its SHA-256) into a scratch
+            // file; the target's members then turn it into the tar as for chunks.
+            let (stream, _) = deltastore::materialize(root, content, scratch_dir)?;
+            let mut reader = BufReader::with_capacity(1 << 20, stream);
+            match &**target {
+                StoredContent::SeeThrough { members, .. } => {
+                    let mut rebuilder = seethrough::Rebuilder::new(out, members, scratch_dir);
+                    std::io::copy(&mut reader, &mut rebuilder)
+                        .ctx(|| "rebuild a stream's compressed members".to_string())?;
+                    rebuilder
+                        .finish()
+                        .ctx(|| "rebuild a stream's compressed members".to_string())?;
+                }
+                _ => {
+                    std::io::copy(&mut reader, out)
+                        .ctx(|| "write a rebuilt tar stream".to_string())?;
+                }
+            }
+        }
         StoredContent::Tar { sha256, .. } => {
             store.read_file(sha256, out)?;
         }
@@ -336,10 +372,75 @@ fn write_tar(
     Ok(())
 }
 
+/// What a delta attempt in `add` needs besides the stream.
+struct DeltaAttempt<'a> {
+    root: &'a Root,
+    policy: &'a AddPolicy,
+    kind: &'a str,
+    channel: &'a str,
+    put_sidecars: &'a dyn Fn(&mut ouk_store::StoreWriter<'_>) -> Result<Vec<SidecarFile>>,
+    staging: &'a Path,
+    copy: &'a Path,
+    sha: &'a FileDigest,
+    threads: usize,
+}
+
+/// Store `stream` as a delta ([`deltastore`]) when that pays, and keep it only when the
+/// whole bundle comes back from the store through it; `None` leaves the chunk forms to try.
+fn try_delta(
+    a: &DeltaAttempt<'_>,
+    stream: &mut dyn Read,
+    target: deltastore::Target,
+    rejected: &mut Vec<String>,
+    new_stored_bytes: &mut u64,
+) -> Result<Option<(StoredContent, Vec<SidecarFile>)>> {
+    let recipe = match &target {
+        deltastore::Target::Tar(r) | deltastore::Target::SeeThrough(r, _) => r.clone(),
+    };
+    let Some(d) = deltastore::store_as_delta(
+        a.root,
+        a.policy,
+        a.kind,
+        a.channel,
+        stream,
+        target,
+        a.put_sidecars,
+        a.staging,
+    )?
+    else {
+        return Ok(None);
+    };
+    *new_stored_bytes += d.new_stored_bytes;
+    let feed = &mut |w: &mut dyn Write| write_tar(a.root, &d.content, a.staging, w);
+    match try_recipe(&recipe, a.copy, a.sha, a.threads, feed) {
+        Ok(None) => Ok(Some((d.content, d.sidecars))),
+        Ok(Some(why)) => {
+            rejected.push(format!("delta: {why}"));
+            Ok(None)
+        }
+        Err(e @ KitError::DigestMismatch { .. }) => Err(e),
+        Err(e) => {
+            rejected.push(format!("delta: {e}"));
+            Ok(None)
+        }
+    }
+}
+
 /// `mirror add`: verify `bundle` and keep it; see the module doc. With no trusted key the
 /// bundle is refused (exit 5) unless `allow_unsigned`: a mirror serves what it keeps on to
 /// other hosts, so it must not take in bundles nobody vouched for by default.
 pub fn add(root: &Root, bundle: &Path, threads: usize, allow_unsigned: bool) -> Result<AddReport> {
+    add_with(root, bundle, threads, allow_unsigned, &AddPolicy::default())
+}
+
+/// [`add`] with how the bundle may be stored ([`AddPolicy`]: delta chains).
+pub fn add_with(
+    root: &Root,
+    bundle: &Path,
+    threads: usize,
+    allow_unsigned: bool,
+    policy: &AddPolicy,
+) -> Result<AddReport> {
     if !bundle.is_file() {
         return Err(KitError::NotFound(bundle.to_path_buf()));
     }
@@ -498,6 +599,27 @@ pub fn add(root: &Root, bundle: &Path, threads: usize, allow_unsigned: bool) -> 
                                 )
                             })?;
                         if !plan.is_empty() {
+                            let (mut stream, members, _) =
+                                seethrough::Stream::new(&tar_file, tar_len, &members_file, &plan);
+                            found = try_delta(
+                                &DeltaAttempt {
+                                    root,
+                                    policy,
+                                    kind: &kind,
+                                    channel: &channel,
+                                    put_sidecars: &put_sidecars,
+                                    staging: &staging,
+                                    copy,
+                                    sha: &sha,
+                                    threads,
+                                },
+                                &mut stream,
+                                deltastore::Target::SeeThrough(recipe.clone(), members),
+                                &mut rejected,
+                                &mut new_stored_bytes,
+                            )?;
+                        }
+                        if !plan.is_empty() && found.is_none() {
                             let (stream, members, _) =
                                 seethrough::Stream::new(&tar_file, tar_len, &members_file, &plan);
                             let mut w = store.writer()?;
@@ -517,7 +639,7 @@ pub fn add(root: &Root, bundle: &Path, threads: usize, allow_unsigned: bool) -> 
                                 Err(why) => rejected.push(format!("see-through: {why}")),
                                 Ok(()) => {
                                     let feed = &mut |w: &mut dyn Write| {
-                                        write_tar(store, &content, &staging, w)
+                                        write_tar(root, &content, &staging, w)
                                     };
                                     // A member that does not rebuild is a rejected form
                                     // (the plain tar is tried next), not a failed add.
@@ -533,6 +655,25 @@ pub fn add(root: &Root, bundle: &Path, threads: usize, allow_unsigned: bool) -> 
                             }
                         }
                         drop(members_file);
+                        if found.is_none() && plan.is_empty() {
+                            found = try_delta(
+                                &DeltaAttempt {
+                                    root,
+                                    policy,
+                                    kind: &kind,
+                                    channel: &channel,
+                                    put_sidecars: &put_sidecars,
+                                    staging: &staging,
+                                    copy,
+                                    sha: &sha,
+                                    threads,
+                                },
+                                &mut seethrough::file_range(&tar_file, 0, tar_len),
+                                deltastore::Target::Tar(recipe.clone()),
+                                &mut rejected,
+                                &mut new_stored_bytes,
+                            )?;
+                        }
                         if found.is_none() {
                             let mut w = store.writer()?;
                             let files = put_sidecars(&mut w)?;
@@ -547,7 +688,7 @@ pub fn add(root: &Root, bundle: &Path, threads: usize, allow_unsigned: bool) -> 
                                 recipe: recipe.clone(),
                             };
                             let feed =
-                                &mut |w: &mut dyn Write| write_tar(store, &content, &staging, w);
+                                &mut |w: &mut dyn Write| write_tar(root, &content, &staging, w);
                             match try_recipe(&recipe, copy, &sha, threads, feed)? {
                                 None => found = Some((content, files)),
                                 Some(why) => rejected.push(why),
@@ -804,17 +945,17 @@ pub fn export(
         record.size,
         &record.name,
         |out| {
-            match &record.content {
-                StoredContent::Compressed => {
+            match record.gzip_recipe() {
+                None => {
                     store.read_file(&record.sha256, out)?;
                 }
-                StoredContent::Tar { recipe, .. } | StoredContent::SeeThrough { recipe, .. } => {
+                Some(recipe) => {
                     let mut gz = recipe
                         .compressor(out, threads)
                         .ctx(|| "start the compressor".to_string())?;
-                    // Scratch files of see-through members go in the export's own
-                    // temporary directory, removed with it.
-                    write_tar(store, &record.content, &tmp_path, &mut gz)?;
+                    // Scratch files of see-through members (and of a delta chain's
+                    // streams) go in the export's own temporary directory, removed with it.
+                    write_tar(root, &record.content, &tmp_path, &mut gz)?;
                     gz.finish().ctx(|| "finish the gzip member".to_string())?;
                 }
             }
@@ -918,6 +1059,35 @@ pub struct MirrorStats {
     pub store_disk_bytes: u64,
     /// `bundle_bytes / stored_bytes`.
     pub dedup_ratio: f64,
+    /// Stored as a delta against another bundle's stream.
+    pub stored_as_delta: u64,
+    /// Deepest delta chain.
+    pub max_chain_depth: u32,
+    /// Per bundle, in list order: how it is stored and what it costs.
+    pub per_bundle: Vec<BundleCost>,
+}
+
+/// How one bundle is stored and the bytes it costs (`mirror stats`).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BundleCost {
+    /// File name.
+    pub name: String,
+    /// Version.
+    pub version: String,
+    /// Channel.
+    pub channel: String,
+    /// Bundle bytes.
+    pub size: u64,
+    /// `tar` (chunks of its stream), `compressed` (chunks of its bytes) or `delta`.
+    pub stored_as: &'static str,
+    /// For `delta`: the bundle it is a delta against (file name).
+    pub delta_base: Option<String>,
+    /// Steps from a snapshot (0 for chunks).
+    pub chain_depth: u32,
+    /// Bytes in packs of the chunks this bundle's files use that no bundle listed before it
+    /// uses (frames of its delta, or of its new chunks; sidecars included).
+    pub cost_bytes: u64,
 }
 
 /// `mirror stats`.
@@ -942,7 +1112,13 @@ pub fn stats(root: &Root) -> Result<MirrorStats> {
         stored_bytes: 0,
         store_disk_bytes: 0,
         dedup_ratio: 0.0,
+        stored_as_delta: 0,
+        max_chain_depth: 0,
+        per_bundle: Vec::new(),
     };
+    let names: std::collections::HashMap<FileDigest, String> =
+        bundles.iter().map(|b| (b.sha256, b.name.clone())).collect();
+    let mut counted: HashSet<ouk_store::ChunkId> = HashSet::new();
     for b in &bundles {
         if b.kind == "delta" {
             s.deltas += 1;
@@ -960,7 +1136,32 @@ pub fn stats(root: &Root) -> Result<MirrorStats> {
                 s.member_original_bytes += l.original_bytes;
             }
             StoredContent::Compressed => s.stored_as_compressed += 1,
+            StoredContent::Delta { .. } => s.stored_as_delta += 1,
         }
+        let chain_depth = deltastore::chain_depth(root, b)?;
+        s.max_chain_depth = s.max_chain_depth.max(chain_depth);
+        let mut cost_bytes = 0u64;
+        for f in b.store_files() {
+            let rec = store.file_record(&f)?.ok_or(StoreError::MissingFile(f))?;
+            for id in rec.chunks {
+                if counted.insert(id) {
+                    let loc = store.locate(&id)?.ok_or(StoreError::MissingChunk(id))?;
+                    cost_bytes += u64::from(loc.frame_len);
+                }
+            }
+        }
+        s.per_bundle.push(BundleCost {
+            name: b.name.clone(),
+            version: b.version.clone(),
+            channel: b.channel.clone(),
+            size: b.size,
+            stored_as: b.stored_as(),
+            delta_base: b
+                .delta_base()
+                .map(|d| names.get(&d).cloned().unwrap_or_else(|| d.to_hex())),
+            chain_depth,
+            cost_bytes,
+        });
         s.bundle_bytes += b.size;
         s.sidecar_bytes += b.sidecars.iter().map(|f| f.size).sum::<u64>();
         files.extend(b.store_files());
@@ -989,3 +1190,5 @@ pub fn stats(root: &Root) -> Result<MirrorStats> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_delta;
