@@ -22,6 +22,10 @@
 #   COMPRESSED        1: trees made with `ouk-testdata tree --compressed` (OCI layers as
 #                     tar+gzip, `.json.gz` feeds, a zip, a wheel, a `.jsonl.zst`: what the
 #                     mirror sees through); cached as WORKDIR/trees/dayD-SIZE-c (default 0)
+#   CHURN             a probability P: the second generator setting, `ouk-testdata churn
+#                     --row-p P` on each plain tree (scattered row edits on every feed
+#                     chunk, issue 24); cached as WORKDIR/trees/dayD-SIZE-churnP (default: off)
+#   MAX_CHAIN_DEPTH   passed to `ouk mirror add --max-chain-depth` (default: ouk's own)
 #
 # Measured:
 #   ouk --root M mirror add K_w          (timed; M trusts TRUST_KEY, so signatures are checked)
@@ -44,6 +48,10 @@ export COSIGN_PASSWORD="${COSIGN_PASSWORD:-hello}"
 SIZE="${SIZE:-64MiB}"
 WEEKS="${WEEKS:-8}"
 COMPRESSED="${COMPRESSED:-0}"
+CHURN="${CHURN:-}"
+MAX_CHAIN_DEPTH="${MAX_CHAIN_DEPTH:-}"
+ADD_FLAGS=()
+[[ -n "$MAX_CHAIN_DEPTH" ]] && ADD_FLAGS=(--max-chain-depth "$MAX_CHAIN_DEPTH")
 CHANNEL=edge
 
 die() { echo "mirror_rollups: $*" >&2; exit 2; }
@@ -54,6 +62,10 @@ case "$COMPRESSED" in
     1) TREE_FLAGS=(--compressed); SUFFIX="-c" ;;
     *) die "COMPRESSED must be 0 or 1, got '$COMPRESSED'" ;;
 esac
+if [[ -n "$CHURN" ]]; then
+    [[ "$COMPRESSED" == 0 ]] || die "CHURN applies to plain trees (COMPRESSED=0)"
+    SUFFIX="-churn$CHURN"
+fi
 [[ -x "$OUK_BIN" ]] || die "ouk binary not found at $OUK_BIN
   build it: cargo build --release -p ouk-cli -p ouk-testdata   (or set OUK_BIN)"
 [[ -f "$SIGNING_KEY" ]] || die "signing key not found: $SIGNING_KEY (set SIGNING_KEY)"
@@ -78,6 +90,9 @@ tree() { # DAY -> release tree, generated (atomically) when missing
         echo "generating day-$day tree of $SIZE" >&2
         rm -rf -- "$dir.tmp"
         "$OUK_TESTDATA_BIN" tree --seed 1 --day "$day" --size "$SIZE" "${TREE_FLAGS[@]}" "$dir.tmp" >&2
+        if [[ -n "$CHURN" ]]; then
+            "$OUK_TESTDATA_BIN" churn --seed 1 --day "$day" --row-p "$CHURN" "$dir.tmp" >&2
+        fi
         mv -- "$dir.tmp" "$dir"
     fi
     echo "$dir"
@@ -117,7 +132,7 @@ for ((w = 0; w < WEEKS; w++)); do
     K="$dir/stella-ops-offline-kit-$version-$CHANNEL.tar.gz"
     size=$(stat -c %s "$K")
     sum=$((sum + size))
-    /usr/bin/time -f '%e' -o "$WORK/t" "$OUK_BIN" --json --root "$M" mirror add "$K" >"$WORK/add-$w.json" \
+    /usr/bin/time -f '%e' -o "$WORK/t" "$OUK_BIN" --json --root "$M" mirror add "${ADD_FLAGS[@]}" "$K" >"$WORK/add-$w.json" \
         || { cat "$WORK/add-$w.json" >&2; die "mirror add $K failed"; }
     add_s=$(cat "$WORK/t")
     add_all+=("$add_s")
@@ -159,13 +174,15 @@ ctar_disk=$(disk "$WORK/casync-tar")
 ctar_app=$(apparent "$WORK/casync-tar")
 cgz_disk=$(disk "$WORK/casync-gz")
 ctar_files=$(find "$WORK/casync-tar" -type f | wc -l)
-echo "roll-ups:           $WEEKS weekly kits of a $SIZE tree (days 0..$(((WEEKS - 1) * 7)))$([[ $COMPRESSED == 1 ]] && echo ', --compressed')"
+echo "roll-ups:           $WEEKS weekly kits of a $SIZE tree (days 0..$(((WEEKS - 1) * 7)))$([[ $COMPRESSED == 1 ]] && echo ', --compressed')$([[ -n $CHURN ]] && echo ", churn --row-p $CHURN")"
 echo "sum of bundles:     $(mib "$sum") MiB   (uncompressed tars: $(mib "$sum_tar") MiB)"
 echo "ouk mirror:         $(mib "$store_disk") MiB on disk ($(mib "$store_app") MiB apparent: packs + index.redb)  = $(awk -v a="$store_disk" -v b="$sum" 'BEGIN {printf "%.3f", a / b}') x the bundles"
 echo "casync, tars:       $(mib "$ctar_disk") MiB on disk ($(mib "$ctar_app") MiB apparent, $ctar_files chunk files) = $(awk -v a="$ctar_disk" -v b="$sum" 'BEGIN {printf "%.3f", a / b}') x the bundles"
 echo "casync, .tar.gz:    $(mib "$cgz_disk") MiB on disk"
 echo "mirror stats:       $(json "$WORK/stats.json" '"%d bundles, dedup ratio %.2fx, %d stored as tar" % (d["bundles"], d["dedupRatio"], d["storedAsTar"])')"
 echo "see-through:        $(json "$WORK/stats.json" '"%d bundles, %d members, %.1f MiB plain for %.1f MiB compressed" % (d.get("storedSeeThrough", 0), d.get("seeThroughMembers", 0), d.get("memberPlainBytes", 0) / 1048576, d.get("memberOriginalBytes", 0) / 1048576)')"
+echo "per bundle:"
+"$OUK_BIN" --root "$M" mirror stats | sed -n '/^VERSION/,$p' | sed 's/^/    /'
 echo "add wall s:         ${add_all[*]}"
 echo "export wall s:      ${export_s[*]}"
 echo "every export byte-identical: $([[ $ok == 1 ]] && echo yes || echo NO)"

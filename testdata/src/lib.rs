@@ -13,6 +13,7 @@
 //! OSV's `all.zip`, a zstd GHSA feed and a wheel-like zip plug-in, with the same daily
 //! churn inside the compressed files. The plain variant's bytes do not depend on it.
 
+pub mod churn;
 mod compressed;
 mod debug_store;
 mod feeds;

@@ -3,6 +3,7 @@
 //! ```text
 //! ouk-testdata tree --seed N --day D [--size small|64MiB|1GiB|<bytes>] [--compressed] OUT_DIR
 //! ouk-testdata feed --seed N --bytes <size> OUT_FILE
+//! ouk-testdata churn --seed N --day D [--row-p P] TREE_DIR
 //! ```
 
 use ouk_testdata::{TreeSpec, generate, write_feed_like};
@@ -20,6 +21,10 @@ usage:
       and a wheel plug-in, with the same daily churn inside
   ouk-testdata feed --seed N --bytes <size> OUT_FILE
       write about <size> bytes of OSV-like JSON lines
+  ouk-testdata churn --seed N --day D [--row-p P] TREE_DIR
+      second setting: scattered row edits (each row edited with probability P a day,
+      default 0.0125, 1 to 4 letters of its string values) on the plain feeds of the
+      day-D tree TREE_DIR made with the same seed, in place
 
 sizes: plain bytes or with a suffix: K/KB (1000), KiB (1024), M/MB, MiB, G/GB, GiB";
 
@@ -179,6 +184,24 @@ fn run(argv: &[String]) -> Result<(), Failure> {
                 out.display(),
                 rate(n, secs)
             );
+            Ok(())
+        }
+        "churn" => {
+            let a = parse_args(rest, &["seed", "day", "row-p"], &[])?;
+            let seed = parse_num("seed", a.required("seed")?)?;
+            let day = parse_num("day", a.required("day")?)?;
+            let row_p = match a.get("row-p") {
+                None => ouk_testdata::churn::DEFAULT_ROW_P,
+                Some(p) => p
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|p| (0.0..=1.0).contains(p))
+                    .ok_or_else(|| format!("--row-p {p:?} is not a probability"))?,
+            };
+            let tree = a.one_path("TREE_DIR")?;
+            let rows = ouk_testdata::churn::apply(&tree, seed, day, row_p)
+                .map_err(|e| Failure::Run(format!("{}: {e}", tree.display())))?;
+            println!("edited {rows} feed rows in {}", tree.display());
             Ok(())
         }
         "-h" | "--help" | "help" => {

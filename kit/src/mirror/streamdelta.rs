@@ -43,9 +43,10 @@ pub const WINDOW: u64 = 32 << 20;
 pub const MAX_REF: u64 = 2 * WINDOW;
 /// Largest patch header.
 pub const MAX_HEADER: u32 = 16 << 20;
-/// zstd level of the windows' payloads: high enough that scattered row edits cost little
-/// more than the edited bytes, low enough that a 1 GiB roll-up is coded in minutes.
-pub const LEVEL: i32 = 12;
+/// zstd level of the windows' payloads. Measured on two weekly 64 MiB testdata tars
+/// (`zstd --long=27 --patch-from`): level 3 gives 638 KB in 1.1 s, level 12 622 KB in
+/// 10.5 s; the matches that matter are long, so a higher level buys ~2 % for 9x the time.
+pub const LEVEL: i32 = 3;
 
 const PATCH_KIND: [u8; 4] = *b"OKMD";
 const PATCH_VERSION: u16 = 1;
