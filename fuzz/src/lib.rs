@@ -796,7 +796,36 @@ pub fn mirror_record(data: &[u8]) {
             assert!(end <= *size);
         }
     }
+    if let StoredContent::Delta { base, target, .. } = &r.content {
+        // An accepted delta record is never its own base and rebuilds a tar or
+        // see-through stream.
+        assert_ne!(*base, r.sha256);
+        assert!(matches!(**target, StoredContent::Tar { .. } | StoredContent::SeeThrough { .. }));
+    }
     assert_eq!(MirroredBundle::decode(&r.encode()).expect("re-decode"), r);
+}
+
+/// `mirror_stream_delta`: a mirror stream delta (`OKMD`, `ouk_kit::mirror::streamdelta`) read
+/// back from the store, which may be damaged, applied to a base. Input: byte 0 = `n`, the
+/// next `16 n` bytes the base, the rest the patch. Applying never panics, and what it
+/// rebuilds has the length its checked header declares.
+pub fn mirror_stream_delta(data: &[u8]) {
+    use ouk_kit::mirror::streamdelta;
+    use std::io::Write;
+    let Some((&n, rest)) = data.split_first() else { return };
+    let (base, patch) = rest.split_at((usize::from(n) * 16).min(rest.len()));
+    let file = |bytes: &[u8]| {
+        let mut f = tempfile::tempfile().expect("scratch file");
+        f.write_all(bytes).expect("write scratch");
+        f
+    };
+    let (b, p) = (file(base), file(patch));
+    let mut out = Vec::new();
+    if let Ok(len) = streamdelta::apply(&b, base.len() as u64, &p, patch.len() as u64, &mut out) {
+        assert_eq!(out.len() as u64, len);
+        let (header, _) = streamdelta::read_header(&p, patch.len() as u64).expect("header re-reads");
+        assert_eq!(header.target_len, len);
+    }
 }
 
 /// `published_index`: the `index.json` a server sends to `ouk kit pull`

@@ -23,6 +23,7 @@ const TARGETS: &[(&str, Target)] = &[
     ("pack_frames", ouk_fuzz::pack_frames),
     ("parts_index", ouk_fuzz::parts_index),
     ("mirror_record", ouk_fuzz::mirror_record),
+    ("mirror_stream_delta", ouk_fuzz::mirror_stream_delta),
     ("pack_index", ouk_fuzz::pack_index),
     ("published_index", ouk_fuzz::published_index),
     ("quota_subject", ouk_fuzz::quota_subject),
