@@ -380,7 +380,7 @@ mod tests {
     #[test]
     fn scattered_edits_cost_little_and_rebuild_exactly() {
         let base = rows(200_000, |_| false);
-        let target = rows(200_000, |i| i % 13 == 0);
+        let target = rows(200_000, |i| i.is_multiple_of(13));
         let len = round_trip(&base, &target);
         assert!(len < target.len() as u64 / 20, "{len} of {}", target.len());
         // Empty target, empty base, unrelated content.
@@ -405,7 +405,7 @@ mod tests {
     fn damaged_patches_are_refused() {
         let base = rows(20_000, |_| false);
         let b = stream(&base);
-        let t = stream(&rows(20_000, |i| i % 7 == 0));
+        let t = stream(&rows(20_000, |i| i.is_multiple_of(7)));
         let mut patch = tempfile::tempfile().unwrap();
         let len = encode(&b, &t, u64::MAX, &std::env::temp_dir(), &mut patch)
             .unwrap()
@@ -462,7 +462,7 @@ mod tests {
             flips in proptest::collection::vec((0usize..512, proptest::prelude::any::<u8>()), 1..8),
         ) {
             let b = stream(&rows(2_000, |_| false));
-            let t = stream(&rows(2_000, |i| i % 5 == 0));
+            let t = stream(&rows(2_000, |i| i.is_multiple_of(5)));
             let mut patch = tempfile::tempfile().unwrap();
             encode(&b, &t, u64::MAX, &std::env::temp_dir(), &mut patch).unwrap().unwrap();
             let mut bytes = Vec::new();

@@ -18,7 +18,11 @@ use crate::bundle::{EntrySource, EntrySpec, GzOptions, write_bundle};
 fn rollup(week: u32) -> Vec<u8> {
     let feed: Vec<u8> = (0..60_000u32)
         .flat_map(|i| {
-            let rev = if (i + week * 7) % 40 == 0 { week } else { 0 };
+            let rev = if (i + week * 7).is_multiple_of(40) {
+                week
+            } else {
+                0
+            };
             format!(
                 "{{\"id\":\"CVE-2025-{i:05}\",\"rev\":{rev},\"score\":{},\"pkg\":\"lib{}\"}}\n",
                 (i * 31 + rev) % 100,
