@@ -10,8 +10,10 @@
 //! Encoding: postcard inside the `OKMB` envelope (`ouk_store::envelope`): version 1 for
 //! records whose content is [`StoredContent::Tar`] or [`StoredContent::Compressed`] (what
 //! every build reads), version 2 for [`StoredContent::SeeThrough`] (a build without it
-//! refuses the record as a newer version instead of misreading it). A version-1 record
-//! holding see-through content is refused.
+//! refuses the record as a newer version instead of misreading it), version 3 for
+//! [`StoredContent::Delta`] (a stream delta against another mirrored bundle,
+//! [`super::deltastore`]). A record holding content of a later version than its envelope
+//! says is refused.
 //!
 //! Invariants:
 //! - Every store file a record names is pinned for holder [`PIN_HOLDER`] in the same

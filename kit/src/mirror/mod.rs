@@ -14,7 +14,9 @@
 //! ([`seethrough`]): each compressed member (a gzip layer, a `.json.gz` feed, a zip, a zstd
 //! file) replaced by its plain form, with a recipe per member in the record, so roll-ups
 //! whose members were compressed anew still share chunks; when that form does not give the
-//! bundle back exactly, the plain tar is stored instead.
+//! bundle back exactly, the plain tar is stored instead. When the channel's previous bundle
+//! is close, the stream (see-through or tar) may instead be kept as a delta against that
+//! bundle's stream ([`deltastore`], [`streamdelta`]), in chains of bounded depth.
 //!
 //! Invariants:
 //! - Nothing is cataloged that export could not reproduce: a record is written only after
