@@ -61,7 +61,7 @@ assets="$target_dir/$profile/package-assets"
 rm -rf "$assets"
 mkdir -p "$assets/bin" "$assets/man" "$assets/completions"
 strip --strip-all -o "$assets/bin/ouk" "$bin"
-"$assets/bin/ouk" --version
+"$assets/bin/ouk" --version >&2
 "$assets/bin/ouk" man --output-dir "$assets/man" >/dev/null
 "$assets/bin/ouk" completions bash >"$assets/completions/ouk.bash"
 "$assets/bin/ouk" completions zsh >"$assets/completions/_ouk"
@@ -73,6 +73,7 @@ find "$assets" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
 mkdir -p "$out"
 deb_args=(-p ouk-packaging --no-build --no-strip --profile "$profile" "${deb_variant[@]}")
 deb=$(cargo deb "${deb_args[@]}" -o "$out/" | tail -n 1)
+deb=$(realpath "$deb")
 # The packaging half is deterministic: the same inputs packed again give the same bytes.
 repack="$out/.repack"
 rm -rf "$repack" && mkdir -p "$repack"
@@ -85,11 +86,11 @@ rm -rf "$repack"
 
 rpm_before=$(ls "$out"/*.rpm 2>/dev/null || true)
 cargo generate-rpm -p packaging --profile "$profile" "${rpm_variant[@]}" -o "$out/" >&2
-rpm=$(ls -t "$out"/*.rpm | head -n 1)
+rpm=$(realpath "$(ls -t "$out"/*.rpm | head -n 1)")
 [ -n "$rpm" ] || { echo "packaging/build.sh: no .rpm was written (before: $rpm_before)" >&2; exit 1; }
 
 if [ -n "${OUK_PACKAGE_KEY:-}" ]; then
-  cargo run -q --locked -p ouk-packaging --bin ouk-package -- sign --key "$OUK_PACKAGE_KEY" "$deb" "$rpm"
+  cargo run -q --locked -p ouk-packaging --bin ouk-package -- sign --key "$OUK_PACKAGE_KEY" "$deb" "$rpm" >&2
   cargo run -q --locked -p ouk-packaging --bin ouk-package -- public-key --key "$OUK_PACKAGE_KEY" --output "$out/ouk-packages.pub"
 else
   echo "NOTICE: OUK_PACKAGE_KEY is not set: writing .sha256 only, no .sig" >&2
@@ -98,5 +99,5 @@ else
   done
 fi
 ls -l "$bin" "$assets/bin/ouk" "$deb" "$rpm" >&2
-echo "$deb"
-echo "$rpm"
+# The two packages, also in $out/built.txt: .ci/run hands the .deb to the installed-package test.
+printf '%s\n%s\n' "$deb" "$rpm" | tee "$out/built.txt"

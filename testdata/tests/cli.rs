@@ -44,7 +44,8 @@ fn usage_errors_exit_2_and_a_tree_is_written() {
     ] {
         let o = testdata(args);
         assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o));
-        assert!(text(&o).contains("Usage"), "{args:?}: {}", text(&o));
+        assert!(text(&o).contains("error:"), "{args:?}: {}", text(&o));
+        assert!(text(&o).contains("--help"), "points at --help: {}", text(&o));
     }
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("tree");
