@@ -79,7 +79,11 @@ fn write_pages(cmd: clap::Command, dir: &Path) -> Result<Vec<String>, Failure> {
     clap_mangen::generate_to(cmd, dir).map_err(io)?;
     let mut pages = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(io)? {
-        let name = entry.map_err(io)?.file_name().to_string_lossy().into_owned();
+        let name = entry
+            .map_err(io)?
+            .file_name()
+            .to_string_lossy()
+            .into_owned();
         if name.starts_with("ouk") && name.ends_with(".1") {
             pages.push(name);
         }

@@ -14,9 +14,29 @@ use std::process::{Command, Output};
 
 /// Every command `.ci/install-deps` probes for with `command -v`.
 const TOOLS: &[&str] = &[
-    "openssl", "tar", "gzip", "unzip", "sha256sum", "xdelta3", "zstd", "bsdiff", "casync",
-    "nginx", "curl", "pigz", "zip", "man", "groff", "systemd-analyze", "strip", "dpkg-deb",
-    "runuser", "python3", "s3s-fs", "cargo-deb", "cargo-generate-rpm",
+    "openssl",
+    "tar",
+    "gzip",
+    "unzip",
+    "sha256sum",
+    "xdelta3",
+    "zstd",
+    "bsdiff",
+    "casync",
+    "nginx",
+    "curl",
+    "pigz",
+    "zip",
+    "man",
+    "groff",
+    "systemd-analyze",
+    "strip",
+    "dpkg-deb",
+    "runuser",
+    "python3",
+    "s3s-fs",
+    "cargo-deb",
+    "cargo-generate-rpm",
 ];
 
 fn stub(dir: &Path, name: &str, body: &str) {
@@ -76,7 +96,9 @@ fn a_missing_tool_without_root_names_the_command_to_run() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(
-        err.contains("sudo apt-get update && sudo apt-get install -y --no-install-recommends xdelta3 man-db"),
+        err.contains(
+            "sudo apt-get update && sudo apt-get install -y --no-install-recommends xdelta3 man-db"
+        ),
         "{err}"
     );
     assert_eq!(apt_log(tmp.path()), "", "apt-get must not run without root");
@@ -93,5 +115,8 @@ fn as_root_exactly_the_missing_packages_are_installed() {
     assert_eq!(lines.len(), 2, "{log}");
     assert_eq!(lines[0], "update -qq");
     assert!(lines[1].starts_with("install "), "{log}");
-    assert!(lines[1].ends_with(" xdelta3"), "only the missing package: {log}");
+    assert!(
+        lines[1].ends_with(" xdelta3"),
+        "only the missing package: {log}"
+    );
 }

@@ -28,13 +28,20 @@ fn skip_reason() -> Option<String> {
         return Some("dpkg is not installed (not a Debian-family machine)".into());
     }
     let Some(deb) = std::env::var_os("OUK_DEB") else {
-        return Some("OUK_DEB is not set (packaging/build.sh makes the .deb; .ci/run sets it)".into());
+        return Some(
+            "OUK_DEB is not set (packaging/build.sh makes the .deb; .ci/run sets it)".into(),
+        );
     };
     if !Path::new(&deb).is_file() {
-        return Some(format!("OUK_DEB={} is not a file", Path::new(&deb).display()));
+        return Some(format!(
+            "OUK_DEB={} is not a file",
+            Path::new(&deb).display()
+        ));
     }
     if sh("dpkg", &["-s", "ouk"]).status.success() || Path::new("/var/lib/ouk").exists() {
-        return Some("ouk is already installed here (or /var/lib/ouk exists): not touching it".into());
+        return Some(
+            "ouk is already installed here (or /var/lib/ouk exists): not touching it".into(),
+        );
     }
     None
 }
@@ -60,7 +67,15 @@ fn ok(o: &Output, what: &str) -> String {
 /// The installed `ouk` as the `ouk` user, with a clean environment but for `env`.
 fn as_ouk(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new("runuser");
-    cmd.args(["-u", "ouk", "--", "env", "-i", "PATH=/usr/bin:/bin", "HOME=/var/lib/ouk"]);
+    cmd.args([
+        "-u",
+        "ouk",
+        "--",
+        "env",
+        "-i",
+        "PATH=/usr/bin:/bin",
+        "HOME=/var/lib/ouk",
+    ]);
     for (k, v) in env {
         cmd.arg(format!("{k}={v}"));
     }
@@ -97,9 +112,15 @@ fn the_deb_installs_runs_the_main_job_and_removes_cleanly() {
 
     // The binary: version, commit, build date, the packaged root, no S3 store.
     let version = ok(&sh("/usr/bin/ouk", &["--version"]), "ouk --version");
-    assert!(version.contains("\ndefault root: /var/lib/ouk/root\n"), "{version}");
+    assert!(
+        version.contains("\ndefault root: /var/lib/ouk/root\n"),
+        "{version}"
+    );
     assert!(version.contains("object storage: none"), "{version}");
-    assert!(version.contains("commit: ") && version.contains("built: "), "{version}");
+    assert!(
+        version.contains("commit: ") && version.contains("built: "),
+        "{version}"
+    );
     let tmp = tempfile::tempdir().unwrap();
     let s3 = Command::new("/usr/bin/ouk")
         .arg("--root")
@@ -131,7 +152,10 @@ fn the_deb_installs_runs_the_main_job_and_removes_cleanly() {
     let completion = ok(
         &sh(
             "bash",
-            &["-c", "source /usr/share/bash-completion/completions/ouk && complete -p ouk"],
+            &[
+                "-c",
+                "source /usr/share/bash-completion/completions/ouk && complete -p ouk",
+            ],
         ),
         "bash completion",
     );
@@ -144,7 +168,12 @@ fn the_deb_installs_runs_the_main_job_and_removes_cleanly() {
         String::from_utf8_lossy(&verify.stderr)
     );
     let text = std::fs::read_to_string(unit).unwrap();
-    for line in ["User=ouk", "NoNewPrivileges=yes", "ProtectSystem=strict", "StateDirectory=ouk"] {
+    for line in [
+        "User=ouk",
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+        "StateDirectory=ouk",
+    ] {
         assert!(text.contains(line), "unit lacks {line}");
     }
 
@@ -174,9 +203,20 @@ fn main_job(tmp: &Path) {
     ok(
         &as_ouk(
             &[
-                "kit", "build", "--version", "2025.10.0", "--channel", "edge",
-                "--release-dir", &w("release"), "--output-dir", &w("dist"),
-                "--signing-key", &w("demo.key"), "--created-at", now.trim(),
+                "kit",
+                "build",
+                "--version",
+                "2025.10.0",
+                "--channel",
+                "edge",
+                "--release-dir",
+                &w("release"),
+                "--output-dir",
+                &w("dist"),
+                "--signing-key",
+                &w("demo.key"),
+                "--created-at",
+                now.trim(),
             ],
             &pw,
         ),
@@ -185,7 +225,11 @@ fn main_job(tmp: &Path) {
     ok(&as_ouk(&["trust", "add", &w("demo.pub")], &[]), "trust add");
     ok(
         &as_ouk(
-            &["kit", "import", &w("dist/stella-ops-offline-kit-2025.10.0-edge.tar.gz")],
+            &[
+                "kit",
+                "import",
+                &w("dist/stella-ops-offline-kit-2025.10.0-edge.tar.gz"),
+            ],
             &[],
         ),
         "kit import",

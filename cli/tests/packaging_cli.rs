@@ -47,7 +47,10 @@ fn version_prints_the_version_commit_and_build_date() {
     let long = stdout(&ouk_in(tmp.path(), &["--version"]));
     let version = env!("CARGO_PKG_VERSION");
     for text in [&short, &long] {
-        assert!(text.starts_with(&format!("ouk {version} (commit ")), "{text}");
+        assert!(
+            text.starts_with(&format!("ouk {version} (commit ")),
+            "{text}"
+        );
         assert!(text.contains(", built "), "{text}");
     }
     assert!(long.contains("\ncommit: "), "{long}");
@@ -57,10 +60,18 @@ fn version_prints_the_version_commit_and_build_date() {
     // From a checkout the commit is HEAD's and the date is HEAD's committer time (not the
     // clock: the same commit builds the same bytes), unless SOURCE_DATE_EPOCH overrode it.
     if let Some(head) = git(&["rev-parse", "HEAD"]) {
-        assert!(long.contains(&format!("commit: {head}\n")), "{long} vs {head}");
+        assert!(
+            long.contains(&format!("commit: {head}\n")),
+            "{long} vs {head}"
+        );
         if std::env::var_os("SOURCE_DATE_EPOCH").is_none() {
-            let date = git(&["log", "-1", "--date=format-local:%Y-%m-%dT%H:%M:%SZ", "--format=%cd"])
-                .expect("git log");
+            let date = git(&[
+                "log",
+                "-1",
+                "--date=format-local:%Y-%m-%dT%H:%M:%SZ",
+                "--format=%cd",
+            ])
+            .expect("git log");
             assert!(long.contains(&format!("built: {date}")), "{long} vs {date}");
         }
     }
@@ -113,7 +124,13 @@ fn man_pages_are_generated_for_every_command_and_render() {
         .iter()
         .map(|p| p.as_str().unwrap())
         .collect();
-    for page in ["ouk.1", "ouk-kit-import.1", "ouk-serve.1", "ouk-trust-add.1", "ouk-completions.1"] {
+    for page in [
+        "ouk.1",
+        "ouk-kit-import.1",
+        "ouk-serve.1",
+        "ouk-trust-add.1",
+        "ouk-completions.1",
+    ] {
         assert!(pages.contains(&page), "{page} missing from {pages:?}");
         assert!(dir.join(page).is_file());
     }
@@ -131,7 +148,11 @@ fn man_pages_are_generated_for_every_command_and_render() {
             .output()
             .unwrap();
         assert!(o.status.success(), "{o:?}");
-        assert!(o.stderr.is_empty(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.stderr.is_empty(),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
     }
     assert!(!tmp.path().join("ouk-root").exists());
 }
@@ -145,8 +166,14 @@ fn global_flags_are_under_their_own_help_heading() {
             .split_once("Global options:")
             .unwrap_or_else(|| panic!("no Global options heading in {args:?}: {help}"));
         for flag in ["--root", "--json", "--quiet", "--wait"] {
-            assert!(global.contains(flag), "{flag} not under Global options ({args:?})");
-            assert!(!own.contains(flag), "{flag} also above the heading ({args:?})");
+            assert!(
+                global.contains(flag),
+                "{flag} not under Global options ({args:?})"
+            );
+            assert!(
+                !own.contains(flag),
+                "{flag} also above the heading ({args:?})"
+            );
         }
     }
     // The command's own options stay above it.
@@ -160,7 +187,10 @@ fn the_default_root_is_ouk_root_in_the_working_directory_for_a_source_build() {
     // The packages build with OUK_DEFAULT_ROOT=/var/lib/ouk/root (checked by the
     // installed-package test); `--root` and OUK_ROOT still win over it.
     let tmp = tempfile::tempdir().unwrap();
-    let o = ouk_in(tmp.path(), &["trust", "add", fixture("fixture.pub").to_str().unwrap()]);
+    let o = ouk_in(
+        tmp.path(),
+        &["trust", "add", fixture("fixture.pub").to_str().unwrap()],
+    );
     assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
     assert!(tmp.path().join("ouk-root").is_dir());
     let help = stdout(&ouk_in(tmp.path(), &["--help"]));
@@ -191,7 +221,10 @@ fn a_package_signature_is_never_accepted_as_a_kit_signature() {
     let (rc, doc) = import(&root, &forged, &[]);
     assert_eq!(rc, 5, "{doc}");
     assert!(
-        doc["error"].as_str().unwrap_or_default().contains("not valid"),
+        doc["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("not valid"),
         "{doc}"
     );
     assert_eq!(check_current_complete(&root), None);

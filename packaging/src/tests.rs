@@ -9,7 +9,8 @@ fn release_key() -> SigningKey {
 /// A file that starts like a .deb (what dpkg-deb writes first).
 fn fake_deb(dir: &Path) -> PathBuf {
     let p = dir.join("ouk_0.1.0-1_amd64.deb");
-    let mut bytes = b"!<arch>\ndebian-binary   0           0     0     100644  4         `\n2.0\n".to_vec();
+    let mut bytes =
+        b"!<arch>\ndebian-binary   0           0     0     100644  4         `\n2.0\n".to_vec();
     bytes.extend_from_slice(&[0x5a; 1000]);
     fs::write(&p, bytes).unwrap();
     p
@@ -39,7 +40,9 @@ fn a_signed_package_verifies_under_the_package_key_only() {
 #[test]
 fn the_package_key_signs_nothing_but_packages() {
     let dir = tempfile::tempdir().unwrap();
-    let bundle = dir.path().join("stella-ops-offline-kit-2025.10.0-edge.tar.gz");
+    let bundle = dir
+        .path()
+        .join("stella-ops-offline-kit-2025.10.0-edge.tar.gz");
     fs::write(&bundle, [0x1f, 0x8b, 8, 0, 0, 0, 0, 0]).unwrap();
     let err = sign_package(&package_key(&release_key()), &bundle).unwrap_err();
     assert!(matches!(err, PackageError::NotAPackage { .. }), "{err}");
@@ -80,11 +83,20 @@ fn a_changed_package_or_sidecar_is_refused() {
 #[test]
 fn digest_lines_are_parsed_strictly() {
     let h = "ab".repeat(32);
-    assert_eq!(parse_digest_line(&format!("{h}  f.deb\n"), "f.deb"), Some(h.clone()));
-    assert_eq!(parse_digest_line(&format!("{h} *f.deb"), "f.deb"), Some(h.clone()));
+    assert_eq!(
+        parse_digest_line(&format!("{h}  f.deb\n"), "f.deb"),
+        Some(h.clone())
+    );
+    assert_eq!(
+        parse_digest_line(&format!("{h} *f.deb"), "f.deb"),
+        Some(h.clone())
+    );
     assert_eq!(parse_digest_line(&format!("{h}  g.deb\n"), "f.deb"), None);
     assert_eq!(parse_digest_line(&format!("{h} f.deb\n"), "f.deb"), None);
-    assert_eq!(parse_digest_line(&format!("{}  f.deb", "zz".repeat(32)), "f.deb"), None);
+    assert_eq!(
+        parse_digest_line(&format!("{}  f.deb", "zz".repeat(32)), "f.deb"),
+        None
+    );
     assert_eq!(parse_digest_line("short  f.deb", "f.deb"), None);
     assert_eq!(parse_digest_line("é".repeat(40).as_str(), "f.deb"), None);
 }

@@ -116,7 +116,8 @@ fn run(cli: Cli) -> Result<(), String> {
             .on_day(day)
             .with_compressed(compressed);
             let start = Instant::now();
-            let sum = generate(&spec, &out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;
+            let sum =
+                generate(&spec, &out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;
             let secs = start.elapsed().as_secs_f64();
             println!(
                 "wrote {} files, {} bytes to {} in {secs:.2} s ({})",
@@ -175,7 +176,9 @@ mod tests {
 
     #[test]
     fn bad_arguments_are_reported() {
-        let parse = |s: &str| Cli::try_parse_from(std::iter::once("ouk-testdata").chain(s.split_whitespace()));
+        let parse = |s: &str| {
+            Cli::try_parse_from(std::iter::once("ouk-testdata").chain(s.split_whitespace()))
+        };
         let err = |s: &str| parse(s).unwrap_err().to_string();
         assert!(err("tree --seed 1 out").contains("--day"));
         assert!(err("tree --seed x --day 1 out").contains("--seed"));
@@ -186,8 +189,11 @@ mod tests {
         assert!(err("tree --seed 1 --day 1 --compressed=yes out").contains("--compressed"));
         assert!(err("tree --seed 1 --day 1 --size 12XB out").contains("12XB"));
         assert!(parse("").is_err());
-        let Command::Tree { size, compressed, .. } =
-            parse("tree --seed 1 --day 2 --size 64MiB --compressed out").unwrap().command
+        let Command::Tree {
+            size, compressed, ..
+        } = parse("tree --seed 1 --day 2 --size 64MiB --compressed out")
+            .unwrap()
+            .command
         else {
             panic!("tree");
         };

@@ -23,8 +23,14 @@ fn text(o: &Output) -> String {
 fn help_works_on_every_command() {
     for (args, wants) in [
         (&["--help"][..], &["tree", "feed"][..]),
-        (&["tree", "--help"][..], &["--seed", "--day", "--size", "--compressed", "OUT_DIR"][..]),
-        (&["feed", "--help"][..], &["--seed", "--bytes", "OUT_FILE"][..]),
+        (
+            &["tree", "--help"][..],
+            &["--seed", "--day", "--size", "--compressed", "OUT_DIR"][..],
+        ),
+        (
+            &["feed", "--help"][..],
+            &["--seed", "--bytes", "OUT_FILE"][..],
+        ),
         (&["help", "tree"][..], &["--seed"][..]),
     ] {
         let o = testdata(args);
@@ -45,7 +51,11 @@ fn usage_errors_exit_2_and_a_tree_is_written() {
         let o = testdata(args);
         assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o));
         assert!(text(&o).contains("error:"), "{args:?}: {}", text(&o));
-        assert!(text(&o).contains("--help"), "points at --help: {}", text(&o));
+        assert!(
+            text(&o).contains("--help"),
+            "points at --help: {}",
+            text(&o)
+        );
     }
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("tree");
