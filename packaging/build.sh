@@ -51,7 +51,8 @@ if [ "${OUK_PACKAGE_REMAP:-1}" != 0 ]; then
 fi
 
 start=$(date +%s)
-cargo build --locked --profile "$profile" -p ouk-cli "${features[@]}"
+# ouk-package (the signer) in the same build: same features of ouk-kit, no second build.
+cargo build --locked --profile "$profile" -p ouk-cli -p ouk-packaging "${features[@]}"
 echo "built ouk ($variant, profile $profile) in $(( $(date +%s) - start )) s" >&2
 
 # The files cargo-deb and cargo-generate-rpm take from target/<profile>/package-assets/:
@@ -90,8 +91,8 @@ rpm=$(realpath "$(ls -t "$out"/*.rpm | head -n 1)")
 [ -n "$rpm" ] || { echo "packaging/build.sh: no .rpm was written (before: $rpm_before)" >&2; exit 1; }
 
 if [ -n "${OUK_PACKAGE_KEY:-}" ]; then
-  cargo run -q --locked -p ouk-packaging --bin ouk-package -- sign --key "$OUK_PACKAGE_KEY" "$deb" "$rpm" >&2
-  cargo run -q --locked -p ouk-packaging --bin ouk-package -- public-key --key "$OUK_PACKAGE_KEY" --output "$out/ouk-packages.pub"
+  "$target_dir/$profile/ouk-package" sign --key "$OUK_PACKAGE_KEY" "$deb" "$rpm" >&2
+  "$target_dir/$profile/ouk-package" public-key --key "$OUK_PACKAGE_KEY" --output "$out/ouk-packages.pub"
 else
   echo "NOTICE: OUK_PACKAGE_KEY is not set: writing .sha256 only, no .sig" >&2
   for f in "$deb" "$rpm"; do
