@@ -100,3 +100,23 @@ fn digest_lines_are_parsed_strictly() {
     assert_eq!(parse_digest_line("short  f.deb", "f.deb"), None);
     assert_eq!(parse_digest_line("é".repeat(40).as_str(), "f.deb"), None);
 }
+
+proptest::proptest! {
+    /// The .sha256 sidecar is untrusted: any text parses without panicking, and a line is
+    /// accepted only when it is exactly a digest and this file's name.
+    #[test]
+    fn any_sidecar_text_is_parsed_without_panicking(text in ".{0,200}", name in "[a-z0-9._-]{1,20}") {
+        let parsed = parse_digest_line(&text, &name);
+        if let Some(hex) = parsed {
+            proptest::prop_assert_eq!(hex.len(), 64);
+            proptest::prop_assert!(text.contains(&name));
+        }
+    }
+
+    #[test]
+    fn a_written_line_parses_back(digest in proptest::array::uniform32(0u8..), name in "[a-z0-9._-]{1,20}") {
+        let hex = hex::encode(digest);
+        let line = format!("{hex}  {name}\n");
+        proptest::prop_assert_eq!(parse_digest_line(&line, &name), Some(hex));
+    }
+}
