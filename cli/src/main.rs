@@ -5,6 +5,7 @@
 //! codes listed in [`exit`]. Nothing here decides policy or formats on disk.
 
 mod cmd;
+mod completions;
 mod contain;
 mod exit;
 mod output;
@@ -22,42 +23,94 @@ const EXIT_CODES: &str = "Exit codes: 0 ok, 1 input not found or another failure
 kit stale, 11 validation failed, 12 not enough disk space, 13 locked by another ouk process, \
 130 interrupted.";
 
+/// The root used when neither `--root` nor `OUK_ROOT` is given: `ouk-root` (relative to the
+/// working directory) for a build from source, and whatever the build sets in
+/// `OUK_DEFAULT_ROOT` otherwise: the Debian and RPM packages set `/var/lib/ouk/root`, the
+/// directory their postinst creates, so the packaged `ouk` and `ouk serve` unit agree on it.
+const DEFAULT_ROOT: &str = match option_env!("OUK_DEFAULT_ROOT") {
+    Some(root) => root,
+    None => "ouk-root",
+};
+
+/// Whether this build has the S3-compatible object-storage store (cargo feature `s3`).
+const OBJECT_STORAGE: &str = if cfg!(feature = "s3") {
+    "s3"
+} else {
+    "none (built without the `s3` feature)"
+};
+
+/// `ouk -V`: the version, the commit and the build date (cli/build.rs: from the commit or
+/// `SOURCE_DATE_EPOCH`, never the clock, so the same commit builds the same bytes).
+const VERSION_LINE: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("OUK_BUILD_COMMIT"),
+    ", built ",
+    env!("OUK_BUILD_DATE"),
+    ")"
+);
+
+/// `ouk --version`: the version line, then what this build defaults to (a root and the
+/// object-storage support are decided at build time, and a support ticket needs both).
+fn long_version() -> &'static str {
+    static TEXT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TEXT.get_or_init(|| {
+        format!(
+            "{VERSION_LINE}\ncommit: {}\nbuilt: {}\ndefault root: {DEFAULT_ROOT}\nobject storage: {OBJECT_STORAGE}",
+            env!("OUK_BUILD_COMMIT"),
+            env!("OUK_BUILD_DATE"),
+        )
+    })
+}
+
+/// The help heading of the options every command takes.
+const GLOBAL: &str = "Global options";
+
 /// Offline Update Kit: content-addressed kits and deltas for air-gapped hosts.
 #[derive(Debug, Parser)]
-#[command(name = "ouk", version, about, after_help = EXIT_CODES)]
+#[command(
+    name = "ouk",
+    version = VERSION_LINE,
+    long_version = long_version(),
+    about,
+    after_help = EXIT_CODES
+)]
 pub struct Cli {
     /// Root directory holding the store, generations and `current`.
-    #[arg(long, global = true, env = "OUK_ROOT", default_value = "ouk-root")]
+    #[arg(long, global = true, env = "OUK_ROOT", default_value = DEFAULT_ROOT,
+          help_heading = GLOBAL)]
     root: PathBuf,
     /// Print one JSON document instead of human text.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = GLOBAL)]
     json: bool,
     /// Print nothing but errors.
-    #[arg(short, long, global = true)]
+    #[arg(short, long, global = true, help_heading = GLOBAL)]
     quiet: bool,
     /// Wait for another ouk process to release the root instead of failing (exit 13).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = GLOBAL)]
     wait: bool,
     /// Keep the chunk store's packs in S3-compatible object storage (s3://bucket/prefix;
     /// endpoint, region and keys from the AWS_* environment). The root keeps the local
     /// index, a cache that `ouk store reindex` rebuilds from the bucket. For the mirror
     /// commands, serve, delta make and store reindex/stats/fsck.
-    #[arg(long, global = true, env = "OUK_STORE_URL", value_name = "URL")]
+    #[arg(long, global = true, env = "OUK_STORE_URL", value_name = "URL",
+          help_heading = GLOBAL)]
     store_url: Option<String>,
     /// Target size of an object-storage pack (uploaded once it is this big).
-    #[arg(long, global = true, value_name = "SIZE", default_value = "32MiB", value_parser = cmd::split::parse_size)]
+    #[arg(long, global = true, value_name = "SIZE", default_value = "32MiB",
+          value_parser = cmd::split::parse_size, help_heading = GLOBAL)]
     store_pack_size: u64,
     /// Most entries the quarantine keeps (each refused import is one); the oldest are
     /// dropped first. For imports (`kit import`, the import API of `serve`) and
     /// `quarantine clean`.
     #[arg(long, global = true, env = "OUK_QUARANTINE_MAX_ENTRIES", value_name = "N",
           default_value_t = ouk_kit::import::quarantine::DEFAULT_MAX_ENTRIES as u32,
-          value_parser = clap::value_parser!(u32).range(1..))]
+          value_parser = clap::value_parser!(u32).range(1..), help_heading = GLOBAL)]
     quarantine_max_entries: u32,
     /// Most bytes the quarantine keeps in all; the oldest entries are dropped first, and a
     /// refused input larger than this is not kept (its reason is).
     #[arg(long, global = true, env = "OUK_QUARANTINE_MAX_SIZE", value_name = "SIZE",
-          default_value = "4GiB", value_parser = cmd::split::parse_size)]
+          default_value = "4GiB", value_parser = cmd::split::parse_size, help_heading = GLOBAL)]
     quarantine_max_size: u64,
     #[command(subcommand)]
     command: Command,
@@ -120,6 +173,14 @@ enum Command {
     /// Refused imports kept for inspection: list, show, clean.
     #[command(subcommand)]
     Quarantine(cmd::quarantine::QuarantineCommand),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) on stdout.
+    ///
+    /// bash: `ouk completions bash > /etc/bash_completion.d/ouk` (the packages install it).
+    Completions(completions::CompletionsArgs),
+    /// Write the man pages (ouk.1 and one per subcommand), generated from this binary.
+    ///
+    /// `ouk man --output-dir /usr/local/share/man/man1 && mandb` (the packages install them).
+    Man(completions::ManArgs),
 }
 
 /// A command's failure: a message for stderr and the exit code.
@@ -268,6 +329,8 @@ fn main() -> std::process::ExitCode {
         Command::Quota(c) => cmd::quota::run(&ctx, c),
         Command::Authority(c) => cmd::authority::run(&ctx, c),
         Command::Quarantine(c) => cmd::quarantine::run(&ctx, c),
+        Command::Completions(a) => completions::run_completions(&a),
+        Command::Man(a) => completions::run_man(&ctx, &a),
     });
     match result {
         Ok(code) => std::process::ExitCode::from(code as u8),

@@ -5,7 +5,11 @@
 //! ouk-testdata feed --seed N --bytes <size> OUT_FILE
 //! ouk-testdata churn --seed N --day D [--row-p P] TREE_DIR
 //! ```
+//!
+//! Arguments are parsed by clap (as `ouk`'s are): `--help` on every command, usage errors
+//! exit 2 with the usage, a failed generation exits 1.
 
+use clap::{Parser, Subcommand};
 use ouk_testdata::{TreeSpec, generate, write_feed_like};
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -13,20 +17,86 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-const USAGE: &str = "\
-usage:
-  ouk-testdata tree --seed N --day D [--size small|<size>] [--compressed] OUT_DIR
-      write the synthetic release tree of day D (OUT_DIR must be missing or empty);
-      --compressed: gzip image layers, NVD yearly .json.gz, OSV all.zip, GHSA .jsonl.zst
-      and a wheel plug-in, with the same daily churn inside
-  ouk-testdata feed --seed N --bytes <size> OUT_FILE
-      write about <size> bytes of OSV-like JSON lines
-  ouk-testdata churn --seed N --day D [--row-p P] TREE_DIR
-      second setting: scattered row edits (each row edited with probability P a day,
-      default 0.0125, 1 to 4 letters of its string values) on the plain feeds of the
-      day-D tree TREE_DIR made with the same seed, in place
+/// Generate synthetic release trees (and their next-day churn) and OSV-like feeds.
+///
+/// Sizes are plain bytes or with a suffix: K/KB (1000), KiB (1024), M/MB, MiB, G/GB, GiB.
+#[derive(Debug, Parser)]
+#[command(name = "ouk-testdata", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
 
-sizes: plain bytes or with a suffix: K/KB (1000), KiB (1024), M/MB, MiB, G/GB, GiB";
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Write the synthetic release tree of day D (OUT_DIR must be missing or empty).
+    Tree {
+        /// Seed of the tree: the same seed and day give the same bytes.
+        #[arg(long)]
+        seed: u64,
+        /// Day of the tree; each day is the previous one with a daily churn.
+        #[arg(long)]
+        day: u32,
+        /// `small` (a few MiB, for tests) or a total size such as 64MiB or 1GiB.
+        #[arg(long, default_value = "small", value_parser = parse_tree_size)]
+        size: TreeSize,
+        /// Gzip image layers, NVD yearly .json.gz, OSV all.zip, GHSA .jsonl.zst and a wheel
+        /// plug-in, with the same daily churn inside.
+        #[arg(long)]
+        compressed: bool,
+        /// Where to write the tree.
+        out_dir: PathBuf,
+    },
+    /// Write about SIZE bytes of OSV-like JSON lines.
+    Feed {
+        /// Seed of the feed.
+        #[arg(long)]
+        seed: u64,
+        /// How many bytes to write (about).
+        #[arg(long, value_parser = parse_size)]
+        bytes: u64,
+        /// The file to write.
+        out_file: PathBuf,
+    },
+    /// Second generator setting: scattered row edits on the plain feeds of the day-D tree
+    /// TREE_DIR made with the same seed, in place (each row edited with probability P a
+    /// day, 1 to 4 letters of its string values).
+    Churn {
+        /// Seed the tree was made with.
+        #[arg(long)]
+        seed: u64,
+        /// Day of the tree.
+        #[arg(long)]
+        day: u32,
+        /// Probability that a row is edited on a day.
+        #[arg(long, default_value_t = ouk_testdata::churn::DEFAULT_ROW_P, value_parser = parse_probability)]
+        row_p: f64,
+        /// The tree to edit.
+        tree_dir: PathBuf,
+    },
+}
+
+fn parse_probability(s: &str) -> Result<f64, String> {
+    s.parse::<f64>()
+        .ok()
+        .filter(|p| (0.0..=1.0).contains(p))
+        .ok_or_else(|| format!("{s:?} is not a probability (0 to 1)"))
+}
+
+/// `--size` of a tree: the small test tree or a total size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TreeSize {
+    Small,
+    Bytes(u64),
+}
+
+fn parse_tree_size(s: &str) -> Result<TreeSize, String> {
+    if s == "small" {
+        Ok(TreeSize::Small)
+    } else {
+        parse_size(s).map(TreeSize::Bytes)
+    }
+}
 
 /// Parses `64MiB`, `1GiB`, `500MB`, `1234`.
 fn parse_size(s: &str) -> Result<u64, String> {
@@ -48,179 +118,76 @@ fn parse_size(s: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("size {s:?} is too large"))
 }
 
-struct Args {
-    flags: Vec<(String, String)>,
-    positional: Vec<String>,
-}
-
-/// Parses `--name value`, `--name=value` (for `known`) and bare `--name` (for `switches`,
-/// recorded with the value "true").
-fn parse_args(args: &[String], known: &[&str], switches: &[&str]) -> Result<Args, String> {
-    let mut flags = Vec::new();
-    let mut positional = Vec::new();
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        if let Some(name) = a.strip_prefix("--") {
-            let (name, value) = match name.split_once('=') {
-                Some((n, _)) if switches.contains(&n) => {
-                    return Err(format!("--{n} takes no value"));
-                }
-                Some((n, v)) => (n.to_string(), v.to_string()),
-                None if switches.contains(&name) => (name.to_string(), "true".to_string()),
-                None => {
-                    let v = it.next().ok_or_else(|| format!("--{name} needs a value"))?;
-                    (name.to_string(), v.clone())
-                }
-            };
-            if !known.contains(&name.as_str()) && !switches.contains(&name.as_str()) {
-                return Err(format!("unknown option --{name}"));
-            }
-            if flags.iter().any(|(n, _)| *n == name) {
-                return Err(format!("--{name} given twice"));
-            }
-            flags.push((name, value));
-        } else {
-            positional.push(a.clone());
-        }
-    }
-    Ok(Args { flags, positional })
-}
-
-impl Args {
-    fn get(&self, name: &str) -> Option<&str> {
-        self.flags
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn required(&self, name: &str) -> Result<&str, String> {
-        self.get(name)
-            .ok_or_else(|| format!("--{name} is required"))
-    }
-
-    fn one_path(&self, what: &str) -> Result<PathBuf, String> {
-        match self.positional.as_slice() {
-            [p] => Ok(PathBuf::from(p)),
-            [] => Err(format!("missing {what}")),
-            _ => Err(format!("expected one {what}, got {:?}", self.positional)),
-        }
-    }
-}
-
-fn parse_num<T: std::str::FromStr>(name: &str, v: &str) -> Result<T, String> {
-    v.parse()
-        .map_err(|_| format!("--{name}: {v:?} is not a valid number"))
-}
-
 fn rate(bytes: u64, secs: f64) -> String {
     format!("{:.1} MB/s", bytes as f64 / 1e6 / secs.max(1e-9))
 }
 
-/// Why a run failed: bad arguments (exit 2, with usage) or a failed generation (exit 1).
-#[derive(Debug)]
-enum Failure {
-    Usage(String),
-    Run(String),
-}
-
-impl From<String> for Failure {
-    fn from(s: String) -> Self {
-        Failure::Usage(s)
-    }
-}
-
-impl Failure {
-    #[cfg(test)]
-    fn message(&self) -> &str {
-        match self {
-            Failure::Usage(m) | Failure::Run(m) => m,
-        }
-    }
-}
-
-fn run(argv: &[String]) -> Result<(), Failure> {
-    let (cmd, rest) = argv
-        .split_first()
-        .ok_or_else(|| "missing command".to_string())?;
-    match cmd.as_str() {
-        "tree" => {
-            let a = parse_args(rest, &["seed", "day", "size"], &["compressed"])?;
-            let seed = parse_num("seed", a.required("seed")?)?;
-            let day = parse_num("day", a.required("day")?)?;
-            let out = a.one_path("OUT_DIR")?;
-            let spec = match a.get("size").unwrap_or("small") {
-                "small" => TreeSpec::small(seed),
-                s => TreeSpec::with_total_bytes(seed, parse_size(s)?),
+/// Run one command; the error is a failed generation (exit 1). Bad arguments never get
+/// here: clap reports them (exit 2, with usage).
+fn run(cli: Cli) -> Result<(), String> {
+    match cli.command {
+        Command::Tree {
+            seed,
+            day,
+            size,
+            compressed,
+            out_dir,
+        } => {
+            let spec = match size {
+                TreeSize::Small => TreeSpec::small(seed),
+                TreeSize::Bytes(n) => TreeSpec::with_total_bytes(seed, n),
             }
             .on_day(day)
-            .with_compressed(a.get("compressed").is_some());
+            .with_compressed(compressed);
             let start = Instant::now();
-            let sum = generate(&spec, &out)
-                .map_err(|e| Failure::Run(format!("{}: {e}", out.display())))?;
+            let sum =
+                generate(&spec, &out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;
             let secs = start.elapsed().as_secs_f64();
             println!(
                 "wrote {} files, {} bytes to {} in {secs:.2} s ({})",
                 sum.files,
                 sum.bytes,
-                out.display(),
+                out_dir.display(),
                 rate(sum.bytes, secs)
             );
             Ok(())
         }
-        "feed" => {
-            let a = parse_args(rest, &["seed", "bytes"], &[])?;
-            let seed = parse_num("seed", a.required("seed")?)?;
-            let bytes = parse_size(a.required("bytes")?)?;
-            let out = a.one_path("OUT_FILE")?;
+        Command::Feed {
+            seed,
+            bytes,
+            out_file,
+        } => {
             let start = Instant::now();
-            let io = |e: std::io::Error| Failure::Run(format!("{}: {e}", out.display()));
-            let mut w = BufWriter::with_capacity(1 << 20, File::create(&out).map_err(io)?);
+            let io = |e: std::io::Error| format!("{}: {e}", out_file.display());
+            let mut w = BufWriter::with_capacity(1 << 20, File::create(&out_file).map_err(io)?);
             let n = write_feed_like(&mut w, seed, bytes).map_err(io)?;
             w.flush().map_err(io)?;
             let secs = start.elapsed().as_secs_f64();
             println!(
                 "wrote {n} bytes to {} in {secs:.2} s ({})",
-                out.display(),
+                out_file.display(),
                 rate(n, secs)
             );
             Ok(())
         }
-        "churn" => {
-            let a = parse_args(rest, &["seed", "day", "row-p"], &[])?;
-            let seed = parse_num("seed", a.required("seed")?)?;
-            let day = parse_num("day", a.required("day")?)?;
-            let row_p = match a.get("row-p") {
-                None => ouk_testdata::churn::DEFAULT_ROW_P,
-                Some(p) => p
-                    .parse::<f64>()
-                    .ok()
-                    .filter(|p| (0.0..=1.0).contains(p))
-                    .ok_or_else(|| format!("--row-p {p:?} is not a probability"))?,
-            };
-            let tree = a.one_path("TREE_DIR")?;
-            let rows = ouk_testdata::churn::apply(&tree, seed, day, row_p)
-                .map_err(|e| Failure::Run(format!("{}: {e}", tree.display())))?;
-            println!("edited {rows} feed rows in {}", tree.display());
+        Command::Churn {
+            seed,
+            day,
+            row_p,
+            tree_dir,
+        } => {
+            let rows = ouk_testdata::churn::apply(&tree_dir, seed, day, row_p)
+                .map_err(|e| format!("{}: {e}", tree_dir.display()))?;
+            println!("edited {rows} feed rows in {}", tree_dir.display());
             Ok(())
         }
-        "-h" | "--help" | "help" => {
-            println!("{USAGE}");
-            Ok(())
-        }
-        other => Err(format!("unknown command {other:?}").into()),
     }
 }
 
 fn main() -> ExitCode {
-    let argv: Vec<String> = std::env::args().skip(1).collect();
-    match run(&argv) {
+    match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(Failure::Usage(e)) => {
-            eprintln!("ouk-testdata: {e}\n\n{USAGE}");
-            ExitCode::from(2)
-        }
-        Err(Failure::Run(e)) => {
+        Err(e) => {
             eprintln!("ouk-testdata: {e}");
             ExitCode::from(1)
         }
@@ -244,49 +211,33 @@ mod tests {
 
     #[test]
     fn bad_arguments_are_reported() {
-        let v = |s: &str| s.split_whitespace().map(String::from).collect::<Vec<_>>();
-        assert!(
-            run(&v("tree --seed 1 out"))
-                .unwrap_err()
-                .message()
-                .contains("--day")
-        );
-        assert!(
-            run(&v("tree --seed x --day 1 out"))
-                .unwrap_err()
-                .message()
-                .contains("--seed")
-        );
-        assert!(
-            run(&v("tree --seed 1 --day 1 --bogus 2 out"))
-                .unwrap_err()
-                .message()
-                .contains("--bogus")
-        );
-        assert!(
-            run(&v("tree --seed 1 --day 1"))
-                .unwrap_err()
-                .message()
-                .contains("OUT_DIR")
-        );
-        assert!(
-            run(&v("feed --seed 1 out"))
-                .unwrap_err()
-                .message()
-                .contains("--bytes")
-        );
-        assert!(
-            run(&v("frob"))
-                .unwrap_err()
-                .message()
-                .contains("unknown command")
-        );
-        assert!(
-            run(&v("tree --seed 1 --day 1 --compressed=yes out"))
-                .unwrap_err()
-                .message()
-                .contains("takes no value")
-        );
-        assert!(run(&[]).is_err());
+        let parse = |s: &str| {
+            Cli::try_parse_from(std::iter::once("ouk-testdata").chain(s.split_whitespace()))
+        };
+        let err = |s: &str| parse(s).unwrap_err().to_string();
+        assert!(err("tree --seed 1 out").contains("--day"));
+        assert!(err("tree --seed x --day 1 out").contains("--seed"));
+        assert!(err("tree --seed 1 --day 1 --bogus 2 out").contains("--bogus"));
+        assert!(err("tree --seed 1 --day 1").contains("OUT_DIR"));
+        assert!(err("feed --seed 1 out").contains("--bytes"));
+        assert!(err("frob").contains("frob"));
+        assert!(err("tree --seed 1 --day 1 --compressed=yes out").contains("--compressed"));
+        assert!(err("tree --seed 1 --day 1 --size 12XB out").contains("12XB"));
+        assert!(parse("").is_err());
+        let Command::Tree {
+            size, compressed, ..
+        } = parse("tree --seed 1 --day 2 --size 64MiB --compressed out")
+            .unwrap()
+            .command
+        else {
+            panic!("tree");
+        };
+        assert_eq!((size, compressed), (TreeSize::Bytes(64 << 20), true));
+    }
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
     }
 }

@@ -258,6 +258,9 @@ impl SigningKey {
 pub enum KeyRole {
     /// Third-party files shipped in a kit: analyzer plug-in DLLs and their manifests.
     Plugin,
+    /// ouk's own installable packages (.deb, .rpm; packaging/): a package signature made
+    /// with the derived key never verifies as a kit signature of the same operator key.
+    Package,
 }
 
 impl KeyRole {
@@ -265,6 +268,7 @@ impl KeyRole {
     pub fn name(self) -> &'static str {
         match self {
             KeyRole::Plugin => "plugin",
+            KeyRole::Package => "package",
         }
     }
 }
