@@ -11,6 +11,7 @@
 //! | 11   | validation failed                         |
 //! | 12   | not enough disk space                     |
 //! | 13   | locked by another importer                |
+//! | 64   | usage error (EX_USAGE): bad options       |
 //! | 130  | interrupted                               |
 
 use ouk_delta::DeltaError;
@@ -41,6 +42,9 @@ pub enum ExitCode {
     NoSpace = 12,
     /// Another process holds the root's lock.
     Locked = 13,
+    /// The command line could not be parsed (sysexits' EX_USAGE; clap's own 2 is taken by
+    /// "digest mismatch").
+    Usage = 64,
     /// Interrupted by a signal.
     Interrupted = 130,
 }

@@ -20,7 +20,7 @@ use crate::output::Output;
 const EXIT_CODES: &str = "Exit codes: 0 ok, 1 input not found or another failure, 2 digest mismatch, \
 5 signature invalid or untrusted, 8 version not newer, 9 (status) nothing active or the active \
 kit stale, 11 validation failed, 12 not enough disk space, 13 locked by another ouk process, \
-130 interrupted.";
+64 usage error (unknown option, missing argument), 130 interrupted.";
 
 /// Offline Update Kit: content-addressed kits and deltas for air-gapped hosts.
 #[derive(Debug, Parser)]
@@ -79,6 +79,11 @@ enum Command {
     /// kit is stale (`--json`: "verdict" and "exitCode" say the same); exit 1 when the root
     /// does not exist.
     Status(cmd::status::StatusArgs),
+    /// Check the root and say what to fix: permissions, lock, free space, trust, clock,
+    /// staleness, leftovers, quarantine (and the store with --fsck).
+    ///
+    /// Read-only like `status` (no lock unless --fsck). Exit 0 unless a check fails (1).
+    Doctor(cmd::doctor::DoctorArgs),
     /// Offline kits: build, verify, import, split, list.
     #[command(subcommand)]
     Kit(cmd::kit::KitCommand),
@@ -220,7 +225,10 @@ impl Context {
 }
 
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
     output::guard_stdout();
     let ctx = Context {
         root: cli.root,
@@ -254,6 +262,7 @@ fn main() -> std::process::ExitCode {
         Command::Store(c) => cmd::store::run(&ctx, c),
         Command::Gen(c) => cmd::generation::run(&ctx, c),
         Command::Status(a) => cmd::status::run(&ctx, &a),
+        Command::Doctor(a) => cmd::doctor::run(&ctx, &a),
         Command::Kit(c) => cmd::kit::run(&ctx, c),
         Command::DebugStore(c) => cmd::kit::run_debug_store(&ctx, c),
         Command::Key(c) => cmd::kit::run_key(&ctx, c),
@@ -280,6 +289,38 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::from(f.code as u8)
         }
     }
+}
+
+/// Help and `--version` print and exit 0; any other parse failure is a usage error: exit 64
+/// (EX_USAGE, not clap's 2, which is ouk's "digest mismatch"), with a JSON error on stdout
+/// under `--json` as for every other failure.
+fn usage_error(e: clap::Error) -> std::process::ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        // Printing help can only fail on a closed stdout; nothing else to say then.
+        let _ = e.print();
+        return std::process::ExitCode::SUCCESS;
+    }
+    let code = ExitCode::Usage as u8;
+    // `--json` may be what failed to parse around; look for it among the raw words.
+    if std::env::args_os().skip(1).any(|a| a == "--json") {
+        // clap's message up to its usage block, on one line.
+        let rendered = e.to_string();
+        let message = rendered
+            .lines()
+            .take_while(|l| !l.trim().is_empty())
+            .map(str::trim)
+            .collect::<Vec<_>>()
+            .join(" ");
+        let doc = serde_json::json!({
+            "error": message.trim_start_matches("error: "),
+            "exitCode": code,
+            "step": "usage",
+        });
+        output::print_line(&doc.to_string());
+    }
+    let _ = e.print();
+    std::process::ExitCode::from(code)
 }
 
 /// Whether `command` works against an object-storage store (`--store-url`).

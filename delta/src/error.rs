@@ -90,7 +90,7 @@ pub enum DeltaError {
     #[error("no generation matches {0:?}")]
     UnknownGeneration(String),
     /// Several generations match a prefix.
-    #[error("{0:?} matches several generations; give more digits")]
+    #[error("{0:?} matches several generations; give more digits of the generation id")]
     AmbiguousGeneration(String),
     /// Rollback without an earlier generation.
     #[error("no earlier generation to roll back to")]

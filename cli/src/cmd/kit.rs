@@ -123,8 +123,10 @@ pub enum KitCommand {
         /// Why the activation is forced (recorded with who and when).
         #[arg(long, requires = "force_activate")]
         force_reason: Option<String>,
-        /// Free space to keep beyond what the import writes, bytes.
-        #[arg(long, default_value_t = ouk_kit::import::DEFAULT_FREE_MARGIN, hide = true)]
+        /// Free space to keep on the root's file system beyond what the import writes
+        /// (1.5 x the kit): an import that would leave less is refused with exit 12 before
+        /// writing anything. Units: B, KiB, MiB, GiB (or plain bytes).
+        #[arg(long, value_name = "SIZE", default_value = FREE_MARGIN_TEXT, value_parser = crate::cmd::split::parse_size)]
         free_margin: u64,
         /// Refuse kits created more than DAYS days ago (0: no limit).
         #[arg(long, value_name = "DAYS", default_value_t = ouk_kit::import::DEFAULT_MAX_AGE_DAYS)]
@@ -141,6 +143,10 @@ pub enum KitCommand {
     /// Cut a bundle into parts of at most --max-size bytes (USB / FAT32); `kit import` and
     /// `kit verify` take any part, or the index.
     Split(crate::cmd::split::SplitArgs),
+    /// What a kit, delta, split kit or manifest is: version, channel, created, signer and
+    /// whether this root trusts it, files and sizes; for a delta its baseline and changes.
+    /// Reads only: nothing is unpacked or imported.
+    Inspect(crate::cmd::inspect::InspectArgs),
     /// List a kit's artifacts: name, sha256, size, capturedAt.
     Manifest {
         /// A bundle or an offline-manifest.json.
@@ -174,6 +180,10 @@ pub enum KeyCommand {
         output_prefix: PathBuf,
     },
 }
+
+/// `kit import --free-margin`'s default, as people read it: [`ouk_kit::import::DEFAULT_FREE_MARGIN`]
+/// (a unit test holds the two equal).
+const FREE_MARGIN_TEXT: &str = "2GiB";
 
 pub fn kit_failure(e: ouk_kit::KitError) -> Failure {
     Failure::new(crate::exit::kit_code(&e), e.to_string())
@@ -384,6 +394,14 @@ pub fn run(ctx: &Context, cmd: KitCommand) -> Result<ExitCode, Failure> {
             let report = result.map_err(|f| {
                 let mut failure = kit_failure(f.error);
                 failure.message = format!("import refused at step {}: {}", f.step, failure.message);
+                if failure.code == ExitCode::NoSpace {
+                    failure
+                        .message
+                        .push_str(" (the kept margin is --free-margin, now ");
+                    failure
+                        .message
+                        .push_str(&format!("{})", bytes(free_margin)));
+                }
                 if let Some(q) = f.quarantined {
                     failure
                         .message
@@ -446,6 +464,7 @@ pub fn run(ctx: &Context, cmd: KitCommand) -> Result<ExitCode, Failure> {
         KitCommand::Split(args) => crate::cmd::split::run(ctx, args),
         KitCommand::Pull(args) => crate::cmd::transport::run_pull(ctx, args),
         KitCommand::Index(args) => crate::cmd::transport::run_index(ctx, args),
+        KitCommand::Inspect(args) => crate::cmd::inspect::run(ctx, &args),
         KitCommand::Manifest { file } => {
             if !file.is_file() {
                 return Err(Failure::new(
@@ -612,4 +631,15 @@ fn list_trusted(ctx: &Context, dir: &std::path::Path) -> Result<(), Failure> {
         }
     });
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_free_margin_default_people_read_is_the_one_imports_use() {
+        assert_eq!(
+            crate::cmd::split::parse_size(super::FREE_MARGIN_TEXT),
+            Ok(ouk_kit::import::DEFAULT_FREE_MARGIN)
+        );
+    }
 }

@@ -1,0 +1,313 @@
+//! End-to-end: the operator's tools `ouk kit inspect` and `ouk doctor`, and usage errors
+//! (exit 64, a JSON error under `--json`).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::hostile::fixture;
+use common::*;
+
+fn kit(dir: &Path, day: u32, version: &str) -> PathBuf {
+    let out = dir.join(format!("dist-{version}"));
+    build_signed_kit(&small_tree(dir, day), version, &out)
+}
+
+fn make_delta(from: &Path, to: &Path, out: &Path) {
+    let o = Command::new(ouk())
+        .args(["delta", "make", "--from"])
+        .arg(from)
+        .arg("--to")
+        .arg(to)
+        .arg("--output")
+        .arg(out)
+        .arg("--signing-key")
+        .arg(fixture("fixture.key"))
+        .env("COSIGN_PASSWORD", "hello")
+        .output()
+        .expect("run delta make");
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+fn inspect(root: &Path, path: &Path) -> (i32, serde_json::Value) {
+    run_json(
+        root,
+        &["kit", "inspect", path.to_str().expect("utf-8 path")],
+    )
+}
+
+#[test]
+fn inspect_says_what_a_kit_a_delta_a_split_kit_and_a_manifest_are_and_whether_trusted_here() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let k0 = kit(tmp.path(), 0, "2025.10.0");
+    let k1 = kit(tmp.path(), 1, "2025.10.1");
+    let trusted = trusted_root(tmp.path(), "trusted");
+    let untrusting = tmp.path().join("untrusting");
+
+    // A kit, on a root that trusts its key.
+    let (rc, v) = inspect(&trusted, &k0);
+    assert_eq!(rc, 0, "{v}");
+    assert_eq!(v["kind"], "kit");
+    assert_eq!(v["version"], "2025.10.0");
+    assert_eq!(v["channel"], "edge");
+    assert_eq!(v["sha256"], sha256_file(&k0));
+    assert_eq!(v["size"], std::fs::metadata(&k0).expect("kit").len());
+    assert_eq!(v["signature"]["trustedHere"], true, "{v}");
+    assert!(
+        v["signature"]["signedBy"]
+            .as_str()
+            .is_some_and(|k| !k.is_empty())
+    );
+    assert!(v["fileCount"].as_u64().is_some_and(|n| n > 0));
+    assert_eq!(
+        v["files"].as_array().map(Vec::len),
+        v["fileCount"].as_u64().map(|n| n as usize)
+    );
+    // The same kit where nothing is trusted (no root: none is created).
+    let (rc, v) = inspect(&untrusting, &k0);
+    assert_eq!(rc, 0, "{v}");
+    assert_eq!(v["signature"]["trustedHere"], false, "{v}");
+    assert!(v["signature"]["signedBy"].is_null());
+    assert!(!untrusting.exists(), "inspect created a root");
+
+    // A byte changed after signing: the signature no longer covers these bytes.
+    let tampered_dir = tmp.path().join("tampered");
+    std::fs::create_dir_all(&tampered_dir).expect("mkdir");
+    let tampered = tampered_dir.join(k1.file_name().expect("name"));
+    let mut bytes = std::fs::read(&k1).expect("read kit");
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x55;
+    std::fs::write(&tampered, &bytes).expect("write");
+    let sig = PathBuf::from(format!("{}.sig", k1.display()));
+    std::fs::copy(&sig, format!("{}.sig", tampered.display())).expect("copy sig");
+    let (_, v) = inspect(&trusted, &tampered);
+    assert_eq!(v["signature"]["trustedHere"], false, "{v}");
+
+    // A delta: its baseline and target, and the files it changes.
+    let delta = tmp.path().join("d.delta.tgz");
+    make_delta(&k0, &k1, &delta);
+    let (rc, v) = inspect(&trusted, &delta);
+    assert_eq!(rc, 0, "{v}");
+    assert_eq!(v["kind"], "delta", "{v}");
+    assert_eq!(v["delta"]["baseline"]["version"], "2025.10.0");
+    assert_eq!(v["delta"]["target"]["version"], "2025.10.1");
+    assert_eq!(v["version"], "2025.10.1");
+    assert_eq!(v["signature"]["trustedHere"], true, "{v}");
+    assert!(v["delta"]["summary"]["payloadBytes"].as_u64().is_some());
+
+    // A split kit, named by one of its parts.
+    let usb = tmp.path().join("usb");
+    let size = std::fs::metadata(&k0).expect("kit").len();
+    let o = run(
+        tmp.path(),
+        &[
+            "kit",
+            "split",
+            k0.to_str().expect("utf-8"),
+            "--max-size",
+            &(size / 3 + 1).to_string(),
+            "--output-dir",
+            usb.to_str().expect("utf-8"),
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    let part = usb.join(format!(
+        "{}.part002",
+        k0.file_name().and_then(|n| n.to_str()).expect("name")
+    ));
+    let (rc, v) = inspect(&trusted, &part);
+    assert_eq!(rc, 0, "{v}");
+    assert_eq!(v["kind"], "split-kit", "{v}");
+    assert_eq!(v["parts"]["count"], 3, "{v}");
+    assert_eq!(v["version"], "2025.10.0");
+    assert_eq!(v["sha256"], sha256_file(&k0), "the parts put together");
+
+    // A manifest on its own.
+    let manifest = k0
+        .parent()
+        .expect("dist")
+        .join("manifest/offline-manifest.json");
+    let (rc, v) = inspect(&trusted, &manifest);
+    assert_eq!(rc, 0, "{v}");
+    assert_eq!(v["kind"], "manifest");
+    assert_eq!(v["version"], "2025.10.0");
+
+    // People's output names the kind and the verdict.
+    let o = run(&trusted, &["kit", "inspect", k0.to_str().expect("utf-8")]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.starts_with("kit "), "{text}");
+    assert!(text.contains("trusted here"), "{text}");
+    // Nothing there: exit 1.
+    let (rc, _) = inspect(&trusted, &tmp.path().join("missing.tar.gz"));
+    assert_eq!(rc, 1);
+}
+
+#[test]
+fn rollback_takes_a_version_and_a_low_disk_refusal_names_the_margin_option() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let k0 = kit(tmp.path(), 0, "2025.10.0");
+    let k1 = kit(tmp.path(), 1, "2025.10.1");
+    let root = trusted_root(tmp.path(), "root");
+    let import = |k: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "kit",
+            "import",
+            k.to_str().expect("utf-8"),
+            "--max-kit-age",
+            "0",
+        ];
+        args.extend_from_slice(extra);
+        run_json(&root, &args)
+    };
+    let (rc, g0) = import(&k0, &[]);
+    assert_eq!(rc, 0, "{g0}");
+
+    // A margin no disk has: refused before writing (exit 12), naming the option and units.
+    let (rc, v) = import(&k1, &["--free-margin", "1000000TiB"]);
+    assert_eq!(rc, 12, "{v}");
+    let error = v["error"].as_str().unwrap_or_default();
+    assert!(error.contains("--free-margin"), "{error}");
+    let (rc, _) = run_json(&root, &["status", "--max-kit-age", "0"]);
+    assert_eq!(rc, 0);
+
+    let (rc, g1) = import(&k1, &[]);
+    assert_eq!(rc, 0, "{g1}");
+    // Back to 2025.10.0 by its version, as `gen list` shows it.
+    let (rc, rb) = run_json(&root, &["gen", "rollback", "2025.10.0"]);
+    assert_eq!(rc, 0, "{rb}");
+    assert_eq!(rb["generation"], g0["generation"], "{rb}");
+    assert_eq!(rb["version"], "2025.10.0");
+    assert_eq!(rb["outcome"], "activated", "a stable string: {rb}");
+    assert_eq!(rb["previous"], g1["generation"]);
+    let (rc, again) = run_json(&root, &["gen", "rollback", "2025.10.0"]);
+    assert_eq!((rc, again["outcome"].as_str()), (0, Some("already-active")));
+    // A version nobody has: exit 1, nothing changed.
+    let (rc, _) = run_json(&root, &["gen", "rollback", "2099.1.1"]);
+    assert_eq!(rc, 1);
+    assert_eq!(
+        check_current_complete(&root),
+        g0["generation"].as_str().map(String::from)
+    );
+}
+
+fn check<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    report["checks"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["check"] == name))
+        .unwrap_or_else(|| panic!("no {name} check in {report}"))
+}
+
+#[test]
+fn doctor_finds_what_is_wrong_and_says_what_to_fix_without_touching_the_root() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+
+    // No root: exit 1, and none is created.
+    let missing = tmp.path().join("missing");
+    let (rc, _) = run_json(&missing, &["doctor"]);
+    assert_eq!(rc, 1);
+    assert!(!missing.exists(), "doctor created a root");
+
+    // A root that trusts nothing: the trust check fails (every import would be refused).
+    let bare = tmp.path().join("bare");
+    std::fs::create_dir_all(&bare).expect("mkdir");
+    assert_eq!(code(&run(&bare, &["gen", "gc"])), 0, "make an empty root");
+    let (rc, v) = run_json(&bare, &["doctor"]);
+    assert_eq!(rc, 1, "{v}");
+    assert_eq!(check(&v, "trust")["status"], "fail", "{v}");
+    assert!(
+        check(&v, "trust")["fix"]
+            .as_str()
+            .is_some_and(|f| f.contains("trust add"))
+    );
+    assert_eq!(
+        check(&v, "freshness")["status"],
+        "warn",
+        "nothing active: {v}"
+    );
+    assert_eq!(v["verdict"], "fail");
+    assert_eq!(v["exitCode"], 1);
+
+    // A healthy root with a current kit: every check passes, exit 0.
+    let root = trusted_root(tmp.path(), "root");
+    let k0 = build_signed_kit(
+        &small_tree(tmp.path(), 0),
+        "2025.10.0",
+        &tmp.path().join("dist"),
+    );
+    let o = run(
+        &root,
+        &[
+            "kit",
+            "import",
+            k0.to_str().expect("utf-8"),
+            "--max-kit-age",
+            "0",
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    let (rc, v) = run_json(&root, &["doctor", "--max-kit-age", "0", "--fsck"]);
+    assert_eq!(rc, 0, "{v}");
+    for name in [
+        "root",
+        "lock",
+        "space",
+        "trust",
+        "clock",
+        "freshness",
+        "store",
+    ] {
+        assert_eq!(check(&v, name)["status"], "ok", "{name}: {v}");
+    }
+
+    // The lock is held by an import: doctor says so, and neither waits for it nor fails.
+    let held = ouk_delta::Root::open(
+        &root,
+        ouk_delta::LockWait::Fail,
+        ouk_store::StoreOptions::default(),
+    )
+    .expect("take the lock");
+    let (rc, v) = run_json(&root, &["doctor"]);
+    assert_eq!(rc, 0, "{v}");
+    let lock = check(&v, "lock");
+    assert_eq!(lock["status"], "warn", "{v}");
+    assert!(
+        lock["message"]
+            .as_str()
+            .is_some_and(|m| m.contains(&std::process::id().to_string())),
+        "names the holder: {v}"
+    );
+    drop(held);
+
+    // A refused import waits in quarantine: a warning naming the command to read it.
+    let bad = tmp.path().join("bad.tar.gz");
+    std::fs::write(&bad, b"not a kit").expect("write");
+    let o = run(&root, &["kit", "import", bad.to_str().expect("utf-8")]);
+    assert_ne!(code(&o), 0);
+    let (rc, v) = run_json(&root, &["doctor", "--max-kit-age", "0"]);
+    assert_eq!(rc, 0, "{v}");
+    assert_eq!(check(&v, "quarantine")["status"], "warn", "{v}");
+}
+
+#[test]
+fn usage_errors_exit_64_with_a_json_error_under_json() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let o = run(tmp.path(), &["kit", "import"]);
+    assert_eq!(code(&o), 64, "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("Usage"));
+    let o = run(tmp.path(), &["--no-such-flag", "status"]);
+    assert_eq!(code(&o), 64);
+    let (rc, v) = run_json(tmp.path(), &["kit", "import"]);
+    assert_eq!(rc, 64, "{v}");
+    assert_eq!(v["exitCode"], 64);
+    assert!(
+        v["error"].as_str().is_some_and(|e| e.contains("<BUNDLE>")),
+        "{v}"
+    );
+    // Help and version are not errors.
+    assert_eq!(code(&run(tmp.path(), &["--help"])), 0);
+    assert_eq!(code(&run(tmp.path(), &["--version"])), 0);
+    // The exit codes are documented in --help.
+    let help = String::from_utf8_lossy(&run(tmp.path(), &["--help"]).stdout).into_owned();
+    assert!(help.contains("64 usage error"), "{help}");
+}
