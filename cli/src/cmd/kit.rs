@@ -126,7 +126,7 @@ pub enum KitCommand {
         /// Free space to keep on the root's file system beyond what the import writes
         /// (1.5 x the kit): an import that would leave less is refused with exit 12 before
         /// writing anything. Units: B, KiB, MiB, GiB (or plain bytes).
-        #[arg(long, value_name = "SIZE", default_value = FREE_MARGIN_TEXT, value_parser = crate::cmd::split::parse_size)]
+        #[arg(long, value_name = "SIZE", default_value = FREE_MARGIN_TEXT, value_parser = crate::cmd::split::parse_size_or_zero)]
         free_margin: u64,
         /// Refuse kits created more than DAYS days ago (0: no limit).
         #[arg(long, value_name = "DAYS", default_value_t = ouk_kit::import::DEFAULT_MAX_AGE_DAYS)]

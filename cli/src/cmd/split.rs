@@ -29,6 +29,14 @@ pub struct SplitArgs {
 /// Parses `4GiB`, `700MiB`, `500MB`, `1000000` (the grammar of `ouk-testdata --size`, plus
 /// terabytes). At least 1 byte.
 pub fn parse_size(s: &str) -> Result<u64, String> {
+    match parse_size_or_zero(s)? {
+        0 => Err("the size must be at least 1 byte".into()),
+        v => Ok(v),
+    }
+}
+
+/// [`parse_size`], where 0 is a valid answer (a margin, not a part size).
+pub fn parse_size_or_zero(s: &str) -> Result<u64, String> {
     let t = s.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
@@ -54,9 +62,6 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     let v = n
         .checked_mul(mult)
         .ok_or_else(|| format!("size {s:?} is too large"))?;
-    if v == 0 {
-        return Err("the size must be at least 1 byte".into());
-    }
     Ok(v)
 }
 
