@@ -311,3 +311,154 @@ fn usage_errors_exit_64_with_a_json_error_under_json() {
     let help = String::from_utf8_lossy(&run(tmp.path(), &["--help"]).stdout).into_owned();
     assert!(help.contains("64 usage error"), "{help}");
 }
+
+/// Run `ouk args...` on a pseudo-terminal (util-linux `script`), typing each of `answers`
+/// once the prompt asking for it is on the screen. Returns the exit code and the screen.
+fn on_a_terminal(args: &[&str], answers: &[&str]) -> (i32, String) {
+    use std::io::{Read, Write};
+    let command = std::iter::once(ouk().display().to_string())
+        .chain(args.iter().map(|a| format!("'{a}'")))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut child = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env_remove("COSIGN_PASSWORD")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run script (util-linux)");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let mut screen = String::new();
+    for answer in answers {
+        // Wait for the next prompt: one more "password" than answers given so far.
+        let asked = screen.matches("password").count();
+        let mut buf = [0u8; 256];
+        while screen.matches("password").count() == asked {
+            let n = stdout.read(&mut buf).expect("read the terminal");
+            assert!(n > 0, "ouk ended before asking: {screen}");
+            screen.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+        stdin
+            .write_all(format!("{answer}\r").as_bytes())
+            .expect("type");
+    }
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).expect("read the rest");
+    screen.push_str(&rest);
+    drop(stdin);
+    let status = child.wait().expect("wait");
+    (status.code().unwrap_or(-1), screen)
+}
+
+#[test]
+fn key_passwords_are_asked_on_the_terminal_and_a_public_key_is_not_taken_for_a_private_one() {
+    if !require_tool("script", &["--version"]) {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let prefix = tmp.path().join("ops");
+    let prefix_s = prefix.to_str().expect("utf-8");
+
+    // Two different answers: refused, nothing written.
+    let (rc, screen) = on_a_terminal(
+        &["key", "generate", "--output-prefix", prefix_s],
+        &["one password", "another one"],
+    );
+    assert_ne!(rc, 0, "{screen}");
+    assert!(screen.contains("differ"), "{screen}");
+    assert!(!prefix.with_extension("key").exists());
+
+    // The same answer twice: the key is written, encrypted under it; nothing echoed.
+    let (rc, screen) = on_a_terminal(
+        &["key", "generate", "--output-prefix", prefix_s],
+        &["correct horse", "correct horse"],
+    );
+    assert_eq!(rc, 0, "{screen}");
+    assert!(
+        !screen.contains("correct horse"),
+        "the password was echoed: {screen}"
+    );
+    let key = prefix.with_extension("key");
+    assert!(key.is_file());
+
+    // Signing asks for it on the terminal too: the right one signs, a wrong one does not.
+    let release = small_tree(tmp.path(), 0);
+    let build = |out: &str| {
+        vec![
+            "kit".to_string(),
+            "build".into(),
+            "--version".into(),
+            "2025.10.0".into(),
+            "--channel".into(),
+            "edge".into(),
+            "--release-dir".into(),
+            release.display().to_string(),
+            "--output-dir".into(),
+            tmp.path().join(out).display().to_string(),
+            "--signing-key".into(),
+            key.display().to_string(),
+        ]
+    };
+    let args = build("dist-ok");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (rc, screen) = on_a_terminal(&args, &["correct horse"]);
+    assert_eq!(rc, 0, "{screen}");
+    let args = build("dist-wrong");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (rc, screen) = on_a_terminal(&args, &["wrong horse"]);
+    assert_ne!(rc, 0, "{screen}");
+
+    // No terminal and no COSIGN_PASSWORD: a clear refusal naming COSIGN_PASSWORD.
+    let o = Command::new(ouk())
+        .args(["key", "generate", "--output-prefix"])
+        .arg(tmp.path().join("no-tty"))
+        .env_remove("COSIGN_PASSWORD")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run");
+    assert_ne!(code(&o), 0);
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("COSIGN_PASSWORD"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+
+    // The public key given to sign with: a usage error saying so, not "signature invalid".
+    let o = Command::new(ouk())
+        .args([
+            "kit",
+            "build",
+            "--version",
+            "2025.10.0",
+            "--channel",
+            "edge",
+        ])
+        .arg("--release-dir")
+        .arg(&release)
+        .arg("--output-dir")
+        .arg(tmp.path().join("dist-pub"))
+        .arg("--signing-key")
+        .arg(prefix.with_extension("pub"))
+        .output()
+        .expect("run");
+    assert_eq!(code(&o), 64, "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("is a public key"));
+    // And the private key where a public one belongs.
+    let bundle = tmp
+        .path()
+        .join("dist-ok/stella-ops-offline-kit-2025.10.0-edge.tar.gz");
+    let o = run(
+        tmp.path(),
+        &[
+            "kit",
+            "verify",
+            bundle.to_str().expect("utf-8"),
+            "--key",
+            key.to_str().expect("utf-8"),
+        ],
+    );
+    assert_eq!(code(&o), 64, "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("is a private key"));
+}

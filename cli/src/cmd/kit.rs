@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::Subcommand;
 use ouk_kit::sign::{SigningKey, VerifyingKey};
 use ouk_kit::verify::Sidecars;
+use zeroize::Zeroizing;
 
 use crate::exit::ExitCode;
 use crate::output::bytes;
@@ -189,8 +190,64 @@ pub fn kit_failure(e: ouk_kit::KitError) -> Failure {
     Failure::new(crate::exit::kit_code(&e), e.to_string())
 }
 
-fn password() -> Option<Vec<u8>> {
-    std::env::var_os("COSIGN_PASSWORD").map(|p| p.into_encoded_bytes())
+/// The key password from COSIGN_PASSWORD (scripts, CI), as cosign takes it.
+fn env_password() -> Option<Zeroizing<Vec<u8>>> {
+    std::env::var_os("COSIGN_PASSWORD").map(|p| Zeroizing::new(p.into_encoded_bytes()))
+}
+
+/// Ask for a password on the terminal with echo off (cosign's behaviour; never from argv).
+/// `confirm`: ask twice and require the same answer (a new key). Fails, naming
+/// COSIGN_PASSWORD, when there is no terminal to ask on.
+fn prompt_password(prompt: &str, confirm: bool) -> Result<Zeroizing<Vec<u8>>, Failure> {
+    let no_terminal = |e: std::io::Error| {
+        Failure::new(
+            ExitCode::Failure,
+            format!("cannot ask for the key's password ({e}): no terminal; set COSIGN_PASSWORD"),
+        )
+    };
+    let first = Zeroizing::new(rpassword::prompt_password(prompt).map_err(no_terminal)?);
+    if confirm {
+        let again = Zeroizing::new(
+            rpassword::prompt_password("Enter the password again: ").map_err(no_terminal)?,
+        );
+        if *first != *again {
+            return Err(Failure::new(
+                ExitCode::Failure,
+                "the two passwords differ; nothing was written",
+            ));
+        }
+    }
+    Ok(Zeroizing::new(first.as_bytes().to_vec()))
+}
+
+/// A public key where a private key belongs (or the reverse) is a wrong argument, not a bad
+/// signature: say which file to give instead.
+fn wrong_key_kind(path: &std::path::Path, e: &ouk_kit::sign::KeyError) -> Option<Failure> {
+    match e {
+        ouk_kit::sign::KeyError::NoSuchBlock { wanted, found }
+            if found.contains("PUBLIC KEY") && wanted.to_ascii_lowercase().contains("private") =>
+        {
+            Some(Failure::new(
+                ExitCode::Usage,
+                format!(
+                    "{} is a public key; signing needs the private key (the .key file `ouk key generate` wrote beside the .pub)",
+                    path.display()
+                ),
+            ))
+        }
+        ouk_kit::sign::KeyError::NoSuchBlock { wanted, found }
+            if found.contains("PRIVATE KEY") && wanted.to_ascii_lowercase().contains("public") =>
+        {
+            Some(Failure::new(
+                ExitCode::Usage,
+                format!(
+                    "{} is a private key; give the public key (.pub) here, and keep the private key on the signing host",
+                    path.display()
+                ),
+            ))
+        }
+        _ => None,
+    }
 }
 
 pub fn load_signing_key(path: &std::path::Path) -> Result<SigningKey, Failure> {
@@ -200,16 +257,29 @@ pub fn load_signing_key(path: &std::path::Path) -> Result<SigningKey, Failure> {
             format!("{}: not found", path.display()),
         ));
     }
-    let pw = password();
-    SigningKey::from_pem_file(path, pw.as_deref()).map_err(|e| {
-        Failure::new(
-            ExitCode::Signature,
-            format!(
-                "{}: {e} (the password comes from COSIGN_PASSWORD)",
-                path.display()
-            ),
-        )
-    })
+    let failure = |e: ouk_kit::sign::KeyError| {
+        wrong_key_kind(path, &e).unwrap_or_else(|| {
+            Failure::new(
+                ExitCode::Signature,
+                format!(
+                    "{}: {e} (the password comes from COSIGN_PASSWORD or the terminal)",
+                    path.display()
+                ),
+            )
+        })
+    };
+    let env = env_password();
+    match SigningKey::from_pem_file(path, env.as_ref().map(|p| p.as_slice())) {
+        // Encrypted, and no COSIGN_PASSWORD: ask on the terminal, as cosign does.
+        Err(ouk_kit::sign::KeyError::PasswordRequired) if env.is_none() => {
+            let pw = prompt_password(
+                &format!("Enter the password for {}: ", path.display()),
+                false,
+            )?;
+            SigningKey::from_pem_file(path, Some(&pw)).map_err(failure)
+        }
+        other => other.map_err(failure),
+    }
 }
 
 pub fn load_public_keys(paths: &[PathBuf]) -> Result<Vec<VerifyingKey>, Failure> {
@@ -222,8 +292,11 @@ pub fn load_public_keys(paths: &[PathBuf]) -> Result<Vec<VerifyingKey>, Failure>
                     format!("{}: not found", p.display()),
                 ));
             }
-            VerifyingKey::from_pem_file(p)
-                .map_err(|e| Failure::new(ExitCode::Signature, format!("{}: {e}", p.display())))
+            VerifyingKey::from_pem_file(p).map_err(|e| {
+                wrong_key_kind(p, &e).unwrap_or_else(|| {
+                    Failure::new(ExitCode::Signature, format!("{}: {e}", p.display()))
+                })
+            })
         })
         .collect()
 }
@@ -543,12 +616,12 @@ pub fn run_debug_store(ctx: &Context, cmd: DebugStoreCommand) -> Result<ExitCode
 
 pub fn run_key(ctx: &Context, cmd: KeyCommand) -> Result<ExitCode, Failure> {
     let KeyCommand::Generate { output_prefix } = cmd;
-    let pw = password().ok_or_else(|| {
-        Failure::new(
-            ExitCode::Failure,
-            "set COSIGN_PASSWORD to the password that will encrypt the private key",
-        )
-    })?;
+    // COSIGN_PASSWORD for scripts; else asked twice on the terminal. Empty is refused
+    // below (the library's check) either way.
+    let pw = match env_password() {
+        Some(pw) => pw,
+        None => prompt_password("Enter the password for the new private key: ", true)?,
+    };
     let key = ouk_kit::sign::write_key_pair(&output_prefix, &pw).map_err(|e| {
         Failure::new(
             ExitCode::Failure,
