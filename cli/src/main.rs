@@ -35,6 +35,10 @@ pub struct Cli {
     /// Print nothing but errors.
     #[arg(short, long, global = true)]
     quiet: bool,
+    /// Say what the run does, step by step, on stderr: -v steps, -vv details, -vvv
+    /// everything (OUK_LOG, in `tracing` filter syntax, overrides: OUK_LOG=ouk_kit=debug).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
     /// Wait for another ouk process to release the root instead of failing (exit 13).
     #[arg(long, global = true)]
     wait: bool,
@@ -230,6 +234,7 @@ fn main() -> std::process::ExitCode {
         Err(e) => return usage_error(e),
     };
     output::guard_stdout();
+    init_log(cli.verbose);
     let ctx = Context {
         root: cli.root,
         out: Output {
@@ -321,6 +326,32 @@ fn usage_error(e: clap::Error) -> std::process::ExitCode {
     }
     let _ = e.print();
     std::process::ExitCode::from(code)
+}
+
+/// The support log: ouk's own crates at the level `-v` asks for (nothing without it: the
+/// messages people read are the commands' own),
+/// or what OUK_LOG says; on stderr, so `--json` stdout stays one document.
+fn init_log(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let level = match verbose {
+        0 => "off",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let default = format!(
+        "ouk={level},ouk_kit={level},ouk_delta={level},ouk_store={level},ouk_transport={level},ouk_recompress={level}"
+    );
+    let filter = std::env::var("OUK_LOG")
+        .ok()
+        .and_then(|f| EnvFilter::try_new(f).ok())
+        .unwrap_or_else(|| EnvFilter::new(default));
+    // A second subscriber cannot be installed; there is none before this one.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(true)
+        .try_init();
 }
 
 /// Whether `command` works against an object-storage store (`--store-url`).

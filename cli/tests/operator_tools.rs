@@ -462,3 +462,58 @@ fn key_passwords_are_asked_on_the_terminal_and_a_public_key_is_not_taken_for_a_p
     assert_eq!(code(&o), 64, "{}", String::from_utf8_lossy(&o.stderr));
     assert!(String::from_utf8_lossy(&o.stderr).contains("is a private key"));
 }
+
+#[test]
+fn verbose_runs_say_what_they_did_step_by_step_on_stderr_and_keep_json_on_stdout() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let k0 = kit(tmp.path(), 0, "2025.10.0");
+    let import = |root: &Path, global: &[&str], env: Option<&str>| {
+        let mut c = Command::new(ouk());
+        c.arg("--root").arg(root).args(global).args([
+            "kit",
+            "import",
+            k0.to_str().expect("utf-8"),
+            "--max-kit-age",
+            "0",
+        ]);
+        c.env_remove("OUK_LOG");
+        if let Some(f) = env {
+            c.env("OUK_LOG", f);
+        }
+        c.output().expect("run")
+    };
+    // Quiet by default: nothing but the command's own words.
+    let o = import(&trusted_root(tmp.path(), "quiet"), &["--json"], None);
+    assert_eq!(code(&o), 0);
+    assert!(
+        String::from_utf8_lossy(&o.stderr).is_empty(),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // -vv: each step, and stdout is still one JSON document.
+    let o = import(&trusted_root(tmp.path(), "vv"), &["--json", "-vv"], None);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    for event in [
+        "read once into staging",
+        "signature checked",
+        "manifest read",
+        "free space checked",
+        "version is newer",
+        "unpacked, checked against the manifest and staged",
+        "import done",
+    ] {
+        assert!(err.contains(event), "{event:?} missing: {err}");
+    }
+    serde_json::from_slice::<serde_json::Value>(&o.stdout).expect("stdout is JSON");
+    // -v: the outline, without the details.
+    let o = import(&trusted_root(tmp.path(), "v"), &["-v"], None);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("import done") && !err.contains("root locked"),
+        "{err}"
+    );
+    // OUK_LOG chooses instead.
+    let o = import(&trusted_root(tmp.path(), "env"), &[], Some("ouk_kit=debug"));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("root locked"));
+}

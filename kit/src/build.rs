@@ -278,6 +278,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// Build the kit.
 pub fn build_kit(opts: &BuildOptions, progress: &mut dyn FnMut(u64)) -> Result<BuildReport> {
+    tracing::info!(version = %opts.version, channel = %opts.channel, release = %opts.release_dir.display(), "build");
     check_label("version", &opts.version)?;
     check_label("channel", &opts.channel)?;
     if !opts.release_dir.is_dir() {

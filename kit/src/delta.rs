@@ -183,8 +183,10 @@ pub fn make_from_bundles(
     key: Option<&SigningKey>,
     options: &MakeOptions,
 ) -> Result<DeltaMakeReport> {
+    tracing::info!(from = %from.display(), to = %to.display(), "delta make: unpacking both kits");
     let old = unpack_kit(from)?;
     let new = unpack_kit(to)?;
+    tracing::info!("delta make: planning and writing");
     write_delta(&old, &new, output, key, options)
 }
 

@@ -276,9 +276,17 @@ pub fn import(
     } else {
         LockWait::Fail
     };
+    tracing::info!(bundle = %opts.bundle.display(), root = %root_dir.display(), "import");
     let root =
         Root::open(root_dir, wait, StoreOptions::default()).map_err(|e| fail("lock")(e.into()))?;
+    tracing::debug!("root locked");
     let result = run(&root, opts, progress);
+    match &result {
+        Ok(r) => {
+            tracing::info!(outcome = %r.outcome, generation = %r.generation, version = %r.version, "import done")
+        }
+        Err((step, e)) => tracing::warn!(step, error = %e, "import refused"),
+    }
     let _ = root.clean_staging();
     result.map_err(|(step, error)| {
         let quarantined = match &error {
@@ -296,6 +304,9 @@ pub fn import(
 pub(crate) type StepResult<T> = std::result::Result<T, (&'static str, KitError)>;
 
 pub(crate) fn step<T>(name: &'static str, r: Result<T>) -> StepResult<T> {
+    if let Err(e) = &r {
+        tracing::debug!(step = name, error = %e, "import step refused");
+    }
     r.map_err(|e| (name, e))
 }
 
@@ -320,7 +331,10 @@ fn verify_step(root: &Root, opts: &ImportOptions) -> StepResult<Verified> {
         BundleInput::open(&opts.bundle).and_then(|i| i.read_once(&root.staging_dir())),
     )?;
     let sidecars = Sidecars::discover(&input.path(), opts.sidecars.clone());
-    let (bundle_sha, _size, _) = step("verify", verify::check_input_digest(&input, &sidecars))?;
+    let (bundle_sha, size, digest_checked) =
+        step("verify", verify::check_input_digest(&input, &sidecars))?;
+    tracing::info!(step = "verify", sha256 = %hex::encode(bundle_sha), size, digest_sidecar = digest_checked, "read once into staging");
+    tracing::debug!(step = "verify", ?sidecars, "sidecars");
     let keys = step("verify", trusted_keys(root.dir(), &opts.extra_keys))?;
     let signed_by = if opts.allow_unsigned && keys.is_empty() {
         None
@@ -339,6 +353,12 @@ fn verify_step(root: &Root, opts: &ImportOptions) -> StepResult<Verified> {
             Err(e) => return Err(("verify", e)),
         }
     };
+    tracing::info!(
+        step = "verify",
+        signed_by = signed_by.as_deref().unwrap_or("-"),
+        trusted_keys = keys.len(),
+        "signature checked"
+    );
     Ok(Verified {
         input,
         bundle_sha,
@@ -592,6 +612,7 @@ fn run(
 ) -> StepResult<ImportReport> {
     let v = verify_step(root, opts)?;
     if step("verify", crate::delta::verified_kind_is_delta(&v.input))? {
+        tracing::info!(step = "verify", "the input is a delta");
         return crate::delta::import_delta(root, opts, &v, progress);
     }
     let (manifest, manifest_bytes) = match &v.sidecars.manifest {
@@ -612,6 +633,7 @@ fn run(
         )
     })?;
     let previous = step("verify", root.current().map_err(KitError::from))?;
+    tracing::info!(step = "verify", version = %manifest.version, channel = %manifest.channel, files = manifest.artifacts.len(), bytes = manifest.total_bytes(), generation = %target_id, "manifest read");
     let base = base_report(opts, &v, &manifest, target_id, previous);
     // Idempotency: the kit's generation is already current -> nothing to do, nothing written.
     // But only for a bundle that is the kit its manifest describes: a manifest sidecar
@@ -628,8 +650,10 @@ fn run(
         });
     }
     check_disk(root, manifest.total_bytes(), opts.free_margin)?;
+    tracing::debug!(step = "disk", "free space checked");
     // Version policy needs only the manifest: refuse before the long unpack.
     check_version(root, previous, &manifest.version, opts.force.is_some())?;
+    tracing::info!(step = "policy", previous = ?previous, "version is newer (or forced)");
 
     // 3 + 4. Unpack, verify, and stage into the store (uncommitted).
     let staging = root
@@ -652,6 +676,11 @@ fn run(
         "check",
         ChunkSetManifest::new(entries).map_err(KitError::from),
     )?;
+    tracing::info!(
+        step = "unpack",
+        files = chunk_set.entries().len(),
+        "unpacked, checked against the manifest and staged"
+    );
     let staged = Staged {
         writer,
         chunk_set,
