@@ -143,13 +143,13 @@ impl Failure {
 
 impl From<ouk_delta::DeltaError> for Failure {
     fn from(e: ouk_delta::DeltaError) -> Self {
-        Failure::new(exit::delta_code(&e), e.to_string())
+        Failure::new(exit::class_code(e.class()), e.to_string())
     }
 }
 
 impl From<ouk_store::StoreError> for Failure {
     fn from(e: ouk_store::StoreError) -> Self {
-        Failure::new(exit::store_code(&e), e.to_string())
+        Failure::new(exit::class_code(e.class()), e.to_string())
     }
 }
 

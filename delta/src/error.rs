@@ -3,7 +3,7 @@
 use std::io;
 use std::path::PathBuf;
 
-use ouk_store::StoreError;
+use ouk_store::{ErrorClass, StoreError};
 
 /// Errors from `ouk-delta`.
 #[derive(Debug, thiserror::Error)]
@@ -122,6 +122,26 @@ impl<T> IoContext<T> for io::Result<T> {
 }
 
 impl DeltaError {
+    /// What kind of failure this is (see [`ErrorClass`]).
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            DeltaError::Store(s) => s.class(),
+            DeltaError::Io { source, .. } => ErrorClass::of_io(source),
+            DeltaError::Locked { .. } => ErrorClass::Locked,
+            DeltaError::Record { .. } | DeltaError::DigestMismatch { .. } => ErrorClass::Digest,
+            DeltaError::BadManifest(_)
+            | DeltaError::Unsupported { .. }
+            | DeltaError::BadDelta(_)
+            | DeltaError::CannotRebuild { .. }
+            | DeltaError::MissingBaseline { .. } => ErrorClass::Validation,
+            DeltaError::NoRoot { .. } | DeltaError::UnknownGeneration(_) => ErrorClass::NotFound,
+            DeltaError::Unpublished { .. }
+            | DeltaError::AmbiguousGeneration(_)
+            | DeltaError::NothingToRollBackTo
+            | DeltaError::Index(_) => ErrorClass::Other,
+        }
+    }
+
     /// A redb error of the generation tables, classified as the store classifies its own
     /// (they share `index.redb`): damage is [`StoreError::IndexDamaged`], I/O stays I/O.
     pub fn from_index(e: impl Into<redb::Error>) -> DeltaError {

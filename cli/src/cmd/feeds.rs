@@ -71,7 +71,7 @@ struct AuditDoc {
 }
 
 fn feed_failure(e: ouk_kit::feeds::FeedError) -> Failure {
-    Failure::new(crate::exit::feed_code(&e), e.to_string())
+    Failure::new(crate::exit::class_code(e.class()), e.to_string())
 }
 
 fn audit_file(path: &Path, limit: usize) -> Result<AuditReport, Failure> {

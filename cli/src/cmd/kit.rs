@@ -176,7 +176,7 @@ pub enum KeyCommand {
 }
 
 pub fn kit_failure(e: ouk_kit::KitError) -> Failure {
-    Failure::new(crate::exit::kit_code(&e), e.to_string())
+    Failure::new(crate::exit::class_code(e.class()), e.to_string())
 }
 
 fn password() -> Option<Vec<u8>> {
@@ -377,9 +377,7 @@ pub fn run(ctx: &Context, cmd: KitCommand) -> Result<ExitCode, Failure> {
                 max_clock_skew_secs: max_clock_skew,
             };
             let mut progress = ctx.out.progress("import", 0);
-            let code_of = |e: &ouk_kit::KitError| crate::exit::kit_code(e) as u8;
-            let result =
-                ouk_kit::import::import(&ctx.root, &opts, &code_of, &mut |n| progress.inc(n));
+            let result = ouk_kit::import::import(&ctx.root, &opts, &mut |n| progress.inc(n));
             drop(progress);
             let report = result.map_err(|f| {
                 let mut failure = kit_failure(f.error);

@@ -9,12 +9,12 @@ use clap::Args;
 
 use crate::cmd::kit::load_public_keys;
 use crate::cmd::split::parse_size;
-use crate::exit::{ExitCode, kit_code, transport_code};
+use crate::exit::{ExitCode, class_code};
 use crate::output::{Output, bytes};
 use crate::{Context, Failure};
 
 fn failure(e: ouk_transport::TransportError) -> Failure {
-    Failure::new(transport_code(&e), e.to_string())
+    Failure::new(class_code(e.class()), e.to_string())
 }
 
 /// `ouk serve`.
@@ -190,7 +190,6 @@ pub fn run_serve(ctx: &Context, args: ServeArgs) -> Result<ExitCode, Failure> {
     let quiet = ctx.out.quiet;
     let json = ctx.out.json;
     let hooks = ouk_transport::serve::ServeHooks {
-        code_of: Arc::new(|e: &ouk_kit::KitError| kit_code(e) as u8),
         status: Arc::new(move || {
             crate::cmd::status::status_json(&status_ctx).map_err(|f| (f.code as u8, f.message))
         }),

@@ -250,15 +250,10 @@ pub fn diff(old: Option<&ChunkSetManifest>, new: &ChunkSetManifest) -> TreeDiff 
     d
 }
 
-/// The exit code a failure maps to (duplicated here only for `reason.json`; the binary owns
-/// the mapping).
-pub type CodeOf = dyn Fn(&KitError) -> u8;
-
 /// Run the pipeline against the root at `root_dir`.
 pub fn import(
     root_dir: &Path,
     opts: &ImportOptions,
-    code_of: &CodeOf,
     progress: &mut dyn FnMut(u64),
 ) -> Result<ImportReport, ImportFailure> {
     let fail = |step: &'static str| {
@@ -283,7 +278,7 @@ pub fn import(
     result.map_err(|(step, error)| {
         let quarantined = match &error {
             KitError::NotFound(_) => None,
-            e => quarantine::quarantine(&root, &opts.bundle, step, e, code_of(e), &opts.quarantine),
+            e => quarantine::quarantine(&root, &opts.bundle, step, e, &opts.quarantine),
         };
         ImportFailure {
             step,
