@@ -7,7 +7,9 @@
 mod cmd;
 mod contain;
 mod exit;
+mod hint;
 mod output;
+mod shared;
 
 use std::path::PathBuf;
 
@@ -143,7 +145,10 @@ impl Failure {
 
 impl From<ouk_delta::DeltaError> for Failure {
     fn from(e: ouk_delta::DeltaError) -> Self {
-        Failure::new(exit::class_code(e.class()), e.to_string())
+        Failure::new(
+            exit::class_code(e.class()),
+            hint::message(&e, hint::for_delta(&e)),
+        )
     }
 }
 

@@ -24,7 +24,7 @@ pub enum DeltaError {
     #[error("index: {0}")]
     Index(#[from] redb::Error),
     /// A read-only command was pointed at a root that does not exist (it never creates one).
-    #[error("no ouk root at {path}: nothing was imported here (check --root or OUK_ROOT)")]
+    #[error("no ouk root at {path}: nothing was imported here")]
     NoRoot {
         /// The directory named.
         path: PathBuf,

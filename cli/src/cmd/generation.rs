@@ -4,9 +4,9 @@ use clap::Subcommand;
 use ouk_delta::ActivateOutcome;
 
 use crate::cmd::feeds_history::FeedRows;
-use crate::cmd::kit::kit_failure;
 use crate::exit::ExitCode;
 use crate::output::{bytes, rfc3339};
+use crate::shared::kit_failure;
 use crate::{Context, Failure};
 
 #[derive(Debug, Subcommand)]

@@ -3,11 +3,11 @@
 use std::path::PathBuf;
 
 use clap::Subcommand;
-use ouk_kit::sign::{SigningKey, VerifyingKey};
 use ouk_kit::verify::Sidecars;
 
 use crate::exit::ExitCode;
 use crate::output::bytes;
+use crate::shared::{kit_failure, load_public_keys, load_signing_key, password};
 use crate::{Context, Failure};
 
 #[derive(Debug, Subcommand)]
@@ -173,49 +173,6 @@ pub enum KeyCommand {
         #[arg(long)]
         output_prefix: PathBuf,
     },
-}
-
-pub fn kit_failure(e: ouk_kit::KitError) -> Failure {
-    Failure::new(crate::exit::class_code(e.class()), e.to_string())
-}
-
-fn password() -> Option<Vec<u8>> {
-    std::env::var_os("COSIGN_PASSWORD").map(|p| p.into_encoded_bytes())
-}
-
-pub fn load_signing_key(path: &std::path::Path) -> Result<SigningKey, Failure> {
-    if !path.is_file() {
-        return Err(Failure::new(
-            ExitCode::Failure,
-            format!("{}: not found", path.display()),
-        ));
-    }
-    let pw = password();
-    SigningKey::from_pem_file(path, pw.as_deref()).map_err(|e| {
-        Failure::new(
-            ExitCode::Signature,
-            format!(
-                "{}: {e} (the password comes from COSIGN_PASSWORD)",
-                path.display()
-            ),
-        )
-    })
-}
-
-pub fn load_public_keys(paths: &[PathBuf]) -> Result<Vec<VerifyingKey>, Failure> {
-    paths
-        .iter()
-        .map(|p| {
-            if !p.is_file() {
-                return Err(Failure::new(
-                    ExitCode::Failure,
-                    format!("{}: not found", p.display()),
-                ));
-            }
-            VerifyingKey::from_pem_file(p)
-                .map_err(|e| Failure::new(ExitCode::Signature, format!("{}: {e}", p.display())))
-        })
-        .collect()
 }
 
 pub fn run(ctx: &Context, cmd: KitCommand) -> Result<ExitCode, Failure> {

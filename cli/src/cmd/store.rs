@@ -248,7 +248,7 @@ pub fn run(ctx: &Context, cmd: StoreCommand) -> Result<ExitCode, Failure> {
             let root = ctx.open_root()?;
             let store_report = root.store().reindex()?;
             let mirror_report =
-                ouk_kit::mirror::reindex(&root).map_err(crate::cmd::kit::kit_failure)?;
+                ouk_kit::mirror::reindex(&root).map_err(crate::shared::kit_failure)?;
             let doc = serde_json::json!({
                 "store": store_report,
                 "mirror": mirror_report,
