@@ -25,10 +25,12 @@ use std::fs::{self, File, OpenOptions};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
-use ouk_store::{Store, StoreOptions};
+use ouk_store::{Store, StoreOptions, WriteTotals};
 use serde::Serialize;
 
 use crate::error::{DeltaError, IoContext, Result};
+use crate::manifest::{ChunkSetManifest, ManifestEntry};
+use crate::tree::list_tree;
 
 /// What to do when another process holds the lock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -276,4 +278,33 @@ pub fn remove_tree(path: &Path) -> Result<()> {
         remove_tree(&entry.path())?;
     }
     fs::remove_dir(path).ctx(|| format!("remove {}", path.display()))
+}
+
+/// Ingesting a directory tree into the store as a chunk-set manifest: every regular file
+/// (as [`crate::tree::list_tree`] lists them) through one store writer, one durable commit
+/// for the whole tree.
+impl Root {
+    /// Put every file under `dir` into the store (one commit) and return its manifest.
+    /// `progress` gets the count of bytes read since its last call.
+    pub fn ingest_tree(
+        &self,
+        dir: &Path,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<(ChunkSetManifest, WriteTotals)> {
+        let files = list_tree(dir)?;
+        let mut writer = self.store().writer()?;
+        let mut entries = Vec::with_capacity(files.len());
+        for (rel, path, mode) in files {
+            let put = writer.put_file(&path, progress)?;
+            entries.push(ManifestEntry {
+                path: rel,
+                mode,
+                size: put.size,
+                sha256: put.digest,
+                chunks: put.chunks,
+            });
+        }
+        let totals = writer.commit()?;
+        Ok((ChunkSetManifest::new(entries)?, totals))
+    }
 }
