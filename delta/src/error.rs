@@ -108,7 +108,9 @@ pub enum DeltaError {
 /// Result alias.
 pub type Result<T, E = DeltaError> = std::result::Result<T, E>;
 
-pub(crate) trait IoContext<T> {
+/// Attach what was being done (naming the path) to an I/O error.
+pub trait IoContext<T> {
+    /// The error as [`DeltaError::Io`] with `context`.
     fn ctx(self, context: impl FnOnce() -> String) -> Result<T>;
 }
 

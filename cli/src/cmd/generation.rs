@@ -1,7 +1,7 @@
 //! `ouk gen {list|rollback|gc|diff}`.
 
 use clap::Subcommand;
-use ouk_delta::ActivateOutcome;
+use ouk_root::ActivateOutcome;
 
 use crate::cmd::feeds_history::FeedRows;
 use crate::exit::ExitCode;
@@ -123,7 +123,7 @@ pub fn run(ctx: &Context, cmd: GenCommand) -> Result<ExitCode, Failure> {
 }
 
 /// Print the generation list (`gen list`).
-fn list(ctx: &Context, gens: &[ouk_delta::GenerationSummary]) {
+fn list(ctx: &Context, gens: &[ouk_root::GenerationSummary]) {
     ctx.out.emit(&gens, || {
         if gens.is_empty() {
             return "no generations".into();

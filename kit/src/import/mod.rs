@@ -43,10 +43,8 @@ use std::io::{self, BufWriter, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use ouk_delta::{
-    ActivateOutcome, ChunkSetManifest, FileSource, GenerationId, Labels, LockWait, ManifestEntry,
-    Root,
-};
+use ouk_delta::{ChunkSetManifest, GenerationId, ManifestEntry};
+use ouk_root::{ActivateOutcome, FileSource, Labels, LockWait, Root};
 use ouk_store::{FileDigest, StoreError, StoreOptions};
 use redb::{ReadableDatabase, TableDefinition};
 use serde::{Deserialize, Serialize};
@@ -392,7 +390,7 @@ pub(crate) fn check_version(
 /// days old.
 pub fn age_days(created_at: &str) -> Option<i64> {
     crate::provenance::time::parse_rfc3339(created_at)
-        .map(|t| ouk_delta::now_unix().saturating_sub(t).max(0) / 86_400)
+        .map(|t| ouk_root::now_unix().saturating_sub(t).max(0) / 86_400)
 }
 
 /// Step 5c: a kit older than the staleness window, or dated further ahead of this host's
@@ -401,7 +399,7 @@ fn check_fresh(created_at: &str, opts: &ImportOptions) -> StepResult<()> {
     if opts.force.is_some() {
         return Ok(());
     }
-    let now = ouk_delta::now_unix();
+    let now = ouk_root::now_unix();
     let created = crate::provenance::time::parse_rfc3339(created_at);
     match policy::freshness(created, now, opts.max_age_days, opts.max_clock_skew_secs) {
         policy::Freshness::Fresh => Ok(()),
@@ -676,7 +674,7 @@ fn record_import(
         let rec = ImportRecord {
             generation: *generation,
             version: version.to_string(),
-            at: ouk_delta::now_unix(),
+            at: ouk_root::now_unix(),
         };
         t.insert(
             bundle_sha,

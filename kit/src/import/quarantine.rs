@@ -29,7 +29,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use ouk_delta::Root;
+use ouk_root::Root;
 use ouk_store::ErrorClass;
 use serde::Serialize;
 
@@ -201,7 +201,7 @@ pub fn quarantine(
     // Room first: the oldest entries go until this one fits.
     let _ = make_room(&qdir, limits, 1, incoming);
 
-    let stamp = crate::provenance::time::format_utc(ouk_delta::now_unix())?.replace(':', "");
+    let stamp = crate::provenance::time::format_utc(ouk_root::now_unix())?.replace(':', "");
     // A fresh directory every time: two refusals in the same second must never share one
     // (copying into an existing hard link would write through to the user's bundle).
     let mut dir = qdir.join(format!("{stamp}-{name}"));
@@ -250,7 +250,7 @@ pub fn quarantine(
         "code": error.class().exit_code(),
         "message": error.to_string(),
         "bundle": bundle.display().to_string(),
-        "at": crate::provenance::time::format_utc(ouk_delta::now_unix()),
+        "at": crate::provenance::time::format_utc(ouk_root::now_unix()),
         "kept": kept,
         "notKept": not_kept,
     });
@@ -285,7 +285,7 @@ fn make_room(
 }
 
 fn remove_entry(e: &Entry) -> Result<(), QuarantineError> {
-    ouk_delta::remove_tree(&e.path).map_err(|err| QuarantineError::Io {
+    ouk_root::remove_tree(&e.path).map_err(|err| QuarantineError::Io {
         context: format!("remove {}", e.path.display()),
         source: match err {
             ouk_delta::DeltaError::Io { source, .. } => source,

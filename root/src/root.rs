@@ -28,9 +28,9 @@ use std::path::{Path, PathBuf};
 use ouk_store::{Store, StoreOptions, WriteTotals};
 use serde::Serialize;
 
-use crate::error::{DeltaError, IoContext, Result};
-use crate::manifest::{ChunkSetManifest, ManifestEntry};
-use crate::tree::list_tree;
+use ouk_delta::manifest::{ChunkSetManifest, ManifestEntry};
+use ouk_delta::tree::list_tree;
+use ouk_delta::{DeltaError, IoContext, Result};
 
 /// What to do when another process holds the lock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -217,7 +217,7 @@ impl Root {
         self.dir.join("changes")
     }
     /// `ROOT/changes/<gen-id>.jsonl`.
-    pub fn changes_file(&self, id: &crate::GenerationId) -> PathBuf {
+    pub fn changes_file(&self, id: &ouk_delta::GenerationId) -> PathBuf {
         self.changes_dir().join(format!("{}.jsonl", id.to_hex()))
     }
     /// `ROOT/current`.
@@ -228,14 +228,14 @@ impl Root {
 
 /// The generation `dir/current` points at, if any. Reads only the link (replaced by
 /// rename, so it is always one generation's), so lock-free readers use it too.
-pub(crate) fn read_current(dir: &Path) -> Result<Option<crate::GenerationId>> {
+pub(crate) fn read_current(dir: &Path) -> Result<Option<ouk_delta::GenerationId>> {
     let link = dir.join("current");
     match fs::read_link(&link) {
         Ok(target) => {
             let name = target
                 .file_name()
                 .and_then(|n| n.to_str())
-                .and_then(|n| n.parse::<crate::GenerationId>().ok());
+                .and_then(|n| n.parse::<ouk_delta::GenerationId>().ok());
             match name {
                 Some(id) => Ok(Some(id)),
                 None => Err(DeltaError::Io {
@@ -281,7 +281,7 @@ pub fn remove_tree(path: &Path) -> Result<()> {
 }
 
 /// Ingesting a directory tree into the store as a chunk-set manifest: every regular file
-/// (as [`crate::tree::list_tree`] lists them) through one store writer, one durable commit
+/// (as [`ouk_delta::tree::list_tree`] lists them) through one store writer, one durable commit
 /// for the whole tree.
 impl Root {
     /// Put every file under `dir` into the store (one commit) and return its manifest.
