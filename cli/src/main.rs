@@ -7,7 +7,9 @@
 mod cmd;
 mod contain;
 mod exit;
+mod hint;
 mod output;
+mod shared;
 
 use std::path::PathBuf;
 
@@ -152,13 +154,16 @@ impl Failure {
 
 impl From<ouk_delta::DeltaError> for Failure {
     fn from(e: ouk_delta::DeltaError) -> Self {
-        Failure::new(exit::delta_code(&e), e.to_string())
+        Failure::new(
+            exit::class_code(e.class()),
+            hint::message(&e, hint::for_delta(&e)),
+        )
     }
 }
 
 impl From<ouk_store::StoreError> for Failure {
     fn from(e: ouk_store::StoreError) -> Self {
-        Failure::new(exit::store_code(&e), e.to_string())
+        Failure::new(exit::class_code(e.class()), e.to_string())
     }
 }
 
@@ -178,13 +183,13 @@ pub struct Context {
 
 impl Context {
     /// Open the root for reading only: no lock, nothing created or written (see
-    /// [`ouk_delta::RootView`]). A root last written by an older ouk has no published state
+    /// [`ouk_root::RootView`]). A root last written by an older ouk has no published state
     /// yet: it is opened once for writing (which publishes it; only its owner can), then read.
-    pub fn open_view(&self) -> Result<ouk_delta::RootView, Failure> {
-        match ouk_delta::RootView::open(&self.root) {
+    pub fn open_view(&self) -> Result<ouk_root::RootView, Failure> {
+        match ouk_root::RootView::open(&self.root) {
             Err(ouk_delta::DeltaError::Unpublished { .. }) => {
                 drop(self.open_root()?);
-                Ok(ouk_delta::RootView::open(&self.root)?)
+                Ok(ouk_root::RootView::open(&self.root)?)
             }
             other => Ok(other?),
         }
@@ -203,17 +208,17 @@ impl Context {
     }
 
     /// Open and lock the root.
-    pub fn open_root(&self) -> Result<ouk_delta::Root, Failure> {
+    pub fn open_root(&self) -> Result<ouk_root::Root, Failure> {
         let wait = if self.wait {
-            ouk_delta::LockWait::Wait
+            ouk_root::LockWait::Wait
         } else {
-            ouk_delta::LockWait::Fail
+            ouk_root::LockWait::Fail
         };
         let options = ouk_store::StoreOptions {
             remote: self.remote.clone(),
             ..Default::default()
         };
-        let root = ouk_delta::Root::open(&self.root, wait, options)?;
+        let root = ouk_root::Root::open(&self.root, wait, options)?;
         let rec = root.recovery();
         if !rec.removed_partial.is_empty() || !rec.store.is_clean() || rec.staging_cleaned > 0 {
             self.out.note(&format!(

@@ -33,7 +33,8 @@ use ouk_delta::apply::{RebuiltSink, apply_delta, create_rebuilt, finish_rebuilt}
 use ouk_delta::content::{CheckedDirContent, DirContent, StoreContent, TreeFile};
 use ouk_delta::format::{DeltaHeader, DeltaSummary, GenerationRef};
 use ouk_delta::plan::{MakeOptions, make_delta};
-use ouk_delta::{ChunkSetManifest, GenerationId, ManifestEntry, Root};
+use ouk_delta::{ChunkSetManifest, GenerationId, ManifestEntry};
+use ouk_root::Root;
 use ouk_store::FileDigest;
 use serde::{Deserialize, Serialize};
 

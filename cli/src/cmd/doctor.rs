@@ -172,7 +172,7 @@ struct Active {
     version: String,
 }
 
-fn active_generation(view: &ouk_delta::RootView) -> Result<Option<Active>, Failure> {
+fn active_generation(view: &ouk_root::RootView) -> Result<Option<Active>, Failure> {
     let gens = view.generations()?;
     Ok(gens.iter().find(|g| g.current).map(|g| {
         let created = g.record.labels.get("createdAt");
@@ -325,7 +325,7 @@ fn check_trust(root: &Path) -> Check {
 /// The clock against what the root has seen: a kit created "in the future" means this
 /// host's clock is behind (staleness and expiry checks then lie).
 fn check_clock(active: Option<&Active>) -> Check {
-    let now = ouk_delta::now_unix();
+    let now = ouk_root::now_unix();
     // 2020-01-01: no kit of this format is older, so an earlier clock was never set.
     if now < 1_577_836_800 {
         return Check::fail(
@@ -358,7 +358,7 @@ fn check_freshness(active: Option<&Active>, max_days: u64) -> Check {
             "import a kit: ouk kit import KIT.tar.gz",
         );
     };
-    let now = ouk_delta::now_unix();
+    let now = ouk_root::now_unix();
     let Some(created) = a.created_at else {
         return Check::ok(
             "freshness",

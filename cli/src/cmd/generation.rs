@@ -1,12 +1,12 @@
 //! `ouk gen {list|rollback|gc|diff}`.
 
 use clap::Subcommand;
-use ouk_delta::ActivateOutcome;
+use ouk_root::ActivateOutcome;
 
 use crate::cmd::feeds_history::FeedRows;
-use crate::cmd::kit::kit_failure;
 use crate::exit::ExitCode;
 use crate::output::{bytes, rfc3339};
+use crate::shared::kit_failure;
 use crate::{Context, Failure};
 
 #[derive(Debug, Subcommand)]
@@ -133,7 +133,7 @@ pub fn run(ctx: &Context, cmd: GenCommand) -> Result<ExitCode, Failure> {
 }
 
 /// Print the generation list (`gen list`).
-fn list(ctx: &Context, gens: &[ouk_delta::GenerationSummary]) {
+fn list(ctx: &Context, gens: &[ouk_root::GenerationSummary]) {
     ctx.out.emit(&gens, || {
         if gens.is_empty() {
             return "no generations".into();

@@ -15,9 +15,9 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use serde::Serialize;
 
-use crate::cmd::kit::kit_failure;
 use crate::exit::ExitCode;
 use crate::output::bytes;
+use crate::shared::kit_failure;
 use crate::{Context, Failure};
 
 /// `ouk kit inspect`.

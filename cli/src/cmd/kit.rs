@@ -3,12 +3,13 @@
 use std::path::PathBuf;
 
 use clap::Subcommand;
-use ouk_kit::sign::{SigningKey, VerifyingKey};
 use ouk_kit::verify::Sidecars;
-use zeroize::Zeroizing;
 
 use crate::exit::ExitCode;
 use crate::output::bytes;
+use crate::shared::{
+    env_password, kit_failure, load_public_keys, load_signing_key, prompt_password,
+};
 use crate::{Context, Failure};
 
 #[derive(Debug, Subcommand)]
@@ -127,7 +128,7 @@ pub enum KitCommand {
         /// Free space to keep on the root's file system beyond what the import writes
         /// (1.5 x the kit): an import that would leave less is refused with exit 12 before
         /// writing anything. Units: B, KiB, MiB, GiB (or plain bytes).
-        #[arg(long, value_name = "SIZE", default_value = FREE_MARGIN_TEXT, value_parser = crate::cmd::split::parse_size_or_zero)]
+        #[arg(long, value_name = "SIZE", default_value = FREE_MARGIN_TEXT, value_parser = crate::shared::parse_size_or_zero)]
         free_margin: u64,
         /// Refuse kits created more than DAYS days ago (0: no limit).
         #[arg(long, value_name = "DAYS", default_value_t = ouk_kit::import::DEFAULT_MAX_AGE_DAYS)]
@@ -185,121 +186,6 @@ pub enum KeyCommand {
 /// `kit import --free-margin`'s default, as people read it: [`ouk_kit::import::DEFAULT_FREE_MARGIN`]
 /// (a unit test holds the two equal).
 const FREE_MARGIN_TEXT: &str = "2GiB";
-
-pub fn kit_failure(e: ouk_kit::KitError) -> Failure {
-    Failure::new(crate::exit::kit_code(&e), e.to_string())
-}
-
-/// The key password from COSIGN_PASSWORD (scripts, CI), as cosign takes it.
-fn env_password() -> Option<Zeroizing<Vec<u8>>> {
-    std::env::var_os("COSIGN_PASSWORD").map(|p| Zeroizing::new(p.into_encoded_bytes()))
-}
-
-/// Ask for a password on the terminal with echo off (cosign's behaviour; never from argv).
-/// `confirm`: ask twice and require the same answer (a new key). Fails, naming
-/// COSIGN_PASSWORD, when there is no terminal to ask on.
-fn prompt_password(prompt: &str, confirm: bool) -> Result<Zeroizing<Vec<u8>>, Failure> {
-    let no_terminal = |e: std::io::Error| {
-        Failure::new(
-            ExitCode::Failure,
-            format!("cannot ask for the key's password ({e}): no terminal; set COSIGN_PASSWORD"),
-        )
-    };
-    let first = Zeroizing::new(rpassword::prompt_password(prompt).map_err(no_terminal)?);
-    if confirm {
-        let again = Zeroizing::new(
-            rpassword::prompt_password("Enter the password again: ").map_err(no_terminal)?,
-        );
-        if *first != *again {
-            return Err(Failure::new(
-                ExitCode::Failure,
-                "the two passwords differ; nothing was written",
-            ));
-        }
-    }
-    Ok(Zeroizing::new(first.as_bytes().to_vec()))
-}
-
-/// A public key where a private key belongs (or the reverse) is a wrong argument, not a bad
-/// signature: say which file to give instead.
-fn wrong_key_kind(path: &std::path::Path, e: &ouk_kit::sign::KeyError) -> Option<Failure> {
-    match e {
-        ouk_kit::sign::KeyError::NoSuchBlock { wanted, found }
-            if found.contains("PUBLIC KEY") && wanted.to_ascii_lowercase().contains("private") =>
-        {
-            Some(Failure::new(
-                ExitCode::Usage,
-                format!(
-                    "{} is a public key; signing needs the private key (the .key file `ouk key generate` wrote beside the .pub)",
-                    path.display()
-                ),
-            ))
-        }
-        ouk_kit::sign::KeyError::NoSuchBlock { wanted, found }
-            if found.contains("PRIVATE KEY") && wanted.to_ascii_lowercase().contains("public") =>
-        {
-            Some(Failure::new(
-                ExitCode::Usage,
-                format!(
-                    "{} is a private key; give the public key (.pub) here, and keep the private key on the signing host",
-                    path.display()
-                ),
-            ))
-        }
-        _ => None,
-    }
-}
-
-pub fn load_signing_key(path: &std::path::Path) -> Result<SigningKey, Failure> {
-    if !path.is_file() {
-        return Err(Failure::new(
-            ExitCode::Failure,
-            format!("{}: not found", path.display()),
-        ));
-    }
-    let failure = |e: ouk_kit::sign::KeyError| {
-        wrong_key_kind(path, &e).unwrap_or_else(|| {
-            Failure::new(
-                ExitCode::Signature,
-                format!(
-                    "{}: {e} (the password comes from COSIGN_PASSWORD or the terminal)",
-                    path.display()
-                ),
-            )
-        })
-    };
-    let env = env_password();
-    match SigningKey::from_pem_file(path, env.as_ref().map(|p| p.as_slice())) {
-        // Encrypted, and no COSIGN_PASSWORD: ask on the terminal, as cosign does.
-        Err(ouk_kit::sign::KeyError::PasswordRequired) if env.is_none() => {
-            let pw = prompt_password(
-                &format!("Enter the password for {}: ", path.display()),
-                false,
-            )?;
-            SigningKey::from_pem_file(path, Some(&pw)).map_err(failure)
-        }
-        other => other.map_err(failure),
-    }
-}
-
-pub fn load_public_keys(paths: &[PathBuf]) -> Result<Vec<VerifyingKey>, Failure> {
-    paths
-        .iter()
-        .map(|p| {
-            if !p.is_file() {
-                return Err(Failure::new(
-                    ExitCode::Failure,
-                    format!("{}: not found", p.display()),
-                ));
-            }
-            VerifyingKey::from_pem_file(p).map_err(|e| {
-                wrong_key_kind(p, &e).unwrap_or_else(|| {
-                    Failure::new(ExitCode::Signature, format!("{}: {e}", p.display()))
-                })
-            })
-        })
-        .collect()
-}
 
 pub fn run(ctx: &Context, cmd: KitCommand) -> Result<ExitCode, Failure> {
     match cmd {
@@ -460,9 +346,7 @@ pub fn run(ctx: &Context, cmd: KitCommand) -> Result<ExitCode, Failure> {
                 max_clock_skew_secs: max_clock_skew,
             };
             let mut progress = ctx.out.progress("import", 0);
-            let code_of = |e: &ouk_kit::KitError| crate::exit::kit_code(e) as u8;
-            let result =
-                ouk_kit::import::import(&ctx.root, &opts, &code_of, &mut |n| progress.inc(n));
+            let result = ouk_kit::import::import(&ctx.root, &opts, &mut |n| progress.inc(n));
             drop(progress);
             let report = result.map_err(|f| {
                 let mut failure = kit_failure(f.error);
@@ -711,7 +595,7 @@ mod tests {
     #[test]
     fn the_free_margin_default_people_read_is_the_one_imports_use() {
         assert_eq!(
-            crate::cmd::split::parse_size(super::FREE_MARGIN_TEXT),
+            crate::shared::parse_size(super::FREE_MARGIN_TEXT),
             Ok(ouk_kit::import::DEFAULT_FREE_MARGIN)
         );
     }

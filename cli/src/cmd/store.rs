@@ -4,7 +4,8 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
-use ouk_delta::{ActivateOutcome, ChunkSetManifest, GenerationId, Labels, ManifestEntry};
+use ouk_delta::{ChunkSetManifest, GenerationId, ManifestEntry};
+use ouk_root::{ActivateOutcome, Labels};
 use serde::Serialize;
 
 use crate::exit::ExitCode;
@@ -44,7 +45,7 @@ struct IngestReport {
 }
 
 fn single_file_manifest(
-    root: &ouk_delta::Root,
+    root: &ouk_root::Root,
     path: &Path,
 ) -> Result<(ChunkSetManifest, ouk_store::WriteTotals), Failure> {
     use std::os::unix::fs::PermissionsExt;
@@ -248,7 +249,7 @@ pub fn run(ctx: &Context, cmd: StoreCommand) -> Result<ExitCode, Failure> {
             let root = ctx.open_root()?;
             let store_report = root.store().reindex()?;
             let mirror_report =
-                ouk_kit::mirror::reindex(&root).map_err(crate::cmd::kit::kit_failure)?;
+                ouk_kit::mirror::reindex(&root).map_err(crate::shared::kit_failure)?;
             let doc = serde_json::json!({
                 "store": store_report,
                 "mirror": mirror_report,

@@ -43,10 +43,8 @@ use std::io::{self, BufWriter, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use ouk_delta::{
-    ActivateOutcome, ChunkSetManifest, FileSource, GenerationId, Labels, LockWait, ManifestEntry,
-    Root,
-};
+use ouk_delta::{ChunkSetManifest, GenerationId, ManifestEntry};
+use ouk_root::{ActivateOutcome, FileSource, Labels, LockWait, Root};
 use ouk_store::{FileDigest, StoreError, StoreOptions};
 use redb::{ReadableDatabase, TableDefinition};
 use serde::{Deserialize, Serialize};
@@ -250,15 +248,10 @@ pub fn diff(old: Option<&ChunkSetManifest>, new: &ChunkSetManifest) -> TreeDiff 
     d
 }
 
-/// The exit code a failure maps to (duplicated here only for `reason.json`; the binary owns
-/// the mapping).
-pub type CodeOf = dyn Fn(&KitError) -> u8;
-
 /// Run the pipeline against the root at `root_dir`.
 pub fn import(
     root_dir: &Path,
     opts: &ImportOptions,
-    code_of: &CodeOf,
     progress: &mut dyn FnMut(u64),
 ) -> Result<ImportReport, ImportFailure> {
     let fail = |step: &'static str| {
@@ -291,7 +284,7 @@ pub fn import(
     result.map_err(|(step, error)| {
         let quarantined = match &error {
             KitError::NotFound(_) => None,
-            e => quarantine::quarantine(&root, &opts.bundle, step, e, code_of(e), &opts.quarantine),
+            e => quarantine::quarantine(&root, &opts.bundle, step, e, &opts.quarantine),
         };
         ImportFailure {
             step,
@@ -417,7 +410,7 @@ pub(crate) fn check_version(
 /// days old.
 pub fn age_days(created_at: &str) -> Option<i64> {
     crate::provenance::time::parse_rfc3339(created_at)
-        .map(|t| ouk_delta::now_unix().saturating_sub(t).max(0) / 86_400)
+        .map(|t| ouk_root::now_unix().saturating_sub(t).max(0) / 86_400)
 }
 
 /// Step 5c: a kit older than the staleness window, or dated further ahead of this host's
@@ -426,7 +419,7 @@ fn check_fresh(created_at: &str, opts: &ImportOptions) -> StepResult<()> {
     if opts.force.is_some() {
         return Ok(());
     }
-    let now = ouk_delta::now_unix();
+    let now = ouk_root::now_unix();
     let created = crate::provenance::time::parse_rfc3339(created_at);
     match policy::freshness(created, now, opts.max_age_days, opts.max_clock_skew_secs) {
         policy::Freshness::Fresh => Ok(()),
@@ -710,7 +703,7 @@ fn record_import(
         let rec = ImportRecord {
             generation: *generation,
             version: version.to_string(),
-            at: ouk_delta::now_unix(),
+            at: ouk_root::now_unix(),
         };
         t.insert(
             bundle_sha,

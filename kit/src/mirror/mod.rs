@@ -38,7 +38,7 @@ use std::fs::{self, File};
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
-use ouk_delta::Root;
+use ouk_root::Root;
 use ouk_store::{FileDigest, Store, StoreError, fsutil};
 use redb::{ReadableDatabase, ReadableTable};
 use serde::Serialize;
@@ -595,7 +595,7 @@ pub fn add(root: &Root, bundle: &Path, threads: usize, allow_unsigned: bool) -> 
         channel,
         sha256: sha,
         size,
-        added_at: ouk_delta::now_unix(),
+        added_at: ouk_root::now_unix(),
         signed_by,
         content,
         sidecars: sidecar_records,

@@ -30,10 +30,10 @@ use ouk_store::{FileDigest, envelope};
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{DeltaError, IoContext, Result};
-use crate::manifest::{ChunkSetManifest, GenerationId};
 use crate::root::{Root, remove_tree};
 use crate::stamps;
+use ouk_delta::manifest::{ChunkSetManifest, GenerationId};
+use ouk_delta::{DeltaError, IoContext, Result};
 
 const MANIFESTS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("gen_manifests");
 pub(crate) const RECORDS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("gen_records");
