@@ -519,3 +519,35 @@ fn verbose_runs_say_what_they_did_step_by_step_on_stderr_and_keep_json_on_stdout
     let o = import(&trusted_root(tmp.path(), "env"), &[], Some("ouk_kit=debug"));
     assert!(String::from_utf8_lossy(&o.stderr).contains("root locked"));
 }
+
+#[test]
+fn a_kit_created_past_the_staleness_window_is_built_with_a_warning() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let release = small_tree(tmp.path(), 0);
+    let build = |created: &str, out: &str| {
+        let o = build_unsigned(&release, &tmp.path().join(out), &["--created-at", created]);
+        assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    };
+    let old = build("2020-01-01T00:00:00Z", "old");
+    assert!(
+        old.contains("2020-01-01T00:00:00Z") && old.contains("days old"),
+        "{old}"
+    );
+    let now = utc_now();
+    let fresh = build(&now, "fresh");
+    assert!(!fresh.contains("days old"), "{fresh}");
+}
+
+/// The current time, RFC 3339 UTC (seconds).
+fn utc_now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs();
+    let o = Command::new("date")
+        .args(["-u", "-d", &format!("@{secs}"), "+%Y-%m-%dT%H:%M:%SZ"])
+        .output()
+        .expect("date");
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}

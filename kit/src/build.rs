@@ -398,6 +398,9 @@ pub fn build_kit(opts: &BuildOptions, progress: &mut dyn FnMut(u64)) -> Result<B
     .into_result()?;
     let mut warnings: Vec<String> = report.warnings.iter().map(|w| w.to_string()).collect();
     warnings.extend(content.warnings.iter().cloned());
+    if let Some(warning) = stale_at_birth(&created_at) {
+        warnings.push(warning);
+    }
 
     // 2b. The feed index (a separate read of each feed; see docs/benchmarks.md) and its
     // audit.
@@ -774,5 +777,21 @@ fn index_feeds_of(
         file,
         report,
         audit,
+    })
+}
+
+/// A warning when `created_at` is already past the staleness window hosts apply by default
+/// ([`crate::import::DEFAULT_MAX_AGE_DAYS`]): the time defaults to the tree's newest mtime
+/// (reproducible, never the clock), and a tree touched weeks ago made a kit every host
+/// refused, with no word at build. The clock is read for this warning only; it never
+/// reaches the kit's bytes.
+fn stale_at_birth(created_at: &str) -> Option<String> {
+    let created = crate::provenance::time::parse_rfc3339(created_at)?;
+    let days = (ouk_root::now_unix() - created) / 86_400;
+    let window = crate::import::DEFAULT_MAX_AGE_DAYS as i64;
+    (days > window).then(|| {
+        format!(
+            "the kit's createdAt {created_at} is {days} days old: hosts refuse kits older than {window} days by default; give the build the current time (or a reproducible SOURCE_DATE_EPOCH of today) unless this kit is meant for hosts that accept old kits"
+        )
     })
 }
