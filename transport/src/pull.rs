@@ -448,6 +448,8 @@ fn fetch_file(
         f
     };
     let start = if append { have } else { 0 };
+    // A kept prefix counts as done: the progress total is every file's whole size.
+    progress(start);
     let want = file.size - start;
     // The file's digest is computed on the way: the kept prefix once, then what arrives.
     let mut sha = sha2::Sha256::new();
@@ -503,8 +505,18 @@ fn fetch_file(
     Ok(t)
 }
 
-/// Pull one bundle. `progress` gets (path, bytes) as they arrive.
-pub fn pull(opts: &PullOptions, progress: &mut dyn FnMut(&str, u64)) -> Result<PullReport> {
+/// What [`pull`] reports as it goes, for a progress bar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PullProgress<'a> {
+    /// Before any byte: the bytes of every file to fetch, in all (a resumed file counts
+    /// whole; its kept prefix is reported as done when its fetch starts).
+    Total(u64),
+    /// `n` more bytes of the file at this path are done.
+    Bytes(&'a str, u64),
+}
+
+/// Pull one bundle. `progress` gets the total, then the bytes as they arrive.
+pub fn pull(opts: &PullOptions, progress: &mut dyn FnMut(PullProgress<'_>)) -> Result<PullReport> {
     let token = opts.token.as_deref().filter(|t| !t.is_empty());
     let index = fetch_index(&opts.from, opts.timeout, token)?;
     let bundle = index
@@ -532,6 +544,9 @@ pub fn pull(opts: &PullOptions, progress: &mut dyn FnMut(&str, u64)) -> Result<P
         }
     }
     let agent = agent(opts.timeout);
+    progress(PullProgress::Total(
+        own.iter().fold(0u64, |sum, f| sum.saturating_add(f.size)),
+    ));
     let mut files = Vec::new();
     for f in &own {
         let path = f.path.clone();
@@ -541,7 +556,7 @@ pub fn pull(opts: &PullOptions, progress: &mut dyn FnMut(&str, u64)) -> Result<P
             &opts.from,
             &opts.destination,
             f,
-            &mut |n| progress(&path, n),
+            &mut |n| progress(PullProgress::Bytes(&path, n)),
         )?);
     }
     let path = opts.destination.join(&bundle.name);

@@ -341,8 +341,11 @@ pub fn run_pull(ctx: &Context, args: PullArgs) -> Result<ExitCode, Failure> {
         token,
     };
     let mut progress = ctx.out.progress("pull", 0);
-    let report =
-        ouk_transport::pull::pull(&opts, &mut |_, n| progress.inc(n)).map_err(transport_failure)?;
+    let report = ouk_transport::pull::pull(&opts, &mut |event| match event {
+        ouk_transport::pull::PullProgress::Total(total) => progress.set_total(total),
+        ouk_transport::pull::PullProgress::Bytes(_, n) => progress.inc(n),
+    })
+    .map_err(transport_failure)?;
     drop(progress);
     ctx.out.emit(&report, || {
         let mut s = format!(
