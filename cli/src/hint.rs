@@ -24,6 +24,7 @@ pub fn for_kit(e: &KitError) -> Option<&'static str> {
         KitError::FutureDated { .. } => Some(
             "; check both clocks, widen --max-clock-skew SECONDS, or use --force-activate --force-reason to accept it",
         ),
+        KitError::BundleExists { .. } => Some(" (--force replaces it)"),
         KitError::Feeds(f) => for_feed(f),
         KitError::Delta(d) => for_delta(d),
         _ => None,

@@ -551,3 +551,73 @@ fn utc_now() -> String {
         .expect("date");
     String::from_utf8_lossy(&o.stdout).trim().to_string()
 }
+
+#[test]
+fn kits_and_deltas_built_into_one_directory_each_keep_their_own_manifest() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dist = tmp.path().join("dist");
+    let k0 = build_signed_kit(&small_tree(tmp.path(), 0), "2025.10.0", &dist);
+    let k1 = build_signed_kit(&small_tree(tmp.path(), 1), "2025.10.1", &dist);
+    let delta = dist.join("d.delta.tgz");
+    make_delta(&k0, &k1, &delta);
+    let verify = |b: &Path| {
+        run_json(
+            tmp.path(),
+            &[
+                "kit",
+                "verify",
+                b.to_str().expect("utf-8"),
+                "--key",
+                fixture("fixture.pub").to_str().expect("utf-8"),
+            ],
+        )
+    };
+    // The older kit is checked against its own manifest, though manifest/ holds the newer.
+    let (rc, v) = verify(&k0);
+    assert_eq!(rc, 0, "{v}");
+    assert!(v["filesChecked"].as_u64().is_some_and(|n| n > 0), "{v}");
+    let (rc, v) = verify(&k1);
+    assert_eq!(rc, 0, "{v}");
+    // The delta is not checked against a kit's manifest (that was exit 11).
+    let (rc, v) = verify(&delta);
+    assert_eq!(rc, 0, "{v}");
+
+    // A reproducible rebuild replaces nothing; a different bundle under the same name is
+    // refused unless --force.
+    let rebuilt = build_signed_kit(&small_tree(tmp.path(), 0), "2025.10.0", &dist);
+    assert_eq!(sha256_file(&rebuilt), sha256_file(&k0));
+    let other = |extra: &[&str]| {
+        let mut c = Command::new(ouk());
+        c.args([
+            "kit",
+            "build",
+            "--version",
+            "2025.10.0",
+            "--channel",
+            "edge",
+        ])
+        .arg("--release-dir")
+        .arg(small_tree(tmp.path(), 1))
+        .arg("--output-dir")
+        .arg(&dist)
+        .arg("--signing-key")
+        .arg(fixture("fixture.key"))
+        .args(extra)
+        .env("COSIGN_PASSWORD", "hello");
+        c.output().expect("run build")
+    };
+    let before = sha256_file(&k0);
+    let o = other(&[]);
+    assert_eq!(code(&o), 11, "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--force"));
+    assert_eq!(
+        sha256_file(&k0),
+        before,
+        "the refused build replaced the bundle"
+    );
+    let o = other(&["--force"]);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    assert_ne!(sha256_file(&k0), before);
+    let (rc, v) = verify(&k0);
+    assert_eq!(rc, 0, "{v}");
+}

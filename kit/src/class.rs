@@ -57,7 +57,8 @@ impl KitError {
             KitError::InvalidManifest(_)
             | KitError::Validation(_)
             | KitError::FutureDated { .. }
-            | KitError::FeedConflicts(_) => ErrorClass::Validation,
+            | KitError::FeedConflicts(_)
+            | KitError::BundleExists { .. } => ErrorClass::Validation,
             KitError::Write(w) => w.class(),
             KitError::Certificate(c) => c.class(),
             KitError::Authority(a) => a.class(),

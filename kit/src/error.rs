@@ -134,6 +134,19 @@ pub enum KitError {
     /// A feed could not be indexed (a bad row, a broken feed) or its index is unusable.
     #[error("feeds: {0}")]
     Feeds(#[from] crate::feeds::FeedError),
+    /// The output directory already holds a different bundle under the name being built.
+    #[error(
+        "{} already holds a different bundle of this version and channel (sha256 {existing}, this build {built}): refusing to replace it; build into another directory, or force the rebuild",
+        path.display()
+    )]
+    BundleExists {
+        /// The bundle in the way.
+        path: PathBuf,
+        /// Its SHA-256.
+        existing: String,
+        /// The SHA-256 of what this build made.
+        built: String,
+    },
     /// The kit's feeds conflict (duplicate or divergent rows) and conflicts are not allowed.
     #[error("{0}")]
     FeedConflicts(String),

@@ -277,10 +277,17 @@ fn own_files(bundle: &PublishedBundle) -> Result<Vec<PublishedFile>> {
             bundle.kind, bundle.version, bundle.channel
         )));
     }
-    let mut allowed: Vec<String> = ["", ".sha256", ".sig", ".metadata.json"]
-        .iter()
-        .map(|ext| format!("{name}{ext}"))
-        .collect();
+    let mut allowed: Vec<String> = [
+        "",
+        ".sha256",
+        ".sig",
+        ".metadata.json",
+        ".manifest.json",
+        ".manifest.json.jws",
+    ]
+    .iter()
+    .map(|ext| format!("{name}{ext}"))
+    .collect();
     allowed.extend(
         ["", ".jws", ".sig", ".sha256"]
             .iter()
@@ -290,7 +297,7 @@ fn own_files(bundle: &PublishedBundle) -> Result<Vec<PublishedFile>> {
     for f in &bundle.files {
         if !allowed.contains(&f.path) {
             return Err(invalid(format!(
-                "lists {:?}, which is not one of the bundle's files (pull writes only {name}, its .sha256, .sig and .metadata.json, and {MANIFEST_PATH} with its .jws, .sig and .sha256)",
+                "lists {:?}, which is not one of the bundle's files (pull writes only {name}, its .sha256, .sig, .metadata.json, .manifest.json and .manifest.json.jws, and {MANIFEST_PATH} with its .jws, .sig and .sha256)",
                 f.path
             )));
         }

@@ -64,6 +64,10 @@ pub enum KitCommand {
         /// `ouk feeds audit`); the conflicts are reported as warnings.
         #[arg(long)]
         allow_feed_conflicts: bool,
+        /// Replace a different bundle of this version and channel already in the output
+        /// directory (refused by default; a reproducible rebuild replaces nothing).
+        #[arg(long)]
+        force: bool,
         /// Leave malformed feed rows (invalid JSON, no upstream id) out of the feed index
         /// and list them, instead of failing the build (exit 11).
         #[arg(long)]
@@ -207,6 +211,7 @@ pub fn run(ctx: &Context, cmd: KitCommand) -> Result<ExitCode, Failure> {
             allow_feed_conflicts,
             skip_bad_rows,
             feed_id_field,
+            force,
         } => {
             let primer = if no_primer {
                 None
@@ -245,6 +250,7 @@ pub fn run(ctx: &Context, cmd: KitCommand) -> Result<ExitCode, Failure> {
                     ..Default::default()
                 },
                 allow_feed_conflicts,
+                force,
             };
             let mut progress = ctx.out.progress("build", 0);
             let report =
