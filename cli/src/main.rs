@@ -8,7 +8,9 @@ mod cmd;
 mod completions;
 mod contain;
 mod exit;
+mod hint;
 mod output;
+mod shared;
 
 use std::path::PathBuf;
 
@@ -21,7 +23,7 @@ use crate::output::Output;
 const EXIT_CODES: &str = "Exit codes: 0 ok, 1 input not found or another failure, 2 digest mismatch, \
 5 signature invalid or untrusted, 8 version not newer, 9 (status) nothing active or the active \
 kit stale, 11 validation failed, 12 not enough disk space, 13 locked by another ouk process, \
-130 interrupted.";
+64 usage error (unknown option, missing argument), 130 interrupted.";
 
 /// The root used when neither `--root` nor `OUK_ROOT` is given: `ouk-root` (relative to the
 /// working directory) for a build from source, and whatever the build sets in
@@ -86,6 +88,10 @@ pub struct Cli {
     /// Print nothing but errors.
     #[arg(short, long, global = true, help_heading = GLOBAL)]
     quiet: bool,
+    /// Say what the run does, step by step, on stderr: -v steps, -vv details, -vvv
+    /// everything (OUK_LOG, in `tracing` filter syntax, overrides: OUK_LOG=ouk_kit=debug).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
     /// Wait for another ouk process to release the root instead of failing (exit 13).
     #[arg(long, global = true, help_heading = GLOBAL)]
     wait: bool,
@@ -132,6 +138,11 @@ enum Command {
     /// kit is stale (`--json`: "verdict" and "exitCode" say the same); exit 1 when the root
     /// does not exist.
     Status(cmd::status::StatusArgs),
+    /// Check the root and say what to fix: permissions, lock, free space, trust, clock,
+    /// staleness, leftovers, quarantine (and the store with --fsck).
+    ///
+    /// Read-only like `status` (no lock unless --fsck). Exit 0 unless a check fails (1).
+    Doctor(cmd::doctor::DoctorArgs),
     /// Offline kits: build, verify, import, split, list.
     #[command(subcommand)]
     Kit(cmd::kit::KitCommand),
@@ -204,13 +215,16 @@ impl Failure {
 
 impl From<ouk_delta::DeltaError> for Failure {
     fn from(e: ouk_delta::DeltaError) -> Self {
-        Failure::new(exit::delta_code(&e), e.to_string())
+        Failure::new(
+            exit::class_code(e.class()),
+            hint::message(&e, hint::for_delta(&e)),
+        )
     }
 }
 
 impl From<ouk_store::StoreError> for Failure {
     fn from(e: ouk_store::StoreError) -> Self {
-        Failure::new(exit::store_code(&e), e.to_string())
+        Failure::new(exit::class_code(e.class()), e.to_string())
     }
 }
 
@@ -230,13 +244,13 @@ pub struct Context {
 
 impl Context {
     /// Open the root for reading only: no lock, nothing created or written (see
-    /// [`ouk_delta::RootView`]). A root last written by an older ouk has no published state
+    /// [`ouk_root::RootView`]). A root last written by an older ouk has no published state
     /// yet: it is opened once for writing (which publishes it; only its owner can), then read.
-    pub fn open_view(&self) -> Result<ouk_delta::RootView, Failure> {
-        match ouk_delta::RootView::open(&self.root) {
+    pub fn open_view(&self) -> Result<ouk_root::RootView, Failure> {
+        match ouk_root::RootView::open(&self.root) {
             Err(ouk_delta::DeltaError::Unpublished { .. }) => {
                 drop(self.open_root()?);
-                Ok(ouk_delta::RootView::open(&self.root)?)
+                Ok(ouk_root::RootView::open(&self.root)?)
             }
             other => Ok(other?),
         }
@@ -255,17 +269,17 @@ impl Context {
     }
 
     /// Open and lock the root.
-    pub fn open_root(&self) -> Result<ouk_delta::Root, Failure> {
+    pub fn open_root(&self) -> Result<ouk_root::Root, Failure> {
         let wait = if self.wait {
-            ouk_delta::LockWait::Wait
+            ouk_root::LockWait::Wait
         } else {
-            ouk_delta::LockWait::Fail
+            ouk_root::LockWait::Fail
         };
         let options = ouk_store::StoreOptions {
             remote: self.remote.clone(),
             ..Default::default()
         };
-        let root = ouk_delta::Root::open(&self.root, wait, options)?;
+        let root = ouk_root::Root::open(&self.root, wait, options)?;
         let rec = root.recovery();
         if !rec.removed_partial.is_empty() || !rec.store.is_clean() || rec.staging_cleaned > 0 {
             self.out.note(&format!(
@@ -281,8 +295,12 @@ impl Context {
 }
 
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
     output::guard_stdout();
+    init_log(cli.verbose);
     let ctx = Context {
         root: cli.root,
         out: Output {
@@ -315,6 +333,7 @@ fn main() -> std::process::ExitCode {
         Command::Store(c) => cmd::store::run(&ctx, c),
         Command::Gen(c) => cmd::generation::run(&ctx, c),
         Command::Status(a) => cmd::status::run(&ctx, &a),
+        Command::Doctor(a) => cmd::doctor::run(&ctx, &a),
         Command::Kit(c) => cmd::kit::run(&ctx, c),
         Command::DebugStore(c) => cmd::kit::run_debug_store(&ctx, c),
         Command::Key(c) => cmd::kit::run_key(&ctx, c),
@@ -343,6 +362,64 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::from(f.code as u8)
         }
     }
+}
+
+/// Help and `--version` print and exit 0; any other parse failure is a usage error: exit 64
+/// (EX_USAGE, not clap's 2, which is ouk's "digest mismatch"), with a JSON error on stdout
+/// under `--json` as for every other failure.
+fn usage_error(e: clap::Error) -> std::process::ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        // Printing help can only fail on a closed stdout; nothing else to say then.
+        let _ = e.print();
+        return std::process::ExitCode::SUCCESS;
+    }
+    let code = ExitCode::Usage as u8;
+    // `--json` may be what failed to parse around; look for it among the raw words.
+    if std::env::args_os().skip(1).any(|a| a == "--json") {
+        // clap's message up to its usage block, on one line.
+        let rendered = e.to_string();
+        let message = rendered
+            .lines()
+            .take_while(|l| !l.trim().is_empty())
+            .map(str::trim)
+            .collect::<Vec<_>>()
+            .join(" ");
+        let doc = serde_json::json!({
+            "error": message.trim_start_matches("error: "),
+            "exitCode": code,
+            "step": "usage",
+        });
+        output::print_line(&doc.to_string());
+    }
+    let _ = e.print();
+    std::process::ExitCode::from(code)
+}
+
+/// The support log: ouk's own crates at the level `-v` asks for (nothing without it: the
+/// messages people read are the commands' own),
+/// or what OUK_LOG says; on stderr, so `--json` stdout stays one document.
+fn init_log(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let level = match verbose {
+        0 => "off",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let default = format!(
+        "ouk={level},ouk_kit={level},ouk_delta={level},ouk_store={level},ouk_transport={level},ouk_recompress={level}"
+    );
+    let filter = std::env::var("OUK_LOG")
+        .ok()
+        .and_then(|f| EnvFilter::try_new(f).ok())
+        .unwrap_or_else(|| EnvFilter::new(default));
+    // A second subscriber cannot be installed; there is none before this one.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(true)
+        .try_init();
 }
 
 /// Whether `command` works against an object-storage store (`--store-url`).

@@ -109,32 +109,35 @@ impl Output {
         }
     }
 
-    /// A progress reporter for `total` bytes (0 = unknown).
+    /// A progress reporter for `total` bytes (0 = unknown until [`Progress::set_total`]).
+    /// It draws on stderr, only when stderr is a terminal and not `-q`, and only after a
+    /// second of work (short runs print nothing).
     pub fn progress(&self, what: &str, total: u64) -> Progress {
         let enabled = !self.quiet && std::io::stderr().is_terminal();
-        let bar = if total > 0 {
-            ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::hidden())
-        } else {
-            ProgressBar::hidden()
-        };
-        let style = if total > 0 {
-            ProgressStyle::with_template(
-                "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-            )
-        } else {
-            ProgressStyle::with_template("{msg} {bytes} {bytes_per_sec}")
-        };
-        if let Ok(style) = style {
-            bar.set_style(style.progress_chars("=> "));
-        }
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden());
         bar.set_message(what.to_string());
-        Progress {
+        let mut p = Progress {
             bar,
             enabled,
             shown: false,
             started: Instant::now(),
-        }
+        };
+        p.set_total(total);
+        p
     }
+}
+
+/// The bar's look: phase, bar, bytes of total, percent, speed and ETA when the total is
+/// known; phase, bytes and speed when it is not.
+fn style(total: u64) -> Option<ProgressStyle> {
+    let template = if total > 0 {
+        "{msg} [{bar:30}] {bytes}/{total_bytes} {percent}% {bytes_per_sec} eta {eta}"
+    } else {
+        "{msg} {bytes} {bytes_per_sec}"
+    };
+    ProgressStyle::with_template(template)
+        .ok()
+        .map(|s| s.progress_chars("=> "))
 }
 
 /// A byte-count progress bar that appears only after a second of work.
@@ -146,6 +149,18 @@ pub struct Progress {
 }
 
 impl Progress {
+    /// The total, once known (0: unknown): the bar then shows percent and ETA.
+    pub fn set_total(&mut self, total: u64) {
+        if total > 0 {
+            self.bar.set_length(total);
+        } else {
+            self.bar.unset_length();
+        }
+        if let Some(style) = style(total) {
+            self.bar.set_style(style);
+        }
+    }
+
     /// Count `n` more bytes done.
     pub fn inc(&mut self, n: u64) {
         self.bar.inc(n);

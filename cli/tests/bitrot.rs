@@ -30,10 +30,10 @@ fn trust() -> String {
     fixture("fixture.pub").display().to_string()
 }
 
-fn open(root: &Path) -> ouk_delta::Root {
-    ouk_delta::Root::open(
+fn open(root: &Path) -> ouk_root::Root {
+    ouk_root::Root::open(
         root,
-        ouk_delta::LockWait::Wait,
+        ouk_root::LockWait::Wait,
         ouk_store::StoreOptions::default(),
     )
     .unwrap()
@@ -254,7 +254,7 @@ fn fsck_names_every_damaged_chunk_file_and_generation() {
         let v: Vec<String> = victims.iter().cloned().collect();
         let sure = rot_frames(&root, &inv, &v, &mut rng);
         fsck_names(&root, &inv, &victims, &sure);
-        ouk_delta::remove_tree(&root).unwrap();
+        ouk_root::remove_tree(&root).unwrap();
     }
 }
 
@@ -383,7 +383,7 @@ fn random_index_damage_never_panics_or_activates_wrong_bytes() {
         *tally
             .entry(format!("fsck {fsck_rc} / import {rc}"))
             .or_default() += 1;
-        ouk_delta::remove_tree(&root).unwrap();
+        ouk_root::remove_tree(&root).unwrap();
     }
     eprintln!("random index damage ({trials} trials): {tally:?}");
     for (k, v) in &samples {
@@ -476,7 +476,7 @@ fn an_import_that_needs_a_damaged_chunk_never_materializes_wrong_bytes() {
             Some(want.as_str())
         );
         *tally.entry(format!("next delta {rc}")).or_default() += 1;
-        ouk_delta::remove_tree(&root).unwrap();
+        ouk_root::remove_tree(&root).unwrap();
     }
     eprintln!("imports over rotten chunks: {tally:?}");
 }

@@ -427,9 +427,9 @@ fn readers_never_see_a_missing_or_mixed_file_during_1000_flips() {
         }));
     }
     let flips = if long() { 10_000 } else { 1_000 };
-    let r = ouk_delta::Root::open(
+    let r = ouk_root::Root::open(
         &root,
-        ouk_delta::LockWait::Fail,
+        ouk_root::LockWait::Fail,
         ouk_store::StoreOptions::default(),
     )
     .unwrap();
@@ -440,11 +440,11 @@ fn readers_never_see_a_missing_or_mixed_file_during_1000_flips() {
     let started = Instant::now();
     for i in 0..flips {
         let outcome = r
-            .activate(&ids[i % 2], "flip test", false, ouk_delta::Labels::new())
+            .activate(&ids[i % 2], "flip test", false, ouk_root::Labels::new())
             .unwrap();
         assert!(matches!(
             outcome,
-            ouk_delta::ActivateOutcome::Activated { .. }
+            ouk_root::ActivateOutcome::Activated { .. }
         ));
         if readers.iter().any(|h| h.is_finished()) {
             break;
@@ -513,9 +513,9 @@ fn gc_during_an_import_is_locked_out_or_waits_and_never_drops_what_the_import_ne
         Some(new_gen.as_str())
     );
     // Every file of the new generation can be rebuilt from the store alone.
-    let r = ouk_delta::Root::open(
+    let r = ouk_root::Root::open(
         &root,
-        ouk_delta::LockWait::Fail,
+        ouk_root::LockWait::Fail,
         ouk_store::StoreOptions::default(),
     )
     .unwrap();

@@ -47,7 +47,7 @@ fn sigkill_during_delta_apply_never_leaves_a_broken_root() {
     let mut times = Vec::new();
     let reference = tmp.path().join("reference");
     for i in 0..5 {
-        let _ = ouk_delta::remove_tree(&reference);
+        let _ = ouk_root::remove_tree(&reference);
         copy_tree(&pristine, &reference);
         let started = Instant::now();
         let (rc, r) = import(&reference, &c.d01.bundle, &["--trust-key", &trust()]);
@@ -169,7 +169,7 @@ fn sigkill_during_delta_apply_never_leaves_a_broken_root() {
             })
             .unwrap_or_default();
         assert!(partial.is_empty(), "trial {trial}: {partial:?}");
-        ouk_delta::remove_tree(&root).unwrap();
+        ouk_root::remove_tree(&root).unwrap();
     }
     eprintln!(
         "delta apply crash trials: {trials} (apply takes {full:?}); killed mid-run: {killed}, \

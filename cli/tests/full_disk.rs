@@ -224,7 +224,7 @@ fn running_out_in_the_late_steps_is_clean_too() {
     let pristine = s._tmp.path().join("pristine-root");
     copy_tree(&s.root, &pristine);
     let attempt = |free: u64| -> (i32, serde_json::Value) {
-        ouk_delta::remove_tree(&s.root).unwrap();
+        ouk_root::remove_tree(&s.root).unwrap();
         let _ = fs::remove_file(s.fs.mnt.join("filler"));
         copy_tree(&pristine, &s.root);
         let packs_before = packs(&s.root);

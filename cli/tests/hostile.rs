@@ -421,9 +421,9 @@ fn a_case_that_spins_or_hangs_fails_naming_it() {
     let c = corpus();
     let mut sb = Sandbox::new(&tmp.path().join("work"), &c.k0, &[c.k1.generation.as_str()]);
     sb.wall = std::time::Duration::from_secs(3);
-    let lock = ouk_delta::Root::open(
+    let lock = ouk_root::Root::open(
         &sb.root,
-        ouk_delta::LockWait::Fail,
+        ouk_root::LockWait::Fail,
         ouk_store::StoreOptions::default(),
     )
     .unwrap();

@@ -69,9 +69,9 @@ fn import_verifies_activates_and_a_second_import_changes_nothing() {
         v.extend(walk(&root.join("generations")));
         v.extend(walk(&root.join("quarantine")));
         v.extend(walk(&root.join("staging")));
-        let r = ouk_delta::Root::open(
+        let r = ouk_root::Root::open(
             root,
-            ouk_delta::LockWait::Wait,
+            ouk_root::LockWait::Wait,
             ouk_store::StoreOptions::default(),
         )
         .unwrap();
@@ -177,9 +177,9 @@ fn newer_kits_link_unchanged_files_older_ones_need_force() {
         check_current_complete(&root).map(serde_json::Value::String),
         Some(r0["generation"].clone())
     );
-    let r = ouk_delta::Root::open(
+    let r = ouk_root::Root::open(
         &root,
-        ouk_delta::LockWait::Wait,
+        ouk_root::LockWait::Wait,
         ouk_store::StoreOptions::default(),
     )
     .unwrap();
@@ -281,9 +281,9 @@ fn refusals_leave_current_untouched_and_quarantine_the_bundle() {
     let (_, gens) = run_json(&root, &["gen", "list"]);
     assert_eq!(gens.as_array().unwrap().len(), 1);
     // A locked root: exit 13 at once.
-    let held = ouk_delta::Root::open(
+    let held = ouk_root::Root::open(
         &root,
-        ouk_delta::LockWait::Wait,
+        ouk_root::LockWait::Wait,
         ouk_store::StoreOptions::default(),
     )
     .unwrap();

@@ -323,9 +323,9 @@ fn consume_runs_while_an_import_holds_the_root_lock() {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path().join("root");
     // Hold ROOT/lock as an import does.
-    let held = ouk_delta::Root::open(
+    let held = ouk_root::Root::open(
         &root,
-        ouk_delta::LockWait::Fail,
+        ouk_root::LockWait::Fail,
         ouk_store::StoreOptions::default(),
     )
     .expect("open root");

@@ -125,9 +125,9 @@ fn fsck_names_damaged_chunks_files_and_generations_with_exit_2() {
 fn a_locked_root_exits_13_and_missing_input_exits_1() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("root");
-    let held = ouk_delta::Root::open(
+    let held = ouk_root::Root::open(
         &root,
-        ouk_delta::LockWait::Fail,
+        ouk_root::LockWait::Fail,
         ouk_store::StoreOptions::default(),
     )
     .unwrap();

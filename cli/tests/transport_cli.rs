@@ -1181,3 +1181,49 @@ fn a_directory_swapped_for_a_symlink_after_indexing_is_not_served_through() {
     assert_ne!(status, 200, "served through the link: {body}");
     assert!(!body.contains("outside"), "{body}");
 }
+
+/// The progress bar: on a terminal, a pull that takes seconds (a rate-limited server: at
+/// least three, however fast the machine) shows the phase, percent and ETA of the known
+/// total; on a pipe, or with `-q`, nothing.
+#[test]
+fn a_long_pull_shows_percent_and_eta_on_a_terminal_and_nothing_on_a_pipe() {
+    if !common::require_tool("script", &["--version"]) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (kits, bundle) = kits_dir(tmp.path(), 0, "2025.10.1");
+    let size = std::fs::metadata(&bundle).unwrap().len();
+    let rate = (size / 3).max(64 << 10).to_string();
+    let s = serve(&tmp.path().join("root"), &kits, &["--limit-rate", &rate]);
+    let pull_command = |dest: &Path, quiet: bool| {
+        format!(
+            "{} {}--root {} kit pull --from {} --destination {} --key {}",
+            ouk().display(),
+            if quiet { "-q " } else { "" },
+            dest.with_extension("noroot").display(),
+            s.base(),
+            dest.display(),
+            fixture("fixture.pub").display()
+        )
+    };
+    // On a terminal (util-linux `script` gives the pull a pty).
+    let on_tty = |dest: &Path, quiet: bool| {
+        let o = Command::new("script")
+            .args(["-qec", &pull_command(dest, quiet), "/dev/null"])
+            .env("OUK_PULL_TOKEN", PULL_TOKEN)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stdout));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let screen = on_tty(&tmp.path().join("tty"), false);
+    assert!(screen.contains("pull ["), "no bar: {screen}");
+    assert!(screen.contains('%') && screen.contains("eta"), "{screen}");
+    let screen = on_tty(&tmp.path().join("tty-quiet"), true);
+    assert!(!screen.contains("pull ["), "-q drew a bar: {screen}");
+    // On a pipe: no bar, no escape sequences.
+    let (rc, _, err) = pull(&tmp.path().join("pipe"), &s.base(), &[]);
+    assert_eq!(rc, 0, "{err}");
+    assert!(!err.contains("pull [") && !err.contains('\u{1b}'), "{err}");
+}

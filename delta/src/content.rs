@@ -170,7 +170,7 @@ impl<'f> CheckedDirContent<'f> {
 }
 
 /// `path` opened, when it is a regular file of `size` bytes whose SHA-256 is `sha256`.
-pub(crate) fn check_file(path: &Path, size: u64, sha256: &FileDigest) -> Option<File> {
+pub fn check_file(path: &Path, size: u64, sha256: &FileDigest) -> Option<File> {
     let file = File::open(path).ok()?;
     let meta = file.metadata().ok()?;
     if !meta.is_file() || meta.len() != size {

@@ -3,7 +3,7 @@
 use std::io;
 use std::path::PathBuf;
 
-use ouk_store::StoreError;
+use ouk_store::{ErrorClass, StoreError};
 
 /// Errors from `ouk-delta`.
 #[derive(Debug, thiserror::Error)]
@@ -24,7 +24,7 @@ pub enum DeltaError {
     #[error("index: {0}")]
     Index(#[from] redb::Error),
     /// A read-only command was pointed at a root that does not exist (it never creates one).
-    #[error("no ouk root at {path}: nothing was imported here (check --root or OUK_ROOT)")]
+    #[error("no ouk root at {path}: nothing was imported here")]
     NoRoot {
         /// The directory named.
         path: PathBuf,
@@ -90,7 +90,7 @@ pub enum DeltaError {
     #[error("no generation matches {0:?}")]
     UnknownGeneration(String),
     /// Several generations match a prefix.
-    #[error("{0:?} matches several generations; give more digits")]
+    #[error("{0:?} matches several generations; give more digits of the generation id")]
     AmbiguousGeneration(String),
     /// Rollback without an earlier generation.
     #[error("no earlier generation to roll back to")]
@@ -108,7 +108,9 @@ pub enum DeltaError {
 /// Result alias.
 pub type Result<T, E = DeltaError> = std::result::Result<T, E>;
 
-pub(crate) trait IoContext<T> {
+/// Attach what was being done (naming the path) to an I/O error.
+pub trait IoContext<T> {
+    /// The error as [`DeltaError::Io`] with `context`.
     fn ctx(self, context: impl FnOnce() -> String) -> Result<T>;
 }
 
@@ -122,6 +124,26 @@ impl<T> IoContext<T> for io::Result<T> {
 }
 
 impl DeltaError {
+    /// What kind of failure this is (see [`ErrorClass`]).
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            DeltaError::Store(s) => s.class(),
+            DeltaError::Io { source, .. } => ErrorClass::of_io(source),
+            DeltaError::Locked { .. } => ErrorClass::Locked,
+            DeltaError::Record { .. } | DeltaError::DigestMismatch { .. } => ErrorClass::Digest,
+            DeltaError::BadManifest(_)
+            | DeltaError::Unsupported { .. }
+            | DeltaError::BadDelta(_)
+            | DeltaError::CannotRebuild { .. }
+            | DeltaError::MissingBaseline { .. } => ErrorClass::Validation,
+            DeltaError::NoRoot { .. } | DeltaError::UnknownGeneration(_) => ErrorClass::NotFound,
+            DeltaError::Unpublished { .. }
+            | DeltaError::AmbiguousGeneration(_)
+            | DeltaError::NothingToRollBackTo
+            | DeltaError::Index(_) => ErrorClass::Other,
+        }
+    }
+
     /// A redb error of the generation tables, classified as the store classifies its own
     /// (they share `index.redb`): damage is [`StoreError::IndexDamaged`], I/O stays I/O.
     pub fn from_index(e: impl Into<redb::Error>) -> DeltaError {

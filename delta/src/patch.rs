@@ -57,6 +57,14 @@ pub enum PatchError {
     TooLarge(u64),
 }
 
+impl PatchError {
+    /// Always [`ouk_store::ErrorClass::Validation`]: a patch that does not decode makes the
+    /// delta invalid, as [`crate::DeltaError::BadDelta`] is.
+    pub fn class(&self) -> ouk_store::ErrorClass {
+        ouk_store::ErrorClass::Validation
+    }
+}
+
 /// Largest target or reference a patch codec handles in memory. Bigger files are split
 /// into windows by the planner.
 pub const MAX_IN_MEMORY: u64 = 1 << 30;

@@ -1,19 +1,15 @@
-//! Ingesting a directory tree into the store as a chunk-set manifest.
+//! Listing a directory tree as the regular files a generation or a delta holds.
 //!
-//! Walks the tree in sorted order, puts every regular file through one store writer (one
-//! durable commit for the whole tree) and returns the manifest. Symlinks, devices, FIFOs,
-//! sockets and non-UTF-8 names are refused: a generation holds regular files only, so what
-//! a reader finds under `current/` is exactly what the manifest lists.
+//! Walks the tree and returns its files in sorted order. Symlinks, devices, FIFOs, sockets
+//! and non-UTF-8 names are refused: a generation holds regular files only, so what a reader
+//! finds under `current/` is exactly what the manifest lists. (Putting the files into the
+//! store is [`crate::root::Root::ingest_tree`].)
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use ouk_store::WriteTotals;
-
 use crate::error::{DeltaError, IoContext, Result};
-use crate::manifest::{ChunkSetManifest, ManifestEntry};
-use crate::root::Root;
 
 /// Regular files under `dir`, as (relative `/` path, absolute path, mode), sorted by path.
 pub fn list_tree(dir: &Path) -> Result<Vec<(String, PathBuf, u32)>> {
@@ -53,30 +49,4 @@ pub fn list_tree(dir: &Path) -> Result<Vec<(String, PathBuf, u32)>> {
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(out)
-}
-
-impl Root {
-    /// Put every file under `dir` into the store (one commit) and return its manifest.
-    /// `progress` gets the count of bytes read since its last call.
-    pub fn ingest_tree(
-        &self,
-        dir: &Path,
-        progress: &mut dyn FnMut(u64),
-    ) -> Result<(ChunkSetManifest, WriteTotals)> {
-        let files = list_tree(dir)?;
-        let mut writer = self.store().writer()?;
-        let mut entries = Vec::with_capacity(files.len());
-        for (rel, path, mode) in files {
-            let put = writer.put_file(&path, progress)?;
-            entries.push(ManifestEntry {
-                path: rel,
-                mode,
-                size: put.size,
-                sha256: put.digest,
-                chunks: put.chunks,
-            });
-        }
-        let totals = writer.commit()?;
-        Ok((ChunkSetManifest::new(entries)?, totals))
-    }
 }

@@ -416,9 +416,9 @@ fn store(out: &Out, pack: Option<&Path>) {
     out.put("pack_frames", "okfr-file-record.bin", &ouk_store::envelope::seal(*b"OKFR", 1, &fr));
     let sh = ouk_store::StoreHeader { chunker: ouk_store::ChunkerParams::V1, zstd_level: 3 };
     out.put("pack_frames", "oksh-store-header.bin", &ouk_store::envelope::seal(*b"OKSH", 1, &sh));
-    let mut labels = ouk_delta::Labels::new();
+    let mut labels = ouk_root::Labels::new();
     labels.insert("version".into(), "2025.10.0".into());
-    let gr = ouk_delta::GenerationRecord { created_at: 1_700_000_000, files: 3, bytes: 6000, labels };
+    let gr = ouk_root::GenerationRecord { created_at: 1_700_000_000, files: 3, bytes: 6000, labels };
     out.put("pack_frames", "okgr-generation.bin", &ouk_store::envelope::seal(*b"OKGR", 1, &gr));
 }
 

@@ -713,10 +713,10 @@ pub fn pack_frames(data: &[u8]) {
             let _ = envelope::open::<ouk_store::FileRecord>(kind, 1, data);
         }
         b"OKGR" => {
-            let _ = envelope::open::<ouk_delta::GenerationRecord>(kind, 1, data);
+            let _ = envelope::open::<ouk_root::GenerationRecord>(kind, 1, data);
         }
         b"OKAC" => {
-            let _ = envelope::open::<ouk_delta::Activation>(kind, 1, data);
+            let _ = envelope::open::<ouk_root::Activation>(kind, 1, data);
         }
         _ => {
             let _ = envelope::open::<Vec<ouk_delta::ManifestEntry>>(*b"OKCM", 1, data);

@@ -88,6 +88,10 @@ pub struct BuildOptions {
     pub feed_index: crate::feeds::IndexOptions,
     /// Build the kit even though its feeds conflict (`--allow-feed-conflicts`).
     pub allow_feed_conflicts: bool,
+    /// Replace a different bundle of the same version and channel already in the output
+    /// directory (by default that is refused: a reproducible rebuild gives the same bytes
+    /// and replaces nothing; different bytes under the same name would confuse every copy).
+    pub force: bool,
 }
 
 /// What was built.
@@ -278,6 +282,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// Build the kit.
 pub fn build_kit(opts: &BuildOptions, progress: &mut dyn FnMut(u64)) -> Result<BuildReport> {
+    tracing::info!(version = %opts.version, channel = %opts.channel, release = %opts.release_dir.display(), "build");
     check_label("version", &opts.version)?;
     check_label("channel", &opts.channel)?;
     if !opts.release_dir.is_dir() {
@@ -397,6 +402,9 @@ pub fn build_kit(opts: &BuildOptions, progress: &mut dyn FnMut(u64)) -> Result<B
     .into_result()?;
     let mut warnings: Vec<String> = report.warnings.iter().map(|w| w.to_string()).collect();
     warnings.extend(content.warnings.iter().cloned());
+    if let Some(warning) = stale_at_birth(&created_at) {
+        warnings.push(warning);
+    }
 
     // 2b. The feed index (a separate read of each feed; see docs/benchmarks.md) and its
     // audit.
@@ -621,12 +629,18 @@ pub fn build_kit(opts: &BuildOptions, progress: &mut dyn FnMut(u64)) -> Result<B
         source: e.into_error(),
     })?;
     file.set_mode(0o644)?;
+    refuse_replacing(&bundle_path, &summary.sha256, opts)?;
     file.commit()?;
 
     // 5. Sidecars.
     let bundle_hex = hex::encode(summary.sha256);
     let manifest_out = opts.output_dir.join(MANIFEST_PATH);
     write_atomic(&manifest_out, &manifest_bytes)?;
+    // The bundle's own copy: kits and deltas built into one directory share
+    // `manifest/offline-manifest.json` (the seed's layout, the last kit built), so each
+    // bundle also keeps its manifest beside it, and verify, pull and serve use that one.
+    let own_manifest = opts.output_dir.join(own_manifest_name(&name));
+    write_atomic(&own_manifest, &manifest_bytes)?;
     write_atomic(
         &opts.output_dir.join(format!("{MANIFEST_PATH}.sha256")),
         format!("{manifest_sha}  offline-manifest.json\n").as_bytes(),
@@ -647,6 +661,10 @@ pub fn build_kit(opts: &BuildOptions, progress: &mut dyn FnMut(u64)) -> Result<B
         })?;
         write_atomic(
             &opts.output_dir.join(format!("{MANIFEST_PATH}.jws")),
+            jws.as_bytes(),
+        )?;
+        write_atomic(
+            &PathBuf::from(format!("{}.jws", own_manifest.display())),
             jws.as_bytes(),
         )?;
     }
@@ -773,5 +791,42 @@ fn index_feeds_of(
         file,
         report,
         audit,
+    })
+}
+
+/// The name of a bundle's own copy of its offline manifest, beside it.
+pub fn own_manifest_name(bundle_name: &str) -> String {
+    format!("{bundle_name}.manifest.json")
+}
+
+/// Refuse to replace a different bundle at `path` unless forced (see [`BuildOptions::force`]).
+fn refuse_replacing(path: &Path, new_sha256: &[u8; 32], opts: &BuildOptions) -> Result<()> {
+    if opts.force || !path.is_file() {
+        return Ok(());
+    }
+    let (existing, _) = crate::verify::sha256_file(path)?;
+    if existing == *new_sha256 {
+        return Ok(());
+    }
+    Err(KitError::BundleExists {
+        path: path.to_path_buf(),
+        existing: hex::encode(existing),
+        built: hex::encode(new_sha256),
+    })
+}
+
+/// A warning when `created_at` is already past the staleness window hosts apply by default
+/// ([`crate::import::DEFAULT_MAX_AGE_DAYS`]): the time defaults to the tree's newest mtime
+/// (reproducible, never the clock), and a tree touched weeks ago made a kit every host
+/// refused, with no word at build. The clock is read for this warning only; it never
+/// reaches the kit's bytes.
+fn stale_at_birth(created_at: &str) -> Option<String> {
+    let created = crate::provenance::time::parse_rfc3339(created_at)?;
+    let days = (ouk_root::now_unix() - created) / 86_400;
+    let window = crate::import::DEFAULT_MAX_AGE_DAYS as i64;
+    (days > window).then(|| {
+        format!(
+            "the kit's createdAt {created_at} is {days} days old: hosts refuse kits older than {window} days by default; give the build the current time (or a reproducible SOURCE_DATE_EPOCH of today) unless this kit is meant for hosts that accept old kits"
+        )
     })
 }

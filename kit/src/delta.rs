@@ -33,7 +33,8 @@ use ouk_delta::apply::{RebuiltSink, apply_delta, create_rebuilt, finish_rebuilt}
 use ouk_delta::content::{CheckedDirContent, DirContent, StoreContent, TreeFile};
 use ouk_delta::format::{DeltaHeader, DeltaSummary, GenerationRef};
 use ouk_delta::plan::{MakeOptions, make_delta};
-use ouk_delta::{ChunkSetManifest, GenerationId, ManifestEntry, Root};
+use ouk_delta::{ChunkSetManifest, GenerationId, ManifestEntry};
+use ouk_root::Root;
 use ouk_store::FileDigest;
 use serde::{Deserialize, Serialize};
 
@@ -183,8 +184,10 @@ pub fn make_from_bundles(
     key: Option<&SigningKey>,
     options: &MakeOptions,
 ) -> Result<DeltaMakeReport> {
+    tracing::info!(from = %from.display(), to = %to.display(), "delta make: unpacking both kits");
     let old = unpack_kit(from)?;
     let new = unpack_kit(to)?;
+    tracing::info!("delta make: planning and writing");
     write_delta(&old, &new, output, key, options)
 }
 

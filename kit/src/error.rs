@@ -1,6 +1,7 @@
-//! The kit crate's error type: one variant per way a kit can be refused or fail, so the
-//! binary can map each to its exit code (digest 2, signature 5, version 8, validation 11,
-//! disk 12, lock 13).
+//! The kit crate's error type: one variant per way a kit can be refused or fail; each
+//! answers its class (`class()`, in `crate::class`), from which the exit code follows.
+//! Messages say what is wrong, never which flag of the binary overrides it: the binary adds
+//! that hint (an import through the API has no flags).
 
 use std::path::PathBuf;
 
@@ -59,9 +60,7 @@ pub enum KitError {
     #[error("{0}")]
     Validation(String),
     /// The kit is not newer than the active generation.
-    #[error(
-        "version not newer: kit {kit} is not newer than the active {active}; use --force-activate --force-reason to override"
-    )]
+    #[error("version not newer: kit {kit} is not newer than the active {active}")]
     NotNewer {
         /// The kit's version.
         kit: String,
@@ -69,9 +68,7 @@ pub enum KitError {
         active: String,
     },
     /// The kit is older than the staleness window (a freeze attack, or a kit left too long).
-    #[error(
-        "kit is stale: created {created_at}, more than {max_days} days ago; use --max-kit-age DAYS (0 = no limit) or --force-activate to accept it"
-    )]
+    #[error("kit is stale: created {created_at}, more than {max_days} days ago")]
     Stale {
         /// The kit's createdAt.
         created_at: String,
@@ -81,7 +78,7 @@ pub enum KitError {
     /// The kit is dated further ahead of this host's clock than the skew allows (it would
     /// never go stale: a freeze that lasts).
     #[error(
-        "kit is dated in the future: created {created_at}, more than {max_skew_secs} s ahead of this host's clock ({now}); check both clocks, widen --max-clock-skew SECONDS, or use --force-activate --force-reason to accept it"
+        "kit is dated in the future: created {created_at}, more than {max_skew_secs} s ahead of this host's clock ({now})"
     )]
     FutureDated {
         /// The kit's createdAt.
@@ -137,6 +134,19 @@ pub enum KitError {
     /// A feed could not be indexed (a bad row, a broken feed) or its index is unusable.
     #[error("feeds: {0}")]
     Feeds(#[from] crate::feeds::FeedError),
+    /// The output directory already holds a different bundle under the name being built.
+    #[error(
+        "{} already holds a different bundle of this version and channel (sha256 {existing}, this build {built}): refusing to replace it; build into another directory, or force the rebuild",
+        path.display()
+    )]
+    BundleExists {
+        /// The bundle in the way.
+        path: PathBuf,
+        /// Its SHA-256.
+        existing: String,
+        /// The SHA-256 of what this build made.
+        built: String,
+    },
     /// The kit's feeds conflict (duplicate or divergent rows) and conflicts are not allowed.
     #[error("{0}")]
     FeedConflicts(String),
@@ -206,5 +216,39 @@ mod tests {
             "not enough disk space: free >= 2 GiB in /var/lib/stella before retrying (have 0.2 GiB)"
         );
         assert_eq!(gib_text(2.54), "2.5");
+    }
+
+    /// Overrides are the binary's flags: the library's message says what is wrong, the
+    /// binary adds how to override it (an import through the API has no flags).
+    #[test]
+    fn messages_name_no_flag_of_the_binary() {
+        let refusals = [
+            KitError::NotNewer {
+                kit: "1.0.0".into(),
+                active: "2.0.0".into(),
+            },
+            KitError::Stale {
+                created_at: "2026-01-01T00:00:00Z".into(),
+                max_days: 30,
+            },
+            KitError::FutureDated {
+                created_at: "2030-01-01T00:00:00Z".into(),
+                now: "2026-01-01T00:00:00Z".into(),
+                max_skew_secs: 300,
+            },
+            KitError::Feeds(crate::feeds::FeedError::BadRow(crate::feeds::BadRow {
+                file: "feeds/a.jsonl".into(),
+                line: 3,
+                reason: "not JSON".into(),
+            })),
+            KitError::Delta(ouk_delta::DeltaError::NoRoot {
+                path: PathBuf::from("/var/lib/ouk"),
+            }),
+        ];
+        for e in refusals {
+            let message = e.to_string();
+            assert!(!message.contains("--"), "{message}");
+            assert!(!message.contains("OUK_"), "{message}");
+        }
     }
 }

@@ -9,6 +9,7 @@ pub mod build;
 pub mod bundle;
 pub mod caches;
 pub mod certs;
+mod class;
 pub mod content;
 pub mod delta;
 mod error;

@@ -60,8 +60,11 @@ impl Sidecars {
         // into one directory share `manifest/offline-manifest.json`, and the descriptor
         // records which manifest belongs to the bundle. Otherwise the bundle's own copy is
         // used.
-        let discovered =
-            existing(dir.join(MANIFEST_PATH)).filter(|m| manifest_belongs(m, metadata.as_deref()));
+        // The bundle's own copy beside it wins (build writes one; see
+        // [`crate::build::own_manifest_name`]).
+        let discovered = existing(dir.join(crate::build::own_manifest_name(&name))).or_else(|| {
+            existing(dir.join(MANIFEST_PATH)).filter(|m| manifest_belongs(m, metadata.as_deref()))
+        });
         let manifest = explicit.manifest.or(discovered);
         let manifest_signature = explicit.manifest_signature.or_else(|| {
             manifest
@@ -91,6 +94,11 @@ fn manifest_belongs(manifest: &Path, metadata: Option<&Path>) -> bool {
     let Ok(meta) = serde_json::from_slice::<KitMetadata>(&bytes) else {
         return true;
     };
+    // A delta has no offline manifest of its own: the one its descriptor names is the
+    // target kit's, which describes the rebuilt tree, not the delta's entries.
+    if meta.kind == "delta" {
+        return false;
+    }
     match sha256_file(manifest) {
         Ok((digest, _)) => hex::encode(digest) == meta.manifest.sha256,
         Err(_) => false,

@@ -37,6 +37,13 @@ pub enum EnvelopeError {
     Payload(String),
 }
 
+impl EnvelopeError {
+    /// Always [`crate::ErrorClass::Digest`]: a record that does not open is damaged data.
+    pub fn class(&self) -> crate::ErrorClass {
+        crate::ErrorClass::Digest
+    }
+}
+
 /// Encode `value` as an envelope of `kind` at `version`.
 pub fn seal<T: Serialize>(kind: [u8; 4], version: u16, value: &T) -> Vec<u8> {
     let mut out = Vec::with_capacity(64);

@@ -3,6 +3,7 @@
 use std::io;
 use std::path::PathBuf;
 
+use crate::class::ErrorClass;
 use crate::frame::FrameError;
 use crate::id::{ChunkId, FileDigest};
 
@@ -133,6 +134,41 @@ pub enum StoreError {
         /// Digest of what the chunks gave.
         actual: FileDigest,
     },
+}
+
+impl StoreError {
+    /// What kind of failure this is (see [`ErrorClass`]).
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            StoreError::Io { source, .. } => ErrorClass::of_io(source),
+            StoreError::Locked { .. } => ErrorClass::Locked,
+            // Missing or wrong bytes, and a damaged index, are all damaged data.
+            StoreError::DamagedChunk { .. }
+            | StoreError::FileMismatch { .. }
+            | StoreError::MissingChunk(_)
+            | StoreError::MissingFile(_)
+            | StoreError::IndexDamaged { .. }
+            | StoreError::Record { .. } => ErrorClass::Digest,
+            StoreError::Incompatible { .. } => ErrorClass::Validation,
+            StoreError::Index(_) | StoreError::Unsupported(_) => ErrorClass::Other,
+            // Wrong keys, a missing bucket, an unusable store URL: the configuration is
+            // invalid, not the data.
+            StoreError::RemoteUrl { .. } => ErrorClass::Validation,
+            StoreError::Remote { kind, .. } => kind.class(),
+        }
+    }
+}
+
+impl RemoteFailure {
+    /// What kind of failure this is (see [`ErrorClass`]).
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            RemoteFailure::AccessDenied | RemoteFailure::NoSuchBucket => ErrorClass::Validation,
+            // An object the index names is gone from the bucket: data is missing.
+            RemoteFailure::NotFound => ErrorClass::Digest,
+            RemoteFailure::Request => ErrorClass::Other,
+        }
+    }
 }
 
 /// Result alias for the store.

@@ -94,6 +94,13 @@ pub enum FrameError {
     },
 }
 
+impl FrameError {
+    /// Always [`crate::ErrorClass::Digest`]: a frame that does not decode is damaged data.
+    pub fn class(&self) -> crate::ErrorClass {
+        crate::ErrorClass::Digest
+    }
+}
+
 fn header_check(h: &[u8]) -> [u8; 4] {
     let d = blake3::hash(&h[..48]);
     let mut out = [0u8; 4];

@@ -34,6 +34,13 @@ pub struct FsError {
     pub source: io::Error,
 }
 
+impl FsError {
+    /// What kind of failure this is: its `io::Error`'s (see [`crate::ErrorClass`]).
+    pub fn class(&self) -> crate::ErrorClass {
+        crate::ErrorClass::of_io(&self.source)
+    }
+}
+
 /// This module's result type.
 pub type Result<T> = std::result::Result<T, FsError>;
 

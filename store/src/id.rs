@@ -36,6 +36,13 @@ pub struct ParseDigestError {
     pub text: String,
 }
 
+impl ParseDigestError {
+    /// Always [`crate::ErrorClass::Validation`]: the text given is not a digest.
+    pub fn class(&self) -> crate::ErrorClass {
+        crate::ErrorClass::Validation
+    }
+}
+
 fn parse_hex32(s: &str) -> Result<[u8; 32], ParseDigestError> {
     let mut out = [0u8; 32];
     if s.len() != 64 || hex::decode_to_slice(s, &mut out).is_err() {

@@ -28,6 +28,7 @@
 
 pub mod backend;
 pub mod chunker;
+mod class;
 pub mod envelope;
 mod error;
 pub mod frame;
@@ -53,6 +54,7 @@ use sha2::Digest;
 
 pub use backend::{PackBackend, RemoteOptions, RequestCounts};
 pub use chunker::{Chunker, ChunkerParams};
+pub use class::ErrorClass;
 pub use error::{RemoteFailure, Result, StoreError};
 pub use id::{ChunkId, FileDigest, ParseDigestError, deserialize_digest, serialize_digest};
 pub use index::{ChunkLocation, FileRecord, StoreHeader};

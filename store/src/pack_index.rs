@@ -147,6 +147,13 @@ pub enum PackIndexError {
     Invalid(String),
 }
 
+impl PackIndexError {
+    /// Always [`crate::ErrorClass::Digest`]: a pack index that is refused is damaged data.
+    pub fn class(&self) -> crate::ErrorClass {
+        crate::ErrorClass::Digest
+    }
+}
+
 impl PackIndex {
     /// The `OKPI` envelope bytes.
     pub fn encode(&self) -> Vec<u8> {

@@ -1,6 +1,8 @@
-//! Errors of the transport layer, typed so the binary can map them to exit codes.
+//! Errors of the transport layer, typed so each answers its class (and so its exit code).
 
 use std::path::PathBuf;
+
+use ouk_store::ErrorClass;
 
 /// What went wrong while publishing, serving or pulling.
 #[derive(Debug, thiserror::Error)]
@@ -89,6 +91,27 @@ pub enum TransportError {
     /// The server could not start.
     #[error("serve: {0}")]
     Serve(String),
+}
+
+impl TransportError {
+    /// What kind of failure this is (see [`ErrorClass`]).
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            TransportError::Io { source, .. } => ErrorClass::of_io(source),
+            TransportError::Network { .. }
+            | TransportError::Status { .. }
+            | TransportError::Serve(_) => ErrorClass::Other,
+            TransportError::NotPublished { .. } => ErrorClass::NotFound,
+            TransportError::Invalid { .. } | TransportError::ChangedMidResume { .. } => {
+                ErrorClass::Validation
+            }
+            // No (valid) pull token: the client's configuration is wrong, not the data (as a
+            // store's access denied).
+            TransportError::Refused { .. } => ErrorClass::Validation,
+            TransportError::DigestMismatch { .. } => ErrorClass::Digest,
+            TransportError::Kit(k) => k.class(),
+        }
+    }
 }
 
 impl From<ouk_kit::KitError> for TransportError {

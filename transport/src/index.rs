@@ -238,11 +238,14 @@ impl DigestCache {
     }
 }
 
-fn sidecar_names(name: &str) -> [String; 3] {
+fn sidecar_names(name: &str) -> [String; 5] {
+    let own_manifest = ouk_kit::build::own_manifest_name(name);
     [
         format!("{name}.sha256"),
         format!("{name}.sig"),
         format!("{name}.metadata.json"),
+        format!("{own_manifest}.jws"),
+        own_manifest,
     ]
 }
 

@@ -277,10 +277,17 @@ fn own_files(bundle: &PublishedBundle) -> Result<Vec<PublishedFile>> {
             bundle.kind, bundle.version, bundle.channel
         )));
     }
-    let mut allowed: Vec<String> = ["", ".sha256", ".sig", ".metadata.json"]
-        .iter()
-        .map(|ext| format!("{name}{ext}"))
-        .collect();
+    let mut allowed: Vec<String> = [
+        "",
+        ".sha256",
+        ".sig",
+        ".metadata.json",
+        ".manifest.json",
+        ".manifest.json.jws",
+    ]
+    .iter()
+    .map(|ext| format!("{name}{ext}"))
+    .collect();
     allowed.extend(
         ["", ".jws", ".sig", ".sha256"]
             .iter()
@@ -290,7 +297,7 @@ fn own_files(bundle: &PublishedBundle) -> Result<Vec<PublishedFile>> {
     for f in &bundle.files {
         if !allowed.contains(&f.path) {
             return Err(invalid(format!(
-                "lists {:?}, which is not one of the bundle's files (pull writes only {name}, its .sha256, .sig and .metadata.json, and {MANIFEST_PATH} with its .jws, .sig and .sha256)",
+                "lists {:?}, which is not one of the bundle's files (pull writes only {name}, its .sha256, .sig, .metadata.json, .manifest.json and .manifest.json.jws, and {MANIFEST_PATH} with its .jws, .sig and .sha256)",
                 f.path
             )));
         }
@@ -448,6 +455,8 @@ fn fetch_file(
         f
     };
     let start = if append { have } else { 0 };
+    // A kept prefix counts as done: the progress total is every file's whole size.
+    progress(start);
     let want = file.size - start;
     // The file's digest is computed on the way: the kept prefix once, then what arrives.
     let mut sha = sha2::Sha256::new();
@@ -503,8 +512,18 @@ fn fetch_file(
     Ok(t)
 }
 
-/// Pull one bundle. `progress` gets (path, bytes) as they arrive.
-pub fn pull(opts: &PullOptions, progress: &mut dyn FnMut(&str, u64)) -> Result<PullReport> {
+/// What [`pull`] reports as it goes, for a progress bar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PullProgress<'a> {
+    /// Before any byte: the bytes of every file to fetch, in all (a resumed file counts
+    /// whole; its kept prefix is reported as done when its fetch starts).
+    Total(u64),
+    /// `n` more bytes of the file at this path are done.
+    Bytes(&'a str, u64),
+}
+
+/// Pull one bundle. `progress` gets the total, then the bytes as they arrive.
+pub fn pull(opts: &PullOptions, progress: &mut dyn FnMut(PullProgress<'_>)) -> Result<PullReport> {
     let token = opts.token.as_deref().filter(|t| !t.is_empty());
     let index = fetch_index(&opts.from, opts.timeout, token)?;
     let bundle = index
@@ -532,6 +551,9 @@ pub fn pull(opts: &PullOptions, progress: &mut dyn FnMut(&str, u64)) -> Result<P
         }
     }
     let agent = agent(opts.timeout);
+    progress(PullProgress::Total(
+        own.iter().fold(0u64, |sum, f| sum.saturating_add(f.size)),
+    ));
     let mut files = Vec::new();
     for f in &own {
         let path = f.path.clone();
@@ -541,7 +563,7 @@ pub fn pull(opts: &PullOptions, progress: &mut dyn FnMut(&str, u64)) -> Result<P
             &opts.from,
             &opts.destination,
             f,
-            &mut |n| progress(&path, n),
+            &mut |n| progress(PullProgress::Bytes(&path, n)),
         )?);
     }
     let path = opts.destination.join(&bundle.name);

@@ -50,14 +50,12 @@ use axum::routing::{get, post};
 use futures_util::StreamExt;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use ouk_kit::KitError;
+use ouk_store::ErrorClass;
 use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 
 use crate::error::{Result, TransportError};
 use crate::index::{DigestCache, INDEX_NAME, PublishedIndex, is_plain_path, scan};
 
-/// The exit code of an import failure (the binary's mapping).
-pub type CodeOf = dyn Fn(&KitError) -> u8 + Send + Sync;
 /// The root's status as JSON, or an exit code and message.
 pub type StatusOf = dyn Fn() -> std::result::Result<serde_json::Value, (u8, String)> + Send + Sync;
 /// The root's gauges for `/metrics` (read without the root's lock), or why they could not
@@ -107,8 +105,6 @@ pub struct ServeOptions {
 
 /// What the binary lends the server.
 pub struct ServeHooks {
-    /// Exit code of an import failure.
-    pub code_of: Arc<CodeOf>,
     /// The root's status.
     pub status: Arc<StatusOf>,
     /// The root's gauges, for `/metrics`.
@@ -130,7 +126,6 @@ struct Shared {
     metrics_token: Option<String>,
     max_upload: u64,
     limit_rate: Option<u64>,
-    code_of: Arc<CodeOf>,
     status: Arc<StatusOf>,
     gauges: Arc<GaugesOf>,
     log: Arc<dyn Fn(&str) + Send + Sync>,
@@ -199,7 +194,6 @@ async fn run(opts: ServeOptions, hooks: ServeHooks) -> Result<()> {
         metrics_token: opts.metrics_token.clone().filter(|t| !t.is_empty()),
         max_upload: opts.max_upload,
         limit_rate: opts.limit_rate.filter(|r| *r > 0),
-        code_of: hooks.code_of,
         status: hooks.status,
         gauges: hooks.gauges,
         log: hooks.log.clone(),
@@ -1008,7 +1002,8 @@ async fn receive_and_import(
     query: &ImportQuery,
 ) -> Response {
     // Every way out is counted for `/metrics`: the early ones here, the import's below.
-    let failed = |status: StatusCode, code: u8, message: String| {
+    let failed = |status: StatusCode, class: ErrorClass, message: String| {
+        let code = class.exit_code();
         st.counters.record_import("failed", code, unix_now());
         json(
             status,
@@ -1024,7 +1019,7 @@ async fn receive_and_import(
     if let Err(e) = made.and(tokio::fs::create_dir(dir).await) {
         return failed(
             StatusCode::INTERNAL_SERVER_ERROR,
-            1,
+            ErrorClass::Other,
             format!("create {}: {e}", dir.display()),
         );
     }
@@ -1054,16 +1049,28 @@ async fn receive_and_import(
         Err(UploadError::TooLarge) => {
             return failed(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                11,
+                ErrorClass::Validation,
                 format!("upload larger than {} bytes", st.max_upload),
             );
         }
         Err(UploadError::Client(m)) => {
-            return failed(StatusCode::BAD_REQUEST, 11, format!("upload: {m}"));
+            return failed(
+                StatusCode::BAD_REQUEST,
+                ErrorClass::Validation,
+                format!("upload: {m}"),
+            );
         }
         Err(UploadError::Local(e)) => {
-            let code = if e.raw_os_error() == Some(28) { 12 } else { 1 };
-            return failed(http_status_of(code), code, format!("upload: {e}"));
+            // A full disk says so; any other local failure is the server's own.
+            let class = match ErrorClass::of_io(&e) {
+                ErrorClass::NoSpace => ErrorClass::NoSpace,
+                _ => ErrorClass::Other,
+            };
+            return failed(
+                http_status_of(class.exit_code()),
+                class,
+                format!("upload: {e}"),
+            );
         }
     };
     let opts = ouk_kit::import::ImportOptions {
@@ -1080,11 +1087,11 @@ async fn receive_and_import(
         quarantine: st.quarantine,
     };
     let root = st.root.clone();
-    let code_of = st.code_of.clone();
     let done = tokio::task::spawn_blocking(move || {
-        let code = move |e: &KitError| code_of(e);
-        ouk_kit::import::import(&root, &opts, &code, &mut |_| {}).map_err(|f| {
-            let code = code(&f.error);
+        ouk_kit::import::import(&root, &opts, &mut |_| {}).map_err(|f| {
+            // The answer's exitCode and HTTP status follow the error's class, as the
+            // binary's exit code does.
+            let code = f.error.class().exit_code();
             (code, Box::new(f))
         })
     })
@@ -1109,7 +1116,11 @@ async fn receive_and_import(
                 }),
             )
         }
-        Err(e) => failed(StatusCode::INTERNAL_SERVER_ERROR, 1, format!("import: {e}")),
+        Err(e) => failed(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorClass::Other,
+            format!("import: {e}"),
+        ),
     }
 }
 

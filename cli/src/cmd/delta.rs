@@ -6,9 +6,9 @@ use std::time::Duration;
 use clap::Subcommand;
 
 use crate::cmd::feeds_history::FeedRows;
-use crate::cmd::kit::{kit_failure, load_signing_key};
 use crate::exit::ExitCode;
 use crate::output::bytes;
+use crate::shared::{kit_failure, load_signing_key};
 use crate::{Context, Failure};
 
 #[derive(Debug, Subcommand)]

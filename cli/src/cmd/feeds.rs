@@ -13,6 +13,7 @@ use ouk_kit::feeds::{AuditReport, FEED_INDEX_PATH};
 use serde::Serialize;
 
 use crate::exit::ExitCode;
+use crate::shared::feed_failure;
 use crate::{Context, Failure};
 
 #[derive(Debug, Subcommand)]
@@ -68,10 +69,6 @@ struct AuditDoc {
     limit: usize,
     #[serde(flatten)]
     report: AuditReport,
-}
-
-fn feed_failure(e: ouk_kit::feeds::FeedError) -> Failure {
-    Failure::new(crate::exit::feed_code(&e), e.to_string())
 }
 
 fn audit_file(path: &Path, limit: usize) -> Result<AuditReport, Failure> {

@@ -27,7 +27,7 @@ pub fn run(ctx: &Context, args: HistoryArgs) -> Result<ExitCode, Failure> {
     let root = ctx.open_root()?;
     let chains = history::chains(root.store().database(), &upstream_id, source.as_deref())
         .map_err(|e| {
-            crate::cmd::kit::kit_failure(ouk_kit::KitError::from(
+            crate::shared::kit_failure(ouk_kit::KitError::from(
                 ouk_kit::feeds::host::FeedsError::from(e),
             ))
         })?;

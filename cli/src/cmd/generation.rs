@@ -1,21 +1,23 @@
 //! `ouk gen {list|rollback|gc|diff}`.
 
 use clap::Subcommand;
-use ouk_delta::ActivateOutcome;
+use ouk_root::ActivateOutcome;
 
 use crate::cmd::feeds_history::FeedRows;
-use crate::cmd::kit::kit_failure;
 use crate::exit::ExitCode;
 use crate::output::{bytes, rfc3339};
+use crate::shared::kit_failure;
 use crate::{Context, Failure};
 
 #[derive(Debug, Subcommand)]
 pub enum GenCommand {
     /// Recorded generations, most recently activated first.
     List,
-    /// Make the previous generation (or GEN, an id or unique prefix) current again.
+    /// Make the previous generation (or GEN: a kit version, an id or a unique prefix)
+    /// current again.
     Rollback {
-        /// Generation id or prefix (at least 4 hex digits).
+        /// Kit version (as `gen list` shows it), or generation id or prefix (at least 4 hex
+        /// digits).
         generation: Option<String>,
     },
     /// Keep the N most recently activated generations, drop the rest and their data.
@@ -24,7 +26,8 @@ pub enum GenCommand {
         #[arg(long, default_value_t = 3)]
         keep: usize,
     },
-    /// Files and feed rows that differ from GEN_A to GEN_B (ids or unique prefixes).
+    /// Files and feed rows that differ from GEN_A to GEN_B (kit versions, ids or unique
+    /// prefixes).
     Diff {
         /// The older generation.
         gen_a: String,
@@ -47,11 +50,18 @@ pub fn run(ctx: &Context, cmd: GenCommand) -> Result<ExitCode, Failure> {
         GenCommand::List => {}
         GenCommand::Rollback { generation } => {
             let (id, outcome) = root.rollback(generation.as_deref())?;
-            let status = match &outcome {
-                ActivateOutcome::AlreadyCurrent => "already current",
-                ActivateOutcome::Activated { .. } => "activated",
+            // Stable strings, the import's words (not the Rust enum's shape).
+            let (status, word, previous) = match &outcome {
+                ActivateOutcome::AlreadyCurrent => ("already current", "already-active", None),
+                ActivateOutcome::Activated { previous } => ("activated", "activated", *previous),
             };
-            let doc = serde_json::json!({"generation": id, "status": status, "outcome": outcome});
+            let doc = serde_json::json!({
+                "generation": id,
+                "version": root.generation_record(&id)?.and_then(|r| r.labels.get("version").cloned()),
+                "status": status,
+                "outcome": word,
+                "previous": previous,
+            });
             ctx.out
                 .emit(&doc, || format!("generation {} {status}", id.short()));
         }
@@ -123,7 +133,7 @@ pub fn run(ctx: &Context, cmd: GenCommand) -> Result<ExitCode, Failure> {
 }
 
 /// Print the generation list (`gen list`).
-fn list(ctx: &Context, gens: &[ouk_delta::GenerationSummary]) {
+fn list(ctx: &Context, gens: &[ouk_root::GenerationSummary]) {
     ctx.out.emit(&gens, || {
         if gens.is_empty() {
             return "no generations".into();

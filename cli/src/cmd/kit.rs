@@ -3,11 +3,13 @@
 use std::path::PathBuf;
 
 use clap::Subcommand;
-use ouk_kit::sign::{SigningKey, VerifyingKey};
 use ouk_kit::verify::Sidecars;
 
 use crate::exit::ExitCode;
 use crate::output::bytes;
+use crate::shared::{
+    env_password, kit_failure, load_public_keys, load_signing_key, prompt_password,
+};
 use crate::{Context, Failure};
 
 #[derive(Debug, Subcommand)]
@@ -62,6 +64,10 @@ pub enum KitCommand {
         /// `ouk feeds audit`); the conflicts are reported as warnings.
         #[arg(long)]
         allow_feed_conflicts: bool,
+        /// Replace a different bundle of this version and channel already in the output
+        /// directory (refused by default; a reproducible rebuild replaces nothing).
+        #[arg(long)]
+        force: bool,
         /// Leave malformed feed rows (invalid JSON, no upstream id) out of the feed index
         /// and list them, instead of failing the build (exit 11).
         #[arg(long)]
@@ -123,8 +129,10 @@ pub enum KitCommand {
         /// Why the activation is forced (recorded with who and when).
         #[arg(long, requires = "force_activate")]
         force_reason: Option<String>,
-        /// Free space to keep beyond what the import writes, bytes.
-        #[arg(long, default_value_t = ouk_kit::import::DEFAULT_FREE_MARGIN, hide = true)]
+        /// Free space to keep on the root's file system beyond what the import writes
+        /// (1.5 x the kit): an import that would leave less is refused with exit 12 before
+        /// writing anything. Units: B, KiB, MiB, GiB (or plain bytes).
+        #[arg(long, value_name = "SIZE", default_value = FREE_MARGIN_TEXT, value_parser = crate::shared::parse_size_or_zero)]
         free_margin: u64,
         /// Refuse kits created more than DAYS days ago (0: no limit).
         #[arg(long, value_name = "DAYS", default_value_t = ouk_kit::import::DEFAULT_MAX_AGE_DAYS)]
@@ -141,6 +149,10 @@ pub enum KitCommand {
     /// Cut a bundle into parts of at most --max-size bytes (USB / FAT32); `kit import` and
     /// `kit verify` take any part, or the index.
     Split(crate::cmd::split::SplitArgs),
+    /// What a kit, delta, split kit or manifest is: version, channel, created, signer and
+    /// whether this root trusts it, files and sizes; for a delta its baseline and changes.
+    /// Reads only: nothing is unpacked or imported.
+    Inspect(crate::cmd::inspect::InspectArgs),
     /// List a kit's artifacts: name, sha256, size, capturedAt.
     Manifest {
         /// A bundle or an offline-manifest.json.
@@ -175,48 +187,9 @@ pub enum KeyCommand {
     },
 }
 
-pub fn kit_failure(e: ouk_kit::KitError) -> Failure {
-    Failure::new(crate::exit::kit_code(&e), e.to_string())
-}
-
-fn password() -> Option<Vec<u8>> {
-    std::env::var_os("COSIGN_PASSWORD").map(|p| p.into_encoded_bytes())
-}
-
-pub fn load_signing_key(path: &std::path::Path) -> Result<SigningKey, Failure> {
-    if !path.is_file() {
-        return Err(Failure::new(
-            ExitCode::Failure,
-            format!("{}: not found", path.display()),
-        ));
-    }
-    let pw = password();
-    SigningKey::from_pem_file(path, pw.as_deref()).map_err(|e| {
-        Failure::new(
-            ExitCode::Signature,
-            format!(
-                "{}: {e} (the password comes from COSIGN_PASSWORD)",
-                path.display()
-            ),
-        )
-    })
-}
-
-pub fn load_public_keys(paths: &[PathBuf]) -> Result<Vec<VerifyingKey>, Failure> {
-    paths
-        .iter()
-        .map(|p| {
-            if !p.is_file() {
-                return Err(Failure::new(
-                    ExitCode::Failure,
-                    format!("{}: not found", p.display()),
-                ));
-            }
-            VerifyingKey::from_pem_file(p)
-                .map_err(|e| Failure::new(ExitCode::Signature, format!("{}: {e}", p.display())))
-        })
-        .collect()
-}
+/// `kit import --free-margin`'s default, as people read it: [`ouk_kit::import::DEFAULT_FREE_MARGIN`]
+/// (a unit test holds the two equal).
+const FREE_MARGIN_TEXT: &str = "2GiB";
 
 pub fn run(ctx: &Context, cmd: KitCommand) -> Result<ExitCode, Failure> {
     match cmd {
@@ -238,6 +211,7 @@ pub fn run(ctx: &Context, cmd: KitCommand) -> Result<ExitCode, Failure> {
             allow_feed_conflicts,
             skip_bad_rows,
             feed_id_field,
+            force,
         } => {
             let primer = if no_primer {
                 None
@@ -276,6 +250,7 @@ pub fn run(ctx: &Context, cmd: KitCommand) -> Result<ExitCode, Failure> {
                     ..Default::default()
                 },
                 allow_feed_conflicts,
+                force,
             };
             let mut progress = ctx.out.progress("build", 0);
             let report =
@@ -377,13 +352,19 @@ pub fn run(ctx: &Context, cmd: KitCommand) -> Result<ExitCode, Failure> {
                 max_clock_skew_secs: max_clock_skew,
             };
             let mut progress = ctx.out.progress("import", 0);
-            let code_of = |e: &ouk_kit::KitError| crate::exit::kit_code(e) as u8;
-            let result =
-                ouk_kit::import::import(&ctx.root, &opts, &code_of, &mut |n| progress.inc(n));
+            let result = ouk_kit::import::import(&ctx.root, &opts, &mut |n| progress.inc(n));
             drop(progress);
             let report = result.map_err(|f| {
                 let mut failure = kit_failure(f.error);
                 failure.message = format!("import refused at step {}: {}", f.step, failure.message);
+                if failure.code == ExitCode::NoSpace {
+                    failure
+                        .message
+                        .push_str(" (the kept margin is --free-margin, now ");
+                    failure
+                        .message
+                        .push_str(&format!("{})", bytes(free_margin)));
+                }
                 if let Some(q) = f.quarantined {
                     failure
                         .message
@@ -446,6 +427,7 @@ pub fn run(ctx: &Context, cmd: KitCommand) -> Result<ExitCode, Failure> {
         KitCommand::Split(args) => crate::cmd::split::run(ctx, args),
         KitCommand::Pull(args) => crate::cmd::transport::run_pull(ctx, args),
         KitCommand::Index(args) => crate::cmd::transport::run_index(ctx, args),
+        KitCommand::Inspect(args) => crate::cmd::inspect::run(ctx, &args),
         KitCommand::Manifest { file } => {
             if !file.is_file() {
                 return Err(Failure::new(
@@ -524,12 +506,12 @@ pub fn run_debug_store(ctx: &Context, cmd: DebugStoreCommand) -> Result<ExitCode
 
 pub fn run_key(ctx: &Context, cmd: KeyCommand) -> Result<ExitCode, Failure> {
     let KeyCommand::Generate { output_prefix } = cmd;
-    let pw = password().ok_or_else(|| {
-        Failure::new(
-            ExitCode::Failure,
-            "set COSIGN_PASSWORD to the password that will encrypt the private key",
-        )
-    })?;
+    // COSIGN_PASSWORD for scripts; else asked twice on the terminal. Empty is refused
+    // below (the library's check) either way.
+    let pw = match env_password() {
+        Some(pw) => pw,
+        None => prompt_password("Enter the password for the new private key: ", true)?,
+    };
     let key = ouk_kit::sign::write_key_pair(&output_prefix, &pw).map_err(|e| {
         Failure::new(
             ExitCode::Failure,
@@ -612,4 +594,15 @@ fn list_trusted(ctx: &Context, dir: &std::path::Path) -> Result<(), Failure> {
         }
     });
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_free_margin_default_people_read_is_the_one_imports_use() {
+        assert_eq!(
+            crate::shared::parse_size(super::FREE_MARGIN_TEXT),
+            Ok(ouk_kit::import::DEFAULT_FREE_MARGIN)
+        );
+    }
 }

@@ -5,9 +5,9 @@ use std::path::PathBuf;
 
 use clap::Subcommand;
 
-use crate::cmd::kit::kit_failure;
 use crate::exit::ExitCode;
 use crate::output::{WithRequests, bytes, rfc3339};
+use crate::shared::kit_failure;
 use crate::{Context, Failure};
 
 #[derive(Debug, Subcommand)]

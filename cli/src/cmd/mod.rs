@@ -2,9 +2,11 @@
 
 pub mod authority;
 pub mod delta;
+pub mod doctor;
 pub mod feeds;
 pub mod feeds_history;
 pub mod generation;
+pub mod inspect;
 pub mod kit;
 pub mod mirror;
 pub mod primer;

@@ -23,7 +23,7 @@ pub enum PrimerCommand {
 }
 
 pub fn primer_failure(e: PrimerError) -> Failure {
-    Failure::new(crate::exit::primer_code(&e), e.to_string())
+    Failure::new(crate::exit::class_code(e.class()), e.to_string())
 }
 
 /// Parses an octal mode such as `0770` or `770`.

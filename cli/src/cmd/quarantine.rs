@@ -10,7 +10,7 @@ use clap::Subcommand;
 use ouk_kit::import::quarantine::{self, Entry, Limits, QuarantineError};
 use serde::Serialize;
 
-use crate::exit::{ExitCode, io_code};
+use crate::exit::{ExitCode, class_code};
 use crate::output::bytes;
 use crate::{Context, Failure};
 
@@ -36,11 +36,7 @@ pub enum QuarantineCommand {
 }
 
 fn failure(e: QuarantineError) -> Failure {
-    let code = match &e {
-        QuarantineError::Io { source, .. } => io_code(source),
-        QuarantineError::UnknownEntry { .. } | QuarantineError::BadName { .. } => ExitCode::Failure,
-    };
-    Failure::new(code, e.to_string())
+    Failure::new(class_code(e.class()), e.to_string())
 }
 
 #[derive(Serialize)]

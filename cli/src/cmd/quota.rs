@@ -97,7 +97,7 @@ struct ConsumeOutput {
 }
 
 fn quota_failure(e: QuotaError) -> Failure {
-    Failure::new(crate::exit::quota_code(&e), e.to_string())
+    Failure::new(crate::exit::class_code(e.class()), e.to_string())
 }
 
 /// Now, in Unix seconds: `OUK_QUOTA_NOW` when set (tests), else the system clock.

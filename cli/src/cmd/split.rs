@@ -6,9 +6,11 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::cmd::kit::kit_failure;
 use crate::exit::ExitCode;
 use crate::output::bytes;
+use crate::shared::kit_failure;
+/// The size grammar of `--max-size` (and the global size flags), from [`crate::shared`].
+pub use crate::shared::parse_size;
 use crate::{Context, Failure};
 
 /// Arguments of `ouk kit split`.
@@ -24,40 +26,6 @@ pub struct SplitArgs {
     /// Where the parts, their index and the bundle's sidecars go.
     #[arg(long)]
     pub output_dir: PathBuf,
-}
-
-/// Parses `4GiB`, `700MiB`, `500MB`, `1000000` (the grammar of `ouk-testdata --size`, plus
-/// terabytes). At least 1 byte.
-pub fn parse_size(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("invalid size {s:?} (examples: 4GiB, 700MiB, 1000000)"))?;
-    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" => 1_000,
-        "kib" => 1 << 10,
-        "m" | "mb" => 1_000_000,
-        "mib" => 1 << 20,
-        "g" | "gb" => 1_000_000_000,
-        "gib" => 1 << 30,
-        "t" | "tb" => 1_000_000_000_000,
-        "tib" => 1 << 40,
-        _ => {
-            return Err(format!(
-                "invalid size unit in {s:?} (use KiB, MiB, GiB, ...)"
-            ));
-        }
-    };
-    let v = n
-        .checked_mul(mult)
-        .ok_or_else(|| format!("size {s:?} is too large"))?;
-    if v == 0 {
-        return Err("the size must be at least 1 byte".into());
-    }
-    Ok(v)
 }
 
 /// Run `ouk kit split`.
@@ -108,26 +76,4 @@ pub fn run(ctx: &Context, args: SplitArgs) -> Result<ExitCode, Failure> {
         s
     });
     Ok(ExitCode::Ok)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_size;
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("4GiB"), Ok(4 << 30));
-        assert_eq!(parse_size("700MiB"), Ok(700 << 20));
-        assert_eq!(parse_size("1000000"), Ok(1_000_000));
-        assert_eq!(parse_size("500MB"), Ok(500_000_000));
-        assert_eq!(parse_size("64 KiB"), Ok(64 << 10));
-        assert_eq!(parse_size("2tib"), Ok(2 << 40));
-        assert!(parse_size("0").is_err());
-        assert!(parse_size("").is_err());
-        assert!(parse_size("GiB").is_err());
-        assert!(parse_size("12XB").is_err());
-        assert!(parse_size("-1").is_err());
-        assert!(parse_size("99999999999TiB").is_err());
-        assert!(parse_size("1.5GiB").is_err());
-    }
 }

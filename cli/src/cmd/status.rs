@@ -1,7 +1,7 @@
 //! `ouk status`: what is active, since when, whether it is current, and whether anything
 //! waits in quarantine. Also the root's gauges of `serve`'s `/metrics`.
 //!
-//! Read-only: the root is opened as a [`ouk_delta::RootView`] (no lock, nothing created or
+//! Read-only: the root is opened as a [`ouk_root::RootView`] (no lock, nothing created or
 //! written), so a monitor may poll it during an import, as a user that cannot write the
 //! root. The exit code is the verdict: 0 current, 9 ([`ExitCode::NotCurrent`]) when
 //! nothing is active or the active kit is older than the staleness window.
@@ -26,7 +26,7 @@ pub struct StatusArgs {
 struct Status {
     root: String,
     current: Option<ouk_delta::GenerationId>,
-    labels: ouk_delta::Labels,
+    labels: ouk_root::Labels,
     files: u64,
     bytes: u64,
     activated_at: Option<i64>,
@@ -114,7 +114,7 @@ fn gather(ctx: &Context, max_kit_age: u64) -> Result<Status, Failure> {
         files: cur.map_or(0, |g| g.record.files),
         bytes: cur.map_or(0, |g| g.record.bytes),
         activated_at,
-        age_seconds: activated_at.map(|t| ouk_delta::now_unix() - t),
+        age_seconds: activated_at.map(|t| ouk_root::now_unix() - t),
         generations: gens.len(),
         quarantined,
         stale,

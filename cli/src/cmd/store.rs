@@ -4,7 +4,8 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
-use ouk_delta::{ActivateOutcome, ChunkSetManifest, GenerationId, Labels, ManifestEntry};
+use ouk_delta::{ChunkSetManifest, GenerationId, ManifestEntry};
+use ouk_root::{ActivateOutcome, Labels};
 use serde::Serialize;
 
 use crate::exit::ExitCode;
@@ -44,7 +45,7 @@ struct IngestReport {
 }
 
 fn single_file_manifest(
-    root: &ouk_delta::Root,
+    root: &ouk_root::Root,
     path: &Path,
 ) -> Result<(ChunkSetManifest, ouk_store::WriteTotals), Failure> {
     use std::os::unix::fs::PermissionsExt;
@@ -161,7 +162,7 @@ pub fn run(ctx: &Context, cmd: StoreCommand) -> Result<ExitCode, Failure> {
             // rebuilt through its chain and checked against its SHA-256 (a delta whose
             // chunks read fine but rebuild the wrong bytes is found here).
             let (chains_checked, chain_failures) = if report.is_clean() {
-                ouk_kit::mirror::verify_chains(&root).map_err(crate::cmd::kit::kit_failure)?
+                ouk_kit::mirror::verify_chains(&root).map_err(crate::shared::kit_failure)?
             } else {
                 (0, Vec::new())
             };
@@ -264,7 +265,7 @@ pub fn run(ctx: &Context, cmd: StoreCommand) -> Result<ExitCode, Failure> {
             let root = ctx.open_root()?;
             let store_report = root.store().reindex()?;
             let mirror_report =
-                ouk_kit::mirror::reindex(&root).map_err(crate::cmd::kit::kit_failure)?;
+                ouk_kit::mirror::reindex(&root).map_err(crate::shared::kit_failure)?;
             let doc = serde_json::json!({
                 "store": store_report,
                 "mirror": mirror_report,

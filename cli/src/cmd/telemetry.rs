@@ -26,7 +26,7 @@ pub fn run(ctx: &Context, cmd: TelemetryCommand) -> Result<ExitCode, Failure> {
     match cmd {
         TelemetryCommand::Package { input, output } => {
             let report = ouk_kit::telemetry::package_telemetry(&input, &output)
-                .map_err(|e| Failure::new(crate::exit::telemetry_code(&e), e.to_string()))?;
+                .map_err(|e| Failure::new(crate::exit::class_code(e.class()), e.to_string()))?;
             ctx.out.emit(&report, || {
                 format!(
                     "packaged {} files into {} ({})\n  sha256 {}\n  {}",

@@ -7,15 +7,11 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::cmd::kit::load_public_keys;
-use crate::cmd::split::parse_size;
-use crate::exit::{ExitCode, kit_code, transport_code};
+use crate::exit::ExitCode;
 use crate::output::{Output, bytes};
+use crate::shared::parse_size;
+use crate::shared::{load_public_keys, transport_failure};
 use crate::{Context, Failure};
-
-fn failure(e: ouk_transport::TransportError) -> Failure {
-    Failure::new(transport_code(&e), e.to_string())
-}
 
 /// `ouk serve`.
 #[derive(Debug, Args)]
@@ -89,7 +85,7 @@ pub fn run_serve(ctx: &Context, args: ServeArgs) -> Result<ExitCode, Failure> {
         let root = ctx.open_root()?;
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         let r = ouk_kit::mirror::publish(&root, &kits_dir, threads)
-            .map_err(crate::cmd::kit::kit_failure)?;
+            .map_err(crate::shared::kit_failure)?;
         if !ctx.out.quiet && !ctx.out.json {
             eprintln!(
                 "published the mirror into {}: {} exported, {} unchanged",
@@ -190,7 +186,6 @@ pub fn run_serve(ctx: &Context, args: ServeArgs) -> Result<ExitCode, Failure> {
     let quiet = ctx.out.quiet;
     let json = ctx.out.json;
     let hooks = ouk_transport::serve::ServeHooks {
-        code_of: Arc::new(|e: &ouk_kit::KitError| kit_code(e) as u8),
         status: Arc::new(move || {
             crate::cmd::status::status_json(&status_ctx).map_err(|f| (f.code as u8, f.message))
         }),
@@ -243,7 +238,7 @@ pub fn run_serve(ctx: &Context, args: ServeArgs) -> Result<ExitCode, Failure> {
         max_clock_skew: args.max_clock_skew,
         quarantine: ctx.quarantine,
     };
-    ouk_transport::serve::serve(opts, hooks).map_err(failure)?;
+    ouk_transport::serve::serve(opts, hooks).map_err(transport_failure)?;
     Ok(ExitCode::Ok)
 }
 
@@ -330,7 +325,7 @@ pub fn run_pull(ctx: &Context, args: PullArgs) -> Result<ExitCode, Failure> {
     let token = read_token(args.token_file.as_deref(), "OUK_PULL_TOKEN", "--token-file")?;
     let extra = load_public_keys(&args.key)?;
     let keys = if ctx.root.join("trust").is_dir() {
-        ouk_kit::import::trusted_keys(&ctx.root, &extra).map_err(crate::cmd::kit::kit_failure)?
+        ouk_kit::import::trusted_keys(&ctx.root, &extra).map_err(crate::shared::kit_failure)?
     } else {
         extra
     };
@@ -346,7 +341,11 @@ pub fn run_pull(ctx: &Context, args: PullArgs) -> Result<ExitCode, Failure> {
         token,
     };
     let mut progress = ctx.out.progress("pull", 0);
-    let report = ouk_transport::pull::pull(&opts, &mut |_, n| progress.inc(n)).map_err(failure)?;
+    let report = ouk_transport::pull::pull(&opts, &mut |event| match event {
+        ouk_transport::pull::PullProgress::Total(total) => progress.set_total(total),
+        ouk_transport::pull::PullProgress::Bytes(_, n) => progress.inc(n),
+    })
+    .map_err(transport_failure)?;
     drop(progress);
     ctx.out.emit(&report, || {
         let mut s = format!(
@@ -381,7 +380,8 @@ pub struct IndexArgs {
 }
 
 pub fn run_index(ctx: &Context, args: IndexArgs) -> Result<ExitCode, Failure> {
-    let (index, skipped) = ouk_transport::index::write_index(&args.dir).map_err(failure)?;
+    let (index, skipped) =
+        ouk_transport::index::write_index(&args.dir).map_err(transport_failure)?;
     // A static web server has no pull token: it hands these to anyone who can reach it.
     let secret: Vec<&str> = index
         .bundles

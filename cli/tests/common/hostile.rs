@@ -2042,9 +2042,9 @@ pub fn snapshot(sandbox: &Path) -> Snapshot {
             || rel == "root/lock"
     };
     walk(sandbox, sandbox, &skip, &mut paths);
-    let r = ouk_delta::Root::open(
+    let r = ouk_root::Root::open(
         &sandbox.join("root"),
-        ouk_delta::LockWait::Wait,
+        ouk_root::LockWait::Wait,
         ouk_store::StoreOptions::default(),
     )
     .expect("open root for a snapshot");
@@ -2130,7 +2130,7 @@ impl Sandbox {
     }
 
     fn reset(&mut self) {
-        ouk_delta::remove_tree(&self.dir).unwrap();
+        ouk_root::remove_tree(&self.dir).unwrap();
         copy_tree(&self.pristine, &self.dir);
         self.before = snapshot(&self.dir);
     }
@@ -2324,7 +2324,7 @@ impl Sandbox {
             }
         }
         for e in entries {
-            ouk_delta::remove_tree(&e).unwrap();
+            ouk_root::remove_tree(&e).unwrap();
         }
         Ok(code)
     }
@@ -2567,7 +2567,7 @@ pub fn scratch(name: &str) -> PathBuf {
                 .and_then(|p| p.parse::<u32>().ok())
                 && !Path::new(&format!("/proc/{pid}")).exists()
             {
-                let _ = ouk_delta::remove_tree(&e.path());
+                let _ = ouk_root::remove_tree(&e.path());
             }
         }
     }
@@ -2587,7 +2587,7 @@ static SCRATCH: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new(
 extern "C" fn remove_scratch() {
     if let Ok(dirs) = SCRATCH.lock() {
         for d in dirs.iter() {
-            let _ = ouk_delta::remove_tree(d);
+            let _ = ouk_root::remove_tree(d);
         }
     }
 }

@@ -148,9 +148,9 @@ pub fn sha256_file(path: &Path) -> String {
 /// test thread may briefly hold a copy of it). Returns the generation id (None when no
 /// current).
 pub fn check_current_complete(root: &Path) -> Option<String> {
-    let r = ouk_delta::Root::open(
+    let r = ouk_root::Root::open(
         root,
-        ouk_delta::LockWait::Wait,
+        ouk_root::LockWait::Wait,
         ouk_store::StoreOptions::default(),
     )
     .expect("open root");

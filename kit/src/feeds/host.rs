@@ -21,7 +21,8 @@
 
 use std::path::{Path, PathBuf};
 
-use ouk_delta::{GenerationId, Root};
+use ouk_delta::GenerationId;
+use ouk_root::Root;
 use ouk_store::StoreError;
 use serde::Serialize;
 
@@ -255,7 +256,7 @@ pub fn diff_generations(
 mod tests {
     use std::fs;
 
-    use ouk_delta::LockWait;
+    use ouk_root::LockWait;
     use ouk_store::StoreOptions;
 
     use super::*;

@@ -134,7 +134,7 @@ pub enum FeedError {
         source: std::io::Error,
     },
     /// A bad row, and `--skip-bad-rows` was not given.
-    #[error("bad feed row {0} (use --skip-bad-rows to leave bad rows out)")]
+    #[error("bad feed row {0}")]
     BadRow(BadRow),
     /// A feed whose structure is broken: no row after this point can be found.
     #[error("{file}:{line}: {message} (the feed is broken, not just one row)")]

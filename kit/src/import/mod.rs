@@ -43,10 +43,8 @@ use std::io::{self, BufWriter, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use ouk_delta::{
-    ActivateOutcome, ChunkSetManifest, FileSource, GenerationId, Labels, LockWait, ManifestEntry,
-    Root,
-};
+use ouk_delta::{ChunkSetManifest, GenerationId, ManifestEntry};
+use ouk_root::{ActivateOutcome, FileSource, Labels, LockWait, Root};
 use ouk_store::{FileDigest, StoreError, StoreOptions};
 use redb::{ReadableDatabase, TableDefinition};
 use serde::{Deserialize, Serialize};
@@ -250,15 +248,10 @@ pub fn diff(old: Option<&ChunkSetManifest>, new: &ChunkSetManifest) -> TreeDiff 
     d
 }
 
-/// The exit code a failure maps to (duplicated here only for `reason.json`; the binary owns
-/// the mapping).
-pub type CodeOf = dyn Fn(&KitError) -> u8;
-
 /// Run the pipeline against the root at `root_dir`.
 pub fn import(
     root_dir: &Path,
     opts: &ImportOptions,
-    code_of: &CodeOf,
     progress: &mut dyn FnMut(u64),
 ) -> Result<ImportReport, ImportFailure> {
     let fail = |step: &'static str| {
@@ -276,14 +269,22 @@ pub fn import(
     } else {
         LockWait::Fail
     };
+    tracing::info!(bundle = %opts.bundle.display(), root = %root_dir.display(), "import");
     let root =
         Root::open(root_dir, wait, StoreOptions::default()).map_err(|e| fail("lock")(e.into()))?;
+    tracing::debug!("root locked");
     let result = run(&root, opts, progress);
+    match &result {
+        Ok(r) => {
+            tracing::info!(outcome = %r.outcome, generation = %r.generation, version = %r.version, "import done")
+        }
+        Err((step, e)) => tracing::warn!(step, error = %e, "import refused"),
+    }
     let _ = root.clean_staging();
     result.map_err(|(step, error)| {
         let quarantined = match &error {
             KitError::NotFound(_) => None,
-            e => quarantine::quarantine(&root, &opts.bundle, step, e, code_of(e), &opts.quarantine),
+            e => quarantine::quarantine(&root, &opts.bundle, step, e, &opts.quarantine),
         };
         ImportFailure {
             step,
@@ -296,6 +297,9 @@ pub fn import(
 pub(crate) type StepResult<T> = std::result::Result<T, (&'static str, KitError)>;
 
 pub(crate) fn step<T>(name: &'static str, r: Result<T>) -> StepResult<T> {
+    if let Err(e) = &r {
+        tracing::debug!(step = name, error = %e, "import step refused");
+    }
     r.map_err(|e| (name, e))
 }
 
@@ -320,7 +324,10 @@ fn verify_step(root: &Root, opts: &ImportOptions) -> StepResult<Verified> {
         BundleInput::open(&opts.bundle).and_then(|i| i.read_once(&root.staging_dir())),
     )?;
     let sidecars = Sidecars::discover(&input.path(), opts.sidecars.clone());
-    let (bundle_sha, _size, _) = step("verify", verify::check_input_digest(&input, &sidecars))?;
+    let (bundle_sha, size, digest_checked) =
+        step("verify", verify::check_input_digest(&input, &sidecars))?;
+    tracing::info!(step = "verify", sha256 = %hex::encode(bundle_sha), size, digest_sidecar = digest_checked, "read once into staging");
+    tracing::debug!(step = "verify", ?sidecars, "sidecars");
     let keys = step("verify", trusted_keys(root.dir(), &opts.extra_keys))?;
     let signed_by = if opts.allow_unsigned && keys.is_empty() {
         None
@@ -339,6 +346,12 @@ fn verify_step(root: &Root, opts: &ImportOptions) -> StepResult<Verified> {
             Err(e) => return Err(("verify", e)),
         }
     };
+    tracing::info!(
+        step = "verify",
+        signed_by = signed_by.as_deref().unwrap_or("-"),
+        trusted_keys = keys.len(),
+        "signature checked"
+    );
     Ok(Verified {
         input,
         bundle_sha,
@@ -397,7 +410,7 @@ pub(crate) fn check_version(
 /// days old.
 pub fn age_days(created_at: &str) -> Option<i64> {
     crate::provenance::time::parse_rfc3339(created_at)
-        .map(|t| ouk_delta::now_unix().saturating_sub(t).max(0) / 86_400)
+        .map(|t| ouk_root::now_unix().saturating_sub(t).max(0) / 86_400)
 }
 
 /// Step 5c: a kit older than the staleness window, or dated further ahead of this host's
@@ -406,7 +419,7 @@ fn check_fresh(created_at: &str, opts: &ImportOptions) -> StepResult<()> {
     if opts.force.is_some() {
         return Ok(());
     }
-    let now = ouk_delta::now_unix();
+    let now = ouk_root::now_unix();
     let created = crate::provenance::time::parse_rfc3339(created_at);
     match policy::freshness(created, now, opts.max_age_days, opts.max_clock_skew_secs) {
         policy::Freshness::Fresh => Ok(()),
@@ -592,6 +605,7 @@ fn run(
 ) -> StepResult<ImportReport> {
     let v = verify_step(root, opts)?;
     if step("verify", crate::delta::verified_kind_is_delta(&v.input))? {
+        tracing::info!(step = "verify", "the input is a delta");
         return crate::delta::import_delta(root, opts, &v, progress);
     }
     let (manifest, manifest_bytes) = match &v.sidecars.manifest {
@@ -612,6 +626,7 @@ fn run(
         )
     })?;
     let previous = step("verify", root.current().map_err(KitError::from))?;
+    tracing::info!(step = "verify", version = %manifest.version, channel = %manifest.channel, files = manifest.artifacts.len(), bytes = manifest.total_bytes(), generation = %target_id, "manifest read");
     let base = base_report(opts, &v, &manifest, target_id, previous);
     // Idempotency: the kit's generation is already current -> nothing to do, nothing written.
     // But only for a bundle that is the kit its manifest describes: a manifest sidecar
@@ -628,8 +643,10 @@ fn run(
         });
     }
     check_disk(root, manifest.total_bytes(), opts.free_margin)?;
+    tracing::debug!(step = "disk", "free space checked");
     // Version policy needs only the manifest: refuse before the long unpack.
     check_version(root, previous, &manifest.version, opts.force.is_some())?;
+    tracing::info!(step = "policy", previous = ?previous, "version is newer (or forced)");
 
     // 3 + 4. Unpack, verify, and stage into the store (uncommitted).
     let staging = root
@@ -652,6 +669,11 @@ fn run(
         "check",
         ChunkSetManifest::new(entries).map_err(KitError::from),
     )?;
+    tracing::info!(
+        step = "unpack",
+        files = chunk_set.entries().len(),
+        "unpacked, checked against the manifest and staged"
+    );
     let staged = Staged {
         writer,
         chunk_set,
@@ -681,7 +703,7 @@ fn record_import(
         let rec = ImportRecord {
             generation: *generation,
             version: version.to_string(),
-            at: ouk_delta::now_unix(),
+            at: ouk_root::now_unix(),
         };
         t.insert(
             bundle_sha,

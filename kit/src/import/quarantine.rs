@@ -29,11 +29,11 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use ouk_delta::Root;
+use ouk_root::Root;
+use ouk_store::ErrorClass;
 use serde::Serialize;
 
 use crate::error::KitError;
-use crate::split::PartError;
 
 /// Default cap on the number of entries.
 pub const DEFAULT_MAX_ENTRIES: usize = 32;
@@ -131,8 +131,9 @@ pub struct Entry {
 }
 
 /// Why the refused input is not kept, or `None` when it may be (within the cap).
-fn not_kept_because(step: &str, error: &KitError, code: u8) -> Option<String> {
-    if matches!(error, KitError::NoSpace { .. }) || code == 12 {
+fn not_kept_because(step: &str, error: &KitError) -> Option<String> {
+    let class = error.class();
+    if class == ErrorClass::NoSpace {
         return Some(
             "refused for lack of space: a copy would take the space the next attempt needs".into(),
         );
@@ -147,14 +148,8 @@ fn not_kept_because(step: &str, error: &KitError, code: u8) -> Option<String> {
             "refused at step {step}, before its signature was checked: an input nobody has authenticated is not kept"
         ));
     }
-    let digest = matches!(
-        error,
-        KitError::DigestMismatch { .. }
-            | KitError::Part(
-                PartError::Digest { .. } | PartError::Size { .. } | PartError::Whole { .. }
-            )
-    ) || code == 2;
-    let signature = matches!(error, KitError::Signature { .. } | KitError::Key(_)) || code == 5;
+    let digest = class == ErrorClass::Digest;
+    let signature = class == ErrorClass::Signature;
     if step == "verify" && (digest || signature) {
         let what = if signature {
             "its signature did not verify"
@@ -168,7 +163,8 @@ fn not_kept_because(step: &str, error: &KitError, code: u8) -> Option<String> {
     None
 }
 
-/// Record the refusal of `bundle` at `step` with `error` (exit `code`) in a fresh entry,
+/// Record the refusal of `bundle` at `step` with `error` in a fresh entry (its `code` is
+/// the exit code of the error's class),
 /// within `limits`. Returns the entry, or `None` when none could be made. Never fails the
 /// caller: see the module invariants.
 pub fn quarantine(
@@ -176,7 +172,6 @@ pub fn quarantine(
     bundle: &Path,
     step: &str,
     error: &KitError,
-    code: u8,
     limits: &Limits,
 ) -> Option<PathBuf> {
     let qdir = root.quarantine_dir();
@@ -190,7 +185,7 @@ pub fn quarantine(
         })
         .collect();
     let evidence_bytes: u64 = evidence.iter().map(|(_, n)| n).sum();
-    let not_kept = not_kept_because(step, error, code).or_else(|| {
+    let not_kept = not_kept_because(step, error).or_else(|| {
         (evidence_bytes > limits.max_bytes).then(|| {
             format!(
                 "{evidence_bytes} bytes is more than the quarantine may hold in all ({} bytes)",
@@ -206,7 +201,7 @@ pub fn quarantine(
     // Room first: the oldest entries go until this one fits.
     let _ = make_room(&qdir, limits, 1, incoming);
 
-    let stamp = crate::provenance::time::format_utc(ouk_delta::now_unix())?.replace(':', "");
+    let stamp = crate::provenance::time::format_utc(ouk_root::now_unix())?.replace(':', "");
     // A fresh directory every time: two refusals in the same second must never share one
     // (copying into an existing hard link would write through to the user's bundle).
     let mut dir = qdir.join(format!("{stamp}-{name}"));
@@ -252,10 +247,10 @@ pub fn quarantine(
     };
     let reason = serde_json::json!({
         "step": step,
-        "code": code,
+        "code": error.class().exit_code(),
         "message": error.to_string(),
         "bundle": bundle.display().to_string(),
-        "at": crate::provenance::time::format_utc(ouk_delta::now_unix()),
+        "at": crate::provenance::time::format_utc(ouk_root::now_unix()),
         "kept": kept,
         "notKept": not_kept,
     });
@@ -290,7 +285,7 @@ fn make_room(
 }
 
 fn remove_entry(e: &Entry) -> Result<(), QuarantineError> {
-    ouk_delta::remove_tree(&e.path).map_err(|err| QuarantineError::Io {
+    ouk_root::remove_tree(&e.path).map_err(|err| QuarantineError::Io {
         context: format!("remove {}", e.path.display()),
         source: match err {
             ouk_delta::DeltaError::Io { source, .. } => source,
@@ -464,14 +459,26 @@ mod tests {
             expected: "a".into(),
             actual: "b".into(),
         };
-        assert!(not_kept_because("verify", &digest, 2).is_some());
-        assert!(not_kept_because("verify", &sig_error(), 5).is_some());
-        assert!(not_kept_because("lock", &KitError::Validation("x".into()), 13).is_some());
-        assert!(not_kept_because("disk", &KitError::Validation("x".into()), 12).is_some());
+        assert!(not_kept_because("verify", &digest).is_some());
+        assert!(not_kept_because("verify", &sig_error()).is_some());
+        assert!(not_kept_because("lock", &KitError::Validation("x".into())).is_some());
+        assert!(not_kept_because("disk", &KitError::Validation("x".into())).is_some());
         // Signed and verified, refused later: kept (within the cap).
-        assert!(not_kept_because("check", &digest, 2).is_none());
-        assert!(not_kept_because("policy", &KitError::Validation("x".into()), 11).is_none());
-        assert!(not_kept_because("verify", &KitError::InvalidManifest("x".into()), 11).is_none());
+        assert!(not_kept_because("check", &digest).is_none());
+        assert!(not_kept_because("policy", &KitError::Validation("x".into())).is_none());
+        assert!(not_kept_because("verify", &KitError::InvalidManifest("x".into())).is_none());
+        // Decided by the error's class, wherever the error is wrapped: damaged data deep
+        // in the store is a digest failure, a full disk under any context is no space.
+        let damaged = KitError::Store(ouk_store::StoreError::MissingFile(
+            ouk_store::FileDigest::of(b"x"),
+        ));
+        assert!(not_kept_because("verify", &damaged).is_some());
+        assert!(not_kept_because("check", &damaged).is_none());
+        let full = KitError::Io {
+            context: "write".into(),
+            source: io::Error::from_raw_os_error(libc::ENOSPC),
+        };
+        assert!(not_kept_because("stage", &full).is_some());
     }
 
     #[test]

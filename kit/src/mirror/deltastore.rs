@@ -28,7 +28,7 @@ use std::fs::File;
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
-use ouk_delta::Root;
+use ouk_root::Root;
 use ouk_store::{FileDigest, Store, StoreError, StoreWriter};
 use redb::ReadableTable;
 use serde::Serialize;

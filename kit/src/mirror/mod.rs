@@ -42,7 +42,7 @@ use std::fs::{self, File};
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
-use ouk_delta::Root;
+use ouk_root::Root;
 use ouk_store::{FileDigest, StoreError, fsutil};
 use redb::{ReadableDatabase, ReadableTable};
 use serde::Serialize;
@@ -269,11 +269,25 @@ fn sidecar_files(bundle: &Path, name: &str, sidecars: &Sidecars) -> Vec<(String,
             out.push((format!("{name}.{ext}"), p.clone()));
         }
     }
-    // The manifest and its companions only when discovery decided it is this bundle's.
+    // The manifest and its companions only when discovery decided it is this bundle's:
+    // its own copy beside it (`<name>.manifest.json`, with its JWS), and the seed's shared
+    // `manifest/` files when they hold the same manifest (the last kit built there).
     if let Some(manifest) = &sidecars.manifest {
         let dir = bundle.parent().unwrap_or(Path::new("."));
-        if manifest == &dir.join(MANIFEST_PATH) {
-            out.push((MANIFEST_PATH.to_string(), manifest.clone()));
+        let own = crate::build::own_manifest_name(name);
+        let shared = dir.join(MANIFEST_PATH);
+        let shared_is_this = if manifest == &dir.join(&own) {
+            out.push((own.clone(), manifest.clone()));
+            let jws = dir.join(format!("{own}.jws"));
+            if jws.is_file() {
+                out.push((format!("{own}.jws"), jws));
+            }
+            matches!((fs::read(manifest), fs::read(&shared)), (Ok(a), Ok(b)) if a == b)
+        } else {
+            manifest == &shared
+        };
+        if shared_is_this {
+            out.push((MANIFEST_PATH.to_string(), shared.clone()));
             for ext in ["sha256", "sig", "jws"] {
                 let p = dir.join(format!("{MANIFEST_PATH}.{ext}"));
                 if p.is_file() {
@@ -738,7 +752,7 @@ pub fn add_with(
         channel,
         sha256: sha,
         size,
-        added_at: ouk_delta::now_unix(),
+        added_at: ouk_root::now_unix(),
         signed_by,
         content,
         sidecars: sidecar_records,

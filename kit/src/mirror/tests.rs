@@ -4,7 +4,7 @@
 use std::io::{Read, Write};
 use std::path::Path;
 
-use ouk_delta::{LockWait, Root};
+use ouk_root::{LockWait, Root};
 use ouk_store::StoreOptions;
 use sha2::{Digest, Sha256};
 

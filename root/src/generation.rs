@@ -30,10 +30,10 @@ use ouk_store::{FileDigest, envelope};
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{DeltaError, IoContext, Result};
-use crate::manifest::{ChunkSetManifest, GenerationId};
 use crate::root::{Root, remove_tree};
 use crate::stamps;
+use ouk_delta::manifest::{ChunkSetManifest, GenerationId};
+use ouk_delta::{DeltaError, IoContext, Result};
 
 const MANIFESTS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("gen_manifests");
 pub(crate) const RECORDS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("gen_records");
@@ -321,14 +321,26 @@ impl Root {
         Ok(out)
     }
 
-    /// The generation whose hex id starts with `prefix` (at least 4 digits).
-    pub fn resolve(&self, prefix: &str) -> Result<GenerationId> {
-        let prefix = prefix.to_ascii_lowercase();
+    /// The generation of kit version `name` (its `version` label), else the one whose hex id
+    /// starts with `name` (at least 4 digits). A version wins over an id prefix: versions
+    /// are what operators read in `gen list` and type.
+    pub fn resolve(&self, name: &str) -> Result<GenerationId> {
+        let generations = self.generations()?;
+        let by_version: Vec<GenerationId> = generations
+            .iter()
+            .filter(|g| g.record.labels.get("version").map(String::as_str) == Some(name))
+            .map(|g| g.id)
+            .collect();
+        match by_version.as_slice() {
+            [one] => return Ok(*one),
+            [] => {}
+            _ => return Err(DeltaError::AmbiguousGeneration(name.to_string())),
+        }
+        let prefix = name.to_ascii_lowercase();
         if prefix.len() < 4 {
             return Err(DeltaError::UnknownGeneration(prefix));
         }
-        let matches: Vec<GenerationId> = self
-            .generations()?
+        let matches: Vec<GenerationId> = generations
             .into_iter()
             .map(|g| g.id)
             .filter(|id| id.to_hex().starts_with(&prefix))

@@ -24,8 +24,8 @@ use ouk_store::{FileDigest, envelope};
 use redb::{ReadableDatabase, TableDefinition};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{DeltaError, IoContext, Result};
-use crate::manifest::{ChunkSetManifest, GenerationId};
+use ouk_delta::manifest::{ChunkSetManifest, GenerationId};
+use ouk_delta::{DeltaError, IoContext, Result};
 
 const STAMPS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("gen_stamps");
 
@@ -175,6 +175,6 @@ impl LinkSources {
             return true;
         }
         // Changed since it was published, or never stamped: read it.
-        crate::content::check_file(path, meta.len(), sha256).is_some()
+        ouk_delta::content::check_file(path, meta.len(), sha256).is_some()
     }
 }

@@ -4,7 +4,8 @@ use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use ouk_delta::{ActivateOutcome, DeltaError, FileSource, Labels, LockWait, Root};
+use ouk_delta::DeltaError;
+use ouk_root::{ActivateOutcome, FileSource, Labels, LockWait, Root};
 use ouk_store::StoreOptions;
 
 fn open(root: &Path) -> Root {
@@ -184,7 +185,7 @@ fn symlinks_in_an_ingested_tree_are_refused() {
 /// `Unpublished` until a writer opens it.
 #[test]
 fn a_root_view_reads_the_published_state_without_the_lock() {
-    use ouk_delta::RootView;
+    use ouk_root::RootView;
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("root");
     let root = open(&dir);
@@ -220,7 +221,7 @@ fn a_root_view_reads_the_published_state_without_the_lock() {
     assert_eq!(listed[0].0, g0, "most recently activated first");
 
     // Republishing an unchanged state writes nothing.
-    let state = dir.join(ouk_delta::STATE_FILE);
+    let state = dir.join(ouk_root::STATE_FILE);
     let before = fs::metadata(&state).unwrap();
     root.publish_state().unwrap();
     drop(root);

@@ -25,10 +25,12 @@ use std::fs::{self, File, OpenOptions};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
-use ouk_store::{Store, StoreOptions};
+use ouk_store::{Store, StoreOptions, WriteTotals};
 use serde::Serialize;
 
-use crate::error::{DeltaError, IoContext, Result};
+use ouk_delta::manifest::{ChunkSetManifest, ManifestEntry};
+use ouk_delta::tree::list_tree;
+use ouk_delta::{DeltaError, IoContext, Result};
 
 /// What to do when another process holds the lock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -215,7 +217,7 @@ impl Root {
         self.dir.join("changes")
     }
     /// `ROOT/changes/<gen-id>.jsonl`.
-    pub fn changes_file(&self, id: &crate::GenerationId) -> PathBuf {
+    pub fn changes_file(&self, id: &ouk_delta::GenerationId) -> PathBuf {
         self.changes_dir().join(format!("{}.jsonl", id.to_hex()))
     }
     /// `ROOT/current`.
@@ -226,14 +228,14 @@ impl Root {
 
 /// The generation `dir/current` points at, if any. Reads only the link (replaced by
 /// rename, so it is always one generation's), so lock-free readers use it too.
-pub(crate) fn read_current(dir: &Path) -> Result<Option<crate::GenerationId>> {
+pub(crate) fn read_current(dir: &Path) -> Result<Option<ouk_delta::GenerationId>> {
     let link = dir.join("current");
     match fs::read_link(&link) {
         Ok(target) => {
             let name = target
                 .file_name()
                 .and_then(|n| n.to_str())
-                .and_then(|n| n.parse::<crate::GenerationId>().ok());
+                .and_then(|n| n.parse::<ouk_delta::GenerationId>().ok());
             match name {
                 Some(id) => Ok(Some(id)),
                 None => Err(DeltaError::Io {
@@ -276,4 +278,33 @@ pub fn remove_tree(path: &Path) -> Result<()> {
         remove_tree(&entry.path())?;
     }
     fs::remove_dir(path).ctx(|| format!("remove {}", path.display()))
+}
+
+/// Ingesting a directory tree into the store as a chunk-set manifest: every regular file
+/// (as [`ouk_delta::tree::list_tree`] lists them) through one store writer, one durable commit
+/// for the whole tree.
+impl Root {
+    /// Put every file under `dir` into the store (one commit) and return its manifest.
+    /// `progress` gets the count of bytes read since its last call.
+    pub fn ingest_tree(
+        &self,
+        dir: &Path,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<(ChunkSetManifest, WriteTotals)> {
+        let files = list_tree(dir)?;
+        let mut writer = self.store().writer()?;
+        let mut entries = Vec::with_capacity(files.len());
+        for (rel, path, mode) in files {
+            let put = writer.put_file(&path, progress)?;
+            entries.push(ManifestEntry {
+                path: rel,
+                mode,
+                size: put.size,
+                sha256: put.digest,
+                chunks: put.chunks,
+            });
+        }
+        let totals = writer.commit()?;
+        Ok((ChunkSetManifest::new(entries)?, totals))
+    }
 }

@@ -28,10 +28,10 @@ use std::path::{Path, PathBuf};
 use redb::{ReadableDatabase, ReadableTable};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{DeltaError, Result};
 use crate::generation::{GenerationRecord, GenerationSummary};
-use crate::manifest::GenerationId;
 use crate::root::Root;
+use ouk_delta::manifest::GenerationId;
+use ouk_delta::{DeltaError, Result};
 
 /// The file name under ROOT.
 pub const STATE_FILE: &str = "state.json";
