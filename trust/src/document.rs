@@ -264,6 +264,11 @@ impl TrustDocument {
                 spec.keyids.retain(|k| k != kid);
             }
         }
+        // An optional role left without keys is gone (nothing may sign for it); a required
+        // one stays, empty, for validate to refuse.
+        self.roles.retain(|name, spec| {
+            !spec.keyids.is_empty() || name == Role::Kits.name() || name == Role::Trust.name()
+        });
         self.drop_unused_keys();
     }
 
