@@ -614,3 +614,99 @@ fn a_flat_key_list_is_migrated_and_catches_up_from_a_kit_signed_by_its_key() {
         r1["generation"].as_str(),
     );
 }
+
+#[test]
+fn a_delta_carries_a_rotation_and_needs_its_threshold() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (a, b, c) = (keygen(dir, "a"), keygen(dir, "b"), keygen(dir, "c"));
+    let conn = dir.join("connected");
+    trust(&conn, &["init", "--signing-key", &a.private()], 0);
+    let host = host(dir, "host", &conn);
+    let k0 = kit(dir, 0, "2025.10.0", &[&a], None);
+    let gen0 = imported(&host, &k0)["generation"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Rotate to b and c, kits needing both.
+    let (ka, kb) = (a.private(), b.private());
+    trust(
+        &conn,
+        &[
+            "add",
+            &b.public(),
+            "--role",
+            "kits",
+            "--role",
+            "trust",
+            "--signing-key",
+            &ka,
+            "--signing-key",
+            &kb,
+        ],
+        0,
+    );
+    trust(
+        &conn,
+        &[
+            "add",
+            &c.public(),
+            "--role",
+            "kits",
+            "--threshold",
+            "2",
+            "--signing-key",
+            &kb,
+        ],
+        0,
+    );
+    trust(
+        &conn,
+        &[
+            "remove",
+            &a.kid,
+            "--revoke",
+            "--threshold",
+            "2",
+            "--role",
+            "kits",
+            "--signing-key",
+            &kb,
+        ],
+        0,
+    );
+    let full = chain(&conn, 0, &dir.join("chain.json"));
+    let k1 = kit(dir, 1, "2025.10.1", &[&b, &c], None);
+    let delta = |name: &str, keys: &[&Key]| {
+        let out = dir.join(name);
+        let mut cmd = Command::new(ouk());
+        cmd.args(["delta", "make", "--from"])
+            .arg(&k0)
+            .arg("--to")
+            .arg(&k1)
+            .arg("--output")
+            .arg(&out)
+            .arg("--trust-chain")
+            .arg(&full)
+            .args(["--time-budget", "86400", "--signing-password", PW]);
+        for k in keys {
+            cmd.arg("--signing-key").arg(k.private());
+        }
+        let o = cmd.output().unwrap();
+        assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+        out
+    };
+    // Signed by b alone: the chain applies, the delta is one signature short.
+    let one = delta("one.delta.tgz", &[&b]);
+    refused(&host, import(&host, &one, &[]), "2 required", Some(&gen0));
+    assert_eq!(
+        status(&host).1["version"],
+        4,
+        "the verified chain stands on its own"
+    );
+    // Signed by b and c: imports.
+    let two = delta("two.delta.tgz", &[&b, &c]);
+    let r = imported(&host, &two);
+    assert_ne!(r["generation"].as_str(), Some(gen0.as_str()), "{r}");
+    assert_eq!(r["signedBy"].as_str().unwrap().split(',').count(), 2, "{r}");
+}
