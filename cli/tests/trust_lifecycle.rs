@@ -52,7 +52,7 @@ fn keygen(dir: &Path, name: &str) -> Key {
 fn trust(root: &Path, args: &[&str], want: i32) -> String {
     let mut all = vec!["trust"];
     all.extend_from_slice(args);
-    if args.iter().any(|a| *a == "--signing-key") {
+    if args.contains(&"--signing-key") {
         all.extend(["--signing-password", PW]);
     }
     let o = run(root, &all);

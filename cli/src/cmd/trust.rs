@@ -241,7 +241,29 @@ pub fn run_trust(ctx: &Context, cmd: TrustCommand) -> Result<ExitCode, Failure> 
     }
     // Hold the root lock to change trust: an import reads it while it runs.
     let root = ctx.open_root()?;
-    let dir = root.dir();
+    let Some(changed) = change(ctx, root.dir(), cmd)? else {
+        return Ok(ExitCode::Ok);
+    };
+    drop(root);
+    let s = trust_root::status(&ctx.root, now(), false).map_err(kit_failure)?;
+    ctx.out.emit(&s, || {
+        format!(
+            "trust document version {} ({})\n{}",
+            changed.document.version,
+            trust_root::root_file(&ctx.root).display(),
+            status_text(&s)
+        )
+    });
+    Ok(ExitCode::Ok)
+}
+
+/// A change of the root's trust (the lock held); `None` when the flat key list was edited
+/// (and reported) instead.
+fn change(
+    ctx: &Context,
+    dir: &Path,
+    cmd: TrustCommand,
+) -> Result<Option<trust_root::ActiveTrust>, Failure> {
     let changed = match cmd {
         TrustCommand::Init {
             signing,
@@ -296,7 +318,7 @@ pub fn run_trust(ctx: &Context, cmd: TrustCommand) -> Result<ExitCode, Failure> 
                 let t = ouk_kit::import::trust::add(dir, &key).map_err(kit_failure)?;
                 ctx.out
                     .emit(&t, || format!("trusted {} ({})", t.kid, t.path.display()));
-                return Ok(ExitCode::Ok);
+                return Ok(None);
             }
             let pubkey = load_public_keys(std::slice::from_ref(&key))?.remove(0);
             let pubkey = ouk_trust::PublicKey::from_p256(*pubkey.as_p256());
@@ -326,7 +348,7 @@ pub fn run_trust(ctx: &Context, cmd: TrustCommand) -> Result<ExitCode, Failure> 
             if signing.signing_key.is_empty() && !signed(dir)? && !revoke {
                 let t = ouk_kit::import::trust::remove(dir, &kid).map_err(kit_failure)?;
                 ctx.out.emit(&t, || format!("removed {}", t.kid));
-                return Ok(ExitCode::Ok);
+                return Ok(None);
             }
             let role = role.map(|r| roles(&[r])).transpose()?.map(|r| r[0]);
             trust_root::next_version(dir, &signing.load()?, expires_days, now(), |doc| {
@@ -372,17 +394,7 @@ pub fn run_trust(ctx: &Context, cmd: TrustCommand) -> Result<ExitCode, Failure> 
             unreachable!("answered above")
         }
     };
-    drop(root);
-    let s = trust_root::status(&ctx.root, now(), false).map_err(kit_failure)?;
-    ctx.out.emit(&s, || {
-        format!(
-            "trust document version {} ({})\n{}",
-            changed.document.version,
-            trust_root::root_file(&ctx.root).display(),
-            status_text(&s)
-        )
-    });
-    Ok(ExitCode::Ok)
+    Ok(Some(changed))
 }
 
 /// Whether the root's trust is a signed document.
