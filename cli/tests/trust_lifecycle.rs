@@ -556,6 +556,24 @@ fn a_flat_key_list_is_migrated_and_catches_up_from_a_kit_signed_by_its_key() {
     );
     assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
     let k0 = build_signed_kit(&small_tree(dir, 0), "2025.10.0", &dir.join("dist0"));
+    // Without --json the operator is told (a second flat host, imported in text mode).
+    let text_host = trusted_root(dir, "text-host");
+    let o = run(
+        &text_host,
+        &[
+            "--wait",
+            "kit",
+            "import",
+            k0.to_str().unwrap(),
+            "--free-margin",
+            "0",
+            "--max-kit-age",
+            "0",
+        ],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(code(&o), 0, "{err}");
+    assert!(err.contains("migrated the flat trust store"), "{err}");
     let r0 = imported(&host, &k0);
     assert_eq!(r0["trustMigrated"], true, "{r0}");
     let (_, s) = status(&host);

@@ -387,6 +387,18 @@ pub fn run(ctx: &Context, cmd: KitCommand) -> Result<ExitCode, Failure> {
                 }
                 failure
             })?;
+            if report.trust_migrated {
+                ctx.out.note(&format!(
+                    "ouk: migrated the flat trust store (ROOT/trust/*.pub) to trust document version 1 ({}); `ouk trust status` shows it",
+                    ouk_kit::trust_root::root_file(&ctx.root).display()
+                ));
+            }
+            if !report.trust_applied.is_empty() {
+                ctx.out.note(&format!(
+                    "ouk: applied trust document version(s) {:?} carried by the kit",
+                    report.trust_applied
+                ));
+            }
             ctx.out.emit(&report, || {
                 let what = match report.outcome.as_str() {
                     "already-active" => "is already active; nothing changed".to_string(),
