@@ -163,7 +163,7 @@ enum Command {
     Mirror(cmd::mirror::MirrorCommand),
     /// Keys this root trusts for imports.
     #[command(subcommand)]
-    Trust(cmd::kit::TrustCommand),
+    Trust(cmd::trust::TrustCommand),
     /// Signing keys.
     #[command(subcommand)]
     Key(cmd::kit::KeyCommand),
@@ -337,7 +337,7 @@ fn main() -> std::process::ExitCode {
         Command::Kit(c) => cmd::kit::run(&ctx, c),
         Command::DebugStore(c) => cmd::kit::run_debug_store(&ctx, c),
         Command::Key(c) => cmd::kit::run_key(&ctx, c),
-        Command::Trust(c) => cmd::kit::run_trust(&ctx, c),
+        Command::Trust(c) => cmd::trust::run_trust(&ctx, c),
         Command::Mirror(c) => cmd::mirror::run(&ctx, c),
         Command::Feeds(c) => cmd::feeds::run(&ctx, c),
         Command::Delta(c) => cmd::delta::run(&ctx, c),

@@ -76,6 +76,31 @@ fn wrong_key_kind(path: &std::path::Path, e: &ouk_kit::sign::KeyError) -> Option
     }
 }
 
+/// The signing key at `path`: its password is `given` (`--signing-password`), else
+/// COSIGN_PASSWORD, else asked on the terminal.
+pub fn load_signing_key_with(
+    path: &std::path::Path,
+    given: Option<&[u8]>,
+) -> Result<SigningKey, Failure> {
+    match given {
+        None => load_signing_key(path),
+        Some(pw) => {
+            if !path.is_file() {
+                return Err(Failure::new(
+                    ExitCode::Failure,
+                    format!("{}: not found", path.display()),
+                ));
+            }
+            SigningKey::from_pem_file(path, Some(pw)).map_err(|e| {
+                wrong_key_kind(path, &e).unwrap_or_else(|| {
+                    Failure::new(ExitCode::Signature, format!("{}: {e}", path.display()))
+                })
+            })
+        }
+    }
+}
+
+/// The signing key at `path`: its password from COSIGN_PASSWORD, else asked on the terminal.
 pub fn load_signing_key(path: &std::path::Path) -> Result<SigningKey, Failure> {
     if !path.is_file() {
         return Err(Failure::new(

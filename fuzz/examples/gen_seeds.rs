@@ -483,6 +483,7 @@ fn main() {
     mirror(&out);
     pack_index(&out);
     published(&out);
+    trust(&out, &fixture);
     let _ = std::io::stdout().flush();
 }
 
@@ -623,3 +624,26 @@ fn published(out: &Out) {
     out.put("published_index", "absolute.json", &serde_json::to_vec(&absolute).expect("json"));
 }
 
+
+/// `trust_document`: a canonical version-1 document (mode 0), the fixture-signed version 2
+/// that follows the harness's version 1 (mode 1), and the chain 2, 3 (mode 2), version 3
+/// rotating to a second key signed by both.
+fn trust(out: &Out, fixture: &SigningKey) {
+    use ouk_trust::{PublicKey, Role, SignedDocument, TrustDocument};
+    let second = fixture.derive_for_role(ouk_kit::sign::KeyRole::Plugin);
+    let fixture_pub = PublicKey::from_p256(*fixture.verifying_key().as_p256());
+    let second_pub = PublicKey::from_p256(*second.verifying_key().as_p256());
+    let doc = |version: u64, key: &PublicKey| {
+        let mut d = TrustDocument::new(version, 1_700_000_000 + version as i64, 1_900_000_000);
+        d.set_role(Role::Kits, std::slice::from_ref(key), 1);
+        d.set_role(Role::Trust, std::slice::from_ref(key), 1);
+        d
+    };
+    let v1 = doc(1, &fixture_pub);
+    out.put("trust_document", "v1.json", &with_prefix(&[0], &v1.to_canonical_bytes()));
+    let v2 = SignedDocument::signed(&doc(2, &fixture_pub), &[fixture.as_p256()]).expect("v2");
+    out.put("trust_document", "v2-envelope.json", &with_prefix(&[1], &v2.to_json()));
+    let v3 = SignedDocument::signed(&doc(3, &second_pub), &[fixture.as_p256(), second.as_p256()]).expect("v3");
+    let chain = serde_json::to_vec(&vec![v2, v3]).expect("json");
+    out.put("trust_document", "chain-2-3.json", &with_prefix(&[2], &chain));
+}

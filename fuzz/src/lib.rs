@@ -1037,3 +1037,52 @@ pub fn recompress_decode(data: &[u8]) {
         "rebuild of analyze's own recipe is not the input"
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// Trust documents
+// ---------------------------------------------------------------------------------------
+
+/// `trust_document`: a trust document as a host receives it (ouk-trust). Byte 0 selects
+/// the reading of the rest: 0, canonical document bytes
+/// ([`ouk_trust::TrustDocument::from_canonical_bytes`]); 1, one DSSE envelope
+/// ([`ouk_trust::SignedDocument::parse`], [`ouk_trust::verify_first`], and
+/// [`ouk_trust::verify_next`] from a version-1 document trusting the fixture key); other, a
+/// JSON array of envelopes applied as a chain to that document. An accepted document
+/// re-encodes to exactly its bytes and validates; an accepted chain moves one version per
+/// link, and never to a document the fixture key did not sign.
+pub fn trust_document(data: &[u8]) {
+    use ouk_trust::{Role, SignedDocument, TrustDocument, apply_chain, verify_first, verify_next};
+    let Some((&mode, rest)) = data.split_first() else { return };
+    let fixture = ouk_trust::PublicKey::from_p256(
+        *fixture_key().as_p256(),
+    );
+    let mut current = TrustDocument::new(1, 1_700_000_000, 1_900_000_000);
+    current.set_role(Role::Kits, std::slice::from_ref(&fixture), 1);
+    current.set_role(Role::Trust, std::slice::from_ref(&fixture), 1);
+    match mode {
+        0 => {
+            if let Ok(doc) = TrustDocument::from_canonical_bytes(rest) {
+                assert_eq!(doc.to_canonical_bytes(), rest);
+                doc.validate().expect("an accepted document is valid");
+            }
+        }
+        1 => {
+            let Ok(env) = SignedDocument::parse(rest) else { return };
+            if let Ok(v) = verify_first(&env) {
+                v.document.validate().expect("valid");
+            }
+            if let Ok(v) = verify_next(&current, &env) {
+                assert_eq!(v.document.version, 2);
+                assert!(env.signatures.iter().any(|s| s.keyid == fixture.kid()));
+            }
+        }
+        _ => {
+            let Ok(links) = serde_json::from_slice::<Vec<SignedDocument>>(rest) else { return };
+            if let Ok(out) = apply_chain(&current, &links) {
+                for (i, v) in out.applied.iter().enumerate() {
+                    assert_eq!(v.document.version, i as u64 + 2);
+                }
+            }
+        }
+    }
+}

@@ -31,6 +31,7 @@ const TARGETS: &[(&str, Target)] = &[
     ("feed_index", ouk_fuzz::feed_index),
     ("recompress_rebuild", ouk_fuzz::recompress_rebuild),
     ("recompress_decode", ouk_fuzz::recompress_decode),
+    ("trust_document", ouk_fuzz::trust_document),
 ];
 
 fn fuzz_dir() -> PathBuf {

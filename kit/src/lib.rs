@@ -27,6 +27,7 @@ pub mod read_once;
 pub mod sign;
 pub mod split;
 pub mod telemetry;
+pub mod trust_root;
 pub mod verify;
 
 pub use error::{KitError, Result};

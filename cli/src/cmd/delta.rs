@@ -8,7 +8,7 @@ use clap::Subcommand;
 use crate::cmd::feeds_history::FeedRows;
 use crate::exit::ExitCode;
 use crate::output::bytes;
-use crate::shared::{kit_failure, load_signing_key};
+use crate::shared::kit_failure;
 use crate::{Context, Failure};
 
 #[derive(Debug, Subcommand)]
@@ -34,9 +34,13 @@ pub enum DeltaCommand {
         /// The delta to write, e.g. stella-ouk-2025-10-24.delta.tgz.
         #[arg(long)]
         output: PathBuf,
-        /// cosign private key (COSIGN_PASSWORD); without it the delta is unsigned.
-        #[arg(long)]
-        signing_key: Option<PathBuf>,
+        /// Signing keys (`--signing-key`, repeatable, alias `--cosign-key`); without one the
+        /// delta is unsigned.
+        #[command(flatten)]
+        signing: crate::cmd::trust::SigningArgs,
+        /// Carry this trust chain (`ouk trust chain`) beside the delta.
+        #[arg(long, value_name = "FILE")]
+        trust_chain: Option<PathBuf>,
         /// Seconds to spend choosing encodings.
         #[arg(long, default_value_t = 90)]
         time_budget: u64,
@@ -71,11 +75,13 @@ pub fn run(ctx: &Context, cmd: DeltaCommand) -> Result<ExitCode, Failure> {
             kits,
             to,
             output,
-            signing_key,
+            signing,
+            trust_chain,
             time_budget,
             mirror,
         } => {
-            let key = signing_key.as_deref().map(load_signing_key).transpose()?;
+            let keys = signing.load()?;
+            let key = keys.first().cloned();
             if key.is_none() {
                 eprintln!("ouk: WARNING: no --signing-key: making an UNSIGNED delta");
             }
@@ -115,6 +121,13 @@ pub fn run(ctx: &Context, cmd: DeltaCommand) -> Result<ExitCode, Failure> {
                 }
             }
             .map_err(kit_failure)?;
+            crate::cmd::trust::finish_signing(
+                ctx,
+                &report.delta,
+                &report.sha256,
+                &keys,
+                trust_chain.as_deref(),
+            )?;
             ctx.out.emit(&report, || {
                 format!(
                     "wrote {} ({})\n  baseline {} {}\n  target   {} {}\n  {} files listed ({} patched, {} literal, {} reused), {} removed",

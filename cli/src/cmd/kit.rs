@@ -7,9 +7,7 @@ use ouk_kit::verify::Sidecars;
 
 use crate::exit::ExitCode;
 use crate::output::bytes;
-use crate::shared::{
-    env_password, kit_failure, load_public_keys, load_signing_key, prompt_password,
-};
+use crate::shared::{env_password, kit_failure, load_public_keys, prompt_password};
 use crate::{Context, Failure};
 
 #[derive(Debug, Subcommand)]
@@ -31,10 +29,13 @@ pub enum KitCommand {
         /// Also write generated files (manifest, SBOM, provenance, summaries) here.
         #[arg(long)]
         staging_dir: Option<PathBuf>,
-        /// cosign private key (encrypted cosign format or PKCS#8 PEM); password from
-        /// COSIGN_PASSWORD. Without it the kit is unsigned.
-        #[arg(long)]
-        signing_key: Option<PathBuf>,
+        /// Signing keys (`--signing-key`, repeatable, alias `--cosign-key`; the first signs
+        /// `.sig` and the manifest, all of them `.sigs.json`). Without one the kit is unsigned.
+        #[command(flatten)]
+        signing: crate::cmd::trust::SigningArgs,
+        /// Carry this trust chain (`ouk trust chain`) beside the bundle (`BUNDLE.trust.json`).
+        #[arg(long, value_name = "FILE")]
+        trust_chain: Option<PathBuf>,
         /// capturedAt for every artifact (RFC 3339) instead of file mtimes.
         #[arg(long)]
         captured_at: Option<String>,
@@ -153,6 +154,9 @@ pub enum KitCommand {
     /// whether this root trusts it, files and sizes; for a delta its baseline and changes.
     /// Reads only: nothing is unpacked or imported.
     Inspect(crate::cmd::inspect::InspectArgs),
+    /// Countersign a bundle (`BUNDLE.sigs.json`): a fleet whose trust document asks for
+    /// several signatures accepts the kit once enough keys signed it.
+    Sign(crate::cmd::trust::SignArgs),
     /// List a kit's artifacts: name, sha256, size, capturedAt.
     Manifest {
         /// A bundle or an offline-manifest.json.
@@ -199,7 +203,8 @@ pub fn run(ctx: &Context, cmd: KitCommand) -> Result<ExitCode, Failure> {
             release_dir,
             output_dir,
             staging_dir,
-            signing_key,
+            signing,
+            trust_chain,
             captured_at,
             created_at,
             allow_missing_debug,
@@ -221,7 +226,8 @@ pub fn run(ctx: &Context, cmd: KitCommand) -> Result<ExitCode, Failure> {
                         .map_err(crate::cmd::primer::primer_failure)?,
                 )
             };
-            let key = signing_key.as_deref().map(load_signing_key).transpose()?;
+            let keys = signing.load()?;
+            let key = keys.first().cloned();
             if key.is_none() {
                 eprintln!(
                     "ouk: WARNING: no --signing-key: building an UNSIGNED kit (no .sig, no .jws, no provenance attestation)"
@@ -256,6 +262,13 @@ pub fn run(ctx: &Context, cmd: KitCommand) -> Result<ExitCode, Failure> {
             let report =
                 ouk_kit::build::build_kit(&opts, &mut |n| progress.inc(n)).map_err(kit_failure)?;
             drop(progress);
+            crate::cmd::trust::finish_signing(
+                ctx,
+                &report.bundle,
+                &report.sha256,
+                &keys,
+                trust_chain.as_deref(),
+            )?;
             for w in &report.warnings {
                 ctx.out.note(&format!("warning: {w}"));
             }
@@ -372,6 +385,18 @@ pub fn run(ctx: &Context, cmd: KitCommand) -> Result<ExitCode, Failure> {
                 }
                 failure
             })?;
+            if report.trust_migrated {
+                ctx.out.note(&format!(
+                    "ouk: migrated the flat trust store (ROOT/trust/*.pub) to trust document version 1 ({}); `ouk trust status` shows it",
+                    ouk_kit::trust_root::root_file(&ctx.root).display()
+                ));
+            }
+            if !report.trust_applied.is_empty() {
+                ctx.out.note(&format!(
+                    "ouk: applied trust document version(s) {:?} carried by the kit",
+                    report.trust_applied
+                ));
+            }
             ctx.out.emit(&report, || {
                 let what = match report.outcome.as_str() {
                     "already-active" => "is already active; nothing changed".to_string(),
@@ -428,6 +453,7 @@ pub fn run(ctx: &Context, cmd: KitCommand) -> Result<ExitCode, Failure> {
         KitCommand::Pull(args) => crate::cmd::transport::run_pull(ctx, args),
         KitCommand::Index(args) => crate::cmd::transport::run_index(ctx, args),
         KitCommand::Inspect(args) => crate::cmd::inspect::run(ctx, &args),
+        KitCommand::Sign(args) => crate::cmd::trust::run_kit_sign(ctx, args),
         KitCommand::Manifest { file } => {
             if !file.is_file() {
                 return Err(Failure::new(
@@ -531,69 +557,6 @@ pub fn run_key(ctx: &Context, cmd: KeyCommand) -> Result<ExitCode, Failure> {
         )
     });
     Ok(ExitCode::Ok)
-}
-
-#[derive(Debug, Subcommand)]
-pub enum TrustCommand {
-    /// Trust a PKIX PEM public key for imports.
-    Add {
-        /// The public key.
-        key: PathBuf,
-    },
-    /// List trusted keys.
-    List,
-    /// Stop trusting a key.
-    Remove {
-        /// Key id (RFC 7638 thumbprint) from `ouk trust list`.
-        kid: String,
-    },
-}
-
-pub fn run_trust(ctx: &Context, cmd: TrustCommand) -> Result<ExitCode, Failure> {
-    if let TrustCommand::List = cmd {
-        // Read-only, without the lock: keys are added by rename and removed by unlink, so
-        // a listing sees each key whole or not at all, and it answers during an import
-        // (for a user that cannot write the root, too). A missing root is not created.
-        ctx.require_root()?;
-        list_trusted(ctx, &ctx.root)?;
-        return Ok(ExitCode::Ok);
-    }
-    // Hold the root lock to change the trust store: an import reads it while it runs.
-    let root = ctx.open_root()?;
-    match cmd {
-        TrustCommand::Add { key } => {
-            let t = ouk_kit::import::trust::add(root.dir(), &key).map_err(kit_failure)?;
-            ctx.out
-                .emit(&t, || format!("trusted {} ({})", t.kid, t.path.display()));
-        }
-        // Answered above, without the lock.
-        TrustCommand::List => {}
-        TrustCommand::Remove { kid } => {
-            let t = ouk_kit::import::trust::remove(root.dir(), &kid).map_err(kit_failure)?;
-            ctx.out.emit(&t, || format!("removed {}", t.kid));
-        }
-    }
-    Ok(ExitCode::Ok)
-}
-
-/// Print the trust store of the root at `dir` (`trust list`).
-fn list_trusted(ctx: &Context, dir: &std::path::Path) -> Result<(), Failure> {
-    let keys: Vec<_> = ouk_kit::import::trust::list(dir)
-        .map_err(kit_failure)?
-        .into_iter()
-        .map(|(t, _)| t)
-        .collect();
-    ctx.out.emit(&keys, || {
-        if keys.is_empty() {
-            "no trusted keys (ouk trust add PUB)".into()
-        } else {
-            keys.iter()
-                .map(|k| format!("{}  {}", k.kid, k.path.display()))
-                .collect::<Vec<_>>()
-                .join("\n")
-        }
-    });
-    Ok(())
 }
 
 #[cfg(test)]

@@ -148,6 +148,12 @@ pub struct ImportReport {
     /// a generation with a feed index that this import activated.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub feeds: Option<crate::feeds::host::RecordedChanges>,
+    /// Trust document versions the kit's chain applied before its signature was checked.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub trust_applied: Vec<u64>,
+    /// This import migrated the root's flat key list to a (local) trust document.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub trust_migrated: bool,
 }
 
 /// A refused import: which step refused, and why.
@@ -208,7 +214,11 @@ fn gib(n: u64) -> f64 {
 
 /// The keys an import trusts: the trust store plus `--trust-key`s.
 pub fn trusted_keys(root: &Path, extra: &[VerifyingKey]) -> Result<Vec<VerifyingKey>> {
-    let mut keys: Vec<VerifyingKey> = trust::list(root)?.into_iter().map(|(_, k)| k).collect();
+    // A signed trust document replaces the flat list (crate::trust_root).
+    let mut keys: Vec<VerifyingKey> = match crate::trust_root::load(root)? {
+        Some(t) if !t.is_local() => t.role_keys(ouk_trust::Role::Kits)?,
+        _ => trust::list(root)?.into_iter().map(|(_, k)| k).collect(),
+    };
     keys.extend(extra.iter().cloned());
     Ok(keys)
 }
@@ -311,6 +321,10 @@ pub(crate) struct Verified {
     pub signed_by: Option<String>,
     pub keys: Vec<VerifyingKey>,
     pub sidecars: Sidecars,
+    /// Trust versions the kit's chain applied.
+    pub trust_applied: Vec<u64>,
+    /// A flat key list was migrated to a trust document.
+    pub trust_migrated: bool,
 }
 
 fn verify_step(root: &Root, opts: &ImportOptions) -> StepResult<Verified> {
@@ -328,8 +342,39 @@ fn verify_step(root: &Root, opts: &ImportOptions) -> StepResult<Verified> {
         step("verify", verify::check_input_digest(&input, &sidecars))?;
     tracing::info!(step = "verify", sha256 = %hex::encode(bundle_sha), size, digest_sidecar = digest_checked, "read once into staging");
     tracing::debug!(step = "verify", ?sidecars, "sidecars");
-    let keys = step("verify", trusted_keys(root.dir(), &opts.extra_keys))?;
-    let signed_by = if opts.allow_unsigned && keys.is_empty() {
+    // Trust first: a chain the kit carries is applied (and an expired document refused)
+    // before its signature is checked against the result (crate::trust_root::sigset).
+    let trust = step(
+        "verify",
+        crate::trust_root::sigset::prepare_import(
+            root.dir(),
+            &input.path(),
+            ouk_root::now_unix(),
+            !opts.dry_run,
+        ),
+    )?;
+    let keys = step("verify", import_keys(root.dir(), &trust, &opts.extra_keys))?;
+    let signed_by = if let Some(doc) = &trust.document {
+        let sig = sidecars.signature.as_deref();
+        let authorized = crate::trust_root::sigset::authorize_bundle(
+            doc,
+            &input.path(),
+            &bundle_sha,
+            sig,
+            &opts.extra_keys,
+        );
+        match authorized {
+            Ok(kids) => Some(kids),
+            Err(_) if opts.allow_unsigned => {
+                step(
+                    "verify",
+                    crate::trust_root::sigset::check_not_revoked(doc, &bundle_sha),
+                )?;
+                None
+            }
+            Err(e) => return Err(("verify", e)),
+        }
+    } else if opts.allow_unsigned && keys.is_empty() {
         None
     } else if keys.is_empty() {
         return Err((
@@ -358,7 +403,31 @@ fn verify_step(root: &Root, opts: &ImportOptions) -> StepResult<Verified> {
         signed_by,
         keys,
         sidecars,
+        trust_applied: trust.applied,
+        trust_migrated: trust.migrated,
     })
+}
+
+/// The keys an import checks the manifest JWS with: the active document's `kits` keys (the
+/// flat list when there is none) plus `--trust-key`s.
+fn import_keys(
+    root: &Path,
+    trust: &crate::trust_root::sigset::ImportTrust,
+    extra: &[VerifyingKey],
+) -> Result<Vec<VerifyingKey>> {
+    match &trust.document {
+        Some(doc) => {
+            let mut keys = crate::trust_root::role_keys(doc, ouk_trust::Role::Kits)?;
+            keys.extend(
+                extra
+                    .iter()
+                    .filter(|k| !doc.is_key_revoked(&k.kid()))
+                    .cloned(),
+            );
+            Ok(keys)
+        }
+        None => trusted_keys(root, extra),
+    }
 }
 
 /// Step 1b: free space for `bytes` of new content plus the margin.
@@ -475,6 +544,8 @@ pub(crate) fn base_report(
         new_stored_bytes: 0,
         forced: opts.force.as_ref().map(|f| f.reason.clone()),
         feeds: None,
+        trust_applied: v.trust_applied.clone(),
+        trust_migrated: v.trust_migrated,
     }
 }
 

@@ -209,6 +209,11 @@ impl SigningKey {
         &self.inner
     }
 
+    /// The p256 key, for signers outside this crate (ouk-trust's documents).
+    pub fn as_p256(&self) -> &p256::ecdsa::SigningKey {
+        &self.inner
+    }
+
     /// The key this key derives for signing files of `role`: a separate key, so a
     /// signature made for that role never verifies as one made by this key.
     ///
@@ -326,6 +331,16 @@ impl VerifyingKey {
 
     pub(crate) fn inner(&self) -> &p256::ecdsa::VerifyingKey {
         &self.inner
+    }
+
+    /// The p256 key, for verifiers outside this crate (ouk-trust's documents).
+    pub fn as_p256(&self) -> &p256::ecdsa::VerifyingKey {
+        &self.inner
+    }
+
+    /// A key from a p256 one.
+    pub fn from_p256(inner: p256::ecdsa::VerifyingKey) -> Self {
+        Self { inner }
     }
 }
 
