@@ -14,13 +14,17 @@
 //!    they repeat the digest of another rebuilt file (manifests, SBOMs, sidecars), into the
 //!    trailer stream, compressed against those digests (see [`crate::format`]).
 //!
-//! A time budget bounds the work: bsdiff (the slow encoder) is tried only in the first half
-//! of it, and past 80 % zstd drops to a faster level.
+//! A budget bounds the work, and it is counted in work units, never read off a clock: the
+//! same pair gives the same delta bytes on a loaded and on an idle machine. Before any
+//! encoding, files are granted full effort (bsdiff and zstd at the full level, whatever
+//! their size) smallest first while their estimated input fits the budget
+//! ([`MakeOptions::work_units`]); the rest get the cheaper effort (zstd at level 12 for
+//! large pieces, bsdiff only below the size where its suffix sort costs minutes).
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ouk_store::{ChunkId, Chunker, ChunkerParams, FileDigest};
 use rayon::prelude::*;
@@ -43,7 +47,9 @@ static BIG_BSDIFF: std::sync::Mutex<()> = std::sync::Mutex::new(());
 pub struct MakeOptions {
     /// zstd level for patches and literals.
     pub level: i32,
-    /// Total time to spend deciding encodings.
+    /// The effort budget, in seconds of full-effort encoding on a reference machine (two
+    /// cores): converted to work units by [`MakeOptions::work_units`], never compared with
+    /// a clock, so the delta depends on the input and the options only.
     pub time_budget: Duration,
     /// bsdiff is tried only when target piece and reference are at most this large.
     pub bsdiff_max: u64,
@@ -71,6 +77,50 @@ impl Default for MakeOptions {
             scratch: None,
         }
     }
+}
+
+/// Bytes of full-effort input (target plus reference, through bsdiff's suffix sort and zstd
+/// at the full level) one second of [`MakeOptions::time_budget`] buys. Measured on the
+/// testdata feeds (88 MB of target plus reference took about 8 s more with bsdiff than
+/// without, docs/benchmarks.md): 3 MiB a second keeps the default 90 s well inside the
+/// 2-minute bound of the 1 GiB pair.
+pub const WORK_PER_SECOND: u64 = 3 << 20;
+
+impl MakeOptions {
+    /// The budget in work units: bytes of full-effort input.
+    pub fn work_units(&self) -> u64 {
+        self.time_budget.as_secs().saturating_mul(WORK_PER_SECOND)
+    }
+}
+
+/// The estimated full-effort input of each file to encode: its bytes plus a reference as
+/// large (a compressed file is planned on its plain form: four times its bytes is the
+/// estimate). Granted smallest first (ties by path) while the running sum fits `budget`.
+fn grant_full_effort(
+    files: &[&TreeFile],
+    encode: &dyn Fn(&TreeFile) -> bool,
+    compressed: &std::collections::HashSet<FileDigest>,
+    budget: u64,
+) -> std::collections::HashSet<String> {
+    let mut costs: Vec<(u64, &str)> = files
+        .iter()
+        .filter(|f| encode(f))
+        .map(|f| {
+            let inflate = if compressed.contains(&f.sha256) { 4 } else { 1 };
+            (f.size.saturating_mul(2 * inflate), f.path.as_str())
+        })
+        .collect();
+    costs.sort_unstable();
+    let mut spent = 0u64;
+    let mut granted = std::collections::HashSet::new();
+    for (cost, path) in costs {
+        spent = spent.saturating_add(cost);
+        if spent > budget {
+            break;
+        }
+        granted.insert(path.to_string());
+    }
+    granted
 }
 
 /// One encoded piece before payload offsets are assigned.
@@ -303,24 +353,19 @@ fn reference_window(
     (start, len)
 }
 
+#[derive(Clone, Copy)]
 struct Encoder<'a> {
     options: &'a MakeOptions,
-    started: Instant,
+    /// This file was granted full effort (see [`grant_full_effort`]).
+    full: bool,
 }
 
 impl Encoder<'_> {
-    fn level(&self) -> i32 {
-        if self.started.elapsed() > self.options.time_budget.mul_f64(0.8) {
-            self.options.level.min(9)
-        } else {
-            self.options.level
-        }
-    }
-
     /// The smallest encoding of `target` (optionally against `reference`): zstd with the
-    /// reference (level 12 when piece and reference pass 8 MiB), then bsdiff while the
-    /// budget allows and unless zstd already shipped a huge piece at under 1 %; the literal
-    /// only when the reference did not already shrink the piece at least twofold.
+    /// reference, then bsdiff; the literal only when the reference did not already shrink
+    /// the piece at least twofold. With full effort zstd runs at the full level and bsdiff
+    /// on every piece; without, large pieces get level 12 and bsdiff is skipped where
+    /// zstd already shipped a huge piece at under 1 %.
     fn best(
         &self,
         target: &[u8],
@@ -330,10 +375,10 @@ impl Encoder<'_> {
         // for a few percent, and from 16 up the patch gets larger (measured on feed pieces,
         // docs/benchmarks.md), so large ones stay at 12.
         let big = target.len() + reference.as_ref().map_or(0, |r| r.0.len()) > 8 << 20;
-        let level = if big {
-            self.level().min(12)
+        let level = if big && !self.full {
+            self.options.level.min(12)
         } else {
-            self.level()
+            self.options.level
         };
         let long = big || reference.as_ref().is_some_and(|r| r.0.len() > 8 << 20);
         let mut best: Option<EncodedPiece> = None;
@@ -365,13 +410,12 @@ impl Encoder<'_> {
             // Only where the suffix sort is expensive (target plus reference past 48 MiB:
             // the 32 MiB pieces of a 1 GiB kit's feeds): below that bsdiff costs seconds
             // and still ships scattered row edits about a fifth smaller than zstd at 12.
-            let tiny_already = bytes.len() + target.len() > 48 << 20
+            let tiny_already = !self.full
+                && bytes.len() + target.len() > 48 << 20
                 && best
                     .as_ref()
                     .is_some_and(|b| b.blob.len() * 100 < target.len());
-            let budget_left = self.started.elapsed() < self.options.time_budget / 2;
-            if budget_left
-                && !tiny_already
+            if !tiny_already
                 && target.len() as u64 <= self.options.bsdiff_max
                 && bytes.len() as u64 <= self.options.bsdiff_max
             {
@@ -835,10 +879,12 @@ pub fn make_delta(
             paths,
         }
     };
-    let enc = Encoder {
-        options,
-        started: Instant::now(),
-    };
+    let full_effort = grant_full_effort(
+        &files,
+        &|f: &TreeFile| !have.contains_key(&f.sha256),
+        &compressed,
+        options.work_units(),
+    );
     // Biggest first, so the two cores finish together.
     let mut order: Vec<usize> = (0..files.len()).collect();
     order.sort_by_key(|&i| std::cmp::Reverse(files[i].size));
@@ -849,13 +895,18 @@ pub fn make_delta(
             if have.contains_key(&f.sha256) {
                 return (i, Ok(Plan::Baseline));
             }
+            let enc = Encoder {
+                options,
+                full: full_effort.contains(&f.path),
+            };
+            let enc = &enc;
             let fallback = by_path
                 .get(f.path.as_str())
                 .copied()
                 .or_else(|| predecessor(f, &removed_files));
             let opaque = || {
                 let fallback = fallback.map(|b| RefKey::raw(b.sha256));
-                plan_file(f, fallback, &index, target, &refs, &chunker, &enc, true)
+                plan_file(f, fallback, &index, target, &refs, &chunker, enc, true)
             };
             let plan = match &scratch {
                 Some(dir) if compressed.contains(&f.sha256) => plan_recompressed(
@@ -865,7 +916,7 @@ pub fn make_delta(
                     target,
                     &refs,
                     &chunker,
-                    &enc,
+                    enc,
                     dir.path(),
                 )
                 .and_then(|decoded| match decoded {
