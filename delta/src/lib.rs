@@ -18,6 +18,7 @@ pub mod patch;
 pub mod plain;
 pub mod plan;
 pub mod published;
+pub mod records;
 pub mod root;
 mod stamps;
 pub mod tree;

@@ -33,8 +33,9 @@ use crate::bsdiffx;
 use crate::content::{ContentReader, TreeFile};
 use crate::error::{DeltaError, Result};
 use crate::format::{
-    Block, DeltaFile, DeltaHeader, FORMAT, FORMAT_DECODED, GenerationRef, MAX_PIECE, MAX_REFERENCE,
-    MAX_SOLID, MAX_SOLID_REFERENCE, Piece, RecipeRef, ReferenceRange, SolidBlock, Source,
+    Block, DeltaFile, DeltaHeader, FORMAT, FORMAT_DECODED, FORMAT_RECORDS, GenerationRef,
+    MAX_PIECE, MAX_REFERENCE, MAX_SOLID, MAX_SOLID_REFERENCE, Piece, RecipeRef, ReferenceRange,
+    SolidBlock, Source,
 };
 use crate::patch::{Encoding, ZstdTuning, zstd_encode};
 use crate::plain::PlainForms;
@@ -452,6 +453,14 @@ impl Encoder<'_> {
                 );
             }
         }
+        if let Some((bytes, range)) = &reference
+            && let Some(blob) = crate::records::encode(bytes, target, ZstdTuning { level, long })?
+        {
+            consider(
+                &mut best,
+                piece(Encoding::Records, Some(range.clone()), blob),
+            );
+        }
         let shrunk = best
             .as_ref()
             .is_some_and(|b| b.blob.len() * 2 <= target.len());
@@ -563,9 +572,12 @@ fn plan_file(
     };
     let out: Vec<EncodedPiece> = pieces.par_iter().map(encode_piece).collect::<Result<_>>()?;
     // Small files join the solid block unless bsdiff is what makes them small.
-    let bsdiff_wins = out
-        .iter()
-        .any(|p| matches!(p.encoding, Encoding::Bsdiff | Encoding::BsdiffLzma));
+    let bsdiff_wins = out.iter().any(|p| {
+        matches!(
+            p.encoding,
+            Encoding::Bsdiff | Encoding::BsdiffLzma | Encoding::Records
+        )
+    });
     let raw_reference = reference.is_none_or(|k| !k.decoded);
     if solid
         && raw_reference
@@ -1111,6 +1123,9 @@ pub fn make_delta(
     if header.uses_decoded_tier() {
         header.format = FORMAT_DECODED.into();
         header.plain_forms = ouk_recompress::PLAIN_VERSION;
+    }
+    if header.uses_records() {
+        header.format = FORMAT_RECORDS.into();
     }
     // Never sign what no host would accept.
     header.validate(u64::MAX)?;

@@ -30,6 +30,7 @@ const TARGETS: &[(&str, Target)] = &[
     ("feed_index", ouk_fuzz::feed_index),
     ("recompress_rebuild", ouk_fuzz::recompress_rebuild),
     ("recompress_decode", ouk_fuzz::recompress_decode),
+    ("record_cutter", ouk_fuzz::record_cutter),
 ];
 
 fn fuzz_dir() -> PathBuf {
