@@ -16,10 +16,11 @@
 //!
 //! A budget bounds the work, and it is counted in work units, never read off a clock: the
 //! same pair gives the same delta bytes on a loaded and on an idle machine. Before any
-//! encoding, files are granted full effort (bsdiff and zstd at the full level, whatever
-//! their size) smallest first while their estimated input fits the budget
-//! ([`MakeOptions::work_units`]); the rest get the cheaper effort (zstd at level 12 for
-//! large pieces, bsdiff only below the size where its suffix sort costs minutes).
+//! encoding, files are granted full effort (bsdiff on every piece, whatever its size)
+//! smallest first while their estimated input fits the budget
+//! ([`MakeOptions::work_units`]); the rest get the cheaper effort (bsdiff only below the
+//! size where its suffix sort costs minutes). Large pieces get zstd at level 12 either way;
+//! the record tier ([`crate::records`]) is tried on every structured piece (it is cheap).
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
@@ -364,9 +365,9 @@ struct Encoder<'a> {
 impl Encoder<'_> {
     /// The smallest encoding of `target` (optionally against `reference`): zstd with the
     /// reference, then bsdiff; the literal only when the reference did not already shrink
-    /// the piece at least twofold. With full effort zstd runs at the full level and bsdiff
-    /// on every piece; without, large pieces get level 12 and bsdiff is skipped where
-    /// zstd already shipped a huge piece at under 1 %.
+    /// the piece at least twofold. Large pieces get zstd at level 12; with full effort
+    /// bsdiff runs on every piece, without it bsdiff is skipped where zstd already shipped
+    /// a huge piece at under 1 %.
     fn best(
         &self,
         target: &[u8],
@@ -376,7 +377,10 @@ impl Encoder<'_> {
         // for a few percent, and from 16 up the patch gets larger (measured on feed pieces,
         // docs/benchmarks.md), so large ones stay at 12.
         let big = target.len() + reference.as_ref().map_or(0, |r| r.0.len()) > 8 << 20;
-        let level = if big && !self.full {
+        // Full effort buys bsdiff, not a higher zstd level on large pieces: zstd at 19 on
+        // a 26 MB feed and its reference takes 25-50 s here, and the record tier ships
+        // feeds smaller than either.
+        let level = if big {
             self.options.level.min(12)
         } else {
             self.options.level

@@ -801,5 +801,12 @@ mod tests {
 /// `examples/record_probe.rs` prints to explain a patch's size.
 #[doc(hidden)]
 pub fn plan_stats(reference: &[u8], target: &[u8]) -> Option<(usize, usize, usize)> {
-    plan(reference, target).map(|p| (p.ops.len(), p.dict.len(), p.lits.len()))
+    plan(reference, target).map(|p| {
+        if let Some(dir) = std::env::var_os("OUK_RECORDS_DUMP") {
+            let dir = std::path::PathBuf::from(dir);
+            let _ = std::fs::write(dir.join("dict"), &p.dict);
+            let _ = std::fs::write(dir.join("lits"), &p.lits);
+        }
+        (p.ops.len(), p.dict.len(), p.lits.len())
+    })
 }
