@@ -632,6 +632,20 @@ fn check_ops(ops: &[Op], reference: u64, expected: u64) -> Result<(u64, u64), Pa
     Ok((dict, lit))
 }
 
+/// (ops, dictionary bytes, literal bytes) of the record plan between two streams: what
+/// `examples/record_probe.rs` prints to explain a patch's size.
+#[doc(hidden)]
+pub fn plan_stats(reference: &[u8], target: &[u8]) -> Option<(usize, usize, usize)> {
+    plan(reference, target).map(|p| {
+        if let Some(dir) = std::env::var_os("OUK_RECORDS_DUMP") {
+            let dir = std::path::PathBuf::from(dir);
+            let _ = std::fs::write(dir.join("dict"), &p.dict);
+            let _ = std::fs::write(dir.join("lits"), &p.lits);
+        }
+        (p.ops.len(), p.dict.len(), p.lits.len())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -795,18 +809,4 @@ mod tests {
             let _ = decode(&reference, &payload, len);
         }
     }
-}
-
-/// (ops, dictionary bytes, literal bytes) of the record plan between two streams: what
-/// `examples/record_probe.rs` prints to explain a patch's size.
-#[doc(hidden)]
-pub fn plan_stats(reference: &[u8], target: &[u8]) -> Option<(usize, usize, usize)> {
-    plan(reference, target).map(|p| {
-        if let Some(dir) = std::env::var_os("OUK_RECORDS_DUMP") {
-            let dir = std::path::PathBuf::from(dir);
-            let _ = std::fs::write(dir.join("dict"), &p.dict);
-            let _ = std::fs::write(dir.join("lits"), &p.lits);
-        }
-        (p.ops.len(), p.dict.len(), p.lits.len())
-    })
 }

@@ -34,7 +34,7 @@ fn binary(shift: u32) -> Vec<u8> {
     let mut out = Vec::new();
     while out.len() < 160_000 {
         let r = rng.next();
-        if r % 3 == 0 {
+        if r.is_multiple_of(3) {
             let address = 0x40_0000 + (r >> 8) as u32 % 0x10_0000 + shift;
             out.extend_from_slice(&address.to_le_bytes());
         } else {
