@@ -458,7 +458,16 @@ impl Encoder<'_> {
             }
         }
         if let Some((bytes, range)) = &reference
-            && let Some(blob) = crate::records::encode(bytes, target, ZstdTuning { level, long })?
+            && let Some(blob) = crate::records::encode(
+                bytes,
+                target,
+                // The literals are the changed records only (a small fraction of a feed):
+                // the full level costs little there, whatever the piece's size.
+                ZstdTuning {
+                    level: self.options.level,
+                    long,
+                },
+            )?
         {
             consider(
                 &mut best,

@@ -98,6 +98,33 @@ fn feeds_ship_as_record_patches_and_everything_rebuilds_exactly() {
             pieces.iter().map(|p| p.encoding).collect::<Vec<_>>()
         );
     }
+    // The literals of a large feed are compressed at the full level (a small stream,
+    // whatever the piece's size), not at the level-12 cap of large zstd pieces.
+    let ghsa = made
+        .header
+        .files
+        .iter()
+        .find(|f| f.path == "feeds/ghsa.jsonl")
+        .unwrap();
+    let Source::Pieces { pieces } = &ghsa.source else {
+        panic!("ghsa ships as {:?}", ghsa.source)
+    };
+    let (a, b) = (
+        fs::read(d0.join("feeds/ghsa.jsonl")).unwrap(),
+        fs::read(d1.join("feeds/ghsa.jsonl")).unwrap(),
+    );
+    let full = ouk_delta::records::encode(
+        &a,
+        &b,
+        ZstdTuning {
+            level: 19,
+            long: true,
+        },
+    )
+    .unwrap()
+    .unwrap();
+    assert_eq!(pieces.len(), 1);
+    assert_eq!(pieces[0].length, full.len() as u64);
     assert!(
         made.payload.len() < zstd_total,
         "payload {} vs zstd --patch-from {zstd_total}",
