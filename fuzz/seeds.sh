@@ -30,7 +30,7 @@ mkdir -p "$work/unpacked"
 tar -xzf "$bundle" -C "$work/unpacked" provenance manifest
 
 rm -rf "$corpus"
-mkdir -p "$corpus"/{tar_entries,unpack,offline_manifest,metadata_json,jws,cosign_sig,dsse,delta_header,patch_decoders,pack_frames,parts_index,mirror_record,mirror_stream_delta,pack_index,published_index,quota_subject,feed_rows,feed_index}
+mkdir -p "$corpus"/{tar_entries,unpack,offline_manifest,metadata_json,jws,cosign_sig,dsse,delta_header,patch_decoders,pack_frames,parts_index,mirror_record,mirror_stream_delta,pack_index,published_index,quota_subject,feed_rows,feed_index,record_cutter}
 
 # quota_subject: subjects as the scanner passes them, and ES256 tokens signed by a key the
 # harness does not trust (parsed to the signature check), made with jwcrypto.

@@ -173,6 +173,7 @@ impl<'a, P: Read + Seek> PieceReader<'a, P> {
                 match enc {
                     Encoding::Bsdiff => bsdiff_decode(&reference, &blob, p.size),
                     Encoding::BsdiffLzma => crate::bsdiffx::decode(&reference, &blob, p.size),
+                    Encoding::Records => crate::records::decode(&reference, &blob, p.size),
                     _ => zstd_decode(Some(&reference), &blob, p.size),
                 }
             }

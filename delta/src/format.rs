@@ -43,6 +43,10 @@ pub const FORMAT: &str = "ouk-delta/2";
 /// a baseline file's plain form (`recompressed` sources, `decoded` ranges). It is written
 /// only when the delta needs it, so a host that predates it still applies the others.
 pub const FORMAT_DECODED: &str = "ouk-delta/3";
+/// Format name of a delta with a piece in the record tier ([`Encoding::Records`]; it may
+/// use the decoded tier too). Written only when a piece needs it: a host that predates the
+/// record tier refuses it by name ("made by a newer ouk?") instead of failing on a piece.
+pub const FORMAT_RECORDS: &str = "ouk-delta/4";
 /// Largest recipe (decoded) a `recompressed` file may carry.
 pub const MAX_RECIPE: u64 = 64 << 20;
 /// Largest piece of target a delta encodes at once.
@@ -292,8 +296,10 @@ fn check_pieces(path: &str, pieces: &[Piece], size: u64, payload: u64) -> Result
         }
         match (&p.encoding, &p.reference) {
             (Encoding::Zstd, None) => {}
-            (Encoding::ZstdRef | Encoding::Bsdiff | Encoding::BsdiffLzma, Some(r))
-                if r.length <= MAX_REFERENCE && check_relative_path(&r.path).is_ok() => {}
+            (
+                Encoding::ZstdRef | Encoding::Bsdiff | Encoding::BsdiffLzma | Encoding::Records,
+                Some(r),
+            ) if r.length <= MAX_REFERENCE && check_relative_path(&r.path).is_ok() => {}
             _ => return bad("piece reference does not fit its encoding"),
         }
         total = total.saturating_add(p.size);
@@ -362,9 +368,16 @@ impl DeltaHeader {
     /// Check everything before anything is decoded. `max_file` bounds each declared size.
     pub fn validate(&self, max_file: u64) -> Result<(), DeltaError> {
         let bad = |m: String| Err(DeltaError::BadDelta(m));
-        if self.format != FORMAT && self.format != FORMAT_DECODED {
+        if ![FORMAT, FORMAT_DECODED, FORMAT_RECORDS].contains(&self.format.as_str()) {
             return bad(format!(
-                "format {:?}, expected {FORMAT:?} or {FORMAT_DECODED:?} (made by a newer ouk?)",
+                "format {:?}, expected {FORMAT:?}, {FORMAT_DECODED:?} or {FORMAT_RECORDS:?} \
+                 (made by a newer ouk?)",
+                self.format
+            ));
+        }
+        if self.format != FORMAT_RECORDS && self.uses_records() {
+            return bad(format!(
+                "format {:?} cannot hold record pieces (only {FORMAT_RECORDS:?})",
                 self.format
             ));
         }
@@ -500,6 +513,16 @@ impl DeltaHeader {
             }
         }
         Ok(())
+    }
+
+    /// Whether any piece is in the record tier (needs [`FORMAT_RECORDS`]).
+    pub fn uses_records(&self) -> bool {
+        self.files.iter().any(|f| match &f.source {
+            Source::Recompressed { pieces, .. } | Source::Pieces { pieces } => {
+                pieces.iter().any(|p| p.encoding == Encoding::Records)
+            }
+            _ => false,
+        })
     }
 
     /// Whether any file or reference needs [`FORMAT_DECODED`].

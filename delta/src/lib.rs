@@ -16,6 +16,7 @@ pub mod members;
 pub mod patch;
 pub mod plain;
 pub mod plan;
+pub mod records;
 pub mod tree;
 
 pub use error::{DeltaError, IoContext, Result};

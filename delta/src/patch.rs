@@ -29,6 +29,9 @@ pub enum Encoding {
     Bsdiff,
     /// bsdiff matches with LZMA-coded streams (see [`crate::bsdiffx`]).
     BsdiffLzma,
+    /// Copies of unchanged records and one zstd stream of the changed ones against the
+    /// records they replace (see [`crate::records`]; format `ouk-delta/4`).
+    Records,
 }
 
 /// Why a patch did not decode.

@@ -14,13 +14,18 @@
 //!    they repeat the digest of another rebuilt file (manifests, SBOMs, sidecars), into the
 //!    trailer stream, compressed against those digests (see [`crate::format`]).
 //!
-//! A time budget bounds the work: bsdiff (the slow encoder) is tried only in the first half
-//! of it, and past 80 % zstd drops to a faster level.
+//! A budget bounds the work, and it is counted in work units, never read off a clock: the
+//! same pair gives the same delta bytes on a loaded and on an idle machine. Before any
+//! encoding, files are granted full effort (bsdiff on every piece, whatever its size)
+//! smallest first while their estimated input fits the budget
+//! ([`MakeOptions::work_units`]); the rest get the cheaper effort (bsdiff only below the
+//! size where its suffix sort costs minutes). Large pieces get zstd at level 12 either way;
+//! the record tier ([`crate::records`]) is tried on every structured piece (it is cheap).
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ouk_store::{ChunkId, Chunker, ChunkerParams, FileDigest};
 use rayon::prelude::*;
@@ -29,8 +34,9 @@ use crate::bsdiffx;
 use crate::content::{ContentReader, TreeFile};
 use crate::error::{DeltaError, Result};
 use crate::format::{
-    Block, DeltaFile, DeltaHeader, FORMAT, FORMAT_DECODED, GenerationRef, MAX_PIECE, MAX_REFERENCE,
-    MAX_SOLID, MAX_SOLID_REFERENCE, Piece, RecipeRef, ReferenceRange, SolidBlock, Source,
+    Block, DeltaFile, DeltaHeader, FORMAT, FORMAT_DECODED, FORMAT_RECORDS, GenerationRef,
+    MAX_PIECE, MAX_REFERENCE, MAX_SOLID, MAX_SOLID_REFERENCE, Piece, RecipeRef, ReferenceRange,
+    SolidBlock, Source,
 };
 use crate::patch::{Encoding, ZstdTuning, zstd_encode};
 use crate::plain::PlainForms;
@@ -43,7 +49,9 @@ static BIG_BSDIFF: std::sync::Mutex<()> = std::sync::Mutex::new(());
 pub struct MakeOptions {
     /// zstd level for patches and literals.
     pub level: i32,
-    /// Total time to spend deciding encodings.
+    /// The effort budget, in seconds of full-effort encoding on a reference machine (two
+    /// cores): converted to work units by [`MakeOptions::work_units`], never compared with
+    /// a clock, so the delta depends on the input and the options only.
     pub time_budget: Duration,
     /// bsdiff is tried only when target piece and reference are at most this large.
     pub bsdiff_max: u64,
@@ -71,6 +79,50 @@ impl Default for MakeOptions {
             scratch: None,
         }
     }
+}
+
+/// Bytes of full-effort input (target plus reference, through bsdiff's suffix sort and zstd
+/// at the full level) one second of [`MakeOptions::time_budget`] buys. Measured on the
+/// testdata feeds (88 MB of target plus reference took about 8 s more with bsdiff than
+/// without, docs/benchmarks.md): 3 MiB a second keeps the default 90 s well inside the
+/// 2-minute bound of the 1 GiB pair.
+pub const WORK_PER_SECOND: u64 = 3 << 20;
+
+impl MakeOptions {
+    /// The budget in work units: bytes of full-effort input.
+    pub fn work_units(&self) -> u64 {
+        self.time_budget.as_secs().saturating_mul(WORK_PER_SECOND)
+    }
+}
+
+/// The estimated full-effort input of each file to encode: its bytes plus a reference as
+/// large (a compressed file is planned on its plain form: four times its bytes is the
+/// estimate). Granted smallest first (ties by path) while the running sum fits `budget`.
+fn grant_full_effort(
+    files: &[&TreeFile],
+    encode: &dyn Fn(&TreeFile) -> bool,
+    compressed: &std::collections::HashSet<FileDigest>,
+    budget: u64,
+) -> std::collections::HashSet<String> {
+    let mut costs: Vec<(u64, &str)> = files
+        .iter()
+        .filter(|f| encode(f))
+        .map(|f| {
+            let inflate = if compressed.contains(&f.sha256) { 4 } else { 1 };
+            (f.size.saturating_mul(2 * inflate), f.path.as_str())
+        })
+        .collect();
+    costs.sort_unstable();
+    let mut spent = 0u64;
+    let mut granted = std::collections::HashSet::new();
+    for (cost, path) in costs {
+        spent = spent.saturating_add(cost);
+        if spent > budget {
+            break;
+        }
+        granted.insert(path.to_string());
+    }
+    granted
 }
 
 /// One encoded piece before payload offsets are assigned.
@@ -303,24 +355,19 @@ fn reference_window(
     (start, len)
 }
 
+#[derive(Clone, Copy)]
 struct Encoder<'a> {
     options: &'a MakeOptions,
-    started: Instant,
+    /// This file was granted full effort (see [`grant_full_effort`]).
+    full: bool,
 }
 
 impl Encoder<'_> {
-    fn level(&self) -> i32 {
-        if self.started.elapsed() > self.options.time_budget.mul_f64(0.8) {
-            self.options.level.min(9)
-        } else {
-            self.options.level
-        }
-    }
-
     /// The smallest encoding of `target` (optionally against `reference`): zstd with the
-    /// reference (level 12 when piece and reference pass 8 MiB), then bsdiff while the
-    /// budget allows and unless zstd already shipped a huge piece at under 1 %; the literal
-    /// only when the reference did not already shrink the piece at least twofold.
+    /// reference, then bsdiff; the literal only when the reference did not already shrink
+    /// the piece at least twofold. Large pieces get zstd at level 12; with full effort
+    /// bsdiff runs on every piece, without it bsdiff is skipped where zstd already shipped
+    /// a huge piece at under 1 %.
     fn best(
         &self,
         target: &[u8],
@@ -330,10 +377,13 @@ impl Encoder<'_> {
         // for a few percent, and from 16 up the patch gets larger (measured on feed pieces,
         // docs/benchmarks.md), so large ones stay at 12.
         let big = target.len() + reference.as_ref().map_or(0, |r| r.0.len()) > 8 << 20;
+        // Full effort buys bsdiff, not a higher zstd level on large pieces: zstd at 19 on
+        // a 26 MB feed and its reference takes 25-50 s here, and the record tier ships
+        // feeds smaller than either.
         let level = if big {
-            self.level().min(12)
+            self.options.level.min(12)
         } else {
-            self.level()
+            self.options.level
         };
         let long = big || reference.as_ref().is_some_and(|r| r.0.len() > 8 << 20);
         let mut best: Option<EncodedPiece> = None;
@@ -365,13 +415,12 @@ impl Encoder<'_> {
             // Only where the suffix sort is expensive (target plus reference past 48 MiB:
             // the 32 MiB pieces of a 1 GiB kit's feeds): below that bsdiff costs seconds
             // and still ships scattered row edits about a fifth smaller than zstd at 12.
-            let tiny_already = bytes.len() + target.len() > 48 << 20
+            let tiny_already = !self.full
+                && bytes.len() + target.len() > 48 << 20
                 && best
                     .as_ref()
                     .is_some_and(|b| b.blob.len() * 100 < target.len());
-            let budget_left = self.started.elapsed() < self.options.time_budget / 2;
-            if budget_left
-                && !tiny_already
+            if !tiny_already
                 && target.len() as u64 <= self.options.bsdiff_max
                 && bytes.len() as u64 <= self.options.bsdiff_max
             {
@@ -407,6 +456,23 @@ impl Encoder<'_> {
                     ),
                 );
             }
+        }
+        if let Some((bytes, range)) = &reference
+            && let Some(blob) = crate::records::encode(
+                bytes,
+                target,
+                // The literals are the changed records only (a small fraction of a feed):
+                // the full level costs little there, whatever the piece's size.
+                ZstdTuning {
+                    level: self.options.level,
+                    long,
+                },
+            )?
+        {
+            consider(
+                &mut best,
+                piece(Encoding::Records, Some(range.clone()), blob),
+            );
         }
         let shrunk = best
             .as_ref()
@@ -519,9 +585,12 @@ fn plan_file(
     };
     let out: Vec<EncodedPiece> = pieces.par_iter().map(encode_piece).collect::<Result<_>>()?;
     // Small files join the solid block unless bsdiff is what makes them small.
-    let bsdiff_wins = out
-        .iter()
-        .any(|p| matches!(p.encoding, Encoding::Bsdiff | Encoding::BsdiffLzma));
+    let bsdiff_wins = out.iter().any(|p| {
+        matches!(
+            p.encoding,
+            Encoding::Bsdiff | Encoding::BsdiffLzma | Encoding::Records
+        )
+    });
     let raw_reference = reference.is_none_or(|k| !k.decoded);
     if solid
         && raw_reference
@@ -835,10 +904,12 @@ pub fn make_delta(
             paths,
         }
     };
-    let enc = Encoder {
-        options,
-        started: Instant::now(),
-    };
+    let full_effort = grant_full_effort(
+        &files,
+        &|f: &TreeFile| !have.contains_key(&f.sha256),
+        &compressed,
+        options.work_units(),
+    );
     // Biggest first, so the two cores finish together.
     let mut order: Vec<usize> = (0..files.len()).collect();
     order.sort_by_key(|&i| std::cmp::Reverse(files[i].size));
@@ -849,13 +920,18 @@ pub fn make_delta(
             if have.contains_key(&f.sha256) {
                 return (i, Ok(Plan::Baseline));
             }
+            let enc = Encoder {
+                options,
+                full: full_effort.contains(&f.path),
+            };
+            let enc = &enc;
             let fallback = by_path
                 .get(f.path.as_str())
                 .copied()
                 .or_else(|| predecessor(f, &removed_files));
             let opaque = || {
                 let fallback = fallback.map(|b| RefKey::raw(b.sha256));
-                plan_file(f, fallback, &index, target, &refs, &chunker, &enc, true)
+                plan_file(f, fallback, &index, target, &refs, &chunker, enc, true)
             };
             let plan = match &scratch {
                 Some(dir) if compressed.contains(&f.sha256) => plan_recompressed(
@@ -865,7 +941,7 @@ pub fn make_delta(
                     target,
                     &refs,
                     &chunker,
-                    &enc,
+                    enc,
                     dir.path(),
                 )
                 .and_then(|decoded| match decoded {
@@ -1060,6 +1136,9 @@ pub fn make_delta(
     if header.uses_decoded_tier() {
         header.format = FORMAT_DECODED.into();
         header.plain_forms = ouk_recompress::PLAIN_VERSION;
+    }
+    if header.uses_records() {
+        header.format = FORMAT_RECORDS.into();
     }
     // Never sign what no host would accept.
     header.validate(u64::MAX)?;

@@ -1084,5 +1084,42 @@ pub fn trust_document(data: &[u8]) {
                 }
             }
         }
+
+// The delta's record tier
+// ---------------------------------------------------------------------------------------
+
+/// `record_cutter`: byte 0 even: the rest is cut by `delta::records::cut`, whose segments
+/// must tile it. Odd: bytes 1-2 (u16 LE) split the rest into reference and target; the
+/// record patch between them (when the tier applies) must rebuild the target exactly, and
+/// the rest read as a hostile patch against the reference must decode to the declared
+/// length or be refused, never panic.
+pub fn record_cutter(data: &[u8]) {
+    use ouk_delta::patch::ZstdTuning;
+    use ouk_delta::records::{cut, decode, encode};
+    let [mode, rest @ ..] = data else { return };
+    if mode & 1 == 0 {
+        let mut at = 0;
+        for s in cut(rest) {
+            assert_eq!(s.start, at);
+            assert!(s.end >= s.start && s.end <= rest.len());
+            at = s.end;
+        }
+        assert_eq!(at, rest.len());
+        return;
+    }
+    let [a, b, body @ ..] = rest else { return };
+    let split = usize::from(u16::from_le_bytes([*a, *b])).min(body.len());
+    let (reference, target) = body.split_at(split);
+    let fast = ZstdTuning {
+        level: 1,
+        long: false,
+    };
+    if let Ok(Some(patch)) = encode(reference, target, fast) {
+        let out = decode(reference, &patch, target.len() as u64).expect("own patch decodes");
+        assert!(out == target, "record patch rebuilt other bytes");
+    }
+    let expected = (target.len() as u64).min(PATCH_MAX_EXPECTED);
+    if let Ok(out) = decode(reference, target, expected) {
+        assert_eq!(out.len() as u64, expected);
     }
 }

@@ -32,6 +32,7 @@ const TARGETS: &[(&str, Target)] = &[
     ("recompress_rebuild", ouk_fuzz::recompress_rebuild),
     ("recompress_decode", ouk_fuzz::recompress_decode),
     ("trust_document", ouk_fuzz::trust_document),
+    ("record_cutter", ouk_fuzz::record_cutter),
 ];
 
 fn fuzz_dir() -> PathBuf {

@@ -41,7 +41,9 @@ pub enum DeltaCommand {
         /// Carry this trust chain (`ouk trust chain`) beside the delta.
         #[arg(long, value_name = "FILE")]
         trust_chain: Option<PathBuf>,
-        /// Seconds to spend choosing encodings.
+        /// Effort budget, in seconds of full-effort encoding on a reference machine: turned
+        /// into work units (3 MiB of input a second), never read off a clock, so the same
+        /// pair gives the same delta on a loaded and an idle machine.
         #[arg(long, default_value_t = 90)]
         time_budget: u64,
         /// --from and --to name bundles of this root's mirror (a version, file name or
