@@ -728,3 +728,99 @@ fn a_delta_carries_a_rotation_and_needs_its_threshold() {
     assert_ne!(r["generation"].as_str(), Some(gen0.as_str()), "{r}");
     assert_eq!(r["signedBy"].as_str().unwrap().split(',').count(), 2, "{r}");
 }
+
+/// The chain and the signature set travel with the kit on every path it takes to a host: a
+/// split onto USB parts, and a mirror (`mirror add`, `mirror export`). A host behind a
+/// rotation catches up from the part, and from the exported copy.
+#[test]
+fn the_chain_and_countersignatures_survive_a_split_and_a_mirror() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (a, b) = (keygen(dir, "a"), keygen(dir, "b"));
+    let conn = dir.join("connected");
+    trust(&conn, &["init", "--signing-key", &a.private()], 0);
+    // Rotate: b joins for kits and trust, a is revoked.
+    trust(
+        &conn,
+        &[
+            "add",
+            &b.public(),
+            "--role",
+            "kits",
+            "--role",
+            "trust",
+            "--signing-key",
+            &a.private(),
+            "--signing-key",
+            &b.private(),
+        ],
+        0,
+    );
+    trust(
+        &conn,
+        &["remove", &a.kid, "--revoke", "--signing-key", &b.private()],
+        0,
+    );
+    let full = chain(&conn, 0, &dir.join("chain.json"));
+    let k1 = kit(dir, 1, "2025.10.1", &[&b], Some(&full));
+    let name = k1.file_name().unwrap().to_str().unwrap().to_string();
+
+    // Through a split.
+    let usb = dir.join("usb");
+    let size = fs::metadata(&k1).unwrap().len();
+    let o = run(
+        dir,
+        &[
+            "kit",
+            "split",
+            k1.to_str().unwrap(),
+            "--max-size",
+            &(size / 2 + 1).to_string(),
+            "--output-dir",
+            usb.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(usb.join(format!("{name}.trust.json")).is_file());
+    let split_host = host(dir, "split-host", &conn);
+    imported(&split_host, &usb.join(format!("{name}.part001")));
+    let (_, s) = status(&split_host);
+    assert_eq!(s["version"], 3, "the split kit brought the rotation: {s}");
+
+    // Through a mirror: kept, and given back with the bundle.
+    let mirror = dir.join("mirror");
+    let (rc, v) = run_json(
+        &mirror,
+        &["mirror", "add", k1.to_str().unwrap(), "--allow-unsigned"],
+    );
+    assert_eq!(rc, 0, "{v}");
+    let out = dir.join("exported");
+    let (rc, v) = run_json(
+        &mirror,
+        &[
+            "mirror",
+            "export",
+            "2025.10.1",
+            "--output-dir",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(rc, 0, "{v}");
+    for ext in ["trust.json", "sigs.json"] {
+        let original = dir.join(k1.parent().unwrap()).join(format!("{name}.{ext}"));
+        if original.is_file() {
+            assert_eq!(
+                fs::read(out.join(format!("{name}.{ext}"))).unwrap(),
+                fs::read(&original).unwrap(),
+                "{ext}"
+            );
+        }
+    }
+    let mirror_host = host(dir, "mirror-host", &conn);
+    imported(&mirror_host, &out.join(&name));
+    let (_, s) = status(&mirror_host);
+    assert_eq!(
+        s["version"], 3,
+        "the exported kit brought the rotation: {s}"
+    );
+}

@@ -238,12 +238,15 @@ impl DigestCache {
     }
 }
 
-fn sidecar_names(name: &str) -> [String; 5] {
+fn sidecar_names(name: &str) -> [String; 7] {
     let own_manifest = ouk_kit::build::own_manifest_name(name);
     [
         format!("{name}.sha256"),
         format!("{name}.sig"),
         format!("{name}.metadata.json"),
+        // The signature set and the carried trust chain (a host catches up through them).
+        format!("{name}.sigs.json"),
+        format!("{name}.trust.json"),
         format!("{own_manifest}.jws"),
         own_manifest,
     ]

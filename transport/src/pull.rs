@@ -284,6 +284,8 @@ fn own_files(bundle: &PublishedBundle) -> Result<Vec<PublishedFile>> {
         ".metadata.json",
         ".manifest.json",
         ".manifest.json.jws",
+        ".sigs.json",
+        ".trust.json",
     ]
     .iter()
     .map(|ext| format!("{name}{ext}"))
@@ -297,7 +299,7 @@ fn own_files(bundle: &PublishedBundle) -> Result<Vec<PublishedFile>> {
     for f in &bundle.files {
         if !allowed.contains(&f.path) {
             return Err(invalid(format!(
-                "lists {:?}, which is not one of the bundle's files (pull writes only {name}, its .sha256, .sig, .metadata.json, .manifest.json and .manifest.json.jws, and {MANIFEST_PATH} with its .jws, .sig and .sha256)",
+                "lists {:?}, which is not one of the bundle's files (pull writes only {name}, its .sha256, .sig, .metadata.json, .manifest.json, .manifest.json.jws, .sigs.json and .trust.json, and {MANIFEST_PATH} with its .jws, .sig and .sha256)",
                 f.path
             )));
         }

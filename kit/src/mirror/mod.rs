@@ -269,6 +269,14 @@ fn sidecar_files(bundle: &Path, name: &str, sidecars: &Sidecars) -> Vec<(String,
             out.push((format!("{name}.{ext}"), p.clone()));
         }
     }
+    // The signature set and the carried trust chain (issue 25), kept and given back so a
+    // kit exported or served by the mirror still brings its rotations and countersignatures.
+    for ext in ["sigs.json", "trust.json"] {
+        let p = PathBuf::from(format!("{}.{ext}", bundle.display()));
+        if p.is_file() {
+            out.push((format!("{name}.{ext}"), p));
+        }
+    }
     // The manifest and its companions only when discovery decided it is this bundle's:
     // its own copy beside it (`<name>.manifest.json`, with its JWS), and the seed's shared
     // `manifest/` files when they hold the same manifest (the last kit built there).

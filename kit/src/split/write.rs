@@ -130,6 +130,18 @@ fn sidecar_copies(bundle: &Path, name: &str, out: &Path) -> Vec<Copy> {
             });
         }
     }
+    // The signature set and the trust chain a kit may carry (issue 25): without them a
+    // split kit would lose its countersignatures and the rotations it brings.
+    for ext in ["sigs.json", "trust.json"] {
+        let from = PathBuf::from(format!("{}.{ext}", bundle.display()));
+        if from.is_file() {
+            copies.push(Copy {
+                from,
+                to: out.join(format!("{name}.{ext}")),
+                strict: true,
+            });
+        }
+    }
     // The manifest sidecar only when it is this bundle's (`discover` checks the descriptor).
     if let Some(m) = &found.manifest {
         let dest = out.join(MANIFEST_PATH);
