@@ -329,10 +329,10 @@ fn a_manifest_with_millions_of_entries_is_refused() {
     }
 }
 
-/// The patch decoders under attack: a delta whose large files are shipped as `zstd-ref`,
-/// `bsdiff` and `bsdiff-lzma` pieces (a 20 MiB tree: feeds past the 4 MiB solid-block
+/// The patch decoders under attack: deltas whose large files are shipped as `records`,
+/// `zstd-ref`, `bsdiff` and `bsdiff-lzma` pieces (a 20 MiB tree: feeds past the 4 MiB solid-block
 /// cut), every piece's bytes flipped and every piece's header fields edited; in the long
-/// form also 1,000 random mutations of that delta. Each of the three patch decoders must
+/// form also 1,000 random mutations of that delta. Each of the four patch decoders must
 /// have been attacked (15 cases per piece), and every case refused (2 or 11).
 #[test]
 fn patched_delta_pieces_are_refused_when_damaged() {
@@ -344,10 +344,20 @@ fn patched_delta_pieces_are_refused_when_damaged() {
     );
     let mut sb = Sandbox::new(&tmp.path().join("work"), &c.k0, &[c.k1.generation.as_str()]);
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(66);
+    // The record tier takes the feeds in the default delta; the same pair made without it
+    // ships the classic pieces, so every decoder is attacked: records from the first,
+    // bsdiff, bsdiff-lzma and zstd-ref from the second.
+    let classic = Kit::load(&make_delta_with(
+        &c.k0.bundle,
+        &c.k1.bundle,
+        &tmp.path().join("stella-ouk-2025-10-24-classic.delta.tgz"),
+        &["--no-record-tier"],
+    ));
     let mut mutants = piece_mutants(&c.d01, &mut rng);
+    mutants.extend(piece_mutants(&classic, &mut rng));
     // The decoders this test exists for: a delta that shipped none of their pieces (a
     // planner change, a smaller tree) would leave them untested while the test passed.
-    let wanted = ["bsdiff", "bsdiff-lzma", "zstd-ref"];
+    let wanted = ["bsdiff", "bsdiff-lzma", "zstd-ref", "records"];
     for enc in wanted {
         let n = mutants.iter().filter(|(e, _)| e == enc).count();
         assert!(

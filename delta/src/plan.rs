@@ -60,6 +60,9 @@ pub struct MakeOptions {
     /// See through compression (the decoded tier): ship a changed gzip, zip or zstd file
     /// as a patch of its plain form plus a recipe, when that is smaller.
     pub see_through: bool,
+    /// Try the record tier on structured feeds ([`crate::records`]). Off: the delta needs
+    /// no format newer than `ouk-delta/3`, for hosts that predate the record tier.
+    pub record_tier: bool,
     /// Bounds on decoding (target and baseline files are the maker's own, but a kit
     /// may carry a bomb).
     pub limits: ouk_recompress::Limits,
@@ -75,6 +78,7 @@ impl Default for MakeOptions {
             bsdiff_max: 64 << 20,
             solid_max_file: 4 << 20,
             see_through: true,
+            record_tier: true,
             limits: ouk_recompress::Limits::default(),
             scratch: None,
         }
@@ -458,6 +462,7 @@ impl Encoder<'_> {
             }
         }
         if let Some((bytes, range)) = &reference
+            && self.options.record_tier
             && let Some(blob) = crate::records::encode(
                 bytes,
                 target,

@@ -50,6 +50,10 @@ pub enum DeltaCommand {
         /// sha256 prefix), which may be on object storage (--store-url).
         #[arg(long, conflicts_with = "from_inventory")]
         mirror: bool,
+        /// Leave out the record tier (format ouk-delta/4): the delta then applies on hosts
+        /// whose ouk predates it.
+        #[arg(long)]
+        no_record_tier: bool,
     },
     /// Baseline, target, files added/changed/removed and bytes of a delta, and the feed
     /// rows it adds, modifies and withdraws (as `delta make` recorded them).
@@ -81,6 +85,7 @@ pub fn run(ctx: &Context, cmd: DeltaCommand) -> Result<ExitCode, Failure> {
             trust_chain,
             time_budget,
             mirror,
+            no_record_tier,
         } => {
             let keys = signing.load()?;
             let key = keys.first().cloned();
@@ -89,6 +94,7 @@ pub fn run(ctx: &Context, cmd: DeltaCommand) -> Result<ExitCode, Failure> {
             }
             let options = ouk_delta::plan::MakeOptions {
                 time_budget: Duration::from_secs(time_budget),
+                record_tier: !no_record_tier,
                 ..Default::default()
             };
             let report = match (from, from_inventory, kits) {

@@ -93,6 +93,11 @@ pub fn build_kit(release: &Path, out: &Path, version: &str, signed: bool) -> Pat
 
 /// Make a delta `from` -> `to` at `out` (signed with the fixture key).
 pub fn make_delta(from: &Path, to: &Path, out: &Path) -> PathBuf {
+    make_delta_with(from, to, out, &[])
+}
+
+/// [`make_delta`] with extra `delta make` arguments.
+pub fn make_delta_with(from: &Path, to: &Path, out: &Path, extra: &[&str]) -> PathBuf {
     let o = Command::new(ouk())
         .args(["delta", "make", "--from"])
         .arg(from)
@@ -106,6 +111,7 @@ pub fn make_delta(from: &Path, to: &Path, out: &Path) -> PathBuf {
         // makes the encodings a test delta ships independent of how loaded the machine is
         // (tests that attack bsdiff pieces need them there).
         .args(["--time-budget", "86400"])
+        .args(extra)
         .env("COSIGN_PASSWORD", "hello")
         .output()
         .expect("run ouk delta make");
