@@ -4,8 +4,10 @@
 //! whether this root trusts that key, its files and sizes, and for a delta its baseline
 //! and what it changes (like `zarf package inspect`).
 //!
-//! Invariants: inspect never unpacks anything to disk and never imports, so it is safe on
-//! files nobody has verified; it reads the root's trust store only (no lock, nothing
+//! Invariants: inspect never unpacks nor imports, so it is safe on files nobody has
+//! verified; it reads the input once, into a private temporary copy (O_EXCL, removed when
+//! done) that every pass reads, so the signature verdict and what is shown are of the same
+//! bytes; it reads the root's trust store only (no lock, nothing
 //! written, no root created: without a root every signature reads as "not trusted here").
 //! A signature is reported as trusted only when it verifies under a key the root trusts
 //! over the digest of the very bytes inspected.
@@ -173,16 +175,20 @@ fn inspect_bundle(ctx: &Context, path: &Path) -> Result<Inspection, Failure> {
         count: s.index().parts.len(),
         max_part_size: s.index().max_part_size,
     });
-    // One pass over the bytes for the digest (a split kit's parts checked on the way); the
-    // signature below is checked against exactly this digest.
+    // Read once: the bytes are copied (and hashed on the way) into a private file that
+    // every later pass reads, so what the signature is checked against is what is shown,
+    // whatever the path returns afterwards. The copy goes when `input` is dropped.
+    let input = input
+        .read_once(&std::env::temp_dir())
+        .map_err(kit_failure)?;
+    let copy = input
+        .private_path()
+        .map(Path::to_path_buf)
+        .ok_or_else(|| Failure::new(ExitCode::Failure, "no private copy was taken"))?;
     let (sha, size) = input.digest().map_err(kit_failure)?;
-    let is_delta = if parts.is_some() {
-        ouk_kit::verify::manifest_from_input(&input).is_err()
-    } else {
-        ouk_kit::delta::is_delta(path)
-    };
+    let is_delta = ouk_kit::delta::is_delta(&copy);
     let mut i = if is_delta {
-        inspect_delta(path, parts.is_some())?
+        inspect_delta(path, &copy, parts.is_some())?
     } else {
         let (m, _) = ouk_kit::verify::manifest_from_input(&input).map_err(kit_failure)?;
         let kind = if parts.is_some() { "split-kit" } else { "kit" };
@@ -195,14 +201,10 @@ fn inspect_bundle(ctx: &Context, path: &Path) -> Result<Inspection, Failure> {
     Ok(i)
 }
 
-fn inspect_delta(path: &Path, split: bool) -> Result<Inspection, Failure> {
-    if split {
-        // The delta's header is read from a whole file; a split delta is described by its
-        // index (join the parts, or import them, for the rest).
-        return Ok(empty(path, "split-delta"));
-    }
-    let (header, summary, feeds) = ouk_kit::delta::show(path).map_err(kit_failure)?;
-    let mut i = empty(path, "delta");
+/// `path` names it; `copy` is the private copy its bytes are read from.
+fn inspect_delta(path: &Path, copy: &Path, split: bool) -> Result<Inspection, Failure> {
+    let (header, summary, feeds) = ouk_kit::delta::show(copy).map_err(kit_failure)?;
+    let mut i = empty(path, if split { "split-delta" } else { "delta" });
     i.version = header.target.version.clone();
     i.generation_id = Some(header.target.generation.to_hex());
     i.files = header
