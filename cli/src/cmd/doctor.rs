@@ -257,18 +257,10 @@ fn holder_of(table: &str, dev: u64, ino: u64) -> Option<u32> {
     })
 }
 
-fn free_bytes(path: &Path) -> Option<u64> {
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
-    // SAFETY: statvfs(2) fills the zeroed struct we own; the path is NUL-terminated.
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    let rc = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
-    (rc == 0).then(|| st.f_bavail as u64 * st.f_frsize as u64)
-}
-
 /// Free space against the next kit, guessed as the size of the active one, with the
-/// import's own rule (1.5 x the kit plus the free margin).
+/// import's own rule ([`ouk_kit::import::space_needed`]).
 fn check_space(root: &Path, active: Option<&Active>) -> Check {
-    let Some(free) = free_bytes(root) else {
+    let Ok(free) = ouk_kit::import::free_bytes(root) else {
         return Check::warn(
             "space",
             "cannot read the free space",
@@ -277,7 +269,7 @@ fn check_space(root: &Path, active: Option<&Active>) -> Check {
     };
     let margin = ouk_kit::import::DEFAULT_FREE_MARGIN;
     let next = active.map_or(0, |a| a.bytes);
-    let needed = next.saturating_add(next / 2).saturating_add(margin);
+    let needed = ouk_kit::import::space_needed(next, margin);
     let message = format!(
         "{} free; a kit the size of the active one needs {} (1.5 x {} + the {} margin)",
         bytes(free),

@@ -193,7 +193,8 @@ impl<R: Read> Read for Tee<'_, R> {
     }
 }
 
-fn free_bytes(dir: &Path) -> Result<u64> {
+/// Bytes an unprivileged writer may still use on the file system holding `dir`.
+pub fn free_bytes(dir: &Path) -> Result<u64> {
     use std::os::unix::ffi::OsStrExt;
     let c = std::ffi::CString::new(dir.as_os_str().as_bytes())
         .map_err(|_| KitError::Usage(format!("{}: path contains NUL", dir.display())))?;
@@ -430,9 +431,15 @@ fn import_keys(
     }
 }
 
+/// Free space an import of `bytes` of new content needs: 1.5 x (unpacked files and the
+/// store's packs of them) plus the kept `margin`.
+pub fn space_needed(bytes: u64, margin: u64) -> u64 {
+    bytes.saturating_add(bytes / 2).saturating_add(margin)
+}
+
 /// Step 1b: free space for `bytes` of new content plus the margin.
 pub(crate) fn check_disk(root: &Root, bytes: u64, margin: u64) -> StepResult<()> {
-    let needed = bytes.saturating_add(bytes / 2).saturating_add(margin);
+    let needed = space_needed(bytes, margin);
     let free = step("disk", free_bytes(root.dir()))?;
     if free < needed {
         return Err((
