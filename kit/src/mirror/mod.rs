@@ -614,6 +614,18 @@ pub fn add_with(
                         }
                     }
                     if let Some(recipe) = chosen {
+                        // One attempt description for both forms tried below.
+                        let attempt = DeltaAttempt {
+                            root,
+                            policy,
+                            kind: &kind,
+                            channel: &channel,
+                            put_sidecars: &put_sidecars,
+                            staging: &staging,
+                            copy,
+                            sha: &sha,
+                            threads,
+                        };
                         let members_file = scratch()?;
                         let plan =
                             seethrough::plan(&tar_file, tar_len, &members_file).ctx(|| {
@@ -626,17 +638,7 @@ pub fn add_with(
                             let (mut stream, members, _) =
                                 seethrough::Stream::new(&tar_file, tar_len, &members_file, &plan);
                             found = try_delta(
-                                &DeltaAttempt {
-                                    root,
-                                    policy,
-                                    kind: &kind,
-                                    channel: &channel,
-                                    put_sidecars: &put_sidecars,
-                                    staging: &staging,
-                                    copy,
-                                    sha: &sha,
-                                    threads,
-                                },
+                                &attempt,
                                 &mut stream,
                                 deltastore::Target::SeeThrough(recipe.clone(), members),
                                 &mut rejected,
@@ -681,17 +683,7 @@ pub fn add_with(
                         drop(members_file);
                         if found.is_none() && plan.is_empty() {
                             found = try_delta(
-                                &DeltaAttempt {
-                                    root,
-                                    policy,
-                                    kind: &kind,
-                                    channel: &channel,
-                                    put_sidecars: &put_sidecars,
-                                    staging: &staging,
-                                    copy,
-                                    sha: &sha,
-                                    threads,
-                                },
+                                &attempt,
                                 &mut seethrough::file_range(&tar_file, 0, tar_len),
                                 deltastore::Target::Tar(recipe.clone()),
                                 &mut rejected,
