@@ -42,18 +42,30 @@ done
 profile=${OUK_PACKAGE_PROFILE:-dist}
 out=${OUK_PACKAGE_OUT:-target/packages}
 target_dir=${CARGO_TARGET_DIR:-$PWD/target}
+# Absolute, as cargo passes it to rustc (a relative CARGO_TARGET_DIR is from this directory).
+case "$target_dir" in /*) ;; *) target_dir="$PWD/$target_dir" ;; esac
 export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct)}
 export OUK_BUILD_COMMIT=${OUK_BUILD_COMMIT:-$(git rev-parse HEAD)}
 # The packaged ouk's root when neither --root nor OUK_ROOT is given (the postinst makes it).
 export OUK_DEFAULT_ROOT=/var/lib/ouk/root
 if [ "${OUK_PACKAGE_REMAP:-1}" != 0 ]; then
-  export RUSTFLAGS="${RUSTFLAGS:-} --remap-path-prefix=$PWD=/build/ouk --remap-path-prefix=${CARGO_HOME:-$HOME/.cargo}=/cargo"
+  # The target directory last (rustc applies the last prefix that matches): build scripts'
+  # generated sources live there, and their paths can reach panic messages; a target directory
+  # outside the checkout (CARGO_TARGET_DIR) must not change the bytes either. Cargo leaves
+  # RUSTFLAGS out of symbol hashes, so these paths change nothing else.
+  export RUSTFLAGS="${RUSTFLAGS:-} --remap-path-prefix=$(pwd -P)=/build/ouk --remap-path-prefix=${CARGO_HOME:-$HOME/.cargo}=/cargo --remap-path-prefix=$target_dir=/build/target"
 fi
 
 start=$(date +%s)
 # ouk-package (the signer) in the same build: same features of ouk-kit, no second build.
 cargo build --locked --profile "$profile" -p ouk-cli -p ouk-packaging "${features[@]}"
-echo "built ouk ($variant, profile $profile) in $(( $(date +%s) - start )) s" >&2
+# `times`: this shell's and its children's CPU (cargo and every rustc it ran), the build's
+# cost without the other work on the machine. Run here, not in $(...): a subshell would
+# report its own (empty) children.
+cpu_file=$(mktemp)
+times >"$cpu_file"
+echo "built ouk ($variant, profile $profile) in $(( $(date +%s) - start )) s wall; CPU user/sys (shell, children): $(tr '\n' ' ' <"$cpu_file")" >&2
+rm -f "$cpu_file"
 
 # The files cargo-deb and cargo-generate-rpm take from target/<profile>/package-assets/:
 # the stripped binary, and the man pages and completions that binary generates.

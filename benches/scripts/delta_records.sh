@@ -13,6 +13,13 @@
 #   sorted-feeds             benches/scripts/gen_sorted_feeds.py --seed 1 --day 0/1 (a
 #                            second generator: sort_keys JSON lines, 20-26 MB feeds, 3 %
 #                            of rows modified, no image layer)
+#   sorted-feeds-heavy       the same generator, another setting: --seed 2 --modify-pct 8
+#                            --new-per-mille 12 (so a result is not tuned to one setting)
+#   testdata-64MiB-s2        ouk-testdata tree --seed 2 --day 0/1 --size 64MiB
+#
+# ouk's delta is made with the default options (the host derives the feed index: format
+# ouk-delta/5); EXTRA_MAKE_ARGS (e.g. --no-derive) are passed to `delta make`, to measure
+# the format before.
 #
 # usage: benches/scripts/delta_records.sh [--corpus DIR] [--work DIR] [--only NAME]
 # needs: xdelta3 zstd bsdiff npm python3 /usr/bin/time
@@ -64,12 +71,23 @@ trees() { # trees NAME -> prints OLD NEW
         [ -d "$t/d$d" ] || python3 "$here/benches/scripts/gen_sorted_feeds.py" --seed 1 --day $d "$t/d$d"
       done
       echo "$t/d0 $t/d1" ;;
+    sorted-feeds-heavy)
+      for d in 0 1; do
+        [ -d "$t/d$d" ] || python3 "$here/benches/scripts/gen_sorted_feeds.py" --seed 2 --day $d \
+          --modify-pct 8 --new-per-mille 12 "$t/d$d"
+      done
+      echo "$t/d0 $t/d1" ;;
+    testdata-64MiB-s2)
+      for d in 0 1; do
+        [ -d "$t/d$d" ] || "$gen" tree --seed 2 --day $d --size 64MiB "$t/d$d" >/dev/null
+      done
+      echo "$t/d0 $t/d1" ;;
   esac
 }
 
 printf '| pair | ouk | xdelta3 -9 | zstd -19 --long=31 --patch-from | bsdiff | best peer | ouk / best | goal | met | ouk make s / peak MiB |\n'
 printf '|---|---:|---:|---:|---:|---:|---:|---:|---|---:|\n'
-for name in caniuse-lite prettier bcd testdata-64MiB sorted-feeds; do
+for name in caniuse-lite prettier bcd testdata-64MiB sorted-feeds sorted-feeds-heavy testdata-64MiB-s2; do
   [ -n "$only" ] && [ "$only" != "$name" ] && continue
   read -r old new < <(trees "$name")
   d=$work/$name
@@ -78,7 +96,7 @@ for name in caniuse-lite prettier bcd testdata-64MiB sorted-feeds; do
   b0=$d/k0/stella-ops-offline-kit-1.0.0-bench.tar.gz b1=$d/k1/stella-ops-offline-kit-1.0.1-bench.tar.gz
   gzip -dc "$b0" > "$d/old.tar"; gzip -dc "$b1" > "$d/new.tar"
   /usr/bin/time -f '%e %M' -o "$d/ouk.time" "$ouk" -q delta make --from "$b0" --to "$b1" \
-    --output "$d/ouk/pair.delta.tgz" --signing-key "$key"
+    --output "$d/ouk/pair.delta.tgz" --signing-key "$key" ${EXTRA_MAKE_ARGS:-}
   read -r ouk_s ouk_kb < "$d/ouk.time"
   o=$(stat -c %s "$d/ouk/pair.delta.tgz")
   xdelta3 -9 -e -f -s "$d/old.tar" "$d/new.tar" "$d/x.xd3"; x=$(stat -c %s "$d/x.xd3")

@@ -6,7 +6,10 @@ json.dumps(sort_keys=True) (so "id" sits in the middle of each row, after "affec
 interleaved by id; 0.2 % withdrawn), plus a small static part (docs, a config) that does not
 change. No image layer is rebuilt.
 
-usage: gen_sorted_feeds.py --seed N --day D OUT_DIR
+usage: gen_sorted_feeds.py --seed N --day D [--modify-pct P] [--new-per-mille M] OUT_DIR
+
+--modify-pct (default 3) and --new-per-mille (default 5) set the churn: a second setting
+(e.g. --seed 2 --modify-pct 8 --new-per-mille 12) checks that a result is not tuned to one.
 """
 import argparse
 import json
@@ -41,7 +44,7 @@ def row(rng, kind, n):
     return r
 
 
-def feed(seed, day, path, n_rows):
+def feed(seed, day, path, n_rows, modify_pct=3, new_per_mille=5):
     kind = "ADV" if "advisories" in path else "PKG"
     rng = random.Random(f"{seed}:{path}:base")
     rows = {}
@@ -50,7 +53,7 @@ def feed(seed, day, path, n_rows):
     for d in range(1, day + 1):
         drng = random.Random(f"{seed}:{path}:day{d}")
         ids = sorted(rows)
-        for n in drng.sample(ids, len(ids) * 3 // 100):
+        for n in drng.sample(ids, len(ids) * modify_pct // 100):
             r = rows[n]
             r["modified"] = f"2026-01-{d:02d}T{drng.randrange(24):02d}:{drng.randrange(60):02d}:00Z"
             ev = r["affected"][0]["ranges"][0]["events"][1]
@@ -59,7 +62,7 @@ def feed(seed, day, path, n_rows):
                 r["references"].append({"type": "FIX", "url": f"https://example.org/fix/{drng.randrange(99999)}"})
         for n in drng.sample(ids, len(ids) // 500):
             del rows[n]
-        for _ in range(n_rows // 200):
+        for _ in range(n_rows * new_per_mille // 1000):
             n = drng.randrange(n_rows) * 2 + 1  # odd ids: interleaved between base rows
             rows[n] = row(drng, kind, n)
     return "".join(json.dumps(rows[n], sort_keys=True) + "\n" for n in sorted(rows))
@@ -69,13 +72,15 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--day", type=int, default=0)
+    ap.add_argument("--modify-pct", type=int, default=3)
+    ap.add_argument("--new-per-mille", type=int, default=5)
     ap.add_argument("out")
     a = ap.parse_args()
     for path, n in FEEDS:
         p = os.path.join(a.out, path)
         os.makedirs(os.path.dirname(p), exist_ok=True)
         with open(p, "w") as f:
-            f.write(feed(a.seed, a.day, path, n))
+            f.write(feed(a.seed, a.day, path, n, a.modify_pct, a.new_per_mille))
     os.makedirs(os.path.join(a.out, "docs"), exist_ok=True)
     srng = random.Random(f"{a.seed}:static")
     with open(os.path.join(a.out, "docs/README.md"), "w") as f:

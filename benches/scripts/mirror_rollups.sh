@@ -26,6 +26,8 @@
 #                     --row-p P` on each plain tree (scattered row edits on every feed
 #                     chunk, issue 24); cached as WORKDIR/trees/dayD-SIZE-churnP (default: off)
 #   MAX_CHAIN_DEPTH   passed to `ouk mirror add --max-chain-depth` (default: ouk's own)
+#   EXPORT_BASE_BIN   another ouk binary: every export is also made with it from the same
+#                     root, right after OUK_BIN's (A/B of export in one run; default: none)
 #
 # Measured:
 #   ouk --root M mirror add K_w          (timed; M trusts TRUST_KEY, so signatures are checked)
@@ -50,6 +52,7 @@ WEEKS="${WEEKS:-8}"
 COMPRESSED="${COMPRESSED:-0}"
 CHURN="${CHURN:-}"
 MAX_CHAIN_DEPTH="${MAX_CHAIN_DEPTH:-}"
+EXPORT_BASE_BIN="${EXPORT_BASE_BIN:-}"
 ADD_FLAGS=()
 [[ -n "$MAX_CHAIN_DEPTH" ]] && ADD_FLAGS=(--max-chain-depth "$MAX_CHAIN_DEPTH")
 CHANNEL=edge
@@ -122,6 +125,7 @@ mkdir -p "$WORK/casync-tar" "$WORK/casync-gz" "$WORK/idx"
 ok=1
 sum=0
 add_all=()
+add_cpu=()
 sum_tar=0
 printf '| week | day | bundle MiB | tar MiB | add s | mirror stored MiB (cum.) | ROOT/store on disk MiB | casync (tar) MiB | casync (.tar.gz) MiB | stored as |\n'
 printf '|---|---|---|---|---|---|---|---|---|---|\n'
@@ -132,10 +136,11 @@ for ((w = 0; w < WEEKS; w++)); do
     K="$dir/stella-ops-offline-kit-$version-$CHANNEL.tar.gz"
     size=$(stat -c %s "$K")
     sum=$((sum + size))
-    /usr/bin/time -f '%e' -o "$WORK/t" "$OUK_BIN" --json --root "$M" mirror add "${ADD_FLAGS[@]}" "$K" >"$WORK/add-$w.json" \
+    /usr/bin/time -f '%e %U %S' -o "$WORK/t" "$OUK_BIN" --json --root "$M" mirror add "${ADD_FLAGS[@]}" "$K" >"$WORK/add-$w.json" \
         || { cat "$WORK/add-$w.json" >&2; die "mirror add $K failed"; }
-    add_s=$(cat "$WORK/t")
+    add_s=$(cut -d' ' -f1 "$WORK/t")
     add_all+=("$add_s")
+    add_cpu+=("$(awk '{printf "%.2f", $2 + $3}' "$WORK/t")")
     stored_as=$(json "$WORK/add-$w.json" 'd["bundle"]["storedAs"]')
     "$OUK_BIN" --json --root "$M" mirror stats >"$WORK/stats.json"
     stored=$(json "$WORK/stats.json" 'd["storedBytes"]')
@@ -153,19 +158,32 @@ echo
 
 # Every roll-up back, byte-identical.
 export_s=()
+export_cpu=()
+base_s=()
+base_cpu=()
+export_with() { # BIN VERSION K -> appends "wall cpu" of the export to $WORK/t, checks it
+    local E="$WORK/export"
+    rm -rf -- "$E"
+    /usr/bin/time -f '%e %U %S' -o "$WORK/t" "$1" -q --root "$M" mirror export "$2" --output-dir "$E" \
+        || die "mirror export $2 with $1 failed"
+    if [[ "$(sha256sum <"$E/$(basename "$3")")" != "$(sha256sum <"$3")" ]]; then
+        echo "export of $2 with $1 differs from the original" >&2
+        ok=0
+    fi
+    rm -rf -- "$E"
+}
 for ((w = 0; w < WEEKS; w++)); do
     day=$((w * 7))
     version="2025.11.$day"
     K="$WORKROOT/kits/$version-$SIZE$SUFFIX/stella-ops-offline-kit-$version-$CHANNEL.tar.gz"
-    E="$WORK/export-$w"
-    /usr/bin/time -f '%e' -o "$WORK/t" "$OUK_BIN" -q --root "$M" mirror export "$version" --output-dir "$E" \
-        || die "mirror export $version failed"
-    export_s+=("$(cat "$WORK/t")")
-    if [[ "$(sha256sum <"$E/$(basename "$K")")" != "$(sha256sum <"$K")" ]]; then
-        echo "export of $version differs from the original" >&2
-        ok=0
+    export_with "$OUK_BIN" "$version" "$K"
+    export_s+=("$(cut -d' ' -f1 "$WORK/t")")
+    export_cpu+=("$(awk '{printf "%.2f", $2 + $3}' "$WORK/t")")
+    if [[ -n "$EXPORT_BASE_BIN" ]]; then
+        export_with "$EXPORT_BASE_BIN" "$version" "$K"
+        base_s+=("$(cut -d' ' -f1 "$WORK/t")")
+        base_cpu+=("$(awk '{printf "%.2f", $2 + $3}' "$WORK/t")")
     fi
-    rm -rf -- "$E"
 done
 
 store_disk=$(disk "$M/store")
@@ -184,7 +202,13 @@ echo "see-through:        $(json "$WORK/stats.json" '"%d bundles, %d members, %.
 echo "per bundle:"
 "$OUK_BIN" --root "$M" mirror stats | sed -n '/^VERSION/,$p' | sed 's/^/    /'
 echo "add wall s:         ${add_all[*]}"
+echo "add cpu s:          ${add_cpu[*]}   (user + sys)"
 echo "export wall s:      ${export_s[*]}"
+echo "export cpu s:       ${export_cpu[*]}   (user + sys)"
+if [[ -n "$EXPORT_BASE_BIN" ]]; then
+    echo "base export wall s: ${base_s[*]}   ($EXPORT_BASE_BIN)"
+    echo "base export cpu s:  ${base_cpu[*]}"
+fi
 echo "every export byte-identical: $([[ $ok == 1 ]] && echo yes || echo NO)"
 echo "ouk:     $OUK_BIN (sha256 $(sha256sum <"$OUK_BIN" | cut -c1-16)...)"
 echo "casync:  $(casync --version 2>&1 | head -1)"

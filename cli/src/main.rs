@@ -95,6 +95,10 @@ pub struct Cli {
     /// Wait for another ouk process to release the root instead of failing (exit 13).
     #[arg(long, global = true, help_heading = GLOBAL)]
     wait: bool,
+    /// Progress of long work on stderr: `auto` draws a bar (phase, percent, ETA) when
+    /// stderr is a terminal, `json` writes one event per line, `none` nothing.
+    #[arg(long, global = true, value_enum, default_value_t, help_heading = GLOBAL, env = "OUK_PROGRESS")]
+    progress: output::ProgressMode,
     /// Keep the chunk store's packs in S3-compatible object storage (s3://bucket/prefix;
     /// endpoint, region and keys from the AWS_* environment). The root keeps the local
     /// index, a cache that `ouk store reindex` rebuilds from the bucket. For the mirror
@@ -201,6 +205,11 @@ pub struct Failure {
     pub code: ExitCode,
     /// Message (without the `ouk:` prefix).
     pub message: String,
+    /// The step that refused (an import's `verify`, `policy`, ...), as the import API
+    /// reports it.
+    pub step: Option<String>,
+    /// Where a refused input was kept for inspection.
+    pub quarantined: Option<PathBuf>,
 }
 
 impl Failure {
@@ -209,7 +218,19 @@ impl Failure {
         Failure {
             code,
             message: message.into(),
+            step: None,
+            quarantined: None,
         }
+    }
+
+    /// The JSON error document (`--json`): the fields the import API answers with.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "error": self.message,
+            "exitCode": self.code as u8,
+            "step": self.step,
+            "quarantined": self.quarantined.as_ref().map(|p| p.display().to_string()),
+        })
     }
 }
 
@@ -306,6 +327,7 @@ fn main() -> std::process::ExitCode {
         out: Output {
             json: cli.json,
             quiet: cli.quiet,
+            progress: cli.progress,
         },
         wait: cli.wait,
         remote: cli.store_url.clone().map(|url| ouk_store::RemoteOptions {
@@ -322,9 +344,7 @@ fn main() -> std::process::ExitCode {
     if ctx.remote.is_some() && !takes_store_url(&command) {
         let msg = "--store-url is for the mirror commands, serve, delta make and store reindex/stats/fsck (host-side commands keep the local store)";
         if ctx.out.json {
-            output::print_line(
-                &serde_json::json!({"error": msg, "exitCode": ExitCode::Failure as u8}).to_string(),
-            );
+            output::print_line(&Failure::new(ExitCode::Failure, msg).json().to_string());
         }
         eprintln!("ouk: {msg}");
         return std::process::ExitCode::from(ExitCode::Failure as u8);
@@ -355,8 +375,7 @@ fn main() -> std::process::ExitCode {
         Ok(code) => std::process::ExitCode::from(code as u8),
         Err(f) => {
             if ctx.out.json {
-                let doc = serde_json::json!({"error": f.message, "exitCode": f.code as u8});
-                output::print_line(&doc.to_string());
+                output::print_line(&f.json().to_string());
             }
             eprintln!("ouk: {}", f.message);
             std::process::ExitCode::from(f.code as u8)
@@ -385,12 +404,9 @@ fn usage_error(e: clap::Error) -> std::process::ExitCode {
             .map(str::trim)
             .collect::<Vec<_>>()
             .join(" ");
-        let doc = serde_json::json!({
-            "error": message.trim_start_matches("error: "),
-            "exitCode": code,
-            "step": "usage",
-        });
-        output::print_line(&doc.to_string());
+        let mut failure = Failure::new(ExitCode::Usage, message.trim_start_matches("error: "));
+        failure.step = Some("usage".into());
+        output::print_line(&failure.json().to_string());
     }
     let _ = e.print();
     std::process::ExitCode::from(code)

@@ -1,11 +1,13 @@
 //! How commands talk to people and scripts: human text on stdout, one JSON document with
-//! `--json`, nothing but errors with `-q`, and a progress bar on stderr for work that runs
-//! longer than a second when stderr is a terminal.
+//! `--json`, nothing but errors with `-q`, and progress on stderr for work that runs longer
+//! than a second: a bar (phase, percent, ETA) when stderr is a terminal, or one JSON event
+//! per line with `--progress json`, for a script or a UI that drives ouk.
 
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use ouk_store::progress::{Step, Unit};
 use serde::Serialize;
 
 /// A command's JSON report plus, for an object-storage store, the requests the command
@@ -77,6 +79,19 @@ pub fn guard_stdout() {
     }
 }
 
+/// Where progress goes (`--progress`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum ProgressMode {
+    /// A bar on stderr when it is a terminal and `-q` is not given; nothing otherwise.
+    #[default]
+    Auto,
+    /// One JSON object per line on stderr: `{"event":"phase"|"progress", "operation",
+    /// "phase", "unit", "done", "total"}` (at most about four a second per operation).
+    Json,
+    /// Nothing.
+    None,
+}
+
 /// Output settings from the global flags.
 #[derive(Debug, Clone, Copy)]
 pub struct Output {
@@ -84,6 +99,8 @@ pub struct Output {
     pub json: bool,
     /// No human output.
     pub quiet: bool,
+    /// Where progress goes.
+    pub progress: ProgressMode,
 }
 
 impl Output {
@@ -111,69 +128,160 @@ impl Output {
 
     /// A progress reporter for `total` bytes (0 = unknown until [`Progress::set_total`]).
     /// It draws on stderr, only when stderr is a terminal and not `-q`, and only after a
-    /// second of work (short runs print nothing).
+    /// second of work (short runs print nothing); with `--progress json` it writes events.
     pub fn progress(&self, what: &str, total: u64) -> Progress {
-        let enabled = !self.quiet && std::io::stderr().is_terminal();
+        let draw = match self.progress {
+            ProgressMode::Auto => !self.quiet && std::io::stderr().is_terminal(),
+            ProgressMode::Json | ProgressMode::None => false,
+        };
         let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden());
         bar.set_message(what.to_string());
         let mut p = Progress {
             bar,
-            enabled,
+            draw,
+            json: self.progress == ProgressMode::Json,
             shown: false,
             started: Instant::now(),
+            operation: what.to_string(),
+            phase: what.to_string(),
+            unit: Unit::Bytes,
+            total: 0,
+            done: 0,
+            last_event: None,
+            last_done: None,
         };
         p.set_total(total);
         p
     }
 }
 
-/// The bar's look: phase, bar, bytes of total, percent, speed and ETA when the total is
-/// known; phase, bytes and speed when it is not.
-fn style(total: u64) -> Option<ProgressStyle> {
-    let template = if total > 0 {
-        "{msg} [{bar:30}] {bytes}/{total_bytes} {percent}% {bytes_per_sec} eta {eta}"
-    } else {
-        "{msg} {bytes} {bytes_per_sec}"
+/// The bar's look: phase, bar, done of total, percent, speed and ETA when the total is
+/// known; phase, done and speed when it is not.
+fn style(total: u64, unit: Unit) -> Option<ProgressStyle> {
+    let template = match (total > 0, unit) {
+        (true, Unit::Bytes) => {
+            "{msg} [{bar:30}] {bytes}/{total_bytes} {percent}% {bytes_per_sec} eta {eta}"
+        }
+        (false, Unit::Bytes) => "{msg} {bytes} {bytes_per_sec}",
+        (true, Unit::Files) => "{msg} [{bar:30}] {pos}/{len} files {percent}% eta {eta}",
+        (false, Unit::Files) => "{msg} {pos} files",
     };
     ProgressStyle::with_template(template)
         .ok()
         .map(|s| s.progress_chars("=> "))
 }
 
-/// A byte-count progress bar that appears only after a second of work.
+/// How often JSON progress events may be written (phase changes are always written).
+const EVENT_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Progress of one operation: a bar that appears only after a second of work, or JSON
+/// events. Library steps ([`Step`]) feed it through [`Progress::step`]; byte counters
+/// through [`Progress::inc`].
 pub struct Progress {
     bar: ProgressBar,
-    enabled: bool,
+    draw: bool,
+    json: bool,
     shown: bool,
     started: Instant,
+    operation: String,
+    phase: String,
+    unit: Unit,
+    total: u64,
+    done: u64,
+    last_event: Option<Instant>,
+    /// The count of the last progress event written (none twice for the same count).
+    last_done: Option<u64>,
 }
 
 impl Progress {
     /// The total, once known (0: unknown): the bar then shows percent and ETA.
     pub fn set_total(&mut self, total: u64) {
+        self.total = total;
         if total > 0 {
             self.bar.set_length(total);
         } else {
             self.bar.unset_length();
         }
-        if let Some(style) = style(total) {
+        if let Some(style) = style(total, self.unit) {
             self.bar.set_style(style);
         }
     }
 
-    /// Count `n` more bytes done.
+    /// Count `n` more units done.
     pub fn inc(&mut self, n: u64) {
         self.bar.inc(n);
-        if self.enabled && !self.shown && self.started.elapsed() > Duration::from_secs(1) {
+        self.done = self.done.saturating_add(n);
+        self.reveal();
+        if self.json
+            && self
+                .last_event
+                .is_none_or(|t| t.elapsed() >= EVENT_INTERVAL)
+        {
+            self.event("progress");
+        }
+    }
+
+    /// Draw on stderr once the work has run a second (short runs print nothing).
+    fn reveal(&mut self) {
+        if self.draw && !self.shown && self.started.elapsed() > Duration::from_secs(1) {
             self.bar
                 .set_draw_target(ProgressDrawTarget::stderr_with_hz(8));
             self.shown = true;
         }
     }
+
+    /// One step reported by a library: a new phase resets the count and the total.
+    pub fn step(&mut self, step: Step<'_>) {
+        match step {
+            Step::Phase { name, total, unit } => {
+                if self.json && self.done > 0 {
+                    // The last count of the phase that ends, whatever the throttle said.
+                    self.event("progress");
+                }
+                self.phase = name.to_string();
+                self.last_done = None;
+                self.unit = unit;
+                self.done = 0;
+                self.bar.set_position(0);
+                self.bar.set_message(format!("{}: {name}", self.operation));
+                self.set_total(total.unwrap_or(0));
+                if self.json {
+                    self.event("phase");
+                }
+                // A phase may run long without a count (the delta planner): once the work
+                // has passed a second, the bar shows at the phase change and keeps ticking.
+                if self.draw {
+                    self.bar.enable_steady_tick(Duration::from_millis(250));
+                    self.reveal();
+                }
+            }
+            Step::Advance(n) => self.inc(n),
+        }
+    }
+
+    fn event(&mut self, event: &str) {
+        if event == "progress" && self.last_done == Some(self.done) {
+            return;
+        }
+        self.last_done = (event == "progress").then_some(self.done);
+        let doc = serde_json::json!({
+            "event": event,
+            "operation": self.operation,
+            "phase": self.phase,
+            "unit": self.unit.as_str(),
+            "done": self.done,
+            "total": (self.total > 0).then_some(self.total),
+        });
+        eprintln!("{doc}");
+        self.last_event = Some(Instant::now());
+    }
 }
 
 impl Drop for Progress {
     fn drop(&mut self) {
+        if self.json && self.done > 0 {
+            self.event("progress");
+        }
         self.bar.finish_and_clear();
     }
 }

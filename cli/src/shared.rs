@@ -165,43 +165,15 @@ pub fn feed_failure(e: ouk_kit::feeds::FeedError) -> Failure {
     Failure::new(class_code(e.class()), hint::message(&e, hint::for_feed(&e)))
 }
 
-/// Parses `4GiB`, `700MiB`, `500MB`, `1000000` (the grammar of `ouk-testdata --size`, plus
-/// terabytes). At least 1 byte.
+/// Parses `4GiB`, `700MiB`, `500MB`, `1000000` (the grammar of [`ouk_store::units`], also
+/// `ouk-testdata --size`). At least 1 byte. A clap value parser, hence the `String` error.
 pub fn parse_size(s: &str) -> Result<u64, String> {
-    match parse_size_or_zero(s)? {
-        0 => Err("the size must be at least 1 byte".into()),
-        v => Ok(v),
-    }
+    ouk_store::units::parse_size(s).map_err(|e| e.to_string())
 }
 
 /// [`parse_size`], where 0 is a valid answer (a margin, not a part size).
 pub fn parse_size_or_zero(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("invalid size {s:?} (examples: 4GiB, 700MiB, 1000000)"))?;
-    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" => 1_000,
-        "kib" => 1 << 10,
-        "m" | "mb" => 1_000_000,
-        "mib" => 1 << 20,
-        "g" | "gb" => 1_000_000_000,
-        "gib" => 1 << 30,
-        "t" | "tb" => 1_000_000_000_000,
-        "tib" => 1 << 40,
-        _ => {
-            return Err(format!(
-                "invalid size unit in {s:?} (use KiB, MiB, GiB, ...)"
-            ));
-        }
-    };
-    let v = n
-        .checked_mul(mult)
-        .ok_or_else(|| format!("size {s:?} is too large"))?;
-    Ok(v)
+    ouk_store::units::parse_size_or_zero(s).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -189,7 +189,7 @@ fn fsck_names(root: &Path, inv: &Inventory, victims: &BTreeSet<String>, sure: &B
         got_chunks, want_chunks,
         "every damaged chunk, and only those"
     );
-    let got_files: BTreeSet<String> = doc["report"]["damaged_files"]
+    let got_files: BTreeSet<String> = doc["report"]["damagedFiles"]
         .as_array()
         .unwrap()
         .iter()

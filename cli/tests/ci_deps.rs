@@ -37,6 +37,7 @@ const TOOLS: &[&str] = &[
     "s3s-fs",
     "cargo-deb",
     "cargo-generate-rpm",
+    "rpm",
 ];
 
 fn stub(dir: &Path, name: &str, body: &str) {

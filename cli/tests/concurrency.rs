@@ -566,7 +566,7 @@ fn status_gen_list_and_trust_list_answer_while_an_import_holds_the_lock() {
         "--json status during an import: {rc} {st}"
     );
     assert_eq!(
-        st["current"].as_str(),
+        st["generation"].as_str(),
         Some(c.k0.generation.as_str()),
         "the last committed state: {st}"
     );
@@ -591,7 +591,10 @@ fn status_gen_list_and_trust_list_answer_while_an_import_holds_the_lock() {
     assert_eq!(rc, 0, "gen list during an import: {gens}");
     let gens = gens.as_array().expect("gen list is an array");
     assert_eq!(gens.len(), 1, "{gens:?}");
-    assert_eq!(gens[0]["id"].as_str(), Some(c.k0.generation.as_str()));
+    assert_eq!(
+        gens[0]["generation"].as_str(),
+        Some(c.k0.generation.as_str())
+    );
     assert_eq!(gens[0]["current"], true);
 
     let (rc, keys) = finish(spawn(&f.root, &[], &["trust", "list"]));
@@ -607,7 +610,7 @@ fn status_gen_list_and_trust_list_answer_while_an_import_holds_the_lock() {
     assert_eq!(rc, 0, "{r}");
     // And once it committed, the readers see the new generation.
     let (_, st) = finish(spawn(&f.root, &[], &["status"]));
-    assert_eq!(st["current"], r["generation"], "{st}");
+    assert_eq!(st["generation"], r["generation"], "{st}");
 }
 
 /// Issue 21 (monitoring): a status poller never makes an import fail. Two pollers run

@@ -372,7 +372,7 @@ fn delta_show_of_a_huge_declared_payload_writes_nothing() {
     let out = show_with_file_limit(&bundle, &scratch, 16 << 20);
     let (rc, shown) = json_output(&["delta", "show"], &out);
     assert_eq!(rc, 0, "{shown}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(shown["summary"]["payload_bytes"], gib, "{shown}");
+    assert_eq!(shown["summary"]["payloadBytes"], gib, "{shown}");
     assert_eq!(shown["target"]["version"], "2025.10.1");
     assert_eq!(std::fs::read_dir(&scratch).unwrap().count(), 0);
 

@@ -403,8 +403,8 @@ fn a_delta_apply_that_runs_out_of_space_fails_cleanly() {
     assert_eq!(rc, 0, "{r0}");
     let g0 = r0["generation"].as_str().unwrap().to_string();
     let (_, shown) = run_json(tmp.path(), &["delta", "show", d.to_str().unwrap()]);
-    let listed = shown["summary"]["listed_bytes"].as_u64().unwrap();
-    let payload = shown["summary"]["payload_bytes"].as_u64().unwrap();
+    let listed = shown["summary"]["listedBytes"].as_u64().unwrap();
+    let payload = shown["summary"]["payloadBytes"].as_u64().unwrap();
     let packs_before = packs(&root);
     // The payload is unpacked before the free-space check (which then wants 1.5 x the
     // listed bytes); rebuilding the file and storing it need more than that.

@@ -1,10 +1,11 @@
 //! Corrupted and hostile bundles (issue 6, suite 2).
 //!
 //! Every input is thrown at `ouk kit import` on a root whose active generation is the
-//! day-0 kit; see `common/hostile.rs` for the generator and the checks made after each
-//! import (exit code, message, nothing written outside `staging/` and `quarantine/`,
-//! `current` unchanged, staging empty, refusal quarantined with a matching `reason.json`,
-//! and an accepted input activating exactly the genuine day-1 generation).
+//! day-0 kit; see `common/hostile/` (`mutants/` for the generator, `sandbox.rs` for the
+//! checks made after each import: exit code, message, nothing written outside `staging/`
+//! and `quarantine/`, `current` unchanged, staging empty, refusal quarantined with a
+//! matching `reason.json`, and an accepted input activating exactly the genuine day-1
+//! generation).
 //!
 //! Short form (`cargo test`): every structured attack once, 40 seeded random mutations, the
 //! bombs and a million-entry manifest. `OUK_LONG_TESTS=1`: 10,000 random mutations (seed

@@ -18,34 +18,17 @@ fn kit(dir: &Path, day: u32, version: &str) -> PathBuf {
     )
 }
 
-fn trusted_root(dir: &Path) -> PathBuf {
-    let root = dir.join("root");
-    let o = run(
-        &root,
-        &["trust", "add", fixture("fixture.pub").to_str().unwrap()],
-    );
-    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
-    root
-}
-
+/// [`import_kit`] with `--max-kit-age 0` (the small tree's kits may be old) before `extra`.
 fn import(root: &Path, bundle: &Path, extra: &[&str]) -> (i32, serde_json::Value) {
-    let mut args = vec![
-        "kit",
-        "import",
-        bundle.to_str().unwrap(),
-        "--free-margin",
-        "0",
-        "--max-kit-age",
-        "0",
-    ];
+    let mut args = vec!["--max-kit-age", "0"];
     args.extend_from_slice(extra);
-    run_json(root, &args)
+    import_kit(root, bundle, &args)
 }
 
 #[test]
 fn import_verifies_activates_and_a_second_import_changes_nothing() {
     let tmp = tempfile::tempdir().unwrap();
-    let root = trusted_root(tmp.path());
+    let root = trusted_root(tmp.path(), "root");
     let b0 = kit(tmp.path(), 0, "2025.10.0");
     let (rc, r) = import(&root, &b0, &[]);
     assert_eq!(rc, 0, "{r}");
@@ -137,7 +120,7 @@ fn walk(dir: &Path) -> Vec<(String, u64)> {
 #[test]
 fn newer_kits_link_unchanged_files_older_ones_need_force() {
     let tmp = tempfile::tempdir().unwrap();
-    let root = trusted_root(tmp.path());
+    let root = trusted_root(tmp.path(), "root");
     let b0 = kit(tmp.path(), 0, "2025.10.0");
     let b1 = kit(tmp.path(), 1, "2025.10.1");
     let (_, r0) = import(&root, &b0, &[]);
@@ -190,7 +173,7 @@ fn newer_kits_link_unchanged_files_older_ones_need_force() {
 #[test]
 fn refusals_leave_current_untouched_and_quarantine_the_bundle() {
     let tmp = tempfile::tempdir().unwrap();
-    let root = trusted_root(tmp.path());
+    let root = trusted_root(tmp.path(), "root");
     let b0 = kit(tmp.path(), 0, "2025.10.0");
     let b1 = kit(tmp.path(), 1, "2025.10.1");
     let (_, r0) = import(&root, &b0, &[]);
@@ -307,7 +290,7 @@ fn readers_never_see_a_missing_or_mixed_tree_while_current_flips() {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
     let tmp = tempfile::tempdir().unwrap();
-    let root = trusted_root(tmp.path());
+    let root = trusted_root(tmp.path(), "root");
     let b0 = kit(tmp.path(), 0, "2025.10.0");
     let b1 = kit(tmp.path(), 1, "2025.10.1");
     let (_, r0) = import(&root, &b0, &[]);
@@ -362,7 +345,7 @@ fn readers_never_see_a_missing_or_mixed_tree_while_current_flips() {
 #[test]
 fn a_stale_kit_is_refused_and_status_flags_a_stale_host() {
     let tmp = tempfile::tempdir().unwrap();
-    let root = trusted_root(tmp.path());
+    let root = trusted_root(tmp.path(), "root");
     // The small tree's files date from 2025-10-23: its kit is far older than 7 days.
     let b0 = kit(tmp.path(), 0, "2025.10.0");
     let (rc, e) = run_json(
@@ -396,38 +379,13 @@ fn a_stale_kit_is_refused_and_status_flags_a_stale_host() {
     assert!(String::from_utf8_lossy(&run(&root, &["status"]).stdout).contains("STALE"));
 }
 
-/// A signed kit of the small tree for `day` as `version`, created at `created_at`.
-fn kit_created(dir: &Path, day: u32, version: &str, created_at: &str) -> PathBuf {
-    let out = dir.join(format!("dist-{version}-{}", created_at.replace(':', "")));
-    let o = std::process::Command::new(ouk())
-        .args(["kit", "build", "--version", version, "--channel", "edge"])
-        .args(["--created-at", created_at, "--release-dir"])
-        .arg(small_tree(dir, day))
-        .arg("--output-dir")
-        .arg(&out)
-        .arg("--signing-key")
-        .arg(fixture("fixture.key"))
-        .env("COSIGN_PASSWORD", "hello")
-        .output()
-        .unwrap();
-    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
-    out.join(format!("stella-ops-offline-kit-{version}-edge.tar.gz"))
-}
-
-/// RFC 3339 (whole seconds, UTC) `secs` seconds from now.
-fn from_now(secs: i64) -> String {
-    (jiff::Timestamp::now() + jiff::SignedDuration::from_secs(secs))
-        .strftime("%Y-%m-%dT%H:%M:%SZ")
-        .to_string()
-}
-
 /// Rollback through a pre-release: `2025.10.1-rc1` is older than `2025.10.1` (SemVer), so
 /// it is refused over the release (the old comparison took the longer string as newer),
 /// while the release still goes over its candidate.
 #[test]
 fn a_release_candidate_is_not_activated_over_its_release() {
     let tmp = tempfile::tempdir().unwrap();
-    let root = trusted_root(tmp.path());
+    let root = trusted_root(tmp.path(), "root");
     let release = kit(tmp.path(), 1, "2025.10.1");
     let rc1 = kit(tmp.path(), 2, "2025.10.1-rc1");
     let (rc, r) = import(&root, &release, &[]);
@@ -460,7 +418,7 @@ fn a_release_candidate_is_not_activated_over_its_release() {
 #[test]
 fn a_kit_dated_in_the_future_is_refused_unless_forced() {
     let tmp = tempfile::tempdir().unwrap();
-    let root = trusted_root(tmp.path());
+    let root = trusted_root(tmp.path(), "root");
     let b2099 = kit_created(tmp.path(), 0, "2025.10.0", "2099-01-01T00:00:00Z");
     // The default 7-day window, and no age limit at all: both refuse it.
     let (rc, e) = run_json(
@@ -513,7 +471,7 @@ fn a_kit_dated_in_the_future_is_refused_unless_forced() {
     assert_eq!(rc, 0, "{r}");
     let (rc, st) = run_json(&root, &["status"]);
     assert_eq!(rc, 0, "{st}");
-    assert!(st["kit_age_days"].as_i64().unwrap() >= 0, "{st}");
+    assert!(st["kitAgeDays"].as_i64().unwrap() >= 0, "{st}");
     let text = String::from_utf8_lossy(&run(&root, &["status"]).stdout).to_string();
     let age = text
         .lines()

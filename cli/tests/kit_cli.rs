@@ -427,7 +427,7 @@ fn verify_without_a_key_uses_the_trust_store_and_fails_closed() {
     let trusting = trusted_root(tmp.path(), "trusting");
     let (rc, v) = verify(&trusting, &signed, &[]);
     assert_eq!(rc, 0, "{v}");
-    assert!(v["signatureKid"].is_string(), "{v}");
+    assert!(v["signedBy"].is_string(), "{v}");
     let (rc, v) = verify(&trusting, &unsigned, &[]);
     assert_eq!(rc, 5, "{v}");
     let (rc, v) = verify(&trusting, &unsigned, &["--allow-unsigned"]);
@@ -449,7 +449,7 @@ fn verify_without_a_key_uses_the_trust_store_and_fails_closed() {
         // signature was not.
         let (rc, v) = verify(&empty, bundle, &["--allow-unsigned"]);
         assert_eq!(rc, 0, "{v}");
-        assert!(v["signatureKid"].is_null(), "{v}");
+        assert!(v["signedBy"].is_null(), "{v}");
         let o = run(
             &empty,
             &[

@@ -19,26 +19,6 @@ use common::hostile::fixture;
 use common::s3::Backend;
 use common::*;
 
-/// `#[test]` functions `NAME::local` and `NAME::s3` running `NAME(&backend, dir)`.
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[test]
-            fn local() {
-                let tmp = tempfile::tempdir().unwrap();
-                super::$name(&super::Backend::Local, tmp.path());
-            }
-            #[test]
-            fn s3() {
-                let tmp = tempfile::tempdir().unwrap();
-                if let Some(b) = super::Backend::s3(tmp.path()) {
-                    super::$name(&b, tmp.path());
-                }
-            }
-        }
-    )*};
-}
-
 on_both_backends!(
     successive_kits_are_deduplicated_and_exported_byte_identical,
     gc_keeps_mirrored_content_and_a_damaged_chunk_fails_export_with_2,
@@ -47,26 +27,6 @@ on_both_backends!(
 );
 
 const SIDECARS: [&str; 3] = ["sha256", "sig", "metadata.json"];
-
-/// A signed kit of day `day`, alone in its own output directory (so its manifest sidecar
-/// is its own).
-fn kit(dir: &Path, day: u32) -> PathBuf {
-    build_signed_kit(
-        &small_tree(dir, day),
-        &format!("2025.10.{day}"),
-        &dir.join(format!("kits-{day}")),
-    )
-}
-
-fn mirror_root(dir: &Path) -> PathBuf {
-    let root = dir.join("mirror");
-    let o = run(
-        &root,
-        &["trust", "add", fixture("fixture.pub").to_str().unwrap()],
-    );
-    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
-    root
-}
 
 fn add(b: &Backend, root: &Path, bundle: &Path) -> serde_json::Value {
     let (rc, doc) = b.run_json(root, &["mirror", "add", bundle.to_str().unwrap()]);
@@ -130,8 +90,8 @@ fn assert_exported_identically(bundle: &Path, out: &Path) {
 }
 
 fn successive_kits_are_deduplicated_and_exported_byte_identical(b: &Backend, dir: &Path) {
-    let root = mirror_root(dir);
-    let kits: Vec<PathBuf> = (0..3).map(|day| kit(dir, day)).collect();
+    let root = trusted_root(dir, "mirror");
+    let kits: Vec<PathBuf> = (0..3).map(|day| day_kit(dir, day)).collect();
     let mut stored_after = Vec::new();
     for k in &kits {
         // Chunks only: this test is about chunk dedup (delta storage: mirror_delta_cli).
@@ -307,8 +267,8 @@ fn bucket_objects(b: &Backend) -> BTreeMap<PathBuf, Vec<u8>> {
 }
 
 fn gc_keeps_mirrored_content_and_a_damaged_chunk_fails_export_with_2(b: &Backend, dir: &Path) {
-    let root = mirror_root(dir);
-    let k0 = kit(dir, 0);
+    let root = trusted_root(dir, "mirror");
+    let k0 = day_kit(dir, 0);
     let doc = add(b, &root, &k0);
     // No generation holds anything: gc must still keep every mirrored file.
     let bucket = bucket_objects(b);
@@ -316,7 +276,7 @@ fn gc_keeps_mirrored_content_and_a_damaged_chunk_fails_export_with_2(b: &Backend
     match b {
         Backend::Local => {
             assert_eq!(rc, 0, "{gc}");
-            assert_eq!(gc["files_removed"], 0, "{gc}");
+            assert_eq!(gc["filesRemoved"], 0, "{gc}");
         }
         Backend::S3 { .. } => {
             // gc of an object-storage store is refused (other writers share the bucket and
@@ -367,8 +327,8 @@ fn gc_keeps_mirrored_content_and_a_damaged_chunk_fails_export_with_2(b: &Backend
 }
 
 fn a_delta_is_mirrored_too_and_bad_bundles_are_refused(b: &Backend, dir: &Path) {
-    let root = mirror_root(dir);
-    let (k0, k1) = (kit(dir, 0), kit(dir, 1));
+    let root = trusted_root(dir, "mirror");
+    let (k0, k1) = (day_kit(dir, 0), day_kit(dir, 1));
     let delta = dir.join("deltas/stella-ouk-2025-10-02.delta.tgz");
     let o = Command::new(ouk())
         .args(["delta", "make", "--from"])
@@ -446,8 +406,8 @@ fn a_delta_is_mirrored_too_and_bad_bundles_are_refused(b: &Backend, dir: &Path) 
 }
 
 fn delta_make_and_serve_work_from_the_mirror(b: &Backend, dir: &Path) {
-    let root = mirror_root(dir);
-    let (k0, k1) = (kit(dir, 0), kit(dir, 1));
+    let root = trusted_root(dir, "mirror");
+    let (k0, k1) = (day_kit(dir, 0), day_kit(dir, 1));
     add(b, &root, &k0);
     add(b, &root, &k1);
     // The delta made from the mirror is the delta made from the files.
@@ -535,7 +495,7 @@ fn a_root_that_trusts_nothing_mirrors_only_with_allow_unsigned() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let root = dir.join("untrusting");
-    let (k0, k1) = (kit(dir, 0), kit(dir, 1));
+    let (k0, k1) = (day_kit(dir, 0), day_kit(dir, 1));
     let delta = dir.join("deltas/stella-ouk-2025-10-02.delta.tgz");
     let o = Command::new(ouk())
         .args(["delta", "make", "--from"])

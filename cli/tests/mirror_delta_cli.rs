@@ -11,38 +11,10 @@ mod common;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use common::hostile::fixture;
 use common::s3::Backend;
 use common::*;
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[test]
-            fn local() {
-                let tmp = tempfile::tempdir().unwrap();
-                super::$name(&super::Backend::Local, tmp.path());
-            }
-            #[test]
-            fn s3() {
-                let tmp = tempfile::tempdir().unwrap();
-                if let Some(b) = super::Backend::s3(tmp.path()) {
-                    super::$name(&b, tmp.path());
-                }
-            }
-        }
-    )*};
-}
-
 on_both_backends!(kits_become_a_delta_chain_that_exports_checks_and_rebases);
-
-fn kit(dir: &Path, day: u32) -> PathBuf {
-    build_signed_kit(
-        &small_tree(dir, day),
-        &format!("2025.10.{day}"),
-        &dir.join(format!("kits-{day}")),
-    )
-}
 
 fn ok(b: &Backend, root: &Path, args: &[&str]) -> serde_json::Value {
     let (rc, doc) = b.run_json(root, args);
@@ -51,13 +23,8 @@ fn ok(b: &Backend, root: &Path, args: &[&str]) -> serde_json::Value {
 }
 
 fn kits_become_a_delta_chain_that_exports_checks_and_rebases(b: &Backend, dir: &Path) {
-    let root = dir.join("mirror");
-    let o = run(
-        &root,
-        &["trust", "add", fixture("fixture.pub").to_str().unwrap()],
-    );
-    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
-    let kits: Vec<PathBuf> = (0..4).map(|day| kit(dir, day)).collect();
+    let root = trusted_root(dir, "mirror");
+    let kits: Vec<PathBuf> = (0..4).map(|day| day_kit(dir, day)).collect();
     let mut how = Vec::new();
     for k in &kits {
         let doc = ok(

@@ -22,58 +22,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::hostile::fixture;
 use common::*;
 
 /// `ouk status`'s exit code when the host is not current (nothing active, or stale).
 const NOT_CURRENT: i32 = 9;
-
-fn trusted(dir: &Path) -> PathBuf {
-    let root = dir.join("root");
-    let o = run(
-        &root,
-        &["trust", "add", fixture("fixture.pub").to_str().unwrap()],
-    );
-    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
-    root
-}
-
-/// A signed kit of the small tree (day 0) as `version`, created at `created_at`.
-fn kit_created(dir: &Path, version: &str, created_at: &str) -> PathBuf {
-    let out = dir.join(format!("dist-{version}"));
-    let o = Command::new(ouk())
-        .args(["kit", "build", "--version", version, "--channel", "edge"])
-        .args(["--created-at", created_at, "--release-dir"])
-        .arg(small_tree(dir, 0))
-        .arg("--output-dir")
-        .arg(&out)
-        .arg("--signing-key")
-        .arg(fixture("fixture.key"))
-        .env("COSIGN_PASSWORD", "hello")
-        .output()
-        .unwrap();
-    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
-    out.join(format!("stella-ops-offline-kit-{version}-edge.tar.gz"))
-}
-
-/// RFC 3339 (whole seconds, UTC) `secs` seconds from now.
-fn from_now(secs: i64) -> String {
-    (jiff::Timestamp::now() + jiff::SignedDuration::from_secs(secs))
-        .strftime("%Y-%m-%dT%H:%M:%SZ")
-        .to_string()
-}
-
-fn import(root: &Path, bundle: &Path, extra: &[&str]) -> (i32, serde_json::Value) {
-    let mut args = vec![
-        "kit",
-        "import",
-        bundle.to_str().unwrap(),
-        "--free-margin",
-        "0",
-    ];
-    args.extend_from_slice(extra);
-    run_json(root, &args)
-}
 
 /// Every path under `dir` with its size, mode and modification time: what "changed
 /// nothing" is checked against.
@@ -124,9 +76,9 @@ fn a_user_that_cannot_write_the_root_can_read_status_gen_list_and_trust_list() {
     let tmp = tempfile::tempdir().unwrap();
     // The temp dir must be traversable for the other user.
     std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let root = trusted(tmp.path());
-    let fresh = kit_created(tmp.path(), "2025.10.0", &from_now(-3600));
-    let (rc, r) = import(&root, &fresh, &[]);
+    let root = trusted_root(tmp.path(), "root");
+    let fresh = kit_created(tmp.path(), 0, "2025.10.0", &from_now(-3600));
+    let (rc, r) = import_kit(&root, &fresh, &[]);
     assert_eq!(rc, 0, "{r}");
     std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755)).unwrap();
     let before = listing(&root);
@@ -134,7 +86,7 @@ fn a_user_that_cannot_write_the_root_can_read_status_gen_list_and_trust_list() {
     let o = run_as_nobody(&root, &["--json", "status"]);
     let (rc, st) = json_output(&["status"], &o);
     assert_eq!(rc, 0, "{st} {}", String::from_utf8_lossy(&o.stderr));
-    assert_eq!(st["current"], r["generation"], "{st}");
+    assert_eq!(st["generation"], r["generation"], "{st}");
     assert_eq!(st["labels"]["version"], "2025.10.0", "{st}");
     assert_eq!(st["verdict"], "ok", "{st}");
 
@@ -145,7 +97,7 @@ fn a_user_that_cannot_write_the_root_can_read_status_gen_list_and_trust_list() {
     let o = run_as_nobody(&root, &["--json", "gen", "list"]);
     let (rc, gens) = json_output(&["gen", "list"], &o);
     assert_eq!(rc, 0, "{gens} {}", String::from_utf8_lossy(&o.stderr));
-    assert_eq!(gens[0]["id"], r["generation"], "{gens}");
+    assert_eq!(gens[0]["generation"], r["generation"], "{gens}");
     assert_eq!(gens[0]["current"], true, "{gens}");
 
     let o = run_as_nobody(&root, &["--json", "trust", "list"]);
@@ -190,7 +142,7 @@ fn a_missing_root_is_exit_1_and_is_not_created() {
 #[test]
 fn status_exits_9_when_nothing_is_active_or_the_kit_is_stale() {
     let tmp = tempfile::tempdir().unwrap();
-    let root = trusted(tmp.path());
+    let root = trusted_root(tmp.path(), "root");
 
     // A root with nothing active.
     let (rc, st) = run_json(&root, &["status"]);
@@ -202,8 +154,8 @@ fn status_exits_9_when_nothing_is_active_or_the_kit_is_stale() {
     assert!(String::from_utf8_lossy(&o.stdout).contains("no active generation"));
 
     // A fresh kit: ok.
-    let fresh = kit_created(tmp.path(), "2025.10.0", &from_now(-3600));
-    let (rc, r) = import(&root, &fresh, &[]);
+    let fresh = kit_created(tmp.path(), 0, "2025.10.0", &from_now(-3600));
+    let (rc, r) = import_kit(&root, &fresh, &[]);
     assert_eq!(rc, 0, "{r}");
     let (rc, st) = run_json(&root, &["status"]);
     assert_eq!(rc, 0, "{st}");
@@ -212,8 +164,8 @@ fn status_exits_9_when_nothing_is_active_or_the_kit_is_stale() {
     assert_eq!(st["stale"], false, "{st}");
 
     // A kit created 40 days ago, past the default window of 7 days: stale.
-    let old = kit_created(tmp.path(), "2025.10.1", &from_now(-40 * 86400));
-    let (rc, r) = import(&root, &old, &["--max-kit-age", "0"]);
+    let old = kit_created(tmp.path(), 0, "2025.10.1", &from_now(-40 * 86400));
+    let (rc, r) = import_kit(&root, &old, &["--max-kit-age", "0"]);
     assert_eq!(rc, 0, "{r}");
     let (rc, st) = run_json(&root, &["status"]);
     assert_eq!(rc, NOT_CURRENT, "{st}");
@@ -388,10 +340,10 @@ fn sample(samples: &Samples, name: &str, labels: &[(&str, &str)]) -> f64 {
 #[test]
 fn serve_exposes_healthz_and_prometheus_metrics_without_the_import_token() {
     let tmp = tempfile::tempdir().unwrap();
-    let root = trusted(tmp.path());
+    let root = trusted_root(tmp.path(), "root");
     let started = std::time::Instant::now();
     // The kit's output directory is the published one.
-    let published = kit_created(tmp.path(), "2025.10.0", &from_now(-3600));
+    let published = kit_created(tmp.path(), 0, "2025.10.0", &from_now(-3600));
     let kits = published.parent().unwrap().to_path_buf();
     // A scan counted in the quota ledger.
     let o = run(
@@ -438,7 +390,7 @@ fn serve_exposes_healthz_and_prometheus_metrics_without_the_import_token() {
     );
     let (samples, types) = parse_metrics(&text);
     let (_, st) = run_json(&root, &["status"]);
-    let generation = st["current"].as_str().unwrap();
+    let generation = st["generation"].as_str().unwrap();
     assert_eq!(
         sample(
             &samples,
@@ -513,7 +465,7 @@ fn serve_exposes_healthz_and_prometheus_metrics_without_the_import_token() {
 #[test]
 fn a_metrics_token_guards_metrics_and_opens_nothing_else() {
     let tmp = tempfile::tempdir().unwrap();
-    let root = trusted(tmp.path());
+    let root = trusted_root(tmp.path(), "root");
     let kits = tmp.path().join("kits");
     std::fs::create_dir_all(&kits).unwrap();
     let token = tmp.path().join("metrics.token");

@@ -159,7 +159,7 @@ fn the_quarantine_is_capped_oldest_first_and_listed_shown_and_cleaned() {
     assert_eq!(list["limits"]["maxEntries"], 32, "{list}");
     for e in list["entries"].as_array().unwrap() {
         assert_eq!(e["step"], "policy");
-        assert_eq!(e["code"], 8);
+        assert_eq!(e["exitCode"], 8);
         assert_eq!(e["files"][0]["name"], bundle_name.as_str(), "{e}");
         assert!(e["notKept"].is_null(), "{e}");
     }

@@ -61,6 +61,18 @@ fn trust(root: &Path, args: &[&str], want: i32) -> String {
     err
 }
 
+/// `ouk trust add NEW --role kits --role trust`, signed by each of `signers` (the current
+/// trust threshold's keys), expected to succeed: the rotation most tests here start with.
+fn rotate_in(root: &Path, new: &Key, signers: &[&Key]) {
+    let public = new.public();
+    let private: Vec<String> = signers.iter().map(|k| k.private()).collect();
+    let mut args = vec!["add", &public, "--role", "kits", "--role", "trust"];
+    for key in &private {
+        args.extend(["--signing-key", key]);
+    }
+    trust(root, &args, 0);
+}
+
 /// A kit of a small tree for `day`, as `version`, signed by `keys` (the first with the
 /// seed's `--cosign-key`/`--cosign-password` spelling), carrying `chain`.
 fn kit(dir: &Path, day: u32, version: &str, keys: &[&Key], chain: Option<&Path>) -> PathBuf {
@@ -185,44 +197,14 @@ fn a_host_three_rotations_behind_catches_up_from_one_kit_and_revoked_keys_stay_o
     let old_by_a = kit(dir, 2, "2025.10.5", &[&a], None);
 
     // Three rotations on the connected side: add b, revoke a, add c.
-    let (kb, ka) = (b.private(), a.private());
-    trust(
-        &conn,
-        &[
-            "add",
-            &b.public(),
-            "--role",
-            "kits",
-            "--role",
-            "trust",
-            "--signing-key",
-            &ka,
-            "--signing-key",
-            &kb,
-        ],
-        0,
-    );
+    let kb = b.private();
+    rotate_in(&conn, &b, &[&a, &b]);
     trust(
         &conn,
         &["remove", &a.kid, "--revoke", "--signing-key", &kb],
         0,
     );
-    trust(
-        &conn,
-        &[
-            "add",
-            &c.public(),
-            "--role",
-            "kits",
-            "--role",
-            "trust",
-            "--signing-key",
-            &kb,
-            "--signing-key",
-            &c.private(),
-        ],
-        0,
-    );
+    rotate_in(&conn, &c, &[&b, &c]);
     let (_, s) = status(&conn);
     assert_eq!(s["version"], 4, "{s}");
     assert_eq!(s["revoked"]["keys"][0], a.kid.as_str());
@@ -290,23 +272,8 @@ fn chain_attacks_are_refused_with_exit_5() {
         .as_str()
         .unwrap()
         .to_string();
-    let (ka, kb) = (a.private(), b.private());
-    trust(
-        &conn,
-        &[
-            "add",
-            &b.public(),
-            "--role",
-            "kits",
-            "--role",
-            "trust",
-            "--signing-key",
-            &ka,
-            "--signing-key",
-            &kb,
-        ],
-        0,
-    );
+    let kb = b.private();
+    rotate_in(&conn, &b, &[&a, &b]);
     trust(&conn, &["remove", &a.kid, "--signing-key", &kb], 0);
     trust(&conn, &["renew", "--signing-key", &kb], 0);
 
@@ -647,23 +614,8 @@ fn a_delta_carries_a_rotation_and_needs_its_threshold() {
         .unwrap()
         .to_string();
     // Rotate to b and c, kits needing both.
-    let (ka, kb) = (a.private(), b.private());
-    trust(
-        &conn,
-        &[
-            "add",
-            &b.public(),
-            "--role",
-            "kits",
-            "--role",
-            "trust",
-            "--signing-key",
-            &ka,
-            "--signing-key",
-            &kb,
-        ],
-        0,
-    );
+    let kb = b.private();
+    rotate_in(&conn, &b, &[&a, &b]);
     trust(
         &conn,
         &[
@@ -740,22 +692,7 @@ fn the_chain_and_countersignatures_survive_a_split_and_a_mirror() {
     let conn = dir.join("connected");
     trust(&conn, &["init", "--signing-key", &a.private()], 0);
     // Rotate: b joins for kits and trust, a is revoked.
-    trust(
-        &conn,
-        &[
-            "add",
-            &b.public(),
-            "--role",
-            "kits",
-            "--role",
-            "trust",
-            "--signing-key",
-            &a.private(),
-            "--signing-key",
-            &b.private(),
-        ],
-        0,
-    );
+    rotate_in(&conn, &b, &[&a, &b]);
     trust(
         &conn,
         &["remove", &a.kid, "--revoke", "--signing-key", &b.private()],

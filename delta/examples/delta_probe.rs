@@ -50,6 +50,7 @@ fn main() {
     for f in &h.files {
         match &f.source {
             Source::Baseline => {}
+            Source::Derived { by } => println!("derived {:>10} {} ({})", f.size, f.path, by.name()),
             Source::Solid => println!("solid   {:>10} {}", f.size, f.path),
             Source::Trailer => println!("trailer {:>10} {}", f.size, f.path),
             Source::Pieces { pieces } | Source::Recompressed { pieces, .. } => {

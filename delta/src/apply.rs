@@ -213,6 +213,89 @@ impl<P: Read + Seek> Read for PieceReader<'_, P> {
     }
 }
 
+/// The sink side of a file whose pieces a decoder thread decodes one ahead: pieces arrive
+/// in order through a rendezvous channel, so at most one decoded piece waits while the
+/// sink consumes another and the decoder works on a third (with its reference window):
+/// about `2 * MAX_PIECE + MAX_REFERENCE` of memory, as the memory bound allows.
+struct PipedPieces {
+    decoded: Receiver<Result<Vec<u8>>>,
+    current: Vec<u8>,
+    at: usize,
+    error: Option<DeltaError>,
+}
+
+impl Read for PipedPieces {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.at == self.current.len() {
+            if self.error.is_some() {
+                return Err(io::Error::other("delta piece failed to decode"));
+            }
+            match self.decoded.recv() {
+                Ok(Ok(bytes)) => {
+                    self.current = bytes;
+                    self.at = 0;
+                }
+                Ok(Err(e)) => {
+                    self.error = Some(e);
+                    return Err(io::Error::other("delta piece failed to decode"));
+                }
+                // The decoder is done: every piece was sent.
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len() - self.at);
+        buf[..n].copy_from_slice(&self.current[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
+/// Decode `pieces` on a decoder thread while `consume` (the sink, on this thread) hashes,
+/// chunks, stores and writes the pieces already decoded. The bytes `consume` sees are the
+/// same, in the same order, as a [`PieceReader`] gives: only the timing differs. Returns
+/// `consume`'s result, or the decoder's error when there was one (it explains a failed
+/// put better than the sink's).
+fn decode_piped<P: Read + Seek + Send, T>(
+    f: &DeltaFile,
+    pieces: &[crate::format::Piece],
+    payload: &mut P,
+    refs: &References<'_>,
+    consume: &mut dyn FnMut(&mut dyn Read) -> Result<T>,
+) -> Result<T> {
+    std::thread::scope(|s| {
+        let (tx, rx) = sync_channel::<Result<Vec<u8>>>(0);
+        s.spawn(move || {
+            let mut reader = PieceReader::new(f, pieces, payload, refs);
+            loop {
+                let next = match reader.decode_next() {
+                    Ok(true) => Ok(std::mem::take(&mut reader.current)),
+                    Ok(false) => return,
+                    Err(e) => Err(e),
+                };
+                let failed = next.is_err();
+                // A closed channel: the sink stopped (its own error); stop decoding.
+                if tx.send(next).is_err() || failed {
+                    return;
+                }
+            }
+        });
+        let mut piped = PipedPieces {
+            decoded: rx,
+            current: Vec::new(),
+            at: 0,
+            error: None,
+        };
+        let put = consume(&mut piped);
+        let decode_error = piped.error.take();
+        // Closing the channel releases a decoder blocked on a piece nobody will read.
+        drop(piped);
+        match decode_error {
+            Some(e) => Err(e),
+            None => put,
+        }
+    })
+}
+
 /// The host's own store failing (a damaged or missing chunk) is the host's fault, not the
 /// delta's: such errors pass through as [`DeltaError::Store`] so the operator is told to
 /// repair the store (exit 2) rather than to distrust a good delta.
@@ -524,11 +607,36 @@ impl<W: Write> Write for Bounded<W> {
 /// computed, in the order rebuilt.
 pub fn apply_delta(
     header: &DeltaHeader,
-    payload: &mut (impl Read + Seek),
+    payload: &mut (impl Read + Seek + Send),
     baseline_files: &[TreeFile],
     baseline: &dyn ContentReader,
     scratch: &Path,
     sink: &mut dyn RebuiltSink,
+) -> Result<Vec<(String, FileDigest)>> {
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    apply_delta_threads(
+        header,
+        payload,
+        baseline_files,
+        baseline,
+        scratch,
+        sink,
+        threads,
+    )
+}
+
+/// [`apply_delta`] on `threads` threads: with more than one, each file's pieces are decoded
+/// on a decoder thread one piece ahead of the sink (which hashes, chunks and stores them
+/// meanwhile). The sink sees the same bytes in the same order whatever `threads` is, so
+/// the result does not depend on it.
+pub fn apply_delta_threads(
+    header: &DeltaHeader,
+    payload: &mut (impl Read + Seek + Send),
+    baseline_files: &[TreeFile],
+    baseline: &dyn ContentReader,
+    scratch: &Path,
+    sink: &mut dyn RebuiltSink,
+    threads: usize,
 ) -> Result<Vec<(String, FileDigest)>> {
     let refs = References {
         by_path: baseline_files
@@ -551,6 +659,13 @@ pub fn apply_delta(
         };
         for (index, f) in header.files.iter().enumerate() {
             match &f.source {
+                Source::Pieces { pieces } if threads > 1 => {
+                    let outcome =
+                        decode_piped(f, pieces, &mut *payload, &refs, &mut |r| put(index, r));
+                    if let Err(e) = outcome {
+                        return Err(pool.first_error(e));
+                    }
+                }
                 Source::Pieces { pieces } => {
                     let mut reader = PieceReader::new(f, pieces, &mut *payload, &refs);
                     let put = put(index, &mut reader);

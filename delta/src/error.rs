@@ -108,20 +108,9 @@ pub enum DeltaError {
 /// Result alias.
 pub type Result<T, E = DeltaError> = std::result::Result<T, E>;
 
-/// Attach what was being done (naming the path) to an I/O error.
-pub trait IoContext<T> {
-    /// The error as [`DeltaError::Io`] with `context`.
-    fn ctx(self, context: impl FnOnce() -> String) -> Result<T>;
-}
-
-impl<T> IoContext<T> for io::Result<T> {
-    fn ctx(self, context: impl FnOnce() -> String) -> Result<T> {
-        self.map_err(|source| DeltaError::Io {
-            context: context(),
-            source,
-        })
-    }
-}
+/// The workspace's one I/O-context trait ([`ouk_store::fsutil::IoContext`]); its
+/// [`ouk_store::fsutil::FsError`] becomes [`DeltaError::Io`] through `?`.
+pub use ouk_store::fsutil::IoContext;
 
 impl DeltaError {
     /// What kind of failure this is (see [`ErrorClass`]).

@@ -12,10 +12,14 @@
 //! - `solid`: the file is a range of the solid block, one zstd stream holding all small
 //!   literal files back to back (compressing them together is smaller than one by one);
 //! - `trailer`: the same, in the trailer block, decoded last: the small files that list
-//!   other files' digests (the offline manifest, SBOM, provenance, `.sha256` sidecars).
+//!   other files' digests (the offline manifest, SBOM, provenance, `.sha256` sidecars);
+//! - `derived`: nothing shipped: the host computes the file from the rest of the target
+//!   tree ([`Derivation`], e.g. the feed index from the rebuilt feeds) and checks it
+//!   against the SHA-256 the header declares for it (format [`FORMAT_DERIVED`]).
 //!
-//! Only files whose content the host already has (`baseline`) carry a SHA-256 in the
-//! header: it is how the host finds that content. Every rebuilt file's digest is computed
+//! Only files whose content the host already has (`baseline`) or computes (`derived`)
+//! carry a SHA-256 in the header: it is how the host finds that content, or checks what it
+//! computed. Every rebuilt file's digest is computed
 //! by the host while decoding it, and the trailer block is compressed against those
 //! digests (its dictionary), so the files that repeat them ship them as short matches
 //! instead of the header shipping 32 bytes of entropy per file. Nothing is trusted less for
@@ -47,6 +51,10 @@ pub const FORMAT_DECODED: &str = "ouk-delta/3";
 /// use the decoded tier too). Written only when a piece needs it: a host that predates the
 /// record tier refuses it by name ("made by a newer ouk?") instead of failing on a piece.
 pub const FORMAT_RECORDS: &str = "ouk-delta/4";
+/// Format name of a delta with a `derived` file ([`Source::Derived`]; it may use every
+/// tier above). Written only when a file is derived: a host that predates derivation
+/// refuses it by name instead of finding a listed file it cannot rebuild.
+pub const FORMAT_DERIVED: &str = "ouk-delta/5";
 /// Largest recipe (decoded) a `recompressed` file may carry.
 pub const MAX_RECIPE: u64 = 64 << 20;
 /// Largest piece of target a delta encodes at once.
@@ -159,6 +167,12 @@ pub enum Source {
     Solid,
     /// Part of the trailer block (laid out like the solid block).
     Trailer,
+    /// Not shipped: the host computes it from the target tree (the layer above this crate
+    /// knows how) and checks the result against the file's declared SHA-256.
+    Derived {
+        /// What computes it.
+        by: Derivation,
+    },
     /// A compressed file shipped through its plain form: the pieces produce the plain form
     /// ([`ouk_recompress`]), and the recipe re-creates the original compressed bytes from it.
     Recompressed {
@@ -180,7 +194,33 @@ pub enum Source {
     },
 }
 
+/// How a `derived` file is computed on the host. The delta codec only names it; the kit
+/// layer implements it, and the make side uses it only after computing the file the same
+/// way and finding it byte-identical to the target's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Derivation {
+    /// The feed index (`metadata/feeds-index.jsonl`): the kit's feed indexer, default
+    /// options, over the target's feed files.
+    FeedsIndex,
+}
+
+impl Derivation {
+    /// How `delta show` names it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Derivation::FeedsIndex => "feeds-index",
+        }
+    }
+}
+
 impl Source {
+    /// Whether the header declares this source's SHA-256 (content the host has or
+    /// computes, not content it decodes).
+    pub fn declares_digest(&self) -> bool {
+        matches!(self, Source::Baseline | Source::Derived { .. })
+    }
+
     /// The pieces of a `pieces` or `recompressed` source.
     pub fn pieces(&self) -> Option<&[Piece]> {
         match self {
@@ -212,7 +252,8 @@ pub struct DeltaFile {
     /// Length.
     pub size: u64,
     /// SHA-256 of the content: present exactly when the source is `baseline` (the host
-    /// finds the content by it); the host computes a rebuilt file's own.
+    /// finds the content by it) or `derived` (the host checks what it computed against
+    /// it); the host computes a rebuilt file's own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<FileDigest>,
     /// Where the bytes come from.
@@ -277,6 +318,10 @@ pub struct DeltaHeader {
     pub plain_forms: u32,
 }
 
+fn is_zero(v: &u64) -> bool {
+    *v == 0
+}
+
 fn plain_forms_1() -> u32 {
     1
 }
@@ -317,8 +362,9 @@ pub struct FileTier {
     /// Target path.
     pub path: String,
     /// `reference` (the host has the content), `patch` (against a baseline file), `literal`,
-    /// `solid` / `trailer` (a member of that block), or `recompressed` (its plain form
-    /// patched, its compressed bytes re-created from a recipe).
+    /// `solid` / `trailer` (a member of that block), `recompressed` (its plain form
+    /// patched, its compressed bytes re-created from a recipe), or the name of the
+    /// [`Derivation`] that computes it on the host (`feeds-index`).
     pub tier: &'static str,
     /// Bytes of the file.
     pub size: u64,
@@ -343,6 +389,7 @@ pub struct FileTier {
 
 /// What a delta changes, by category.
 #[derive(Debug, Default, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct DeltaSummary {
     /// Files the delta lists (new or changed).
     pub files: u64,
@@ -358,6 +405,9 @@ pub struct DeltaSummary {
     pub solid: u64,
     /// Compressed files shipped through their plain form and rebuilt on the host.
     pub recompressed: u64,
+    /// Files computed on the host from the rest of the target (nothing shipped).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub derived: u64,
     /// Bytes of the listed files.
     pub listed_bytes: u64,
     /// Payload bytes.
@@ -368,16 +418,24 @@ impl DeltaHeader {
     /// Check everything before anything is decoded. `max_file` bounds each declared size.
     pub fn validate(&self, max_file: u64) -> Result<(), DeltaError> {
         let bad = |m: String| Err(DeltaError::BadDelta(m));
-        if ![FORMAT, FORMAT_DECODED, FORMAT_RECORDS].contains(&self.format.as_str()) {
+        if ![FORMAT, FORMAT_DECODED, FORMAT_RECORDS, FORMAT_DERIVED].contains(&self.format.as_str())
+        {
             return bad(format!(
-                "format {:?}, expected {FORMAT:?}, {FORMAT_DECODED:?} or {FORMAT_RECORDS:?} \
-                 (made by a newer ouk?)",
+                "format {:?}, expected {FORMAT:?}, {FORMAT_DECODED:?}, {FORMAT_RECORDS:?} \
+                 or {FORMAT_DERIVED:?} (made by a newer ouk?)",
                 self.format
             ));
         }
-        if self.format != FORMAT_RECORDS && self.uses_records() {
+        if ![FORMAT_RECORDS, FORMAT_DERIVED].contains(&self.format.as_str()) && self.uses_records()
+        {
             return bad(format!(
-                "format {:?} cannot hold record pieces (only {FORMAT_RECORDS:?})",
+                "format {:?} cannot hold record pieces (only {FORMAT_RECORDS:?} and later)",
+                self.format
+            ));
+        }
+        if self.format != FORMAT_DERIVED && self.uses_derived() {
+            return bad(format!(
+                "format {:?} cannot hold derived files (only {FORMAT_DERIVED:?})",
                 self.format
             ));
         }
@@ -465,14 +523,15 @@ impl DeltaHeader {
                     f.path, f.size
                 ));
             }
-            if (f.source == Source::Baseline) != f.sha256.is_some() {
+            if f.source.declares_digest() != f.sha256.is_some() {
                 return bad(format!(
-                    "{:?}: a sha256 is listed exactly for content the baseline has",
+                    "{:?}: a sha256 is listed exactly for content the baseline has or the \
+                     host derives",
                     f.path
                 ));
             }
             match &f.source {
-                Source::Baseline => {}
+                Source::Baseline | Source::Derived { .. } => {}
                 Source::Solid | Source::Trailer => {
                     let block = if f.source == Source::Solid {
                         Block::Solid
@@ -523,6 +582,13 @@ impl DeltaHeader {
             }
             _ => false,
         })
+    }
+
+    /// Whether any file is derived on the host (needs [`FORMAT_DERIVED`]).
+    pub fn uses_derived(&self) -> bool {
+        self.files
+            .iter()
+            .any(|f| matches!(f.source, Source::Derived { .. }))
     }
 
     /// Whether any file or reference needs [`FORMAT_DECODED`].
@@ -642,7 +708,7 @@ impl DeltaHeader {
         let mut digests = Vec::new();
         for f in &self.files {
             match (block, &f.source) {
-                (_, Source::Baseline) => digests.extend(f.sha256),
+                (_, Source::Baseline | Source::Derived { .. }) => digests.extend(f.sha256),
                 (Block::Solid, _) | (Block::Trailer, Source::Trailer) => {}
                 (Block::Trailer, _) => digests.push(rebuilt(f).ok_or_else(|| {
                     DeltaError::BadDelta(format!(
@@ -683,6 +749,7 @@ impl DeltaHeader {
                 };
                 match &f.source {
                     Source::Baseline => {}
+                    Source::Derived { by } => t.tier = by.name(),
                     Source::Solid => t.tier = "solid",
                     Source::Trailer => t.tier = "trailer",
                     Source::Pieces { pieces } => t.tier = patch_or_literal(pieces),
@@ -720,7 +787,8 @@ impl DeltaHeader {
                 "solid" | "trailer" => s.solid += 1,
                 "patch" => s.patched += 1,
                 "literal" => s.literal += 1,
-                _ => s.recompressed += 1,
+                "recompressed" => s.recompressed += 1,
+                _ => s.derived += 1,
             }
         }
         s

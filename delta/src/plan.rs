@@ -34,9 +34,9 @@ use crate::bsdiffx;
 use crate::content::{ContentReader, TreeFile};
 use crate::error::{DeltaError, Result};
 use crate::format::{
-    Block, DeltaFile, DeltaHeader, FORMAT, FORMAT_DECODED, FORMAT_RECORDS, GenerationRef,
-    MAX_PIECE, MAX_REFERENCE, MAX_SOLID, MAX_SOLID_REFERENCE, Piece, RecipeRef, ReferenceRange,
-    SolidBlock, Source,
+    Block, DeltaFile, DeltaHeader, Derivation, FORMAT, FORMAT_DECODED, FORMAT_DERIVED,
+    FORMAT_RECORDS, GenerationRef, MAX_PIECE, MAX_REFERENCE, MAX_SOLID, MAX_SOLID_REFERENCE, Piece,
+    RecipeRef, ReferenceRange, SolidBlock, Source,
 };
 use crate::patch::{Encoding, ZstdTuning, zstd_encode};
 use crate::plain::PlainForms;
@@ -68,6 +68,15 @@ pub struct MakeOptions {
     pub limits: ouk_recompress::Limits,
     /// Where plain forms are spilled (default: the system's temporary directory).
     pub scratch: Option<std::path::PathBuf>,
+    /// Target paths the host computes instead of decoding ([`Source::Derived`]), and how.
+    /// The caller puts a path here only after computing the file that way from the target
+    /// tree and finding it identical; such a file costs its digest in the header and
+    /// nothing in the payload (format `ouk-delta/5`). Empty: no file is derived.
+    pub derived: std::collections::BTreeMap<String, Derivation>,
+    /// Whether the layer above may fill [`MakeOptions::derived`] (the kit layer derives
+    /// the feed index). Off, or with the record tier off: the delta needs no format newer
+    /// than `ouk-delta/4`, for hosts that predate derivation.
+    pub derive: bool,
 }
 
 impl Default for MakeOptions {
@@ -81,6 +90,8 @@ impl Default for MakeOptions {
             record_tier: true,
             limits: ouk_recompress::Limits::default(),
             scratch: None,
+            derived: Default::default(),
+            derive: true,
         }
     }
 }
@@ -139,6 +150,8 @@ struct EncodedPiece {
 
 enum Plan {
     Baseline,
+    /// Computed on the host ([`MakeOptions::derived`]).
+    Derived(Derivation),
     Pieces(Vec<EncodedPiece>),
     /// A small file for the solid block, with its whole-file reference (if any) and its own
     /// best encoding as the fallback when the block is full.
@@ -165,7 +178,7 @@ impl Plan {
     fn shipped(&self) -> u64 {
         let sum = |p: &[EncodedPiece]| p.iter().map(|p| p.blob.len() as u64).sum::<u64>();
         match self {
-            Plan::Baseline => 0,
+            Plan::Baseline | Plan::Derived(_) => 0,
             Plan::Pieces(p) => sum(p),
             Plan::Solid { fallback, .. } => sum(fallback),
             Plan::Recompressed { pieces, recipe, .. } => sum(pieces) + recipe.len() as u64,
@@ -869,12 +882,16 @@ pub fn make_delta(
         .iter()
         .filter(|b| !target_paths.contains(b.path.as_str()))
         .collect();
-    let needs_index = files.iter().any(|f| !have.contains_key(&f.sha256));
+    // What the host has (by digest) or derives (by path) is neither decoded nor encoded.
+    let encode = |f: &TreeFile| {
+        !have.contains_key(&f.sha256) && !options.derived.contains_key(f.path.as_str())
+    };
+    let needs_index = files.iter().any(|f| encode(f));
     // The decoded tier runs when a file to ship is compressed: the baseline's compressed
     // files are then decoded (once each, into a scratch directory) and indexed too.
     let mut compressed: std::collections::HashSet<FileDigest> = Default::default();
     if options.see_through {
-        for f in files.iter().filter(|f| !have.contains_key(&f.sha256)) {
+        for f in files.iter().filter(|f| encode(f)) {
             if looks_compressed(f, target)? {
                 compressed.insert(f.sha256);
             }
@@ -909,12 +926,7 @@ pub fn make_delta(
             paths,
         }
     };
-    let full_effort = grant_full_effort(
-        &files,
-        &|f: &TreeFile| !have.contains_key(&f.sha256),
-        &compressed,
-        options.work_units(),
-    );
+    let full_effort = grant_full_effort(&files, &encode, &compressed, options.work_units());
     // Biggest first, so the two cores finish together.
     let mut order: Vec<usize> = (0..files.len()).collect();
     order.sort_by_key(|&i| std::cmp::Reverse(files[i].size));
@@ -924,6 +936,9 @@ pub fn make_delta(
             let f = files[i];
             if have.contains_key(&f.sha256) {
                 return (i, Ok(Plan::Baseline));
+            }
+            if let Some(by) = options.derived.get(f.path.as_str()) {
+                return (i, Ok(Plan::Derived(*by)));
             }
             let enc = Encoder {
                 options,
@@ -1010,12 +1025,13 @@ pub fn make_delta(
     let rebuilt_hex: std::collections::HashSet<[u8; 64]> = files
         .iter()
         .zip(&plans)
-        .filter(|(_, p)| !matches!(p, Some(Plan::Baseline) | None))
+        .filter(|(_, p)| !matches!(p, Some(Plan::Baseline | Plan::Derived(_)) | None))
         .filter_map(|(f, _)| f.sha256.to_hex().into_bytes().try_into().ok())
         .collect();
     for (f, plan) in files.iter().zip(plans) {
         let source = match plan {
             Some(Plan::Baseline) | None => Source::Baseline,
+            Some(Plan::Derived(by)) => Source::Derived { by },
             Some(Plan::Solid {
                 reference,
                 fallback,
@@ -1080,7 +1096,7 @@ pub fn make_delta(
             path: f.path.clone(),
             mode: f.mode,
             size: f.size,
-            sha256: (source == Source::Baseline).then_some(f.sha256),
+            sha256: source.declares_digest().then_some(f.sha256),
             source,
         });
     }
@@ -1144,6 +1160,9 @@ pub fn make_delta(
     }
     if header.uses_records() {
         header.format = FORMAT_RECORDS.into();
+    }
+    if header.uses_derived() {
+        header.format = FORMAT_DERIVED.into();
     }
     // Never sign what no host would accept.
     header.validate(u64::MAX)?;

@@ -569,7 +569,7 @@ pub fn dsse(data: &[u8]) {
 /// `summary`, `block_members`, `block_references`, both blocks' dictionaries, and a JSON
 /// round trip.
 pub fn delta_header(data: &[u8]) {
-    use ouk_delta::format::{Block, DeltaFile, DeltaHeader, Source};
+    use ouk_delta::format::{Block, DeltaFile, DeltaHeader};
     use ouk_store::FileDigest;
     let Ok(h) = serde_json::from_slice::<DeltaHeader>(data) else { return };
     if h.validate(1 << 30).is_err() {
@@ -578,7 +578,7 @@ pub fn delta_header(data: &[u8]) {
     let rebuilt: std::collections::HashMap<String, FileDigest> = h
         .files
         .iter()
-        .filter(|f| f.source != Source::Baseline)
+        .filter(|f| !f.source.declares_digest())
         .map(|f| (f.path.clone(), FileDigest([7; 32])))
         .collect();
     match h.target_files(&[], &rebuilt) {

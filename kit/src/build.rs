@@ -5,7 +5,7 @@
 //! 1. walk the release tree (regular files only) and, in parallel, hash every file once:
 //!    SHA-256 (manifest, signatures), SHA-1 (SPDX 2.3 requires it) and the store's chunk
 //!    ids (the generation id) in one streaming pass;
-//! 0. prepare the kit content ([`crate::content`]): plan the Policy Gateway copy and notes,
+//! 0. prepare the kit content ([`crate::ops::content`]): plan the Policy Gateway copy and notes,
 //!    check certificates, the Authority guardrails and cold-start caches;
 //! 2. check the layout rules (debug store, plug-ins, secrets at 0600, `.sha256` sidecars);
 //!    then index the feeds under `feeds/<source>/` into `metadata/feeds-index.jsonl`
@@ -32,18 +32,25 @@ use std::path::{Path, PathBuf};
 
 use ouk_delta::{ChunkSetManifest, GenerationId, ManifestEntry};
 use ouk_store::fsutil::AtomicFile;
+use ouk_store::progress::{Step, StepSink, Unit};
 use ouk_store::{ChunkId, Chunker, ChunkerParams, FileDigest};
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::bundle::{EntrySource, EntrySpec, GzOptions, write_bundle};
+use crate::bundle::{BundleSummary, EntrySource, EntrySpec, GzOptions, write_bundle};
 use crate::error::{IoContext, KitError, Result};
-use crate::layout::{self, FileEntry, LayoutOptions};
-use crate::manifest::{Artifact, MANIFEST_PATH, OfflineManifest, SCHEMA};
+use crate::layout::{self, FileEntry, LayoutOptions, LayoutReport};
+use crate::manifest::{Artifact, MANIFEST_PATH, Note, OfflineManifest, SCHEMA};
+use crate::ops::content::KitContent;
 use crate::provenance::{
     self, DualHasher, FileDigests, ProvenanceInput, SbomFile, SbomInfo, Subject, time::format_utc,
 };
 use crate::sign::SigningKey;
+
+// The sidecars a build writes beside its bundle have their own module; these names keep
+// `crate::build::..` paths working.
+pub use crate::sidecars::{KitMetadata, ManifestRef, own_manifest_name};
+pub(crate) use crate::sidecars::{sign_failed, write_bundle_sidecars};
 
 /// Paths the build writes itself; a release tree may not carry them.
 pub const GENERATED_PATHS: [&str; 5] = [
@@ -78,9 +85,9 @@ pub struct BuildOptions {
     pub allow_missing_debug: bool,
     /// Compression threads (output does not depend on it).
     pub threads: usize,
-    /// The advisory AI volume primer to add at [`crate::primer::PRIMER_PATH`]; `None`
+    /// The advisory AI volume primer to add at [`crate::ops::primer::PRIMER_PATH`]; `None`
     /// leaves it out.
-    pub primer: Option<crate::primer::PrimerSpec>,
+    pub primer: Option<crate::ops::primer::PrimerSpec>,
     /// Cold-start caches to carry as `caches/<file name>` (`--cold-start-cache`).
     pub cold_start_caches: Vec<PathBuf>,
     /// How feeds under `feeds/<source>/` are indexed (id fields, `--skip-bad-rows`, sort
@@ -112,12 +119,14 @@ pub struct BuildReport {
     pub files: u64,
     /// Bytes of those files.
     pub bytes: u64,
-    /// Generation id of the artifact set.
+    /// Generation id of the artifact set (`generation`, the name every JSON output of ouk
+    /// gives a generation's id; the `.metadata.json` sidecar's format keeps `generationId`).
+    #[serde(rename = "generation")]
     pub generation_id: GenerationId,
     /// Signed?
     pub signed: bool,
-    /// Key id of the signing key.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Key id of the signing key (`signedBy`, as in every JSON output of ouk).
+    #[serde(rename = "signedBy", skip_serializing_if = "Option::is_none")]
     pub kid: Option<String>,
     /// Layout warnings.
     pub warnings: Vec<String>,
@@ -130,55 +139,6 @@ pub struct BuildReport {
     pub skipped_total: u64,
     /// The feed audit (conflicts are only possible here with `--allow-feed-conflicts`).
     pub feed_audit: crate::feeds::AuditReport,
-}
-
-/// The descriptor written next to the bundle (`<bundle>.metadata.json`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct KitMetadata {
-    /// Bundle file name.
-    pub name: String,
-    /// `kit` or `delta`.
-    pub kind: String,
-    /// Kit version.
-    pub version: String,
-    /// Channel.
-    pub channel: String,
-    /// Bundle SHA-256.
-    pub sha256: String,
-    /// Bundle size.
-    pub size: u64,
-    /// The manifest's name, digest and size.
-    pub manifest: ManifestRef,
-    /// Build time.
-    pub created_at: String,
-    /// Generation id.
-    pub generation_id: String,
-    /// Whether `.sig` and `.jws` exist.
-    pub signed: bool,
-    /// Signing key id.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kid: Option<String>,
-    /// Whether the bundle holds secrets (a kit: its manifest lists a file under
-    /// `secrets/`; a delta: its target kit's does), so `ouk serve` hands it out only with
-    /// the pull token. `None` in descriptors of older builds (and left out when `None`, so
-    /// they keep their bytes): a publisher then asks the bundle itself
-    /// ([`crate::exposure::bundle_holds_secrets`]). The descriptor is an unsigned sidecar:
-    /// a publisher treats `true` as binding and `false` as a claim to check.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub secrets: Option<bool>,
-}
-
-/// A manifest named with its digest and size.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ManifestRef {
-    /// Path.
-    pub name: String,
-    /// SHA-256.
-    pub sha256: String,
-    /// Bytes.
-    pub size: u64,
 }
 
 /// One file of the kit, hashed.
@@ -245,43 +205,14 @@ fn generated(chunker: &Chunker, path: &str, bytes: Vec<u8>, captured_at: &str) -
     })
 }
 
-/// A signing failure for the file `what`.
-fn sign_failed(what: String) -> impl FnOnce(crate::sign::BlobError) -> KitError {
-    move |e| KitError::Signature {
-        what,
-        message: e.to_string(),
-    }
-}
-
-/// Write the files that travel next to a bundle in `dir`: `<name>.sha256` (sha256sum
-/// format), `<name>.sig` (cosign blob signature, when signing) and `<name>.metadata.json`.
-pub(crate) fn write_bundle_sidecars(
-    dir: &Path,
-    sha256: &[u8; 32],
-    key: Option<&SigningKey>,
-    metadata: &KitMetadata,
-) -> Result<()> {
-    let name = &metadata.name;
-    let line = format!("{}  {name}\n", hex::encode(sha256));
-    write_atomic(&dir.join(format!("{name}.sha256")), line.as_bytes())?;
-    if let Some(k) = key {
-        let sig =
-            crate::sign::sign_blob_sha256(k, sha256).map_err(sign_failed(format!("{name}.sig")))?;
-        write_atomic(&dir.join(format!("{name}.sig")), sig.as_bytes())?;
-    }
-    let mut meta = serde_json::to_vec_pretty(metadata).unwrap_or_default();
-    meta.push(b'\n');
-    write_atomic(&dir.join(format!("{name}.metadata.json")), &meta)
-}
-
 /// Write `bytes` to `path` atomically: [`ouk_store::fsutil::write_atomic`] (exclusive,
 /// no-follow temporary file, fsync, rename, directory fsync) with the kit's error type.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(ouk_store::fsutil::write_atomic(path, bytes)?)
 }
 
-/// Build the kit.
-pub fn build_kit(opts: &BuildOptions, progress: &mut dyn FnMut(u64)) -> Result<BuildReport> {
+/// Build the kit: the steps of the module doc, each in its own function below.
+pub fn build_kit(opts: &BuildOptions, progress: StepSink<'_>) -> Result<BuildReport> {
     tracing::info!(version = %opts.version, channel = %opts.channel, release = %opts.release_dir.display(), "build");
     check_label("version", &opts.version)?;
     check_label("channel", &opts.channel)?;
@@ -289,18 +220,7 @@ pub fn build_kit(opts: &BuildOptions, progress: &mut dyn FnMut(u64)) -> Result<B
         return Err(KitError::NotFound(opts.release_dir.clone()));
     }
     let chunker = Chunker::new(ChunkerParams::V1);
-    let mut listed = ouk_delta::tree::list_tree(&opts.release_dir)?;
-    for (rel, _, _) in &listed {
-        if GENERATED_PATHS.contains(&rel.as_str()) {
-            return Err(KitError::Validation(format!(
-                "{rel}: the build writes this file itself; remove it from the release tree"
-            )));
-        }
-    }
-    // Policy Gateway bundle, trust material, Authority guardrails, cold-start caches: checked
-    // before anything is hashed; their extra files are hashed and bundled like release files.
-    let content = crate::content::prepare(&opts.release_dir, &listed, &opts.cold_start_caches)?;
-    listed.extend(content.extra_files.iter().cloned());
+    let (listed, content) = list_release(opts)?;
     let fixed_capture = match &opts.captured_at {
         Some(t) => Some(provenance::normalize_rfc3339(t).ok_or_else(|| {
             KitError::Usage(format!("--captured-at {t:?} is not an RFC 3339 time"))
@@ -309,86 +229,14 @@ pub fn build_kit(opts: &BuildOptions, progress: &mut dyn FnMut(u64)) -> Result<B
     };
 
     // 1. Hash every release file once, in parallel.
-    let hashed: Vec<Result<(KitFile, u32, i64)>> = listed
-        .par_iter()
-        .map(|(rel, path, mode)| {
-            let file = File::open(path).ctx(|| format!("open {}", path.display()))?;
-            let meta = file.metadata().ctx(|| format!("stat {}", path.display()))?;
-            let mtime = meta
-                .modified()
-                .ok()
-                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                .map_or(0, |d| d.as_secs() as i64);
-            let (digests, chunks) =
-                hash_reader(&chunker, std::io::BufReader::with_capacity(1 << 20, file))
-                    .ctx(|| format!("read {}", path.display()))?;
-            let captured_at = match &fixed_capture {
-                Some(t) => t.clone(),
-                None => format_utc(mtime).unwrap_or_else(|| "1970-01-01T00:00:00Z".into()),
-            };
-            Ok((
-                KitFile {
-                    path: rel.clone(),
-                    mode: kit_mode(rel, *mode),
-                    digests,
-                    chunks,
-                    captured_at,
-                    source: EntrySource::File(path.clone()),
-                },
-                *mode,
-                mtime,
-            ))
-        })
-        .collect();
-    let mut files = Vec::with_capacity(hashed.len());
-    let mut entries = Vec::with_capacity(hashed.len());
-    let mut newest = 0i64;
-    for h in hashed {
-        let (f, raw_mode, mtime) = h?;
-        newest = newest.max(mtime);
-        entries.push(FileEntry {
-            path: f.path.clone(),
-            mode: raw_mode,
-            size: f.digests.size,
-            sha256: f.digests.sha256,
-        });
-        files.push(f);
-    }
-    let created_at = match (&opts.created_at, std::env::var("SOURCE_DATE_EPOCH")) {
-        (Some(t), _) => provenance::normalize_rfc3339(t).ok_or_else(|| {
-            KitError::Usage(format!("--created-at {t:?} is not an RFC 3339 time"))
-        })?,
-        (None, Ok(epoch)) => epoch
-            .trim()
-            .parse::<i64>()
-            .ok()
-            .and_then(format_utc)
-            .ok_or_else(|| {
-                KitError::Usage(format!("SOURCE_DATE_EPOCH {epoch:?} is not a Unix time"))
-            })?,
-        (None, Err(_)) => fixed_capture
-            .clone()
-            .unwrap_or_else(|| format_utc(newest).unwrap_or_default()),
-    };
+    let (mut files, entries, newest) =
+        hash_release(&chunker, &listed, fixed_capture.as_deref(), progress)?;
+    let created_at = kit_created_at(opts, fixed_capture, newest)?;
 
     // Operational extras: a telemetry bundle must match its sidecar and read cleanly; the
     // volume primer is generated (a release tree may not carry its own).
-    crate::telemetry::check_release_bundle(&opts.release_dir, &entries)?;
-    if let Some(spec) = &opts.primer {
-        if files.iter().any(|f| f.path == crate::primer::PRIMER_PATH) {
-            return Err(KitError::Validation(format!(
-                "{}: the build writes this file itself; remove it from the release tree",
-                crate::primer::PRIMER_PATH
-            )));
-        }
-        let primer = crate::primer::write_primer(spec)?;
-        files.push(generated(
-            &chunker,
-            crate::primer::PRIMER_PATH,
-            primer,
-            &created_at,
-        )?);
-    }
+    crate::ops::telemetry::check_release_bundle(&opts.release_dir, &entries)?;
+    add_primer(opts, &chunker, &mut files, &created_at)?;
 
     // 2. Layout rules.
     let report = layout::check_entries(
@@ -409,10 +257,246 @@ pub fn build_kit(opts: &BuildOptions, progress: &mut dyn FnMut(u64)) -> Result<B
     // 2b. The feed index (a separate read of each feed; see docs/benchmarks.md) and its
     // audit.
     fs::create_dir_all(&opts.output_dir).ctx(|| format!("create {}", opts.output_dir.display()))?;
-    let feeds = index_feeds_of(opts, &files, &mut warnings)?;
+    progress(Step::Phase {
+        name: "feeds",
+        total: None,
+        unit: Unit::Files,
+    });
+    let feeds = add_feed_index(opts, &chunker, &mut files, &mut warnings, &created_at)?;
+    let feed_index = feeds.file.path().to_path_buf();
+
+    // 3. Generated files.
+    let extra = layout_files(opts, &chunker, &report, &files, &created_at)?;
+    files.extend(extra);
+    add_sbom_and_provenance(opts, &chunker, &mut files, &created_at, &mut warnings)?;
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    let (generation_id, manifest) = offline_manifest(opts, &files, &created_at, &content.notes)?;
+    let manifest_bytes = manifest.to_bytes();
+    let manifest_sha = FileDigest::of(&manifest_bytes);
+    if let Some(staging) = &opts.staging_dir {
+        write_staging(staging, &files, &feed_index, &content, &manifest_bytes)?;
+    }
+
+    // 4. The bundle.
+    let name = bundle_name(&opts.version, &opts.channel);
+    let bundle_path = opts.output_dir.join(&name);
+    let written = write_kit_bundle(opts, &bundle_path, files, &manifest_bytes, progress)?;
+
+    // 5. Sidecars.
+    let bundle_hex = hex::encode(written.summary.sha256);
+    let manifest_out = write_manifest_files(opts, &name, &manifest_bytes, &manifest_sha)?;
+    let kid = opts.signing_key.as_ref().map(SigningKey::kid);
+    let metadata = KitMetadata {
+        name: name.clone(),
+        kind: "kit".into(),
+        version: opts.version.clone(),
+        channel: opts.channel.clone(),
+        sha256: bundle_hex.clone(),
+        size: written.summary.size,
+        manifest: ManifestRef {
+            name: MANIFEST_PATH.into(),
+            sha256: manifest_sha.to_hex(),
+            size: manifest_bytes.len() as u64,
+        },
+        created_at,
+        generation_id: generation_id.to_hex(),
+        signed: opts.signing_key.is_some(),
+        kid: kid.clone(),
+        secrets: Some(crate::exposure::manifest_lists_secrets(&manifest)),
+    };
+    write_bundle_sidecars(
+        &opts.output_dir,
+        &written.summary.sha256,
+        opts.signing_key.as_ref(),
+        &metadata,
+    )?;
+    Ok(BuildReport {
+        bundle: bundle_path,
+        sha256: bundle_hex,
+        size: written.summary.size,
+        manifest: manifest_out,
+        manifest_sha256: manifest_sha.to_hex(),
+        files: written.file_count,
+        bytes: written.total_bytes,
+        generation_id,
+        signed: opts.signing_key.is_some(),
+        kid,
+        warnings,
+        feeds: feeds.report.feeds,
+        skipped_rows: feeds.report.skipped_rows,
+        skipped_total: feeds.report.skipped_total,
+        feed_audit: feeds.audit,
+    })
+}
+
+/// A file to put in the kit: its path in the kit, its source file and its mode.
+type ListedFile = (String, PathBuf, u32);
+
+/// The release tree's files (path in the kit, source path, mode) plus the operations
+/// content's extra files, and that content's notes and warnings. A release file at a path
+/// the build writes itself is refused; the content is checked before anything is hashed.
+fn list_release(opts: &BuildOptions) -> Result<(Vec<ListedFile>, KitContent)> {
+    let mut listed = ouk_delta::tree::list_tree(&opts.release_dir)?;
+    for (rel, _, _) in &listed {
+        if GENERATED_PATHS.contains(&rel.as_str()) {
+            return Err(KitError::Validation(format!(
+                "{rel}: the build writes this file itself; remove it from the release tree"
+            )));
+        }
+    }
+    // Policy Gateway bundle, trust material, Authority guardrails, cold-start caches: checked
+    // before anything is hashed; their extra files are hashed and bundled like release files.
+    let content =
+        crate::ops::content::prepare(&opts.release_dir, &listed, &opts.cold_start_caches)?;
+    listed.extend(content.extra_files.iter().cloned());
+    Ok((listed, content))
+}
+
+/// Hash every listed file once, in parallel: the kit files, the layout checker's entries
+/// (raw modes) and the newest mtime (the default creation time).
+fn hash_release(
+    chunker: &Chunker,
+    listed: &[ListedFile],
+    fixed_capture: Option<&str>,
+    progress: StepSink<'_>,
+) -> Result<(Vec<KitFile>, Vec<FileEntry>, i64)> {
+    // The total is known up front (a stat per file), so the bar has a percent and an ETA.
+    let total: u64 = listed
+        .iter()
+        .filter_map(|(_, path, _)| std::fs::metadata(path).ok())
+        .map(|m| m.len())
+        .sum();
+    progress(Step::Phase {
+        name: "hash",
+        total: Some(total),
+        unit: Unit::Bytes,
+    });
+    // Hashed in parallel within batches of files, reported after each batch: the sink is
+    // not shared across threads, and a batch of 64 keeps both cores busy.
+    let mut hashed: Vec<Result<(KitFile, u32, i64)>> = Vec::with_capacity(listed.len());
+    for batch in listed.chunks(64) {
+        let done: Vec<Result<(KitFile, u32, i64)>> = batch
+            .par_iter()
+            .map(|(rel, path, mode)| {
+                let file = File::open(path).ctx(|| format!("open {}", path.display()))?;
+                let meta = file.metadata().ctx(|| format!("stat {}", path.display()))?;
+                let mtime = meta
+                    .modified()
+                    .ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map_or(0, |d| d.as_secs() as i64);
+                let (digests, chunks) =
+                    hash_reader(chunker, std::io::BufReader::with_capacity(1 << 20, file))
+                        .ctx(|| format!("read {}", path.display()))?;
+                let captured_at = match fixed_capture {
+                    Some(t) => t.to_string(),
+                    None => format_utc(mtime).unwrap_or_else(|| "1970-01-01T00:00:00Z".into()),
+                };
+                Ok((
+                    KitFile {
+                        path: rel.clone(),
+                        mode: kit_mode(rel, *mode),
+                        digests,
+                        chunks,
+                        captured_at,
+                        source: EntrySource::File(path.clone()),
+                    },
+                    *mode,
+                    mtime,
+                ))
+            })
+            .collect();
+        let bytes: u64 = done
+            .iter()
+            .filter_map(|r| r.as_ref().ok())
+            .map(|(f, _, _)| f.digests.size)
+            .sum();
+        progress(Step::Advance(bytes));
+        hashed.extend(done);
+    }
+    let mut files = Vec::with_capacity(hashed.len());
+    let mut entries = Vec::with_capacity(hashed.len());
+    let mut newest = 0i64;
+    for h in hashed {
+        let (f, raw_mode, mtime) = h?;
+        newest = newest.max(mtime);
+        entries.push(FileEntry {
+            path: f.path.clone(),
+            mode: raw_mode,
+            size: f.digests.size,
+            sha256: f.digests.sha256,
+        });
+        files.push(f);
+    }
+    Ok((files, entries, newest))
+}
+
+/// The kit's creation time: `--created-at`, else `SOURCE_DATE_EPOCH`, else the fixed
+/// capture time, else the newest mtime of the tree (never the clock: reproducible).
+fn kit_created_at(
+    opts: &BuildOptions,
+    fixed_capture: Option<String>,
+    newest: i64,
+) -> Result<String> {
+    let created_at = match (&opts.created_at, std::env::var("SOURCE_DATE_EPOCH")) {
+        (Some(t), _) => provenance::normalize_rfc3339(t).ok_or_else(|| {
+            KitError::Usage(format!("--created-at {t:?} is not an RFC 3339 time"))
+        })?,
+        (None, Ok(epoch)) => epoch
+            .trim()
+            .parse::<i64>()
+            .ok()
+            .and_then(format_utc)
+            .ok_or_else(|| {
+                KitError::Usage(format!("SOURCE_DATE_EPOCH {epoch:?} is not a Unix time"))
+            })?,
+        (None, Err(_)) => fixed_capture.unwrap_or_else(|| format_utc(newest).unwrap_or_default()),
+    };
+    Ok(created_at)
+}
+
+/// Generate the volume primer when asked for; a release tree may not carry its own.
+fn add_primer(
+    opts: &BuildOptions,
+    chunker: &Chunker,
+    files: &mut Vec<KitFile>,
+    created_at: &str,
+) -> Result<()> {
+    let Some(spec) = &opts.primer else {
+        return Ok(());
+    };
+    if files
+        .iter()
+        .any(|f| f.path == crate::ops::primer::PRIMER_PATH)
+    {
+        return Err(KitError::Validation(format!(
+            "{}: the build writes this file itself; remove it from the release tree",
+            crate::ops::primer::PRIMER_PATH
+        )));
+    }
+    let primer = crate::ops::primer::write_primer(spec)?;
+    files.push(generated(
+        chunker,
+        crate::ops::primer::PRIMER_PATH,
+        primer,
+        created_at,
+    )?);
+    Ok(())
+}
+
+/// Index and audit the kit's feeds into a temporary file of the output directory and add
+/// that index to the kit's files.
+fn add_feed_index(
+    opts: &BuildOptions,
+    chunker: &Chunker,
+    files: &mut Vec<KitFile>,
+    warnings: &mut Vec<String>,
+    created_at: &str,
+) -> Result<BuiltFeedIndex> {
+    let feeds = index_feeds_of(opts, files, warnings)?;
     let feed_index = feeds.file.path().to_path_buf();
     let (digests, chunks) = hash_reader(
-        &chunker,
+        chunker,
         std::io::BufReader::with_capacity(
             1 << 20,
             File::open(&feed_index).ctx(|| format!("open {}", feed_index.display()))?,
@@ -424,19 +508,29 @@ pub fn build_kit(opts: &BuildOptions, progress: &mut dyn FnMut(u64)) -> Result<B
         mode: 0o644,
         digests,
         chunks,
-        captured_at: created_at.clone(),
-        source: EntrySource::File(feed_index.clone()),
+        captured_at: created_at.to_string(),
+        source: EntrySource::File(feed_index),
     });
+    Ok(feeds)
+}
 
-    // 3. Generated files.
+/// The files the layout report asks for: the debug-store summary, the plug-in signing
+/// key and the plug-ins' `.sha256`/`.sig` sidecars the tree does not already carry.
+fn layout_files(
+    opts: &BuildOptions,
+    chunker: &Chunker,
+    report: &LayoutReport,
+    files: &[KitFile],
+    created_at: &str,
+) -> Result<Vec<KitFile>> {
     let have: std::collections::HashSet<String> = files.iter().map(|f| f.path.clone()).collect();
     let mut extra = Vec::new();
     if let Some(summary) = &report.debug_summary {
         extra.push(generated(
-            &chunker,
+            chunker,
             layout::DEBUG_SUMMARY,
             summary.to_json_bytes(),
-            &created_at,
+            created_at,
         )?);
     }
     // Plug-in files are a supplier's bytes: they are signed by the key derived for
@@ -452,10 +546,10 @@ pub fn build_kit(opts: &BuildOptions, progress: &mut dyn FnMut(u64)) -> Result<B
     {
         let pem = key.verifying_key().to_pem()?;
         extra.push(generated(
-            &chunker,
+            chunker,
             layout::PLUGIN_SIGNING_KEY,
             pem.into_bytes(),
-            &created_at,
+            created_at,
         )?);
     }
     for target in layout::plugin_sidecar_targets(&report.plugins) {
@@ -467,10 +561,10 @@ pub fn build_kit(opts: &BuildOptions, progress: &mut dyn FnMut(u64)) -> Result<B
         if !have.contains(&sha_path) {
             let body = layout::sha256_sidecar_body(&f.digests.sha256, &base);
             extra.push(generated(
-                &chunker,
+                chunker,
                 &sha_path,
                 body.into_bytes(),
-                &created_at,
+                created_at,
             )?);
         }
         let sig_path = format!("{target}.sig");
@@ -483,29 +577,30 @@ pub fn build_kit(opts: &BuildOptions, progress: &mut dyn FnMut(u64)) -> Result<B
                     message: e.to_string(),
                 }
             })?;
-            extra.push(generated(
-                &chunker,
-                &sig_path,
-                sig.into_bytes(),
-                &created_at,
-            )?);
+            extra.push(generated(chunker, &sig_path, sig.into_bytes(), created_at)?);
         }
     }
-    files.extend(extra);
+    Ok(extra)
+}
+
+/// Add the SPDX SBOM of every file so far and, when signing, the signed in-toto
+/// provenance over every file including the SBOM (unsigned: a warning instead).
+fn add_sbom_and_provenance(
+    opts: &BuildOptions,
+    chunker: &Chunker,
+    files: &mut Vec<KitFile>,
+    created_at: &str,
+    warnings: &mut Vec<String>,
+) -> Result<()> {
     let sbom_files: Vec<SbomFile> = files
         .iter()
         .map(|f| SbomFile::new(f.path.clone(), &f.digests))
         .collect();
     let sbom = provenance::spdx_json(
-        &SbomInfo::new(&opts.version, &opts.channel, &created_at),
+        &SbomInfo::new(&opts.version, &opts.channel, created_at),
         &sbom_files,
     )?;
-    files.push(generated(
-        &chunker,
-        provenance::SBOM_PATH,
-        sbom,
-        &created_at,
-    )?);
+    files.push(generated(chunker, provenance::SBOM_PATH, sbom, created_at)?);
     match &opts.signing_key {
         Some(key) => {
             let subjects = files
@@ -513,14 +608,14 @@ pub fn build_kit(opts: &BuildOptions, progress: &mut dyn FnMut(u64)) -> Result<B
                 .map(|f| Subject::sha256(f.path.clone(), &f.digests.sha256))
                 .collect();
             let mut input = ProvenanceInput::new(&opts.version, &opts.channel, subjects);
-            input.started_on = Some(created_at.clone());
-            input.finished_on = Some(created_at.clone());
+            input.started_on = Some(created_at.to_string());
+            input.finished_on = Some(created_at.to_string());
             let envelope = provenance::provenance_json(key, &input)?;
             files.push(generated(
-                &chunker,
+                chunker,
                 provenance::PROVENANCE_PATH,
                 envelope,
-                &created_at,
+                created_at,
             )?);
         }
         None => warnings.push(
@@ -528,8 +623,16 @@ pub fn build_kit(opts: &BuildOptions, progress: &mut dyn FnMut(u64)) -> Result<B
                 .into(),
         ),
     }
-    files.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(())
+}
 
+/// The generation id of `files` (sorted by path) and the offline manifest listing them.
+fn offline_manifest(
+    opts: &BuildOptions,
+    files: &[KitFile],
+    created_at: &str,
+    notes: &[Note],
+) -> Result<(GenerationId, OfflineManifest)> {
     let chunk_set = ChunkSetManifest::new(
         files
             .iter()
@@ -547,9 +650,9 @@ pub fn build_kit(opts: &BuildOptions, progress: &mut dyn FnMut(u64)) -> Result<B
         schema: SCHEMA.into(),
         version: opts.version.clone(),
         channel: opts.channel.clone(),
-        created_at: created_at.clone(),
+        created_at: created_at.to_string(),
         generation_id: generation_id.to_hex(),
-        notes: content.notes.clone(),
+        notes: notes.to_vec(),
         artifacts: files
             .iter()
             .map(|f| Artifact {
@@ -560,31 +663,55 @@ pub fn build_kit(opts: &BuildOptions, progress: &mut dyn FnMut(u64)) -> Result<B
             })
             .collect(),
     };
-    let manifest_bytes = manifest.to_bytes();
-    let manifest_sha = FileDigest::of(&manifest_bytes);
+    Ok((generation_id, manifest))
+}
 
-    if let Some(staging) = &opts.staging_dir {
-        for f in &files {
-            if let EntrySource::Bytes(b) = &f.source {
-                write_atomic(&staging.join(&f.path), b)?;
-            }
+/// Write the generated files, the feed index, the content's extra files and the manifest
+/// into `staging` (`BuildOptions::staging_dir`).
+fn write_staging(
+    staging: &Path,
+    files: &[KitFile],
+    feed_index: &Path,
+    content: &KitContent,
+    manifest_bytes: &[u8],
+) -> Result<()> {
+    for f in files {
+        if let EntrySource::Bytes(b) = &f.source {
+            write_atomic(&staging.join(&f.path), b)?;
         }
-        let to = staging.join(crate::feeds::FEED_INDEX_PATH);
-        fs::create_dir_all(to.parent().unwrap_or(staging))
-            .and_then(|_| fs::copy(&feed_index, &to))
-            .ctx(|| format!("copy the feed index to {}", to.display()))?;
-        for (rel, from, _) in &content.extra_files {
-            let to = staging.join(rel);
-            fs::create_dir_all(to.parent().unwrap_or(staging))
-                .and_then(|_| fs::copy(from, &to))
-                .ctx(|| format!("copy {} to {}", from.display(), to.display()))?;
-        }
-        write_atomic(&staging.join(MANIFEST_PATH), &manifest_bytes)?;
     }
+    let to = staging.join(crate::feeds::FEED_INDEX_PATH);
+    fs::create_dir_all(to.parent().unwrap_or(staging))
+        .and_then(|_| fs::copy(feed_index, &to))
+        .ctx(|| format!("copy the feed index to {}", to.display()))?;
+    for (rel, from, _) in &content.extra_files {
+        let to = staging.join(rel);
+        fs::create_dir_all(to.parent().unwrap_or(staging))
+            .and_then(|_| fs::copy(from, &to))
+            .ctx(|| format!("copy {} to {}", from.display(), to.display()))?;
+    }
+    write_atomic(&staging.join(MANIFEST_PATH), manifest_bytes)
+}
 
-    // 4. The bundle.
-    let name = bundle_name(&opts.version, &opts.channel);
-    let bundle_path = opts.output_dir.join(&name);
+/// What writing the bundle produced.
+struct WrittenBundle {
+    summary: BundleSummary,
+    /// Entries written, the manifest included.
+    file_count: u64,
+    /// Bytes of every entry, the manifest included.
+    total_bytes: u64,
+}
+
+/// Stream the deterministic bundle of `files` and the manifest to a temporary name and
+/// commit it at `bundle_path`. A file whose digest changed since it was hashed aborts the
+/// build, and a different bundle already at `bundle_path` is replaced only when forced.
+fn write_kit_bundle(
+    opts: &BuildOptions,
+    bundle_path: &Path,
+    files: Vec<KitFile>,
+    manifest_bytes: &[u8],
+    progress: StepSink<'_>,
+) -> Result<WrittenBundle> {
     let expected: std::collections::HashMap<String, [u8; 32]> = files
         .iter()
         .map(|f| (f.path.clone(), f.digests.sha256))
@@ -602,17 +729,31 @@ pub fn build_kit(opts: &BuildOptions, progress: &mut dyn FnMut(u64)) -> Result<B
     specs.push(EntrySpec {
         path: MANIFEST_PATH.into(),
         mode: 0o644,
-        source: EntrySource::Bytes(manifest_bytes.clone()),
+        source: EntrySource::Bytes(manifest_bytes.to_vec()),
     });
     let file_count = specs.len() as u64;
     // Dropped on any error below, the temporary file is removed.
-    let out = AtomicFile::create(&bundle_path)?;
+    let out = AtomicFile::create(bundle_path)?;
     let gz = GzOptions {
         threads: opts.threads.max(1),
         ..GzOptions::default()
     };
-    let (summary, infos, out) =
-        write_bundle(std::io::BufWriter::with_capacity(1 << 20, out), specs, gz)?;
+    // The compressed size is not known before it is written: the phase counts the bundle's
+    // bytes as they are written, without a total.
+    progress(Step::Phase {
+        name: "write",
+        total: None,
+        unit: Unit::Bytes,
+    });
+    // Counted below the buffer: one report per 1 MiB flushed, not one per small write.
+    let counted = std::io::BufWriter::with_capacity(
+        1 << 20,
+        CountingWriter {
+            inner: out,
+            progress,
+        },
+    );
+    let (summary, infos, out) = write_bundle(counted, specs, gz)?;
     for info in &infos {
         if let Some(exp) = expected.get(&info.path)
             && *exp != info.sha256
@@ -623,29 +764,43 @@ pub fn build_kit(opts: &BuildOptions, progress: &mut dyn FnMut(u64)) -> Result<B
             )));
         }
     }
-    progress(total_bytes);
-    let file = out.into_inner().map_err(|e| KitError::Io {
-        context: format!("write {}", bundle_path.display()),
-        source: e.into_error(),
-    })?;
+    let file = out
+        .into_inner()
+        .map_err(|e| KitError::Io {
+            context: format!("write {}", bundle_path.display()),
+            source: e.into_error(),
+        })?
+        .inner;
     file.set_mode(0o644)?;
-    refuse_replacing(&bundle_path, &summary.sha256, opts)?;
+    refuse_replacing(bundle_path, &summary.sha256, opts)?;
     file.commit()?;
+    Ok(WrittenBundle {
+        summary,
+        file_count,
+        total_bytes,
+    })
+}
 
-    // 5. Sidecars.
-    let bundle_hex = hex::encode(summary.sha256);
+/// Write the manifest into the output directory: the shared
+/// `manifest/offline-manifest.json` with its `.sha256` (and, when signing, `.sig` and
+/// `.jws`), and the bundle's own copy (with its `.jws`). Returns the shared manifest's path.
+fn write_manifest_files(
+    opts: &BuildOptions,
+    name: &str,
+    manifest_bytes: &[u8],
+    manifest_sha: &FileDigest,
+) -> Result<PathBuf> {
     let manifest_out = opts.output_dir.join(MANIFEST_PATH);
-    write_atomic(&manifest_out, &manifest_bytes)?;
+    write_atomic(&manifest_out, manifest_bytes)?;
     // The bundle's own copy: kits and deltas built into one directory share
     // `manifest/offline-manifest.json` (the seed's layout, the last kit built), so each
     // bundle also keeps its manifest beside it, and verify, pull and serve use that one.
-    let own_manifest = opts.output_dir.join(own_manifest_name(&name));
-    write_atomic(&own_manifest, &manifest_bytes)?;
+    let own_manifest = opts.output_dir.join(own_manifest_name(name));
+    write_atomic(&own_manifest, manifest_bytes)?;
     write_atomic(
         &opts.output_dir.join(format!("{MANIFEST_PATH}.sha256")),
         format!("{manifest_sha}  offline-manifest.json\n").as_bytes(),
     )?;
-    let kid = opts.signing_key.as_ref().map(SigningKey::kid);
     if let Some(key) = &opts.signing_key {
         let manifest_sig = crate::sign::sign_blob_sha256(key, &manifest_sha.0)
             .map_err(sign_failed(format!("{MANIFEST_PATH}.sig")))?;
@@ -653,7 +808,7 @@ pub fn build_kit(opts: &BuildOptions, progress: &mut dyn FnMut(u64)) -> Result<B
             &opts.output_dir.join(format!("{MANIFEST_PATH}.sig")),
             manifest_sig.as_bytes(),
         )?;
-        let jws = crate::sign::sign_detached_jws(key, &manifest_bytes).map_err(|e| {
+        let jws = crate::sign::sign_detached_jws(key, manifest_bytes).map_err(|e| {
             KitError::Signature {
                 what: format!("{MANIFEST_PATH}.jws"),
                 message: e.to_string(),
@@ -668,47 +823,7 @@ pub fn build_kit(opts: &BuildOptions, progress: &mut dyn FnMut(u64)) -> Result<B
             jws.as_bytes(),
         )?;
     }
-    let metadata = KitMetadata {
-        name: name.clone(),
-        kind: "kit".into(),
-        version: opts.version.clone(),
-        channel: opts.channel.clone(),
-        sha256: bundle_hex.clone(),
-        size: summary.size,
-        manifest: ManifestRef {
-            name: MANIFEST_PATH.into(),
-            sha256: manifest_sha.to_hex(),
-            size: manifest_bytes.len() as u64,
-        },
-        created_at,
-        generation_id: generation_id.to_hex(),
-        signed: opts.signing_key.is_some(),
-        kid: kid.clone(),
-        secrets: Some(crate::exposure::manifest_lists_secrets(&manifest)),
-    };
-    write_bundle_sidecars(
-        &opts.output_dir,
-        &summary.sha256,
-        opts.signing_key.as_ref(),
-        &metadata,
-    )?;
-    Ok(BuildReport {
-        bundle: bundle_path,
-        sha256: bundle_hex,
-        size: summary.size,
-        manifest: manifest_out,
-        manifest_sha256: manifest_sha.to_hex(),
-        files: file_count,
-        bytes: total_bytes,
-        generation_id,
-        signed: opts.signing_key.is_some(),
-        kid,
-        warnings,
-        feeds: feeds.report.feeds,
-        skipped_rows: feeds.report.skipped_rows,
-        skipped_total: feeds.report.skipped_total,
-        feed_audit: feeds.audit,
-    })
+    Ok(manifest_out)
 }
 
 /// The feed index of a kit being built, in a temporary file of the output directory.
@@ -794,11 +909,6 @@ fn index_feeds_of(
     })
 }
 
-/// The name of a bundle's own copy of its offline manifest, beside it.
-pub fn own_manifest_name(bundle_name: &str) -> String {
-    format!("{bundle_name}.manifest.json")
-}
-
 /// Refuse to replace a different bundle at `path` unless forced (see [`BuildOptions::force`]).
 fn refuse_replacing(path: &Path, new_sha256: &[u8; 32], opts: &BuildOptions) -> Result<()> {
     if opts.force || !path.is_file() {
@@ -829,4 +939,22 @@ fn stale_at_birth(created_at: &str) -> Option<String> {
             "the kit's createdAt {created_at} is {days} days old: hosts refuse kits older than {window} days by default; give the build the current time (or a reproducible SOURCE_DATE_EPOCH of today) unless this kit is meant for hosts that accept old kits"
         )
     })
+}
+
+/// A writer that reports the bytes passing through it as progress of the current phase.
+struct CountingWriter<'a, W> {
+    inner: W,
+    progress: StepSink<'a>,
+}
+
+impl<W: std::io::Write> std::io::Write for CountingWriter<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        (self.progress)(Step::Advance(n as u64));
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }

@@ -17,25 +17,14 @@ use ouk_store::ErrorClass;
 
 use crate::KitError;
 use crate::authority::{AuthorityError, Guardrail};
-use crate::bundle::{ReadError, WriteError};
 use crate::caches::CacheError;
 use crate::certs::{CertError, PemProblem};
-use crate::feeds::FeedError;
-use crate::feeds::changes::ChangesError;
-use crate::feeds::diff::DiffError;
-use crate::feeds::history::HistoryError;
-use crate::feeds::host::FeedsError;
-use crate::feeds::index::IndexError;
-use crate::feeds::scan::ScanError;
 use crate::import::quarantine::QuarantineError;
-use crate::layout::{LayoutError, Violation};
 use crate::mirror::catalog::CatalogError;
 use crate::mirror::gzip::RecipeError;
 use crate::policy_gateway::GatewayError;
 use crate::primer::PrimerError;
-use crate::provenance::ProvenanceError;
 use crate::quota::{QuotaError, TokenError};
-use crate::sign::{BlobError, DsseError, EncryptedKeyError, JwsError, KeyError};
 use crate::split::{InvalidIndex, PartError};
 use crate::telemetry::TelemetryError;
 
@@ -72,48 +61,6 @@ impl KitError {
             KitError::Delta(d) => d.class(),
             KitError::Store(s) => s.class(),
         }
-    }
-}
-
-impl ReadError {
-    /// A bundle that does not read is invalid; only writing the unpacked tree is local I/O.
-    pub fn class(&self) -> ErrorClass {
-        match self {
-            ReadError::Output { source, .. } => ErrorClass::of_io(source),
-            _ => ErrorClass::Validation,
-        }
-    }
-}
-
-impl WriteError {
-    /// Bad entries are invalid input; only the output's own I/O is classed as I/O. A source
-    /// file that fails to read is invalid input too: the tree changed or is unreadable.
-    pub fn class(&self) -> ErrorClass {
-        match self {
-            WriteError::Output(source) => ErrorClass::of_io(source),
-            _ => ErrorClass::Validation,
-        }
-    }
-}
-
-impl LayoutError {
-    /// Always validation: the release tree breaks a rule or cannot be walked as one.
-    pub fn class(&self) -> ErrorClass {
-        ErrorClass::Validation
-    }
-}
-
-impl Violation {
-    /// Always validation.
-    pub fn class(&self) -> ErrorClass {
-        ErrorClass::Validation
-    }
-}
-
-impl ProvenanceError {
-    /// Always validation: the inputs to provenance are not what it can describe.
-    pub fn class(&self) -> ErrorClass {
-        ErrorClass::Validation
     }
 }
 
@@ -172,88 +119,6 @@ impl CacheError {
             CacheError::Io { source, .. } => ErrorClass::of_io(source),
             CacheError::Unusable { .. } => ErrorClass::Other,
             CacheError::InvalidZip { .. } => ErrorClass::Validation,
-        }
-    }
-}
-
-impl FeedError {
-    /// A bad row, a broken feed, a file under `feeds/` in the wrong place or a malformed
-    /// index is invalid release content.
-    pub fn class(&self) -> ErrorClass {
-        match self {
-            FeedError::Io { source, .. } => ErrorClass::of_io(source),
-            FeedError::Index(i) => i.class(),
-            FeedError::BadRow(_) | FeedError::Broken { .. } | FeedError::Layout(_) => {
-                ErrorClass::Validation
-            }
-        }
-    }
-}
-
-impl IndexError {
-    /// A malformed feed index is invalid.
-    pub fn class(&self) -> ErrorClass {
-        match self {
-            IndexError::Io(source) => ErrorClass::of_io(source),
-            _ => ErrorClass::Validation,
-        }
-    }
-}
-
-impl ScanError {
-    /// A broken feed is invalid.
-    pub fn class(&self) -> ErrorClass {
-        match self {
-            ScanError::Io(source) => ErrorClass::of_io(source),
-            ScanError::Broken { .. } => ErrorClass::Validation,
-        }
-    }
-}
-
-impl DiffError {
-    /// Reading an index is I/O; anything else wrong with the indexes is invalid.
-    pub fn class(&self) -> ErrorClass {
-        match self {
-            DiffError::Index {
-                source: IndexError::Io(io),
-                ..
-            } => ErrorClass::of_io(io),
-            _ => ErrorClass::Validation,
-        }
-    }
-}
-
-impl ChangesError {
-    /// A malformed changes file is invalid.
-    pub fn class(&self) -> ErrorClass {
-        match self {
-            ChangesError::Io { source, .. } => ErrorClass::of_io(source),
-            ChangesError::Malformed { .. } => ErrorClass::Validation,
-        }
-    }
-}
-
-impl HistoryError {
-    /// A damaged history is damaged data.
-    pub fn class(&self) -> ErrorClass {
-        match self {
-            HistoryError::Store(s) => s.class(),
-            HistoryError::Damaged(_) => ErrorClass::Digest,
-            HistoryError::Aborted => ErrorClass::Other,
-        }
-    }
-}
-
-impl FeedsError {
-    /// The class of what failed underneath.
-    pub fn class(&self) -> ErrorClass {
-        match self {
-            FeedsError::Diff(d) => d.class(),
-            FeedsError::Changes(c) => c.class(),
-            FeedsError::History(h) => h.class(),
-            FeedsError::Delta(d) => d.class(),
-            FeedsError::Store(s) => s.class(),
-            FeedsError::Io { source, .. } => ErrorClass::of_io(source),
         }
     }
 }
@@ -363,41 +228,6 @@ impl QuarantineError {
 // Signing and key errors are all signature failures: a key that cannot be read, written or
 // decrypted, or a signature that does not verify, is what exit code 5 has always meant.
 
-impl KeyError {
-    /// Always signature (a key that cannot be read or written).
-    pub fn class(&self) -> ErrorClass {
-        ErrorClass::Signature
-    }
-}
-
-impl JwsError {
-    /// Always signature.
-    pub fn class(&self) -> ErrorClass {
-        ErrorClass::Signature
-    }
-}
-
-impl BlobError {
-    /// Always signature.
-    pub fn class(&self) -> ErrorClass {
-        ErrorClass::Signature
-    }
-}
-
-impl EncryptedKeyError {
-    /// Always signature.
-    pub fn class(&self) -> ErrorClass {
-        ErrorClass::Signature
-    }
-}
-
-impl DsseError {
-    /// Always signature.
-    pub fn class(&self) -> ErrorClass {
-        ErrorClass::Signature
-    }
-}
-
 impl RecipeError {
     /// Always validation: a gzip recipe that does not describe a stream ouk can rebuild.
     pub fn class(&self) -> ErrorClass {
@@ -416,6 +246,7 @@ impl CatalogError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bundle::ReadError;
 
     fn enospc() -> std::io::Error {
         std::io::Error::from_raw_os_error(libc::ENOSPC)

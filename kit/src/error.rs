@@ -164,6 +164,14 @@ impl From<crate::feeds::host::FeedsError> for KitError {
     }
 }
 
+/// A manifest refused by its parser stays the kit's "invalid offline manifest" (same
+/// message, same class).
+impl From<ouk_bundle::manifest::ManifestError> for KitError {
+    fn from(e: ouk_bundle::manifest::ManifestError) -> Self {
+        KitError::InvalidManifest(e.0)
+    }
+}
+
 /// A failed file write keeps its context and its `io::Error` (a full disk stays exit 12).
 impl From<ouk_store::fsutil::FsError> for KitError {
     fn from(e: ouk_store::fsutil::FsError) -> Self {
@@ -187,18 +195,9 @@ fn gib_text(gib: f64) -> String {
 /// Result alias.
 pub type Result<T, E = KitError> = std::result::Result<T, E>;
 
-pub(crate) trait IoContext<T> {
-    fn ctx(self, context: impl FnOnce() -> String) -> Result<T>;
-}
-
-impl<T> IoContext<T> for std::io::Result<T> {
-    fn ctx(self, context: impl FnOnce() -> String) -> Result<T> {
-        self.map_err(|source| KitError::Io {
-            context: context(),
-            source,
-        })
-    }
-}
+/// The workspace's one I/O-context trait ([`ouk_store::fsutil::IoContext`]); its
+/// [`ouk_store::fsutil::FsError`] becomes [`KitError::Io`] through `?`.
+pub(crate) use ouk_store::fsutil::IoContext;
 
 #[cfg(test)]
 mod tests {

@@ -1,33 +1,31 @@
-//! `ouk-kit`: the Offline Kit format.
+//! `ouk-kit`: what is done with Offline Kits.
 //!
-//! A kit is a deterministic `tar.gz` bundle plus its manifest, signatures and provenance.
-//! This crate writes kits on the connected side and reads (verifies, unpacks, imports) them
-//! on the air-gapped side.
+//! A kit is a deterministic `tar.gz` bundle plus its manifest, signatures and provenance
+//! (their formats are `ouk-bundle`'s). This crate builds kits on the connected side
+//! ([`build`], [`split`], [`mirror`]) and verifies, unpacks and imports them on the
+//! air-gapped side ([`verify`], [`import`], [`delta`]); [`ops`] holds the operations
+//! content a kit carries. Feeds are `ouk-feeds`'s.
 
-pub mod authority;
 pub mod build;
-pub mod bundle;
-pub mod caches;
-pub mod certs;
 mod class;
-pub mod content;
 pub mod delta;
 mod error;
 pub mod exposure;
-pub mod feeds;
 pub mod import;
-pub mod layout;
-pub mod manifest;
 pub mod mirror;
-pub mod policy_gateway;
-pub mod primer;
-pub mod provenance;
-pub mod quota;
+pub mod ops;
 pub mod read_once;
-pub mod sign;
+pub mod sidecars;
 pub mod split;
-pub mod telemetry;
 pub mod trust_root;
 pub mod verify;
 
 pub use error::{KitError, Result};
+/// The operations content moved to `ops/`; the old paths keep working.
+pub use ops::{authority, caches, certs, content, policy_gateway, primer, quota, telemetry};
+/// The bundle codec, manifest, signatures, provenance and layout rules moved to `ouk-bundle`;
+/// the old paths keep working.
+pub use ouk_bundle::codec as bundle;
+pub use ouk_bundle::{layout, manifest, provenance, sign};
+/// Feeds moved to their own crate; the old path keeps working.
+pub use ouk_feeds as feeds;

@@ -23,6 +23,7 @@ use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
 use std::path::Path;
 
+use ouk_store::fsutil::PassError;
 use sha2::{Digest, Sha256};
 
 use crate::error::{IoContext, KitError, Result};
@@ -60,6 +61,31 @@ impl<R: Read> Read for HashingReader<R> {
         let n = self.inner.read(buf)?;
         self.hasher.update(buf.get(..n).unwrap_or_default());
         self.size += n as u64;
+        Ok(n)
+    }
+}
+
+/// A reader that reports every byte it hands out as an advance of the current phase
+/// (`ouk_store::progress::Step::Advance`), so a copy reports how far it is without the copy
+/// loop knowing about progress.
+pub struct ReportingReader<'p, R> {
+    inner: R,
+    progress: ouk_store::progress::StepSink<'p>,
+}
+
+impl<'p, R: Read> ReportingReader<'p, R> {
+    /// Wrap `inner`, reporting to `progress`.
+    pub fn new(inner: R, progress: ouk_store::progress::StepSink<'p>) -> Self {
+        ReportingReader { inner, progress }
+    }
+}
+
+impl<R: Read> Read for ReportingReader<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n > 0 {
+            (self.progress)(ouk_store::progress::Step::Advance(n as u64));
+        }
         Ok(n)
     }
 }
@@ -115,7 +141,9 @@ impl PrivateCopy {
 
     /// The copied bytes, from the start.
     pub fn open(&self) -> Result<File> {
-        File::open(&self.file).ctx(|| format!("open {}", self.file.display()))
+        File::open(&self.file)
+            .ctx(|| format!("open {}", self.file.display()))
+            .map_err(Into::into)
     }
 }
 
@@ -123,16 +151,10 @@ impl PrivateCopy {
 /// that does not match its index, a truncated file), the copy's write errors are local
 /// I/O (ENOSPC maps to "no space" like any other write).
 fn copy_input(reader: &mut impl Read, out: &mut impl Write, what: &str) -> Result<()> {
-    let mut buf = vec![0u8; COPY_BUFFER];
-    loop {
-        let n = match reader.read(&mut buf) {
-            Ok(0) => return Ok(()),
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(input_error(e, what)),
-        };
-        out.write_all(buf.get(..n).unwrap_or_default())
-            .ctx(|| format!("write the private copy of {what}"))?;
+    match ouk_store::fsutil::read_through(reader, COPY_BUFFER, |piece| out.write_all(piece)) {
+        Ok(_) => Ok(()),
+        Err(PassError::Read(e)) => Err(input_error(e, what)),
+        Err(PassError::Sink(e)) => Err(e).ctx(|| format!("write the private copy of {what}"))?,
     }
 }
 

@@ -115,9 +115,12 @@ pub struct VerifyReport {
     pub size: u64,
     /// Checked against a `.sha256` or `.metadata.json`.
     pub digest_checked: bool,
-    /// Key id that verified the bundle signature, if checked.
+    /// Key id that verified the bundle signature, if checked (`signedBy`, the name every
+    /// JSON output of ouk gives the signer).
+    #[serde(rename = "signedBy")]
     pub signature_kid: Option<String>,
     /// Key id that verified the manifest JWS, if checked.
+    #[serde(rename = "manifestSignedBy")]
     pub manifest_kid: Option<String>,
     /// Entries checked against the manifest, if a manifest was checked.
     pub files_checked: Option<u64>,
@@ -339,6 +342,70 @@ pub fn check_content(
     )
 }
 
+/// The manifest-gated reading of a kit bundle, one type for every reader of a kit's
+/// content (import's unpack, `kit verify`'s content check, `delta make`'s unpack): each
+/// entry is let through only at the size the manifest declares (the manifest entry itself
+/// at the size of the manifest bytes already verified), the whole read is bounded by the
+/// declared totals, and each file is matched against its declared size and digest. Callers
+/// keep their own I/O (staging and store, hashing only, a temporary directory) and their
+/// own messages; the rules live here.
+pub(crate) struct ManifestGate<'m> {
+    declared: HashMap<&'m str, (u64, &'m str)>,
+    manifest_len: u64,
+    manifest_sha: String,
+    limits: ReadLimits,
+}
+
+impl<'m> ManifestGate<'m> {
+    /// The gate of the kit `manifest` describes (`manifest_bytes` are its verified bytes).
+    pub(crate) fn new(manifest: &'m OfflineManifest, manifest_bytes: &[u8]) -> Self {
+        let manifest_len = manifest_bytes.len() as u64;
+        ManifestGate {
+            declared: manifest
+                .artifacts
+                .iter()
+                .map(|a| (a.name.as_str(), (a.size, a.sha256.as_str())))
+                .collect(),
+            manifest_len,
+            manifest_sha: ouk_store::FileDigest::of(manifest_bytes).to_hex(),
+            limits: ReadLimits::for_declared(
+                manifest.artifacts.len() as u64 + 1,
+                manifest.total_bytes() + manifest_len,
+            ),
+        }
+    }
+
+    /// The size an entry may have (`None`: not in the kit, refused by the reader).
+    pub(crate) fn size_of(&self, path: &str) -> Option<u64> {
+        if path == MANIFEST_PATH {
+            Some(self.manifest_len)
+        } else {
+            self.declared.get(path).map(|d| d.0)
+        }
+    }
+
+    /// The reader's bounds: the declared entries and bytes.
+    pub(crate) fn limits(&self) -> ReadLimits {
+        self.limits
+    }
+
+    /// The declared size and SHA-256 (hex) of `path` (`(0, "")` for a path the manifest
+    /// does not list, which then matches nothing real).
+    pub(crate) fn expected(&self, path: &str) -> (u64, &str) {
+        if path == MANIFEST_PATH {
+            (self.manifest_len, &self.manifest_sha)
+        } else {
+            self.declared.get(path).copied().unwrap_or((0, ""))
+        }
+    }
+
+    /// Whether a file read as `size` bytes hashing to `sha256_hex` is what was declared.
+    pub(crate) fn matches(&self, path: &str, size: u64, sha256_hex: &str) -> bool {
+        let (want_size, want_sha) = self.expected(path);
+        size == want_size && sha256_hex == want_sha
+    }
+}
+
 /// Step 4 for a bundle or a split kit.
 pub fn check_input_content(
     input: &BundleInput,
@@ -354,23 +421,9 @@ fn check_content_of(
     manifest: &OfflineManifest,
     manifest_bytes: &[u8],
 ) -> Result<u64> {
-    let declared: HashMap<&str, (u64, &str)> = manifest
-        .artifacts
-        .iter()
-        .map(|a| (a.name.as_str(), (a.size, a.sha256.as_str())))
-        .collect();
-    let manifest_len = manifest_bytes.len() as u64;
-    let limits = ReadLimits::for_declared(
-        manifest.artifacts.len() as u64 + 1,
-        manifest.total_bytes() + manifest_len,
-    );
-    let lookup = |p: &str| {
-        if p == MANIFEST_PATH {
-            Some(manifest_len)
-        } else {
-            declared.get(p).map(|d| d.0)
-        }
-    };
+    let gate = ManifestGate::new(manifest, manifest_bytes);
+    let lookup = |p: &str| gate.size_of(p);
+    let limits = gate.limits();
     let mut reader = BundleReader::new(file, lookup, limits);
     let mut seen = 0u64;
     let mut saw_manifest = false;
@@ -392,21 +445,15 @@ fn check_content_of(
         }
         let actual = hex::encode(h.finalize());
         let path = entry.path.clone();
-        let (want_size, want_sha) = if path == MANIFEST_PATH {
+        if path == MANIFEST_PATH {
             saw_manifest = true;
-            (
-                manifest_len,
-                hex::encode(<sha2::Sha256 as sha2::Digest>::digest(manifest_bytes)),
-            )
         } else {
-            let d = declared.get(path.as_str()).copied().unwrap_or((0, ""));
             seen += 1;
-            (d.0, d.1.to_string())
-        };
-        if size != want_size || actual != want_sha {
+        }
+        if !gate.matches(&path, size, &actual) {
             return Err(KitError::DigestMismatch {
                 what: could_not_verify_file(&path),
-                expected: want_sha,
+                expected: gate.expected(&path).1.to_string(),
                 actual,
             });
         }

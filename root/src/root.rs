@@ -267,7 +267,9 @@ pub fn remove_tree(path: &Path) -> Result<()> {
         }
     };
     if !meta.is_dir() {
-        return fs::remove_file(path).ctx(|| format!("remove {}", path.display()));
+        return fs::remove_file(path)
+            .ctx(|| format!("remove {}", path.display()))
+            .map_err(Into::into);
     }
     if meta.permissions().mode() & 0o700 != 0o700 {
         fs::set_permissions(path, fs::Permissions::from_mode(0o755))
@@ -277,7 +279,9 @@ pub fn remove_tree(path: &Path) -> Result<()> {
         let entry = entry.ctx(|| format!("list {}", path.display()))?;
         remove_tree(&entry.path())?;
     }
-    fs::remove_dir(path).ctx(|| format!("remove {}", path.display()))
+    fs::remove_dir(path)
+        .ctx(|| format!("remove {}", path.display()))
+        .map_err(Into::into)
 }
 
 /// Ingesting a directory tree into the store as a chunk-set manifest: every regular file

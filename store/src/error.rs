@@ -174,19 +174,9 @@ impl RemoteFailure {
 /// Result alias for the store.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
-/// Attach a context string to an `io::Result`.
-pub(crate) trait IoContext<T> {
-    fn ctx(self, context: impl FnOnce() -> String) -> Result<T>;
-}
-
-impl<T> IoContext<T> for io::Result<T> {
-    fn ctx(self, context: impl FnOnce() -> String) -> Result<T> {
-        self.map_err(|source| StoreError::Io {
-            context: context(),
-            source,
-        })
-    }
-}
+/// The crate's I/O-context trait is the workspace's one ([`crate::fsutil::IoContext`]);
+/// its [`crate::fsutil::FsError`] becomes [`StoreError::Io`] through `?`.
+pub(crate) use crate::fsutil::IoContext;
 
 impl StoreError {
     /// A redb error as a store error. An I/O error of the index file stays an I/O error

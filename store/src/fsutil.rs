@@ -44,17 +44,74 @@ impl FsError {
 /// This module's result type.
 pub type Result<T> = std::result::Result<T, FsError>;
 
-trait Ctx<T> {
+/// Attach what was being done (naming the path) to an I/O error: the one such trait of the
+/// workspace. Every crate's error converts from [`FsError`] into its own I/O variant,
+/// keeping context and source (so `ENOSPC` stays "no space"), so `.ctx(..)?` works in any
+/// crate's functions; each crate re-exports this trait from its `error` module.
+pub trait IoContext<T> {
+    /// The error as an [`FsError`] with `context`.
     fn ctx(self, context: impl FnOnce() -> String) -> Result<T>;
 }
 
-impl<T> Ctx<T> for io::Result<T> {
+impl<T> IoContext<T> for io::Result<T> {
     fn ctx(self, context: impl FnOnce() -> String) -> Result<T> {
         self.map_err(|source| FsError {
             context: context(),
             source,
         })
     }
+}
+
+/// Read buffer of a hashing pass ([`sha256_reader`]): large enough to keep syscalls off
+/// the profile, small enough to allocate per file.
+pub const HASH_BUFFER: usize = 256 * 1024;
+
+/// Which side of a streaming pass ([`read_through`]) failed: the input, or what the bytes
+/// were handed to (a copy's write), so each keeps its own context.
+#[derive(Debug)]
+pub enum PassError<E> {
+    /// Reading the input failed.
+    Read(io::Error),
+    /// The callback refused a piece.
+    Sink(E),
+}
+
+/// The workspace's one read loop: hand every byte `reader` yields to `each`, in order,
+/// through one buffer of `buffer` bytes, retrying an interrupted read; returns how many
+/// bytes went by. Hashing a file, copying while hashing and digesting a stream are all
+/// this loop with a different `each`.
+pub fn read_through<E>(
+    mut reader: impl io::Read,
+    buffer: usize,
+    mut each: impl FnMut(&[u8]) -> std::result::Result<(), E>,
+) -> std::result::Result<u64, PassError<E>> {
+    let mut buf = vec![0u8; buffer.max(1)];
+    let mut total = 0u64;
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => return Ok(total),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(PassError::Read(e)),
+        };
+        each(buf.get(..n).unwrap_or_default()).map_err(PassError::Sink)?;
+        total += n as u64;
+    }
+}
+
+/// SHA-256 and size of everything `reader` yields ([`read_through`] with a hasher).
+pub fn sha256_reader(reader: impl io::Read) -> io::Result<([u8; 32], u64)> {
+    use sha2::Digest;
+    let mut hasher = sha2::Sha256::new();
+    let size = read_through(reader, HASH_BUFFER, |piece| {
+        hasher.update(piece);
+        Ok::<(), std::convert::Infallible>(())
+    })
+    .map_err(|e| match e {
+        PassError::Read(e) => e,
+        PassError::Sink(never) => match never {},
+    })?;
+    Ok((hasher.finalize().into(), size))
 }
 
 /// The mode [`File::create`] asks for: the umask decides the rest, as for any new file.
@@ -267,6 +324,45 @@ pub fn ensure_private_dir(dir: &Path) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Hands out `data` in pieces of at most 3 bytes, failing each read once with EINTR.
+    struct Stuttering<'a> {
+        data: &'a [u8],
+        interrupt_next: bool,
+    }
+
+    impl io::Read for Stuttering<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.interrupt_next = !self.interrupt_next;
+            if !self.interrupt_next {
+                return Err(io::ErrorKind::Interrupted.into());
+            }
+            let n = self.data.len().min(buf.len()).min(3);
+            buf[..n].copy_from_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn the_read_loop_retries_interrupted_reads_and_names_the_failing_side() {
+        use sha2::Digest;
+        let data = b"the one read loop of the workspace".to_vec();
+        let input = Stuttering {
+            data: &data,
+            interrupt_next: false,
+        };
+        let (digest, size) = sha256_reader(input).expect("hash");
+        assert_eq!(size, data.len() as u64);
+        assert_eq!(digest, <[u8; 32]>::from(sha2::Sha256::digest(&data)));
+        let mut seen = Vec::new();
+        let refused = read_through(&data[..], 4, |piece| {
+            seen.extend_from_slice(piece);
+            if seen.len() >= 8 { Err("full") } else { Ok(()) }
+        });
+        assert!(matches!(refused, Err(PassError::Sink("full"))));
+        assert_eq!(seen, data[..8]);
+    }
     use std::fs;
     use std::os::unix::fs::symlink;
 

@@ -29,6 +29,7 @@
 pub mod backend;
 pub mod chunker;
 mod class;
+pub mod compact;
 pub mod envelope;
 mod error;
 pub mod frame;
@@ -39,9 +40,11 @@ mod maintenance;
 pub mod pack;
 pub mod pack_index;
 pub mod pins;
+pub mod progress;
 mod reindex;
 #[cfg(feature = "aws")]
 pub mod remote;
+pub mod units;
 mod writer;
 
 use redb::{ReadableDatabase, ReadableTable};
@@ -55,6 +58,7 @@ use sha2::Digest;
 pub use backend::{PackBackend, RemoteOptions, RequestCounts};
 pub use chunker::{Chunker, ChunkerParams};
 pub use class::ErrorClass;
+pub use compact::CompactReport;
 pub use error::{RemoteFailure, Result, StoreError};
 pub use id::{ChunkId, FileDigest, ParseDigestError, deserialize_digest, serialize_digest};
 pub use index::{ChunkLocation, FileRecord, StoreHeader};
@@ -707,5 +711,7 @@ fn connect_remote(r: &RemoteOptions) -> Result<Box<dyn PackBackend>> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_compact;
 #[cfg(all(test, feature = "aws"))]
 mod tests_remote;

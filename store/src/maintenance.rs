@@ -4,7 +4,7 @@
 //!   does not name: both can only be leftovers of a write that never committed.
 //! - `fsck` re-reads and re-hashes every frame and checks that every file's chunks exist.
 //! - `gc` drops files not in the caller's live set, chunks no live file uses, and rewrites
-//!   packs that became sparse. New packs are fsynced before the index commit that switches
+//!   packs that became sparse; then it compacts lazily written packs ([`crate::compact`]). New packs are fsynced before the index commit that switches
 //!   to them; old pack files are deleted only after it. A crash anywhere leaves either the
 //!   old index (old packs intact) or the new one (new packs durable), plus at worst an
 //!   orphan pack file that the next open deletes.
@@ -24,6 +24,7 @@ use crate::pack::{PACK_HEADER_LEN, PackAppender, list_pack_files, sync_dir};
 
 /// What [`Store::open`] repaired.
 #[derive(Debug, Default, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct RecoveryReport {
     /// Packs whose uncommitted tail was cut: (pack, bytes cut).
     pub truncated_packs: Vec<(u32, u64)>,
@@ -53,6 +54,7 @@ pub struct DamagedChunk {
 
 /// Result of [`Store::fsck`].
 #[derive(Debug, Default, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct FsckReport {
     /// Frames verified.
     pub chunks_checked: u64,
@@ -93,6 +95,7 @@ pub enum IndexCheck {
 
 /// Result of [`Store::gc`].
 #[derive(Debug, Default, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct GcReport {
     /// File records dropped.
     pub files_removed: u64,
@@ -316,6 +319,7 @@ impl Store {
         let mut report = GcReport::default();
         let txn = self.db.begin_read()?;
         let pinned = crate::pins::pinned_in(&txn)?;
+        let lazy = crate::compact::lazy_packs_in(&txn)?;
         let mut dead_files = Vec::new();
         let mut live_chunks: HashSet<ChunkId> = HashSet::new();
         for row in txn.open_table(FILES)?.iter()? {
@@ -361,6 +365,9 @@ impl Store {
             let live = live_bytes.get(&n).copied().unwrap_or(0);
             if live == 0 {
                 to_delete.push(n);
+            } else if lazy.contains(&n) {
+                // Rewritten below by compaction, recompressed (a verbatim copy here would
+                // keep the fast level and lose the mark).
             } else if live * 2 < len.saturating_sub(PACK_HEADER_LEN) {
                 to_rewrite.push(n);
             }
@@ -457,9 +464,12 @@ impl Store {
         if !gone.is_empty() {
             sync_dir(&self.packs_dir())?;
         }
+        // Lazily written packs are recompressed at the store's level, live frames only
+        // (the dead ones left the index above); a separate crash-safe step.
+        let compacted = self.compact_locked(&mut crate::progress::ignore)?;
         report.files_removed = dead_files.len() as u64;
         report.chunks_removed = dead_chunks.len() as u64;
-        report.packs_rewritten = rewritten.len() as u64;
+        report.packs_rewritten = (rewritten.len() as u64) + compacted.packs_compacted;
         report.packs_deleted = gone.len() as u64;
         report.bytes_after = self.stats()?.pack_bytes;
         Ok(report)

@@ -134,11 +134,14 @@ impl PackAppender {
     /// commit (nothing in the index can point past `start_len`).
     pub fn roll_back(&self) -> Result<()> {
         if self.created {
-            fs::remove_file(&self.path).ctx(|| format!("remove pack {}", self.path.display()))
+            fs::remove_file(&self.path)
+                .ctx(|| format!("remove pack {}", self.path.display()))
+                .map_err(Into::into)
         } else {
             self.file
                 .set_len(self.start_len)
                 .ctx(|| format!("truncate pack {}", self.path.display()))
+                .map_err(Into::into)
         }
     }
 
@@ -147,6 +150,7 @@ impl PackAppender {
         self.file
             .sync_data()
             .ctx(|| format!("fsync pack {}", self.path.display()))
+            .map_err(Into::into)
     }
 }
 
@@ -196,7 +200,9 @@ impl PackFiles {
                     .len();
                 Ok(Err(have))
             }
-            Err(e) => Err(e).ctx(|| format!("read pack {}", dir.join(pack_file_name(n)).display())),
+            Err(e) => Err(e)
+                .ctx(|| format!("read pack {}", dir.join(pack_file_name(n)).display()))
+                .map_err(Into::into),
         }
     }
 

@@ -84,7 +84,7 @@ thread_local! {
         const { std::cell::RefCell::new(None) };
 }
 
-fn compress_frame(level: i32, id: &ChunkId, raw: &[u8]) -> std::io::Result<Vec<u8>> {
+pub(crate) fn compress_frame(level: i32, id: &ChunkId, raw: &[u8]) -> std::io::Result<Vec<u8>> {
     COMPRESSOR.with(|cell| {
         let mut slot = cell.borrow_mut();
         if slot.as_ref().map(|(l, _)| *l) != Some(level) {
@@ -112,6 +112,13 @@ pub struct StoreWriter<'s> {
     /// Set once `commit` starts: from then on the index may reference appended bytes, so
     /// they are never rolled back.
     commit_started: bool,
+    /// Set by [`StoreWriter::store_new_chunks_fast`]: new frames are written at
+    /// [`crate::compact::FAST_LEVEL`] into packs of their own, recorded as lazy.
+    fast: bool,
+    /// Packs this writer created while fast (marked lazy by its commit).
+    lazy_created: HashSet<u32>,
+    /// Lazy packs of earlier writers (a normal write never appends to one).
+    lazy_committed: HashSet<u32>,
     _exclusive: std::sync::MutexGuard<'s, ()>,
 }
 
@@ -123,9 +130,11 @@ struct Batch {
 impl<'s> StoreWriter<'s> {
     pub(crate) fn new(store: &'s Store) -> Result<Self> {
         let guard = store.writer_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let snapshot = store.db.begin_read()?;
+        let lazy_committed = crate::compact::lazy_packs_in(&snapshot)?;
         Ok(StoreWriter {
             store,
-            snapshot: store.db.begin_read()?,
+            snapshot,
             current: None,
             finished: Vec::new(),
             sealed: Vec::new(),
@@ -133,8 +142,22 @@ impl<'s> StoreWriter<'s> {
             pending_files: HashMap::new(),
             totals: WriteTotals::default(),
             commit_started: false,
+            fast: false,
+            lazy_created: HashSet::new(),
+            lazy_committed,
             _exclusive: guard,
         })
+    }
+
+    /// From now on, store new chunks fast rather than small: at
+    /// [`crate::compact::FAST_LEVEL`], into packs of their own that the commit marks lazy,
+    /// so `gc` or `compact` later recompresses them at the store's level. For writes an
+    /// operator waits on that create many chunks (a delta apply). Object-storage stores
+    /// ignore it (their packs are immutable and shared: they are not compacted).
+    pub fn store_new_chunks_fast(&mut self) {
+        if !self.store.is_remote() {
+            self.fast = true;
+        }
     }
 
     /// Totals so far.
@@ -238,7 +261,11 @@ impl<'s> StoreWriter<'s> {
             }
         }
         drop(index);
-        let level = self.store.header.zstd_level;
+        let level = if self.fast {
+            crate::compact::FAST_LEVEL
+        } else {
+            self.store.header.zstd_level
+        };
         let encode = |&i: &usize| {
             let (o, l) = batch.ranges[i];
             compress_frame(level, &ids[i], &data[o..o + l])
@@ -280,10 +307,13 @@ impl<'s> StoreWriter<'s> {
         if let Some(target) = self.store.backend.sealed_pack_target() {
             return self.spool_pack_for_append(target);
         }
-        let full = self
-            .current
-            .as_ref()
-            .is_some_and(|p| p.len >= PACK_TARGET_LEN);
+        // A fast writer's frames go only to packs it created fast (all of such a pack is
+        // recompressed later); a pack it had started before turning fast is finished.
+        let fast = self.fast;
+        let lazy_created = &self.lazy_created;
+        let full = self.current.as_ref().is_some_and(|p| {
+            p.len >= PACK_TARGET_LEN || (fast && !lazy_created.contains(&p.number))
+        });
         if full && let Some(p) = self.current.take() {
             self.finished.push(p);
         }
@@ -293,8 +323,12 @@ impl<'s> StoreWriter<'s> {
             let last = packs.last()?.map(|(k, v)| (k.value(), v.value()));
             drop(packs);
             let in_use: HashSet<u32> = self.finished.iter().map(|p| p.number).collect();
+            // Appending to the last pack: only a normal write to a normal pack (a lazy pack
+            // holds lazy frames only, and a fast write starts its own).
+            let appendable =
+                |n: u32| !self.fast && !self.lazy_committed.contains(&n) && !in_use.contains(&n);
             let appender = match last {
-                Some((n, len)) if len < PACK_TARGET_LEN && !in_use.contains(&n) => {
+                Some((n, len)) if len < PACK_TARGET_LEN && appendable(n) => {
                     PackAppender::open(&dir, n, Some(len))?
                 }
                 other => {
@@ -307,6 +341,9 @@ impl<'s> StoreWriter<'s> {
                     if stale.exists() {
                         std::fs::remove_file(&stale)
                             .ctx(|| format!("remove {}", stale.display()))?;
+                    }
+                    if self.fast {
+                        self.lazy_created.insert(n);
                     }
                     PackAppender::open(&dir, n, None)?
                 }
@@ -454,6 +491,12 @@ impl<'s> StoreWriter<'s> {
             let mut pack_table = txn.open_table(PACKS)?;
             for p in &packs {
                 pack_table.insert(p.number, p.len)?;
+            }
+            if !self.lazy_created.is_empty() {
+                let mut lazy = txn.open_table(crate::compact::LAZY_PACKS)?;
+                for n in &self.lazy_created {
+                    lazy.insert(*n, ())?;
+                }
             }
         }
         txn.commit()?;

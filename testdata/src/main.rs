@@ -98,24 +98,10 @@ fn parse_tree_size(s: &str) -> Result<TreeSize, String> {
     }
 }
 
-/// Parses `64MiB`, `1GiB`, `500MB`, `1234`.
+/// A byte count (`64MiB`, `1GiB`, `500MB`, `1234`, 0 allowed) in ouk's grammar: the one
+/// parser is `ouk_store::units`, so `--size` here reads as `ouk --part-size` does.
 fn parse_size(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: u64 = num.parse().map_err(|_| format!("invalid size {s:?}"))?;
-    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" => 1_000,
-        "kib" => 1 << 10,
-        "m" | "mb" => 1_000_000,
-        "mib" => 1 << 20,
-        "g" | "gb" => 1_000_000_000,
-        "gib" => 1 << 30,
-        _ => return Err(format!("invalid size unit in {s:?}")),
-    };
-    n.checked_mul(mult)
-        .ok_or_else(|| format!("size {s:?} is too large"))
+    ouk_store::units::parse_size_or_zero(s).map_err(|e| e.to_string())
 }
 
 fn rate(bytes: u64, secs: f64) -> String {
@@ -207,6 +193,20 @@ mod tests {
         assert!(parse_size("12XB").is_err());
         assert!(parse_size("MiB").is_err());
         assert!(parse_size("99999999999GiB").is_err());
+    }
+
+    /// The grammar is ouk's (`ouk_store::units`): terabytes too, and the same messages.
+    #[test]
+    fn sizes_are_read_as_ouk_reads_them() {
+        assert_eq!(parse_tree_size("2TiB"), Ok(TreeSize::Bytes(2 << 40)));
+        assert_eq!(
+            parse_tree_size("3tb"),
+            Ok(TreeSize::Bytes(3_000_000_000_000))
+        );
+        assert_eq!(
+            parse_tree_size("12XB"),
+            Err("invalid size unit in \"12XB\" (use KiB, MiB, GiB, ...)".to_string())
+        );
     }
 
     #[test]

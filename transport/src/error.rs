@@ -133,15 +133,6 @@ impl From<ouk_store::fsutil::FsError> for TransportError {
 /// Results of this crate.
 pub type Result<T> = std::result::Result<T, TransportError>;
 
-pub(crate) trait IoContext<T> {
-    fn ctx(self, context: impl FnOnce() -> String) -> Result<T>;
-}
-
-impl<T> IoContext<T> for std::io::Result<T> {
-    fn ctx(self, context: impl FnOnce() -> String) -> Result<T> {
-        self.map_err(|source| TransportError::Io {
-            context: context(),
-            source,
-        })
-    }
-}
+/// The workspace's one I/O-context trait ([`ouk_store::fsutil::IoContext`]); its
+/// [`ouk_store::fsutil::FsError`] becomes [`TransportError::Io`] through `?`.
+pub(crate) use ouk_store::fsutil::IoContext;

@@ -20,14 +20,12 @@
 
 use std::collections::HashMap;
 use std::fs::{self, File};
-use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use ouk_kit::build::KitMetadata;
 use serde::{Deserialize, Serialize};
-use sha2::Digest;
 
 use crate::error::{IoContext, Result, TransportError};
 
@@ -178,21 +176,10 @@ impl DigestCache {
         {
             return Ok((key.2, k.hex.clone()));
         }
-        let mut f = File::open(path).ctx(|| format!("open {}", path.display()))?;
-        let mut sha = sha2::Sha256::new();
-        let mut buf = vec![0u8; 1 << 20];
-        let mut len = 0u64;
-        loop {
-            let n = f
-                .read(&mut buf)
-                .ctx(|| format!("read {}", path.display()))?;
-            if n == 0 {
-                break;
-            }
-            sha.update(&buf[..n]);
-            len += n as u64;
-        }
-        let hex = hex::encode(sha.finalize());
+        let f = File::open(path).ctx(|| format!("open {}", path.display()))?;
+        let (digest, len) =
+            ouk_store::fsutil::sha256_reader(f).ctx(|| format!("read {}", path.display()))?;
+        let hex = hex::encode(digest);
         // A file that changed while it was read is hashed again next time.
         let after = fs::symlink_metadata(path).ctx(|| format!("stat {}", path.display()))?;
         if after.len() == len && after.mtime() == key.3 && after.mtime_nsec() == key.4 {

@@ -209,21 +209,10 @@ pub fn fetch_index(from: &str, timeout: Duration, token: Option<&str>) -> Result
 }
 
 fn sha256_of(path: &Path) -> Result<(u64, String)> {
-    let mut f = open_no_follow(path, Opening::Read).ctx(|| format!("open {}", path.display()))?;
-    let mut sha = sha2::Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut n = 0u64;
-    loop {
-        let k = f
-            .read(&mut buf)
-            .ctx(|| format!("read {}", path.display()))?;
-        if k == 0 {
-            break;
-        }
-        sha.update(&buf[..k]);
-        n += k as u64;
-    }
-    Ok((n, hex::encode(sha.finalize())))
+    let f = open_no_follow(path, Opening::Read).ctx(|| format!("open {}", path.display()))?;
+    let (digest, n) =
+        ouk_store::fsutil::sha256_reader(f).ctx(|| format!("read {}", path.display()))?;
+    Ok((n, hex::encode(digest)))
 }
 
 /// A `Write` that feeds a hasher.
@@ -330,7 +319,11 @@ fn real_dir_under(dest: &Path, rel_dir: &str) -> Result<()> {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 fs::create_dir(&at).ctx(|| format!("create {}", at.display()))?;
             }
-            Err(e) => return Err(e).ctx(|| format!("stat {}", at.display())),
+            Err(e) => {
+                return Err(e)
+                    .ctx(|| format!("stat {}", at.display()))
+                    .map_err(Into::into);
+            }
         }
     }
     Ok(())

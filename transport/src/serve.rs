@@ -1088,7 +1088,7 @@ async fn receive_and_import(
     };
     let root = st.root.clone();
     let done = tokio::task::spawn_blocking(move || {
-        ouk_kit::import::import(&root, &opts, &mut |_| {}).map_err(|f| {
+        ouk_kit::import::import(&root, &opts, &mut ouk_store::progress::ignore).map_err(|f| {
             // The answer's exitCode and HTTP status follow the error's class, as the
             // binary's exit code does.
             let code = f.error.class().exit_code();

@@ -29,7 +29,7 @@ pub fn run(ctx: &Context, cmd: AuthorityCommand) -> Result<ExitCode, Failure> {
                 ));
             }
             let shown = file.display().to_string();
-            let report = ouk_kit::authority::check_file(&shown, &file)
+            let report = ouk_kit::ops::authority::check_file(&shown, &file)
                 .map_err(|e| Failure::new(crate::exit::class_code(e.class()), e.to_string()))?;
             let ok = report.violations.is_empty();
             let doc = serde_json::json!({

@@ -54,6 +54,10 @@ pub enum DeltaCommand {
         /// whose ouk predates it.
         #[arg(long)]
         no_record_tier: bool,
+        /// Ship every file instead of letting the host derive the feed index (format
+        /// ouk-delta/5): the delta then applies on hosts whose ouk predates derivation.
+        #[arg(long)]
+        no_derive: bool,
     },
     /// Baseline, target, files added/changed/removed and bytes of a delta, and the feed
     /// rows it adds, modifies and withdraws (as `delta make` recorded them).
@@ -86,6 +90,7 @@ pub fn run(ctx: &Context, cmd: DeltaCommand) -> Result<ExitCode, Failure> {
             time_budget,
             mirror,
             no_record_tier,
+            no_derive,
         } => {
             let keys = signing.load()?;
             let key = keys.first().cloned();
@@ -95,6 +100,7 @@ pub fn run(ctx: &Context, cmd: DeltaCommand) -> Result<ExitCode, Failure> {
             let options = ouk_delta::plan::MakeOptions {
                 time_budget: Duration::from_secs(time_budget),
                 record_tier: !no_record_tier,
+                derive: !no_derive,
                 ..Default::default()
             };
             let report = match (from, from_inventory, kits) {
@@ -102,7 +108,15 @@ pub fn run(ctx: &Context, cmd: DeltaCommand) -> Result<ExitCode, Failure> {
                     make_from_mirror(ctx, &from, &to, &output, key.as_ref(), &options)?
                 }
                 (Some(from), _, _) => {
-                    ouk_kit::delta::make_from_bundles(&from, &to, &output, key.as_ref(), &options)
+                    let mut progress = ctx.out.progress("delta make", 0);
+                    ouk_kit::delta::make_from_bundles_reporting(
+                        &from,
+                        &to,
+                        &output,
+                        key.as_ref(),
+                        &options,
+                        &mut |s| progress.step(s),
+                    )
                 }
                 (None, Some(inv), Some(kits)) => {
                     let bytes = std::fs::read(&inv).map_err(|e| {

@@ -58,7 +58,6 @@ pub fn run(ctx: &Context, cmd: GenCommand) -> Result<ExitCode, Failure> {
             let doc = serde_json::json!({
                 "generation": id,
                 "version": root.generation_record(&id)?.and_then(|r| r.labels.get("version").cloned()),
-                "status": status,
                 "outcome": word,
                 "previous": previous,
             });
@@ -132,9 +131,38 @@ pub fn run(ctx: &Context, cmd: GenCommand) -> Result<ExitCode, Failure> {
     Ok(ExitCode::Ok)
 }
 
+/// One generation in `gen list --json` (named as every JSON document of ouk is:
+/// docs/operations.md, "JSON output").
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct GenerationEntry<'a> {
+    generation: ouk_delta::GenerationId,
+    current: bool,
+    materialized: bool,
+    files: u64,
+    bytes: u64,
+    /// When this root first recorded it.
+    recorded_at: String,
+    last_activated_at: Option<String>,
+    labels: &'a ouk_root::Labels,
+}
+
 /// Print the generation list (`gen list`).
 fn list(ctx: &Context, gens: &[ouk_root::GenerationSummary]) {
-    ctx.out.emit(&gens, || {
+    let doc: Vec<GenerationEntry<'_>> = gens
+        .iter()
+        .map(|g| GenerationEntry {
+            generation: g.id,
+            current: g.current,
+            materialized: g.materialized,
+            files: g.record.files,
+            bytes: g.record.bytes,
+            recorded_at: rfc3339(g.record.created_at),
+            last_activated_at: g.last_activated.map(rfc3339),
+            labels: &g.record.labels,
+        })
+        .collect();
+    ctx.out.emit(&doc, || {
         if gens.is_empty() {
             return "no generations".into();
         }

@@ -52,7 +52,8 @@ struct Inspection {
     channel: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     created_at: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// The generation's id (`generation`, as in every JSON output of ouk).
+    #[serde(rename = "generation", skip_serializing_if = "Option::is_none")]
     generation_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     signature: Option<SignatureState>,
@@ -162,7 +163,7 @@ fn with_manifest(mut i: Inspection, m: &ouk_kit::manifest::OfflineManifest) -> I
 fn inspect_manifest(path: &Path) -> Result<Inspection, Failure> {
     let bytes = std::fs::read(path)
         .map_err(|e| Failure::new(ExitCode::Failure, format!("{}: {e}", path.display())))?;
-    let m = ouk_kit::manifest::OfflineManifest::parse(&bytes).map_err(kit_failure)?;
+    let m = ouk_kit::manifest::OfflineManifest::parse(&bytes).map_err(|e| kit_failure(e.into()))?;
     Ok(with_manifest(empty(path, "manifest"), &m))
 }
 
@@ -220,11 +221,11 @@ fn inspect_delta(path: &Path, copy: &Path, split: bool) -> Result<Inspection, Fa
     i.file_bytes = summary.listed_bytes;
     i.delta = Some(serde_json::json!({
         "baseline": {
-            "generationId": header.baseline.generation,
+            "generation": header.baseline.generation,
             "version": header.baseline.version,
         },
         "target": {
-            "generationId": header.target.generation,
+            "generation": header.target.generation,
             "version": header.target.version,
         },
         "removed": header.removed,
@@ -327,7 +328,7 @@ fn human(i: &Inspection, all_files: bool) -> String {
                 .as_str()
                 .map_or_else(|| "?".to_string(), str::to_string)
         };
-        let generation = |side: &str| d[side]["generationId"].as_str().unwrap_or("?").to_string();
+        let generation = |side: &str| d[side]["generation"].as_str().unwrap_or("?").to_string();
         line(
             "baseline",
             format!("{} ({})", version("baseline"), generation("baseline")),

@@ -46,10 +46,10 @@ pub enum KitCommand {
         #[arg(long)]
         allow_missing_debug: bool,
         /// Owner uid of the advisory AI volume primer's directories.
-        #[arg(long, default_value_t = ouk_kit::primer::DEFAULT_UID)]
+        #[arg(long, default_value_t = ouk_kit::ops::primer::DEFAULT_UID)]
         primer_uid: u32,
         /// Owner gid of the primer's directories.
-        #[arg(long, default_value_t = ouk_kit::primer::DEFAULT_GID)]
+        #[arg(long, default_value_t = ouk_kit::ops::primer::DEFAULT_GID)]
         primer_gid: u32,
         /// Mode (octal) of the primer's directories.
         #[arg(long, default_value = "0770", value_parser = crate::cmd::primer::parse_mode)]
@@ -222,7 +222,7 @@ pub fn run(ctx: &Context, cmd: KitCommand) -> Result<ExitCode, Failure> {
                 None
             } else {
                 Some(
-                    ouk_kit::primer::PrimerSpec::new(primer_uid, primer_gid, primer_mode)
+                    ouk_kit::ops::primer::PrimerSpec::new(primer_uid, primer_gid, primer_mode)
                         .map_err(crate::cmd::primer::primer_failure)?,
                 )
             };
@@ -260,7 +260,7 @@ pub fn run(ctx: &Context, cmd: KitCommand) -> Result<ExitCode, Failure> {
             };
             let mut progress = ctx.out.progress("build", 0);
             let report =
-                ouk_kit::build::build_kit(&opts, &mut |n| progress.inc(n)).map_err(kit_failure)?;
+                ouk_kit::build::build_kit(&opts, &mut |s| progress.step(s)).map_err(kit_failure)?;
             drop(progress);
             crate::cmd::trust::finish_signing(
                 ctx,
@@ -365,11 +365,15 @@ pub fn run(ctx: &Context, cmd: KitCommand) -> Result<ExitCode, Failure> {
                 max_clock_skew_secs: max_clock_skew,
             };
             let mut progress = ctx.out.progress("import", 0);
-            let result = ouk_kit::import::import(&ctx.root, &opts, &mut |n| progress.inc(n));
+            // Every phase the pipeline reports (verify, unpack, store, activate), with its
+            // total: the bar shows phase, percent and ETA; --progress json one event each.
+            let result = ouk_kit::import::import(&ctx.root, &opts, &mut |s| progress.step(s));
             drop(progress);
             let report = result.map_err(|f| {
                 let mut failure = kit_failure(f.error);
                 failure.message = format!("import refused at step {}: {}", f.step, failure.message);
+                failure.step = Some(f.step.to_string());
+                failure.quarantined = f.quarantined.clone();
                 if failure.code == ExitCode::NoSpace {
                     failure
                         .message
@@ -466,7 +470,8 @@ pub fn run(ctx: &Context, cmd: KitCommand) -> Result<ExitCode, Failure> {
                 let bytes = std::fs::read(&file).map_err(|e| {
                     Failure::new(ExitCode::Failure, format!("{}: {e}", file.display()))
                 })?;
-                ouk_kit::manifest::OfflineManifest::parse(&bytes).map_err(kit_failure)?
+                ouk_kit::manifest::OfflineManifest::parse(&bytes)
+                    .map_err(|e| kit_failure(e.into()))?
             } else {
                 ouk_kit::verify::manifest_from_bundle(&file)
                     .map_err(kit_failure)?

@@ -1,4 +1,4 @@
-//! `ouk mirror {add|list|export|remove|stats}`: a root that keeps many bundles deduplicated and
+//! `ouk mirror {add|list|verify|export|remove|stats}`: a root that keeps many bundles deduplicated and
 //! gives each back byte-identical (the logic is `ouk_kit::mirror`).
 
 use std::path::PathBuf;
@@ -28,8 +28,20 @@ pub enum MirrorCommand {
               value_parser = clap::value_parser!(u32).range(0..=i64::from(ouk_kit::mirror::deltastore::MAX_CHAIN_WALK)))]
         max_chain_depth: u32,
     },
-    /// The mirrored bundles.
+    /// The mirrored bundles, with who signed each when it was added.
     List,
+    /// Re-check the stored bundles' signatures against the keys this root trusts now
+    /// (after a rotation or a revocation): exit 5 when any bundle is no longer authorized.
+    Verify {
+        /// Only this bundle: version, bundle file name, or sha256 prefix (8+ hex digits).
+        version: Option<String>,
+        /// Only bundles of this channel.
+        #[arg(long)]
+        channel: Option<String>,
+        /// Only bundles of this kind (kit, delta).
+        #[arg(long)]
+        kind: Option<String>,
+    },
     /// Re-create a mirrored bundle and its sidecars, byte-identical, in a directory.
     Export {
         /// Version, bundle file name, or sha256 prefix (8+ hex digits).
@@ -125,12 +137,25 @@ pub fn run(ctx: &Context, cmd: MirrorCommand) -> Result<ExitCode, Failure> {
                     return "no mirrored bundles (ouk mirror add BUNDLE)".into();
                 }
                 let mut s = format!(
-                    "{:<6} {:<14} {:<8} {:>10} {:<11} {:<12} {:<20} NAME\n",
-                    "KIND", "VERSION", "CHANNEL", "SIZE", "STORED AS", "SHA256", "ADDED"
+                    "{:<6} {:<14} {:<8} {:>10} {:<11} {:<12} {:<20} {:<12} NAME\n",
+                    "KIND",
+                    "VERSION",
+                    "CHANNEL",
+                    "SIZE",
+                    "STORED AS",
+                    "SHA256",
+                    "ADDED",
+                    "SIGNED BY"
                 );
                 for b in &listing {
+                    // Who signed it when it was added (`mirror verify` judges it under the
+                    // keys trusted now).
+                    let signer = b
+                        .signed_by
+                        .as_deref()
+                        .map_or_else(|| "unchecked".to_string(), |k| k.chars().take(12).collect());
                     s.push_str(&format!(
-                        "{:<6} {:<14} {:<8} {:>10} {:<11} {:<12} {:<20} {}\n",
+                        "{:<6} {:<14} {:<8} {:>10} {:<11} {:<12} {:<20} {:<12} {}\n",
                         b.kind,
                         b.version,
                         b.channel,
@@ -138,11 +163,19 @@ pub fn run(ctx: &Context, cmd: MirrorCommand) -> Result<ExitCode, Failure> {
                         b.stored_as,
                         &b.sha256.to_hex()[..12],
                         rfc3339(b.added_at),
+                        signer,
                         b.name
                     ));
                 }
                 s
             });
+        }
+        MirrorCommand::Verify {
+            version,
+            channel,
+            kind,
+        } => {
+            return verify(ctx, &root, version, channel, kind);
         }
         MirrorCommand::Export {
             version,
@@ -232,4 +265,63 @@ pub fn run(ctx: &Context, cmd: MirrorCommand) -> Result<ExitCode, Failure> {
         }
     }
     Ok(ExitCode::Ok)
+}
+
+/// `ouk mirror verify`: every (or the selected) bundle judged under the trust of now.
+fn verify(
+    ctx: &Context,
+    root: &ouk_root::Root,
+    version: Option<String>,
+    channel: Option<String>,
+    kind: Option<String>,
+) -> Result<ExitCode, Failure> {
+    // One bundle named: resolve it as export does (a name that matches nothing is exit 1).
+    let only = match version {
+        Some(what) => {
+            let selector = ouk_kit::mirror::Selector {
+                what,
+                channel: channel.clone(),
+                kind: kind.clone(),
+            };
+            Some(
+                ouk_kit::mirror::select(root, &selector)
+                    .map_err(kit_failure)?
+                    .sha256,
+            )
+        }
+        None => None,
+    };
+    let keep = |b: &ouk_kit::mirror::MirroredBundle| {
+        only.is_none_or(|sha| b.sha256 == sha)
+            && channel.as_ref().is_none_or(|c| *c == b.channel)
+            && kind.as_ref().is_none_or(|k| *k == b.kind)
+    };
+    let r = ouk_kit::mirror::reverify::verify(root, ouk_root::now_unix(), &keep)
+        .map_err(kit_failure)?;
+    ctx.out.emit(&r, || {
+        let mut s = match r.trust_version {
+            Some(v) => format!("judged under trust document version {v}\n"),
+            None => "this root trusts no key: nothing can be verified\n".to_string(),
+        };
+        for b in &r.bundles {
+            s.push_str(&format!(
+                "{:<8} {} {} {} ({})",
+                b.verdict, b.kind, b.version, b.channel, b.name
+            ));
+            if !b.signed_by.is_empty() {
+                s.push_str(&format!(" signed by {}", b.signed_by.join(", ")));
+            }
+            if let Some(why) = &b.reason {
+                s.push_str(&format!(": {why}"));
+            }
+            s.push('\n');
+        }
+        s.push_str(&format!("{} valid, {} not", r.valid, r.failed));
+        s
+    });
+    Ok(if r.failed == 0 {
+        ExitCode::Ok
+    } else {
+        ExitCode::Signature
+    })
 }

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Subcommand;
-use ouk_kit::primer::{self, DirAction, PrimerError};
+use ouk_kit::ops::primer::{self, DirAction, PrimerError};
 
 use crate::exit::ExitCode;
 use crate::{Context, Failure};

@@ -1,5 +1,5 @@
 //! `ouk quota {consume|status}`: the scanner's offline fair-use ledger (the logic is
-//! `ouk_kit::quota`).
+//! `ouk_kit::ops::quota`).
 //!
 //! `consume` always exits 0 once the scan is counted: over the limit it throttles, it never
 //! refuses. By default it sleeps the delay itself before answering, so a caller that only
@@ -15,7 +15,7 @@ use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::{Args, Subcommand};
-use ouk_kit::quota::{self, Ledger, QuotaError, QuotaLimits, SubjectReport};
+use ouk_kit::ops::quota::{self, Ledger, QuotaError, QuotaLimits, SubjectReport};
 use serde::Serialize;
 
 use crate::exit::ExitCode;
@@ -146,7 +146,7 @@ fn subject_text(arg: &str) -> Result<String, Failure> {
     }
     let mut text = String::new();
     std::io::stdin()
-        .take(ouk_kit::quota::MAX_TOKEN_LEN as u64 + 64)
+        .take(ouk_kit::ops::quota::MAX_TOKEN_LEN as u64 + 64)
         .read_to_string(&mut text)
         .map_err(|e| {
             Failure::new(

@@ -22,7 +22,7 @@ pub struct StatusArgs {
     max_kit_age: u64,
 }
 
-#[derive(Serialize)]
+/// What `gather` found, in the units the code works in (seconds since the epoch).
 struct Status {
     root: String,
     current: Option<ouk_delta::GenerationId>,
@@ -46,15 +46,59 @@ struct Status {
     /// `ok`, `stale` (the active kit is older than the window) or `none` (nothing active).
     verdict: &'static str,
     /// The exit code `ouk status` gives: 0 for `ok`, 9 otherwise.
-    #[serde(rename = "exitCode")]
     exit_code: u8,
+}
+
+/// The status document (`ouk status --json`, `GET /api/offline-kit/status`), named as
+/// every JSON document of ouk is (docs/operations.md, "JSON output"): camelCase, times in
+/// RFC 3339, the active generation's id under `generation`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct StatusDocument<'a> {
+    root: &'a str,
+    generation: Option<ouk_delta::GenerationId>,
+    labels: &'a ouk_root::Labels,
+    files: u64,
+    bytes: u64,
+    activated_at: Option<String>,
+    age_seconds: Option<i64>,
+    generations: usize,
+    quarantined: Option<usize>,
+    stale: bool,
+    kit_age_days: Option<i64>,
+    kit_created_at: Option<String>,
+    max_kit_age_days: u64,
+    verdict: &'static str,
+    exit_code: u8,
+}
+
+impl Status {
+    fn document(&self) -> StatusDocument<'_> {
+        StatusDocument {
+            root: &self.root,
+            generation: self.current,
+            labels: &self.labels,
+            files: self.files,
+            bytes: self.bytes,
+            activated_at: self.activated_at.map(rfc3339),
+            age_seconds: self.age_seconds,
+            generations: self.generations,
+            quarantined: self.quarantined,
+            stale: self.stale,
+            kit_age_days: self.kit_age_days,
+            kit_created_at: self.kit_created_at.map(rfc3339),
+            max_kit_age_days: self.max_kit_age_days,
+            verdict: self.verdict,
+            exit_code: self.exit_code,
+        }
+    }
 }
 
 /// The status document (`ouk status --json`), also what `GET /api/offline-kit/status`
 /// answers (with the default staleness window).
 pub fn status_json(ctx: &Context) -> Result<serde_json::Value, Failure> {
     let st = gather(ctx, ouk_kit::import::DEFAULT_MAX_AGE_DAYS)?;
-    serde_json::to_value(&st).map_err(|e| Failure::new(ExitCode::Failure, e.to_string()))
+    serde_json::to_value(st.document()).map_err(|e| Failure::new(ExitCode::Failure, e.to_string()))
 }
 
 /// The root's gauges for `serve`'s `/metrics`: the status (default window) and today's
@@ -133,7 +177,7 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> Result<ExitCode, Failure> {
     let quarantine = st
         .quarantined
         .map_or_else(|| "- (not readable by this user)".into(), |n| n.to_string());
-    ctx.out.emit(&st, || {
+    ctx.out.emit(&st.document(), || {
         let Some(id) = st.current else {
             return format!(
                 "root {}: no active generation ({quarantine} quarantined)",

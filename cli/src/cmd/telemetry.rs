@@ -17,7 +17,7 @@ pub enum TelemetryCommand {
         #[arg(long)]
         input: PathBuf,
         /// The bundle to write; OUTPUT.sha256 is written next to it.
-        #[arg(long, default_value = ouk_kit::telemetry::TELEMETRY_PATH)]
+        #[arg(long, default_value = ouk_kit::ops::telemetry::TELEMETRY_PATH)]
         output: PathBuf,
     },
 }
@@ -25,7 +25,7 @@ pub enum TelemetryCommand {
 pub fn run(ctx: &Context, cmd: TelemetryCommand) -> Result<ExitCode, Failure> {
     match cmd {
         TelemetryCommand::Package { input, output } => {
-            let report = ouk_kit::telemetry::package_telemetry(&input, &output)
+            let report = ouk_kit::ops::telemetry::package_telemetry(&input, &output)
                 .map_err(|e| Failure::new(crate::exit::class_code(e.class()), e.to_string()))?;
             ctx.out.emit(&report, || {
                 format!(

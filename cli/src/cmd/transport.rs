@@ -168,6 +168,7 @@ pub fn run_serve(ctx: &Context, args: ServeArgs) -> Result<ExitCode, Failure> {
         out: Output {
             json: true,
             quiet: true,
+            progress: crate::output::ProgressMode::None,
         },
         wait: false,
         remote: None,
@@ -178,6 +179,7 @@ pub fn run_serve(ctx: &Context, args: ServeArgs) -> Result<ExitCode, Failure> {
         out: Output {
             json: true,
             quiet: true,
+            progress: crate::output::ProgressMode::None,
         },
         wait: false,
         remote: None,

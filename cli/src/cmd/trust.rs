@@ -436,36 +436,126 @@ fn status_text(s: &trust_root::TrustStatus) -> String {
 
 /// Print the trust store of the root at `dir` (`trust list`): the kits role of a signed
 /// document, else the flat list.
+/// One key in `trust list`: its roles, when it came to this root, and the kits it signed
+/// here (from the generations' `signedBy` labels, which imports record).
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ListedKey {
+    kid: String,
+    /// Roles of the trust document that name it (a flat key list: every role).
+    roles: Vec<String>,
+    /// The `.pub` file, for a flat key list.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    path: Option<String>,
+    /// When it came to this root: the issue time of the first trust version naming it, or
+    /// for a flat list when its `.pub` file was written.
+    added_at: Option<String>,
+    /// The first trust version naming it (signed or migrated documents).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    added_in_version: Option<u64>,
+    /// Generations on this root whose kit this key signed, most recently activated first.
+    kits_signed: Vec<SignedKit>,
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SignedKit {
+    version: Option<String>,
+    channel: Option<String>,
+    generation: ouk_delta::GenerationId,
+    current: bool,
+}
+
+fn kits_signed_by(gens: &[ouk_root::GenerationSummary], kid: &str) -> Vec<SignedKit> {
+    gens.iter()
+        .filter(|g| {
+            g.record
+                .labels
+                .get("signedBy")
+                .is_some_and(|s| s.split(',').any(|k| k == kid))
+        })
+        .map(|g| SignedKit {
+            version: g.record.labels.get("version").cloned(),
+            channel: g.record.labels.get("channel").cloned(),
+            generation: g.id,
+            current: g.current,
+        })
+        .collect()
+}
+
 fn list_trusted(ctx: &Context, dir: &Path) -> Result<(), Failure> {
+    // Generations are read-only here too (no lock): a root without any yet lists none.
+    let gens = ctx
+        .open_view()
+        .and_then(|v| Ok(v.generations()?))
+        .unwrap_or_default();
+    let mut keys: Vec<ListedKey> = Vec::new();
     if signed(dir)? {
         let s = trust_root::status(dir, now(), false).map_err(kit_failure)?;
-        let keys: Vec<serde_json::Value> = s
-            .roles
-            .get("kits")
-            .map(|r| {
-                r.keyids
+        let history = trust_root::key_history(dir).map_err(kit_failure)?;
+        let mut kids: Vec<&String> = s.roles.values().flat_map(|r| r.keyids.iter()).collect();
+        kids.sort();
+        kids.dedup();
+        for kid in kids {
+            let first = history.get(kid.as_str());
+            keys.push(ListedKey {
+                kid: kid.clone(),
+                roles: s
+                    .roles
                     .iter()
-                    .map(|k| serde_json::json!({ "kid": k }))
-                    .collect()
-            })
-            .unwrap_or_default();
-        ctx.out.emit(&keys, || status_text(&s));
-        return Ok(());
+                    .filter(|(_, r)| r.keyids.contains(kid))
+                    .map(|(name, _)| name.clone())
+                    .collect(),
+                path: None,
+                added_at: first.map(|(_, issued)| issued.clone()),
+                added_in_version: first.map(|(v, _)| *v),
+                kits_signed: kits_signed_by(&gens, kid),
+            });
+        }
+    } else {
+        for (t, _) in ouk_kit::import::trust::list(dir).map_err(kit_failure)? {
+            let added = std::fs::metadata(&t.path)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| crate::output::rfc3339(d.as_secs() as i64));
+            keys.push(ListedKey {
+                kits_signed: kits_signed_by(&gens, &t.kid),
+                roles: ["kits", "plugins", "trust"].map(String::from).to_vec(),
+                path: Some(t.path.display().to_string()),
+                added_at: added,
+                added_in_version: None,
+                kid: t.kid,
+            });
+        }
     }
-    let keys: Vec<_> = ouk_kit::import::trust::list(dir)
-        .map_err(kit_failure)?
-        .into_iter()
-        .map(|(t, _)| t)
-        .collect();
     ctx.out.emit(&keys, || {
         if keys.is_empty() {
-            "no trusted keys (ouk trust add PUB)".into()
-        } else {
-            keys.iter()
-                .map(|k| format!("{}  {}", k.kid, k.path.display()))
-                .collect::<Vec<_>>()
-                .join("\n")
+            return "no trusted keys (ouk trust add PUB)".into();
         }
+        keys.iter()
+            .map(|k| {
+                let kits: Vec<String> = k
+                    .kits_signed
+                    .iter()
+                    .map(|g| g.version.clone().unwrap_or_else(|| g.generation.short()))
+                    .collect();
+                format!(
+                    "{}  roles {}  added {}{}\n  signed here: {}",
+                    k.kid,
+                    k.roles.join(","),
+                    k.added_at.as_deref().unwrap_or("-"),
+                    k.added_in_version
+                        .map_or_else(String::new, |v| format!(" (trust version {v})")),
+                    if kits.is_empty() {
+                        "no kit".to_string()
+                    } else {
+                        kits.join(", ")
+                    }
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
     });
     Ok(())
 }

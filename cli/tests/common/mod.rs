@@ -199,6 +199,56 @@ pub fn build_signed_kit(release: &Path, version: &str, out: &Path) -> PathBuf {
     out.join(format!("stella-ops-offline-kit-{version}-edge.tar.gz"))
 }
 
+/// A signed kit of the small tree of `day` as `2025.10.DAY`, alone in its own output
+/// directory `dir/kits-DAY` (so its manifest sidecar is its own).
+pub fn day_kit(dir: &Path, day: u32) -> PathBuf {
+    build_signed_kit(
+        &small_tree(dir, day),
+        &format!("2025.10.{day}"),
+        &dir.join(format!("kits-{day}")),
+    )
+}
+
+/// A signed kit of the small tree for `day` as `version`, created at `created_at` (in its
+/// own output directory, named by both, so kits of one version stay apart).
+pub fn kit_created(dir: &Path, day: u32, version: &str, created_at: &str) -> PathBuf {
+    let out = dir.join(format!("dist-{version}-{}", created_at.replace(':', "")));
+    let o = Command::new(ouk())
+        .args(["kit", "build", "--version", version, "--channel", "edge"])
+        .args(["--created-at", created_at, "--release-dir"])
+        .arg(small_tree(dir, day))
+        .arg("--output-dir")
+        .arg(&out)
+        .arg("--signing-key")
+        .arg(hostile::fixture("fixture.key"))
+        .env("COSIGN_PASSWORD", "hello")
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    out.join(format!("stella-ops-offline-kit-{version}-edge.tar.gz"))
+}
+
+/// RFC 3339 (whole seconds, UTC) `secs` seconds from now.
+pub fn from_now(secs: i64) -> String {
+    (jiff::Timestamp::now() + jiff::SignedDuration::from_secs(secs))
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+/// `ouk --root ROOT --json kit import BUNDLE --free-margin 0 extra...` (no free-space
+/// margin: test filesystems are small); the exit code and the JSON answer.
+pub fn import_kit(root: &Path, bundle: &Path, extra: &[&str]) -> (i32, serde_json::Value) {
+    let mut args = vec![
+        "kit",
+        "import",
+        bundle.to_str().unwrap(),
+        "--free-margin",
+        "0",
+    ];
+    args.extend_from_slice(extra);
+    run_json(root, &args)
+}
+
 /// Whether a test that needs the external `tool` may run. `true` when `tool` can be spawned
 /// (`probe_args` is a harmless invocation of it). When it cannot, the test fails naming the
 /// tool, unless `OUK_SKIP_<TOOL>` (upper case, `-` as `_`) is set: then the caller skips,

@@ -191,3 +191,26 @@ impl Backend {
         super::json_output(args, &self.run(root, &all))
     }
 }
+
+/// `#[test]` functions `NAME::local` and `NAME::s3` running `NAME(&backend, dir)` (the
+/// caller has `Backend` in scope). The s3 one returns early when `s3s-fs` is missing and
+/// `OUK_SKIP_S3=1` (see [`Backend::s3`]).
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[test]
+            fn local() {
+                let tmp = tempfile::tempdir().unwrap();
+                super::$name(&super::Backend::Local, tmp.path());
+            }
+            #[test]
+            fn s3() {
+                let tmp = tempfile::tempdir().unwrap();
+                if let Some(b) = super::Backend::s3(tmp.path()) {
+                    super::$name(&b, tmp.path());
+                }
+            }
+        }
+    )*};
+}

@@ -34,28 +34,38 @@
 #![allow(clippy::result_large_err)]
 
 pub mod policy;
+mod publish;
 pub mod quarantine;
+mod stage_delta;
+mod stage_kit;
 pub mod trust;
+mod verify_input;
 
-use std::collections::{BTreeMap, HashMap};
-use std::fs::{self, File, OpenOptions};
+#[cfg(test)]
+mod tests;
+
+pub use policy::{age_days, free_bytes, space_needed};
+pub(crate) use policy::{check_disk, check_version};
+pub(crate) use publish::{Staged, StagedTree};
+pub(crate) use verify_input::Verified;
+pub use verify_input::trusted_keys;
+
+use std::collections::HashMap;
+use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use ouk_delta::{ChunkSetManifest, GenerationId, ManifestEntry};
-use ouk_root::{ActivateOutcome, FileSource, Labels, LockWait, Root};
+use ouk_delta::{ChunkSetManifest, GenerationId};
+use ouk_root::{LockWait, Root};
+use ouk_store::progress::StepSink;
 use ouk_store::{FileDigest, StoreError, StoreOptions};
 use redb::{ReadableDatabase, TableDefinition};
 use serde::{Deserialize, Serialize};
 
-use crate::bundle::{BundleReader, EntryKind, ReadError, ReadLimits};
-use crate::error::{IoContext, KitError, Result};
-use crate::layout::{self, FileEntry, LayoutOptions};
-use crate::manifest::{MANIFEST_PATH, OfflineManifest};
+use crate::error::{KitError, Result};
+use crate::manifest::OfflineManifest;
 use crate::sign::VerifyingKey;
-use crate::split::BundleInput;
-use crate::verify::{self, Sidecars};
+use crate::verify::Sidecars;
 
 const IMPORTS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("kit_imports");
 
@@ -193,37 +203,6 @@ impl<R: Read> Read for Tee<'_, R> {
     }
 }
 
-/// Bytes an unprivileged writer may still use on the file system holding `dir`.
-pub fn free_bytes(dir: &Path) -> Result<u64> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(dir.as_os_str().as_bytes())
-        .map_err(|_| KitError::Usage(format!("{}: path contains NUL", dir.display())))?;
-    // SAFETY: statvfs writes into the struct we own; the path is NUL-terminated.
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
-        return Err(KitError::Io {
-            context: format!("statvfs {}", dir.display()),
-            source: io::Error::last_os_error(),
-        });
-    }
-    Ok(st.f_bavail as u64 * st.f_frsize as u64)
-}
-
-fn gib(n: u64) -> f64 {
-    n as f64 / (1u64 << 30) as f64
-}
-
-/// The keys an import trusts: the trust store plus `--trust-key`s.
-pub fn trusted_keys(root: &Path, extra: &[VerifyingKey]) -> Result<Vec<VerifyingKey>> {
-    // A signed trust document replaces the flat list (crate::trust_root).
-    let mut keys: Vec<VerifyingKey> = match crate::trust_root::load(root)? {
-        Some(t) if !t.is_local() => t.role_keys(ouk_trust::Role::Kits)?,
-        _ => trust::list(root)?.into_iter().map(|(_, k)| k).collect(),
-    };
-    keys.extend(extra.iter().cloned());
-    Ok(keys)
-}
-
 /// Diff two file lists (path -> (sha256, mode, size)).
 pub fn diff(old: Option<&ChunkSetManifest>, new: &ChunkSetManifest) -> TreeDiff {
     let mut d = TreeDiff::default();
@@ -260,10 +239,15 @@ pub fn diff(old: Option<&ChunkSetManifest>, new: &ChunkSetManifest) -> TreeDiff 
 }
 
 /// Run the pipeline against the root at `root_dir`.
+///
+/// `progress` hears the phases `verify` (bytes read into the private copy: the input's
+/// size), `unpack` (bytes of the target's files written to staging), `store` (bytes of the
+/// generation published) and `activate`, in that order; a refused or already-current
+/// import stops after the phase it got to.
 pub fn import(
     root_dir: &Path,
     opts: &ImportOptions,
-    progress: &mut dyn FnMut(u64),
+    progress: StepSink<'_>,
 ) -> Result<ImportReport, ImportFailure> {
     let fail = |step: &'static str| {
         move |error: KitError| ImportFailure {
@@ -314,220 +298,6 @@ pub(crate) fn step<T>(name: &'static str, r: Result<T>) -> StepResult<T> {
     r.map_err(|e| (name, e))
 }
 
-/// What steps 1-2 established about a bundle.
-pub(crate) struct Verified {
-    /// The bundle: a file, or a split kit's parts (every later pass reads through it).
-    pub input: BundleInput,
-    pub bundle_sha: [u8; 32],
-    pub signed_by: Option<String>,
-    pub keys: Vec<VerifyingKey>,
-    pub sidecars: Sidecars,
-    /// Trust versions the kit's chain applied.
-    pub trust_applied: Vec<u64>,
-    /// A flat key list was migrated to a trust document.
-    pub trust_migrated: bool,
-}
-
-fn verify_step(root: &Root, opts: &ImportOptions) -> StepResult<Verified> {
-    // A part or index of a split kit names the parts (checked against the index as they
-    // are read); the sidecars are found where the whole bundle would be.
-    // Read once: the input is copied into the root's private staging directory as it is
-    // hashed, and every later pass (manifest, kind, unpack) reads that copy, so the bytes
-    // the signature is checked against are the bytes that are used.
-    let input = step(
-        "verify",
-        BundleInput::open(&opts.bundle).and_then(|i| i.read_once(&root.staging_dir())),
-    )?;
-    let sidecars = Sidecars::discover(&input.path(), opts.sidecars.clone());
-    let (bundle_sha, size, digest_checked) =
-        step("verify", verify::check_input_digest(&input, &sidecars))?;
-    tracing::info!(step = "verify", sha256 = %hex::encode(bundle_sha), size, digest_sidecar = digest_checked, "read once into staging");
-    tracing::debug!(step = "verify", ?sidecars, "sidecars");
-    // Trust first: a chain the kit carries is applied (and an expired document refused)
-    // before its signature is checked against the result (crate::trust_root::sigset).
-    let trust = step(
-        "verify",
-        crate::trust_root::sigset::prepare_import(
-            root.dir(),
-            &input.path(),
-            ouk_root::now_unix(),
-            !opts.dry_run,
-        ),
-    )?;
-    let keys = step("verify", import_keys(root.dir(), &trust, &opts.extra_keys))?;
-    let signed_by = if let Some(doc) = &trust.document {
-        let sig = sidecars.signature.as_deref();
-        let authorized = crate::trust_root::sigset::authorize_bundle(
-            doc,
-            &input.path(),
-            &bundle_sha,
-            sig,
-            &opts.extra_keys,
-        );
-        match authorized {
-            Ok(kids) => Some(kids),
-            Err(_) if opts.allow_unsigned => {
-                step(
-                    "verify",
-                    crate::trust_root::sigset::check_not_revoked(doc, &bundle_sha),
-                )?;
-                None
-            }
-            Err(e) => return Err(("verify", e)),
-        }
-    } else if opts.allow_unsigned && keys.is_empty() {
-        None
-    } else if keys.is_empty() {
-        return Err((
-            "verify",
-            KitError::Signature {
-                what: "bundle".into(),
-                message: "no trusted keys: add one with `ouk trust add PUB` or give --trust-key (or --allow-unsigned)".into(),
-            },
-        ));
-    } else {
-        match verify::check_signature(&bundle_sha, &sidecars, &keys) {
-            Ok(kid) => kid,
-            Err(_) if opts.allow_unsigned => None,
-            Err(e) => return Err(("verify", e)),
-        }
-    };
-    tracing::info!(
-        step = "verify",
-        signed_by = signed_by.as_deref().unwrap_or("-"),
-        trusted_keys = keys.len(),
-        "signature checked"
-    );
-    Ok(Verified {
-        input,
-        bundle_sha,
-        signed_by,
-        keys,
-        sidecars,
-        trust_applied: trust.applied,
-        trust_migrated: trust.migrated,
-    })
-}
-
-/// The keys an import checks the manifest JWS with: the active document's `kits` keys (the
-/// flat list when there is none) plus `--trust-key`s.
-fn import_keys(
-    root: &Path,
-    trust: &crate::trust_root::sigset::ImportTrust,
-    extra: &[VerifyingKey],
-) -> Result<Vec<VerifyingKey>> {
-    match &trust.document {
-        Some(doc) => {
-            let mut keys = crate::trust_root::role_keys(doc, ouk_trust::Role::Kits)?;
-            keys.extend(
-                extra
-                    .iter()
-                    .filter(|k| !doc.is_key_revoked(&k.kid()))
-                    .cloned(),
-            );
-            Ok(keys)
-        }
-        None => trusted_keys(root, extra),
-    }
-}
-
-/// Free space an import of `bytes` of new content needs: 1.5 x (unpacked files and the
-/// store's packs of them) plus the kept `margin`.
-pub fn space_needed(bytes: u64, margin: u64) -> u64 {
-    bytes.saturating_add(bytes / 2).saturating_add(margin)
-}
-
-/// Step 1b: free space for `bytes` of new content plus the margin.
-pub(crate) fn check_disk(root: &Root, bytes: u64, margin: u64) -> StepResult<()> {
-    let needed = space_needed(bytes, margin);
-    let free = step("disk", free_bytes(root.dir()))?;
-    if free < needed {
-        return Err((
-            "disk",
-            KitError::NoSpace {
-                path: root.dir().to_path_buf(),
-                needed_gib: gib(needed),
-                free_gib: gib(free),
-            },
-        ));
-    }
-    Ok(())
-}
-
-/// Step 5a: the version must be newer than the active one unless forced.
-pub(crate) fn check_version(
-    root: &Root,
-    previous: Option<GenerationId>,
-    version: &str,
-    force: bool,
-) -> StepResult<()> {
-    let active_version = match previous {
-        Some(p) => step("policy", root.generation_record(&p).map_err(KitError::from))?
-            .and_then(|r| r.labels.get("version").cloned()),
-        None => None,
-    };
-    if let Some(active) = &active_version
-        && policy::compare_versions(version, active) != std::cmp::Ordering::Greater
-        && !force
-    {
-        return Err((
-            "policy",
-            KitError::NotNewer {
-                kit: version.to_string(),
-                active: active.clone(),
-            },
-        ));
-    }
-    Ok(())
-}
-
-/// Whole days since `created_at` (RFC 3339), or `None` when it does not parse. Never
-/// negative: a kit dated ahead of this host's clock (within the skew, or forced) is 0
-/// days old.
-pub fn age_days(created_at: &str) -> Option<i64> {
-    crate::provenance::time::parse_rfc3339(created_at)
-        .map(|t| ouk_root::now_unix().saturating_sub(t).max(0) / 86_400)
-}
-
-/// Step 5c: a kit older than the staleness window, or dated further ahead of this host's
-/// clock than the skew allows, is refused unless forced ([`policy::freshness`]).
-fn check_fresh(created_at: &str, opts: &ImportOptions) -> StepResult<()> {
-    if opts.force.is_some() {
-        return Ok(());
-    }
-    let now = ouk_root::now_unix();
-    let created = crate::provenance::time::parse_rfc3339(created_at);
-    match policy::freshness(created, now, opts.max_age_days, opts.max_clock_skew_secs) {
-        policy::Freshness::Fresh => Ok(()),
-        policy::Freshness::Stale => Err((
-            "policy",
-            KitError::Stale {
-                created_at: created_at.to_string(),
-                max_days: opts.max_age_days,
-            },
-        )),
-        policy::Freshness::Future => Err((
-            "policy",
-            KitError::FutureDated {
-                created_at: created_at.to_string(),
-                now: crate::provenance::time::format_utc(now).unwrap_or_else(|| now.to_string()),
-                max_skew_secs: opts.max_clock_skew_secs,
-            },
-        )),
-    }
-}
-
-/// A verified, unpacked (or rebuilt) target waiting for policy and activation.
-pub(crate) struct Staged<'s> {
-    pub writer: ouk_store::StoreWriter<'s>,
-    pub chunk_set: ChunkSetManifest,
-    pub layout_entries: Vec<FileEntry>,
-    pub manifest: OfflineManifest,
-    pub manifest_bytes: Vec<u8>,
-    pub staging: PathBuf,
-    pub kind: &'static str,
-}
-
 /// The report skeleton for a target described by `manifest`.
 pub(crate) fn base_report(
     opts: &ImportOptions,
@@ -554,214 +324,6 @@ pub(crate) fn base_report(
         trust_applied: v.trust_applied.clone(),
         trust_migrated: v.trust_migrated,
     }
-}
-
-/// Steps 4 (generation id), 5 (layout), 6 and 7, shared by kits and deltas.
-pub(crate) fn finish(
-    root: &Root,
-    opts: &ImportOptions,
-    v: &Verified,
-    mut staged: Staged<'_>,
-    base: ImportReport,
-) -> StepResult<ImportReport> {
-    let target_id = base.generation;
-    check_fresh(&staged.manifest.created_at, opts)?;
-    if staged.chunk_set.id() != target_id {
-        return Err((
-            "check",
-            KitError::Validation(format!(
-                "the manifest names generation {target_id} but the files make {}",
-                staged.chunk_set.id()
-            )),
-        ));
-    }
-    let layout_opts = LayoutOptions {
-        allow_missing_debug: true,
-        generated_at: None,
-    };
-    step(
-        "policy",
-        layout::check_entries(&staged.staging, &staged.layout_entries, &layout_opts)
-            .and_then(|r| r.into_result())
-            .map_err(KitError::from),
-    )?;
-    let old_manifest = base.previous.and_then(|p| root.manifest(&p).ok());
-    let tree_diff = diff(old_manifest.as_ref(), &staged.chunk_set);
-    if opts.dry_run {
-        return Ok(ImportReport {
-            outcome: "dry-run".into(),
-            diff: tree_diff,
-            ..base
-        });
-    }
-    // 6. Keep the manifest itself in the store (a later delta patches against it), commit
-    // the store, record and materialize the generation.
-    let put = step(
-        "ingest",
-        staged
-            .writer
-            .put_reader(&staged.manifest_bytes[..], &mut |_| {})
-            .map_err(KitError::from),
-    )?;
-    let totals = step("ingest", staged.writer.commit().map_err(KitError::from))?;
-    let mut labels = Labels::new();
-    labels.insert("version".into(), staged.manifest.version.clone());
-    labels.insert("channel".into(), staged.manifest.channel.clone());
-    labels.insert("createdAt".into(), staged.manifest.created_at.clone());
-    labels.insert("bundleSha256".into(), hex::encode(v.bundle_sha));
-    labels.insert("manifestSha256".into(), put.digest.to_hex());
-    labels.insert("kind".into(), staged.kind.into());
-    step(
-        "ingest",
-        root.record_generation(&staged.chunk_set, labels)
-            .map_err(KitError::from),
-    )?;
-    // 6b. The feed rows this generation changes (changes file + history): before the tree
-    // is published, so running out of space here leaves no extra generation behind.
-    let feeds = step(
-        "ingest",
-        crate::feeds::host::record_import(
-            root,
-            &target_id,
-            Some(&staged.staging),
-            base.previous,
-            &staged.manifest.version,
-        )
-        .map_err(KitError::from),
-    )?;
-    // Refused before the flip: what 6b wrote goes.
-    let undo_feeds = || {
-        if let Some(f) = &feeds
-            && root.current().ok().flatten() != Some(target_id)
-        {
-            let _ = crate::feeds::host::undo_import(root, &target_id, f);
-        }
-    };
-    if let Err(e) = root.materialize(&target_id, FileSource::Staged(&staged.staging)) {
-        undo_feeds();
-        return Err(("ingest", e.into()));
-    }
-
-    // 7. Activate.
-    let mut details = Labels::new();
-    details.insert("bundleSha256".into(), hex::encode(v.bundle_sha));
-    details.insert("version".into(), staged.manifest.version.clone());
-    details.insert("kind".into(), staged.kind.into());
-    let reason = match &opts.force {
-        Some(f) => format!("forced import: {}", f.reason),
-        None => "import".into(),
-    };
-    let outcome = match root.activate(&target_id, &reason, opts.force.is_some(), details) {
-        Ok(o) => o,
-        Err(e) => {
-            // (After the flip, the changes are the active generation's and stay.)
-            undo_feeds();
-            return Err(("activate", e.into()));
-        }
-    };
-    step(
-        "activate",
-        record_import(root, &v.bundle_sha, &target_id, &staged.manifest.version),
-    )?;
-    Ok(ImportReport {
-        outcome: match outcome {
-            ActivateOutcome::AlreadyCurrent => "already-active".into(),
-            ActivateOutcome::Activated { .. } => "activated".into(),
-        },
-        diff: tree_diff,
-        feeds,
-        new_chunks: totals.new_chunks,
-        new_stored_bytes: totals.new_stored_bytes,
-        ..base
-    })
-}
-
-fn run(
-    root: &Root,
-    opts: &ImportOptions,
-    progress: &mut dyn FnMut(u64),
-) -> StepResult<ImportReport> {
-    let v = verify_step(root, opts)?;
-    if step("verify", crate::delta::verified_kind_is_delta(&v.input))? {
-        tracing::info!(step = "verify", "the input is a delta");
-        return crate::delta::import_delta(root, opts, &v, progress);
-    }
-    let (manifest, manifest_bytes) = match &v.sidecars.manifest {
-        Some(path) => {
-            let keys_for_jws: &[VerifyingKey] = if v.signed_by.is_some() { &v.keys } else { &[] };
-            let (m, bytes, _) = step(
-                "verify",
-                verify::load_manifest(path, v.sidecars.manifest_signature.as_deref(), keys_for_jws),
-            )?;
-            (m, bytes)
-        }
-        None => step("verify", verify::manifest_from_input(&v.input))?,
-    };
-    let target_id: GenerationId = manifest.generation_id.parse().map_err(|_| {
-        (
-            "verify",
-            KitError::InvalidManifest("generationId does not parse".into()),
-        )
-    })?;
-    let previous = step("verify", root.current().map_err(KitError::from))?;
-    tracing::info!(step = "verify", version = %manifest.version, channel = %manifest.channel, files = manifest.artifacts.len(), bytes = manifest.total_bytes(), generation = %target_id, "manifest read");
-    let base = base_report(opts, &v, &manifest, target_id, previous);
-    // Idempotency: the kit's generation is already current -> nothing to do, nothing written.
-    // But only for a bundle that is the kit its manifest describes: a manifest sidecar
-    // found beside some other bundle must not make that bundle "already active". The
-    // check reads the private copy once and writes nothing.
-    if previous == Some(target_id) && root.generation_dir(&target_id).is_dir() {
-        step(
-            "check",
-            verify::check_input_content(&v.input, &manifest, &manifest_bytes),
-        )?;
-        return Ok(ImportReport {
-            outcome: "already-active".into(),
-            ..base
-        });
-    }
-    check_disk(root, manifest.total_bytes(), opts.free_margin)?;
-    tracing::debug!(step = "disk", "free space checked");
-    // Version policy needs only the manifest: refuse before the long unpack.
-    check_version(root, previous, &manifest.version, opts.force.is_some())?;
-    tracing::info!(step = "policy", previous = ?previous, "version is newer (or forced)");
-
-    // 3 + 4. Unpack, verify, and stage into the store (uncommitted).
-    let staging = root
-        .staging_dir()
-        .join(format!("import-{}", std::process::id()));
-    step(
-        "unpack",
-        fs::create_dir_all(&staging).ctx(|| format!("create {}", staging.display())),
-    )?;
-    let mut writer = step("unpack", root.store().writer().map_err(KitError::from))?;
-    let (entries, layout_entries) = unpack_and_stage(
-        &v.input,
-        &manifest,
-        &manifest_bytes,
-        &staging,
-        &mut writer,
-        progress,
-    )?;
-    let chunk_set = step(
-        "check",
-        ChunkSetManifest::new(entries).map_err(KitError::from),
-    )?;
-    tracing::info!(
-        step = "unpack",
-        files = chunk_set.entries().len(),
-        "unpacked, checked against the manifest and staged"
-    );
-    let staged = Staged {
-        writer,
-        chunk_set,
-        layout_entries,
-        manifest,
-        manifest_bytes,
-        staging,
-        kind: "kit",
-    };
-    finish(root, opts, &v, staged, base)
 }
 
 fn record_import(
@@ -805,183 +367,62 @@ pub fn imports_recorded(root: &Root) -> usize {
         .unwrap_or(0) as usize
 }
 
-#[allow(clippy::type_complexity)]
-fn unpack_and_stage(
-    bundle: &BundleInput,
-    manifest: &OfflineManifest,
-    manifest_bytes: &[u8],
-    staging: &Path,
-    writer: &mut ouk_store::StoreWriter<'_>,
-    progress: &mut dyn FnMut(u64),
-) -> StepResult<(Vec<ManifestEntry>, Vec<FileEntry>)> {
-    let declared: BTreeMap<&str, (u64, &str)> = manifest
-        .artifacts
-        .iter()
-        .map(|a| (a.name.as_str(), (a.size, a.sha256.as_str())))
-        .collect();
-    let manifest_len = manifest_bytes.len() as u64;
-    let lookup = |p: &str| {
-        if p == MANIFEST_PATH {
-            Some(manifest_len)
-        } else {
-            declared.get(p).map(|d| d.0)
-        }
+/// What a staging step hands on: the target waiting in staging for steps 4-7, or the
+/// finding that it is already the current generation (then nothing was written).
+// One value per import, moved once from the stage to `run`: boxing the staged tree would
+// buy nothing.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Staging<'r> {
+    /// The target is current already; the report says so.
+    AlreadyCurrent(ImportReport),
+    /// The target is staged; `report` is its report skeleton ([`base_report`]).
+    Staged {
+        staged: Staged<'r>,
+        report: ImportReport,
+    },
+}
+
+/// What a staging step works with besides the verified input.
+pub(crate) struct StageContext<'r, 'p> {
+    pub root: &'r Root,
+    pub opts: &'r ImportOptions,
+    /// Where the `unpack` phase is reported.
+    pub progress: StepSink<'p>,
+}
+
+/// Step 3 for one input kind (kit or delta): turn a verified input into a staged tree and
+/// uncommitted store writes, checked against the manifest the input carries, after the
+/// disk and version gates. A staging step never touches `current`; everything before it
+/// (lock, read once, digest, signature) and after it (publish, flip, quarantine) is the
+/// pipeline's, the same for every kind.
+pub(crate) trait Stage {
+    fn stage<'r>(
+        &self,
+        verified: &Verified,
+        ctx: &mut StageContext<'r, '_>,
+    ) -> StepResult<Staging<'r>>;
+}
+
+fn run(root: &Root, opts: &ImportOptions, progress: StepSink<'_>) -> StepResult<ImportReport> {
+    let verified = verify_input::verify_step(root, opts, progress)?;
+    let kind: &dyn Stage = if step(
+        "verify",
+        crate::delta::verified_kind_is_delta(&verified.input),
+    )? {
+        tracing::info!(step = "verify", "the input is a delta");
+        &stage_delta::DeltaStage
+    } else {
+        &stage_kit::KitStage
     };
-    let file = step("unpack", bundle.reader())?;
-    let limits = ReadLimits::for_declared(
-        manifest.artifacts.len() as u64 + 1,
-        manifest.total_bytes() + manifest_len,
-    );
-    let mut reader = BundleReader::new(file, lookup, limits);
-    let mut entries = Vec::with_capacity(manifest.artifacts.len());
-    let mut layout_entries = Vec::with_capacity(manifest.artifacts.len());
-    let mut saw_manifest = false;
-    loop {
-        let next = reader
-            .next_entry()
-            .map_err(|e| ("unpack", KitError::Read(e)))?;
-        let Some(mut entry) = next else { break };
-        if entry.kind == EntryKind::Directory {
-            continue;
+    let mut ctx = StageContext {
+        root,
+        opts,
+        progress,
+    };
+    match kind.stage(&verified, &mut ctx)? {
+        Staging::AlreadyCurrent(report) => Ok(report),
+        Staging::Staged { staged, report } => {
+            publish::publish(root, opts, &verified, staged, report, ctx.progress)
         }
-        let path = entry.path.clone();
-        let mode = entry.mode;
-        // A secret whose mode is broader than 0600 is refused before a byte of it is
-        // written, naming the file and the mode (the layout rule of step 5 would refuse it
-        // too, but only after the generation-id check, whose message names neither).
-        if layout::secrets::is_secret(&path) && mode & 0o7777 != layout::SECRET_MODE {
-            return Err((
-                "unpack",
-                KitError::Layout(layout::LayoutError::Violations(vec![
-                    layout::Violation::SecretMode {
-                        path,
-                        mode: mode & 0o7777,
-                    },
-                ])),
-            ));
-        }
-        if path == MANIFEST_PATH {
-            let mut inner = Vec::new();
-            entry.read_to_end(&mut inner).map_err(|e| {
-                (
-                    "unpack",
-                    KitError::Read(ReadError::from_io(e, 0, Some(&path))),
-                )
-            })?;
-            if inner != manifest_bytes {
-                return Err((
-                    "check",
-                    KitError::Validation(format!(
-                        "the bundle's {MANIFEST_PATH} differs from the manifest it was verified with"
-                    )),
-                ));
-            }
-            saw_manifest = true;
-            continue;
-        }
-        let dest = staging.join(&path);
-        if let Some(parent) = dest.parent() {
-            step(
-                "unpack",
-                fs::create_dir_all(parent).ctx(|| format!("create {}", parent.display())),
-            )?;
-        }
-        let f = step(
-            "unpack",
-            OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&dest)
-                .ctx(|| format!("create {}", dest.display())),
-        )?;
-        let mut out = BufWriter::with_capacity(1 << 20, f);
-        let mut tee = Tee {
-            inner: &mut entry,
-            out: &mut out,
-            write_error: None,
-        };
-        let put = writer.put_reader(&mut tee, progress);
-        let write_error = tee.write_error.take();
-        let put = match (put, write_error) {
-            (Ok(p), None) => p,
-            (_, Some(e)) => {
-                return Err((
-                    "unpack",
-                    KitError::Io {
-                        context: format!("write {}", dest.display()),
-                        source: e,
-                    },
-                ));
-            }
-            (Err(StoreError::Io { source, .. }), None)
-                if source.get_ref().is_some_and(|e| e.is::<ReadError>()) =>
-            {
-                return Err((
-                    "unpack",
-                    KitError::Read(ReadError::from_io(source, 0, Some(&path))),
-                ));
-            }
-            (Err(e), None) => return Err(("unpack", e.into())),
-        };
-        step(
-            "unpack",
-            out.flush().ctx(|| format!("write {}", dest.display())),
-        )?;
-        drop(out);
-        let (want_size, want_sha) = declared.get(path.as_str()).copied().unwrap_or((0, ""));
-        if put.size != want_size || put.digest.to_hex() != want_sha {
-            return Err((
-                "check",
-                KitError::DigestMismatch {
-                    what: verify::could_not_verify_file(&path),
-                    expected: want_sha.to_string(),
-                    actual: put.digest.to_hex(),
-                },
-            ));
-        }
-        step(
-            "unpack",
-            fs::set_permissions(&dest, std::os::unix::fs::PermissionsExt::from_mode(mode))
-                .ctx(|| format!("chmod {}", dest.display())),
-        )?;
-        layout_entries.push(FileEntry {
-            path: path.clone(),
-            mode,
-            size: put.size,
-            sha256: put.digest.0,
-        });
-        entries.push(ManifestEntry {
-            path,
-            mode,
-            size: put.size,
-            sha256: put.digest,
-            chunks: put.chunks,
-        });
     }
-    if !saw_manifest {
-        return Err((
-            "check",
-            KitError::Validation(format!("the bundle has no {MANIFEST_PATH}")),
-        ));
-    }
-    if entries.len() != manifest.artifacts.len() {
-        let have: std::collections::HashSet<&str> =
-            entries.iter().map(|e| e.path.as_str()).collect();
-        let missing: Vec<&str> = manifest
-            .artifacts
-            .iter()
-            .map(|a| a.name.as_str())
-            .filter(|n| !have.contains(n))
-            .take(5)
-            .collect();
-        return Err((
-            "check",
-            KitError::Validation(format!(
-                "the bundle lacks files the manifest lists: {}",
-                missing.join(", ")
-            )),
-        ));
-    }
-    Ok((entries, layout_entries))
 }

@@ -1,4 +1,6 @@
-//! Import policy: version ordering, and the window of `createdAt` dates a host accepts.
+//! Import policy: version ordering, the window of `createdAt` dates a host accepts, and
+//! the gates the pipeline applies with them (free space, newer version, freshness), each
+//! refusing with its own step name.
 //!
 //! **Versions.** When both versions are valid SemVer 2.0 (`2025.10.1`, `2025.10.1-rc1`,
 //! `1.0.0+build.7`) they compare by SemVer precedence: a pre-release sorts before its
@@ -20,6 +22,14 @@
 //! the build site's.
 
 use std::cmp::Ordering;
+use std::io;
+use std::path::Path;
+
+use ouk_delta::GenerationId;
+use ouk_root::Root;
+
+use super::{ImportOptions, StepResult, step};
+use crate::error::{KitError, Result};
 
 /// Default allowance for a kit dated ahead of this host's clock, seconds (one hour).
 ///
@@ -94,6 +104,111 @@ pub fn freshness(
         return Freshness::Stale;
     }
     Freshness::Fresh
+}
+
+/// Bytes an unprivileged writer may still use on the file system holding `dir`.
+pub fn free_bytes(dir: &Path) -> Result<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes())
+        .map_err(|_| KitError::Usage(format!("{}: path contains NUL", dir.display())))?;
+    // SAFETY: statvfs writes into the struct we own; the path is NUL-terminated.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return Err(KitError::Io {
+            context: format!("statvfs {}", dir.display()),
+            source: io::Error::last_os_error(),
+        });
+    }
+    Ok(st.f_bavail as u64 * st.f_frsize as u64)
+}
+
+fn gib(n: u64) -> f64 {
+    n as f64 / (1u64 << 30) as f64
+}
+
+/// store's packs of them) plus the kept `margin`.
+pub fn space_needed(bytes: u64, margin: u64) -> u64 {
+    bytes.saturating_add(bytes / 2).saturating_add(margin)
+}
+
+/// Step 1b: free space for `bytes` of new content plus the margin.
+pub(crate) fn check_disk(root: &Root, bytes: u64, margin: u64) -> StepResult<()> {
+    let needed = space_needed(bytes, margin);
+    let free = step("disk", free_bytes(root.dir()))?;
+    if free < needed {
+        return Err((
+            "disk",
+            KitError::NoSpace {
+                path: root.dir().to_path_buf(),
+                needed_gib: gib(needed),
+                free_gib: gib(free),
+            },
+        ));
+    }
+    Ok(())
+}
+
+/// Step 5a: the version must be newer than the active one unless forced.
+pub(crate) fn check_version(
+    root: &Root,
+    previous: Option<GenerationId>,
+    version: &str,
+    force: bool,
+) -> StepResult<()> {
+    let active_version = match previous {
+        Some(p) => step("policy", root.generation_record(&p).map_err(KitError::from))?
+            .and_then(|r| r.labels.get("version").cloned()),
+        None => None,
+    };
+    if let Some(active) = &active_version
+        && compare_versions(version, active) != std::cmp::Ordering::Greater
+        && !force
+    {
+        return Err((
+            "policy",
+            KitError::NotNewer {
+                kit: version.to_string(),
+                active: active.clone(),
+            },
+        ));
+    }
+    Ok(())
+}
+
+/// Whole days since `created_at` (RFC 3339), or `None` when it does not parse. Never
+/// negative: a kit dated ahead of this host's clock (within the skew, or forced) is 0
+/// days old.
+pub fn age_days(created_at: &str) -> Option<i64> {
+    crate::provenance::time::parse_rfc3339(created_at)
+        .map(|t| ouk_root::now_unix().saturating_sub(t).max(0) / 86_400)
+}
+
+/// Step 5c: a kit older than the staleness window, or dated further ahead of this host's
+/// clock than the skew allows, is refused unless forced ([`freshness`]).
+pub(crate) fn check_fresh(created_at: &str, opts: &ImportOptions) -> StepResult<()> {
+    if opts.force.is_some() {
+        return Ok(());
+    }
+    let now = ouk_root::now_unix();
+    let created = crate::provenance::time::parse_rfc3339(created_at);
+    match freshness(created, now, opts.max_age_days, opts.max_clock_skew_secs) {
+        Freshness::Fresh => Ok(()),
+        Freshness::Stale => Err((
+            "policy",
+            KitError::Stale {
+                created_at: created_at.to_string(),
+                max_days: opts.max_age_days,
+            },
+        )),
+        Freshness::Future => Err((
+            "policy",
+            KitError::FutureDated {
+                created_at: created_at.to_string(),
+                now: crate::provenance::time::format_utc(now).unwrap_or_else(|| now.to_string()),
+                max_skew_secs: opts.max_clock_skew_secs,
+            },
+        )),
+    }
 }
 
 #[cfg(test)]

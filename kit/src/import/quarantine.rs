@@ -107,11 +107,14 @@ pub struct Entry {
     pub name: String,
     /// The directory.
     pub path: PathBuf,
-    /// When the refusal was recorded (RFC 3339), from `reason.json`.
+    /// When the refusal was recorded (RFC 3339), from `reason.json` (`at` there).
+    #[serde(rename = "quarantinedAt")]
     pub at: Option<String>,
     /// Step that refused.
     pub step: Option<String>,
-    /// Exit code of the refusal.
+    /// Exit code of the refusal (`code` in `reason.json`; `exitCode`, the name every JSON
+    /// output of ouk gives it).
+    #[serde(rename = "exitCode")]
     pub code: Option<u64>,
     /// The refusal's message.
     pub message: Option<String>,

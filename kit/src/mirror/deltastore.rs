@@ -34,7 +34,8 @@ use redb::ReadableTable;
 use serde::Serialize;
 
 use super::catalog::{self, MirroredBundle, SidecarFile, StoredContent};
-use super::gzip::{DigestWriter, GzipRecipe};
+use super::chain;
+use super::gzip::GzipRecipe;
 use super::seethrough::{self, MemberRecipe};
 use super::streamdelta::{self, ChunkedStream, StreamDeltaError};
 use super::{index_err, list, lookup};
@@ -60,13 +61,28 @@ impl Default for AddPolicy {
     }
 }
 
+/// Log how long a phase of a mirror operation took (`OUK_LOG=ouk_kit::mirror=debug`):
+/// where an add's time goes, measured on the machine at hand.
+pub(super) fn phase_done(phase: &str, since: std::time::Instant) -> std::time::Instant {
+    tracing::debug!(
+        phase,
+        seconds = since.elapsed().as_secs_f64(),
+        "mirror phase"
+    );
+    std::time::Instant::now()
+}
+
 fn stream_err(what: &str, e: StreamDeltaError) -> KitError {
     KitError::Validation(format!("{what}: {e}"))
 }
 
 fn scratch(dir: &Path) -> Result<File> {
     std::fs::create_dir_all(dir).ctx(|| format!("create {}", dir.display()))?;
-    tempfile::tempfile_in(dir).ctx(|| format!("create a scratch file in {}", dir.display()))
+    #[cfg(test)]
+    streamdelta::probe::scratch_created();
+    tempfile::tempfile_in(dir)
+        .ctx(|| format!("create a scratch file in {}", dir.display()))
+        .map_err(Into::into)
 }
 
 /// The records from `record` down to its snapshot (`record` first).
@@ -95,64 +111,23 @@ pub fn chain_depth(root: &Root, record: &MirroredBundle) -> Result<u32> {
     Ok(chain_of(root, record)?.len() as u32 - 1)
 }
 
-/// Rebuild the stream `content` names into a fresh scratch file in `scratch_dir`, checked
-/// against its SHA-256 and length; returns it rewound, with its length. `content` may
-/// belong to a record not yet in the catalog (its base must be).
+/// Rebuild the stream `content` names into a fresh scratch file in `scratch_dir`
+/// ([`chain::rebuild`]: one pass, checked against its SHA-256 and length); returns it
+/// rewound, with its length. `content` may belong to a record not yet in the catalog (its
+/// base must be).
 pub fn materialize(
     root: &Root,
     content: &StoredContent,
     scratch_dir: &Path,
 ) -> Result<(File, u64)> {
-    let store = root.store();
-    // The chain below `content`, snapshot last.
-    let mut deltas: Vec<(FileDigest, u64, StoredContent)> = Vec::new();
-    let mut cur = content.clone();
-    loop {
-        match cur {
-            StoredContent::Delta {
-                base,
-                patch,
-                patch_size,
-                target,
-            } => {
-                if deltas.len() >= MAX_CHAIN_WALK as usize {
-                    return Err(KitError::Validation(format!(
-                        "a delta chain longer than {MAX_CHAIN_WALK} (a damaged catalog?)"
-                    )));
-                }
-                deltas.push((patch, patch_size, *target));
-                let rec = lookup(root, &base)?.ok_or_else(|| {
-                    KitError::Validation(format!("delta base sha256:{base} is not mirrored"))
-                })?;
-                cur = rec.content;
-            }
-            StoredContent::Compressed => {
-                return Err(KitError::Validation(
-                    "a bundle kept as its compressed bytes has no stream to rebuild".into(),
-                ));
-            }
-            snapshot => {
-                let (sha, size) = stream_id(&snapshot);
-                let mut file = scratch(scratch_dir)?;
-                let mut w = BufWriter::with_capacity(1 << 20, &file);
-                let n = store.read_file(&sha, &mut w)?;
-                w.flush().ctx(|| "write a scratch stream".to_string())?;
-                drop(w);
-                if n != size {
-                    return Err(KitError::Validation(format!(
-                        "mirror stream sha256:{sha} holds {n} bytes, its record says {size}"
-                    )));
-                }
-                file.seek(SeekFrom::Start(0))
-                    .ctx(|| "rewind a scratch stream".to_string())?;
-                let mut prev = (file, size);
-                while let Some((patch, patch_size, target)) = deltas.pop() {
-                    prev = apply_step(store, &prev, &patch, patch_size, &target, scratch_dir)?;
-                }
-                return Ok(prev);
-            }
-        }
-    }
+    let mut file = scratch(scratch_dir)?;
+    let mut w = BufWriter::with_capacity(1 << 20, &file);
+    let size = chain::rebuild(root, content, scratch_dir, &mut w)?;
+    w.flush().ctx(|| "write a scratch stream".to_string())?;
+    drop(w);
+    file.seek(SeekFrom::Start(0))
+        .ctx(|| "rewind a scratch stream".to_string())?;
+    Ok((file, size))
 }
 
 /// SHA-256 and length of the stream a tar or see-through content names.
@@ -164,46 +139,6 @@ fn stream_id(content: &StoredContent) -> (FileDigest, u64) {
         StoredContent::Delta { target, .. } => stream_id(target),
         StoredContent::Compressed => (FileDigest([0; 32]), 0),
     }
-}
-
-/// One chain step: `base` and the patch store file rebuild `target`'s stream.
-fn apply_step(
-    store: &Store,
-    base: &(File, u64),
-    patch: &FileDigest,
-    patch_size: u64,
-    target: &StoredContent,
-    scratch_dir: &Path,
-) -> Result<(File, u64)> {
-    let (sha, size) = stream_id(target);
-    let patch_file = scratch(scratch_dir)?;
-    let mut w = BufWriter::with_capacity(1 << 20, &patch_file);
-    let n = store.read_file(patch, &mut w)?;
-    w.flush().ctx(|| "write a scratch patch".to_string())?;
-    drop(w);
-    if n != patch_size {
-        return Err(KitError::Validation(format!(
-            "mirror delta sha256:{patch} holds {n} bytes, its record says {patch_size}"
-        )));
-    }
-    let mut out = scratch(scratch_dir)?;
-    let mut digest = DigestWriter::new(BufWriter::with_capacity(1 << 20, &out));
-    streamdelta::apply(&base.0, base.1, &patch_file, patch_size, &mut digest)
-        .map_err(|e| stream_err(&format!("mirror delta sha256:{patch}"), e))?;
-    let (got, len, w) = digest.finish();
-    w.into_inner()
-        .map_err(|e| e.into_error())
-        .ctx(|| "write a scratch stream".to_string())?;
-    if got != *sha.as_bytes() || len != size {
-        return Err(KitError::DigestMismatch {
-            what: format!("mirror stream rebuilt by delta sha256:{patch} ({len} bytes)"),
-            expected: sha.to_hex(),
-            actual: hex::encode(got),
-        });
-    }
-    out.seek(SeekFrom::Start(0))
-        .ctx(|| "rewind a scratch stream".to_string())?;
-    Ok((out, size))
 }
 
 /// The base `mirror add` deltas a new `kind` bundle of `channel` against: the channel's
@@ -286,8 +221,10 @@ pub(super) fn store_as_delta(
     };
     let store = root.store();
     let chunker = store.chunker();
+    let t = std::time::Instant::now();
     let target_stream = streamdelta::spool(chunker, stream, scratch(scratch_dir)?)
         .map_err(|e| stream_err("spool the new stream", e))?;
+    let t = phase_done("delta: spool and chunk the new stream", t);
     let target_content = match target {
         Target::Tar(recipe) => StoredContent::Tar {
             sha256: target_stream.sha256,
@@ -307,10 +244,13 @@ pub(super) fn store_as_delta(
         }
     };
     let budget = new_chunk_cost(store, &target_stream)?;
+    let t = phase_done("delta: weigh the new chunks", t);
+    // The base is rebuilt into one scratch file and indexed where it lies.
     let (base_file, _) = materialize(root, &base.content, scratch_dir)?;
-    let base_stream = streamdelta::spool(chunker, &base_file, scratch(scratch_dir)?)
+    let t = phase_done("delta: rebuild the base stream", t);
+    let base_stream = streamdelta::index(chunker, base_file)
         .map_err(|e| stream_err("index the base stream", e))?;
-    drop(base_file);
+    let t = phase_done("delta: chunk the base stream", t);
     let mut patch = scratch(scratch_dir)?;
     let Some(patch_len) = streamdelta::encode(
         &base_stream,
@@ -321,8 +261,10 @@ pub(super) fn store_as_delta(
     )
     .map_err(|e| stream_err("make the delta", e))?
     else {
+        phase_done("delta: encode (over budget)", t);
         return Ok(None);
     };
+    let t = phase_done("delta: encode", t);
     patch
         .seek(SeekFrom::Start(0))
         .ctx(|| "rewind the patch".to_string())?;
@@ -330,6 +272,7 @@ pub(super) fn store_as_delta(
     let sidecars = put_sidecars(&mut w)?;
     let put = w.put_reader((&patch).take(patch_len), &mut |_| {})?;
     let new_stored_bytes = w.commit()?.new_stored_bytes;
+    phase_done("delta: store the patch", t);
     Ok(Some(StoredDelta {
         content: StoredContent::Delta {
             base: base.sha256,
@@ -397,9 +340,12 @@ fn rebase_content(
         })?;
         let (grand_file, _) = materialize(root, &grand_record.content, scratch_dir)?;
         let chunker = store.chunker();
-        let base = streamdelta::spool(chunker, &grand_file, scratch(scratch_dir)?)
+        let base = streamdelta::index(chunker, grand_file)
             .map_err(|e| stream_err("index the new base", e))?;
-        let t = streamdelta::spool(chunker, &stream_file, scratch(scratch_dir)?)
+        let stream_copy = stream_file
+            .try_clone()
+            .ctx(|| "reopen a scratch stream".to_string())?;
+        let t = streamdelta::index(chunker, stream_copy)
             .map_err(|e| stream_err("index the re-based stream", e))?;
         let mut patch = scratch(scratch_dir)?;
         if let Some(len) = streamdelta::encode(&base, &t, u64::MAX, scratch_dir, &mut patch)
@@ -419,6 +365,10 @@ fn rebase_content(
             });
         }
     }
+    // Indexing above read the stream through a clone sharing this offset.
+    (&stream_file)
+        .seek(SeekFrom::Start(0))
+        .ctx(|| "rewind a scratch stream".to_string())?;
     let mut w = store.writer()?;
     let put = w.put_reader(&stream_file, &mut |_| {})?;
     w.commit()?;

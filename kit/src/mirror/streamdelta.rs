@@ -48,6 +48,47 @@ pub const MAX_HEADER: u32 = 16 << 20;
 /// 10.5 s; the matches that matter are long, so a higher level buys ~2 % for 9x the time.
 pub const LEVEL: i32 = 3;
 
+/// Counters a test reads to see how much work a rebuild did (not timing): windows decoded
+/// and scratch files created, per thread. Compiled into test builds only.
+#[cfg(test)]
+pub(crate) mod probe {
+    use std::cell::Cell;
+
+    thread_local! {
+        static WHOLE_RECOMPRESSIONS: Cell<u64> = const { Cell::new(0) };
+        static WINDOW_DECODES: Cell<u64> = const { Cell::new(0) };
+        static SCRATCH_FILES: Cell<u64> = const { Cell::new(0) };
+    }
+
+    /// Count one bundle re-compressed whole (every byte matched the original).
+    pub(crate) fn bundle_recompressed() {
+        WHOLE_RECOMPRESSIONS.with(|c| c.set(c.get() + 1));
+    }
+
+    /// Whole re-compressions since the last call, on this thread.
+    pub(crate) fn take_recompressions() -> u64 {
+        WHOLE_RECOMPRESSIONS.with(|c| c.replace(0))
+    }
+
+    /// Count one window decoded.
+    pub(crate) fn window_decoded() {
+        WINDOW_DECODES.with(|c| c.set(c.get() + 1));
+    }
+
+    /// Count one scratch file created.
+    pub(crate) fn scratch_created() {
+        SCRATCH_FILES.with(|c| c.set(c.get() + 1));
+    }
+
+    /// (windows decoded, scratch files created) since the last call, on this thread.
+    pub(crate) fn take() -> (u64, u64) {
+        (
+            WINDOW_DECODES.with(|c| c.replace(0)),
+            SCRATCH_FILES.with(|c| c.replace(0)),
+        )
+    }
+}
+
 const PATCH_KIND: [u8; 4] = *b"OKMD";
 const PATCH_VERSION: u16 = 1;
 
@@ -189,6 +230,30 @@ pub fn spool(
     })
 }
 
+/// Index `file` (a stream already in a scratch file, read from its start) as [`spool`]
+/// would, without writing it again: its digest and content anchors.
+pub fn index(chunker: &Chunker, file: File) -> Result<ChunkedStream, StreamDeltaError> {
+    let mut sha = Sha256::new();
+    let mut chunks = Vec::new();
+    let mut pos = 0u64;
+    let reader = io::BufReader::with_capacity(1 << 20, &file);
+    let mut stream = ouk_store::chunker::StreamChunker::new(chunker.clone(), reader);
+    while let Some(chunk) = stream
+        .next_chunk(&mut |bytes| sha.update(bytes))
+        .map_err(io_err("read the stream"))?
+    {
+        chunks.push((pos, chunk.len() as u32, ChunkId::of(chunk)));
+        pos += chunk.len() as u64;
+    }
+    drop(stream);
+    Ok(ChunkedStream {
+        file,
+        len: pos,
+        sha256: FileDigest(sha.finalize().into()),
+        chunks,
+    })
+}
+
 /// Read `len` bytes at `offset` of `file`.
 fn read_range(file: &File, offset: u64, len: u64) -> Result<Vec<u8>, StreamDeltaError> {
     let mut buf = vec![0u8; len as usize];
@@ -204,7 +269,10 @@ fn reference_range(
     target: &ChunkedStream,
     start: u64,
     len: u64,
+    window: u64,
 ) -> (u64, u64) {
+    // Twice the window, as MAX_REF is for WINDOW.
+    let max_ref = 2 * window;
     let mut shifts: Vec<i128> = target
         .chunks
         .iter()
@@ -219,11 +287,11 @@ fn reference_range(
         let mid = shifts.len() / 2;
         *shifts.select_nth_unstable(mid).1
     };
-    let margin = (MAX_REF - len.min(WINDOW)) / 2;
+    let margin = (max_ref - len.min(window)) / 2;
     let centre = i128::from(start) + shift;
     let from = (centre - i128::from(margin)).clamp(0, i128::from(base.len)) as u64;
-    let to = (from + MAX_REF).min(base.len);
-    let from = to.saturating_sub(MAX_REF).min(from);
+    let to = (from + max_ref).min(base.len);
+    let from = to.saturating_sub(max_ref).min(from);
     (from, to - from)
 }
 
@@ -236,6 +304,20 @@ pub fn encode(
     scratch_dir: &Path,
     out: &mut File,
 ) -> Result<Option<u64>, StreamDeltaError> {
+    encode_windows(base, target, budget, WINDOW, scratch_dir, out)
+}
+
+/// [`encode`] with windows of `window` target bytes (at most [`WINDOW`]; tests use small
+/// ones to make many windows out of small streams).
+pub fn encode_windows(
+    base: &ChunkedStream,
+    target: &ChunkedStream,
+    budget: u64,
+    window: u64,
+    scratch_dir: &Path,
+    out: &mut File,
+) -> Result<Option<u64>, StreamDeltaError> {
+    let window = window.clamp(1, WINDOW);
     let anchors: HashMap<ChunkId, u64> =
         base.chunks.iter().map(|(off, _, id)| (*id, *off)).collect();
     let tuning = ZstdTuning {
@@ -254,8 +336,8 @@ pub fn encode(
     let mut total = 0u64;
     let mut start = 0u64;
     while start < target.len {
-        let len = WINDOW.min(target.len - start);
-        let (ref_offset, ref_len) = reference_range(base, &anchors, target, start, len);
+        let len = window.min(target.len - start);
+        let (ref_offset, ref_len) = reference_range(base, &anchors, target, start, len, window);
         let reference = read_range(&base.file, ref_offset, ref_len)?;
         let window = read_range(&target.file, start, len)?;
         let payload =
@@ -296,20 +378,32 @@ pub fn encode(
 
 /// Read and check the header of the patch in `patch` (`patch_len` bytes).
 pub fn read_header(patch: &File, patch_len: u64) -> Result<(PatchHeader, u64), StreamDeltaError> {
-    let mut len = [0u8; 4];
+    header_from(&mut |offset, len| read_range(patch, offset, len), patch_len)
+}
+
+/// Read and check the header of a patch of `patch_len` bytes whose ranges `read` gives
+/// (offset, length): the header and where the payloads start. `read` is asked only for
+/// ranges inside the patch, and at most [`MAX_HEADER`] bytes.
+pub fn header_from(
+    read: &mut dyn FnMut(u64, u64) -> Result<Vec<u8>, StreamDeltaError>,
+    patch_len: u64,
+) -> Result<(PatchHeader, u64), StreamDeltaError> {
     if patch_len < 4 {
         return Err(StreamDeltaError::Corrupt("shorter than its header".into()));
     }
-    patch
-        .read_exact_at(&mut len, 0)
-        .map_err(io_err("read the patch header"))?;
+    let len: [u8; 4] = read(0, 4)?
+        .try_into()
+        .map_err(|_| StreamDeltaError::Corrupt("shorter than its header".into()))?;
     let header_len = u32::from_le_bytes(len);
     if header_len > MAX_HEADER || 4 + u64::from(header_len) > patch_len {
         return Err(StreamDeltaError::Corrupt(format!(
             "header of {header_len} bytes in a patch of {patch_len}"
         )));
     }
-    let bytes = read_range(patch, 4, u64::from(header_len))?;
+    let bytes = read(4, u64::from(header_len))?;
+    if bytes.len() as u64 != u64::from(header_len) {
+        return Err(StreamDeltaError::Corrupt("shorter than its header".into()));
+    }
     let (_, header): (u16, PatchHeader) = envelope::open(PATCH_KIND, PATCH_VERSION, &bytes)?;
     let payload_start = 4 + u64::from(header_len);
     header.validate(patch_len - payload_start)?;
@@ -337,6 +431,8 @@ pub fn apply(
         let payload = read_range(patch, at, w.payload_len)?;
         at += w.payload_len;
         let bytes = zstd_decode(Some(&reference), &payload, w.target_len)?;
+        #[cfg(test)]
+        probe::window_decoded();
         out.write_all(&bytes)
             .map_err(io_err("write the rebuilt stream"))?;
     }

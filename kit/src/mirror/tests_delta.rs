@@ -271,3 +271,32 @@ fn a_damaged_chain_is_found_and_never_exported() {
     // The rest of the chain is intact.
     export_is_identical(&m, 2);
 }
+
+#[test]
+fn an_export_at_depth_n_decodes_each_window_once_and_spools_no_stream_per_step() {
+    let (m, _) = mirror_of(4, &AddPolicy { max_chain_depth: 3 });
+    assert_eq!(depths(&m.root)[3].2, 3, "week 4 sits at depth 3");
+    streamdelta::probe::take();
+    export_is_identical(&m, 4);
+    let (decodes, scratch_files) = streamdelta::probe::take();
+    // One window per step (the streams are smaller than a window), each decoded once;
+    // at most one scratch file (the snapshot's stream), however deep the chain.
+    assert_eq!(decodes, 3);
+    assert!(
+        scratch_files <= 1,
+        "{scratch_files} scratch files for 3 steps"
+    );
+}
+
+#[test]
+fn an_add_compresses_the_bundle_once_when_the_store_gives_back_its_proven_tar() {
+    streamdelta::probe::take_recompressions();
+    // Week 1 stored as its tar, week 2 as a delta rebuilding its tar.
+    let (m, reports) = mirror_of(2, &AddPolicy::default());
+    let how: Vec<_> = reports.iter().map(|r| r.bundle.stored_as).collect();
+    assert_eq!(how, ["tar", "delta"]);
+    // One whole re-compression per add (the recipe search), none to check the stored form.
+    assert_eq!(streamdelta::probe::take_recompressions(), 2);
+    export_is_identical(&m, 1);
+    export_is_identical(&m, 2);
+}

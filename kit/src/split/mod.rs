@@ -33,7 +33,7 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
-use crate::read_once::PrivateCopy;
+use crate::read_once::{PrivateCopy, ReportingReader};
 
 pub use index::{
     BundleRef, INDEX_FORMAT, InvalidIndex, MAX_INDEX_BYTES, MAX_NAME_BYTES, MAX_PARTS, PartName,
@@ -591,6 +591,21 @@ impl BundleInput {
     /// afterwards. A split kit's parts are checked against their index on the way, and the
     /// whole against the index's digest.
     pub fn read_once(self, dir: &Path) -> Result<BundleInput> {
+        self.read_once_reporting(dir, &mut ouk_store::progress::ignore)
+    }
+
+    /// [`BundleInput::read_once`], reporting the copy as the phase `verify` (bytes; its
+    /// total is the file's size, or the size a split kit's index declares).
+    pub fn read_once_reporting(
+        self,
+        dir: &Path,
+        progress: ouk_store::progress::StepSink<'_>,
+    ) -> Result<BundleInput> {
+        let verify_phase = |total: Option<u64>| ouk_store::progress::Step::Phase {
+            name: "verify",
+            total,
+            unit: ouk_store::progress::Unit::Bytes,
+        };
         let copy = match &self {
             BundleInput::Private { .. } => return Ok(self),
             BundleInput::File(p) => {
@@ -602,11 +617,14 @@ impl BundleInput {
                         p.display()
                     )));
                 }
+                progress(verify_phase(file.metadata().ok().map(|m| m.len())));
+                let file = ReportingReader::new(file, &mut *progress);
                 PrivateCopy::take(file, dir, &p.display().to_string())?
             }
             BundleInput::Parts(s) => {
+                progress(verify_phase(Some(s.index.bundle.size)));
                 let copy = PrivateCopy::take(
-                    s.reader(),
+                    ReportingReader::new(s.reader(), &mut *progress),
                     dir,
                     &format!("the parts of {}", s.index.bundle.name),
                 )?;

@@ -225,76 +225,17 @@ fn check_no_parts(dir: &Path, name: &str) -> Result<()> {
 /// Split `opts.bundle` into `opts.output_dir`. `progress` is called with bytes copied.
 pub fn split_bundle(opts: &SplitOptions, progress: &mut dyn FnMut(u64)) -> Result<SplitReport> {
     let bundle = &opts.bundle;
-    if !bundle.is_file() {
-        return Err(KitError::NotFound(bundle.clone()));
-    }
-    let name = bundle
-        .file_name()
-        .and_then(|n| n.to_str())
-        .ok_or_else(|| KitError::Usage(format!("{}: not a UTF-8 file name", bundle.display())))?
-        .to_string();
-    check_bundle_name(&name).map_err(|e| KitError::Usage(format!("{}: {e}", bundle.display())))?;
-    if PartName::of(&name).is_some() {
-        return Err(KitError::Usage(format!(
-            "{}: already a part of a split kit",
-            bundle.display()
-        )));
-    }
     let max = opts.max_part_size;
-    if max == 0 {
-        return Err(KitError::Usage("--max-size must be at least 1 byte".into()));
-    }
-    let mut file = File::open(bundle).ctx(|| format!("open {}", bundle.display()))?;
-    let size = file
-        .metadata()
-        .ctx(|| format!("stat {}", bundle.display()))?
-        .len();
-    if size == 0 {
-        return Err(KitError::Validation(format!(
-            "{}: empty file, nothing to split",
-            bundle.display()
-        )));
-    }
-    let count = size.div_ceil(max);
-    if count > MAX_PARTS as u64 {
-        return Err(KitError::Usage(format!(
-            "--max-size {max} would cut {} bytes into {count} parts, more than {MAX_PARTS}: use a larger --max-size",
-            size
-        )));
-    }
-
+    let Input {
+        name,
+        mut file,
+        size,
+        count,
+    } = open_input(opts)?;
     let out = &opts.output_dir;
     check_no_parts(out, &name)?;
     // Sidecars: refuse now, before the long copy, when a different one is in the way.
-    let mut copies = Vec::new();
-    let mut warnings = Vec::new();
-    for c in sidecar_copies(bundle, &name, out) {
-        let bytes = read_sidecar(&c.from)?;
-        match fs::read(&c.to) {
-            Ok(existing) if existing == bytes => copies.push((c, None)),
-            Ok(_) if c.strict => {
-                return Err(PartError::Exists {
-                    path: c.to.clone(),
-                    reason: format!(
-                        "it differs from {} (the sidecar of another bundle?)",
-                        c.from.display()
-                    ),
-                }
-                .into());
-            }
-            Ok(_) => warnings.push(format!(
-                "{} exists with other content (another kit's manifest?): left alone; the import reads the bundle's own copy",
-                c.to.display()
-            )),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => copies.push((c, Some(bytes))),
-            Err(source) => {
-                return Err(KitError::Io {
-                    context: format!("read {}", c.to.display()),
-                    source,
-                });
-            }
-        }
-    }
+    let (copies, warnings) = plan_sidecars(bundle, &name, out)?;
     fs::create_dir_all(out).ctx(|| format!("create {}", out.display()))?;
 
     let mut written = Written {
@@ -308,40 +249,14 @@ pub fn split_bundle(opts: &SplitOptions, progress: &mut dyn FnMut(u64)) -> Resul
         let part_size = max.min(size - (number as u64 - 1) * max);
         let pname = part_name(&name, number);
         let dest = out.join(&pname);
-        // Dropped on any error below, the temporary file is removed.
-        let mut f = AtomicFile::create(&dest)?;
-        let mut h = Sha256::new();
-        let mut left = part_size;
-        while left > 0 {
-            let want = usize::try_from(left).map_or(buf.len(), |l| l.min(buf.len()));
-            let window = buf.get_mut(..want).unwrap_or_default();
-            let n = match file.read(window) {
-                Ok(0) => {
-                    return Err(KitError::Validation(format!(
-                        "{}: shrank while being split",
-                        bundle.display()
-                    )));
-                }
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(source) => {
-                    return Err(KitError::Io {
-                        context: format!("read {}", bundle.display()),
-                        source,
-                    });
-                }
-            };
-            let chunk = window.get(..n).unwrap_or_default();
-            h.update(chunk);
-            whole.update(chunk);
-            f.write_all(chunk)
-                .ctx(|| format!("write {}", f.path().display()))?;
-            left -= n as u64;
-            progress(n as u64);
-        }
-        f.commit()?;
+        let mut source = PartSource {
+            file: &mut file,
+            bundle,
+            buf: &mut buf,
+            whole: &mut whole,
+        };
+        let digest = source.copy_part(&dest, part_size, progress)?;
         written.files.push(dest.clone());
-        let digest: [u8; 32] = h.finalize().into();
         let side = out.join(format!("{pname}.sha256"));
         write_new(&side, sha256_line(&digest, &pname).as_bytes())?;
         written.files.push(side);
@@ -379,27 +294,7 @@ pub fn split_bundle(opts: &SplitOptions, progress: &mut dyn FnMut(u64)) -> Resul
         sidecars.push(c.to);
     }
 
-    let index = PartsIndex {
-        format: INDEX_FORMAT.into(),
-        bundle: BundleRef {
-            name: name.clone(),
-            size,
-            sha256: hex::encode(digest),
-        },
-        max_part_size: max,
-        parts: parts
-            .iter()
-            .map(|p| PartRef {
-                name: p
-                    .path
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default(),
-                size: p.size,
-                sha256: p.sha256.clone(),
-            })
-            .collect(),
-    };
+    let index = parts_index(&name, size, &digest, max, &parts);
     // What we write must be what the importer accepts.
     index
         .validate()
@@ -418,4 +313,186 @@ pub fn split_bundle(opts: &SplitOptions, progress: &mut dyn FnMut(u64)) -> Resul
         sidecars,
         warnings,
     })
+}
+
+/// The bundle to split, opened and checked: its file name, size and part count.
+struct Input {
+    name: String,
+    file: File,
+    size: u64,
+    count: u64,
+}
+
+/// Open `opts.bundle` and check it can be split as asked: a UTF-8 bundle name that is not
+/// already a part, a non-empty file, a part size of at least one byte and at most
+/// [`MAX_PARTS`] parts.
+fn open_input(opts: &SplitOptions) -> Result<Input> {
+    let bundle = &opts.bundle;
+    if !bundle.is_file() {
+        return Err(KitError::NotFound(bundle.clone()));
+    }
+    let name = bundle
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| KitError::Usage(format!("{}: not a UTF-8 file name", bundle.display())))?
+        .to_string();
+    check_bundle_name(&name).map_err(|e| KitError::Usage(format!("{}: {e}", bundle.display())))?;
+    if PartName::of(&name).is_some() {
+        return Err(KitError::Usage(format!(
+            "{}: already a part of a split kit",
+            bundle.display()
+        )));
+    }
+    let max = opts.max_part_size;
+    if max == 0 {
+        return Err(KitError::Usage("--max-size must be at least 1 byte".into()));
+    }
+    let file = File::open(bundle).ctx(|| format!("open {}", bundle.display()))?;
+    let size = file
+        .metadata()
+        .ctx(|| format!("stat {}", bundle.display()))?
+        .len();
+    if size == 0 {
+        return Err(KitError::Validation(format!(
+            "{}: empty file, nothing to split",
+            bundle.display()
+        )));
+    }
+    let count = size.div_ceil(max);
+    if count > MAX_PARTS as u64 {
+        return Err(KitError::Usage(format!(
+            "--max-size {max} would cut {} bytes into {count} parts, more than {MAX_PARTS}: use a larger --max-size",
+            size
+        )));
+    }
+    Ok(Input {
+        name,
+        file,
+        size,
+        count,
+    })
+}
+
+/// A sidecar to copy and its bytes (`None`: the same bytes are already there).
+type PlannedCopy = (Copy, Option<Vec<u8>>);
+
+/// The bundle's sidecars to copy beside the parts (`None`: already there, identical) and
+/// the warnings for those left alone. A strict sidecar that differs from the one in the
+/// way is an error, found before the long copy.
+fn plan_sidecars(bundle: &Path, name: &str, out: &Path) -> Result<(Vec<PlannedCopy>, Vec<String>)> {
+    let mut copies = Vec::new();
+    let mut warnings = Vec::new();
+    for c in sidecar_copies(bundle, name, out) {
+        let bytes = read_sidecar(&c.from)?;
+        match fs::read(&c.to) {
+            Ok(existing) if existing == bytes => copies.push((c, None)),
+            Ok(_) if c.strict => {
+                return Err(PartError::Exists {
+                    path: c.to.clone(),
+                    reason: format!(
+                        "it differs from {} (the sidecar of another bundle?)",
+                        c.from.display()
+                    ),
+                }
+                .into());
+            }
+            Ok(_) => warnings.push(format!(
+                "{} exists with other content (another kit's manifest?): left alone; the import reads the bundle's own copy",
+                c.to.display()
+            )),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => copies.push((c, Some(bytes))),
+            Err(source) => {
+                return Err(KitError::Io {
+                    context: format!("read {}", c.to.display()),
+                    source,
+                });
+            }
+        }
+    }
+    Ok((copies, warnings))
+}
+
+/// The bundle being cut, read once from start to end: each part takes the next bytes.
+struct PartSource<'a> {
+    file: &'a mut File,
+    bundle: &'a Path,
+    buf: &'a mut [u8],
+    /// The whole bundle's SHA-256, fed as the parts are copied.
+    whole: &'a mut Sha256,
+}
+
+impl PartSource<'_> {
+    /// Copy the next `part_size` bytes into a new file at `dest` (temporary name, fsync,
+    /// rename) and return their SHA-256. A bundle that ends early is an error (it shrank).
+    fn copy_part(
+        &mut self,
+        dest: &Path,
+        part_size: u64,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<[u8; 32]> {
+        // Dropped on any error below, the temporary file is removed.
+        let mut f = AtomicFile::create(dest)?;
+        let mut h = Sha256::new();
+        let mut left = part_size;
+        while left > 0 {
+            let want = usize::try_from(left).map_or(self.buf.len(), |l| l.min(self.buf.len()));
+            let window = self.buf.get_mut(..want).unwrap_or_default();
+            let n = match self.file.read(window) {
+                Ok(0) => {
+                    return Err(KitError::Validation(format!(
+                        "{}: shrank while being split",
+                        self.bundle.display()
+                    )));
+                }
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(source) => {
+                    return Err(KitError::Io {
+                        context: format!("read {}", self.bundle.display()),
+                        source,
+                    });
+                }
+            };
+            let chunk = window.get(..n).unwrap_or_default();
+            h.update(chunk);
+            self.whole.update(chunk);
+            f.write_all(chunk)
+                .ctx(|| format!("write {}", f.path().display()))?;
+            left -= n as u64;
+            progress(n as u64);
+        }
+        f.commit()?;
+        Ok(h.finalize().into())
+    }
+}
+
+/// The parts index of a bundle `name` of `size` bytes and SHA-256 `digest`, cut into `parts`.
+fn parts_index(
+    name: &str,
+    size: u64,
+    digest: &[u8; 32],
+    max: u64,
+    parts: &[SplitPart],
+) -> PartsIndex {
+    PartsIndex {
+        format: INDEX_FORMAT.into(),
+        bundle: BundleRef {
+            name: name.to_string(),
+            size,
+            sha256: hex::encode(digest),
+        },
+        max_part_size: max,
+        parts: parts
+            .iter()
+            .map(|p| PartRef {
+                name: p
+                    .path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                size: p.size,
+                sha256: p.sha256.clone(),
+            })
+            .collect(),
+    }
 }

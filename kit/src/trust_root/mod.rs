@@ -21,6 +21,7 @@ pub mod sigset;
 
 pub use sigset::update_from_chain;
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -304,6 +305,30 @@ pub fn export_chain(root: &Path, after: u64) -> Result<Vec<u8>> {
         }
     }
     serde_json::to_vec_pretty(&links).map_err(|e| KitError::Validation(e.to_string()))
+}
+
+/// When each key of the active document first appeared on this root: the first version in
+/// `ROOT/trust/history/` that names it (kid -> (version, its `issued` time)). A version the
+/// history lacks (a root initialised from a later version) is skipped: its keys date from
+/// the first version the root holds.
+pub fn key_history(root: &Path) -> Result<BTreeMap<String, (u64, String)>> {
+    let mut first = BTreeMap::new();
+    let Some(active) = load(root)? else {
+        return Ok(first);
+    };
+    for version in 1..=active.document.version {
+        let path = history_file(root, version);
+        if !path.is_file() {
+            continue;
+        }
+        let t = read_envelope(&path)?;
+        for kid in t.document.keys.keys() {
+            first
+                .entry(kid.clone())
+                .or_insert_with(|| (version, t.document.issued.clone()));
+        }
+    }
+    Ok(first)
 }
 
 /// `ouk trust status`.

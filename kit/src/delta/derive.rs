@@ -1,0 +1,463 @@
+//! Ship information, derive the rest: the files of a delta's target that the host computes
+//! from the rest of the target tree instead of decoding them from the payload
+//! ([`ouk_delta::format::Source::Derived`], format `ouk-delta/5`).
+//!
+//! Today one file is derived: the feed index ([`FEED_INDEX_PATH`]), which `kit build`
+//! writes by running the feed indexer over the kit's feeds, and which changes on every row
+//! a feed changes (a new row hash per changed row: entropy a patch cannot shrink). The
+//! host has the indexer and, once the delta is applied, the target's feeds.
+//!
+//! Invariants:
+//! - *make* ([`derivable`]) marks a file derived only after computing it exactly as the
+//!   host will ([`index_target_feeds`], the same function on both sides, default indexer
+//!   options) and finding it byte-identical to the target kit's file; otherwise the file
+//!   is shipped as before (a kit built with other indexer options, or a feed with a bad
+//!   row, costs bytes, never correctness);
+//! - *apply* ([`derive_files`]) computes each derived file only from verified bytes: the
+//!   files the delta rebuilt (hashed by the sink as they were written to the private
+//!   staging tree) and baseline files read through the verified reference and hashed
+//!   again as they are copied. The result goes through the same sink as a rebuilt file and
+//!   its SHA-256 must equal the one the signed header declares, else the delta is refused
+//!   (a digest failure) before anything is committed: the generation stays as it was. The
+//!   importer then checks it against the rebuilt manifest like any other file.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::{self, File};
+use std::io::{BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use ouk_delta::apply::RebuiltSink;
+use ouk_delta::content::{ContentReader, TreeFile};
+use ouk_delta::format::{DeltaHeader, Derivation, Source};
+use ouk_store::FileDigest;
+use sha2::{Digest, Sha256};
+
+use crate::error::{IoContext, KitError, Result};
+use crate::feeds::FEED_INDEX_PATH;
+use crate::feeds::indexer::{FeedFile, IndexOptions, feed_source, select_feeds};
+
+/// The feed index of the target whose feed files are `feeds` (kit path, file on disk),
+/// written to a new file in `scratch` (sort runs spill there too), with its SHA-256.
+/// Default indexer options: what a kit built without `--id-field`/`--skip-bad-rows` holds.
+fn index_target_feeds(
+    feeds: &[FeedFile],
+    scratch: &Path,
+) -> Result<(tempfile::NamedTempFile, FileDigest)> {
+    let file = tempfile::NamedTempFile::new_in(scratch)
+        .ctx(|| format!("create a temporary file in {}", scratch.display()))?;
+    let out = HashingWriter {
+        inner: BufWriter::with_capacity(
+            1 << 20,
+            file.reopen()
+                .ctx(|| "reopen the derived feed index".into())?,
+        ),
+        sha: Sha256::new(),
+    };
+    let options = IndexOptions {
+        temp_dir: Some(scratch.to_path_buf()),
+        ..IndexOptions::default()
+    };
+    let (_, out) = crate::feeds::index_feeds(feeds, &options, out)?;
+    let sha = FileDigest(out.sha.finalize().into());
+    out.inner
+        .into_inner()
+        .map_err(|e| e.into_error())
+        .ctx(|| format!("write {}", file.path().display()))?;
+    Ok((file, sha))
+}
+
+/// A writer that hashes what passes through it.
+struct HashingWriter<W> {
+    inner: W,
+    sha: Sha256,
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.sha.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// The target's files the host can derive, for [`ouk_delta::plan::MakeOptions::derived`]:
+/// `files` are the target kit's files, unpacked under `dir`. Empty when the target has no
+/// feed index or when the indexer does not reproduce it byte for byte.
+pub(crate) fn derivable(
+    files: &[TreeFile],
+    dir: &Path,
+    scratch: &Path,
+) -> Result<BTreeMap<String, Derivation>> {
+    let mut out = BTreeMap::new();
+    let Some(index) = files.iter().find(|f| f.path == FEED_INDEX_PATH) else {
+        return Ok(out);
+    };
+    let on_disk: Vec<(String, PathBuf)> = files
+        .iter()
+        .map(|f| (f.path.clone(), dir.join(&f.path)))
+        .collect();
+    let feeds = select_feeds(on_disk.iter().map(|(p, d)| (p.as_str(), d.as_path())));
+    // An indexer error here (a bad row the kit was built to skip, say) means only that
+    // the host could not derive it either: the file is shipped.
+    match index_target_feeds(&feeds, scratch) {
+        Ok((_, sha)) if sha == index.sha256 => {
+            out.insert(FEED_INDEX_PATH.to_string(), Derivation::FeedsIndex);
+        }
+        Ok(_) => tracing::info!("delta make: the feed index is not the indexer's: shipped"),
+        Err(e) => tracing::info!("delta make: the feed index cannot be derived ({e}): shipped"),
+    }
+    Ok(out)
+}
+
+/// Compute every derived file of `header` on the host, after
+/// [`ouk_delta::apply::apply_delta`] wrote the rebuilt files to `tree` and `sink`:
+/// `baseline` is the baseline generation's file list, `rebuilt` what the apply returned,
+/// `reference` the verified baseline content, `scratch` a private directory. Each derived
+/// file goes into `sink` and must hash to its declared SHA-256. Returns the derived paths
+/// with their digests, to add to the rebuilt ones.
+pub(crate) fn derive_files(
+    header: &DeltaHeader,
+    baseline: &[TreeFile],
+    rebuilt: &[(String, FileDigest)],
+    tree: &Path,
+    reference: &dyn ContentReader,
+    scratch: &Path,
+    sink: &mut dyn RebuiltSink,
+) -> Result<Vec<(String, FileDigest)>> {
+    if !header.uses_derived() {
+        return Ok(Vec::new());
+    }
+    let rebuilt: HashMap<String, FileDigest> = rebuilt.iter().cloned().collect();
+    let target = header.target_files(baseline, &rebuilt)?;
+    let mut out = Vec::new();
+    for f in &header.files {
+        let (Source::Derived { by }, Some(expected)) = (&f.source, f.sha256) else {
+            continue;
+        };
+        let (file, _) = match by {
+            Derivation::FeedsIndex => {
+                let feeds = target_feeds(&target, &rebuilt, tree, reference, scratch)?;
+                index_target_feeds(&feeds, scratch)?
+            }
+        };
+        let mut input = File::open(file.path()).ctx(|| format!("open the derived {}", f.path))?;
+        let actual = sink.put(f, &mut input)?;
+        if actual != expected {
+            return Err(KitError::Delta(ouk_delta::DeltaError::DigestMismatch {
+                path: f.path.clone(),
+                expected,
+                actual,
+            }));
+        }
+        out.push((f.path.clone(), actual));
+    }
+    Ok(out)
+}
+
+/// The target's feed files on disk: a rebuilt one where the apply staged it, a baseline
+/// one copied out of `reference` into `scratch` and checked against its digest (the
+/// indexer reads files by path; a copy is what makes the bytes it reads the verified
+/// ones).
+fn target_feeds(
+    target: &[TreeFile],
+    rebuilt: &HashMap<String, FileDigest>,
+    tree: &Path,
+    reference: &dyn ContentReader,
+    scratch: &Path,
+) -> Result<Vec<FeedFile>> {
+    let copies = scratch.join("derive-feeds");
+    let mut on_disk = Vec::new();
+    for f in target.iter().filter(|f| feed_source(&f.path).is_some()) {
+        if rebuilt.get(&f.path) == Some(&f.sha256) {
+            on_disk.push((f.path.clone(), tree.join(&f.path)));
+            continue;
+        }
+        let to = copies.join(&f.path);
+        copy_verified(reference, f, &to)?;
+        on_disk.push((f.path.clone(), to));
+    }
+    Ok(select_feeds(
+        on_disk.iter().map(|(p, d)| (p.as_str(), d.as_path())),
+    ))
+}
+
+/// Copy the content of `f` from `reference` to `to`, refusing it unless it hashes to
+/// `f.sha256`.
+fn copy_verified(reference: &dyn ContentReader, f: &TreeFile, to: &Path) -> Result<()> {
+    if let Some(parent) = to.parent() {
+        fs::create_dir_all(parent).ctx(|| format!("create {}", parent.display()))?;
+    }
+    let mut input = reference
+        .open(&f.sha256)
+        .ctx(|| format!("read the baseline {}", f.path))?;
+    let mut out = HashingWriter {
+        inner: BufWriter::with_capacity(
+            1 << 20,
+            // Created new in the import's private scratch: never over, nor through, a name
+            // that is already there.
+            fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(to)
+                .ctx(|| format!("create {}", to.display()))?,
+        ),
+        sha: Sha256::new(),
+    };
+    std::io::copy(&mut (&mut input).take(f.size.saturating_add(1)), &mut out)
+        .ctx(|| format!("copy the baseline {}", f.path))?;
+    let actual = FileDigest(out.sha.finalize().into());
+    out.inner
+        .into_inner()
+        .map_err(|e| e.into_error())
+        .ctx(|| format!("write {}", to.display()))?;
+    if actual != f.sha256 {
+        return Err(KitError::Delta(ouk_delta::DeltaError::DigestMismatch {
+            path: f.path.clone(),
+            expected: f.sha256,
+            actual,
+        }));
+    }
+    Ok(())
+}
+
+/// `options` with [`derivable`]'s files of the target kit (`files`, unpacked under `dir`)
+/// added to [`ouk_delta::plan::MakeOptions::derived`].
+pub(crate) fn with_derived(
+    options: &ouk_delta::plan::MakeOptions,
+    files: &[TreeFile],
+    dir: &Path,
+) -> Result<ouk_delta::plan::MakeOptions> {
+    let mut options = options.clone();
+    // A delta for hosts older than the record tier is older than derivation too.
+    if options.derive && options.record_tier {
+        options.derived.extend(derivable(files, dir, dir)?);
+    }
+    Ok(options)
+}
+
+/// Suffix of the feed changes `delta make` keeps beside the delta bundle.
+pub const FEED_CHANGES_SUFFIX: &str = ".feeds-changes.jsonl";
+/// Largest kept feed-changes file `delta show` reads.
+const MAX_KEPT_FEED_CHANGES: u64 = 1 << 30;
+
+/// The feed changes beside `bundle` (`<bundle>.feeds-changes.jsonl`).
+fn kept_path(bundle: &Path) -> PathBuf {
+    let mut name = bundle.as_os_str().to_os_string();
+    name.push(FEED_CHANGES_SUFFIX);
+    PathBuf::from(name)
+}
+
+/// Keep the feed changes `delta make` computed (`changes`, `None` when the target has no
+/// feed index) beside the delta `bundle`, for `delta show` on the connected site; a file
+/// an earlier delta of the same name left there is removed. They are not in the bundle:
+/// the host derives its own from the generation it has and the one the delta builds (its
+/// import writes the generation's changes file), so shipping them carried nothing the
+/// host needs.
+pub(crate) fn keep_feed_changes(changes: Option<&Path>, bundle: &Path) -> Result<()> {
+    let to = kept_path(bundle);
+    let Some(changes) = changes else {
+        return match fs::remove_file(&to) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(KitError::Io {
+                context: format!("remove {}", to.display()),
+                source: e,
+            }),
+            _ => Ok(()),
+        };
+    };
+    // Streamed: a day's changes may be many megabytes.
+    let mut from = File::open(changes).ctx(|| format!("read {}", changes.display()))?;
+    let mut out = ouk_store::fsutil::AtomicFile::create(&to)?;
+    std::io::copy(&mut from, &mut out).ctx(|| format!("write {}", to.display()))?;
+    out.commit()?;
+    Ok(())
+}
+
+/// The feed changes kept beside `bundle` by `delta make`, when they are there and are
+/// for `header`'s baseline and target (`None` when absent). They are not covered by the
+/// delta's signature, like everything `delta show` reads.
+pub(crate) fn kept_feed_changes(
+    bundle: &Path,
+    header: &DeltaHeader,
+) -> Result<Option<super::DeltaFeeds>> {
+    let path = kept_path(bundle);
+    let file = match File::open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(KitError::Io {
+                context: format!("open {}", path.display()),
+                source: e,
+            });
+        }
+    };
+    let name = path.display().to_string();
+    let input = std::io::BufReader::new(file.take(MAX_KEPT_FEED_CHANGES));
+    // Unsigned and beside the bundle: one left by another delta of the same name, or
+    // damaged, is passed over (`delta show` then says nothing was recorded).
+    match super::show::read_feed_changes(input, &name, header) {
+        Ok(feeds) => Ok(Some(feeds)),
+        Err(e) => {
+            tracing::warn!("{name}: not this delta's feed changes ({e}); not shown");
+            Ok(None)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ouk_delta::GenerationId;
+    use ouk_delta::apply::DirSink;
+    use ouk_delta::content::DirContent;
+    use ouk_delta::format::{DeltaFile, FORMAT_DERIVED, GenerationRef};
+
+    const OSV: &str = "feeds/osv/all.jsonl";
+    const GHSA: &str = "feeds/ghsa/all.jsonl";
+
+    fn rows(prefix: &str, n: u32, bump: u32) -> Vec<u8> {
+        (0..n)
+            .map(|i| {
+                let m = if i % 3 == 0 { bump } else { 0 };
+                format!("{{\"id\":\"{prefix}-{i}\",\"modified\":\"2025-10-0{m}\"}}\n")
+            })
+            .collect::<String>()
+            .into_bytes()
+    }
+
+    fn tree_file(path: &str, bytes: &[u8]) -> TreeFile {
+        TreeFile {
+            path: path.into(),
+            mode: 0o644,
+            size: bytes.len() as u64,
+            sha256: FileDigest::of(bytes),
+        }
+    }
+
+    /// A host after the apply: the baseline (osv day 0, ghsa) in `base/`, the rebuilt osv
+    /// (day 1) in `tree/`; the header derives the index, declaring `declared` (the true
+    /// index's digest when `None`). `ghsa_on_host` is what the host's copy of ghsa holds.
+    fn derive(declared: Option<FileDigest>, ghsa_on_host: &[u8]) -> Result<Vec<u8>> {
+        let tmp = tempfile::tempdir().unwrap();
+        let (base, tree, scratch) = (
+            tmp.path().join("base"),
+            tmp.path().join("tree"),
+            tmp.path().join("scratch"),
+        );
+        let (osv0, osv1, ghsa) = (rows("OSV", 40, 1), rows("OSV", 40, 2), rows("GHSA", 10, 1));
+        for (dir, path, bytes) in [
+            (&base, OSV, &osv0[..]),
+            (&base, GHSA, ghsa_on_host),
+            (&tree, OSV, &osv1[..]),
+        ] {
+            fs::create_dir_all(dir.join(path).parent().unwrap()).unwrap();
+            fs::write(dir.join(path), bytes).unwrap();
+        }
+        fs::create_dir_all(&scratch).unwrap();
+        // The true index of the target, computed from pristine copies.
+        let pristine = tmp.path().join("pristine");
+        for (path, bytes) in [(OSV, &osv1), (GHSA, &ghsa)] {
+            fs::create_dir_all(pristine.join(path).parent().unwrap()).unwrap();
+            fs::write(pristine.join(path), bytes).unwrap();
+        }
+        let feeds = select_feeds(
+            [OSV, GHSA]
+                .iter()
+                .map(|p| (*p, pristine.join(p)))
+                .collect::<Vec<_>>()
+                .iter()
+                .map(|(p, d)| (*p, d.as_path())),
+        );
+        let (index, index_sha) = index_target_feeds(&feeds, &scratch).unwrap();
+        let index_bytes = fs::read(index.path()).unwrap();
+        let baseline = vec![tree_file(OSV, &osv0), tree_file(GHSA, &ghsa)];
+        let reference = DirContent::new([
+            (FileDigest::of(&osv0), base.join(OSV)),
+            (FileDigest::of(&ghsa), base.join(GHSA)),
+        ]);
+        let gen_ref = |n| GenerationRef {
+            generation: GenerationId([n; 32]),
+            version: None,
+        };
+        let header = DeltaHeader {
+            format: FORMAT_DERIVED.into(),
+            baseline: gen_ref(0),
+            target: gen_ref(1),
+            removed: Vec::new(),
+            files: vec![
+                DeltaFile {
+                    path: OSV.into(),
+                    mode: 0o644,
+                    size: osv1.len() as u64,
+                    sha256: None,
+                    source: Source::Trailer,
+                },
+                DeltaFile {
+                    path: FEED_INDEX_PATH.into(),
+                    mode: 0o644,
+                    size: index_bytes.len() as u64,
+                    sha256: Some(declared.unwrap_or(index_sha)),
+                    source: Source::Derived {
+                        by: Derivation::FeedsIndex,
+                    },
+                },
+            ],
+            solid: None,
+            trailer: None,
+            payload_size: 0,
+            plain_forms: 1,
+        };
+        let rebuilt = vec![(OSV.to_string(), FileDigest::of(&osv1))];
+        let out = derive_files(
+            &header,
+            &baseline,
+            &rebuilt,
+            &tree,
+            &reference,
+            &scratch,
+            &mut DirSink::new(&tree),
+        )?;
+        assert_eq!(out, vec![(FEED_INDEX_PATH.to_string(), index_sha)]);
+        let derived = fs::read(tree.join(FEED_INDEX_PATH)).unwrap();
+        assert_eq!(derived, index_bytes);
+        Ok(derived)
+    }
+
+    #[test]
+    fn the_host_derives_the_index_from_rebuilt_and_baseline_feeds() {
+        let derived = derive(None, &rows("GHSA", 10, 1)).unwrap();
+        let text = String::from_utf8(derived).unwrap();
+        assert!(text.contains("OSV-39") && text.contains("GHSA-9"), "{text}");
+    }
+
+    #[test]
+    fn a_forged_declared_digest_is_refused_as_a_digest_failure() {
+        let e = derive(Some(FileDigest::of(b"forged")), &rows("GHSA", 10, 1)).unwrap_err();
+        assert!(
+            matches!(
+                &e,
+                KitError::Delta(ouk_delta::DeltaError::DigestMismatch { path, .. })
+                    if path == FEED_INDEX_PATH
+            ),
+            "{e}"
+        );
+        assert_eq!(e.class(), ouk_store::ErrorClass::Digest);
+    }
+
+    #[test]
+    fn a_tampered_baseline_feed_is_refused_before_it_is_indexed() {
+        // The host's copy of ghsa no longer holds what the baseline's manifest says.
+        let e = derive(None, &rows("GHSA", 10, 7)).unwrap_err();
+        assert!(
+            matches!(
+                &e,
+                KitError::Delta(ouk_delta::DeltaError::DigestMismatch { path, .. })
+                    if path == GHSA
+            ),
+            "{e}"
+        );
+    }
+}

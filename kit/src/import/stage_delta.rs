@@ -1,0 +1,608 @@
+//! The import pipeline's staging step for a delta: unpack the verified copy's header and
+//! payload (the payload bounded by the size the header declares), rebuild against the
+//! baseline generation the host keeps (every piece decoded against verified store bytes,
+//! every file hashed as it is written), and check the rebuilt target against the manifest
+//! the delta carries.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+
+use ouk_delta::apply::{RebuiltSink, apply_delta, create_rebuilt, finish_rebuilt};
+use ouk_delta::content::{CheckedDirContent, StoreContent, TreeFile};
+use ouk_delta::format::DeltaHeader;
+use ouk_delta::{ChunkSetManifest, GenerationId, ManifestEntry};
+use ouk_root::Root;
+use ouk_store::FileDigest;
+use ouk_store::progress::{Step, StepSink, Unit};
+
+use super::{
+    ImportOptions, Stage, StageContext, Staged, StagedTree, Staging, StepResult, Verified,
+    base_report, check_disk, check_version, step,
+};
+use crate::bundle::{ReadLimits, unpack_to_dir};
+use crate::delta::{
+    FEED_CHANGES_PATH, HEADER_PATH, JWS_PATH, MAX_FEED_CHANGES, MAX_HEADER, MAX_PAYLOAD,
+    PAYLOAD_PATH, parse_header,
+};
+use crate::error::{IoContext, KitError, Result};
+use crate::layout::FileEntry;
+use crate::manifest::{MANIFEST_PATH, MAX_MANIFEST_BYTES, OfflineManifest};
+use crate::split::BundleInput;
+
+/// Files of at most this size are rehydrated into staging so the layout rules can read them.
+const SMALL_FILE: u64 = 1 << 20;
+
+/// The header and parts of a delta bundle, unpacked into `dir`.
+struct DeltaParts {
+    header: DeltaHeader,
+    payload: PathBuf,
+    jws: Option<String>,
+}
+
+fn read_header(dir: &Path) -> Result<DeltaHeader> {
+    let bytes = fs::read(dir.join(HEADER_PATH)).ctx(|| format!("read {HEADER_PATH}"))?;
+    parse_header(&bytes)
+}
+
+fn unpack_delta(input: &BundleInput, dir: &Path) -> Result<DeltaParts> {
+    let bundle = &input.path();
+    // The header comes first (`delta make` writes it so), and the payload is bounded by the
+    // size the header declares, not by a global cap: a signed delta with an endless payload
+    // is refused at its declared size instead of filling the disk. A payload met before a
+    // valid header may hold no bytes at all; the header's own error is reported then.
+    let header: std::cell::RefCell<Option<Result<DeltaHeader>>> = std::cell::RefCell::new(None);
+    let lookup = |p: &str| match p {
+        HEADER_PATH => Some(MAX_HEADER),
+        PAYLOAD_PATH => {
+            let mut h = header.borrow_mut();
+            let h = h.get_or_insert_with(|| {
+                if dir.join(HEADER_PATH).is_file() {
+                    read_header(dir)
+                } else {
+                    Err(KitError::Validation(format!(
+                        "{PAYLOAD_PATH} comes before {HEADER_PATH}: not a delta ouk made"
+                    )))
+                }
+            });
+            Some(h.as_ref().map_or(0, |h| h.payload_size))
+        }
+        JWS_PATH => Some(64 << 10),
+        FEED_CHANGES_PATH => Some(MAX_FEED_CHANGES),
+        _ => None,
+    };
+    let file = input.reader()?;
+    let limits = ReadLimits {
+        max_total_bytes: MAX_HEADER + MAX_PAYLOAD + MAX_FEED_CHANGES + (1 << 20),
+        max_entries: 16,
+    };
+    let unpacked = unpack_to_dir(file, dir, &lookup, limits);
+    // The header parsed for the payload's bound is the one used below; it is read again
+    // only when no payload asked for it (or asked before the header was there).
+    let early = header.into_inner();
+    let files = match unpacked {
+        Ok(files) => files,
+        // A payload refused at a bound of 0 because the header was bad: the header's error
+        // is the one that explains it.
+        Err(e) => {
+            return Err(match early {
+                Some(Err(h)) => h,
+                _ => e.into(),
+            });
+        }
+    };
+    let have = |p: &str| files.iter().any(|f| f.path == p);
+    if !have(HEADER_PATH) || !have(PAYLOAD_PATH) {
+        return Err(KitError::Validation(format!(
+            "{}: not a delta (no {HEADER_PATH} and {PAYLOAD_PATH})",
+            bundle.display()
+        )));
+    }
+    let header = match early {
+        Some(Ok(h)) => h,
+        _ => read_header(dir)?,
+    };
+
+    let payload = dir.join(PAYLOAD_PATH);
+    let payload_len = fs::metadata(&payload)
+        .ctx(|| format!("stat {PAYLOAD_PATH}"))?
+        .len();
+    if payload_len != header.payload_size {
+        return Err(KitError::Validation(format!(
+            "{PAYLOAD_PATH} has {payload_len} bytes, the header says {}",
+            header.payload_size
+        )));
+    }
+    let jws = if have(JWS_PATH) {
+        Some(
+            fs::read_to_string(dir.join(JWS_PATH))
+                .ctx(|| format!("read {JWS_PATH}"))?
+                .trim()
+                .to_string(),
+        )
+    } else {
+        None
+    };
+    Ok(DeltaParts {
+        header,
+        payload,
+        jws,
+    })
+}
+/// The baseline generation's file list as a delta sees it: its files plus its offline
+/// manifest (kept in the store when the generation was imported).
+fn baseline_files(root: &Root, id: &GenerationId) -> Result<Vec<TreeFile>> {
+    let m = root.manifest(id)?;
+    let mut files: Vec<TreeFile> = m
+        .entries()
+        .iter()
+        .map(|e| TreeFile {
+            path: e.path.clone(),
+            mode: e.mode,
+            size: e.size,
+            sha256: e.sha256,
+        })
+        .collect();
+    if let Some(rec) = root.generation_record(id)?
+        && let Some(sha) = rec
+            .labels
+            .get("manifestSha256")
+            .and_then(|s| s.parse::<FileDigest>().ok())
+        && let Some(frec) = root.store().file_record(&sha)?
+    {
+        files.push(TreeFile {
+            path: MANIFEST_PATH.into(),
+            mode: 0o644,
+            size: frec.size,
+            sha256: sha,
+        });
+    }
+    Ok(files)
+}
+
+/// The delta's staging step (steps 3-5a; 1, 2, 6 and 7 are the pipeline's).
+pub(super) struct DeltaStage;
+
+/// Where a delta's staging step works, inside the root's private `staging/`.
+struct DeltaDirs {
+    /// The delta bundle's own entries (header, payload, JWS).
+    parts: PathBuf,
+    /// The target tree being rebuilt.
+    tree: PathBuf,
+    /// Plain forms of compressed baseline files and re-created compressed files (the
+    /// decoded tier) spill here.
+    scratch: PathBuf,
+}
+
+impl DeltaDirs {
+    fn create(root: &Root) -> StepResult<DeltaDirs> {
+        let staging = root
+            .staging_dir()
+            .join(format!("delta-{}", std::process::id()));
+        let dirs = DeltaDirs {
+            parts: staging.join("parts"),
+            tree: staging.join("tree"),
+            scratch: staging.join("plain"),
+        };
+        step(
+            "unpack",
+            fs::create_dir_all(&dirs.parts)
+                .and_then(|_| fs::create_dir_all(&dirs.tree))
+                .and_then(|_| fs::create_dir_all(&dirs.scratch))
+                .ctx(|| format!("create {}", staging.display()))
+                .map_err(Into::into),
+        )?;
+        Ok(dirs)
+    }
+}
+
+/// The target files a delta rebuilt: their digests and the chunks the store writer
+/// recorded for them (still uncommitted).
+struct Rebuilt {
+    digests: HashMap<String, FileDigest>,
+    chunks: HashMap<String, Vec<ouk_store::ChunkId>>,
+}
+
+impl Stage for DeltaStage {
+    fn stage<'r>(&self, v: &Verified, ctx: &mut StageContext<'r, '_>) -> StepResult<Staging<'r>> {
+        let (root, opts) = (ctx.root, ctx.opts);
+        let dirs = DeltaDirs::create(root)?;
+        let parts = step("unpack", unpack_delta(&v.input, &dirs.parts))?;
+        let header = &parts.header;
+        let target_id = header.target.generation;
+        let previous = step("verify", root.current().map_err(KitError::from))?;
+        let target_version = header.target.version.clone().unwrap_or_default();
+        // Idempotent: applying a delta whose target is current changes nothing.
+        if previous == Some(target_id) && root.generation_dir(&target_id).is_dir() {
+            return already_current(root, opts, v, target_id, target_version);
+        }
+        // The host must have the baseline (active or retained).
+        let baseline = step(
+            "check",
+            baseline_files(root, &header.baseline.generation)
+                .map_err(|e| missing_baseline_if_unknown(e, header)),
+        )?;
+        check_version(root, previous, &target_version, opts.force.is_some())?;
+        let new_bytes: u64 = header.files.iter().map(|f| f.size).sum();
+        check_disk(root, new_bytes, opts.free_margin)?;
+
+        // 3. Rebuild what the baseline lacks.
+        let mut writer = step("unpack", root.store().writer().map_err(KitError::from))?;
+        // The chunks an apply creates are stored at a fast level, in packs that `store gc` /
+        // `store compact` recompress later (the operator waits on the apply, not on zstd).
+        writer.store_new_chunks_fast();
+        (ctx.progress)(Step::Phase {
+            name: "unpack",
+            total: Some(new_bytes),
+            unit: Unit::Bytes,
+        });
+        let mut rebuilt = rebuild(
+            root,
+            &parts,
+            &baseline,
+            &dirs,
+            &mut writer,
+            &mut *ctx.progress,
+        )?;
+        let target_files = step(
+            "check",
+            header
+                .target_files(&baseline, &rebuilt.digests)
+                .map_err(KitError::from),
+        )?;
+        // 4. The target manifest: rebuilt from the delta, checked against the delta's JWS
+        // and against every target file.
+        let (manifest, manifest_bytes) =
+            target_manifest(root, v, &parts, &target_files, &rebuilt, &dirs.tree)?;
+        if manifest.generation_id != target_id.to_hex() || manifest.version != target_version {
+            return Err((
+                "check",
+                KitError::Validation("the delta's header and its target manifest disagree".into()),
+            ));
+        }
+        let files: Vec<&TreeFile> = target_files
+            .iter()
+            .filter(|f| f.path != MANIFEST_PATH)
+            .collect();
+        check_target_files(&manifest, &files, &rebuilt)?;
+        let (entries, layout_entries) =
+            gather_entries(root, header, &files, &mut rebuilt, &dirs.tree)?;
+        let chunk_set = step(
+            "check",
+            ChunkSetManifest::new(entries).map_err(KitError::from),
+        )?;
+        let mut report = base_report(opts, v, &manifest, target_id, previous);
+        report.bundle_sha256 = hex::encode(v.bundle_sha);
+        let tree = StagedTree {
+            chunk_set,
+            layout_entries,
+            manifest,
+            manifest_bytes,
+            staging: dirs.tree,
+            kind: "delta",
+        };
+        Ok(Staging::Staged {
+            staged: Staged { writer, tree },
+            report,
+        })
+    }
+}
+
+/// The report of a delta whose target is current already (nothing is written).
+fn already_current<'r>(
+    root: &Root,
+    opts: &ImportOptions,
+    v: &Verified,
+    target_id: GenerationId,
+    target_version: String,
+) -> StepResult<Staging<'r>> {
+    let m = OfflineManifest {
+        schema: crate::manifest::SCHEMA.into(),
+        version: target_version,
+        channel: String::new(),
+        created_at: String::new(),
+        generation_id: target_id.to_hex(),
+        notes: Vec::new(),
+        artifacts: Vec::new(),
+    };
+    let mut r = base_report(opts, v, &m, target_id, Some(target_id));
+    r.outcome = "already-active".into();
+    if let Some(rec) = step(
+        "verify",
+        root.generation_record(&target_id).map_err(KitError::from),
+    )? {
+        r.channel = rec.labels.get("channel").cloned().unwrap_or_default();
+        r.files = rec.files;
+        r.bytes = rec.bytes;
+    }
+    Ok(Staging::AlreadyCurrent(r))
+}
+
+/// An unknown baseline generation is a missing baseline, named with the version the
+/// delta's header gives it.
+fn missing_baseline_if_unknown(e: KitError, header: &DeltaHeader) -> KitError {
+    match e {
+        KitError::Delta(ouk_delta::DeltaError::UnknownGeneration(_)) => missing_baseline(header),
+        other => other,
+    }
+}
+
+fn missing_baseline(header: &DeltaHeader) -> KitError {
+    KitError::Delta(ouk_delta::DeltaError::MissingBaseline {
+        generation: header.baseline.generation.to_hex(),
+        version: header
+            .baseline
+            .version
+            .clone()
+            .unwrap_or_else(|| "unknown".into()),
+    })
+}
+
+/// Step 3 proper, the one place a delta is applied: every piece is decoded against
+/// verified store bytes, and every rebuilt file's SHA-256 is computed on the way (checked
+/// against the manifest afterwards). Rebuilt bytes go to staging and, on the same pass, to
+/// the store writer (uncommitted until the last step), so each file is hashed and chunked
+/// once; their sizes are the `unpack` phase's advances.
+fn rebuild(
+    root: &Root,
+    parts: &DeltaParts,
+    baseline: &[TreeFile],
+    dirs: &DeltaDirs,
+    writer: &mut ouk_store::StoreWriter<'_>,
+    progress: StepSink<'_>,
+) -> StepResult<Rebuilt> {
+    let header = &parts.header;
+    let mut payload = step(
+        "unpack",
+        File::open(&parts.payload)
+            .ctx(|| format!("open {}", parts.payload.display()))
+            .map_err(Into::into),
+    )?;
+    let mut sink = StagingAndStore {
+        tree: &dirs.tree,
+        writer,
+        chunks: HashMap::new(),
+        progress,
+    };
+    // Reference bytes come from the baseline generation's files when they are on disk and
+    // still hash to what the manifest says (one `pread` each), else from the store.
+    let store_content = StoreContent(root.store());
+    let baseline_dir = root.generation_dir(&header.baseline.generation);
+    let reference = CheckedDirContent::new(
+        baseline
+            .iter()
+            .map(|f| (f.sha256, (baseline_dir.join(&f.path), f.size))),
+        &store_content,
+    );
+    let written = step(
+        "unpack",
+        apply_delta(
+            header,
+            &mut payload,
+            baseline,
+            &reference,
+            &dirs.scratch,
+            &mut sink,
+        )
+        .map_err(KitError::from),
+    )?;
+    // Files the host derives (the feed index) from what was just rebuilt and the verified
+    // baseline, each checked against the digest the signed header declares.
+    let mut written = written;
+    written.extend(step(
+        "check",
+        crate::delta::derive::derive_files(
+            header,
+            baseline,
+            &written,
+            &dirs.tree,
+            &reference,
+            &dirs.scratch,
+            &mut sink,
+        ),
+    )?);
+    Ok(Rebuilt {
+        digests: written.into_iter().collect(),
+        chunks: sink.chunks,
+    })
+}
+
+/// The target's offline manifest (rebuilt from the delta, or the baseline's when the delta
+/// left it unchanged), bounded in size and checked against the delta's JWS when it
+/// carries one and was signed.
+fn target_manifest(
+    root: &Root,
+    v: &Verified,
+    parts: &DeltaParts,
+    target_files: &[TreeFile],
+    rebuilt: &Rebuilt,
+    tree: &Path,
+) -> StepResult<(OfflineManifest, Vec<u8>)> {
+    let manifest_bytes = match target_files.iter().find(|f| f.path == MANIFEST_PATH) {
+        Some(_) if rebuilt.digests.contains_key(MANIFEST_PATH) => {
+            let p = tree.join(MANIFEST_PATH);
+            let bytes = step(
+                "check",
+                fs::read(&p)
+                    .ctx(|| format!("read {}", p.display()))
+                    .map_err(Into::into),
+            )?;
+            step(
+                "check",
+                fs::remove_file(&p)
+                    .ctx(|| format!("remove {}", p.display()))
+                    .map_err(Into::into),
+            )?;
+            bytes
+        }
+        Some(f) => step("check", read_store_file(root, &f.sha256))?,
+        None => {
+            return Err((
+                "check",
+                KitError::Validation("the delta's target has no offline manifest".into()),
+            ));
+        }
+    };
+    if manifest_bytes.len() as u64 > MAX_MANIFEST_BYTES {
+        return Err((
+            "check",
+            KitError::Validation("target manifest too large".into()),
+        ));
+    }
+    // The delta's signature covers the whole bundle, so the manifest rebuilt from its
+    // payload is authenticated; a JWS, when a delta carries one, is checked too.
+    if let Some(jws) = parts.jws.as_deref()
+        && v.signed_by.is_some()
+    {
+        step(
+            "verify",
+            crate::sign::verify_detached_jws(&v.keys, jws, &manifest_bytes)
+                .map(|_| ())
+                .map_err(|e| KitError::Signature {
+                    what: JWS_PATH.into(),
+                    message: e.to_string(),
+                }),
+        )?;
+    }
+    let manifest = step(
+        "check",
+        OfflineManifest::parse(&manifest_bytes).map_err(KitError::from),
+    )?;
+    Ok((manifest, manifest_bytes))
+}
+
+/// Every target file (but the manifest) must be exactly what the manifest lists; a
+/// rebuilt file that hashes to something else is named with both digests.
+fn check_target_files(
+    manifest: &OfflineManifest,
+    files: &[&TreeFile],
+    rebuilt: &Rebuilt,
+) -> StepResult<()> {
+    for f in files {
+        if let (Some(a), true) = (manifest.get(&f.path), rebuilt.digests.contains_key(&f.path))
+            && a.sha256 != f.sha256.to_hex()
+            && let Ok(expected) = a.sha256.parse::<FileDigest>()
+        {
+            return Err((
+                "check",
+                KitError::Delta(ouk_delta::DeltaError::DigestMismatch {
+                    path: f.path.clone(),
+                    expected,
+                    actual: f.sha256,
+                }),
+            ));
+        }
+    }
+    if files.len() != manifest.artifacts.len()
+        || files.iter().any(|f| {
+            manifest
+                .get(&f.path)
+                .is_none_or(|a| a.sha256 != f.sha256.to_hex() || a.size != f.size)
+        })
+    {
+        return Err((
+            "check",
+            KitError::Validation("the delta's target files do not match its manifest".into()),
+        ));
+    }
+    Ok(())
+}
+
+/// The target's chunk lists (rebuilt files are already in the writer; unchanged ones are
+/// the store's), with small unchanged files rehydrated into staging so the layout rules
+/// can read them.
+fn gather_entries(
+    root: &Root,
+    header: &DeltaHeader,
+    files: &[&TreeFile],
+    rebuilt: &mut Rebuilt,
+    tree: &Path,
+) -> StepResult<(Vec<ManifestEntry>, Vec<FileEntry>)> {
+    let mut entries = Vec::with_capacity(files.len());
+    let mut layout_entries = Vec::with_capacity(files.len());
+    for f in files {
+        let chunks = if rebuilt.digests.contains_key(f.path.as_str()) {
+            rebuilt.chunks.remove(f.path.as_str()).unwrap_or_default()
+        } else {
+            let rec = step(
+                "check",
+                root.store().file_record(&f.sha256).map_err(KitError::from),
+            )?
+            .ok_or_else(|| ("check", missing_baseline(header)))?;
+            if f.size <= SMALL_FILE {
+                step("unpack", rehydrate(root, f, &tree.join(&f.path)))?;
+            }
+            rec.chunks
+        };
+        layout_entries.push(FileEntry {
+            path: f.path.clone(),
+            mode: f.mode,
+            size: f.size,
+            sha256: f.sha256.0,
+        });
+        entries.push(ManifestEntry {
+            path: f.path.clone(),
+            mode: f.mode,
+            size: f.size,
+            sha256: f.sha256,
+            chunks,
+        });
+    }
+    Ok((entries, layout_entries))
+}
+
+/// The importer's [`RebuiltSink`]: each rebuilt file is written to staging (for the layout
+/// rules and materialization) while the store writer chunks, hashes and stores the same
+/// bytes; the digest returned is the writer's.
+struct StagingAndStore<'a, 's> {
+    tree: &'a Path,
+    writer: &'a mut ouk_store::StoreWriter<'s>,
+    chunks: HashMap<String, Vec<ouk_store::ChunkId>>,
+    progress: StepSink<'a>,
+}
+
+impl RebuiltSink for StagingAndStore<'_, '_> {
+    fn put(
+        &mut self,
+        file: &ouk_delta::format::DeltaFile,
+        content: &mut dyn std::io::Read,
+    ) -> ouk_delta::Result<FileDigest> {
+        let mut out = create_rebuilt(self.tree, file)?;
+        let mut tee = super::Tee {
+            inner: content,
+            out: &mut out,
+            write_error: None,
+        };
+        let put = self
+            .writer
+            .put_reader(&mut tee, &mut |n| (self.progress)(Step::Advance(n)));
+        if let Some(e) = tee.write_error.take() {
+            return Err(ouk_delta::DeltaError::Io {
+                context: format!("write {}", self.tree.join(&file.path).display()),
+                source: e,
+            });
+        }
+        let put = put?;
+        finish_rebuilt(out, file, self.tree)?;
+        self.chunks.insert(file.path.clone(), put.chunks);
+        Ok(put.digest)
+    }
+}
+
+fn read_store_file(root: &Root, sha: &FileDigest) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    root.store().read_file(sha, &mut out)?;
+    Ok(out)
+}
+
+fn rehydrate(root: &Root, f: &TreeFile, dest: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    if let Some(parent) = dest.parent() {
+        fs::create_dir_all(parent).ctx(|| format!("create {}", parent.display()))?;
+    }
+    let mut out = File::create(dest).ctx(|| format!("create {}", dest.display()))?;
+    root.store().read_file(&f.sha256, &mut out)?;
+    fs::set_permissions(dest, fs::Permissions::from_mode(f.mode))
+        .ctx(|| format!("chmod {}", dest.display()))
+        .map_err(Into::into)
+}
