@@ -126,7 +126,7 @@ current_gen() {
   # 9: nothing active or the active kit is stale (old test kits are); the JSON still
   # names what is active.
   [[ $rc == 0 || $rc == 9 ]] || return "$rc"
-  python3 -c 'import json,sys; print(json.load(sys.stdin).get("current") or "-")' <<<"$out"
+  python3 -c 'import json,sys; print((lambda d: d.get("generation") or d.get("current"))(json.load(sys.stdin)) or "-")' <<<"$out"
 }
 
 # measure NAME OLD_TREE NEW_TREE: appends one row to $ROWS (tab-separated):
