@@ -458,3 +458,69 @@ pub fn status(root: &Path, now: i64, write: bool) -> Result<TrustStatus> {
             .collect(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn signer(n: u8) -> SigningKey {
+        let mut bytes = [0u8; 32];
+        bytes[0] = 1;
+        bytes[31] = n;
+        SigningKey::from_slice(&bytes).expect("valid scalar")
+    }
+
+    const NOW: i64 = 1_800_000_000;
+
+    fn spec() -> InitSpec {
+        InitSpec {
+            keys: Vec::new(),
+            trust_threshold: 1,
+            kits_threshold: 1,
+            expires_days: DEFAULT_EXPIRES_DAYS,
+        }
+    }
+
+    #[test]
+    fn init_then_next_version_is_stored_with_its_history() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let k = signer(1);
+        let first = init(root.path(), &[&k], &spec(), NOW).expect("init");
+        assert!(!first.is_local());
+        assert_eq!(first.document.version, 1);
+        let next = next_version(root.path(), &[&k], None, NOW + 10, |_| {}).expect("next");
+        assert_eq!(next.document.version, 2);
+        let loaded = load(root.path()).expect("load").expect("a document");
+        assert_eq!(loaded.document, next.document);
+        assert!(history_file(root.path(), 1).is_file());
+        assert!(history_file(root.path(), 2).is_file());
+        let keys = role_keys(&loaded.document, Role::Kits).expect("kits keys");
+        assert_eq!(keys, vec![PublicKey::from_p256(*k.verifying_key())]);
+    }
+
+    #[test]
+    fn refusals_keep_their_messages_and_classes() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let e = next_version(root.path(), &[], None, NOW, |_| {}).expect_err("no document");
+        assert_eq!(
+            e.to_string(),
+            "no trust document: make one with `ouk trust init --signing-key KEY`"
+        );
+        assert_eq!(e.class(), ErrorClass::Other);
+
+        let k = signer(1);
+        init(root.path(), &[&k], &spec(), NOW).expect("init");
+        let e = next_version(root.path(), &[], None, NOW, |_| {}).expect_err("unsigned change");
+        assert_eq!(e.class(), ErrorClass::Signature);
+        // A change signed by a key the document does not trust is refused as a signature.
+        let stranger = signer(2);
+        let e = next_version(root.path(), &[&stranger], None, NOW, |_| {}).expect_err("stranger");
+        assert!(e.to_string().starts_with("trust change: "), "{e}");
+        assert_eq!(e.class(), ErrorClass::Signature);
+
+        // A damaged root.json is an error, never an empty trust store.
+        fs::write(root_file(root.path()), b"{").expect("damage");
+        let e = load(root.path()).expect_err("damaged");
+        assert_eq!(e.class(), ErrorClass::Validation);
+    }
+}
