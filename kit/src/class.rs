@@ -60,6 +60,7 @@ impl KitError {
             KitError::FeedChanges(f) => f.class(),
             KitError::Delta(d) => d.class(),
             KitError::Store(s) => s.class(),
+            KitError::TrustStore(t) => t.class(),
         }
     }
 }

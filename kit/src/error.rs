@@ -156,6 +156,9 @@ pub enum KitError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] ouk_store::StoreError),
+    /// The root's trust store (`ROOT/trust/<kid>.pub`) could not be read or changed.
+    #[error(transparent)]
+    TrustStore(#[from] ouk_root::trust::TrustStoreError),
 }
 
 impl From<crate::feeds::host::FeedsError> for KitError {

@@ -64,3 +64,19 @@ pub enum TrustError {
     #[error("signing failed: {0}")]
     Sign(String),
 }
+
+/// Why a PKIX PEM public key could not be read or written. The messages are ouk-bundle's
+/// `KeyError` messages for the same faults (one fault, one message, whichever crate read it).
+#[derive(Debug, thiserror::Error)]
+pub enum PemError {
+    #[error("no PEM block found (expected -----BEGIN ...-----)")]
+    NotPem,
+    #[error("malformed PEM block {label:?}: {reason}")]
+    Pem { label: String, reason: String },
+    #[error("no {wanted} PEM block found (found: {found})")]
+    NoSuchBlock { wanted: &'static str, found: String },
+    #[error("not an ECDSA P-256 PKIX public key: {0}")]
+    Spki(String),
+    #[error("encoding the key failed: {0}")]
+    Encode(String),
+}

@@ -7,8 +7,9 @@
 //!
 //! - [`document`]: [`TrustDocument`] and its canonical encoding (sorted-key, whitespace-free
 //!   JSON; one document has exactly one byte form), its validation rules.
-//! - [`keys`]: public keys as they appear in a document (PKIX DER, base64), their `kid`
-//!   (RFC 7638 thumbprint, the same `kid` as ouk-kit's keys).
+//! - [`keys`]: public keys as they appear in a document (PKIX DER, base64) and in a trust
+//!   store file (PKIX PEM), their `kid` (RFC 7638 thumbprint, the same `kid` as ouk-kit's
+//!   keys).
 //! - [`envelope`]: [`SignedDocument`], a DSSE envelope around the canonical bytes, and the
 //!   threshold check of its signatures.
 //! - [`chain`]: a host's move from one version to the next ([`verify_next`]) and a carried
@@ -40,5 +41,5 @@ pub use authorize::{Authorized, KitSignature, authorize_digest};
 pub use chain::{ChainOutcome, apply_chain, check_expiry, peek_version, verify_first, verify_next};
 pub use document::{KeyEntry, Revocations, Role, RoleSpec, TrustDocument};
 pub use envelope::{PAYLOAD_TYPE, SignedDocument, VerifiedDocument};
-pub use error::TrustError;
-pub use keys::{PublicKey, kid_of};
+pub use error::{PemError, TrustError};
+pub use keys::{PUBLIC_KEY_LABEL, PublicKey, kid_of};

@@ -439,3 +439,43 @@ proptest! {
         }
     }
 }
+
+/// The cosign fixture's public key (written by cosign itself).
+fn cosign_fixture_pub() -> String {
+    let p =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../testdata/cosign/fixture.pub");
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+#[test]
+fn pem_public_key_round_trips_byte_for_byte_with_cosign() {
+    let text = cosign_fixture_pub();
+    let k = PublicKey::from_pem(&text).expect("cosign's public key reads");
+    assert_eq!(k.to_pem().expect("encode"), text);
+    let made = public(&key(7));
+    let again = PublicKey::from_pem(&made.to_pem().expect("encode")).expect("reads back");
+    assert_eq!(again, made);
+    assert_eq!(again.kid(), made.kid());
+}
+
+#[test]
+fn pem_refusals_say_what_is_wrong() {
+    let msg = |t: &str| PublicKey::from_pem(t).expect_err("refused").to_string();
+    assert_eq!(
+        msg("hello"),
+        "no PEM block found (expected -----BEGIN ...-----)"
+    );
+    assert_eq!(
+        msg("-----BEGIN PUBLIC KEY-----\nAAAA\n"),
+        "malformed PEM block \"PUBLIC KEY\": missing END line"
+    );
+    assert_eq!(
+        msg("-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----\n"),
+        "no PUBLIC KEY PEM block found (found: EC PRIVATE KEY)"
+    );
+    let not_p256 = "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n";
+    assert!(msg(not_p256).starts_with("not an ECDSA P-256 PKIX public key: "));
+    // Text around the block (a comment line) is skipped, as cosign's reader does.
+    let text = format!("comment\n{}", cosign_fixture_pub());
+    assert!(PublicKey::from_pem(&text).is_ok());
+}

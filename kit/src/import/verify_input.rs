@@ -12,6 +12,7 @@ use super::{ImportOptions, StepResult, step, trust};
 use crate::error::{KitError, Result};
 use crate::sign::VerifyingKey;
 use crate::split::BundleInput;
+use crate::trust_root::RoleKeys;
 use crate::verify::{self, Sidecars};
 
 /// The keys an import trusts: the trust store plus `--trust-key`s.

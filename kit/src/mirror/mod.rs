@@ -483,6 +483,48 @@ pub fn add(root: &Root, bundle: &Path, threads: usize, allow_unsigned: bool) -> 
     add_with(root, bundle, threads, allow_unsigned, &AddPolicy::default())
 }
 
+/// What `add` established about a bundle before it stores anything.
+struct VerifiedBundle {
+    sha: FileDigest,
+    size: u64,
+    signed_by: Option<String>,
+    files_checked: Option<u64>,
+}
+
+/// Content and sidecar records of a stored form that gave the bundle back.
+type StoredForm = (StoredContent, Vec<SidecarFile>);
+
+/// What the forms tried so far left behind: the ones refused (with why) and the bytes
+/// they appended to packs (kept: an unchosen form's chunks go at the next gc).
+#[derive(Default)]
+struct Attempts {
+    rejected: Vec<String>,
+    new_stored_bytes: u64,
+}
+
+/// What every stored form tried in `add` shares.
+struct AddContext<'a> {
+    root: &'a Root,
+    policy: &'a AddPolicy,
+    kind: &'a str,
+    channel: &'a str,
+    /// Stores the bundle's sidecars in the writer of the form being stored.
+    put_sidecars: &'a dyn Fn(&mut ouk_store::StoreWriter<'_>) -> Result<Vec<SidecarFile>>,
+    /// The input as named: in messages only.
+    bundle: &'a Path,
+    /// The private copy every pass reads.
+    copy: &'a Path,
+    sha: &'a FileDigest,
+    threads: usize,
+}
+
+/// The bundle's tar stream in an unnamed scratch file, hashed as it was spooled.
+struct ScratchTar {
+    file: File,
+    len: u64,
+    sha: FileDigest,
+}
+
 /// [`add`] with how the bundle may be stored ([`AddPolicy`]: delta chains).
 pub fn add_with(
     root: &Root,
@@ -524,28 +566,14 @@ pub fn add_with(
         )));
     }
     let t = deltastore::phase_done("take a private copy", started);
-    // Verification: what `ouk kit verify` checks, with the root's trust store as the keys.
-    let keys = crate::import::trusted_keys(root.dir(), &[])?;
-    let (sha, size, signed_by, files_checked) = if kind == "kit" {
-        let report = verify::verify_input(&input, Sidecars::default(), &keys, allow_unsigned)?;
-        let sha: FileDigest = report.sha256.parse().map_err(|_| {
-            KitError::Validation(format!("{name}: digest {:?} does not parse", report.sha256))
-        })?;
-        (sha, report.size, report.signature_kid, report.files_checked)
-    } else {
-        // A delta carries no offline manifest to check its content against.
-        let (sha, size, _) = verify::check_input_digest(&input, &sidecars)?;
-        verify::require_keys(&keys, allow_unsigned)?;
-        let kid = verify::check_signature(&sha, &sidecars, &keys)?;
-        (FileDigest(sha), size, kid, None)
-    };
+    let verified = verify_bundle(root, &input, &sidecars, &kind, &name, allow_unsigned)?;
     let t = deltastore::phase_done("verify", t);
-    if let Some(existing) = lookup(root, &sha)? {
+    if let Some(existing) = lookup(root, &verified.sha)? {
         return Ok(AddReport {
             outcome: "already-mirrored",
             bundle: BundleListing::from(&existing),
             new_stored_bytes: 0,
-            files_checked,
+            files_checked: verified.files_checked,
             rejected_recipes: Vec::new(),
         });
     }
@@ -556,19 +584,7 @@ pub fn add_with(
             (m.version, m.channel)
         }
     };
-    let extra = sidecar_files(bundle, &name, &sidecars);
-    for (rel, path) in &extra {
-        let len = fs::metadata(path)
-            .ctx(|| format!("stat {}", path.display()))?
-            .len();
-        if len > MAX_SIDECAR_BYTES {
-            return Err(KitError::Validation(format!(
-                "{rel}: larger than {MAX_SIDECAR_BYTES} bytes"
-            )));
-        }
-    }
-    let store = root.store();
-    let mut new_stored_bytes = 0u64;
+    let extra = sidecars_to_keep(bundle, &name, &sidecars)?;
     let put_sidecars = |w: &mut ouk_store::StoreWriter<'_>| -> Result<Vec<SidecarFile>> {
         let mut out = Vec::new();
         for (rel, path) in &extra {
@@ -581,233 +597,402 @@ pub fn add_with(
         }
         Ok(out)
     };
-
-    // First choice: the tar stream plus a recipe that reproduces the bundle; better still,
-    // that stream with its compressed members seen through (`seethrough`).
-    let mut rejected = Vec::new();
-    let mut head = Vec::new();
-    File::open(copy)
-        .ctx(|| format!("open {}", copy.display()))?
-        .take(gzip::MAX_HEADER_LEN as u64)
-        .read_to_end(&mut head)
-        .ctx(|| format!("read {}", bundle.display()))?;
-    let mut found: Option<(StoredContent, Vec<SidecarFile>)> = None;
-    match gzip::header_len(&head) {
-        Err(e) => rejected.push(e.to_string()),
-        Ok(len) => {
-            // The tar stream goes to an unnamed scratch file first: the recipes are tried on
-            // it and the see-through walk reads it before anything is stored.
-            let staging = root.staging_dir();
-            fs::create_dir_all(&staging).ctx(|| format!("create {}", staging.display()))?;
-            let scratch = || {
-                tempfile::tempfile_in(&staging)
-                    .ctx(|| format!("create a scratch file in {}", staging.display()))
-            };
-            let tar_file = scratch()?;
-            let file = File::open(copy).ctx(|| format!("open {}", copy.display()))?;
-            let mut gz = flate2::read::GzDecoder::new(BufReader::with_capacity(1 << 20, file));
-            // Hashed as it is spooled: the recipe found below is proven on exactly these
-            // bytes, and a stored form that gives them back needs no second compression.
-            let mut spool = gzip::DigestWriter::new(BufWriter::with_capacity(1 << 20, &tar_file));
-            let decoded =
-                std::io::copy(&mut gz, &mut spool).and_then(|n| spool.flush().map(|()| n));
-            let (tar_sha, _, spool) = spool.finish();
-            let tar_sha = FileDigest(tar_sha);
-            drop(spool);
-            let t = deltastore::phase_done("decode the gzip stream", t);
-            match decoded {
-                // Not a gzip stream flate2 decodes whole: keep the bytes.
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::InvalidData | std::io::ErrorKind::InvalidInput
-                    ) =>
-                {
-                    rejected.push(format!("the gzip stream does not decode: {e}"));
-                }
-                Err(e) => {
-                    return Err(KitError::Io {
-                        context: format!("decode {} into a scratch file", bundle.display()),
-                        source: e,
-                    });
-                }
-                Ok(tar_len) => {
-                    let mut chosen = None;
-                    for recipe in GzipRecipe::candidates(&head[..len]) {
-                        let feed = &mut |w: &mut dyn Write| -> Result<()> {
-                            std::io::copy(&mut seethrough::file_range(&tar_file, 0, tar_len), w)
-                                .ctx(|| "read the scratch tar".to_string())?;
-                            Ok(())
-                        };
-                        match try_recipe(&recipe, copy, &sha, threads, feed)? {
-                            None => {
-                                chosen = Some(recipe);
-                                break;
-                            }
-                            Some(why) => rejected.push(why),
-                        }
-                    }
-                    let t = deltastore::phase_done("find the gzip recipe", t);
-                    if let Some(recipe) = chosen {
-                        // One attempt description for both forms tried below.
-                        let attempt = DeltaAttempt {
-                            root,
-                            policy,
-                            kind: &kind,
-                            channel: &channel,
-                            put_sidecars: &put_sidecars,
-                            staging: &staging,
-                            copy,
-                            sha: &sha,
-                            threads,
-                            proven_tar: (tar_sha, tar_len),
-                        };
-                        let members_file = scratch()?;
-                        let plan =
-                            seethrough::plan(&tar_file, tar_len, &members_file).ctx(|| {
-                                format!(
-                                    "see through the compressed members of {}",
-                                    bundle.display()
-                                )
-                            })?;
-                        let t = deltastore::phase_done("see through the members", t);
-                        if !plan.is_empty() {
-                            let (mut stream, members, _) =
-                                seethrough::Stream::new(&tar_file, tar_len, &members_file, &plan);
-                            found = try_delta(
-                                &attempt,
-                                &mut stream,
-                                deltastore::Target::SeeThrough(recipe.clone(), members),
-                                &mut rejected,
-                                &mut new_stored_bytes,
-                            )?;
-                        }
-                        if !plan.is_empty() && found.is_none() {
-                            let (stream, members, _) =
-                                seethrough::Stream::new(&tar_file, tar_len, &members_file, &plan);
-                            let mut w = store.writer()?;
-                            let files = put_sidecars(&mut w)?;
-                            let put = w.put_reader(stream, &mut |_| {})?;
-                            new_stored_bytes += w.commit()?.new_stored_bytes;
-                            // What the record will be checked against when decoded, then
-                            // the whole bundle reproduced from the store, before it is chosen.
-                            let checked = seethrough::validate_members(&members, put.size);
-                            let content = StoredContent::SeeThrough {
-                                sha256: put.digest,
-                                size: put.size,
-                                recipe: recipe.clone(),
-                                members,
-                            };
-                            match checked {
-                                Err(why) => rejected.push(format!("see-through: {why}")),
-                                Ok(()) => {
-                                    let feed = &mut |w: &mut dyn Write| {
-                                        write_tar(root, &content, &staging, w)
-                                    };
-                                    // A member that does not rebuild is a rejected form
-                                    // (the plain tar is tried next), not a failed add.
-                                    match try_recipe(&recipe, copy, &sha, threads, feed) {
-                                        Ok(None) => found = Some((content, files)),
-                                        Ok(Some(why)) => {
-                                            rejected.push(format!("see-through: {why}"))
-                                        }
-                                        Err(e @ KitError::DigestMismatch { .. }) => return Err(e),
-                                        Err(e) => rejected.push(format!("see-through: {e}")),
-                                    }
-                                }
-                            }
-                        }
-                        drop(members_file);
-                        deltastore::phase_done("store the see-through stream or its delta", t);
-                        if found.is_none() && plan.is_empty() {
-                            found = try_delta(
-                                &attempt,
-                                &mut seethrough::file_range(&tar_file, 0, tar_len),
-                                deltastore::Target::Tar(recipe.clone()),
-                                &mut rejected,
-                                &mut new_stored_bytes,
-                            )?;
-                        }
-                        if found.is_none() {
-                            let mut w = store.writer()?;
-                            let files = put_sidecars(&mut w)?;
-                            let tar = w.put_reader(
-                                seethrough::file_range(&tar_file, 0, tar_len),
-                                &mut |_| {},
-                            )?;
-                            new_stored_bytes += w.commit()?.new_stored_bytes;
-                            let content = StoredContent::Tar {
-                                sha256: tar.digest,
-                                size: tar.size,
-                                recipe: recipe.clone(),
-                            };
-                            let feed =
-                                &mut |w: &mut dyn Write| write_tar(root, &content, &staging, w);
-                            let reproduced = if (tar.digest, tar.size) == (tar_sha, tar_len) {
-                                // The store holds the very tar the recipe re-compressed into
-                                // the bundle (same SHA-256): read it back through the
-                                // store's verified path (every chunk and the whole checked)
-                                // instead of compressing it a second time.
-                                store.read_file(&tar.digest, &mut std::io::sink())?;
-                                None
-                            } else {
-                                try_recipe(&recipe, copy, &sha, threads, feed)?
-                            };
-                            match reproduced {
-                                None => found = Some((content, files)),
-                                Some(why) => rejected.push(why),
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
-    // Fallback: the compressed bytes themselves (the tar stored above, if any, is pinned
-    // by nothing and goes at the next gc).
-    let (content, sidecar_records) = match found {
-        Some(f) => f,
-        None => {
-            let mut w = store.writer()?;
-            let files = put_sidecars(&mut w)?;
-            let put = w.put_file(copy, &mut |_| {})?;
-            new_stored_bytes += w.commit()?.new_stored_bytes;
-            if put.digest != sha {
-                return Err(KitError::DigestMismatch {
-                    what: format!("{} changed while it was being mirrored", bundle.display()),
-                    expected: sha.to_hex(),
-                    actual: put.digest.to_hex(),
-                });
-            }
-            // Read back through the store's verified path before cataloging it.
-            let mut sink = gzip::DigestWriter::new(std::io::sink());
-            store.read_file(&put.digest, &mut sink)?;
-            let (digest, len, _) = sink.finish();
-            if digest != *sha.as_bytes() || len != size {
-                return Err(KitError::DigestMismatch {
-                    what: format!("{name} read back from the store"),
-                    expected: sha.to_hex(),
-                    actual: hex::encode(digest),
-                });
-            }
-            (StoredContent::Compressed, files)
-        }
+    let ctx = AddContext {
+        root,
+        policy,
+        kind: &kind,
+        channel: &channel,
+        put_sidecars: &put_sidecars,
+        bundle,
+        copy,
+        sha: &verified.sha,
+        threads,
+    };
+    let mut attempts = Attempts::default();
+    // First choice: the tar stream plus a recipe that reproduces the bundle (see-through,
+    // tar, or a delta of either); else the compressed bytes themselves (the tar stored
+    // by a refused form, if any, is pinned by nothing and goes at the next gc).
+    let (content, sidecar_records) = match store_decoded_forms(&ctx, &mut attempts, t)? {
+        Some(found) => found,
+        None => store_compressed(&ctx, &name, verified.size, &mut attempts)?,
     };
     let record = MirroredBundle {
         name,
         kind,
         version,
         channel,
-        sha256: sha,
-        size,
+        sha256: verified.sha,
+        size: verified.size,
         added_at: ouk_root::now_unix(),
-        signed_by,
+        signed_by: verified.signed_by,
         content,
         sidecars: sidecar_records,
     };
+    catalog_record(root, &record)?;
+    Ok(AddReport {
+        outcome: "added",
+        bundle: BundleListing::from(&record),
+        new_stored_bytes: attempts.new_stored_bytes,
+        files_checked: verified.files_checked,
+        rejected_recipes: attempts.rejected,
+    })
+}
+
+/// What `ouk kit verify` checks, with the root's trust store as the keys: a kit against
+/// its manifest too, a delta (which carries no offline manifest) by digest and signature.
+fn verify_bundle(
+    root: &Root,
+    input: &BundleInput,
+    sidecars: &Sidecars,
+    kind: &str,
+    name: &str,
+    allow_unsigned: bool,
+) -> Result<VerifiedBundle> {
+    let keys = crate::import::trusted_keys(root.dir(), &[])?;
+    if kind == "kit" {
+        let report = verify::verify_input(input, Sidecars::default(), &keys, allow_unsigned)?;
+        let sha: FileDigest = report.sha256.parse().map_err(|_| {
+            KitError::Validation(format!("{name}: digest {:?} does not parse", report.sha256))
+        })?;
+        Ok(VerifiedBundle {
+            sha,
+            size: report.size,
+            signed_by: report.signature_kid,
+            files_checked: report.files_checked,
+        })
+    } else {
+        let (sha, size, _) = verify::check_input_digest(input, sidecars)?;
+        verify::require_keys(&keys, allow_unsigned)?;
+        let kid = verify::check_signature(&sha, sidecars, &keys)?;
+        Ok(VerifiedBundle {
+            sha: FileDigest(sha),
+            size,
+            signed_by: kid,
+            files_checked: None,
+        })
+    }
+}
+
+/// The sidecars of `bundle` the mirror keeps, each refused above [`MAX_SIDECAR_BYTES`].
+fn sidecars_to_keep(
+    bundle: &Path,
+    name: &str,
+    sidecars: &Sidecars,
+) -> Result<Vec<(String, PathBuf)>> {
+    let extra = sidecar_files(bundle, name, sidecars);
+    for (rel, path) in &extra {
+        let len = fs::metadata(path)
+            .ctx(|| format!("stat {}", path.display()))?
+            .len();
+        if len > MAX_SIDECAR_BYTES {
+            return Err(KitError::Validation(format!(
+                "{rel}: larger than {MAX_SIDECAR_BYTES} bytes"
+            )));
+        }
+    }
+    Ok(extra)
+}
+
+/// An unnamed scratch file in `staging`.
+fn scratch_file(staging: &Path) -> Result<File> {
+    Ok(tempfile::tempfile_in(staging)
+        .ctx(|| format!("create a scratch file in {}", staging.display()))?)
+}
+
+/// The forms built on the decoded tar stream: decode it, find the recipe that
+/// re-compresses it into the bundle, then store the first form that gives the bundle back
+/// ([`store_tar_forms`]). `None` when the bundle is no gzip stream a recipe reproduces.
+fn store_decoded_forms(
+    ctx: &AddContext<'_>,
+    attempts: &mut Attempts,
+    t: std::time::Instant,
+) -> Result<Option<StoredForm>> {
+    let mut head = Vec::new();
+    File::open(ctx.copy)
+        .ctx(|| format!("open {}", ctx.copy.display()))?
+        .take(gzip::MAX_HEADER_LEN as u64)
+        .read_to_end(&mut head)
+        .ctx(|| format!("read {}", ctx.bundle.display()))?;
+    let len = match gzip::header_len(&head) {
+        Err(e) => {
+            attempts.rejected.push(e.to_string());
+            return Ok(None);
+        }
+        Ok(len) => len,
+    };
+    // The tar stream goes to an unnamed scratch file first: the recipes are tried on it
+    // and the see-through walk reads it before anything is stored.
+    let staging = ctx.root.staging_dir();
+    fs::create_dir_all(&staging).ctx(|| format!("create {}", staging.display()))?;
+    let decoded = decode_to_scratch(ctx, &staging, attempts);
+    let t = deltastore::phase_done("decode the gzip stream", t);
+    let Some(tar) = decoded? else {
+        return Ok(None);
+    };
+    let recipe = find_recipe(ctx, &head[..len], &tar, attempts)?;
+    let t = deltastore::phase_done("find the gzip recipe", t);
+    match recipe {
+        Some(recipe) => store_tar_forms(ctx, &staging, &tar, &recipe, attempts, t),
+        None => Ok(None),
+    }
+}
+
+/// Decode the bundle's gzip stream into a scratch file, hashing it as it is spooled (the
+/// recipe found next is proven on exactly these bytes, and a stored form that gives them
+/// back needs no second compression). `None` when flate2 does not decode it whole.
+fn decode_to_scratch(
+    ctx: &AddContext<'_>,
+    staging: &Path,
+    attempts: &mut Attempts,
+) -> Result<Option<ScratchTar>> {
+    let tar_file = scratch_file(staging)?;
+    let file = File::open(ctx.copy).ctx(|| format!("open {}", ctx.copy.display()))?;
+    let mut gz = flate2::read::GzDecoder::new(BufReader::with_capacity(1 << 20, file));
+    let mut spool = gzip::DigestWriter::new(BufWriter::with_capacity(1 << 20, &tar_file));
+    let decoded = std::io::copy(&mut gz, &mut spool).and_then(|n| spool.flush().map(|()| n));
+    let (tar_sha, _, spool) = spool.finish();
+    drop(spool);
+    match decoded {
+        // Not a gzip stream flate2 decodes whole: keep the bytes.
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::InvalidData | std::io::ErrorKind::InvalidInput
+            ) =>
+        {
+            attempts
+                .rejected
+                .push(format!("the gzip stream does not decode: {e}"));
+            Ok(None)
+        }
+        Err(e) => Err(KitError::Io {
+            context: format!("decode {} into a scratch file", ctx.bundle.display()),
+            source: e,
+        }),
+        Ok(len) => Ok(Some(ScratchTar {
+            file: tar_file,
+            len,
+            sha: FileDigest(tar_sha),
+        })),
+    }
+}
+
+/// The first candidate recipe for the gzip header `header` that re-compresses `tar` into
+/// the bundle byte for byte; each one that does not is recorded as rejected.
+fn find_recipe(
+    ctx: &AddContext<'_>,
+    header: &[u8],
+    tar: &ScratchTar,
+    attempts: &mut Attempts,
+) -> Result<Option<GzipRecipe>> {
+    for recipe in GzipRecipe::candidates(header) {
+        let feed = &mut |w: &mut dyn Write| -> Result<()> {
+            std::io::copy(&mut seethrough::file_range(&tar.file, 0, tar.len), w)
+                .ctx(|| "read the scratch tar".to_string())?;
+            Ok(())
+        };
+        match try_recipe(&recipe, ctx.copy, ctx.sha, ctx.threads, feed)? {
+            None => return Ok(Some(recipe)),
+            Some(why) => attempts.rejected.push(why),
+        }
+    }
+    Ok(None)
+}
+
+/// With a recipe proven on the tar, the stored forms in order of preference: the
+/// see-through stream as a delta, then as chunks (when the tar has members to see
+/// through); else the tar as a delta; then the tar as chunks. The first that gives the
+/// bundle back from the store wins.
+fn store_tar_forms(
+    ctx: &AddContext<'_>,
+    staging: &Path,
+    tar: &ScratchTar,
+    recipe: &GzipRecipe,
+    attempts: &mut Attempts,
+    t: std::time::Instant,
+) -> Result<Option<StoredForm>> {
+    // One attempt description for both delta forms tried below.
+    let attempt = DeltaAttempt {
+        root: ctx.root,
+        policy: ctx.policy,
+        kind: ctx.kind,
+        channel: ctx.channel,
+        put_sidecars: ctx.put_sidecars,
+        staging,
+        copy: ctx.copy,
+        sha: ctx.sha,
+        threads: ctx.threads,
+        proven_tar: (tar.sha, tar.len),
+    };
+    let mut found = None;
+    let members_file = scratch_file(staging)?;
+    let plan = seethrough::plan(&tar.file, tar.len, &members_file).ctx(|| {
+        format!(
+            "see through the compressed members of {}",
+            ctx.bundle.display()
+        )
+    })?;
+    let t = deltastore::phase_done("see through the members", t);
+    if !plan.is_empty() {
+        let (mut stream, members, _) =
+            seethrough::Stream::new(&tar.file, tar.len, &members_file, &plan);
+        found = try_delta(
+            &attempt,
+            &mut stream,
+            deltastore::Target::SeeThrough(recipe.clone(), members),
+            &mut attempts.rejected,
+            &mut attempts.new_stored_bytes,
+        )?;
+    }
+    if !plan.is_empty() && found.is_none() {
+        found =
+            store_see_through_chunks(ctx, staging, tar, &members_file, &plan, recipe, attempts)?;
+    }
+    drop(members_file);
+    deltastore::phase_done("store the see-through stream or its delta", t);
+    if found.is_none() && plan.is_empty() {
+        found = try_delta(
+            &attempt,
+            &mut seethrough::file_range(&tar.file, 0, tar.len),
+            deltastore::Target::Tar(recipe.clone()),
+            &mut attempts.rejected,
+            &mut attempts.new_stored_bytes,
+        )?;
+    }
+    if found.is_none() {
+        found = store_tar_chunks(ctx, staging, tar, recipe, attempts)?;
+    }
+    Ok(found)
+}
+
+/// Store the see-through stream as chunks and keep it only when the record's members
+/// validate and the whole bundle comes back from the store through them.
+fn store_see_through_chunks(
+    ctx: &AddContext<'_>,
+    staging: &Path,
+    tar: &ScratchTar,
+    members_file: &File,
+    plan: &[seethrough::Planned],
+    recipe: &GzipRecipe,
+    attempts: &mut Attempts,
+) -> Result<Option<StoredForm>> {
+    let (stream, members, _) = seethrough::Stream::new(&tar.file, tar.len, members_file, plan);
+    let mut w = ctx.root.store().writer()?;
+    let files = (ctx.put_sidecars)(&mut w)?;
+    let put = w.put_reader(stream, &mut |_| {})?;
+    attempts.new_stored_bytes += w.commit()?.new_stored_bytes;
+    // What the record will be checked against when decoded, then the whole bundle
+    // reproduced from the store, before it is chosen.
+    let checked = seethrough::validate_members(&members, put.size);
+    let content = StoredContent::SeeThrough {
+        sha256: put.digest,
+        size: put.size,
+        recipe: recipe.clone(),
+        members,
+    };
+    if let Err(why) = checked {
+        attempts.rejected.push(format!("see-through: {why}"));
+        return Ok(None);
+    }
+    let feed = &mut |w: &mut dyn Write| write_tar(ctx.root, &content, staging, w);
+    // A member that does not rebuild is a rejected form (the plain tar is tried next),
+    // not a failed add.
+    match try_recipe(recipe, ctx.copy, ctx.sha, ctx.threads, feed) {
+        Ok(None) => Ok(Some((content, files))),
+        Ok(Some(why)) => {
+            attempts.rejected.push(format!("see-through: {why}"));
+            Ok(None)
+        }
+        Err(e @ KitError::DigestMismatch { .. }) => Err(e),
+        Err(e) => {
+            attempts.rejected.push(format!("see-through: {e}"));
+            Ok(None)
+        }
+    }
+}
+
+/// Store the tar itself as chunks and keep it only when the bundle comes back from it.
+fn store_tar_chunks(
+    ctx: &AddContext<'_>,
+    staging: &Path,
+    tar: &ScratchTar,
+    recipe: &GzipRecipe,
+    attempts: &mut Attempts,
+) -> Result<Option<StoredForm>> {
+    let store = ctx.root.store();
+    let mut w = store.writer()?;
+    let files = (ctx.put_sidecars)(&mut w)?;
+    let put = w.put_reader(seethrough::file_range(&tar.file, 0, tar.len), &mut |_| {})?;
+    attempts.new_stored_bytes += w.commit()?.new_stored_bytes;
+    let content = StoredContent::Tar {
+        sha256: put.digest,
+        size: put.size,
+        recipe: recipe.clone(),
+    };
+    let reproduced = if (put.digest, put.size) == (tar.sha, tar.len) {
+        // The store holds the very tar the recipe re-compressed into the bundle (same
+        // SHA-256): read it back through the store's verified path (every chunk and the
+        // whole checked) instead of compressing it a second time.
+        store.read_file(&put.digest, &mut std::io::sink())?;
+        None
+    } else {
+        let feed = &mut |w: &mut dyn Write| write_tar(ctx.root, &content, staging, w);
+        try_recipe(recipe, ctx.copy, ctx.sha, ctx.threads, feed)?
+    };
+    match reproduced {
+        None => Ok(Some((content, files))),
+        Some(why) => {
+            attempts.rejected.push(why);
+            Ok(None)
+        }
+    }
+}
+
+/// The fallback form: the bundle's compressed bytes themselves (still chunked), read back
+/// through the store's verified path before they are cataloged.
+fn store_compressed(
+    ctx: &AddContext<'_>,
+    name: &str,
+    size: u64,
+    attempts: &mut Attempts,
+) -> Result<StoredForm> {
+    let store = ctx.root.store();
+    let mut w = store.writer()?;
+    let files = (ctx.put_sidecars)(&mut w)?;
+    let put = w.put_file(ctx.copy, &mut |_| {})?;
+    attempts.new_stored_bytes += w.commit()?.new_stored_bytes;
+    if put.digest != *ctx.sha {
+        return Err(KitError::DigestMismatch {
+            what: format!(
+                "{} changed while it was being mirrored",
+                ctx.bundle.display()
+            ),
+            expected: ctx.sha.to_hex(),
+            actual: put.digest.to_hex(),
+        });
+    }
+    // Read back through the store's verified path before cataloging it.
+    let mut sink = gzip::DigestWriter::new(std::io::sink());
+    store.read_file(&put.digest, &mut sink)?;
+    let (digest, len, _) = sink.finish();
+    if digest != *ctx.sha.as_bytes() || len != size {
+        return Err(KitError::DigestMismatch {
+            what: format!("{name} read back from the store"),
+            expected: ctx.sha.to_hex(),
+            actual: hex::encode(digest),
+        });
+    }
+    Ok((StoredContent::Compressed, files))
+}
+
+/// Catalog `record`: validated, kept with the store's truth, then its catalog row and gc
+/// pins in one transaction.
+fn catalog_record(root: &Root, record: &MirroredBundle) -> Result<()> {
     record
         .validate()
         .map_err(|e| KitError::Validation(format!("{}: {e}", record.name)))?;
+    let store = root.store();
+    let sha = &record.sha256;
     // Where the store's truth is (the bucket of an object-storage store; nothing to do
     // for a local one) before the local catalog: a cached record is always in the truth.
     // A record there already (another mirror added the bundle first) stays as it is.
@@ -823,13 +1008,7 @@ pub fn add_with(
         ouk_store::pins::pin(&txn, catalog::PIN_HOLDER, &digest)?;
     }
     txn.commit().map_err(index_err)?;
-    Ok(AddReport {
-        outcome: "added",
-        bundle: BundleListing::from(&record),
-        new_stored_bytes,
-        files_checked,
-        rejected_recipes: rejected,
-    })
+    Ok(())
 }
 
 /// What [`reindex`] rebuilt.

@@ -1,187 +1,78 @@
-//! A root's trust as a signed, versioned document (ouk-trust), on disk:
-//! `ROOT/trust/root.json` (the active version's DSSE envelope) and
-//! `ROOT/trust/history/<version>.json` (every version this root accepted, which `ouk trust
-//! chain` carries to hosts behind).
-//!
-//! Two kinds of active document:
-//! - **signed** (`trust init`, `trust add/remove/revoke/renew --signing-key`, or a chain a
-//!   kit carried): changes only by a next version signed by a threshold of its `trust` keys;
-//!   the flat `ROOT/trust/*.pub` files no longer count.
-//! - **local** (no signatures): the version-1 document migrated from the flat key list on
-//!   first use, every flat key in every role with threshold 1, i.e. exactly what the flat
-//!   list meant. It is derived from the `.pub` files each time they change (so `ouk trust
-//!   add/remove` without a signing key keep their meaning on such a host), and replaced by
-//!   the first signed version a kit carries that one of its keys signed.
-//!
-//! Invariants: root.json is written only after the version it holds verified (against the
-//! previous version, or, for `trust init --from`, against itself), history first, each file
-//! atomically; a damaged root.json is an error, never an empty trust store.
+//! The root's trust document in the kit crate: `ouk_root::trust::document` (which owns
+//! `ROOT/trust/root.json`, its history and its rules) with the kit's key types (signers are
+//! [`SigningKey`]s, role keys come back as [`VerifyingKey`]s) and its errors as
+//! [`KitError`]s (same messages, same classes), plus what a kit brings to it ([`sigset`]:
+//! a bundle's signature set and carried chain). Nothing here reads or writes a file itself
+//! except through `sigset`.
 
 pub mod sigset;
 
 pub use sigset::update_from_chain;
 
 use std::collections::BTreeMap;
-use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use ouk_trust::{
-    PublicKey, Role, SignedDocument, TrustDocument, TrustError, VerifiedDocument, verify_first,
-    verify_next,
+use ouk_root::trust::document::{self as doc, TrustDocError};
+pub use ouk_root::trust::document::{
+    ActiveTrust, DEFAULT_EXPIRES_DAYS, MIGRATED_EXPIRES_DAYS, TrustStatus, root_file,
 };
-use serde::Serialize;
+use ouk_trust::{Role, TrustDocument, TrustError};
 
-use crate::build::write_atomic;
-use crate::error::{IoContext, KitError, Result};
+use crate::error::{KitError, Result};
 use crate::sign::{SigningKey, VerifyingKey};
 
-/// Days a document made here stays valid unless told otherwise.
-pub const DEFAULT_EXPIRES_DAYS: u64 = 365;
-/// Validity of a document migrated from a flat key list: the list never expired, and a
-/// migration must not start failing imports a year later.
-pub const MIGRATED_EXPIRES_DAYS: u64 = 36_500;
-const DAY: i64 = 86_400;
-
-/// The active trust of a root.
-#[derive(Debug, Clone)]
-pub struct ActiveTrust {
-    /// The document.
-    pub document: TrustDocument,
-    /// Its envelope (no signatures: a local, migrated document).
-    pub envelope: SignedDocument,
+/// A document refusal keeps its message and class as a kit error.
+impl From<TrustDocError> for KitError {
+    fn from(e: TrustDocError) -> Self {
+        match e {
+            TrustDocError::Io { context, source } => KitError::Io { context, source },
+            TrustDocError::Signature { what, message } => KitError::Signature { what, message },
+            TrustDocError::Validation(m) => KitError::Validation(m),
+            TrustDocError::Usage(m) => KitError::Usage(m),
+            TrustDocError::Store(s) => KitError::TrustStore(s),
+        }
+    }
 }
 
-impl ActiveTrust {
-    /// Migrated from a flat key list, not signed by anyone.
-    pub fn is_local(&self) -> bool {
-        self.envelope.signatures.is_empty()
-    }
-
+/// The keys of `role` in the active document, as the kit's keys.
+pub trait RoleKeys {
     /// The keys of `role` (none revoked: a valid document's roles never name one).
-    pub fn role_keys(&self, role: Role) -> Result<Vec<VerifyingKey>> {
+    fn role_keys(&self, role: Role) -> Result<Vec<VerifyingKey>>;
+}
+
+impl RoleKeys for ActiveTrust {
+    fn role_keys(&self, role: Role) -> Result<Vec<VerifyingKey>> {
         role_keys(&self.document, role)
     }
 }
 
-/// The keys of `role` in `doc`, as ouk-kit keys.
-pub fn role_keys(doc: &TrustDocument, role: Role) -> Result<Vec<VerifyingKey>> {
-    let Some(spec) = doc.role(role) else {
-        return Ok(Vec::new());
-    };
-    spec.keyids
+/// The keys of `role` in `doc`, as the kit's keys.
+pub fn role_keys(document: &TrustDocument, role: Role) -> Result<Vec<VerifyingKey>> {
+    Ok(doc::role_keys(document, role)?
         .iter()
-        .map(|kid| {
-            doc.key(kid)
-                .map(|k| VerifyingKey::from_p256(*k.as_p256()))
-                .map_err(trust_error("trust document"))
-        })
-        .collect()
+        .map(|k| VerifyingKey::from_p256(*k.as_p256()))
+        .collect())
 }
 
 /// A trust refusal as a signature error (exit 5), naming `what`.
 pub fn trust_error(what: &str) -> impl Fn(TrustError) -> KitError + '_ {
-    move |e| KitError::Signature {
-        what: what.to_string(),
-        message: e.to_string(),
-    }
+    move |e| KitError::from(doc::trust_error(what)(e))
 }
 
-fn trust_dir(root: &Path) -> PathBuf {
-    root.join("trust")
-}
-
-/// `ROOT/trust/root.json`.
-pub fn root_file(root: &Path) -> PathBuf {
-    trust_dir(root).join("root.json")
-}
-
-fn history_file(root: &Path, version: u64) -> PathBuf {
-    trust_dir(root)
-        .join("history")
-        .join(format!("{version}.json"))
-}
-
-fn to_public(k: &VerifyingKey) -> PublicKey {
-    PublicKey::from_p256(*k.as_p256())
-}
-
-/// Read an envelope file and parse its document (structure and canonical form).
-fn read_envelope(path: &Path) -> Result<ActiveTrust> {
-    let bytes = fs::read(path).ctx(|| format!("read {}", path.display()))?;
-    let damaged = |e: TrustError| KitError::Validation(format!("{}: {e}", path.display()));
-    let envelope = SignedDocument::parse(&bytes).map_err(damaged)?;
-    let payload = envelope.payload_bytes().map_err(damaged)?;
-    let document = TrustDocument::from_canonical_bytes(&payload).map_err(damaged)?;
-    Ok(ActiveTrust { document, envelope })
+/// Store an accepted version: history, then root.json.
+pub(crate) fn store(root: &Path, v: &ActiveTrust) -> Result<()> {
+    Ok(doc::store(root, v)?)
 }
 
 /// The active trust document, if the root has one (no migration).
 pub fn load(root: &Path) -> Result<Option<ActiveTrust>> {
-    let path = root_file(root);
-    if !path.is_file() {
-        return Ok(None);
-    }
-    read_envelope(&path).map(Some)
+    Ok(doc::load(root)?)
 }
 
-/// Store an accepted version: history, then root.json.
-fn store(root: &Path, v: &ActiveTrust) -> Result<()> {
-    let json = v.envelope.to_json();
-    write_atomic(&history_file(root, v.document.version), &json)?;
-    write_atomic(&root_file(root), &json)
-}
-
-/// The local document the flat key list means, or `None` for an empty list.
-fn local_from_flat(root: &Path, now: i64) -> Result<Option<TrustDocument>> {
-    let flat: Vec<PublicKey> = crate::import::trust::list(root)?
-        .iter()
-        .map(|(_, k)| to_public(k))
-        .collect();
-    if flat.is_empty() {
-        return Ok(None);
-    }
-    let mut doc = TrustDocument::new(1, now, now + MIGRATED_EXPIRES_DAYS as i64 * DAY);
-    for role in [Role::Kits, Role::Plugins, Role::Trust] {
-        doc.set_role(role, &flat, 1);
-    }
-    Ok(Some(doc))
-}
-
-/// The active document, migrating a flat key list to a local version 1 first (and
-/// re-deriving a local document from the `.pub` files, which stay its source). Returns
-/// whether this call migrated. With `write` false nothing is written (a dry run).
+/// The active document, migrating a flat key list first; returns whether this call
+/// migrated. With `write` false nothing is written (a dry run).
 pub fn load_or_migrate(root: &Path, now: i64, write: bool) -> Result<(Option<ActiveTrust>, bool)> {
-    let existing = load(root)?;
-    if let Some(t) = &existing
-        && !t.is_local()
-    {
-        return Ok((existing, false));
-    }
-    let Some(mut doc) = local_from_flat(root, now)? else {
-        // Every flat key was removed: a local document must not outlive them.
-        if existing.is_some() && write {
-            let path = root_file(root);
-            fs::remove_file(&path).ctx(|| format!("remove {}", path.display()))?;
-        }
-        return Ok((None, false));
-    };
-    if let Some(t) = &existing {
-        // Same keys: keep the file (and its times) as it is.
-        doc.issued.clone_from(&t.document.issued);
-        doc.expires.clone_from(&t.document.expires);
-        if doc == t.document {
-            return Ok((existing, false));
-        }
-    }
-    let envelope = SignedDocument::unsigned(&doc).map_err(trust_error("migrated trust"))?;
-    let active = ActiveTrust {
-        document: doc,
-        envelope,
-    };
-    if write {
-        write_atomic(&root_file(root), &active.envelope.to_json())?;
-    }
-    Ok((Some(active), existing.is_none()))
+    Ok(doc::load_or_migrate(root, now, write)?)
 }
 
 /// What `trust init` makes: the first signed version.
@@ -197,57 +88,31 @@ pub struct InitSpec {
     pub expires_days: u64,
 }
 
-/// `ouk trust init`: a signed version 1 from the signers' and `spec.keys`' public halves,
-/// signed by every signer (they must reach its own trust threshold). Refuses a root that
-/// already has a signed document.
+fn p256_signers(signers: &[SigningKey]) -> Vec<&p256::ecdsa::SigningKey> {
+    signers.iter().map(SigningKey::as_p256).collect()
+}
+
+/// `ouk trust init`: a signed version 1 (see `ouk_root::trust::document::init`).
 pub fn init(root: &Path, signers: &[SigningKey], spec: &InitSpec, now: i64) -> Result<ActiveTrust> {
-    if load(root)?.is_some_and(|t| !t.is_local()) {
-        return Err(KitError::Usage(format!(
-            "{} already holds a signed trust document: change it with `ouk trust add/remove/revoke/renew --signing-key`",
-            root_file(root).display()
-        )));
-    }
-    let mut keys: Vec<PublicKey> = signers
-        .iter()
-        .map(|k| to_public(&k.verifying_key()))
-        .collect();
-    keys.extend(spec.keys.iter().map(to_public));
-    let mut doc = TrustDocument::new(1, now, now + spec.expires_days as i64 * DAY);
-    doc.set_role(Role::Kits, &keys, spec.kits_threshold);
-    doc.set_role(Role::Trust, &keys, spec.trust_threshold);
-    let p256: Vec<&p256::ecdsa::SigningKey> = signers.iter().map(SigningKey::as_p256).collect();
-    let envelope = SignedDocument::signed(&doc, &p256).map_err(trust_error("trust init"))?;
-    let v = verify_first(&envelope).map_err(trust_error("trust init"))?;
-    let active = accepted(v);
-    store(root, &active)?;
-    Ok(active)
+    let spec = doc::InitSpec {
+        keys: spec
+            .keys
+            .iter()
+            .map(|k| ouk_trust::PublicKey::from_p256(*k.as_p256()))
+            .collect(),
+        trust_threshold: spec.trust_threshold,
+        kits_threshold: spec.kits_threshold,
+        expires_days: spec.expires_days,
+    };
+    Ok(doc::init(root, &p256_signers(signers), &spec, now)?)
 }
 
-fn accepted(v: VerifiedDocument) -> ActiveTrust {
-    ActiveTrust {
-        document: v.document,
-        envelope: v.envelope,
-    }
-}
-
-/// `ouk trust init --from FILE`: install a signed document made elsewhere (a host's first
-/// trust; it must verify under its own trust keys). Replaces a local document only.
+/// `ouk trust init --from FILE`: install a signed document made elsewhere.
 pub fn install(root: &Path, envelope_bytes: &[u8]) -> Result<ActiveTrust> {
-    if load(root)?.is_some_and(|t| !t.is_local()) {
-        return Err(KitError::Usage(
-            "this root already holds a signed trust document: newer versions come in a kit (or `ouk trust update --chain FILE`)".into(),
-        ));
-    }
-    let env = SignedDocument::parse(envelope_bytes).map_err(trust_error("trust document"))?;
-    let active = accepted(verify_first(&env).map_err(trust_error("trust document"))?);
-    store(root, &active)?;
-    Ok(active)
+    Ok(doc::install(root, envelope_bytes)?)
 }
 
-/// The next version: `edit` applied to a copy of the active one, version + 1, issued now,
-/// expiring in `expires_days` (or as long after now as the current one lasted), signed by
-/// `signers`, then verified exactly as a host verifies a link (a threshold of the current
-/// trust keys and of its own), and stored.
+/// The next version, signed by `signers` (see `ouk_root::trust::document::next_version`).
 pub fn next_version(
     root: &Path,
     signers: &[SigningKey],
@@ -255,156 +120,26 @@ pub fn next_version(
     now: i64,
     edit: impl FnOnce(&mut TrustDocument),
 ) -> Result<ActiveTrust> {
-    let (current, _) = load_or_migrate(root, now, true)?;
-    let current = current.ok_or_else(|| {
-        KitError::Usage(
-            "no trust document: make one with `ouk trust init --signing-key KEY`".into(),
-        )
-    })?;
-    if signers.is_empty() {
-        return Err(KitError::Signature {
-            what: "trust change".into(),
-            message: format!(
-                "this root's trust is signed (version {}): a change is a next version signed by a threshold of its trust keys; give --signing-key",
-                current.document.version
-            ),
-        });
-    }
-    let mut doc = current.document.clone();
-    doc.version += 1;
-    let lasted = current.document.expires_unix().unwrap_or(now)
-        - current.document.issued_unix().unwrap_or(now);
-    let days = expires_days.map_or(lasted.max(DAY), |d| d as i64 * DAY);
-    doc.issued = ouk_trust::document::format_time(now);
-    doc.expires = ouk_trust::document::format_time(now + days);
-    edit(&mut doc);
-    doc.validate().map_err(|e| KitError::Usage(e.to_string()))?;
-    let p256: Vec<&p256::ecdsa::SigningKey> = signers.iter().map(SigningKey::as_p256).collect();
-    let envelope = SignedDocument::signed(&doc, &p256).map_err(trust_error("trust change"))?;
-    let v = verify_next(&current.document, &envelope).map_err(trust_error("trust change"))?;
-    let active = accepted(v);
-    store(root, &active)?;
-    Ok(active)
+    Ok(doc::next_version(
+        root,
+        &p256_signers(signers),
+        expires_days,
+        now,
+        edit,
+    )?)
 }
 
-/// The signed versions after `after` this root holds, oldest first, as a chain file's
-/// bytes (what `kit build --trust-chain` and `delta make --trust-chain` carry).
+/// The signed versions after `after` this root holds, as a chain file's bytes.
 pub fn export_chain(root: &Path, after: u64) -> Result<Vec<u8>> {
-    let active = load(root)?.filter(|t| !t.is_local()).ok_or_else(|| {
-        KitError::Usage("no signed trust document on this root (ouk trust init)".into())
-    })?;
-    let mut links = Vec::new();
-    for version in after + 1..=active.document.version {
-        let path = history_file(root, version);
-        if !path.is_file() {
-            continue;
-        }
-        let t = read_envelope(&path)?;
-        if !t.is_local() {
-            links.push(t.envelope);
-        }
-    }
-    serde_json::to_vec_pretty(&links).map_err(|e| KitError::Validation(e.to_string()))
+    Ok(doc::export_chain(root, after)?)
 }
 
-/// When each key of the active document first appeared on this root: the first version in
-/// `ROOT/trust/history/` that names it (kid -> (version, its `issued` time)). A version the
-/// history lacks (a root initialised from a later version) is skipped: its keys date from
-/// the first version the root holds.
+/// When each key of the active document first appeared on this root.
 pub fn key_history(root: &Path) -> Result<BTreeMap<String, (u64, String)>> {
-    let mut first = BTreeMap::new();
-    let Some(active) = load(root)? else {
-        return Ok(first);
-    };
-    for version in 1..=active.document.version {
-        let path = history_file(root, version);
-        if !path.is_file() {
-            continue;
-        }
-        let t = read_envelope(&path)?;
-        for kid in t.document.keys.keys() {
-            first
-                .entry(kid.clone())
-                .or_insert_with(|| (version, t.document.issued.clone()));
-        }
-    }
-    Ok(first)
-}
-
-/// `ouk trust status`.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct TrustStatus {
-    /// `signed`, `local` (migrated from a flat key list) or `none`.
-    pub kind: String,
-    /// Active version.
-    pub version: Option<u64>,
-    /// When it was issued.
-    pub issued: Option<String>,
-    /// When it expires.
-    pub expires: Option<String>,
-    /// Past its expiry: imports fail closed.
-    pub expired: bool,
-    /// Whole days left (negative: expired that long ago).
-    pub days_left: Option<i64>,
-    /// This host's clock, and what is wrong with it: `ok`, `behind` (before the document was
-    /// issued) or `ahead` (past its expiry; a clock far ahead expires trust early).
-    pub clock: String,
-    /// The clock read.
-    pub now: String,
-    /// Role name to keys and threshold.
-    pub roles: std::collections::BTreeMap<String, ouk_trust::RoleSpec>,
-    /// Revoked keys and kit digests.
-    pub revoked: ouk_trust::Revocations,
-    /// Who signed the active version.
-    pub signed_by: Vec<String>,
+    Ok(doc::key_history(root)?)
 }
 
 /// The status of the root's trust at `now` (migrating a flat list first, when `write`).
 pub fn status(root: &Path, now: i64, write: bool) -> Result<TrustStatus> {
-    let (active, _) = load_or_migrate(root, now, write)?;
-    let now_text = ouk_trust::document::format_time(now);
-    let Some(t) = active else {
-        return Ok(TrustStatus {
-            kind: "none".into(),
-            version: None,
-            issued: None,
-            expires: None,
-            expired: false,
-            days_left: None,
-            clock: "ok".into(),
-            now: now_text,
-            roles: Default::default(),
-            revoked: Default::default(),
-            signed_by: Vec::new(),
-        });
-    };
-    let d = &t.document;
-    let issued = d.issued_unix().unwrap_or(now);
-    let expires = d.expires_unix().unwrap_or(now);
-    let clock = if now < issued {
-        "behind"
-    } else if now >= expires {
-        "ahead"
-    } else {
-        "ok"
-    };
-    Ok(TrustStatus {
-        kind: if t.is_local() { "local" } else { "signed" }.into(),
-        version: Some(d.version),
-        issued: Some(d.issued.clone()),
-        expires: Some(d.expires.clone()),
-        expired: now >= expires,
-        days_left: Some((expires - now).div_euclid(DAY)),
-        clock: clock.into(),
-        now: now_text,
-        roles: d.roles.clone(),
-        revoked: d.revoked.clone(),
-        signed_by: t
-            .envelope
-            .signatures
-            .iter()
-            .map(|s| s.keyid.clone())
-            .collect(),
-    })
+    Ok(doc::status(root, now, write)?)
 }
