@@ -31,7 +31,7 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
-use ouk_delta::patch::{PatchError, ZstdTuning, zstd_decode, zstd_encode};
+use ouk_delta::patch::{Encoding, PatchError, ZstdTuning, zstd_encode};
 use ouk_store::envelope::{self, EnvelopeError};
 use ouk_store::{ChunkId, Chunker, FileDigest};
 use serde::{Deserialize, Serialize};
@@ -58,6 +58,17 @@ pub(crate) mod probe {
         static WHOLE_RECOMPRESSIONS: Cell<u64> = const { Cell::new(0) };
         static WINDOW_DECODES: Cell<u64> = const { Cell::new(0) };
         static SCRATCH_FILES: Cell<u64> = const { Cell::new(0) };
+        static SNAPSHOT_CHUNKS: Cell<u64> = const { Cell::new(0) };
+    }
+
+    /// Count `n` chunks of a chain's snapshot read from the store.
+    pub(crate) fn snapshot_chunks_read(n: u64) {
+        SNAPSHOT_CHUNKS.with(|c| c.set(c.get() + n));
+    }
+
+    /// Snapshot chunks read since the last call, on this thread.
+    pub(crate) fn take_snapshot_chunks() -> u64 {
+        SNAPSHOT_CHUNKS.with(|c| c.replace(0))
     }
 
     /// Count one bundle re-compressed whole (every byte matched the original).
@@ -410,6 +421,56 @@ pub fn header_from(
     Ok((header, payload_start))
 }
 
+/// Decode one window: its zstd `payload` against `reference`, appending exactly
+/// `target_len` (at most [`WINDOW`]) bytes to `out`, into its spare capacity (nothing
+/// zeroed, nothing copied; `out` grows only when it lacks the room). On error `out` keeps
+/// its length.
+pub fn decode_window_into(
+    reference: &[u8],
+    payload: &[u8],
+    target_len: u64,
+    out: &mut Vec<u8>,
+) -> Result<(), StreamDeltaError> {
+    use zstd::zstd_safe::{DCtx, DParameter};
+    let encoding = Encoding::ZstdRef;
+    let corrupt = |code: usize| PatchError::Corrupt {
+        encoding,
+        message: zstd::zstd_safe::get_error_name(code).to_string(),
+    };
+    let len = usize::try_from(target_len)
+        .ok()
+        .filter(|_| target_len <= WINDOW)
+        .ok_or_else(|| StreamDeltaError::Corrupt(format!("a window of {target_len} bytes")))?;
+    let mut dctx = DCtx::try_create().ok_or_else(|| PatchError::Corrupt {
+        encoding,
+        message: "no zstd context".into(),
+    })?;
+    // As `ouk_delta::patch::zstd_decode`: the frame may reach back over the whole
+    // reference.
+    let total = len + reference.len();
+    let window_log = (usize::BITS - total.max(1).leading_zeros()).clamp(27, 30);
+    dctx.set_parameter(DParameter::WindowLogMax(window_log))
+        .map_err(corrupt)?;
+    dctx.ref_prefix(reference).map_err(corrupt)?;
+    let had = out.len();
+    out.reserve(len);
+    // The cursor writes after `had`, into capacity zstd is told about: a payload that
+    // decodes to more than `len` either fails for want of room or is caught below.
+    let mut at = io::Cursor::new(&mut *out);
+    at.set_position(had as u64);
+    let n = dctx.decompress(&mut at, payload).map_err(corrupt)?;
+    if n != len {
+        out.truncate(had);
+        return Err(PatchError::Length {
+            encoding,
+            expected: target_len,
+            actual: n as u64,
+        }
+        .into());
+    }
+    Ok(())
+}
+
 /// Rebuild the target from `base` (`base_len` bytes) and the patch in `patch`
 /// (`patch_len` bytes) into `out`; returns the bytes written.
 pub fn apply(
@@ -426,11 +487,13 @@ pub fn apply(
             header.base_len
         )));
     }
+    let mut bytes = Vec::new();
     for w in &header.windows {
         let reference = read_range(base, w.ref_offset, w.ref_len)?;
         let payload = read_range(patch, at, w.payload_len)?;
         at += w.payload_len;
-        let bytes = zstd_decode(Some(&reference), &payload, w.target_len)?;
+        bytes.clear();
+        decode_window_into(&reference, &payload, w.target_len, &mut bytes)?;
         #[cfg(test)]
         probe::window_decoded();
         out.write_all(&bytes)
