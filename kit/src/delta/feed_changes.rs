@@ -97,8 +97,7 @@ pub(crate) fn kept_feed_changes(beside: &Path, header: &DeltaHeader) -> Result<S
             );
         }
         return Ok(ShownFeeds::Unrecorded(
-            "this delta records none (its target kit has no feed index, or an older ouk made it)"
-                .into(),
+            "this delta records none (its kits have no feeds, or an older ouk made it)".into(),
         ));
     };
     let (Some(expected), true) = (declared.sha256, declared.rows != 0) else {
