@@ -316,7 +316,33 @@ pub struct DeltaHeader {
     /// decoded tier (other deltas are unchanged).
     #[serde(default = "plain_forms_1", skip_serializing_if = "is_plain_forms_1")]
     pub plain_forms: u32,
+    /// The feed rows the delta changes, kept beside the bundle (not in it) as
+    /// `<bundle>.feeds-changes.jsonl` for `ouk delta show` on the connected site: how many,
+    /// and the SHA-256 and size of that file, so a reader checks the unsigned file against
+    /// this (signed) header before using it. Absent in deltas made before it was recorded
+    /// and for targets without a feed index. Informational only: applying a delta never
+    /// reads it, so a host that predates the field ignores it and applies the delta the
+    /// same (no format version is needed for it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feed_changes: Option<FeedChangesRef>,
 }
+
+/// [`DeltaHeader::feed_changes`]: the feed changes file kept beside a delta.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FeedChangesRef {
+    /// Changed rows (added, modified, withdrawn). With none, no file is kept and the
+    /// digest and size are absent: "no row changed" needs no file to say it.
+    pub rows: u64,
+    /// SHA-256 of the kept file (present exactly when `rows` is not 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<FileDigest>,
+    /// Its length in bytes (0 when no file is kept).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub size: u64,
+}
+
+/// Largest feed changes file a header may declare.
+pub const MAX_FEED_CHANGES: u64 = 1 << 30;
 
 fn is_zero(v: &u64) -> bool {
     *v == 0
@@ -450,6 +476,22 @@ impl DeltaHeader {
                 self.plain_forms,
                 ouk_recompress::PLAIN_VERSION
             ));
+        }
+        if let Some(c) = &self.feed_changes {
+            let kept = c.rows != 0;
+            if c.sha256.is_some() != kept || (c.size != 0) != kept || c.size > MAX_FEED_CHANGES {
+                return bad(format!(
+                    "feedChanges: {} rows with {} bytes{}: a digest and a size (at most \
+                     {MAX_FEED_CHANGES}) are declared exactly when a row changed",
+                    c.rows,
+                    c.size,
+                    if c.sha256.is_some() {
+                        " and a digest"
+                    } else {
+                        ""
+                    }
+                ));
+            }
         }
         let in_payload = |off: u64, len: u64| {
             off.checked_add(len)
@@ -792,5 +834,82 @@ impl DeltaHeader {
             }
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(feed_changes: Option<FeedChangesRef>) -> DeltaHeader {
+        let gen_ref = |n| GenerationRef {
+            generation: GenerationId([n; 32]),
+            version: None,
+        };
+        DeltaHeader {
+            format: FORMAT.into(),
+            baseline: gen_ref(0),
+            target: gen_ref(1),
+            removed: Vec::new(),
+            files: Vec::new(),
+            solid: None,
+            trailer: None,
+            payload_size: 0,
+            plain_forms: 1,
+            feed_changes,
+        }
+    }
+
+    #[test]
+    fn feed_changes_declare_a_digest_and_size_exactly_when_a_row_changed() {
+        let r = |rows, sha: Option<u8>, size| {
+            header(Some(FeedChangesRef {
+                rows,
+                sha256: sha.map(|b| FileDigest([b; 32])),
+                size,
+            }))
+            .validate(1 << 30)
+        };
+        assert!(header(None).validate(1 << 30).is_ok());
+        assert!(r(0, None, 0).is_ok());
+        assert!(r(3, Some(1), 400).is_ok());
+        for bad in [
+            r(0, Some(1), 0),
+            r(0, None, 5),
+            r(3, None, 400),
+            r(3, Some(1), 0),
+            r(3, Some(1), MAX_FEED_CHANGES + 1),
+        ] {
+            assert!(matches!(bad, Err(DeltaError::BadDelta(_))), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_header_without_feed_changes_keeps_its_bytes_and_an_older_host_reads_one_with() {
+        // Absent, the field writes nothing: deltas without feed changes are unchanged.
+        let bytes = serde_json::to_string(&header(None)).unwrap();
+        assert!(!bytes.contains("feedChanges"), "{bytes}");
+        let mut with = header(Some(FeedChangesRef {
+            rows: 0,
+            sha256: None,
+            size: 0,
+        }));
+        let bytes = serde_json::to_string(&with).unwrap();
+        assert!(bytes.contains(r#""feedChanges":{"rows":0}"#), "{bytes}");
+        // A host that predates the field parses the header without it (serde passes over
+        // unknown members) and applies the same files.
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct OlderHeader {
+            format: String,
+            files: Vec<DeltaFile>,
+            payload_size: u64,
+        }
+        let older: OlderHeader = serde_json::from_str(&bytes).unwrap();
+        with.feed_changes = None;
+        assert_eq!(
+            (older.format, older.files, older.payload_size),
+            (with.format, with.files, with.payload_size)
+        );
     }
 }

@@ -1110,6 +1110,7 @@ pub fn make_delta(
         trailer: None,
         payload_size: 0,
         plain_forms: 1,
+        feed_changes: None,
     };
     let digest_of: HashMap<&str, FileDigest> =
         files.iter().map(|f| (f.path.as_str(), f.sha256)).collect();

@@ -168,10 +168,13 @@ fn valid_seeds_are_accepted() {
         let env: ouk_kit::sign::Envelope = serde_json::from_slice(&seed("dsse", file)).expect(file);
         ouk_kit::sign::dsse_verify(std::slice::from_ref(&key), &env).expect(file);
     }
-    for file in ["made.json", "hand.json", "hand-no-removed.json"] {
+    for file in ["made.json", "hand.json", "hand-no-removed.json", "hand-feed-changes.json", "hand-feed-changes-none.json"] {
         let h: ouk_delta::format::DeltaHeader = serde_json::from_slice(&seed("delta_header", file)).expect(file);
         h.validate(1 << 30).expect(file);
     }
+    // A size without a row (a kept file "no row changed" does not need) is refused.
+    let h: ouk_delta::format::DeltaHeader = serde_json::from_slice(&seed("delta_header", "hand-feed-changes-bad.json")).expect("parses");
+    assert!(h.validate(1 << 30).is_err());
     let reference = ouk_fuzz::patch_reference();
     for file in ["zstd.bin", "zstd-ref.bin", "bsdiff.bin", "bsdiff-lzma.bin", "zstd-empty.bin"] {
         let d = seed("patch_decoders", file);

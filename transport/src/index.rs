@@ -74,6 +74,13 @@ pub struct PublishedBundle {
     /// directories without secrets keep their bytes, and older indexes parse as `false`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub secrets: bool,
+    /// Files a puller also fetches that no import needs: a delta's kept feed changes
+    /// (`<delta>.feeds-changes.jsonl`, which `ouk delta show` checks against the digest
+    /// the delta's header declares). Listed apart from `files` because a puller refuses a
+    /// bundle whose `files` name one it does not know: one that predates this field
+    /// ignores it and pulls the delta as before.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extras: Vec<PublishedFile>,
 }
 
 /// `index.json`.
@@ -345,6 +352,19 @@ fn published_bundle(dir: &Path, name: &str, cache: &DigestCache) -> Result<Publi
             }
         }
     }
+    let mut extras = Vec::new();
+    if meta.kind == "delta" {
+        let side = format!("{name}{}", ouk_kit::delta::FEED_CHANGES_SUFFIX);
+        let p = dir.join(&side);
+        if p.is_file() {
+            let (size, sha256) = cache.digest(&p)?;
+            extras.push(PublishedFile {
+                path: side,
+                size,
+                sha256,
+            });
+        }
+    }
     Ok(PublishedBundle {
         name: name.to_string(),
         kind: meta.kind,
@@ -356,6 +376,7 @@ fn published_bundle(dir: &Path, name: &str, cache: &DigestCache) -> Result<Publi
         size,
         files,
         secrets,
+        extras,
     })
 }
 
@@ -388,7 +409,7 @@ impl PublishedIndex {
                     b.name
                 )));
             }
-            for f in &b.files {
+            for f in b.files.iter().chain(&b.extras) {
                 if !is_plain_path(&f.path) {
                     return Err(invalid(format!("unsafe path {:?}", f.path)));
                 }
@@ -435,7 +456,7 @@ impl PublishedIndex {
     pub fn file(&self, path: &str) -> Option<&PublishedFile> {
         self.bundles
             .iter()
-            .flat_map(|b| b.files.iter())
+            .flat_map(|b| b.files.iter().chain(&b.extras))
             .find(|f| f.path == path)
     }
 }

@@ -297,6 +297,20 @@ fn own_files(bundle: &PublishedBundle) -> Result<Vec<PublishedFile>> {
         }
         files.push(f.clone());
     }
+    // A delta's kept feed changes (for `delta show`; checked there against its header).
+    let feed_changes = format!("{name}{}", ouk_kit::delta::FEED_CHANGES_SUFFIX);
+    for f in &bundle.extras {
+        if bundle.kind != "delta" || f.path != feed_changes {
+            return Err(invalid(format!(
+                "lists {:?} among its extras (pull writes there only a delta's {feed_changes})",
+                f.path
+            )));
+        }
+        if files.iter().any(|g| g.path == f.path) {
+            return Err(invalid(format!("lists {:?} twice", f.path)));
+        }
+        files.push(f.clone());
+    }
     Ok(files)
 }
 

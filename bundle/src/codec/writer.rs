@@ -8,7 +8,9 @@
 //! - GNU tar headers (see `header`), entries at the archive root with no `./` prefix;
 //! - regular files plus, right before the first entry below it, one entry per parent
 //!   directory (`name/`, mode 0755), so GNU tar extracts the same directory modes whatever
-//!   the umask; no links, devices or other types are ever written;
+//!   the umask (unless [`BundleWriter::without_parent_entries`] leaves them out: a delta,
+//!   whose one directory carries nothing, since readers create parents); no links,
+//!   devices or other types are ever written;
 //! - entries strictly sorted by the bytes of their names (a directory's name compared with
 //!   its trailing `/`): the caller adds files in strictly increasing byte order of their
 //!   paths ([`write_bundle`] sorts for you) and the directories then fall into place;
@@ -112,6 +114,8 @@ pub struct BundleWriter<W: Write> {
     last: Option<String>,
     files: u64,
     directories: u64,
+    /// Whether parents get their directory entry.
+    parent_entries: bool,
     header_buf: Vec<u8>,
     copy_buf: Vec<u8>,
 }
@@ -138,9 +142,17 @@ impl<W: Write> BundleWriter<W> {
             last: None,
             files: 0,
             directories: 0,
+            parent_entries: true,
             header_buf: Vec::with_capacity(4 * BLOCK),
             copy_buf: vec![0; COPY_BUF],
         })
+    }
+
+    /// Writes no directory entry for files' parents (they are still checked: a file is
+    /// never also a directory). For a bundle whose directories carry nothing.
+    pub fn without_parent_entries(mut self) -> Self {
+        self.parent_entries = false;
+        self
     }
 
     /// Adds a file from disk. Its size is taken when it is opened; a file that changes size
@@ -194,6 +206,9 @@ impl<W: Write> BundleWriter<W> {
                         path: path.to_owned(),
                         ancestor: ancestor.to_owned(),
                     });
+                }
+                None if !self.parent_entries => {
+                    self.names.insert(ancestor.to_owned(), true);
                 }
                 None => {
                     self.header_buf.clear();

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Subcommand;
+use ouk_kit::delta::ShownFeeds;
 
 use crate::cmd::feeds_history::FeedRows;
 use crate::exit::ExitCode;
@@ -171,15 +172,13 @@ pub fn run(ctx: &Context, cmd: DeltaCommand) -> Result<ExitCode, Failure> {
         DeltaCommand::Show { delta } => {
             let (header, summary, feeds) = ouk_kit::delta::show(&delta).map_err(kit_failure)?;
             let feeds = match feeds {
-                Some(f) => FeedRows {
+                ShownFeeds::Rows(f) => FeedRows {
                     recorded: true,
                     note: None,
                     sources: f.counts,
                     rows: f.rows,
                 },
-                None => FeedRows::unrecorded(
-                    "this delta records none (its target kit has no feed index, or an older ouk made it)",
-                ),
+                ShownFeeds::Unrecorded(why) => FeedRows::unrecorded(&why),
             };
             let doc = serde_json::json!({
                 "baseline": header.baseline,

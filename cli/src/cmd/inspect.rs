@@ -189,7 +189,7 @@ fn inspect_bundle(ctx: &Context, path: &Path) -> Result<Inspection, Failure> {
     let (sha, size) = input.digest().map_err(kit_failure)?;
     let is_delta = ouk_kit::delta::is_delta(&copy);
     let mut i = if is_delta {
-        inspect_delta(path, &copy, parts.is_some())?
+        inspect_delta(path, &copy, &bundle_path, parts.is_some())?
     } else {
         let (m, _) = ouk_kit::verify::manifest_from_input(&input).map_err(kit_failure)?;
         let kind = if parts.is_some() { "split-kit" } else { "kit" };
@@ -202,9 +202,17 @@ fn inspect_bundle(ctx: &Context, path: &Path) -> Result<Inspection, Failure> {
     Ok(i)
 }
 
-/// `path` names it; `copy` is the private copy its bytes are read from.
-fn inspect_delta(path: &Path, copy: &Path, split: bool) -> Result<Inspection, Failure> {
-    let (header, summary, feeds) = ouk_kit::delta::show(copy).map_err(kit_failure)?;
+/// `path` names it; `copy` is the private copy its bytes are read from; `bundle` is the
+/// bundle's name (a split delta's parts are named after it).
+fn inspect_delta(
+    path: &Path,
+    copy: &Path,
+    bundle: &Path,
+    split: bool,
+) -> Result<Inspection, Failure> {
+    // The kept feed changes are beside the bundle's name, and checked against the header
+    // read from the copy.
+    let (header, summary, feeds) = ouk_kit::delta::show_as(copy, bundle).map_err(kit_failure)?;
     let mut i = empty(path, if split { "split-delta" } else { "delta" });
     i.version = header.target.version.clone();
     i.generation_id = Some(header.target.generation.to_hex());
@@ -237,10 +245,14 @@ fn inspect_delta(path: &Path, copy: &Path, split: bool) -> Result<Inspection, Fa
             "literal": summary.literal,
             "solid": summary.solid,
             "recompressed": summary.recompressed,
+            "derived": summary.derived,
             "listedBytes": summary.listed_bytes,
             "payloadBytes": summary.payload_bytes,
         },
-        "feedRows": feeds.map(|f| f.rows.len()),
+        "feedRows": match feeds {
+            ouk_kit::delta::ShownFeeds::Rows(f) => Some(f.rows.len()),
+            ouk_kit::delta::ShownFeeds::Unrecorded(_) => None,
+        },
     }));
     Ok(i)
 }
@@ -339,10 +351,12 @@ fn human(i: &Inspection, all_files: bool) -> String {
         );
         let removed = d["removed"].as_array().map_or(0, |r| r.len());
         let payload = d["summary"]["payloadBytes"].as_u64().unwrap_or(0);
+        let derived = d["summary"]["derived"].as_u64().unwrap_or(0);
         line(
             "changes",
             format!(
-                "{} file(s) new or changed, {removed} removed, payload {}",
+                "{} file(s) new or changed ({derived} derived on the host), {removed} removed, \
+                 payload {}",
                 i.file_count,
                 bytes(payload)
             ),

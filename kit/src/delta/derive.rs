@@ -239,74 +239,6 @@ pub(crate) fn with_derived(
     Ok(options)
 }
 
-/// Suffix of the feed changes `delta make` keeps beside the delta bundle.
-pub const FEED_CHANGES_SUFFIX: &str = ".feeds-changes.jsonl";
-/// Largest kept feed-changes file `delta show` reads.
-const MAX_KEPT_FEED_CHANGES: u64 = 1 << 30;
-
-/// The feed changes beside `bundle` (`<bundle>.feeds-changes.jsonl`).
-fn kept_path(bundle: &Path) -> PathBuf {
-    let mut name = bundle.as_os_str().to_os_string();
-    name.push(FEED_CHANGES_SUFFIX);
-    PathBuf::from(name)
-}
-
-/// Keep the feed changes `delta make` computed (`changes`, `None` when the target has no
-/// feed index) beside the delta `bundle`, for `delta show` on the connected site; a file
-/// an earlier delta of the same name left there is removed. They are not in the bundle:
-/// the host derives its own from the generation it has and the one the delta builds (its
-/// import writes the generation's changes file), so shipping them carried nothing the
-/// host needs.
-pub(crate) fn keep_feed_changes(changes: Option<&Path>, bundle: &Path) -> Result<()> {
-    let to = kept_path(bundle);
-    let Some(changes) = changes else {
-        return match fs::remove_file(&to) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(KitError::Io {
-                context: format!("remove {}", to.display()),
-                source: e,
-            }),
-            _ => Ok(()),
-        };
-    };
-    // Streamed: a day's changes may be many megabytes.
-    let mut from = File::open(changes).ctx(|| format!("read {}", changes.display()))?;
-    let mut out = ouk_store::fsutil::AtomicFile::create(&to)?;
-    std::io::copy(&mut from, &mut out).ctx(|| format!("write {}", to.display()))?;
-    out.commit()?;
-    Ok(())
-}
-
-/// The feed changes kept beside `bundle` by `delta make`, when they are there and are
-/// for `header`'s baseline and target (`None` when absent). They are not covered by the
-/// delta's signature, like everything `delta show` reads.
-pub(crate) fn kept_feed_changes(
-    bundle: &Path,
-    header: &DeltaHeader,
-) -> Result<Option<super::DeltaFeeds>> {
-    let path = kept_path(bundle);
-    let file = match File::open(&path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => {
-            return Err(KitError::Io {
-                context: format!("open {}", path.display()),
-                source: e,
-            });
-        }
-    };
-    let name = path.display().to_string();
-    let input = std::io::BufReader::new(file.take(MAX_KEPT_FEED_CHANGES));
-    // Unsigned and beside the bundle: one left by another delta of the same name, or
-    // damaged, is passed over (`delta show` then says nothing was recorded).
-    match super::show::read_feed_changes(input, &name, header) {
-        Ok(feeds) => Ok(Some(feeds)),
-        Err(e) => {
-            tracing::warn!("{name}: not this delta's feed changes ({e}); not shown");
-            Ok(None)
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -409,6 +341,7 @@ mod tests {
             trailer: None,
             payload_size: 0,
             plain_forms: 1,
+            feed_changes: None,
         };
         let rebuilt = vec![(OSV.to_string(), FileDigest::of(&osv1))];
         let out = derive_files(

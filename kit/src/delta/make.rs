@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use ouk_delta::GenerationId;
 use ouk_delta::content::{DirContent, TreeFile};
-use ouk_delta::format::{DeltaHeader, DeltaSummary, GenerationRef};
+use ouk_delta::format::{DeltaHeader, DeltaSummary, FeedChangesRef, GenerationRef};
 use ouk_delta::plan::{MakeOptions, make_delta};
 use ouk_store::FileDigest;
 use serde::Serialize;
@@ -18,7 +18,8 @@ use serde::Serialize;
 use super::inventory::Inventory;
 use super::{HEADER_PATH, PAYLOAD_PATH};
 use crate::build::{KitMetadata, ManifestRef, write_bundle_sidecars};
-use crate::bundle::{EntrySource, EntrySpec, GzOptions, unpack_to_dir, write_bundle};
+use crate::bundle::writer::{BundleSummary, BundleWriter};
+use crate::bundle::{EntrySource, EntrySpec, GzOptions, unpack_to_dir};
 use crate::error::{IoContext, KitError, Result};
 use crate::manifest::{MANIFEST_PATH, OfflineManifest};
 use crate::sign::SigningKey;
@@ -178,7 +179,7 @@ fn write_delta(
 ) -> Result<DeltaMakeReport> {
     let mut payload = Vec::new();
     let options = &super::derive::with_derived(options, &new.files, new._dir.path())?;
-    let header = make_delta(
+    let mut header = make_delta(
         gref(&old.manifest)?,
         &old.files,
         &old.content,
@@ -188,10 +189,13 @@ fn write_delta(
         options,
         &mut payload,
     )?;
+    // The feed changes are kept beside the bundle, and the header (signed with it) names
+    // their digest, so `delta show` checks the unsigned file before reading a row of it.
+    let feeds = feed_changes(old, new, &header)?;
+    header.feed_changes = feeds.as_ref().map(|f| f.reference.clone());
     let mut header_bytes =
         serde_json::to_vec(&header).map_err(|e| KitError::Validation(e.to_string()))?;
     header_bytes.push(b'\n');
-    let feeds = feed_changes(old, new, &header)?;
     let specs = vec![
         EntrySpec {
             path: HEADER_PATH.into(),
@@ -215,7 +219,7 @@ fn write_delta(
         .ok_or_else(|| KitError::Usage(format!("{}: not a file name", output.display())))?;
     // Dropped on any error below, the temporary file is removed.
     let out = ouk_store::fsutil::AtomicFile::create(output)?;
-    let (summary, _, out) = write_bundle(BufWriter::new(out), specs, GzOptions::default())?;
+    let (summary, out) = write_delta_bundle(BufWriter::new(out), specs)?;
     let f = out.into_inner().map_err(|e| KitError::Io {
         context: format!("write {}", output.display()),
         source: e.into_error(),
@@ -244,7 +248,12 @@ fn write_delta(
         secrets: Some(crate::exposure::manifest_lists_secrets(&new.manifest)),
     };
     write_bundle_sidecars(dir, &summary.sha256, key, &metadata)?;
-    super::derive::keep_feed_changes(feeds.as_ref().map(|(p, _)| p.as_path()), output)?;
+    // Kept only when a row changed: "none changed" is the header's to say.
+    let kept = feeds
+        .as_ref()
+        .filter(|f| f.reference.rows != 0)
+        .map(|f| f.path.as_path());
+    super::feed_changes::keep_feed_changes(kept, output)?;
     Ok(DeltaMakeReport {
         delta: output.to_path_buf(),
         sha256: hexd,
@@ -253,18 +262,45 @@ fn write_delta(
         target: header.target.clone(),
         summary: header.summary(),
         signed: key.is_some(),
-        feeds: feeds.map(|(_, counts)| counts),
+        feeds: feeds.map(|f| f.counts),
     })
 }
 
+/// The delta's tar.gz: its entries in name order and no `delta/` directory entry (512
+/// bytes of tar header, about 27 deflated, that carries nothing: every reader creates
+/// the parents of what it extracts, and hosts of every release read a delta without it).
+fn write_delta_bundle<W: std::io::Write>(
+    out: W,
+    mut specs: Vec<EntrySpec>,
+) -> Result<(BundleSummary, W)> {
+    specs.sort_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes()));
+    let mut writer =
+        BundleWriter::with_options(out, GzOptions::default())?.without_parent_entries();
+    for spec in &specs {
+        match &spec.source {
+            EntrySource::Bytes(b) => writer.add_bytes(&spec.path, spec.mode, b)?,
+            EntrySource::File(p) => writer.add_file(&spec.path, spec.mode, p)?,
+        };
+    }
+    Ok(writer.finish()?)
+}
+
+/// The feed changes a delta records: the file written beside the target's unpacked
+/// files, the rows per source, and what the header says of them.
+struct FeedChanges {
+    path: PathBuf,
+    counts: crate::feeds::diff::DiffCounts,
+    reference: FeedChangesRef,
+}
+
 /// The feed changes from the baseline kit's index to the target's, written beside the
-/// target's unpacked files; `None` when the target has no index (a baseline without one
-/// counts as empty: every row is added).
+/// target's unpacked files; `None` when the target has no index, or neither kit has a
+/// feed (a baseline without an index counts as empty: every row is added).
 fn feed_changes(
     old: &UnpackedKit,
     new: &UnpackedKit,
     header: &DeltaHeader,
-) -> Result<Option<(PathBuf, crate::feeds::diff::DiffCounts)>> {
+) -> Result<Option<FeedChanges>> {
     use crate::feeds::changes::{ChangesHeader, ChangesLines};
     use crate::feeds::host::FeedsError;
     let new_index = new._dir.path().join(crate::feeds::FEED_INDEX_PATH);
@@ -297,7 +333,32 @@ fn feed_changes(
     }
     let counts = counts.map_err(|e| KitError::from(FeedsError::from(e)))?;
     lines.finish().ctx(|| format!("write {}", path.display()))?;
-    Ok(Some((path, counts)))
+    if counts.is_empty() {
+        // No feed on either side (an empty index): nothing to record, not even "no row
+        // changed" (21 bytes of the smallest delta's header).
+        return Ok(None);
+    }
+    let rows = counts.values().map(|c| c.total()).sum::<u64>();
+    let reference = if rows == 0 {
+        FeedChangesRef {
+            rows,
+            sha256: None,
+            size: 0,
+        }
+    } else {
+        // Our own file, just written: read back (streamed, it may be large) to hash it.
+        let (sha256, size) = super::feed_changes::hash_file(&path)?;
+        FeedChangesRef {
+            rows,
+            sha256: Some(sha256),
+            size,
+        }
+    };
+    Ok(Some(FeedChanges {
+        path,
+        counts,
+        reference,
+    }))
 }
 
 /// Make the one delta that brings the host described by `inventory` to `to`, using a kit

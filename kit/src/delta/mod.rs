@@ -10,11 +10,13 @@
 //! - optionally `delta/offline-manifest.json.jws`, a JWS over the target's offline manifest
 //!   (checked when present; not written, since the delta's signature already covers the
 //!   payload the manifest is rebuilt from);
-//! - `delta/feeds-changes.jsonl` when the target kit has a feed index: the feed rows the
-//!   delta changes (baseline kit's index against the target's), in the format of a host's
-//!   changes file ([`crate::feeds::changes`]), so `ouk delta show` reports them on the
-//!   connected site before the delta is carried. It is covered by the delta's signature;
-//!   the importer does not use it (it diffs against whatever generation is active).
+//! - `delta/feeds-changes.jsonl` in deltas made before `ouk-delta/5`, when the target
+//!   kit has a feed index: the feed rows the delta changes (baseline kit's index against
+//!   the target's), in the format of a host's changes file ([`crate::feeds::changes`]), so
+//!   `ouk delta show` reports them on the connected site before the delta is carried. The
+//!   importer does not use it (it diffs against whatever generation is active). Since,
+//!   the file is kept beside the bundle instead, declared (rows, SHA-256, size) by the
+//!   header ([`feed_changes`]), and not kept at all when no row changed.
 //!
 //! The target's offline manifest travels as one of the delta's files
 //! (`manifest/offline-manifest.json`, patched against the baseline's manifest, which every
@@ -30,6 +32,7 @@
 //! step (`crate::import::stage_delta`), which uses this module and never the reverse.
 
 pub(crate) mod derive;
+mod feed_changes;
 mod inventory;
 mod make;
 mod show;
@@ -39,11 +42,12 @@ use std::path::Path;
 
 use ouk_delta::format::DeltaHeader;
 
+pub use feed_changes::{FEED_CHANGES_SUFFIX, kept_path as kept_feed_changes_path};
 pub use inventory::{Inventory, InventoryGeneration, inventory};
 pub use make::{
     DeltaMakeReport, make_from_bundles, make_from_bundles_reporting, make_from_inventory,
 };
-pub use show::{DeltaFeeds, show};
+pub use show::{DeltaFeeds, ShownFeeds, show, show_as};
 
 use crate::build::KitMetadata;
 use crate::bundle::{BundleReader, ReadLimits};

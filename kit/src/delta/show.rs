@@ -17,13 +17,23 @@ use crate::error::{KitError, Result};
 use crate::split::BundleInput;
 
 /// The feed rows a delta changes, as `delta make` recorded them.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DeltaFeeds {
     /// Per source: rows added, modified, withdrawn.
     pub counts: crate::feeds::diff::DiffCounts,
     /// Every changed row, in (source, id, tenant) order.
     pub rows: Vec<crate::feeds::diff::RowChange>,
+}
+
+/// What `delta show` can say of the feed rows a delta changes.
+#[derive(Debug, Clone)]
+pub enum ShownFeeds {
+    /// The rows, checked against the delta's header (or, in deltas made before they were
+    /// kept beside the bundle, read from it).
+    Rows(DeltaFeeds),
+    /// None to show, and why.
+    Unrecorded(String),
 }
 
 /// The feed changes read from `input` (named `name` in messages), which must be for
@@ -57,15 +67,22 @@ pub(crate) fn read_feed_changes(
     Ok(feeds)
 }
 
-/// `ouk delta show`: the header, its summary, and the feed rows the delta changes (`None`
-/// when the delta records none: its target kit has no feed index, or an older ouk made it).
+/// `ouk delta show`: the header, its summary, and the feed rows the delta changes: from
+/// the bundle when an older ouk put them there, else from the file `delta make` keeps
+/// beside it, checked against the digest the header declares ([`super::feed_changes`]).
 ///
 /// Reads only what it shows. `delta show` runs on files nobody has verified yet (it checks
 /// no signature), so nothing is unpacked to disk: the header and the feed changes are read
 /// from the stream, and the payload is passed over in it, never written nor held, at most
 /// the size the header declares (a 4 MB file declaring a 4 GiB payload used to write 4 GiB
 /// into the temporary directory).
-pub fn show(bundle: &Path) -> Result<(DeltaHeader, DeltaSummary, Option<DeltaFeeds>)> {
+pub fn show(bundle: &Path) -> Result<(DeltaHeader, DeltaSummary, ShownFeeds)> {
+    show_as(bundle, bundle)
+}
+
+/// [`show`] of the delta read from `bundle`, whose kept feed changes are beside `named`
+/// (`kit inspect` reads a private copy of the delta named by its argument).
+pub fn show_as(bundle: &Path, named: &Path) -> Result<(DeltaHeader, DeltaSummary, ShownFeeds)> {
     if !bundle.is_file() {
         return Err(KitError::NotFound(bundle.to_path_buf()));
     }
@@ -147,9 +164,10 @@ pub fn show(bundle: &Path) -> Result<(DeltaHeader, DeltaSummary, Option<DeltaFee
             bundle.display()
         )));
     };
-    if feeds.is_none() {
-        feeds = super::derive::kept_feed_changes(bundle, &header)?;
-    }
+    let feeds = match feeds {
+        Some(rows) => ShownFeeds::Rows(rows),
+        None => super::feed_changes::kept_feed_changes(named, &header)?,
+    };
     let summary = header.summary();
     Ok((header, summary, feeds))
 }

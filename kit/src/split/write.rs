@@ -132,7 +132,9 @@ fn sidecar_copies(bundle: &Path, name: &str, out: &Path) -> Vec<Copy> {
     }
     // The signature set and the trust chain a kit may carry (issue 25): without them a
     // split kit would lose its countersignatures and the rotations it brings.
-    for ext in ["sigs.json", "trust.json"] {
+    // And a delta's kept feed changes, for `delta show` (checked there against the
+    // delta's header).
+    for ext in ["sigs.json", "trust.json", "feeds-changes.jsonl"] {
         let from = PathBuf::from(format!("{}.{ext}", bundle.display()));
         if from.is_file() {
             copies.push(Copy {
