@@ -35,7 +35,7 @@ for ((i = 1; i <= RUNS; i++)); do
         read -r w u s m <"$WORK/t"
         # status exits 9 for a stale kit (test kits are); its JSON still names the current.
         gen="$("$bin" --root "$r" --json status 2>/dev/null \
-            | python3 -c 'import json,sys; print((json.load(sys.stdin).get("current") or "-")[:12])' || true)"
+            | python3 -c 'import json,sys; d=json.load(sys.stdin); print((d.get("generation") or d.get("current") or "-")[:12])' || true)"
         before="$(du -sb "$r/store/packs" | cut -f1)"
         "$OUK_BIN" -q --root "$r" store gc >/dev/null
         echo "| $i | $kind | $(basename "$bin") | $w | $u | $s | $((m / 1024)) | $load | $before | $(du -sb "$r/store/packs" | cut -f1) | $gen |"
