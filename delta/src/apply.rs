@@ -18,6 +18,12 @@
 //! while the applying thread goes on with the next files. The sink still sees one file at
 //! a time, and the re-created files in header order; an apply that fails reports the first
 //! failing file in header order, as a sequential one would.
+//!
+//! Cost (issue 23): the pieces of a file are decoded on a decoder thread one ahead of the
+//! sink; reference windows are lent from mappings of the checked baseline files rather
+//! than copied ([`ContentReader::map_range`]); piece buffers are recycled between pieces
+//! (at most [`SPARE_PIECES`] kept), and a sink may let the decoder thread write its copy of
+//! the file ([`RebuiltSink::decoder_copy`]) so its own thread only hashes and stores.
 
 use std::collections::{HashMap, VecDeque};
 use std::fs::{self, File, OpenOptions};
@@ -31,11 +37,10 @@ use std::thread::Scope;
 use ouk_store::FileDigest;
 use sha2::Digest;
 
-use crate::content::ContentReader;
-use crate::content::TreeFile;
+use crate::content::{ContentReader, RangeBytes, TreeFile};
 use crate::error::{DeltaError, Result};
 use crate::format::{Block, DeltaFile, DeltaHeader, ReferenceRange, Source};
-use crate::patch::{Encoding, bsdiff_decode, zstd_decode};
+use crate::patch::{Encoding, PatchError, bsdiff_decode, zstd_decode, zstd_decode_into};
 use crate::plain::PlainForms;
 use ouk_recompress::{Limits, RecompressError};
 
@@ -66,11 +71,22 @@ pub trait RebuiltSink {
     /// reading `content` is the decoder's: [`apply_delta`] reports its own error in its
     /// place, so a sink may pass read errors through as they come.
     fn put(&mut self, file: &DeltaFile, content: &mut dyn Read) -> Result<FileDigest>;
+
+    /// A file the applier may write `file`'s rebuilt bytes into itself, piece by piece on
+    /// its decoder thread, so the sink's own thread only hashes and stores them. `None`
+    /// (the default): the sink writes what it needs from `put`. When this returns a file,
+    /// the next `put` is of `file`, and its bytes are in that file (in full when `put`'s
+    /// content ended without an error): `put` must not write them there again.
+    fn decoder_copy(&mut self, _file: &DeltaFile) -> Result<Option<File>> {
+        Ok(None)
+    }
 }
 
 /// A sink writing each rebuilt file under a directory, at the file's mode.
 pub struct DirSink {
     dir: std::path::PathBuf,
+    /// The file whose bytes the decoder thread is writing ([`RebuiltSink::decoder_copy`]).
+    decoder_copied: Option<String>,
 }
 
 impl DirSink {
@@ -78,6 +94,7 @@ impl DirSink {
     pub fn new(dir: &Path) -> DirSink {
         DirSink {
             dir: dir.to_path_buf(),
+            decoder_copied: None,
         }
     }
 }
@@ -99,17 +116,36 @@ pub fn create_rebuilt(out_dir: &Path, f: &DeltaFile) -> Result<BufWriter<File>> 
 
 /// Flush a file made by [`create_rebuilt`] and give it its mode.
 pub fn finish_rebuilt(mut w: BufWriter<File>, f: &DeltaFile, out_dir: &Path) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
     let path = out_dir.join(&f.path);
     w.flush()
         .map_err(io_err(format!("write {}", path.display())))?;
+    set_rebuilt_mode(f, out_dir)
+}
+
+/// Give `out_dir/<path>` the file's mode (after its bytes are all written).
+pub fn set_rebuilt_mode(f: &DeltaFile, out_dir: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = out_dir.join(&f.path);
     fs::set_permissions(&path, fs::Permissions::from_mode(f.mode))
         .map_err(io_err(format!("chmod {}", path.display())))
 }
 
+/// [`create_rebuilt`] unbuffered, for [`RebuiltSink::decoder_copy`]: the decoder writes
+/// whole pieces, which a buffer would only copy.
+pub fn create_rebuilt_unbuffered(out_dir: &Path, f: &DeltaFile) -> Result<File> {
+    create_rebuilt(out_dir, f)?
+        .into_inner()
+        .map_err(|e| io_err(format!("create {}", f.path))(e.into_error()))
+}
+
 impl RebuiltSink for DirSink {
     fn put(&mut self, f: &DeltaFile, content: &mut dyn Read) -> Result<FileDigest> {
-        let mut w = create_rebuilt(&self.dir, f)?;
+        let copied = self.decoder_copied.take().as_deref() == Some(f.path.as_str());
+        let mut w = if copied {
+            None
+        } else {
+            Some(create_rebuilt(&self.dir, f)?)
+        };
         let mut sha = sha2::Sha256::new();
         let mut buf = vec![0u8; 1 << 20];
         loop {
@@ -120,11 +156,70 @@ impl RebuiltSink for DirSink {
                 break;
             }
             sha.update(&buf[..n]);
-            w.write_all(&buf[..n])
-                .map_err(io_err(format!("write {}", f.path)))?;
+            if let Some(w) = w.as_mut() {
+                w.write_all(&buf[..n])
+                    .map_err(io_err(format!("write {}", f.path)))?;
+            }
         }
-        finish_rebuilt(w, f, &self.dir)?;
+        match w {
+            Some(w) => finish_rebuilt(w, f, &self.dir)?,
+            None => set_rebuilt_mode(f, &self.dir)?,
+        }
         Ok(FileDigest(sha.finalize().into()))
+    }
+
+    fn decoder_copy(&mut self, f: &DeltaFile) -> Result<Option<File>> {
+        let file = create_rebuilt_unbuffered(&self.dir, f)?;
+        self.decoder_copied = Some(f.path.clone());
+        Ok(Some(file))
+    }
+}
+
+/// Piece buffers kept for reuse between pieces (and files): the decoder takes one, the
+/// sink gives back the one it finished reading. Two cover the pipeline (one being read
+/// while the next is decoded); more would only hold memory.
+const SPARE_PIECES: usize = 2;
+
+/// A few piece buffers waiting to be reused (see [`SPARE_PIECES`]).
+#[derive(Default)]
+struct SparePieces(Mutex<Vec<Vec<u8>>>);
+
+impl SparePieces {
+    fn take(&self) -> Vec<u8> {
+        self.0
+            .lock()
+            .map(|mut v| v.pop().unwrap_or_default())
+            .unwrap_or_default()
+    }
+
+    fn give(&self, mut buf: Vec<u8>) {
+        if buf.capacity() == 0 {
+            return;
+        }
+        buf.clear();
+        if let Ok(mut v) = self.0.lock()
+            && v.len() < SPARE_PIECES
+        {
+            v.push(buf);
+        }
+    }
+}
+
+/// Decode one piece's `blob` against `reference` into `out` where the codec can (zstd),
+/// else into a fresh buffer.
+fn decode_piece(
+    encoding: Encoding,
+    reference: Option<&[u8]>,
+    blob: &[u8],
+    size: u64,
+    mut out: Vec<u8>,
+) -> std::result::Result<Vec<u8>, PatchError> {
+    match (encoding, reference) {
+        (Encoding::Zstd, _) => zstd_decode_into(None, blob, size, &mut out).map(|()| out),
+        (Encoding::Bsdiff, Some(r)) => bsdiff_decode(r, blob, size),
+        (Encoding::BsdiffLzma, Some(r)) => crate::bsdiffx::decode(r, blob, size),
+        (Encoding::Records, Some(r)) => crate::records::decode(r, blob, size),
+        (_, r) => zstd_decode_into(r, blob, size, &mut out).map(|()| out),
     }
 }
 
@@ -139,6 +234,8 @@ struct PieceReader<'a, P: Read + Seek> {
     current: Vec<u8>,
     at: usize,
     error: Option<DeltaError>,
+    /// Where buffers handed away (to a piped sink) come back from.
+    spare: Option<&'a SparePieces>,
 }
 
 impl<'a, P: Read + Seek> PieceReader<'a, P> {
@@ -157,6 +254,7 @@ impl<'a, P: Read + Seek> PieceReader<'a, P> {
             current: Vec::new(),
             at: 0,
             error: None,
+            spare: None,
         }
     }
 
@@ -166,25 +264,24 @@ impl<'a, P: Read + Seek> PieceReader<'a, P> {
         };
         let f = self.file;
         let blob = read_payload(self.payload, p.offset, p.length)?;
-        let bytes = match (&p.encoding, &p.reference) {
-            (Encoding::Zstd, _) => zstd_decode(None, &blob, p.size),
-            (enc, Some(r)) => {
-                let reference = self.refs.read(r, &f.path)?;
-                match enc {
-                    Encoding::Bsdiff => bsdiff_decode(&reference, &blob, p.size),
-                    Encoding::BsdiffLzma => crate::bsdiffx::decode(&reference, &blob, p.size),
-                    Encoding::Records => crate::records::decode(&reference, &blob, p.size),
-                    _ => zstd_decode(Some(&reference), &blob, p.size),
-                }
-            }
+        let reference = match (&p.encoding, &p.reference) {
+            (Encoding::Zstd, _) => None,
+            (_, Some(r)) => Some(self.refs.read(r, &f.path)?),
             (_, None) => {
                 return Err(DeltaError::BadDelta(format!(
                     "{}: patch without reference",
                     f.path
                 )));
             }
+        };
+        let mut out = std::mem::take(&mut self.current);
+        if out.capacity() == 0
+            && let Some(spare) = self.spare
+        {
+            out = spare.take();
         }
-        .map_err(|e| DeltaError::BadDelta(format!("{}: {e}", f.path)))?;
+        let bytes = decode_piece(p.encoding, reference.as_deref(), &blob, p.size, out)
+            .map_err(|e| DeltaError::BadDelta(format!("{}: {e}", f.path)))?;
         self.current = bytes;
         self.at = 0;
         Ok(true)
@@ -217,14 +314,16 @@ impl<P: Read + Seek> Read for PieceReader<'_, P> {
 /// in order through a rendezvous channel, so at most one decoded piece waits while the
 /// sink consumes another and the decoder works on a third (with its reference window):
 /// about `2 * MAX_PIECE + MAX_REFERENCE` of memory, as the memory bound allows.
-struct PipedPieces {
+struct PipedPieces<'a> {
     decoded: Receiver<Result<Vec<u8>>>,
     current: Vec<u8>,
     at: usize,
     error: Option<DeltaError>,
+    /// Buffers read to the end go back here for the decoder.
+    spare: &'a SparePieces,
 }
 
-impl Read for PipedPieces {
+impl Read for PipedPieces<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         while self.at == self.current.len() {
             if self.error.is_some() {
@@ -232,7 +331,7 @@ impl Read for PipedPieces {
             }
             match self.decoded.recv() {
                 Ok(Ok(bytes)) => {
-                    self.current = bytes;
+                    self.spare.give(std::mem::replace(&mut self.current, bytes));
                     self.at = 0;
                 }
                 Ok(Err(e)) => {
@@ -252,23 +351,32 @@ impl Read for PipedPieces {
 
 /// Decode `pieces` on a decoder thread while `consume` (the sink, on this thread) hashes,
 /// chunks, stores and writes the pieces already decoded. The bytes `consume` sees are the
-/// same, in the same order, as a [`PieceReader`] gives: only the timing differs. Returns
-/// `consume`'s result, or the decoder's error when there was one (it explains a failed
-/// put better than the sink's).
+/// same, in the same order, as a [`PieceReader`] gives: only the timing differs. With
+/// `copy`, the decoder thread also writes each piece there before handing it on (a write
+/// error is then the decoder's). Returns `consume`'s result, or the decoder's error when
+/// there was one (it explains a failed put better than the sink's).
+#[allow(clippy::too_many_arguments)]
 fn decode_piped<P: Read + Seek + Send, T>(
     f: &DeltaFile,
     pieces: &[crate::format::Piece],
     payload: &mut P,
     refs: &References<'_>,
+    spare: &SparePieces,
+    copy: Option<File>,
     consume: &mut dyn FnMut(&mut dyn Read) -> Result<T>,
 ) -> Result<T> {
     std::thread::scope(|s| {
         let (tx, rx) = sync_channel::<Result<Vec<u8>>>(0);
         s.spawn(move || {
+            let mut copy = copy;
             let mut reader = PieceReader::new(f, pieces, payload, refs);
+            reader.spare = Some(spare);
             loop {
                 let next = match reader.decode_next() {
-                    Ok(true) => Ok(std::mem::take(&mut reader.current)),
+                    Ok(true) => match copy.as_mut().map(|c| c.write_all(&reader.current)) {
+                        Some(Err(e)) => Err(io_err(format!("write {}", f.path))(e)),
+                        _ => Ok(std::mem::take(&mut reader.current)),
+                    },
                     Ok(false) => return,
                     Err(e) => Err(e),
                 };
@@ -284,9 +392,11 @@ fn decode_piped<P: Read + Seek + Send, T>(
             current: Vec::new(),
             at: 0,
             error: None,
+            spare,
         };
         let put = consume(&mut piped);
         let decode_error = piped.error.take();
+        spare.give(std::mem::take(&mut piped.current));
         // Closing the channel releases a decoder blocked on a piece nobody will read.
         drop(piped);
         match decode_error {
@@ -321,8 +431,9 @@ struct References<'a> {
 }
 
 impl References<'_> {
-    /// Read a reference range of the baseline, resolved by path.
-    fn read(&self, r: &ReferenceRange, context: &str) -> Result<Vec<u8>> {
+    /// Read a reference range of the baseline, resolved by path (lent from a mapping of
+    /// the baseline file where the reader has one).
+    fn read(&self, r: &ReferenceRange, context: &str) -> Result<RangeBytes> {
         let file = self.by_path.get(r.path.as_str()).ok_or_else(|| {
             DeltaError::BadDelta(format!(
                 "{context}: reference {} is not in the baseline",
@@ -330,8 +441,10 @@ impl References<'_> {
             ))
         })?;
         let bytes = match (&self.plain, r.decoded) {
-            (_, false) => self.baseline.read_range(&file.sha256, r.offset, r.length),
-            (Some(p), true) => p.read_range(&file.sha256, r.offset, r.length),
+            (_, false) => self.baseline.map_range(&file.sha256, r.offset, r.length),
+            (Some(p), true) => p
+                .read_range(&file.sha256, r.offset, r.length)
+                .map(RangeBytes::Owned),
             (None, true) => {
                 return Err(DeltaError::BadDelta(format!(
                     "{context}: decoded reference without a scratch directory"
@@ -649,26 +762,31 @@ pub fn apply_delta_threads(
         }),
     };
     let mut written = Vec::new();
+    let spare = SparePieces::default();
     std::thread::scope(|s| -> Result<()> {
         let mut pool = RebuildPool::start(s, scratch, baseline);
-        let mut put = |index: usize, content: &mut dyn Read| -> Result<()> {
-            let f = &header.files[index];
-            let digest = sink.put(f, content)?;
-            written.push((f.path.clone(), digest));
-            Ok(())
-        };
+        let mut put =
+            |index: usize, content: &mut dyn Read, sink: &mut dyn RebuiltSink| -> Result<()> {
+                let f = &header.files[index];
+                let digest = sink.put(f, content)?;
+                written.push((f.path.clone(), digest));
+                Ok(())
+            };
         for (index, f) in header.files.iter().enumerate() {
             match &f.source {
                 Source::Pieces { pieces } if threads > 1 => {
-                    let outcome =
-                        decode_piped(f, pieces, &mut *payload, &refs, &mut |r| put(index, r));
+                    let outcome = sink.decoder_copy(f).and_then(|copy| {
+                        decode_piped(f, pieces, &mut *payload, &refs, &spare, copy, &mut |r| {
+                            put(index, r, &mut *sink)
+                        })
+                    });
                     if let Err(e) = outcome {
                         return Err(pool.first_error(e));
                     }
                 }
                 Source::Pieces { pieces } => {
                     let mut reader = PieceReader::new(f, pieces, &mut *payload, &refs);
-                    let put = put(index, &mut reader);
+                    let put = put(index, &mut reader, &mut *sink);
                     // The decoder's own error explains a failed put better than the sink's.
                     let outcome = match reader.error.take() {
                         Some(e) => Err(e),
@@ -723,14 +841,16 @@ pub fn apply_delta_threads(
                         });
                     match job {
                         // An error from `submit` is the oldest queued file's: report it.
-                        Ok(job) => pool.submit(index, job, &mut |i, mut r| put(i, &mut r))?,
+                        Ok(job) => {
+                            pool.submit(index, job, &mut |i, mut r| put(i, &mut r, &mut *sink))?
+                        }
                         Err(e) => return Err(pool.first_error(e)),
                     }
                 }
                 _ => {}
             }
         }
-        pool.drain(&mut |i, mut r| put(i, &mut r))
+        pool.drain(&mut |i, mut r| put(i, &mut r, &mut *sink))
     })?;
     for block in [Block::Solid, Block::Trailer] {
         let Some(solid) = header.block(block) else {

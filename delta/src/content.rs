@@ -1,6 +1,10 @@
 //! Access to file content by SHA-256, the one thing delta make and apply need from the
 //! world: on the connected site, unpacked kit trees; on the host, the chunk store, or the
 //! baseline generation's own files where they still hold what the store holds.
+//!
+//! Reference windows (up to 64 MiB per 32 MiB piece) are the apply's largest reads: a
+//! checked baseline file lends them from a read-only mapping ([`ContentReader::map_range`])
+//! instead of copying them, so only the pages a patch actually copies from are read.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -32,6 +36,121 @@ pub trait ContentReader: Sync {
     fn open(&self, sha256: &FileDigest) -> io::Result<Box<dyn Read + '_>>;
     /// `length` bytes at `offset` (short at the end of the file).
     fn read_range(&self, sha256: &FileDigest, offset: u64, length: u64) -> io::Result<Vec<u8>>;
+    /// The same bytes as [`ContentReader::read_range`], possibly lent from a read-only
+    /// mapping of a file instead of copied (readers that keep files on disk do so).
+    fn map_range(&self, sha256: &FileDigest, offset: u64, length: u64) -> io::Result<RangeBytes> {
+        self.read_range(sha256, offset, length)
+            .map(RangeBytes::Owned)
+    }
+}
+
+/// A range of content: copied into memory, or mapped read-only from its file.
+pub enum RangeBytes {
+    /// Copied.
+    Owned(Vec<u8>),
+    /// Mapped (see [`Mapping`]).
+    Mapped(Mapping),
+}
+
+impl std::ops::Deref for RangeBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            RangeBytes::Owned(v) => v,
+            RangeBytes::Mapped(m) => m.bytes(),
+        }
+    }
+}
+
+/// A read-only, private mapping of a range of a file, unmapped on drop.
+///
+/// Invariant: the file must not shrink while the mapping lives (a read past its new end
+/// faults the process). The apply maps only the baseline generation's published files,
+/// which ouk never writes (read-only files in read-only directories owned by the root's
+/// user); a truncation by that user kills the apply before anything is activated, which
+/// import's staging cleanup and crash safety already cover. A change of content (not of
+/// size) gives wrong bytes, which the rebuilt file's SHA-256 then refuses.
+pub struct Mapping {
+    base: *mut libc::c_void,
+    map_len: usize,
+    /// Offset of the requested range inside the mapping (mappings start page-aligned).
+    skip: usize,
+    len: usize,
+}
+
+// SAFETY: the mapping is read-only and owned by this value alone; reading it from another
+// thread is as safe as reading a `&[u8]`.
+unsafe impl Send for Mapping {}
+// SAFETY: as above; `&Mapping` only gives `&[u8]`.
+unsafe impl Sync for Mapping {}
+
+impl Mapping {
+    /// Map `len` bytes of `file` at `offset`; the caller has checked that they lie inside
+    /// the file. `len` 0 maps nothing.
+    pub fn of(file: &File, offset: u64, len: usize) -> io::Result<Mapping> {
+        use std::os::fd::AsRawFd;
+        if len == 0 {
+            return Ok(Mapping {
+                base: std::ptr::null_mut(),
+                map_len: 0,
+                skip: 0,
+                len: 0,
+            });
+        }
+        // SAFETY: sysconf has no preconditions.
+        let page = u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) })
+            .ok()
+            .filter(|p| p.is_power_of_two())
+            .unwrap_or(4096);
+        let aligned = offset & !(page - 1);
+        let skip = usize::try_from(offset - aligned).map_err(io::Error::other)?;
+        let map_len = skip
+            .checked_add(len)
+            .ok_or_else(|| io::Error::other("mapping length overflows"))?;
+        let file_offset = libc::off_t::try_from(aligned).map_err(io::Error::other)?;
+        // SAFETY: a fresh read-only private mapping of an open file; the kernel picks the
+        // address, and the result is checked before use.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                map_len,
+                libc::PROT_READ,
+                libc::MAP_PRIVATE,
+                file.as_raw_fd(),
+                file_offset,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Mapping {
+            base,
+            map_len,
+            skip,
+            len,
+        })
+    }
+
+    /// The mapped range.
+    pub fn bytes(&self) -> &[u8] {
+        if self.len == 0 {
+            return &[];
+        }
+        // SAFETY: `base..base + map_len` is mapped readable for as long as `self` lives,
+        // and `skip + len == map_len`.
+        unsafe { std::slice::from_raw_parts(self.base.cast::<u8>().add(self.skip), self.len) }
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        if self.map_len > 0 {
+            // SAFETY: unmaps exactly what `of` mapped, once; no borrow of it outlives self.
+            unsafe {
+                libc::munmap(self.base, self.map_len);
+            }
+        }
+    }
 }
 
 /// Content from files on disk, indexed by digest.
@@ -138,6 +257,9 @@ pub struct CheckedDirContent<'f> {
     files: HashMap<FileDigest, (PathBuf, u64)>,
     fallback: &'f dyn ContentReader,
     checked: Mutex<HashMap<FileDigest, Option<Arc<File>>>>,
+    /// Digests whose file the caller has already vouched for (see
+    /// [`CheckedDirContent::vouched_for`]): checked by size only.
+    vouched: std::collections::HashSet<FileDigest>,
 }
 
 impl<'f> CheckedDirContent<'f> {
@@ -150,7 +272,18 @@ impl<'f> CheckedDirContent<'f> {
             files: files.into_iter().collect(),
             fallback,
             checked: Mutex::new(HashMap::new()),
+            vouched: std::collections::HashSet::new(),
         }
+    }
+
+    /// Files the caller has shown to be unchanged since they were verified (the host's
+    /// publication stamps: any write to a file moves its ctime), so their SHA-256 is not
+    /// computed again; they are still opened, and refused when not a regular file of the
+    /// listed size. A file changed after all gives wrong reference bytes, which the
+    /// rebuilt file's SHA-256 refuses (as for a file changed after its check).
+    pub fn vouched_for(mut self, digests: impl IntoIterator<Item = FileDigest>) -> Self {
+        self.vouched.extend(digests);
+        self
     }
 
     /// The file for `sha256`, if it checks out (checked at most once).
@@ -162,20 +295,29 @@ impl<'f> CheckedDirContent<'f> {
         let file = self
             .files
             .get(sha256)
-            .and_then(|(path, size)| check_file(path, *size, sha256))
+            .and_then(|(path, size)| {
+                if self.vouched.contains(sha256) {
+                    open_sized(path, *size)
+                } else {
+                    check_file(path, *size, sha256)
+                }
+            })
             .map(Arc::new);
         checked.insert(*sha256, file.clone());
         file
     }
 }
 
-/// `path` opened, when it is a regular file of `size` bytes whose SHA-256 is `sha256`.
-pub fn check_file(path: &Path, size: u64, sha256: &FileDigest) -> Option<File> {
+/// `path` opened, when it is a regular file of `size` bytes.
+fn open_sized(path: &Path, size: u64) -> Option<File> {
     let file = File::open(path).ok()?;
     let meta = file.metadata().ok()?;
-    if !meta.is_file() || meta.len() != size {
-        return None;
-    }
+    (meta.is_file() && meta.len() == size).then_some(file)
+}
+
+/// `path` opened, when it is a regular file of `size` bytes whose SHA-256 is `sha256`.
+pub fn check_file(path: &Path, size: u64, sha256: &FileDigest) -> Option<File> {
+    let file = open_sized(path, size)?;
     let mut sha = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut at = 0u64;
@@ -211,6 +353,16 @@ impl ContentReader for CheckedDirContent<'_> {
         let mut out = vec![0u8; usize::try_from(n).map_err(io::Error::other)?];
         f.read_exact_at(&mut out, offset)?;
         Ok(out)
+    }
+
+    fn map_range(&self, sha256: &FileDigest, offset: u64, length: u64) -> io::Result<RangeBytes> {
+        let Some(f) = self.checked_file(sha256) else {
+            return self.fallback.map_range(sha256, offset, length);
+        };
+        let size = self.files.get(sha256).map_or(0, |(_, s)| *s);
+        let n = size.saturating_sub(offset).min(length);
+        let n = usize::try_from(n).map_err(io::Error::other)?;
+        Mapping::of(&f, offset, n).map(RangeBytes::Mapped)
     }
 }
 
@@ -264,16 +416,46 @@ mod tests {
             checked.read_range(&d, 49_990, 20).unwrap(),
             &body[49_990..50_010]
         );
-        let refusing = CheckedDirContent::new([(d, (edited, body.len() as u64))], &Refuse);
+        let refusing = CheckedDirContent::new([(d, (edited.clone(), body.len() as u64))], &Refuse);
         assert!(
             refusing.read_range(&d, 0, 10).is_err(),
             "an edited file is never read"
         );
 
+        // Mapped ranges are the same bytes as copied ones, at any offset (page-aligned or
+        // not), short at the end of the file, and empty past it.
+        for (off, len) in [
+            (0u64, 100_000u64),
+            (4095, 10),
+            (4096, 5000),
+            (99_990, 100),
+            (100_000, 8),
+        ] {
+            let mapped = in_place.map_range(&d, off, len).unwrap();
+            assert!(
+                matches!(mapped, RangeBytes::Mapped(_)),
+                "a checked file is mapped"
+            );
+            assert_eq!(&*mapped, &in_place.read_range(&d, off, len).unwrap()[..]);
+        }
+        // An edited file is not mapped either: its ranges come from the fallback.
+        assert_eq!(
+            &*checked.map_range(&d, 49_990, 20).unwrap(),
+            &body[49_990..50_010]
+        );
+
         // Missing, or another size: the fallback too.
         let missing = CheckedDirContent::new([(d, (dir.path().join("gone"), 10))], &Refuse);
         assert!(missing.read_range(&d, 0, 1).is_err());
-        let resized = CheckedDirContent::new([(d, (good, 10))], &Refuse);
+        let resized = CheckedDirContent::new([(d, (good.clone(), 10))], &Refuse);
         assert!(resized.read_range(&d, 0, 1).is_err());
+
+        // Vouched for: not hashed (an edited file of the right size is served as it is,
+        // the rebuilt file's digest being the check), but still refused at another size.
+        let vouched =
+            CheckedDirContent::new([(d, (edited, body.len() as u64))], &Refuse).vouched_for([d]);
+        assert_eq!(vouched.read_range(&d, 50_000, 1).unwrap(), [wrong[50_000]]);
+        let vouched_resized = CheckedDirContent::new([(d, (good, 10))], &Refuse).vouched_for([d]);
+        assert!(vouched_resized.map_range(&d, 0, 1).is_err());
     }
 }

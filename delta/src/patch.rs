@@ -128,6 +128,20 @@ pub fn zstd_decode(
     payload: &[u8],
     expected: u64,
 ) -> Result<Vec<u8>, PatchError> {
+    let mut out = Vec::new();
+    zstd_decode_into(reference, payload, expected, &mut out)?;
+    Ok(out)
+}
+
+/// [`zstd_decode`] into `out` (cleared first), reusing its allocation: an apply decodes
+/// dozens of 32 MiB pieces, and a buffer already faulted in costs neither the zeroing
+/// of `vec![0; n]` nor the kernel's zeroing of fresh pages.
+pub fn zstd_decode_into(
+    reference: Option<&[u8]>,
+    payload: &[u8],
+    expected: u64,
+    out: &mut Vec<u8>,
+) -> Result<(), PatchError> {
     let encoding = if reference.is_some() {
         Encoding::ZstdRef
     } else {
@@ -146,20 +160,20 @@ pub fn zstd_decode(
     if let Some(r) = reference {
         dctx.ref_prefix(r).map_err(zstd_err(encoding))?;
     }
-    // One spare byte: a payload that fills it decodes to more than declared.
-    let mut out = vec![0u8; expected as usize + 1];
-    let n = dctx
-        .decompress(&mut out[..], payload)
-        .map_err(zstd_err(encoding))?;
+    // At least one spare byte: a payload that fills it decodes to more than declared.
+    // zstd writes into the spare capacity (never past it), so nothing is zeroed first.
+    out.clear();
+    out.reserve_exact(expected as usize + 1);
+    let n = dctx.decompress(out, payload).map_err(zstd_err(encoding))?;
     if n as u64 != expected {
+        out.clear();
         return Err(PatchError::Length {
             encoding,
             expected,
             actual: n as u64,
         });
     }
-    out.truncate(n);
-    Ok(out)
+    Ok(())
 }
 
 /// A bsdiff 4 patch turning `reference` into `target`.
@@ -430,6 +444,30 @@ mod tests {
         level: 3,
         long: false,
     };
+
+    #[test]
+    fn decoding_into_a_reused_buffer_gives_the_same_bytes_and_the_same_bounds() {
+        let reference = sample(300_000, 1);
+        let target = sample(200_000, 2);
+        let patch = zstd_encode(Some(&reference), &target, FAST).unwrap();
+        // A buffer left over from a larger piece, holding stale bytes.
+        let mut buf = vec![0xAAu8; 1 << 20];
+        zstd_decode_into(Some(&reference), &patch, target.len() as u64, &mut buf).unwrap();
+        assert_eq!(buf, target);
+        // Its spare capacity does not let a payload decode past the declared length.
+        let mut big = buf;
+        big.reserve(1 << 20);
+        let short = target.len() as u64 - 1;
+        assert!(matches!(
+            zstd_decode_into(Some(&reference), &patch, short, &mut big),
+            Err(PatchError::Length { .. }) | Err(PatchError::Corrupt { .. })
+        ));
+        assert!(big.is_empty(), "a refused decode leaves nothing to read");
+        // Nor a payload declared longer than it is.
+        assert!(
+            zstd_decode_into(Some(&reference), &patch, target.len() as u64 + 1, &mut big).is_err()
+        );
+    }
 
     fn sample(n: usize, seed: u8) -> Vec<u8> {
         (0..n)

@@ -352,6 +352,12 @@ impl Root {
         }
     }
 
+    /// The paths of generation `id`'s published files that are unchanged since it was
+    /// published (their stamps match a fresh `stat`; see `stamps`).
+    pub fn unchanged_published_files(&self, id: &GenerationId) -> HashSet<String> {
+        stamps::unchanged(self.store().database(), id, &self.generation_dir(id))
+    }
+
     /// Write generation `id`'s tree, unless it is already there.
     pub fn materialize(&self, id: &GenerationId, source: FileSource<'_>) -> Result<Materialized> {
         let target = self.generation_dir(id);

@@ -15,7 +15,7 @@
 //! record them publishes nothing); a missing or undecodable stamp list only
 //! costs a content check, never a wrong link.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::Metadata;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -103,6 +103,21 @@ fn load(db: &redb::Database, id: &GenerationId) -> HashMap<String, FileStamp> {
     envelope::open::<StampList>(*b"OKST", 1, v.value())
         .map(|(_, l)| l.files.into_iter().collect())
         .unwrap_or_default()
+}
+
+/// The paths of generation `id`'s files, published under `dir`, whose stamp still matches
+/// a fresh `stat`: unchanged since they were published (and so since their content was
+/// verified), as [`LinkSources`] trusts them for links. A delta apply reads its reference
+/// bytes from these without hashing them again.
+pub(crate) fn unchanged(db: &redb::Database, id: &GenerationId, dir: &Path) -> HashSet<String> {
+    load(db, id)
+        .into_iter()
+        .filter(|(rel, stamp)| {
+            std::fs::symlink_metadata(dir.join(rel))
+                .is_ok_and(|m| m.is_file() && FileStamp::of(&m) == *stamp)
+        })
+        .map(|(rel, _)| rel)
+        .collect()
 }
 
 /// The current generation's files that may be hard-linked into a new one: each is checked

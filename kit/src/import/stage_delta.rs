@@ -8,7 +8,10 @@ use std::collections::HashMap;
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 
-use ouk_delta::apply::{RebuiltSink, apply_delta, create_rebuilt, finish_rebuilt};
+use ouk_delta::apply::{
+    RebuiltSink, apply_delta, create_rebuilt, create_rebuilt_unbuffered, finish_rebuilt,
+    set_rebuilt_mode,
+};
 use ouk_delta::content::{CheckedDirContent, StoreContent, TreeFile};
 use ouk_delta::format::DeltaHeader;
 use ouk_delta::{ChunkSetManifest, GenerationId, ManifestEntry};
@@ -363,16 +366,27 @@ fn rebuild(
         writer,
         chunks: HashMap::new(),
         progress,
+        decoder_copied: None,
     };
     // Reference bytes come from the baseline generation's files when they are on disk and
-    // still hash to what the manifest says (one `pread` each), else from the store.
+    // still hold what the manifest says, else from the store. A file whose publication
+    // stamp still matches is unchanged since it was verified (as materialization trusts
+    // it for a hard link) and is not hashed again; any other is hashed once, on first use.
     let store_content = StoreContent(root.store());
-    let baseline_dir = root.generation_dir(&header.baseline.generation);
+    let baseline_id = header.baseline.generation;
+    let baseline_dir = root.generation_dir(&baseline_id);
+    let unchanged = root.unchanged_published_files(&baseline_id);
     let reference = CheckedDirContent::new(
         baseline
             .iter()
             .map(|f| (f.sha256, (baseline_dir.join(&f.path), f.size))),
         &store_content,
+    )
+    .vouched_for(
+        baseline
+            .iter()
+            .filter(|f| unchanged.contains(&f.path))
+            .map(|f| f.sha256),
     );
     let written = step(
         "unpack",
@@ -553,20 +567,41 @@ fn gather_entries(
 
 /// The importer's [`RebuiltSink`]: each rebuilt file is written to staging (for the layout
 /// rules and materialization) while the store writer chunks, hashes and stores the same
-/// bytes; the digest returned is the writer's.
+/// bytes; the digest returned is the writer's. Files decoded piece by piece are written
+/// to staging by the decoder thread ([`RebuiltSink::decoder_copy`]), so this thread only
+/// hashes, chunks and stores them.
 struct StagingAndStore<'a, 's> {
     tree: &'a Path,
     writer: &'a mut ouk_store::StoreWriter<'s>,
     chunks: HashMap<String, Vec<ouk_store::ChunkId>>,
     progress: StepSink<'a>,
+    /// The file whose staging copy the decoder thread is writing.
+    decoder_copied: Option<String>,
 }
 
 impl RebuiltSink for StagingAndStore<'_, '_> {
+    fn decoder_copy(
+        &mut self,
+        file: &ouk_delta::format::DeltaFile,
+    ) -> ouk_delta::Result<Option<File>> {
+        let out = create_rebuilt_unbuffered(self.tree, file)?;
+        self.decoder_copied = Some(file.path.clone());
+        Ok(Some(out))
+    }
+
     fn put(
         &mut self,
         file: &ouk_delta::format::DeltaFile,
         content: &mut dyn std::io::Read,
     ) -> ouk_delta::Result<FileDigest> {
+        if self.decoder_copied.take().as_deref() == Some(file.path.as_str()) {
+            let put = self
+                .writer
+                .put_reader(content, &mut |n| (self.progress)(Step::Advance(n)))?;
+            set_rebuilt_mode(file, self.tree)?;
+            self.chunks.insert(file.path.clone(), put.chunks);
+            return Ok(put.digest);
+        }
         let mut out = create_rebuilt(self.tree, file)?;
         let mut tee = super::Tee {
             inner: content,
