@@ -39,7 +39,10 @@ pub enum KitCommand {
         /// capturedAt for every artifact (RFC 3339) instead of file mtimes.
         #[arg(long)]
         captured_at: Option<String>,
-        /// createdAt of the kit (RFC 3339); default SOURCE_DATE_EPOCH, else the newest mtime.
+        /// createdAt of the kit (RFC 3339). Default: SOURCE_DATE_EPOCH (Unix seconds), else
+        /// --captured-at, else the build time. Give this or SOURCE_DATE_EPOCH for a
+        /// reproducible build; a time already past the hosts' staleness window (7 days by
+        /// default) is warned about.
         #[arg(long)]
         created_at: Option<String>,
         /// Accept a release tree without debug/.
