@@ -38,7 +38,7 @@ use ouk_store::{ChunkId, Chunker, ChunkerParams, FileDigest};
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::bundle::{BundleSummary, EntrySource, EntrySpec, GzOptions, write_bundle};
+use crate::bundle::{BundleSummary, BundleWriter, EntryInfo, EntrySource, EntrySpec, GzOptions};
 use crate::error::{IoContext, KitError, Result};
 use crate::layout::{self, FileEntry, LayoutOptions, LayoutReport};
 use crate::manifest::{Artifact, MANIFEST_PATH, Note, OfflineManifest, SCHEMA};
@@ -775,22 +775,20 @@ fn write_kit_bundle(
         threads: opts.threads.max(1),
         ..GzOptions::default()
     };
-    // The compressed size is not known before it is written: the phase counts the bundle's
-    // bytes as they are written, without a total.
+    // The compressed size is not known before it is written, the content's is: the phase
+    // counts the entries' bytes as they are read into the bundle, against that total, so
+    // the bar has a percent and an ETA.
     progress(Step::Phase {
         name: "write",
-        total: None,
+        total: Some(total_bytes),
         unit: Unit::Bytes,
     });
-    // Counted below the buffer: one report per 1 MiB flushed, not one per small write.
-    let counted = std::io::BufWriter::with_capacity(
-        1 << 20,
-        CountingWriter {
-            inner: out,
-            progress,
-        },
-    );
-    let (summary, infos, out) = write_bundle(counted, specs, gz)?;
+    let (summary, infos, out) = write_entries_counted(
+        std::io::BufWriter::with_capacity(1 << 20, out),
+        specs,
+        gz,
+        progress,
+    )?;
     for info in &infos {
         if let Some(exp) = expected.get(&info.path)
             && *exp != info.sha256
@@ -801,13 +799,10 @@ fn write_kit_bundle(
             )));
         }
     }
-    let file = out
-        .into_inner()
-        .map_err(|e| KitError::Io {
-            context: format!("write {}", bundle_path.display()),
-            source: e.into_error(),
-        })?
-        .inner;
+    let file = out.into_inner().map_err(|e| KitError::Io {
+        context: format!("write {}", bundle_path.display()),
+        source: e.into_error(),
+    })?;
     file.set_mode(0o644)?;
     refuse_replacing(bundle_path, &summary.sha256, opts)?;
     file.commit()?;
@@ -979,21 +974,62 @@ fn stale_at_birth(created_at: &str, from: CreatedFrom, now: i64) -> Option<Strin
     })
 }
 
-/// A writer that reports the bytes passing through it as progress of the current phase.
-struct CountingWriter<'a, W> {
-    inner: W,
+/// [`crate::bundle::write_bundle`] (the same entries in the same order, so the same bytes)
+/// with each entry's content bytes reported as progress of the current phase as they are
+/// read: a file through [`CountingReader`], in-memory bytes once added.
+fn write_entries_counted<W: std::io::Write>(
+    out: W,
+    mut entries: Vec<EntrySpec>,
+    gz: GzOptions,
+    progress: StepSink<'_>,
+) -> Result<(BundleSummary, Vec<EntryInfo>, W)> {
+    entries.sort_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes()));
+    let mut writer = BundleWriter::with_options(out, gz)?;
+    let mut infos = Vec::with_capacity(entries.len());
+    for e in &entries {
+        let info = match &e.source {
+            EntrySource::File(p) => {
+                let source_error = |source| crate::bundle::WriteError::Source {
+                    source_path: p.clone(),
+                    source,
+                };
+                let file = File::open(p).map_err(source_error)?;
+                let size = file.metadata().map_err(source_error)?.len();
+                let mut reader = CountingReader {
+                    inner: file,
+                    progress: &mut *progress,
+                };
+                writer
+                    .add_reader(&e.path, e.mode, size, &mut reader)
+                    .map_err(|err| match err {
+                        // add_reader names the entry; the source file is what to look at.
+                        crate::bundle::WriteError::Source { source, .. } => source_error(source),
+                        other => other,
+                    })?
+            }
+            EntrySource::Bytes(b) => {
+                let info = writer.add_bytes(&e.path, e.mode, b)?;
+                progress(Step::Advance(b.len() as u64));
+                info
+            }
+        };
+        infos.push(info);
+    }
+    let (summary, out) = writer.finish()?;
+    Ok((summary, infos, out))
+}
+
+/// A reader that reports the bytes read through it as progress of the current phase.
+struct CountingReader<'a, R> {
+    inner: R,
     progress: StepSink<'a>,
 }
 
-impl<W: std::io::Write> std::io::Write for CountingWriter<'_, W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.inner.write(buf)?;
+impl<R: Read> Read for CountingReader<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
         (self.progress)(Step::Advance(n as u64));
         Ok(n)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
     }
 }
 

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use ouk_delta::GenerationId;
 use ouk_delta::content::{DirContent, TreeFile};
 use ouk_delta::format::{DeltaHeader, DeltaSummary, GenerationRef};
-use ouk_delta::plan::{MakeOptions, make_delta};
+use ouk_delta::plan::{MakeOptions, make_delta_reporting};
 use ouk_store::FileDigest;
 use serde::Serialize;
 
@@ -125,8 +125,8 @@ pub fn make_from_bundles(
 }
 
 /// [`make_from_bundles`], reporting its phases: `baseline` and `target` (each kit's
-/// bundle bytes, counted once it is unpacked and checked), then `encode` (planning, encoding
-/// and writing the delta; the planner reports no counts of its own yet).
+/// bundle bytes, counted once it is unpacked and checked), then `encode` (reported by the
+/// planner: the bytes of the changed target files, counted as each is planned).
 pub fn make_from_bundles_reporting(
     from: &Path,
     to: &Path,
@@ -151,12 +151,7 @@ pub fn make_from_bundles_reporting(
     let old = unpack("baseline", from)?;
     let new = unpack("target", to)?;
     tracing::info!("delta make: planning and writing");
-    progress(Step::Phase {
-        name: "encode",
-        total: None,
-        unit: Unit::Files,
-    });
-    write_delta(&old, &new, output, key, options)
+    write_delta(&old, &new, output, key, options, progress)
 }
 
 fn gref(m: &OfflineManifest) -> Result<GenerationRef> {
@@ -175,10 +170,11 @@ fn write_delta(
     output: &Path,
     key: Option<&SigningKey>,
     options: &MakeOptions,
+    progress: ouk_store::progress::StepSink<'_>,
 ) -> Result<DeltaMakeReport> {
     let mut payload = Vec::new();
     let options = &super::derive::with_derived(options, &new.files, new._dir.path())?;
-    let header = make_delta(
+    let header = make_delta_reporting(
         gref(&old.manifest)?,
         &old.files,
         &old.content,
@@ -187,6 +183,7 @@ fn write_delta(
         &new.content,
         options,
         &mut payload,
+        progress,
     )?;
     let mut header_bytes =
         serde_json::to_vec(&header).map_err(|e| KitError::Validation(e.to_string()))?;
