@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
-use clap::{Args, CommandFactory};
+use clap::Args;
 use clap_complete::Shell;
 
 use crate::Failure;
@@ -34,7 +34,7 @@ pub struct ManArgs {
 
 /// The clap command with the binary's name, as the generators need it.
 fn command() -> clap::Command {
-    crate::Cli::command().name("ouk").bin_name("ouk")
+    crate::cli_command().name("ouk").bin_name("ouk")
 }
 
 /// Print the completion script for `args.shell` on stdout.

@@ -99,12 +99,10 @@ pub struct Cli {
     /// stderr is a terminal, `json` writes one event per line, `none` nothing.
     #[arg(long, global = true, value_enum, default_value_t, help_heading = GLOBAL, env = "OUK_PROGRESS")]
     progress: output::ProgressMode,
-    /// Keep the chunk store's packs in S3-compatible object storage (s3://bucket/prefix;
-    /// endpoint, region and keys from the AWS_* environment). The root keeps the local
-    /// index, a cache that `ouk store reindex` rebuilds from the bucket. For the mirror
-    /// commands, serve, delta make and store reindex/stats/fsck.
-    #[arg(long, global = true, env = "OUK_STORE_URL", value_name = "URL",
-          help_heading = GLOBAL)]
+    /// `--store-url` (or OUK_STORE_URL) before the command name, as it was spelled when it
+    /// was a global option: still accepted for scripts, hidden from help; the commands that
+    /// take it list it as their own option ([`with_store_url`]).
+    #[arg(long, env = "OUK_STORE_URL", value_name = "URL", hide = true)]
     store_url: Option<String>,
     /// Target size of an object-storage pack (uploaded once it is this big).
     #[arg(long, global = true, value_name = "SIZE", default_value = "32MiB",
@@ -315,8 +313,77 @@ impl Context {
     }
 }
 
+/// The help of `--store-url` on the commands that take it.
+const STORE_URL_HELP: &str = "Keep the chunk store's packs in S3-compatible object storage \
+(s3://bucket/prefix; endpoint, region and keys from the AWS_* environment, the URL also from \
+OUK_STORE_URL). The root keeps the local index, a cache that `ouk store reindex` rebuilds from \
+the bucket.";
+
+/// The argument id of a command's own `--store-url`.
+const STORE_URL_ID: &str = "command_store_url";
+
+/// Which commands take `--store-url`, as paths of subcommand names: where the option is
+/// added (and so listed in help, completions and man pages) and nowhere else.
+const STORE_URL_COMMANDS: [&[&str]; 6] = [
+    &["mirror"],
+    &["serve"],
+    &["delta", "make"],
+    &["store", "reindex"],
+    &["store", "stats"],
+    &["store", "fsck"],
+];
+
+/// [`Cli`]'s clap definition with `--store-url` added to the commands that take it
+/// ([`STORE_URL_COMMANDS`]; under `mirror`, to every subcommand). Parsing, completions and
+/// man pages all start from this.
+pub fn cli_command() -> clap::Command {
+    use clap::CommandFactory;
+    fn add(cmd: clap::Command, path: &[&str]) -> clap::Command {
+        match path.split_first() {
+            None => cmd.arg(
+                clap::Arg::new(STORE_URL_ID)
+                    .long("store-url")
+                    .value_name("URL")
+                    .help(STORE_URL_HELP)
+                    // Under `mirror`, every subcommand takes it.
+                    .global(true),
+            ),
+            Some((name, rest)) => cmd.mut_subcommand(*name, |sub| add(sub, rest)),
+        }
+    }
+    STORE_URL_COMMANDS
+        .iter()
+        .fold(Cli::command(), |cmd, path| add(cmd, path))
+}
+
+/// The `--store-url` given to the command that runs (the deepest subcommand that has one).
+fn command_store_url(matches: &clap::ArgMatches) -> Option<String> {
+    let here = matches
+        .try_get_one::<String>(STORE_URL_ID)
+        .ok()
+        .flatten()
+        .cloned();
+    here.or_else(|| {
+        matches
+            .subcommand()
+            .and_then(|(_, sub)| command_store_url(sub))
+    })
+}
+
+/// Parse the command line: [`Cli`] from [`cli_command`]'s matches, with the command's own
+/// `--store-url` taking the place of the old global spelling.
+fn parse_cli() -> Result<Cli, clap::Error> {
+    use clap::FromArgMatches;
+    let matches = cli_command().try_get_matches()?;
+    let mut cli = Cli::from_arg_matches(&matches)?;
+    if let Some(url) = command_store_url(&matches) {
+        cli.store_url = Some(url);
+    }
+    Ok(cli)
+}
+
 fn main() -> std::process::ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match parse_cli() {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),
     };
@@ -342,7 +409,7 @@ fn main() -> std::process::ExitCode {
     contain::install_hook();
     let command = cli.command;
     if ctx.remote.is_some() && !takes_store_url(&command) {
-        let msg = "--store-url is for the mirror commands, serve, delta make and store reindex/stats/fsck (host-side commands keep the local store)";
+        let msg = STORE_URL_ONLY;
         if ctx.out.json {
             output::print_line(&Failure::new(ExitCode::Failure, msg).json().to_string());
         }
@@ -409,8 +476,16 @@ fn usage_error(e: clap::Error) -> std::process::ExitCode {
         output::print_line(&failure.json().to_string());
     }
     let _ = e.print();
+    if matches!(e.kind(), ErrorKind::UnknownArgument)
+        && std::env::args_os().any(|a| a.to_string_lossy().starts_with("--store-url"))
+    {
+        eprintln!("ouk: {STORE_URL_ONLY}");
+    }
     std::process::ExitCode::from(code)
 }
+
+/// What to say when `--store-url` is given to a command that does not take it.
+const STORE_URL_ONLY: &str = "--store-url is for the mirror commands, serve, delta make and store reindex/stats/fsck (host-side commands keep the local store)";
 
 /// The support log: ouk's own crates at the level `-v` asks for (nothing without it: the
 /// messages people read are the commands' own),
@@ -456,7 +531,47 @@ fn takes_store_url(command: &Command) -> bool {
 mod tests {
     #[test]
     fn the_command_line_definition_is_consistent() {
-        use clap::CommandFactory;
-        super::Cli::command().debug_assert();
+        super::cli_command().debug_assert();
+    }
+
+    /// `--store-url` is an option of exactly the commands that take it.
+    #[test]
+    fn store_url_is_listed_only_where_it_is_taken() {
+        fn walk(cmd: &clap::Command, path: &mut Vec<String>, seen: &mut Vec<String>) {
+            if cmd
+                .get_arguments()
+                .any(|a| a.get_long() == Some("store-url") && !a.is_hide_set())
+            {
+                seen.push(path.join(" "));
+            }
+            for sub in cmd.get_subcommands() {
+                path.push(sub.get_name().to_string());
+                walk(sub, path, seen);
+                path.pop();
+            }
+        }
+        let mut cmd = super::cli_command();
+        cmd.build();
+        let mut seen = Vec::new();
+        walk(&cmd, &mut Vec::new(), &mut seen);
+        assert!(seen.contains(&"mirror add".to_string()), "{seen:?}");
+        for want in [
+            "serve",
+            "delta make",
+            "store reindex",
+            "store stats",
+            "store fsck",
+        ] {
+            assert!(seen.contains(&want.to_string()), "{want}: {seen:?}");
+        }
+        assert!(
+            seen.iter().all(|p| p.starts_with("mirror")
+                || super::STORE_URL_COMMANDS.iter().any(|c| c.join(" ") == *p)),
+            "{seen:?}"
+        );
+        assert!(
+            !seen.iter().any(|p| p.is_empty() || p.starts_with("kit")),
+            "{seen:?}"
+        );
     }
 }

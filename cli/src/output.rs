@@ -248,7 +248,8 @@ impl Progress {
                 if self.json {
                     self.event("phase");
                 }
-                // A phase may run long without a count (the delta planner): once the work
+                // A phase may run long before its first count (the delta planner indexes
+                // the baseline before it counts the files it plans): once the work
                 // has passed a second, the bar shows at the phase change and keeps ticking.
                 if self.draw {
                     self.bar.enable_steady_tick(Duration::from_millis(250));

@@ -28,7 +28,7 @@ fn build(release: &Path, out: &Path, key: Option<&Path>) -> std::process::Output
     .arg("--output-dir")
     .arg(out)
     .env("COSIGN_PASSWORD", "hello")
-    .env_remove("SOURCE_DATE_EPOCH");
+    .env("SOURCE_DATE_EPOCH", tree_epoch(release));
     if let Some(k) = key {
         cmd.arg("--signing-key").arg(k);
     }

@@ -535,6 +535,95 @@ fn a_kit_created_past_the_staleness_window_is_built_with_a_warning() {
     assert!(!fresh.contains("days old"), "{fresh}");
 }
 
+/// The `createdAt` a build of `release` into `out` stamped (its `.metadata.json`), and the
+/// build's stderr; `epoch` is `SOURCE_DATE_EPOCH` (unset when `None`).
+fn built_created_at(
+    release: &Path,
+    out: &Path,
+    epoch: Option<&str>,
+    extra: &[&str],
+) -> (String, String) {
+    let mut cmd = Command::new(ouk());
+    cmd.args([
+        "kit",
+        "build",
+        "--version",
+        "2025.10.0",
+        "--channel",
+        "edge",
+    ])
+    .arg("--release-dir")
+    .arg(release)
+    .arg("--output-dir")
+    .arg(out)
+    .args(extra);
+    match epoch {
+        Some(e) => cmd.env("SOURCE_DATE_EPOCH", e),
+        None => cmd.env_remove("SOURCE_DATE_EPOCH"),
+    };
+    let o = cmd.output().expect("run ouk kit build");
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(code(&o), 0, "{err}");
+    let meta =
+        std::fs::read(out.join("stella-ops-offline-kit-2025.10.0-edge.tar.gz.metadata.json"))
+            .expect("metadata sidecar");
+    let meta: serde_json::Value = serde_json::from_slice(&meta).expect("metadata is JSON");
+    let created = meta["createdAt"].as_str().expect("createdAt").to_string();
+    (created, err)
+}
+
+#[test]
+fn a_kit_is_created_at_the_build_time_unless_a_time_is_given() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    // The small tree's files date from 2025: the old default (the newest mtime) made this
+    // kit stale at birth.
+    let release = small_tree(tmp.path(), 0);
+    let (created, err) = built_created_at(&release, &tmp.path().join("now"), None, &[]);
+    let created: jiff::Timestamp = created.parse().expect("createdAt is RFC 3339");
+    let off = (jiff::Timestamp::now() - created).as_secs().abs();
+    assert!(off <= 60, "createdAt {created} is {off} s from now");
+    assert!(!err.contains("days old"), "{err}");
+
+    // SOURCE_DATE_EPOCH (2025-10-23T00:00:00Z) wins over the build time, and is warned
+    // about by name: it is past the 7-day window.
+    let (created, err) =
+        built_created_at(&release, &tmp.path().join("sde"), Some("1761177600"), &[]);
+    assert_eq!(created, "2025-10-23T00:00:00Z");
+    assert!(
+        err.contains("days old") && err.contains("SOURCE_DATE_EPOCH"),
+        "{err}"
+    );
+    // --created-at wins over SOURCE_DATE_EPOCH.
+    let now = utc_now();
+    let (created, err) = built_created_at(
+        &release,
+        &tmp.path().join("flag"),
+        Some("1761177600"),
+        &["--created-at", &now],
+    );
+    assert_eq!(created, now);
+    assert!(!err.contains("days old"), "{err}");
+    // A SOURCE_DATE_EPOCH that is not Unix seconds is refused, by name.
+    let o = Command::new(ouk())
+        .args([
+            "kit",
+            "build",
+            "--version",
+            "2025.10.0",
+            "--channel",
+            "edge",
+        ])
+        .arg("--release-dir")
+        .arg(&release)
+        .arg("--output-dir")
+        .arg(tmp.path().join("bad"))
+        .env("SOURCE_DATE_EPOCH", "yesterday")
+        .output()
+        .expect("run ouk kit build");
+    assert_ne!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("SOURCE_DATE_EPOCH"));
+}
+
 /// The current time, RFC 3339 UTC (seconds).
 fn utc_now() -> String {
     let secs = std::time::SystemTime::now()

@@ -182,6 +182,42 @@ fn global_flags_are_under_their_own_help_heading() {
     assert!(own.contains("--trust-key"), "{help}");
 }
 
+/// `--store-url` is an option of the commands that take it (issue 21), not a global one:
+/// listed in their help only, refused elsewhere as a usage error that says where it goes.
+#[test]
+fn store_url_appears_only_on_the_commands_that_take_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    for args in [
+        &["mirror", "add", "--help"][..],
+        &["mirror", "list", "--help"][..],
+        &["serve", "--help"][..],
+        &["delta", "make", "--help"][..],
+        &["store", "stats", "--help"][..],
+        &["store", "reindex", "--help"][..],
+        &["store", "fsck", "--help"][..],
+    ] {
+        let help = stdout(&ouk_in(tmp.path(), args));
+        assert!(help.contains("--store-url"), "{args:?}: {help}");
+    }
+    for args in [
+        &["--help"][..],
+        &["kit", "import", "--help"][..],
+        &["status", "--help"][..],
+        &["store", "gc", "--help"][..],
+        &["delta", "--help"][..],
+    ] {
+        let help = stdout(&ouk_in(tmp.path(), args));
+        assert!(!help.contains("--store-url"), "{args:?}: {help}");
+    }
+    let o = ouk_in(tmp.path(), &["status", "--store-url", "s3://bucket/prefix"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(code(&o), 64, "{err}");
+    assert!(
+        err.contains("--store-url is for the mirror commands"),
+        "{err}"
+    );
+}
+
 #[test]
 fn the_default_root_is_ouk_root_in_the_working_directory_for_a_source_build() {
     // The packages build with OUK_DEFAULT_ROOT=/var/lib/ouk/root (checked by the

@@ -35,7 +35,16 @@ fn build(release: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
         out.to_str().unwrap(),
     ];
     args.extend_from_slice(extra);
-    run(out, &args)
+    // Created at the tree's time, as before the build time became the default: the same
+    // options still give the same kit.
+    std::process::Command::new(common::ouk())
+        .arg("--root")
+        .arg(out)
+        .args(&args)
+        .env_remove("OUK_ROOT")
+        .env("SOURCE_DATE_EPOCH", common::tree_epoch(release))
+        .output()
+        .expect("run ouk kit build")
 }
 
 fn bundle_in(out: &Path) -> PathBuf {

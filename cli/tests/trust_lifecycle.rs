@@ -86,7 +86,7 @@ fn kit(dir: &Path, day: u32, version: &str, keys: &[&Key], chain: Option<&Path>)
         .arg(&release)
         .arg("--output-dir")
         .arg(&out)
-        .env_remove("SOURCE_DATE_EPOCH");
+        .env("SOURCE_DATE_EPOCH", tree_epoch(&release));
     for (i, k) in keys.iter().enumerate() {
         cmd.arg(if i == 0 {
             "--cosign-key"

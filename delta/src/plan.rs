@@ -854,6 +854,74 @@ pub fn make_delta(
     options: &MakeOptions,
     payload: &mut dyn Write,
 ) -> Result<DeltaHeader> {
+    make_delta_reporting(
+        baseline_ref,
+        baseline_files,
+        baseline,
+        target_ref,
+        target_files,
+        target,
+        options,
+        payload,
+        &mut ouk_store::progress::ignore,
+    )
+}
+
+/// Run `work` (the parallel planning) on its own scoped thread while this thread reports
+/// the units it counts in `done` to `progress` every 100 ms: the sink is a `FnMut` of this
+/// thread, and the planning keeps its biggest-first order across both cores (batching it
+/// to report between batches would not). Reporting never changes the plans.
+fn planning_reported<T: Send>(
+    progress: ouk_store::progress::StepSink<'_>,
+    work: impl FnOnce(&std::sync::atomic::AtomicU64) -> T + Send,
+) -> T {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let done = AtomicU64::new(0);
+    let mut reported = 0u64;
+    let mut report = |progress: &mut dyn FnMut(ouk_store::progress::Step<'_>)| {
+        let now = done.load(Ordering::Relaxed);
+        if now > reported {
+            progress(ouk_store::progress::Step::Advance(now - reported));
+            reported = now;
+        }
+    };
+    let out = std::thread::scope(|scope| {
+        let reporter = std::thread::current();
+        let counter = &done;
+        let worker = scope.spawn(move || {
+            let out = work(counter);
+            // Wake the reporter now rather than at its next tick.
+            reporter.unpark();
+            out
+        });
+        while !worker.is_finished() {
+            std::thread::park_timeout(Duration::from_millis(100));
+            report(&mut *progress);
+        }
+        worker
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    });
+    report(&mut *progress);
+    out
+}
+
+/// [`make_delta`], reporting the `encode` phase to `progress`: its total is the bytes of
+/// the target files that differ from the baseline, advanced as each file's plan is made
+/// (the slow part: chunk matching and encoding); indexing the baseline before it and
+/// writing the payload after it count nothing.
+#[allow(clippy::too_many_arguments)]
+pub fn make_delta_reporting(
+    baseline_ref: GenerationRef,
+    baseline_files: &[TreeFile],
+    baseline: &dyn ContentReader,
+    target_ref: GenerationRef,
+    target_files: &[TreeFile],
+    target: &dyn ContentReader,
+    options: &MakeOptions,
+    payload: &mut dyn Write,
+    progress: ouk_store::progress::StepSink<'_>,
+) -> Result<DeltaHeader> {
     let chunker = Chunker::new(ChunkerParams::V1);
     let have: HashMap<FileDigest, ()> = baseline_files.iter().map(|f| (f.sha256, ())).collect();
     let by_path: HashMap<&str, &TreeFile> = baseline_files
@@ -870,6 +938,11 @@ pub fn make_delta(
         })
         .collect();
     files.sort_by(|a, b| a.path.cmp(&b.path));
+    progress(ouk_store::progress::Step::Phase {
+        name: "encode",
+        total: Some(files.iter().map(|f| f.size).sum()),
+        unit: ouk_store::progress::Unit::Bytes,
+    });
     let target_paths: std::collections::HashSet<&str> =
         target_files.iter().map(|f| f.path.as_str()).collect();
     let mut removed: Vec<String> = baseline_files
@@ -930,55 +1003,61 @@ pub fn make_delta(
     // Biggest first, so the two cores finish together.
     let mut order: Vec<usize> = (0..files.len()).collect();
     order.sort_by_key(|&i| std::cmp::Reverse(files[i].size));
-    let planned: Vec<(usize, Result<Plan>)> = order
-        .par_iter()
-        .map(|&i| {
-            let f = files[i];
-            if have.contains_key(&f.sha256) {
-                return (i, Ok(Plan::Baseline));
-            }
-            if let Some(by) = options.derived.get(f.path.as_str()) {
-                return (i, Ok(Plan::Derived(*by)));
-            }
-            let enc = Encoder {
-                options,
-                full: full_effort.contains(&f.path),
-            };
-            let enc = &enc;
-            let fallback = by_path
-                .get(f.path.as_str())
-                .copied()
-                .or_else(|| predecessor(f, &removed_files));
-            let opaque = || {
-                let fallback = fallback.map(|b| RefKey::raw(b.sha256));
-                plan_file(f, fallback, &index, target, &refs, &chunker, enc, true)
-            };
-            let plan = match &scratch {
-                Some(dir) if compressed.contains(&f.sha256) => plan_recompressed(
-                    f,
-                    fallback,
-                    &index,
-                    target,
-                    &refs,
-                    &chunker,
-                    enc,
-                    dir.path(),
-                )
-                .and_then(|decoded| match decoded {
-                    // Under an eighth of the file, bytes cannot do better: their
-                    // plan (bsdiff on compressed bytes, slow) is skipped.
-                    Some(d) if d.shipped().saturating_mul(8) < f.size => Ok(d),
-                    Some(d) => {
-                        let o = opaque()?;
-                        Ok(if o.shipped() <= d.shipped() { o } else { d })
-                    }
-                    None => opaque(),
-                }),
-                _ => opaque(),
-            };
-            (i, plan)
-        })
-        .collect();
+    let plan_one = |i: usize| -> Result<Plan> {
+        let f = files[i];
+        if have.contains_key(&f.sha256) {
+            return Ok(Plan::Baseline);
+        }
+        if let Some(by) = options.derived.get(f.path.as_str()) {
+            return Ok(Plan::Derived(*by));
+        }
+        let enc = Encoder {
+            options,
+            full: full_effort.contains(&f.path),
+        };
+        let enc = &enc;
+        let fallback = by_path
+            .get(f.path.as_str())
+            .copied()
+            .or_else(|| predecessor(f, &removed_files));
+        let opaque = || {
+            let fallback = fallback.map(|b| RefKey::raw(b.sha256));
+            plan_file(f, fallback, &index, target, &refs, &chunker, enc, true)
+        };
+        match &scratch {
+            Some(dir) if compressed.contains(&f.sha256) => plan_recompressed(
+                f,
+                fallback,
+                &index,
+                target,
+                &refs,
+                &chunker,
+                enc,
+                dir.path(),
+            )
+            .and_then(|decoded| match decoded {
+                // Under an eighth of the file, bytes cannot do better: their
+                // plan (bsdiff on compressed bytes, slow) is skipped.
+                Some(d) if d.shipped().saturating_mul(8) < f.size => Ok(d),
+                Some(d) => {
+                    let o = opaque()?;
+                    Ok(if o.shipped() <= d.shipped() { o } else { d })
+                }
+                None => opaque(),
+            }),
+            _ => opaque(),
+        }
+    };
+    let planned: Vec<(usize, Result<Plan>)> = planning_reported(progress, |planned_bytes| {
+        order
+            .par_iter()
+            .map(|&i| {
+                let plan = plan_one(i);
+                planned_bytes.fetch_add(files[i].size, std::sync::atomic::Ordering::Relaxed);
+                (i, plan)
+            })
+            .collect()
+    });
     let mut plans: Vec<Option<Plan>> = (0..files.len()).map(|_| None).collect();
     for (i, p) in planned {
         plans[i] = Some(p?);

@@ -20,11 +20,12 @@
 //! 5. write `.sha256`, `.sig`, `.metadata.json`, and `manifest/offline-manifest.json` with
 //!    its `.sha256`, `.sig` (cosign blob signature) and `.jws`, each atomically.
 //!
-//! Reproducibility: every time in the output comes from the tree (file mtimes), from
-//! `--captured-at`/`--created-at`, or from `SOURCE_DATE_EPOCH` — never from the clock —
-//! and modes are normalized (0644, 0755 when any execute bit is set, 0600 under
-//! `secrets/`). Memory: the bundle writer's bound (about 16 MiB) plus the per-file records
-//! and the small generated files.
+//! Reproducibility: every artifact's `capturedAt` comes from the tree (file mtimes) or
+//! `--captured-at`; the kit's `createdAt` from `--created-at`, else `SOURCE_DATE_EPOCH`,
+//! else `--captured-at`, else the build time (the clock: the one input a reproducible build
+//! must fix, with either of the first two). Modes are normalized (0644, 0755 when any
+//! execute bit is set, 0600 under `secrets/`). Memory: the bundle writer's bound (about
+//! 16 MiB) plus the per-file records and the small generated files.
 
 use std::fs::{self, File};
 use std::io::Read;
@@ -37,7 +38,7 @@ use ouk_store::{ChunkId, Chunker, ChunkerParams, FileDigest};
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::bundle::{BundleSummary, EntrySource, EntrySpec, GzOptions, write_bundle};
+use crate::bundle::{BundleSummary, BundleWriter, EntryInfo, EntrySource, EntrySpec, GzOptions};
 use crate::error::{IoContext, KitError, Result};
 use crate::layout::{self, FileEntry, LayoutOptions, LayoutReport};
 use crate::manifest::{Artifact, MANIFEST_PATH, Note, OfflineManifest, SCHEMA};
@@ -78,8 +79,9 @@ pub struct BuildOptions {
     pub signing_key: Option<SigningKey>,
     /// Every artifact's `capturedAt` (RFC 3339) instead of its mtime.
     pub captured_at: Option<String>,
-    /// The kit's `createdAt` (RFC 3339); default: `SOURCE_DATE_EPOCH`, else the newest
-    /// `capturedAt`.
+    /// The kit's `createdAt` (RFC 3339); default: `SOURCE_DATE_EPOCH`, else `captured_at`,
+    /// else the build time (never the tree's mtimes: an old tree made a kit every host
+    /// refused as stale).
     pub created_at: Option<String>,
     /// Accept a release tree without `debug/`.
     pub allow_missing_debug: bool,
@@ -229,9 +231,8 @@ pub fn build_kit(opts: &BuildOptions, progress: StepSink<'_>) -> Result<BuildRep
     };
 
     // 1. Hash every release file once, in parallel.
-    let (mut files, entries, newest) =
-        hash_release(&chunker, &listed, fixed_capture.as_deref(), progress)?;
-    let created_at = kit_created_at(opts, fixed_capture, newest)?;
+    let (mut files, entries) = hash_release(&chunker, &listed, fixed_capture.as_deref(), progress)?;
+    let (created_at, created_from) = kit_created_at(opts, fixed_capture, ouk_root::now_unix())?;
 
     // Operational extras: a telemetry bundle must match its sidecar and read cleanly; the
     // volume primer is generated (a release tree may not carry its own).
@@ -250,7 +251,7 @@ pub fn build_kit(opts: &BuildOptions, progress: StepSink<'_>) -> Result<BuildRep
     .into_result()?;
     let mut warnings: Vec<String> = report.warnings.iter().map(|w| w.to_string()).collect();
     warnings.extend(content.warnings.iter().cloned());
-    if let Some(warning) = stale_at_birth(&created_at) {
+    if let Some(warning) = stale_at_birth(&created_at, created_from, ouk_root::now_unix()) {
         warnings.push(warning);
     }
 
@@ -352,14 +353,14 @@ fn list_release(opts: &BuildOptions) -> Result<(Vec<ListedFile>, KitContent)> {
     Ok((listed, content))
 }
 
-/// Hash every listed file once, in parallel: the kit files, the layout checker's entries
-/// (raw modes) and the newest mtime (the default creation time).
+/// Hash every listed file once, in parallel: the kit files and the layout checker's
+/// entries (raw modes).
 fn hash_release(
     chunker: &Chunker,
     listed: &[ListedFile],
     fixed_capture: Option<&str>,
     progress: StepSink<'_>,
-) -> Result<(Vec<KitFile>, Vec<FileEntry>, i64)> {
+) -> Result<(Vec<KitFile>, Vec<FileEntry>)> {
     // The total is known up front (a stat per file), so the bar has a percent and an ETA.
     let total: u64 = listed
         .iter()
@@ -373,9 +374,9 @@ fn hash_release(
     });
     // Hashed in parallel within batches of files, reported after each batch: the sink is
     // not shared across threads, and a batch of 64 keeps both cores busy.
-    let mut hashed: Vec<Result<(KitFile, u32, i64)>> = Vec::with_capacity(listed.len());
+    let mut hashed: Vec<Result<(KitFile, u32)>> = Vec::with_capacity(listed.len());
     for batch in listed.chunks(64) {
-        let done: Vec<Result<(KitFile, u32, i64)>> = batch
+        let done: Vec<Result<(KitFile, u32)>> = batch
             .par_iter()
             .map(|(rel, path, mode)| {
                 let file = File::open(path).ctx(|| format!("open {}", path.display()))?;
@@ -402,24 +403,21 @@ fn hash_release(
                         source: EntrySource::File(path.clone()),
                     },
                     *mode,
-                    mtime,
                 ))
             })
             .collect();
         let bytes: u64 = done
             .iter()
             .filter_map(|r| r.as_ref().ok())
-            .map(|(f, _, _)| f.digests.size)
+            .map(|(f, _)| f.digests.size)
             .sum();
         progress(Step::Advance(bytes));
         hashed.extend(done);
     }
     let mut files = Vec::with_capacity(hashed.len());
     let mut entries = Vec::with_capacity(hashed.len());
-    let mut newest = 0i64;
     for h in hashed {
-        let (f, raw_mode, mtime) = h?;
-        newest = newest.max(mtime);
+        let (f, raw_mode) = h?;
         entries.push(FileEntry {
             path: f.path.clone(),
             mode: raw_mode,
@@ -428,31 +426,70 @@ fn hash_release(
         });
         files.push(f);
     }
-    Ok((files, entries, newest))
+    Ok((files, entries))
 }
 
-/// The kit's creation time: `--created-at`, else `SOURCE_DATE_EPOCH`, else the fixed
-/// capture time, else the newest mtime of the tree (never the clock: reproducible).
+/// Where the kit's `createdAt` came from: the one given (named for the stale warning) or
+/// the build time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CreatedFrom {
+    /// `--created-at`.
+    Flag,
+    /// The `SOURCE_DATE_EPOCH` environment variable.
+    SourceDateEpoch,
+    /// `--captured-at` (every artifact's time, the kit's too when nothing else is given).
+    CapturedAt,
+    /// The clock at build time: fresh by construction, never reproducible.
+    BuildTime,
+}
+
+impl CreatedFrom {
+    fn describe(self) -> &'static str {
+        match self {
+            CreatedFrom::Flag => "--created-at",
+            CreatedFrom::SourceDateEpoch => "SOURCE_DATE_EPOCH",
+            CreatedFrom::CapturedAt => "--captured-at",
+            CreatedFrom::BuildTime => "the build time",
+        }
+    }
+}
+
+/// The kit's creation time: `--created-at`, else `SOURCE_DATE_EPOCH` (the reproducible-
+/// builds convention, Unix seconds), else the fixed capture time, else `now` (the build
+/// time). A reproducible build gives one of the first two; the tree's mtimes are no
+/// longer the default, since a tree last touched weeks ago gave a kit born stale.
 fn kit_created_at(
     opts: &BuildOptions,
     fixed_capture: Option<String>,
-    newest: i64,
-) -> Result<String> {
-    let created_at = match (&opts.created_at, std::env::var("SOURCE_DATE_EPOCH")) {
-        (Some(t), _) => provenance::normalize_rfc3339(t).ok_or_else(|| {
+    now: i64,
+) -> Result<(String, CreatedFrom)> {
+    if let Some(t) = &opts.created_at {
+        let t = provenance::normalize_rfc3339(t).ok_or_else(|| {
             KitError::Usage(format!("--created-at {t:?} is not an RFC 3339 time"))
-        })?,
-        (None, Ok(epoch)) => epoch
+        })?;
+        return Ok((t, CreatedFrom::Flag));
+    }
+    if let Some(epoch) = std::env::var_os("SOURCE_DATE_EPOCH") {
+        let epoch = epoch.to_string_lossy();
+        let t = epoch
             .trim()
             .parse::<i64>()
             .ok()
             .and_then(format_utc)
             .ok_or_else(|| {
                 KitError::Usage(format!("SOURCE_DATE_EPOCH {epoch:?} is not a Unix time"))
-            })?,
-        (None, Err(_)) => fixed_capture.unwrap_or_else(|| format_utc(newest).unwrap_or_default()),
-    };
-    Ok(created_at)
+            })?;
+        return Ok((t, CreatedFrom::SourceDateEpoch));
+    }
+    if let Some(t) = fixed_capture {
+        return Ok((t, CreatedFrom::CapturedAt));
+    }
+    let t = format_utc(now).ok_or_else(|| {
+        KitError::Usage(format!(
+            "the clock ({now} s since the epoch) is not a time a kit can carry; give --created-at"
+        ))
+    })?;
+    Ok((t, CreatedFrom::BuildTime))
 }
 
 /// Generate the volume primer when asked for; a release tree may not carry its own.
@@ -738,22 +775,20 @@ fn write_kit_bundle(
         threads: opts.threads.max(1),
         ..GzOptions::default()
     };
-    // The compressed size is not known before it is written: the phase counts the bundle's
-    // bytes as they are written, without a total.
+    // The compressed size is not known before it is written, the content's is: the phase
+    // counts the entries' bytes as they are read into the bundle, against that total, so
+    // the bar has a percent and an ETA.
     progress(Step::Phase {
         name: "write",
-        total: None,
+        total: Some(total_bytes),
         unit: Unit::Bytes,
     });
-    // Counted below the buffer: one report per 1 MiB flushed, not one per small write.
-    let counted = std::io::BufWriter::with_capacity(
-        1 << 20,
-        CountingWriter {
-            inner: out,
-            progress,
-        },
-    );
-    let (summary, infos, out) = write_bundle(counted, specs, gz)?;
+    let (summary, infos, out) = write_entries_counted(
+        std::io::BufWriter::with_capacity(1 << 20, out),
+        specs,
+        gz,
+        progress,
+    )?;
     for info in &infos {
         if let Some(exp) = expected.get(&info.path)
             && *exp != info.sha256
@@ -764,13 +799,10 @@ fn write_kit_bundle(
             )));
         }
     }
-    let file = out
-        .into_inner()
-        .map_err(|e| KitError::Io {
-            context: format!("write {}", bundle_path.display()),
-            source: e.into_error(),
-        })?
-        .inner;
+    let file = out.into_inner().map_err(|e| KitError::Io {
+        context: format!("write {}", bundle_path.display()),
+        source: e.into_error(),
+    })?;
     file.set_mode(0o644)?;
     refuse_replacing(bundle_path, &summary.sha256, opts)?;
     file.commit()?;
@@ -925,36 +957,108 @@ fn refuse_replacing(path: &Path, new_sha256: &[u8; 32], opts: &BuildOptions) -> 
     })
 }
 
-/// A warning when `created_at` is already past the staleness window hosts apply by default
-/// ([`crate::import::DEFAULT_MAX_AGE_DAYS`]): the time defaults to the tree's newest mtime
-/// (reproducible, never the clock), and a tree touched weeks ago made a kit every host
-/// refused, with no word at build. The clock is read for this warning only; it never
-/// reaches the kit's bytes.
-fn stale_at_birth(created_at: &str) -> Option<String> {
+/// A warning when a given `created_at` is already past the staleness window hosts apply
+/// by default ([`crate::import::DEFAULT_MAX_AGE_DAYS`]) at `now`: such a kit is refused by
+/// every host that keeps the default, and the build is the last moment anyone can notice
+/// cheaply. The build time itself is never stale. The clock is read for this warning (and
+/// the build-time default) only.
+fn stale_at_birth(created_at: &str, from: CreatedFrom, now: i64) -> Option<String> {
     let created = crate::provenance::time::parse_rfc3339(created_at)?;
-    let days = (ouk_root::now_unix() - created) / 86_400;
+    let days = (now - created) / 86_400;
     let window = crate::import::DEFAULT_MAX_AGE_DAYS as i64;
     (days > window).then(|| {
         format!(
-            "the kit's createdAt {created_at} is {days} days old: hosts refuse kits older than {window} days by default; give the build the current time (or a reproducible SOURCE_DATE_EPOCH of today) unless this kit is meant for hosts that accept old kits"
+            "the kit's createdAt {created_at} (from {}) is {days} days old: hosts refuse kits older than {window} days by default; give a recent time (or none: the default is the build time) unless this kit is meant for hosts that accept old kits",
+            from.describe()
         )
     })
 }
 
-/// A writer that reports the bytes passing through it as progress of the current phase.
-struct CountingWriter<'a, W> {
-    inner: W,
+/// [`crate::bundle::write_bundle`] (the same entries in the same order, so the same bytes)
+/// with each entry's content bytes reported as progress of the current phase as they are
+/// read: a file through [`CountingReader`], in-memory bytes once added.
+fn write_entries_counted<W: std::io::Write>(
+    out: W,
+    mut entries: Vec<EntrySpec>,
+    gz: GzOptions,
+    progress: StepSink<'_>,
+) -> Result<(BundleSummary, Vec<EntryInfo>, W)> {
+    entries.sort_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes()));
+    let mut writer = BundleWriter::with_options(out, gz)?;
+    let mut infos = Vec::with_capacity(entries.len());
+    for e in &entries {
+        let info = match &e.source {
+            EntrySource::File(p) => {
+                let source_error = |source| crate::bundle::WriteError::Source {
+                    source_path: p.clone(),
+                    source,
+                };
+                let file = File::open(p).map_err(source_error)?;
+                let size = file.metadata().map_err(source_error)?.len();
+                let mut reader = CountingReader {
+                    inner: file,
+                    progress: &mut *progress,
+                };
+                writer
+                    .add_reader(&e.path, e.mode, size, &mut reader)
+                    .map_err(|err| match err {
+                        // add_reader names the entry; the source file is what to look at.
+                        crate::bundle::WriteError::Source { source, .. } => source_error(source),
+                        other => other,
+                    })?
+            }
+            EntrySource::Bytes(b) => {
+                let info = writer.add_bytes(&e.path, e.mode, b)?;
+                progress(Step::Advance(b.len() as u64));
+                info
+            }
+        };
+        infos.push(info);
+    }
+    let (summary, out) = writer.finish()?;
+    Ok((summary, infos, out))
+}
+
+/// A reader that reports the bytes read through it as progress of the current phase.
+struct CountingReader<'a, R> {
+    inner: R,
     progress: StepSink<'a>,
 }
 
-impl<W: std::io::Write> std::io::Write for CountingWriter<'_, W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.inner.write(buf)?;
+impl<R: Read> Read for CountingReader<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
         (self.progress)(Step::Advance(n as u64));
         Ok(n)
     }
+}
 
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
+#[cfg(test)]
+mod tests {
+    use super::{CreatedFrom, stale_at_birth};
+
+    const DAY: i64 = 86_400;
+    /// 2025-10-23T00:00:00Z.
+    const T: i64 = 1_761_177_600;
+
+    #[test]
+    fn a_given_time_past_the_window_is_warned_about_by_its_source() {
+        let window = crate::import::DEFAULT_MAX_AGE_DAYS as i64;
+        let created = "2025-10-23T00:00:00Z";
+        let old = stale_at_birth(
+            created,
+            CreatedFrom::SourceDateEpoch,
+            T + (window + 1) * DAY,
+        )
+        .expect("past the window");
+        assert!(
+            old.contains("SOURCE_DATE_EPOCH") && old.contains("days old"),
+            "{old}"
+        );
+        assert_eq!(
+            stale_at_birth(created, CreatedFrom::Flag, T + window * DAY),
+            None
+        );
+        assert_eq!(stale_at_birth(created, CreatedFrom::BuildTime, T), None);
     }
 }

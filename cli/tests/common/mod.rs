@@ -13,8 +13,35 @@ pub fn ouk() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_ouk"))
 }
 
+/// The newest mtime of the regular files under `release`, in Unix seconds: what
+/// `kit build` took as `createdAt` before it defaulted to the build time (issue 21). The
+/// test helpers below give it as `SOURCE_DATE_EPOCH`, so their kits keep the dates (the
+/// testdata trees' 2025, past any staleness window) and the bytes the tests were written
+/// for, and two builds of one tree stay byte-identical.
+pub fn tree_epoch(release: &Path) -> String {
+    fn newest(dir: &Path, best: &mut u64) {
+        for entry in std::fs::read_dir(dir).expect("read release dir") {
+            let entry = entry.expect("read release dir entry");
+            let meta = entry.path().symlink_metadata().expect("stat release file");
+            if meta.is_dir() {
+                newest(&entry.path(), best);
+            } else if meta.is_file() {
+                let secs = meta
+                    .modified()
+                    .expect("mtime")
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                *best = (*best).max(secs);
+            }
+        }
+    }
+    let mut best = 0;
+    newest(release, &mut best);
+    best.to_string()
+}
+
 /// An unsigned `ouk kit build` of `release` into `out` (version 2025.10.0, channel edge,
-/// `SOURCE_DATE_EPOCH` unset) with extra arguments.
+/// `SOURCE_DATE_EPOCH` the tree's [`tree_epoch`]) with extra arguments.
 pub fn build_unsigned(release: &Path, out: &Path, extra: &[&str]) -> Output {
     Command::new(ouk())
         .args([
@@ -30,7 +57,7 @@ pub fn build_unsigned(release: &Path, out: &Path, extra: &[&str]) -> Output {
         .arg("--output-dir")
         .arg(out)
         .args(extra)
-        .env_remove("SOURCE_DATE_EPOCH")
+        .env("SOURCE_DATE_EPOCH", tree_epoch(release))
         .output()
         .expect("run ouk kit build")
 }
@@ -175,7 +202,8 @@ pub fn check_current_complete(root: &Path) -> Option<String> {
 }
 
 /// Build a kit of `release` as `version` (channel `edge`) into `out`, signed with the
-/// fixture key; returns the bundle path. Panics with ouk's stderr when the build fails.
+/// fixture key, created at the tree's [`tree_epoch`]; returns the bundle path. Panics with
+/// ouk's stderr when the build fails.
 pub fn build_signed_kit(release: &Path, version: &str, out: &Path) -> PathBuf {
     let o = Command::new(ouk())
         .args([
@@ -193,6 +221,7 @@ pub fn build_signed_kit(release: &Path, version: &str, out: &Path) -> PathBuf {
         .arg("--signing-key")
         .arg(hostile::fixture("fixture.key"))
         .env("COSIGN_PASSWORD", "hello")
+        .env("SOURCE_DATE_EPOCH", tree_epoch(release))
         .output()
         .expect("run ouk kit build");
     assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use ouk_delta::GenerationId;
 use ouk_delta::content::{DirContent, TreeFile};
 use ouk_delta::format::{DeltaHeader, DeltaSummary, FeedChangesRef, GenerationRef};
-use ouk_delta::plan::{MakeOptions, make_delta};
+use ouk_delta::plan::{MakeOptions, make_delta_reporting};
 use ouk_store::FileDigest;
 use serde::Serialize;
 
@@ -126,8 +126,8 @@ pub fn make_from_bundles(
 }
 
 /// [`make_from_bundles`], reporting its phases: `baseline` and `target` (each kit's
-/// bundle bytes, counted once it is unpacked and checked), then `encode` (planning, encoding
-/// and writing the delta; the planner reports no counts of its own yet).
+/// bundle bytes, counted once it is unpacked and checked), then `encode` (reported by the
+/// planner: the bytes of the changed target files, counted as each is planned).
 pub fn make_from_bundles_reporting(
     from: &Path,
     to: &Path,
@@ -152,12 +152,7 @@ pub fn make_from_bundles_reporting(
     let old = unpack("baseline", from)?;
     let new = unpack("target", to)?;
     tracing::info!("delta make: planning and writing");
-    progress(Step::Phase {
-        name: "encode",
-        total: None,
-        unit: Unit::Files,
-    });
-    write_delta(&old, &new, output, key, options)
+    write_delta(&old, &new, output, key, options, progress)
 }
 
 fn gref(m: &OfflineManifest) -> Result<GenerationRef> {
@@ -176,10 +171,11 @@ fn write_delta(
     output: &Path,
     key: Option<&SigningKey>,
     options: &MakeOptions,
+    progress: ouk_store::progress::StepSink<'_>,
 ) -> Result<DeltaMakeReport> {
     let mut payload = Vec::new();
     let options = &super::derive::with_derived(options, &new.files, new._dir.path())?;
-    let mut header = make_delta(
+    let mut header = make_delta_reporting(
         gref(&old.manifest)?,
         &old.files,
         &old.content,
@@ -188,6 +184,7 @@ fn write_delta(
         &new.content,
         options,
         &mut payload,
+        progress,
     )?;
     // The feed changes are kept beside the bundle, and the header (signed with it) names
     // their digest, so `delta show` checks the unsigned file before reading a row of it.

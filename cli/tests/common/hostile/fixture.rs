@@ -37,8 +37,9 @@ pub fn sign(bytes: &[u8]) -> Vec<u8> {
         .into_bytes()
 }
 
-/// Build a kit of `release` as `version` into `out`; signed with the fixture key when
-/// `signed`. Returns the bundle path.
+/// Build a kit of `release` as `version` into `out`, created at the tree's
+/// [`tree_epoch`](super::super::tree_epoch); signed with the fixture key when `signed`.
+/// Returns the bundle path.
 pub fn build_kit(release: &Path, out: &Path, version: &str, signed: bool) -> PathBuf {
     let mut cmd = Command::new(ouk());
     cmd.args([
@@ -53,7 +54,8 @@ pub fn build_kit(release: &Path, out: &Path, version: &str, signed: bool) -> Pat
     .arg(release)
     .arg("--output-dir")
     .arg(out)
-    .env("COSIGN_PASSWORD", "hello");
+    .env("COSIGN_PASSWORD", "hello")
+    .env("SOURCE_DATE_EPOCH", super::super::tree_epoch(release));
     if signed {
         cmd.arg("--signing-key").arg(fixture("fixture.key"));
     }
