@@ -109,86 +109,21 @@ impl ServeCounters {
     /// `ouk_root_readable 0`) and this server's counters, at `now` (seconds since the epoch).
     pub fn render(&self, root: Option<&RootGauges>, now: i64) -> String {
         let mut out = String::new();
-        family(
-            &mut out,
-            "ouk_root_readable",
-            "gauge",
-            "1 when this scrape could read the root's published state.",
-        );
-        sample(&mut out, "ouk_root_readable", &[], root.is_some() as u8);
-        let active = root.and_then(|r| r.active.as_ref());
-        family(
-            &mut out,
-            "ouk_active_generation_info",
-            "gauge",
-            "The active generation (value 1), its id, version and channel as labels.",
-        );
-        if let Some(a) = active {
-            sample(
-                &mut out,
-                "ouk_active_generation_info",
-                &[
-                    ("generation", &a.generation),
-                    ("version", &a.version),
-                    ("channel", &a.channel),
-                ],
-                1,
-            );
+        write_root_gauges(&mut out, root, now);
+        self.write_import_counters(&mut out);
+        self.write_served_bytes(&mut out);
+        if let Some(q) = root.and_then(|r| r.quota.as_ref()) {
+            write_quota_gauges(&mut out, q);
         }
-        family(
-            &mut out,
-            "ouk_active_generation_activated_timestamp_seconds",
-            "gauge",
-            "When the active generation was last activated (Unix time).",
-        );
-        if let Some(t) = active.and_then(|a| a.activated_at) {
-            sample(
-                &mut out,
-                "ouk_active_generation_activated_timestamp_seconds",
-                &[],
-                t,
-            );
-        }
-        family(
-            &mut out,
-            "ouk_kit_age_seconds",
-            "gauge",
-            "Seconds since the active kit was created.",
-        );
-        if let Some(t) = active.and_then(|a| a.kit_created_at) {
-            sample(
-                &mut out,
-                "ouk_kit_age_seconds",
-                &[],
-                now.saturating_sub(t).max(0),
-            );
-        }
-        family(
-            &mut out,
-            "ouk_kit_stale",
-            "gauge",
-            "1 when nothing is active or the active kit is older than the staleness window (what makes `ouk status` exit 9).",
-        );
-        if let Some(r) = root {
-            sample(
-                &mut out,
-                "ouk_kit_stale",
-                &[],
-                (r.stale || r.active.is_none()) as u8,
-            );
-        }
-        family(
-            &mut out,
-            "ouk_generations",
-            "gauge",
-            "Generations recorded in the root.",
-        );
-        if let Some(r) = root {
-            sample(&mut out, "ouk_generations", &[], r.generations);
-        }
+        out
+    }
+
+    /// The API import counters: by outcome (known outcomes from 0), then the last
+    /// import's time, success and exit code (families always, samples once one happened).
+    fn write_import_counters(&self, out: &mut String) {
         let imports = self.imports.lock().unwrap_or_else(|p| p.into_inner());
         family(
-            &mut out,
+            out,
             "ouk_imports_total",
             "counter",
             "Imports through this server's API since it started, by outcome.",
@@ -198,97 +133,179 @@ impl ServeCounters {
             by_outcome.insert(k, *v);
         }
         for (outcome, n) in by_outcome {
-            sample(&mut out, "ouk_imports_total", &[("outcome", outcome)], n);
+            sample(out, "ouk_imports_total", &[("outcome", outcome)], n);
         }
         family(
-            &mut out,
+            out,
             "ouk_last_import_timestamp_seconds",
             "gauge",
             "When the last import through this server's API ended (Unix time).",
         );
         family(
-            &mut out,
+            out,
             "ouk_last_import_success",
             "gauge",
             "1 when the last import through this server's API succeeded.",
         );
         family(
-            &mut out,
+            out,
             "ouk_last_import_exit_code",
             "gauge",
             "The exit code of the last import through this server's API (as `ouk kit import`).",
         );
         if let Some((at, code)) = imports.last {
-            sample(&mut out, "ouk_last_import_timestamp_seconds", &[], at);
-            sample(&mut out, "ouk_last_import_success", &[], (code == 0) as u8);
-            sample(&mut out, "ouk_last_import_exit_code", &[], code);
+            sample(out, "ouk_last_import_timestamp_seconds", &[], at);
+            sample(out, "ouk_last_import_success", &[], (code == 0) as u8);
+            sample(out, "ouk_last_import_exit_code", &[], code);
         }
         drop(imports);
+    }
+
+    /// Bytes of response bodies sent since start.
+    fn write_served_bytes(&self, out: &mut String) {
         family(
-            &mut out,
+            out,
             "ouk_served_bytes_total",
             "counter",
             "Bytes of response bodies (files and the index) this server sent since it started.",
         );
         sample(
-            &mut out,
+            out,
             "ouk_served_bytes_total",
             &[],
             self.served_bytes.load(Ordering::Relaxed),
         );
-        if let Some(q) = root.and_then(|r| r.quota.as_ref()) {
-            family(
-                &mut out,
-                "ouk_quota_scans",
-                "gauge",
-                "Scans counted in the quota ledger today (UTC; resets at 00:00 UTC).",
-            );
-            sample(&mut out, "ouk_quota_scans", &[], q.scans);
-            family(
-                &mut out,
-                "ouk_quota_subjects",
-                "gauge",
-                "Subjects with at least one scan today (UTC), by class.",
-            );
-            sample(
-                &mut out,
-                "ouk_quota_subjects",
-                &[("class", "anonymous")],
-                q.anonymous_subjects,
-            );
-            sample(
-                &mut out,
-                "ouk_quota_subjects",
-                &[("class", "token")],
-                q.token_subjects,
-            );
-            family(
-                &mut out,
-                "ouk_quota_throttled_subjects",
-                "gauge",
-                "Subjects past their daily limit (being throttled) today (UTC).",
-            );
-            sample(
-                &mut out,
-                "ouk_quota_throttled_subjects",
-                &[],
-                q.throttled_subjects,
-            );
-            family(
-                &mut out,
-                "ouk_quota_reminded_subjects",
-                "gauge",
-                "Subjects at or past the reminder threshold today (UTC).",
-            );
-            sample(
-                &mut out,
-                "ouk_quota_reminded_subjects",
-                &[],
-                q.reminded_subjects,
-            );
-        }
-        out
     }
+}
+
+/// The root's gauges: readability, the active generation (info, activation time, kit age),
+/// staleness and the generation count. Each family is announced even without a sample.
+fn write_root_gauges(out: &mut String, root: Option<&RootGauges>, now: i64) {
+    family(
+        out,
+        "ouk_root_readable",
+        "gauge",
+        "1 when this scrape could read the root's published state.",
+    );
+    sample(out, "ouk_root_readable", &[], root.is_some() as u8);
+    let active = root.and_then(|r| r.active.as_ref());
+    family(
+        out,
+        "ouk_active_generation_info",
+        "gauge",
+        "The active generation (value 1), its id, version and channel as labels.",
+    );
+    if let Some(a) = active {
+        sample(
+            out,
+            "ouk_active_generation_info",
+            &[
+                ("generation", &a.generation),
+                ("version", &a.version),
+                ("channel", &a.channel),
+            ],
+            1,
+        );
+    }
+    family(
+        out,
+        "ouk_active_generation_activated_timestamp_seconds",
+        "gauge",
+        "When the active generation was last activated (Unix time).",
+    );
+    if let Some(t) = active.and_then(|a| a.activated_at) {
+        sample(
+            out,
+            "ouk_active_generation_activated_timestamp_seconds",
+            &[],
+            t,
+        );
+    }
+    family(
+        out,
+        "ouk_kit_age_seconds",
+        "gauge",
+        "Seconds since the active kit was created.",
+    );
+    if let Some(t) = active.and_then(|a| a.kit_created_at) {
+        sample(
+            out,
+            "ouk_kit_age_seconds",
+            &[],
+            now.saturating_sub(t).max(0),
+        );
+    }
+    family(
+        out,
+        "ouk_kit_stale",
+        "gauge",
+        "1 when nothing is active or the active kit is older than the staleness window (what makes `ouk status` exit 9).",
+    );
+    if let Some(r) = root {
+        sample(
+            out,
+            "ouk_kit_stale",
+            &[],
+            (r.stale || r.active.is_none()) as u8,
+        );
+    }
+    family(
+        out,
+        "ouk_generations",
+        "gauge",
+        "Generations recorded in the root.",
+    );
+    if let Some(r) = root {
+        sample(out, "ouk_generations", &[], r.generations);
+    }
+}
+
+/// Today's quota ledger counts (only called when the root has a ledger).
+fn write_quota_gauges(out: &mut String, q: &QuotaGauges) {
+    family(
+        out,
+        "ouk_quota_scans",
+        "gauge",
+        "Scans counted in the quota ledger today (UTC; resets at 00:00 UTC).",
+    );
+    sample(out, "ouk_quota_scans", &[], q.scans);
+    family(
+        out,
+        "ouk_quota_subjects",
+        "gauge",
+        "Subjects with at least one scan today (UTC), by class.",
+    );
+    sample(
+        out,
+        "ouk_quota_subjects",
+        &[("class", "anonymous")],
+        q.anonymous_subjects,
+    );
+    sample(
+        out,
+        "ouk_quota_subjects",
+        &[("class", "token")],
+        q.token_subjects,
+    );
+    family(
+        out,
+        "ouk_quota_throttled_subjects",
+        "gauge",
+        "Subjects past their daily limit (being throttled) today (UTC).",
+    );
+    sample(
+        out,
+        "ouk_quota_throttled_subjects",
+        &[],
+        q.throttled_subjects,
+    );
+    family(
+        out,
+        "ouk_quota_reminded_subjects",
+        "gauge",
+        "Subjects at or past the reminder threshold today (UTC).",
+    );
+    sample(out, "ouk_quota_reminded_subjects", &[], q.reminded_subjects);
 }
 
 fn family(out: &mut String, name: &str, kind: &str, help: &str) {

@@ -368,18 +368,7 @@ fn fetch_file(
     }
     let (part, etag_path) = part_paths(&dest);
     let url = join_url(from, &file.path);
-    let have = fs::symlink_metadata(&part)
-        .ok()
-        .filter(|m| m.file_type().is_file())
-        .map_or(0, |m| m.len());
-    let saved_etag = open_no_follow(&etag_path, Opening::Read)
-        .and_then(std::io::read_to_string)
-        .ok()
-        .map(|s| s.trim().to_string());
-    let resume = match &saved_etag {
-        Some(e) if have > 0 && have < file.size && !e.is_empty() => Some((have, e.clone())),
-        _ => None,
-    };
+    let (have, resume) = resume_point(&part, &etag_path, file.size);
     if resume.is_none() {
         remove_partial(&part, &etag_path);
     }
@@ -390,111 +379,28 @@ fn fetch_file(
             .header("If-Range", etag.as_str());
     }
     let resp = req.call().map_err(|e| network(&url, e))?;
-    let status = resp.status().as_u16();
-    let etag_now = resp
-        .headers()
-        .get("etag")
-        .and_then(|v| v.to_str().ok())
-        .map(|s| s.trim().to_string());
-    let content_range_start = resp
-        .headers()
-        .get("content-range")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("bytes "))
-        .and_then(|v| v.split('-').next())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    let append = match (status, &resume) {
-        (206, Some((have, before))) => {
-            if etag_now.as_deref() != Some(before.as_str()) || content_range_start != Some(*have) {
-                remove_partial(&part, &etag_path);
-                return Err(TransportError::ChangedMidResume {
-                    path: dest,
-                    before: before.clone(),
-                    after: etag_now.unwrap_or_else(|| "none".into()),
-                });
-            }
-            true
-        }
-        (200, Some((_, before))) => {
-            if etag_now.as_deref() != Some(before.as_str()) {
-                remove_partial(&part, &etag_path);
-                return Err(TransportError::ChangedMidResume {
-                    path: dest,
-                    before: before.clone(),
-                    after: etag_now.unwrap_or_else(|| "none".into()),
-                });
-            }
-            // Same file, but the server does not do ranges: start over.
-            false
-        }
-        (200, None) => false,
-        // No (valid) token: the partial file is still good, keep it for the run that has
-        // the token.
-        (401 | 403, _) => {
-            return Err(refused(&url, status, resp.into_body(), token.is_some()));
-        }
-        (status, _) => {
-            // A server that refuses this partial file (416: it is longer than the file
-            // now; another 4xx) would refuse it on every run: start afresh next time.
-            if (400..500).contains(&status) && status != 408 && status != 429 {
-                remove_partial(&part, &etag_path);
-            }
-            return Err(TransportError::Status { url, status });
-        }
+    let partial = PartialFile {
+        dest: &dest,
+        part: &part,
+        etag_path: &etag_path,
     };
-    let mut out = if append {
+    let (body, etag_now, append) =
+        accept_response(resp, &url, &partial, resume.as_ref(), token.is_some())?;
+    let out = if append {
         t.how = "resumed".into();
         t.resumed_from = have;
         open_no_follow(&part, Opening::Append).ctx(|| format!("open {}", part.display()))?
     } else {
         t.how = "downloaded".into();
-        remove_partial(&part, &etag_path);
-        let f = open_no_follow(&part, Opening::CreateNew)
-            .ctx(|| format!("create {}", part.display()))?;
-        // The ETag goes next to the partial file first, so an interrupted transfer can be
-        // resumed against the same entity.
-        match &etag_now {
-            Some(e) if !e.starts_with("W/") => open_no_follow(&etag_path, Opening::CreateNew)
-                .and_then(|mut f| f.write_all(e.as_bytes()))
-                .ctx(|| format!("write {}", etag_path.display()))?,
-            _ => {
-                let _ = fs::remove_file(&etag_path);
-            }
-        }
-        f
+        start_part(&part, &etag_path, etag_now.as_deref())?
     };
     let start = if append { have } else { 0 };
     // A kept prefix counts as done: the progress total is every file's whole size.
     progress(start);
     let want = file.size - start;
-    // The file's digest is computed on the way: the kept prefix once, then what arrives.
-    let mut sha = sha2::Sha256::new();
-    if append {
-        let mut kept = open_no_follow(&part, Opening::Read)
-            .ctx(|| format!("open {}", part.display()))?
-            .take(have);
-        std::io::copy(&mut kept, &mut HashWriter(&mut sha))
-            .ctx(|| format!("read {}", part.display()))?;
-    }
-    let mut reader = resp.into_body().into_reader().take(want.saturating_add(1));
-    let mut buf = vec![0u8; 256 << 10];
-    loop {
-        let n = reader.read(&mut buf).map_err(|e| network(&url, e))?;
-        if n == 0 {
-            break;
-        }
-        out.write_all(&buf[..n])
-            .ctx(|| format!("write {}", part.display()))?;
-        sha.update(&buf[..n]);
-        t.fetched += n as u64;
-        progress(n as u64);
-        if t.fetched > want {
-            break;
-        }
-    }
-    out.sync_all().ctx(|| format!("fsync {}", part.display()))?;
-    drop(out);
-    let got = (start + t.fetched, hex::encode(sha.finalize()));
+    let (fetched, digest) = receive_into_part(body, out, &part, &url, start, want, progress)?;
+    t.fetched = fetched;
+    let got = (start + t.fetched, digest);
     if got != (file.size, file.sha256.clone()) {
         if got.0 < file.size && t.fetched < want {
             // Cut short (the connection closed): keep it for the next run.
@@ -519,6 +425,161 @@ fn fetch_file(
         sync_dir(parent)?;
     }
     Ok(t)
+}
+
+/// The destination of one file and the partial copy (with its saved ETag) beside it.
+struct PartialFile<'a> {
+    dest: &'a Path,
+    part: &'a Path,
+    etag_path: &'a Path,
+}
+
+/// The bytes of a partial copy at `part` (0 when there is none), and the range to ask
+/// for: `(kept bytes, saved ETag)` when the copy is shorter than `size` and its ETag was
+/// saved, so the server can say whether it is still the same entity.
+fn resume_point(part: &Path, etag_path: &Path, size: u64) -> (u64, Option<(u64, String)>) {
+    let have = fs::symlink_metadata(part)
+        .ok()
+        .filter(|m| m.file_type().is_file())
+        .map_or(0, |m| m.len());
+    let saved_etag = open_no_follow(etag_path, Opening::Read)
+        .and_then(std::io::read_to_string)
+        .ok()
+        .map(|s| s.trim().to_string());
+    let resume = match &saved_etag {
+        Some(e) if have > 0 && have < size && !e.is_empty() => Some((have, e.clone())),
+        _ => None,
+    };
+    (have, resume)
+}
+
+/// Judge the server's answer to the GET: its body, its ETag, and whether it continues the
+/// partial copy (`true`) or starts the file over (`false`). A changed entity, a refused
+/// token or another status is an error; the partial copy is removed when no later run
+/// could resume it.
+fn accept_response(
+    resp: ureq::http::Response<ureq::Body>,
+    url: &str,
+    partial: &PartialFile<'_>,
+    resume: Option<&(u64, String)>,
+    token_sent: bool,
+) -> Result<(ureq::Body, Option<String>, bool)> {
+    let status = resp.status().as_u16();
+    let etag_now = resp
+        .headers()
+        .get("etag")
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.trim().to_string());
+    let content_range_start = resp
+        .headers()
+        .get("content-range")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("bytes "))
+        .and_then(|v| v.split('-').next())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let append = match (status, resume) {
+        (206, Some((have, before))) => {
+            if etag_now.as_deref() != Some(before.as_str()) || content_range_start != Some(*have) {
+                remove_partial(partial.part, partial.etag_path);
+                return Err(TransportError::ChangedMidResume {
+                    path: partial.dest.to_path_buf(),
+                    before: before.clone(),
+                    after: etag_now.unwrap_or_else(|| "none".into()),
+                });
+            }
+            true
+        }
+        (200, Some((_, before))) => {
+            if etag_now.as_deref() != Some(before.as_str()) {
+                remove_partial(partial.part, partial.etag_path);
+                return Err(TransportError::ChangedMidResume {
+                    path: partial.dest.to_path_buf(),
+                    before: before.clone(),
+                    after: etag_now.unwrap_or_else(|| "none".into()),
+                });
+            }
+            // Same file, but the server does not do ranges: start over.
+            false
+        }
+        (200, None) => false,
+        // No (valid) token: the partial file is still good, keep it for the run that has
+        // the token.
+        (401 | 403, _) => {
+            return Err(refused(url, status, resp.into_body(), token_sent));
+        }
+        (status, _) => {
+            // A server that refuses this partial file (416: it is longer than the file
+            // now; another 4xx) would refuse it on every run: start afresh next time.
+            if (400..500).contains(&status) && status != 408 && status != 429 {
+                remove_partial(partial.part, partial.etag_path);
+            }
+            return Err(TransportError::Status {
+                url: url.to_string(),
+                status,
+            });
+        }
+    };
+    Ok((resp.into_body(), etag_now, append))
+}
+
+/// Create a fresh partial copy at `part` (removing any old one), with the entity's strong
+/// ETag saved beside it.
+fn start_part(part: &Path, etag_path: &Path, etag_now: Option<&str>) -> Result<fs::File> {
+    remove_partial(part, etag_path);
+    let f =
+        open_no_follow(part, Opening::CreateNew).ctx(|| format!("create {}", part.display()))?;
+    // The ETag goes next to the partial file first, so an interrupted transfer can be
+    // resumed against the same entity.
+    match etag_now {
+        Some(e) if !e.starts_with("W/") => open_no_follow(etag_path, Opening::CreateNew)
+            .and_then(|mut f| f.write_all(e.as_bytes()))
+            .ctx(|| format!("write {}", etag_path.display()))?,
+        _ => {
+            let _ = fs::remove_file(etag_path);
+        }
+    }
+    Ok(f)
+}
+
+/// Write the body to `out` (the partial copy, whose first `kept` bytes stay), at most
+/// one byte past `want`, and fsync it. Returns the bytes received and the hex SHA-256 of
+/// the whole copy: the kept prefix is hashed once, then what arrives.
+fn receive_into_part(
+    body: ureq::Body,
+    mut out: fs::File,
+    part: &Path,
+    url: &str,
+    kept: u64,
+    want: u64,
+    progress: &mut dyn FnMut(u64),
+) -> Result<(u64, String)> {
+    let mut sha = sha2::Sha256::new();
+    if kept > 0 {
+        let mut kept = open_no_follow(part, Opening::Read)
+            .ctx(|| format!("open {}", part.display()))?
+            .take(kept);
+        std::io::copy(&mut kept, &mut HashWriter(&mut sha))
+            .ctx(|| format!("read {}", part.display()))?;
+    }
+    let mut fetched = 0u64;
+    let mut reader = body.into_reader().take(want.saturating_add(1));
+    let mut buf = vec![0u8; 256 << 10];
+    loop {
+        let n = reader.read(&mut buf).map_err(|e| network(url, e))?;
+        if n == 0 {
+            break;
+        }
+        out.write_all(&buf[..n])
+            .ctx(|| format!("write {}", part.display()))?;
+        sha.update(&buf[..n]);
+        fetched += n as u64;
+        progress(n as u64);
+        if fetched > want {
+            break;
+        }
+    }
+    out.sync_all().ctx(|| format!("fsync {}", part.display()))?;
+    Ok((fetched, hex::encode(sha.finalize())))
 }
 
 /// What [`pull`] reports as it goes, for a progress bar.

@@ -1,7 +1,7 @@
 //! `ouk mirror {add|list|verify|export|remove|stats}`: a root that keeps many bundles deduplicated and
 //! gives each back byte-identical (the logic is `ouk_kit::mirror`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
 
@@ -84,92 +84,8 @@ pub fn run(ctx: &Context, cmd: MirrorCommand) -> Result<ExitCode, Failure> {
             bundle,
             allow_unsigned,
             max_chain_depth,
-        } => {
-            let policy = ouk_kit::mirror::AddPolicy { max_chain_depth };
-            let r = ouk_kit::mirror::add_with(&root, &bundle, threads(), allow_unsigned, &policy)
-                .map_err(kit_failure)?;
-            ctx.out.emit(&WithRequests::of(&r, root.store()), || {
-                let b = &r.bundle;
-                let how = match (&b.recipe, &b.see_through) {
-                    (Some(recipe), _) if b.stored_as == "delta" => format!(
-                        "as a delta of {} against sha256:{} ({recipe} on export)",
-                        bytes(b.delta_size.unwrap_or(0)),
-                        b.delta_base.map(|d| d.to_hex()[..12].to_string()).unwrap_or_default()
-                    ),
-                    (Some(recipe), Some(st)) => format!(
-                        "as its tar stream ({recipe}) with {} compressed member(s) seen through ({} plain for {} compressed)",
-                        st.members,
-                        bytes(st.plain_bytes),
-                        bytes(st.original_bytes)
-                    ),
-                    (Some(recipe), None) => format!("as its tar stream ({recipe})"),
-                    (None, _) => "as its compressed bytes (its gzip stream could not be reproduced)"
-                        .to_string(),
-                };
-                let mut s = if r.outcome == "added" {
-                    format!(
-                        "mirrored {} {} {} ({}) {how}; {} new in packs",
-                        b.kind,
-                        b.version,
-                        b.channel,
-                        bytes(b.size),
-                        bytes(r.new_stored_bytes)
-                    )
-                } else {
-                    format!("{} is already mirrored; nothing changed", b.name)
-                };
-                s.push_str(&format!("\n  sha256 {}", b.sha256));
-                match &b.signed_by {
-                    Some(k) => s.push_str(&format!("\n  signature verified (kid {k})")),
-                    None => s.push_str("\n  signature not checked (no trusted keys)"),
-                }
-                s
-            });
-        }
-        MirrorCommand::List => {
-            let listing: Vec<ouk_kit::mirror::BundleListing> = ouk_kit::mirror::list(&root)
-                .map_err(kit_failure)?
-                .iter()
-                .map(Into::into)
-                .collect();
-            ctx.out.emit(&listing, || {
-                if listing.is_empty() {
-                    return "no mirrored bundles (ouk mirror add BUNDLE)".into();
-                }
-                let mut s = format!(
-                    "{:<6} {:<14} {:<8} {:>10} {:<11} {:<12} {:<20} {:<12} NAME\n",
-                    "KIND",
-                    "VERSION",
-                    "CHANNEL",
-                    "SIZE",
-                    "STORED AS",
-                    "SHA256",
-                    "ADDED",
-                    "SIGNED BY"
-                );
-                for b in &listing {
-                    // Who signed it when it was added (`mirror verify` judges it under the
-                    // keys trusted now).
-                    let signer = b
-                        .signed_by
-                        .as_deref()
-                        .map_or_else(|| "unchecked".to_string(), |k| k.chars().take(12).collect());
-                    s.push_str(&format!(
-                        "{:<6} {:<14} {:<8} {:>10} {:<11} {:<12} {:<20} {:<12} {}\n",
-                        b.kind,
-                        b.version,
-                        b.channel,
-                        bytes(b.size),
-                        b.stored_as,
-                        &b.sha256.to_hex()[..12],
-                        rfc3339(b.added_at),
-                        signer,
-                        b.name
-                    ));
-                }
-                s
-            });
-        }
+        } => add(ctx, &root, &bundle, allow_unsigned, max_chain_depth)?,
+        MirrorCommand::List => list(ctx, &root)?,
         MirrorCommand::Verify {
             version,
             channel,
@@ -182,91 +98,205 @@ pub fn run(ctx: &Context, cmd: MirrorCommand) -> Result<ExitCode, Failure> {
             output_dir,
             channel,
             kind,
-        } => {
-            let selector = ouk_kit::mirror::Selector {
-                what: version,
-                channel,
-                kind,
-            };
-            let r = ouk_kit::mirror::export(&root, &selector, &output_dir, threads())
-                .map_err(kit_failure)?;
-            ctx.out.emit(&WithRequests::of(&r, root.store()), || {
-                format!(
-                    "exported {} ({}, sha256 {} verified) and {} sidecar(s) to {}",
-                    r.bundle.name,
-                    bytes(r.bundle.size),
-                    r.bundle.sha256,
-                    r.files.len() - 1,
-                    output_dir.display()
-                )
-            });
-        }
+        } => export(ctx, &root, version, &output_dir, channel, kind)?,
         MirrorCommand::Remove {
             version,
             channel,
             kind,
-        } => {
-            let selector = ouk_kit::mirror::Selector {
-                what: version,
-                channel,
-                kind,
-            };
-            let r = ouk_kit::mirror::remove(&root, &selector).map_err(kit_failure)?;
-            ctx.out.emit(&r, || {
-                let mut s = format!("removed {} from the mirror", r.removed);
-                for (name, how) in &r.rebased {
-                    s.push_str(&format!("\n  re-based {name} (now stored as {how})"));
-                }
-                s.push_str("\n  its content goes at the next `ouk store gc`");
-                s
-            });
-        }
-        MirrorCommand::Stats => {
-            let s = ouk_kit::mirror::stats(&root).map_err(kit_failure)?;
-            ctx.out.emit(&s, || {
-                let mut table = format!(
-                    "\n{:<14} {:<8} {:>10} {:<10} {:>5} {:>10}  BASE\n",
-                    "VERSION", "CHANNEL", "SIZE", "STORED AS", "DEPTH", "COST"
-                );
-                for b in &s.per_bundle {
-                    table.push_str(&format!(
-                        "{:<14} {:<8} {:>10} {:<10} {:>5} {:>10}  {}\n",
-                        b.version,
-                        b.channel,
-                        bytes(b.size),
-                        b.stored_as,
-                        b.chain_depth,
-                        bytes(b.cost_bytes),
-                        b.delta_base.as_deref().unwrap_or("-")
-                    ));
-                }
-                format!(
-                    "bundles         {} ({} kits, {} deltas; {} as tar + recipe, {} as compressed bytes)\nbundle bytes    {}\nmirror stored   {} in packs ({} chunks, {} raw)\nstore on disk   {} (packs and index, everything in the root)\ndedup ratio     {:.2}x (bundle bytes / mirror stored)\nsee-through     {} bundle(s), {} compressed member(s) stored as {} plain for {} compressed",
-                    s.bundles,
-                    s.kits,
-                    s.deltas,
-                    s.stored_as_tar,
-                    s.stored_as_compressed,
-                    bytes(s.bundle_bytes),
-                    bytes(s.stored_bytes),
-                    s.chunks,
-                    bytes(s.unique_bytes),
-                    bytes(s.store_disk_bytes),
-                    s.dedup_ratio,
-                    s.stored_see_through,
-                    s.see_through_members,
-                    bytes(s.member_plain_bytes),
-                    bytes(s.member_original_bytes)
-                ) + &format!(
-                    "\ndeltas          {} bundle(s) stored as deltas, deepest chain {}",
-                    s.stored_as_delta, s.max_chain_depth
-                ) + &table
-            });
-        }
+        } => remove(ctx, &root, version, channel, kind)?,
+        MirrorCommand::Stats => stats(ctx, &root)?,
     }
     Ok(ExitCode::Ok)
 }
 
+/// `ouk mirror add`: verify and keep a bundle, and say how it is stored.
+fn add(
+    ctx: &Context,
+    root: &ouk_root::Root,
+    bundle: &Path,
+    allow_unsigned: bool,
+    max_chain_depth: u32,
+) -> Result<(), Failure> {
+    let policy = ouk_kit::mirror::AddPolicy { max_chain_depth };
+    let r = ouk_kit::mirror::add_with(root, bundle, threads(), allow_unsigned, &policy)
+        .map_err(kit_failure)?;
+    ctx.out.emit(&WithRequests::of(&r, root.store()), || {
+        let b = &r.bundle;
+        let how = match (&b.recipe, &b.see_through) {
+            (Some(recipe), _) if b.stored_as == "delta" => format!(
+                "as a delta of {} against sha256:{} ({recipe} on export)",
+                bytes(b.delta_size.unwrap_or(0)),
+                b.delta_base.map(|d| d.to_hex()[..12].to_string()).unwrap_or_default()
+            ),
+            (Some(recipe), Some(st)) => format!(
+                "as its tar stream ({recipe}) with {} compressed member(s) seen through ({} plain for {} compressed)",
+                st.members,
+                bytes(st.plain_bytes),
+                bytes(st.original_bytes)
+            ),
+            (Some(recipe), None) => format!("as its tar stream ({recipe})"),
+            (None, _) => "as its compressed bytes (its gzip stream could not be reproduced)"
+                .to_string(),
+        };
+        let mut s = if r.outcome == "added" {
+            format!(
+                "mirrored {} {} {} ({}) {how}; {} new in packs",
+                b.kind,
+                b.version,
+                b.channel,
+                bytes(b.size),
+                bytes(r.new_stored_bytes)
+            )
+        } else {
+            format!("{} is already mirrored; nothing changed", b.name)
+        };
+        s.push_str(&format!("\n  sha256 {}", b.sha256));
+        match &b.signed_by {
+            Some(k) => s.push_str(&format!("\n  signature verified (kid {k})")),
+            None => s.push_str("\n  signature not checked (no trusted keys)"),
+        }
+        s
+    });
+    Ok(())
+}
+
+/// `ouk mirror list`: the mirrored bundles, with who signed each when it was added.
+fn list(ctx: &Context, root: &ouk_root::Root) -> Result<(), Failure> {
+    let listing: Vec<ouk_kit::mirror::BundleListing> = ouk_kit::mirror::list(root)
+        .map_err(kit_failure)?
+        .iter()
+        .map(Into::into)
+        .collect();
+    ctx.out.emit(&listing, || {
+        if listing.is_empty() {
+            return "no mirrored bundles (ouk mirror add BUNDLE)".into();
+        }
+        let mut s = format!(
+            "{:<6} {:<14} {:<8} {:>10} {:<11} {:<12} {:<20} {:<12} NAME\n",
+            "KIND", "VERSION", "CHANNEL", "SIZE", "STORED AS", "SHA256", "ADDED", "SIGNED BY"
+        );
+        for b in &listing {
+            // Who signed it when it was added (`mirror verify` judges it under the
+            // keys trusted now).
+            let signer = b
+                .signed_by
+                .as_deref()
+                .map_or_else(|| "unchecked".to_string(), |k| k.chars().take(12).collect());
+            s.push_str(&format!(
+                "{:<6} {:<14} {:<8} {:>10} {:<11} {:<12} {:<20} {:<12} {}\n",
+                b.kind,
+                b.version,
+                b.channel,
+                bytes(b.size),
+                b.stored_as,
+                &b.sha256.to_hex()[..12],
+                rfc3339(b.added_at),
+                signer,
+                b.name
+            ));
+        }
+        s
+    });
+    Ok(())
+}
+
+/// `ouk mirror export`: one bundle and its sidecars, byte-identical, into `output_dir`.
+fn export(
+    ctx: &Context,
+    root: &ouk_root::Root,
+    version: String,
+    output_dir: &Path,
+    channel: Option<String>,
+    kind: Option<String>,
+) -> Result<(), Failure> {
+    let selector = ouk_kit::mirror::Selector {
+        what: version,
+        channel,
+        kind,
+    };
+    let r = ouk_kit::mirror::export(root, &selector, output_dir, threads()).map_err(kit_failure)?;
+    ctx.out.emit(&WithRequests::of(&r, root.store()), || {
+        format!(
+            "exported {} ({}, sha256 {} verified) and {} sidecar(s) to {}",
+            r.bundle.name,
+            bytes(r.bundle.size),
+            r.bundle.sha256,
+            r.files.len() - 1,
+            output_dir.display()
+        )
+    });
+    Ok(())
+}
+
+/// `ouk mirror remove`: drop one bundle, re-basing the deltas stored against it.
+fn remove(
+    ctx: &Context,
+    root: &ouk_root::Root,
+    version: String,
+    channel: Option<String>,
+    kind: Option<String>,
+) -> Result<(), Failure> {
+    let selector = ouk_kit::mirror::Selector {
+        what: version,
+        channel,
+        kind,
+    };
+    let r = ouk_kit::mirror::remove(root, &selector).map_err(kit_failure)?;
+    ctx.out.emit(&r, || {
+        let mut s = format!("removed {} from the mirror", r.removed);
+        for (name, how) in &r.rebased {
+            s.push_str(&format!("\n  re-based {name} (now stored as {how})"));
+        }
+        s.push_str("\n  its content goes at the next `ouk store gc`");
+        s
+    });
+    Ok(())
+}
+
+/// `ouk mirror stats`: totals, dedup ratio, and how each bundle is stored.
+fn stats(ctx: &Context, root: &ouk_root::Root) -> Result<(), Failure> {
+    let s = ouk_kit::mirror::stats(root).map_err(kit_failure)?;
+    ctx.out.emit(&s, || {
+        let mut table = format!(
+            "\n{:<14} {:<8} {:>10} {:<10} {:>5} {:>10}  BASE\n",
+            "VERSION", "CHANNEL", "SIZE", "STORED AS", "DEPTH", "COST"
+        );
+        for b in &s.per_bundle {
+            table.push_str(&format!(
+                "{:<14} {:<8} {:>10} {:<10} {:>5} {:>10}  {}\n",
+                b.version,
+                b.channel,
+                bytes(b.size),
+                b.stored_as,
+                b.chain_depth,
+                bytes(b.cost_bytes),
+                b.delta_base.as_deref().unwrap_or("-")
+            ));
+        }
+        format!(
+            "bundles         {} ({} kits, {} deltas; {} as tar + recipe, {} as compressed bytes)\nbundle bytes    {}\nmirror stored   {} in packs ({} chunks, {} raw)\nstore on disk   {} (packs and index, everything in the root)\ndedup ratio     {:.2}x (bundle bytes / mirror stored)\nsee-through     {} bundle(s), {} compressed member(s) stored as {} plain for {} compressed",
+            s.bundles,
+            s.kits,
+            s.deltas,
+            s.stored_as_tar,
+            s.stored_as_compressed,
+            bytes(s.bundle_bytes),
+            bytes(s.stored_bytes),
+            s.chunks,
+            bytes(s.unique_bytes),
+            bytes(s.store_disk_bytes),
+            s.dedup_ratio,
+            s.stored_see_through,
+            s.see_through_members,
+            bytes(s.member_plain_bytes),
+            bytes(s.member_original_bytes)
+        ) + &format!(
+            "\ndeltas          {} bundle(s) stored as deltas, deepest chain {}",
+            s.stored_as_delta, s.max_chain_depth
+        ) + &table
+    });
+    Ok(())
+}
 /// `ouk mirror verify`: every (or the selected) bundle judged under the trust of now.
 fn verify(
     ctx: &Context,

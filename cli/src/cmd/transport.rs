@@ -75,6 +75,42 @@ pub struct ServeArgs {
 }
 
 pub fn run_serve(ctx: &Context, args: ServeArgs) -> Result<ExitCode, Failure> {
+    let kits_dir = serve_dir(ctx, &args)?;
+    let tokens = ServeTokens::read(&args)?;
+    let secrets = if args.public_secrets {
+        "public"
+    } else if tokens.pull.is_some() {
+        "token"
+    } else {
+        "refused"
+    };
+    let hooks = serve_hooks(ctx, tokens.import.is_some(), secrets);
+    let opts = ouk_transport::serve::ServeOptions {
+        listen: args.listen,
+        kits_dir,
+        root_dir: ctx.root.clone(),
+        max_connections: args.max_connections,
+        header_timeout: Duration::from_secs(args.header_timeout.max(1)),
+        shutdown_grace: Duration::from_secs(args.shutdown_grace),
+        import_token: tokens.import,
+        pull_token: tokens.pull,
+        public_secrets: args.public_secrets,
+        metrics_token: tokens.metrics,
+        max_upload: args.max_upload,
+        limit_rate: args.limit_rate,
+        send_timeout: Duration::from_secs(args.send_timeout.max(1)),
+        max_kit_age: args.max_kit_age,
+        max_clock_skew: args.max_clock_skew,
+        quarantine: ctx.quarantine,
+    };
+    ouk_transport::serve::serve(opts, hooks).map_err(transport_failure)?;
+    Ok(ExitCode::Ok)
+}
+
+/// The directory `ouk serve` serves: `--kits`, or the root's `kits/`; with `--mirror`,
+/// the root's `mirror-published/` (unless `--kits`), into which the mirror is published
+/// first. An object-storage store is served only that way.
+fn serve_dir(ctx: &Context, args: &ServeArgs) -> Result<PathBuf, Failure> {
     let kits_dir = match (&args.kits, args.mirror) {
         (Some(dir), _) => dir.clone(),
         (None, true) => ctx.root.join("mirror-published"),
@@ -100,69 +136,90 @@ pub fn run_serve(ctx: &Context, args: ServeArgs) -> Result<ExitCode, Failure> {
             "serve publishes an object-storage store's mirror with --mirror",
         ));
     }
-    let token = read_token(
-        args.import_token_file.as_deref(),
-        "OUK_IMPORT_TOKEN",
-        "--import-token-file",
-    )?;
-    if token.as_ref().is_some_and(|t| t.len() < 16) {
-        return Err(Failure::new(
-            ExitCode::Validation,
-            "the import token must be at least 16 characters",
-        ));
+    Ok(kits_dir)
+}
+
+/// The three secrets of `ouk serve` (import, pull, metrics), each at least 16 characters
+/// and each different from the others, since each is held by someone the others must not
+/// let in.
+struct ServeTokens {
+    import: Option<String>,
+    pull: Option<String>,
+    metrics: Option<String>,
+}
+
+impl ServeTokens {
+    fn read(args: &ServeArgs) -> Result<Self, Failure> {
+        let token = read_token(
+            args.import_token_file.as_deref(),
+            "OUK_IMPORT_TOKEN",
+            "--import-token-file",
+        )?;
+        if token.as_ref().is_some_and(|t| t.len() < 16) {
+            return Err(Failure::new(
+                ExitCode::Validation,
+                "the import token must be at least 16 characters",
+            ));
+        }
+        let pull_token = if args.public_secrets {
+            None
+        } else {
+            read_token(
+                args.pull_token_file.as_deref(),
+                "OUK_PULL_TOKEN",
+                "--pull-token-file",
+            )?
+        };
+        if let Some(t) = &pull_token {
+            if t.len() < 16 {
+                return Err(Failure::new(
+                    ExitCode::Validation,
+                    "the pull token must be at least 16 characters",
+                ));
+            }
+            // Every puller holds the pull token: it must not also open the import API.
+            if token.as_ref() == Some(t) {
+                return Err(Failure::new(
+                    ExitCode::Validation,
+                    "the pull token must differ from the import token (every puller holds the pull token)",
+                ));
+            }
+        }
+        let metrics_token = read_token(
+            args.metrics_token_file.as_deref(),
+            "OUK_METRICS_TOKEN",
+            "--metrics-token-file",
+        )?;
+        if let Some(t) = &metrics_token {
+            if t.len() < 16 {
+                return Err(Failure::new(
+                    ExitCode::Validation,
+                    "the metrics token must be at least 16 characters",
+                ));
+            }
+            // A monitoring system holds it: it must open nothing but /metrics.
+            if token.as_ref() == Some(t) || pull_token.as_ref() == Some(t) {
+                return Err(Failure::new(
+                    ExitCode::Validation,
+                    "the metrics token must differ from the import and pull tokens (a monitoring system holds it)",
+                ));
+            }
+        }
+        Ok(ServeTokens {
+            import: token,
+            pull: pull_token,
+            metrics: metrics_token,
+        })
     }
-    let pull_token = if args.public_secrets {
-        None
-    } else {
-        read_token(
-            args.pull_token_file.as_deref(),
-            "OUK_PULL_TOKEN",
-            "--pull-token-file",
-        )?
-    };
-    if let Some(t) = &pull_token {
-        if t.len() < 16 {
-            return Err(Failure::new(
-                ExitCode::Validation,
-                "the pull token must be at least 16 characters",
-            ));
-        }
-        // Every puller holds the pull token: it must not also open the import API.
-        if token.as_ref() == Some(t) {
-            return Err(Failure::new(
-                ExitCode::Validation,
-                "the pull token must differ from the import token (every puller holds the pull token)",
-            ));
-        }
-    }
-    let metrics_token = read_token(
-        args.metrics_token_file.as_deref(),
-        "OUK_METRICS_TOKEN",
-        "--metrics-token-file",
-    )?;
-    if let Some(t) = &metrics_token {
-        if t.len() < 16 {
-            return Err(Failure::new(
-                ExitCode::Validation,
-                "the metrics token must be at least 16 characters",
-            ));
-        }
-        // A monitoring system holds it: it must open nothing but /metrics.
-        if token.as_ref() == Some(t) || pull_token.as_ref() == Some(t) {
-            return Err(Failure::new(
-                ExitCode::Validation,
-                "the metrics token must differ from the import and pull tokens (a monitoring system holds it)",
-            ));
-        }
-    }
-    let secrets = if args.public_secrets {
-        "public"
-    } else if pull_token.is_some() {
-        "token"
-    } else {
-        "refused"
-    };
-    let api = token.is_some();
+}
+
+/// What the server calls back into the binary: status and gauges read through fresh
+/// quiet JSON contexts, the listening line on stdout, the log on stderr.
+fn serve_hooks(
+    ctx: &Context,
+    api: bool,
+    secrets: &'static str,
+) -> ouk_transport::serve::ServeHooks {
     let status_ctx = Context {
         root: ctx.root.clone(),
         out: Output {
@@ -187,7 +244,7 @@ pub fn run_serve(ctx: &Context, args: ServeArgs) -> Result<ExitCode, Failure> {
     };
     let quiet = ctx.out.quiet;
     let json = ctx.out.json;
-    let hooks = ouk_transport::serve::ServeHooks {
+    ouk_transport::serve::ServeHooks {
         status: Arc::new(move || {
             crate::cmd::status::status_json(&status_ctx).map_err(|f| (f.code as u8, f.message))
         }),
@@ -221,27 +278,7 @@ pub fn run_serve(ctx: &Context, args: ServeArgs) -> Result<ExitCode, Failure> {
                 eprintln!("{line}");
             }
         }),
-    };
-    let opts = ouk_transport::serve::ServeOptions {
-        listen: args.listen,
-        kits_dir,
-        root_dir: ctx.root.clone(),
-        max_connections: args.max_connections,
-        header_timeout: Duration::from_secs(args.header_timeout.max(1)),
-        shutdown_grace: Duration::from_secs(args.shutdown_grace),
-        import_token: token,
-        pull_token,
-        public_secrets: args.public_secrets,
-        metrics_token,
-        max_upload: args.max_upload,
-        limit_rate: args.limit_rate,
-        send_timeout: Duration::from_secs(args.send_timeout.max(1)),
-        max_kit_age: args.max_kit_age,
-        max_clock_skew: args.max_clock_skew,
-        quarantine: ctx.quarantine,
-    };
-    ouk_transport::serve::serve(opts, hooks).map_err(transport_failure)?;
-    Ok(ExitCode::Ok)
+    }
 }
 
 /// A bearer token from `file` (which group and others may not read or write: the import
