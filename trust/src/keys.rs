@@ -118,13 +118,16 @@ impl PublicKey {
 }
 
 /// One `-----BEGIN X----- ... -----END X-----` block of a PEM text.
-struct PemBlock<'a> {
-    label: String,
-    text: &'a str,
+pub struct PemBlock<'a> {
+    /// The label between `BEGIN ` and the dashes (`PUBLIC KEY`, `ENCRYPTED SIGSTORE PRIVATE KEY`).
+    pub label: String,
+    /// The whole block, BEGIN and END lines included.
+    pub text: &'a str,
 }
 
-/// Splits a text into its PEM blocks, ignoring text between blocks.
-fn pem_blocks(input: &str) -> Result<Vec<PemBlock<'_>>, PemError> {
+/// Splits a text into its PEM blocks, ignoring text between blocks. The one splitter: the
+/// signing and verifying keys of ouk-bundle use it too.
+pub fn pem_blocks(input: &str) -> Result<Vec<PemBlock<'_>>, PemError> {
     const BEGIN: &str = "-----BEGIN ";
     const DASHES: &str = "-----";
     let mut blocks = Vec::new();

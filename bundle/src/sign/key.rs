@@ -27,6 +27,9 @@ use p256::pkcs8::der::pem;
 use p256::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey};
 use sha2::{Digest, Sha256};
 
+use ouk_trust::PemError;
+use ouk_trust::keys::PemBlock;
+
 use super::encrypted::{self, EncryptedKeyError};
 
 /// PEM label of a PKCS#8 private key.
@@ -136,7 +139,7 @@ impl SigningKey {
                 wanted: "private key",
                 found: labels(&blocks),
             })?;
-        let der = block.decode()?;
+        let der = decode_block(block)?;
         match block.label.as_str() {
             PKCS8_LABEL => Self::from_pkcs8_der(&der),
             SEC1_LABEL => {
@@ -290,7 +293,7 @@ impl VerifyingKey {
                 wanted: PUBLIC_KEY_LABEL,
                 found: labels(&blocks),
             })?;
-        Self::from_der(&block.decode()?)
+        Self::from_der(&decode_block(block)?)
     }
 
     /// [`VerifyingKey::from_pem`] on the contents of a file.
@@ -425,53 +428,26 @@ fn read_text(path: &Path) -> Result<String, KeyError> {
     String::from_utf8(bytes).map_err(|_| KeyError::NotText(path.to_owned()))
 }
 
-/// One `-----BEGIN X----- ... -----END X-----` block of a PEM text.
-struct PemBlock<'a> {
-    label: String,
-    text: &'a str,
+/// The block's DER (or, for cosign, JSON) bytes; zeroized on drop as it may be secret.
+fn decode_block(block: &PemBlock<'_>) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+    let (_, bytes) = pem::decode_vec(block.text.as_bytes()).map_err(|e| KeyError::Pem {
+        label: block.label.clone(),
+        reason: e.to_string(),
+    })?;
+    Ok(Zeroizing::new(bytes))
 }
 
-impl PemBlock<'_> {
-    /// The block's DER (or, for cosign, JSON) bytes; zeroized on drop as it may be secret.
-    fn decode(&self) -> Result<Zeroizing<Vec<u8>>, KeyError> {
-        let (_, bytes) = pem::decode_vec(self.text.as_bytes()).map_err(|e| KeyError::Pem {
-            label: self.label.clone(),
-            reason: e.to_string(),
-        })?;
-        Ok(Zeroizing::new(bytes))
-    }
-}
-
-/// Splits a text into its PEM blocks, ignoring text between blocks.
+/// Splits a text into its PEM blocks (ouk-trust's splitter; its two refusals carry the same
+/// messages as ours).
 fn pem_blocks(input: &str) -> Result<Vec<PemBlock<'_>>, KeyError> {
-    const BEGIN: &str = "-----BEGIN ";
-    const DASHES: &str = "-----";
-    let mut blocks = Vec::new();
-    let mut rest = 0usize;
-    while let Some(off) = input.get(rest..).and_then(|s| s.find(BEGIN)) {
-        let start = rest + off;
-        let label_start = start + BEGIN.len();
-        let tail = input.get(label_start..).unwrap_or_default();
-        let Some(label_len) = tail.find(DASHES) else {
-            break;
-        };
-        let label = tail.get(..label_len).unwrap_or_default().to_owned();
-        let end_marker = format!("-----END {label}-----");
-        let Some(end_off) = tail.find(&end_marker) else {
-            return Err(KeyError::Pem {
-                label,
-                reason: "missing END line".to_owned(),
-            });
-        };
-        let end = label_start + end_off + end_marker.len();
-        let text = input.get(start..end).unwrap_or_default();
-        blocks.push(PemBlock { label, text });
-        rest = end;
-    }
-    if blocks.is_empty() {
-        return Err(KeyError::NotPem);
-    }
-    Ok(blocks)
+    ouk_trust::keys::pem_blocks(input).map_err(|e| match e {
+        PemError::NotPem => KeyError::NotPem,
+        PemError::Pem { label, reason } => KeyError::Pem { label, reason },
+        other => KeyError::Pem {
+            label: String::new(),
+            reason: other.to_string(),
+        },
+    })
 }
 
 fn labels(blocks: &[PemBlock<'_>]) -> String {
