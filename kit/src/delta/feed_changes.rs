@@ -19,10 +19,10 @@ use std::path::{Path, PathBuf};
 
 use ouk_delta::format::{DeltaHeader, FeedChangesRef};
 use ouk_store::FileDigest;
-use sha2::{Digest, Sha256};
 
 use super::show::{DeltaFeeds, ShownFeeds, read_feed_changes};
 use crate::error::{IoContext, KitError, Result};
+use crate::read_once::HashingReader;
 
 /// Suffix of the feed changes `delta make` keeps beside the delta bundle.
 pub const FEED_CHANGES_SUFFIX: &str = ".feeds-changes.jsonl";
@@ -54,33 +54,6 @@ pub(crate) fn keep_feed_changes(changes: Option<&Path>, bundle: &Path) -> Result
     std::io::copy(&mut from, &mut out).ctx(|| format!("write {}", to.display()))?;
     out.commit()?;
     Ok(())
-}
-
-/// A reader that hashes and counts what passes through it.
-struct HashingReader<R> {
-    inner: R,
-    sha: Sha256,
-    read: u64,
-}
-
-impl<R: Read> Read for HashingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.sha.update(&buf[..n]);
-        self.read += n as u64;
-        Ok(n)
-    }
-}
-
-/// SHA-256 and length of the file at `path`, streamed.
-pub(crate) fn hash_file(path: &Path) -> Result<(FileDigest, u64)> {
-    let mut hashing = HashingReader {
-        inner: File::open(path).ctx(|| format!("open {}", path.display()))?,
-        sha: Sha256::new(),
-        read: 0,
-    };
-    std::io::copy(&mut hashing, &mut std::io::sink()).ctx(|| format!("read {}", path.display()))?;
-    Ok((FileDigest(hashing.sha.finalize().into()), hashing.read))
 }
 
 /// The feed changes of the delta whose header is `header`, kept beside `beside` (the
@@ -136,21 +109,17 @@ fn read_verified(
 ) -> Result<ShownFeeds> {
     let name = path.display().to_string();
     // One byte past the declared size is enough to see that it is not the declared file.
-    let mut hashing = HashingReader {
-        inner: file.take(declared.size.saturating_add(1)),
-        sha: Sha256::new(),
-        read: 0,
-    };
+    let mut hashing = HashingReader::new(file.take(declared.size.saturating_add(1)));
     let parsed = read_feed_changes(std::io::BufReader::new(&mut hashing), &name, header);
     // What the parser left unread is hashed too (a parse error stops early).
-    std::io::copy(&mut hashing, &mut std::io::sink()).ctx(|| format!("read {name}"))?;
-    let actual = FileDigest(hashing.sha.finalize().into());
-    if hashing.read != declared.size || actual != expected {
+    let (sha, read) = hashing.finish().ctx(|| format!("read {name}"))?;
+    let actual = FileDigest(sha);
+    if read != declared.size || actual != expected {
         return Err(KitError::DigestMismatch {
             what: format!(
                 "{name} ({} bytes; the delta's header declares {}): not this delta's feed \
                  changes (tampered, or left by another delta); remove it or make the delta again",
-                hashing.read, declared.size
+                read, declared.size
             ),
             expected: expected.to_hex(),
             actual: actual.to_hex(),

@@ -344,10 +344,10 @@ fn feed_changes(
         }
     } else {
         // Our own file, just written: read back (streamed, it may be large) to hash it.
-        let (sha256, size) = super::feed_changes::hash_file(&path)?;
+        let (sha256, size) = crate::verify::sha256_file(&path)?;
         FeedChangesRef {
             rows,
-            sha256: Some(sha256),
+            sha256: Some(FileDigest(sha256)),
             size,
         }
     };
