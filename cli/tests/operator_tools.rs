@@ -543,20 +543,7 @@ fn built_created_at(
     epoch: Option<&str>,
     extra: &[&str],
 ) -> (String, String) {
-    let mut cmd = Command::new(ouk());
-    cmd.args([
-        "kit",
-        "build",
-        "--version",
-        "2025.10.0",
-        "--channel",
-        "edge",
-    ])
-    .arg("--release-dir")
-    .arg(release)
-    .arg("--output-dir")
-    .arg(out)
-    .args(extra);
+    let mut cmd = build_unsigned_command(release, out, extra);
     match epoch {
         Some(e) => cmd.env("SOURCE_DATE_EPOCH", e),
         None => cmd.env_remove("SOURCE_DATE_EPOCH"),

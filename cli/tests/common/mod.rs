@@ -43,23 +43,30 @@ pub fn tree_epoch(release: &Path) -> String {
 /// An unsigned `ouk kit build` of `release` into `out` (version 2025.10.0, channel edge,
 /// `SOURCE_DATE_EPOCH` the tree's [`tree_epoch`]) with extra arguments.
 pub fn build_unsigned(release: &Path, out: &Path, extra: &[&str]) -> Output {
-    Command::new(ouk())
-        .args([
-            "kit",
-            "build",
-            "--version",
-            "2025.10.0",
-            "--channel",
-            "edge",
-        ])
-        .arg("--release-dir")
-        .arg(release)
-        .arg("--output-dir")
-        .arg(out)
-        .args(extra)
+    build_unsigned_command(release, out, extra)
         .env("SOURCE_DATE_EPOCH", tree_epoch(release))
         .output()
         .expect("run ouk kit build")
+}
+
+/// The command of [`build_unsigned`] before its environment is set (a test that sets its
+/// own `SOURCE_DATE_EPOCH`, or none, starts here).
+pub fn build_unsigned_command(release: &Path, out: &Path, extra: &[&str]) -> Command {
+    let mut cmd = Command::new(ouk());
+    cmd.args([
+        "kit",
+        "build",
+        "--version",
+        "2025.10.0",
+        "--channel",
+        "edge",
+    ])
+    .arg("--release-dir")
+    .arg(release)
+    .arg("--output-dir")
+    .arg(out)
+    .args(extra);
+    cmd
 }
 
 /// A root at `dir/name` that trusts the fixture key.
