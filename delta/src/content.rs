@@ -33,7 +33,7 @@ pub struct TreeFile {
 /// Content by digest.
 pub trait ContentReader: Sync {
     /// A reader over the whole content of `sha256`.
-    fn open(&self, sha256: &FileDigest) -> io::Result<Box<dyn Read + '_>>;
+    fn open(&self, sha256: &FileDigest) -> io::Result<Box<dyn Read + Send + '_>>;
     /// `length` bytes at `offset` (short at the end of the file).
     fn read_range(&self, sha256: &FileDigest, offset: u64, length: u64) -> io::Result<Vec<u8>>;
     /// The same bytes as [`ContentReader::read_range`], possibly lent from a read-only
@@ -178,7 +178,7 @@ impl DirContent {
 }
 
 impl ContentReader for DirContent {
-    fn open(&self, sha256: &FileDigest) -> io::Result<Box<dyn Read + '_>> {
+    fn open(&self, sha256: &FileDigest) -> io::Result<Box<dyn Read + Send + '_>> {
         Ok(Box::new(io::BufReader::with_capacity(
             1 << 20,
             File::open(self.path(sha256)?)?,
@@ -198,7 +198,7 @@ impl ContentReader for DirContent {
 pub struct StoreContent<'s>(pub &'s Store);
 
 impl ContentReader for StoreContent<'_> {
-    fn open(&self, sha256: &FileDigest) -> io::Result<Box<dyn Read + '_>> {
+    fn open(&self, sha256: &FileDigest) -> io::Result<Box<dyn Read + Send + '_>> {
         // Files are rehydrated in 8 MiB ranges so memory stays bounded.
         Ok(Box::new(StoreRangeReader {
             store: self.0,
@@ -333,7 +333,7 @@ pub fn check_file(path: &Path, size: u64, sha256: &FileDigest) -> Option<File> {
 }
 
 impl ContentReader for CheckedDirContent<'_> {
-    fn open(&self, sha256: &FileDigest) -> io::Result<Box<dyn Read + '_>> {
+    fn open(&self, sha256: &FileDigest) -> io::Result<Box<dyn Read + Send + '_>> {
         // A file of its own, not a clone of the checked one: clones share one offset.
         match (self.checked_file(sha256), self.files.get(sha256)) {
             (Some(_), Some((path, _))) => Ok(Box::new(io::BufReader::with_capacity(
@@ -373,7 +373,7 @@ mod tests {
     /// A fallback that must not be used.
     struct Refuse;
     impl ContentReader for Refuse {
-        fn open(&self, _: &FileDigest) -> io::Result<Box<dyn Read + '_>> {
+        fn open(&self, _: &FileDigest) -> io::Result<Box<dyn Read + Send + '_>> {
             Err(io::Error::other("fallback used"))
         }
         fn read_range(&self, _: &FileDigest, _: u64, _: u64) -> io::Result<Vec<u8>> {

@@ -18,7 +18,7 @@ use ouk_store::FileDigest;
 struct Stalling<'a>(&'a DirContent, Duration);
 
 impl ContentReader for Stalling<'_> {
-    fn open(&self, sha256: &FileDigest) -> io::Result<Box<dyn Read + '_>> {
+    fn open(&self, sha256: &FileDigest) -> io::Result<Box<dyn Read + Send + '_>> {
         self.0.open(sha256)
     }
     fn read_range(&self, sha256: &FileDigest, offset: u64, length: u64) -> io::Result<Vec<u8>> {

@@ -15,6 +15,8 @@
 //!   [`canonical`] without building a `serde_json::Value`;
 //! - [`indexer`] parses rows in parallel and writes the index, sorting each feed's rows in
 //!   bounded memory ([`sort`]);
+//! - [`incremental`] computes a feed's index rows from its predecessor's, parsing only the
+//!   rows that differ (a delta's apply derives the target's index this way);
 //! - [`audit`] finds duplicate and divergent rows in an index.
 //!
 //! On the host, [`diff`] joins two indexes row by row, [`changes`] is the per-generation
@@ -32,6 +34,7 @@ pub mod diff;
 pub mod fast;
 pub mod history;
 pub mod host;
+pub mod incremental;
 pub mod index;
 pub mod indexer;
 pub mod scan;

@@ -109,10 +109,10 @@ pub fn open_feed(path: &Path) -> io::Result<Box<dyn BufRead + Send>> {
 }
 
 /// Wrap `input` to decompress it.
-pub fn open_reader(
-    input: impl BufRead + Send + 'static,
+pub fn open_reader<'a>(
+    input: impl BufRead + Send + 'a,
     compression: Compression,
-) -> io::Result<Box<dyn BufRead + Send>> {
+) -> io::Result<Box<dyn BufRead + Send + 'a>> {
     Ok(match compression {
         Compression::None => Box::new(input),
         Compression::Gzip => Box::new(BufReader::with_capacity(

@@ -30,18 +30,25 @@ use ouk_delta::apply::RebuiltSink;
 use ouk_delta::content::{ContentReader, TreeFile};
 use ouk_delta::format::{DeltaHeader, Derivation, Source};
 use ouk_store::FileDigest;
+use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
 use crate::error::{IoContext, KitError, Result};
 use crate::feeds::FEED_INDEX_PATH;
-use crate::feeds::indexer::{FeedFile, IndexOptions, feed_source, select_feeds};
+use crate::feeds::incremental::{FeedRows, PredecessorIndex, index_feed_from};
+use crate::feeds::index::FeedRow;
+use crate::feeds::indexer::{FeedFile, IndexOptions, feed_source, index_feeds_with, select_feeds};
+use crate::feeds::scan::{Compression, feed_compression, open_feed, open_reader};
 
 /// The feed index of the target whose feed files are `feeds` (kit path, file on disk),
 /// written to a new file in `scratch` (sort runs spill there too), with its SHA-256.
 /// Default indexer options: what a kit built without `--id-field`/`--skip-bad-rows` holds.
+/// `shortcut` may answer a feed's rows instead of the indexer scanning it
+/// ([`ouk_feeds::indexer::index_feeds_with`]).
 fn index_target_feeds(
     feeds: &[FeedFile],
     scratch: &Path,
+    shortcut: &mut dyn FnMut(&str, &Path) -> Option<Vec<FeedRow>>,
 ) -> Result<(tempfile::NamedTempFile, FileDigest)> {
     let file = tempfile::NamedTempFile::new_in(scratch)
         .ctx(|| format!("create a temporary file in {}", scratch.display()))?;
@@ -57,7 +64,7 @@ fn index_target_feeds(
         temp_dir: Some(scratch.to_path_buf()),
         ..IndexOptions::default()
     };
-    let (_, out) = crate::feeds::index_feeds(feeds, &options, out)?;
+    let (_, out) = index_feeds_with(feeds, &options, out, shortcut)?;
     let sha = FileDigest(out.sha.finalize().into());
     out.inner
         .into_inner()
@@ -103,7 +110,7 @@ pub(crate) fn derivable(
     let feeds = select_feeds(on_disk.iter().map(|(p, d)| (p.as_str(), d.as_path())));
     // An indexer error here (a bad row the kit was built to skip, say) means only that
     // the host could not derive it either: the file is shipped.
-    match index_target_feeds(&feeds, scratch) {
+    match index_target_feeds(&feeds, scratch, &mut |_, _| None) {
         Ok((_, sha)) if sha == index.sha256 => {
             out.insert(FEED_INDEX_PATH.to_string(), Derivation::FeedsIndex);
         }
@@ -140,8 +147,16 @@ pub(crate) fn derive_files(
         };
         let (file, _) = match by {
             Derivation::FeedsIndex => {
-                let feeds = target_feeds(&target, &rebuilt, tree, reference, scratch)?;
-                index_target_feeds(&feeds, scratch)?
+                match feeds_index_from_baseline(
+                    baseline, &target, &rebuilt, tree, reference, scratch,
+                ) {
+                    Some((file, sha)) if sha == expected => (file, sha),
+                    // Declined, or not the declared index: the full scan decides.
+                    _ => {
+                        let feeds = target_feeds(&target, &rebuilt, tree, reference, scratch)?;
+                        index_target_feeds(&feeds, scratch, &mut |_, _| None)?
+                    }
+                }
             }
         };
         let mut input = File::open(file.path()).ctx(|| format!("open the derived {}", f.path))?;
@@ -156,6 +171,96 @@ pub(crate) fn derive_files(
         out.push((f.path.clone(), actual));
     }
     Ok(out)
+}
+
+/// The target's feed index computed from the baseline's (verified, read through
+/// `reference`): an unchanged feed keeps its rows, a rebuilt one is diffed row by row
+/// against its baseline feed at the same path ([`ouk_feeds::incremental`]), and only a new
+/// feed is scanned in full. `None` when any of that declines (no baseline index, a feed
+/// that moved, a row that does not parse, an unreadable baseline file): the caller then
+/// indexes every feed from scratch. Whatever this returns is checked against the signed
+/// digest like the full scan's result, so a wrong shortcut costs a rescan, never a wrong
+/// file.
+fn feeds_index_from_baseline(
+    baseline: &[TreeFile],
+    target: &[TreeFile],
+    rebuilt: &HashMap<String, FileDigest>,
+    tree: &Path,
+    reference: &dyn ContentReader,
+    scratch: &Path,
+) -> Option<(tempfile::NamedTempFile, FileDigest)> {
+    let before_index = baseline.iter().find(|f| f.path == FEED_INDEX_PATH)?;
+    let mut before = PredecessorIndex::new(std::io::BufReader::with_capacity(
+        1 << 20,
+        reference.open(&before_index.sha256).ok()?,
+    ))
+    .ok()?;
+    let in_baseline: HashMap<&str, &TreeFile> =
+        baseline.iter().map(|f| (f.path.as_str(), f)).collect();
+    let mut on_disk = Vec::new();
+    for f in target.iter().filter(|f| feed_source(&f.path).is_some()) {
+        match rebuilt.get(&f.path) {
+            Some(d) if *d == f.sha256 => on_disk.push((f.path.clone(), tree.join(&f.path))),
+            // Not rebuilt: the baseline's own file, whose rows its index holds.
+            _ => on_disk.push((f.path.clone(), PathBuf::new())),
+        }
+    }
+    let feeds = select_feeds(on_disk.iter().map(|(p, d)| (p.as_str(), d.as_path())));
+    // The baseline index is read in feed order; the feeds are then diffed on every core
+    // (each feed's passes are sequential, the feeds independent).
+    let mut jobs = Vec::new();
+    for (rel, path) in &feeds {
+        jobs.push((rel.as_str(), path.as_path(), before.rows_of(rel).ok()?));
+    }
+    let options = IndexOptions::default();
+    let mut answers: HashMap<&str, Option<Vec<FeedRow>>> = jobs
+        .into_par_iter()
+        .map(|(rel, path, rows)| {
+            let answer = rows.and_then(|rows| {
+                feed_rows_from_baseline(rel, path, rows, &in_baseline, reference, &options)
+            });
+            (rel, answer)
+        })
+        .collect();
+    let mut declined = false;
+    let mut shortcut = |rel: &str, path: &Path| -> Option<Vec<FeedRow>> {
+        let rows = answers.remove(rel).flatten();
+        // A feed without a file of its own cannot be scanned: give up on the shortcut
+        // (an empty answer ends the pass quickly; its result is thrown away).
+        if rows.is_none() && path.as_os_str().is_empty() {
+            declined = true;
+            return Some(Vec::new());
+        }
+        rows
+    };
+    let out = index_target_feeds(&feeds, scratch, &mut shortcut).ok();
+    if declined {
+        return None;
+    }
+    out
+}
+
+/// One target feed's rows from its baseline rows `before` (see
+/// [`feeds_index_from_baseline`]): `path` is the rebuilt file, empty for a feed the delta
+/// did not rebuild.
+fn feed_rows_from_baseline(
+    rel: &str,
+    path: &Path,
+    before: FeedRows,
+    in_baseline: &HashMap<&str, &TreeFile>,
+    reference: &dyn ContentReader,
+    options: &IndexOptions,
+) -> Option<Vec<FeedRow>> {
+    if path.as_os_str().is_empty() {
+        return (before.header.skipped == 0).then_some(before.rows);
+    }
+    let was = in_baseline.get(rel)?;
+    let compression = feed_compression(rel).unwrap_or(Compression::None);
+    let predecessor = || {
+        let raw = std::io::BufReader::with_capacity(1 << 20, reference.open(&was.sha256)?);
+        open_reader(raw, compression)
+    };
+    index_feed_from(&before, &predecessor, open_feed(path).ok()?, options)
 }
 
 /// The target's feed files on disk: a rebuilt one where the apply staged it, a baseline
@@ -303,7 +408,7 @@ mod tests {
                 .iter()
                 .map(|(p, d)| (*p, d.as_path())),
         );
-        let (index, index_sha) = index_target_feeds(&feeds, &scratch).unwrap();
+        let (index, index_sha) = index_target_feeds(&feeds, &scratch, &mut |_, _| None).unwrap();
         let index_bytes = fs::read(index.path()).unwrap();
         let baseline = vec![tree_file(OSV, &osv0), tree_file(GHSA, &ghsa)];
         let reference = DirContent::new([
@@ -357,6 +462,66 @@ mod tests {
         let derived = fs::read(tree.join(FEED_INDEX_PATH)).unwrap();
         assert_eq!(derived, index_bytes);
         Ok(derived)
+    }
+
+    /// The index of `feeds` (path, bytes) written under `dir`, by the full scan.
+    fn full_index(dir: &Path, feeds: &[(&str, &[u8])]) -> (Vec<u8>, FileDigest) {
+        for (path, bytes) in feeds {
+            fs::create_dir_all(dir.join(path).parent().unwrap()).unwrap();
+            fs::write(dir.join(path), bytes).unwrap();
+        }
+        let listed: Vec<(&str, PathBuf)> = feeds.iter().map(|(p, _)| (*p, dir.join(p))).collect();
+        let feeds = select_feeds(listed.iter().map(|(p, d)| (*p, d.as_path())));
+        let (file, sha) = index_target_feeds(&feeds, dir, &mut |_, _| None).unwrap();
+        (fs::read(file.path()).unwrap(), sha)
+    }
+
+    #[test]
+    fn the_baseline_index_gives_the_target_index_without_a_full_scan() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (osv0, osv1, ghsa) = (rows("OSV", 40, 1), rows("OSV", 41, 2), rows("GHSA", 10, 1));
+        let (index0, _) = full_index(&tmp.path().join("base"), &[(OSV, &osv0), (GHSA, &ghsa)]);
+        let (index1, sha1) = full_index(&tmp.path().join("want"), &[(OSV, &osv1), (GHSA, &ghsa)]);
+        let tree = tmp.path().join("tree");
+        fs::create_dir_all(tree.join(OSV).parent().unwrap()).unwrap();
+        fs::write(tree.join(OSV), &osv1).unwrap();
+        let base = tmp.path().join("base");
+        fs::write(base.join(FEED_INDEX_PATH.replace('/', "_")), &index0).unwrap();
+        let baseline = vec![
+            tree_file(OSV, &osv0),
+            tree_file(GHSA, &ghsa),
+            tree_file(FEED_INDEX_PATH, &index0),
+        ];
+        // ghsa is not rebuilt and is not on disk as a file of its own: its rows come from
+        // the baseline index, so its file is never read.
+        let reference = DirContent::new([
+            (FileDigest::of(&osv0), base.join(OSV)),
+            (
+                FileDigest::of(&index0),
+                base.join(FEED_INDEX_PATH.replace('/', "_")),
+            ),
+        ]);
+        let target = vec![tree_file(OSV, &osv1), tree_file(GHSA, &ghsa)];
+        let rebuilt = HashMap::from([(OSV.to_string(), FileDigest::of(&osv1))]);
+        let scratch = tmp.path().join("scratch");
+        fs::create_dir_all(&scratch).unwrap();
+        let (file, sha) =
+            feeds_index_from_baseline(&baseline, &target, &rebuilt, &tree, &reference, &scratch)
+                .expect("the shortcut answers");
+        assert_eq!(sha, sha1);
+        assert_eq!(fs::read(file.path()).unwrap(), index1);
+        // Without the baseline index it declines (and the full scan decides).
+        assert!(
+            feeds_index_from_baseline(
+                &baseline[..2],
+                &target,
+                &rebuilt,
+                &tree,
+                &reference,
+                &scratch
+            )
+            .is_none()
+        );
     }
 
     #[test]
