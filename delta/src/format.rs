@@ -441,8 +441,48 @@ pub struct DeltaSummary {
 }
 
 impl DeltaHeader {
+    /// A header of format [`FORMAT`] from `baseline` to `target` that lists nothing yet:
+    /// the planner fills it (and raises the format to the tiers it uses).
+    pub fn new(baseline: GenerationRef, target: GenerationRef) -> DeltaHeader {
+        DeltaHeader {
+            format: FORMAT.into(),
+            baseline,
+            target,
+            removed: Vec::new(),
+            files: Vec::new(),
+            solid: None,
+            trailer: None,
+            payload_size: 0,
+            plain_forms: 1,
+            feed_changes: None,
+        }
+    }
+
     /// Check everything before anything is decoded. `max_file` bounds each declared size.
     pub fn validate(&self, max_file: u64) -> Result<(), DeltaError> {
+        self.validate_format()?;
+        self.validate_blocks()?;
+        let mut seen = HashSet::new();
+        for (i, f) in self.files.iter().enumerate() {
+            check_relative_path(&f.path)
+                .map_err(|why| DeltaError::BadDelta(format!("{:?}: {why}", f.path)))?;
+            if i > 0 && self.files[i - 1].path >= f.path {
+                return Err(DeltaError::BadDelta(format!(
+                    "{:?}: files not sorted or duplicated",
+                    f.path
+                )));
+            }
+            if !seen.insert(f.path.as_str()) {
+                return Err(DeltaError::BadDelta(format!("{:?}: duplicate", f.path)));
+            }
+            self.validate_file(f, max_file)?;
+        }
+        Ok(())
+    }
+
+    /// The format name, the tiers it may hold, the plain-forms version and the
+    /// `feedChanges` entry.
+    fn validate_format(&self) -> Result<(), DeltaError> {
         let bad = |m: String| Err(DeltaError::BadDelta(m));
         if ![FORMAT, FORMAT_DECODED, FORMAT_RECORDS, FORMAT_DERIVED].contains(&self.format.as_str())
         {
@@ -493,10 +533,14 @@ impl DeltaHeader {
                 ));
             }
         }
-        let in_payload = |off: u64, len: u64| {
-            off.checked_add(len)
-                .is_some_and(|end| end <= self.payload_size)
-        };
+        Ok(())
+    }
+
+    /// The solid and trailer blocks (bounds, references, members' sizes) and the removed
+    /// paths.
+    fn validate_blocks(&self) -> Result<(), DeltaError> {
+        let bad = |m: String| Err(DeltaError::BadDelta(m));
+        let in_payload = |off: u64, len: u64| self.in_payload(off, len);
         for block in [Block::Solid, Block::Trailer] {
             let Some(s) = self.block(block) else {
                 continue;
@@ -546,70 +590,68 @@ impl DeltaHeader {
                 ));
             }
         }
-        let mut seen = HashSet::new();
-        for (i, f) in self.files.iter().enumerate() {
-            check_relative_path(&f.path)
-                .map_err(|why| DeltaError::BadDelta(format!("{:?}: {why}", f.path)))?;
-            if i > 0 && self.files[i - 1].path >= f.path {
-                return bad(format!("{:?}: files not sorted or duplicated", f.path));
-            }
-            if !seen.insert(f.path.as_str()) {
-                return bad(format!("{:?}: duplicate", f.path));
-            }
-            if f.mode & !0o777 != 0 {
-                return bad(format!("{:?}: mode {:o}", f.path, f.mode));
-            }
-            if f.size > max_file {
-                return bad(format!(
-                    "{:?}: size {} past the limit {max_file}",
-                    f.path, f.size
-                ));
-            }
-            if f.source.declares_digest() != f.sha256.is_some() {
-                return bad(format!(
-                    "{:?}: a sha256 is listed exactly for content the baseline has or the \
-                     host derives",
-                    f.path
-                ));
-            }
-            match &f.source {
-                Source::Baseline | Source::Derived { .. } => {}
-                Source::Solid | Source::Trailer => {
-                    let block = if f.source == Source::Solid {
-                        Block::Solid
-                    } else {
-                        Block::Trailer
-                    };
-                    if self.block(block).is_none() {
-                        return bad(format!(
-                            "{:?}: refers to a missing {}",
-                            f.path,
-                            block.name()
-                        ));
-                    }
+        Ok(())
+    }
+
+    /// Whether `off..off + len` lies inside the payload.
+    fn in_payload(&self, off: u64, len: u64) -> bool {
+        off.checked_add(len)
+            .is_some_and(|end| end <= self.payload_size)
+    }
+
+    /// One listed file (its path already checked): its mode, size, digest and where its
+    /// bytes come from.
+    fn validate_file(&self, f: &DeltaFile, max_file: u64) -> Result<(), DeltaError> {
+        let bad = |m: String| Err(DeltaError::BadDelta(m));
+        let in_payload = |off: u64, len: u64| self.in_payload(off, len);
+        if f.mode & !0o777 != 0 {
+            return bad(format!("{:?}: mode {:o}", f.path, f.mode));
+        }
+        if f.size > max_file {
+            return bad(format!(
+                "{:?}: size {} past the limit {max_file}",
+                f.path, f.size
+            ));
+        }
+        if f.source.declares_digest() != f.sha256.is_some() {
+            return bad(format!(
+                "{:?}: a sha256 is listed exactly for content the baseline has or the \
+                 host derives",
+                f.path
+            ));
+        }
+        match &f.source {
+            Source::Baseline | Source::Derived { .. } => {}
+            Source::Solid | Source::Trailer => {
+                let block = if f.source == Source::Solid {
+                    Block::Solid
+                } else {
+                    Block::Trailer
+                };
+                if self.block(block).is_none() {
+                    return bad(format!(
+                        "{:?}: refers to a missing {}",
+                        f.path,
+                        block.name()
+                    ));
                 }
-                Source::Pieces { pieces } => {
-                    check_pieces(&f.path, pieces, f.size, self.payload_size)?
+            }
+            Source::Pieces { pieces } => check_pieces(&f.path, pieces, f.size, self.payload_size)?,
+            Source::Recompressed {
+                plain_size,
+                pieces,
+                recipe,
+                reuse_members_of,
+                ..
+            } => {
+                check_pieces(&f.path, pieces, *plain_size, self.payload_size)?;
+                if let Some(p) = reuse_members_of {
+                    check_relative_path(p).map_err(|why| {
+                        DeltaError::BadDelta(format!("{:?}: reuse_members_of {p:?}: {why}", f.path))
+                    })?;
                 }
-                Source::Recompressed {
-                    plain_size,
-                    pieces,
-                    recipe,
-                    reuse_members_of,
-                    ..
-                } => {
-                    check_pieces(&f.path, pieces, *plain_size, self.payload_size)?;
-                    if let Some(p) = reuse_members_of {
-                        check_relative_path(p).map_err(|why| {
-                            DeltaError::BadDelta(format!(
-                                "{:?}: reuse_members_of {p:?}: {why}",
-                                f.path
-                            ))
-                        })?;
-                    }
-                    if !in_payload(recipe.offset, recipe.length) || recipe.size > MAX_RECIPE {
-                        return bad(format!("{:?}: recipe out of bounds", f.path));
-                    }
+                if !in_payload(recipe.offset, recipe.length) || recipe.size > MAX_RECIPE {
+                    return bad(format!("{:?}: recipe out of bounds", f.path));
                 }
             }
         }
@@ -847,16 +889,8 @@ mod tests {
             version: None,
         };
         DeltaHeader {
-            format: FORMAT.into(),
-            baseline: gen_ref(0),
-            target: gen_ref(1),
-            removed: Vec::new(),
-            files: Vec::new(),
-            solid: None,
-            trailer: None,
-            payload_size: 0,
-            plain_forms: 1,
             feed_changes,
+            ..DeltaHeader::new(gen_ref(0), gen_ref(1))
         }
     }
 

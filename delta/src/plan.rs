@@ -34,9 +34,9 @@ use crate::bsdiffx;
 use crate::content::{ContentReader, TreeFile};
 use crate::error::{DeltaError, Result};
 use crate::format::{
-    Block, DeltaFile, DeltaHeader, Derivation, FORMAT, FORMAT_DECODED, FORMAT_DERIVED,
-    FORMAT_RECORDS, GenerationRef, MAX_PIECE, MAX_REFERENCE, MAX_SOLID, MAX_SOLID_REFERENCE, Piece,
-    RecipeRef, ReferenceRange, SolidBlock, Source,
+    Block, DeltaFile, DeltaHeader, Derivation, FORMAT_DECODED, FORMAT_DERIVED, FORMAT_RECORDS,
+    GenerationRef, MAX_PIECE, MAX_REFERENCE, MAX_SOLID, MAX_SOLID_REFERENCE, Piece, RecipeRef,
+    ReferenceRange, SolidBlock, Source,
 };
 use crate::patch::{Encoding, ZstdTuning, zstd_encode};
 use crate::plain::PlainForms;
@@ -906,6 +906,381 @@ fn planning_reported<T: Send>(
     out
 }
 
+/// What the target changes against the baseline, by path.
+struct Changes<'a> {
+    /// Target files that differ from the baseline file at their path (content or mode),
+    /// sorted by path: the files a header lists.
+    files: Vec<&'a TreeFile>,
+    /// Baseline paths the target no longer has, sorted.
+    removed: Vec<String>,
+    /// The baseline files at those paths (a renamed file's predecessor is among them).
+    removed_files: Vec<&'a TreeFile>,
+    /// Baseline files by path.
+    by_path: HashMap<&'a str, &'a TreeFile>,
+    /// Baseline content by digest: a listed file with such content ships nothing.
+    have: std::collections::HashSet<FileDigest>,
+}
+
+impl<'a> Changes<'a> {
+    fn of(baseline_files: &'a [TreeFile], target_files: &'a [TreeFile]) -> Changes<'a> {
+        let by_path: HashMap<&str, &TreeFile> = baseline_files
+            .iter()
+            .map(|f| (f.path.as_str(), f))
+            .collect();
+        let mut files: Vec<&TreeFile> = target_files
+            .iter()
+            .filter(|f| {
+                by_path
+                    .get(f.path.as_str())
+                    .is_none_or(|b| b.sha256 != f.sha256 || b.mode != f.mode)
+            })
+            .collect();
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        let target_paths: std::collections::HashSet<&str> =
+            target_files.iter().map(|f| f.path.as_str()).collect();
+        let removed_files: Vec<&TreeFile> = baseline_files
+            .iter()
+            .filter(|b| !target_paths.contains(b.path.as_str()))
+            .collect();
+        let mut removed: Vec<String> = removed_files.iter().map(|b| b.path.clone()).collect();
+        removed.sort();
+        Changes {
+            files,
+            removed,
+            removed_files,
+            by_path,
+            have: baseline_files.iter().map(|f| f.sha256).collect(),
+        }
+    }
+}
+
+/// The plan of every listed file (in `changes.files` order), made on both cores, biggest
+/// file first, with the `encode` phase's progress.
+fn plan_files(
+    changes: &Changes<'_>,
+    baseline_files: &[TreeFile],
+    baseline: &dyn ContentReader,
+    target: &dyn ContentReader,
+    options: &MakeOptions,
+    progress: ouk_store::progress::StepSink<'_>,
+) -> Result<Vec<Plan>> {
+    let files = &changes.files;
+    let chunker = Chunker::new(ChunkerParams::V1);
+    // What the host has (by digest) or derives (by path) is neither decoded nor encoded.
+    let encode = |f: &TreeFile| {
+        !changes.have.contains(&f.sha256) && !options.derived.contains_key(f.path.as_str())
+    };
+    // The decoded tier runs when a file to ship is compressed: the baseline's compressed
+    // files are then decoded (once each, into a scratch directory) and indexed too.
+    let mut compressed: std::collections::HashSet<FileDigest> = Default::default();
+    if options.see_through {
+        for f in files.iter().filter(|f| encode(f)) {
+            if looks_compressed(f, target)? {
+                compressed.insert(f.sha256);
+            }
+        }
+    }
+    let scratch = if compressed.is_empty() {
+        None
+    } else {
+        Some(match &options.scratch {
+            Some(d) => ouk_store::fsutil::temp_dir_in(d, ".ouk-delta-plain-")?,
+            None => tempfile::Builder::new()
+                .prefix("ouk-delta-plain-")
+                .tempdir()
+                .map_err(io_err("create a scratch directory".into()))?,
+        })
+    };
+    let plain_forms = scratch
+        .as_ref()
+        .map(|d| PlainForms::new(baseline, d.path(), options.limits.clone()));
+    let refs = References {
+        baseline,
+        plain: plain_forms.as_ref(),
+    };
+    let index = if files.iter().any(|f| encode(f)) {
+        index_baseline(baseline_files, baseline, plain_forms.as_ref(), &chunker)?
+    } else {
+        let (sizes, paths) = ChunkIndex::sizes_and_paths(baseline_files);
+        ChunkIndex {
+            at: HashMap::new(),
+            sizes,
+            paths,
+        }
+    };
+    let full_effort = grant_full_effort(files, &encode, &compressed, options.work_units());
+    let plan_one = |i: usize| -> Result<Plan> {
+        let f = files[i];
+        if changes.have.contains(&f.sha256) {
+            return Ok(Plan::Baseline);
+        }
+        if let Some(by) = options.derived.get(f.path.as_str()) {
+            return Ok(Plan::Derived(*by));
+        }
+        let enc = &Encoder {
+            options,
+            full: full_effort.contains(&f.path),
+        };
+        let fallback = changes
+            .by_path
+            .get(f.path.as_str())
+            .copied()
+            .or_else(|| predecessor(f, &changes.removed_files));
+        let opaque = || {
+            let fallback = fallback.map(|b| RefKey::raw(b.sha256));
+            plan_file(f, fallback, &index, target, &refs, &chunker, enc, true)
+        };
+        let Some(dir) = scratch.as_ref().filter(|_| compressed.contains(&f.sha256)) else {
+            return opaque();
+        };
+        match plan_recompressed(
+            f,
+            fallback,
+            &index,
+            target,
+            &refs,
+            &chunker,
+            enc,
+            dir.path(),
+        )? {
+            // Under an eighth of the file, bytes cannot do better: their plan (bsdiff on
+            // compressed bytes, slow) is skipped.
+            Some(d) if d.shipped().saturating_mul(8) < f.size => Ok(d),
+            Some(d) => {
+                let o = opaque()?;
+                Ok(if o.shipped() <= d.shipped() { o } else { d })
+            }
+            None => opaque(),
+        }
+    };
+    // Biggest first, so the two cores finish together.
+    let mut order: Vec<usize> = (0..files.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(files[i].size));
+    let planned: Vec<(usize, Result<Plan>)> = planning_reported(progress, |planned_bytes| {
+        order
+            .par_iter()
+            .map(|&i| {
+                let plan = plan_one(i);
+                planned_bytes.fetch_add(files[i].size, std::sync::atomic::Ordering::Relaxed);
+                (i, plan)
+            })
+            .collect()
+    });
+    let mut plans: Vec<Option<Plan>> = (0..files.len()).map(|_| None).collect();
+    for (i, p) in planned {
+        plans[i] = Some(p?);
+    }
+    Ok(plans
+        .into_iter()
+        .map(|p| p.unwrap_or(Plan::Baseline))
+        .collect())
+}
+
+/// The payload as it is written: blobs back to back, each placed at the running offset.
+struct PayloadWriter<'w> {
+    out: &'w mut dyn Write,
+    written: u64,
+}
+
+impl PayloadWriter<'_> {
+    /// Append `blob`; its (offset, length) in the payload.
+    fn write(&mut self, blob: &[u8]) -> Result<(u64, u64)> {
+        self.out
+            .write_all(blob)
+            .map_err(io_err("write delta payload".into()))?;
+        let at = self.written;
+        self.written += blob.len() as u64;
+        Ok((at, blob.len() as u64))
+    }
+
+    /// Append the pieces, then `tail` (a recipe) when given; the pieces as a header lists
+    /// them and the tail's (offset, length).
+    fn pieces(
+        &mut self,
+        pieces: Vec<EncodedPiece>,
+        tail: Option<&[u8]>,
+    ) -> Result<(Vec<Piece>, (u64, u64))> {
+        let mut out = Vec::with_capacity(pieces.len());
+        for p in pieces {
+            let (offset, length) = self.write(&p.blob)?;
+            out.push(Piece {
+                size: p.size,
+                encoding: p.encoding,
+                reference: p.reference,
+                offset,
+                length,
+            });
+        }
+        let tail = match tail {
+            Some(blob) => self.write(blob)?,
+            None => (0, 0),
+        };
+        Ok((out, tail))
+    }
+}
+
+/// A solid block being filled: its members' raw bytes, its explicit references and the
+/// reference bytes its prefix will hold.
+#[derive(Default)]
+struct BlockFill {
+    raw: Vec<u8>,
+    references: Vec<ReferenceRange>,
+    reference_bytes: u64,
+}
+
+/// Write each planned file's payload and say where its bytes come from. Small files go
+/// into the solid or trailer block (filled in `blocks`) while they fit, else ship their
+/// own pieces.
+fn write_sources(
+    files: &[&TreeFile],
+    plans: Vec<Plan>,
+    by_path: &HashMap<&str, &TreeFile>,
+    target: &dyn ContentReader,
+    payload: &mut PayloadWriter<'_>,
+    blocks: &mut [BlockFill; 2],
+) -> Result<Vec<DeltaFile>> {
+    // Digests the header will not list (the host computes them): a small file repeating
+    // one of them belongs in the trailer block.
+    let rebuilt_hex: std::collections::HashSet<[u8; 64]> = files
+        .iter()
+        .zip(&plans)
+        .filter(|(_, p)| !matches!(p, Plan::Baseline | Plan::Derived(_)))
+        .filter_map(|(f, _)| f.sha256.to_hex().into_bytes().try_into().ok())
+        .collect();
+    let mut out = Vec::with_capacity(files.len());
+    for (f, plan) in files.iter().zip(plans) {
+        let source = match plan {
+            Plan::Baseline => Source::Baseline,
+            Plan::Derived(by) => Source::Derived { by },
+            Plan::Solid {
+                reference,
+                fallback,
+            } => {
+                let mut bytes = Vec::with_capacity(f.size as usize);
+                target
+                    .open(&f.sha256)
+                    .and_then(|mut r| r.read_to_end(&mut bytes))
+                    .map_err(io_err(format!("read {}", f.path)))?;
+                let block = if repeats_digest(&bytes, &rebuilt_hex) {
+                    Block::Trailer
+                } else {
+                    Block::Solid
+                };
+                let fill = &mut blocks[block as usize];
+                // The member's same-path baseline file is part of the prefix implicitly;
+                // another reference (a renamed predecessor) is listed explicitly.
+                let implicit = by_path.get(f.path.as_str()).map_or(0, |b| b.size);
+                let explicit = reference.filter(|r| {
+                    r.path != f.path && !fill.references.iter().any(|s| s.path == r.path)
+                });
+                let ref_len = implicit + explicit.as_ref().map_or(0, |r| r.length);
+                if fill.raw.len() as u64 + f.size > MAX_SOLID
+                    || fill.reference_bytes + ref_len > MAX_SOLID_REFERENCE
+                {
+                    Source::Pieces {
+                        pieces: payload.pieces(fallback, None)?.0,
+                    }
+                } else {
+                    fill.raw.extend_from_slice(&bytes);
+                    fill.reference_bytes += ref_len;
+                    fill.references.extend(explicit);
+                    block.source()
+                }
+            }
+            Plan::Pieces(pieces) => Source::Pieces {
+                pieces: payload.pieces(pieces, None)?.0,
+            },
+            Plan::Recompressed {
+                format,
+                plain_size,
+                pieces,
+                recipe,
+                recipe_size,
+                reuse_members_of,
+            } => {
+                let (pieces, (offset, length)) = payload.pieces(pieces, Some(&recipe))?;
+                Source::Recompressed {
+                    format,
+                    plain_size,
+                    pieces,
+                    recipe: RecipeRef {
+                        offset,
+                        length,
+                        size: recipe_size,
+                    },
+                    reuse_members_of,
+                }
+            }
+        };
+        out.push(DeltaFile {
+            path: f.path.clone(),
+            mode: f.mode,
+            size: f.size,
+            sha256: source.declares_digest().then_some(f.sha256),
+            source,
+        });
+    }
+    Ok(out)
+}
+
+/// Compress each block that has members against its prefix (its references, then its
+/// digest dictionary) and record it in `header`.
+fn write_blocks(
+    header: &mut DeltaHeader,
+    blocks: [BlockFill; 2],
+    changes: &Changes<'_>,
+    baseline_files: &[TreeFile],
+    baseline: &dyn ContentReader,
+    options: &MakeOptions,
+    payload: &mut PayloadWriter<'_>,
+) -> Result<()> {
+    let digest_of: HashMap<&str, FileDigest> = changes
+        .files
+        .iter()
+        .map(|f| (f.path.as_str(), f.sha256))
+        .collect();
+    for (block, fill) in [Block::Solid, Block::Trailer].into_iter().zip(blocks) {
+        // A block with members is written even when they are all empty files: a member
+        // must name a block that exists.
+        if header.block_members(block).is_empty() {
+            continue;
+        }
+        *header.block_mut(block) = Some(SolidBlock {
+            references: fill.references,
+            offset: 0,
+            length: 0,
+            size: fill.raw.len() as u64,
+        });
+        let mut prefix =
+            Vec::with_capacity(fill.reference_bytes as usize + header.files.len() * 65);
+        for r in header.block_references(block, baseline_files) {
+            let b = changes.by_path.get(r.path.as_str()).ok_or_else(|| {
+                DeltaError::BadDelta(format!("reference {} is not in the baseline", r.path))
+            })?;
+            let bytes = baseline
+                .read_range(&b.sha256, r.offset, r.length)
+                .map_err(io_err(format!("read reference {}", r.path)))?;
+            prefix.extend_from_slice(&bytes);
+        }
+        prefix.extend_from_slice(&header.dictionary(block, &|f: &DeltaFile| {
+            digest_of.get(f.path.as_str()).copied()
+        })?);
+        let small = fill.raw.len() < 8 << 20;
+        let tuning = ZstdTuning {
+            level: if small { 22 } else { options.level.max(19) },
+            long: !small || prefix.len() > 8 << 20,
+        };
+        let blob = zstd_encode(Some(&prefix), &fill.raw, tuning)
+            .map_err(io_err(format!("compress the {}", block.name())))?;
+        let (offset, length) = payload.write(&blob)?;
+        if let Some(s) = header.block_mut(block) {
+            s.offset = offset;
+            s.length = length;
+        }
+    }
+    Ok(())
+}
+
 /// [`make_delta`], reporting the `encode` phase to `progress`: its total is the bytes of
 /// the target files that differ from the baseline, advanced as each file's plan is made
 /// (the slow part: chunk matching and encoding); indexing the baseline before it and
@@ -922,318 +1297,49 @@ pub fn make_delta_reporting(
     payload: &mut dyn Write,
     progress: ouk_store::progress::StepSink<'_>,
 ) -> Result<DeltaHeader> {
-    let chunker = Chunker::new(ChunkerParams::V1);
-    let have: HashMap<FileDigest, ()> = baseline_files.iter().map(|f| (f.sha256, ())).collect();
-    let by_path: HashMap<&str, &TreeFile> = baseline_files
-        .iter()
-        .map(|f| (f.path.as_str(), f))
-        .collect();
-    // Only files that differ from the baseline at their path are listed.
-    let mut files: Vec<&TreeFile> = target_files
-        .iter()
-        .filter(|f| {
-            by_path
-                .get(f.path.as_str())
-                .is_none_or(|b| b.sha256 != f.sha256 || b.mode != f.mode)
-        })
-        .collect();
-    files.sort_by(|a, b| a.path.cmp(&b.path));
+    let changes = Changes::of(baseline_files, target_files);
     progress(ouk_store::progress::Step::Phase {
         name: "encode",
-        total: Some(files.iter().map(|f| f.size).sum()),
+        total: Some(changes.files.iter().map(|f| f.size).sum()),
         unit: ouk_store::progress::Unit::Bytes,
     });
-    let target_paths: std::collections::HashSet<&str> =
-        target_files.iter().map(|f| f.path.as_str()).collect();
-    let mut removed: Vec<String> = baseline_files
-        .iter()
-        .filter(|b| !target_paths.contains(b.path.as_str()))
-        .map(|b| b.path.clone())
-        .collect();
-    removed.sort();
-    let removed_files: Vec<&TreeFile> = baseline_files
-        .iter()
-        .filter(|b| !target_paths.contains(b.path.as_str()))
-        .collect();
-    // What the host has (by digest) or derives (by path) is neither decoded nor encoded.
-    let encode = |f: &TreeFile| {
-        !have.contains_key(&f.sha256) && !options.derived.contains_key(f.path.as_str())
-    };
-    let needs_index = files.iter().any(|f| encode(f));
-    // The decoded tier runs when a file to ship is compressed: the baseline's compressed
-    // files are then decoded (once each, into a scratch directory) and indexed too.
-    let mut compressed: std::collections::HashSet<FileDigest> = Default::default();
-    if options.see_through {
-        for f in files.iter().filter(|f| encode(f)) {
-            if looks_compressed(f, target)? {
-                compressed.insert(f.sha256);
-            }
-        }
-    }
-    let scratch = if compressed.is_empty() {
-        None
-    } else {
-        let dir = match &options.scratch {
-            Some(d) => ouk_store::fsutil::temp_dir_in(d, ".ouk-delta-plain-")?,
-            None => tempfile::Builder::new()
-                .prefix("ouk-delta-plain-")
-                .tempdir()
-                .map_err(io_err("create a scratch directory".into()))?,
-        };
-        Some(dir)
-    };
-    let plain_forms = scratch
-        .as_ref()
-        .map(|d| PlainForms::new(baseline, d.path(), options.limits.clone()));
-    let refs = References {
+    let plans = plan_files(
+        &changes,
+        baseline_files,
         baseline,
-        plain: plain_forms.as_ref(),
+        target,
+        options,
+        progress,
+    )?;
+    let mut payload = PayloadWriter {
+        out: payload,
+        written: 0,
     };
-    let index = if needs_index {
-        index_baseline(baseline_files, baseline, plain_forms.as_ref(), &chunker)?
-    } else {
-        let (sizes, paths) = ChunkIndex::sizes_and_paths(baseline_files);
-        ChunkIndex {
-            at: HashMap::new(),
-            sizes,
-            paths,
-        }
-    };
-    let full_effort = grant_full_effort(&files, &encode, &compressed, options.work_units());
-    // Biggest first, so the two cores finish together.
-    let mut order: Vec<usize> = (0..files.len()).collect();
-    order.sort_by_key(|&i| std::cmp::Reverse(files[i].size));
-    let plan_one = |i: usize| -> Result<Plan> {
-        let f = files[i];
-        if have.contains_key(&f.sha256) {
-            return Ok(Plan::Baseline);
-        }
-        if let Some(by) = options.derived.get(f.path.as_str()) {
-            return Ok(Plan::Derived(*by));
-        }
-        let enc = Encoder {
-            options,
-            full: full_effort.contains(&f.path),
-        };
-        let enc = &enc;
-        let fallback = by_path
-            .get(f.path.as_str())
-            .copied()
-            .or_else(|| predecessor(f, &removed_files));
-        let opaque = || {
-            let fallback = fallback.map(|b| RefKey::raw(b.sha256));
-            plan_file(f, fallback, &index, target, &refs, &chunker, enc, true)
-        };
-        match &scratch {
-            Some(dir) if compressed.contains(&f.sha256) => plan_recompressed(
-                f,
-                fallback,
-                &index,
-                target,
-                &refs,
-                &chunker,
-                enc,
-                dir.path(),
-            )
-            .and_then(|decoded| match decoded {
-                // Under an eighth of the file, bytes cannot do better: their
-                // plan (bsdiff on compressed bytes, slow) is skipped.
-                Some(d) if d.shipped().saturating_mul(8) < f.size => Ok(d),
-                Some(d) => {
-                    let o = opaque()?;
-                    Ok(if o.shipped() <= d.shipped() { o } else { d })
-                }
-                None => opaque(),
-            }),
-            _ => opaque(),
-        }
-    };
-    let planned: Vec<(usize, Result<Plan>)> = planning_reported(progress, |planned_bytes| {
-        order
-            .par_iter()
-            .map(|&i| {
-                let plan = plan_one(i);
-                planned_bytes.fetch_add(files[i].size, std::sync::atomic::Ordering::Relaxed);
-                (i, plan)
-            })
-            .collect()
-    });
-    let mut plans: Vec<Option<Plan>> = (0..files.len()).map(|_| None).collect();
-    for (i, p) in planned {
-        plans[i] = Some(p?);
-    }
-
-    let mut written = 0u64;
-    let mut write = |blob: &[u8]| -> Result<(u64, u64)> {
-        payload
-            .write_all(blob)
-            .map_err(io_err("write delta payload".into()))?;
-        let at = written;
-        written += blob.len() as u64;
-        Ok((at, blob.len() as u64))
-    };
-    let mut out_files = Vec::with_capacity(files.len());
-    // The two blocks' raw bytes, explicit references and reference bytes.
-    let mut blocks: [(Vec<u8>, Vec<ReferenceRange>, u64); 2] = Default::default();
-    // The pieces, then `tail` (a recipe) when given, with the tail's (offset, length).
-    let mut write_pieces =
-        |pieces: Vec<EncodedPiece>, tail: Option<&[u8]>| -> Result<(Vec<Piece>, (u64, u64))> {
-            let mut out = Vec::with_capacity(pieces.len());
-            for p in pieces {
-                let (offset, length) = write(&p.blob)?;
-                out.push(Piece {
-                    size: p.size,
-                    encoding: p.encoding,
-                    reference: p.reference,
-                    offset,
-                    length,
-                });
-            }
-            let tail = match tail {
-                Some(blob) => write(blob)?,
-                None => (0, 0),
-            };
-            Ok((out, tail))
-        };
-    let base_by_path: HashMap<&str, &TreeFile> = baseline_files
-        .iter()
-        .map(|b| (b.path.as_str(), b))
-        .collect();
-    // Digests the header will not list (the host computes them): a small file repeating
-    // one of them belongs in the trailer block.
-    let rebuilt_hex: std::collections::HashSet<[u8; 64]> = files
-        .iter()
-        .zip(&plans)
-        .filter(|(_, p)| !matches!(p, Some(Plan::Baseline | Plan::Derived(_)) | None))
-        .filter_map(|(f, _)| f.sha256.to_hex().into_bytes().try_into().ok())
-        .collect();
-    for (f, plan) in files.iter().zip(plans) {
-        let source = match plan {
-            Some(Plan::Baseline) | None => Source::Baseline,
-            Some(Plan::Derived(by)) => Source::Derived { by },
-            Some(Plan::Solid {
-                reference,
-                fallback,
-            }) => {
-                let mut bytes = Vec::with_capacity(f.size as usize);
-                target
-                    .open(&f.sha256)
-                    .and_then(|mut r| r.read_to_end(&mut bytes))
-                    .map_err(io_err(format!("read {}", f.path)))?;
-                let block = if repeats_digest(&bytes, &rebuilt_hex) {
-                    Block::Trailer
-                } else {
-                    Block::Solid
-                };
-                let (raw, refs, ref_bytes) = &mut blocks[block as usize];
-                // The member's same-path baseline file is part of the prefix implicitly;
-                // another reference (a renamed predecessor) is listed explicitly.
-                let implicit = base_by_path.get(f.path.as_str()).map_or(0, |b| b.size);
-                let explicit = reference.filter(|r| {
-                    r.path != f.path && !refs.iter().any(|s: &ReferenceRange| s.path == r.path)
-                });
-                let ref_len = implicit + explicit.as_ref().map_or(0, |r| r.length);
-                if raw.len() as u64 + f.size > MAX_SOLID
-                    || *ref_bytes + ref_len > MAX_SOLID_REFERENCE
-                {
-                    Source::Pieces {
-                        pieces: write_pieces(fallback, None)?.0,
-                    }
-                } else {
-                    raw.extend_from_slice(&bytes);
-                    *ref_bytes += ref_len;
-                    refs.extend(explicit);
-                    block.source()
-                }
-            }
-            Some(Plan::Pieces(pieces)) => Source::Pieces {
-                pieces: write_pieces(pieces, None)?.0,
-            },
-            Some(Plan::Recompressed {
-                format,
-                plain_size,
-                pieces,
-                recipe,
-                recipe_size,
-                reuse_members_of,
-            }) => {
-                let (pieces, (offset, length)) = write_pieces(pieces, Some(&recipe))?;
-                Source::Recompressed {
-                    format,
-                    plain_size,
-                    pieces,
-                    recipe: RecipeRef {
-                        offset,
-                        length,
-                        size: recipe_size,
-                    },
-                    reuse_members_of,
-                }
-            }
-        };
-        out_files.push(DeltaFile {
-            path: f.path.clone(),
-            mode: f.mode,
-            size: f.size,
-            sha256: source.declares_digest().then_some(f.sha256),
-            source,
-        });
-    }
+    let mut blocks: [BlockFill; 2] = Default::default();
+    let files = write_sources(
+        &changes.files,
+        plans,
+        &changes.by_path,
+        target,
+        &mut payload,
+        &mut blocks,
+    )?;
     let mut header = DeltaHeader {
-        format: FORMAT.into(),
-        baseline: baseline_ref,
-        target: target_ref,
-        removed,
-        files: out_files,
-        solid: None,
-        trailer: None,
-        payload_size: 0,
-        plain_forms: 1,
-        feed_changes: None,
+        removed: changes.removed.clone(),
+        files,
+        ..DeltaHeader::new(baseline_ref, target_ref)
     };
-    let digest_of: HashMap<&str, FileDigest> =
-        files.iter().map(|f| (f.path.as_str(), f.sha256)).collect();
-    for block in [Block::Solid, Block::Trailer] {
-        let (raw, refs, ref_bytes) = std::mem::take(&mut blocks[block as usize]);
-        // A block with members is written even when they are all empty files: a member
-        // must name a block that exists.
-        if header.block_members(block).is_empty() {
-            continue;
-        }
-        *header.block_mut(block) = Some(SolidBlock {
-            references: refs,
-            offset: 0,
-            length: 0,
-            size: raw.len() as u64,
-        });
-        // Prefix: implicit and explicit references, then the block's digest dictionary.
-        let mut prefix = Vec::with_capacity(ref_bytes as usize + header.files.len() * 65);
-        for r in header.block_references(block, baseline_files) {
-            let b = base_by_path.get(r.path.as_str()).ok_or_else(|| {
-                DeltaError::BadDelta(format!("reference {} is not in the baseline", r.path))
-            })?;
-            let bytes = baseline
-                .read_range(&b.sha256, r.offset, r.length)
-                .map_err(io_err(format!("read reference {}", r.path)))?;
-            prefix.extend_from_slice(&bytes);
-        }
-        prefix.extend_from_slice(&header.dictionary(block, &|f: &DeltaFile| {
-            digest_of.get(f.path.as_str()).copied()
-        })?);
-        let small = raw.len() < 8 << 20;
-        let tuning = ZstdTuning {
-            level: if small { 22 } else { options.level.max(19) },
-            long: !small || prefix.len() > 8 << 20,
-        };
-        let blob = zstd_encode(Some(&prefix), &raw, tuning)
-            .map_err(io_err(format!("compress the {}", block.name())))?;
-        let (offset, length) = write(&blob)?;
-        if let Some(s) = header.block_mut(block) {
-            s.offset = offset;
-            s.length = length;
-        }
-    }
-    header.payload_size = written;
+    write_blocks(
+        &mut header,
+        blocks,
+        &changes,
+        baseline_files,
+        baseline,
+        options,
+        &mut payload,
+    )?;
+    header.payload_size = payload.written;
+    // The oldest format that names every tier the delta uses.
     if header.uses_decoded_tier() {
         header.format = FORMAT_DECODED.into();
         header.plain_forms = ouk_recompress::PLAIN_VERSION;

@@ -421,9 +421,6 @@ mod tests {
         };
         let header = DeltaHeader {
             format: FORMAT_DERIVED.into(),
-            baseline: gen_ref(0),
-            target: gen_ref(1),
-            removed: Vec::new(),
             files: vec![
                 DeltaFile {
                     path: OSV.into(),
@@ -442,11 +439,7 @@ mod tests {
                     },
                 },
             ],
-            solid: None,
-            trailer: None,
-            payload_size: 0,
-            plain_forms: 1,
-            feed_changes: None,
+            ..DeltaHeader::new(gen_ref(0), gen_ref(1))
         };
         let rebuilt = vec![(OSV.to_string(), FileDigest::of(&osv1))];
         let out = derive_files(

@@ -143,7 +143,7 @@ mod tests {
     use crate::feeds::changes::{ChangesHeader, ChangesLines};
     use crate::feeds::diff::{ChangeKind, RowChange};
     use ouk_delta::GenerationId;
-    use ouk_delta::format::{FORMAT, GenerationRef};
+    use ouk_delta::format::GenerationRef;
 
     fn header(declared: Option<FeedChangesRef>) -> DeltaHeader {
         let gen_ref = |n| GenerationRef {
@@ -151,16 +151,8 @@ mod tests {
             version: None,
         };
         DeltaHeader {
-            format: FORMAT.into(),
-            baseline: gen_ref(0),
-            target: gen_ref(1),
-            removed: Vec::new(),
-            files: Vec::new(),
-            solid: None,
-            trailer: None,
-            payload_size: 0,
-            plain_forms: 1,
             feed_changes: declared,
+            ..DeltaHeader::new(gen_ref(0), gen_ref(1))
         }
     }
 
