@@ -109,70 +109,98 @@ fn for_each_row(input: Box<dyn BufRead + Send + '_>, mut each: impl FnMut(&[u8])
     }
 }
 
-/// The index rows of the successor feed (read from `successor`), given the predecessor
-/// feed (`predecessor` opens it, once or twice) and its index rows `before`. `None` when
-/// the shortcut declines (see the module's invariants); the caller then scans in full.
+/// What changed between two versions of a feed, row by row: the index rows of the rows
+/// that left and of the rows that came ([`RowDiff::of`]); applied to the predecessor's
+/// index rows it gives the successor's ([`RowDiff::apply_to`]). Computing it needs only
+/// the two feeds, so it can run while the predecessor's index is still being read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowDiff {
+    /// Rows the predecessor feed holds.
+    predecessor_rows: u64,
+    went: Vec<FeedRow>,
+    came: Vec<FeedRow>,
+}
+
+impl RowDiff {
+    /// The diff of the successor feed (read from `successor`) against the predecessor
+    /// (`predecessor` opens it, once or twice). `None` when a row does not parse or the
+    /// splitter finds a bad row (the caller then scans in full).
+    pub fn of<'p>(
+        predecessor: &dyn Fn() -> std::io::Result<Box<dyn BufRead + Send + 'p>>,
+        successor: Box<dyn BufRead + Send + '_>,
+        opts: &IndexOptions,
+    ) -> Option<RowDiff> {
+        if opts.skip_bad_rows {
+            return None;
+        }
+        // How many times each raw row occurs in the predecessor.
+        let mut left: HashMap<u128, u32> = HashMap::new();
+        let mut predecessor_rows = 0u64;
+        for_each_row(predecessor().ok()?, |row| {
+            *left.entry(xxh3_128(row)).or_default() += 1;
+            predecessor_rows += 1;
+        })?;
+        // The successor's rows: the ones the predecessor also has use up one occurrence
+        // there; the others are parsed.
+        let mut scratch = RowScratch::default();
+        let mut came = Vec::new();
+        let mut failed = false;
+        for_each_row(successor, |row| {
+            if failed {
+                return;
+            }
+            match left.get_mut(&xxh3_128(row)) {
+                Some(n) if *n > 0 => *n -= 1,
+                _ => match parse_row(row, &opts.id_fields, &mut scratch) {
+                    Ok(r) => came.push(r),
+                    Err(_) => failed = true,
+                },
+            }
+        })?;
+        // The predecessor's rows not used up left the feed: parse them to take theirs out.
+        let mut went = Vec::new();
+        if !failed && left.values().any(|n| *n > 0) {
+            for_each_row(predecessor().ok()?, |row| {
+                if failed {
+                    return;
+                }
+                if let Some(n) = left.get_mut(&xxh3_128(row))
+                    && *n > 0
+                {
+                    *n -= 1;
+                    match parse_row(row, &opts.id_fields, &mut scratch) {
+                        Ok(r) => went.push(r),
+                        Err(_) => failed = true,
+                    }
+                }
+            })?;
+        }
+        (!failed).then_some(RowDiff {
+            predecessor_rows,
+            went,
+            came,
+        })
+    }
+
+    /// The successor's index rows, given the predecessor's `before`; `None` when `before`
+    /// does not describe the predecessor feed (another row count, skipped rows, a row that
+    /// left and is not in it).
+    pub fn apply_to(self, before: &FeedRows) -> Option<Vec<FeedRow>> {
+        if before.header.skipped != 0 || before.header.rows != self.predecessor_rows {
+            return None;
+        }
+        merge(&before.rows, self.went, self.came)
+    }
+}
+
+/// The index rows of the successor feed: [`RowDiff::of`] applied to `before`.
 pub fn index_feed_from<'p>(
     before: &FeedRows,
     predecessor: &dyn Fn() -> std::io::Result<Box<dyn BufRead + Send + 'p>>,
     successor: Box<dyn BufRead + Send + '_>,
     opts: &IndexOptions,
 ) -> Option<Vec<FeedRow>> {
-    if opts.skip_bad_rows || before.header.skipped != 0 {
-        return None;
-    }
-    // How many times each raw row occurs in the predecessor.
-    let mut left: HashMap<u128, u32> = HashMap::with_capacity(before.rows.len());
-    let mut count = 0u64;
-    for_each_row(predecessor().ok()?, |row| {
-        *left.entry(xxh3_128(row)).or_default() += 1;
-        count += 1;
-    })?;
-    if count != before.header.rows {
-        return None;
-    }
-    // The successor's rows: the ones the predecessor also has use up one occurrence there;
-    // the others are parsed.
-    let mut scratch = RowScratch::default();
-    let mut came = Vec::new();
-    let mut failed = false;
-    for_each_row(successor, |row| {
-        if failed {
-            return;
-        }
-        match left.get_mut(&xxh3_128(row)) {
-            Some(n) if *n > 0 => *n -= 1,
-            _ => match parse_row(row, &opts.id_fields, &mut scratch) {
-                Ok(r) => came.push(r),
-                Err(_) => failed = true,
-            },
-        }
-    })?;
-    if failed {
-        return None;
-    }
-    // The predecessor's rows not used up left the feed: parse them to take theirs out.
-    let mut went = Vec::new();
-    if left.values().any(|n| *n > 0) {
-        for_each_row(predecessor().ok()?, |row| {
-            if failed {
-                return;
-            }
-            if let Some(n) = left.get_mut(&xxh3_128(row))
-                && *n > 0
-            {
-                *n -= 1;
-                match parse_row(row, &opts.id_fields, &mut scratch) {
-                    Ok(r) => went.push(r),
-                    Err(_) => failed = true,
-                }
-            }
-        })?;
-    }
-    if failed {
-        return None;
-    }
-    merge(&before.rows, went, came)
+    RowDiff::of(predecessor, successor, opts)?.apply_to(before)
 }
 
 /// `before` minus `went` plus `came`, in [`FeedRow::cmp_key`] order; `None` when a row of

@@ -35,7 +35,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{IoContext, KitError, Result};
 use crate::feeds::FEED_INDEX_PATH;
-use crate::feeds::incremental::{FeedRows, PredecessorIndex, index_feed_from};
+use crate::feeds::incremental::{PredecessorIndex, RowDiff};
 use crate::feeds::index::FeedRow;
 use crate::feeds::indexer::{FeedFile, IndexOptions, feed_source, index_feeds_with, select_feeds};
 use crate::feeds::scan::{Compression, feed_compression, open_feed, open_reader};
@@ -206,20 +206,36 @@ fn feeds_index_from_baseline(
         }
     }
     let feeds = select_feeds(on_disk.iter().map(|(p, d)| (p.as_str(), d.as_path())));
-    // The baseline index is read in feed order; the feeds are then diffed on every core
-    // (each feed's passes are sequential, the feeds independent).
-    let mut jobs = Vec::new();
-    for (rel, path) in &feeds {
-        jobs.push((rel.as_str(), path.as_path(), before.rows_of(rel).ok()?));
-    }
+    // The rebuilt feeds are diffed against their baseline feeds on every core while this
+    // thread reads the baseline index (in feed order); then each diff is applied.
     let options = IndexOptions::default();
-    let mut answers: HashMap<&str, Option<Vec<FeedRow>>> = jobs
-        .into_par_iter()
-        .map(|(rel, path, rows)| {
-            let answer = rows.and_then(|rows| {
-                feed_rows_from_baseline(rel, path, rows, &in_baseline, reference, &options)
-            });
-            (rel, answer)
+    let (before, diffs) = rayon::join(
+        || {
+            feeds
+                .iter()
+                .map(|(rel, _)| before.rows_of(rel).ok().flatten())
+                .collect::<Vec<_>>()
+        },
+        || {
+            feeds
+                .par_iter()
+                .map(|(rel, path)| diff_from_baseline(rel, path, &in_baseline, reference, &options))
+                .collect::<Vec<_>>()
+        },
+    );
+    let mut answers: HashMap<&str, Option<Vec<FeedRow>>> = feeds
+        .iter()
+        .zip(before.into_iter().zip(diffs))
+        .map(|((rel, path), (before, diff))| {
+            let rows = match (before, diff) {
+                // Not rebuilt: the baseline's rows, when it skipped none.
+                (Some(b), None) if path.as_os_str().is_empty() && b.header.skipped == 0 => {
+                    Some(b.rows)
+                }
+                (Some(b), Some(d)) => d.apply_to(&b),
+                _ => None,
+            };
+            (rel.as_str(), rows)
         })
         .collect();
     let mut declined = false;
@@ -240,19 +256,17 @@ fn feeds_index_from_baseline(
     out
 }
 
-/// One target feed's rows from its baseline rows `before` (see
-/// [`feeds_index_from_baseline`]): `path` is the rebuilt file, empty for a feed the delta
-/// did not rebuild.
-fn feed_rows_from_baseline(
+/// How rebuilt feed `rel` (at `path`; empty for a feed the delta did not rebuild, which
+/// has no diff) differs from the baseline feed at the same path, if there is one.
+fn diff_from_baseline(
     rel: &str,
     path: &Path,
-    before: FeedRows,
     in_baseline: &HashMap<&str, &TreeFile>,
     reference: &dyn ContentReader,
     options: &IndexOptions,
-) -> Option<Vec<FeedRow>> {
+) -> Option<RowDiff> {
     if path.as_os_str().is_empty() {
-        return (before.header.skipped == 0).then_some(before.rows);
+        return None;
     }
     let was = in_baseline.get(rel)?;
     let compression = feed_compression(rel).unwrap_or(Compression::None);
@@ -260,7 +274,7 @@ fn feed_rows_from_baseline(
         let raw = std::io::BufReader::with_capacity(1 << 20, reference.open(&was.sha256)?);
         open_reader(raw, compression)
     };
-    index_feed_from(&before, &predecessor, open_feed(path).ok()?, options)
+    RowDiff::of(&predecessor, open_feed(path).ok()?, options)
 }
 
 /// The target's feed files on disk: a rebuilt one where the apply staged it, a baseline
