@@ -177,7 +177,10 @@ pub(crate) fn index(e: impl Into<redb::Error>) -> DeltaError {
     }
 }
 
-fn syncfs(dir: &Path) -> Result<()> {
+/// `syncfs(2)` of the file system holding `dir`: every dirty page of it reaches the
+/// device. The durability point of [`Root::materialize`]; an import also calls it early,
+/// on a thread, so the device writes the staged tree while the CPU does other work.
+pub fn syncfs(dir: &Path) -> Result<()> {
     let f = File::open(dir).ctx(|| format!("open {}", dir.display()))?;
     // SAFETY: syncfs on a valid descriptor we own.
     if unsafe { libc::syncfs(f.as_raw_fd()) } != 0 {

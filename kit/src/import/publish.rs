@@ -150,18 +150,26 @@ fn store_and_materialize(
             .map_err(KitError::from),
     )?;
     // 6b. The feed rows this generation changes (changes file + history): before the tree
-    // is published, so running out of space here leaves no extra generation behind.
-    let feeds = step(
-        "ingest",
-        crate::feeds::host::record_import(
-            root,
-            &target_id,
-            Some(&staged.staging),
-            base.previous,
-            &staged.manifest.version,
+    // is published, so running out of space here leaves no extra generation behind. While
+    // this thread diffs the feed indexes (CPU), another starts the device writing the
+    // staged tree, so the `syncfs` that makes it durable (in `materialize`) finds little
+    // left to wait for. Best effort: that later `syncfs` is the one whose result counts.
+    let feeds = std::thread::scope(|s| {
+        s.spawn(|| {
+            let _ = ouk_root::generation::syncfs(&staged.staging);
+        });
+        step(
+            "ingest",
+            crate::feeds::host::record_import(
+                root,
+                &target_id,
+                Some(&staged.staging),
+                base.previous,
+                &staged.manifest.version,
+            )
+            .map_err(KitError::from),
         )
-        .map_err(KitError::from),
-    )?;
+    })?;
     if let Err(e) = root.materialize(&target_id, FileSource::Staged(&staged.staging)) {
         undo_feeds(root, &target_id, feeds.as_ref());
         return Err(("ingest", e.into()));
