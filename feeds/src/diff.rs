@@ -28,6 +28,7 @@
 
 use std::cell::Cell;
 use std::cmp::{Ordering, Reverse};
+use std::collections::binary_heap::PeekMut;
 use std::collections::{BTreeMap, BinaryHeap};
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
@@ -37,7 +38,8 @@ use std::rc::Rc;
 use serde::{Deserialize, Serialize};
 
 use super::index::{
-    FEED_INDEX_FORMAT, FeedHeader, FeedIndexReader, FeedRow, IndexError, IndexItem, RowHash,
+    Advanced, FEED_INDEX_FORMAT, FeedHeader, FeedIndexReader, FeedRow, IndexError, IndexItem,
+    RowHash,
 };
 use super::sort::MergeHead;
 
@@ -196,11 +198,12 @@ fn open_index(path: &Path) -> Result<File, DiffError> {
     File::open(path).map_err(|e| index_err(path)(IndexError::Io(e)))
 }
 
-/// Pass 1: validate the whole index and note where each feed starts.
+/// Pass 1: validate the whole index and note where each feed starts. Rows are checked
+/// (parsed, ordered) but not copied out: [`FeedIndexReader::advance`] reuses one row.
 fn scan(path: &Path) -> Result<Scanned, DiffError> {
     let pos = Rc::new(Cell::new(0u64));
     let input = Counting {
-        inner: BufReader::new(open_index(path)?),
+        inner: BufReader::with_capacity(INDEX_BUF, open_index(path)?),
         pos: pos.clone(),
     };
     let mut reader = FeedIndexReader::new(input).map_err(index_err(path))?;
@@ -210,18 +213,29 @@ fn scan(path: &Path) -> Result<Scanned, DiffError> {
     };
     loop {
         let offset = pos.get();
-        match reader.next_item().map_err(index_err(path))? {
+        match reader.advance().map_err(index_err(path))? {
             None => break,
-            Some(IndexItem::Feed(header)) => scanned
+            Some(Advanced::Feed(header)) => scanned
                 .by_source
                 .entry(header.source.clone())
                 .or_default()
                 .push(FeedAt { header, offset }),
-            Some(IndexItem::Row(_)) => {}
+            Some(Advanced::Row) => {}
         }
     }
     Ok(scanned)
 }
+
+/// Pass 1 of an index, or an empty one.
+fn scan_or_empty(path: Option<&Path>) -> Result<Scanned, DiffError> {
+    match path {
+        Some(p) => scan(p),
+        None => Ok(Scanned::default()),
+    }
+}
+
+/// Read buffer of an index file: large enough that reading it is few system calls.
+const INDEX_BUF: usize = 256 << 10;
 
 type FormatThenFile = io::Chain<io::Cursor<Vec<u8>>, BufReader<File>>;
 
@@ -239,7 +253,7 @@ impl FeedCursor {
             .map_err(|e| index_err(path)(IndexError::Io(e)))?;
         // The reader wants the format line first; the real one was checked by `scan`.
         let format = format!("{{\"format\":\"{FEED_INDEX_FORMAT}\"}}\n").into_bytes();
-        let input = io::Cursor::new(format).chain(BufReader::new(file));
+        let input = io::Cursor::new(format).chain(BufReader::with_capacity(INDEX_BUF, file));
         let mut reader = FeedIndexReader::new(input).map_err(index_err(path))?;
         match reader.next_item().map_err(index_err(path))? {
             Some(IndexItem::Feed(h)) if h == feed.header => {}
@@ -260,16 +274,27 @@ impl FeedCursor {
         })
     }
 
-    fn next_row(&mut self) -> Result<Option<FeedRow>, DiffError> {
+    /// Read the feed's next row into `row`, reusing its buffers (`modified`, which the
+    /// diff does not use, is not copied); false after the feed's last row.
+    fn next_row_into(&mut self, row: &mut FeedRow) -> Result<bool, DiffError> {
         if self.left == 0 {
-            return Ok(None);
+            return Ok(false);
         }
         self.left -= 1;
-        match self.reader.next_item().map_err(index_err(&self.path))? {
-            Some(IndexItem::Row(r)) => Ok(Some(r)),
+        match self.reader.advance().map_err(index_err(&self.path))? {
+            Some(Advanced::Row) => {
+                let read = self.reader.row();
+                row.id.clone_from(&read.id);
+                row.tenant.clone_from(&read.tenant);
+                row.hash = read.hash;
+                Ok(true)
+            }
             other => Err(DiffError::Changed {
                 path: self.path.clone(),
-                message: format!("expected a row, found {other:?}"),
+                message: match other {
+                    Some(Advanced::Feed(h)) => format!("expected a row, found feed {}", h.feed),
+                    _ => "expected a row, found the end".into(),
+                },
             }),
         }
     }
@@ -278,6 +303,8 @@ impl FeedCursor {
 /// The rows of every feed of one source, merged into one sorted stream.
 struct SourceRows {
     cursors: Vec<FeedCursor>,
+    /// One head per cursor not yet exhausted; a head's row buffers are reused for each
+    /// row of its cursor, so the merge allocates nothing per row.
     heap: BinaryHeap<Reverse<MergeHead>>,
 }
 
@@ -290,7 +317,13 @@ impl SourceRows {
         let Some(path) = path else { return Ok(s) };
         for feed in feeds.iter().filter(|f| f.header.rows > 0) {
             let mut c = FeedCursor::open(path, feed)?;
-            if let Some(row) = c.next_row()? {
+            let mut row = FeedRow {
+                id: String::new(),
+                hash: RowHash([0; 32]),
+                tenant: None,
+                modified: None,
+            };
+            if c.next_row_into(&mut row)? {
                 s.heap.push(Reverse(MergeHead {
                     row,
                     cursor: s.cursors.len(),
@@ -301,49 +334,48 @@ impl SourceRows {
         Ok(s)
     }
 
-    fn peek(&self) -> Option<&FeedRow> {
-        self.heap.peek().map(|h| &h.0.row)
-    }
-
-    fn next_row(&mut self) -> Result<Option<FeedRow>, DiffError> {
-        let Some(Reverse(head)) = self.heap.pop() else {
-            return Ok(None);
+    /// Move the smallest head to its cursor's next row (dropping it at the cursor's end).
+    fn advance_smallest(&mut self) -> Result<(), DiffError> {
+        let Some(mut top) = self.heap.peek_mut() else {
+            return Ok(());
         };
-        if let Some(cursor) = self.cursors.get_mut(head.cursor)
-            && let Some(row) = cursor.next_row()?
-        {
-            self.heap.push(Reverse(MergeHead {
-                row,
-                cursor: head.cursor,
-            }));
+        let head = &mut top.0;
+        let more = match self.cursors.get_mut(head.cursor) {
+            Some(cursor) => cursor.next_row_into(&mut head.row)?,
+            None => false,
+        };
+        if !more {
+            PeekMut::pop(top);
         }
-        Ok(Some(head.row))
+        Ok(())
     }
 
-    /// The next key and its distinct hashes (sorted), or `None` at the end.
-    fn next_key(&mut self) -> Result<Option<KeyHashes>, DiffError> {
-        let Some(first) = self.next_row()? else {
-            return Ok(None);
+    /// Read the next key and its distinct hashes (sorted) into `key`, reusing its
+    /// buffers; false at the end.
+    fn next_key(&mut self, key: &mut KeyHashes) -> Result<bool, DiffError> {
+        let Some(Reverse(first)) = self.heap.peek() else {
+            return Ok(false);
         };
-        let mut hashes = vec![first.hash];
-        while let Some(next) = self.peek() {
-            if next.id != first.id || next.tenant != first.tenant {
+        key.id.clone_from(&first.row.id);
+        key.tenant.clone_from(&first.row.tenant);
+        key.hashes.clear();
+        key.hashes.push(first.row.hash);
+        self.advance_smallest()?;
+        while let Some(Reverse(next)) = self.heap.peek() {
+            if next.row.id != key.id || next.row.tenant != key.tenant {
                 break;
             }
-            let hash = next.hash;
-            self.next_row()?;
-            if hashes.last() != Some(&hash) {
-                hashes.push(hash);
+            if key.hashes.last() != Some(&next.row.hash) {
+                key.hashes.push(next.row.hash);
             }
+            self.advance_smallest()?;
         }
-        Ok(Some(KeyHashes {
-            id: first.id,
-            tenant: first.tenant,
-            hashes,
-        }))
+        Ok(true)
     }
 }
 
+/// One key of a source's merged stream and its distinct hashes, sorted.
+#[derive(Default)]
 struct KeyHashes {
     id: String,
     tenant: Option<String>,
@@ -357,10 +389,10 @@ impl KeyHashes {
     }
 }
 
-fn first_and_all(hashes: Vec<RowHash>) -> (Option<RowHash>, Vec<RowHash>) {
+fn first_and_all(hashes: &[RowHash]) -> (Option<RowHash>, Vec<RowHash>) {
     let first = hashes.first().copied();
     if hashes.len() > 1 {
-        (first, hashes)
+        (first, hashes.to_vec())
     } else {
         (first, Vec::new())
     }
@@ -369,15 +401,15 @@ fn first_and_all(hashes: Vec<RowHash>) -> (Option<RowHash>, Vec<RowHash>) {
 fn change(
     source: &str,
     kind: ChangeKind,
-    old: Option<KeyHashes>,
-    new: Option<KeyHashes>,
+    old: Option<&KeyHashes>,
+    new: Option<&KeyHashes>,
 ) -> RowChange {
-    let (id, tenant) = match (&new, &old) {
+    let (id, tenant) = match (new, old) {
         (Some(k), _) | (None, Some(k)) => (k.id.clone(), k.tenant.clone()),
         (None, None) => (String::new(), None),
     };
-    let (hash, hashes) = first_and_all(new.map(|k| k.hashes).unwrap_or_default());
-    let (previous, previous_hashes) = first_and_all(old.map(|k| k.hashes).unwrap_or_default());
+    let (hash, hashes) = first_and_all(new.map_or(&[], |k| &k.hashes));
+    let (previous, previous_hashes) = first_and_all(old.map_or(&[], |k| &k.hashes));
     RowChange {
         source: source.to_string(),
         id,
@@ -390,7 +422,8 @@ fn change(
     }
 }
 
-/// Join one source's old and new streams, handing each change to `sink`.
+/// Join one source's old and new streams, handing each change to `sink`. The two keys
+/// in hand are reused from key to key: only a change allocates.
 fn join_source(
     source: &str,
     mut old: SourceRows,
@@ -398,32 +431,33 @@ fn join_source(
     sink: &mut dyn FnMut(RowChange) -> Result<(), DiffError>,
 ) -> Result<SourceCounts, DiffError> {
     let mut counts = SourceCounts::default();
-    let mut o = old.next_key()?;
-    let mut n = new.next_key()?;
+    let (mut o, mut n) = (KeyHashes::default(), KeyHashes::default());
+    let mut o_live = old.next_key(&mut o)?;
+    let mut n_live = new.next_key(&mut n)?;
     loop {
-        let order = match (&o, &n) {
-            (None, None) => break,
-            (Some(_), None) => Ordering::Less,
-            (None, Some(_)) => Ordering::Greater,
-            (Some(a), Some(b)) => a.cmp_key(b),
+        let order = match (o_live, n_live) {
+            (false, false) => break,
+            (true, false) => Ordering::Less,
+            (false, true) => Ordering::Greater,
+            (true, true) => o.cmp_key(&n),
         };
         let c = match order {
             Ordering::Less => {
-                let c = change(source, ChangeKind::Withdrawn, o.take(), None);
-                o = old.next_key()?;
+                let c = change(source, ChangeKind::Withdrawn, Some(&o), None);
+                o_live = old.next_key(&mut o)?;
                 Some(c)
             }
             Ordering::Greater => {
-                let c = change(source, ChangeKind::Added, None, n.take());
-                n = new.next_key()?;
+                let c = change(source, ChangeKind::Added, None, Some(&n));
+                n_live = new.next_key(&mut n)?;
                 Some(c)
             }
             Ordering::Equal => {
-                let (a, b) = (o.take(), n.take());
-                let same = matches!((&a, &b), (Some(a), Some(b)) if a.hashes == b.hashes);
-                o = old.next_key()?;
-                n = new.next_key()?;
-                (!same).then(|| change(source, ChangeKind::Modified, a, b))
+                let c = (o.hashes != n.hashes)
+                    .then(|| change(source, ChangeKind::Modified, Some(&o), Some(&n)));
+                o_live = old.next_key(&mut o)?;
+                n_live = new.next_key(&mut n)?;
+                c
             }
         };
         if let Some(c) = c {
@@ -443,14 +477,9 @@ pub fn diff_indexes(
     new: Option<&Path>,
     sink: &mut dyn FnMut(RowChange) -> Result<(), DiffError>,
 ) -> Result<DiffCounts, DiffError> {
-    let old = match old {
-        Some(p) => scan(p)?,
-        None => Scanned::default(),
-    };
-    let new = match new {
-        Some(p) => scan(p)?,
-        None => Scanned::default(),
-    };
+    // The two first passes are independent: one core each.
+    let (old, new) = rayon::join(|| scan_or_empty(old), || scan_or_empty(new));
+    let (old, new) = (old?, new?);
     let mut sources: Vec<&String> = old.by_source.keys().chain(new.by_source.keys()).collect();
     sources.sort();
     sources.dedup();

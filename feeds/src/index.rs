@@ -277,6 +277,120 @@ fn write_line<W: Write, T: Serialize>(out: &mut W, value: &T) -> Result<(), Inde
     Ok(())
 }
 
+/// A row line exactly as [`encode_row_line`] writes it when no string needs an escape:
+/// `{"id":"…","hash":"<64 hex>"[,"tenant":"…"][,"modified":"…"]}`, its strings borrowed.
+///
+/// Invariant: whenever [`PlainRowLine::parse`] accepts a line, serde_json parses that line
+/// into the same [`FeedRow`] (a proptest checks it): the strings hold no `"`, `\` or
+/// control character and are valid UTF-8, so their raw bytes are their value; the hex is
+/// decoded as `hex` decodes it (either case). Anything else is declined, never refused.
+struct PlainRowLine<'a> {
+    id: &'a str,
+    hash: [u8; 32],
+    tenant: Option<&'a str>,
+    modified: Option<&'a str>,
+}
+
+impl<'a> PlainRowLine<'a> {
+    fn parse(line: &'a [u8]) -> Option<PlainRowLine<'a>> {
+        let rest = line.strip_prefix(b"{\"id\":\"")?;
+        let (id, rest) = plain_str(rest)?;
+        let rest = rest.strip_prefix(b",\"hash\":\"")?;
+        let (digits, rest) = rest.split_first_chunk::<64>()?;
+        let hash = decode_hex32(digits)?;
+        let mut rest = rest.strip_prefix(b"\"")?;
+        let mut tenant = None;
+        if let Some(r) = rest.strip_prefix(b",\"tenant\":\"") {
+            let (t, r) = plain_str(r)?;
+            tenant = Some(t);
+            rest = r;
+        }
+        let mut modified = None;
+        if let Some(r) = rest.strip_prefix(b",\"modified\":\"") {
+            let (m, r) = plain_str(r)?;
+            modified = Some(m);
+            rest = r;
+        }
+        (rest == b"}").then_some(PlainRowLine {
+            id,
+            hash,
+            tenant,
+            modified,
+        })
+    }
+
+    /// Compare with `row` by [`FeedRow::sort_key`].
+    fn cmp_key(&self, row: &FeedRow) -> Ordering {
+        (self.id, self.tenant, &self.hash).cmp(&(
+            row.id.as_str(),
+            row.tenant.as_deref(),
+            &row.hash.0,
+        ))
+    }
+
+    /// Make `row` this line's row, reusing its buffers.
+    fn store_in(&self, row: &mut FeedRow) {
+        fn set(field: &mut Option<String>, value: Option<&str>) {
+            match (field.as_mut(), value) {
+                (Some(f), Some(v)) => {
+                    f.clear();
+                    f.push_str(v);
+                }
+                (None, Some(v)) => *field = Some(v.to_string()),
+                (_, None) => *field = None,
+            }
+        }
+        row.id.clear();
+        row.id.push_str(self.id);
+        row.hash = RowHash(self.hash);
+        set(&mut row.tenant, self.tenant);
+        set(&mut row.modified, self.modified);
+    }
+}
+
+/// A string's contents up to its closing quote, if they need no unescaping (no `\`, no
+/// control character, valid UTF-8), and what follows the quote.
+fn plain_str(bytes: &[u8]) -> Option<(&str, &[u8])> {
+    let end = memchr::memchr(b'"', bytes)?;
+    let raw = &bytes[..end];
+    if raw.iter().any(|&b| b < 0x20 || b == b'\\') {
+        return None;
+    }
+    Some((std::str::from_utf8(raw).ok()?, &bytes[end + 1..]))
+}
+
+/// Value of each byte as a hex digit (either case, as `hex::decode_to_slice` takes them);
+/// 0xff for a byte that is none.
+const HEX_VALUE: [u8; 256] = {
+    let mut table = [0xffu8; 256];
+    let mut d = 0;
+    while d < 10 {
+        table[b'0' as usize + d] = d as u8;
+        d += 1;
+    }
+    let mut d = 0;
+    while d < 6 {
+        table[b'a' as usize + d] = 10 + d as u8;
+        table[b'A' as usize + d] = 10 + d as u8;
+        d += 1;
+    }
+    table
+};
+
+/// 64 hex digits as 32 bytes. A table lookup per digit, and one check for the whole
+/// digest (an invalid digit sets the high bits of the OR of all values): the per-digit
+/// branches of a `match` made this the hot spot of reading an index.
+fn decode_hex32(digits: &[u8; 64]) -> Option<[u8; 32]> {
+    let mut out = [0u8; 32];
+    let mut invalid = 0u8;
+    for (o, pair) in out.iter_mut().zip(digits.chunks_exact(2)) {
+        let (hi, lo) = (HEX_VALUE[pair[0] as usize], HEX_VALUE[pair[1] as usize]);
+        invalid |= hi | lo;
+        *o = (hi << 4) | (lo & 0x0f);
+    }
+    (invalid & 0xf0 == 0).then_some(out)
+}
+
 /// Reads an index, checking every rule of the format as it goes.
 pub struct FeedIndexReader<R: BufRead> {
     input: R,
@@ -284,7 +398,17 @@ pub struct FeedIndexReader<R: BufRead> {
     buf: Vec<u8>,
     last_feed: Option<String>,
     rows_left: u64,
-    last_row: Option<FeedRow>,
+    /// The last row read in this feed (its buffers are reused for the next), if any.
+    row: FeedRow,
+    has_row: bool,
+}
+
+/// What [`FeedIndexReader::advance`] read.
+pub(crate) enum Advanced {
+    /// A feed header.
+    Feed(FeedHeader),
+    /// A row, now [`FeedIndexReader::row`].
+    Row,
 }
 
 impl<R: BufRead> FeedIndexReader<R> {
@@ -296,7 +420,13 @@ impl<R: BufRead> FeedIndexReader<R> {
             buf: Vec::new(),
             last_feed: None,
             rows_left: 0,
-            last_row: None,
+            row: FeedRow {
+                id: String::new(),
+                hash: RowHash([0; 32]),
+                tenant: None,
+                modified: None,
+            },
+            has_row: false,
         };
         let first: FormatLine = match reader.read_line()? {
             Some(()) => reader.parse()?,
@@ -313,6 +443,22 @@ impl<R: BufRead> FeedIndexReader<R> {
 
     /// The next feed header or row; `None` at a well-formed end.
     pub fn next_item(&mut self) -> Result<Option<IndexItem>, IndexError> {
+        Ok(match self.advance()? {
+            None => None,
+            Some(Advanced::Feed(h)) => Some(IndexItem::Feed(h)),
+            Some(Advanced::Row) => Some(IndexItem::Row(self.row.clone())),
+        })
+    }
+
+    /// The row [`Self::advance`] last read (meaningful after it returned [`Advanced::Row`]).
+    pub(crate) fn row(&self) -> &FeedRow {
+        &self.row
+    }
+
+    /// [`Self::next_item`] without copying a row out: the same checks, and a row read is
+    /// left in [`Self::row`], whose buffers are reused from row to row (no allocation per
+    /// row once they are grown).
+    pub(crate) fn advance(&mut self) -> Result<Option<Advanced>, IndexError> {
         if self.read_line()?.is_none() {
             if self.rows_left != 0 {
                 return Err(self.malformed(format!(
@@ -324,17 +470,9 @@ impl<R: BufRead> FeedIndexReader<R> {
             return Ok(None);
         }
         if self.rows_left > 0 {
-            let row: FeedRow = self.parse()?;
-            if let Some(last) = &self.last_row
-                && row.cmp_key(last) == Ordering::Less
-            {
-                return Err(
-                    self.malformed(format!("row {} out of order after {}", row.id, last.id))
-                );
-            }
+            self.take_row()?;
             self.rows_left -= 1;
-            self.last_row = Some(row.clone());
-            return Ok(Some(IndexItem::Row(row)));
+            return Ok(Some(Advanced::Row));
         }
         let header: FeedHeader = self.parse()?;
         if let Some(last) = &self.last_feed
@@ -344,8 +482,33 @@ impl<R: BufRead> FeedIndexReader<R> {
         }
         self.last_feed = Some(header.feed.clone());
         self.rows_left = header.rows;
-        self.last_row = None;
-        Ok(Some(IndexItem::Feed(header)))
+        self.has_row = false;
+        Ok(Some(Advanced::Feed(header)))
+    }
+
+    /// Parse the row line in `buf`, check it sorts after the previous row of the feed and
+    /// make it [`Self::row`]. The line in the form the writer gives it (no escape in any
+    /// string) is read without serde; any other line goes through serde_json, which
+    /// accepts or refuses it as it always did.
+    fn take_row(&mut self) -> Result<(), IndexError> {
+        let out_of_order =
+            |last: &FeedRow, id: &str| format!("row {id} out of order after {}", last.id);
+        if let Some(line) = PlainRowLine::parse(&self.buf) {
+            if self.has_row && line.cmp_key(&self.row) == Ordering::Less {
+                let message = out_of_order(&self.row, line.id);
+                return Err(self.malformed(message));
+            }
+            line.store_in(&mut self.row);
+        } else {
+            let row: FeedRow = self.parse()?;
+            if self.has_row && row.cmp_key(&self.row) == Ordering::Less {
+                let message = out_of_order(&self.row, &row.id);
+                return Err(self.malformed(message));
+            }
+            self.row = row;
+        }
+        self.has_row = true;
+        Ok(())
     }
 
     fn read_line(&mut self) -> Result<Option<()>, IndexError> {
@@ -421,6 +584,84 @@ mod tests {
             slow.push(b'\n');
             proptest::prop_assert_eq!(fast, slow);
         }
+    }
+
+    /// A row line through the reader's plain path, if it takes it.
+    fn plain(line: &[u8]) -> Option<FeedRow> {
+        let parsed = PlainRowLine::parse(line)?;
+        let mut row = row("stale", Some("stale"), 7);
+        row.modified = Some("stale".into());
+        parsed.store_in(&mut row);
+        Some(row)
+    }
+
+    proptest::proptest! {
+        /// The plain path's invariant: what it takes, serde_json reads the same; the
+        /// writer's lines without escapes it always takes. Lines are the writer's, then
+        /// maybe upper-cased hex, cut or with one byte replaced.
+        #[test]
+        fn the_plain_row_path_agrees_with_serde(
+            id in "[a-zA-Z0-9\"\\\\\u{1}\u{7f}é/ :-]{0,12}",
+            hash in proptest::prelude::any::<[u8; 32]>(),
+            tenant in proptest::option::of("[a-z\"\\\\é\u{1}]{0,4}"),
+            modified in proptest::option::of("[0-9TZ:\t-]{0,8}"),
+            upper in proptest::prelude::any::<bool>(),
+            cut in proptest::option::of(proptest::prelude::any::<usize>()),
+            replace in proptest::option::of((proptest::prelude::any::<usize>(), proptest::prelude::any::<u8>())),
+        ) {
+            let r = FeedRow { id, hash: RowHash(hash), tenant, modified };
+            let mut line = Vec::new();
+            encode_row_line(&r, &mut line);
+            line.pop();
+            let escaped = line.contains(&b'\\');
+            let mut changed = false;
+            if upper {
+                line = String::from_utf8(line).unwrap().replace(&r.hash.to_hex(), &r.hash.to_hex().to_uppercase()).into_bytes();
+            }
+            if let Some(at) = cut {
+                line.truncate(at % (line.len() + 1));
+                changed = true;
+            }
+            if let Some((at, byte)) = replace && !line.is_empty() {
+                let at = at % line.len();
+                changed |= line[at] != byte;
+                line[at] = byte;
+            }
+            let slow = serde_json::from_slice::<FeedRow>(&line).ok();
+            match plain(&line) {
+                Some(fast) => proptest::prop_assert_eq!(Some(fast), slow.clone()),
+                None => proptest::prop_assert!(escaped || changed, "declined {}", String::from_utf8_lossy(&line)),
+            }
+            if !changed {
+                proptest::prop_assert_eq!(slow, Some(r));
+            }
+        }
+    }
+
+    #[test]
+    fn the_plain_row_path_takes_writer_lines_and_declines_the_rest() {
+        let mut r = row("GHSA-1", Some("acme"), 0xab);
+        r.modified = Some("2025-10-01T00:00:00Z".into());
+        let mut line = Vec::new();
+        encode_row_line(&r, &mut line);
+        line.pop();
+        assert_eq!(plain(&line), Some(r.clone()));
+        let text = String::from_utf8(line).unwrap();
+        for declined in [
+            text.replace("{\"id\"", "{ \"id\""),
+            text.replace("acme", "ac\\u006de"),
+            format!("{text} "),
+            text.replace(",\"tenant\":\"acme\"", ",\"tenant\":null"),
+            text.replace("abab", "abzb"),
+        ] {
+            assert_eq!(plain(declined.as_bytes()), None, "{declined}");
+        }
+        // The reader still reads what serde_json reads (here a tenant spelled with an escape).
+        let escaped = text.replace("acme", "ac\\u006de");
+        let bytes = format!(
+            "{{\"format\":\"{FEED_INDEX_FORMAT}\"}}\n{{\"feed\":\"feeds/osv/a\",\"source\":\"osv\",\"rows\":1,\"skipped\":0}}\n{escaped}\n"
+        );
+        assert_eq!(read_all(bytes.as_bytes()).unwrap()[1], IndexItem::Row(r));
     }
 
     fn read_all(bytes: &[u8]) -> Result<Vec<IndexItem>, IndexError> {
