@@ -486,11 +486,7 @@ impl Store {
 
     /// The raw frame bytes of pack `n`'s live `frames`, each verified first; `None` when
     /// one does not verify or cannot be read (the pack then stays as it is).
-    fn read_verified_frames(
-        &self,
-        n: u32,
-        frames: &[LiveFrame],
-    ) -> Result<Option<Vec<FrameCopy>>> {
+    fn read_verified_frames(&self, n: u32, frames: &[LiveFrame]) -> Result<Option<Vec<FrameCopy>>> {
         let mut copies = Vec::with_capacity(frames.len());
         let mut scratch = Vec::new();
         for f in frames {
