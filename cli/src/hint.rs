@@ -12,16 +12,19 @@
 use ouk_delta::DeltaError;
 use ouk_kit::KitError;
 use ouk_kit::feeds::FeedError;
+use ouk_kit::import::policy::PolicyRefusal;
 use ouk_transport::TransportError;
 
 /// The hint for a kit error, if its refusal can be overridden or fixed by a flag.
 pub fn for_kit(e: &KitError) -> Option<&'static str> {
     match e {
-        KitError::NotNewer { .. } => Some("; use --force-activate --force-reason to override"),
-        KitError::Stale { .. } => {
+        KitError::Policy(PolicyRefusal::NotNewer { .. }) => {
+            Some("; use --force-activate --force-reason to override")
+        }
+        KitError::Policy(PolicyRefusal::Stale { .. }) => {
             Some("; use --max-kit-age DAYS (0 = no limit) or --force-activate to accept it")
         }
-        KitError::FutureDated { .. } => Some(
+        KitError::Policy(PolicyRefusal::FutureDated { .. }) => Some(
             "; check both clocks, widen --max-clock-skew SECONDS, or use --force-activate --force-reason to accept it",
         ),
         KitError::BundleExists { .. } => Some(" (--force replaces it)"),
@@ -70,27 +73,27 @@ mod tests {
     /// The user sees the same sentence as when the library wrote the hint itself.
     #[test]
     fn hinted_messages_read_as_before() {
-        let e = KitError::NotNewer {
+        let e = KitError::Policy(PolicyRefusal::NotNewer {
             kit: "1.0.0".into(),
             active: "2.0.0".into(),
-        };
+        });
         assert_eq!(
             message(&e, for_kit(&e)),
             "version not newer: kit 1.0.0 is not newer than the active 2.0.0; use --force-activate --force-reason to override"
         );
-        let e = KitError::Stale {
+        let e = KitError::Policy(PolicyRefusal::Stale {
             created_at: "2026-01-01T00:00:00Z".into(),
             max_days: 30,
-        };
+        });
         assert_eq!(
             message(&e, for_kit(&e)),
             "kit is stale: created 2026-01-01T00:00:00Z, more than 30 days ago; use --max-kit-age DAYS (0 = no limit) or --force-activate to accept it"
         );
-        let e = KitError::FutureDated {
+        let e = KitError::Policy(PolicyRefusal::FutureDated {
             created_at: "2030-01-01T00:00:00Z".into(),
             now: "2026-01-01T00:00:00Z".into(),
             max_skew_secs: 300,
-        };
+        });
         assert_eq!(
             message(&e, for_kit(&e)),
             "kit is dated in the future: created 2030-01-01T00:00:00Z, more than 300 s ahead of this host's clock (2026-01-01T00:00:00Z); check both clocks, widen --max-clock-skew SECONDS, or use --force-activate --force-reason to accept it"
@@ -111,10 +114,10 @@ mod tests {
             message(&e, for_kit(&e)),
             "feeds: bad feed row feeds/a.jsonl:3: not JSON (use --skip-bad-rows to leave bad rows out)"
         );
-        let e = TransportError::Kit(Box::new(KitError::NotNewer {
+        let e = TransportError::Kit(Box::new(KitError::Policy(PolicyRefusal::NotNewer {
             kit: "1".into(),
             active: "2".into(),
-        }));
+        })));
         assert!(message(&e, for_transport(&e)).ends_with("--force-reason to override"));
     }
 }

@@ -36,8 +36,7 @@ impl KitError {
             KitError::NotFound(_) => ErrorClass::NotFound,
             KitError::Usage(_) => ErrorClass::Other,
             KitError::DigestMismatch { .. } => ErrorClass::Digest,
-            KitError::NotNewer { .. } | KitError::Stale { .. } => ErrorClass::NotNewer,
-            KitError::NoSpace { .. } => ErrorClass::NoSpace,
+            KitError::Policy(p) => p.class(),
             KitError::Signature { .. } => ErrorClass::Signature,
             KitError::Key(k) => k.class(),
             KitError::Read(r) => r.class(),
@@ -45,7 +44,6 @@ impl KitError {
             KitError::Provenance(p) => p.class(),
             KitError::InvalidManifest(_)
             | KitError::Validation(_)
-            | KitError::FutureDated { .. }
             | KitError::FeedConflicts(_)
             | KitError::BundleExists { .. } => ErrorClass::Validation,
             KitError::Write(w) => w.class(),
@@ -248,6 +246,7 @@ impl CatalogError {
 mod tests {
     use super::*;
     use crate::bundle::ReadError;
+    use crate::import::policy::PolicyRefusal;
 
     fn enospc() -> std::io::Error {
         std::io::Error::from_raw_os_error(libc::ENOSPC)
@@ -297,28 +296,28 @@ mod tests {
                 5,
             ),
             (
-                KitError::NotNewer {
+                KitError::Policy(PolicyRefusal::NotNewer {
                     kit: "1".into(),
                     active: "2".into(),
-                },
+                }),
                 ErrorClass::NotNewer,
                 8,
             ),
             (
-                KitError::Stale {
+                KitError::Policy(PolicyRefusal::Stale {
                     created_at: "t".into(),
                     max_days: 1,
-                },
+                }),
                 ErrorClass::NotNewer,
                 8,
             ),
             (KitError::Validation("x".into()), ErrorClass::Validation, 11),
             (
-                KitError::NoSpace {
+                KitError::Policy(PolicyRefusal::NoSpace {
                     path: "/".into(),
                     needed_gib: 1.0,
                     free_gib: 0.0,
-                },
+                }),
                 ErrorClass::NoSpace,
                 12,
             ),

@@ -59,50 +59,9 @@ pub enum KitError {
     /// The bundle and its manifest disagree, or some other validation failed.
     #[error("{0}")]
     Validation(String),
-    /// The kit is not newer than the active generation.
-    #[error("version not newer: kit {kit} is not newer than the active {active}")]
-    NotNewer {
-        /// The kit's version.
-        kit: String,
-        /// The active version.
-        active: String,
-    },
-    /// The kit is older than the staleness window (a freeze attack, or a kit left too long).
-    #[error("kit is stale: created {created_at}, more than {max_days} days ago")]
-    Stale {
-        /// The kit's createdAt.
-        created_at: String,
-        /// The window.
-        max_days: u64,
-    },
-    /// The kit is dated further ahead of this host's clock than the skew allows (it would
-    /// never go stale: a freeze that lasts).
-    #[error(
-        "kit is dated in the future: created {created_at}, more than {max_skew_secs} s ahead of this host's clock ({now})"
-    )]
-    FutureDated {
-        /// The kit's createdAt.
-        created_at: String,
-        /// This host's time.
-        now: String,
-        /// The allowance, seconds.
-        max_skew_secs: u64,
-    },
-    /// Not enough free space.
-    #[error(
-        "not enough disk space: free >= {} GiB in {} before retrying (have {} GiB)",
-        gib_text(*needed_gib),
-        path.display(),
-        gib_text(*free_gib)
-    )]
-    NoSpace {
-        /// Directory checked.
-        path: PathBuf,
-        /// GiB needed.
-        needed_gib: f64,
-        /// GiB free.
-        free_gib: f64,
-    },
+    /// The import policy refused the kit (not newer, stale, dated ahead, no space).
+    #[error(transparent)]
+    Policy(#[from] crate::import::policy::PolicyRefusal),
     /// A bad argument.
     #[error("{0}")]
     Usage(String),
@@ -185,16 +144,6 @@ impl From<ouk_store::fsutil::FsError> for KitError {
     }
 }
 
-/// GiB with one decimal, without a trailing `.0` ("2", "2.5"), as the seed writes
-/// "Free >= 2 GiB".
-fn gib_text(gib: f64) -> String {
-    let text = format!("{gib:.1}");
-    match text.strip_suffix(".0") {
-        Some(whole) => whole.to_string(),
-        None => text,
-    }
-}
-
 /// Result alias.
 pub type Result<T, E = KitError> = std::result::Result<T, E>;
 
@@ -205,19 +154,19 @@ pub(crate) use ouk_store::fsutil::IoContext;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::import::policy::PolicyRefusal;
 
     #[test]
     fn no_space_message_says_what_to_free() {
-        let e = KitError::NoSpace {
+        let e = KitError::Policy(PolicyRefusal::NoSpace {
             path: PathBuf::from("/var/lib/stella"),
             needed_gib: 2.0,
             free_gib: 0.25,
-        };
+        });
         assert_eq!(
             e.to_string(),
             "not enough disk space: free >= 2 GiB in /var/lib/stella before retrying (have 0.2 GiB)"
         );
-        assert_eq!(gib_text(2.54), "2.5");
     }
 
     /// Overrides are the binary's flags: the library's message says what is wrong, the
@@ -225,19 +174,19 @@ mod tests {
     #[test]
     fn messages_name_no_flag_of_the_binary() {
         let refusals = [
-            KitError::NotNewer {
+            KitError::Policy(PolicyRefusal::NotNewer {
                 kit: "1.0.0".into(),
                 active: "2.0.0".into(),
-            },
-            KitError::Stale {
+            }),
+            KitError::Policy(PolicyRefusal::Stale {
                 created_at: "2026-01-01T00:00:00Z".into(),
                 max_days: 30,
-            },
-            KitError::FutureDated {
+            }),
+            KitError::Policy(PolicyRefusal::FutureDated {
                 created_at: "2030-01-01T00:00:00Z".into(),
                 now: "2026-01-01T00:00:00Z".into(),
                 max_skew_secs: 300,
-            },
+            }),
             KitError::Feeds(crate::feeds::FeedError::BadRow(crate::feeds::BadRow {
                 file: "feeds/a.jsonl".into(),
                 line: 3,

@@ -24,46 +24,14 @@ use std::io::{self, BufWriter, Read, Write};
 use std::path::Path;
 
 use ouk_store::fsutil::PassError;
-use sha2::{Digest, Sha256};
 
 use crate::error::{IoContext, KitError, Result};
 
 /// Buffer for streaming copies: large enough to keep syscalls off the profile.
 const COPY_BUFFER: usize = 1 << 20;
 
-/// A reader that hashes every byte it hands out.
-pub struct HashingReader<R> {
-    inner: R,
-    hasher: Sha256,
-    size: u64,
-}
-
-impl<R: Read> HashingReader<R> {
-    /// Wrap `inner`.
-    pub fn new(inner: R) -> Self {
-        HashingReader {
-            inner,
-            hasher: Sha256::new(),
-            size: 0,
-        }
-    }
-
-    /// Read the rest of the input (bytes a parser did not need still count), then return
-    /// the SHA-256 and size of everything read.
-    pub fn finish(mut self) -> io::Result<([u8; 32], u64)> {
-        io::copy(&mut self, &mut io::sink())?;
-        Ok((self.hasher.finalize().into(), self.size))
-    }
-}
-
-impl<R: Read> Read for HashingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(buf.get(..n).unwrap_or_default());
-        self.size += n as u64;
-        Ok(n)
-    }
-}
+/// A reader that hashes every byte it hands out: the workspace's one, in `ouk_store::fsutil`.
+pub use ouk_store::fsutil::HashingReader;
 
 /// A reader that reports every byte it hands out as an advance of the current phase
 /// (`ouk_store::progress::Step::Advance`), so a copy reports how far it is without the copy
@@ -173,6 +141,7 @@ pub(crate) fn input_error(e: io::Error, what: &str) -> KitError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sha2::{Digest, Sha256};
 
     #[test]
     fn the_copy_holds_the_bytes_its_digest_names_and_goes_when_dropped() {

@@ -126,16 +126,10 @@ pub struct VerifyReport {
     pub files_checked: Option<u64>,
 }
 
-/// SHA-256 and size of a file, streamed.
+/// SHA-256 and size of a file, streamed ([`ouk_store::fsutil::sha256_file`], the one
+/// file hasher, with the kit's error).
 pub fn sha256_file(path: &Path) -> Result<([u8; 32], u64)> {
-    let file = File::open(path).ctx(|| format!("open {}", path.display()))?;
-    let size = file
-        .metadata()
-        .ctx(|| format!("stat {}", path.display()))?
-        .len();
-    let digest =
-        crate::sign::cosign::sha256_reader(file).ctx(|| format!("read {}", path.display()))?;
-    Ok((digest, size))
+    Ok(ouk_store::fsutil::sha256_file(path)?)
 }
 
 fn read_small(path: &Path, limit: u64) -> Result<Vec<u8>> {
@@ -432,19 +426,11 @@ fn check_content_of(
         if entry.kind != crate::bundle::EntryKind::File {
             continue;
         }
-        use sha2::Digest;
-        let mut h = sha2::Sha256::new();
-        let mut size = 0u64;
-        loop {
-            let n = entry.read_chunk(&mut buf)?;
-            if n == 0 {
-                break;
-            }
-            h.update(&buf[..n]);
-            size += n as u64;
-        }
-        let actual = hex::encode(h.finalize());
         let path = entry.path.clone();
+        // The entry's read errors are its `ReadError`s, wrapped; unwrapped as they were.
+        let (digest, size) = ouk_store::fsutil::sha256_reader_with(&mut entry, &mut buf)
+            .map_err(|e| crate::bundle::ReadError::from_io(e, 0, Some(&path)))?;
+        let actual = hex::encode(digest);
         if path == MANIFEST_PATH {
             saw_manifest = true;
         } else {

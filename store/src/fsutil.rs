@@ -81,14 +81,24 @@ pub enum PassError<E> {
 /// bytes went by. Hashing a file, copying while hashing and digesting a stream are all
 /// this loop with a different `each`.
 pub fn read_through<E>(
-    mut reader: impl io::Read,
+    reader: impl io::Read,
     buffer: usize,
-    mut each: impl FnMut(&[u8]) -> std::result::Result<(), E>,
+    each: impl FnMut(&[u8]) -> std::result::Result<(), E>,
 ) -> std::result::Result<u64, PassError<E>> {
     let mut buf = vec![0u8; buffer.max(1)];
+    read_through_with(reader, &mut buf, each)
+}
+
+/// [`read_through`] through the caller's `buf` (for a pass per archive entry, where a
+/// fresh buffer per entry would cost an allocation each).
+pub fn read_through_with<E>(
+    mut reader: impl io::Read,
+    buf: &mut [u8],
+    mut each: impl FnMut(&[u8]) -> std::result::Result<(), E>,
+) -> std::result::Result<u64, PassError<E>> {
     let mut total = 0u64;
     loop {
-        let n = match reader.read(&mut buf) {
+        let n = match reader.read(buf) {
             Ok(0) => return Ok(total),
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -101,9 +111,15 @@ pub fn read_through<E>(
 
 /// SHA-256 and size of everything `reader` yields ([`read_through`] with a hasher).
 pub fn sha256_reader(reader: impl io::Read) -> io::Result<([u8; 32], u64)> {
+    let mut buf = vec![0u8; HASH_BUFFER];
+    sha256_reader_with(reader, &mut buf)
+}
+
+/// [`sha256_reader`] through the caller's `buf`.
+pub fn sha256_reader_with(reader: impl io::Read, buf: &mut [u8]) -> io::Result<([u8; 32], u64)> {
     use sha2::Digest;
     let mut hasher = sha2::Sha256::new();
-    let size = read_through(reader, HASH_BUFFER, |piece| {
+    let size = read_through_with(reader, buf, |piece| {
         hasher.update(piece);
         Ok::<(), std::convert::Infallible>(())
     })
@@ -112,6 +128,144 @@ pub fn sha256_reader(reader: impl io::Read) -> io::Result<([u8; 32], u64)> {
         PassError::Sink(never) => match never {},
     })?;
     Ok((hasher.finalize().into(), size))
+}
+
+/// SHA-256 and size of the file at `path`, streamed ([`sha256_reader`]); the size is that
+/// of the bytes hashed.
+pub fn sha256_file(path: &Path) -> Result<([u8; 32], u64)> {
+    let file = File::open(path).ctx(|| format!("open {}", path.display()))?;
+    sha256_reader(file).ctx(|| format!("read {}", path.display()))
+}
+
+/// A reader that hashes (SHA-256) and counts every byte it hands out: the one way to hash
+/// what a pass reads while the pass uses the bytes.
+#[derive(Debug)]
+pub struct HashingReader<R> {
+    inner: R,
+    hasher: sha2::Sha256,
+    size: u64,
+}
+
+impl<R: io::Read> HashingReader<R> {
+    /// Wrap `inner`.
+    pub fn new(inner: R) -> Self {
+        use sha2::Digest;
+        HashingReader {
+            inner,
+            hasher: sha2::Sha256::new(),
+            size: 0,
+        }
+    }
+
+    /// Read the rest of the input (bytes a parser did not need still count), then return
+    /// the SHA-256 and size of everything read.
+    pub fn finish(mut self) -> io::Result<([u8; 32], u64)> {
+        io::copy(&mut self, &mut io::sink())?;
+        Ok(self.digest())
+    }
+
+    /// The SHA-256 and size of what was read so far (the rest is left unread).
+    pub fn digest(self) -> ([u8; 32], u64) {
+        use sha2::Digest;
+        (self.hasher.finalize().into(), self.size)
+    }
+
+    /// Bytes read so far.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+}
+
+impl<R: io::Read> io::Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        use sha2::Digest;
+        let n = self.inner.read(buf)?;
+        self.hasher.update(buf.get(..n).unwrap_or_default());
+        self.size += n as u64;
+        Ok(n)
+    }
+}
+
+/// A writer that hashes (SHA-256) and counts what `inner` accepts: the one way to hash
+/// what a pass writes.
+#[derive(Debug)]
+pub struct HashingWriter<W> {
+    inner: W,
+    hasher: sha2::Sha256,
+    size: u64,
+}
+
+impl<W: Write> HashingWriter<W> {
+    /// Wrap `inner`.
+    pub fn new(inner: W) -> Self {
+        use sha2::Digest;
+        HashingWriter {
+            inner,
+            hasher: sha2::Sha256::new(),
+            size: 0,
+        }
+    }
+
+    /// Count the bytes `prefix` yields as if already written, without writing them (a
+    /// file appended to: its kept bytes belong in the digest but are on disk already).
+    pub fn hash_prefix(&mut self, prefix: impl io::Read) -> io::Result<u64> {
+        use sha2::Digest;
+        let n = read_through(prefix, HASH_BUFFER, |piece| {
+            self.hasher.update(piece);
+            Ok::<(), std::convert::Infallible>(())
+        })
+        .map_err(|e| match e {
+            PassError::Read(e) => e,
+            PassError::Sink(never) => match never {},
+        })?;
+        self.size += n;
+        Ok(n)
+    }
+
+    /// The inner writer.
+    pub fn get_ref(&self) -> &W {
+        &self.inner
+    }
+
+    /// The inner writer, mutably (bytes written through it directly are not hashed).
+    pub fn get_mut(&mut self) -> &mut W {
+        &mut self.inner
+    }
+
+    /// Bytes hashed so far.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The SHA-256 and size of everything hashed, and the inner writer.
+    pub fn finish(self) -> ([u8; 32], u64, W) {
+        use sha2::Digest;
+        (self.hasher.finalize().into(), self.size, self.inner)
+    }
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        use sha2::Digest;
+        let n = self.inner.write(buf)?;
+        self.hasher.update(buf.get(..n).unwrap_or_default());
+        self.size += n as u64;
+        Ok(n)
+    }
+
+    // The inner writer's own `write_all` (a buffered or in-memory writer may take the
+    // whole slice at once), then the hash of the slice it took.
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        use sha2::Digest;
+        self.inner.write_all(buf)?;
+        self.hasher.update(buf);
+        self.size += buf.len() as u64;
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// The mode [`File::create`] asks for: the umask decides the rest, as for any new file.
@@ -365,6 +519,30 @@ mod tests {
     }
     use std::fs;
     use std::os::unix::fs::symlink;
+
+    #[test]
+    fn hashing_reader_writer_and_file_give_one_digest() {
+        use sha2::Digest;
+        let data = b"bytes a pass reads, writes and hashes".to_vec();
+        let want: [u8; 32] = sha2::Sha256::digest(&data).into();
+        let mut reader = HashingReader::new(&data[..]);
+        let mut head = [0u8; 6];
+        io::Read::read_exact(&mut reader, &mut head).expect("read");
+        assert_eq!(reader.size(), 6);
+        assert_eq!(reader.finish().expect("finish"), (want, data.len() as u64));
+        let mut writer = HashingWriter::new(Vec::new());
+        writer.hash_prefix(&data[..5]).expect("prefix");
+        writer.write_all(&data[5..]).expect("write");
+        let (sha, size, inner) = writer.finish();
+        assert_eq!((sha, size), (want, data.len() as u64));
+        assert_eq!(inner, data[5..], "the prefix is hashed, not written");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("f");
+        fs::write(&file, &data).expect("write");
+        assert_eq!(sha256_file(&file).expect("hash"), (want, data.len() as u64));
+        let missing = sha256_file(&dir.path().join("missing")).expect_err("missing");
+        assert!(missing.context.starts_with("open "), "{missing}");
+    }
 
     fn names(dir: &Path) -> Vec<String> {
         let mut v: Vec<String> = fs::read_dir(dir)

@@ -136,6 +136,37 @@ struct LiveFrame {
     loc: ChunkLocation,
 }
 
+/// A verified frame's raw bytes, with the chunk and where it was.
+type FrameCopy = (ChunkId, ChunkLocation, Vec<u8>);
+
+/// What gc's read phase decided ([`Store::plan_gc`]).
+struct GcPlan {
+    /// Files neither live nor pinned.
+    dead_files: Vec<FileDigest>,
+    /// Chunks no remaining file uses.
+    dead_chunks: Vec<ChunkId>,
+    /// Live frames of each pack, by pack number.
+    live_by_pack: BTreeMap<u32, Vec<LiveFrame>>,
+    /// Committed pack bytes before gc.
+    bytes_before: u64,
+    /// Number for a new pack: one past the highest the index names.
+    next_pack_number: u32,
+    /// Packs with no live frame.
+    to_delete: Vec<u32>,
+    /// Packs whose live frames fill less than half of them (lazy packs excluded).
+    to_rewrite: Vec<u32>,
+}
+
+/// What [`Store::copy_sparse_packs`] wrote.
+struct CopiedFrames {
+    /// Chunks moved, with their new location.
+    moved: Vec<(ChunkId, ChunkLocation)>,
+    /// Sparse packs whose frames were all copied (safe to drop).
+    rewritten: Vec<u32>,
+    /// The new pack (number, committed length), when one was written.
+    new_pack: Option<(u32, u64)>,
+}
+
 impl Store {
     pub(crate) fn recover(&self) -> Result<RecoveryReport> {
         let mut report = RecoveryReport::default();
@@ -317,6 +348,32 @@ impl Store {
         }
         let _exclusive = self.writer_lock.lock().unwrap_or_else(|p| p.into_inner());
         let mut report = GcReport::default();
+        let mut plan = self.plan_gc(live_files)?;
+        report.bytes_before = plan.bytes_before;
+        let copied = self.copy_sparse_packs(&mut plan)?;
+        self.commit_gc(&plan, &copied)?;
+        let gone: Vec<u32> = plan
+            .to_delete
+            .iter()
+            .chain(&copied.rewritten)
+            .copied()
+            .collect();
+        self.backend.forget(&gone);
+        self.remove_pack_files(&gone)?;
+        // Lazily written packs are recompressed at the store's level, live frames only
+        // (the dead ones left the index above); a separate crash-safe step.
+        let compacted = self.compact_locked(&mut crate::progress::ignore)?;
+        report.files_removed = plan.dead_files.len() as u64;
+        report.chunks_removed = plan.dead_chunks.len() as u64;
+        report.packs_rewritten = (copied.rewritten.len() as u64) + compacted.packs_compacted;
+        report.packs_deleted = gone.len() as u64;
+        report.bytes_after = self.stats()?.pack_bytes;
+        Ok(report)
+    }
+
+    /// Gc's read phase, in one read transaction: which files and chunks die, which packs
+    /// become empty (deleted) or sparse (rewritten), and the live frames of each pack.
+    fn plan_gc(&self, live_files: &HashSet<FileDigest>) -> Result<GcPlan> {
         let txn = self.db.begin_read()?;
         let pinned = crate::pins::pinned_in(&txn)?;
         let lazy = crate::compact::lazy_packs_in(&txn)?;
@@ -358,7 +415,6 @@ impl Store {
             .map(|r| r.map(|(k, v)| (k.value(), v.value())))
             .collect::<std::result::Result<_, _>>()?;
         drop(txn);
-        report.bytes_before = packs.iter().map(|p| p.1).sum();
         let mut to_delete = Vec::new();
         let mut to_rewrite = Vec::new();
         for &(n, len) in &packs {
@@ -372,40 +428,37 @@ impl Store {
                 to_rewrite.push(n);
             }
         }
-        // Copy live frames of sparse packs, verifying each; a pack holding a damaged frame
-        // is left as it is (fsck reports it), so gc never turns damage into loss.
+        Ok(GcPlan {
+            dead_files,
+            dead_chunks,
+            live_by_pack,
+            bytes_before: packs.iter().map(|p| p.1).sum(),
+            next_pack_number: packs.iter().map(|p| p.0).max().unwrap_or(0) + 1,
+            to_delete,
+            to_rewrite,
+        })
+    }
+
+    /// Copy the live frames of the plan's sparse packs into one new pack, verifying each;
+    /// a pack holding a damaged frame is left as it is (fsck reports it), so gc never
+    /// turns damage into loss. The new pack and its directory are fsynced before return,
+    /// so the index commit that follows may point at it.
+    fn copy_sparse_packs(&self, plan: &mut GcPlan) -> Result<CopiedFrames> {
         let mut moved: Vec<(ChunkId, ChunkLocation)> = Vec::new();
         let mut rewritten = Vec::new();
         let mut new_pack: Option<PackAppender> = None;
-        let next_number = packs.iter().map(|p| p.0).max().unwrap_or(0) + 1;
-        for n in to_rewrite {
-            let frames = live_by_pack.remove(&n).unwrap_or_default();
-            let mut copies = Vec::with_capacity(frames.len());
-            let mut intact = true;
-            let mut scratch = Vec::new();
-            for f in &frames {
-                scratch.clear();
-                if self.read_frame(&f.id, &f.loc, &mut scratch).is_err() {
-                    intact = false;
-                    break;
-                }
-                let mut bytes = Vec::new();
-                if self
-                    .backend
-                    .read_at(n, f.loc.offset, f.loc.frame_len as usize, &mut bytes)?
-                    .is_err()
-                {
-                    intact = false;
-                    break;
-                }
-                copies.push((f.id, f.loc, bytes));
-            }
-            if !intact {
+        for &n in &plan.to_rewrite {
+            let frames = plan.live_by_pack.remove(&n).unwrap_or_default();
+            let Some(copies) = self.read_verified_frames(n, &frames)? else {
                 continue;
-            }
+            };
             let appender = match new_pack.as_mut() {
                 Some(p) => p,
-                None => new_pack.insert(PackAppender::open(&self.packs_dir(), next_number, None)?),
+                None => new_pack.insert(PackAppender::open(
+                    &self.packs_dir(),
+                    plan.next_pack_number,
+                    None,
+                )?),
             };
             for (id, loc, bytes) in copies {
                 let offset = appender.append(&bytes)?;
@@ -424,31 +477,68 @@ impl Store {
             p.sync()?;
             sync_dir(&self.packs_dir())?;
         }
+        Ok(CopiedFrames {
+            moved,
+            rewritten,
+            new_pack: new_pack.map(|p| (p.number, p.len)),
+        })
+    }
+
+    /// The raw frame bytes of pack `n`'s live `frames`, each verified first; `None` when
+    /// one does not verify or cannot be read (the pack then stays as it is).
+    fn read_verified_frames(&self, n: u32, frames: &[LiveFrame]) -> Result<Option<Vec<FrameCopy>>> {
+        let mut copies = Vec::with_capacity(frames.len());
+        let mut scratch = Vec::new();
+        for f in frames {
+            scratch.clear();
+            if self.read_frame(&f.id, &f.loc, &mut scratch).is_err() {
+                return Ok(None);
+            }
+            let mut bytes = Vec::new();
+            if self
+                .backend
+                .read_at(n, f.loc.offset, f.loc.frame_len as usize, &mut bytes)?
+                .is_err()
+            {
+                return Ok(None);
+            }
+            copies.push((f.id, f.loc, bytes));
+        }
+        Ok(Some(copies))
+    }
+
+    /// The one index commit of gc: dead files and chunks leave, moved chunks point at the
+    /// new pack, deleted and rewritten packs leave the pack table and the new pack joins it.
+    fn commit_gc(&self, plan: &GcPlan, copied: &CopiedFrames) -> Result<()> {
         let wtxn = self.db.begin_write()?;
         {
             let mut files = wtxn.open_table(FILES)?;
-            for d in &dead_files {
+            for d in &plan.dead_files {
                 files.remove(d.as_bytes())?;
             }
             let mut chunks = wtxn.open_table(CHUNKS)?;
-            for id in &dead_chunks {
+            for id in &plan.dead_chunks {
                 chunks.remove(id.as_bytes())?;
             }
-            for (id, loc) in &moved {
+            for (id, loc) in &copied.moved {
                 chunks.insert(id.as_bytes(), &loc.encode())?;
             }
             let mut pack_table = wtxn.open_table(PACKS)?;
-            for n in to_delete.iter().chain(&rewritten) {
+            for n in plan.to_delete.iter().chain(&copied.rewritten) {
                 pack_table.remove(*n)?;
             }
-            if let Some(p) = &new_pack {
-                pack_table.insert(p.number, p.len)?;
+            if let Some((number, len)) = copied.new_pack {
+                pack_table.insert(number, len)?;
             }
         }
         wtxn.commit()?;
-        let gone: Vec<u32> = to_delete.iter().chain(&rewritten).copied().collect();
-        self.backend.forget(&gone);
-        for n in &gone {
+        Ok(())
+    }
+
+    /// Delete pack files the committed index no longer names (already gone is fine), then
+    /// fsync the directory so the deletions are durable.
+    fn remove_pack_files(&self, gone: &[u32]) -> Result<()> {
+        for n in gone {
             let path = self.packs_dir().join(crate::pack::pack_file_name(*n));
             match fs::remove_file(&path) {
                 Ok(()) => {}
@@ -464,15 +554,7 @@ impl Store {
         if !gone.is_empty() {
             sync_dir(&self.packs_dir())?;
         }
-        // Lazily written packs are recompressed at the store's level, live frames only
-        // (the dead ones left the index above); a separate crash-safe step.
-        let compacted = self.compact_locked(&mut crate::progress::ignore)?;
-        report.files_removed = dead_files.len() as u64;
-        report.chunks_removed = dead_chunks.len() as u64;
-        report.packs_rewritten = (rewritten.len() as u64) + compacted.packs_compacted;
-        report.packs_deleted = gone.len() as u64;
-        report.bytes_after = self.stats()?.pack_bytes;
-        Ok(report)
+        Ok(())
     }
 
     /// Counts and sizes.

@@ -19,7 +19,7 @@
 //! build has no such field), so its `false` is never taken on trust.
 
 use std::collections::HashMap;
-use std::fs::{self, File};
+use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -183,9 +183,7 @@ impl DigestCache {
         {
             return Ok((key.2, k.hex.clone()));
         }
-        let f = File::open(path).ctx(|| format!("open {}", path.display()))?;
-        let (digest, len) =
-            ouk_store::fsutil::sha256_reader(f).ctx(|| format!("read {}", path.display()))?;
+        let (digest, len) = ouk_store::fsutil::sha256_file(path)?;
         let hex = hex::encode(digest);
         // A file that changed while it was read is hashed again next time.
         let after = fs::symlink_metadata(path).ctx(|| format!("stat {}", path.display()))?;

@@ -33,7 +33,7 @@ use std::time::Duration;
 
 use ouk_kit::manifest::MANIFEST_PATH;
 use ouk_kit::sign::VerifyingKey;
-use ouk_store::fsutil::{Opening, open_no_follow, sync_dir};
+use ouk_store::fsutil::{HashingWriter, Opening, open_no_follow, sync_dir};
 use serde::Serialize;
 use sha2::Digest;
 
@@ -213,19 +213,6 @@ fn sha256_of(path: &Path) -> Result<(u64, String)> {
     let (digest, n) =
         ouk_store::fsutil::sha256_reader(f).ctx(|| format!("read {}", path.display()))?;
     Ok((n, hex::encode(digest)))
-}
-
-/// A `Write` that feeds a hasher.
-struct HashWriter<'a>(&'a mut sha2::Sha256);
-
-impl Write for HashWriter<'_> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.update(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 fn part_paths(final_path: &Path) -> (PathBuf, PathBuf) {
@@ -546,19 +533,19 @@ fn start_part(part: &Path, etag_path: &Path, etag_now: Option<&str>) -> Result<f
 /// the whole copy: the kept prefix is hashed once, then what arrives.
 fn receive_into_part(
     body: ureq::Body,
-    mut out: fs::File,
+    out: fs::File,
     part: &Path,
     url: &str,
     kept: u64,
     want: u64,
     progress: &mut dyn FnMut(u64),
 ) -> Result<(u64, String)> {
-    let mut sha = sha2::Sha256::new();
+    let mut out = HashingWriter::new(out);
     if kept > 0 {
-        let mut kept = open_no_follow(part, Opening::Read)
+        let kept = open_no_follow(part, Opening::Read)
             .ctx(|| format!("open {}", part.display()))?
             .take(kept);
-        std::io::copy(&mut kept, &mut HashWriter(&mut sha))
+        out.hash_prefix(kept)
             .ctx(|| format!("read {}", part.display()))?;
     }
     let mut fetched = 0u64;
@@ -571,15 +558,15 @@ fn receive_into_part(
         }
         out.write_all(&buf[..n])
             .ctx(|| format!("write {}", part.display()))?;
-        sha.update(&buf[..n]);
         fetched += n as u64;
         progress(n as u64);
         if fetched > want {
             break;
         }
     }
+    let (digest, _, out) = out.finish();
     out.sync_all().ctx(|| format!("fsync {}", part.display()))?;
-    Ok((fetched, hex::encode(sha.finalize())))
+    Ok((fetched, hex::encode(digest)))
 }
 
 /// What [`pull`] reports as it goes, for a progress bar.

@@ -37,7 +37,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use flate2::{Compress, Compression, FlushCompress, Status};
-use sha2::{Digest, Sha256};
+use ouk_store::fsutil::HashingWriter;
 
 /// Size of the deflate window, and of the dictionary each block gets.
 pub const WINDOW: usize = 32 * 1024;
@@ -95,9 +95,8 @@ struct Done {
 
 /// A `Write` that deflates in parallel; see the module doc.
 pub struct ParGzWriter<W: Write> {
-    out: W,
-    hasher: Sha256,
-    written: u64,
+    /// The output, hashing and counting the gzip bytes as they go out.
+    out: HashingWriter<W>,
     level: u32,
     block_size: usize,
     buf: Vec<u8>,
@@ -139,7 +138,7 @@ impl<W: Write> ParGzWriter<W> {
     /// Starts a gzip member on `out` with `header` as its header bytes instead of the fixed
     /// one (the mirror re-creating a bundle whose header it recorded). The caller vouches
     /// that `header` is a complete RFC 1952 member header.
-    pub fn with_header(mut out: W, opts: GzOptions, header: &[u8]) -> io::Result<Self> {
+    pub fn with_header(out: W, opts: GzOptions, header: &[u8]) -> io::Result<Self> {
         if opts.level > 9 {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -152,9 +151,8 @@ impl<W: Write> ParGzWriter<W> {
                 "block size must be >= 32 KiB and threads >= 1",
             ));
         }
+        let mut out = HashingWriter::new(out);
         out.write_all(header)?;
-        let mut hasher = Sha256::new();
-        hasher.update(header);
         let (job_tx, job_rx) = mpsc::channel::<Job>();
         let (done_tx, done_rx) = mpsc::channel::<Done>();
         let job_rx = Arc::new(Mutex::new(job_rx));
@@ -170,8 +168,6 @@ impl<W: Write> ParGzWriter<W> {
         }
         Ok(ParGzWriter {
             out,
-            hasher,
-            written: header.len() as u64,
             level: opts.level,
             block_size: opts.block_size,
             buf: Vec::with_capacity(opts.block_size),
@@ -244,8 +240,6 @@ impl<W: Write> ParGzWriter<W> {
         while let Some(done) = self.pending.remove(&self.next_to_write) {
             let output = done.output.map_err(io::Error::other)?;
             self.out.write_all(&output)?;
-            self.hasher.update(&output);
-            self.written += output.len() as u64;
             self.crc.combine(&done.crc);
             self.next_to_write += 1;
             self.in_flight -= 1;
@@ -270,15 +264,14 @@ impl<W: Write> ParGzWriter<W> {
         // ISIZE is the input length modulo 2^32 (RFC 1952).
         trailer[4..].copy_from_slice(&(self.consumed as u32).to_le_bytes());
         self.out.write_all(&trailer)?;
-        self.hasher.update(trailer);
-        self.written += trailer.len() as u64;
         self.out.flush()?;
+        let (sha256, size, out) = self.out.finish();
         let summary = GzSummary {
-            sha256: self.hasher.finalize().into(),
-            size: self.written,
+            sha256,
+            size,
             uncompressed_size: self.consumed,
         };
-        Ok((self.out, summary))
+        Ok((out, summary))
     }
 }
 

@@ -25,7 +25,7 @@ use std::io::{self, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
+use ouk_store::fsutil::HashingWriter;
 
 use super::error::ReadError;
 use super::path;
@@ -79,29 +79,27 @@ pub fn unpack_to_dir<R: Read>(
                 dir_modes.push((target, entry.mode));
             }
             EntryKind::File => {
-                let mut file = OpenOptions::new()
+                let file = OpenOptions::new()
                     .write(true)
                     .create_new(true)
                     .mode(0o600)
                     .open(&target)
                     .map_err(out_err(target.clone()))?;
-                let mut hasher = Sha256::new();
-                let mut size = 0u64;
+                let mut out = HashingWriter::new(file);
                 loop {
                     let n = entry.read_chunk(&mut buf)?;
                     if n == 0 {
                         break;
                     }
-                    hasher.update(&buf[..n]);
-                    file.write_all(&buf[..n]).map_err(out_err(target.clone()))?;
-                    size += n as u64;
+                    out.write_all(&buf[..n]).map_err(out_err(target.clone()))?;
                 }
+                let (sha256, size, file) = out.finish();
                 set_mode(&file, entry.mode).map_err(out_err(target.clone()))?;
                 files.push(UnpackedFile {
                     path: entry.path.clone(),
                     mode: entry.mode,
                     size,
-                    sha256: hasher.finalize().into(),
+                    sha256,
                 });
             }
         }

@@ -31,7 +31,7 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
+use ouk_store::fsutil::HashingReader;
 
 use super::error::WriteError;
 use super::header::{self, BLOCK, MAX_OWNER_ID, Owner, TYPE_DIR, TYPE_FILE};
@@ -246,7 +246,7 @@ impl<W: Write> BundleWriter<W> {
             .write_all(&self.header_buf)
             .map_err(WriteError::Output)?;
 
-        let mut hasher = Sha256::new();
+        let mut hashed = HashingReader::new(&mut *reader);
         let mut copied: u64 = 0;
         let read_err = |e: io::Error| WriteError::Source {
             source_path: if source.as_os_str().is_empty() {
@@ -260,7 +260,7 @@ impl<W: Write> BundleWriter<W> {
             let want = usize::try_from(size - copied)
                 .unwrap_or(usize::MAX)
                 .min(self.copy_buf.len());
-            let n = match reader.read(&mut self.copy_buf[..want]) {
+            let n = match hashed.read(&mut self.copy_buf[..want]) {
                 Ok(0) => {
                     return Err(WriteError::SourceChanged {
                         path: path.to_owned(),
@@ -272,12 +272,12 @@ impl<W: Write> BundleWriter<W> {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(read_err(e)),
             };
-            hasher.update(&self.copy_buf[..n]);
             self.gz
                 .write_all(&self.copy_buf[..n])
                 .map_err(WriteError::Output)?;
             copied += n as u64;
         }
+        let (sha256, _) = hashed.digest();
         // The source must end here: a file that grew would give a bundle whose content
         // differs from what was measured.
         let mut probe = [0u8; 1];
@@ -307,7 +307,7 @@ impl<W: Write> BundleWriter<W> {
             path: path.to_owned(),
             mode,
             size,
-            sha256: hasher.finalize().into(),
+            sha256,
         })
     }
 

@@ -32,7 +32,7 @@ use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use ouk_store::fsutil::{AtomicFile, FsError};
+use ouk_store::fsutil::{AtomicFile, FsError, HashingWriter};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -578,18 +578,17 @@ fn fs_at(path: &Path) -> impl FnOnce(FsError) -> LayoutError + '_ {
 /// it into place only if the copy hashes to `entry.sha256`.
 fn copy_verified(src: &Path, dst: &Path, entry: &FileEntry) -> Result<(), LayoutError> {
     // Dropped on any error below, the temporary file is removed.
-    let mut output = AtomicFile::create_with_mode(dst, 0o644).map_err(fs_at(dst))?;
+    let output = AtomicFile::create_with_mode(dst, 0o644).map_err(fs_at(dst))?;
     let input = File::open(src).map_err(io_at(src))?;
-    let mut hasher = Sha256::new();
+    let mut output = HashingWriter::new(output);
     ouk_store::fsutil::read_through(input, ouk_store::fsutil::HASH_BUFFER, |piece| {
-        hasher.update(piece);
         output.write_all(piece)
     })
     .map_err(|e| match e {
         ouk_store::fsutil::PassError::Read(e) => io_at(src)(e),
         ouk_store::fsutil::PassError::Sink(e) => io_at(dst)(e),
     })?;
-    let got: [u8; 32] = hasher.finalize().into();
+    let (got, _, output) = output.finish();
     if got != entry.sha256 {
         return Err(LayoutError::Changed {
             path: src.to_path_buf(),

@@ -49,7 +49,8 @@ impl DualHasher {
     }
 }
 
-/// A reader that hashes everything read through it.
+/// A reader that hashes everything read through it. Not `ouk_store::fsutil::HashingReader`:
+/// SPDX needs SHA-1 beside SHA-256 ([`DualHasher`]), in the same pass.
 pub struct HashingReader<R> {
     inner: R,
     hasher: DualHasher,

@@ -191,6 +191,7 @@ pub fn spdx_document(info: &SbomInfo, files: &[SbomFile]) -> Result<SpdxDocument
     sorted.sort_by(|a, b| a.path.cmp(&b.path));
 
     let ids = file_ids(&sorted);
+    // A namespace derived from a few strings, not a read loop over a file or stream.
     let mut ns = Sha256::new();
     for part in [&info.version, &info.channel, &created] {
         ns.update(part.as_bytes());

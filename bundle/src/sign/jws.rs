@@ -181,6 +181,8 @@ fn split(jws: &str) -> Result<(&str, JwsHeader, &str), JwsError> {
 
 /// SHA-256 of `ASCII(header_b64) || "." || payload`, the payload streamed.
 fn signing_input_digest<R: Read>(header_b64: &str, mut reader: R) -> io::Result<[u8; 32]> {
+    // Not the shared hashing reader: the digest covers the JWS header and "." before the
+    // payload, so the hasher is primed first; the payload goes through the shared loop.
     let mut hasher = Sha256::new();
     hasher.update(header_b64.as_bytes());
     hasher.update(b".");

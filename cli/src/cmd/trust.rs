@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Subcommand};
 use ouk_kit::sign::SigningKey;
 use ouk_kit::trust_root::{self, InitSpec, sigset};
+use ouk_root::trust::document as trust_doc;
 use ouk_trust::Role;
 
 use crate::exit::ExitCode;
@@ -201,7 +202,8 @@ pub fn run_trust(ctx: &Context, cmd: TrustCommand) -> Result<ExitCode, Failure> 
         }
         TrustCommand::Status => {
             ctx.require_root()?;
-            let s = trust_root::status(&ctx.root, now(), false).map_err(kit_failure)?;
+            let s =
+                trust_doc::status(&ctx.root, now(), false).map_err(|e| kit_failure(e.into()))?;
             ctx.out.emit(&s, || status_text(&s));
             return Ok(if s.expired {
                 ExitCode::Signature
@@ -211,7 +213,8 @@ pub fn run_trust(ctx: &Context, cmd: TrustCommand) -> Result<ExitCode, Failure> 
         }
         TrustCommand::Chain { after, output } => {
             ctx.require_root()?;
-            let bytes = trust_root::export_chain(&ctx.root, after).map_err(kit_failure)?;
+            let bytes =
+                trust_doc::export_chain(&ctx.root, after).map_err(|e| kit_failure(e.into()))?;
             ouk_kit::build::write_atomic(&output, &bytes).map_err(kit_failure)?;
             ctx.out.note(&format!("wrote {}", output.display()));
             return Ok(ExitCode::Ok);
@@ -224,7 +227,7 @@ pub fn run_trust(ctx: &Context, cmd: TrustCommand) -> Result<ExitCode, Failure> 
         return Ok(ExitCode::Ok);
     };
     drop(root);
-    let s = trust_root::status(&ctx.root, now(), false).map_err(kit_failure)?;
+    let s = trust_doc::status(&ctx.root, now(), false).map_err(|e| kit_failure(e.into()))?;
     ctx.out.emit(&s, || {
         format!(
             "trust document version {} ({})\n{}",
@@ -258,7 +261,7 @@ fn change(
                 let bytes = std::fs::read(&path).map_err(|e| {
                     Failure::new(ExitCode::Failure, format!("{}: {e}", path.display()))
                 })?;
-                trust_root::install(dir, &bytes).map_err(kit_failure)?
+                trust_doc::install(dir, &bytes).map_err(|e| kit_failure(e.into()))?
             } else {
                 let signers = signing.load()?;
                 if signers.is_empty() {
@@ -294,7 +297,7 @@ fn change(
         } => {
             if signing.signing_key.is_empty() && !signed(dir)? {
                 // The flat list's meaning, unchanged.
-                let t = ouk_kit::import::trust::add(dir, &key).map_err(kit_failure)?;
+                let t = ouk_root::trust::keys::add(dir, &key).map_err(|e| kit_failure(e.into()))?;
                 ctx.out
                     .emit(&t, || format!("trusted {} ({})", t.kid, t.path.display()));
                 return Ok(None);
@@ -325,7 +328,8 @@ fn change(
             expires_days,
         } => {
             if signing.signing_key.is_empty() && !signed(dir)? && !revoke {
-                let t = ouk_kit::import::trust::remove(dir, &kid).map_err(kit_failure)?;
+                let t =
+                    ouk_root::trust::keys::remove(dir, &kid).map_err(|e| kit_failure(e.into()))?;
                 ctx.out.emit(&t, || format!("removed {}", t.kid));
                 return Ok(None);
             }
@@ -365,8 +369,8 @@ fn change(
             let applied = trust_root::update_from_chain(dir, &chain, now()).map_err(kit_failure)?;
             ctx.out
                 .note(&format!("applied trust version(s) {:?}", applied));
-            trust_root::load(dir)
-                .map_err(kit_failure)?
+            trust_doc::load(dir)
+                .map_err(|e| kit_failure(e.into()))?
                 .ok_or_else(|| Failure::new(ExitCode::Failure, "no trust document"))?
         }
         TrustCommand::List | TrustCommand::Status | TrustCommand::Chain { .. } => {
@@ -378,8 +382,8 @@ fn change(
 
 /// Whether the root's trust is a signed document.
 fn signed(dir: &Path) -> Result<bool, Failure> {
-    Ok(trust_root::load(dir)
-        .map_err(kit_failure)?
+    Ok(trust_doc::load(dir)
+        .map_err(|e| kit_failure(e.into()))?
         .is_some_and(|t| !t.is_local()))
 }
 
@@ -491,8 +495,8 @@ fn list_trusted(ctx: &Context, dir: &Path) -> Result<(), Failure> {
         .unwrap_or_default();
     let mut keys: Vec<ListedKey> = Vec::new();
     if signed(dir)? {
-        let s = trust_root::status(dir, now(), false).map_err(kit_failure)?;
-        let history = trust_root::key_history(dir).map_err(kit_failure)?;
+        let s = trust_doc::status(dir, now(), false).map_err(|e| kit_failure(e.into()))?;
+        let history = trust_doc::key_history(dir).map_err(|e| kit_failure(e.into()))?;
         let mut kids: Vec<&String> = s.roles.values().flat_map(|r| r.keyids.iter()).collect();
         kids.sort();
         kids.dedup();

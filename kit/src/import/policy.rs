@@ -23,13 +23,87 @@
 
 use std::cmp::Ordering;
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use ouk_delta::GenerationId;
 use ouk_root::Root;
 
 use super::{ImportOptions, StepResult, step};
 use crate::error::{KitError, Result};
+use ouk_store::ErrorClass;
+
+/// Why the import policy refuses a kit: the refusals of this module's gates. Each keeps
+/// the message and class it had as a [`KitError`] variant (it reaches one through
+/// [`KitError::Policy`], transparently).
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyRefusal {
+    /// The kit is not newer than the active generation.
+    #[error("version not newer: kit {kit} is not newer than the active {active}")]
+    NotNewer {
+        /// The kit's version.
+        kit: String,
+        /// The active version.
+        active: String,
+    },
+    /// The kit is older than the staleness window (a freeze attack, or a kit left too long).
+    #[error("kit is stale: created {created_at}, more than {max_days} days ago")]
+    Stale {
+        /// The kit's createdAt.
+        created_at: String,
+        /// The window.
+        max_days: u64,
+    },
+    /// The kit is dated further ahead of this host's clock than the skew allows (it would
+    /// never go stale: a freeze that lasts).
+    #[error(
+        "kit is dated in the future: created {created_at}, more than {max_skew_secs} s ahead of this host's clock ({now})"
+    )]
+    FutureDated {
+        /// The kit's createdAt.
+        created_at: String,
+        /// This host's time.
+        now: String,
+        /// The allowance, seconds.
+        max_skew_secs: u64,
+    },
+    /// Not enough free space.
+    #[error(
+        "not enough disk space: free >= {} GiB in {} before retrying (have {} GiB)",
+        gib_text(*needed_gib),
+        path.display(),
+        gib_text(*free_gib)
+    )]
+    NoSpace {
+        /// Directory checked.
+        path: PathBuf,
+        /// GiB needed.
+        needed_gib: f64,
+        /// GiB free.
+        free_gib: f64,
+    },
+}
+
+impl PolicyRefusal {
+    /// Not newer and stale are "not newer" (a freeze looks like either), a kit dated
+    /// ahead is invalid, too little space is "no space".
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            PolicyRefusal::NotNewer { .. } | PolicyRefusal::Stale { .. } => ErrorClass::NotNewer,
+            PolicyRefusal::FutureDated { .. } => ErrorClass::Validation,
+            PolicyRefusal::NoSpace { .. } => ErrorClass::NoSpace,
+        }
+    }
+}
+
+/// GiB with one decimal, without a trailing `.0` ("2", "2.5"), as the seed writes
+/// "Free >= 2 GiB".
+fn gib_text(gib: f64) -> String {
+    let text = format!("{gib:.1}");
+    match text.strip_suffix(".0") {
+        Some(whole) => whole.to_string(),
+        None => text,
+    }
+}
 
 /// Default allowance for a kit dated ahead of this host's clock, seconds (one hour).
 ///
@@ -138,11 +212,11 @@ pub(crate) fn check_disk(root: &Root, bytes: u64, margin: u64) -> StepResult<()>
     if free < needed {
         return Err((
             "disk",
-            KitError::NoSpace {
+            KitError::from(PolicyRefusal::NoSpace {
                 path: root.dir().to_path_buf(),
                 needed_gib: gib(needed),
                 free_gib: gib(free),
-            },
+            }),
         ));
     }
     Ok(())
@@ -166,10 +240,10 @@ pub(crate) fn check_version(
     {
         return Err((
             "policy",
-            KitError::NotNewer {
+            KitError::from(PolicyRefusal::NotNewer {
                 kit: version.to_string(),
                 active: active.clone(),
-            },
+            }),
         ));
     }
     Ok(())
@@ -195,18 +269,18 @@ pub(crate) fn check_fresh(created_at: &str, opts: &ImportOptions) -> StepResult<
         Freshness::Fresh => Ok(()),
         Freshness::Stale => Err((
             "policy",
-            KitError::Stale {
+            KitError::from(PolicyRefusal::Stale {
                 created_at: created_at.to_string(),
                 max_days: opts.max_age_days,
-            },
+            }),
         )),
         Freshness::Future => Err((
             "policy",
-            KitError::FutureDated {
+            KitError::from(PolicyRefusal::FutureDated {
                 created_at: created_at.to_string(),
                 now: crate::provenance::time::format_utc(now).unwrap_or_else(|| now.to_string()),
                 max_skew_secs: opts.max_clock_skew_secs,
-            },
+            }),
         )),
     }
 }
@@ -214,6 +288,12 @@ pub(crate) fn check_fresh(created_at: &str, opts: &ImportOptions) -> StepResult<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gib_text_drops_a_trailing_zero_only() {
+        assert_eq!(gib_text(2.0), "2");
+        assert_eq!(gib_text(2.54), "2.5");
+    }
 
     #[test]
     fn calendar_versions_order_numerically() {

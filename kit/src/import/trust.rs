@@ -1,6 +1,8 @@
 //! The trust store's face in the kit crate: `ouk_root::trust::keys` (`ROOT/trust/<kid>.pub`,
 //! which owns the files and their rules) with its keys as [`VerifyingKey`]s, the type the
-//! kit's signature checks take. Nothing here reads or writes a file itself.
+//! kit's signature checks take. Adding and removing a key give no kit type: callers call
+//! `ouk_root::trust::keys::{add, remove}` directly. Nothing here reads or writes a file
+//! itself.
 
 use std::path::Path;
 
@@ -9,20 +11,10 @@ pub use ouk_root::trust::keys::{TrustedKey, trust_dir};
 use crate::error::Result;
 use crate::sign::VerifyingKey;
 
-/// Add the PEM public key at `pem_path`; returns its kid.
-pub fn add(root: &Path, pem_path: &Path) -> Result<TrustedKey> {
-    Ok(ouk_root::trust::keys::add(root, pem_path)?)
-}
-
 /// Every trusted key, sorted by kid; a file that does not parse is an error.
 pub fn list(root: &Path) -> Result<Vec<(TrustedKey, VerifyingKey)>> {
     Ok(ouk_root::trust::keys::list(root)?
         .into_iter()
         .map(|(t, k)| (t, VerifyingKey::from_p256(*k.as_p256())))
         .collect())
-}
-
-/// Remove the key `kid`.
-pub fn remove(root: &Path, kid: &str) -> Result<TrustedKey> {
-    Ok(ouk_root::trust::keys::remove(root, kid)?)
 }

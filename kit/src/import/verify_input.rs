@@ -18,7 +18,7 @@ use crate::verify::{self, Sidecars};
 /// The keys an import trusts: the trust store plus `--trust-key`s.
 pub fn trusted_keys(root: &Path, extra: &[VerifyingKey]) -> Result<Vec<VerifyingKey>> {
     // A signed trust document replaces the flat list (crate::trust_root).
-    let mut keys: Vec<VerifyingKey> = match crate::trust_root::load(root)? {
+    let mut keys: Vec<VerifyingKey> = match ouk_root::trust::document::load(root)? {
         Some(t) if !t.is_local() => t.role_keys(ouk_trust::Role::Kits)?,
         _ => trust::list(root)?.into_iter().map(|(_, k)| k).collect(),
     };

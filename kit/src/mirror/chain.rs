@@ -37,11 +37,11 @@ use std::io::Write;
 use std::path::Path;
 
 use ouk_root::Root;
+use ouk_store::fsutil::HashingWriter;
 use ouk_store::{ChunkId, FileDigest, Store};
 
 use super::catalog::StoredContent;
 use super::deltastore::MAX_CHAIN_WALK;
-use super::gzip::DigestWriter;
 use super::lookup;
 use super::streamdelta::{self, PatchHeader, StreamDeltaError};
 use crate::error::{KitError, Result};
@@ -240,7 +240,7 @@ pub fn rebuild(
     let store = root.store();
     let (expected_sha, expected_len) = stream_of(content)?;
     let ((snap_sha, snap_len), patches) = chain_below(root, content)?;
-    let mut digest = DigestWriter::new(out);
+    let mut digest = HashingWriter::new(out);
     if patches.is_empty() {
         store.read_file(&snap_sha, &mut digest)?;
     } else {

@@ -278,47 +278,12 @@ impl<W: Write> Write for Compressor<W> {
     }
 }
 
-/// A `Write` that hashes (SHA-256) and counts what passes through to `inner`.
-pub struct DigestWriter<W: Write> {
-    inner: W,
-    hasher: Sha256,
-    written: u64,
-}
-
-impl<W: Write> DigestWriter<W> {
-    /// Wrap `inner`.
-    pub fn new(inner: W) -> Self {
-        DigestWriter {
-            inner,
-            hasher: Sha256::new(),
-            written: 0,
-        }
-    }
-
-    /// The digest and length of everything written, and the inner writer.
-    pub fn finish(self) -> ([u8; 32], u64, W) {
-        (self.hasher.finalize().into(), self.written, self.inner)
-    }
-}
-
-impl<W: Write> Write for DigestWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.written += n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
-
 /// A `Write` sink that compares what it is given with `original`, byte for byte, and fails
 /// at the first difference (so a wrong recipe costs one block, not a whole bundle).
 pub struct MatchingSink<R: Read> {
     original: R,
     scratch: Vec<u8>,
+    /// Not a hashing writer: it hashes the bytes that matched, as they are compared.
     hasher: Sha256,
     matched: u64,
     diverged_at: Option<u64>,

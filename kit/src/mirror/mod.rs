@@ -748,7 +748,7 @@ fn decode_to_scratch(
     let tar_file = scratch_file(staging)?;
     let file = File::open(ctx.copy).ctx(|| format!("open {}", ctx.copy.display()))?;
     let mut gz = flate2::read::GzDecoder::new(BufReader::with_capacity(1 << 20, file));
-    let mut spool = gzip::DigestWriter::new(BufWriter::with_capacity(1 << 20, &tar_file));
+    let mut spool = fsutil::HashingWriter::new(BufWriter::with_capacity(1 << 20, &tar_file));
     let decoded = std::io::copy(&mut gz, &mut spool).and_then(|n| spool.flush().map(|()| n));
     let (tar_sha, _, spool) = spool.finish();
     drop(spool);
@@ -972,7 +972,7 @@ fn store_compressed(
         });
     }
     // Read back through the store's verified path before cataloging it.
-    let mut sink = gzip::DigestWriter::new(std::io::sink());
+    let mut sink = fsutil::HashingWriter::new(std::io::sink());
     store.read_file(&put.digest, &mut sink)?;
     let (digest, len, _) = sink.finish();
     if digest != *ctx.sha.as_bytes() || len != size {
@@ -1144,7 +1144,7 @@ fn write_checked(
         fs::create_dir_all(dir).ctx(|| format!("create {}", dir.display()))?;
     }
     let file = File::create(path).ctx(|| format!("create {}", path.display()))?;
-    let mut out = gzip::DigestWriter::new(BufWriter::with_capacity(1 << 20, file));
+    let mut out = fsutil::HashingWriter::new(BufWriter::with_capacity(1 << 20, file));
     produce(&mut out)?;
     let (digest, len, buffered) = out.finish();
     let file = buffered
@@ -1248,7 +1248,7 @@ pub fn publish(root: &Root, dir: &Path, threads: usize) -> Result<PublishReport>
     for record in list(root)? {
         let path = dir.join(&record.name);
         if path.is_file() {
-            let mut sink = gzip::DigestWriter::new(std::io::sink());
+            let mut sink = fsutil::HashingWriter::new(std::io::sink());
             let mut file = File::open(&path).ctx(|| format!("open {}", path.display()))?;
             std::io::copy(&mut file, &mut sink).ctx(|| format!("read {}", path.display()))?;
             let (digest, len, _) = sink.finish();

@@ -24,7 +24,7 @@ use serde::Serialize;
 
 use crate::error::{IoContext, KitError, Result};
 use crate::mirror::catalog::MirroredBundle;
-use crate::trust_root::{self, sigset};
+use crate::trust_root::sigset;
 
 /// What the current trust says of one stored bundle.
 #[derive(Debug, Clone, Serialize)]
@@ -74,7 +74,7 @@ pub fn verify(
     now: i64,
     select: &dyn Fn(&MirroredBundle) -> bool,
 ) -> Result<MirrorVerifyReport> {
-    let (trust, _) = trust_root::load_or_migrate(root.dir(), now, false)?;
+    let (trust, _) = ouk_root::trust::document::load_or_migrate(root.dir(), now, false)?;
     let scratch = tempfile::Builder::new()
         .prefix("mirror-verify-")
         .tempdir_in(root.staging_dir())

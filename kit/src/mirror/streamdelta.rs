@@ -211,6 +211,8 @@ pub fn spool(
     source: impl Read,
     file: File,
 ) -> Result<ChunkedStream, StreamDeltaError> {
+    // Fed by the chunker's own read loop (its `observe` hook, as the store's writer does),
+    // not a second loop: no hashing reader needed.
     let mut sha = Sha256::new();
     let mut chunks = Vec::new();
     let mut pos = 0u64;
@@ -244,6 +246,7 @@ pub fn spool(
 /// Index `file` (a stream already in a scratch file, read from its start) as [`spool`]
 /// would, without writing it again: its digest and content anchors.
 pub fn index(chunker: &Chunker, file: File) -> Result<ChunkedStream, StreamDeltaError> {
+    // Fed by the chunker's read loop, as in `spool`.
     let mut sha = Sha256::new();
     let mut chunks = Vec::new();
     let mut pos = 0u64;

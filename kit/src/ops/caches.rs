@@ -145,10 +145,46 @@ impl<R: Read> Read for CountCrc<'_, R> {
 
 /// Check that `r` (of `len` bytes) is a valid zip archive; see the module docs.
 pub fn check_zip<R: Read + Seek>(r: &mut R, len: u64) -> Result<ZipSummary, ZipProblem> {
+    let end = read_end_record(r, len)?;
+    // 2. The central directory.
+    r.seek(SeekFrom::Start(end.cd_offset))?;
+    let mut cd = vec![0u8; end.cd_size as usize];
+    r.read_exact(&mut cd)?;
+    let mut at = 0usize;
+    let mut summary = ZipSummary::default();
+    let mut buf = vec![0u8; 64 << 10];
+    while at < cd.len() {
+        let entry = parse_central_entry(&cd, &mut at, summary.entries + 1)?;
+        // 3. The local header and the data.
+        check_entry_data(r, &entry, end.cd_offset, &mut buf)?;
+        summary.entries += 1;
+        summary.bytes += entry.size;
+    }
+    if summary.entries != u64::from(end.total) {
+        return bad(format!(
+            "the end record counts {} entries, the central directory holds {}",
+            end.total, summary.entries
+        ));
+    }
+    Ok(summary)
+}
+
+/// Where the end-of-central-directory record puts the central directory.
+struct EndRecord {
+    /// Entries the archive claims.
+    total: u16,
+    /// Central directory length, bytes (at most [`MAX_CENTRAL_DIRECTORY`]).
+    cd_size: u64,
+    /// Central directory offset; it ends exactly where the end record starts.
+    cd_offset: u64,
+}
+
+/// Step 1: find the end-of-central-directory record, searched backwards over a possible
+/// comment, and check what it says (one disk, no ZIP64, directory right before it).
+fn read_end_record<R: Read + Seek>(r: &mut R, len: u64) -> Result<EndRecord, ZipProblem> {
     if len < EOCD_LEN {
         return bad("too short for an end-of-central-directory record");
     }
-    // 1. The end-of-central-directory record, searched backwards over a possible comment.
     let tail_len = len.min(EOCD_LEN + MAX_COMMENT);
     r.seek(SeekFrom::Start(len - tail_len))?;
     let mut tail = vec![0u8; tail_len as usize];
@@ -183,123 +219,149 @@ pub fn check_zip<R: Read + Seek>(r: &mut R, len: u64) -> Result<ZipSummary, ZipP
             "central directory of {cd_size} bytes is past the limit"
         ));
     }
-    // 2. The central directory.
-    r.seek(SeekFrom::Start(cd_offset))?;
-    let mut cd = vec![0u8; cd_size as usize];
-    r.read_exact(&mut cd)?;
-    let mut at = 0usize;
-    let mut summary = ZipSummary::default();
-    let mut buf = vec![0u8; 64 << 10];
-    while at < cd.len() {
-        if cd.len() - at < 46 || u32_at(&cd, at) != CEN_SIG {
-            return bad(format!(
-                "central directory entry {} is malformed",
-                summary.entries + 1
-            ));
-        }
-        let flags = u16_at(&cd, at + 8);
-        let method = u16_at(&cd, at + 10);
-        let crc = u32_at(&cd, at + 16);
-        let csize = u64::from(u32_at(&cd, at + 20));
-        let usize_ = u64::from(u32_at(&cd, at + 24));
-        let name_len = usize::from(u16_at(&cd, at + 28));
-        let extra_len = usize::from(u16_at(&cd, at + 30));
-        let comment_len = usize::from(u16_at(&cd, at + 32));
-        let local = u64::from(u32_at(&cd, at + 42));
-        let Some(name) = cd.get(at + 46..at + 46 + name_len) else {
-            return bad(format!(
-                "central directory entry {} is cut short",
-                summary.entries + 1
-            ));
-        };
-        let shown = String::from_utf8_lossy(name)
-            .chars()
-            .take(120)
-            .collect::<String>();
-        if !safe_name(name) {
-            return bad(format!(
-                "entry {shown:?}: unsafe name (absolute, `..`, backslash or NUL)"
-            ));
-        }
-        if flags & 1 != 0 {
-            return bad(format!("entry {shown:?}: encrypted"));
-        }
-        if method != 0 && method != 8 {
-            return bad(format!(
-                "entry {shown:?}: compression method {method} is not stored or deflate"
-            ));
-        }
-        if csize == 0xffff_ffff || usize_ == 0xffff_ffff || local == 0xffff_ffff {
-            return bad("ZIP64 archives are not supported");
-        }
-        at += 46 + name_len + extra_len + comment_len;
-        if at > cd.len() {
-            return bad(format!(
-                "entry {shown:?}: central directory record is cut short"
-            ));
-        }
-        // 3. The local header and the data.
-        r.seek(SeekFrom::Start(local))?;
-        let mut lh = [0u8; 30];
-        r.read_exact(&mut lh)?;
-        if u32_at(&lh, 0) != LOC_SIG {
-            return bad(format!(
-                "entry {shown:?}: no local header at offset {local}"
-            ));
-        }
-        let data_at = local + 30 + u64::from(u16_at(&lh, 26)) + u64::from(u16_at(&lh, 28));
-        if data_at.checked_add(csize).is_none_or(|end| end > cd_offset) {
-            return bad(format!(
-                "entry {shown:?}: data runs into the central directory"
-            ));
-        }
-        r.seek(SeekFrom::Start(data_at))?;
-        let mut hasher = crc32fast::Hasher::new();
-        let mut produced = 0u64;
-        let raw = (&mut *r).take(csize);
-        let mut reader: Box<dyn Read + '_> = if method == 0 {
-            Box::new(raw)
-        } else {
-            Box::new(flate2::read::DeflateDecoder::new(raw))
-        };
-        let mut counted = CountCrc {
-            inner: (&mut reader).take(usize_ + 1),
-            crc: &mut hasher,
-            n: &mut produced,
-        };
-        loop {
-            match counted.read(&mut buf) {
-                Ok(0) => break,
-                Ok(_) => {}
-                Err(e)
-                    if e.kind() == io::ErrorKind::InvalidInput
-                        || e.kind() == io::ErrorKind::InvalidData =>
-                {
-                    return bad(format!("entry {shown:?}: corrupt deflate data ({e})"));
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-        if produced != usize_ {
-            return bad(format!(
-                "entry {shown:?}: {} bytes recorded, {produced}{} decompressed",
-                usize_,
-                if produced > usize_ { "+" } else { "" }
-            ));
-        }
-        if hasher.finalize() != crc {
-            return bad(format!("entry {shown:?}: CRC-32 mismatch"));
-        }
-        summary.entries += 1;
-        summary.bytes += usize_;
+    Ok(EndRecord {
+        total,
+        cd_size,
+        cd_offset,
+    })
+}
+
+/// One central directory entry, its name and method already judged acceptable.
+struct CentralEntry {
+    /// The name as shown in messages (lossy, at most 120 characters).
+    shown: String,
+    /// 0 stored, 8 deflate.
+    method: u16,
+    /// Recorded CRC-32 of the uncompressed data.
+    crc: u32,
+    /// Compressed size.
+    compressed: u64,
+    /// Uncompressed size.
+    size: u64,
+    /// Offset of the local header.
+    local: u64,
+}
+
+/// Parse and judge the central directory entry at `*at` (the `number`th, for messages),
+/// moving `*at` past it.
+fn parse_central_entry(cd: &[u8], at: &mut usize, number: u64) -> Result<CentralEntry, ZipProblem> {
+    let here = *at;
+    if cd.len() - here < 46 || u32_at(cd, here) != CEN_SIG {
+        return bad(format!("central directory entry {number} is malformed"));
     }
-    if summary.entries != u64::from(total) {
+    let flags = u16_at(cd, here + 8);
+    let method = u16_at(cd, here + 10);
+    let crc = u32_at(cd, here + 16);
+    let compressed = u64::from(u32_at(cd, here + 20));
+    let size = u64::from(u32_at(cd, here + 24));
+    let name_len = usize::from(u16_at(cd, here + 28));
+    let extra_len = usize::from(u16_at(cd, here + 30));
+    let comment_len = usize::from(u16_at(cd, here + 32));
+    let local = u64::from(u32_at(cd, here + 42));
+    let Some(name) = cd.get(here + 46..here + 46 + name_len) else {
+        return bad(format!("central directory entry {number} is cut short"));
+    };
+    let shown = String::from_utf8_lossy(name)
+        .chars()
+        .take(120)
+        .collect::<String>();
+    if !safe_name(name) {
         return bad(format!(
-            "the end record counts {total} entries, the central directory holds {}",
-            summary.entries
+            "entry {shown:?}: unsafe name (absolute, `..`, backslash or NUL)"
         ));
     }
-    Ok(summary)
+    if flags & 1 != 0 {
+        return bad(format!("entry {shown:?}: encrypted"));
+    }
+    if method != 0 && method != 8 {
+        return bad(format!(
+            "entry {shown:?}: compression method {method} is not stored or deflate"
+        ));
+    }
+    if compressed == 0xffff_ffff || size == 0xffff_ffff || local == 0xffff_ffff {
+        return bad("ZIP64 archives are not supported");
+    }
+    *at = here + 46 + name_len + extra_len + comment_len;
+    if *at > cd.len() {
+        return bad(format!(
+            "entry {shown:?}: central directory record is cut short"
+        ));
+    }
+    Ok(CentralEntry {
+        shown,
+        method,
+        crc,
+        compressed,
+        size,
+        local,
+    })
+}
+
+/// Step 3 for one entry: its local header is where the directory says, its data lies before
+/// the central directory (at `cd_offset`), and it decompresses to exactly the recorded size
+/// and CRC-32 (reading at most one byte past the size, so no bomb runs long).
+fn check_entry_data<R: Read + Seek>(
+    r: &mut R,
+    entry: &CentralEntry,
+    cd_offset: u64,
+    buf: &mut [u8],
+) -> Result<(), ZipProblem> {
+    let (shown, local, size) = (&entry.shown, entry.local, entry.size);
+    r.seek(SeekFrom::Start(local))?;
+    let mut lh = [0u8; 30];
+    r.read_exact(&mut lh)?;
+    if u32_at(&lh, 0) != LOC_SIG {
+        return bad(format!(
+            "entry {shown:?}: no local header at offset {local}"
+        ));
+    }
+    let data_at = local + 30 + u64::from(u16_at(&lh, 26)) + u64::from(u16_at(&lh, 28));
+    if data_at
+        .checked_add(entry.compressed)
+        .is_none_or(|end| end > cd_offset)
+    {
+        return bad(format!(
+            "entry {shown:?}: data runs into the central directory"
+        ));
+    }
+    r.seek(SeekFrom::Start(data_at))?;
+    let mut hasher = crc32fast::Hasher::new();
+    let mut produced = 0u64;
+    let raw = (&mut *r).take(entry.compressed);
+    let mut reader: Box<dyn Read + '_> = if entry.method == 0 {
+        Box::new(raw)
+    } else {
+        Box::new(flate2::read::DeflateDecoder::new(raw))
+    };
+    let mut counted = CountCrc {
+        inner: (&mut reader).take(size + 1),
+        crc: &mut hasher,
+        n: &mut produced,
+    };
+    loop {
+        match counted.read(buf) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e)
+                if e.kind() == io::ErrorKind::InvalidInput
+                    || e.kind() == io::ErrorKind::InvalidData =>
+            {
+                return bad(format!("entry {shown:?}: corrupt deflate data ({e})"));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if produced != size {
+        return bad(format!(
+            "entry {shown:?}: {} bytes recorded, {produced}{} decompressed",
+            size,
+            if produced > size { "+" } else { "" }
+        ));
+    }
+    if hasher.finalize() != entry.crc {
+        return bad(format!("entry {shown:?}: CRC-32 mismatch"));
+    }
+    Ok(())
 }
 
 /// Check the cache `path` (kit path, for messages) stored at `file`.

@@ -31,7 +31,7 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use sha2::{Digest, Sha256};
+use ouk_store::fsutil::HashingReader;
 
 use crate::read_once::{PrivateCopy, ReportingReader};
 
@@ -398,9 +398,9 @@ impl PartSet {
 struct CurrentPart {
     number: usize,
     path: PathBuf,
-    file: File,
+    /// The part, hashed as it is read.
+    file: HashingReader<File>,
     remaining: u64,
-    hasher: Sha256,
 }
 
 /// The parts of a [`PartSet`] as one stream. Errors are `io::Error`s of kind
@@ -462,9 +462,8 @@ impl PartsReader<'_> {
         Ok(Some(CurrentPart {
             number,
             path,
-            file,
+            file: HashingReader::new(file),
             remaining: part.size,
-            hasher: Sha256::new(),
         }))
     }
 
@@ -476,7 +475,7 @@ impl PartsReader<'_> {
             .get(cur.number - 1)
             .map(|p| p.sha256.clone())
             .unwrap_or_default();
-        let actual = hex::encode(cur.hasher.finalize());
+        let actual = hex::encode(cur.file.digest().0);
         if actual != expected {
             let hint = self.set.hint_for_digest(cur.number, &actual);
             return Err(PartError::Digest {
@@ -548,7 +547,6 @@ impl Read for PartsReader<'_> {
                 }
                 .into_io());
             }
-            cur.hasher.update(window.get(..n).unwrap_or_default());
             cur.remaining -= n as u64;
             return Ok(n);
         }

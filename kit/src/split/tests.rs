@@ -8,6 +8,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use super::*;
+use sha2::{Digest, Sha256};
 
 const NAME: &str = "stella-ops-offline-kit-1.0.0-edge.tar.gz";
 

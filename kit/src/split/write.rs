@@ -19,9 +19,8 @@ use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
-use ouk_store::fsutil::AtomicFile;
+use ouk_store::fsutil::{AtomicFile, HashingReader, HashingWriter};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use super::PartError;
 use super::index::{
@@ -230,7 +229,7 @@ pub fn split_bundle(opts: &SplitOptions, progress: &mut dyn FnMut(u64)) -> Resul
     let max = opts.max_part_size;
     let Input {
         name,
-        mut file,
+        file,
         size,
         count,
     } = open_input(opts)?;
@@ -244,7 +243,8 @@ pub fn split_bundle(opts: &SplitOptions, progress: &mut dyn FnMut(u64)) -> Resul
         files: Vec::new(),
         done: false,
     };
-    let mut whole = Sha256::new();
+    // The whole bundle's SHA-256, fed as the parts are copied.
+    let mut file = HashingReader::new(file);
     let mut parts = Vec::with_capacity(count as usize);
     let mut buf = vec![0u8; 1 << 20];
     for number in 1..=count as usize {
@@ -255,7 +255,6 @@ pub fn split_bundle(opts: &SplitOptions, progress: &mut dyn FnMut(u64)) -> Resul
             file: &mut file,
             bundle,
             buf: &mut buf,
-            whole: &mut whole,
         };
         let digest = source.copy_part(&dest, part_size, progress)?;
         written.files.push(dest.clone());
@@ -279,7 +278,7 @@ pub fn split_bundle(opts: &SplitOptions, progress: &mut dyn FnMut(u64)) -> Resul
             bundle.display()
         )));
     }
-    let digest: [u8; 32] = whole.finalize().into();
+    let (digest, _) = file.digest();
     // A damaged bundle must not become a set of parts that look fine.
     let found = Sidecars::discover(bundle, Sidecars::default());
     verify::check_recorded_digest(bundle, &digest, size, &found)?;
@@ -416,11 +415,10 @@ fn plan_sidecars(bundle: &Path, name: &str, out: &Path) -> Result<(Vec<PlannedCo
 
 /// The bundle being cut, read once from start to end: each part takes the next bytes.
 struct PartSource<'a> {
-    file: &'a mut File,
+    /// The bundle, hashed whole as the parts are copied.
+    file: &'a mut HashingReader<File>,
     bundle: &'a Path,
     buf: &'a mut [u8],
-    /// The whole bundle's SHA-256, fed as the parts are copied.
-    whole: &'a mut Sha256,
 }
 
 impl PartSource<'_> {
@@ -433,8 +431,7 @@ impl PartSource<'_> {
         progress: &mut dyn FnMut(u64),
     ) -> Result<[u8; 32]> {
         // Dropped on any error below, the temporary file is removed.
-        let mut f = AtomicFile::create(dest)?;
-        let mut h = Sha256::new();
+        let mut f = HashingWriter::new(AtomicFile::create(dest)?);
         let mut left = part_size;
         while left > 0 {
             let want = usize::try_from(left).map_or(self.buf.len(), |l| l.min(self.buf.len()));
@@ -456,15 +453,14 @@ impl PartSource<'_> {
                 }
             };
             let chunk = window.get(..n).unwrap_or_default();
-            h.update(chunk);
-            self.whole.update(chunk);
             f.write_all(chunk)
-                .ctx(|| format!("write {}", f.path().display()))?;
+                .ctx(|| format!("write {}", f.get_ref().path().display()))?;
             left -= n as u64;
             progress(n as u64);
         }
+        let (digest, _, f) = f.finish();
         f.commit()?;
-        Ok(h.finalize().into())
+        Ok(digest)
     }
 }
 

@@ -1,15 +1,16 @@
-//! The root's trust document in the kit crate: `ouk_root::trust::document` (which owns
-//! `ROOT/trust/root.json`, its history and its rules) with the kit's key types (signers are
-//! [`SigningKey`]s, role keys come back as [`VerifyingKey`]s) and its errors as
-//! [`KitError`]s (same messages, same classes), plus what a kit brings to it ([`sigset`]:
-//! a bundle's signature set and carried chain). Nothing here reads or writes a file itself
-//! except through `sigset`.
+//! The root's trust document in the kit crate: what converts between
+//! `ouk_root::trust::document` (which owns `ROOT/trust/root.json`, its history and its
+//! rules) and the kit's key types (signers are [`SigningKey`]s, role keys come back as
+//! [`VerifyingKey`]s), its errors as [`KitError`]s (same messages, same classes), plus what
+//! a kit brings to it ([`sigset`]: a bundle's signature set and carried chain). Loading,
+//! storing, installing, exporting and the status take and give no kit type: callers call
+//! `ouk_root::trust::document` for them directly (its error converts with `?`). Nothing
+//! here reads or writes a file itself except through `sigset`.
 
 pub mod sigset;
 
 pub use sigset::update_from_chain;
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use ouk_root::trust::document::{self as doc, TrustDocError};
@@ -59,22 +60,6 @@ pub fn trust_error(what: &str) -> impl Fn(TrustError) -> KitError + '_ {
     move |e| KitError::from(doc::trust_error(what)(e))
 }
 
-/// Store an accepted version: history, then root.json.
-pub(crate) fn store(root: &Path, v: &ActiveTrust) -> Result<()> {
-    Ok(doc::store(root, v)?)
-}
-
-/// The active trust document, if the root has one (no migration).
-pub fn load(root: &Path) -> Result<Option<ActiveTrust>> {
-    Ok(doc::load(root)?)
-}
-
-/// The active document, migrating a flat key list first; returns whether this call
-/// migrated. With `write` false nothing is written (a dry run).
-pub fn load_or_migrate(root: &Path, now: i64, write: bool) -> Result<(Option<ActiveTrust>, bool)> {
-    Ok(doc::load_or_migrate(root, now, write)?)
-}
-
 /// What `trust init` makes: the first signed version.
 #[derive(Debug, Clone)]
 pub struct InitSpec {
@@ -107,11 +92,6 @@ pub fn init(root: &Path, signers: &[SigningKey], spec: &InitSpec, now: i64) -> R
     Ok(doc::init(root, &p256_signers(signers), &spec, now)?)
 }
 
-/// `ouk trust init --from FILE`: install a signed document made elsewhere.
-pub fn install(root: &Path, envelope_bytes: &[u8]) -> Result<ActiveTrust> {
-    Ok(doc::install(root, envelope_bytes)?)
-}
-
 /// The next version, signed by `signers` (see `ouk_root::trust::document::next_version`).
 pub fn next_version(
     root: &Path,
@@ -127,19 +107,4 @@ pub fn next_version(
         now,
         edit,
     )?)
-}
-
-/// The signed versions after `after` this root holds, as a chain file's bytes.
-pub fn export_chain(root: &Path, after: u64) -> Result<Vec<u8>> {
-    Ok(doc::export_chain(root, after)?)
-}
-
-/// When each key of the active document first appeared on this root.
-pub fn key_history(root: &Path) -> Result<BTreeMap<String, (u64, String)>> {
-    Ok(doc::key_history(root)?)
-}
-
-/// The status of the root's trust at `now` (migrating a flat list first, when `write`).
-pub fn status(root: &Path, now: i64, write: bool) -> Result<TrustStatus> {
-    Ok(doc::status(root, now, write)?)
 }

@@ -18,10 +18,11 @@ use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use ouk_root::trust::document::{load_or_migrate, store};
 use ouk_trust::{KitSignature, Role, SignedDocument, TrustDocument, apply_chain, check_expiry};
 use serde::{Deserialize, Serialize};
 
-use super::{ActiveTrust, load_or_migrate, store, trust_error};
+use super::{ActiveTrust, trust_error};
 use crate::build::write_atomic;
 use crate::error::{IoContext, KitError, Result};
 use crate::sign::{SigningKey, VerifyingKey};
