@@ -35,7 +35,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::Scope;
 
 use ouk_store::FileDigest;
-use sha2::Digest;
+use ouk_store::fsutil::HashingReader;
 
 use crate::content::{ContentReader, RangeBytes, TreeFile};
 use crate::error::{DeltaError, Result};
@@ -146,26 +146,22 @@ impl RebuiltSink for DirSink {
         } else {
             Some(create_rebuilt(&self.dir, f)?)
         };
-        let mut sha = sha2::Sha256::new();
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            let n = content
-                .read(&mut buf)
-                .map_err(io_err(format!("decode {}", f.path)))?;
-            if n == 0 {
-                break;
-            }
-            sha.update(&buf[..n]);
-            if let Some(w) = w.as_mut() {
-                w.write_all(&buf[..n])
-                    .map_err(io_err(format!("write {}", f.path)))?;
-            }
+        let mut content = HashingReader::new(content);
+        // A read error is the decoder's, a write error the staging file's.
+        let copied = match w.as_mut() {
+            Some(w) => copy_apart(&mut content, w),
+            None => copy_apart(&mut content, &mut io::sink()),
+        };
+        match copied {
+            Err((true, e)) => return Err(io_err(format!("decode {}", f.path))(e)),
+            Err((false, e)) => return Err(io_err(format!("write {}", f.path))(e)),
+            Ok(()) => {}
         }
         match w {
             Some(w) => finish_rebuilt(w, f, &self.dir)?,
             None => set_rebuilt_mode(f, &self.dir)?,
         }
-        Ok(FileDigest(sha.finalize().into()))
+        Ok(FileDigest(content.digest().0))
     }
 
     fn decoder_copy(&mut self, f: &DeltaFile) -> Result<Option<File>> {
@@ -179,6 +175,21 @@ impl RebuiltSink for DirSink {
 /// sink gives back the one it finished reading. Two cover the pipeline (one being read
 /// while the next is decoded); more would only hold memory.
 const SPARE_PIECES: usize = 2;
+
+/// Copy `from` to `to`, telling a read error (`true`) from a write error (`false`).
+fn copy_apart(
+    from: &mut impl Read,
+    to: &mut impl Write,
+) -> std::result::Result<(), (bool, io::Error)> {
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = from.read(&mut buf).map_err(|e| (true, e))?;
+        if n == 0 {
+            return Ok(());
+        }
+        to.write_all(&buf[..n]).map_err(|e| (false, e))?;
+    }
+}
 
 /// A few piece buffers waiting to be reused (see [`SPARE_PIECES`]).
 #[derive(Default)]

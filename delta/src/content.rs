@@ -13,8 +13,6 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use sha2::{Digest, Sha256};
-
 use ouk_store::{FileDigest, Store};
 
 /// A file as a delta sees it.
@@ -318,18 +316,10 @@ fn open_sized(path: &Path, size: u64) -> Option<File> {
 /// `path` opened, when it is a regular file of `size` bytes whose SHA-256 is `sha256`.
 pub fn check_file(path: &Path, size: u64, sha256: &FileDigest) -> Option<File> {
     let file = open_sized(path, size)?;
-    let mut sha = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut at = 0u64;
-    while at < size {
-        let n = file.read_at(&mut buf, at).ok()?;
-        if n == 0 {
-            return None;
-        }
-        sha.update(&buf[..n]);
-        at += n as u64;
-    }
-    (FileDigest(sha.finalize().into()) == *sha256).then_some(file)
+    // Later reads of the checked file are positioned (`pread`, mappings): the offset this
+    // pass moves does not matter.
+    let (digest, n) = ouk_store::fsutil::sha256_reader((&file).take(size)).ok()?;
+    (n == size && FileDigest(digest) == *sha256).then_some(file)
 }
 
 impl ContentReader for CheckedDirContent<'_> {
@@ -382,7 +372,7 @@ mod tests {
     }
 
     fn digest(bytes: &[u8]) -> FileDigest {
-        FileDigest(Sha256::digest(bytes).into())
+        FileDigest::of(bytes)
     }
 
     #[test]

@@ -53,8 +53,6 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use sha2::Digest;
-
 pub use backend::{PackBackend, RemoteOptions, RequestCounts};
 pub use chunker::{Chunker, ChunkerParams};
 pub use class::ErrorClass;
@@ -542,19 +540,15 @@ impl Store {
     ) -> Result<u64> {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(CHUNKS)?;
-        let mut sha = sha2::Sha256::new();
-        let mut total = 0u64;
+        let mut out = fsutil::HashingWriter::new(out);
         if self.backend.prefers_windows() {
             // One request per run of adjacent frames, READ_WINDOW at most in memory.
             let mut batch = Vec::new();
             let mut batch_bytes = 0u64;
             let mut flush = |batch: &mut Vec<(ChunkId, ChunkLocation)>| -> Result<()> {
                 self.read_windows(batch, &mut |_, bytes| {
-                    let bytes = bytes?;
-                    sha.update(bytes);
-                    out.write_all(bytes)
+                    out.write_all(bytes?)
                         .ctx(|| "write file bytes".to_string())?;
-                    total += bytes.len() as u64;
                     Ok(())
                 })?;
                 batch.clear();
@@ -573,7 +567,7 @@ impl Store {
                 }
             }
             flush(&mut batch)?;
-            return self.check_file_digest(sha, expect, total);
+            return check_file_digest(out, expect);
         }
         let mut buf = Vec::with_capacity(self.chunker.params().max_size as usize);
         for id in chunks {
@@ -583,30 +577,28 @@ impl Store {
                 .ok_or(StoreError::MissingChunk(*id))?;
             buf.clear();
             self.read_frame(id, &loc, &mut buf)?;
-            sha.update(&buf);
             out.write_all(&buf).ctx(|| "write file bytes".to_string())?;
-            total += buf.len() as u64;
         }
-        self.check_file_digest(sha, expect, total)
+        check_file_digest(out, expect)
     }
+}
 
-    fn check_file_digest(
-        &self,
-        sha: sha2::Sha256,
-        expect: Option<&FileDigest>,
-        total: u64,
-    ) -> Result<u64> {
-        if let Some(expected) = expect {
-            let actual = FileDigest(sha.finalize().into());
-            if actual != *expected {
-                return Err(StoreError::FileMismatch {
-                    expected: *expected,
-                    actual,
-                });
-            }
+/// The bytes `out` passed on, checked against `expect` when given.
+fn check_file_digest(
+    out: fsutil::HashingWriter<impl Write>,
+    expect: Option<&FileDigest>,
+) -> Result<u64> {
+    let (digest, total, _) = out.finish();
+    if let Some(expected) = expect {
+        let actual = FileDigest(digest);
+        if actual != *expected {
+            return Err(StoreError::FileMismatch {
+                expected: *expected,
+                actual,
+            });
         }
-        Ok(total)
     }
+    Ok(total)
 }
 
 /// The error for chunk `id`'s frame at `loc` failing to read or decode.

@@ -184,6 +184,8 @@ impl<'s> StoreWriter<'s> {
         reader: impl Read,
         progress: &mut dyn FnMut(u64),
     ) -> Result<PutOutcome> {
+        // Hashed where the chunker reads (its callback sees every byte once), not through
+        // `fsutil::HashingReader`: the chunker owns the reader and its read loop.
         let mut sha = sha2::Sha256::new();
         let mut chunker = StreamChunker::new(self.store.chunker.clone(), reader);
         let mut batch = Batch {

@@ -23,15 +23,15 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File};
-use std::io::{BufWriter, Read, Write};
+use std::io::{BufWriter, Read};
 use std::path::{Path, PathBuf};
 
 use ouk_delta::apply::RebuiltSink;
 use ouk_delta::content::{ContentReader, TreeFile};
 use ouk_delta::format::{DeltaHeader, Derivation, Source};
 use ouk_store::FileDigest;
+use ouk_store::fsutil::HashingWriter;
 use rayon::prelude::*;
-use sha2::{Digest, Sha256};
 
 use crate::error::{IoContext, KitError, Result};
 use crate::feeds::FEED_INDEX_PATH;
@@ -52,43 +52,22 @@ fn index_target_feeds(
 ) -> Result<(tempfile::NamedTempFile, FileDigest)> {
     let file = tempfile::NamedTempFile::new_in(scratch)
         .ctx(|| format!("create a temporary file in {}", scratch.display()))?;
-    let out = HashingWriter {
-        inner: BufWriter::with_capacity(
-            1 << 20,
-            file.reopen()
-                .ctx(|| "reopen the derived feed index".into())?,
-        ),
-        sha: Sha256::new(),
-    };
+    let out = HashingWriter::new(BufWriter::with_capacity(
+        1 << 20,
+        file.reopen()
+            .ctx(|| "reopen the derived feed index".into())?,
+    ));
     let options = IndexOptions {
         temp_dir: Some(scratch.to_path_buf()),
         ..IndexOptions::default()
     };
     let (_, out) = index_feeds_with(feeds, &options, out, shortcut)?;
-    let sha = FileDigest(out.sha.finalize().into());
-    out.inner
+    let (sha, _, inner) = out.finish();
+    inner
         .into_inner()
         .map_err(|e| e.into_error())
         .ctx(|| format!("write {}", file.path().display()))?;
-    Ok((file, sha))
-}
-
-/// A writer that hashes what passes through it.
-struct HashingWriter<W> {
-    inner: W,
-    sha: Sha256,
-}
-
-impl<W: Write> Write for HashingWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.sha.update(&buf[..n]);
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
-    }
+    Ok((file, FileDigest(sha)))
 }
 
 /// The target's files the host can derive, for [`ouk_delta::plan::MakeOptions::derived`]:
@@ -313,23 +292,21 @@ fn copy_verified(reference: &dyn ContentReader, f: &TreeFile, to: &Path) -> Resu
     let mut input = reference
         .open(&f.sha256)
         .ctx(|| format!("read the baseline {}", f.path))?;
-    let mut out = HashingWriter {
-        inner: BufWriter::with_capacity(
-            1 << 20,
-            // Created new in the import's private scratch: never over, nor through, a name
-            // that is already there.
-            fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(to)
-                .ctx(|| format!("create {}", to.display()))?,
-        ),
-        sha: Sha256::new(),
-    };
+    let mut out = HashingWriter::new(BufWriter::with_capacity(
+        1 << 20,
+        // Created new in the import's private scratch: never over, nor through, a name
+        // that is already there.
+        fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(to)
+            .ctx(|| format!("create {}", to.display()))?,
+    ));
     std::io::copy(&mut (&mut input).take(f.size.saturating_add(1)), &mut out)
         .ctx(|| format!("copy the baseline {}", f.path))?;
-    let actual = FileDigest(out.sha.finalize().into());
-    out.inner
+    let (sha, _, inner) = out.finish();
+    let actual = FileDigest(sha);
+    inner
         .into_inner()
         .map_err(|e| e.into_error())
         .ctx(|| format!("write {}", to.display()))?;
