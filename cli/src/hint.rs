@@ -1,68 +1,171 @@
-//! What the binary adds to a library's message: how to override a refusal with this
-//! binary's flags.
+//! What the binary adds to a library's message: how to override a refusal, or give what is
+//! missing, with this binary's flags.
 //!
 //! Libraries say what is wrong and never name a flag (the same error reaches `reason.json`
 //! and the import API, which have none); the hint for the command line lives here, next to
-//! the flags it names, and is appended to the message the user sees on stderr.
+//! the flags it names, and completes the message the user sees on stderr. A hint either
+//! follows the message ([`Hint::After`]) or, where the sentence opens with the flag that
+//! gave the input (`--max-size N would cut ...`), rewords the hinted error's own text
+//! ([`Hint::Reword`]).
 //!
-//! Invariant: a hint is appended only after a message whose error ends with the hinted
-//! error's own text (a transparent wrapper, or a `"...: {inner}"` prefix), so the sentence
-//! it completes is the one it belongs to.
+//! Invariant: a hint completes only a message whose error ends with the hinted error's own
+//! text (a transparent wrapper, or a `"...: {inner}"` prefix), so the sentence it completes
+//! is the one it belongs to; a reworded text replaces that ending and nothing before it.
 
 use ouk_delta::DeltaError;
-use ouk_kit::KitError;
 use ouk_kit::feeds::FeedError;
 use ouk_kit::import::policy::PolicyRefusal;
+use ouk_kit::split::PartError;
+use ouk_kit::{GivenTime, KitError, MissingSignature};
+use ouk_store::StoreError;
 use ouk_transport::TransportError;
 
+/// How the binary completes a library's message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Hint {
+    /// Text added after the message.
+    After(String),
+    /// The hinted error's own text (`own`, the end of the message) said with the flag.
+    Reword {
+        /// The hinted error's message.
+        own: String,
+        /// What the user reads instead.
+        with: String,
+    },
+}
+
+fn after(text: &str) -> Option<Hint> {
+    Some(Hint::After(text.to_string()))
+}
+
 /// The hint for a kit error, if its refusal can be overridden or fixed by a flag.
-pub fn for_kit(e: &KitError) -> Option<&'static str> {
+pub fn for_kit(e: &KitError) -> Option<Hint> {
     match e {
         KitError::Policy(PolicyRefusal::NotNewer { .. }) => {
-            Some("; use --force-activate --force-reason to override")
+            after("; use --force-activate --force-reason to override")
         }
         KitError::Policy(PolicyRefusal::Stale { .. }) => {
-            Some("; use --max-kit-age DAYS (0 = no limit) or --force-activate to accept it")
+            after("; use --max-kit-age DAYS (0 = no limit) or --force-activate to accept it")
         }
-        KitError::Policy(PolicyRefusal::FutureDated { .. }) => Some(
+        KitError::Policy(PolicyRefusal::FutureDated { .. }) => after(
             "; check both clocks, widen --max-clock-skew SECONDS, or use --force-activate --force-reason to accept it",
         ),
-        KitError::BundleExists { .. } => Some(" (--force replaces it)"),
+        KitError::BundleExists { .. } => after(" (--force replaces it)"),
+        KitError::Unsigned { missing, .. } => after(match missing {
+            MissingSignature::BundleSig => " (give --bundle-signature)",
+            MissingSignature::ManifestJws => " (give --manifest-signature)",
+            MissingSignature::KeyToVerify => {
+                ": trust one with `ouk trust add PUB` (or give the key), or pass --allow-unsigned to accept the bundle unchecked"
+            }
+            MissingSignature::KeyToImport => {
+                ": add one with `ouk trust add PUB` or give --trust-key (or --allow-unsigned)"
+            }
+        }),
+        KitError::NoTrust => after(" (ouk trust init --from)"),
+        KitError::BadTime { what, value } => Some(Hint::Reword {
+            own: e.to_string(),
+            with: format!(
+                "{} {value:?} is not an RFC 3339 time",
+                match what {
+                    GivenTime::CreatedAt => "--created-at",
+                    GivenTime::CapturedAt => "--captured-at",
+                }
+            ),
+        }),
+        KitError::ClockOutOfRange { .. } => after("; give --created-at"),
+        KitError::CacheCollides { file, kit_path } => Some(Hint::Reword {
+            own: e.to_string(),
+            with: format!(
+                "--cold-start-cache {}: the kit already has {kit_path}",
+                file.display()
+            ),
+        }),
+        KitError::Cache(c @ ouk_kit::caches::CacheError::Unusable { file, reason }) => {
+            Some(Hint::Reword {
+                own: c.to_string(),
+                with: format!("--cold-start-cache {}: {reason}", file.display()),
+            })
+        }
+        KitError::FeedConflicts(_) => {
+            after("\n(fix the feeds, or build anyway with --allow-feed-conflicts)")
+        }
+        KitError::AmbiguousBundle { .. } => after(", or give --channel / --kind"),
+        KitError::Part(p) => for_part(p),
         KitError::Feeds(f) => for_feed(f),
         KitError::Delta(d) => for_delta(d),
+        KitError::Store(s) => for_store(s),
+        _ => None,
+    }
+}
+
+/// The hint for a split kit's error (`kit split`'s output directory and part size).
+fn for_part(e: &PartError) -> Option<Hint> {
+    match e {
+        PartError::PartsInTheWay { .. } => after(": remove them or choose another --output-dir"),
+        PartError::TooManyParts { max_part_size, .. } => {
+            let own = e.to_string();
+            // The library's sentence with the flag as its subject: same figures, same limit.
+            let with = own.replacen(
+                &format!("a part size of {max_part_size} bytes"),
+                &format!("--max-size {max_part_size}"),
+                1,
+            );
+            Some(Hint::Reword {
+                own,
+                with: format!("{with}: use a larger --max-size"),
+            })
+        }
         _ => None,
     }
 }
 
 /// The hint for a feed indexing error.
-pub fn for_feed(e: &FeedError) -> Option<&'static str> {
+pub fn for_feed(e: &FeedError) -> Option<Hint> {
     match e {
-        FeedError::BadRow(_) => Some(" (use --skip-bad-rows to leave bad rows out)"),
+        FeedError::BadRow(_) => after(" (use --skip-bad-rows to leave bad rows out)"),
         _ => None,
     }
 }
 
 /// The hint for a generation-layer error.
-pub fn for_delta(e: &DeltaError) -> Option<&'static str> {
+pub fn for_delta(e: &DeltaError) -> Option<Hint> {
     match e {
-        DeltaError::NoRoot { .. } => Some(" (check --root or OUK_ROOT)"),
+        DeltaError::NoRoot { .. } => after(" (check --root or OUK_ROOT)"),
+        DeltaError::Store(s) => for_store(s),
+        _ => None,
+    }
+}
+
+/// The hint for a store opened with the wrong backend.
+pub fn for_store(e: &StoreError) -> Option<Hint> {
+    match e {
+        StoreError::PacksElsewhere { url, .. } => {
+            Some(Hint::After(format!(": give --store-url {url}")))
+        }
+        StoreError::LocalPacks { .. } => after("; use another --root for an object-storage store"),
         _ => None,
     }
 }
 
 /// The hint for a transport error (a kit refused after a pull).
-pub fn for_transport(e: &TransportError) -> Option<&'static str> {
+pub fn for_transport(e: &TransportError) -> Option<Hint> {
     match e {
         TransportError::Kit(k) => for_kit(k),
         _ => None,
     }
 }
 
-/// `error`'s message with its hint, if any.
-pub fn message(error: &impl std::fmt::Display, hint: Option<&'static str>) -> String {
+/// `error`'s message completed by its hint, if any.
+pub fn message(error: &impl std::fmt::Display, hint: Option<Hint>) -> String {
+    let text = error.to_string();
     match hint {
-        Some(h) => format!("{error}{h}"),
-        None => error.to_string(),
+        None => text,
+        Some(Hint::After(h)) => format!("{text}{h}"),
+        Some(Hint::Reword { own, with }) => match text.strip_suffix(own.as_str()) {
+            Some(before) => format!("{before}{with}"),
+            // Not the error's own ending (a wrapper that reformats it): leave it as is.
+            None => text,
+        },
     }
 }
 
@@ -119,5 +222,134 @@ mod tests {
             active: "2".into(),
         })));
         assert!(message(&e, for_transport(&e)).ends_with("--force-reason to override"));
+    }
+
+    /// Each refusal that once named its flag in the library reads exactly as it did.
+    #[test]
+    fn flag_free_library_messages_read_as_before_on_stderr() {
+        use std::path::PathBuf;
+        let unsigned = |what: &str, missing| KitError::Unsigned {
+            what: what.into(),
+            missing,
+        };
+        let cases: Vec<(KitError, &str)> = vec![
+            (
+                unsigned("bundle", MissingSignature::BundleSig),
+                "bundle: unsigned: no .sig found next to the bundle (give --bundle-signature)",
+            ),
+            (
+                unsigned("manifest", MissingSignature::ManifestJws),
+                "manifest: no .jws found for the manifest (give --manifest-signature)",
+            ),
+            (
+                unsigned("bundle", MissingSignature::KeyToVerify),
+                "bundle: no trusted keys to check its signature with: trust one with `ouk trust add PUB` (or give the key), or pass --allow-unsigned to accept the bundle unchecked",
+            ),
+            (
+                unsigned("bundle", MissingSignature::KeyToImport),
+                "bundle: no trusted keys: add one with `ouk trust add PUB` or give --trust-key (or --allow-unsigned)",
+            ),
+            (
+                KitError::NoTrust,
+                "no trust on this root to verify a chain against (ouk trust init --from)",
+            ),
+            (
+                KitError::BadTime {
+                    what: GivenTime::CreatedAt,
+                    value: "yesterday".into(),
+                },
+                "--created-at \"yesterday\" is not an RFC 3339 time",
+            ),
+            (
+                KitError::BadTime {
+                    what: GivenTime::CapturedAt,
+                    value: "2026-13-01".into(),
+                },
+                "--captured-at \"2026-13-01\" is not an RFC 3339 time",
+            ),
+            (
+                KitError::ClockOutOfRange { now: -1 << 60 },
+                "the clock (-1152921504606846976 s since the epoch) is not a time a kit can carry; give --created-at",
+            ),
+            (
+                KitError::CacheCollides {
+                    file: PathBuf::from("/tmp/vulxml.zip"),
+                    kit_path: "caches/vulxml.zip".into(),
+                },
+                "--cold-start-cache /tmp/vulxml.zip: the kit already has caches/vulxml.zip",
+            ),
+            (
+                KitError::Cache(ouk_kit::caches::CacheError::Unusable {
+                    file: PathBuf::from("/tmp/x.zip"),
+                    reason: "not a regular file".into(),
+                }),
+                "cold-start cache: --cold-start-cache /tmp/x.zip: not a regular file",
+            ),
+            (
+                KitError::FeedConflicts(
+                    "the kit's feeds conflict: 1 duplicate and 0 divergent row groups".into(),
+                ),
+                "the kit's feeds conflict: 1 duplicate and 0 divergent row groups\n(fix the feeds, or build anyway with --allow-feed-conflicts)",
+            ),
+            (
+                KitError::AmbiguousBundle {
+                    what: "1.0.0".into(),
+                    names: vec!["a.tar.gz".into(), "b.tar.gz".into()],
+                },
+                "\"1.0.0\" matches 2 bundles (a.tar.gz, b.tar.gz): name one by file name or sha256, or give --channel / --kind",
+            ),
+            (
+                KitError::Part(PartError::PartsInTheWay {
+                    path: PathBuf::from("/usb/k.tar.gz.part0001"),
+                    dir: PathBuf::from("/usb"),
+                    count: 3,
+                    bundle: "k.tar.gz".into(),
+                }),
+                "/usb/k.tar.gz.part0001 exists: /usb already holds 3 part file(s) of k.tar.gz: remove them or choose another --output-dir",
+            ),
+            (
+                KitError::Part(PartError::TooManyParts {
+                    max_part_size: 1,
+                    size: 10_000,
+                    count: 10_000,
+                }),
+                "--max-size 1 would cut 10000 bytes into 10000 parts, more than 9999: use a larger --max-size",
+            ),
+            (
+                KitError::Store(StoreError::PacksElsewhere {
+                    path: PathBuf::from("/r/store"),
+                    url: "s3://b/p".into(),
+                }),
+                "store /r/store: its packs are in s3://b/p: give --store-url s3://b/p",
+            ),
+            (
+                KitError::Delta(DeltaError::Store(StoreError::LocalPacks {
+                    path: PathBuf::from("/r/store"),
+                })),
+                "store /r/store: it is a local store with packs of its own; use another --root for an object-storage store",
+            ),
+        ];
+        for (e, before) in cases {
+            assert_eq!(message(&e, for_kit(&e)), before);
+            // The library's own message, which reason.json and the API carry, names none.
+            assert!(!e.to_string().contains("--"), "{e}");
+            assert!(!e.to_string().contains("ouk trust"), "{e}");
+        }
+        let e = StoreError::PacksElsewhere {
+            path: PathBuf::from("/r/store"),
+            url: "s3://b/p".into(),
+        };
+        assert!(message(&e, for_store(&e)).ends_with(": give --store-url s3://b/p"));
+    }
+
+    /// A reworded hint replaces only the hinted error's own ending.
+    #[test]
+    fn a_reword_keeps_the_wrappers_prefix() {
+        let hint = Hint::Reword {
+            own: "b".into(),
+            with: "--flag b".into(),
+        };
+        assert_eq!(message(&"a: b", Some(hint.clone())), "a: --flag b");
+        assert_eq!(message(&"a: c", Some(hint)), "a: c");
     }
 }

@@ -243,7 +243,10 @@ impl From<ouk_delta::DeltaError> for Failure {
 
 impl From<ouk_store::StoreError> for Failure {
     fn from(e: ouk_store::StoreError) -> Self {
-        Failure::new(exit::class_code(e.class()), e.to_string())
+        Failure::new(
+            exit::class_code(e.class()),
+            hint::message(&e, hint::for_store(&e)),
+        )
     }
 }
 

@@ -224,9 +224,12 @@ pub fn build_kit(opts: &BuildOptions, progress: StepSink<'_>) -> Result<BuildRep
     let chunker = Chunker::new(ChunkerParams::V1);
     let (listed, content) = list_release(opts)?;
     let fixed_capture = match &opts.captured_at {
-        Some(t) => Some(provenance::normalize_rfc3339(t).ok_or_else(|| {
-            KitError::Usage(format!("--captured-at {t:?} is not an RFC 3339 time"))
-        })?),
+        Some(t) => Some(
+            provenance::normalize_rfc3339(t).ok_or_else(|| KitError::BadTime {
+                what: crate::GivenTime::CapturedAt,
+                value: t.clone(),
+            })?,
+        ),
         None => None,
     };
 
@@ -444,6 +447,8 @@ enum CreatedFrom {
 }
 
 impl CreatedFrom {
+    /// Names the flag: only the stale-at-birth warning uses it, which reaches only the
+    /// output of the build that was given the flag (never reason.json or the import API).
     fn describe(self) -> &'static str {
         match self {
             CreatedFrom::Flag => "--created-at",
@@ -464,8 +469,9 @@ fn kit_created_at(
     now: i64,
 ) -> Result<(String, CreatedFrom)> {
     if let Some(t) = &opts.created_at {
-        let t = provenance::normalize_rfc3339(t).ok_or_else(|| {
-            KitError::Usage(format!("--created-at {t:?} is not an RFC 3339 time"))
+        let t = provenance::normalize_rfc3339(t).ok_or_else(|| KitError::BadTime {
+            what: crate::GivenTime::CreatedAt,
+            value: t.clone(),
         })?;
         return Ok((t, CreatedFrom::Flag));
     }
@@ -484,11 +490,7 @@ fn kit_created_at(
     if let Some(t) = fixed_capture {
         return Ok((t, CreatedFrom::CapturedAt));
     }
-    let t = format_utc(now).ok_or_else(|| {
-        KitError::Usage(format!(
-            "the clock ({now} s since the epoch) is not a time a kit can carry; give --created-at"
-        ))
-    })?;
+    let t = format_utc(now).ok_or(KitError::ClockOutOfRange { now })?;
     Ok((t, CreatedFrom::BuildTime))
 }
 
@@ -929,9 +931,11 @@ fn index_feeds_of(
             ));
         }
         if !opts.allow_feed_conflicts {
-            text.push_str("\n(fix the feeds, or build anyway with --allow-feed-conflicts)");
+            // The binary adds how to build anyway (`cli/src/hint.rs`).
             return Err(KitError::FeedConflicts(text));
         }
+        // A build's warnings reach only the output of the build that was given the flag
+        // (never reason.json or the import API), so naming it here says why it passed.
         warnings.push(format!("{text}\n(built anyway: --allow-feed-conflicts)"));
     }
     Ok(BuiltFeedIndex {

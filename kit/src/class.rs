@@ -37,7 +37,11 @@ impl KitError {
             KitError::Usage(_) => ErrorClass::Other,
             KitError::DigestMismatch { .. } => ErrorClass::Digest,
             KitError::Policy(p) => p.class(),
-            KitError::Signature { .. } => ErrorClass::Signature,
+            KitError::Signature { .. } | KitError::Unsigned { .. } => ErrorClass::Signature,
+            KitError::NoTrust
+            | KitError::BadTime { .. }
+            | KitError::ClockOutOfRange { .. }
+            | KitError::AmbiguousBundle { .. } => ErrorClass::Other,
             KitError::Key(k) => k.class(),
             KitError::Read(r) => r.class(),
             KitError::Layout(l) => l.class(),
@@ -45,6 +49,7 @@ impl KitError {
             KitError::InvalidManifest(_)
             | KitError::Validation(_)
             | KitError::FeedConflicts(_)
+            | KitError::CacheCollides { .. }
             | KitError::BundleExists { .. } => ErrorClass::Validation,
             KitError::Write(w) => w.class(),
             KitError::Certificate(c) => c.class(),
@@ -134,7 +139,10 @@ impl PartError {
             PartError::Missing { .. }
             | PartError::MissingIndex { .. }
             | PartError::BadIndex { .. } => ErrorClass::Validation,
-            PartError::NotAPart { .. } | PartError::Exists { .. } => ErrorClass::Other,
+            PartError::NotAPart { .. }
+            | PartError::Exists { .. }
+            | PartError::PartsInTheWay { .. }
+            | PartError::TooManyParts { .. } => ErrorClass::Other,
             PartError::Io { source, .. } => ErrorClass::of_io(source),
         }
     }

@@ -112,12 +112,87 @@ pub enum KitError {
     /// The generation layer failed.
     #[error(transparent)]
     Delta(#[from] ouk_delta::DeltaError),
+    /// A signature, or a key to check one with, was not given (and unsigned input is not
+    /// accepted). Distinct from [`KitError::Signature`] (same class) so the binary can say
+    /// which flag gives it.
+    #[error("{what}: {missing}")]
+    Unsigned {
+        /// Which signature (`bundle`, `manifest`).
+        what: String,
+        /// What is missing.
+        missing: MissingSignature,
+    },
+    /// `trust update --chain`: the root holds no trust to verify a chain against.
+    #[error("no trust on this root to verify a chain against")]
+    NoTrust,
+    /// A time given for the kit (its creation or capture time) is not RFC 3339.
+    #[error("the {what} {value:?} is not an RFC 3339 time")]
+    BadTime {
+        /// Which time.
+        what: GivenTime,
+        /// The text given.
+        value: String,
+    },
+    /// The clock reads a time the kit's `createdAt` cannot carry.
+    #[error("the clock ({now} s since the epoch) is not a time a kit can carry")]
+    ClockOutOfRange {
+        /// The clock, Unix seconds.
+        now: i64,
+    },
+    /// A cold-start cache would land on a path the release tree already fills.
+    #[error("cold-start cache {}: the kit already has {kit_path}", file.display())]
+    CacheCollides {
+        /// The cache file given.
+        file: PathBuf,
+        /// Its path in the kit.
+        kit_path: String,
+    },
+    /// A name, version or digest prefix matches more than one mirrored bundle.
+    #[error(
+        "{what:?} matches {} bundles ({}): name one by file name or sha256",
+        names.len(),
+        names.join(", ")
+    )]
+    AmbiguousBundle {
+        /// What was asked for.
+        what: String,
+        /// The file names of the bundles it matches.
+        names: Vec<String>,
+    },
     /// The store failed.
     #[error(transparent)]
     Store(#[from] ouk_store::StoreError),
     /// The root's trust store (`ROOT/trust/<kid>.pub`) could not be read or changed.
     #[error(transparent)]
     TrustStore(#[from] ouk_root::trust::TrustStoreError),
+}
+
+/// What is missing for a signature check ([`KitError::Unsigned`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum MissingSignature {
+    /// No `.sig` beside the bundle.
+    #[error("unsigned: no .sig found next to the bundle")]
+    BundleSig,
+    /// No `.jws` for the manifest.
+    #[error("no .jws found for the manifest")]
+    ManifestJws,
+    /// `verify`: no key to check the bundle's signature with.
+    #[error("no trusted keys to check its signature with")]
+    KeyToVerify,
+    /// Import: no key on the root's trust store nor given for this import.
+    #[error("no trusted keys")]
+    KeyToImport,
+}
+
+/// Which time given for a kit ([`KitError::BadTime`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum GivenTime {
+    /// The kit's `createdAt`.
+    #[error("kit creation time")]
+    CreatedAt,
+    /// The capture time of every artifact.
+    #[error("capture time")]
+    CapturedAt,
 }
 
 impl From<crate::feeds::host::FeedsError> for KitError {

@@ -20,7 +20,7 @@ pub mod split;
 pub mod trust_root;
 pub mod verify;
 
-pub use error::{KitError, Result};
+pub use error::{GivenTime, KitError, MissingSignature, Result};
 /// The operations content moved to `ops/`; the old paths keep working.
 pub use ops::{authority, caches, certs, content, policy_gateway, primer, quota, telemetry};
 /// The bundle codec, manifest, signatures, provenance and layout rules moved to `ouk-bundle`;

@@ -253,9 +253,9 @@ pub fn check_signature(
     let path = sidecars
         .signature
         .as_ref()
-        .ok_or_else(|| KitError::Signature {
+        .ok_or_else(|| KitError::Unsigned {
             what: "bundle".into(),
-            message: "unsigned: no .sig found next to the bundle (give --bundle-signature)".into(),
+            missing: crate::MissingSignature::BundleSig,
         })?;
     let sig = String::from_utf8_lossy(&read_small(path, 64 << 10)?)
         .trim()
@@ -304,9 +304,9 @@ pub fn load_manifest(
     let kid = if keys.is_empty() {
         None
     } else {
-        let jws_path = jws.ok_or_else(|| KitError::Signature {
+        let jws_path = jws.ok_or_else(|| KitError::Unsigned {
             what: "manifest".into(),
-            message: "no .jws found for the manifest (give --manifest-signature)".into(),
+            missing: crate::MissingSignature::ManifestJws,
         })?;
         let token = String::from_utf8_lossy(&read_small(jws_path, 64 << 10)?)
             .trim()
@@ -463,9 +463,9 @@ fn check_content_of(
 /// told to accept that (`allow_unsigned`, the user's `--allow-unsigned`).
 pub fn require_keys(keys: &[VerifyingKey], allow_unsigned: bool) -> Result<()> {
     if keys.is_empty() && !allow_unsigned {
-        return Err(KitError::Signature {
+        return Err(KitError::Unsigned {
             what: "bundle".into(),
-            message: "no trusted keys to check its signature with: trust one with `ouk trust add PUB` (or give the key), or pass --allow-unsigned to accept the bundle unchecked".into(),
+            missing: crate::MissingSignature::KeyToVerify,
         });
     }
     Ok(())

@@ -74,6 +74,20 @@ pub enum StoreError {
         /// What does not match.
         message: String,
     },
+    /// An object-storage store's cache was opened as a local store: its packs are elsewhere.
+    #[error("store {path}: its packs are in {url}")]
+    PacksElsewhere {
+        /// The store directory.
+        path: PathBuf,
+        /// Where its packs are (the store URL it was created with).
+        url: String,
+    },
+    /// A local store with packs of its own was opened as an object-storage store's cache.
+    #[error("store {path}: it is a local store with packs of its own")]
+    LocalPacks {
+        /// The store directory.
+        path: PathBuf,
+    },
     /// A record in the index did not decode.
     #[error("store record {what} is damaged: {message}")]
     Record {
@@ -149,7 +163,9 @@ impl StoreError {
             | StoreError::MissingFile(_)
             | StoreError::IndexDamaged { .. }
             | StoreError::Record { .. } => ErrorClass::Digest,
-            StoreError::Incompatible { .. } => ErrorClass::Validation,
+            StoreError::Incompatible { .. }
+            | StoreError::PacksElsewhere { .. }
+            | StoreError::LocalPacks { .. } => ErrorClass::Validation,
             StoreError::Index(_) | StoreError::Unsupported(_) => ErrorClass::Other,
             // Wrong keys, a missing bucket, an unusable store URL: the configuration is
             // invalid, not the data.

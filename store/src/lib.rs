@@ -658,16 +658,17 @@ fn open_backend(
     };
     match (remote, recorded) {
         (None, None) => Ok(Box::new(LocalPacks::new(&dir.join("packs")))),
-        (None, Some(url)) => Err(incompatible(format!(
-            "its packs are in {url}: give --store-url {url}"
-        ))),
+        (None, Some(url)) => Err(StoreError::PacksElsewhere {
+            path: dir.to_path_buf(),
+            url,
+        }),
         (Some(r), Some(url)) if r.url != url => Err(incompatible(format!(
             "it caches the index of {url}, not {}",
             r.url
         ))),
-        (Some(_), None) if has_chunks => Err(incompatible(
-            "it is a local store with packs of its own; use another --root for an object-storage store".into(),
-        )),
+        (Some(_), None) if has_chunks => Err(StoreError::LocalPacks {
+            path: dir.to_path_buf(),
+        }),
         (Some(r), recorded) => {
             let backend = connect(r)?;
             if recorded.is_none() {

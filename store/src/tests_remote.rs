@@ -276,7 +276,7 @@ fn a_store_keeps_its_backend() {
     drop(open(a.path(), &bucket));
     // An object-storage cache opened as a local store is refused, and the reverse.
     let err = Store::open(a.path(), StoreOptions::default()).unwrap_err();
-    assert!(matches!(err, StoreError::Incompatible { .. }), "{err}");
+    assert!(matches!(err, StoreError::PacksElsewhere { .. }), "{err}");
     let local = tempfile::tempdir().unwrap();
     Store::open(local.path(), StoreOptions::default())
         .unwrap()
@@ -291,5 +291,5 @@ fn a_store_keeps_its_backend() {
         &in_memory(bucket.clone()),
     )
     .unwrap_err();
-    assert!(matches!(err, StoreError::Incompatible { .. }), "{err}");
+    assert!(matches!(err, StoreError::LocalPacks { .. }), "{err}");
 }

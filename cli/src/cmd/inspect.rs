@@ -291,7 +291,7 @@ fn signature_state(ctx: &Context, bundle: &Path, sha256: &[u8; 32]) -> Signature
             trusted_here: true,
             reason: None,
         },
-        Err(e) => not_trusted(e.to_string()),
+        Err(e) => not_trusted(crate::hint::message(&e, crate::hint::for_kit(&e))),
     }
 }
 

@@ -97,9 +97,9 @@ pub(super) fn verify_step(
     } else if keys.is_empty() {
         return Err((
             "verify",
-            KitError::Signature {
+            KitError::Unsigned {
                 what: "bundle".into(),
-                message: "no trusted keys: add one with `ouk trust add PUB` or give --trust-key (or --allow-unsigned)".into(),
+                missing: crate::MissingSignature::KeyToImport,
             },
         ));
     } else {

@@ -1109,14 +1109,10 @@ pub fn select(root: &Root, selector: &Selector) -> Result<MirroredBundle> {
             "no mirrored bundle matches {what:?} (see `ouk mirror list`)"
         ))),
         1 => Ok(hits.remove(0)),
-        _ => Err(KitError::Usage(format!(
-            "{what:?} matches {} bundles ({}): name one by file name or sha256, or give --channel / --kind",
-            hits.len(),
-            hits.iter()
-                .map(|b| b.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ))),
+        _ => Err(KitError::AmbiguousBundle {
+            what: what.to_string(),
+            names: hits.into_iter().map(|b| b.name).collect(),
+        }),
     }
 }
 

@@ -169,6 +169,7 @@ fn judge(
                         .is_some_and(|k| doc.is_key_revoked(k));
                 let reason = match e {
                     KitError::Signature { message, .. } => message,
+                    KitError::Unsigned { missing, .. } => missing.to_string(),
                     other => other.to_string(),
                 };
                 // The stand-in's scratch path means nothing to the reader: name the bundle.

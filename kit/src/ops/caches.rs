@@ -69,8 +69,8 @@ pub enum CacheError {
         #[source]
         source: io::Error,
     },
-    /// A `--cold-start-cache` that cannot be carried.
-    #[error("--cold-start-cache {}: {reason}", file.display())]
+    /// A cold-start cache given for the kit that cannot be carried.
+    #[error("{}: {reason}", file.display())]
     Unusable {
         /// The file given.
         file: PathBuf,

@@ -68,10 +68,10 @@ pub fn prepare(
     for file in cold_start_caches {
         let rel = caches::cache_kit_path(file)?;
         if paths.contains(rel.as_str()) || out.extra_files.iter().any(|(p, _, _)| *p == rel) {
-            return Err(KitError::Validation(format!(
-                "--cold-start-cache {}: the kit already has {rel}",
-                file.display()
-            )));
+            return Err(KitError::CacheCollides {
+                file: file.clone(),
+                kit_path: rel,
+            });
         }
         if caches::is_zip_cache(&rel) {
             caches::check_zip_file(&rel, file)?;

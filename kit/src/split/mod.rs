@@ -149,6 +149,31 @@ pub enum PartError {
         /// Why it is in the way.
         reason: String,
     },
+    /// `kit split`: the output directory already holds parts of this bundle.
+    #[error("{} exists: {} already holds {count} part file(s) of {bundle}", path.display(), dir.display())]
+    PartsInTheWay {
+        /// The first part file in the way.
+        path: PathBuf,
+        /// The output directory.
+        dir: PathBuf,
+        /// How many part files of the bundle it holds.
+        count: usize,
+        /// The bundle's file name.
+        bundle: String,
+    },
+    /// `kit split`: the part size would cut the bundle into more parts than a set holds.
+    #[error(
+        "a part size of {max_part_size} bytes would cut {size} bytes into {count} parts, more than {}",
+        MAX_PARTS
+    )]
+    TooManyParts {
+        /// The part size asked for.
+        max_part_size: u64,
+        /// The bundle's size.
+        size: u64,
+        /// The parts it would make.
+        count: u64,
+    },
     /// Reading a part or the index failed (local I/O).
     #[error("{context}: {source}")]
     Io {

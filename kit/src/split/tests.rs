@@ -146,7 +146,10 @@ fn existing_parts_are_never_overwritten() {
         before.keys()
     );
     let e = split(&b, &out, 700).unwrap_err();
-    assert!(matches!(e, KitError::Part(PartError::Exists { .. })), "{e}");
+    assert!(
+        matches!(e, KitError::Part(PartError::PartsInTheWay { .. })),
+        "{e}"
+    );
     // Every part, sidecar and the index: same bytes, and the same file (not rewritten
     // with equal bytes, not replaced by a rename), and nothing added or removed.
     let after = files(&out);
@@ -207,7 +210,7 @@ fn bad_arguments_are_refused() {
     let (big, _) = bundle(&tmp.path().join("big"), MAX_PARTS + 1);
     assert!(matches!(
         split(&big, &tmp.path().join("o"), 1),
-        Err(KitError::Usage(_))
+        Err(KitError::Part(PartError::TooManyParts { count, .. })) if count == MAX_PARTS as u64 + 1
     ));
     assert!(matches!(
         split(&tmp.path().join("nope"), &tmp.path().join("o"), 10),

@@ -210,13 +210,11 @@ fn check_no_parts(dir: &Path, name: &str) -> Result<()> {
     }
     found.sort();
     match found.first() {
-        Some(first) => Err(PartError::Exists {
+        Some(first) => Err(PartError::PartsInTheWay {
             path: first.clone(),
-            reason: format!(
-                "{} already holds {} part file(s) of {name}: remove them or choose another --output-dir",
-                dir.display(),
-                found.len()
-            ),
+            dir: dir.to_path_buf(),
+            count: found.len(),
+            bundle: name.to_string(),
         }
         .into()),
         None => Ok(()),
@@ -346,7 +344,10 @@ fn open_input(opts: &SplitOptions) -> Result<Input> {
     }
     let max = opts.max_part_size;
     if max == 0 {
-        return Err(KitError::Usage("--max-size must be at least 1 byte".into()));
+        // The binary's size parser refuses 0 first; this guards the division below.
+        return Err(KitError::Usage(
+            "the part size must be at least 1 byte".into(),
+        ));
     }
     let file = File::open(bundle).ctx(|| format!("open {}", bundle.display()))?;
     let size = file
@@ -361,10 +362,12 @@ fn open_input(opts: &SplitOptions) -> Result<Input> {
     }
     let count = size.div_ceil(max);
     if count > MAX_PARTS as u64 {
-        return Err(KitError::Usage(format!(
-            "--max-size {max} would cut {} bytes into {count} parts, more than {MAX_PARTS}: use a larger --max-size",
-            size
-        )));
+        return Err(PartError::TooManyParts {
+            max_part_size: max,
+            size,
+            count,
+        }
+        .into());
     }
     Ok(Input {
         name,

@@ -237,9 +237,9 @@ pub fn authorize_bundle(
     check_not_revoked(doc, sha256)?;
     let sigs = collect(bundle, sig_path)?;
     if sigs.is_empty() {
-        return Err(KitError::Signature {
+        return Err(KitError::Unsigned {
             what: "bundle".into(),
-            message: "unsigned: no .sig found next to the bundle (give --bundle-signature)".into(),
+            missing: crate::MissingSignature::BundleSig,
         });
     }
     let what = format!("bundle {}", bundle.display());
@@ -271,11 +271,7 @@ pub fn authorize_bundle(
 /// Returns the versions applied.
 pub fn update_from_chain(root: &Path, chain: &Path, now: i64) -> Result<Vec<u64>> {
     let (active, _) = load_or_migrate(root, now, true)?;
-    let active = active.ok_or_else(|| {
-        KitError::Usage(
-            "no trust on this root to verify a chain against (ouk trust init --from)".into(),
-        )
-    })?;
+    let active = active.ok_or(KitError::NoTrust)?;
     let bytes = read_bounded(chain)?.ok_or_else(|| KitError::NotFound(chain.to_path_buf()))?;
     let links = parse_chain(chain, &bytes)?;
     let what = format!("trust chain {}", chain.display());
