@@ -35,7 +35,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::Scope;
 
 use ouk_store::FileDigest;
-use ouk_store::fsutil::HashingReader;
+use ouk_store::fsutil::{HashingReader, PassError, read_through};
 
 use crate::content::{ContentReader, RangeBytes, TreeFile};
 use crate::error::{DeltaError, Result};
@@ -148,14 +148,14 @@ impl RebuiltSink for DirSink {
         };
         let mut content = HashingReader::new(content);
         // A read error is the decoder's, a write error the staging file's.
-        let copied = match w.as_mut() {
-            Some(w) => copy_apart(&mut content, w),
-            None => copy_apart(&mut content, &mut io::sink()),
-        };
+        let copied = read_through(&mut content, 1 << 20, |piece| match w.as_mut() {
+            Some(w) => w.write_all(piece),
+            None => Ok(()),
+        });
         match copied {
-            Err((true, e)) => return Err(io_err(format!("decode {}", f.path))(e)),
-            Err((false, e)) => return Err(io_err(format!("write {}", f.path))(e)),
-            Ok(()) => {}
+            Err(PassError::Read(e)) => return Err(io_err(format!("decode {}", f.path))(e)),
+            Err(PassError::Sink(e)) => return Err(io_err(format!("write {}", f.path))(e)),
+            Ok(_) => {}
         }
         match w {
             Some(w) => finish_rebuilt(w, f, &self.dir)?,
@@ -175,21 +175,6 @@ impl RebuiltSink for DirSink {
 /// sink gives back the one it finished reading. Two cover the pipeline (one being read
 /// while the next is decoded); more would only hold memory.
 const SPARE_PIECES: usize = 2;
-
-/// Copy `from` to `to`, telling a read error (`true`) from a write error (`false`).
-fn copy_apart(
-    from: &mut impl Read,
-    to: &mut impl Write,
-) -> std::result::Result<(), (bool, io::Error)> {
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = from.read(&mut buf).map_err(|e| (true, e))?;
-        if n == 0 {
-            return Ok(());
-        }
-        to.write_all(&buf[..n]).map_err(|e| (false, e))?;
-    }
-}
 
 /// A few piece buffers waiting to be reused (see [`SPARE_PIECES`]).
 #[derive(Default)]

@@ -4,7 +4,7 @@
 //! A feed that changes daily keeps nearly every row byte for byte, and parsing a row (its
 //! canonical JSON and SHA-256, [`crate::indexer::parse_row`]) costs far more than
 //! recognising it. So when the predecessor's index is at hand (a delta's baseline
-//! generation holds it, verified), [`index_feed_from`] cuts both feeds into rows with the
+//! generation holds it, verified), [`RowDiff::of`] cuts both feeds into rows with the
 //! indexer's own splitter, recognises rows by a 128-bit hash of their raw bytes, and parses
 //! only the rows that differ: the predecessor's rows that left (to take their index rows
 //! out) and the successor's rows that came (to put theirs in).
@@ -193,16 +193,6 @@ impl RowDiff {
     }
 }
 
-/// The index rows of the successor feed: [`RowDiff::of`] applied to `before`.
-pub fn index_feed_from<'p>(
-    before: &FeedRows,
-    predecessor: &dyn Fn() -> std::io::Result<Box<dyn BufRead + Send + 'p>>,
-    successor: Box<dyn BufRead + Send + '_>,
-    opts: &IndexOptions,
-) -> Option<Vec<FeedRow>> {
-    RowDiff::of(predecessor, successor, opts)?.apply_to(before)
-}
-
 /// `before` minus `went` plus `came`, in [`FeedRow::cmp_key`] order; `None` when a row of
 /// `went` is not in `before` (the predecessor index does not describe its feed).
 fn merge(
@@ -241,6 +231,16 @@ mod tests {
     use crate::indexer::{index_feeds, select_feeds};
     use proptest::prelude::*;
     use std::io::Cursor;
+
+    /// The index rows of the successor feed: [`RowDiff::of`] applied to `before`.
+    fn index_feed_from<'p>(
+        before: &FeedRows,
+        predecessor: &dyn Fn() -> std::io::Result<Box<dyn BufRead + Send + 'p>>,
+        successor: Box<dyn BufRead + Send + '_>,
+        opts: &IndexOptions,
+    ) -> Option<Vec<FeedRow>> {
+        RowDiff::of(predecessor, successor, opts)?.apply_to(before)
+    }
 
     /// The full indexer's rows for one feed of `bytes`.
     fn full_rows(bytes: &[u8]) -> Result<FeedRows, String> {

@@ -217,22 +217,14 @@ fn feeds_index_from_baseline(
             (rel.as_str(), rows)
         })
         .collect();
-    let mut declined = false;
-    let mut shortcut = |rel: &str, path: &Path| -> Option<Vec<FeedRow>> {
-        let rows = answers.remove(rel).flatten();
-        // A feed without a file of its own cannot be scanned: give up on the shortcut
-        // (an empty answer ends the pass quickly; its result is thrown away).
-        if rows.is_none() && path.as_os_str().is_empty() {
-            declined = true;
-            return Some(Vec::new());
-        }
-        rows
-    };
-    let out = index_target_feeds(&feeds, scratch, &mut shortcut).ok();
-    if declined {
+    // A feed the delta did not rebuild has no file of its own to scan: without its rows
+    // from the baseline the shortcut cannot answer at all.
+    if feeds.iter().any(|(rel, path)| {
+        path.as_os_str().is_empty() && answers.get(rel.as_str()).is_none_or(Option::is_none)
+    }) {
         return None;
     }
-    out
+    index_target_feeds(&feeds, scratch, &mut |rel, _| answers.remove(rel).flatten()).ok()
 }
 
 /// How rebuilt feed `rel` (at `path`; empty for a feed the delta did not rebuild, which
