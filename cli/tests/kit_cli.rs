@@ -14,21 +14,9 @@ use common::*;
 const BUNDLE: &str = "stella-ops-offline-kit-2025.10.0-edge.tar.gz";
 
 fn build(release: &Path, out: &Path, key: Option<&Path>) -> std::process::Output {
-    let mut cmd = Command::new(ouk());
-    cmd.args([
-        "kit",
-        "build",
-        "--version",
-        "2025.10.0",
-        "--channel",
-        "edge",
-        "--release-dir",
-    ])
-    .arg(release)
-    .arg("--output-dir")
-    .arg(out)
-    .env("COSIGN_PASSWORD", "hello")
-    .env("SOURCE_DATE_EPOCH", tree_epoch(release));
+    let mut cmd = build_unsigned_command(release, out, &[]);
+    cmd.env("COSIGN_PASSWORD", "hello")
+        .env("SOURCE_DATE_EPOCH", tree_epoch(release));
     if let Some(k) = key {
         cmd.arg("--signing-key").arg(k);
     }

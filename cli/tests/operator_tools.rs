@@ -424,23 +424,14 @@ fn key_passwords_are_asked_on_the_terminal_and_a_public_key_is_not_taken_for_a_p
     );
 
     // The public key given to sign with: a usage error saying so, not "signature invalid".
-    let o = Command::new(ouk())
-        .args([
-            "kit",
-            "build",
-            "--version",
-            "2025.10.0",
-            "--channel",
-            "edge",
-        ])
-        .arg("--release-dir")
-        .arg(&release)
-        .arg("--output-dir")
-        .arg(tmp.path().join("dist-pub"))
-        .arg("--signing-key")
-        .arg(prefix.with_extension("pub"))
-        .output()
-        .expect("run");
+    let public = prefix.with_extension("pub");
+    let o = build_unsigned_command(
+        &release,
+        &tmp.path().join("dist-pub"),
+        &["--signing-key", &public.to_string_lossy()],
+    )
+    .output()
+    .expect("run");
     assert_eq!(code(&o), 64, "{}", String::from_utf8_lossy(&o.stderr));
     assert!(String::from_utf8_lossy(&o.stderr).contains("is a public key"));
     // And the private key where a public one belongs.
@@ -591,19 +582,7 @@ fn a_kit_is_created_at_the_build_time_unless_a_time_is_given() {
     assert_eq!(created, now);
     assert!(!err.contains("days old"), "{err}");
     // A SOURCE_DATE_EPOCH that is not Unix seconds is refused, by name.
-    let o = Command::new(ouk())
-        .args([
-            "kit",
-            "build",
-            "--version",
-            "2025.10.0",
-            "--channel",
-            "edge",
-        ])
-        .arg("--release-dir")
-        .arg(&release)
-        .arg("--output-dir")
-        .arg(tmp.path().join("bad"))
+    let o = build_unsigned_command(&release, &tmp.path().join("bad"), &[])
         .env("SOURCE_DATE_EPOCH", "yesterday")
         .output()
         .expect("run ouk kit build");
