@@ -761,3 +761,30 @@ fn the_chain_and_countersignatures_survive_a_split_and_a_mirror() {
         "the exported kit brought the rotation: {s}"
     );
 }
+
+/// A kid is base64url, so about one in 64 starts with `-`: `trust remove` takes it as the
+/// kid, not as an unknown option (exit 64). This one names no trusted key: removing it
+/// changes nothing, and succeeds.
+#[test]
+fn a_kid_that_starts_with_a_dash_is_a_kid() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let a = keygen(dir, "a");
+    let conn = dir.join("connected");
+    trust(&conn, &["init", "--signing-key", &a.private()], 0);
+    let kid = "-RknTvLy98L40EY9gbw-7juyGMtoy2ZhMDT6JHQl0E0";
+    let o = run(
+        &conn,
+        &[
+            "trust",
+            "remove",
+            kid,
+            "--signing-key",
+            &a.private(),
+            "--signing-password",
+            PW,
+        ],
+    );
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(code(&o), 0, "{err}");
+}

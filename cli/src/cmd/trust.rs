@@ -121,7 +121,9 @@ pub enum TrustCommand {
     List,
     /// Stop trusting a key (every role, or --role); --revoke also revokes it for good.
     Remove {
-        /// Key id (RFC 7638 thumbprint) from `ouk trust status` or `list`.
+        /// Key id (RFC 7638 thumbprint) from `ouk trust status` or `list`. A base64url
+        /// kid may start with `-`: it is still the kid, not an option.
+        #[arg(allow_hyphen_values = true)]
         kid: String,
         #[command(flatten)]
         signing: SigningArgs,
