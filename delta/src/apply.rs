@@ -36,6 +36,7 @@ use std::thread::Scope;
 
 use ouk_store::FileDigest;
 use ouk_store::fsutil::{HashingReader, PassError, read_through};
+use ouk_store::presized::PresizedFile;
 
 use crate::content::{ContentReader, RangeBytes, TreeFile};
 use crate::error::{DeltaError, Result};
@@ -77,7 +78,7 @@ pub trait RebuiltSink {
     /// (the default): the sink writes what it needs from `put`. When this returns a file,
     /// the next `put` is of `file`, and its bytes are in that file (in full when `put`'s
     /// content ended without an error): `put` must not write them there again.
-    fn decoder_copy(&mut self, _file: &DeltaFile) -> Result<Option<File>> {
+    fn decoder_copy(&mut self, _file: &DeltaFile) -> Result<Option<PresizedFile>> {
         Ok(None)
     }
 }
@@ -101,17 +102,22 @@ impl DirSink {
 
 /// Create `out_dir/<path>` (and its parents) for writing; never overwrites.
 pub fn create_rebuilt(out_dir: &Path, f: &DeltaFile) -> Result<BufWriter<File>> {
+    Ok(BufWriter::with_capacity(1 << 20, open_rebuilt(out_dir, f)?))
+}
+
+/// Create `out_dir/<path>` and its parents, new, mode 0600 until its bytes are all written.
+fn open_rebuilt(out_dir: &Path, f: &DeltaFile) -> Result<File> {
     let path = out_dir.join(&f.path);
     if let Some(parent) = path.parent() {
         fs::create_dir_all(parent).map_err(io_err(format!("create {}", parent.display())))?;
     }
-    let file = OpenOptions::new()
+    OpenOptions::new()
+        .read(true)
         .write(true)
         .create_new(true)
         .mode(0o600)
         .open(&path)
-        .map_err(io_err(format!("create {}", path.display())))?;
-    Ok(BufWriter::with_capacity(1 << 20, file))
+        .map_err(io_err(format!("create {}", path.display())))
 }
 
 /// Flush a file made by [`create_rebuilt`] and give it its mode.
@@ -130,12 +136,17 @@ pub fn set_rebuilt_mode(f: &DeltaFile, out_dir: &Path) -> Result<()> {
         .map_err(io_err(format!("chmod {}", path.display())))
 }
 
-/// [`create_rebuilt`] unbuffered, for [`RebuiltSink::decoder_copy`]: the decoder writes
-/// whole pieces, which a buffer would only copy.
-pub fn create_rebuilt_unbuffered(out_dir: &Path, f: &DeltaFile) -> Result<File> {
-    create_rebuilt(out_dir, f)?
-        .into_inner()
-        .map_err(|e| io_err(format!("create {}", f.path))(e.into_error()))
+/// A new `out_dir/<path>` with the file's declared size reserved, for
+/// [`RebuiltSink::decoder_copy`]: the decoder writes whole pieces, which it copies through
+/// shared mappings on two threads ([`PresizedFile`]: cheaper than `write` where faulting in
+/// fresh pages is the cost). [`PresizedFile::finish`] it once the pieces are written.
+pub fn create_rebuilt_presized(out_dir: &Path, f: &DeltaFile) -> Result<PresizedFile> {
+    let file = open_rebuilt(out_dir, f)?;
+    PresizedFile::reserve(file, f.size).map_err(io_err(format!(
+        "reserve {} bytes for {}",
+        f.size,
+        out_dir.join(&f.path).display()
+    )))
 }
 
 impl RebuiltSink for DirSink {
@@ -164,8 +175,8 @@ impl RebuiltSink for DirSink {
         Ok(FileDigest(content.digest().0))
     }
 
-    fn decoder_copy(&mut self, f: &DeltaFile) -> Result<Option<File>> {
-        let file = create_rebuilt_unbuffered(&self.dir, f)?;
+    fn decoder_copy(&mut self, f: &DeltaFile) -> Result<Option<PresizedFile>> {
+        let file = create_rebuilt_presized(&self.dir, f)?;
         self.decoder_copied = Some(f.path.clone());
         Ok(Some(file))
     }
@@ -358,7 +369,7 @@ fn decode_piped<P: Read + Seek + Send, T>(
     payload: &mut P,
     refs: &References<'_>,
     spare: &SparePieces,
-    copy: Option<File>,
+    copy: Option<PresizedFile>,
     consume: &mut dyn FnMut(&mut dyn Read) -> Result<T>,
 ) -> Result<T> {
     std::thread::scope(|s| {
@@ -373,7 +384,14 @@ fn decode_piped<P: Read + Seek + Send, T>(
                         Some(Err(e)) => Err(io_err(format!("write {}", f.path))(e)),
                         _ => Ok(std::mem::take(&mut reader.current)),
                     },
-                    Ok(false) => return,
+                    Ok(false) => {
+                        // Every piece is written: cut the copy at what was (a short file
+                        // fails the caller's checks) before the sink sees the end.
+                        if let Some(Err(e)) = copy.take().map(PresizedFile::finish) {
+                            let _ = tx.send(Err(io_err(format!("write {}", f.path))(e)));
+                        }
+                        return;
+                    }
                     Err(e) => Err(e),
                 };
                 let failed = next.is_err();

@@ -40,6 +40,7 @@ mod maintenance;
 pub mod pack;
 pub mod pack_index;
 pub mod pins;
+pub mod presized;
 pub mod progress;
 mod reindex;
 #[cfg(feature = "aws")]

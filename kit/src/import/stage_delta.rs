@@ -9,7 +9,7 @@ use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 
 use ouk_delta::apply::{
-    RebuiltSink, apply_delta, create_rebuilt, create_rebuilt_unbuffered, finish_rebuilt,
+    RebuiltSink, apply_delta, create_rebuilt, create_rebuilt_presized, finish_rebuilt,
     set_rebuilt_mode,
 };
 use ouk_delta::content::{CheckedDirContent, StoreContent, TreeFile};
@@ -583,8 +583,8 @@ impl RebuiltSink for StagingAndStore<'_, '_> {
     fn decoder_copy(
         &mut self,
         file: &ouk_delta::format::DeltaFile,
-    ) -> ouk_delta::Result<Option<File>> {
-        let out = create_rebuilt_unbuffered(self.tree, file)?;
+    ) -> ouk_delta::Result<Option<ouk_store::presized::PresizedFile>> {
+        let out = create_rebuilt_presized(self.tree, file)?;
         self.decoder_copied = Some(file.path.clone());
         Ok(Some(out))
     }
