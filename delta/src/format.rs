@@ -286,7 +286,9 @@ pub struct DeltaFile {
 #[serde(rename_all = "kebab-case")]
 pub enum MemberForm {
     /// A DSSE envelope with its base64 `payload` decoded ([`crate::envelope`]); the number
-    /// is the plain form's length in the block.
+    /// is the plain form's length in the block. Named `dsse` in the header (every member
+    /// name is header bytes in the smallest deltas).
+    #[serde(rename = "dsse")]
     DssePayload(u64),
 }
 
