@@ -181,3 +181,46 @@ fn hosts_that_predate_plain_members_refuse_them_by_name_and_forged_forms_fail() 
     header.files[i].form = Some(MemberForm::DssePayload(header.files[i].size + 1));
     assert!(header.validate(u64::MAX).is_err());
 }
+
+#[test]
+fn a_delta_of_the_format_before_still_applies_to_the_same_bytes() {
+    // The envelope shipped as bytes, a file derived: what `ouk-delta/5` makers wrote for
+    // this tree. This ouk applies it as before.
+    let tmp = tempfile::tempdir().unwrap();
+    let (d0, d1) = trees(tmp.path());
+    let made = make(
+        &d0,
+        &d1,
+        &MakeOptions {
+            plain_members: false,
+            derived: [(
+                "data/f07.bin".to_string(),
+                ouk_delta::format::Derivation::FeedsIndex,
+            )]
+            .into(),
+            ..MakeOptions::default()
+        },
+    );
+    assert_eq!(made.header.format, FORMAT_DERIVED);
+    let out = tmp.path().join("out");
+    fs::create_dir_all(&out).unwrap();
+    let written = apply_delta(
+        &made.header,
+        &mut std::io::Cursor::new(&made.payload),
+        &made.base_files,
+        &made.base,
+        &tmp.path().join("scratch"),
+        &mut DirSink::new(&out),
+    )
+    .unwrap();
+    assert_eq!(
+        fs::read(out.join(ENVELOPE)).unwrap(),
+        fs::read(d1.join(ENVELOPE)).unwrap()
+    );
+    let written: HashMap<String, FileDigest> = written.into_iter().collect();
+    let target = made
+        .header
+        .target_files(&made.base_files, &written)
+        .unwrap();
+    assert_eq!(target, made.target_files);
+}
