@@ -12,7 +12,9 @@
 //!    the byte tier: a scattered 1 % edit ships as the edit, not as whole chunks.
 //! 4. Small files whose best encoding is a literal go into one solid zstd stream, or, when
 //!    they repeat the digest of another rebuilt file (manifests, SBOMs, sidecars), into the
-//!    trailer stream, compressed against those digests (see [`crate::format`]).
+//!    trailer stream, compressed against those digests (see [`crate::format`]). A DSSE
+//!    envelope joins its block with its payload decoded when that re-encodes exactly
+//!    ([`crate::envelope`], `ouk-delta/6`): its statement's digests then match too.
 //!
 //! A budget bounds the work, and it is counted in work units, never read off a clock: the
 //! same pair gives the same delta bytes on a loaded and on an idle machine. Before any
