@@ -18,7 +18,7 @@ set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 secs=${1:-60}
 shift || true
-all=(tar_entries unpack offline_manifest metadata_json jws cosign_sig dsse delta_header patch_decoders pack_frames parts_index mirror_record mirror_stream_delta pack_index published_index quota_subject feed_rows feed_index trust_document record_cutter)
+all=(tar_entries unpack offline_manifest metadata_json jws cosign_sig dsse delta_header patch_decoders pack_frames parts_index mirror_record mirror_stream_delta pack_index published_index quota_subject feed_rows feed_index trust_document record_cutter dsse_plain)
 targets=("$@")
 [ ${#targets[@]} -eq 0 ] && targets=("${all[@]}")
 

@@ -30,7 +30,7 @@ mkdir -p "$work/unpacked"
 tar -xzf "$bundle" -C "$work/unpacked" provenance manifest
 
 rm -rf "$corpus"
-mkdir -p "$corpus"/{tar_entries,unpack,offline_manifest,metadata_json,jws,cosign_sig,dsse,delta_header,patch_decoders,pack_frames,parts_index,mirror_record,mirror_stream_delta,pack_index,published_index,quota_subject,feed_rows,feed_index,record_cutter}
+mkdir -p "$corpus"/{tar_entries,unpack,offline_manifest,metadata_json,jws,cosign_sig,dsse,delta_header,patch_decoders,pack_frames,parts_index,mirror_record,mirror_stream_delta,pack_index,published_index,quota_subject,feed_rows,feed_index,record_cutter,dsse_plain}
 
 # quota_subject: subjects as the scanner passes them, and ES256 tokens signed by a key the
 # harness does not trust (parsed to the signature check), made with jwcrypto.
@@ -99,6 +99,17 @@ cp "$work/out/index.json" "$corpus/published_index/kit-index.json"
 prov="$work/unpacked/provenance/provenance.intoto.json"
 if [ "$(stat -c %s "$prov")" -le 65536 ]; then
   cp "$prov" "$corpus/dsse/kit-provenance.intoto.json"
+# dsse_plain: the kit's envelope as a file (byte 0 even), and its plain form (the payload
+# base64-decoded, ouk_delta::envelope's layout) behind its declared size (byte 0 odd).
+{ printf '\0'; cat "$prov"; } >"$corpus/dsse_plain/kit-provenance.bin"
+python3 - "$prov" "$corpus/dsse_plain/kit-provenance-plain.bin" <<'PY'
+import base64, re, struct, sys
+f = open(sys.argv[1], 'rb').read()
+m = re.search(rb'"payload"\s*:\s*"([^"]*)"', f)
+payload = base64.b64decode(m.group(1))
+plain = struct.pack('<II', m.start(1), len(payload)) + f[:m.start(1)] + payload + f[m.end(1):]
+open(sys.argv[2], 'wb').write(b'\x01' + struct.pack('<H', len(f)) + plain)
+PY
 fi
 # A store pack: ingest a few small files of the tree.
 mkdir -p "$work/small"

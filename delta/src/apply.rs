@@ -39,6 +39,7 @@ use ouk_store::fsutil::{HashingReader, PassError, read_through};
 use ouk_store::presized::PresizedFile;
 
 use crate::content::{ContentReader, RangeBytes, TreeFile};
+use crate::envelope;
 use crate::error::{DeltaError, Result};
 use crate::format::{Block, DeltaFile, DeltaHeader, ReferenceRange, Source};
 use crate::patch::{Encoding, PatchError, bsdiff_decode, zstd_decode, zstd_decode_into};
@@ -871,15 +872,20 @@ pub fn apply_delta_threads(
             continue;
         };
         let context = block.name();
-        let mut prefix = Vec::new();
-        for r in header.block_references(block, baseline_files) {
-            prefix.extend_from_slice(&refs.read(&r, context)?);
-        }
         let known: HashMap<&str, FileDigest> =
             written.iter().map(|(p, d)| (p.as_str(), *d)).collect();
-        prefix.extend_from_slice(
-            &header.dictionary(block, &|f: &DeltaFile| known.get(f.path.as_str()).copied())?,
-        );
+        let dictionary =
+            header.dictionary(block, &|f: &DeltaFile| known.get(f.path.as_str()).copied())?;
+        let prefix = envelope::block_prefix(
+            header,
+            block,
+            baseline_files,
+            &mut |r, prefix| {
+                prefix.extend_from_slice(&refs.read(r, context)?);
+                Ok(())
+            },
+            &dictionary,
+        )?;
         let blob = read_payload(payload, solid.offset, solid.length)?;
         let decoded = zstd_decode(Some(&prefix), &blob, solid.size)
             .map_err(|e| DeltaError::BadDelta(format!("{context}: {e}")))?;
@@ -887,11 +893,11 @@ pub fn apply_delta_threads(
         for (f, offset) in header.block_members(block) {
             let start = offset as usize;
             let end = offset
-                .checked_add(f.size)
+                .checked_add(f.block_size())
                 .filter(|e| *e <= solid.size)
                 .ok_or_else(|| DeltaError::BadDelta(format!("{}: outside the {context}", f.path)))?
                 as usize;
-            let digest = sink.put(f, &mut &decoded[start..end])?;
+            let digest = sink.put(f, &mut &*envelope::member_bytes(f, &decoded[start..end])?)?;
             written.push((f.path.clone(), digest));
         }
     }

@@ -17,6 +17,11 @@
 //!   tree ([`Derivation`], e.g. the feed index from the rebuilt feeds) and checks it
 //!   against the SHA-256 the header declares for it (format [`FORMAT_DERIVED`]).
 //!
+//! A block member may travel in a plain form the host re-encodes ([`DeltaFile::form`]:
+//! a DSSE envelope with its payload base64-decoded, [`crate::envelope`]; format
+//! [`FORMAT_PLAIN_MEMBERS`]), so the digests inside the payload match the block's
+//! references and dictionary.
+//!
 //! Only files whose content the host already has (`baseline`) or computes (`derived`)
 //! carry a SHA-256 in the header: it is how the host finds that content, or checks what it
 //! computed. Every rebuilt file's digest is computed
@@ -55,6 +60,18 @@ pub const FORMAT_RECORDS: &str = "ouk-delta/4";
 /// tier above). Written only when a file is derived: a host that predates derivation
 /// refuses it by name instead of finding a listed file it cannot rebuild.
 pub const FORMAT_DERIVED: &str = "ouk-delta/5";
+/// Format name of a delta with a block member in a plain form ([`DeltaFile::form`]; it may
+/// use every tier above). Written only when a member uses it: a host that predates it
+/// refuses it by name instead of storing the plain form as the file.
+pub const FORMAT_PLAIN_MEMBERS: &str = "ouk-delta/6";
+/// Every format name this ouk applies, oldest first.
+pub const FORMATS: [&str; 5] = [
+    FORMAT,
+    FORMAT_DECODED,
+    FORMAT_RECORDS,
+    FORMAT_DERIVED,
+    FORMAT_PLAIN_MEMBERS,
+];
 /// Largest recipe (decoded) a `recompressed` file may carry.
 pub const MAX_RECIPE: u64 = 64 << 20;
 /// Largest piece of target a delta encodes at once.
@@ -258,6 +275,31 @@ pub struct DeltaFile {
     pub sha256: Option<FileDigest>,
     /// Where the bytes come from.
     pub source: Source,
+    /// For a block member: the plain form it has in the block (absent: its bytes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub form: Option<MemberForm>,
+}
+
+/// The plain form a block member has in its block, re-encoded into the file on the host
+/// (format [`FORMAT_PLAIN_MEMBERS`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MemberForm {
+    /// A DSSE envelope with its base64 `payload` decoded ([`crate::envelope`]); the number
+    /// is the plain form's length in the block. Named `dsse` in the header (every member
+    /// name is header bytes in the smallest deltas).
+    #[serde(rename = "dsse")]
+    DssePayload(u64),
+}
+
+impl DeltaFile {
+    /// Bytes the file takes in its block: its plain form's when it has one.
+    pub fn block_size(&self) -> u64 {
+        match self.form {
+            Some(MemberForm::DssePayload(n)) => n,
+            None => self.size,
+        }
+    }
 }
 
 fn default_mode() -> u32 {
@@ -411,6 +453,9 @@ pub struct FileTier {
     /// Whether a piece patches against a baseline file's plain form.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub decoded_reference: bool,
+    /// For a block member: the plain form it travels in, when not its bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub form: Option<MemberForm>,
 }
 
 /// What a delta changes, by category.
@@ -484,24 +529,30 @@ impl DeltaHeader {
     /// `feedChanges` entry.
     fn validate_format(&self) -> Result<(), DeltaError> {
         let bad = |m: String| Err(DeltaError::BadDelta(m));
-        if ![FORMAT, FORMAT_DECODED, FORMAT_RECORDS, FORMAT_DERIVED].contains(&self.format.as_str())
-        {
+        if !FORMATS.contains(&self.format.as_str()) {
             return bad(format!(
-                "format {:?}, expected {FORMAT:?}, {FORMAT_DECODED:?}, {FORMAT_RECORDS:?} \
-                 or {FORMAT_DERIVED:?} (made by a newer ouk?)",
+                "format {:?}, expected one of {FORMATS:?} (made by a newer ouk?)",
                 self.format
             ));
         }
-        if ![FORMAT_RECORDS, FORMAT_DERIVED].contains(&self.format.as_str()) && self.uses_records()
-        {
+        if [FORMAT, FORMAT_DECODED].contains(&self.format.as_str()) && self.uses_records() {
             return bad(format!(
                 "format {:?} cannot hold record pieces (only {FORMAT_RECORDS:?} and later)",
                 self.format
             ));
         }
-        if self.format != FORMAT_DERIVED && self.uses_derived() {
+        if ![FORMAT_DERIVED, FORMAT_PLAIN_MEMBERS].contains(&self.format.as_str())
+            && self.uses_derived()
+        {
             return bad(format!(
-                "format {:?} cannot hold derived files (only {FORMAT_DERIVED:?})",
+                "format {:?} cannot hold derived files (only {FORMAT_DERIVED:?} and later)",
+                self.format
+            ));
+        }
+        if self.format != FORMAT_PLAIN_MEMBERS && self.uses_member_forms() {
+            return bad(format!(
+                "format {:?} cannot hold block members in a plain form (only \
+                 {FORMAT_PLAIN_MEMBERS:?})",
                 self.format
             ));
         }
@@ -580,7 +631,7 @@ impl DeltaHeader {
             let members: u64 = self
                 .block_members(block)
                 .iter()
-                .map(|(f, _)| f.size)
+                .map(|(f, _)| f.block_size())
                 .fold(0u64, u64::saturating_add);
             if members != s.size {
                 return bad(format!(
@@ -619,6 +670,23 @@ impl DeltaHeader {
                  host derives",
                 f.path
             ));
+        }
+        if let Some(form) = f.form {
+            let in_block = matches!(f.source, Source::Solid | Source::Trailer);
+            let MemberForm::DssePayload(n) = form;
+            // The plain form is never larger than the file (crate::envelope).
+            if !in_block || n > f.size || n > MAX_SOLID {
+                return bad(format!(
+                    "{:?}: a plain form of {n} bytes for a file of {} bytes ({})",
+                    f.path,
+                    f.size,
+                    if in_block {
+                        "larger"
+                    } else {
+                        "not a block member"
+                    }
+                ));
+            }
         }
         match &f.source {
             Source::Baseline | Source::Derived { .. } => {}
@@ -666,6 +734,11 @@ impl DeltaHeader {
             }
             _ => false,
         })
+    }
+
+    /// Whether any block member is in a plain form (needs [`FORMAT_PLAIN_MEMBERS`]).
+    pub fn uses_member_forms(&self) -> bool {
+        self.files.iter().any(|f| f.form.is_some())
     }
 
     /// Whether any file is derived on the host (needs [`FORMAT_DERIVED`]).
@@ -750,7 +823,7 @@ impl DeltaHeader {
         for f in &self.files {
             if f.source == source {
                 out.push((f, at));
-                at = at.saturating_add(f.size);
+                at = at.saturating_add(f.block_size());
             }
         }
         out
@@ -759,22 +832,39 @@ impl DeltaHeader {
     /// The ranges whose concatenation (followed by the block's dictionary) is a block's
     /// prefix: each member's same-path baseline file, then the explicit ones.
     pub fn block_references(&self, block: Block, baseline: &[TreeFile]) -> Vec<ReferenceRange> {
+        self.block_reference_forms(block, baseline)
+            .into_iter()
+            .map(|(r, _)| r)
+            .collect()
+    }
+
+    /// [`Self::block_references`], each with the plain form the prefix holds it in: a
+    /// member's same-path baseline file in the member's own form
+    /// ([`crate::envelope::block_prefix`]), every other range as bytes.
+    pub fn block_reference_forms(
+        &self,
+        block: Block,
+        baseline: &[TreeFile],
+    ) -> Vec<(ReferenceRange, Option<MemberForm>)> {
         let sizes: std::collections::HashMap<&str, u64> =
             baseline.iter().map(|b| (b.path.as_str(), b.size)).collect();
-        let mut out: Vec<ReferenceRange> = self
+        let mut out: Vec<(ReferenceRange, Option<MemberForm>)> = self
             .block_members(block)
             .into_iter()
             .filter_map(|(f, _)| {
-                sizes.get(f.path.as_str()).map(|&len| ReferenceRange {
-                    path: f.path.clone(),
-                    offset: 0,
-                    length: len,
-                    decoded: false,
+                sizes.get(f.path.as_str()).map(|&len| {
+                    let range = ReferenceRange {
+                        path: f.path.clone(),
+                        offset: 0,
+                        length: len,
+                        decoded: false,
+                    };
+                    (range, f.form)
                 })
             })
             .collect();
         if let Some(s) = self.block(block) {
-            out.extend(s.references.iter().cloned());
+            out.extend(s.references.iter().map(|r| (r.clone(), None)));
         }
         out
     }
@@ -830,6 +920,7 @@ impl DeltaHeader {
                     decoded_reference: pieces
                         .iter()
                         .any(|p| p.reference.as_ref().is_some_and(|r| r.decoded)),
+                    form: f.form,
                 };
                 match &f.source {
                     Source::Baseline => {}

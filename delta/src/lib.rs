@@ -9,6 +9,7 @@
 pub mod apply;
 pub mod bsdiffx;
 pub mod content;
+pub mod envelope;
 mod error;
 pub mod format;
 pub mod manifest;

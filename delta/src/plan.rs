@@ -12,7 +12,9 @@
 //!    the byte tier: a scattered 1 % edit ships as the edit, not as whole chunks.
 //! 4. Small files whose best encoding is a literal go into one solid zstd stream, or, when
 //!    they repeat the digest of another rebuilt file (manifests, SBOMs, sidecars), into the
-//!    trailer stream, compressed against those digests (see [`crate::format`]).
+//!    trailer stream, compressed against those digests (see [`crate::format`]). A DSSE
+//!    envelope joins its block with its payload decoded when that re-encodes exactly
+//!    ([`crate::envelope`], `ouk-delta/6`): its statement's digests then match too.
 //!
 //! A budget bounds the work, and it is counted in work units, never read off a clock: the
 //! same pair gives the same delta bytes on a loaded and on an idle machine. Before any
@@ -32,11 +34,12 @@ use rayon::prelude::*;
 
 use crate::bsdiffx;
 use crate::content::{ContentReader, TreeFile};
+use crate::envelope;
 use crate::error::{DeltaError, Result};
 use crate::format::{
-    Block, DeltaFile, DeltaHeader, Derivation, FORMAT_DECODED, FORMAT_DERIVED, FORMAT_RECORDS,
-    GenerationRef, MAX_PIECE, MAX_REFERENCE, MAX_SOLID, MAX_SOLID_REFERENCE, Piece, RecipeRef,
-    ReferenceRange, SolidBlock, Source,
+    Block, DeltaFile, DeltaHeader, Derivation, FORMAT_DECODED, FORMAT_DERIVED,
+    FORMAT_PLAIN_MEMBERS, FORMAT_RECORDS, GenerationRef, MAX_PIECE, MAX_REFERENCE, MAX_SOLID,
+    MAX_SOLID_REFERENCE, MemberForm, Piece, RecipeRef, ReferenceRange, SolidBlock, Source,
 };
 use crate::patch::{Encoding, ZstdTuning, zstd_encode};
 use crate::plain::PlainForms;
@@ -77,6 +80,11 @@ pub struct MakeOptions {
     /// the feed index). Off, or with the record tier off: the delta needs no format newer
     /// than `ouk-delta/4`, for hosts that predate derivation.
     pub derive: bool,
+    /// Ship DSSE envelopes of the solid and trailer blocks with their payload decoded
+    /// ([`crate::envelope`], format `ouk-delta/6`). Only with [`MakeOptions::derive`] and
+    /// [`MakeOptions::record_tier`] on: turning either off asks for a delta that older
+    /// hosts apply, and this needs a newer one.
+    pub plain_members: bool,
 }
 
 impl Default for MakeOptions {
@@ -92,6 +100,7 @@ impl Default for MakeOptions {
             scratch: None,
             derived: Default::default(),
             derive: true,
+            plain_members: true,
         }
     }
 }
@@ -104,6 +113,11 @@ impl Default for MakeOptions {
 pub const WORK_PER_SECOND: u64 = 3 << 20;
 
 impl MakeOptions {
+    /// Whether block members may travel in a plain form (see [`MakeOptions::plain_members`]).
+    pub fn uses_plain_members(&self) -> bool {
+        self.plain_members && self.derive && self.record_tier
+    }
+
     /// The budget in work units: bytes of full-effort input.
     pub fn work_units(&self) -> u64 {
         self.time_budget.as_secs().saturating_mul(WORK_PER_SECOND)
@@ -614,7 +628,11 @@ fn plan_file(
         && raw_reference
         && f.size <= enc.options.solid_max_file
         && out.len() == 1
-        && !bsdiff_wins
+        // A DSSE envelope joins its block even then: there it travels in its plain form,
+        // whose digests match the block's dictionary (crate::envelope).
+        && (!bsdiff_wins
+            || enc.options.uses_plain_members()
+                && envelope::to_plain(&read_target(0, f.size)?).is_some())
     {
         let reference = match reference {
             Some(k) if ref_size > 0 && ref_size <= MAX_SOLID_REFERENCE / 4 => {
@@ -1138,6 +1156,7 @@ fn write_sources(
     target: &dyn ContentReader,
     payload: &mut PayloadWriter<'_>,
     blocks: &mut [BlockFill; 2],
+    plain_members: bool,
 ) -> Result<Vec<DeltaFile>> {
     // Digests the header will not list (the host computes them): a small file repeating
     // one of them belongs in the trailer block.
@@ -1149,6 +1168,7 @@ fn write_sources(
         .collect();
     let mut out = Vec::with_capacity(files.len());
     for (f, plan) in files.iter().zip(plans) {
+        let mut form = None;
         let source = match plan {
             Plan::Baseline => Source::Baseline,
             Plan::Derived(by) => Source::Derived { by },
@@ -1161,6 +1181,11 @@ fn write_sources(
                     .open(&f.sha256)
                     .and_then(|mut r| r.read_to_end(&mut bytes))
                     .map_err(io_err(format!("read {}", f.path)))?;
+                // A DSSE envelope travels with its payload decoded (crate::envelope).
+                if let Some(plain) = envelope::to_plain(&bytes).filter(|_| plain_members) {
+                    form = Some(MemberForm::DssePayload(plain.len() as u64));
+                    bytes = plain;
+                }
                 let block = if repeats_digest(&bytes, &rebuilt_hex) {
                     Block::Trailer
                 } else {
@@ -1174,9 +1199,10 @@ fn write_sources(
                     r.path != f.path && !fill.references.iter().any(|s| s.path == r.path)
                 });
                 let ref_len = implicit + explicit.as_ref().map_or(0, |r| r.length);
-                if fill.raw.len() as u64 + f.size > MAX_SOLID
+                if fill.raw.len() as u64 + bytes.len() as u64 > MAX_SOLID
                     || fill.reference_bytes + ref_len > MAX_SOLID_REFERENCE
                 {
+                    form = None;
                     Source::Pieces {
                         pieces: payload.pieces(fallback, None)?.0,
                     }
@@ -1218,6 +1244,7 @@ fn write_sources(
             size: f.size,
             sha256: source.declares_digest().then_some(f.sha256),
             source,
+            form,
         });
     }
     Ok(out)
@@ -1251,9 +1278,10 @@ fn write_blocks(
             length: 0,
             size: fill.raw.len() as u64,
         });
-        let mut prefix =
-            Vec::with_capacity(fill.reference_bytes as usize + header.files.len() * 65);
-        for r in header.block_references(block, baseline_files) {
+        let dictionary = header.dictionary(block, &|f: &DeltaFile| {
+            digest_of.get(f.path.as_str()).copied()
+        })?;
+        let mut read = |r: &ReferenceRange, prefix: &mut Vec<u8>| -> Result<()> {
             let b = changes.by_path.get(r.path.as_str()).ok_or_else(|| {
                 DeltaError::BadDelta(format!("reference {} is not in the baseline", r.path))
             })?;
@@ -1261,10 +1289,9 @@ fn write_blocks(
                 .read_range(&b.sha256, r.offset, r.length)
                 .map_err(io_err(format!("read reference {}", r.path)))?;
             prefix.extend_from_slice(&bytes);
-        }
-        prefix.extend_from_slice(&header.dictionary(block, &|f: &DeltaFile| {
-            digest_of.get(f.path.as_str()).copied()
-        })?);
+            Ok(())
+        };
+        let prefix = envelope::block_prefix(header, block, baseline_files, &mut read, &dictionary)?;
         let small = fill.raw.len() < 8 << 20;
         let tuning = ZstdTuning {
             level: if small { 22 } else { options.level.max(19) },
@@ -1323,6 +1350,7 @@ pub fn make_delta_reporting(
         target,
         &mut payload,
         &mut blocks,
+        options.uses_plain_members(),
     )?;
     let mut header = DeltaHeader {
         removed: changes.removed.clone(),
@@ -1349,6 +1377,9 @@ pub fn make_delta_reporting(
     }
     if header.uses_derived() {
         header.format = FORMAT_DERIVED.into();
+    }
+    if header.uses_member_forms() {
+        header.format = FORMAT_PLAIN_MEMBERS.into();
     }
     // Never sign what no host would accept.
     header.validate(u64::MAX)?;

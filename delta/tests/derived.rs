@@ -105,8 +105,8 @@ fn hosts_that_predate_derivation_refuse_it_by_name() {
         ..MakeOptions::default()
     };
     let mut header = make(&d0, &d1, &options).header;
-    // An older reader knows /4 at most: the /5 name is what it meets first.
-    header.format = "ouk-delta/6".into();
+    // An older reader knows what it knows: a newer name is what it meets first.
+    header.format = "ouk-delta/7".into();
     let e = header.validate(u64::MAX).unwrap_err().to_string();
     assert!(e.contains("made by a newer ouk"), "{e}");
     // A derived file under an older name is refused (no host of /4 could derive it).

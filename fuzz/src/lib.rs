@@ -1126,3 +1126,25 @@ pub fn record_cutter(data: &[u8]) {
         assert_eq!(out.len() as u64, expected);
     }
 }
+
+/// `dsse_plain`: the plain form of a DSSE envelope in a delta block
+/// (`ouk_delta::envelope`). Byte 0 even: the rest is a file; when it has a plain form, that
+/// form re-encodes to the file byte for byte. Odd: `u16 LE` declared size, then a hostile
+/// plain form; a re-encoding that succeeds has exactly the declared size.
+pub fn dsse_plain(data: &[u8]) {
+    use ouk_delta::envelope::{from_plain, to_plain};
+    let [mode, rest @ ..] = data else { return };
+    if mode & 1 == 0 {
+        if let Some(plain) = to_plain(rest) {
+            assert!(plain.len() <= rest.len(), "plain form larger than its file");
+            let out = from_plain(&plain, rest.len() as u64, "f").expect("own plain form");
+            assert!(out == rest, "plain form re-encoded to other bytes");
+        }
+        return;
+    }
+    let [a, b, plain @ ..] = rest else { return };
+    let size = u64::from(u16::from_le_bytes([*a, *b]));
+    if let Ok(out) = from_plain(plain, size, "f") {
+        assert_eq!(out.len() as u64, size);
+    }
+}

@@ -33,6 +33,7 @@ const TARGETS: &[(&str, Target)] = &[
     ("recompress_decode", ouk_fuzz::recompress_decode),
     ("trust_document", ouk_fuzz::trust_document),
     ("record_cutter", ouk_fuzz::record_cutter),
+    ("dsse_plain", ouk_fuzz::dsse_plain),
 ];
 
 fn fuzz_dir() -> PathBuf {

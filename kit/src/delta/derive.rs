@@ -411,6 +411,7 @@ mod tests {
                     size: osv1.len() as u64,
                     sha256: None,
                     source: Source::Trailer,
+                    form: None,
                 },
                 DeltaFile {
                     path: FEED_INDEX_PATH.into(),
@@ -420,6 +421,7 @@ mod tests {
                     source: Source::Derived {
                         by: Derivation::FeedsIndex,
                     },
+                    form: None,
                 },
             ],
             ..DeltaHeader::new(gen_ref(0), gen_ref(1))
