@@ -17,6 +17,7 @@ use ouk_kit::feeds::FeedError;
 use ouk_kit::import::policy::PolicyRefusal;
 use ouk_kit::split::PartError;
 use ouk_kit::{GivenTime, KitError, MissingSignature};
+use ouk_root::trust::TrustRefusal;
 use ouk_store::StoreError;
 use ouk_transport::TransportError;
 
@@ -94,8 +95,21 @@ pub fn for_kit(e: &KitError) -> Option<Hint> {
         KitError::Feeds(f) => for_feed(f),
         KitError::Delta(d) => for_delta(d),
         KitError::Store(s) => for_store(s),
+        KitError::TrustRefused(r) => for_trust(r),
         _ => None,
     }
+}
+
+/// The hint for a trust change the root's document refuses: the command that does it.
+pub fn for_trust(e: &TrustRefusal) -> Option<Hint> {
+    after(match e {
+        TrustRefusal::InitOverSigned { .. } => {
+            ": change it with `ouk trust add/remove/revoke/renew --signing-key`"
+        }
+        TrustRefusal::InstallOverSigned => " (or `ouk trust update --chain FILE`)",
+        TrustRefusal::NoDocument => ": make one with `ouk trust init --signing-key KEY`",
+        TrustRefusal::UnsignedChange { .. } => "; give --signing-key",
+    })
 }
 
 /// The hint for a split kit's error (`kit split`'s output directory and part size).
@@ -327,6 +341,24 @@ mod tests {
                     path: PathBuf::from("/r/store"),
                 })),
                 "store /r/store: it is a local store with packs of its own; use another --root for an object-storage store",
+            ),
+            (
+                KitError::TrustRefused(TrustRefusal::InitOverSigned {
+                    file: PathBuf::from("/r/trust/root.json"),
+                }),
+                "/r/trust/root.json already holds a signed trust document: change it with `ouk trust add/remove/revoke/renew --signing-key`",
+            ),
+            (
+                KitError::TrustRefused(TrustRefusal::InstallOverSigned),
+                "this root already holds a signed trust document: newer versions come in a kit (or `ouk trust update --chain FILE`)",
+            ),
+            (
+                KitError::TrustRefused(TrustRefusal::NoDocument),
+                "no trust document: make one with `ouk trust init --signing-key KEY`",
+            ),
+            (
+                KitError::TrustRefused(TrustRefusal::UnsignedChange { version: 3 }),
+                "trust change: this root's trust is signed (version 3): a change is a next version signed by a threshold of its trust keys; give --signing-key",
             ),
         ];
         for (e, before) in cases {
