@@ -15,6 +15,7 @@
 use ouk_delta::DeltaError;
 use ouk_kit::feeds::FeedError;
 use ouk_kit::import::policy::PolicyRefusal;
+use ouk_kit::layout::Warning;
 use ouk_kit::split::PartError;
 use ouk_kit::{GivenTime, KitError, MissingSignature};
 use ouk_root::trust::TrustRefusal;
@@ -167,6 +168,31 @@ pub fn for_transport(e: &TransportError) -> Option<Hint> {
         TransportError::Kit(k) => for_kit(k),
         _ => None,
     }
+}
+
+/// A layout warning said with the flag that allowed it. Only the build that was given the
+/// flag prints it (an import checks the layout too, but keeps no warning).
+pub fn for_layout_warning(w: &Warning) -> Option<Hint> {
+    match w {
+        Warning::DebugStoreMissingAllowed => Some(Hint::Reword {
+            own: w.to_string(),
+            with: "debug/: no debug store in the release tree (allowed by --allow-missing-debug); symbol lookup will not work offline".into(),
+        }),
+        Warning::DebugUnlisted { .. } => None,
+    }
+}
+
+/// A built kit's warning as its user reads it. `kit build` reports its warnings as text
+/// (the layout's, the content's, the feeds'); a layout warning that has a hint is matched
+/// by its own text, which is the library's `Display` of it, so the two cannot drift.
+pub fn build_warning(text: String) -> String {
+    let hinted = [Warning::DebugStoreMissingAllowed];
+    for w in &hinted {
+        if text == w.to_string() {
+            return message(w, for_layout_warning(w));
+        }
+    }
+    text
 }
 
 /// `error`'s message completed by its hint, if any.
@@ -372,6 +398,23 @@ mod tests {
             url: "s3://b/p".into(),
         };
         assert!(message(&e, for_store(&e)).ends_with(": give --store-url s3://b/p"));
+    }
+
+    /// A layout warning the build allowed by a flag reads as it did when the library named it.
+    #[test]
+    fn an_allowed_missing_debug_store_names_its_flag_on_the_build_output() {
+        let w = Warning::DebugStoreMissingAllowed;
+        let before = "debug/: no debug store in the release tree (allowed by --allow-missing-debug); symbol lookup will not work offline";
+        assert!(!w.to_string().contains("--"), "{w}");
+        assert_eq!(message(&w, for_layout_warning(&w)), before);
+        assert_eq!(build_warning(w.to_string()), before);
+        // Any other warning text is left as it is.
+        let other = "feeds/a.jsonl: 3 bad rows skipped".to_string();
+        assert_eq!(build_warning(other.clone()), other);
+        let unlisted = Warning::DebugUnlisted {
+            path: "debug/x.debug".into(),
+        };
+        assert_eq!(build_warning(unlisted.to_string()), unlisted.to_string());
     }
 
     /// A reworded hint replaces only the hinted error's own ending.
