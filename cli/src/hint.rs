@@ -15,10 +15,13 @@
 use ouk_delta::DeltaError;
 use ouk_kit::feeds::FeedError;
 use ouk_kit::import::policy::PolicyRefusal;
+use ouk_kit::layout::Warning;
 use ouk_kit::split::PartError;
 use ouk_kit::{GivenTime, KitError, MissingSignature};
+use ouk_root::trust::TrustRefusal;
 use ouk_store::StoreError;
-use ouk_transport::TransportError;
+use ouk_transport::error::shown;
+use ouk_transport::{PullRefusal, RefusalReason, TransportError};
 
 /// How the binary completes a library's message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,8 +97,21 @@ pub fn for_kit(e: &KitError) -> Option<Hint> {
         KitError::Feeds(f) => for_feed(f),
         KitError::Delta(d) => for_delta(d),
         KitError::Store(s) => for_store(s),
+        KitError::TrustRefused(r) => for_trust(r),
         _ => None,
     }
+}
+
+/// The hint for a trust change the root's document refuses: the command that does it.
+pub fn for_trust(e: &TrustRefusal) -> Option<Hint> {
+    after(match e {
+        TrustRefusal::InitOverSigned { .. } => {
+            ": change it with `ouk trust add/remove/revoke/renew --signing-key`"
+        }
+        TrustRefusal::InstallOverSigned => " (or `ouk trust update --chain FILE`)",
+        TrustRefusal::NoDocument => ": make one with `ouk trust init --signing-key KEY`",
+        TrustRefusal::UnsignedChange { .. } => "; give --signing-key",
+    })
 }
 
 /// The hint for a split kit's error (`kit split`'s output directory and part size).
@@ -147,12 +163,84 @@ pub fn for_store(e: &StoreError) -> Option<Hint> {
     }
 }
 
-/// The hint for a transport error (a kit refused after a pull).
+/// The hint for a transport error: a pull the server refused, a bundle pulled with no key
+/// to check it, a kit refused after a pull.
 pub fn for_transport(e: &TransportError) -> Option<Hint> {
     match e {
         TransportError::Kit(k) => for_kit(k),
+        TransportError::NoKeyToVerify { .. } => {
+            after(": give --key PUB (or add one to the root's trust store), or --allow-unsigned")
+        }
+        TransportError::Refused {
+            message,
+            reason,
+            refusal,
+            ..
+        } => Some(Hint::Reword {
+            own: format!("{message}; {refusal}"),
+            with: format!(
+                "{}; {}",
+                server_said(message, *reason),
+                match refusal {
+                    PullRefusal::TokenRejected => {
+                        "the server did not accept the pull token given (--token-file or OUK_PULL_TOKEN): ask its operator for the right one"
+                    }
+                    PullRefusal::ServerHasNoToken => {
+                        "the server has no pull token configured: its operator must start `ouk serve` with --pull-token-file FILE (or --public-secrets)"
+                    }
+                    PullRefusal::TokenNeeded => {
+                        "a bundle that holds secrets needs the pull token: give --token-file FILE (or OUK_PULL_TOKEN)"
+                    }
+                }
+            ),
+        }),
         _ => None,
     }
+}
+
+/// What an `ouk serve` refusal says, as the user reads it: the server's flag-free text for
+/// a known `reason` said with the flags that lift it (as the server once sent it); any
+/// other text (another server, a proxy) as the server sent it.
+fn server_said(message: &str, reason: Option<RefusalReason>) -> String {
+    let with_flags = match reason {
+        Some(RefusalReason::SecretsNotServed) => {
+            "this bundle holds secrets (files under secrets/, such as the Policy Gateway's DPoP key) and this server hands them to nobody: start `ouk serve` with --pull-token-file FILE (or OUK_PULL_TOKEN) and pull with `ouk kit pull --token-file FILE` (or OUK_PULL_TOKEN), or start it with --public-secrets to hand them to anyone who can reach it"
+        }
+        Some(RefusalReason::SecretsNeedToken) => {
+            "this bundle holds secrets (files under secrets/): the pull token is required (`ouk kit pull --token-file FILE`, or OUK_PULL_TOKEN)"
+        }
+        _ => return message.to_string(),
+    };
+    match reason {
+        // Reworded only when the server said this build's text for the reason.
+        Some(r) if message == shown(r.message()) => shown(with_flags),
+        _ => message.to_string(),
+    }
+}
+
+/// A layout warning said with the flag that allowed it. Only the build that was given the
+/// flag prints it (an import checks the layout too, but keeps no warning).
+pub fn for_layout_warning(w: &Warning) -> Option<Hint> {
+    match w {
+        Warning::DebugStoreMissingAllowed => Some(Hint::Reword {
+            own: w.to_string(),
+            with: "debug/: no debug store in the release tree (allowed by --allow-missing-debug); symbol lookup will not work offline".into(),
+        }),
+        Warning::DebugUnlisted { .. } => None,
+    }
+}
+
+/// A built kit's warning as its user reads it. `kit build` reports its warnings as text
+/// (the layout's, the content's, the feeds'); a layout warning that has a hint is matched
+/// by its own text, which is the library's `Display` of it, so the two cannot drift.
+pub fn build_warning(text: String) -> String {
+    let hinted = [Warning::DebugStoreMissingAllowed];
+    for w in &hinted {
+        if text == w.to_string() {
+            return message(w, for_layout_warning(w));
+        }
+    }
+    text
 }
 
 /// `error`'s message completed by its hint, if any.
@@ -328,6 +416,24 @@ mod tests {
                 })),
                 "store /r/store: it is a local store with packs of its own; use another --root for an object-storage store",
             ),
+            (
+                KitError::TrustRefused(TrustRefusal::InitOverSigned {
+                    file: PathBuf::from("/r/trust/root.json"),
+                }),
+                "/r/trust/root.json already holds a signed trust document: change it with `ouk trust add/remove/revoke/renew --signing-key`",
+            ),
+            (
+                KitError::TrustRefused(TrustRefusal::InstallOverSigned),
+                "this root already holds a signed trust document: newer versions come in a kit (or `ouk trust update --chain FILE`)",
+            ),
+            (
+                KitError::TrustRefused(TrustRefusal::NoDocument),
+                "no trust document: make one with `ouk trust init --signing-key KEY`",
+            ),
+            (
+                KitError::TrustRefused(TrustRefusal::UnsignedChange { version: 3 }),
+                "trust change: this root's trust is signed (version 3): a change is a next version signed by a threshold of its trust keys; give --signing-key",
+            ),
         ];
         for (e, before) in cases {
             assert_eq!(message(&e, for_kit(&e)), before);
@@ -340,6 +446,95 @@ mod tests {
             url: "s3://b/p".into(),
         };
         assert!(message(&e, for_store(&e)).ends_with(": give --store-url s3://b/p"));
+    }
+
+    /// A layout warning the build allowed by a flag reads as it did when the library named it.
+    #[test]
+    fn an_allowed_missing_debug_store_names_its_flag_on_the_build_output() {
+        let w = Warning::DebugStoreMissingAllowed;
+        let before = "debug/: no debug store in the release tree (allowed by --allow-missing-debug); symbol lookup will not work offline";
+        assert!(!w.to_string().contains("--"), "{w}");
+        assert_eq!(message(&w, for_layout_warning(&w)), before);
+        assert_eq!(build_warning(w.to_string()), before);
+        // Any other warning text is left as it is.
+        let other = "feeds/a.jsonl: 3 bad rows skipped".to_string();
+        assert_eq!(build_warning(other.clone()), other);
+        let unlisted = Warning::DebugUnlisted {
+            path: "debug/x.debug".into(),
+        };
+        assert_eq!(build_warning(unlisted.to_string()), unlisted.to_string());
+    }
+
+    /// A pull the server refused reads as it did when the server's text and the client's
+    /// hint named the flags (stderr captured from the binary before the change).
+    #[test]
+    fn a_refused_pull_reads_as_before() {
+        let url = "http://h:1/ouk/k.tar.gz";
+        let refused = |status, reason: RefusalReason, refusal| TransportError::Refused {
+            url: url.into(),
+            status,
+            message: shown(reason.message()),
+            reason: Some(reason),
+            refusal,
+        };
+        let closed = "this bundle holds secrets (files under secrets/, such as the Policy Gateway\\'s DPoP key) and this server hands them to nobody: start `ouk serve` with --pull-token-file FILE (or OUK_PULL_TOKEN) and pull with `ouk kit pull --token-file FILE` (or OUK_PULL_TOKEN), or start it with --public-secrets to hand them to anyone who can reach it";
+        let token = "this bundle holds secrets (files under secrets/): the pull token is required (`ouk kit pull --token-file FILE`, or OUK_PULL_TOKEN)";
+        let cases = [
+            (
+                refused(403, RefusalReason::SecretsNotServed, PullRefusal::TokenNeeded),
+                format!(
+                    "{url}: the server refused the download (403): {closed}; a bundle that holds secrets needs the pull token: give --token-file FILE (or OUK_PULL_TOKEN)"
+                ),
+            ),
+            (
+                refused(403, RefusalReason::SecretsNotServed, PullRefusal::ServerHasNoToken),
+                format!(
+                    "{url}: the server refused the download (403): {closed}; the server has no pull token configured: its operator must start `ouk serve` with --pull-token-file FILE (or --public-secrets)"
+                ),
+            ),
+            (
+                refused(401, RefusalReason::SecretsNeedToken, PullRefusal::TokenNeeded),
+                format!(
+                    "{url}: the server refused the download (401): {token}; a bundle that holds secrets needs the pull token: give --token-file FILE (or OUK_PULL_TOKEN)"
+                ),
+            ),
+            (
+                refused(401, RefusalReason::SecretsNeedToken, PullRefusal::TokenRejected),
+                format!(
+                    "{url}: the server refused the download (401): {token}; the server did not accept the pull token given (--token-file or OUK_PULL_TOKEN): ask its operator for the right one"
+                ),
+            ),
+            (
+                TransportError::NoKeyToVerify {
+                    bundle: "k.tar.gz".into(),
+                },
+                "k.tar.gz: no trusted key to check the signature with: give --key PUB (or add one to the root's trust store), or --allow-unsigned".into(),
+            ),
+        ];
+        for (e, before) in cases {
+            assert_eq!(message(&e, for_transport(&e)), before);
+            assert!(!e.to_string().contains("--"), "{e}");
+        }
+        // A server that sent another text (an older ouk, a proxy) is quoted as it said it;
+        // only the client's own ending is worded with the flag.
+        let e = TransportError::Refused {
+            url: url.into(),
+            status: 403,
+            message: "forbidden by policy".into(),
+            reason: Some(RefusalReason::SecretsNotServed),
+            refusal: PullRefusal::TokenNeeded,
+        };
+        assert_eq!(
+            message(&e, for_transport(&e)),
+            format!(
+                "{url}: the server refused the download (403): forbidden by policy; a bundle that holds secrets needs the pull token: give --token-file FILE (or OUK_PULL_TOKEN)"
+            )
+        );
+        // Every refusal body a server sends names no flag.
+        for r in RefusalReason::ALL {
+            assert!(!r.message().contains("--"), "{r:?}");
+            assert_eq!(RefusalReason::parse(r.as_str()), Some(r));
+        }
     }
 
     /// A reworded hint replaces only the hinted error's own ending.

@@ -973,10 +973,17 @@ fn a_kit_holding_secrets_is_not_handed_out_without_the_pull_token() {
     for headers in ["", "Range: bytes=0-99\r\n", "Authorization: Bearer x\r\n"] {
         let (status, body) = get_as(&s, &n, headers);
         assert_eq!(status, 403, "{headers:?}: {body}");
-        assert!(
-            body.contains("--pull-token-file") && body.contains("--public-secrets"),
-            "the refusal says what to do: {body}"
+        // The refusal says what is refused and why (no flag: an HTTP client has none),
+        // and gives the stable reason a client keys its advice on.
+        let refusal: serde_json::Value =
+            serde_json::from_str(&body[body.find("\r\n\r\n").unwrap() + 4..]).unwrap();
+        assert_eq!(
+            refusal["error"],
+            "this bundle holds secrets (files under secrets/, such as the Policy Gateway's DPoP key) and this server has no pull token configured: it hands them to nobody",
+            "{body}"
         );
+        assert_eq!(refusal["reason"], "secrets-not-served", "{body}");
+        assert_eq!(refusal["secrets"], true, "{body}");
     }
     // The sidecars stay public, and the index says the kit needs the token.
     for side in [
@@ -1037,7 +1044,11 @@ fn the_pull_token_opens_a_kit_holding_secrets_to_kit_pull() {
         &["--pull-token-file", server_token.to_str().unwrap()],
         None,
     );
-    assert_eq!(get_as(&s, &n, "").0, 401);
+    let (status, body) = get_as(&s, &n, "");
+    assert_eq!(status, 401, "{body}");
+    let refusal: serde_json::Value =
+        serde_json::from_str(&body[body.find("\r\n\r\n").unwrap() + 4..]).unwrap();
+    assert_eq!(refusal["reason"], "secrets-need-token", "{body}");
     assert_eq!(
         get_as(&s, &n, "Authorization: Bearer wrong-token-0123456789\r\n").0,
         401

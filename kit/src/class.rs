@@ -64,6 +64,7 @@ impl KitError {
             KitError::Delta(d) => d.class(),
             KitError::Store(s) => s.class(),
             KitError::TrustStore(t) => t.class(),
+            KitError::TrustRefused(r) => r.class(),
         }
     }
 }

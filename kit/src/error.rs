@@ -165,6 +165,9 @@ pub enum KitError {
     /// The root's trust store (`ROOT/trust/<kid>.pub`) could not be read or changed.
     #[error(transparent)]
     TrustStore(#[from] ouk_root::trust::TrustStoreError),
+    /// The root's trust document does not allow the change as asked.
+    #[error(transparent)]
+    TrustRefused(#[from] ouk_root::trust::document::TrustRefusal),
 }
 
 /// What is missing for a signature check ([`KitError::Unsigned`]).

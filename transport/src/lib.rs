@@ -25,4 +25,4 @@ pub mod metrics;
 pub mod pull;
 pub mod serve;
 
-pub use error::{Result, TransportError};
+pub use error::{PullRefusal, RefusalReason, Result, TransportError};

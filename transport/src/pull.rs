@@ -37,7 +37,7 @@ use ouk_store::fsutil::{HashingWriter, Opening, open_no_follow, sync_dir};
 use serde::Serialize;
 use sha2::Digest;
 
-use crate::error::{IoContext, Result, TransportError};
+use crate::error::{IoContext, PullRefusal, RefusalReason, Result, TransportError, shown};
 use crate::index::{INDEX_NAME, MAX_INDEX_BYTES, PublishedBundle, PublishedFile, PublishedIndex};
 
 /// What to pull.
@@ -146,26 +146,24 @@ fn get(
 }
 
 /// The refusal of a 401 or 403 answer, with the server's reason (its JSON `error`, or the
-/// start of its text) and what the client can do.
+/// start of its text; its `reason`, when it gives one this client knows) and what the
+/// refusal means for this client.
 fn refused(url: &str, status: u16, body: ureq::Body, token_sent: bool) -> TransportError {
     let mut text = String::new();
     let _ = body.into_reader().take(4096).read_to_string(&mut text);
-    let said = serde_json::from_str::<serde_json::Value>(&text)
-        .ok()
-        .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_string))
-        .unwrap_or(text);
-    let message: String = said
-        .trim()
-        .chars()
-        .take(600)
-        .flat_map(char::escape_debug)
-        .collect();
-    let hint = if status == 401 && token_sent {
-        "the server did not accept the pull token given (--token-file or OUK_PULL_TOKEN): ask its operator for the right one"
+    let json = serde_json::from_str::<serde_json::Value>(&text).ok();
+    let field = |name: &str| {
+        json.as_ref()
+            .and_then(|v| v.get(name).and_then(|e| e.as_str()).map(str::to_string))
+    };
+    let reason = field("reason").and_then(|r| RefusalReason::parse(&r));
+    let message = shown(&field("error").unwrap_or(text));
+    let refusal = if status == 401 && token_sent {
+        PullRefusal::TokenRejected
     } else if token_sent {
-        "the server has no pull token configured: its operator must start `ouk serve` with --pull-token-file FILE (or --public-secrets)"
+        PullRefusal::ServerHasNoToken
     } else {
-        "a bundle that holds secrets needs the pull token: give --token-file FILE (or OUK_PULL_TOKEN)"
+        PullRefusal::TokenNeeded
     };
     TransportError::Refused {
         url: url.to_string(),
@@ -175,7 +173,8 @@ fn refused(url: &str, status: u16, body: ureq::Body, token_sent: bool) -> Transp
         } else {
             message
         },
-        hint: hint.into(),
+        reason,
+        refusal,
     }
 }
 
@@ -646,13 +645,14 @@ pub fn pull(opts: &PullOptions, progress: &mut dyn FnMut(PullProgress<'_>)) -> R
         });
     }
     if signature_kid.is_none() && !opts.allow_unsigned {
+        if opts.keys.is_empty() {
+            return Err(TransportError::NoKeyToVerify {
+                bundle: bundle.name.clone(),
+            });
+        }
         return Err(TransportError::from(ouk_kit::KitError::Signature {
             what: bundle.name.clone(),
-            message: if opts.keys.is_empty() {
-                "no trusted key to check the signature with: give --key PUB (or add one to the root's trust store), or --allow-unsigned".into()
-            } else {
-                "the bundle has no signature (.sig) on the server".into()
-            },
+            message: "the bundle has no signature (.sig) on the server".into(),
         }));
     }
     write_summary(&opts.destination, &bundle, signature_kid.clone())?;

@@ -53,7 +53,7 @@ use hyper_util::service::TowerToHyperService;
 use ouk_store::ErrorClass;
 use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 
-use crate::error::{Result, TransportError};
+use crate::error::{RefusalReason, Result, TransportError};
 use crate::index::{DigestCache, INDEX_NAME, PublishedIndex, is_plain_path, scan};
 
 /// The root's status as JSON, or an exit code and message.
@@ -62,6 +62,9 @@ pub type StatusOf = dyn Fn() -> std::result::Result<serde_json::Value, (u8, Stri
 /// be read.
 pub type GaugesOf =
     dyn Fn() -> std::result::Result<crate::metrics::RootGauges, String> + Send + Sync;
+
+/// Told a published bundle's name and how the server hands it out (it holds secrets).
+pub type SecretsHeld = dyn Fn(&str, SecretsDoor) + Send;
 
 /// How to serve.
 pub struct ServeOptions {
@@ -113,6 +116,34 @@ pub struct ServeHooks {
     pub on_listening: Box<dyn FnOnce(SocketAddr) + Send>,
     /// One line per request (method, path, status, bytes, time; never headers).
     pub log: Arc<dyn Fn(&str) + Send + Sync>,
+    /// At start, once per published bundle that holds secrets: its name and how this
+    /// server hands it out (the binary words it, with the flags that set it).
+    pub secrets_held: Box<SecretsHeld>,
+}
+
+/// How a server hands out bundles that hold secrets, as its options set it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretsDoor {
+    /// To anyone who can reach it.
+    Public,
+    /// Only to a request bearing the pull token.
+    PullToken,
+    /// To nobody (no pull token configured).
+    Closed,
+}
+
+impl SecretsDoor {
+    /// The door `public_secrets` and a configured (non-empty) pull token make: public
+    /// wins, as in [`authorize_secrets`].
+    pub fn of(public_secrets: bool, pull_token: bool) -> Self {
+        if public_secrets {
+            SecretsDoor::Public
+        } else if pull_token {
+            SecretsDoor::PullToken
+        } else {
+            SecretsDoor::Closed
+        }
+    }
 }
 
 struct Shared {
@@ -151,9 +182,10 @@ pub fn serve(opts: ServeOptions, hooks: ServeHooks) -> Result<()> {
 }
 
 async fn run(opts: ServeOptions, hooks: ServeHooks) -> Result<()> {
+    // The binary checks it first, naming its flag; this guards other callers.
     if !opts.kits_dir.is_dir() {
         return Err(TransportError::Serve(format!(
-            "{} is not a directory (give --kits DIR)",
+            "{} is not a directory",
             opts.kits_dir.display()
         )));
     }
@@ -170,18 +202,9 @@ async fn run(opts: ServeOptions, hooks: ServeHooks) -> Result<()> {
         (hooks.log)(&format!("not published: {}: {}", s.name, s.reason));
     }
     let pull_token = opts.pull_token.clone().filter(|t| !t.is_empty());
+    let door = SecretsDoor::of(opts.public_secrets, pull_token.is_some());
     for b in index.bundles.iter().filter(|b| b.secrets) {
-        (hooks.log)(&format!(
-            "{} holds secrets: {}",
-            b.name,
-            if opts.public_secrets {
-                "served to anyone (--public-secrets)"
-            } else if pull_token.is_some() {
-                "served only with the pull token"
-            } else {
-                "refused to every client (no --pull-token-file; --public-secrets serves it to anyone)"
-            }
-        ));
+        (hooks.secrets_held)(&b.name, door);
     }
     let state: AppState = Arc::new(Shared {
         kits: opts.kits_dir.clone(),
@@ -745,6 +768,25 @@ fn json(status: StatusCode, value: serde_json::Value) -> Response {
     r
 }
 
+/// A refusal's JSON body: `error` says what is refused and why (naming no flag: an HTTP
+/// client has none), `reason` is the stable word a client keys on, `secrets` marks a
+/// bundle holding secrets. A 401 asks for a bearer token (`WWW-Authenticate`).
+fn refusal(status: StatusCode, reason: RefusalReason, secrets: bool) -> Response {
+    let mut body = serde_json::json!({
+        "error": reason.message(),
+        "reason": reason.as_str(),
+    });
+    if secrets {
+        body["secrets"] = true.into();
+    }
+    let mut r = json(status, body);
+    if status == StatusCode::UNAUTHORIZED {
+        r.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    }
+    r
+}
+
 /// The bearer token a request gives, if any.
 fn bearer(headers: &HeaderMap) -> Option<&str> {
     headers
@@ -762,52 +804,38 @@ fn authorize_secrets(st: &Shared, headers: &HeaderMap) -> Option<Response> {
         return None;
     }
     let Some(token) = &st.pull_token else {
-        return Some(json(
+        return Some(refusal(
             StatusCode::FORBIDDEN,
-            serde_json::json!({
-                "error": "this bundle holds secrets (files under secrets/, such as the Policy Gateway's DPoP key) and this server hands them to nobody: start `ouk serve` with --pull-token-file FILE (or OUK_PULL_TOKEN) and pull with `ouk kit pull --token-file FILE` (or OUK_PULL_TOKEN), or start it with --public-secrets to hand them to anyone who can reach it",
-                "secrets": true,
-            }),
+            RefusalReason::SecretsNotServed,
+            true,
         ));
     };
     match bearer(headers) {
         Some(g) if same_token(g.as_bytes(), token.as_bytes()) => None,
-        _ => {
-            let mut r = json(
-                StatusCode::UNAUTHORIZED,
-                serde_json::json!({
-                    "error": "this bundle holds secrets (files under secrets/): the pull token is required (`ouk kit pull --token-file FILE`, or OUK_PULL_TOKEN)",
-                    "secrets": true,
-                }),
-            );
-            r.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            Some(r)
-        }
+        _ => Some(refusal(
+            StatusCode::UNAUTHORIZED,
+            RefusalReason::SecretsNeedToken,
+            true,
+        )),
     }
 }
 
 /// The API's door: `None` when the request may pass, else the refusal.
 fn authorize(st: &Shared, headers: &HeaderMap) -> Option<Response> {
     let Some(token) = &st.token else {
-        return Some(json(
+        return Some(refusal(
             StatusCode::FORBIDDEN,
-            serde_json::json!({
-                "error": "the import API is off: start `ouk serve` with --import-token-file FILE (or OUK_IMPORT_TOKEN)"
-            }),
+            RefusalReason::ImportApiOff,
+            false,
         ));
     };
     match bearer(headers) {
         Some(g) if same_token(g.as_bytes(), token.as_bytes()) => None,
-        _ => {
-            let mut r = json(
-                StatusCode::UNAUTHORIZED,
-                serde_json::json!({"error": "a valid bearer token is required"}),
-            );
-            r.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            Some(r)
-        }
+        _ => Some(refusal(
+            StatusCode::UNAUTHORIZED,
+            RefusalReason::ImportTokenRequired,
+            false,
+        )),
     }
 }
 
@@ -857,12 +885,11 @@ async fn metrics(State(st): State<AppState>, headers: HeaderMap) -> Response {
     if let Some(token) = &st.metrics_token
         && !bearer(&headers).is_some_and(|g| same_token(g.as_bytes(), token.as_bytes()))
     {
-        let mut r = json(
+        let r = refusal(
             StatusCode::UNAUTHORIZED,
-            serde_json::json!({"error": "the metrics token is required (the server runs with --metrics-token-file)"}),
+            RefusalReason::MetricsTokenRequired,
+            false,
         );
-        r.headers_mut()
-            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         log_line(&st, &Method::GET, "/metrics", r.status(), 0, t);
         return r;
     }

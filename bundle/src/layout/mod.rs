@@ -204,7 +204,8 @@ impl Violation {
     }
 }
 
-/// Something worth telling the operator that does not fail the check.
+/// Something worth telling the operator that does not fail the check. Its text names no
+/// flag of the binary.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Warning {
     /// No `debug/`, accepted because of [`LayoutOptions::allow_missing_debug`].
@@ -216,10 +217,11 @@ pub enum Warning {
 impl fmt::Display for Warning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            // Says what is missing and what it costs, not which flag allowed it: the binary
+            // that was given the flag words it (`cli/src/hint.rs`).
             Warning::DebugStoreMissingAllowed => write!(
                 f,
-                "debug/: no debug store in the release tree (allowed by --allow-missing-debug); \
-                 symbol lookup will not work offline"
+                "debug/: no debug store in the release tree; symbol lookup will not work offline"
             ),
             Warning::DebugUnlisted { path } => {
                 write!(f, "{path}: .debug file not listed in {DEBUG_MANIFEST}")

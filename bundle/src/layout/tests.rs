@@ -189,6 +189,10 @@ fn missing_debug_store_fails_unless_allowed() {
     .expect("check");
     assert!(r.is_ok(), "{:?}", r.violations);
     assert_eq!(r.warnings, [Warning::DebugStoreMissingAllowed]);
+    assert_eq!(
+        r.warnings[0].to_string(),
+        "debug/: no debug store in the release tree; symbol lookup will not work offline"
+    );
     assert!(r.debug_summary.is_none());
 }
 

@@ -288,9 +288,15 @@ fn run_build(ctx: &Context, args: BuildArgs) -> Result<ExitCode, Failure> {
         force,
     };
     let mut progress = ctx.out.progress("build", 0);
-    let report =
+    let mut report =
         ouk_kit::build::build_kit(&opts, &mut |s| progress.step(s)).map_err(kit_failure)?;
     drop(progress);
+    // The warnings as this build's user reads them, on stderr and in --json alike.
+    report.warnings = report
+        .warnings
+        .into_iter()
+        .map(crate::hint::build_warning)
+        .collect();
     crate::cmd::trust::finish_signing(
         ctx,
         &report.bundle,
@@ -540,7 +546,8 @@ pub fn run_debug_store(ctx: &Context, cmd: DebugStoreCommand) -> Result<ExitCode
     )
     .map_err(|e| kit_failure(e.into()))?;
     for w in &report.warnings {
-        ctx.out.note(&format!("warning: {w}"));
+        let text = crate::hint::message(w, crate::hint::for_layout_warning(w));
+        ctx.out.note(&format!("warning: {text}"));
     }
     let doc = serde_json::json!({
         "files": report.files,

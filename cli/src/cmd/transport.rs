@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
+use ouk_transport::serve::SecretsDoor;
 
 use crate::exit::ExitCode;
 use crate::output::{Output, bytes};
@@ -77,14 +78,18 @@ pub struct ServeArgs {
 pub fn run_serve(ctx: &Context, args: ServeArgs) -> Result<ExitCode, Failure> {
     let kits_dir = serve_dir(ctx, &args)?;
     let tokens = ServeTokens::read(&args)?;
-    let secrets = if args.public_secrets {
-        "public"
-    } else if tokens.pull.is_some() {
-        "token"
-    } else {
-        "refused"
-    };
+    let secrets = SecretsDoor::of(args.public_secrets, tokens.pull.is_some());
     let hooks = serve_hooks(ctx, tokens.import.is_some(), secrets);
+    // Checked here (after the tokens, where the server checked it) to name the flag.
+    if !kits_dir.is_dir() {
+        return Err(Failure::new(
+            ExitCode::Failure,
+            format!(
+                "serve: {} is not a directory (give --kits DIR)",
+                kits_dir.display()
+            ),
+        ));
+    }
     let opts = ouk_transport::serve::ServeOptions {
         listen: args.listen,
         kits_dir,
@@ -215,11 +220,7 @@ impl ServeTokens {
 
 /// What the server calls back into the binary: status and gauges read through fresh
 /// quiet JSON contexts, the listening line on stdout, the log on stderr.
-fn serve_hooks(
-    ctx: &Context,
-    api: bool,
-    secrets: &'static str,
-) -> ouk_transport::serve::ServeHooks {
+fn serve_hooks(ctx: &Context, api: bool, secrets: SecretsDoor) -> ouk_transport::serve::ServeHooks {
     let status_ctx = Context {
         root: ctx.root.clone(),
         out: Output {
@@ -256,7 +257,11 @@ fn serve_hooks(
                     &serde_json::json!({
                         "listening": addr.to_string(),
                         "importApi": api,
-                        "secrets": secrets,
+                        "secrets": match secrets {
+                            SecretsDoor::Public => "public",
+                            SecretsDoor::PullToken => "token",
+                            SecretsDoor::Closed => "refused",
+                        },
                     })
                     .to_string(),
                 );
@@ -266,9 +271,9 @@ fn serve_hooks(
                     "listening on http://{addr}/ouk/ (import API {}, bundles holding secrets {})",
                     if api { "on" } else { "off" },
                     match secrets {
-                        "public" => "served to anyone",
-                        "token" => "served with the pull token",
-                        _ => "refused",
+                        SecretsDoor::Public => "served to anyone",
+                        SecretsDoor::PullToken => "served with the pull token",
+                        SecretsDoor::Closed => "refused",
                     }
                 ));
             }
@@ -278,6 +283,23 @@ fn serve_hooks(
                 eprintln!("{line}");
             }
         }),
+        secrets_held: Box::new(move |name, door| {
+            if !quiet {
+                eprintln!("{name} holds secrets: {}", secrets_door_text(door));
+            }
+        }),
+    }
+}
+
+/// How the server hands out a bundle holding secrets, with the flags that set it (the
+/// start-up line per such bundle).
+fn secrets_door_text(door: SecretsDoor) -> &'static str {
+    match door {
+        SecretsDoor::Public => "served to anyone (--public-secrets)",
+        SecretsDoor::PullToken => "served only with the pull token",
+        SecretsDoor::Closed => {
+            "refused to every client (no --pull-token-file; --public-secrets serves it to anyone)"
+        }
     }
 }
 

@@ -30,6 +30,7 @@ impl From<TrustDocError> for KitError {
             TrustDocError::Signature { what, message } => KitError::Signature { what, message },
             TrustDocError::Validation(m) => KitError::Validation(m),
             TrustDocError::Usage(m) => KitError::Usage(m),
+            TrustDocError::Refused(r) => KitError::TrustRefused(r),
             TrustDocError::Store(s) => KitError::TrustStore(s),
         }
     }

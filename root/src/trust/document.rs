@@ -60,9 +60,14 @@ pub enum TrustDocError {
     /// A stored document is damaged, or one does not encode.
     #[error("{0}")]
     Validation(String),
-    /// The change asked for does not fit this root (no document, one already signed).
+    /// The change asked for does not fit this root (a document that does not validate).
     #[error("{0}")]
     Usage(String),
+    /// The change asked for does not fit this root's trust (no document, one already
+    /// signed, an unsigned change to a signed one): typed, so the binary can say which
+    /// command or flag does it.
+    #[error(transparent)]
+    Refused(#[from] TrustRefusal),
     /// The flat key list a local document is derived from.
     #[error(transparent)]
     Store(#[from] TrustStoreError),
@@ -77,7 +82,49 @@ impl TrustDocError {
             TrustDocError::Signature { .. } => ErrorClass::Signature,
             TrustDocError::Validation(_) => ErrorClass::Validation,
             TrustDocError::Usage(_) => ErrorClass::Other,
+            TrustDocError::Refused(r) => r.class(),
             TrustDocError::Store(s) => s.class(),
+        }
+    }
+}
+
+/// A change this root's trust does not allow as asked. The messages say what is wrong and
+/// name no command or flag (they reach `reason.json`); the binary's hint table adds how to
+/// do it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TrustRefusal {
+    /// `trust init` on a root whose trust is already signed.
+    #[error("{} already holds a signed trust document", file.display())]
+    InitOverSigned {
+        /// The active document's file.
+        file: PathBuf,
+    },
+    /// Installing a first document (`trust init --from`) on a root whose trust is signed.
+    #[error("this root already holds a signed trust document: newer versions come in a kit")]
+    InstallOverSigned,
+    /// A change to a root that holds no trust document.
+    #[error("no trust document")]
+    NoDocument,
+    /// A change to signed trust without signers: it must be a next version signed by a
+    /// threshold of the trust keys.
+    #[error(
+        "trust change: this root's trust is signed (version {version}): a change is a next version signed by a threshold of its trust keys"
+    )]
+    UnsignedChange {
+        /// The active document's version.
+        version: u64,
+    },
+}
+
+impl TrustRefusal {
+    /// An unsigned change to signed trust is refused as a signature (as before the type);
+    /// the rest do not fit this root ("other").
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            TrustRefusal::UnsignedChange { .. } => ErrorClass::Signature,
+            TrustRefusal::InitOverSigned { .. }
+            | TrustRefusal::InstallOverSigned
+            | TrustRefusal::NoDocument => ErrorClass::Other,
         }
     }
 }
@@ -253,10 +300,10 @@ pub fn init(
     now: i64,
 ) -> Result<ActiveTrust> {
     if load(root)?.is_some_and(|t| !t.is_local()) {
-        return Err(TrustDocError::Usage(format!(
-            "{} already holds a signed trust document: change it with `ouk trust add/remove/revoke/renew --signing-key`",
-            root_file(root).display()
-        )));
+        return Err(TrustRefusal::InitOverSigned {
+            file: root_file(root),
+        }
+        .into());
     }
     let mut keys: Vec<PublicKey> = signers
         .iter()
@@ -284,9 +331,7 @@ fn accepted(v: VerifiedDocument) -> ActiveTrust {
 /// trust; it must verify under its own trust keys). Replaces a local document only.
 pub fn install(root: &Path, envelope_bytes: &[u8]) -> Result<ActiveTrust> {
     if load(root)?.is_some_and(|t| !t.is_local()) {
-        return Err(TrustDocError::Usage(
-            "this root already holds a signed trust document: newer versions come in a kit (or `ouk trust update --chain FILE`)".into(),
-        ));
+        return Err(TrustRefusal::InstallOverSigned.into());
     }
     let env = SignedDocument::parse(envelope_bytes).map_err(trust_error("trust document"))?;
     let active = accepted(verify_first(&env).map_err(trust_error("trust document"))?);
@@ -306,19 +351,12 @@ pub fn next_version(
     edit: impl FnOnce(&mut TrustDocument),
 ) -> Result<ActiveTrust> {
     let (current, _) = load_or_migrate(root, now, true)?;
-    let current = current.ok_or_else(|| {
-        TrustDocError::Usage(
-            "no trust document: make one with `ouk trust init --signing-key KEY`".into(),
-        )
-    })?;
+    let current = current.ok_or(TrustRefusal::NoDocument)?;
     if signers.is_empty() {
-        return Err(TrustDocError::Signature {
-            what: "trust change".into(),
-            message: format!(
-                "this root's trust is signed (version {}): a change is a next version signed by a threshold of its trust keys; give --signing-key",
-                current.document.version
-            ),
-        });
+        return Err(TrustRefusal::UnsignedChange {
+            version: current.document.version,
+        }
+        .into());
     }
     let mut doc = current.document.clone();
     doc.version += 1;
@@ -502,10 +540,11 @@ mod tests {
     fn refusals_keep_their_messages_and_classes() {
         let root = tempfile::tempdir().expect("tempdir");
         let e = next_version(root.path(), &[], None, NOW, |_| {}).expect_err("no document");
-        assert_eq!(
-            e.to_string(),
-            "no trust document: make one with `ouk trust init --signing-key KEY`"
-        );
+        assert_eq!(e.to_string(), "no trust document");
+        assert!(matches!(
+            e,
+            TrustDocError::Refused(TrustRefusal::NoDocument)
+        ));
         assert_eq!(e.class(), ErrorClass::Other);
 
         let k = signer(1);

@@ -9,5 +9,5 @@
 pub mod document;
 pub mod keys;
 
-pub use document::{ActiveTrust, TrustDocError};
+pub use document::{ActiveTrust, TrustDocError, TrustRefusal};
 pub use keys::{TrustStoreError, TrustedKey};
