@@ -168,6 +168,7 @@ pub fn for_store(e: &StoreError) -> Option<Hint> {
 pub fn for_transport(e: &TransportError) -> Option<Hint> {
     match e {
         TransportError::Kit(k) => for_kit(k),
+        TransportError::NotADirectory { .. } => after(" (give --kits DIR)"),
         TransportError::NoKeyToVerify { .. } => {
             after(": give --key PUB (or add one to the root's trust store), or --allow-unsigned")
         }
@@ -503,6 +504,12 @@ mod tests {
                 format!(
                     "{url}: the server refused the download (401): {token}; the server did not accept the pull token given (--token-file or OUK_PULL_TOKEN): ask its operator for the right one"
                 ),
+            ),
+            (
+                TransportError::NotADirectory {
+                    path: "/srv/kits".into(),
+                },
+                "serve: /srv/kits is not a directory (give --kits DIR)".into(),
             ),
             (
                 TransportError::NoKeyToVerify {

@@ -100,6 +100,12 @@ pub enum TransportError {
     /// The server could not start.
     #[error("serve: {0}")]
     Serve(String),
+    /// The directory to serve is not one (the binary names the flag that gave it).
+    #[error("serve: {} is not a directory", path.display())]
+    NotADirectory {
+        /// The directory asked for.
+        path: std::path::PathBuf,
+    },
 }
 
 /// What a 401 or 403 means for the pulling client, by the status and whether it sent a
@@ -198,7 +204,8 @@ impl TransportError {
             TransportError::Io { source, .. } => ErrorClass::of_io(source),
             TransportError::Network { .. }
             | TransportError::Status { .. }
-            | TransportError::Serve(_) => ErrorClass::Other,
+            | TransportError::Serve(_)
+            | TransportError::NotADirectory { .. } => ErrorClass::Other,
             TransportError::NotPublished { .. } => ErrorClass::NotFound,
             TransportError::Invalid { .. } | TransportError::ChangedMidResume { .. } => {
                 ErrorClass::Validation

@@ -182,12 +182,10 @@ pub fn serve(opts: ServeOptions, hooks: ServeHooks) -> Result<()> {
 }
 
 async fn run(opts: ServeOptions, hooks: ServeHooks) -> Result<()> {
-    // The binary checks it first, naming its flag; this guards other callers.
     if !opts.kits_dir.is_dir() {
-        return Err(TransportError::Serve(format!(
-            "{} is not a directory",
-            opts.kits_dir.display()
-        )));
+        return Err(TransportError::NotADirectory {
+            path: opts.kits_dir.clone(),
+        });
     }
     let cache = DigestCache::default();
     let kits = opts.kits_dir.clone();

@@ -80,16 +80,6 @@ pub fn run_serve(ctx: &Context, args: ServeArgs) -> Result<ExitCode, Failure> {
     let tokens = ServeTokens::read(&args)?;
     let secrets = SecretsDoor::of(args.public_secrets, tokens.pull.is_some());
     let hooks = serve_hooks(ctx, tokens.import.is_some(), secrets);
-    // Checked here (after the tokens, where the server checked it) to name the flag.
-    if !kits_dir.is_dir() {
-        return Err(Failure::new(
-            ExitCode::Failure,
-            format!(
-                "serve: {} is not a directory (give --kits DIR)",
-                kits_dir.display()
-            ),
-        ));
-    }
     let opts = ouk_transport::serve::ServeOptions {
         listen: args.listen,
         kits_dir,
