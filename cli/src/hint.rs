@@ -203,7 +203,8 @@ pub fn for_transport(e: &TransportError) -> Option<Hint> {
 /// a known `reason` said with the flags that lift it (as the server once sent it); any
 /// other text (another server, a proxy) as the server sent it.
 fn server_said(message: &str, reason: Option<RefusalReason>) -> String {
-    let with_flags = match reason {
+    // Reworded only when the server said this build's text for the reason it names.
+    let with_flags = match reason.filter(|r| message == shown(r.message())) {
         Some(RefusalReason::SecretsNotServed) => {
             "this bundle holds secrets (files under secrets/, such as the Policy Gateway's DPoP key) and this server hands them to nobody: start `ouk serve` with --pull-token-file FILE (or OUK_PULL_TOKEN) and pull with `ouk kit pull --token-file FILE` (or OUK_PULL_TOKEN), or start it with --public-secrets to hand them to anyone who can reach it"
         }
@@ -212,11 +213,7 @@ fn server_said(message: &str, reason: Option<RefusalReason>) -> String {
         }
         _ => return message.to_string(),
     };
-    match reason {
-        // Reworded only when the server said this build's text for the reason.
-        Some(r) if message == shown(r.message()) => shown(with_flags),
-        _ => message.to_string(),
-    }
+    shown(with_flags)
 }
 
 /// A layout warning said with the flag that allowed it. Only the build that was given the
