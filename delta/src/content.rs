@@ -69,85 +69,26 @@ impl std::ops::Deref for RangeBytes {
 /// import's staging cleanup and crash safety already cover. A change of content (not of
 /// size) gives wrong bytes, which the rebuilt file's SHA-256 then refuses.
 pub struct Mapping {
-    base: *mut libc::c_void,
-    map_len: usize,
-    /// Offset of the requested range inside the mapping (mappings start page-aligned).
-    skip: usize,
+    map: ouk_store::mapping::FileMapping,
+    offset: u64,
     len: usize,
 }
-
-// SAFETY: the mapping is read-only and owned by this value alone; reading it from another
-// thread is as safe as reading a `&[u8]`.
-unsafe impl Send for Mapping {}
-// SAFETY: as above; `&Mapping` only gives `&[u8]`.
-unsafe impl Sync for Mapping {}
 
 impl Mapping {
     /// Map `len` bytes of `file` at `offset`; the caller has checked that they lie inside
     /// the file. `len` 0 maps nothing.
     pub fn of(file: &File, offset: u64, len: usize) -> io::Result<Mapping> {
-        use std::os::fd::AsRawFd;
-        if len == 0 {
-            return Ok(Mapping {
-                base: std::ptr::null_mut(),
-                map_len: 0,
-                skip: 0,
-                len: 0,
-            });
-        }
-        // SAFETY: sysconf has no preconditions.
-        let page = u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) })
-            .ok()
-            .filter(|p| p.is_power_of_two())
-            .unwrap_or(4096);
-        let aligned = offset & !(page - 1);
-        let skip = usize::try_from(offset - aligned).map_err(io::Error::other)?;
-        let map_len = skip
-            .checked_add(len)
-            .ok_or_else(|| io::Error::other("mapping length overflows"))?;
-        let file_offset = libc::off_t::try_from(aligned).map_err(io::Error::other)?;
-        // SAFETY: a fresh read-only private mapping of an open file; the kernel picks the
-        // address, and the result is checked before use.
-        let base = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                map_len,
-                libc::PROT_READ,
-                libc::MAP_PRIVATE,
-                file.as_raw_fd(),
-                file_offset,
-            )
-        };
-        if base == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
         Ok(Mapping {
-            base,
-            map_len,
-            skip,
+            map: ouk_store::mapping::FileMapping::read_only(file, offset, len)?,
+            offset,
             len,
         })
     }
 
     /// The mapped range.
     pub fn bytes(&self) -> &[u8] {
-        if self.len == 0 {
-            return &[];
-        }
-        // SAFETY: `base..base + map_len` is mapped readable for as long as `self` lives,
-        // and `skip + len == map_len`.
-        unsafe { std::slice::from_raw_parts(self.base.cast::<u8>().add(self.skip), self.len) }
-    }
-}
-
-impl Drop for Mapping {
-    fn drop(&mut self) {
-        if self.map_len > 0 {
-            // SAFETY: unmaps exactly what `of` mapped, once; no borrow of it outlives self.
-            unsafe {
-                libc::munmap(self.base, self.map_len);
-            }
-        }
+        // The mapping was made for exactly this range, so it always holds it.
+        self.map.slice(self.offset, self.len).unwrap_or_default()
     }
 }
 

@@ -37,6 +37,7 @@ pub mod fsutil;
 mod id;
 pub mod index;
 mod maintenance;
+pub mod mapping;
 pub mod pack;
 pub mod pack_index;
 pub mod pins;

@@ -29,6 +29,8 @@ use std::io::{self, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 
+use crate::mapping::FileMapping;
+
 /// Bytes one thread maps at once.
 pub const WINDOW: usize = 4 << 20;
 
@@ -44,10 +46,9 @@ pub struct PresizedFile {
     at: u64,
     /// Whether the blocks are reserved (else positioned writes, see the module doc).
     mapped: bool,
-    page: u64,
     parallel: bool,
     /// The window small writes go through, kept while writes stay inside it.
-    window: Option<WritableMapping>,
+    window: Option<FileMapping>,
 }
 
 impl PresizedFile {
@@ -71,18 +72,12 @@ impl PresizedFile {
                 _ => return Err(e),
             }
         };
-        // SAFETY: sysconf has no preconditions.
-        let page = u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) })
-            .ok()
-            .filter(|p| p.is_power_of_two())
-            .unwrap_or(4096);
         let parallel = std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2);
         Ok(PresizedFile {
             file,
             size,
             at: 0,
             mapped,
-            page,
             parallel,
             window: None,
         })
@@ -112,12 +107,13 @@ impl PresizedFile {
     fn copy_through_window(&mut self, mut bytes: &[u8]) -> io::Result<()> {
         let mut at = self.at;
         while !bytes.is_empty() {
-            let window = match self.window.take() {
+            let mut window = match self.window.take() {
                 Some(w) if w.holds(at) => w,
                 // Dropping the old window first unmaps it: one window at a time.
-                _ => {
+                old => {
+                    drop(old);
                     let len = (self.size - at).min(WINDOW as u64) as usize;
-                    WritableMapping::of(&self.file, self.page, at, len)?
+                    FileMapping::writable(&self.file, at, len)?
                 }
             };
             let n = window.room_after(at).min(bytes.len());
@@ -132,10 +128,10 @@ impl PresizedFile {
     /// Copy a long `bytes` to `self.at` in windows, alternate windows on two threads.
     fn copy_in_parallel(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.window = None;
-        let (file, page, offset) = (&self.file, self.page, self.at);
+        let (file, offset) = (&self.file, self.at);
         std::thread::scope(|s| {
-            let other = s.spawn(move || copy_windows(file, page, offset, bytes, 1));
-            let mine = copy_windows(file, page, offset, bytes, 0);
+            let other = s.spawn(move || copy_windows(file, offset, bytes, 1));
+            let mine = copy_windows(file, offset, bytes, 0);
             let theirs = other
                 .join()
                 .unwrap_or_else(|_| Err(io::Error::other("a copying thread panicked")));
@@ -176,95 +172,12 @@ impl Write for PresizedFile {
 
 /// Copy every other [`WINDOW`] of `bytes` (the `first`-th, then every second after it) to
 /// `offset` of `file`, one shared mapping per window, unmapped at once.
-fn copy_windows(file: &File, page: u64, offset: u64, bytes: &[u8], first: usize) -> io::Result<()> {
+fn copy_windows(file: &File, offset: u64, bytes: &[u8], first: usize) -> io::Result<()> {
     for (i, window) in bytes.chunks(WINDOW).enumerate().skip(first).step_by(2) {
         let at = offset + (i * WINDOW) as u64;
-        WritableMapping::of(file, page, at, window.len())?.copy_at(at, window)?;
+        FileMapping::writable(file, at, window.len())?.copy_at(at, window)?;
     }
     Ok(())
-}
-
-/// A shared writable mapping of a range of a reserved file, unmapped on drop.
-#[derive(Debug)]
-struct WritableMapping {
-    base: *mut libc::c_void,
-    map_len: usize,
-    /// File offset of `base` (page-aligned).
-    start: u64,
-}
-
-// SAFETY: the mapping is owned by this value alone and written only through `&self`
-// methods that copy into disjoint ranges of one thread's own mapping.
-unsafe impl Send for WritableMapping {}
-
-impl WritableMapping {
-    /// Map the page-aligned range holding `len` (> 0) bytes of `file` at `offset`; the
-    /// caller has reserved them.
-    fn of(file: &File, page: u64, offset: u64, len: usize) -> io::Result<WritableMapping> {
-        let start = offset & !(page - 1);
-        let skip = usize::try_from(offset - start).map_err(io::Error::other)?;
-        let map_len = skip
-            .checked_add(len)
-            .ok_or_else(|| io::Error::other("mapping length overflows"))?;
-        let file_offset = libc::off_t::try_from(start).map_err(io::Error::other)?;
-        // SAFETY: a fresh shared mapping of reserved blocks of a file this process owns;
-        // the kernel picks the address and the result is checked before use.
-        let base = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                map_len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                file.as_raw_fd(),
-                file_offset,
-            )
-        };
-        if base == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(WritableMapping {
-            base,
-            map_len,
-            start,
-        })
-    }
-
-    /// Whether file offset `at` lies inside the mapping.
-    fn holds(&self, at: u64) -> bool {
-        at >= self.start && at - self.start < self.map_len as u64
-    }
-
-    /// Bytes mapped from file offset `at` (inside the mapping) to its end.
-    fn room_after(&self, at: u64) -> usize {
-        self.map_len - (at - self.start) as usize
-    }
-
-    /// Copy `bytes` to file offset `at`; refused unless the range lies inside the mapping.
-    fn copy_at(&self, at: u64, bytes: &[u8]) -> io::Result<()> {
-        if !self.holds(at) || bytes.len() > self.room_after(at) {
-            return Err(io::Error::other("a copy outside its mapping"));
-        }
-        let skip = (at - self.start) as usize;
-        // SAFETY: `skip + bytes.len() <= map_len` (checked above), the range is mapped
-        // writable for as long as `self` lives, and nothing else points into it.
-        unsafe {
-            std::ptr::copy_nonoverlapping(
-                bytes.as_ptr(),
-                self.base.cast::<u8>().add(skip),
-                bytes.len(),
-            );
-        }
-        Ok(())
-    }
-}
-
-impl Drop for WritableMapping {
-    fn drop(&mut self) {
-        // SAFETY: unmaps exactly what `of` mapped, once.
-        unsafe {
-            libc::munmap(self.base, self.map_len);
-        }
-    }
 }
 
 #[cfg(test)]
