@@ -4,10 +4,8 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::fs;
 
-use ouk_delta::apply::{DirSink, apply_delta};
 use ouk_delta::format::{Derivation, FORMAT_DERIVED, FORMAT_RECORDS, Source};
 use ouk_delta::plan::MakeOptions;
 use ouk_store::FileDigest;
@@ -74,18 +72,7 @@ fn a_derived_file_ships_its_digest_only_and_the_apply_leaves_it_out() {
     );
     assert_eq!(derived.header.summary().derived, 1);
 
-    let out = tmp.path().join("out");
-    fs::create_dir_all(&out).unwrap();
-    let written = apply_delta(
-        &derived.header,
-        &mut std::io::Cursor::new(&derived.payload),
-        &derived.base_files,
-        &derived.base,
-        &tmp.path().join("scratch"),
-        &mut DirSink::new(&out),
-    )
-    .unwrap();
-    let written: HashMap<String, FileDigest> = written.into_iter().collect();
+    let (_, written) = derived.apply(tmp.path());
     assert!(!written.contains_key(INDEX), "the apply does not invent it");
     assert!(written.contains_key("feeds/osv/all.jsonl"));
     // The target list takes the declared digest: the deriving layer checks it.

@@ -6,12 +6,10 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use base64ct::{Base64, Encoding as _};
-use ouk_delta::apply::{DirSink, apply_delta};
 use ouk_delta::format::{FORMAT_DERIVED, FORMAT_PLAIN_MEMBERS, MemberForm, Source};
 use ouk_delta::plan::MakeOptions;
 use ouk_store::FileDigest;
@@ -113,18 +111,7 @@ fn an_envelope_travels_decoded_and_is_rebuilt_byte_identical() {
         bytes.payload.len()
     );
 
-    let out = tmp.path().join("out");
-    fs::create_dir_all(&out).unwrap();
-    let written = apply_delta(
-        &plain.header,
-        &mut std::io::Cursor::new(&plain.payload),
-        &plain.base_files,
-        &plain.base,
-        &tmp.path().join("scratch"),
-        &mut DirSink::new(&out),
-    )
-    .unwrap();
-    let written: HashMap<String, FileDigest> = written.into_iter().collect();
+    let (out, written) = plain.apply(tmp.path());
     let want = fs::read(d1.join(ENVELOPE)).unwrap();
     assert_eq!(fs::read(out.join(ENVELOPE)).unwrap(), want);
     assert_eq!(written[ENVELOPE], FileDigest::of(&want));
@@ -161,18 +148,8 @@ fn hosts_that_predate_plain_members_refuse_them_by_name_and_forged_forms_fail() 
         .unwrap();
     header.files[i].size += 1;
     header.validate(u64::MAX).unwrap();
-    let out = tmp.path().join("out");
-    fs::create_dir_all(&out).unwrap();
-    let e = apply_delta(
-        &header,
-        &mut std::io::Cursor::new(&made.payload),
-        &made.base_files,
-        &made.base,
-        &tmp.path().join("scratch"),
-        &mut DirSink::new(&out),
-    )
-    .unwrap_err()
-    .to_string();
+    let (out, written) = made.apply_with(&header, tmp.path());
+    let e = written.unwrap_err().to_string();
     assert!(e.contains(ENVELOPE) && e.contains("re-encodes to"), "{e}");
     assert!(!out.join(ENVELOPE).exists());
 
@@ -202,22 +179,11 @@ fn a_delta_of_the_format_before_still_applies_to_the_same_bytes() {
         },
     );
     assert_eq!(made.header.format, FORMAT_DERIVED);
-    let out = tmp.path().join("out");
-    fs::create_dir_all(&out).unwrap();
-    let written = apply_delta(
-        &made.header,
-        &mut std::io::Cursor::new(&made.payload),
-        &made.base_files,
-        &made.base,
-        &tmp.path().join("scratch"),
-        &mut DirSink::new(&out),
-    )
-    .unwrap();
+    let (out, written) = made.apply(tmp.path());
     assert_eq!(
         fs::read(out.join(ENVELOPE)).unwrap(),
         fs::read(d1.join(ENVELOPE)).unwrap()
     );
-    let written: HashMap<String, FileDigest> = written.into_iter().collect();
     let target = made
         .header
         .target_files(&made.base_files, &written)

@@ -6,10 +6,12 @@
 
 pub mod osv;
 
+use std::collections::HashMap;
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use ouk_delta::GenerationId;
+use ouk_delta::apply::{DirSink, apply_delta};
 use ouk_delta::content::{DirContent, TreeFile};
 use ouk_delta::format::DeltaHeader;
 use ouk_delta::format::GenerationRef;
@@ -87,5 +89,33 @@ pub fn make(d0: &Path, d1: &Path, options: &MakeOptions) -> Made {
         base_files,
         base,
         target_files,
+    }
+}
+
+impl Made {
+    /// Apply this delta into a new `work/out` (scratch space `work/scratch`): the output
+    /// directory and the rebuilt files' digests by path.
+    pub fn apply(&self, work: &Path) -> (PathBuf, HashMap<String, FileDigest>) {
+        let (out, written) = self.apply_with(&self.header, work);
+        (out, written.unwrap())
+    }
+
+    /// [`Made::apply`] with another header (a forged copy of this one), its error kept.
+    pub fn apply_with(
+        &self,
+        header: &DeltaHeader,
+        work: &Path,
+    ) -> (PathBuf, ouk_delta::Result<HashMap<String, FileDigest>>) {
+        let out = work.join("out");
+        fs::create_dir_all(&out).unwrap();
+        let written = apply_delta(
+            header,
+            &mut std::io::Cursor::new(&self.payload),
+            &self.base_files,
+            &self.base,
+            &work.join("scratch"),
+            &mut DirSink::new(&out),
+        );
+        (out, written.map(|w| w.into_iter().collect()))
     }
 }
