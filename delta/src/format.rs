@@ -535,31 +535,30 @@ impl DeltaHeader {
                 self.format
             ));
         }
-        if [FORMAT, FORMAT_DECODED].contains(&self.format.as_str()) && self.uses_records() {
-            return bad(format!(
-                "format {:?} cannot hold record pieces (only {FORMAT_RECORDS:?} and later)",
-                self.format
-            ));
-        }
-        if ![FORMAT_DERIVED, FORMAT_PLAIN_MEMBERS].contains(&self.format.as_str())
-            && self.uses_derived()
-        {
-            return bad(format!(
-                "format {:?} cannot hold derived files (only {FORMAT_DERIVED:?} and later)",
-                self.format
-            ));
-        }
-        if self.format != FORMAT_PLAIN_MEMBERS && self.uses_member_forms() {
-            return bad(format!(
-                "format {:?} cannot hold block members in a plain form (only \
-                 {FORMAT_PLAIN_MEMBERS:?})",
-                self.format
-            ));
-        }
-        if self.format == FORMAT && self.uses_decoded_tier() {
-            return bad(format!(
-                "format {FORMAT:?} cannot hold recompressed files or decoded references"
-            ));
+        // Each tier needs its format or a later one (FORMATS is oldest first); checked in
+        // this order, so a delta that breaks several rules names the same one as before.
+        let rank = |name: &str| FORMATS.iter().position(|f| *f == name);
+        let needs = [
+            (self.uses_records(), FORMAT_RECORDS, "record pieces"),
+            (self.uses_derived(), FORMAT_DERIVED, "derived files"),
+            (
+                self.uses_member_forms(),
+                FORMAT_PLAIN_MEMBERS,
+                "block members in a plain form",
+            ),
+            (
+                self.uses_decoded_tier(),
+                FORMAT_DECODED,
+                "recompressed files or decoded references",
+            ),
+        ];
+        for (used, oldest, what) in needs {
+            if used && rank(&self.format) < rank(oldest) {
+                return bad(format!(
+                    "format {:?} cannot hold {what} (only {oldest:?} and later)",
+                    self.format
+                ));
+            }
         }
         if !(1..=ouk_recompress::PLAIN_VERSION).contains(&self.plain_forms) {
             return bad(format!(
