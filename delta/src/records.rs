@@ -86,14 +86,26 @@ struct Frame {
     open_element: Option<usize>,
 }
 
-/// Whether `bytes` look like JSON text or JSON lines (after leading whitespace, an
-/// object or array opens).
+/// Whether `bytes` look like JSON text or JSON lines: after leading whitespace an object
+/// or array opens, either at the start or on the next line. The second case is a piece of
+/// a large JSON-lines feed: pieces are cut by size, so all but a feed's first start in
+/// the middle of a row ([`cut`] takes that partial row as a segment of its own).
 pub fn looks_structured(bytes: &[u8]) -> bool {
-    bytes
-        .iter()
-        .find(|b| !b.is_ascii_whitespace())
-        .is_some_and(|b| *b == b'{' || *b == b'[')
+    let opens = |bytes: &[u8]| {
+        bytes
+            .iter()
+            .find(|b| !b.is_ascii_whitespace())
+            .is_some_and(|b| *b == b'{' || *b == b'[')
+    };
+    opens(bytes)
+        || bytes[..bytes.len().min(PARTIAL_ROW)]
+            .iter()
+            .position(|b| *b == b'\n')
+            .is_some_and(|i| opens(&bytes[i + 1..]))
 }
+
+/// How far into a piece [`looks_structured`] looks for the end of a partial first row.
+const PARTIAL_ROW: usize = 1 << 20;
 
 /// Cut `bytes` into segments that tile it: a cut after every container value of at least
 /// [`MIN_SEGMENT`] bytes and after every top-level value. Tolerant: any input (a piece cut
@@ -394,9 +406,18 @@ fn plan(reference: &[u8], target: &[u8]) -> Option<Plan> {
             }
             None => {
                 // A new or re-keyed segment: the unmatched baseline segments at the cursor
-                // are what it most likely replaces.
-                while at < base.len() && base[at].start == cursor && !used[at] {
+                // are what it most likely replaces, up to about its own size (or a short
+                // gap's). Unbounded, the partial row that opens a piece cut mid-row would
+                // take every baseline row before the piece's own (its reference window
+                // starts earlier) into the dictionary: megabytes zstd must index.
+                let mut taken = 0usize;
+                while at < base.len()
+                    && base[at].start == cursor
+                    && !used[at]
+                    && taken < t_bytes.len().max(SKIP_GAP)
+                {
                     let s = base[at];
+                    taken += s.end - s.start;
                     p.dict.extend_from_slice(&reference[s.start..s.end]);
                     cur.skip += (s.end - s.start) as u64;
                     cursor = s.end;
@@ -519,6 +540,31 @@ const MAX_OP_BYTES: u64 = 40;
 
 /// Rebuild exactly `expected` bytes from `reference` and a record patch.
 pub fn decode(reference: &[u8], patch: &[u8], expected: u64) -> Result<Vec<u8>, PatchError> {
+    decode_noting_copies(reference, patch, expected, Vec::new(), &mut |_| {})
+}
+
+/// A run of a decoded record patch's output copied from its reference: `len` bytes at
+/// `output` are the bytes at `reference`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CopiedRun {
+    /// Offset in the decoded output.
+    pub output: u64,
+    /// Offset in the reference.
+    pub reference: u64,
+    /// Length.
+    pub len: u64,
+}
+
+/// [`decode`] into `out` (emptied first: a recycled buffer keeps its capacity), telling
+/// `copied` each non-empty run of the output copied from the reference, in output order
+/// (what the host's feed-index derivation need not read again).
+pub fn decode_noting_copies(
+    reference: &[u8],
+    patch: &[u8],
+    expected: u64,
+    mut out: Vec<u8>,
+    copied: &mut dyn FnMut(CopiedRun),
+) -> Result<Vec<u8>, PatchError> {
     if expected > crate::patch::MAX_IN_MEMORY {
         return Err(PatchError::TooLarge(expected));
     }
@@ -560,10 +606,18 @@ pub fn decode(reference: &[u8], patch: &[u8], expected: u64) -> Result<Vec<u8>, 
         },
         other => other,
     })?;
-    let mut out = Vec::with_capacity(expected as usize);
+    out.clear();
+    out.reserve(expected as usize);
     let (mut cursor, mut lit_at) = (0u64, 0usize);
     for o in &ops {
         cursor = cursor.wrapping_add_signed(o.seek);
+        if o.copy > 0 {
+            copied(CopiedRun {
+                output: out.len() as u64,
+                reference: cursor,
+                len: o.copy,
+            });
+        }
         out.extend_from_slice(&reference[cursor as usize..(cursor + o.copy) as usize]);
         cursor += o.copy + o.skip;
         out.extend_from_slice(&lits[lit_at..lit_at + o.lit as usize]);
@@ -710,6 +764,22 @@ mod tests {
             .unwrap()
             .len();
         assert!(n < zstd, "records {n} vs zstd --patch-from {zstd}");
+    }
+
+    #[test]
+    fn pieces_cut_mid_row_are_records_too() {
+        // A large feed's later pieces start inside a row, as does their reference window.
+        let reference = feed(2000, |_| None);
+        let target = feed(2000, |i| {
+            (i % 100 == 7).then(|| format!("{{\"id\":\"GHSA-{i:04}\",\"changed\":true}}\n"))
+        });
+        let (reference, target) = (&reference[1234..], &target[777..]);
+        assert!(looks_structured(target) && looks_structured(reference));
+        let n = round_trip(reference, target).expect("a record patch");
+        let zstd = zstd_encode(Some(reference), target, TUNING).unwrap().len();
+        assert!(n < zstd, "records {n} vs zstd --patch-from {zstd}");
+        // Text with no row opening on its first two lines is still not structured.
+        assert!(!looks_structured(b"plain text\nmore text\n{\"a\":1}\n"));
     }
 
     #[test]
