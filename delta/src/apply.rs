@@ -82,6 +82,67 @@ pub trait RebuiltSink {
     fn decoder_copy(&mut self, _file: &DeltaFile) -> Result<Option<PresizedFile>> {
         Ok(None)
     }
+
+    /// After `put` of `file`: the runs of it that record patches copied from baseline
+    /// files, in file order (empty when none, or too many to keep: see
+    /// [`MAX_NOTED_RUNS`]). The default ignores them; the importer derives the feed index
+    /// from them without reading the copied rows again.
+    fn copied(&mut self, _file: &DeltaFile, _copies: Vec<CopiedFrom>) {}
+}
+
+/// Runs of a rebuilt file copied from one baseline file by record patches
+/// ([`RebuiltSink::copied`]): each run's `output` is an offset in the rebuilt file, its
+/// `reference` an offset in the baseline file `baseline`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopiedFrom {
+    /// The baseline file's path.
+    pub baseline: String,
+    /// The runs, in rebuilt-file order.
+    pub runs: Vec<crate::records::CopiedRun>,
+}
+
+/// Most copied runs noted per file (24 bytes each): a file with more is reported with
+/// none, and its feed index is derived by reading it whole.
+pub const MAX_NOTED_RUNS: usize = 1 << 20;
+
+/// The copied runs of one file as its pieces are decoded.
+#[derive(Default)]
+struct NotedCopies {
+    copies: Vec<CopiedFrom>,
+    runs: usize,
+    overflow: bool,
+}
+
+impl NotedCopies {
+    /// Note the runs of a piece at `at` in its file, copied from the range `r`.
+    fn note(&mut self, r: &ReferenceRange, at: u64, runs: Vec<crate::records::CopiedRun>) {
+        self.runs += runs.len();
+        if self.overflow || self.runs > MAX_NOTED_RUNS {
+            self.overflow = true;
+            self.copies = Vec::new();
+            return;
+        }
+        let runs = runs.into_iter().map(|c| crate::records::CopiedRun {
+            output: at + c.output,
+            reference: r.offset + c.reference,
+            len: c.len,
+        });
+        match self.copies.last_mut() {
+            Some(last) if last.baseline == r.path => last.runs.extend(runs),
+            _ => self.copies.push(CopiedFrom {
+                baseline: r.path.clone(),
+                runs: runs.collect(),
+            }),
+        }
+    }
+
+    fn take(&mut self) -> Vec<CopiedFrom> {
+        if self.overflow {
+            Vec::new()
+        } else {
+            std::mem::take(&mut self.copies)
+        }
+    }
 }
 
 /// A sink writing each rebuilt file under a directory, at the file's mode.
@@ -214,19 +275,22 @@ impl SparePieces {
 }
 
 /// Decode one piece's `blob` against `reference` into `out` where the codec can (zstd),
-/// else into a fresh buffer.
+/// else into a fresh buffer. A record patch tells `copied` the runs it copies.
 fn decode_piece(
     encoding: Encoding,
     reference: Option<&[u8]>,
     blob: &[u8],
     size: u64,
     mut out: Vec<u8>,
+    copied: &mut dyn FnMut(crate::records::CopiedRun),
 ) -> std::result::Result<Vec<u8>, PatchError> {
     match (encoding, reference) {
         (Encoding::Zstd, _) => zstd_decode_into(None, blob, size, &mut out).map(|()| out),
         (Encoding::Bsdiff, Some(r)) => bsdiff_decode(r, blob, size),
         (Encoding::BsdiffLzma, Some(r)) => crate::bsdiffx::decode(r, blob, size),
-        (Encoding::Records, Some(r)) => crate::records::decode(r, blob, size),
+        (Encoding::Records, Some(r)) => {
+            crate::records::decode_noting_copies(r, blob, size, out, copied)
+        }
         (_, r) => zstd_decode_into(r, blob, size, &mut out).map(|()| out),
     }
 }
@@ -244,6 +308,10 @@ struct PieceReader<'a, P: Read + Seek> {
     error: Option<DeltaError>,
     /// Where buffers handed away (to a piped sink) come back from.
     spare: Option<&'a SparePieces>,
+    /// Bytes of the file decoded before the current piece.
+    decoded: u64,
+    /// The runs record patches copied from the baseline.
+    copies: NotedCopies,
 }
 
 impl<'a, P: Read + Seek> PieceReader<'a, P> {
@@ -263,6 +331,8 @@ impl<'a, P: Read + Seek> PieceReader<'a, P> {
             at: 0,
             error: None,
             spare: None,
+            decoded: 0,
+            copies: NotedCopies::default(),
         }
     }
 
@@ -288,8 +358,26 @@ impl<'a, P: Read + Seek> PieceReader<'a, P> {
         {
             out = spare.take();
         }
-        let bytes = decode_piece(p.encoding, reference.as_deref(), &blob, p.size, out)
-            .map_err(|e| DeltaError::BadDelta(format!("{}: {e}", f.path)))?;
+        let mut runs = Vec::new();
+        let bytes = decode_piece(
+            p.encoding,
+            reference.as_deref(),
+            &blob,
+            p.size,
+            out,
+            &mut |c| runs.push(c),
+        )
+        .map_err(|e| DeltaError::BadDelta(format!("{}: {e}", f.path)))?;
+        // Runs of a plain baseline range only: a decoded range's offsets are of the
+        // baseline's plain form, not of its bytes.
+        if let Some(r) = p
+            .reference
+            .as_ref()
+            .filter(|r| !r.decoded && !runs.is_empty())
+        {
+            self.copies.note(r, self.decoded, runs);
+        }
+        self.decoded += bytes.len() as u64;
         self.current = bytes;
         self.at = 0;
         Ok(true)
@@ -372,10 +460,10 @@ fn decode_piped<P: Read + Seek + Send, T>(
     spare: &SparePieces,
     copy: Option<PresizedFile>,
     consume: &mut dyn FnMut(&mut dyn Read) -> Result<T>,
-) -> Result<T> {
+) -> Result<(T, Vec<CopiedFrom>)> {
     std::thread::scope(|s| {
         let (tx, rx) = sync_channel::<Result<Vec<u8>>>(0);
-        s.spawn(move || {
+        let decoder = s.spawn(move || {
             let mut copy = copy;
             let mut reader = PieceReader::new(f, pieces, payload, refs);
             reader.spare = Some(spare);
@@ -391,14 +479,14 @@ fn decode_piped<P: Read + Seek + Send, T>(
                         if let Some(Err(e)) = copy.take().map(PresizedFile::finish) {
                             let _ = tx.send(Err(io_err(format!("write {}", f.path))(e)));
                         }
-                        return;
+                        return reader.copies.take();
                     }
                     Err(e) => Err(e),
                 };
                 let failed = next.is_err();
                 // A closed channel: the sink stopped (its own error); stop decoding.
                 if tx.send(next).is_err() || failed {
-                    return;
+                    return Vec::new();
                 }
             }
         });
@@ -414,9 +502,12 @@ fn decode_piped<P: Read + Seek + Send, T>(
         spare.give(std::mem::take(&mut piped.current));
         // Closing the channel releases a decoder blocked on a piece nobody will read.
         drop(piped);
+        // The decoder returns once the channel is closed; a panic there is a bug, and the
+        // copies it would have noted are only an optimisation.
+        let copies = decoder.join().unwrap_or_default();
         match decode_error {
             Some(e) => Err(e),
-            None => put,
+            None => put.map(|t| (t, copies)),
         }
     })
 }
@@ -795,8 +886,9 @@ pub fn apply_delta_threads(
                             put(index, r, &mut *sink)
                         })
                     });
-                    if let Err(e) = outcome {
-                        return Err(pool.first_error(e));
+                    match outcome {
+                        Ok(((), copies)) => sink.copied(f, copies),
+                        Err(e) => return Err(pool.first_error(e)),
                     }
                 }
                 Source::Pieces { pieces } => {
@@ -810,6 +902,7 @@ pub fn apply_delta_threads(
                     if let Err(e) = outcome {
                         return Err(pool.first_error(e));
                     }
+                    sink.copied(f, reader.copies.take());
                 }
                 Source::Recompressed {
                     plain_size,

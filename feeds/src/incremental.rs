@@ -115,8 +115,9 @@ fn for_each_row(input: Box<dyn BufRead + Send + '_>, mut each: impl FnMut(&[u8])
 /// the two feeds, so it can run while the predecessor's index is still being read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RowDiff {
-    /// Rows the predecessor feed holds.
-    predecessor_rows: u64,
+    /// Rows the predecessor feed holds, when counted ([`RowDiff::of_same_bytes`] does not
+    /// read every row, so it cannot count them).
+    predecessor_rows: Option<u64>,
     went: Vec<FeedRow>,
     came: Vec<FeedRow>,
 }
@@ -176,17 +177,41 @@ impl RowDiff {
             })?;
         }
         (!failed).then_some(RowDiff {
-            predecessor_rows,
+            predecessor_rows: Some(predecessor_rows),
             went,
             came,
         })
     }
 
+    /// A diff from its parts: the rows that left and came, and the predecessor's row count
+    /// when it is known.
+    pub(crate) fn from_parts(
+        predecessor_rows: Option<u64>,
+        went: Vec<FeedRow>,
+        came: Vec<FeedRow>,
+    ) -> RowDiff {
+        RowDiff {
+            predecessor_rows,
+            went,
+            came,
+        }
+    }
+
+    /// The parts [`RowDiff::from_parts`] takes.
+    #[cfg(test)]
+    pub(crate) fn into_parts(self) -> (Option<u64>, Vec<FeedRow>, Vec<FeedRow>) {
+        (self.predecessor_rows, self.went, self.came)
+    }
+
     /// The successor's index rows, given the predecessor's `before`; `None` when `before`
-    /// does not describe the predecessor feed (another row count, skipped rows, a row that
-    /// left and is not in it).
+    /// does not describe the predecessor feed (another row count where it was counted,
+    /// skipped rows, a row that left and is not in it).
     pub fn apply_to(self, before: &FeedRows) -> Option<Vec<FeedRow>> {
-        if before.header.skipped != 0 || before.header.rows != self.predecessor_rows {
+        if before.header.skipped != 0
+            || self
+                .predecessor_rows
+                .is_some_and(|n| n != before.header.rows)
+        {
             return None;
         }
         merge(&before.rows, self.went, self.came)

@@ -16,7 +16,8 @@
 //! - [`indexer`] parses rows in parallel and writes the index, sorting each feed's rows in
 //!   bounded memory ([`sort`]);
 //! - [`incremental`] computes a feed's index rows from its predecessor's, parsing only the
-//!   rows that differ (a delta's apply derives the target's index this way);
+//!   rows that differ (a delta's apply derives the target's index this way), and
+//!   [`same_bytes`] does it reading only the rows outside the byte runs the delta copied;
 //! - [`audit`] finds duplicate and divergent rows in an index.
 //!
 //! On the host, [`diff`] joins two indexes row by row, [`changes`] is the per-generation
@@ -37,6 +38,7 @@ pub mod host;
 pub mod incremental;
 pub mod index;
 pub mod indexer;
+pub mod same_bytes;
 pub mod scan;
 pub mod sort;
 pub mod tape;

@@ -38,7 +38,9 @@ use crate::feeds::FEED_INDEX_PATH;
 use crate::feeds::incremental::{PredecessorIndex, RowDiff};
 use crate::feeds::index::FeedRow;
 use crate::feeds::indexer::{FeedFile, IndexOptions, feed_source, index_feeds_with, select_feeds};
+use crate::feeds::same_bytes::{PositionedFeed, SameBytes};
 use crate::feeds::scan::{Compression, feed_compression, open_feed, open_reader};
+use ouk_delta::apply::CopiedFrom;
 
 /// The feed index of the target whose feed files are `feeds` (kit path, file on disk),
 /// written to a new file in `scratch` (sort runs spill there too), with its SHA-256.
@@ -102,13 +104,17 @@ pub(crate) fn derivable(
 /// Compute every derived file of `header` on the host, after
 /// [`ouk_delta::apply::apply_delta`] wrote the rebuilt files to `tree` and `sink`:
 /// `baseline` is the baseline generation's file list, `rebuilt` what the apply returned,
+/// `copies` the runs its record patches copied from the baseline
+/// ([`ouk_delta::apply::RebuiltSink::copied`]; rows inside them are not read again),
 /// `reference` the verified baseline content, `scratch` a private directory. Each derived
 /// file goes into `sink` and must hash to its declared SHA-256. Returns the derived paths
 /// with their digests, to add to the rebuilt ones.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn derive_files(
     header: &DeltaHeader,
     baseline: &[TreeFile],
     rebuilt: &[(String, FileDigest)],
+    copies: &HashMap<String, Vec<CopiedFrom>>,
     tree: &Path,
     reference: &dyn ContentReader,
     scratch: &Path,
@@ -127,7 +133,7 @@ pub(crate) fn derive_files(
         let (file, _) = match by {
             Derivation::FeedsIndex => {
                 match feeds_index_from_baseline(
-                    baseline, &target, &rebuilt, tree, reference, scratch,
+                    baseline, &target, &rebuilt, copies, tree, reference, scratch,
                 ) {
                     Some((file, sha)) if sha == expected => (file, sha),
                     // Declined, or not the declared index: the full scan decides.
@@ -164,6 +170,7 @@ fn feeds_index_from_baseline(
     baseline: &[TreeFile],
     target: &[TreeFile],
     rebuilt: &HashMap<String, FileDigest>,
+    copies: &HashMap<String, Vec<CopiedFrom>>,
     tree: &Path,
     reference: &dyn ContentReader,
     scratch: &Path,
@@ -198,7 +205,9 @@ fn feeds_index_from_baseline(
         || {
             feeds
                 .par_iter()
-                .map(|(rel, path)| diff_from_baseline(rel, path, &in_baseline, reference, &options))
+                .map(|(rel, path)| {
+                    diff_from_baseline(rel, path, &in_baseline, copies, reference, &options)
+                })
                 .collect::<Vec<_>>()
         },
     );
@@ -228,11 +237,14 @@ fn feeds_index_from_baseline(
 }
 
 /// How rebuilt feed `rel` (at `path`; empty for a feed the delta did not rebuild, which
-/// has no diff) differs from the baseline feed at the same path, if there is one.
+/// has no diff) differs from the baseline feed at the same path, if there is one. When the
+/// apply copied runs of that baseline feed into it, only the rows outside them are read
+/// ([`RowDiff::of_same_bytes`]); else, or when that declines, both feeds are read whole.
 fn diff_from_baseline(
     rel: &str,
     path: &Path,
     in_baseline: &HashMap<&str, &TreeFile>,
+    copies: &HashMap<String, Vec<CopiedFrom>>,
     reference: &dyn ContentReader,
     options: &IndexOptions,
 ) -> Option<RowDiff> {
@@ -241,11 +253,68 @@ fn diff_from_baseline(
     }
     let was = in_baseline.get(rel)?;
     let compression = feed_compression(rel).unwrap_or(Compression::None);
+    if compression == Compression::None
+        && let Some(diff) = copies
+            .get(rel)
+            .and_then(|c| diff_outside_copies(rel, path, was, c, reference, options))
+    {
+        return Some(diff);
+    }
     let predecessor = || {
         let raw = std::io::BufReader::with_capacity(1 << 20, reference.open(&was.sha256)?);
         open_reader(raw, compression)
     };
     RowDiff::of(&predecessor, open_feed(path).ok()?, options)
+}
+
+/// [`RowDiff::of_same_bytes`] of rebuilt feed `rel` (staged at `path`) against the
+/// baseline feed `was`, given the runs the apply copied from it. Positioned reads only:
+/// the rows inside the runs (nearly all of a daily feed) are never read.
+fn diff_outside_copies(
+    rel: &str,
+    path: &Path,
+    was: &TreeFile,
+    copies: &[CopiedFrom],
+    reference: &dyn ContentReader,
+    options: &IndexOptions,
+) -> Option<RowDiff> {
+    use std::os::unix::fs::FileExt;
+    let runs: Vec<SameBytes> = copies
+        .iter()
+        .filter(|c| c.baseline == rel)
+        .flat_map(|c| &c.runs)
+        .map(|r| SameBytes {
+            successor: r.output,
+            predecessor: r.reference,
+            len: r.len,
+        })
+        .collect();
+    if runs.is_empty() {
+        return None;
+    }
+    let staged = File::open(path).ok()?;
+    let staged_size = staged.metadata().ok()?.len();
+    let read_staged = |at: u64, len: usize| -> std::io::Result<Vec<u8>> {
+        let n = usize::try_from(staged_size.saturating_sub(at))
+            .map_err(std::io::Error::other)?
+            .min(len);
+        let mut buf = vec![0; n];
+        staged.read_exact_at(&mut buf, at)?;
+        Ok(buf)
+    };
+    let read_baseline = |at: u64, len: usize| reference.read_range(&was.sha256, at, len as u64);
+    RowDiff::of_same_bytes(
+        &PositionedFeed {
+            size: was.size,
+            read_at: &read_baseline,
+        },
+        &PositionedFeed {
+            size: staged_size,
+            read_at: &read_staged,
+        },
+        &runs,
+        options,
+    )
 }
 
 /// The target's feed files on disk: a rebuilt one where the apply staged it, a baseline
@@ -431,6 +500,7 @@ mod tests {
             &header,
             &baseline,
             &rebuilt,
+            &HashMap::new(),
             &tree,
             &reference,
             &scratch,
@@ -483,9 +553,16 @@ mod tests {
         let rebuilt = HashMap::from([(OSV.to_string(), FileDigest::of(&osv1))]);
         let scratch = tmp.path().join("scratch");
         fs::create_dir_all(&scratch).unwrap();
-        let (file, sha) =
-            feeds_index_from_baseline(&baseline, &target, &rebuilt, &tree, &reference, &scratch)
-                .expect("the shortcut answers");
+        let (file, sha) = feeds_index_from_baseline(
+            &baseline,
+            &target,
+            &rebuilt,
+            &HashMap::new(),
+            &tree,
+            &reference,
+            &scratch,
+        )
+        .expect("the shortcut answers");
         assert_eq!(sha, sha1);
         assert_eq!(fs::read(file.path()).unwrap(), index1);
         // Without the baseline index it declines (and the full scan decides).
@@ -494,11 +571,111 @@ mod tests {
                 &baseline[..2],
                 &target,
                 &rebuilt,
+                &HashMap::new(),
                 &tree,
                 &reference,
                 &scratch
             )
             .is_none()
+        );
+    }
+
+    /// A reader that counts what is read of each digest, whole (`open`) or by range.
+    struct Counting<'a> {
+        inner: &'a dyn ContentReader,
+        opened: std::sync::Mutex<Vec<FileDigest>>,
+        ranged: std::sync::atomic::AtomicU64,
+    }
+
+    impl ContentReader for Counting<'_> {
+        fn open(&self, sha256: &FileDigest) -> std::io::Result<Box<dyn Read + Send + '_>> {
+            self.opened.lock().unwrap().push(*sha256);
+            self.inner.open(sha256)
+        }
+        fn read_range(
+            &self,
+            sha256: &FileDigest,
+            offset: u64,
+            length: u64,
+        ) -> std::io::Result<Vec<u8>> {
+            let got = self.inner.read_range(sha256, offset, length)?;
+            self.ranged
+                .fetch_add(got.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            Ok(got)
+        }
+    }
+
+    #[test]
+    fn rows_inside_the_runs_the_apply_copied_are_not_read_again() {
+        use ouk_delta::records::CopiedRun;
+        let tmp = tempfile::tempdir().unwrap();
+        let line =
+            |i: u32, m: u32| format!("{{\"id\":\"OSV-{i}\",\"modified\":\"2025-10-0{m}\"}}\n");
+        let osv0: String = (0..2000).map(|i| line(i, 1)).collect();
+        // Rows 100 and 1500 change (same length, so offsets line up) and one row comes.
+        let osv1: String = (0..2000)
+            .map(|i| line(i, if i == 100 || i == 1500 { 2 } else { 1 }))
+            .chain([line(5000, 1)])
+            .collect();
+        let (osv0, osv1) = (osv0.into_bytes(), osv1.into_bytes());
+        let (index0, _) = full_index(&tmp.path().join("base"), &[(OSV, &osv0)]);
+        let (index1, sha1) = full_index(&tmp.path().join("want"), &[(OSV, &osv1)]);
+        let tree = tmp.path().join("tree");
+        fs::create_dir_all(tree.join(OSV).parent().unwrap()).unwrap();
+        fs::write(tree.join(OSV), &osv1).unwrap();
+        let base = tmp.path().join("base");
+        fs::write(base.join("index"), &index0).unwrap();
+        let baseline = vec![tree_file(OSV, &osv0), tree_file(FEED_INDEX_PATH, &index0)];
+        let dir = DirContent::new([
+            (FileDigest::of(&osv0), base.join(OSV)),
+            (FileDigest::of(&index0), base.join("index")),
+        ]);
+        let reference = Counting {
+            inner: &dir,
+            opened: Default::default(),
+            ranged: Default::default(),
+        };
+        // What a record patch copies: everything but the two changed rows and the new one.
+        let at = |i: u32| (0..i).map(|j| line(j, 1).len() as u64).sum::<u64>();
+        let run = |from: u64, to: u64| CopiedRun {
+            output: from,
+            reference: from,
+            len: to - from,
+        };
+        let copies = HashMap::from([(
+            OSV.to_string(),
+            vec![CopiedFrom {
+                baseline: OSV.into(),
+                runs: vec![
+                    run(0, at(100)),
+                    run(at(101), at(1500)),
+                    run(at(1501), osv0.len() as u64),
+                ],
+            }],
+        )]);
+        let target = vec![tree_file(OSV, &osv1)];
+        let rebuilt = HashMap::from([(OSV.to_string(), FileDigest::of(&osv1))]);
+        let scratch = tmp.path().join("scratch");
+        fs::create_dir_all(&scratch).unwrap();
+        let (file, sha) = feeds_index_from_baseline(
+            &baseline, &target, &rebuilt, &copies, &tree, &reference, &scratch,
+        )
+        .expect("the shortcut answers");
+        assert_eq!(sha, sha1);
+        assert_eq!(fs::read(file.path()).unwrap(), index1);
+        // The baseline feed was never read whole, and only a little of it by range.
+        assert!(
+            !reference
+                .opened
+                .lock()
+                .unwrap()
+                .contains(&FileDigest::of(&osv0))
+        );
+        let ranged = reference.ranged.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(
+            ranged > 0 && ranged < osv0.len() as u64 / 10,
+            "{ranged} of {}",
+            osv0.len()
         );
     }
 

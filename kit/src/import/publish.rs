@@ -132,6 +132,11 @@ fn store_and_materialize(
             .map_err(KitError::from),
     )?;
     let totals = step("ingest", writer.commit().map_err(KitError::from))?;
+    tracing::debug!(
+        step = "ingest",
+        new_chunks = totals.new_chunks,
+        "store committed"
+    );
     let mut labels = Labels::new();
     labels.insert("version".into(), staged.manifest.version.clone());
     labels.insert("channel".into(), staged.manifest.channel.clone());
@@ -149,6 +154,7 @@ fn store_and_materialize(
         root.record_generation(&staged.chunk_set, labels)
             .map_err(KitError::from),
     )?;
+    tracing::debug!(step = "ingest", "generation recorded");
     // 6b. The feed rows this generation changes (changes file + history): before the tree
     // is published, so running out of space here leaves no extra generation behind. While
     // this thread diffs the feed indexes (CPU), another starts the device writing the
@@ -170,10 +176,12 @@ fn store_and_materialize(
             .map_err(KitError::from),
         )
     })?;
+    tracing::debug!(step = "ingest", "feed changes recorded");
     if let Err(e) = root.materialize(&target_id, FileSource::Staged(&staged.staging)) {
         undo_feeds(root, &target_id, feeds.as_ref());
         return Err(("ingest", e.into()));
     }
+    tracing::debug!(step = "ingest", "generation materialized");
     Ok((totals, feeds))
 }
 

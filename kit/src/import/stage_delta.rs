@@ -268,6 +268,7 @@ impl Stage for DeltaStage {
             .filter(|f| f.path != MANIFEST_PATH)
             .collect();
         check_target_files(&manifest, &files, &rebuilt)?;
+        tracing::debug!(step = "check", "target manifest and files checked");
         let (entries, layout_entries) =
             gather_entries(root, header, &files, &mut rebuilt, &dirs.tree)?;
         let chunk_set = step(
@@ -367,6 +368,7 @@ fn rebuild(
         chunks: HashMap::new(),
         progress,
         decoder_copied: None,
+        copies: HashMap::new(),
     };
     // Reference bytes come from the baseline generation's files when they are on disk and
     // still hold what the manifest says, else from the store. A file whose publication
@@ -400,6 +402,11 @@ fn rebuild(
         )
         .map_err(KitError::from),
     )?;
+    tracing::debug!(
+        step = "unpack",
+        files = written.len(),
+        "delta pieces rebuilt"
+    );
     // Files the host derives (the feed index) from what was just rebuilt and the verified
     // baseline, each checked against the digest the signed header declares.
     let mut written = written;
@@ -409,12 +416,14 @@ fn rebuild(
             header,
             baseline,
             &written,
+            &std::mem::take(&mut sink.copies),
             &dirs.tree,
             &reference,
             &dirs.scratch,
             &mut sink,
         ),
     )?);
+    tracing::debug!(step = "check", "derived files rebuilt");
     Ok(Rebuilt {
         digests: written.into_iter().collect(),
         chunks: sink.chunks,
@@ -577,6 +586,8 @@ struct StagingAndStore<'a, 's> {
     progress: StepSink<'a>,
     /// The file whose staging copy the decoder thread is writing.
     decoder_copied: Option<String>,
+    /// Per rebuilt file, the runs record patches copied from the baseline (for the derive).
+    copies: HashMap<String, Vec<ouk_delta::apply::CopiedFrom>>,
 }
 
 impl RebuiltSink for StagingAndStore<'_, '_> {
@@ -621,6 +632,16 @@ impl RebuiltSink for StagingAndStore<'_, '_> {
         finish_rebuilt(out, file, self.tree)?;
         self.chunks.insert(file.path.clone(), put.chunks);
         Ok(put.digest)
+    }
+
+    fn copied(
+        &mut self,
+        file: &ouk_delta::format::DeltaFile,
+        copies: Vec<ouk_delta::apply::CopiedFrom>,
+    ) {
+        if !copies.is_empty() {
+            self.copies.insert(file.path.clone(), copies);
+        }
     }
 }
 
