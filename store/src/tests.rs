@@ -74,6 +74,41 @@ fn identical_content_is_stored_once() {
 }
 
 #[test]
+fn a_chunk_repeated_in_later_batches_is_stored_once_whatever_the_threads() {
+    // 3 MiB of chunks, repeated: each copy lands in another batch (4 MiB), some while the
+    // batch before is still being prepared on the store's threads.
+    let block = random(3 << 20, 9);
+    let data: Vec<u8> = [&block[..], &block, &block, &block].concat();
+    for threads in [1, 2, 4] {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(
+            tmp.path(),
+            StoreOptions {
+                threads,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let once = {
+            let t = tempfile::tempdir().unwrap();
+            open(t.path()).put_reader(&block[..]).unwrap().new_chunks
+        };
+        let put = store.put_reader(&data[..]).unwrap();
+        // The copies after the first cut where the first did (random bytes re-sync at
+        // once), so at most a chunk or two at each seam is new.
+        assert!(
+            put.new_chunks <= once + 6,
+            "{threads} threads: {} new chunks for {} in one copy",
+            put.new_chunks,
+            once
+        );
+        let distinct: std::collections::HashSet<_> = put.chunks.iter().collect();
+        assert_eq!(put.new_chunks, distinct.len() as u64, "{threads} threads");
+        assert_eq!(read_back(&store, &put.digest), data);
+    }
+}
+
+#[test]
 fn single_threaded_and_parallel_stores_agree() {
     let data = text(6 << 20, 4);
     let a = tempfile::tempdir().unwrap();

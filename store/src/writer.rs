@@ -10,8 +10,9 @@
 //!    a pack was created), then commits one redb transaction with the new chunk locations,
 //!    file records and pack lengths.
 //!
-//! Memory is bounded by the chunker's read buffer plus one batch of raw chunks and its
-//! frames, whatever the input size: about `READ_BUFFER + 2 * BATCH_BYTES` (16 MiB).
+//! Memory is bounded by the chunker's read buffer plus two batches of raw chunks (one
+//! being filled while the other is hashed and compressed) and one batch's frames, whatever
+//! the input size: about `READ_BUFFER + 3 * BATCH_BYTES` (16 MiB).
 //! A writer dropped without `commit` (a refused import) rolls its appends back: packs it
 //! extended are cut back to their committed length and packs it created are deleted, so a
 //! refusal leaves the store's files as they were. A crash (no drop) leaves only
@@ -122,9 +123,100 @@ pub struct StoreWriter<'s> {
     _exclusive: std::sync::MutexGuard<'s, ()>,
 }
 
+/// Raw chunks gathered for one round of hashing and compression.
 struct Batch {
     data: Vec<u8>,
     ranges: Vec<(usize, usize)>,
+}
+
+impl Batch {
+    fn with_capacity(bytes: usize) -> Batch {
+        Batch {
+            data: Vec::with_capacity(bytes),
+            ranges: Vec::new(),
+        }
+    }
+
+    fn clear(&mut self) {
+        self.data.clear();
+        self.ranges.clear();
+    }
+}
+
+/// A batch's chunk ids, which of them are new to the store (first occurrence in the batch,
+/// in neither the index nor this writer's pending chunks), and their frames.
+struct Prepared {
+    ids: Vec<ChunkId>,
+    fresh: Vec<usize>,
+    frames: Vec<std::io::Result<Vec<u8>>>,
+}
+
+/// Chunk `reader` into `batch` until it holds [`BATCH_BYTES`] or the input ends (then
+/// `true`), feeding every byte read to `sha` and its count to `progress`.
+fn fill_batch<R: Read>(
+    chunker: &mut StreamChunker<R>,
+    sha: &mut sha2::Sha256,
+    batch: &mut Batch,
+    progress: &mut dyn FnMut(u64),
+) -> Result<bool> {
+    while batch.data.len() < BATCH_BYTES {
+        let mut read = 0u64;
+        let next = chunker
+            .next_chunk(&mut |b| {
+                sha.update(b);
+                read += b.len() as u64;
+            })
+            .ctx(|| "read input".to_string())?;
+        if read > 0 {
+            progress(read);
+        }
+        let Some(chunk) = next else { return Ok(true) };
+        let start = batch.data.len();
+        batch.data.extend_from_slice(chunk);
+        batch.ranges.push((start, chunk.len()));
+    }
+    Ok(false)
+}
+
+/// Hash `batch`'s chunks, drop those `snapshot`'s index or `pending` already hold (and
+/// repeats within the batch), and compress the rest at `level`; in parallel on the
+/// current rayon pool when `parallel`.
+fn prepare(
+    batch: &Batch,
+    snapshot: &redb::ReadTransaction,
+    pending: &HashMap<ChunkId, ChunkLocation>,
+    level: i32,
+    parallel: bool,
+) -> Result<Prepared> {
+    let data = &batch.data;
+    let hash = |&(o, l): &(usize, usize)| ChunkId::of(&data[o..o + l]);
+    let ids: Vec<ChunkId> = if parallel {
+        batch.ranges.par_iter().map(hash).collect()
+    } else {
+        batch.ranges.iter().map(hash).collect()
+    };
+    let index = snapshot.open_table(CHUNKS)?;
+    let mut fresh = Vec::new();
+    let mut seen = HashSet::new();
+    for (i, id) in ids.iter().enumerate() {
+        if pending.contains_key(id) || !seen.insert(*id) {
+            continue;
+        }
+        if index.get(id.as_bytes())?.is_none() {
+            fresh.push(i);
+        }
+    }
+    drop(index);
+    let encode = |&i: &usize| {
+        let (o, l) = batch.ranges[i];
+        compress_frame(level, &ids[i], &data[o..o + l])
+    };
+    let frames = if parallel {
+        fresh.par_iter().map(encode).collect()
+    } else {
+        fresh.iter().map(encode).collect()
+    };
+    Ok(Prepared { ids, fresh, frames })
 }
 
 impl<'s> StoreWriter<'s> {
@@ -179,6 +271,12 @@ impl<'s> StoreWriter<'s> {
 
     /// Put everything `reader` yields. `progress` is called with the count of bytes read
     /// since the last call.
+    ///
+    /// While one batch is hashed, deduplicated and compressed on the store's threads, this
+    /// thread already chunks the next one (and computes the file's SHA-256): the two
+    /// halves of the work overlap instead of taking turns. Batches are stored strictly in
+    /// order, each prepared only after the one before it was appended, so a chunk seen in
+    /// an earlier batch is never stored twice.
     pub fn put_reader(
         &mut self,
         reader: impl Read,
@@ -188,10 +286,9 @@ impl<'s> StoreWriter<'s> {
         // `fsutil::HashingReader`: the chunker owns the reader and its read loop.
         let mut sha = sha2::Sha256::new();
         let mut chunker = StreamChunker::new(self.store.chunker.clone(), reader);
-        let mut batch = Batch {
-            data: Vec::with_capacity(BATCH_BYTES + self.store.chunker.params().max_size as usize),
-            ranges: Vec::new(),
-        };
+        let capacity = BATCH_BYTES + self.store.chunker.params().max_size as usize;
+        let mut filling = Batch::with_capacity(capacity);
+        let mut sealed = Batch::with_capacity(capacity);
         let mut outcome = PutOutcome {
             digest: FileDigest([0; 32]),
             size: 0,
@@ -200,26 +297,44 @@ impl<'s> StoreWriter<'s> {
             new_raw_bytes: 0,
             new_stored_bytes: 0,
         };
+        let level = if self.fast {
+            crate::compact::FAST_LEVEL
+        } else {
+            self.store.header.zstd_level
+        };
+        let mut input_done = false;
         loop {
-            let mut read = 0u64;
-            let next = chunker
-                .next_chunk(&mut |b| {
-                    sha.update(b);
-                    read += b.len() as u64;
-                })
-                .ctx(|| "read input".to_string())?;
-            if read > 0 {
-                progress(read);
+            let mut prepared: Option<Result<Prepared>> = None;
+            let mut filled: Result<bool> = Ok(input_done);
+            let (snapshot, pending) = (&self.snapshot, &self.pending_chunks);
+            let mut fill = || {
+                if !input_done {
+                    filled = fill_batch(&mut chunker, &mut sha, &mut filling, progress);
+                }
+            };
+            match (&self.store.pool, sealed.ranges.is_empty()) {
+                (_, true) => fill(),
+                (Some(pool), false) => pool.in_place_scope(|s| {
+                    s.spawn(|_| prepared = Some(prepare(&sealed, snapshot, pending, level, true)));
+                    fill();
+                }),
+                (None, false) => {
+                    prepared = Some(prepare(&sealed, snapshot, pending, level, false));
+                    fill();
+                }
             }
-            let Some(chunk) = next else { break };
-            let start = batch.data.len();
-            batch.data.extend_from_slice(chunk);
-            batch.ranges.push((start, chunk.len()));
-            if batch.data.len() >= BATCH_BYTES {
-                self.store_batch(&mut batch, &mut outcome)?;
+            if let Some(p) = prepared {
+                self.append_prepared(&sealed, p?, &mut outcome)?;
+                sealed.clear();
+            }
+            input_done = filled?;
+            if !filling.ranges.is_empty() && (input_done || filling.data.len() >= BATCH_BYTES) {
+                std::mem::swap(&mut filling, &mut sealed);
+            }
+            if input_done && sealed.ranges.is_empty() && filling.ranges.is_empty() {
+                break;
             }
         }
-        self.store_batch(&mut batch, &mut outcome)?;
         outcome.digest = FileDigest(sha.finalize().into());
         let known = self.pending_files.contains_key(&outcome.digest)
             || self
@@ -241,41 +356,15 @@ impl<'s> StoreWriter<'s> {
         Ok(outcome)
     }
 
-    fn store_batch(&mut self, batch: &mut Batch, outcome: &mut PutOutcome) -> Result<()> {
-        if batch.ranges.is_empty() {
-            return Ok(());
-        }
-        let data = &batch.data;
-        let hash = |&(o, l): &(usize, usize)| ChunkId::of(&data[o..o + l]);
-        let ids: Vec<ChunkId> = match &self.store.pool {
-            Some(pool) => pool.install(|| batch.ranges.par_iter().map(hash).collect()),
-            None => batch.ranges.iter().map(hash).collect(),
-        };
-        let index = self.snapshot.open_table(CHUNKS)?;
-        let mut fresh = Vec::new();
-        let mut seen = HashSet::new();
-        for (i, id) in ids.iter().enumerate() {
-            if self.pending_chunks.contains_key(id) || !seen.insert(*id) {
-                continue;
-            }
-            if index.get(id.as_bytes())?.is_none() {
-                fresh.push(i);
-            }
-        }
-        drop(index);
-        let level = if self.fast {
-            crate::compact::FAST_LEVEL
-        } else {
-            self.store.header.zstd_level
-        };
-        let encode = |&i: &usize| {
-            let (o, l) = batch.ranges[i];
-            compress_frame(level, &ids[i], &data[o..o + l])
-        };
-        let frames: Vec<std::io::Result<Vec<u8>>> = match &self.store.pool {
-            Some(pool) => pool.install(|| fresh.par_iter().map(encode).collect()),
-            None => fresh.iter().map(encode).collect(),
-        };
+    /// Append the new frames of `batch` (prepared by [`prepare`] after every earlier batch
+    /// was appended) and account for its chunks.
+    fn append_prepared(
+        &mut self,
+        batch: &Batch,
+        prepared: Prepared,
+        outcome: &mut PutOutcome,
+    ) -> Result<()> {
+        let Prepared { ids, fresh, frames } = prepared;
         for (&i, frame) in fresh.iter().zip(frames) {
             let frame = frame.ctx(|| "compress chunk".to_string())?;
             let pack = self.pack_for_append()?;
@@ -300,8 +389,6 @@ impl<'s> StoreWriter<'s> {
         }
         outcome.size += batch.ranges.iter().map(|r| r.1 as u64).sum::<u64>();
         outcome.chunks.extend_from_slice(&ids);
-        batch.data.clear();
-        batch.ranges.clear();
         Ok(())
     }
 
