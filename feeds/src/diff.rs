@@ -24,7 +24,8 @@
 //! deterministic.
 //!
 //! **Cost.** This runs after every import, so it is kept to reading: the two first passes
-//! run on one core each; rows in the writer's form are read without serde
+//! run on one core each, and sources are then joined on threads of their own (their
+//! changes still reach the consumer in order); rows in the writer's form are read without serde
 //! (`FeedIndexReader::advance`) into buffers reused from row to row, and only a change
 //! allocates (`benches/record_import.rs` times it).
 //!
@@ -39,6 +40,7 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::sync::mpsc::sync_channel;
 
 use serde::{Deserialize, Serialize};
 
@@ -490,20 +492,70 @@ pub fn diff_indexes(
     sources.dedup();
     let none: Vec<FeedAt> = Vec::new();
     let mut counts = DiffCounts::new();
-    for source in sources {
-        let old_rows = SourceRows::open(
-            old.path.as_deref(),
-            old.by_source.get(source).unwrap_or(&none),
-        )?;
-        let new_rows = SourceRows::open(
-            new.path.as_deref(),
-            new.by_source.get(source).unwrap_or(&none),
-        )?;
-        let c = join_source(source, old_rows, new_rows, sink)?;
-        counts.insert(source.clone(), c);
-    }
+    // Sources are joined on threads of their own, up to `JOINS_AHEAD` at once, each into a
+    // bounded lane; this thread hands the lanes' changes to `sink` source by source, so
+    // the output is the sequential join's, in the same order.
+    std::thread::scope(|s| -> Result<(), DiffError> {
+        let lane = |i: usize| {
+            let source: &String = sources[i];
+            let (tx, rx) = sync_channel::<RowChange>(LANE_CHANGES);
+            let (old_feeds, new_feeds) = (
+                old.by_source.get(source).unwrap_or(&none),
+                new.by_source.get(source).unwrap_or(&none),
+            );
+            let (old_path, new_path) = (old.path.as_deref(), new.path.as_deref());
+            let join = s.spawn(move || {
+                let old_rows = SourceRows::open(old_path, old_feeds)?;
+                let new_rows = SourceRows::open(new_path, new_feeds)?;
+                join_source(source, old_rows, new_rows, &mut |c| {
+                    tx.send(c)
+                        .map_err(|_| DiffError::Sink("the consumer of the changes stopped".into()))
+                })
+            });
+            (source, rx, join)
+        };
+        let mut pending = 0..sources.len();
+        let mut lanes: std::collections::VecDeque<_> =
+            pending.by_ref().take(JOINS_AHEAD).map(lane).collect();
+        let mut failure: Option<DiffError> = None;
+        while let Some((source, rx, join)) = lanes.pop_front() {
+            if failure.is_none() {
+                for c in rx.iter() {
+                    if let Err(e) = sink(c) {
+                        failure = Some(e);
+                        break;
+                    }
+                }
+            }
+            // A lane nobody reads any more stops its thread at its next change.
+            drop(rx);
+            match join.join() {
+                Ok(Ok(c)) => {
+                    counts.insert(source.clone(), c);
+                }
+                Ok(Err(e)) => {
+                    failure.get_or_insert(e);
+                }
+                Err(_) => {
+                    failure.get_or_insert(DiffError::Sink("a join thread panicked".into()));
+                }
+            }
+            if failure.is_none() {
+                lanes.extend(pending.next().map(lane));
+            }
+        }
+        failure.map_or(Ok(()), Err)
+    })?;
     Ok(counts)
 }
+
+/// Sources joined at once by [`diff_indexes`] (each holds one buffered cursor per feed).
+const JOINS_AHEAD: usize = 4;
+
+/// Changes a source's join may run ahead of the consumer (a few MiB at most per lane): a
+/// daily diff fits, so every source is joined at once; a diff of everything (a first
+/// import) waits for the consumer instead of growing.
+const LANE_CHANGES: usize = 8192;
 
 /// [`diff_indexes`] collecting every change (for tests and small indexes).
 pub fn diff_to_vec(
@@ -712,6 +764,51 @@ mod tests {
         assert!(changes.iter().all(|c| c.change == ChangeKind::Added));
         assert_eq!(counts.len(), 3, "every source is counted, ghsa with zeros");
         assert_eq!(counts["ghsa"].total(), 0);
+    }
+
+    /// Sources are joined on threads of their own: more changes than a lane holds, in
+    /// more sources than run at once, still come out in order; a consumer that fails stops
+    /// every join (no thread is left blocked on a full lane).
+    #[test]
+    fn sources_joined_apart_come_out_in_order_and_a_failing_consumer_stops_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let rows = |n: usize, h: u8| -> Vec<FeedRow> {
+            (0..n)
+                .map(|i| row(&format!("ID-{i:06}"), None, h))
+                .collect()
+        };
+        let sources = ["a", "b", "c", "d", "e", "f"];
+        let index = |name: &str, h: u8| {
+            let feeds: Vec<Feed> = sources
+                .iter()
+                .map(|s| feed(&format!("feeds/{s}/all"), s, rows(LANE_CHANGES + 100, h)))
+                .collect();
+            write_index(dir.path(), name, &feeds)
+        };
+        let (old, new) = (index("old", 1), index("new", 2));
+        let (counts, changes) = diff_to_vec(Some(&old), Some(&new)).unwrap();
+        assert_eq!(changes.len(), sources.len() * (LANE_CHANGES + 100));
+        assert!(
+            changes
+                .windows(2)
+                .all(|w| (&w[0].source, &w[0].id) < (&w[1].source, &w[1].id))
+        );
+        assert!(
+            counts
+                .values()
+                .all(|c| c.total() == (LANE_CHANGES + 100) as u64)
+        );
+        let mut seen = 0;
+        let e = diff_indexes(Some(&old), Some(&new), &mut |c| {
+            seen += 1;
+            if c.source == "b" {
+                return Err(DiffError::Sink("full disk".into()));
+            }
+            Ok(())
+        })
+        .unwrap_err();
+        assert!(matches!(&e, DiffError::Sink(m) if m == "full disk"), "{e}");
+        assert_eq!(seen, LANE_CHANGES + 101);
     }
 
     #[test]
