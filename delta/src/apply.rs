@@ -23,7 +23,10 @@
 //! sink; reference windows are lent from mappings of the checked baseline files rather
 //! than copied ([`ContentReader::map_range`]); piece buffers are recycled between pieces
 //! (at most [`SPARE_PIECES`] kept), and a sink may let the decoder thread write its copy of
-//! the file ([`RebuiltSink::decoder_copy`]) so its own thread only hashes and stores.
+//! the file ([`RebuiltSink::decoder_copy`]) so its own thread only hashes and stores. The
+//! runs record patches copy from the baseline are reported after each file
+//! ([`RebuiltSink::copied`]): what the host derives from a rebuilt feed need not read
+//! them again.
 
 use std::collections::{HashMap, VecDeque};
 use std::fs::{self, File, OpenOptions};
@@ -37,6 +40,7 @@ use std::thread::Scope;
 use ouk_store::FileDigest;
 use ouk_store::fsutil::{HashingReader, PassError, read_through};
 use ouk_store::presized::PresizedFile;
+use ouk_store::writeback::WritebackFile;
 
 use crate::content::{ContentReader, RangeBytes, TreeFile};
 use crate::envelope;
@@ -163,8 +167,11 @@ impl DirSink {
 }
 
 /// Create `out_dir/<path>` (and its parents) for writing; never overwrites.
-pub fn create_rebuilt(out_dir: &Path, f: &DeltaFile) -> Result<BufWriter<File>> {
-    Ok(BufWriter::with_capacity(1 << 20, open_rebuilt(out_dir, f)?))
+pub fn create_rebuilt(out_dir: &Path, f: &DeltaFile) -> Result<BufWriter<WritebackFile>> {
+    Ok(BufWriter::with_capacity(
+        1 << 20,
+        WritebackFile::new(open_rebuilt(out_dir, f)?),
+    ))
 }
 
 /// Create `out_dir/<path>` and its parents, new, mode 0600 until its bytes are all written.
@@ -183,10 +190,12 @@ fn open_rebuilt(out_dir: &Path, f: &DeltaFile) -> Result<File> {
 }
 
 /// Flush a file made by [`create_rebuilt`] and give it its mode.
-pub fn finish_rebuilt(mut w: BufWriter<File>, f: &DeltaFile, out_dir: &Path) -> Result<()> {
+pub fn finish_rebuilt(w: BufWriter<WritebackFile>, f: &DeltaFile, out_dir: &Path) -> Result<()> {
     let path = out_dir.join(&f.path);
-    w.flush()
-        .map_err(io_err(format!("write {}", path.display())))?;
+    let file = w
+        .into_inner()
+        .map_err(|e| io_err(format!("write {}", path.display()))(e.into_error()))?;
+    drop(file.into_inner());
     set_rebuilt_mode(f, out_dir)
 }
 

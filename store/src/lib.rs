@@ -47,6 +47,7 @@ mod reindex;
 #[cfg(feature = "aws")]
 pub mod remote;
 pub mod units;
+pub mod writeback;
 mod writer;
 
 use redb::{ReadableDatabase, ReadableTable};

@@ -23,6 +23,8 @@
 //!   next window: the resident memory this adds is bounded whatever the file's size.
 //! - The file must stay private to the writer while it is written (a truncation by someone
 //!   else would fault the process): callers write only into their own staging directory.
+//! - Every [`WRITEBACK_STEP`] of whole windows written, the device is asked to start
+//!   writing those pages ([`crate::writeback`]); durability is still the caller's.
 
 use std::fs::File;
 use std::io::{self, Write};
@@ -30,6 +32,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 
 use crate::mapping::FileMapping;
+use crate::writeback::{WRITEBACK_STEP, start_writeback};
 
 /// Bytes one thread maps at once.
 pub const WINDOW: usize = 4 << 20;
@@ -49,6 +52,8 @@ pub struct PresizedFile {
     parallel: bool,
     /// The window small writes go through, kept while writes stay inside it.
     window: Option<FileMapping>,
+    /// Bytes before this offset were handed to the device's writeback already.
+    written_back: u64,
 }
 
 impl PresizedFile {
@@ -80,6 +85,7 @@ impl PresizedFile {
             mapped,
             parallel,
             window: None,
+            written_back: 0,
         })
     }
 
@@ -100,6 +106,7 @@ impl PresizedFile {
         if self.at != self.size {
             self.file.set_len(self.at)?;
         }
+        start_writeback(&self.file, self.written_back, self.at);
         Ok(self.file)
     }
 
@@ -162,6 +169,12 @@ impl Write for PresizedFile {
             self.copy_through_window(bytes)?;
         }
         self.at += bytes.len() as u64;
+        // Whole windows only: the one small writes still go through stays mapped.
+        let done = self.at - self.at % WINDOW as u64;
+        if done >= self.written_back + WRITEBACK_STEP {
+            start_writeback(&self.file, self.written_back, done);
+            self.written_back = done;
+        }
         Ok(bytes.len())
     }
 

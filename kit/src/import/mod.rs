@@ -51,8 +51,7 @@ pub(crate) use verify_input::Verified;
 pub use verify_input::trusted_keys;
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use ouk_delta::{ChunkSetManifest, GenerationId};
@@ -185,13 +184,15 @@ struct ImportRecord {
     at: i64,
 }
 
-pub(crate) struct Tee<'a, R> {
+/// A reader that writes what it reads to `out` (the staging copy); a write error is kept
+/// in `write_error` and ends the read.
+pub(crate) struct Tee<'a, R, W> {
     pub(crate) inner: R,
-    pub(crate) out: &'a mut BufWriter<File>,
+    pub(crate) out: &'a mut W,
     pub(crate) write_error: Option<io::Error>,
 }
 
-impl<R: Read> Read for Tee<'_, R> {
+impl<R: Read, W: Write> Read for Tee<'_, R, W> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         if let Err(e) = self.out.write_all(&buf[..n]) {

@@ -4,13 +4,14 @@
 //! against the manifest as it goes.
 
 use std::fs::{self, OpenOptions};
-use std::io::{BufWriter, Read, Write};
+use std::io::{BufWriter, Read};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use ouk_delta::{ChunkSetManifest, GenerationId, ManifestEntry};
 use ouk_store::StoreError;
 use ouk_store::progress::{Step, StepSink, Unit};
+use ouk_store::writeback::WritebackFile;
 
 use super::{
     ImportReport, Stage, StageContext, Staged, StagedTree, Staging, StepResult, Tee, Verified,
@@ -259,7 +260,9 @@ fn stage_file(
             .ctx(|| format!("create {}", dest.display()))
             .map_err(Into::into),
     )?;
-    let mut out = BufWriter::with_capacity(1 << 20, f);
+    // Handed to the device as it is written, so the `syncfs` before publication waits
+    // for the last pages only (`ouk_store::writeback`).
+    let mut out = BufWriter::with_capacity(1 << 20, WritebackFile::new(f));
     let mut tee = Tee {
         inner: entry,
         out: &mut out,
@@ -290,13 +293,14 @@ fn stage_file(
         }
         (Err(e), None) => return Err(("unpack", e.into())),
     };
-    step(
+    let written = step(
         "unpack",
-        out.flush()
+        out.into_inner()
+            .map_err(|e| e.into_error())
             .ctx(|| format!("write {}", dest.display()))
             .map_err(Into::into),
     )?;
-    drop(out);
+    drop(written.into_inner());
     if !gate.matches(path, put.size, &put.digest.to_hex()) {
         return Err((
             "check",

@@ -1,0 +1,104 @@
+//! Starting the device on a new file's pages while the file is still being written.
+//!
+//! An import writes its whole staging tree (hundreds of megabytes) and then makes it
+//! durable with one `syncfs` before it publishes. Left alone, the kernel starts writing
+//! those pages only when a dirty-memory threshold or the 30 s expiry is reached, so that
+//! `syncfs` waits for nearly every byte at once, with both cores idle. Asking for
+//! writeback every [`WRITEBACK_STEP`] written (`sync_file_range(SYNC_FILE_RANGE_WRITE)`,
+//! which queues the pages and does not wait for them) lets the device work while the
+//! import still hashes and stores, and the final wait covers the last pages only.
+//!
+//! Invariant: this is advisory. Durability comes from the caller's `fsync`/`syncfs`
+//! alone; a failed request is ignored.
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::os::fd::AsRawFd;
+
+/// Bytes written between two writeback requests.
+pub const WRITEBACK_STEP: u64 = 16 << 20;
+
+/// Ask the device to start writing back `file`'s bytes in `[from, to)` (not waiting).
+pub fn start_writeback(file: &File, from: u64, to: u64) {
+    if to <= from {
+        return;
+    }
+    let (Ok(offset), Ok(len)) = (
+        libc::off64_t::try_from(from),
+        libc::off64_t::try_from(to - from),
+    ) else {
+        return;
+    };
+    // SAFETY: a valid fd and a range of its file; the call only queues writeback, and its
+    // result does not matter (see the module doc).
+    unsafe {
+        libc::sync_file_range(file.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE);
+    }
+}
+
+/// A new file written front to back with `write`, its pages handed to the device every
+/// [`WRITEBACK_STEP`] (put a `BufWriter` in front for small writes).
+#[derive(Debug)]
+pub struct WritebackFile {
+    file: File,
+    written: u64,
+    handed: u64,
+}
+
+impl WritebackFile {
+    /// Wrap `file`, opened for writing at its start.
+    pub fn new(file: File) -> WritebackFile {
+        WritebackFile {
+            file,
+            written: 0,
+            handed: 0,
+        }
+    }
+
+    /// The file, its last bytes handed to the device too.
+    pub fn into_inner(self) -> File {
+        start_writeback(&self.file, self.handed, self.written);
+        self.file
+    }
+}
+
+impl Write for WritebackFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.written += n as u64;
+        if self.written >= self.handed + WRITEBACK_STEP {
+            start_writeback(&self.file, self.handed, self.written);
+            self.handed = self.written;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+
+    use super::*;
+
+    #[test]
+    fn bytes_written_through_are_the_file_and_writeback_is_requested_past_each_step() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let data: Vec<u8> = (0..(WRITEBACK_STEP as usize * 2 + 12345))
+            .map(|i| (i % 251) as u8)
+            .collect();
+        let mut w = WritebackFile::new(File::create(&path).unwrap());
+        for part in data.chunks(1 << 20) {
+            w.write_all(part).unwrap();
+        }
+        assert_eq!(w.handed, WRITEBACK_STEP * 2);
+        drop(w.into_inner());
+        let mut back = Vec::new();
+        File::open(&path).unwrap().read_to_end(&mut back).unwrap();
+        assert!(back == data);
+    }
+}
