@@ -450,12 +450,51 @@ pub struct FileTier {
     /// The encoding of its first piece, when it has pieces.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub encoding: Option<Encoding>,
+    /// Pieces and payload bytes per encoding, in first-use order, when its pieces use
+    /// more than one (a large feed's pieces may be record patches and zstd patches).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub encodings: Vec<EncodingShare>,
     /// Whether a piece patches against a baseline file's plain form.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub decoded_reference: bool,
     /// For a block member: the plain form it travels in, when not its bytes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub form: Option<MemberForm>,
+}
+
+/// The pieces of one file in one encoding ([`FileTier::encodings`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EncodingShare {
+    /// The encoding.
+    pub encoding: Encoding,
+    /// Pieces in it.
+    pub pieces: u64,
+    /// Their payload bytes.
+    pub shipped: u64,
+}
+
+/// Pieces and bytes per encoding, in first-use order; empty when one encoding (or none)
+/// covers them all.
+fn encoding_shares(pieces: &[Piece]) -> Vec<EncodingShare> {
+    let mut out: Vec<EncodingShare> = Vec::new();
+    for p in pieces {
+        match out.iter_mut().find(|s| s.encoding == p.encoding) {
+            Some(s) => {
+                s.pieces += 1;
+                s.shipped += p.length;
+            }
+            None => out.push(EncodingShare {
+                encoding: p.encoding,
+                pieces: 1,
+                shipped: p.length,
+            }),
+        }
+    }
+    if out.len() < 2 {
+        out.clear();
+    }
+    out
 }
 
 /// What a delta changes, by category.
@@ -916,6 +955,7 @@ impl DeltaHeader {
                     recipe_bytes: None,
                     shipped: pieces.iter().map(|p| p.length).sum(),
                     encoding: pieces.first().map(|p| p.encoding),
+                    encodings: encoding_shares(pieces),
                     decoded_reference: pieces
                         .iter()
                         .any(|p| p.reference.as_ref().is_some_and(|r| r.decoded)),
@@ -972,6 +1012,39 @@ impl DeltaHeader {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_file_of_mixed_pieces_lists_each_encoding_and_one_of_one_kind_lists_none() {
+        let piece = |encoding, length| Piece {
+            size: 10,
+            encoding,
+            reference: None,
+            offset: 0,
+            length,
+        };
+        let mixed = [
+            piece(Encoding::Records, 7),
+            piece(Encoding::ZstdRef, 15),
+            piece(Encoding::ZstdRef, 16),
+        ];
+        assert_eq!(
+            encoding_shares(&mixed),
+            vec![
+                EncodingShare {
+                    encoding: Encoding::Records,
+                    pieces: 1,
+                    shipped: 7
+                },
+                EncodingShare {
+                    encoding: Encoding::ZstdRef,
+                    pieces: 2,
+                    shipped: 31
+                },
+            ]
+        );
+        assert!(encoding_shares(&mixed[1..]).is_empty());
+        assert!(encoding_shares(&[]).is_empty());
+    }
 
     fn header(feed_changes: Option<FeedChangesRef>) -> DeltaHeader {
         let gen_ref = |n| GenerationRef {

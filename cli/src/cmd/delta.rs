@@ -210,9 +210,18 @@ pub fn run(ctx: &Context, cmd: DeltaCommand) -> Result<ExitCode, Failure> {
                             bytes(plain),
                             bytes(t.recipe_bytes.unwrap_or(0))
                         ),
-                        ("patch" | "literal", _, _) => match t.encoding {
-                            Some(e) => format!("{e:?} {}", bytes(t.shipped)),
-                            None => "empty".to_string(),
+                        ("patch" | "literal", _, _) => match (t.encoding, &t.encodings[..]) {
+                            (_, [_, _, ..]) => format!(
+                                "{} {}",
+                                t.encodings
+                                    .iter()
+                                    .map(|s| format!("{:?}:{}", s.encoding, s.pieces))
+                                    .collect::<Vec<_>>()
+                                    .join("+"),
+                                bytes(t.shipped)
+                            ),
+                            (Some(e), _) => format!("{e:?} {}", bytes(t.shipped)),
+                            (None, _) => "empty".to_string(),
                         },
                         (tier, _, _) => tier.to_string(),
                     };
