@@ -511,9 +511,13 @@ fn decode_piped<P: Read + Seek + Send, T>(
         spare.give(std::mem::take(&mut piped.current));
         // Closing the channel releases a decoder blocked on a piece nobody will read.
         drop(piped);
-        // The decoder returns once the channel is closed; a panic there is a bug, and the
-        // copies it would have noted are only an optimisation.
-        let copies = decoder.join().unwrap_or_default();
+        // The decoder returns once the channel is closed. A panic there is a bug: it is
+        // raised here, as the scope would have raised it (a decoder that died must never
+        // look like the end of the file).
+        let copies = match decoder.join() {
+            Ok(copies) => copies,
+            Err(panic) => std::panic::resume_unwind(panic),
+        };
         match decode_error {
             Some(e) => Err(e),
             None => put.map(|t| (t, copies)),
