@@ -536,9 +536,9 @@ pub fn diff_indexes(
                 Ok(Err(e)) => {
                     failure.get_or_insert(e);
                 }
-                Err(_) => {
-                    failure.get_or_insert(DiffError::Sink("a join thread panicked".into()));
-                }
+                // A bug, not a consumer failure: raised as the panic it is (the lanes
+                // still held are dropped on the way, which releases their threads).
+                Err(panic) => std::panic::resume_unwind(panic),
             }
             if failure.is_none() {
                 lanes.extend(pending.next().map(lane));

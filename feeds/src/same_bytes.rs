@@ -18,12 +18,14 @@
 //! - the rows are the scanner's ([`crate::scan::RowSplitter`], JSON lines): a line with its
 //!   newline, whitespace-only lines skipped; a feed that is a JSON array, starts with
 //!   whitespace or a byte-order mark, or is empty declines (the caller diffs in full);
-//! - a run is only trusted where its bytes are inside both files; a run that is not sorted,
-//!   overlaps the one before, or copies predecessor bytes another run copied declines;
+//! - a run is only trusted where its bytes are inside both files; runs that are not sorted
+//!   or overlap in the successor decline, and so do runs whose whole rows overlap in the
+//!   predecessor (one predecessor row copied twice);
 //! - the result's predecessor row count is unknown (counting would read every byte): the
 //!   caller checks what it derives against a signed digest and rescans on a mismatch, as it
 //!   does for every shortcut of [`crate::incremental`];
-//! - memory: the bytes outside the runs (plus one read window per side).
+//! - memory: the bytes outside the runs, at most [`MAX_OUTSIDE`] for both sides (more
+//!   declines before anything is read: the full diff streams instead).
 
 use std::collections::HashMap;
 use std::io;
@@ -54,6 +56,11 @@ pub struct PositionedFeed<'a> {
     /// The positioned read.
     pub read_at: &'a (dyn Fn(u64, usize) -> io::Result<Vec<u8>> + Sync),
 }
+
+/// Most bytes outside the runs (both feeds together) read into memory; past it the diff
+/// declines. A daily feed's changed rows are a few MB; a feed whose pieces were mostly
+/// not record patches has gaps of hundreds of MB, which the full diff streams.
+pub const MAX_OUTSIDE: u64 = 64 << 20;
 
 /// Bytes read when looking for a line end near a run's edge; doubled while none is found.
 const PROBE: usize = 4 << 10;
@@ -160,6 +167,17 @@ impl RowDiff {
         runs: &[SameBytes],
         opts: &IndexOptions,
     ) -> Option<RowDiff> {
+        Self::of_same_bytes_within(predecessor, successor, runs, opts, MAX_OUTSIDE)
+    }
+
+    /// [`RowDiff::of_same_bytes`] reading at most `max_outside` bytes outside the runs.
+    fn of_same_bytes_within(
+        predecessor: &PositionedFeed<'_>,
+        successor: &PositionedFeed<'_>,
+        runs: &[SameBytes],
+        opts: &IndexOptions,
+        max_outside: u64,
+    ) -> Option<RowDiff> {
         if opts.skip_bad_rows || !predecessor.is_plain_lines()? || !successor.is_plain_lines()? {
             return None;
         }
@@ -200,15 +218,26 @@ impl RowDiff {
         }
         // The rows outside the runs: the predecessor's counted by raw hash, the
         // successor's matched against them.
-        let outside = |feed: &PositionedFeed<'_>, covered: &[(u64, u64)]| {
-            gaps(covered, feed.size)
-                .into_iter()
+        let (before_gaps, after_gaps) = (
+            gaps(&predecessor_covered, predecessor.size),
+            gaps(&successor_covered, successor.size),
+        );
+        let outside: u64 = before_gaps
+            .iter()
+            .chain(&after_gaps)
+            .map(|(s, e)| e - s)
+            .sum();
+        if outside > max_outside {
+            return None;
+        }
+        let read = |feed: &PositionedFeed<'_>, gaps: Vec<(u64, u64)>| {
+            gaps.into_iter()
                 .map(|(s, e)| feed.bytes(s, e))
                 .collect::<Option<Vec<Vec<u8>>>>()
         };
         let (before, after) = (
-            outside(predecessor, &predecessor_covered)?,
-            outside(successor, &successor_covered)?,
+            read(predecessor, before_gaps)?,
+            read(successor, after_gaps)?,
         );
         let mut left: HashMap<u128, u32> = HashMap::new();
         for gap in &before {
@@ -270,8 +299,17 @@ mod tests {
     }
 
     fn by_runs(before: &[u8], after: &[u8], runs: &[SameBytes]) -> Option<RowDiff> {
+        by_runs_within(before, after, runs, MAX_OUTSIDE)
+    }
+
+    fn by_runs_within(
+        before: &[u8],
+        after: &[u8],
+        runs: &[SameBytes],
+        max_outside: u64,
+    ) -> Option<RowDiff> {
         let (b, a) = (positioned(before), positioned(after));
-        RowDiff::of_same_bytes(
+        RowDiff::of_same_bytes_within(
             &PositionedFeed {
                 size: before.len() as u64,
                 read_at: &b,
@@ -282,6 +320,7 @@ mod tests {
             },
             runs,
             &IndexOptions::default(),
+            max_outside,
         )
     }
 
@@ -410,6 +449,22 @@ mod tests {
                 prop_assert_eq!(Some(sorted(got)), want);
             }
         }
+    }
+
+    #[test]
+    fn more_bytes_outside_the_runs_than_the_bound_declines_before_reading_them() {
+        let before: String = (0..40).map(|i| row(i, 1)).collect();
+        let after: String = (0..40)
+            .map(|i| if i % 9 == 4 { row(i, 2) } else { row(i, 1) })
+            .collect();
+        let runs = greedy_runs(before.as_bytes(), after.as_bytes(), 64);
+        let outside = |limit| by_runs_within(before.as_bytes(), after.as_bytes(), &runs, limit);
+        // Four rows changed: about four rows' bytes outside the runs on each side.
+        let ten_rows = 10 * row(0, 1).len() as u64 + 10;
+        assert!(outside(ten_rows).is_some());
+        assert!(outside(ten_rows / 4).is_none());
+        // No runs at all: the whole of both feeds is outside.
+        assert!(by_runs_within(before.as_bytes(), after.as_bytes(), &[], 1024).is_none());
     }
 
     #[test]

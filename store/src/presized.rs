@@ -169,7 +169,8 @@ impl Write for PresizedFile {
             self.copy_through_window(bytes)?;
         }
         self.at += bytes.len() as u64;
-        // Whole windows only: the one small writes still go through stays mapped.
+        // Up to a `WINDOW` multiple: every page below it is complete and, writes being
+        // sequential, never written again (a small-write window may still map some).
         let done = self.at - self.at % WINDOW as u64;
         if done >= self.written_back + WRITEBACK_STEP {
             start_writeback(&self.file, self.written_back, done);

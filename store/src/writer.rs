@@ -323,11 +323,13 @@ impl<'s> StoreWriter<'s> {
                     fill();
                 }
             }
+            // The input's error first: it says what failed (a read of the kit, say), and
+            // the batch prepared meanwhile need not be stored.
+            input_done = filled?;
             if let Some(p) = prepared {
                 self.append_prepared(&sealed, p?, &mut outcome)?;
                 sealed.clear();
             }
-            input_done = filled?;
             if !filling.ranges.is_empty() && (input_done || filling.data.len() >= BATCH_BYTES) {
                 std::mem::swap(&mut filling, &mut sealed);
             }
