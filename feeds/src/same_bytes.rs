@@ -50,12 +50,20 @@ pub struct SameBytes {
 
 /// A feed read by position: `read_at(offset, len)` gives up to `len` bytes at `offset`
 /// (fewer only at the end).
+///
+/// The diff's reads near run edges are a few bytes each, thousands of them, close
+/// together: reads inside one [`BLOCK`] are served from the last block read, so a source
+/// that decodes a whole chunk per read (a baseline read from the store) is not asked once
+/// per probe.
 pub struct PositionedFeed<'a> {
-    /// The feed's size in bytes.
-    pub size: u64,
-    /// The positioned read.
-    pub read_at: &'a (dyn Fn(u64, usize) -> io::Result<Vec<u8>> + Sync),
+    size: u64,
+    read_at: &'a dyn Fn(u64, usize) -> io::Result<Vec<u8>>,
+    /// The last block read: its offset and bytes.
+    block: std::cell::RefCell<Option<(u64, Vec<u8>)>>,
 }
+
+/// Bytes of the blocks [`PositionedFeed`] keeps for small reads.
+const BLOCK: u64 = 64 << 10;
 
 /// Most bytes outside the runs (both feeds together) read into memory; past it the diff
 /// declines. A daily feed's changed rows are a few MB; a feed whose pieces were mostly
@@ -65,11 +73,34 @@ pub const MAX_OUTSIDE: u64 = 64 << 20;
 /// Bytes read when looking for a line end near a run's edge; doubled while none is found.
 const PROBE: usize = 4 << 10;
 
-impl PositionedFeed<'_> {
+impl<'a> PositionedFeed<'a> {
+    /// A feed of `size` bytes read through `read_at`.
+    pub fn new(
+        size: u64,
+        read_at: &'a dyn Fn(u64, usize) -> io::Result<Vec<u8>>,
+    ) -> PositionedFeed<'a> {
+        PositionedFeed {
+            size,
+            read_at,
+            block: std::cell::RefCell::new(None),
+        }
+    }
+
+    /// Exactly the bytes in `[from, to)`, or `None` (a failed or short read).
     fn bytes(&self, from: u64, to: u64) -> Option<Vec<u8>> {
         let len = usize::try_from(to.checked_sub(from)?).ok()?;
-        let got = (self.read_at)(from, len).ok()?;
-        (got.len() == len).then_some(got)
+        let start = from - from % BLOCK;
+        if to > start + BLOCK {
+            let got = (self.read_at)(from, len).ok()?;
+            return (got.len() == len).then_some(got);
+        }
+        let mut cached = self.block.borrow_mut();
+        if cached.as_ref().is_none_or(|(at, _)| *at != start) {
+            *cached = Some((start, (self.read_at)(start, BLOCK as usize).ok()?));
+        }
+        let (_, block) = cached.as_ref()?;
+        let skip = usize::try_from(from - start).ok()?;
+        block.get(skip..skip + len).map(<[u8]>::to_vec)
     }
 
     fn byte(&self, at: u64) -> Option<u8> {
@@ -310,14 +341,8 @@ mod tests {
     ) -> Option<RowDiff> {
         let (b, a) = (positioned(before), positioned(after));
         RowDiff::of_same_bytes_within(
-            &PositionedFeed {
-                size: before.len() as u64,
-                read_at: &b,
-            },
-            &PositionedFeed {
-                size: after.len() as u64,
-                read_at: &a,
-            },
+            &PositionedFeed::new(before.len() as u64, &b),
+            &PositionedFeed::new(after.len() as u64, &a),
             runs,
             &IndexOptions::default(),
             max_outside,
@@ -465,6 +490,30 @@ mod tests {
         assert!(outside(ten_rows / 4).is_none());
         // No runs at all: the whole of both feeds is outside.
         assert!(by_runs_within(before.as_bytes(), after.as_bytes(), &[], 1024).is_none());
+    }
+
+    #[test]
+    fn probes_inside_one_block_read_the_source_once() {
+        let before: String = (0..40).map(|i| row(i, 1)).collect();
+        let after: String = (0..40)
+            .map(|i| if i % 9 == 4 { row(i, 2) } else { row(i, 1) })
+            .collect();
+        let runs = greedy_runs(before.as_bytes(), after.as_bytes(), 64);
+        let reads = std::cell::Cell::new(0);
+        let counted = |at: u64, len: usize| {
+            reads.set(reads.get() + 1);
+            positioned(before.as_bytes())(at, len)
+        };
+        let a = positioned(after.as_bytes());
+        let got = RowDiff::of_same_bytes(
+            &PositionedFeed::new(before.len() as u64, &counted),
+            &PositionedFeed::new(after.len() as u64, &a),
+            &runs,
+            &IndexOptions::default(),
+        );
+        assert!(got.is_some());
+        assert!(runs.len() > 3, "{} runs", runs.len());
+        assert_eq!(reads.get(), 1, "one block read for every probe and gap");
     }
 
     #[test]

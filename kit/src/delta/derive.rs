@@ -302,38 +302,10 @@ fn diff_outside_copies(
         staged.read_exact_at(&mut buf, at)?;
         Ok(buf)
     };
-    // The probes near each run's edges are a few bytes each, thousands of them, close
-    // together: they are served from one cached 64 KiB block, so a baseline read from the
-    // store (which decodes a whole chunk per read) is not decoded once per probe.
-    const BLOCK: u64 = 64 << 10;
-    let cached: std::sync::Mutex<Option<(u64, Vec<u8>)>> = std::sync::Mutex::new(None);
-    let read_baseline = |at: u64, len: usize| -> std::io::Result<Vec<u8>> {
-        let start = at - at % BLOCK;
-        if at.saturating_add(len as u64) > start + BLOCK {
-            return reference.read_range(&was.sha256, at, len as u64);
-        }
-        let mut cached = cached.lock().unwrap_or_else(|e| e.into_inner());
-        let block = match cached.take() {
-            Some((s, block)) if s == start => block,
-            _ => reference.read_range(&was.sha256, start, BLOCK)?,
-        };
-        let from = usize::try_from(at - start).map_err(std::io::Error::other)?;
-        let bytes = block
-            .get(from..(from + len).min(block.len()))
-            .unwrap_or_default()
-            .to_vec();
-        *cached = Some((start, block));
-        Ok(bytes)
-    };
+    let read_baseline = |at: u64, len: usize| reference.read_range(&was.sha256, at, len as u64);
     RowDiff::of_same_bytes(
-        &PositionedFeed {
-            size: was.size,
-            read_at: &read_baseline,
-        },
-        &PositionedFeed {
-            size: staged_size,
-            read_at: &read_staged,
-        },
+        &PositionedFeed::new(was.size, &read_baseline),
+        &PositionedFeed::new(staged_size, &read_staged),
         &runs,
         options,
     )
