@@ -113,16 +113,15 @@ pub const MAX_NOTED_RUNS: usize = 1 << 20;
 #[derive(Default)]
 struct NotedCopies {
     copies: Vec<CopiedFrom>,
+    /// Runs seen so far; past [`MAX_NOTED_RUNS`] none is kept.
     runs: usize,
-    overflow: bool,
 }
 
 impl NotedCopies {
     /// Note the runs of a piece at `at` in its file, copied from the range `r`.
     fn note(&mut self, r: &ReferenceRange, at: u64, runs: Vec<crate::records::CopiedRun>) {
         self.runs += runs.len();
-        if self.overflow || self.runs > MAX_NOTED_RUNS {
-            self.overflow = true;
+        if self.runs > MAX_NOTED_RUNS {
             self.copies = Vec::new();
             return;
         }
@@ -140,12 +139,9 @@ impl NotedCopies {
         }
     }
 
+    /// The runs noted (none once there were too many).
     fn take(&mut self) -> Vec<CopiedFrom> {
-        if self.overflow {
-            Vec::new()
-        } else {
-            std::mem::take(&mut self.copies)
-        }
+        std::mem::take(&mut self.copies)
     }
 }
 
@@ -1008,4 +1004,66 @@ pub fn apply_delta_threads(
         }
     }
     Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::records::CopiedRun;
+
+    fn range(path: &str, offset: u64) -> ReferenceRange {
+        ReferenceRange {
+            path: path.into(),
+            offset,
+            length: 1 << 20,
+            decoded: false,
+        }
+    }
+
+    fn run(output: u64, reference: u64) -> CopiedRun {
+        CopiedRun {
+            output,
+            reference,
+            len: 10,
+        }
+    }
+
+    #[test]
+    fn noted_runs_are_in_file_offsets_and_too_many_are_none() {
+        let mut noted = NotedCopies::default();
+        noted.note(&range("a", 100), 0, vec![run(0, 5)]);
+        noted.note(&range("a", 200), 50, vec![run(1, 6)]);
+        noted.note(&range("b", 0), 90, vec![run(2, 7)]);
+        let want = vec![
+            CopiedFrom {
+                baseline: "a".into(),
+                runs: vec![
+                    CopiedRun {
+                        output: 0,
+                        reference: 105,
+                        len: 10,
+                    },
+                    CopiedRun {
+                        output: 51,
+                        reference: 206,
+                        len: 10,
+                    },
+                ],
+            },
+            CopiedFrom {
+                baseline: "b".into(),
+                runs: vec![CopiedRun {
+                    output: 92,
+                    reference: 7,
+                    len: 10,
+                }],
+            },
+        ];
+        assert_eq!(noted.take(), want);
+        let mut many = NotedCopies::default();
+        many.note(&range("a", 0), 0, vec![run(0, 0); MAX_NOTED_RUNS]);
+        many.note(&range("a", 0), 0, vec![run(0, 0)]);
+        many.note(&range("a", 0), 0, vec![run(0, 0)]);
+        assert!(many.take().is_empty());
+    }
 }
