@@ -204,9 +204,9 @@ pub fn set_rebuilt_mode(f: &DeltaFile, out_dir: &Path) -> Result<()> {
 }
 
 /// A new `out_dir/<path>` with the file's declared size reserved, for
-/// [`RebuiltSink::decoder_copy`]: the decoder writes whole pieces, which it copies through
-/// shared mappings on two threads ([`PresizedFile`]: cheaper than `write` where faulting in
-/// fresh pages is the cost). [`PresizedFile::finish`] it once the pieces are written.
+/// [`RebuiltSink::decoder_copy`]: the decoder writes whole pieces, which [`PresizedFile`]
+/// hands to the file in slices short enough to keep the page cache off 2 MiB folios.
+/// [`PresizedFile::finish`] it once the pieces are written.
 pub fn create_rebuilt_presized(out_dir: &Path, f: &DeltaFile) -> Result<PresizedFile> {
     let file = open_rebuilt(out_dir, f)?;
     PresizedFile::reserve(file, f.size).map_err(io_err(format!(

@@ -1,18 +1,16 @@
 //! A mapping of a byte range of a file: the one place ouk calls `mmap` and `munmap`.
 //!
-//! Two uses share it: the delta apply reads reference windows of baseline files through
-//! read-only private mappings (`ouk_delta::content::Mapping`), and [`crate::presized`]
-//! writes rebuilt files through shared writable mappings of reserved blocks. Why our own
-//! and not a crate such as `memmap2`: both need only a range at an unaligned offset and
-//! its drop, which is a few lines around two system calls, and the writable use must
-//! never map unreserved blocks (see [`crate::presized`]), a rule a general-purpose mapping
-//! type would not keep.
+//! The delta apply reads reference windows of baseline files through read-only private
+//! mappings (`ouk_delta::content::Mapping`). Why our own and not a crate such as
+//! `memmap2`: it needs only a range at an unaligned offset and its drop, which is a few
+//! lines around two system calls. (Rebuilt files were once written through shared
+//! mappings too; [`crate::presized`] says why they no longer are.)
 //!
 //! Invariants:
 //! - a mapping covers the page-aligned range holding the requested bytes and is unmapped
 //!   exactly once, on drop;
-//! - every access is range-checked against the mapping ([`FileMapping::slice`],
-//!   [`FileMapping::copy_at`]); writes need `&mut` and a writable mapping;
+//! - every access is range-checked against the mapping ([`FileMapping::slice`]), and a
+//!   mapping is never written;
 //! - the caller keeps the file from shrinking while the mapping lives (a touch past the
 //!   file's end faults the process): see each user's own rule.
 
@@ -36,11 +34,10 @@ pub struct FileMapping {
     map_len: usize,
     /// File offset of `base` (page-aligned).
     start: u64,
-    writable: bool,
 }
 
-// SAFETY: the mapping is owned by this value alone; `&FileMapping` gives only shared
-// slices, and writes need `&mut FileMapping`.
+// SAFETY: the mapping is owned by this value alone, read-only, and gives only shared
+// slices.
 unsafe impl Send for FileMapping {}
 // SAFETY: as above.
 unsafe impl Sync for FileMapping {}
@@ -49,22 +46,11 @@ impl FileMapping {
     /// A read-only private mapping of `len` bytes of `file` at `offset`, which the caller
     /// has checked lie inside the file. `len` 0 maps nothing.
     pub fn read_only(file: &File, offset: u64, len: usize) -> io::Result<FileMapping> {
-        Self::map(file, offset, len, false)
-    }
-
-    /// A shared writable mapping of `len` bytes of `file` at `offset`, whose blocks the
-    /// caller has reserved. `len` 0 maps nothing.
-    pub fn writable(file: &File, offset: u64, len: usize) -> io::Result<FileMapping> {
-        Self::map(file, offset, len, true)
-    }
-
-    fn map(file: &File, offset: u64, len: usize, writable: bool) -> io::Result<FileMapping> {
         let start = offset & !(page_size() - 1);
         let empty = FileMapping {
             base: std::ptr::null_mut(),
             map_len: 0,
             start: offset,
-            writable,
         };
         if len == 0 {
             return Ok(empty);
@@ -74,19 +60,14 @@ impl FileMapping {
             .checked_add(len)
             .ok_or_else(|| io::Error::other("mapping length overflows"))?;
         let file_offset = libc::off_t::try_from(start).map_err(io::Error::other)?;
-        let (prot, flags) = if writable {
-            (libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED)
-        } else {
-            (libc::PROT_READ, libc::MAP_PRIVATE)
-        };
         // SAFETY: a fresh mapping of an open file; the kernel picks the address and the
         // result is checked before use.
         let base = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
                 map_len,
-                prot,
-                flags,
+                libc::PROT_READ,
+                libc::MAP_PRIVATE,
                 file.as_raw_fd(),
                 file_offset,
             )
@@ -98,7 +79,6 @@ impl FileMapping {
             base,
             map_len,
             start,
-            writable,
         })
     }
 
@@ -130,28 +110,6 @@ impl FileMapping {
             std::slice::from_raw_parts(self.base.cast::<u8>().add((at - self.start) as usize), len)
         })
     }
-
-    /// Copy `bytes` to file offset `at`; refused unless the mapping is writable and holds
-    /// the whole range.
-    pub fn copy_at(&mut self, at: u64, bytes: &[u8]) -> io::Result<()> {
-        if bytes.is_empty() {
-            return Ok(());
-        }
-        if !self.writable || self.room_after(at) < bytes.len() {
-            return Err(io::Error::other("a copy outside its writable mapping"));
-        }
-        // SAFETY: `at - start + bytes.len() <= map_len` (checked above), the range is
-        // mapped writable for as long as `self` lives, and `&mut self` excludes any other
-        // reference into it.
-        unsafe {
-            std::ptr::copy_nonoverlapping(
-                bytes.as_ptr(),
-                self.base.cast::<u8>().add((at - self.start) as usize),
-                bytes.len(),
-            );
-        }
-        Ok(())
-    }
 }
 
 impl Drop for FileMapping {
@@ -179,19 +137,6 @@ mod tests {
         assert_eq!(m.slice(5_000, 10_000), Some(&bytes[5_000..15_000]));
         assert_eq!(m.slice(6_000, 3), Some(&bytes[6_000..6_003]));
         assert_eq!(m.slice(14_999, 2), None, "past the mapping's end");
-        let mut m = m;
-        assert!(
-            m.copy_at(6_000, b"x").is_err(),
-            "a read-only mapping takes no write"
-        );
-
-        let mut w = FileMapping::writable(&f, 4_097, 3).unwrap();
-        w.copy_at(4_097, b"abc").unwrap();
-        assert!(w.copy_at(4_099, b"de").is_err(), "past the mapping's end");
-        drop(w);
-        let mut back = vec![0u8; 3];
-        std::os::unix::fs::FileExt::read_exact_at(&f, &mut back, 4_097).unwrap();
-        assert_eq!(back, b"abc");
         assert_eq!(
             FileMapping::read_only(&f, 7, 0).unwrap().slice(7, 0),
             Some(&[][..])

@@ -1,45 +1,34 @@
-//! Writing a new file whose size is known up front, through shared mappings.
+//! Writing a new file whose size is known up front.
 //!
-//! Why not `write(2)`: an import stages every new file it unpacks or rebuilds, and on the
-//! machines measured (docs/benchmarks.md, "Apply vs full import, round 4") each page that
-//! enters the page cache costs a few microseconds to fault in, on one core, because a
-//! buffered `write` holds the inode lock for the whole copy. Copying through a shared
-//! mapping of a file whose blocks are reserved first takes no inode lock, so two threads
-//! fault pages in at once: 768 MB in 0.29-0.34 s against 0.47-2.0 s for `write`
-//! (`benches/scripts/staging_write_paths.c`).
+//! An import stages every new file it unpacks or rebuilds. Two rules make that cheap and
+//! safe, both measured on the machines in docs/benchmarks.md ("Apply vs full import,
+//! round 7"):
+//! - The whole declared size is reserved with `fallocate` before the first byte is
+//!   written, so a full disk is an `ENOSPC` error up front, not a file cut short
+//!   halfway. Where the file system cannot reserve (`EOPNOTSUPP`), writing goes on
+//!   unreserved.
+//! - Bytes reach the file in positioned writes of at most [`WRITE_SLICE`]. A single
+//!   `write` of 2 MiB or more lets the page cache take PMD-sized (2 MiB) folios, and on a
+//!   virtual machine whose host takes back free memory (virtio free page reporting) those
+//!   come from memory the host must back again on first touch: 1.4-2.7 s of system time
+//!   for 800 MB, against 0.2 s in 1 MiB writes (`dd` on the benchmark machine). On other
+//!   machines 1 MiB writes cost the same as larger ones. (Rounds 4-6 wrote through shared
+//!   mappings instead; their page faults took the same large folios and zeroed each one
+//!   before the copy: 1.2 of the apply's 5 CPU-seconds.)
 //!
 //! Invariants:
-//! - The whole declared size is reserved with `fallocate` before the first byte is
-//!   copied, so a full disk is an `ENOSPC` error here and never a `SIGBUS` in a page fault.
-//!   Where the file system cannot reserve (`EOPNOTSUPP`), the file is written with plain
-//!   positioned writes instead: never through a mapping of unreserved blocks. A file system
-//!   that accepts `fallocate` without truly reserving (some copy-on-write or network file
-//!   systems when full) can still fault: the process dies with `SIGBUS` mid-import, which
-//!   is a crash like any other (nothing activated; the next run clears staging).
 //! - Bytes are written front to back and never past the declared size (an error, not a
 //!   longer file). [`PresizedFile::finish`] cuts the file at what was written, so a short
 //!   write leaves a short file, which the caller's size and digest checks refuse.
-//! - At most [`WINDOW`] bytes per copying thread are mapped at once, unmapped before the
-//!   next window: the resident memory this adds is bounded whatever the file's size.
-//! - The file must stay private to the writer while it is written (a truncation by someone
-//!   else would fault the process): callers write only into their own staging directory.
-//! - Every [`WRITEBACK_STEP`] of whole windows written, the device is asked to start
-//!   writing those pages ([`crate::writeback`]); durability is still the caller's.
+//! - Every [`WRITEBACK_STEP`] written, the device is asked to start writing those pages
+//!   ([`crate::writeback`]); durability is still the caller's.
 
 use std::fs::File;
 use std::io::{self, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 
-use crate::mapping::FileMapping;
-use crate::writeback::{WRITEBACK_STEP, start_writeback};
-
-/// Bytes one thread maps at once.
-pub const WINDOW: usize = 4 << 20;
-
-/// A write at least this long is copied by two threads (when the machine has two cores):
-/// below it, starting a thread costs more than it saves.
-const PARALLEL_MIN: usize = 2 * WINDOW;
+use crate::writeback::{WRITE_SLICE, WRITEBACK_STEP, start_writeback};
 
 /// A new file written front to back up to a size reserved at creation.
 #[derive(Debug)]
@@ -47,18 +36,14 @@ pub struct PresizedFile {
     file: File,
     size: u64,
     at: u64,
-    /// Whether the blocks are reserved (else positioned writes, see the module doc).
-    mapped: bool,
-    parallel: bool,
-    /// The window small writes go through, kept while writes stay inside it.
-    window: Option<FileMapping>,
+    /// Whether the blocks are reserved (see the module doc).
+    reserved: bool,
     /// Bytes before this offset were handed to the device's writeback already.
     written_back: u64,
 }
 
 impl PresizedFile {
-    /// Reserve `size` bytes for `file` (new and empty, opened for reading and writing: a
-    /// shared writable mapping needs both).
+    /// Reserve `size` bytes for `file` (new and empty, opened for writing).
     pub fn reserve(file: File, size: u64) -> io::Result<PresizedFile> {
         let len =
             libc::off_t::try_from(size).map_err(|_| io::Error::from_raw_os_error(libc::EFBIG))?;
@@ -68,7 +53,7 @@ impl PresizedFile {
             // SAFETY: fallocate on an fd this function owns; the result is checked.
             unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, len) }
         };
-        let mapped = if rc == 0 {
+        let reserved = if rc == 0 {
             true
         } else {
             let e = io::Error::last_os_error();
@@ -77,21 +62,18 @@ impl PresizedFile {
                 _ => return Err(e),
             }
         };
-        let parallel = std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2);
         Ok(PresizedFile {
             file,
             size,
             at: 0,
-            mapped,
-            parallel,
-            window: None,
+            reserved,
             written_back: 0,
         })
     }
 
-    /// Whether the file is written through mappings (its blocks were reserved).
-    pub fn is_mapped(&self) -> bool {
-        self.mapped
+    /// Whether the file's blocks were reserved up front.
+    pub fn is_reserved(&self) -> bool {
+        self.reserved
     }
 
     /// Bytes written so far.
@@ -101,49 +83,12 @@ impl PresizedFile {
 
     /// Cut the file at what was written (the reservation past it is given back) and return
     /// it. Durability is the caller's (a later `fsync`/`syncfs`).
-    pub fn finish(mut self) -> io::Result<File> {
-        self.window = None;
+    pub fn finish(self) -> io::Result<File> {
         if self.at != self.size {
             self.file.set_len(self.at)?;
         }
         start_writeback(&self.file, self.written_back, self.at);
         Ok(self.file)
-    }
-
-    /// Copy `bytes` to `self.at` through the window, moving it on as it fills.
-    fn copy_through_window(&mut self, mut bytes: &[u8]) -> io::Result<()> {
-        let mut at = self.at;
-        while !bytes.is_empty() {
-            let mut window = match self.window.take() {
-                Some(w) if w.holds(at) => w,
-                // Dropping the old window first unmaps it: one window at a time.
-                old => {
-                    drop(old);
-                    let len = (self.size - at).min(WINDOW as u64) as usize;
-                    FileMapping::writable(&self.file, at, len)?
-                }
-            };
-            let n = window.room_after(at).min(bytes.len());
-            window.copy_at(at, &bytes[..n])?;
-            self.window = Some(window);
-            at += n as u64;
-            bytes = &bytes[n..];
-        }
-        Ok(())
-    }
-
-    /// Copy a long `bytes` to `self.at` in windows, alternate windows on two threads.
-    fn copy_in_parallel(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.window = None;
-        let (file, offset) = (&self.file, self.at);
-        std::thread::scope(|s| {
-            let other = s.spawn(move || copy_windows(file, offset, bytes, 1));
-            let mine = copy_windows(file, offset, bytes, 0);
-            let theirs = other
-                .join()
-                .unwrap_or_else(|_| Err(io::Error::other("a copying thread panicked")));
-            mine.and(theirs)
-        })
     }
 }
 
@@ -161,20 +106,13 @@ impl Write for PresizedFile {
                 ),
             ));
         }
-        if !self.mapped {
-            self.file.write_all_at(bytes, self.at)?;
-        } else if self.parallel && bytes.len() >= PARALLEL_MIN {
-            self.copy_in_parallel(bytes)?;
-        } else {
-            self.copy_through_window(bytes)?;
+        for slice in bytes.chunks(WRITE_SLICE) {
+            self.file.write_all_at(slice, self.at)?;
+            self.at += slice.len() as u64;
         }
-        self.at += bytes.len() as u64;
-        // Up to a `WINDOW` multiple: every page below it is complete and, writes being
-        // sequential, never written again (a small-write window may still map some).
-        let done = self.at - self.at % WINDOW as u64;
-        if done >= self.written_back + WRITEBACK_STEP {
-            start_writeback(&self.file, self.written_back, done);
-            self.written_back = done;
+        if self.at >= self.written_back + WRITEBACK_STEP {
+            start_writeback(&self.file, self.written_back, self.at);
+            self.written_back = self.at;
         }
         Ok(bytes.len())
     }
@@ -182,16 +120,6 @@ impl Write for PresizedFile {
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
-}
-
-/// Copy every other [`WINDOW`] of `bytes` (the `first`-th, then every second after it) to
-/// `offset` of `file`, one shared mapping per window, unmapped at once.
-fn copy_windows(file: &File, offset: u64, bytes: &[u8], first: usize) -> io::Result<()> {
-    for (i, window) in bytes.chunks(WINDOW).enumerate().skip(first).step_by(2) {
-        let at = offset + (i * WINDOW) as u64;
-        FileMapping::writable(file, at, window.len())?.copy_at(at, window)?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -223,11 +151,17 @@ mod tests {
     #[test]
     fn writes_of_every_shape_land_where_they_belong() {
         let dir = tempfile::tempdir().unwrap();
-        // Unaligned small writes, one write across many windows (copied by two threads),
-        // and a tail: the file reads back as the bytes given, in order.
-        let want = content(3 * WINDOW + 2 * PARALLEL_MIN + 12_345);
+        // Unaligned small writes, one write of many slices past a writeback step, and a
+        // tail: the file reads back as the bytes given, in order.
+        let want = content(3 * WRITE_SLICE + 2 * WRITEBACK_STEP as usize + 12_345);
         let mut w = PresizedFile::reserve(new_file(&dir, "a"), want.len() as u64).unwrap();
-        let cuts = [1, 4095, 4097, 100_000, 2 * PARALLEL_MIN + WINDOW / 3];
+        let cuts = [
+            1,
+            4095,
+            4097,
+            100_000,
+            WRITEBACK_STEP as usize + WRITE_SLICE / 3,
+        ];
         let mut at = 0;
         for c in cuts {
             w.write_all(&want[at..at + c]).unwrap();
@@ -281,7 +215,7 @@ mod tests {
                 "{e}"
             ),
             // A file system that cannot reserve is written with plain writes instead.
-            Ok(w) => assert!(!w.is_mapped(), "8 EiB reserved?"),
+            Ok(w) => assert!(!w.is_reserved(), "8 EiB reserved?"),
         }
         assert_eq!(std::fs::metadata(dir.path().join("a")).unwrap().len(), 0);
     }
