@@ -1,4 +1,4 @@
-//! Issue 23: an apply stores the chunks it creates at a fast level, and `ouk store compact`
+//! Issue 23: an apply stores the chunks it creates uncompressed, and `ouk store compact`
 //! or `ouk store gc` brings the store to what a full import of the same kit gives: the
 //! same chunks, the same stored bytes (zstd is deterministic at a level), the same
 //! generation and files.

@@ -1,8 +1,8 @@
 //! Lazily compressed packs and their compaction (`store compact`, and the last step of `gc`).
 //!
 //! A writer that must be fast more than small (a delta apply: it creates a few hundred MB
-//! of chunks on the host while the operator waits) stores its new frames at
-//! [`FAST_LEVEL`] into packs of its own, and its commit records those packs in
+//! of chunks on the host while the operator waits) stores its new frames uncompressed
+//! ([`LAZY_FRAMES_RAW`]) into packs of its own, and its commit records those packs in
 //! `store_lazy_packs`. [`Store::compact`] later rewrites every lazy pack at the store's
 //! own level, so the store ends the size a normal write gives.
 //!
@@ -36,14 +36,31 @@ use crate::index::{CHUNKS, ChunkLocation, PACKS};
 use crate::pack::{PACK_TARGET_LEN, PackAppender, sync_dir};
 use crate::progress::Step;
 
-/// pack number -> nothing: packs written at [`FAST_LEVEL`], waiting for [`Store::compact`].
+/// pack number -> nothing: packs written lazily, waiting for [`Store::compact`].
 pub(crate) const LAZY_PACKS: TableDefinition<u32, ()> = TableDefinition::new("store_lazy_packs");
 
-/// zstd level of lazily written frames: zstd's first negative ("fast") level, about twice
-/// level 3's speed on feed text at ~0.8 x its ratio. Not raw: storing the chunks
-/// uncompressed makes the commit's fsync write ~4 x the bytes, which costs more wall time
-/// than the compression on an ordinary disk (measured: 50 MB/s fsync'd writes).
-pub const FAST_LEVEL: i32 = -1;
+/// Lazily written frames are stored raw (uncompressed). Measured on the 1 GiB apply
+/// (docs/benchmarks.md, "Apply vs full import, round 7"): zstd's fastest useful level
+/// (-1) compresses feed text at 340-360 MB/s on the benchmark machine, so the ~290 MB of
+/// chunks an apply creates cost 0.95 CPU-s of its 3.1, while writing them raw adds
+/// ~175 MB for the device (1.2 GB/s fsync'd there; the pack's pages are handed to the
+/// device as they are appended, so most of it overlaps the apply). The break-even is a
+/// device slower than ~370 MB/s with both cores busy; `store gc`/`store compact` bring
+/// the packs to the store's level either way. (Round 5 chose level -1 on a measured
+/// 50 MB/s of fsync'd writes, which this disk no longer shows.)
+pub const LAZY_FRAMES_RAW: bool = true;
+
+/// zstd level of lazily written frames when they are not stored raw.
+const LAZY_LEVEL: i32 = -1;
+
+/// The level new frames of a lazy writer are stored at (`None`: raw).
+pub(crate) fn lazy_level() -> Option<i32> {
+    if LAZY_FRAMES_RAW {
+        None
+    } else {
+        Some(LAZY_LEVEL)
+    }
+}
 
 /// Raw chunk bytes recompressed at once (in parallel on the store's threads).
 const COMPACT_BATCH_BYTES: usize = 16 << 20;
@@ -218,7 +235,7 @@ impl Store {
             if self.read_frame(id, loc, &mut raw).is_err() {
                 return Ok(None);
             }
-            crate::writer::compress_frame(level, id, &raw)
+            crate::writer::compress_frame(Some(level), id, &raw)
                 .map(Some)
                 .ctx(|| "compress chunk".to_string())
                 .map_err(Into::into)

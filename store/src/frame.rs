@@ -191,20 +191,38 @@ pub fn encode_frame(
         0,
     );
     let compressed = compressor.compress_to_buffer(raw, &mut out[payload_start..])?;
-    let (codec, stored_len) = if compressed < raw.len() {
-        out.truncate(payload_start + compressed);
-        (Codec::Zstd, compressed as u32)
-    } else {
-        out.truncate(payload_start);
-        out.extend_from_slice(raw);
-        (Codec::Raw, raw_len)
-    };
-    let h = encode_header(codec, raw_len, stored_len, id);
+    if compressed >= raw.len() {
+        out.truncate(start);
+        return encode_raw_frame(id, raw, out);
+    }
+    out.truncate(payload_start + compressed);
+    let stored_len = compressed as u32;
+    let h = encode_header(Codec::Zstd, raw_len, stored_len, id);
     out[start..payload_start].copy_from_slice(&h);
     Ok(FrameHeader {
-        codec,
+        codec: Codec::Zstd,
         raw_len,
         stored_len,
+        id: *id,
+    })
+}
+
+/// `raw` stored uncompressed as a complete frame appended to `out`; returns the header.
+pub fn encode_raw_frame(
+    id: &ChunkId,
+    raw: &[u8],
+    out: &mut Vec<u8>,
+) -> std::io::Result<FrameHeader> {
+    let raw_len = u32::try_from(raw.len())
+        .ok()
+        .filter(|l| *l <= MAX_RAW_LEN)
+        .ok_or_else(|| std::io::Error::other("chunk larger than a frame can hold"))?;
+    out.extend_from_slice(&encode_header(Codec::Raw, raw_len, raw_len, id));
+    out.extend_from_slice(raw);
+    Ok(FrameHeader {
+        codec: Codec::Raw,
+        raw_len,
+        stored_len: raw_len,
         id: *id,
     })
 }

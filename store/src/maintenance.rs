@@ -423,7 +423,7 @@ impl Store {
                 to_delete.push(n);
             } else if lazy.contains(&n) {
                 // Rewritten below by compaction, recompressed (a verbatim copy here would
-                // keep the fast level and lose the mark).
+                // keep the frames uncompressed and lose the mark).
             } else if live * 2 < len.saturating_sub(PACK_HEADER_LEN) {
                 to_rewrite.push(n);
             }

@@ -57,6 +57,10 @@ pub(crate) struct PackAppender {
     pub created: bool,
     /// Committed length when opened (0 for a pack this appender created).
     pub start_len: u64,
+    /// Bytes before this offset were handed to the device's writeback already: the
+    /// commit's `fsync` then waits for the last few MiB, not for every frame appended
+    /// (an apply appends a few hundred MB of raw frames).
+    handed: u64,
 }
 
 impl PackAppender {
@@ -81,6 +85,7 @@ impl PackAppender {
                     len,
                     created: false,
                     start_len: len,
+                    handed: len,
                 })
             }
             None => Self::create(dir, n, n),
@@ -114,6 +119,7 @@ impl PackAppender {
             len: PACK_HEADER_LEN,
             created: true,
             start_len: 0,
+            handed: 0,
         })
     }
 
@@ -126,6 +132,10 @@ impl PackAppender {
             .and_then(|_| self.file.write_all(bytes))
             .ctx(|| format!("append to pack {}", self.path.display()))?;
         self.len += bytes.len() as u64;
+        if self.len >= self.handed + crate::writeback::WRITEBACK_STEP {
+            crate::writeback::start_writeback(&self.file, self.handed, self.len);
+            self.handed = self.len;
+        }
         Ok(at)
     }
 

@@ -85,7 +85,16 @@ thread_local! {
         const { std::cell::RefCell::new(None) };
 }
 
-pub(crate) fn compress_frame(level: i32, id: &ChunkId, raw: &[u8]) -> std::io::Result<Vec<u8>> {
+/// A complete frame of `raw`: zstd at `level`, or stored raw when `level` is `None`.
+pub(crate) fn compress_frame(
+    level: Option<i32>,
+    id: &ChunkId,
+    raw: &[u8],
+) -> std::io::Result<Vec<u8>> {
+    let Some(level) = level else {
+        let mut out = Vec::with_capacity(raw.len() + crate::frame::HEADER_LEN);
+        return crate::frame::encode_raw_frame(id, raw, &mut out).map(|_| out);
+    };
     COMPRESSOR.with(|cell| {
         let mut slot = cell.borrow_mut();
         if slot.as_ref().map(|(l, _)| *l) != Some(level) {
@@ -114,7 +123,7 @@ pub struct StoreWriter<'s> {
     /// they are never rolled back.
     commit_started: bool,
     /// Set by [`StoreWriter::store_new_chunks_fast`]: new frames are written at
-    /// [`crate::compact::FAST_LEVEL`] into packs of their own, recorded as lazy.
+    /// lazily ([`crate::compact::LAZY_FRAMES_RAW`]) into packs of their own, recorded as lazy.
     fast: bool,
     /// Packs this writer created while fast (marked lazy by its commit).
     lazy_created: HashSet<u32>,
@@ -179,13 +188,13 @@ fn fill_batch<R: Read>(
 }
 
 /// Hash `batch`'s chunks, drop those `snapshot`'s index or `pending` already hold (and
-/// repeats within the batch), and compress the rest at `level`; in parallel on the
+/// repeats within the batch), and compress the rest at `level` (`None`: raw); in parallel on the
 /// current rayon pool when `parallel`.
 fn prepare(
     batch: &Batch,
     snapshot: &redb::ReadTransaction,
     pending: &HashMap<ChunkId, ChunkLocation>,
-    level: i32,
+    level: Option<i32>,
     parallel: bool,
 ) -> Result<Prepared> {
     let data = &batch.data;
@@ -241,8 +250,8 @@ impl<'s> StoreWriter<'s> {
         })
     }
 
-    /// From now on, store new chunks fast rather than small: at
-    /// [`crate::compact::FAST_LEVEL`], into packs of their own that the commit marks lazy,
+    /// From now on, store new chunks fast rather than small: raw
+    /// ([`crate::compact::LAZY_FRAMES_RAW`]), into packs of their own that the commit marks lazy,
     /// so `gc` or `compact` later recompresses them at the store's level. For writes an
     /// operator waits on that create many chunks (a delta apply). Object-storage stores
     /// ignore it (their packs are immutable and shared: they are not compacted).
@@ -298,9 +307,9 @@ impl<'s> StoreWriter<'s> {
             new_stored_bytes: 0,
         };
         let level = if self.fast {
-            crate::compact::FAST_LEVEL
+            crate::compact::lazy_level()
         } else {
-            self.store.header.zstd_level
+            Some(self.store.header.zstd_level)
         };
         let mut input_done = false;
         loop {

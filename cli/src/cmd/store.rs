@@ -28,7 +28,7 @@ pub enum StoreCommand {
     Stats,
     /// Remove chunks no retained generation references; repack sparse packs.
     Gc,
-    /// Recompress the packs a delta apply wrote at a fast level to the store's own level
+    /// Compress the packs a delta apply wrote uncompressed to the store's own level
     /// (gc does this too; compact does only this, for an idle moment). Crash-safe like gc.
     Compact,
     /// Rebuild the local index of an object-storage store (--store-url) from the bucket:

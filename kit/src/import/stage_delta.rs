@@ -231,8 +231,8 @@ impl Stage for DeltaStage {
 
         // 3. Rebuild what the baseline lacks.
         let mut writer = step("unpack", root.store().writer().map_err(KitError::from))?;
-        // The chunks an apply creates are stored at a fast level, in packs that `store gc` /
-        // `store compact` recompress later (the operator waits on the apply, not on zstd).
+        // The chunks an apply creates are stored uncompressed, in packs that `store gc` /
+        // `store compact` compress later (the operator waits on the apply, not on zstd).
         writer.store_new_chunks_fast();
         (ctx.progress)(Step::Phase {
             name: "unpack",
