@@ -7,6 +7,8 @@
 //! - [`StreamChunker`] yields exactly the chunks that chunking the whole input in memory
 //!   would yield (FastCDC restarts its gear hash at every cut, so a buffer refill at a cut
 //!   point changes nothing) while holding at most [`READ_BUFFER`] bytes of input.
+//! - A [`KnownCuts`] hint can only move a cut, never change content: the chunk is still
+//!   the bytes between two cuts, and the writer still names it by their BLAKE3.
 //! - The `fastcdc` crate version is pinned exactly in the workspace and
 //!   `tests::golden_cut_points` fails if an upgrade moves a single cut.
 
@@ -118,6 +120,62 @@ impl Chunker {
     }
 }
 
+/// Chunk lengths a caller knows before the cutter runs.
+///
+/// Where a stretch of a stream is byte for byte a stretch of a file the store already
+/// chunked, FastCDC cuts it where it cut that file: a cut depends only on the bytes from
+/// the previous cut up to and including the byte after the new one (the 2020 cutter
+/// tests positions in pairs and hashes the byte at the cut). Less input left than the
+/// largest chunk changes only where the cutter stops looking, which moves no cut found
+/// before it; only a file's last chunk ends where the input ended rather than where the
+/// bytes chose ([`FileCuts`] does not know it). A delta apply knows such stretches (the runs its record patches
+/// copied from the baseline), so its writer need not run the cutter over them.
+pub trait KnownCuts {
+    /// The length of the chunk starting at stream offset `offset` (a cut the writer has
+    /// reached), when known; `None` lets the cutter decide.
+    fn chunk_at(&mut self, offset: u64) -> Option<usize>;
+}
+
+/// No chunk known ahead: the cutter decides every cut.
+pub struct NoKnownCuts;
+
+impl KnownCuts for NoKnownCuts {
+    fn chunk_at(&mut self, _offset: u64) -> Option<usize> {
+        None
+    }
+}
+
+/// The cuts of a file the store holds, for [`KnownCuts`] providers: the chunk starting at
+/// an offset, when the cutter chose its end from the bytes alone.
+#[derive(Debug, Clone)]
+pub struct FileCuts {
+    /// Chunk start offsets, then the file's length.
+    starts: Vec<u64>,
+}
+
+impl FileCuts {
+    /// The cuts of a file whose chunks have `lengths`.
+    pub fn new(lengths: impl IntoIterator<Item = u64>) -> FileCuts {
+        let mut starts = vec![0];
+        let mut at = 0;
+        for l in lengths {
+            at += l;
+            starts.push(at);
+        }
+        FileCuts { starts }
+    }
+
+    /// The length of the file's chunk starting at `offset`, if one starts there and is not
+    /// the file's last (whose end is the file's, not a cut).
+    pub fn chunk_at(&self, offset: u64) -> Option<usize> {
+        let i = self.starts.binary_search(&offset).ok()?;
+        if i + 2 >= self.starts.len() {
+            return None;
+        }
+        usize::try_from(self.starts[i + 1] - offset).ok()
+    }
+}
+
 /// Chunks a `Read` stream with a fixed-size buffer.
 pub struct StreamChunker<R> {
     chunker: Chunker,
@@ -126,6 +184,8 @@ pub struct StreamChunker<R> {
     start: usize,
     end: usize,
     eof: bool,
+    /// Stream offset of `buf[start]`.
+    offset: u64,
 }
 
 impl<R: Read> StreamChunker<R> {
@@ -139,12 +199,24 @@ impl<R: Read> StreamChunker<R> {
             start: 0,
             end: 0,
             eof: false,
+            offset: 0,
         }
     }
 
     /// The next chunk's bytes, or `None` at the end of input. `observe` sees every byte of
     /// input exactly once, in order (used to hash the whole file while chunking).
     pub fn next_chunk(&mut self, observe: &mut dyn FnMut(&[u8])) -> io::Result<Option<&[u8]>> {
+        self.next_chunk_knowing(observe, &mut NoKnownCuts)
+    }
+
+    /// [`StreamChunker::next_chunk`], taking a chunk's length from `known` where it knows
+    /// one: the hint is used only when it fits the largest chunk and a whole largest
+    /// chunk of input is buffered (what the cutter would have seen).
+    pub fn next_chunk_knowing(
+        &mut self,
+        observe: &mut dyn FnMut(&[u8]),
+        known: &mut dyn KnownCuts,
+    ) -> io::Result<Option<&[u8]>> {
         let max = self.chunker.params.max_size as usize;
         if self.end - self.start < max && !self.eof {
             self.buf.copy_within(self.start..self.end, 0);
@@ -167,9 +239,14 @@ impl<R: Read> StreamChunker<R> {
         if self.start == self.end {
             return Ok(None);
         }
-        let len = self.chunker.next_cut(&self.buf[self.start..self.end]);
+        let buffered = self.end - self.start;
+        let len = match known.chunk_at(self.offset) {
+            Some(l) if l > 0 && l <= max && buffered >= max => l,
+            _ => self.chunker.next_cut(&self.buf[self.start..self.end]),
+        };
         let chunk = &self.buf[self.start..self.start + len];
         self.start += len;
+        self.offset += len as u64;
         Ok(Some(chunk))
     }
 }
@@ -254,6 +331,128 @@ mod tests {
             Chunker::new(ChunkerParams::V1).cuts(&[0u8; 100]),
             vec![(0, 100)]
         );
+    }
+
+    /// A stream made of stretches of `base` (the runs: stream offset, base offset,
+    /// length) and fresh bytes between them, as an edited file would be.
+    fn spliced(
+        base: &[u8],
+        seed: u64,
+        pieces: &[(usize, usize)],
+    ) -> (Vec<u8>, Vec<(u64, u64, u64)>) {
+        let mut out = Vec::new();
+        let mut runs = Vec::new();
+        for (i, &(from, len)) in pieces.iter().enumerate() {
+            out.extend(pseudo_random(100 + i * 37, seed ^ i as u64));
+            let (from, len) = (
+                from.min(base.len()),
+                len.min(base.len() - from.min(base.len())),
+            );
+            runs.push((out.len() as u64, from as u64, len as u64));
+            out.extend_from_slice(&base[from..from + len]);
+        }
+        // Fresh bytes after the last run too: a run that reaches the base's end does not
+        // reach the stream's.
+        out.extend(pseudo_random(300_000, !seed));
+        (out, runs)
+    }
+
+    /// Known cuts from `runs` of `base`, as a delta apply gives them; counts its answers.
+    struct RunCuts<'a> {
+        runs: &'a [(u64, u64, u64)],
+        base: FileCuts,
+        answered: usize,
+    }
+
+    impl KnownCuts for RunCuts<'_> {
+        fn chunk_at(&mut self, offset: u64) -> Option<usize> {
+            let &(at, from, len) = self
+                .runs
+                .iter()
+                .find(|&&(at, _, len)| offset >= at && offset < at + len)?;
+            let chunk = self.base.chunk_at(from + (offset - at))?;
+            // The byte after the chunk decides its cut: it must be in the run too.
+            ((chunk as u64) < at + len - offset).then(|| {
+                self.answered += 1;
+                chunk
+            })
+        }
+    }
+
+    fn stream_lens(data: &[u8], known: &mut dyn KnownCuts) -> Vec<usize> {
+        let mut sc = StreamChunker::new(Chunker::new(ChunkerParams::V1), data);
+        let mut lens = Vec::new();
+        while let Some(c) = sc.next_chunk_knowing(&mut |_| {}, known).unwrap() {
+            lens.push(c.len());
+        }
+        lens
+    }
+
+    #[test]
+    fn cuts_known_from_copied_runs_are_the_cutters_own() {
+        let base = pseudo_random(6 << 20, 11);
+        let c = Chunker::new(ChunkerParams::V1);
+        let base_cuts = c.cuts(&base);
+        let cuts = FileCuts::new(base_cuts.iter().map(|&(_, l)| l as u64));
+        // Runs of every shape: long, out of order, reaching the base's end (whose last
+        // chunk is not known), and from one cut to another (the fresh byte after the
+        // run's last chunk decides whether the cutter cuts there: it must not be known).
+        let (from, to) = (base_cuts[10].0, base_cuts[30].0);
+        let (stream, runs) = spliced(
+            &base,
+            3,
+            &[
+                (5_000, 2 << 20),
+                (3 << 20, 700_000),
+                (1 << 20, 90_000),
+                (from, to - from),
+                (from, to - from),
+                (5 << 20, 1 << 20),
+            ],
+        );
+        let mut known = RunCuts {
+            runs: &runs,
+            base: cuts,
+            answered: 0,
+        };
+        let hinted = stream_lens(&stream, &mut known);
+        assert_eq!(hinted, stream_lens(&stream, &mut NoKnownCuts));
+        assert!(
+            known.answered > 20,
+            "the runs' chunks came from the hints: {}",
+            known.answered
+        );
+    }
+
+    #[test]
+    fn a_wrong_hint_moves_cuts_but_every_byte_stays() {
+        struct Wrong;
+        impl KnownCuts for Wrong {
+            fn chunk_at(&mut self, offset: u64) -> Option<usize> {
+                // Lengths no cutter would choose, and some past the largest chunk.
+                Some([1usize, 4097, 300_000, 262_144][(offset % 4) as usize])
+            }
+        }
+        let data = pseudo_random(3 << 20, 5);
+        let mut sc = StreamChunker::new(Chunker::new(ChunkerParams::V1), &data[..]);
+        let mut back = Vec::new();
+        while let Some(c) = sc.next_chunk_knowing(&mut |_| {}, &mut Wrong).unwrap() {
+            assert!(c.len() <= ChunkerParams::V1.max_size as usize);
+            back.extend_from_slice(c);
+        }
+        assert!(back == data);
+    }
+
+    #[test]
+    fn file_cuts_know_every_chunk_but_the_last() {
+        let cuts = FileCuts::new([100_000, 200_000, 20_000, 50_000]);
+        assert_eq!(cuts.chunk_at(0), Some(100_000));
+        assert_eq!(cuts.chunk_at(100_000), Some(200_000));
+        assert_eq!(cuts.chunk_at(300_000), Some(20_000));
+        assert_eq!(cuts.chunk_at(50), None, "not a cut");
+        assert_eq!(cuts.chunk_at(320_000), None, "the last chunk");
+        assert_eq!(cuts.chunk_at(370_000), None, "the end is no chunk");
+        assert_eq!(FileCuts::new([]).chunk_at(0), None);
     }
 
     proptest! {

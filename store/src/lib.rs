@@ -345,6 +345,24 @@ impl Store {
             .map(|v| ChunkLocation::decode(v.value())))
     }
 
+    /// The cuts of file `digest` ([`chunker::FileCuts`]), if the store has it and every
+    /// chunk of it.
+    pub fn file_cuts(&self, digest: &FileDigest) -> Result<Option<chunker::FileCuts>> {
+        let Some(record) = self.file_record(digest)? else {
+            return Ok(None);
+        };
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(CHUNKS)?;
+        let mut lengths = Vec::with_capacity(record.chunks.len());
+        for id in &record.chunks {
+            match table.get(id.as_bytes())? {
+                Some(v) => lengths.push(u64::from(ChunkLocation::decode(v.value()).raw_len)),
+                None => return Ok(None),
+            }
+        }
+        Ok(Some(chunker::FileCuts::new(lengths)))
+    }
+
     /// The record of file `digest`, if the store has it.
     pub fn file_record(&self, digest: &FileDigest) -> Result<Option<FileRecord>> {
         let txn = self.db.begin_read()?;

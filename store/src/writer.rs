@@ -37,7 +37,7 @@ use sha2::Digest;
 
 use crate::Store;
 use crate::backend::SealedPack;
-use crate::chunker::StreamChunker;
+use crate::chunker::{KnownCuts, NoKnownCuts, StreamChunker};
 use crate::error::{IoContext, Result, StoreError};
 use crate::frame::encode_frame;
 use crate::id::{ChunkId, FileDigest};
@@ -164,6 +164,7 @@ struct Prepared {
 /// `true`), feeding every byte read to `sha` and its count to `progress`.
 fn fill_batch<R: Read>(
     chunker: &mut StreamChunker<R>,
+    known: &mut dyn KnownCuts,
     sha: &mut sha2::Sha256,
     batch: &mut Batch,
     progress: &mut dyn FnMut(u64),
@@ -171,10 +172,13 @@ fn fill_batch<R: Read>(
     while batch.data.len() < BATCH_BYTES {
         let mut read = 0u64;
         let next = chunker
-            .next_chunk(&mut |b| {
-                sha.update(b);
-                read += b.len() as u64;
-            })
+            .next_chunk_knowing(
+                &mut |b| {
+                    sha.update(b);
+                    read += b.len() as u64;
+                },
+                known,
+            )
             .ctx(|| "read input".to_string())?;
         if read > 0 {
             progress(read);
@@ -291,6 +295,19 @@ impl<'s> StoreWriter<'s> {
         reader: impl Read,
         progress: &mut dyn FnMut(u64),
     ) -> Result<PutOutcome> {
+        self.put_reader_knowing(reader, &mut NoKnownCuts, progress)
+    }
+
+    /// [`StoreWriter::put_reader`], taking the length of a chunk from `known` where it
+    /// knows one instead of running the cutter (see [`KnownCuts`]): the chunks are then
+    /// what cutting would give, when the hints are right, and still named by their own
+    /// BLAKE3 either way.
+    pub fn put_reader_knowing(
+        &mut self,
+        reader: impl Read,
+        known: &mut dyn KnownCuts,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<PutOutcome> {
         // Hashed where the chunker reads (its callback sees every byte once), not through
         // `fsutil::HashingReader`: the chunker owns the reader and its read loop.
         let mut sha = sha2::Sha256::new();
@@ -318,7 +335,7 @@ impl<'s> StoreWriter<'s> {
             let (snapshot, pending) = (&self.snapshot, &self.pending_chunks);
             let mut fill = || {
                 if !input_done {
-                    filled = fill_batch(&mut chunker, &mut sha, &mut filling, progress);
+                    filled = fill_batch(&mut chunker, known, &mut sha, &mut filling, progress);
                 }
             };
             match (&self.store.pool, sealed.ranges.is_empty()) {
