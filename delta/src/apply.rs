@@ -78,6 +78,20 @@ pub trait RebuiltSink {
     /// place, so a sink may pass read errors through as they come.
     fn put(&mut self, file: &DeltaFile, content: &mut dyn Read) -> Result<FileDigest>;
 
+    /// [`RebuiltSink::put`] of a file rebuilt from pieces: `copied` holds the runs record
+    /// patches copied from baseline files so far, noted before `content` gives their bytes
+    /// (so every byte read has its run, if it has one, in there). The default ignores them;
+    /// the importer's store writer takes the baseline's cuts inside them
+    /// ([`ouk_store::chunker::KnownCuts`]) instead of running the cutter.
+    fn put_copying(
+        &mut self,
+        file: &DeltaFile,
+        content: &mut dyn Read,
+        _copied: &CopiedSoFar,
+    ) -> Result<FileDigest> {
+        self.put(file, content)
+    }
+
     /// A file the applier may write `file`'s rebuilt bytes into itself, piece by piece on
     /// its decoder thread, so the sink's own thread only hashes and stores them. `None`
     /// (the default): the sink writes what it needs from `put`. When this returns a file,
@@ -108,6 +122,53 @@ pub struct CopiedFrom {
 /// Most copied runs noted per file (24 bytes each): a file with more is reported with
 /// none, and its feed index is derived by reading it whole.
 pub const MAX_NOTED_RUNS: usize = 1 << 20;
+
+/// The runs of one file copied from baseline files, noted as its pieces are decoded (on
+/// the decoder thread) and looked up by the sink while it reads the same file.
+#[derive(Default)]
+pub struct CopiedSoFar(Mutex<NotedCopies>);
+
+/// Where a byte of a rebuilt file was copied from ([`CopiedSoFar::at`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopiedAt {
+    /// The baseline file's path.
+    pub baseline: String,
+    /// The byte's offset in that file.
+    pub reference: u64,
+    /// Bytes of the run from this one on (at least 1).
+    pub left: u64,
+}
+
+impl CopiedSoFar {
+    fn note(&self, r: &ReferenceRange, at: u64, runs: Vec<crate::records::CopiedRun>) {
+        self.lock().note(r, at, runs);
+    }
+
+    fn take(&self) -> Vec<CopiedFrom> {
+        self.lock().take()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, NotedCopies> {
+        // A panic while noting leaves a list still in order: use it.
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The run holding file offset `offset`, if one was noted.
+    pub fn at(&self, offset: u64) -> Option<CopiedAt> {
+        let noted = self.lock();
+        let copies = &noted.copies;
+        let i = copies.partition_point(|c| c.runs.first().is_some_and(|r| r.output <= offset));
+        let c = copies.get(i.checked_sub(1)?)?;
+        let j = c.runs.partition_point(|r| r.output <= offset);
+        let r = c.runs.get(j.checked_sub(1)?)?;
+        let into = offset - r.output;
+        (into < r.len).then(|| CopiedAt {
+            baseline: c.baseline.clone(),
+            reference: r.reference + into,
+            left: r.len - into,
+        })
+    }
+}
 
 /// The copied runs of one file as its pieces are decoded.
 #[derive(Default)]
@@ -315,8 +376,8 @@ struct PieceReader<'a, P: Read + Seek> {
     spare: Option<&'a SparePieces>,
     /// Bytes of the file decoded before the current piece.
     decoded: u64,
-    /// The runs record patches copied from the baseline.
-    copies: NotedCopies,
+    /// Where the runs record patches copied from the baseline are noted (`None`: nowhere).
+    copies: Option<&'a CopiedSoFar>,
 }
 
 impl<'a, P: Read + Seek> PieceReader<'a, P> {
@@ -326,6 +387,7 @@ impl<'a, P: Read + Seek> PieceReader<'a, P> {
         pieces: &'a [crate::format::Piece],
         payload: &'a mut P,
         refs: &'a References<'a>,
+        copies: Option<&'a CopiedSoFar>,
     ) -> Self {
         PieceReader {
             file,
@@ -337,7 +399,7 @@ impl<'a, P: Read + Seek> PieceReader<'a, P> {
             error: None,
             spare: None,
             decoded: 0,
-            copies: NotedCopies::default(),
+            copies,
         }
     }
 
@@ -375,12 +437,13 @@ impl<'a, P: Read + Seek> PieceReader<'a, P> {
         .map_err(|e| DeltaError::BadDelta(format!("{}: {e}", f.path)))?;
         // Runs of a plain baseline range only: a decoded range's offsets are of the
         // baseline's plain form, not of its bytes.
-        if let Some(r) = p
-            .reference
-            .as_ref()
-            .filter(|r| !r.decoded && !runs.is_empty())
-        {
-            self.copies.note(r, self.decoded, runs);
+        if let (Some(r), Some(copies)) = (
+            p.reference
+                .as_ref()
+                .filter(|r| !r.decoded && !runs.is_empty()),
+            self.copies,
+        ) {
+            copies.note(r, self.decoded, runs);
         }
         self.decoded += bytes.len() as u64;
         self.current = bytes;
@@ -454,8 +517,10 @@ impl Read for PipedPieces<'_> {
 /// chunks, stores and writes the pieces already decoded. The bytes `consume` sees are the
 /// same, in the same order, as a [`PieceReader`] gives: only the timing differs. With
 /// `copy`, the decoder thread also writes each piece there before handing it on (a write
-/// error is then the decoder's). Returns `consume`'s result, or the decoder's error when
-/// there was one (it explains a failed put better than the sink's).
+/// error is then the decoder's). `consume` also gets the runs copied from the baseline so
+/// far: the decoder notes each piece's runs before it hands the piece on. Returns
+/// `consume`'s result, or the decoder's error when there was one (it explains a failed put
+/// better than the sink's).
 #[allow(clippy::too_many_arguments)]
 fn decode_piped<P: Read + Seek + Send, T>(
     f: &DeltaFile,
@@ -464,13 +529,15 @@ fn decode_piped<P: Read + Seek + Send, T>(
     refs: &References<'_>,
     spare: &SparePieces,
     copy: Option<PresizedFile>,
-    consume: &mut dyn FnMut(&mut dyn Read) -> Result<T>,
+    consume: &mut dyn FnMut(&mut dyn Read, &CopiedSoFar) -> Result<T>,
 ) -> Result<(T, Vec<CopiedFrom>)> {
+    let copied = CopiedSoFar::default();
     std::thread::scope(|s| {
         let (tx, rx) = sync_channel::<Result<Vec<u8>>>(0);
+        let noted = &copied;
         let decoder = s.spawn(move || {
             let mut copy = copy;
-            let mut reader = PieceReader::new(f, pieces, payload, refs);
+            let mut reader = PieceReader::new(f, pieces, payload, refs, Some(noted));
             reader.spare = Some(spare);
             loop {
                 let next = match reader.decode_next() {
@@ -484,14 +551,14 @@ fn decode_piped<P: Read + Seek + Send, T>(
                         if let Some(Err(e)) = copy.take().map(PresizedFile::finish) {
                             let _ = tx.send(Err(io_err(format!("write {}", f.path))(e)));
                         }
-                        return reader.copies.take();
+                        return true;
                     }
                     Err(e) => Err(e),
                 };
                 let failed = next.is_err();
                 // A closed channel: the sink stopped (its own error); stop decoding.
                 if tx.send(next).is_err() || failed {
-                    return Vec::new();
+                    return false;
                 }
             }
         });
@@ -502,7 +569,7 @@ fn decode_piped<P: Read + Seek + Send, T>(
             error: None,
             spare,
         };
-        let put = consume(&mut piped);
+        let put = consume(&mut piped, &copied);
         let decode_error = piped.error.take();
         spare.give(std::mem::take(&mut piped.current));
         // Closing the channel releases a decoder blocked on a piece nobody will read.
@@ -511,7 +578,8 @@ fn decode_piped<P: Read + Seek + Send, T>(
         // raised here, as the scope would have raised it (a decoder that died must never
         // look like the end of the file).
         let copies = match decoder.join() {
-            Ok(copies) => copies,
+            Ok(true) => copied.take(),
+            Ok(false) => Vec::new(),
             Err(panic) => std::panic::resume_unwind(panic),
         };
         match decode_error {
@@ -880,20 +948,29 @@ pub fn apply_delta_threads(
     let spare = SparePieces::default();
     std::thread::scope(|s| -> Result<()> {
         let mut pool = RebuildPool::start(s, scratch, baseline);
-        let mut put =
-            |index: usize, content: &mut dyn Read, sink: &mut dyn RebuiltSink| -> Result<()> {
-                let f = &header.files[index];
-                let digest = sink.put(f, content)?;
-                written.push((f.path.clone(), digest));
-                Ok(())
-            };
+        let mut put = |index: usize,
+                       content: &mut dyn Read,
+                       copied: &CopiedSoFar,
+                       sink: &mut dyn RebuiltSink|
+         -> Result<()> {
+            let f = &header.files[index];
+            let digest = sink.put_copying(f, content, copied)?;
+            written.push((f.path.clone(), digest));
+            Ok(())
+        };
         for (index, f) in header.files.iter().enumerate() {
             match &f.source {
                 Source::Pieces { pieces } if threads > 1 => {
                     let outcome = sink.decoder_copy(f).and_then(|copy| {
-                        decode_piped(f, pieces, &mut *payload, &refs, &spare, copy, &mut |r| {
-                            put(index, r, &mut *sink)
-                        })
+                        decode_piped(
+                            f,
+                            pieces,
+                            &mut *payload,
+                            &refs,
+                            &spare,
+                            copy,
+                            &mut |r, copied| put(index, r, copied, &mut *sink),
+                        )
                     });
                     match outcome {
                         Ok(((), copies)) => sink.copied(f, copies),
@@ -901,8 +978,10 @@ pub fn apply_delta_threads(
                     }
                 }
                 Source::Pieces { pieces } => {
-                    let mut reader = PieceReader::new(f, pieces, &mut *payload, &refs);
-                    let put = put(index, &mut reader, &mut *sink);
+                    let copied = CopiedSoFar::default();
+                    let mut reader =
+                        PieceReader::new(f, pieces, &mut *payload, &refs, Some(&copied));
+                    let put = put(index, &mut reader, &copied, &mut *sink);
                     // The decoder's own error explains a failed put better than the sink's.
                     let outcome = match reader.error.take() {
                         Some(e) => Err(e),
@@ -911,7 +990,8 @@ pub fn apply_delta_threads(
                     if let Err(e) = outcome {
                         return Err(pool.first_error(e));
                     }
-                    sink.copied(f, reader.copies.take());
+                    drop(reader);
+                    sink.copied(f, copied.take());
                 }
                 Source::Recompressed {
                     plain_size,
@@ -945,7 +1025,8 @@ pub fn apply_delta_threads(
                                 })
                         })
                         .and_then(|(recipe, reuse)| {
-                            let reader = PieceReader::new(f, pieces, &mut *payload, &refs);
+                            // A plain form's runs are of plain forms: not noted.
+                            let reader = PieceReader::new(f, pieces, &mut *payload, &refs, None);
                             let plain = spool_plain(f, *plain_size, reader, scratch)?;
                             Ok(RebuildJob {
                                 path: f.path.clone(),
@@ -958,16 +1039,16 @@ pub fn apply_delta_threads(
                         });
                     match job {
                         // An error from `submit` is the oldest queued file's: report it.
-                        Ok(job) => {
-                            pool.submit(index, job, &mut |i, mut r| put(i, &mut r, &mut *sink))?
-                        }
+                        Ok(job) => pool.submit(index, job, &mut |i, mut r| {
+                            put(i, &mut r, &CopiedSoFar::default(), &mut *sink)
+                        })?,
                         Err(e) => return Err(pool.first_error(e)),
                     }
                 }
                 _ => {}
             }
         }
-        pool.drain(&mut |i, mut r| put(i, &mut r, &mut *sink))
+        pool.drain(&mut |i, mut r| put(i, &mut r, &CopiedSoFar::default(), &mut *sink))
     })?;
     for block in [Block::Solid, Block::Trailer] {
         let Some(solid) = header.block(block) else {
@@ -1065,5 +1146,22 @@ mod tests {
         many.note(&range("a", 0), 0, vec![run(0, 0)]);
         many.note(&range("a", 0), 0, vec![run(0, 0)]);
         assert!(many.take().is_empty());
+    }
+
+    #[test]
+    fn the_run_holding_an_offset_is_found_across_baseline_files() {
+        let noted = CopiedSoFar::default();
+        assert_eq!(noted.at(0), None, "nothing noted yet");
+        noted.note(&range("a", 100), 0, vec![run(0, 5), run(20, 40)]);
+        noted.note(&range("b", 0), 90, vec![run(2, 7)]);
+        let at = |o| noted.at(o).map(|c| (c.baseline, c.reference, c.left));
+        assert_eq!(at(0), Some(("a".into(), 105, 10)));
+        assert_eq!(at(9), Some(("a".into(), 114, 1)));
+        assert_eq!(at(10), None, "between runs");
+        assert_eq!(at(25), Some(("a".into(), 145, 5)));
+        assert_eq!(at(91), None, "before b's run");
+        assert_eq!(at(92), Some(("b".into(), 7, 10)));
+        assert_eq!(at(101), Some(("b".into(), 16, 1)));
+        assert_eq!(at(102), None, "past the last run");
     }
 }

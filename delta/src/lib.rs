@@ -7,6 +7,7 @@
 //! layout, `current`, `state.json`) is `ouk-root`, above this crate.
 
 pub mod apply;
+pub mod baseline_cuts;
 pub mod bsdiffx;
 pub mod content;
 pub mod envelope;

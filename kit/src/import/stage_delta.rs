@@ -9,9 +9,10 @@ use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 
 use ouk_delta::apply::{
-    RebuiltSink, apply_delta, create_rebuilt, create_rebuilt_presized, finish_rebuilt,
+    CopiedSoFar, RebuiltSink, apply_delta, create_rebuilt, create_rebuilt_presized, finish_rebuilt,
     set_rebuilt_mode,
 };
+use ouk_delta::baseline_cuts::BaselineCuts;
 use ouk_delta::content::{CheckedDirContent, StoreContent, TreeFile};
 use ouk_delta::format::DeltaHeader;
 use ouk_delta::{ChunkSetManifest, GenerationId, ManifestEntry};
@@ -362,8 +363,14 @@ fn rebuild(
             .ctx(|| format!("open {}", parts.payload.display()))
             .map_err(Into::into),
     )?;
+    let baseline_digests: HashMap<String, FileDigest> = baseline
+        .iter()
+        .map(|f| (f.path.clone(), f.sha256))
+        .collect();
     let mut sink = StagingAndStore {
         tree: &dirs.tree,
+        store: root.store(),
+        baseline: &baseline_digests,
         writer,
         chunks: HashMap::new(),
         progress,
@@ -581,6 +588,10 @@ fn gather_entries(
 /// hashes, chunks and stores them.
 struct StagingAndStore<'a, 's> {
     tree: &'a Path,
+    /// The store the writer writes to (its baseline files' cuts are read from it).
+    store: &'a ouk_store::Store,
+    /// The baseline's files by path.
+    baseline: &'a HashMap<String, FileDigest>,
     writer: &'a mut ouk_store::StoreWriter<'s>,
     chunks: HashMap<String, Vec<ouk_store::ChunkId>>,
     progress: StepSink<'a>,
@@ -605,10 +616,24 @@ impl RebuiltSink for StagingAndStore<'_, '_> {
         file: &ouk_delta::format::DeltaFile,
         content: &mut dyn std::io::Read,
     ) -> ouk_delta::Result<FileDigest> {
+        self.put_copying(file, content, &CopiedSoFar::default())
+    }
+
+    fn put_copying(
+        &mut self,
+        file: &ouk_delta::format::DeltaFile,
+        content: &mut dyn std::io::Read,
+        copied: &CopiedSoFar,
+    ) -> ouk_delta::Result<FileDigest> {
+        // Inside the runs copied from the baseline, the baseline's own cuts are taken
+        // instead of running the cutter again.
+        let mut known = BaselineCuts::new(copied, self.baseline, self.store);
         if self.decoder_copied.take().as_deref() == Some(file.path.as_str()) {
             let put = self
                 .writer
-                .put_reader(content, &mut |n| (self.progress)(Step::Advance(n)))?;
+                .put_reader_knowing(content, &mut known, &mut |n| {
+                    (self.progress)(Step::Advance(n))
+                })?;
             set_rebuilt_mode(file, self.tree)?;
             self.chunks.insert(file.path.clone(), put.chunks);
             return Ok(put.digest);
@@ -621,7 +646,9 @@ impl RebuiltSink for StagingAndStore<'_, '_> {
         };
         let put = self
             .writer
-            .put_reader(&mut tee, &mut |n| (self.progress)(Step::Advance(n)));
+            .put_reader_knowing(&mut tee, &mut known, &mut |n| {
+                (self.progress)(Step::Advance(n))
+            });
         if let Some(e) = tee.write_error.take() {
             return Err(ouk_delta::DeltaError::Io {
                 context: format!("write {}", self.tree.join(&file.path).display()),
