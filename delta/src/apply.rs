@@ -140,7 +140,7 @@ pub struct CopiedAt {
 }
 
 impl CopiedSoFar {
-    fn note(&self, r: &ReferenceRange, at: u64, runs: Vec<crate::records::CopiedRun>) {
+    pub(crate) fn note(&self, r: &ReferenceRange, at: u64, runs: Vec<crate::records::CopiedRun>) {
         self.lock().note(r, at, runs);
     }
 
