@@ -118,6 +118,47 @@ pub struct RecordedChanges {
     pub history_recorded: bool,
 }
 
+/// Row changes of a target's feed index against the generation active before, computed
+/// ahead of [`record_computed`] (a delta apply computes them while its other work is
+/// still running). Bounded: at most the limit given to [`compute_changes`].
+#[derive(Debug)]
+pub struct ComputedChanges {
+    previous: Option<GenerationId>,
+    changes: Vec<RowChange>,
+    counts: DiffCounts,
+}
+
+/// The changes from `previous`'s feed index to the index at `new_index`, kept in memory,
+/// or `None` when there are more than `limit` (then [`record_import`] streams them).
+pub fn compute_changes(
+    root: &Root,
+    previous: Option<GenerationId>,
+    new_index: &Path,
+    limit: usize,
+) -> Result<Option<ComputedChanges>, FeedsError> {
+    let old = match previous {
+        Some(p) => generation_index(root, &p)?,
+        None => GenerationIndex::default(),
+    };
+    let mut changes = Vec::new();
+    let diffed = diff_indexes(old.path(), Some(new_index), &mut |c| {
+        if changes.len() == limit {
+            return Err(DiffError::Sink("more changes than kept in memory".into()));
+        }
+        changes.push(c);
+        Ok(())
+    });
+    match diffed {
+        Ok(counts) => Ok(Some(ComputedChanges {
+            previous,
+            changes,
+            counts,
+        })),
+        Err(DiffError::Sink(_)) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Step 6 of an import, after the generation is recorded and before it is materialized
 /// (so a full disk here leaves no extra tree) and flipped: write
 /// `ROOT/changes/<target>.jsonl` against `previous` and, the first time, the history. The
@@ -144,6 +185,46 @@ pub fn record_import(
         Some(p) => generation_index(root, &p)?,
         None => GenerationIndex::default(),
     };
+    record_with(root, target, previous, version, &mut |sink| {
+        diff_indexes(old.path(), new.path(), sink)
+    })
+    .map(Some)
+}
+
+/// [`record_import`] of changes computed ahead ([`compute_changes`]) against the
+/// generation that is still the active one.
+pub fn record_computed(
+    root: &Root,
+    target: &GenerationId,
+    computed: ComputedChanges,
+    version: &str,
+) -> Result<RecordedChanges, FeedsError> {
+    let ComputedChanges {
+        previous,
+        changes,
+        counts,
+    } = computed;
+    let mut changes = Some(changes);
+    record_with(root, target, previous, version, &mut |sink| {
+        for c in changes.take().unwrap_or_default() {
+            sink(c)?;
+        }
+        Ok(counts.clone())
+    })
+}
+
+/// Where a diff hands its changes, in order.
+type ChangeSink<'a> = dyn FnMut(RowChange) -> Result<(), DiffError> + 'a;
+
+/// Write the changes `diff` hands to its sink to `ROOT/changes/<target>.jsonl` and, the
+/// first time, to the history, in the history's one transaction.
+fn record_with(
+    root: &Root,
+    target: &GenerationId,
+    previous: Option<GenerationId>,
+    version: &str,
+    diff: &mut dyn FnMut(&mut ChangeSink<'_>) -> Result<DiffCounts, DiffError>,
+) -> Result<RecordedChanges, FeedsError> {
     let dest = root.changes_file(target);
     let mut file = Some(ChangesFile::create(
         &dest,
@@ -158,7 +239,7 @@ pub fn record_import(
         version,
         previous,
         &mut |rec| {
-            let diffed = diff_indexes(old.path(), new.path(), &mut |c: RowChange| {
+            let diffed = diff(&mut |c: RowChange| {
                 let pushed = match file.as_mut() {
                     Some(f) => f.push(&c).map_err(FeedsError::from),
                     None => Ok(()),
@@ -203,13 +284,13 @@ pub fn record_import(
         }
     };
     let counts = counts.unwrap_or_default();
-    Ok(Some(RecordedChanges {
+    Ok(RecordedChanges {
         changes_file: dest,
         baseline: previous,
         rows: counts.values().map(|c| c.total()).sum(),
         counts,
         history_recorded,
-    }))
+    })
 }
 
 /// Undo [`record_import`] for an import refused before its flip: remove the changes file
@@ -351,5 +432,35 @@ mod tests {
                 .unwrap()
                 .is_none()
         );
+    }
+
+    #[test]
+    fn changes_computed_ahead_record_what_the_streaming_diff_records() {
+        let streamed = tempfile::tempdir().unwrap();
+        let ahead = tempfile::tempdir().unwrap();
+        let (a, b) = (open(streamed.path()), open(ahead.path()));
+        let rows1: &[(&str, u8)] = &[("A", 1), ("B", 1), ("D", 1)];
+        let rows2: &[(&str, u8)] = &[("A", 2), ("C", 1), ("D", 1)];
+        let (g1, g2) = (fake_generation(&a, 1, rows1), fake_generation(&a, 2, rows2));
+        fake_generation(&b, 1, rows1);
+        fake_generation(&b, 2, rows2);
+        record_import(&a, &g1, None, None, "1").unwrap();
+        record_import(&b, &g1, None, None, "1").unwrap();
+        let r_streamed = record_import(&a, &g2, None, Some(g1), "2")
+            .unwrap()
+            .unwrap();
+        let index2 = b.generation_dir(&g2).join(FEED_INDEX_PATH);
+        let computed = compute_changes(&b, Some(g1), &index2, 10).unwrap().unwrap();
+        let r_ahead = record_computed(&b, &g2, computed, "2").unwrap();
+        assert_eq!(r_ahead.counts, r_streamed.counts);
+        assert_eq!((r_ahead.rows, r_ahead.history_recorded), (3, true));
+        assert_eq!(
+            fs::read(b.changes_file(&g2)).unwrap(),
+            fs::read(a.changes_file(&g2)).unwrap()
+        );
+        let chains = |r: &Root| history::chains(r.store().database(), "A", None).unwrap();
+        assert_eq!(chains(&b)[0].entries.len(), chains(&a)[0].entries.len());
+        // Past the limit, nothing is kept: the caller streams instead.
+        assert!(compute_changes(&b, Some(g1), &index2, 2).unwrap().is_none());
     }
 }

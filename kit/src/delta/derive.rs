@@ -107,8 +107,10 @@ pub(crate) fn derivable(
 /// `copies` the runs its record patches copied from the baseline
 /// ([`ouk_delta::apply::RebuiltSink::copied`]; rows inside them are not read again),
 /// `reference` the verified baseline content, `scratch` a private directory. Each derived
-/// file goes into `sink` and must hash to its declared SHA-256. Returns the derived paths
-/// with their digests, to add to the rebuilt ones.
+/// file goes into `sink` and must hash to its declared SHA-256. `beside_index` is handed
+/// the derived feed index, once its digest is the declared one, on a thread of its own
+/// while the sink stores it (the importer diffs it against the active generation's
+/// there). Returns the derived paths with their digests, to add to the rebuilt ones.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn derive_files(
     header: &DeltaHeader,
@@ -119,6 +121,7 @@ pub(crate) fn derive_files(
     reference: &dyn ContentReader,
     scratch: &Path,
     sink: &mut dyn RebuiltSink,
+    beside_index: &(dyn Fn(&Path) + Sync),
 ) -> Result<Vec<(String, FileDigest)>> {
     if !header.uses_derived() {
         return Ok(Vec::new());
@@ -130,7 +133,7 @@ pub(crate) fn derive_files(
         let (Source::Derived { by }, Some(expected)) = (&f.source, f.sha256) else {
             continue;
         };
-        let (file, _) = match by {
+        let (file, sha) = match by {
             Derivation::FeedsIndex => {
                 match feeds_index_from_baseline(
                     baseline, &target, &rebuilt, copies, tree, reference, scratch,
@@ -145,7 +148,15 @@ pub(crate) fn derive_files(
             }
         };
         let mut input = File::open(file.path()).ctx(|| format!("open the derived {}", f.path))?;
-        let actual = sink.put(f, &mut input)?;
+        let actual = std::thread::scope(|s| {
+            // Only an index that hashed to the signed digest is handed on.
+            let beside = (sha == expected).then(|| s.spawn(|| beside_index(file.path())));
+            let put = sink.put(f, &mut input);
+            if let Some(Err(panic)) = beside.map(|b| b.join()) {
+                std::panic::resume_unwind(panic);
+            }
+            put
+        })?;
         if actual != expected {
             return Err(KitError::Delta(ouk_delta::DeltaError::DigestMismatch {
                 path: f.path.clone(),
@@ -490,6 +501,7 @@ mod tests {
             ..DeltaHeader::new(gen_ref(0), gen_ref(1))
         };
         let rebuilt = vec![(OSV.to_string(), FileDigest::of(&osv1))];
+        let beside = std::sync::Mutex::new(None);
         let out = derive_files(
             &header,
             &baseline,
@@ -499,10 +511,16 @@ mod tests {
             &reference,
             &scratch,
             &mut DirSink::new(&tree),
+            &|p: &Path| *beside.lock().unwrap() = Some(fs::read(p).unwrap()),
         )?;
         assert_eq!(out, vec![(FEED_INDEX_PATH.to_string(), index_sha)]);
         let derived = fs::read(tree.join(FEED_INDEX_PATH)).unwrap();
         assert_eq!(derived, index_bytes);
+        assert_eq!(
+            beside.into_inner().unwrap(),
+            Some(index_bytes),
+            "the verified index is handed beside the store's work"
+        );
         Ok(derived)
     }
 

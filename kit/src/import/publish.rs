@@ -31,6 +31,10 @@ pub(crate) struct StagedTree {
     pub manifest_bytes: Vec<u8>,
     pub staging: PathBuf,
     pub kind: &'static str,
+    /// The feed rows the target changes against the active generation, when the stage
+    /// computed them already (a delta does, beside its other work); else step 6b diffs
+    /// the indexes itself.
+    pub feed_changes: Option<crate::feeds::host::ComputedChanges>,
 }
 
 /// Steps 4 (generation id), 5 (layout, freshness), 6 (store, record, materialize) and 7
@@ -45,8 +49,9 @@ pub(crate) fn publish(
 ) -> StepResult<ImportReport> {
     let Staged {
         writer,
-        tree: staged,
+        tree: mut staged,
     } = staged;
+    let feed_changes = staged.feed_changes.take();
     check_staged(opts, &staged, base.generation)?;
     let old_manifest = base.previous.and_then(|p| root.manifest(&p).ok());
     let tree_diff = diff(old_manifest.as_ref(), &staged.chunk_set);
@@ -63,7 +68,7 @@ pub(crate) fn publish(
         total: Some(generation_bytes),
         unit: Unit::Bytes,
     });
-    let (totals, feeds) = store_and_materialize(root, v, writer, &staged, &base)?;
+    let (totals, feeds) = store_and_materialize(root, v, writer, &staged, &base, feed_changes)?;
     progress(Step::Advance(generation_bytes));
     progress(Step::Phase {
         name: "activate",
@@ -123,6 +128,7 @@ fn store_and_materialize(
     mut writer: StoreWriter<'_>,
     staged: &StagedTree,
     base: &ImportReport,
+    feed_changes: Option<crate::feeds::host::ComputedChanges>,
 ) -> StepResult<(WriteTotals, Option<RecordedChanges>)> {
     let target_id = base.generation;
     let put = step(
@@ -164,17 +170,23 @@ fn store_and_materialize(
         s.spawn(|| {
             let _ = ouk_root::generation::syncfs(&staged.staging);
         });
-        step(
-            "ingest",
-            crate::feeds::host::record_import(
+        let recorded = match feed_changes {
+            Some(computed) => crate::feeds::host::record_computed(
+                root,
+                &target_id,
+                computed,
+                &staged.manifest.version,
+            )
+            .map(Some),
+            None => crate::feeds::host::record_import(
                 root,
                 &target_id,
                 Some(&staged.staging),
                 base.previous,
                 &staged.manifest.version,
-            )
-            .map_err(KitError::from),
-        )
+            ),
+        };
+        step("ingest", recorded.map_err(KitError::from))
     })?;
     tracing::debug!(step = "ingest", "feed changes recorded");
     if let Err(e) = root.materialize(&target_id, FileSource::Staged(&staged.staging)) {

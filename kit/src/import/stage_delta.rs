@@ -37,6 +37,11 @@ use crate::split::BundleInput;
 /// Files of at most this size are rehydrated into staging so the layout rules can read them.
 const SMALL_FILE: u64 = 1 << 20;
 
+/// Most feed row changes computed ahead and kept in memory (~260 bytes each: ~17 MiB,
+/// inside the apply's memory bound); a delta that changes more rows has them diffed and
+/// streamed by step 6b instead.
+const MAX_CHANGES_AHEAD: usize = 1 << 16;
+
 /// The header and parts of a delta bundle, unpacked into `dir`.
 struct DeltaParts {
     header: DeltaHeader,
@@ -205,6 +210,9 @@ impl DeltaDirs {
 struct Rebuilt {
     digests: HashMap<String, FileDigest>,
     chunks: HashMap<String, Vec<ouk_store::ChunkId>>,
+    /// The feed rows the target changes against the active generation, computed while
+    /// the derived feed index was stored (`None`: step 6b diffs them).
+    feed_changes: Option<crate::feeds::host::ComputedChanges>,
 }
 
 impl Stage for DeltaStage {
@@ -244,6 +252,7 @@ impl Stage for DeltaStage {
             root,
             &parts,
             &baseline,
+            previous,
             &dirs,
             &mut writer,
             &mut *ctx.progress,
@@ -285,6 +294,7 @@ impl Stage for DeltaStage {
             manifest_bytes,
             staging: dirs.tree,
             kind: "delta",
+            feed_changes: rebuilt.feed_changes.take(),
         };
         Ok(Staging::Staged {
             staged: Staged { writer, tree },
@@ -352,6 +362,7 @@ fn rebuild(
     root: &Root,
     parts: &DeltaParts,
     baseline: &[TreeFile],
+    previous: Option<GenerationId>,
     dirs: &DeltaDirs,
     writer: &mut ouk_store::StoreWriter<'_>,
     progress: StepSink<'_>,
@@ -415,7 +426,20 @@ fn rebuild(
         "delta pieces rebuilt"
     );
     // Files the host derives (the feed index) from what was just rebuilt and the verified
-    // baseline, each checked against the digest the signed header declares.
+    // baseline, each checked against the digest the signed header declares. While the
+    // store takes the derived index, another thread diffs it against the active
+    // generation's: the feed changes step 6b records. Any failure there only leaves that
+    // diff to step 6b.
+    let changes_ahead = std::sync::Mutex::new(None);
+    let diff_beside = |index: &Path| match crate::feeds::host::compute_changes(
+        root,
+        previous,
+        index,
+        MAX_CHANGES_AHEAD,
+    ) {
+        Ok(c) => *changes_ahead.lock().unwrap_or_else(|p| p.into_inner()) = c,
+        Err(e) => tracing::debug!("feed changes left to the record step: {e}"),
+    };
     let mut written = written;
     written.extend(step(
         "check",
@@ -428,12 +452,16 @@ fn rebuild(
             &reference,
             &dirs.scratch,
             &mut sink,
+            &diff_beside,
         ),
     )?);
     tracing::debug!(step = "check", "derived files rebuilt");
     Ok(Rebuilt {
         digests: written.into_iter().collect(),
         chunks: sink.chunks,
+        feed_changes: changes_ahead
+            .into_inner()
+            .unwrap_or_else(|p| p.into_inner()),
     })
 }
 

@@ -100,6 +100,7 @@ impl Stage for KitStage {
             manifest_bytes,
             staging,
             kind: "kit",
+            feed_changes: None,
         };
         Ok(Staging::Staged {
             staged: Staged { writer, tree },
