@@ -83,11 +83,16 @@ pub trait RebuiltSink {
     /// (so every byte read has its run, if it has one, in there). The default ignores them;
     /// the importer's store writer takes the baseline's cuts inside them
     /// ([`ouk_store::chunker::KnownCuts`]) instead of running the cutter.
+    ///
+    /// With `decoded`, the decoder thread hashes the pieces as it hands them on: once
+    /// `content` is at its end, [`DecodedDigest::get`] is the SHA-256 of every byte it
+    /// gave, and the sink need not hash them again on its own thread.
     fn put_copying(
         &mut self,
         file: &DeltaFile,
         content: &mut dyn Read,
         _copied: &CopiedSoFar,
+        _decoded: Option<&DecodedDigest>,
     ) -> Result<FileDigest> {
         self.put(file, content)
     }
@@ -127,6 +132,23 @@ pub const MAX_NOTED_RUNS: usize = 1 << 20;
 /// the decoder thread) and looked up by the sink while it reads the same file.
 #[derive(Default)]
 pub struct CopiedSoFar(Mutex<NotedCopies>);
+
+/// The SHA-256 of a file's pieces, computed by the decoder thread over each piece before
+/// it hands the piece on, and set once the last one was handed on (before the sink's
+/// reader sees the end).
+#[derive(Default)]
+pub struct DecodedDigest(Mutex<Option<FileDigest>>);
+
+impl DecodedDigest {
+    /// The digest of every piece handed on, once the decoder handed on the last.
+    pub fn get(&self) -> Option<FileDigest> {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn set(&self, d: FileDigest) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(d);
+    }
+}
 
 /// Where a byte of a rebuilt file was copied from ([`CopiedSoFar::at`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -529,13 +551,16 @@ fn decode_piped<P: Read + Seek + Send, T>(
     refs: &References<'_>,
     spare: &SparePieces,
     copy: Option<PresizedFile>,
-    consume: &mut dyn FnMut(&mut dyn Read, &CopiedSoFar) -> Result<T>,
+    consume: &mut dyn FnMut(&mut dyn Read, &CopiedSoFar, &DecodedDigest) -> Result<T>,
 ) -> Result<(T, Vec<CopiedFrom>)> {
     let copied = CopiedSoFar::default();
+    let digest = DecodedDigest::default();
     std::thread::scope(|s| {
         let (tx, rx) = sync_channel::<Result<Vec<u8>>>(0);
-        let noted = &copied;
+        let (noted, hashed) = (&copied, &digest);
         let decoder = s.spawn(move || {
+            use sha2::Digest;
+            let mut sha = sha2::Sha256::new();
             let mut copy = copy;
             let mut reader = PieceReader::new(f, pieces, payload, refs, Some(noted));
             reader.spare = Some(spare);
@@ -543,7 +568,10 @@ fn decode_piped<P: Read + Seek + Send, T>(
                 let next = match reader.decode_next() {
                     Ok(true) => match copy.as_mut().map(|c| c.write_all(&reader.current)) {
                         Some(Err(e)) => Err(io_err(format!("write {}", f.path))(e)),
-                        _ => Ok(std::mem::take(&mut reader.current)),
+                        _ => {
+                            sha.update(&reader.current);
+                            Ok(std::mem::take(&mut reader.current))
+                        }
                     },
                     Ok(false) => {
                         // Every piece is written: cut the copy at what was (a short file
@@ -551,6 +579,8 @@ fn decode_piped<P: Read + Seek + Send, T>(
                         if let Some(Err(e)) = copy.take().map(PresizedFile::finish) {
                             let _ = tx.send(Err(io_err(format!("write {}", f.path))(e)));
                         }
+                        // Set before the channel closes: the sink asks at the end.
+                        hashed.set(FileDigest(sha.finalize().into()));
                         return true;
                     }
                     Err(e) => Err(e),
@@ -569,7 +599,7 @@ fn decode_piped<P: Read + Seek + Send, T>(
             error: None,
             spare,
         };
-        let put = consume(&mut piped, &copied);
+        let put = consume(&mut piped, &copied, &digest);
         let decode_error = piped.error.take();
         spare.give(std::mem::take(&mut piped.current));
         // Closing the channel releases a decoder blocked on a piece nobody will read.
@@ -951,10 +981,11 @@ pub fn apply_delta_threads(
         let mut put = |index: usize,
                        content: &mut dyn Read,
                        copied: &CopiedSoFar,
+                       decoded: Option<&DecodedDigest>,
                        sink: &mut dyn RebuiltSink|
          -> Result<()> {
             let f = &header.files[index];
-            let digest = sink.put_copying(f, content, copied)?;
+            let digest = sink.put_copying(f, content, copied, decoded)?;
             written.push((f.path.clone(), digest));
             Ok(())
         };
@@ -969,7 +1000,9 @@ pub fn apply_delta_threads(
                             &refs,
                             &spare,
                             copy,
-                            &mut |r, copied| put(index, r, copied, &mut *sink),
+                            &mut |r, copied, decoded| {
+                                put(index, r, copied, Some(decoded), &mut *sink)
+                            },
                         )
                     });
                     match outcome {
@@ -981,7 +1014,7 @@ pub fn apply_delta_threads(
                     let copied = CopiedSoFar::default();
                     let mut reader =
                         PieceReader::new(f, pieces, &mut *payload, &refs, Some(&copied));
-                    let put = put(index, &mut reader, &copied, &mut *sink);
+                    let put = put(index, &mut reader, &copied, None, &mut *sink);
                     // The decoder's own error explains a failed put better than the sink's.
                     let outcome = match reader.error.take() {
                         Some(e) => Err(e),
@@ -1040,7 +1073,7 @@ pub fn apply_delta_threads(
                     match job {
                         // An error from `submit` is the oldest queued file's: report it.
                         Ok(job) => pool.submit(index, job, &mut |i, mut r| {
-                            put(i, &mut r, &CopiedSoFar::default(), &mut *sink)
+                            put(i, &mut r, &CopiedSoFar::default(), None, &mut *sink)
                         })?,
                         Err(e) => return Err(pool.first_error(e)),
                     }
@@ -1048,7 +1081,7 @@ pub fn apply_delta_threads(
                 _ => {}
             }
         }
-        pool.drain(&mut |i, mut r| put(i, &mut r, &CopiedSoFar::default(), &mut *sink))
+        pool.drain(&mut |i, mut r| put(i, &mut r, &CopiedSoFar::default(), None, &mut *sink))
     })?;
     for block in [Block::Solid, Block::Trailer] {
         let Some(solid) = header.block(block) else {

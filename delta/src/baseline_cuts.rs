@@ -72,8 +72,8 @@ mod tests {
     use super::*;
     use crate::format::ReferenceRange;
     use crate::records::CopiedRun;
-    use ouk_store::StoreOptions;
     use ouk_store::chunker::NoKnownCuts;
+    use ouk_store::{FileHashing, StoreOptions};
 
     fn bytes(len: usize, seed: u64) -> Vec<u8> {
         let mut x = seed | 1;
@@ -139,10 +139,15 @@ mod tests {
         let mut counted = Counted(&mut cuts, 0);
         let mut w = store.writer().unwrap();
         let hinted = w
-            .put_reader_knowing(&target[..], &mut counted, &mut |_| {})
+            .put_reader_knowing(&target[..], &mut counted, FileHashing::Compute, &mut |_| {})
             .unwrap();
         let plain = w
-            .put_reader_knowing(&target[..], &mut NoKnownCuts, &mut |_| {})
+            .put_reader_knowing(
+                &target[..],
+                &mut NoKnownCuts,
+                FileHashing::Compute,
+                &mut |_| {},
+            )
             .unwrap();
         assert_eq!(hinted.chunks, plain.chunks, "the cutter's own chunks");
         assert_eq!(hinted.digest, plain.digest);

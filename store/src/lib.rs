@@ -65,7 +65,7 @@ pub use id::{ChunkId, FileDigest, ParseDigestError, deserialize_digest, serializ
 pub use index::{ChunkLocation, FileRecord, StoreHeader};
 pub use maintenance::{DamagedChunk, FsckReport, GcReport, IndexCheck, RecoveryReport, StoreStats};
 pub use reindex::ReindexReport;
-pub use writer::{BATCH_BYTES, PutOutcome, StoreWriter, WriteTotals};
+pub use writer::{BATCH_BYTES, FileHashing, PutOutcome, StoreWriter, WriteTotals};
 
 use backend::LocalPacks;
 use error::IoContext;

@@ -393,3 +393,35 @@ fn gc_keeps_pinned_files_until_unpinned() {
     assert_eq!(report.files_removed, 1);
     assert!(store.file_record(&pinned.digest).unwrap().is_none());
 }
+
+#[test]
+fn a_put_hashed_by_its_producer_records_the_producers_digest_or_fails_without_one() {
+    use crate::chunker::NoKnownCuts;
+    use crate::writer::FileHashing;
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open(tmp.path(), StoreOptions::default()).unwrap();
+    let data = vec![7u8; 300_000];
+    let mut w = store.writer().unwrap();
+    let computed = w.put_reader(&data[..], &mut |_| {}).unwrap();
+    let mut given = || Some(FileDigest::of(&data));
+    let hashed = w
+        .put_reader_knowing(
+            &data[..],
+            &mut NoKnownCuts,
+            FileHashing::Given(&mut given),
+            &mut |_| {},
+        )
+        .unwrap();
+    assert_eq!(hashed.digest, computed.digest);
+    assert_eq!(hashed.chunks, computed.chunks);
+    let mut none = || None;
+    let e = w
+        .put_reader_knowing(
+            &data[..],
+            &mut NoKnownCuts,
+            FileHashing::Given(&mut none),
+            &mut |_| {},
+        )
+        .unwrap_err();
+    assert!(e.to_string().contains("no digest"), "{e}");
+}

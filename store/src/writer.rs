@@ -108,6 +108,16 @@ pub(crate) fn compress_frame(
     })
 }
 
+/// Who computes the SHA-256 a put records its file under.
+pub enum FileHashing<'a> {
+    /// The writer, over every byte it reads.
+    Compute,
+    /// The producer of the input, over exactly the bytes the writer reads (a decoder
+    /// thread hashing each piece before it hands it on, say, so the SHA-256 is not on the
+    /// writer's thread): asked once the input is at its end; `None` is an error.
+    Given(&'a mut dyn FnMut() -> Option<FileDigest>),
+}
+
 /// Batches puts into one durable commit. Get one from [`Store::writer`].
 pub struct StoreWriter<'s> {
     store: &'s Store,
@@ -165,7 +175,7 @@ struct Prepared {
 fn fill_batch<R: Read>(
     chunker: &mut StreamChunker<R>,
     known: &mut dyn KnownCuts,
-    sha: &mut sha2::Sha256,
+    sha: &mut Option<sha2::Sha256>,
     batch: &mut Batch,
     progress: &mut dyn FnMut(u64),
 ) -> Result<bool> {
@@ -174,7 +184,9 @@ fn fill_batch<R: Read>(
         let next = chunker
             .next_chunk_knowing(
                 &mut |b| {
-                    sha.update(b);
+                    if let Some(sha) = sha.as_mut() {
+                        sha.update(b);
+                    }
                     read += b.len() as u64;
                 },
                 known,
@@ -295,7 +307,7 @@ impl<'s> StoreWriter<'s> {
         reader: impl Read,
         progress: &mut dyn FnMut(u64),
     ) -> Result<PutOutcome> {
-        self.put_reader_knowing(reader, &mut NoKnownCuts, progress)
+        self.put_reader_knowing(reader, &mut NoKnownCuts, FileHashing::Compute, progress)
     }
 
     /// [`StoreWriter::put_reader`], taking the length of a chunk from `known` where it
@@ -306,11 +318,12 @@ impl<'s> StoreWriter<'s> {
         &mut self,
         reader: impl Read,
         known: &mut dyn KnownCuts,
+        hashing: FileHashing<'_>,
         progress: &mut dyn FnMut(u64),
     ) -> Result<PutOutcome> {
         // Hashed where the chunker reads (its callback sees every byte once), not through
         // `fsutil::HashingReader`: the chunker owns the reader and its read loop.
-        let mut sha = sha2::Sha256::new();
+        let mut sha = matches!(hashing, FileHashing::Compute).then(sha2::Sha256::new);
         let mut chunker = StreamChunker::new(self.store.chunker.clone(), reader);
         let capacity = BATCH_BYTES + self.store.chunker.params().max_size as usize;
         let mut filling = Batch::with_capacity(capacity);
@@ -363,7 +376,13 @@ impl<'s> StoreWriter<'s> {
                 break;
             }
         }
-        outcome.digest = FileDigest(sha.finalize().into());
+        outcome.digest = match hashing {
+            FileHashing::Compute => FileDigest(sha.unwrap_or_default().finalize().into()),
+            FileHashing::Given(given) => given().ok_or_else(|| StoreError::Io {
+                context: "put a file hashed by its producer".into(),
+                source: std::io::Error::other("the producer gave no digest of the input"),
+            })?,
+        };
         let known = self.pending_files.contains_key(&outcome.digest)
             || self
                 .snapshot

@@ -9,16 +9,16 @@ use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 
 use ouk_delta::apply::{
-    CopiedSoFar, RebuiltSink, apply_delta, create_rebuilt, create_rebuilt_presized, finish_rebuilt,
-    set_rebuilt_mode,
+    CopiedSoFar, DecodedDigest, RebuiltSink, apply_delta, create_rebuilt, create_rebuilt_presized,
+    finish_rebuilt, set_rebuilt_mode,
 };
 use ouk_delta::baseline_cuts::BaselineCuts;
 use ouk_delta::content::{CheckedDirContent, StoreContent, TreeFile};
 use ouk_delta::format::DeltaHeader;
 use ouk_delta::{ChunkSetManifest, GenerationId, ManifestEntry};
 use ouk_root::Root;
-use ouk_store::FileDigest;
 use ouk_store::progress::{Step, StepSink, Unit};
+use ouk_store::{FileDigest, FileHashing};
 
 use super::{
     ImportOptions, Stage, StageContext, Staged, StagedTree, Staging, StepResult, Verified,
@@ -644,7 +644,7 @@ impl RebuiltSink for StagingAndStore<'_, '_> {
         file: &ouk_delta::format::DeltaFile,
         content: &mut dyn std::io::Read,
     ) -> ouk_delta::Result<FileDigest> {
-        self.put_copying(file, content, &CopiedSoFar::default())
+        self.put_copying(file, content, &CopiedSoFar::default(), None)
     }
 
     fn put_copying(
@@ -652,14 +652,21 @@ impl RebuiltSink for StagingAndStore<'_, '_> {
         file: &ouk_delta::format::DeltaFile,
         content: &mut dyn std::io::Read,
         copied: &CopiedSoFar,
+        decoded: Option<&DecodedDigest>,
     ) -> ouk_delta::Result<FileDigest> {
         // Inside the runs copied from the baseline, the baseline's own cuts are taken
         // instead of running the cutter again.
         let mut known = BaselineCuts::new(copied, self.baseline, self.store);
         if self.decoder_copied.take().as_deref() == Some(file.path.as_str()) {
+            // The decoder thread hashed the pieces it handed on: this thread only chunks.
+            let mut given = || decoded.and_then(DecodedDigest::get);
+            let hashing = match decoded {
+                Some(_) => FileHashing::Given(&mut given),
+                None => FileHashing::Compute,
+            };
             let put = self
                 .writer
-                .put_reader_knowing(content, &mut known, &mut |n| {
+                .put_reader_knowing(content, &mut known, hashing, &mut |n| {
                     (self.progress)(Step::Advance(n))
                 })?;
             set_rebuilt_mode(file, self.tree)?;
@@ -672,11 +679,11 @@ impl RebuiltSink for StagingAndStore<'_, '_> {
             out: &mut out,
             write_error: None,
         };
-        let put = self
-            .writer
-            .put_reader_knowing(&mut tee, &mut known, &mut |n| {
-                (self.progress)(Step::Advance(n))
-            });
+        let put =
+            self.writer
+                .put_reader_knowing(&mut tee, &mut known, FileHashing::Compute, &mut |n| {
+                    (self.progress)(Step::Advance(n))
+                });
         if let Some(e) = tee.write_error.take() {
             return Err(ouk_delta::DeltaError::Io {
                 context: format!("write {}", self.tree.join(&file.path).display()),
