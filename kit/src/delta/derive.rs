@@ -149,8 +149,10 @@ pub(crate) fn derive_files(
         };
         let mut input = File::open(file.path()).ctx(|| format!("open the derived {}", f.path))?;
         let actual = std::thread::scope(|s| {
-            // Only an index that hashed to the signed digest is handed on.
-            let beside = (sha == expected).then(|| s.spawn(|| beside_index(file.path())));
+            // Only the feed index at its own path, hashed to the signed digest, is handed
+            // on: step 6b diffs that path when nothing was computed ahead.
+            let beside = (sha == expected && f.path == FEED_INDEX_PATH)
+                .then(|| s.spawn(|| beside_index(file.path())));
             let put = sink.put(f, &mut input);
             if let Some(Err(panic)) = beside.map(|b| b.join()) {
                 std::panic::resume_unwind(panic);

@@ -200,14 +200,26 @@ fn gib(n: u64) -> f64 {
     n as f64 / (1u64 << 30) as f64
 }
 
-/// store's packs of them) plus the kept `margin`.
+/// Bytes an import of `bytes` of new content needs free: the staged files, the store's
+/// packs of them (compressed: at most half as much again), plus the kept `margin`.
 pub fn space_needed(bytes: u64, margin: u64) -> u64 {
     bytes.saturating_add(bytes / 2).saturating_add(margin)
 }
 
-/// Step 1b: free space for `bytes` of new content plus the margin.
-pub(crate) fn check_disk(root: &Root, bytes: u64, margin: u64) -> StepResult<()> {
-    let needed = space_needed(bytes, margin);
+/// [`space_needed`] for a delta apply: its new chunks stay raw in their packs until
+/// `store gc`/`compact` (`ouk_store::compact::LAZY_FRAMES_RAW`), so the packs may take
+/// as many bytes again as the files rebuilt.
+pub fn space_needed_for_apply(bytes: u64, margin: u64) -> u64 {
+    let packs = if ouk_store::compact::LAZY_FRAMES_RAW {
+        bytes
+    } else {
+        bytes / 2
+    };
+    bytes.saturating_add(packs).saturating_add(margin)
+}
+
+/// Step 1b: `needed` bytes free ([`space_needed`], [`space_needed_for_apply`]).
+pub(crate) fn check_disk(root: &Root, needed: u64) -> StepResult<()> {
     let free = step("disk", free_bytes(root.dir()))?;
     if free < needed {
         return Err((

@@ -236,7 +236,10 @@ impl Stage for DeltaStage {
         )?;
         check_version(root, previous, &target_version, opts.force.is_some())?;
         let new_bytes: u64 = header.files.iter().map(|f| f.size).sum();
-        check_disk(root, new_bytes, opts.free_margin)?;
+        check_disk(
+            root,
+            super::policy::space_needed_for_apply(new_bytes, opts.free_margin),
+        )?;
 
         // 3. Rebuild what the baseline lacks.
         let mut writer = step("unpack", root.store().writer().map_err(KitError::from))?;

@@ -55,7 +55,10 @@ impl Stage for KitStage {
                 ..base
             }));
         }
-        check_disk(root, manifest.total_bytes(), opts.free_margin)?;
+        check_disk(
+            root,
+            super::policy::space_needed(manifest.total_bytes(), opts.free_margin),
+        )?;
         tracing::debug!(step = "disk", "free space checked");
         // Version policy needs only the manifest: refuse before the long unpack.
         check_version(root, previous, &manifest.version, opts.force.is_some())?;
