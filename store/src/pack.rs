@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use crate::error::{IoContext, Result};
+use crate::writeback::Handed;
 
 /// Pack header length.
 pub const PACK_HEADER_LEN: u64 = 16;
@@ -57,10 +58,10 @@ pub(crate) struct PackAppender {
     pub created: bool,
     /// Committed length when opened (0 for a pack this appender created).
     pub start_len: u64,
-    /// Bytes before this offset were handed to the device's writeback already: the
-    /// commit's `fsync` then waits for the last few MiB, not for every frame appended
-    /// (an apply appends a few hundred MB of raw frames).
-    handed: u64,
+    /// How far the device was asked to write the pack back: the commit's `fsync` then
+    /// waits for the last few MiB, not for every frame appended (an apply appends a few
+    /// hundred MB of raw frames).
+    handed: Handed,
 }
 
 impl PackAppender {
@@ -85,7 +86,7 @@ impl PackAppender {
                     len,
                     created: false,
                     start_len: len,
-                    handed: len,
+                    handed: Handed::from(len),
                 })
             }
             None => Self::create(dir, n, n),
@@ -119,7 +120,7 @@ impl PackAppender {
             len: PACK_HEADER_LEN,
             created: true,
             start_len: 0,
-            handed: 0,
+            handed: Handed::default(),
         })
     }
 
@@ -132,10 +133,7 @@ impl PackAppender {
             .and_then(|_| self.file.write_all(bytes))
             .ctx(|| format!("append to pack {}", self.path.display()))?;
         self.len += bytes.len() as u64;
-        if self.len >= self.handed + crate::writeback::WRITEBACK_STEP {
-            crate::writeback::start_writeback(&self.file, self.handed, self.len);
-            self.handed = self.len;
-        }
+        self.handed.advance(&self.file, self.len);
         Ok(at)
     }
 

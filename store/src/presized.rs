@@ -20,7 +20,7 @@
 //! - Bytes are written front to back and never past the declared size (an error, not a
 //!   longer file). [`PresizedFile::finish`] cuts the file at what was written, so a short
 //!   write leaves a short file, which the caller's size and digest checks refuse.
-//! - Every [`WRITEBACK_STEP`] written, the device is asked to start writing those pages
+//! - Every [`crate::writeback::WRITEBACK_STEP`] written, the device is asked to start writing those pages
 //!   ([`crate::writeback`]); durability is still the caller's.
 
 use std::fs::File;
@@ -28,7 +28,7 @@ use std::io::{self, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 
-use crate::writeback::{WRITE_SLICE, WRITEBACK_STEP, start_writeback};
+use crate::writeback::{Handed, WRITE_SLICE};
 
 /// A new file written front to back up to a size reserved at creation.
 #[derive(Debug)]
@@ -38,8 +38,8 @@ pub struct PresizedFile {
     at: u64,
     /// Whether the blocks are reserved (see the module doc).
     reserved: bool,
-    /// Bytes before this offset were handed to the device's writeback already.
-    written_back: u64,
+    /// How far the device was asked to write the file back.
+    handed: Handed,
 }
 
 impl PresizedFile {
@@ -67,7 +67,7 @@ impl PresizedFile {
             size,
             at: 0,
             reserved,
-            written_back: 0,
+            handed: Handed::default(),
         })
     }
 
@@ -83,11 +83,11 @@ impl PresizedFile {
 
     /// Cut the file at what was written (the reservation past it is given back) and return
     /// it. Durability is the caller's (a later `fsync`/`syncfs`).
-    pub fn finish(self) -> io::Result<File> {
+    pub fn finish(mut self) -> io::Result<File> {
         if self.at != self.size {
             self.file.set_len(self.at)?;
         }
-        start_writeback(&self.file, self.written_back, self.at);
+        self.handed.finish(&self.file, self.at);
         Ok(self.file)
     }
 }
@@ -110,10 +110,7 @@ impl Write for PresizedFile {
             self.file.write_all_at(slice, self.at)?;
             self.at += slice.len() as u64;
         }
-        if self.at >= self.written_back + WRITEBACK_STEP {
-            start_writeback(&self.file, self.written_back, self.at);
-            self.written_back = self.at;
-        }
+        self.handed.advance(&self.file, self.at);
         Ok(bytes.len())
     }
 
@@ -125,6 +122,7 @@ impl Write for PresizedFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::writeback::WRITEBACK_STEP;
     use std::io::Read;
 
     fn new_file(dir: &tempfile::TempDir, name: &str) -> File {

@@ -44,13 +44,40 @@ pub fn start_writeback(file: &File, from: u64, to: u64) {
     }
 }
 
+/// How far a file written front to back was handed to the device: [`Handed::advance`]
+/// asks for writeback of the bytes past it once [`WRITEBACK_STEP`] more were written.
+/// Shared by every writer that appends ([`WritebackFile`], [`crate::presized`], packs).
+#[derive(Debug, Default)]
+pub(crate) struct Handed(u64);
+
+impl Handed {
+    /// A file whose first `at` bytes need no writeback from this writer.
+    pub(crate) fn from(at: u64) -> Handed {
+        Handed(at)
+    }
+
+    /// `file` now holds `written` bytes: start writeback past the last request once a
+    /// whole step is there.
+    pub(crate) fn advance(&mut self, file: &File, written: u64) {
+        if written >= self.0 + WRITEBACK_STEP {
+            self.finish(file, written);
+        }
+    }
+
+    /// Start writeback of everything up to `written` (the file's end).
+    pub(crate) fn finish(&mut self, file: &File, written: u64) {
+        start_writeback(file, self.0, written);
+        self.0 = self.0.max(written);
+    }
+}
+
 /// A new file written front to back with `write`, its pages handed to the device every
 /// [`WRITEBACK_STEP`] (put a `BufWriter` in front for small writes).
 #[derive(Debug)]
 pub struct WritebackFile {
     file: File,
     written: u64,
-    handed: u64,
+    handed: Handed,
 }
 
 impl WritebackFile {
@@ -59,13 +86,13 @@ impl WritebackFile {
         WritebackFile {
             file,
             written: 0,
-            handed: 0,
+            handed: Handed::default(),
         }
     }
 
     /// The file, its last bytes handed to the device too.
-    pub fn into_inner(self) -> File {
-        start_writeback(&self.file, self.handed, self.written);
+    pub fn into_inner(mut self) -> File {
+        self.handed.finish(&self.file, self.written);
         self.file
     }
 }
@@ -74,10 +101,7 @@ impl Write for WritebackFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.file.write(&buf[..buf.len().min(WRITE_SLICE)])?;
         self.written += n as u64;
-        if self.written >= self.handed + WRITEBACK_STEP {
-            start_writeback(&self.file, self.handed, self.written);
-            self.handed = self.written;
-        }
+        self.handed.advance(&self.file, self.written);
         Ok(n)
     }
 
@@ -105,9 +129,10 @@ mod tests {
             w.write_all(part).unwrap();
         }
         assert!(
-            w.handed >= WRITEBACK_STEP * 2 && w.handed < WRITEBACK_STEP * 2 + WRITE_SLICE as u64,
+            w.handed.0 >= WRITEBACK_STEP * 2
+                && w.handed.0 < WRITEBACK_STEP * 2 + WRITE_SLICE as u64,
             "{}",
-            w.handed
+            w.handed.0
         );
         drop(w.into_inner());
         let mut back = Vec::new();
