@@ -2,7 +2,7 @@
 //!
 //! A writer that must be fast more than small (a delta apply: it creates a few hundred MB
 //! of chunks on the host while the operator waits) stores its new frames uncompressed
-//! ([`LAZY_FRAMES_RAW`]) into packs of its own, and its commit records those packs in
+//! ([`LAZY_LEVEL`]) into packs of its own, and its commit records those packs in
 //! `store_lazy_packs`. [`Store::compact`] later rewrites every lazy pack at the store's
 //! own level, so the store ends the size a normal write gives.
 //!
@@ -39,28 +39,16 @@ use crate::progress::Step;
 /// pack number -> nothing: packs written lazily, waiting for [`Store::compact`].
 pub(crate) const LAZY_PACKS: TableDefinition<u32, ()> = TableDefinition::new("store_lazy_packs");
 
-/// Lazily written frames are stored raw (uncompressed). Measured on the 1 GiB apply
+/// The zstd level of lazily written frames: `None`, stored raw (uncompressed). Measured on the 1 GiB apply
 /// (docs/benchmarks.md, "Apply vs full import, round 7"): zstd's fastest useful level
 /// (-1) compresses feed text at 340-360 MB/s on the benchmark machine, so the ~290 MB of
 /// chunks an apply creates cost 0.95 CPU-s of its 3.1, while writing them raw adds
 /// ~175 MB for the device (1.2 GB/s fsync'd there; the pack's pages are handed to the
 /// device as they are appended, so most of it overlaps the apply). The break-even is a
 /// device slower than ~370 MB/s with both cores busy; `store gc`/`store compact` bring
-/// the packs to the store's level either way. (Round 5 chose level -1 on a measured
+/// the packs to the store's level either way. (Round 5 chose `Some(-1)` on a measured
 /// 50 MB/s of fsync'd writes, which this disk no longer shows.)
-pub const LAZY_FRAMES_RAW: bool = true;
-
-/// zstd level of lazily written frames when they are not stored raw.
-const LAZY_LEVEL: i32 = -1;
-
-/// The level new frames of a lazy writer are stored at (`None`: raw).
-pub(crate) fn lazy_level() -> Option<i32> {
-    if LAZY_FRAMES_RAW {
-        None
-    } else {
-        Some(LAZY_LEVEL)
-    }
-}
+pub const LAZY_LEVEL: Option<i32> = None;
 
 /// Raw chunk bytes recompressed at once (in parallel on the store's threads).
 const COMPACT_BATCH_BYTES: usize = 16 << 20;

@@ -171,6 +171,14 @@ pub fn decode_header(buf: &[u8]) -> Result<FrameHeader, FrameError> {
     })
 }
 
+/// `raw`'s length as a frame records it, refused past [`MAX_RAW_LEN`].
+fn frame_raw_len(raw: &[u8]) -> std::io::Result<u32> {
+    u32::try_from(raw.len())
+        .ok()
+        .filter(|l| *l <= MAX_RAW_LEN)
+        .ok_or_else(|| std::io::Error::other("chunk larger than a frame can hold"))
+}
+
 /// Compress `raw` into a complete frame appended to `out`; returns the header.
 /// `compressor` is reused across calls (zstd contexts are expensive to create).
 pub fn encode_frame(
@@ -179,10 +187,7 @@ pub fn encode_frame(
     raw: &[u8],
     out: &mut Vec<u8>,
 ) -> std::io::Result<FrameHeader> {
-    let raw_len = u32::try_from(raw.len())
-        .ok()
-        .filter(|l| *l <= MAX_RAW_LEN)
-        .ok_or_else(|| std::io::Error::other("chunk larger than a frame can hold"))?;
+    let raw_len = frame_raw_len(raw)?;
     let start = out.len();
     out.resize(start + HEADER_LEN, 0);
     let payload_start = out.len();
@@ -213,10 +218,7 @@ pub fn encode_raw_frame(
     raw: &[u8],
     out: &mut Vec<u8>,
 ) -> std::io::Result<FrameHeader> {
-    let raw_len = u32::try_from(raw.len())
-        .ok()
-        .filter(|l| *l <= MAX_RAW_LEN)
-        .ok_or_else(|| std::io::Error::other("chunk larger than a frame can hold"))?;
+    let raw_len = frame_raw_len(raw)?;
     out.extend_from_slice(&encode_header(Codec::Raw, raw_len, raw_len, id));
     out.extend_from_slice(raw);
     Ok(FrameHeader {

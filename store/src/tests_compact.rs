@@ -73,7 +73,7 @@ fn a_fast_write_is_lazy_and_compact_brings_it_to_the_store_level() {
     let b = put(&store, &base, false);
     let packs_before = store.stats().unwrap().packs;
     let f = put(&store, &fresh, true);
-    if crate::compact::LAZY_FRAMES_RAW {
+    if crate::compact::LAZY_LEVEL.is_none() {
         assert!(
             f.new_chunks > 0 && f.new_stored_bytes >= f.new_raw_bytes,
             "lazy frames are stored raw: {} stored of {} raw",

@@ -133,7 +133,7 @@ pub struct StoreWriter<'s> {
     /// they are never rolled back.
     commit_started: bool,
     /// Set by [`StoreWriter::store_new_chunks_fast`]: new frames are written at
-    /// lazily ([`crate::compact::LAZY_FRAMES_RAW`]) into packs of their own, recorded as lazy.
+    /// lazily ([`crate::compact::LAZY_LEVEL`]) into packs of their own, recorded as lazy.
     fast: bool,
     /// Packs this writer created while fast (marked lazy by its commit).
     lazy_created: HashSet<u32>,
@@ -267,7 +267,7 @@ impl<'s> StoreWriter<'s> {
     }
 
     /// From now on, store new chunks fast rather than small: raw
-    /// ([`crate::compact::LAZY_FRAMES_RAW`]), into packs of their own that the commit marks lazy,
+    /// ([`crate::compact::LAZY_LEVEL`]), into packs of their own that the commit marks lazy,
     /// so `gc` or `compact` later recompresses them at the store's level. For writes an
     /// operator waits on that create many chunks (a delta apply). Object-storage stores
     /// ignore it (their packs are immutable and shared: they are not compacted).
@@ -337,7 +337,7 @@ impl<'s> StoreWriter<'s> {
             new_stored_bytes: 0,
         };
         let level = if self.fast {
-            crate::compact::lazy_level()
+            crate::compact::LAZY_LEVEL
         } else {
             Some(self.store.header.zstd_level)
         };

@@ -207,10 +207,10 @@ pub fn space_needed(bytes: u64, margin: u64) -> u64 {
 }
 
 /// [`space_needed`] for a delta apply: its new chunks stay raw in their packs until
-/// `store gc`/`compact` (`ouk_store::compact::LAZY_FRAMES_RAW`), so the packs may take
-/// as many bytes again as the files rebuilt.
+/// `store gc`/`compact` (`ouk_store::compact::LAZY_LEVEL`), so the packs may take as
+/// many bytes again as the files rebuilt.
 pub fn space_needed_for_apply(bytes: u64, margin: u64) -> u64 {
-    let packs = if ouk_store::compact::LAZY_FRAMES_RAW {
+    let packs = if ouk_store::compact::LAZY_LEVEL.is_none() {
         bytes
     } else {
         bytes / 2
