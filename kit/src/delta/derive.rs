@@ -54,11 +54,9 @@ fn index_target_feeds(
 ) -> Result<(tempfile::NamedTempFile, FileDigest)> {
     let file = tempfile::NamedTempFile::new_in(scratch)
         .ctx(|| format!("create a temporary file in {}", scratch.display()))?;
-    let out = HashingWriter::new(BufWriter::with_capacity(
-        1 << 20,
-        file.reopen()
-            .ctx(|| "reopen the derived feed index".into())?,
-    ));
+    // Written and later read through the handle `NamedTempFile` created (O_EXCL), never
+    // through its name again: what the sink stores is what was hashed here.
+    let out = HashingWriter::new(BufWriter::with_capacity(1 << 20, file.as_file()));
     let options = IndexOptions {
         temp_dir: Some(scratch.to_path_buf()),
         ..IndexOptions::default()
@@ -147,7 +145,8 @@ pub(crate) fn derive_files(
                 }
             }
         };
-        let mut input = File::open(file.path()).ctx(|| format!("open the derived {}", f.path))?;
+        let mut input = file.as_file();
+        std::io::Seek::rewind(&mut input).ctx(|| format!("rewind the derived {}", f.path))?;
         let actual = std::thread::scope(|s| {
             // Only the feed index at its own path, hashed to the signed digest, is handed
             // on: step 6b diffs that path when nothing was computed ahead.
