@@ -52,18 +52,24 @@ pub struct SameBytes {
 /// (fewer only at the end).
 ///
 /// The diff's reads near run edges are a few bytes each, thousands of them, close
-/// together: reads inside one [`BLOCK`] are served from the last block read, so a source
-/// that decodes a whole chunk per read (a baseline read from the store) is not asked once
-/// per probe.
+/// together: reads inside one [`BLOCK`] are served from the last two blocks read (a run's
+/// start and its end; the next run starts near the last one's end), so a source that
+/// decodes a whole chunk per read (a baseline read from the store) is not asked once per
+/// probe.
 pub struct PositionedFeed<'a> {
     size: u64,
     read_at: &'a dyn Fn(u64, usize) -> io::Result<Vec<u8>>,
-    /// The last block read: its offset and bytes.
-    block: std::cell::RefCell<Option<(u64, Vec<u8>)>>,
+    /// The last two blocks read, the latest first.
+    blocks: std::cell::RefCell<[Option<Block>; 2]>,
 }
 
-/// Bytes of the blocks [`PositionedFeed`] keeps for small reads.
-const BLOCK: u64 = 64 << 10;
+/// A block read: its offset and bytes.
+type Block = (u64, Vec<u8>);
+
+/// Bytes of the blocks [`PositionedFeed`] keeps for small reads. A page: a probe near a
+/// run's edge needs a few bytes, and a daily delta has thousands of runs per feed (64 KiB
+/// blocks read 0.77 GB to diff the 1 GiB pair's feeds; see docs/benchmarks.md, round 8).
+const BLOCK: u64 = 4 << 10;
 
 /// Most bytes outside the runs (both feeds together) read into memory; past it the diff
 /// declines. A daily feed's changed rows are a few MB; a feed whose pieces were mostly
@@ -82,7 +88,7 @@ impl<'a> PositionedFeed<'a> {
         PositionedFeed {
             size,
             read_at,
-            block: std::cell::RefCell::new(None),
+            blocks: std::cell::RefCell::new([None, None]),
         }
     }
 
@@ -94,11 +100,16 @@ impl<'a> PositionedFeed<'a> {
             let got = (self.read_at)(from, len).ok()?;
             return (got.len() == len).then_some(got);
         }
-        let mut cached = self.block.borrow_mut();
-        if cached.as_ref().is_none_or(|(at, _)| *at != start) {
-            *cached = Some((start, (self.read_at)(start, BLOCK as usize).ok()?));
+        let mut cached = self.blocks.borrow_mut();
+        if cached[0].as_ref().is_none_or(|(at, _)| *at != start) {
+            if cached[1].as_ref().is_some_and(|(at, _)| *at == start) {
+                cached.swap(0, 1);
+            } else {
+                let read = (self.read_at)(start, BLOCK as usize).ok()?;
+                cached[1] = cached[0].replace((start, read));
+            }
         }
-        let (_, block) = cached.as_ref()?;
+        let (_, block) = cached[0].as_ref()?;
         let skip = usize::try_from(from - start).ok()?;
         block.get(skip..skip + len).map(<[u8]>::to_vec)
     }
