@@ -12,12 +12,20 @@
 //! over (a `BufWriter` passes a long buffer straight through): see [`crate::presized`]
 //! for what a longer single write costs on a virtual machine.
 //!
+//! The requests are made on a thread of their own ([`start_writeback`]), not by the writer:
+//! `sync_file_range` does not wait for the pages, but it does wait for a free slot in the
+//! device's request queue, and with staging files and packs streaming at once that queue
+//! is full. On the writer's thread those waits were 0.1-0.17 s of an apply of the 1 GiB
+//! pair (stalls of up to 0.135 s with both cores idle; `strace -T`, docs/benchmarks.md).
+//!
 //! Invariant: this is advisory. Durability comes from the caller's `fsync`/`syncfs`
-//! alone; a failed request is ignored.
+//! alone; a failed request, or one dropped because the requesting thread is behind, is
+//! ignored.
 
 use std::fs::File;
 use std::io::{self, Write};
 use std::os::fd::AsRawFd;
+use std::sync::{OnceLock, mpsc};
 
 /// Bytes written between two writeback requests.
 pub const WRITEBACK_STEP: u64 = 16 << 20;
@@ -26,14 +34,62 @@ pub const WRITEBACK_STEP: u64 = 16 << 20;
 /// never takes a PMD-sized folio for it (see [`crate::presized`]).
 pub const WRITE_SLICE: usize = 1 << 20;
 
-/// Ask the device to start writing back `file`'s bytes in `[from, to)` (not waiting).
+/// Ask the device to start writing back `file`'s bytes in `[from, to)`, without waiting:
+/// the request goes to the writeback thread with a duplicate of the descriptor (so `file`
+/// may close at once). Made here instead when that thread cannot be had or is
+/// [`QUEUED_REQUESTS`] requests behind (the caller then waits as it did before).
 pub fn start_writeback(file: &File, from: u64, to: u64) {
     if to <= from {
         return;
     }
+    let Some(requests) = writeback_thread() else {
+        request_writeback(file, from, to);
+        return;
+    };
+    let Ok(copy) = file.try_clone() else {
+        request_writeback(file, from, to);
+        return;
+    };
+    match requests.try_send((copy, from, to)) {
+        Ok(()) => {}
+        Err(
+            mpsc::TrySendError::Full((f, from, to))
+            | mpsc::TrySendError::Disconnected((f, from, to)),
+        ) => request_writeback(&f, from, to),
+    }
+}
+
+/// Requests the writeback thread may hold before a writer makes its own.
+pub const QUEUED_REQUESTS: usize = 64;
+
+type Request = (File, u64, u64);
+
+/// The queue of the thread that makes writeback requests, started on first use (`None`
+/// when no thread could be started).
+fn writeback_thread() -> Option<&'static mpsc::SyncSender<Request>> {
+    static QUEUE: OnceLock<Option<mpsc::SyncSender<Request>>> = OnceLock::new();
+    QUEUE
+        .get_or_init(|| {
+            let (tx, rx) = mpsc::sync_channel::<Request>(QUEUED_REQUESTS);
+            std::thread::Builder::new()
+                .name("ouk-writeback".into())
+                .spawn(move || {
+                    for (file, from, to) in rx {
+                        request_writeback(&file, from, to);
+                    }
+                })
+                .ok()
+                .map(|_| tx)
+        })
+        .as_ref()
+}
+
+/// `sync_file_range(SYNC_FILE_RANGE_WRITE)` of `[from, to)` of `file` (may wait for the
+/// device's queue, never for the pages).
+fn request_writeback(file: &File, from: u64, to: u64) {
     let (Ok(offset), Ok(len)) = (
         libc::off64_t::try_from(from),
-        libc::off64_t::try_from(to - from),
+        libc::off64_t::try_from(to.saturating_sub(from)),
     ) else {
         return;
     };
