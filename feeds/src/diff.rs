@@ -356,9 +356,16 @@ impl SourceRows {
         }
         Ok(())
     }
+}
 
+/// A source's rows merged in (id, tenant, hash) order, read key by key.
+trait KeyStream {
     /// Read the next key and its distinct hashes (sorted) into `key`, reusing its
     /// buffers; false at the end.
+    fn next_key(&mut self, key: &mut KeyHashes) -> Result<bool, DiffError>;
+}
+
+impl KeyStream for SourceRows {
     fn next_key(&mut self, key: &mut KeyHashes) -> Result<bool, DiffError> {
         let Some(Reverse(first)) = self.heap.peek() else {
             return Ok(false);
@@ -433,8 +440,8 @@ fn change(
 /// in hand are reused from key to key: only a change allocates.
 fn join_source(
     source: &str,
-    mut old: SourceRows,
-    mut new: SourceRows,
+    mut old: impl KeyStream,
+    mut new: impl KeyStream,
     sink: &mut dyn FnMut(RowChange) -> Result<(), DiffError>,
 ) -> Result<SourceCounts, DiffError> {
     let mut counts = SourceCounts::default();
@@ -557,6 +564,89 @@ const JOINS_AHEAD: usize = 4;
 /// import) waits for the consumer instead of growing.
 const LANE_CHANGES: usize = 8192;
 
+/// One feed of an index held in memory, for [`diff_rows`].
+#[derive(Debug, Clone, Copy)]
+pub struct FeedRowsOf<'a> {
+    /// The feed's source (its header's `source`).
+    pub source: &'a str,
+    /// Its rows, in [`FeedRow::cmp_key`] order (as an index holds them).
+    pub rows: &'a [FeedRow],
+}
+
+/// A source's rows held in memory, merged in [`FeedRow::cmp_key`] order.
+struct RowsInMemory<'a> {
+    rows: Vec<&'a FeedRow>,
+    at: usize,
+}
+
+impl<'a> RowsInMemory<'a> {
+    fn of(feeds: &[&'a [FeedRow]]) -> RowsInMemory<'a> {
+        let mut rows: Vec<&FeedRow> = feeds.iter().flat_map(|f| f.iter()).collect();
+        // Each feed is sorted already: the sort only merges them (it finds the runs).
+        if feeds.len() > 1 {
+            rows.sort_by(|a, b| a.cmp_key(b));
+        }
+        RowsInMemory { rows, at: 0 }
+    }
+}
+
+impl KeyStream for RowsInMemory<'_> {
+    fn next_key(&mut self, key: &mut KeyHashes) -> Result<bool, DiffError> {
+        let Some(first) = self.rows.get(self.at) else {
+            return Ok(false);
+        };
+        key.id.clone_from(&first.id);
+        key.tenant.clone_from(&first.tenant);
+        key.hashes.clear();
+        key.hashes.push(first.hash);
+        self.at += 1;
+        while let Some(next) = self.rows.get(self.at) {
+            if next.id != key.id || next.tenant != key.tenant {
+                break;
+            }
+            if key.hashes.last() != Some(&next.hash) {
+                key.hashes.push(next.hash);
+            }
+            self.at += 1;
+        }
+        Ok(true)
+    }
+}
+
+/// [`diff_indexes`] of two indexes whose rows are held in memory (`old` and `new`, each
+/// every feed of its index): the same changes in the same order, and the same counts,
+/// without reading either index again. A delta apply derives the target's index from rows
+/// it holds, and diffs those (`ouk_feeds::host::changes_of_rows`).
+pub fn diff_rows<'a>(
+    old: &[FeedRowsOf<'a>],
+    new: &[FeedRowsOf<'a>],
+    sink: &mut dyn FnMut(RowChange) -> Result<(), DiffError>,
+) -> Result<DiffCounts, DiffError> {
+    fn by_source<'a>(feeds: &[FeedRowsOf<'a>]) -> BTreeMap<&'a str, Vec<&'a [FeedRow]>> {
+        let mut m: BTreeMap<&str, Vec<&[FeedRow]>> = BTreeMap::new();
+        for f in feeds {
+            m.entry(f.source).or_default().push(f.rows);
+        }
+        m
+    }
+    let (old, new) = (by_source(old), by_source(new));
+    let mut sources: Vec<&str> = old.keys().chain(new.keys()).copied().collect();
+    sources.sort_unstable();
+    sources.dedup();
+    let none = Vec::new();
+    let mut counts = DiffCounts::new();
+    for source in sources {
+        let c = join_source(
+            source,
+            RowsInMemory::of(old.get(source).unwrap_or(&none)),
+            RowsInMemory::of(new.get(source).unwrap_or(&none)),
+            sink,
+        )?;
+        counts.insert(source.to_string(), c);
+    }
+    Ok(counts)
+}
+
 /// [`diff_indexes`] collecting every change (for tests and small indexes).
 pub fn diff_to_vec(
     old: Option<&Path>,
@@ -617,6 +707,36 @@ mod tests {
                 _ => None,
             })
             .collect()
+    }
+
+    /// [`diff_rows`] of the feeds `write_index` would write (first feed of a path, rows
+    /// sorted), collecting every change.
+    fn rows_diff_to_vec(old: &[Feed], new: &[Feed]) -> (DiffCounts, Vec<RowChange>) {
+        fn held(feeds: &[Feed]) -> Vec<(String, Vec<FeedRow>)> {
+            let mut seen = std::collections::HashSet::new();
+            feeds
+                .iter()
+                .filter(|(path, _, _)| seen.insert(path.clone()))
+                .map(|(_, source, rows)| {
+                    let mut rows = rows.clone();
+                    rows.sort_by(FeedRow::cmp_key);
+                    (source.clone(), rows)
+                })
+                .collect()
+        }
+        fn view(h: &[(String, Vec<FeedRow>)]) -> Vec<FeedRowsOf<'_>> {
+            h.iter()
+                .map(|(source, rows)| FeedRowsOf { source, rows })
+                .collect()
+        }
+        let (old, new) = (held(old), held(new));
+        let mut out = Vec::new();
+        let counts = diff_rows(&view(&old), &view(&new), &mut |c| {
+            out.push(c);
+            Ok(())
+        })
+        .unwrap();
+        (counts, out)
     }
 
     fn feed(path: &str, source: &str, rows: Vec<FeedRow>) -> Feed {
@@ -858,6 +978,9 @@ mod tests {
             let o = write_index(dir.path(), "old", &old);
             let n = write_index(dir.path(), "new", &new);
             let (counts, changes) = diff_to_vec(Some(&o), Some(&n)).unwrap();
+            let (in_memory_counts, in_memory) = rows_diff_to_vec(&old, &new);
+            prop_assert_eq!(&in_memory, &changes);
+            prop_assert_eq!(&in_memory_counts, &counts);
             let got: Vec<(Key, ChangeKind)> = changes
                 .iter()
                 .map(|c| ((c.source.clone(), c.id.clone(), c.tenant.clone()), c.change))

@@ -27,7 +27,7 @@ use ouk_store::StoreError;
 use serde::Serialize;
 
 use super::changes::{ChangesError, ChangesFile, ChangesHeader};
-use super::diff::{DiffCounts, DiffError, RowChange, diff_indexes};
+use super::diff::{DiffCounts, DiffError, FeedRowsOf, RowChange, diff_indexes, diff_rows};
 use super::history::{self, HistoryError};
 use super::index::FEED_INDEX_PATH;
 
@@ -148,15 +148,7 @@ pub fn compute_changes(
         changes.push(c);
         Ok(())
     });
-    match diffed {
-        Ok(counts) => Ok(Some(ComputedChanges {
-            previous,
-            changes,
-            counts,
-        })),
-        Err(DiffError::Sink(_)) => Ok(None),
-        Err(e) => Err(e.into()),
-    }
+    kept(previous, changes, diffed)
 }
 
 /// Step 6 of an import, after the generation is recorded and before it is materialized
@@ -189,6 +181,45 @@ pub fn record_import(
         diff_indexes(old.path(), new.path(), sink)
     })
     .map(Some)
+}
+
+/// [`compute_changes`] when both indexes' rows are held in memory: `old`, every feed of
+/// `previous`'s index, and `new`, every feed of the target's (see [`diff_rows`]). The
+/// caller vouches that they are those indexes' rows (a delta apply holds the baseline's,
+/// read through verified content, and the rows it wrote into the derived index, whose
+/// digest it checked).
+pub fn changes_of_rows(
+    previous: Option<GenerationId>,
+    old: &[FeedRowsOf<'_>],
+    new: &[FeedRowsOf<'_>],
+    limit: usize,
+) -> Result<Option<ComputedChanges>, FeedsError> {
+    let mut changes = Vec::new();
+    let diffed = diff_rows(old, new, &mut |c| {
+        if changes.len() == limit {
+            return Err(DiffError::Sink("more changes than kept in memory".into()));
+        }
+        changes.push(c);
+        Ok(())
+    });
+    kept(previous, changes, diffed)
+}
+
+/// The changes a diff kept, or `None` when it stopped at the limit.
+fn kept(
+    previous: Option<GenerationId>,
+    changes: Vec<RowChange>,
+    diffed: Result<DiffCounts, DiffError>,
+) -> Result<Option<ComputedChanges>, FeedsError> {
+    match diffed {
+        Ok(counts) => Ok(Some(ComputedChanges {
+            previous,
+            changes,
+            counts,
+        })),
+        Err(DiffError::Sink(_)) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// [`record_import`] of changes computed ahead ([`compute_changes`]) against the

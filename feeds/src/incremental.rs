@@ -76,16 +76,40 @@ impl<R: BufRead> PredecessorIndex<R> {
                 }
                 std::cmp::Ordering::Equal => {}
             }
-            let mut rows =
-                Vec::with_capacity(usize::try_from(header.rows).unwrap_or(0).min(1 << 20));
-            for _ in 0..header.rows {
-                match self.reader.next_item()? {
-                    Some(IndexItem::Row(r)) => rows.push(r),
-                    // The reader checks row counts; anything else is a malformed index.
-                    _ => return Ok(None),
-                }
+            return self.rows_under(header);
+        }
+    }
+
+    /// The rows that follow `header`, just read; `None` when they do not match it.
+    fn rows_under(&mut self, header: FeedHeader) -> Result<Option<FeedRows>, IndexError> {
+        let mut rows = Vec::with_capacity(usize::try_from(header.rows).unwrap_or(0).min(1 << 20));
+        for _ in 0..header.rows {
+            match self.reader.next_item()? {
+                Some(IndexItem::Row(r)) => rows.push(r),
+                // The reader checks row counts; anything else is a malformed index.
+                _ => return Ok(None),
             }
-            return Ok(Some(FeedRows { header, rows }));
+        }
+        Ok(Some(FeedRows { header, rows }))
+    }
+
+    /// Every feed of the index not read yet, with its rows, in the index's order; `None`
+    /// when a feed's rows do not match its header (a malformed index is an error).
+    pub fn every_feed(mut self) -> Result<Option<Vec<FeedRows>>, IndexError> {
+        let mut out = Vec::new();
+        loop {
+            let header = match self.pending.take() {
+                Some(h) => h,
+                None => match self.reader.next_item()? {
+                    Some(IndexItem::Feed(h)) => h,
+                    Some(IndexItem::Row(_)) => return Ok(None),
+                    None => return Ok(Some(out)),
+                },
+            };
+            match self.rows_under(header)? {
+                Some(feed) => out.push(feed),
+                None => return Ok(None),
+            }
         }
     }
 }

@@ -182,16 +182,17 @@ pub fn index_feeds<W: Write>(
     opts: &IndexOptions,
     out: W,
 ) -> Result<(IndexReport, W), FeedError> {
-    index_feeds_with(feeds, opts, out, &mut |_, _| None)
+    index_feeds_with(feeds, opts, out, &|_, _| None)
 }
 
 /// [`index_feeds`], asking `shortcut` first for each feed's sorted rows (kit path, file):
-/// a feed it answers is not scanned (see [`crate::incremental`]); `None` scans it.
-pub fn index_feeds_with<W: Write>(
+/// a feed it answers is not scanned (see [`crate::incremental`]); `None` scans it. The rows
+/// are borrowed: a caller that holds them (a delta apply) keeps them for the diff after.
+pub fn index_feeds_with<'r, W: Write>(
     feeds: &[FeedFile],
     opts: &IndexOptions,
     out: W,
-    shortcut: &mut dyn FnMut(&str, &Path) -> Option<Vec<FeedRow>>,
+    shortcut: &dyn Fn(&str, &Path) -> Option<&'r [FeedRow]>,
 ) -> Result<(IndexReport, W), FeedError> {
     let mut writer = FeedIndexWriter::new(out)?;
     let mut report = IndexReport::default();
@@ -213,7 +214,7 @@ pub fn index_feeds_with<W: Write>(
                 skipped: 0,
             };
             writer.begin_feed(&header)?;
-            for r in &rows {
+            for r in rows {
                 writer.push_row(r)?;
             }
             report.feeds.push(FeedSummary {

@@ -35,7 +35,8 @@ use rayon::prelude::*;
 
 use crate::error::{IoContext, KitError, Result};
 use crate::feeds::FEED_INDEX_PATH;
-use crate::feeds::incremental::{PredecessorIndex, RowDiff};
+use crate::feeds::diff::FeedRowsOf;
+use crate::feeds::incremental::{FeedRows, PredecessorIndex, RowDiff};
 use crate::feeds::index::FeedRow;
 use crate::feeds::indexer::{FeedFile, IndexOptions, feed_source, index_feeds_with, select_feeds};
 use crate::feeds::same_bytes::{PositionedFeed, SameBytes};
@@ -47,10 +48,10 @@ use ouk_delta::apply::CopiedFrom;
 /// Default indexer options: what a kit built without `--id-field`/`--skip-bad-rows` holds.
 /// `shortcut` may answer a feed's rows instead of the indexer scanning it
 /// ([`ouk_feeds::indexer::index_feeds_with`]).
-fn index_target_feeds(
+fn index_target_feeds<'r>(
     feeds: &[FeedFile],
     scratch: &Path,
-    shortcut: &mut dyn FnMut(&str, &Path) -> Option<Vec<FeedRow>>,
+    shortcut: &dyn Fn(&str, &Path) -> Option<&'r [FeedRow]>,
 ) -> Result<(tempfile::NamedTempFile, FileDigest)> {
     let file = tempfile::NamedTempFile::new_in(scratch)
         .ctx(|| format!("create a temporary file in {}", scratch.display()))?;
@@ -89,7 +90,7 @@ pub(crate) fn derivable(
     let feeds = select_feeds(on_disk.iter().map(|(p, d)| (p.as_str(), d.as_path())));
     // An indexer error here (a bad row the kit was built to skip, say) means only that
     // the host could not derive it either: the file is shipped.
-    match index_target_feeds(&feeds, scratch, &mut |_, _| None) {
+    match index_target_feeds(&feeds, scratch, &|_, _| None) {
         Ok((_, sha)) if sha == index.sha256 => {
             out.insert(FEED_INDEX_PATH.to_string(), Derivation::FeedsIndex);
         }
@@ -108,7 +109,8 @@ pub(crate) fn derivable(
 /// file goes into `sink` and must hash to its declared SHA-256. `beside_index` is handed
 /// the derived feed index, once its digest is the declared one, on a thread of its own
 /// while the sink stores it (the importer diffs it against the active generation's
-/// there). Returns the derived paths with their digests, to add to the rebuilt ones.
+/// there), with the rows behind it when the derive holds them ([`HeldRows`]). Returns the
+/// derived paths with their digests, to add to the rebuilt ones.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn derive_files(
     header: &DeltaHeader,
@@ -119,7 +121,7 @@ pub(crate) fn derive_files(
     reference: &dyn ContentReader,
     scratch: &Path,
     sink: &mut dyn RebuiltSink,
-    beside_index: &(dyn Fn(&Path) + Sync),
+    beside_index: &(dyn Fn(&Path, Option<&HeldRows>) + Sync),
 ) -> Result<Vec<(String, FileDigest)>> {
     if !header.uses_derived() {
         return Ok(Vec::new());
@@ -131,27 +133,29 @@ pub(crate) fn derive_files(
         let (Source::Derived { by }, Some(expected)) = (&f.source, f.sha256) else {
             continue;
         };
-        let (file, sha) = match by {
+        let (file, sha, held) = match by {
             Derivation::FeedsIndex => {
                 match feeds_index_from_baseline(
                     baseline, &target, &rebuilt, copies, tree, reference, scratch,
                 ) {
-                    Some((file, sha)) if sha == expected => (file, sha),
+                    Some((file, sha, held)) if sha == expected => (file, sha, Some(held)),
                     // Declined, or not the declared index: the full scan decides.
                     _ => {
                         let feeds = target_feeds(&target, &rebuilt, tree, reference, scratch)?;
-                        index_target_feeds(&feeds, scratch, &mut |_, _| None)?
+                        let (file, sha) = index_target_feeds(&feeds, scratch, &|_, _| None)?;
+                        (file, sha, None)
                     }
                 }
             }
         };
+        tracing::debug!(step = "check", path = %f.path, "derived file computed");
         let mut input = file.as_file();
         std::io::Seek::rewind(&mut input).ctx(|| format!("rewind the derived {}", f.path))?;
         let actual = std::thread::scope(|s| {
             // Only the feed index at its own path, hashed to the signed digest, is handed
             // on: step 6b diffs that path when nothing was computed ahead.
             let beside = (sha == expected && f.path == FEED_INDEX_PATH)
-                .then(|| s.spawn(|| beside_index(file.path())));
+                .then(|| s.spawn(|| beside_index(file.path(), held.as_ref())));
             let put = sink.put(f, &mut input);
             if let Some(Err(panic)) = beside.map(|b| b.join()) {
                 std::panic::resume_unwind(panic);
@@ -170,14 +174,72 @@ pub(crate) fn derive_files(
     Ok(out)
 }
 
+/// The rows behind a feed index the derive computed from the baseline's: every feed of
+/// the baseline's index, and the rows it wrote for each target feed. Their diff is the
+/// diff of the two indexes ([`ouk_feeds::diff::diff_rows`]), so the importer need not read
+/// either index again for the feed changes it records.
+pub(crate) struct HeldRows {
+    baseline: Vec<FeedRows>,
+    /// Per target feed (kit path, in index order): its rows.
+    target: Vec<(String, TargetRows)>,
+}
+
+/// A target feed's rows, as [`feeds_index_from_baseline`] found them.
+enum TargetRows {
+    /// The baseline feed's (`HeldRows::baseline[i]`), unchanged.
+    Baseline(usize),
+    /// Computed from the baseline feed's rows and the feed's row diff.
+    Rebuilt(Vec<FeedRow>),
+}
+
+impl HeldRows {
+    fn rows_of<'a>(&'a self, rows: &'a TargetRows) -> &'a [FeedRow] {
+        match rows {
+            TargetRows::Baseline(i) => self.baseline.get(*i).map_or(&[], |f| &f.rows),
+            TargetRows::Rebuilt(rows) => rows,
+        }
+    }
+
+    /// The rows of target feed `rel`, when held.
+    fn target_rows(&self, rel: &str) -> Option<&[FeedRow]> {
+        let (_, rows) = self.target.iter().find(|(r, _)| r == rel)?;
+        Some(self.rows_of(rows))
+    }
+
+    /// Every feed of the baseline's index and of the target's, with its source, for
+    /// [`ouk_feeds::diff::diff_rows`]: the baseline's, then the target's.
+    pub(crate) fn feeds(&self) -> (Vec<FeedRowsOf<'_>>, Vec<FeedRowsOf<'_>>) {
+        let baseline = self
+            .baseline
+            .iter()
+            .map(|f| FeedRowsOf {
+                source: &f.header.source,
+                rows: &f.rows,
+            })
+            .collect();
+        let target = self
+            .target
+            .iter()
+            .filter_map(|(rel, rows)| {
+                Some(FeedRowsOf {
+                    // Every target feed has a source: `select_feeds` kept only those.
+                    source: feed_source(rel)?,
+                    rows: self.rows_of(rows),
+                })
+            })
+            .collect();
+        (baseline, target)
+    }
+}
+
 /// The target's feed index computed from the baseline's (verified, read through
-/// `reference`): an unchanged feed keeps its rows, a rebuilt one is diffed row by row
-/// against its baseline feed at the same path ([`ouk_feeds::incremental`]), and only a new
-/// feed is scanned in full. `None` when any of that declines (no baseline index, a feed
-/// that moved, a row that does not parse, an unreadable baseline file): the caller then
-/// indexes every feed from scratch. Whatever this returns is checked against the signed
-/// digest like the full scan's result, so a wrong shortcut costs a rescan, never a wrong
-/// file.
+/// `reference`): an unchanged feed keeps its rows, and a rebuilt one is diffed row by row
+/// against its baseline feed at the same path ([`ouk_feeds::incremental`]). `None` when any
+/// of that declines (no baseline index, a new feed or one that moved, a row that does not
+/// parse, an unreadable baseline file): the caller then indexes every feed from scratch.
+/// Whatever this returns is checked against the signed digest like the full scan's
+/// result, so a wrong shortcut costs a rescan, never a wrong file. The rows it wrote are
+/// returned with the index, and the baseline index's, every feed of it.
 fn feeds_index_from_baseline(
     baseline: &[TreeFile],
     target: &[TreeFile],
@@ -186,9 +248,9 @@ fn feeds_index_from_baseline(
     tree: &Path,
     reference: &dyn ContentReader,
     scratch: &Path,
-) -> Option<(tempfile::NamedTempFile, FileDigest)> {
+) -> Option<(tempfile::NamedTempFile, FileDigest, HeldRows)> {
     let before_index = baseline.iter().find(|f| f.path == FEED_INDEX_PATH)?;
-    let mut before = PredecessorIndex::new(std::io::BufReader::with_capacity(
+    let before = PredecessorIndex::new(std::io::BufReader::with_capacity(
         1 << 20,
         reference.open(&before_index.sha256).ok()?,
     ))
@@ -205,15 +267,10 @@ fn feeds_index_from_baseline(
     }
     let feeds = select_feeds(on_disk.iter().map(|(p, d)| (p.as_str(), d.as_path())));
     // The rebuilt feeds are diffed against their baseline feeds on every core while this
-    // thread reads the baseline index (in feed order); then each diff is applied.
+    // thread reads the baseline index (every feed of it: the feed changes need them all).
     let options = IndexOptions::default();
     let (before, diffs) = rayon::join(
-        || {
-            feeds
-                .iter()
-                .map(|(rel, _)| before.rows_of(rel).ok().flatten())
-                .collect::<Vec<_>>()
-        },
+        || before.every_feed().ok().flatten(),
         || {
             feeds
                 .par_iter()
@@ -223,29 +280,38 @@ fn feeds_index_from_baseline(
                 .collect::<Vec<_>>()
         },
     );
-    let mut answers: HashMap<&str, Option<Vec<FeedRow>>> = feeds
+    let before = before?;
+    tracing::debug!(
+        step = "check",
+        "baseline feed index read and rebuilt feeds diffed"
+    );
+    let at: HashMap<&str, usize> = before
         .iter()
-        .zip(before.into_iter().zip(diffs))
-        .map(|((rel, path), (before, diff))| {
-            let rows = match (before, diff) {
-                // Not rebuilt: the baseline's rows, when it skipped none.
-                (Some(b), None) if path.as_os_str().is_empty() && b.header.skipped == 0 => {
-                    Some(b.rows)
-                }
-                (Some(b), Some(d)) => d.apply_to(&b),
-                _ => None,
-            };
-            (rel.as_str(), rows)
-        })
+        .enumerate()
+        .map(|(i, f)| (f.header.feed.as_str(), i))
         .collect();
-    // A feed the delta did not rebuild has no file of its own to scan: without its rows
-    // from the baseline the shortcut cannot answer at all.
-    if feeds.iter().any(|(rel, path)| {
-        path.as_os_str().is_empty() && answers.get(rel.as_str()).is_none_or(Option::is_none)
-    }) {
-        return None;
-    }
-    index_target_feeds(&feeds, scratch, &mut |rel, _| answers.remove(rel).flatten()).ok()
+    let target = feeds
+        .iter()
+        .zip(diffs)
+        .map(|((rel, path), diff)| {
+            let (i, was) = at.get(rel.as_str()).map(|&i| (i, &before[i]))?;
+            let rows = match diff {
+                // Not rebuilt: the baseline's rows, when it skipped none.
+                None if path.as_os_str().is_empty() && was.header.skipped == 0 => {
+                    TargetRows::Baseline(i)
+                }
+                Some(d) => TargetRows::Rebuilt(d.apply_to(was)?),
+                None => return None,
+            };
+            Some((rel.clone(), rows))
+        })
+        .collect::<Option<Vec<_>>>()?;
+    let held = HeldRows {
+        baseline: before,
+        target,
+    };
+    let (file, sha) = index_target_feeds(&feeds, scratch, &|rel, _| held.target_rows(rel)).ok()?;
+    Some((file, sha, held))
 }
 
 /// How rebuilt feed `rel` (at `path`; empty for a feed the delta did not rebuild, which
@@ -466,7 +532,7 @@ mod tests {
                 .iter()
                 .map(|(p, d)| (*p, d.as_path())),
         );
-        let (index, index_sha) = index_target_feeds(&feeds, &scratch, &mut |_, _| None).unwrap();
+        let (index, index_sha) = index_target_feeds(&feeds, &scratch, &|_, _| None).unwrap();
         let index_bytes = fs::read(index.path()).unwrap();
         let baseline = vec![tree_file(OSV, &osv0), tree_file(GHSA, &ghsa)];
         let reference = DirContent::new([
@@ -512,7 +578,7 @@ mod tests {
             &reference,
             &scratch,
             &mut DirSink::new(&tree),
-            &|p: &Path| *beside.lock().unwrap() = Some(fs::read(p).unwrap()),
+            &|p: &Path, _: Option<&HeldRows>| *beside.lock().unwrap() = Some(fs::read(p).unwrap()),
         )?;
         assert_eq!(out, vec![(FEED_INDEX_PATH.to_string(), index_sha)]);
         let derived = fs::read(tree.join(FEED_INDEX_PATH)).unwrap();
@@ -533,7 +599,7 @@ mod tests {
         }
         let listed: Vec<(&str, PathBuf)> = feeds.iter().map(|(p, _)| (*p, dir.join(p))).collect();
         let feeds = select_feeds(listed.iter().map(|(p, d)| (*p, d.as_path())));
-        let (file, sha) = index_target_feeds(&feeds, dir, &mut |_, _| None).unwrap();
+        let (file, sha) = index_target_feeds(&feeds, dir, &|_, _| None).unwrap();
         (fs::read(file.path()).unwrap(), sha)
     }
 
@@ -566,7 +632,7 @@ mod tests {
         let rebuilt = HashMap::from([(OSV.to_string(), FileDigest::of(&osv1))]);
         let scratch = tmp.path().join("scratch");
         fs::create_dir_all(&scratch).unwrap();
-        let (file, sha) = feeds_index_from_baseline(
+        let (file, sha, _) = feeds_index_from_baseline(
             &baseline,
             &target,
             &rebuilt,
@@ -591,6 +657,69 @@ mod tests {
             )
             .is_none()
         );
+    }
+
+    #[test]
+    fn the_rows_held_beside_the_derived_index_diff_as_the_two_index_files_do() {
+        use crate::feeds::diff::{diff_rows, diff_to_vec};
+        let tmp = tempfile::tempdir().unwrap();
+        const NVD: &str = "feeds/nvd/all.jsonl";
+        // osv changes rows and gains one, ghsa is unchanged, nvd is gone from the target
+        // (its rows are withdrawn: the baseline index's every feed counts).
+        let (osv0, osv1) = (rows("OSV", 40, 1), rows("OSV", 41, 2));
+        let (ghsa, nvd) = (rows("GHSA", 10, 1), rows("CVE", 5, 1));
+        let (index0, _) = full_index(
+            &tmp.path().join("base"),
+            &[(OSV, &osv0), (GHSA, &ghsa), (NVD, &nvd)],
+        );
+        let (_, sha1) = full_index(&tmp.path().join("want"), &[(OSV, &osv1), (GHSA, &ghsa)]);
+        let tree = tmp.path().join("tree");
+        fs::create_dir_all(tree.join(OSV).parent().unwrap()).unwrap();
+        fs::write(tree.join(OSV), &osv1).unwrap();
+        let base = tmp.path().join("base");
+        let index0_at = base.join("index");
+        fs::write(&index0_at, &index0).unwrap();
+        let baseline = vec![
+            tree_file(OSV, &osv0),
+            tree_file(GHSA, &ghsa),
+            tree_file(NVD, &nvd),
+            tree_file(FEED_INDEX_PATH, &index0),
+        ];
+        let reference = DirContent::new([
+            (FileDigest::of(&osv0), base.join(OSV)),
+            (FileDigest::of(&index0), index0_at.clone()),
+        ]);
+        let target = vec![tree_file(OSV, &osv1), tree_file(GHSA, &ghsa)];
+        let rebuilt = HashMap::from([(OSV.to_string(), FileDigest::of(&osv1))]);
+        let scratch = tmp.path().join("scratch");
+        fs::create_dir_all(&scratch).unwrap();
+        let (file, sha, held) = feeds_index_from_baseline(
+            &baseline,
+            &target,
+            &rebuilt,
+            &HashMap::new(),
+            &tree,
+            &reference,
+            &scratch,
+        )
+        .expect("the shortcut answers");
+        assert_eq!(sha, sha1);
+        let (old, new) = held.feeds();
+        let mut from_rows = Vec::new();
+        let counts = diff_rows(&old, &new, &mut |c| {
+            from_rows.push(c);
+            Ok(())
+        })
+        .unwrap();
+        let (file_counts, from_files) = diff_to_vec(Some(&index0_at), Some(file.path())).unwrap();
+        assert_eq!(counts, file_counts);
+        assert_eq!(from_rows, from_files);
+        let withdrawn = from_rows
+            .iter()
+            .filter(|c| c.source == "nvd" && c.change == crate::feeds::diff::ChangeKind::Withdrawn)
+            .count();
+        assert_eq!((withdrawn, counts["osv"].added), (5, 1));
+        assert!(counts["osv"].modified > 0 && counts["ghsa"].total() == 0);
     }
 
     /// A reader that counts what is read of each digest, whole (`open`) or by range.
@@ -624,7 +753,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let line =
             |i: u32, m: u32| format!("{{\"id\":\"OSV-{i}\",\"modified\":\"2025-10-0{m}\"}}\n");
-        // Large enough that the few 64 KiB blocks read near the changes are a small part.
+        // Large enough that the few blocks read near the changes are a small part.
         let osv0: String = (0..100_000).map(|i| line(i, 1)).collect();
         // Rows 100 and 75000 change (same length, so offsets line up) and one row comes.
         let osv1: String = (0..100_000)
@@ -671,7 +800,7 @@ mod tests {
         let rebuilt = HashMap::from([(OSV.to_string(), FileDigest::of(&osv1))]);
         let scratch = tmp.path().join("scratch");
         fs::create_dir_all(&scratch).unwrap();
-        let (file, sha) = feeds_index_from_baseline(
+        let (file, sha, _) = feeds_index_from_baseline(
             &baseline, &target, &rebuilt, &copies, &tree, &reference, &scratch,
         )
         .expect("the shortcut answers");

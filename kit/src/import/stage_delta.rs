@@ -434,14 +434,21 @@ fn rebuild(
     // generation's: the feed changes step 6b records. Any failure there only leaves that
     // diff to step 6b.
     let changes_ahead = std::sync::Mutex::new(None);
-    let diff_beside = |index: &Path| match crate::feeds::host::compute_changes(
-        root,
-        previous,
-        index,
-        MAX_CHANGES_AHEAD,
-    ) {
-        Ok(c) => *changes_ahead.lock().unwrap_or_else(|p| p.into_inner()) = c,
-        Err(e) => tracing::debug!("feed changes left to the record step: {e}"),
+    let baseline_id = header.baseline.generation;
+    let diff_beside = |index: &Path, held: Option<&crate::delta::derive::HeldRows>| {
+        let computed = match held {
+            // The rows the derive holds are the baseline's index and the derived one: when
+            // the baseline is the active generation, their diff is the one to record.
+            Some(held) if previous == Some(baseline_id) => {
+                let (old, new) = held.feeds();
+                crate::feeds::host::changes_of_rows(previous, &old, &new, MAX_CHANGES_AHEAD)
+            }
+            _ => crate::feeds::host::compute_changes(root, previous, index, MAX_CHANGES_AHEAD),
+        };
+        match computed {
+            Ok(c) => *changes_ahead.lock().unwrap_or_else(|p| p.into_inner()) = c,
+            Err(e) => tracing::debug!("feed changes left to the record step: {e}"),
+        }
     };
     let mut written = written;
     written.extend(step(
