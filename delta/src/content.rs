@@ -11,7 +11,7 @@ use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use ouk_store::{FileDigest, Store};
 
@@ -195,11 +195,16 @@ impl Read for StoreRangeReader<'_> {
 pub struct CheckedDirContent<'f> {
     files: HashMap<FileDigest, (PathBuf, u64)>,
     fallback: &'f dyn ContentReader,
-    checked: Mutex<HashMap<FileDigest, Option<Arc<File>>>>,
+    /// Per digest, the file once checked: the map's lock is held only to find a digest's
+    /// cell, so a check (hashing a whole file) holds up only readers of that same file.
+    checked: Mutex<HashMap<FileDigest, CheckedCell>>,
     /// Digests whose file the caller has already vouched for (see
     /// [`CheckedDirContent::vouched_for`]): checked by size only.
     vouched: std::collections::HashSet<FileDigest>,
 }
+
+/// A file's check, made once: the file, when it checks out.
+type CheckedCell = Arc<OnceLock<Option<Arc<File>>>>;
 
 impl<'f> CheckedDirContent<'f> {
     /// `files`: digest -> (path, size) of the candidate files.
@@ -227,23 +232,26 @@ impl<'f> CheckedDirContent<'f> {
 
     /// The file for `sha256`, if it checks out (checked at most once).
     fn checked_file(&self, sha256: &FileDigest) -> Option<Arc<File>> {
-        let mut checked = self.checked.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(f) = checked.get(sha256) {
-            return f.clone();
-        }
-        let file = self
-            .files
-            .get(sha256)
-            .and_then(|(path, size)| {
-                if self.vouched.contains(sha256) {
-                    open_sized(path, *size)
-                } else {
-                    check_file(path, *size, sha256)
-                }
-            })
-            .map(Arc::new);
-        checked.insert(*sha256, file.clone());
-        file
+        let cell = self
+            .checked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(*sha256)
+            .or_default()
+            .clone();
+        cell.get_or_init(|| {
+            self.files
+                .get(sha256)
+                .and_then(|(path, size)| {
+                    if self.vouched.contains(sha256) {
+                        open_sized(path, *size)
+                    } else {
+                        check_file(path, *size, sha256)
+                    }
+                })
+                .map(Arc::new)
+        })
+        .clone()
     }
 }
 
