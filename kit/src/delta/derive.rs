@@ -101,9 +101,7 @@ pub(crate) fn derivable(
 }
 
 /// Compute every derived file of `header` on the host, after
-/// [`ouk_delta::apply::apply_delta`] wrote the rebuilt files to `tree` and `sink`
-/// (`baseline_rows`: the baseline index's rows when [`read_baseline_rows`] read them
-/// meanwhile):
+/// [`ouk_delta::apply::apply_delta`] wrote the rebuilt files to `tree` and `sink`:
 /// `baseline` is the baseline generation's file list, `rebuilt` what the apply returned,
 /// `copies` the runs its record patches copied from the baseline
 /// ([`ouk_delta::apply::RebuiltSink::copied`]; rows inside them are not read again),
@@ -124,12 +122,10 @@ pub(crate) fn derive_files(
     scratch: &Path,
     sink: &mut dyn RebuiltSink,
     beside_index: &(dyn Fn(&Path, Option<&HeldRows>) + Sync),
-    baseline_rows: Option<BaselineRows>,
 ) -> Result<Vec<(String, FileDigest)>> {
     if !header.uses_derived() {
         return Ok(Vec::new());
     }
-    let mut baseline_rows = baseline_rows;
     let rebuilt: HashMap<String, FileDigest> = rebuilt.iter().cloned().collect();
     let target = header.target_files(baseline, &rebuilt)?;
     let mut out = Vec::new();
@@ -140,14 +136,7 @@ pub(crate) fn derive_files(
         let (file, sha, held) = match by {
             Derivation::FeedsIndex => {
                 match feeds_index_from_baseline(
-                    baseline,
-                    baseline_rows.take(),
-                    &target,
-                    &rebuilt,
-                    copies,
-                    tree,
-                    reference,
-                    scratch,
+                    baseline, &target, &rebuilt, copies, tree, reference, scratch,
                 ) {
                     Some((file, sha, held)) if sha == expected => (file, sha, Some(held)),
                     // Declined, or not the declared index: the full scan decides.
@@ -183,26 +172,6 @@ pub(crate) fn derive_files(
         out.push((f.path.clone(), actual));
     }
     Ok(out)
-}
-
-/// Every feed of the baseline's feed index with its rows ([`read_baseline_rows`]).
-pub(crate) struct BaselineRows(Vec<FeedRows>);
-
-/// The baseline generation's feed index, every feed of it with its rows, read through
-/// the verified `reference`; `None` when it has none or it does not parse. It depends on
-/// the baseline alone, so the importer reads it while the apply rebuilds the feeds.
-pub(crate) fn read_baseline_rows(
-    baseline: &[TreeFile],
-    reference: &dyn ContentReader,
-) -> Option<BaselineRows> {
-    let index = baseline.iter().find(|f| f.path == FEED_INDEX_PATH)?;
-    let reader = std::io::BufReader::with_capacity(1 << 20, reference.open(&index.sha256).ok()?);
-    PredecessorIndex::new(reader)
-        .ok()?
-        .every_feed()
-        .ok()
-        .flatten()
-        .map(BaselineRows)
 }
 
 /// The rows behind a feed index the derive computed from the baseline's: every feed of
@@ -271,10 +240,8 @@ impl HeldRows {
 /// Whatever this returns is checked against the signed digest like the full scan's
 /// result, so a wrong shortcut costs a rescan, never a wrong file. The rows it wrote are
 /// returned with the index, and the baseline index's, every feed of it.
-#[allow(clippy::too_many_arguments)]
 fn feeds_index_from_baseline(
     baseline: &[TreeFile],
-    baseline_rows: Option<BaselineRows>,
     target: &[TreeFile],
     rebuilt: &HashMap<String, FileDigest>,
     copies: &HashMap<String, Vec<CopiedFrom>>,
@@ -282,6 +249,12 @@ fn feeds_index_from_baseline(
     reference: &dyn ContentReader,
     scratch: &Path,
 ) -> Option<(tempfile::NamedTempFile, FileDigest, HeldRows)> {
+    let before_index = baseline.iter().find(|f| f.path == FEED_INDEX_PATH)?;
+    let before = PredecessorIndex::new(std::io::BufReader::with_capacity(
+        1 << 20,
+        reference.open(&before_index.sha256).ok()?,
+    ))
+    .ok()?;
     let in_baseline: HashMap<&str, &TreeFile> =
         baseline.iter().map(|f| (f.path.as_str(), f)).collect();
     let mut on_disk = Vec::new();
@@ -294,13 +267,10 @@ fn feeds_index_from_baseline(
     }
     let feeds = select_feeds(on_disk.iter().map(|(p, d)| (p.as_str(), d.as_path())));
     // The rebuilt feeds are diffed against their baseline feeds on every core while this
-    // thread reads the baseline index, unless it was read during the apply.
+    // thread reads the baseline index (every feed of it: the feed changes need them all).
     let options = IndexOptions::default();
     let (before, diffs) = rayon::join(
-        || match baseline_rows {
-            Some(BaselineRows(rows)) => Some(rows),
-            None => read_baseline_rows(baseline, reference).map(|BaselineRows(rows)| rows),
-        },
+        || before.every_feed().ok().flatten(),
         || {
             feeds
                 .par_iter()
@@ -609,7 +579,6 @@ mod tests {
             &scratch,
             &mut DirSink::new(&tree),
             &|p: &Path, _: Option<&HeldRows>| *beside.lock().unwrap() = Some(fs::read(p).unwrap()),
-            None,
         )?;
         assert_eq!(out, vec![(FEED_INDEX_PATH.to_string(), index_sha)]);
         let derived = fs::read(tree.join(FEED_INDEX_PATH)).unwrap();
@@ -665,7 +634,6 @@ mod tests {
         fs::create_dir_all(&scratch).unwrap();
         let (file, sha, _) = feeds_index_from_baseline(
             &baseline,
-            None,
             &target,
             &rebuilt,
             &HashMap::new(),
@@ -680,7 +648,6 @@ mod tests {
         assert!(
             feeds_index_from_baseline(
                 &baseline[..2],
-                None,
                 &target,
                 &rebuilt,
                 &HashMap::new(),
@@ -728,7 +695,6 @@ mod tests {
         fs::create_dir_all(&scratch).unwrap();
         let (file, sha, held) = feeds_index_from_baseline(
             &baseline,
-            None,
             &target,
             &rebuilt,
             &HashMap::new(),
@@ -835,7 +801,7 @@ mod tests {
         let scratch = tmp.path().join("scratch");
         fs::create_dir_all(&scratch).unwrap();
         let (file, sha, _) = feeds_index_from_baseline(
-            &baseline, None, &target, &rebuilt, &copies, &tree, &reference, &scratch,
+            &baseline, &target, &rebuilt, &copies, &tree, &reference, &scratch,
         )
         .expect("the shortcut answers");
         assert_eq!(sha, sha1);

@@ -411,32 +411,18 @@ fn rebuild(
             .filter(|f| unchanged.contains(&f.path))
             .map(|f| f.sha256),
     );
-    // The baseline's feed index, which the derive needs whole, depends on nothing the
-    // apply writes: it is read meanwhile, on a thread that takes only the CPU the apply
-    // leaves idle (the rebuild keeps ~80 % of two cores busy).
-    let (applied, baseline_rows) = std::thread::scope(|s| {
-        let early = header.uses_derived().then(|| {
-            s.spawn(|| {
-                lower_this_thread_priority();
-                crate::delta::derive::read_baseline_rows(baseline, &reference)
-            })
-        });
-        let applied = apply_delta(
+    let written = step(
+        "unpack",
+        apply_delta(
             header,
             &mut payload,
             baseline,
             &reference,
             &dirs.scratch,
             &mut sink,
-        );
-        let rows = match early.map(|e| e.join()) {
-            Some(Ok(rows)) => rows,
-            Some(Err(panic)) => std::panic::resume_unwind(panic),
-            None => None,
-        };
-        (applied, rows)
-    });
-    let written = step("unpack", applied.map_err(KitError::from))?;
+        )
+        .map_err(KitError::from),
+    )?;
     tracing::debug!(
         step = "unpack",
         files = written.len(),
@@ -477,7 +463,6 @@ fn rebuild(
             &dirs.scratch,
             &mut sink,
             &diff_beside,
-            baseline_rows,
         ),
     )?);
     tracing::debug!(step = "check", "derived files rebuilt");
@@ -488,16 +473,6 @@ fn rebuild(
             .into_inner()
             .unwrap_or_else(|p| p.into_inner()),
     })
-}
-
-/// Make the calling thread yield to the others of the process (nice 10): work that only
-/// fills idle CPU. Linux keeps the nice value per thread; elsewhere, or if it fails, the
-/// thread keeps its priority (only timing differs).
-fn lower_this_thread_priority() {
-    // SAFETY: setpriority on the calling thread (who = 0); the result is not needed.
-    unsafe {
-        libc::setpriority(libc::PRIO_PROCESS, 0, 10);
-    }
 }
 
 /// The target's offline manifest (rebuilt from the delta, or the baseline's when the delta
