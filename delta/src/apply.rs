@@ -133,19 +133,21 @@ pub const MAX_NOTED_RUNS: usize = 1 << 20;
 #[derive(Default)]
 pub struct CopiedSoFar(Mutex<NotedCopies>);
 
-/// The SHA-256 of a file's pieces, computed by the decoder thread over each piece before
-/// it hands the piece on, and set once the last one was handed on (before the sink's
-/// reader sees the end).
+/// The SHA-256 of a file's pieces, computed by the thread that produces them (the
+/// decoder, or the importer's feed indexer) over each piece before it hands the piece on,
+/// and set once the last one was handed on (before the sink's reader sees the end).
 #[derive(Default)]
 pub struct DecodedDigest(Mutex<Option<FileDigest>>);
 
 impl DecodedDigest {
-    /// The digest of every piece handed on, once the decoder handed on the last.
+    /// The digest of every piece handed on, once the producer handed on the last.
     pub fn get(&self) -> Option<FileDigest> {
         *self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn set(&self, d: FileDigest) {
+    /// Set by the producer once its last piece is handed on, before its end of the pipe
+    /// closes (so the sink finds it when its reader ends).
+    pub fn set(&self, d: FileDigest) {
         *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(d);
     }
 }

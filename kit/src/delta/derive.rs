@@ -25,10 +25,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File};
 use std::io::{BufWriter, Read};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use ouk_delta::apply::RebuiltSink;
+use ouk_delta::apply::{CopiedSoFar, DecodedDigest, RebuiltSink};
 use ouk_delta::content::{ContentReader, TreeFile};
-use ouk_delta::format::{DeltaHeader, Derivation, Source};
+use ouk_delta::format::{DeltaFile, DeltaHeader, Derivation, Source};
 use ouk_store::FileDigest;
 use ouk_store::fsutil::HashingWriter;
 use rayon::prelude::*;
@@ -36,6 +37,7 @@ use rayon::prelude::*;
 use crate::error::{IoContext, KitError, Result};
 use crate::feeds::FEED_INDEX_PATH;
 use crate::feeds::diff::FeedRowsOf;
+use crate::feeds::host::ComputedChanges;
 use crate::feeds::incremental::{FeedRows, PredecessorIndex, RowDiff};
 use crate::feeds::index::FeedRow;
 use crate::feeds::indexer::{FeedFile, IndexOptions, feed_source, index_feeds_with, select_feeds};
@@ -100,17 +102,31 @@ pub(crate) fn derivable(
     Ok(out)
 }
 
+/// The derived feed index as [`derive_files`] hands it beside the sink: the rows it was
+/// written from, when the derive held them, or the file the full scan wrote.
+pub(crate) enum DerivedIndex<'a> {
+    /// Rows held ([`HeldRows`]): the index is being streamed into the sink, not on disk.
+    Rows(&'a HeldRows),
+    /// The index written by the full scan, already checked against the signed digest.
+    File(&'a Path),
+}
+
+/// What the importer computes beside the sink from the derived feed index (the feed
+/// changes), kept only when the index turns out to be the declared one.
+pub(crate) type BesideIndex<'a> =
+    dyn Fn(DerivedIndex<'_>) -> Option<crate::feeds::host::ComputedChanges> + Sync + 'a;
+
 /// Compute every derived file of `header` on the host, after
 /// [`ouk_delta::apply::apply_delta`] wrote the rebuilt files to `tree` and `sink`:
 /// `baseline` is the baseline generation's file list, `rebuilt` what the apply returned,
 /// `copies` the runs its record patches copied from the baseline
 /// ([`ouk_delta::apply::RebuiltSink::copied`]; rows inside them are not read again),
 /// `reference` the verified baseline content, `scratch` a private directory. Each derived
-/// file goes into `sink` and must hash to its declared SHA-256. `beside_index` is handed
-/// the derived feed index, once its digest is the declared one, on a thread of its own
-/// while the sink stores it (the importer diffs it against the active generation's
-/// there), with the rows behind it when the derive holds them ([`HeldRows`]). Returns the
-/// derived paths with their digests, to add to the rebuilt ones.
+/// file goes into `sink` and must hash to its declared SHA-256. `beside_index` runs on a
+/// thread of its own while the sink stores the feed index (the importer diffs it against
+/// the active generation's there); what it returns is kept when the index is the declared
+/// one. Returns the derived paths with their digests (to add to the rebuilt ones) and
+/// what `beside_index` returned.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn derive_files(
     header: &DeltaHeader,
@@ -121,57 +137,226 @@ pub(crate) fn derive_files(
     reference: &dyn ContentReader,
     scratch: &Path,
     sink: &mut dyn RebuiltSink,
-    beside_index: &(dyn Fn(&Path, Option<&HeldRows>) + Sync),
-) -> Result<Vec<(String, FileDigest)>> {
+    beside_index: &BesideIndex<'_>,
+) -> Result<DerivedFiles> {
     if !header.uses_derived() {
-        return Ok(Vec::new());
+        return Ok(DerivedFiles::default());
     }
     let rebuilt: HashMap<String, FileDigest> = rebuilt.iter().cloned().collect();
     let target = header.target_files(baseline, &rebuilt)?;
     let mut out = Vec::new();
+    let mut beside = None;
     for f in &header.files {
         let (Source::Derived { by }, Some(expected)) = (&f.source, f.sha256) else {
             continue;
         };
-        let (file, sha, held) = match by {
+        match by {
             Derivation::FeedsIndex => {
-                match feeds_index_from_baseline(
-                    baseline, &target, &rebuilt, copies, tree, reference, scratch,
-                ) {
-                    Some((file, sha, held)) if sha == expected => (file, sha, Some(held)),
-                    // Declined, or not the declared index: the full scan decides.
-                    _ => {
-                        let feeds = target_feeds(&target, &rebuilt, tree, reference, scratch)?;
-                        let (file, sha) = index_target_feeds(&feeds, scratch, &|_, _| None)?;
-                        (file, sha, None)
+                let held =
+                    held_rows_from_baseline(baseline, &target, &rebuilt, copies, tree, reference);
+                if let Some((feeds, held)) = held {
+                    let (put, changes) = put_index_streamed(f, &feeds, &held, sink, beside_index)?;
+                    if put == Some(expected) {
+                        tracing::debug!(step = "check", path = %f.path, "derived file streamed");
+                        out.push((f.path.clone(), expected));
+                        beside = changes;
+                        continue;
                     }
+                    // Not the declared index (or its rows could not be written): what it
+                    // staged goes, and the full scan decides.
+                    tracing::info!(path = %f.path, "the feed index from the baseline's is not the declared one: indexing every feed");
+                    remove_staged(tree, &f.path)?;
                 }
+                let feeds = target_feeds(&target, &rebuilt, tree, reference, scratch)?;
+                let (file, sha) = index_target_feeds(&feeds, scratch, &|_, _| None)?;
+                let (actual, changes) =
+                    put_index_file(f, &file, sha == expected, sink, beside_index)?;
+                if actual != expected {
+                    return Err(KitError::Delta(ouk_delta::DeltaError::DigestMismatch {
+                        path: f.path.clone(),
+                        expected,
+                        actual,
+                    }));
+                }
+                out.push((f.path.clone(), actual));
+                beside = changes;
             }
-        };
-        tracing::debug!(step = "check", path = %f.path, "derived file computed");
-        let mut input = file.as_file();
-        std::io::Seek::rewind(&mut input).ctx(|| format!("rewind the derived {}", f.path))?;
-        let actual = std::thread::scope(|s| {
-            // Only the feed index at its own path, hashed to the signed digest, is handed
-            // on: step 6b diffs that path when nothing was computed ahead.
-            let beside = (sha == expected && f.path == FEED_INDEX_PATH)
-                .then(|| s.spawn(|| beside_index(file.path(), held.as_ref())));
-            let put = sink.put(f, &mut input);
-            if let Some(Err(panic)) = beside.map(|b| b.join()) {
-                std::panic::resume_unwind(panic);
-            }
-            put
-        })?;
-        if actual != expected {
-            return Err(KitError::Delta(ouk_delta::DeltaError::DigestMismatch {
-                path: f.path.clone(),
-                expected,
-                actual,
-            }));
         }
-        out.push((f.path.clone(), actual));
+        tracing::debug!(step = "check", path = %f.path, "derived file stored");
     }
-    Ok(out)
+    Ok(DerivedFiles {
+        files: out,
+        feed_changes: beside,
+    })
+}
+
+/// What [`derive_files`] derived.
+#[derive(Default)]
+pub(crate) struct DerivedFiles {
+    /// The derived paths with their digests.
+    pub(crate) files: Vec<(String, FileDigest)>,
+    /// What the `beside_index` hook returned for the declared feed index.
+    pub(crate) feed_changes: Option<ComputedChanges>,
+}
+
+/// Put the feed index written from `held` straight into `sink`: a thread encodes and
+/// hashes it into pieces of [`INDEX_PIECE`] that the sink stores as they come (nothing is
+/// written to scratch, and the sink takes the producer's SHA-256 instead of hashing again),
+/// while `beside_index` diffs the rows on a third. Returns the digest of what the sink
+/// took, `None` when the rows could not be written (the sink's own errors are errors),
+/// and what `beside_index` returned.
+fn put_index_streamed(
+    f: &DeltaFile,
+    feeds: &[FeedFile],
+    held: &HeldRows,
+    sink: &mut dyn RebuiltSink,
+    beside_index: &BesideIndex<'_>,
+) -> Result<(Option<FileDigest>, Option<ComputedChanges>)> {
+    let digest = DecodedDigest::default();
+    let sink_stopped = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(2);
+        let (digest, sink_stopped) = (&digest, &sink_stopped);
+        let producer = s.spawn(move || {
+            let out = HashingWriter::new(PieceWriter {
+                to: tx,
+                piece: Vec::with_capacity(INDEX_PIECE),
+                stopped: sink_stopped,
+            });
+            let (_, out) = index_feeds_with(feeds, &IndexOptions::default(), out, &|rel, _| {
+                held.target_rows(rel)
+            })
+            .ok()?;
+            let (sha, _, mut pieces) = out.finish();
+            std::io::Write::flush(&mut pieces).ok()?;
+            // Set before the pipe closes: the sink asks once its reader is at the end.
+            digest.set(FileDigest(sha));
+            Some(FileDigest(sha))
+        });
+        let beside = s.spawn(|| beside_index(DerivedIndex::Rows(held)));
+        let mut input = PieceReader {
+            from: rx,
+            piece: Vec::new(),
+            at: 0,
+        };
+        let put = sink.put_copying(f, &mut input, &CopiedSoFar::default(), Some(digest));
+        // The producer blocked on a piece nobody reads is released here.
+        drop(input);
+        let produced = match producer.join() {
+            Ok(p) => p,
+            Err(panic) => std::panic::resume_unwind(panic),
+        };
+        let changes = match beside.join() {
+            Ok(c) => c,
+            Err(panic) => std::panic::resume_unwind(panic),
+        };
+        match (produced, put) {
+            (Some(sha), Ok(put)) => Ok((Some(put).filter(|p| *p == sha), changes)),
+            // The sink failed on its own (a full disk): its error is the one.
+            (_, Err(e)) if sink_stopped.load(Ordering::Relaxed) || produced.is_some() => {
+                Err(e.into())
+            }
+            // The rows could not be written: the put ended early for that alone.
+            _ => Ok((None, None)),
+        }
+    })
+}
+
+/// Put the feed index the full scan wrote (`file`) into `sink`; `beside_index` runs
+/// meanwhile when `verified` (its digest is the declared one). Returns the SHA-256 the
+/// sink computed and what `beside_index` returned.
+fn put_index_file(
+    f: &DeltaFile,
+    file: &tempfile::NamedTempFile,
+    verified: bool,
+    sink: &mut dyn RebuiltSink,
+    beside_index: &BesideIndex<'_>,
+) -> Result<(FileDigest, Option<ComputedChanges>)> {
+    let mut input = file.as_file();
+    std::io::Seek::rewind(&mut input).ctx(|| format!("rewind the derived {}", f.path))?;
+    std::thread::scope(|s| {
+        let beside = verified.then(|| s.spawn(|| beside_index(DerivedIndex::File(file.path()))));
+        let put = sink.put(f, &mut input);
+        let changes = match beside.map(|b| b.join()) {
+            Some(Ok(c)) => c,
+            Some(Err(panic)) => std::panic::resume_unwind(panic),
+            None => None,
+        };
+        Ok((put?, changes))
+    })
+}
+
+/// Remove what a put staged at `tree/<path>` (none is fine).
+fn remove_staged(tree: &Path, path: &str) -> Result<()> {
+    match fs::remove_file(tree.join(path)) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e)
+            .ctx(|| format!("remove the staged {path}"))
+            .map_err(Into::into),
+        _ => Ok(()),
+    }
+}
+
+/// Bytes of each piece the streamed feed index is handed to the sink in.
+const INDEX_PIECE: usize = 1 << 20;
+
+/// The write end of the pipe from the feed index writer to the sink.
+struct PieceWriter<'a> {
+    to: std::sync::mpsc::SyncSender<Vec<u8>>,
+    piece: Vec<u8>,
+    /// Set when the sink stopped reading (its own failure).
+    stopped: &'a AtomicBool,
+}
+
+impl PieceWriter<'_> {
+    fn hand_on(&mut self) -> std::io::Result<()> {
+        let piece = std::mem::replace(&mut self.piece, Vec::with_capacity(INDEX_PIECE));
+        self.to.send(piece).map_err(|_| {
+            self.stopped.store(true, Ordering::Relaxed);
+            std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the sink stopped")
+        })
+    }
+}
+
+impl std::io::Write for PieceWriter<'_> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.piece.extend_from_slice(bytes);
+        if self.piece.len() >= INDEX_PIECE {
+            self.hand_on()?;
+        }
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.piece.is_empty() {
+            return Ok(());
+        }
+        self.hand_on()
+    }
+}
+
+/// The read end: the pieces as they come; the end once the writer is gone.
+struct PieceReader {
+    from: std::sync::mpsc::Receiver<Vec<u8>>,
+    piece: Vec<u8>,
+    at: usize,
+}
+
+impl Read for PieceReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.at == self.piece.len() {
+            match self.from.recv() {
+                Ok(piece) => {
+                    self.piece = piece;
+                    self.at = 0;
+                }
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.piece.len() - self.at);
+        buf[..n].copy_from_slice(&self.piece[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
 }
 
 /// The rows behind a feed index the derive computed from the baseline's: every feed of
@@ -232,23 +417,22 @@ impl HeldRows {
     }
 }
 
-/// The target's feed index computed from the baseline's (verified, read through
-/// `reference`): an unchanged feed keeps its rows, and a rebuilt one is diffed row by row
-/// against its baseline feed at the same path ([`ouk_feeds::incremental`]). `None` when any
-/// of that declines (no baseline index, a new feed or one that moved, a row that does not
-/// parse, an unreadable baseline file): the caller then indexes every feed from scratch.
-/// Whatever this returns is checked against the signed digest like the full scan's
-/// result, so a wrong shortcut costs a rescan, never a wrong file. The rows it wrote are
-/// returned with the index, and the baseline index's, every feed of it.
-fn feeds_index_from_baseline(
+/// The rows of the target's feed index computed from the baseline's (verified, read
+/// through `reference`): an unchanged feed keeps its rows, and a rebuilt one is diffed row
+/// by row against its baseline feed at the same path ([`ouk_feeds::incremental`]). `None`
+/// when any of that declines (no baseline index, a new feed or one that moved, a row that
+/// does not parse, an unreadable baseline file): the caller then indexes every feed from
+/// scratch. The index written from these rows is checked against the signed digest like
+/// the full scan's, so a wrong shortcut costs a rescan, never a wrong file. Returns the
+/// target's feeds (for [`index_feeds_with`]) and the rows, with the baseline index's.
+fn held_rows_from_baseline(
     baseline: &[TreeFile],
     target: &[TreeFile],
     rebuilt: &HashMap<String, FileDigest>,
     copies: &HashMap<String, Vec<CopiedFrom>>,
     tree: &Path,
     reference: &dyn ContentReader,
-    scratch: &Path,
-) -> Option<(tempfile::NamedTempFile, FileDigest, HeldRows)> {
+) -> Option<(Vec<FeedFile>, HeldRows)> {
     let before_index = baseline.iter().find(|f| f.path == FEED_INDEX_PATH)?;
     let before = PredecessorIndex::new(std::io::BufReader::with_capacity(
         1 << 20,
@@ -310,8 +494,7 @@ fn feeds_index_from_baseline(
         baseline: before,
         target,
     };
-    let (file, sha) = index_target_feeds(&feeds, scratch, &|rel, _| held.target_rows(rel)).ok()?;
-    Some((file, sha, held))
+    Some((feeds, held))
 }
 
 /// How rebuilt feed `rel` (at `path`; empty for a feed the delta did not rebuild, which
@@ -578,9 +761,14 @@ mod tests {
             &reference,
             &scratch,
             &mut DirSink::new(&tree),
-            &|p: &Path, _: Option<&HeldRows>| *beside.lock().unwrap() = Some(fs::read(p).unwrap()),
+            &|d: DerivedIndex<'_>| {
+                if let DerivedIndex::File(p) = d {
+                    *beside.lock().unwrap() = Some(fs::read(p).unwrap());
+                }
+                None
+            },
         )?;
-        assert_eq!(out, vec![(FEED_INDEX_PATH.to_string(), index_sha)]);
+        assert_eq!(out.files, vec![(FEED_INDEX_PATH.to_string(), index_sha)]);
         let derived = fs::read(tree.join(FEED_INDEX_PATH)).unwrap();
         assert_eq!(derived, index_bytes);
         assert_eq!(
@@ -589,6 +777,23 @@ mod tests {
             "the verified index is handed beside the store's work"
         );
         Ok(derived)
+    }
+
+    /// The index written from [`held_rows_from_baseline`]'s rows, as the derive streams it.
+    fn feeds_index_from_baseline(
+        baseline: &[TreeFile],
+        target: &[TreeFile],
+        rebuilt: &HashMap<String, FileDigest>,
+        copies: &HashMap<String, Vec<CopiedFrom>>,
+        tree: &Path,
+        reference: &dyn ContentReader,
+        scratch: &Path,
+    ) -> Option<(tempfile::NamedTempFile, FileDigest, HeldRows)> {
+        let (feeds, held) =
+            held_rows_from_baseline(baseline, target, rebuilt, copies, tree, reference)?;
+        let (file, sha) =
+            index_target_feeds(&feeds, scratch, &|rel, _| held.target_rows(rel)).ok()?;
+        Some((file, sha, held))
     }
 
     /// The index of `feeds` (path, bytes) written under `dir`, by the full scan.
@@ -720,6 +925,100 @@ mod tests {
             .count();
         assert_eq!((withdrawn, counts["osv"].added), (5, 1));
         assert!(counts["osv"].modified > 0 && counts["ghsa"].total() == 0);
+    }
+
+    #[test]
+    fn a_streamed_index_that_is_not_the_declared_one_is_replaced_by_the_full_scan() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (osv0, osv1, ghsa) = (rows("OSV", 40, 1), rows("OSV", 41, 2), rows("GHSA", 10, 1));
+        // The baseline's index lies about ghsa (not rebuilt): the rows held for it are
+        // wrong, so the streamed index is not the declared one.
+        let (lying, _) = full_index(
+            &tmp.path().join("lie"),
+            &[(OSV, &osv0), (GHSA, &rows("GHSA", 9, 1))],
+        );
+        let (index1, sha1) = full_index(&tmp.path().join("want"), &[(OSV, &osv1), (GHSA, &ghsa)]);
+        let base = tmp.path().join("base");
+        for (path, bytes) in [(OSV, &osv0), (GHSA, &ghsa)] {
+            fs::create_dir_all(base.join(path).parent().unwrap()).unwrap();
+            fs::write(base.join(path), bytes).unwrap();
+        }
+        fs::write(base.join("index"), &lying).unwrap();
+        let tree = tmp.path().join("tree");
+        fs::create_dir_all(tree.join(OSV).parent().unwrap()).unwrap();
+        fs::write(tree.join(OSV), &osv1).unwrap();
+        let scratch = tmp.path().join("scratch");
+        fs::create_dir_all(&scratch).unwrap();
+        let baseline = vec![
+            tree_file(OSV, &osv0),
+            tree_file(GHSA, &ghsa),
+            tree_file(FEED_INDEX_PATH, &lying),
+        ];
+        let reference = DirContent::new([
+            (FileDigest::of(&osv0), base.join(OSV)),
+            (FileDigest::of(&ghsa), base.join(GHSA)),
+            (FileDigest::of(&lying), base.join("index")),
+        ]);
+        let header = DeltaHeader {
+            format: FORMAT_DERIVED.into(),
+            files: vec![
+                DeltaFile {
+                    path: OSV.into(),
+                    mode: 0o644,
+                    size: osv1.len() as u64,
+                    sha256: None,
+                    source: Source::Trailer,
+                    form: None,
+                },
+                DeltaFile {
+                    path: FEED_INDEX_PATH.into(),
+                    mode: 0o644,
+                    size: index1.len() as u64,
+                    sha256: Some(sha1),
+                    source: Source::Derived {
+                        by: Derivation::FeedsIndex,
+                    },
+                    form: None,
+                },
+            ],
+            ..DeltaHeader::new(
+                GenerationRef {
+                    generation: GenerationId([0; 32]),
+                    version: None,
+                },
+                GenerationRef {
+                    generation: GenerationId([1; 32]),
+                    version: None,
+                },
+            )
+        };
+        let handed = std::sync::Mutex::new(Vec::new());
+        let out = derive_files(
+            &header,
+            &baseline,
+            &[(OSV.to_string(), FileDigest::of(&osv1))],
+            &HashMap::new(),
+            &tree,
+            &reference,
+            &scratch,
+            &mut DirSink::new(&tree),
+            &|d: DerivedIndex<'_>| match d {
+                // What the wrong rows give must not be kept: only the file's answer is.
+                DerivedIndex::Rows(_) => {
+                    handed.lock().unwrap().push("rows");
+                    crate::feeds::host::changes_of_rows(None, &[], &[], 1).unwrap()
+                }
+                DerivedIndex::File(_) => {
+                    handed.lock().unwrap().push("file");
+                    None
+                }
+            },
+        )
+        .unwrap();
+        assert_eq!(out.files, vec![(FEED_INDEX_PATH.to_string(), sha1)]);
+        assert_eq!(fs::read(tree.join(FEED_INDEX_PATH)).unwrap(), index1);
+        assert_eq!(*handed.lock().unwrap(), ["rows", "file"]);
+        assert!(out.feed_changes.is_none());
     }
 
     /// A reader that counts what is read of each digest, whole (`open`) or by range.

@@ -25,6 +25,7 @@ use super::{
     base_report, check_disk, check_version, step,
 };
 use crate::bundle::{ReadLimits, unpack_to_dir};
+use crate::delta::derive::DerivedIndex;
 use crate::delta::{
     FEED_CHANGES_PATH, HEADER_PATH, JWS_PATH, MAX_FEED_CHANGES, MAX_HEADER, MAX_PAYLOAD,
     PAYLOAD_PATH, parse_header,
@@ -433,25 +434,27 @@ fn rebuild(
     // store takes the derived index, another thread diffs it against the active
     // generation's: the feed changes step 6b records. Any failure there only leaves that
     // diff to step 6b.
-    let changes_ahead = std::sync::Mutex::new(None);
     let baseline_id = header.baseline.generation;
-    let diff_beside = |index: &Path, held: Option<&crate::delta::derive::HeldRows>| {
-        let computed = match held {
+    let diff_beside = |index: DerivedIndex<'_>| {
+        let computed = match index {
             // The rows the derive holds are the baseline's index and the derived one: when
             // the baseline is the active generation, their diff is the one to record.
-            Some(held) if previous == Some(baseline_id) => {
+            DerivedIndex::Rows(held) if previous == Some(baseline_id) => {
                 let (old, new) = held.feeds();
                 crate::feeds::host::changes_of_rows(previous, &old, &new, MAX_CHANGES_AHEAD)
             }
-            _ => crate::feeds::host::compute_changes(root, previous, index, MAX_CHANGES_AHEAD),
+            // Against another generation the index is diffed once it is staged (6b).
+            DerivedIndex::Rows(_) => Ok(None),
+            DerivedIndex::File(index) => {
+                crate::feeds::host::compute_changes(root, previous, index, MAX_CHANGES_AHEAD)
+            }
         };
-        match computed {
-            Ok(c) => *changes_ahead.lock().unwrap_or_else(|p| p.into_inner()) = c,
-            Err(e) => tracing::debug!("feed changes left to the record step: {e}"),
-        }
+        computed
+            .map_err(|e| tracing::debug!("feed changes left to the record step: {e}"))
+            .ok()
+            .flatten()
     };
-    let mut written = written;
-    written.extend(step(
+    let derived = step(
         "check",
         crate::delta::derive::derive_files(
             header,
@@ -464,14 +467,12 @@ fn rebuild(
             &mut sink,
             &diff_beside,
         ),
-    )?);
+    )?;
     tracing::debug!(step = "check", "derived files rebuilt");
     Ok(Rebuilt {
-        digests: written.into_iter().collect(),
+        digests: written.into_iter().chain(derived.files).collect(),
         chunks: sink.chunks,
-        feed_changes: changes_ahead
-            .into_inner()
-            .unwrap_or_else(|p| p.into_inner()),
+        feed_changes: derived.feed_changes,
     })
 }
 
@@ -689,11 +690,18 @@ impl RebuiltSink for StagingAndStore<'_, '_> {
             out: &mut out,
             write_error: None,
         };
-        let put =
-            self.writer
-                .put_reader_knowing(&mut tee, &mut known, FileHashing::Compute, &mut |n| {
-                    (self.progress)(Step::Advance(n))
-                });
+        // A producer that hashed what it handed on (the derived feed index) saves this
+        // thread the SHA-256.
+        let mut given = || decoded.and_then(DecodedDigest::get);
+        let hashing = match decoded {
+            Some(_) => FileHashing::Given(&mut given),
+            None => FileHashing::Compute,
+        };
+        let put = self
+            .writer
+            .put_reader_knowing(&mut tee, &mut known, hashing, &mut |n| {
+                (self.progress)(Step::Advance(n))
+            });
         if let Some(e) = tee.write_error.take() {
             return Err(ouk_delta::DeltaError::Io {
                 context: format!("write {}", self.tree.join(&file.path).display()),
