@@ -20,6 +20,10 @@
 //!   its SHA-256 must equal the one the signed header declares, else the delta is refused
 //!   (a digest failure) before anything is committed: the generation stays as it was. The
 //!   importer then checks it against the rebuilt manifest like any other file.
+//! - An index written from rows the derive holds is streamed to the sink, hashed by the
+//!   thread that writes it (the bytes the sink takes are the bytes hashed, in memory);
+//!   one that is not the declared index is removed from staging and the full scan, which
+//!   reads only verified files, decides.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File};
