@@ -582,10 +582,12 @@ struct RowsInMemory<'a> {
 impl<'a> RowsInMemory<'a> {
     fn of(feeds: &[&'a [FeedRow]]) -> RowsInMemory<'a> {
         let mut rows: Vec<&FeedRow> = feeds.iter().flat_map(|f| f.iter()).collect();
-        // Each feed is sorted already: the sort only merges them (it finds the runs).
+        // Each feed is sorted already (the index's rule, which its reader and writer
+        // enforce): the sort only merges them (it finds the runs).
         if feeds.len() > 1 {
             rows.sort_by(|a, b| a.cmp_key(b));
         }
+        debug_assert!(rows.is_sorted_by(|a, b| a.cmp_key(b).is_le()));
         RowsInMemory { rows, at: 0 }
     }
 }

@@ -120,7 +120,8 @@ pub struct RecordedChanges {
 
 /// Row changes of a target's feed index against the generation active before, computed
 /// ahead of [`record_computed`] (a delta apply computes them while its other work is
-/// still running). Bounded: at most the limit given to [`compute_changes`].
+/// still running: [`changes_of_rows`] from the rows it holds, or [`compute_changes`] from
+/// the index files). Bounded: at most the limit given to either.
 #[derive(Debug)]
 pub struct ComputedChanges {
     previous: Option<GenerationId>,
@@ -222,8 +223,8 @@ fn kept(
     }
 }
 
-/// [`record_import`] of changes computed ahead ([`compute_changes`]) against the
-/// generation that is still the active one.
+/// [`record_import`] of changes computed ahead ([`changes_of_rows`], [`compute_changes`])
+/// against the generation that is still the active one.
 pub fn record_computed(
     root: &Root,
     target: &GenerationId,

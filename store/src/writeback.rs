@@ -18,6 +18,10 @@
 //! is full. On the writer's thread those waits were 0.1-0.17 s of an apply of the 1 GiB
 //! pair (stalls of up to 0.135 s with both cores idle; `strace -T`, docs/benchmarks.md).
 //!
+//! A queued request holds a duplicate descriptor of its file until it is made, so a file
+//! removed meanwhile (a refused import's staging) frees its blocks a little later; at most
+//! [`QUEUED_REQUESTS`] descriptors are held so.
+//!
 //! Invariant: this is advisory. Durability comes from the caller's `fsync`/`syncfs`
 //! alone; a failed request, or one dropped because the requesting thread is behind, is
 //! ignored.

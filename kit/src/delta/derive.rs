@@ -158,6 +158,9 @@ pub(crate) fn derive_files(
             Derivation::FeedsIndex => {
                 let held =
                     held_rows_from_baseline(baseline, &target, &rebuilt, copies, tree, reference);
+                // Only the feed index at its own path is handed beside the store: step 6b
+                // records the changes of that path.
+                let beside_index = (f.path == FEED_INDEX_PATH).then_some(beside_index);
                 if let Some((feeds, held)) = held {
                     let (put, changes) = put_index_streamed(f, &feeds, &held, sink, beside_index)?;
                     if put == Some(expected) {
@@ -214,7 +217,7 @@ fn put_index_streamed(
     feeds: &[FeedFile],
     held: &HeldRows,
     sink: &mut dyn RebuiltSink,
-    beside_index: &BesideIndex<'_>,
+    beside_index: Option<&BesideIndex<'_>>,
 ) -> Result<(Option<FileDigest>, Option<ComputedChanges>)> {
     let digest = DecodedDigest::default();
     let sink_stopped = AtomicBool::new(false);
@@ -230,6 +233,7 @@ fn put_index_streamed(
             let (_, out) = index_feeds_with(feeds, &IndexOptions::default(), out, &|rel, _| {
                 held.target_rows(rel)
             })
+            .map_err(|e| tracing::debug!("the feed index from held rows failed: {e}"))
             .ok()?;
             let (sha, _, mut pieces) = out.finish();
             std::io::Write::flush(&mut pieces).ok()?;
@@ -237,7 +241,7 @@ fn put_index_streamed(
             digest.set(FileDigest(sha));
             Some(FileDigest(sha))
         });
-        let beside = s.spawn(|| beside_index(DerivedIndex::Rows(held)));
+        let beside = beside_index.map(|b| s.spawn(move || b(DerivedIndex::Rows(held))));
         let mut input = PieceReader {
             from: rx,
             piece: Vec::new(),
@@ -250,9 +254,10 @@ fn put_index_streamed(
             Ok(p) => p,
             Err(panic) => std::panic::resume_unwind(panic),
         };
-        let changes = match beside.join() {
-            Ok(c) => c,
-            Err(panic) => std::panic::resume_unwind(panic),
+        let changes = match beside.map(|b| b.join()) {
+            Some(Ok(c)) => c,
+            Some(Err(panic)) => std::panic::resume_unwind(panic),
+            None => None,
         };
         match (produced, put) {
             (Some(sha), Ok(put)) => Ok((Some(put).filter(|p| *p == sha), changes)),
@@ -274,12 +279,14 @@ fn put_index_file(
     file: &tempfile::NamedTempFile,
     verified: bool,
     sink: &mut dyn RebuiltSink,
-    beside_index: &BesideIndex<'_>,
+    beside_index: Option<&BesideIndex<'_>>,
 ) -> Result<(FileDigest, Option<ComputedChanges>)> {
     let mut input = file.as_file();
     std::io::Seek::rewind(&mut input).ctx(|| format!("rewind the derived {}", f.path))?;
     std::thread::scope(|s| {
-        let beside = verified.then(|| s.spawn(|| beside_index(DerivedIndex::File(file.path()))));
+        let beside = beside_index
+            .filter(|_| verified)
+            .map(|b| s.spawn(move || b(DerivedIndex::File(file.path()))));
         let put = sink.put(f, &mut input);
         let changes = match beside.map(|b| b.join()) {
             Some(Ok(c)) => c,
@@ -369,11 +376,12 @@ impl Read for PieceReader {
 /// either index again for the feed changes it records.
 pub(crate) struct HeldRows {
     baseline: Vec<FeedRows>,
-    /// Per target feed (kit path, in index order): its rows.
-    target: Vec<(String, TargetRows)>,
+    /// Per target feed (kit path, in index order): its rows, `None` for a feed the indexer
+    /// scans (new, or its row diff declined).
+    target: Vec<(String, Option<TargetRows>)>,
 }
 
-/// A target feed's rows, as [`feeds_index_from_baseline`] found them.
+/// A target feed's rows, as [`held_rows_from_baseline`] found them.
 enum TargetRows {
     /// The baseline feed's (`HeldRows::baseline[i]`), unchanged.
     Baseline(usize),
@@ -392,12 +400,13 @@ impl HeldRows {
     /// The rows of target feed `rel`, when held.
     fn target_rows(&self, rel: &str) -> Option<&[FeedRow]> {
         let (_, rows) = self.target.iter().find(|(r, _)| r == rel)?;
-        Some(self.rows_of(rows))
+        rows.as_ref().map(|r| self.rows_of(r))
     }
 
     /// Every feed of the baseline's index and of the target's, with its source, for
-    /// [`ouk_feeds::diff::diff_rows`]: the baseline's, then the target's.
-    pub(crate) fn feeds(&self) -> (Vec<FeedRowsOf<'_>>, Vec<FeedRowsOf<'_>>) {
+    /// [`ouk_feeds::diff::diff_rows`]: the baseline's, then the target's. `None` when a
+    /// target feed was scanned (its rows went into the index without being held).
+    pub(crate) fn feeds(&self) -> Option<(Vec<FeedRowsOf<'_>>, Vec<FeedRowsOf<'_>>)> {
         let baseline = self
             .baseline
             .iter()
@@ -409,26 +418,27 @@ impl HeldRows {
         let target = self
             .target
             .iter()
-            .filter_map(|(rel, rows)| {
+            .map(|(rel, rows)| {
                 Some(FeedRowsOf {
                     // Every target feed has a source: `select_feeds` kept only those.
                     source: feed_source(rel)?,
-                    rows: self.rows_of(rows),
+                    rows: self.rows_of(rows.as_ref()?),
                 })
             })
-            .collect();
-        (baseline, target)
+            .collect::<Option<Vec<_>>>()?;
+        Some((baseline, target))
     }
 }
 
 /// The rows of the target's feed index computed from the baseline's (verified, read
-/// through `reference`): an unchanged feed keeps its rows, and a rebuilt one is diffed row
-/// by row against its baseline feed at the same path ([`ouk_feeds::incremental`]). `None`
-/// when any of that declines (no baseline index, a new feed or one that moved, a row that
-/// does not parse, an unreadable baseline file): the caller then indexes every feed from
-/// scratch. The index written from these rows is checked against the signed digest like
-/// the full scan's, so a wrong shortcut costs a rescan, never a wrong file. Returns the
-/// target's feeds (for [`index_feeds_with`]) and the rows, with the baseline index's.
+/// through `reference`): an unchanged feed keeps its rows, a rebuilt one is diffed row by
+/// row against its baseline feed at the same path ([`ouk_feeds::incremental`]), and a new
+/// feed, or one whose diff declines, is left to the indexer to scan (its rows are then not
+/// held). `None` when the shortcut cannot answer at all (no baseline index, or an
+/// unchanged feed whose rows it lacks): the caller then indexes every feed from scratch.
+/// The index written from these rows is checked against the signed digest like the full
+/// scan's, so a wrong shortcut costs a rescan, never a wrong file. Returns the target's
+/// feeds (for [`index_feeds_with`]) and the rows, with the baseline index's.
 fn held_rows_from_baseline(
     baseline: &[TreeFile],
     target: &[TreeFile],
@@ -478,22 +488,32 @@ fn held_rows_from_baseline(
         .enumerate()
         .map(|(i, f)| (f.header.feed.as_str(), i))
         .collect();
-    let target = feeds
+    let target: Vec<(String, Option<TargetRows>)> = feeds
         .iter()
         .zip(diffs)
         .map(|((rel, path), diff)| {
-            let (i, was) = at.get(rel.as_str()).map(|&i| (i, &before[i]))?;
-            let rows = match diff {
+            let was = at.get(rel.as_str()).map(|&i| (i, &before[i]));
+            let rows = match (was, diff) {
                 // Not rebuilt: the baseline's rows, when it skipped none.
-                None if path.as_os_str().is_empty() && was.header.skipped == 0 => {
-                    TargetRows::Baseline(i)
+                (Some((i, b)), None) if path.as_os_str().is_empty() && b.header.skipped == 0 => {
+                    Some(TargetRows::Baseline(i))
                 }
-                Some(d) => TargetRows::Rebuilt(d.apply_to(was)?),
-                None => return None,
+                (Some((_, b)), Some(d)) => d.apply_to(b).map(TargetRows::Rebuilt),
+                // A new feed, or one whose diff declined: the indexer scans its file.
+                _ => None,
             };
-            Some((rel.clone(), rows))
+            (rel.clone(), rows)
         })
-        .collect::<Option<Vec<_>>>()?;
+        .collect();
+    // A feed the delta did not rebuild has no file of its own to scan: without its rows
+    // from the baseline the shortcut cannot answer at all.
+    if feeds
+        .iter()
+        .zip(&target)
+        .any(|((_, path), (_, rows))| path.as_os_str().is_empty() && rows.is_none())
+    {
+        return None;
+    }
     let held = HeldRows {
         baseline: before,
         target,
@@ -913,7 +933,7 @@ mod tests {
         )
         .expect("the shortcut answers");
         assert_eq!(sha, sha1);
-        let (old, new) = held.feeds();
+        let (old, new) = held.feeds().expect("every feed's rows are held");
         let mut from_rows = Vec::new();
         let counts = diff_rows(&old, &new, &mut |c| {
             from_rows.push(c);
@@ -1023,6 +1043,47 @@ mod tests {
         assert_eq!(fs::read(tree.join(FEED_INDEX_PATH)).unwrap(), index1);
         assert_eq!(*handed.lock().unwrap(), ["rows", "file"]);
         assert!(out.feed_changes.is_none());
+    }
+
+    #[test]
+    fn a_new_feed_is_scanned_alone_and_its_rows_are_not_held() {
+        let tmp = tempfile::tempdir().unwrap();
+        const NVD: &str = "feeds/nvd/all.jsonl";
+        let (osv0, osv1, nvd) = (rows("OSV", 40, 1), rows("OSV", 41, 2), rows("CVE", 5, 1));
+        let (index0, _) = full_index(&tmp.path().join("base"), &[(OSV, &osv0)]);
+        let (index1, sha1) = full_index(&tmp.path().join("want"), &[(OSV, &osv1), (NVD, &nvd)]);
+        let tree = tmp.path().join("tree");
+        for (path, bytes) in [(OSV, &osv1), (NVD, &nvd)] {
+            fs::create_dir_all(tree.join(path).parent().unwrap()).unwrap();
+            fs::write(tree.join(path), bytes).unwrap();
+        }
+        let base = tmp.path().join("base");
+        fs::write(base.join("index"), &index0).unwrap();
+        let baseline = vec![tree_file(OSV, &osv0), tree_file(FEED_INDEX_PATH, &index0)];
+        let reference = DirContent::new([
+            (FileDigest::of(&osv0), base.join(OSV)),
+            (FileDigest::of(&index0), base.join("index")),
+        ]);
+        let target = vec![tree_file(OSV, &osv1), tree_file(NVD, &nvd)];
+        let rebuilt = HashMap::from([
+            (OSV.to_string(), FileDigest::of(&osv1)),
+            (NVD.to_string(), FileDigest::of(&nvd)),
+        ]);
+        let scratch = tmp.path().join("scratch");
+        fs::create_dir_all(&scratch).unwrap();
+        let (file, sha, held) = feeds_index_from_baseline(
+            &baseline,
+            &target,
+            &rebuilt,
+            &HashMap::new(),
+            &tree,
+            &reference,
+            &scratch,
+        )
+        .expect("the shortcut still answers: only the new feed is scanned");
+        assert_eq!((fs::read(file.path()).unwrap(), sha), (index1, sha1));
+        assert!(held.target_rows(OSV).is_some() && held.target_rows(NVD).is_none());
+        assert!(held.feeds().is_none(), "a scanned feed's rows are not held");
     }
 
     /// A reader that counts what is read of each digest, whole (`open`) or by range.

@@ -432,17 +432,21 @@ fn rebuild(
     // Files the host derives (the feed index) from what was just rebuilt and the verified
     // baseline, each checked against the digest the signed header declares. While the
     // store takes the derived index, another thread diffs it against the active
-    // generation's: the feed changes step 6b records. Any failure there only leaves that
-    // diff to step 6b.
+    // generation's (from the rows the derive holds when the baseline is the active
+    // generation, else from the full scan's file): the feed changes step 6b records. Any
+    // other case, or a failure there, leaves that diff to step 6b.
     let baseline_id = header.baseline.generation;
     let diff_beside = |index: DerivedIndex<'_>| {
         let computed = match index {
             // The rows the derive holds are the baseline's index and the derived one: when
             // the baseline is the active generation, their diff is the one to record.
-            DerivedIndex::Rows(held) if previous == Some(baseline_id) => {
-                let (old, new) = held.feeds();
-                crate::feeds::host::changes_of_rows(previous, &old, &new, MAX_CHANGES_AHEAD)
-            }
+            DerivedIndex::Rows(held) if previous == Some(baseline_id) => match held.feeds() {
+                Some((old, new)) => {
+                    crate::feeds::host::changes_of_rows(previous, &old, &new, MAX_CHANGES_AHEAD)
+                }
+                // A feed was scanned, not held: 6b diffs the staged index.
+                None => Ok(None),
+            },
             // Against another generation the index is diffed once it is staged (6b).
             DerivedIndex::Rows(_) => Ok(None),
             DerivedIndex::File(index) => {
