@@ -746,3 +746,79 @@ fn rehydrate(root: &Root, f: &TreeFile, dest: &Path) -> Result<()> {
         .ctx(|| format!("chmod {}", dest.display()))
         .map_err(Into::into)
 }
+
+#[cfg(test)]
+mod tests {
+    use ouk_delta::format::{DeltaFile, Derivation, Source};
+    use ouk_root::LockWait;
+    use ouk_store::StoreOptions;
+
+    use super::*;
+
+    fn index_file(size: usize) -> DeltaFile {
+        DeltaFile {
+            path: crate::feeds::FEED_INDEX_PATH.into(),
+            mode: 0o644,
+            size: size as u64,
+            sha256: None,
+            source: Source::Derived {
+                by: Derivation::FeedsIndex,
+            },
+            form: None,
+        }
+    }
+
+    /// The derive's fallback on the importer's own sink: a streamed put takes the
+    /// producer's digest (what it hashed) instead of hashing again, and once the staged
+    /// file is removed a second put of the same path stages and records the new bytes.
+    #[test]
+    fn a_producers_digest_is_taken_and_a_second_put_replaces_the_first() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = Root::open(
+            &tmp.path().join("root"),
+            LockWait::Fail,
+            StoreOptions::default(),
+        )
+        .unwrap();
+        let tree = tmp.path().join("tree");
+        let (first, second) = (vec![b'a'; 300_000], vec![b'b'; 200_000]);
+        let mut writer = root.store().writer().unwrap();
+        let baseline = HashMap::new();
+        let mut progress = |_: Step<'_>| {};
+        let mut sink = StagingAndStore {
+            tree: &tree,
+            store: root.store(),
+            baseline: &baseline,
+            writer: &mut writer,
+            chunks: HashMap::new(),
+            progress: &mut progress,
+            decoder_copied: None,
+            copies: HashMap::new(),
+        };
+        // A digest the sink cannot have computed: it is the producer's, taken as given.
+        let given = FileDigest([7; 32]);
+        let produced = DecodedDigest::default();
+        produced.set(given);
+        let f = index_file(first.len());
+        let got = sink
+            .put_copying(
+                &f,
+                &mut &first[..],
+                &CopiedSoFar::default(),
+                Some(&produced),
+            )
+            .unwrap();
+        assert_eq!(got, given);
+        let staged = tree.join(&f.path);
+        assert_eq!(fs::read(&staged).unwrap(), first);
+        fs::remove_file(&staged).unwrap();
+        let f = index_file(second.len());
+        let got = sink.put(&f, &mut &second[..]).unwrap();
+        assert_eq!(got, FileDigest::of(&second));
+        assert_eq!(fs::read(&staged).unwrap(), second);
+        let chunks = sink.chunks.remove(&f.path).unwrap();
+        writer.commit().unwrap();
+        let rec = root.store().file_record(&got).unwrap().expect("recorded");
+        assert_eq!((rec.size, rec.chunks), (second.len() as u64, chunks));
+    }
+}
