@@ -672,13 +672,14 @@ impl RebuiltSink for StagingAndStore<'_, '_> {
         // Inside the runs copied from the baseline, the baseline's own cuts are taken
         // instead of running the cutter again.
         let mut known = BaselineCuts::new(copied, self.baseline, self.store);
+        // A producer that hashed the pieces it handed on (the decoder thread, the derived
+        // feed index's writer) saves this thread the SHA-256: it only chunks.
+        let mut given = || decoded.and_then(DecodedDigest::get);
+        let hashing = match decoded {
+            Some(_) => FileHashing::Given(&mut given),
+            None => FileHashing::Compute,
+        };
         if self.decoder_copied.take().as_deref() == Some(file.path.as_str()) {
-            // The decoder thread hashed the pieces it handed on: this thread only chunks.
-            let mut given = || decoded.and_then(DecodedDigest::get);
-            let hashing = match decoded {
-                Some(_) => FileHashing::Given(&mut given),
-                None => FileHashing::Compute,
-            };
             let put = self
                 .writer
                 .put_reader_knowing(content, &mut known, hashing, &mut |n| {
@@ -693,13 +694,6 @@ impl RebuiltSink for StagingAndStore<'_, '_> {
             inner: content,
             out: &mut out,
             write_error: None,
-        };
-        // A producer that hashed what it handed on (the derived feed index) saves this
-        // thread the SHA-256.
-        let mut given = || decoded.and_then(DecodedDigest::get);
-        let hashing = match decoded {
-            Some(_) => FileHashing::Given(&mut given),
-            None => FileHashing::Compute,
         };
         let put = self
             .writer
