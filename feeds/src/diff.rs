@@ -360,31 +360,43 @@ impl SourceRows {
 
 /// A source's rows merged in (id, tenant, hash) order, read key by key.
 trait KeyStream {
+    /// The smallest row not read yet.
+    fn peek(&self) -> Option<&FeedRow>;
+
+    /// Move past [`KeyStream::peek`]'s row.
+    fn advance(&mut self) -> Result<(), DiffError>;
+
     /// Read the next key and its distinct hashes (sorted) into `key`, reusing its
     /// buffers; false at the end.
-    fn next_key(&mut self, key: &mut KeyHashes) -> Result<bool, DiffError>;
+    fn next_key(&mut self, key: &mut KeyHashes) -> Result<bool, DiffError> {
+        let Some(first) = self.peek() else {
+            return Ok(false);
+        };
+        key.id.clone_from(&first.id);
+        key.tenant.clone_from(&first.tenant);
+        key.hashes.clear();
+        key.hashes.push(first.hash);
+        self.advance()?;
+        while let Some(next) = self.peek() {
+            if next.id != key.id || next.tenant != key.tenant {
+                break;
+            }
+            if key.hashes.last() != Some(&next.hash) {
+                key.hashes.push(next.hash);
+            }
+            self.advance()?;
+        }
+        Ok(true)
+    }
 }
 
 impl KeyStream for SourceRows {
-    fn next_key(&mut self, key: &mut KeyHashes) -> Result<bool, DiffError> {
-        let Some(Reverse(first)) = self.heap.peek() else {
-            return Ok(false);
-        };
-        key.id.clone_from(&first.row.id);
-        key.tenant.clone_from(&first.row.tenant);
-        key.hashes.clear();
-        key.hashes.push(first.row.hash);
-        self.advance_smallest()?;
-        while let Some(Reverse(next)) = self.heap.peek() {
-            if next.row.id != key.id || next.row.tenant != key.tenant {
-                break;
-            }
-            if key.hashes.last() != Some(&next.row.hash) {
-                key.hashes.push(next.row.hash);
-            }
-            self.advance_smallest()?;
-        }
-        Ok(true)
+    fn peek(&self) -> Option<&FeedRow> {
+        self.heap.peek().map(|Reverse(head)| &head.row)
+    }
+
+    fn advance(&mut self) -> Result<(), DiffError> {
+        self.advance_smallest()
     }
 }
 
@@ -593,25 +605,13 @@ impl<'a> RowsInMemory<'a> {
 }
 
 impl KeyStream for RowsInMemory<'_> {
-    fn next_key(&mut self, key: &mut KeyHashes) -> Result<bool, DiffError> {
-        let Some(first) = self.rows.get(self.at) else {
-            return Ok(false);
-        };
-        key.id.clone_from(&first.id);
-        key.tenant.clone_from(&first.tenant);
-        key.hashes.clear();
-        key.hashes.push(first.hash);
+    fn peek(&self) -> Option<&FeedRow> {
+        self.rows.get(self.at).copied()
+    }
+
+    fn advance(&mut self) -> Result<(), DiffError> {
         self.at += 1;
-        while let Some(next) = self.rows.get(self.at) {
-            if next.id != key.id || next.tenant != key.tenant {
-                break;
-            }
-            if key.hashes.last() != Some(&next.hash) {
-                key.hashes.push(next.hash);
-            }
-            self.at += 1;
-        }
-        Ok(true)
+        Ok(())
     }
 }
 

@@ -141,15 +141,9 @@ pub fn compute_changes(
         Some(p) => generation_index(root, &p)?,
         None => GenerationIndex::default(),
     };
-    let mut changes = Vec::new();
-    let diffed = diff_indexes(old.path(), Some(new_index), &mut |c| {
-        if changes.len() == limit {
-            return Err(DiffError::Sink("more changes than kept in memory".into()));
-        }
-        changes.push(c);
-        Ok(())
-    });
-    kept(previous, changes, diffed)
+    kept(previous, limit, &mut |sink| {
+        diff_indexes(old.path(), Some(new_index), sink)
+    })
 }
 
 /// Step 6 of an import, after the generation is recorded and before it is materialized
@@ -195,23 +189,24 @@ pub fn changes_of_rows(
     new: &[FeedRowsOf<'_>],
     limit: usize,
 ) -> Result<Option<ComputedChanges>, FeedsError> {
+    kept(previous, limit, &mut |sink| diff_rows(old, new, sink))
+}
+
+/// The changes `diff` hands its sink, kept in memory, or `None` when there are more than
+/// `limit`.
+fn kept(
+    previous: Option<GenerationId>,
+    limit: usize,
+    diff: &mut dyn FnMut(&mut ChangeSink<'_>) -> Result<DiffCounts, DiffError>,
+) -> Result<Option<ComputedChanges>, FeedsError> {
     let mut changes = Vec::new();
-    let diffed = diff_rows(old, new, &mut |c| {
+    let diffed = diff(&mut |c| {
         if changes.len() == limit {
             return Err(DiffError::Sink("more changes than kept in memory".into()));
         }
         changes.push(c);
         Ok(())
     });
-    kept(previous, changes, diffed)
-}
-
-/// The changes a diff kept, or `None` when it stopped at the limit.
-fn kept(
-    previous: Option<GenerationId>,
-    changes: Vec<RowChange>,
-    diffed: Result<DiffCounts, DiffError>,
-) -> Result<Option<ComputedChanges>, FeedsError> {
     match diffed {
         Ok(counts) => Ok(Some(ComputedChanges {
             previous,
