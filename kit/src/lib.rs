@@ -29,3 +29,17 @@ pub use ouk_bundle::codec as bundle;
 pub use ouk_bundle::{layout, manifest, provenance, sign};
 /// Feeds moved to their own crate; the old path keeps working.
 pub use ouk_feeds as feeds;
+
+/// Helpers the crate's unit tests share.
+#[cfg(test)]
+pub(crate) mod testutil {
+    use std::path::Path;
+
+    use ouk_root::{LockWait, Root};
+    use ouk_store::StoreOptions;
+
+    /// A new root at `dir` with the default store, failing rather than waiting for a lock.
+    pub(crate) fn root_at(dir: &Path) -> Root {
+        Root::open(dir, LockWait::Fail, StoreOptions::default()).expect("open a test root")
+    }
+}

@@ -744,8 +744,6 @@ fn rehydrate(root: &Root, f: &TreeFile, dest: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use ouk_delta::format::{DeltaFile, Derivation, Source};
-    use ouk_root::LockWait;
-    use ouk_store::StoreOptions;
 
     use super::*;
 
@@ -768,12 +766,7 @@ mod tests {
     #[test]
     fn a_producers_digest_is_taken_and_a_second_put_replaces_the_first() {
         let tmp = tempfile::tempdir().unwrap();
-        let root = Root::open(
-            &tmp.path().join("root"),
-            LockWait::Fail,
-            StoreOptions::default(),
-        )
-        .unwrap();
+        let root = crate::testutil::root_at(&tmp.path().join("root"));
         let tree = tmp.path().join("tree");
         let (first, second) = (vec![b'a'; 300_000], vec![b'b'; 200_000]);
         let mut writer = root.store().writer().unwrap();

@@ -4,8 +4,7 @@
 use std::io::{Read, Write};
 use std::path::Path;
 
-use ouk_root::{LockWait, Root};
-use ouk_store::StoreOptions;
+use ouk_root::Root;
 use sha2::{Digest, Sha256};
 
 use super::*;
@@ -74,12 +73,7 @@ fn gzip_with(level: flate2::Compression, name: Option<&str>, data: &[u8]) -> Vec
 #[test]
 fn every_kind_of_gzip_is_stored_the_right_way_and_exported_identically() {
     let tmp = tempfile::tempdir().unwrap();
-    let root = Root::open(
-        &tmp.path().join("root"),
-        LockWait::Fail,
-        StoreOptions::default(),
-    )
-    .unwrap();
+    let root = crate::testutil::root_at(&tmp.path().join("root"));
     let tar = tar_stream();
     let cases = [
         ("ouk.tar.gz", "1", ouk_gzip(&tar), "tar", Some("pgzip")),
@@ -164,12 +158,7 @@ fn every_kind_of_gzip_is_stored_the_right_way_and_exported_identically() {
 #[test]
 fn a_bundle_that_does_not_match_its_sidecar_is_refused_before_anything_is_stored() {
     let tmp = tempfile::tempdir().unwrap();
-    let root = Root::open(
-        &tmp.path().join("root"),
-        LockWait::Fail,
-        StoreOptions::default(),
-    )
-    .unwrap();
+    let root = crate::testutil::root_at(&tmp.path().join("root"));
     let tar = tar_stream();
     let path = place(&tmp.path().join("in"), "k.tar.gz", "1", &ouk_gzip(&tar));
     let mut bytes = fs::read(&path).unwrap();
@@ -259,12 +248,7 @@ fn rollup(producer: ouk_testdata::gz::Producer, level: u32, mtime: u32) -> Vec<u
 fn rebuilt_compressed_members_share_chunks_and_export_identically() {
     use ouk_testdata::gz::Producer;
     let tmp = tempfile::tempdir().unwrap();
-    let root = Root::open(
-        &tmp.path().join("root"),
-        LockWait::Fail,
-        StoreOptions::default(),
-    )
-    .unwrap();
+    let root = crate::testutil::root_at(&tmp.path().join("root"));
     // The same content twice, every compressed member written anew: another producer,
     // another level, another mtime (what a weekly rebuild of layers and feeds does).
     let week1 = rollup(Producer::Zlib, 6, 1_760_000_000);
@@ -318,12 +302,7 @@ fn put_raw_record(root: &Root, record: &MirroredBundle) {
 fn a_damaged_member_recipe_is_refused_on_export_and_nothing_is_written() {
     use ouk_testdata::gz::Producer;
     let tmp = tempfile::tempdir().unwrap();
-    let root = Root::open(
-        &tmp.path().join("root"),
-        LockWait::Fail,
-        StoreOptions::default(),
-    )
-    .unwrap();
+    let root = crate::testutil::root_at(&tmp.path().join("root"));
     let week = rollup(Producer::Zlib, 6, 1_760_000_000);
     let p = place(&tmp.path().join("in"), "w.tar.gz", "1", &week);
     let r = add(&root, &p, 2, true).unwrap();

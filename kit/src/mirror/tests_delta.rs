@@ -4,8 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use ouk_root::{LockWait, Root};
-use ouk_store::StoreOptions;
+use ouk_root::Root;
 use sha2::{Digest, Sha256};
 
 use super::*;
@@ -100,12 +99,7 @@ struct Mirror {
 /// add order, so the previous roll-up is the newest even within one second).
 fn mirror_of(n: u32, policy: &AddPolicy) -> (Mirror, Vec<AddReport>) {
     let tmp = tempfile::tempdir().unwrap();
-    let root = Root::open(
-        &tmp.path().join("root"),
-        LockWait::Fail,
-        StoreOptions::default(),
-    )
-    .unwrap();
+    let root = crate::testutil::root_at(&tmp.path().join("root"));
     let mut weeks = Vec::new();
     let mut reports = Vec::new();
     for w in 1..=n {
