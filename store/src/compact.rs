@@ -39,10 +39,11 @@ use crate::progress::Step;
 /// pack number -> nothing: packs written lazily, waiting for [`Store::compact`].
 pub(crate) const LAZY_PACKS: TableDefinition<u32, ()> = TableDefinition::new("store_lazy_packs");
 
-/// The zstd level of lazily written frames: `None`, stored raw (uncompressed). Measured on the 1 GiB apply
-/// (docs/benchmarks.md, "Apply vs full import, round 7"): zstd's fastest useful level
-/// (-1) compresses feed text at 340-360 MB/s on the benchmark machine, so the ~290 MB of
-/// chunks an apply creates cost 0.95 CPU-s of its 3.1, while writing them raw adds
+/// The zstd level of lazily written frames: `None`, stored raw (uncompressed). Measured
+/// on the 1 GiB apply (docs/benchmarks.md, "Apply vs full import, round 7"): zstd's
+/// fastest useful level (-1) compresses feed text at 340-360 MB/s on the benchmark
+/// machine, so the ~290 MB of chunks an apply creates cost 0.95 CPU-s of its 3.1, while
+/// writing them raw adds
 /// ~175 MB for the device (1.2 GB/s fsync'd there; the pack's pages are handed to the
 /// device as they are appended, so most of it overlaps the apply). The break-even is a
 /// device slower than ~370 MB/s with both cores busy; `store gc`/`store compact` bring

@@ -20,8 +20,8 @@
 //! - Bytes are written front to back and never past the declared size (an error, not a
 //!   longer file). [`PresizedFile::finish`] cuts the file at what was written, so a short
 //!   write leaves a short file, which the caller's size and digest checks refuse.
-//! - Every [`crate::writeback::WRITEBACK_STEP`] written, the device is asked to start writing those pages
-//!   ([`crate::writeback`]); durability is still the caller's.
+//! - Every [`crate::writeback::WRITEBACK_STEP`] written, the device is asked to start
+//!   writing those pages ([`crate::writeback`]); durability is still the caller's.
 
 use std::fs::File;
 use std::io::{self, Write};

@@ -46,20 +46,11 @@ pub fn start_writeback(file: &File, from: u64, to: u64) {
     if to <= from {
         return;
     }
-    let Some(requests) = writeback_thread() else {
+    let queued = writeback_thread()
+        .zip(file.try_clone().ok())
+        .map(|(requests, copy)| requests.try_send((copy, from, to)));
+    if !matches!(queued, Some(Ok(()))) {
         request_writeback(file, from, to);
-        return;
-    };
-    let Ok(copy) = file.try_clone() else {
-        request_writeback(file, from, to);
-        return;
-    };
-    match requests.try_send((copy, from, to)) {
-        Ok(()) => {}
-        Err(
-            mpsc::TrySendError::Full((f, from, to))
-            | mpsc::TrySendError::Disconnected((f, from, to)),
-        ) => request_writeback(&f, from, to),
     }
 }
 
