@@ -84,15 +84,15 @@ pub trait RebuiltSink {
     /// the importer's store writer takes the baseline's cuts inside them
     /// ([`ouk_store::chunker::KnownCuts`]) instead of running the cutter.
     ///
-    /// With `decoded`, the decoder thread hashes the pieces as it hands them on: once
-    /// `content` is at its end, [`DecodedDigest::get`] is the SHA-256 of every byte it
-    /// gave, and the sink need not hash them again on its own thread.
+    /// With `produced`, the thread producing the pieces (the decoder) hashes them as it
+    /// hands them on: once `content` is at its end, [`ProducedDigest::get`] is the SHA-256
+    /// of every byte it gave, and the sink need not hash them again on its own thread.
     fn put_copying(
         &mut self,
         file: &DeltaFile,
         content: &mut dyn Read,
         _copied: &CopiedSoFar,
-        _decoded: Option<&DecodedDigest>,
+        _produced: Option<&ProducedDigest>,
     ) -> Result<FileDigest> {
         self.put(file, content)
     }
@@ -137,9 +137,9 @@ pub struct CopiedSoFar(Mutex<NotedCopies>);
 /// decoder, or the importer's feed indexer) over each piece before it hands the piece on,
 /// and set once the last one was handed on (before the sink's reader sees the end).
 #[derive(Default)]
-pub struct DecodedDigest(Mutex<Option<FileDigest>>);
+pub struct ProducedDigest(Mutex<Option<FileDigest>>);
 
-impl DecodedDigest {
+impl ProducedDigest {
     /// The digest of every piece handed on, once the producer handed on the last.
     pub fn get(&self) -> Option<FileDigest> {
         *self.0.lock().unwrap_or_else(|p| p.into_inner())
@@ -553,10 +553,10 @@ fn decode_piped<P: Read + Seek + Send, T>(
     refs: &References<'_>,
     spare: &SparePieces,
     copy: Option<PresizedFile>,
-    consume: &mut dyn FnMut(&mut dyn Read, &CopiedSoFar, &DecodedDigest) -> Result<T>,
+    consume: &mut dyn FnMut(&mut dyn Read, &CopiedSoFar, &ProducedDigest) -> Result<T>,
 ) -> Result<(T, Vec<CopiedFrom>)> {
     let copied = CopiedSoFar::default();
-    let digest = DecodedDigest::default();
+    let digest = ProducedDigest::default();
     std::thread::scope(|s| {
         let (tx, rx) = sync_channel::<Result<Vec<u8>>>(0);
         let (noted, hashed) = (&copied, &digest);
@@ -983,11 +983,11 @@ pub fn apply_delta_threads(
         let mut put = |index: usize,
                        content: &mut dyn Read,
                        copied: &CopiedSoFar,
-                       decoded: Option<&DecodedDigest>,
+                       produced: Option<&ProducedDigest>,
                        sink: &mut dyn RebuiltSink|
          -> Result<()> {
             let f = &header.files[index];
-            let digest = sink.put_copying(f, content, copied, decoded)?;
+            let digest = sink.put_copying(f, content, copied, produced)?;
             written.push((f.path.clone(), digest));
             Ok(())
         };
@@ -1002,8 +1002,8 @@ pub fn apply_delta_threads(
                             &refs,
                             &spare,
                             copy,
-                            &mut |r, copied, decoded| {
-                                put(index, r, copied, Some(decoded), &mut *sink)
+                            &mut |r, copied, produced| {
+                                put(index, r, copied, Some(produced), &mut *sink)
                             },
                         )
                     });

@@ -31,7 +31,7 @@ use std::io::{BufWriter, Read};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use ouk_delta::apply::{CopiedSoFar, DecodedDigest, RebuiltSink};
+use ouk_delta::apply::{CopiedSoFar, ProducedDigest, RebuiltSink};
 use ouk_delta::content::{ContentReader, TreeFile};
 use ouk_delta::format::{DeltaFile, DeltaHeader, Derivation, Source};
 use ouk_store::FileDigest;
@@ -222,7 +222,7 @@ fn put_index_streamed(
     sink: &mut dyn RebuiltSink,
     beside_index: Option<&BesideIndex<'_>>,
 ) -> Result<(Option<FileDigest>, Option<ComputedChanges>)> {
-    let digest = DecodedDigest::default();
+    let digest = ProducedDigest::default();
     let sink_stopped = AtomicBool::new(false);
     std::thread::scope(|s| {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(2);

@@ -9,7 +9,7 @@ use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 
 use ouk_delta::apply::{
-    CopiedSoFar, DecodedDigest, RebuiltSink, apply_delta, create_rebuilt, create_rebuilt_presized,
+    CopiedSoFar, ProducedDigest, RebuiltSink, apply_delta, create_rebuilt, create_rebuilt_presized,
     finish_rebuilt, set_rebuilt_mode,
 };
 use ouk_delta::baseline_cuts::BaselineCuts;
@@ -667,15 +667,15 @@ impl RebuiltSink for StagingAndStore<'_, '_> {
         file: &ouk_delta::format::DeltaFile,
         content: &mut dyn std::io::Read,
         copied: &CopiedSoFar,
-        decoded: Option<&DecodedDigest>,
+        produced: Option<&ProducedDigest>,
     ) -> ouk_delta::Result<FileDigest> {
         // Inside the runs copied from the baseline, the baseline's own cuts are taken
         // instead of running the cutter again.
         let mut known = BaselineCuts::new(copied, self.baseline, self.store);
         // A producer that hashed the pieces it handed on (the decoder thread, the derived
         // feed index's writer) saves this thread the SHA-256: it only chunks.
-        let mut given = || decoded.and_then(DecodedDigest::get);
-        let hashing = match decoded {
+        let mut given = || produced.and_then(ProducedDigest::get);
+        let hashing = match produced {
             Some(_) => FileHashing::Given(&mut given),
             None => FileHashing::Compute,
         };
@@ -784,7 +784,7 @@ mod tests {
         };
         // A digest the sink cannot have computed: it is the producer's, taken as given.
         let given = FileDigest([7; 32]);
-        let produced = DecodedDigest::default();
+        let produced = ProducedDigest::default();
         produced.set(given);
         let f = index_file(first.len());
         let got = sink
