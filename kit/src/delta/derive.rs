@@ -823,118 +823,148 @@ mod tests {
         Some((file, sha, held))
     }
 
-    /// The index of `feeds` (path, bytes) written under `dir`, by the full scan.
-    fn full_index(dir: &Path, feeds: &[(&str, &[u8])]) -> (Vec<u8>, FileDigest) {
-        for (path, bytes) in feeds {
-            fs::create_dir_all(dir.join(path).parent().unwrap()).unwrap();
-            fs::write(dir.join(path), bytes).unwrap();
-        }
-        let listed: Vec<(&str, PathBuf)> = feeds.iter().map(|(p, _)| (*p, dir.join(p))).collect();
+    /// The index of `feeds` (path, bytes), by the full scan.
+    fn full_index(feeds: &[(&str, &[u8])]) -> (Vec<u8>, FileDigest) {
+        let dir = tempfile::tempdir().unwrap();
+        let listed: Vec<(&str, PathBuf)> = feeds
+            .iter()
+            .map(|(p, bytes)| {
+                let at = dir.path().join(p);
+                fs::create_dir_all(at.parent().unwrap()).unwrap();
+                fs::write(&at, bytes).unwrap();
+                (*p, at)
+            })
+            .collect();
         let feeds = select_feeds(listed.iter().map(|(p, d)| (*p, d.as_path())));
-        let (file, sha) = index_target_feeds(&feeds, dir, &|_, _| None).unwrap();
+        let (file, sha) = index_target_feeds(&feeds, dir.path(), &|_, _| None).unwrap();
         (fs::read(file.path()).unwrap(), sha)
+    }
+
+    /// A host after an apply, for the shortcut's tests: the baseline's index and the
+    /// baseline feeds it can read under `base/` (only those are in `reference`), the
+    /// rebuilt target feeds under `tree/`, an empty `scratch/`.
+    struct Host {
+        _tmp: tempfile::TempDir,
+        tree: PathBuf,
+        scratch: PathBuf,
+        /// The baseline's feed index on disk.
+        index_at: PathBuf,
+        /// The baseline's feeds, then its index.
+        baseline: Vec<TreeFile>,
+        reference: DirContent,
+        target: Vec<TreeFile>,
+        rebuilt: HashMap<String, FileDigest>,
+    }
+
+    impl Host {
+        /// `baseline`: its feeds (path, bytes, whether the host can read the file) and its
+        /// feed index `index`; `target`: its feeds (path, bytes, whether the apply rebuilt
+        /// it).
+        fn new(
+            baseline: &[(&str, &[u8], bool)],
+            index: &[u8],
+            target: &[(&str, &[u8], bool)],
+        ) -> Host {
+            let tmp = tempfile::tempdir().unwrap();
+            let at = |dir: &str| tmp.path().join(dir);
+            let (base, tree, scratch) = (at("base"), at("tree"), at("scratch"));
+            let write = |dir: &Path, path: &str, bytes: &[u8]| {
+                fs::create_dir_all(dir.join(path).parent().unwrap()).unwrap();
+                fs::write(dir.join(path), bytes).unwrap();
+            };
+            fs::create_dir_all(&scratch).unwrap();
+            write(&base, "index", index);
+            let index_at = base.join("index");
+            let mut readable = vec![(FileDigest::of(index), index_at.clone())];
+            for (path, bytes, _) in baseline.iter().filter(|(_, _, read)| *read) {
+                write(&base, path, bytes);
+                readable.push((FileDigest::of(bytes), base.join(path)));
+            }
+            for (path, bytes, _) in target.iter().filter(|(_, _, rebuilt)| *rebuilt) {
+                write(&tree, path, bytes);
+            }
+            Host {
+                baseline: baseline
+                    .iter()
+                    .map(|(p, b, _)| tree_file(p, b))
+                    .chain([tree_file(FEED_INDEX_PATH, index)])
+                    .collect(),
+                reference: DirContent::new(readable),
+                target: target.iter().map(|(p, b, _)| tree_file(p, b)).collect(),
+                rebuilt: target
+                    .iter()
+                    .filter(|(_, _, rebuilt)| *rebuilt)
+                    .map(|(p, b, _)| (p.to_string(), FileDigest::of(b)))
+                    .collect(),
+                _tmp: tmp,
+                tree,
+                scratch,
+                index_at,
+            }
+        }
+
+        /// [`feeds_index_from_baseline`] on this host, its baseline listing `baseline`,
+        /// read through `reference`.
+        fn index_from(
+            &self,
+            baseline: &[TreeFile],
+            copies: &HashMap<String, Vec<CopiedFrom>>,
+            reference: &dyn ContentReader,
+        ) -> Option<(tempfile::NamedTempFile, FileDigest, HeldRows)> {
+            feeds_index_from_baseline(
+                baseline,
+                &self.target,
+                &self.rebuilt,
+                copies,
+                &self.tree,
+                reference,
+                &self.scratch,
+            )
+        }
     }
 
     #[test]
     fn the_baseline_index_gives_the_target_index_without_a_full_scan() {
-        let tmp = tempfile::tempdir().unwrap();
         let (osv0, osv1, ghsa) = (rows("OSV", 40, 1), rows("OSV", 41, 2), rows("GHSA", 10, 1));
-        let (index0, _) = full_index(&tmp.path().join("base"), &[(OSV, &osv0), (GHSA, &ghsa)]);
-        let (index1, sha1) = full_index(&tmp.path().join("want"), &[(OSV, &osv1), (GHSA, &ghsa)]);
-        let tree = tmp.path().join("tree");
-        fs::create_dir_all(tree.join(OSV).parent().unwrap()).unwrap();
-        fs::write(tree.join(OSV), &osv1).unwrap();
-        let base = tmp.path().join("base");
-        fs::write(base.join(FEED_INDEX_PATH.replace('/', "_")), &index0).unwrap();
-        let baseline = vec![
-            tree_file(OSV, &osv0),
-            tree_file(GHSA, &ghsa),
-            tree_file(FEED_INDEX_PATH, &index0),
-        ];
+        let (index0, _) = full_index(&[(OSV, &osv0), (GHSA, &ghsa)]);
+        let (index1, sha1) = full_index(&[(OSV, &osv1), (GHSA, &ghsa)]);
         // ghsa is not rebuilt and is not on disk as a file of its own: its rows come from
         // the baseline index, so its file is never read.
-        let reference = DirContent::new([
-            (FileDigest::of(&osv0), base.join(OSV)),
-            (
-                FileDigest::of(&index0),
-                base.join(FEED_INDEX_PATH.replace('/', "_")),
-            ),
-        ]);
-        let target = vec![tree_file(OSV, &osv1), tree_file(GHSA, &ghsa)];
-        let rebuilt = HashMap::from([(OSV.to_string(), FileDigest::of(&osv1))]);
-        let scratch = tmp.path().join("scratch");
-        fs::create_dir_all(&scratch).unwrap();
-        let (file, sha, _) = feeds_index_from_baseline(
-            &baseline,
-            &target,
-            &rebuilt,
-            &HashMap::new(),
-            &tree,
-            &reference,
-            &scratch,
-        )
-        .expect("the shortcut answers");
+        let host = Host::new(
+            &[(OSV, &osv0, true), (GHSA, &ghsa, false)],
+            &index0,
+            &[(OSV, &osv1, true), (GHSA, &ghsa, false)],
+        );
+        let (file, sha, _) = host
+            .index_from(&host.baseline, &HashMap::new(), &host.reference)
+            .expect("the shortcut answers");
         assert_eq!(sha, sha1);
         assert_eq!(fs::read(file.path()).unwrap(), index1);
         // Without the baseline index it declines (and the full scan decides).
         assert!(
-            feeds_index_from_baseline(
-                &baseline[..2],
-                &target,
-                &rebuilt,
-                &HashMap::new(),
-                &tree,
-                &reference,
-                &scratch
-            )
-            .is_none()
+            host.index_from(&host.baseline[..2], &HashMap::new(), &host.reference)
+                .is_none()
         );
     }
 
     #[test]
     fn the_rows_held_beside_the_derived_index_diff_as_the_two_index_files_do() {
         use crate::feeds::diff::{diff_rows, diff_to_vec};
-        let tmp = tempfile::tempdir().unwrap();
         const NVD: &str = "feeds/nvd/all.jsonl";
         // osv changes rows and gains one, ghsa is unchanged, nvd is gone from the target
         // (its rows are withdrawn: the baseline index's every feed counts).
         let (osv0, osv1) = (rows("OSV", 40, 1), rows("OSV", 41, 2));
         let (ghsa, nvd) = (rows("GHSA", 10, 1), rows("CVE", 5, 1));
-        let (index0, _) = full_index(
-            &tmp.path().join("base"),
-            &[(OSV, &osv0), (GHSA, &ghsa), (NVD, &nvd)],
+        let (index0, _) = full_index(&[(OSV, &osv0), (GHSA, &ghsa), (NVD, &nvd)]);
+        let (_, sha1) = full_index(&[(OSV, &osv1), (GHSA, &ghsa)]);
+        let host = Host::new(
+            &[(OSV, &osv0, true), (GHSA, &ghsa, false), (NVD, &nvd, false)],
+            &index0,
+            &[(OSV, &osv1, true), (GHSA, &ghsa, false)],
         );
-        let (_, sha1) = full_index(&tmp.path().join("want"), &[(OSV, &osv1), (GHSA, &ghsa)]);
-        let tree = tmp.path().join("tree");
-        fs::create_dir_all(tree.join(OSV).parent().unwrap()).unwrap();
-        fs::write(tree.join(OSV), &osv1).unwrap();
-        let base = tmp.path().join("base");
-        let index0_at = base.join("index");
-        fs::write(&index0_at, &index0).unwrap();
-        let baseline = vec![
-            tree_file(OSV, &osv0),
-            tree_file(GHSA, &ghsa),
-            tree_file(NVD, &nvd),
-            tree_file(FEED_INDEX_PATH, &index0),
-        ];
-        let reference = DirContent::new([
-            (FileDigest::of(&osv0), base.join(OSV)),
-            (FileDigest::of(&index0), index0_at.clone()),
-        ]);
-        let target = vec![tree_file(OSV, &osv1), tree_file(GHSA, &ghsa)];
-        let rebuilt = HashMap::from([(OSV.to_string(), FileDigest::of(&osv1))]);
-        let scratch = tmp.path().join("scratch");
-        fs::create_dir_all(&scratch).unwrap();
-        let (file, sha, held) = feeds_index_from_baseline(
-            &baseline,
-            &target,
-            &rebuilt,
-            &HashMap::new(),
-            &tree,
-            &reference,
-            &scratch,
-        )
-        .expect("the shortcut answers");
+        let (file, sha, held) = host
+            .index_from(&host.baseline, &HashMap::new(), &host.reference)
+            .expect("the shortcut answers");
         assert_eq!(sha, sha1);
         let (old, new) = held.feeds().expect("every feed's rows are held");
         let mut from_rows = Vec::new();
@@ -943,7 +973,8 @@ mod tests {
             Ok(())
         })
         .unwrap();
-        let (file_counts, from_files) = diff_to_vec(Some(&index0_at), Some(file.path())).unwrap();
+        let (file_counts, from_files) =
+            diff_to_vec(Some(&host.index_at), Some(file.path())).unwrap();
         assert_eq!(counts, file_counts);
         assert_eq!(from_rows, from_files);
         let withdrawn = from_rows
@@ -956,36 +987,16 @@ mod tests {
 
     #[test]
     fn a_streamed_index_that_is_not_the_declared_one_is_replaced_by_the_full_scan() {
-        let tmp = tempfile::tempdir().unwrap();
         let (osv0, osv1, ghsa) = (rows("OSV", 40, 1), rows("OSV", 41, 2), rows("GHSA", 10, 1));
         // The baseline's index lies about ghsa (not rebuilt): the rows held for it are
         // wrong, so the streamed index is not the declared one.
-        let (lying, _) = full_index(
-            &tmp.path().join("lie"),
-            &[(OSV, &osv0), (GHSA, &rows("GHSA", 9, 1))],
+        let (lying, _) = full_index(&[(OSV, &osv0), (GHSA, &rows("GHSA", 9, 1))]);
+        let (index1, sha1) = full_index(&[(OSV, &osv1), (GHSA, &ghsa)]);
+        let host = Host::new(
+            &[(OSV, &osv0, true), (GHSA, &ghsa, true)],
+            &lying,
+            &[(OSV, &osv1, true), (GHSA, &ghsa, false)],
         );
-        let (index1, sha1) = full_index(&tmp.path().join("want"), &[(OSV, &osv1), (GHSA, &ghsa)]);
-        let base = tmp.path().join("base");
-        for (path, bytes) in [(OSV, &osv0), (GHSA, &ghsa)] {
-            fs::create_dir_all(base.join(path).parent().unwrap()).unwrap();
-            fs::write(base.join(path), bytes).unwrap();
-        }
-        fs::write(base.join("index"), &lying).unwrap();
-        let tree = tmp.path().join("tree");
-        fs::create_dir_all(tree.join(OSV).parent().unwrap()).unwrap();
-        fs::write(tree.join(OSV), &osv1).unwrap();
-        let scratch = tmp.path().join("scratch");
-        fs::create_dir_all(&scratch).unwrap();
-        let baseline = vec![
-            tree_file(OSV, &osv0),
-            tree_file(GHSA, &ghsa),
-            tree_file(FEED_INDEX_PATH, &lying),
-        ];
-        let reference = DirContent::new([
-            (FileDigest::of(&osv0), base.join(OSV)),
-            (FileDigest::of(&ghsa), base.join(GHSA)),
-            (FileDigest::of(&lying), base.join("index")),
-        ]);
         let header = DeltaHeader {
             format: FORMAT_DERIVED.into(),
             files: vec![
@@ -1022,13 +1033,13 @@ mod tests {
         let handed = std::sync::Mutex::new(Vec::new());
         let out = derive_files(
             &header,
-            &baseline,
+            &host.baseline,
             &[(OSV.to_string(), FileDigest::of(&osv1))],
             &HashMap::new(),
-            &tree,
-            &reference,
-            &scratch,
-            &mut DirSink::new(&tree),
+            &host.tree,
+            &host.reference,
+            &host.scratch,
+            &mut DirSink::new(&host.tree),
             &|d: DerivedIndex<'_>| match d {
                 // What the wrong rows give must not be kept: only the file's answer is.
                 DerivedIndex::Rows(_) => {
@@ -1043,47 +1054,25 @@ mod tests {
         )
         .unwrap();
         assert_eq!(out.files, vec![(FEED_INDEX_PATH.to_string(), sha1)]);
-        assert_eq!(fs::read(tree.join(FEED_INDEX_PATH)).unwrap(), index1);
+        assert_eq!(fs::read(host.tree.join(FEED_INDEX_PATH)).unwrap(), index1);
         assert_eq!(*handed.lock().unwrap(), ["rows", "file"]);
         assert!(out.feed_changes.is_none());
     }
 
     #[test]
     fn a_new_feed_is_scanned_alone_and_its_rows_are_not_held() {
-        let tmp = tempfile::tempdir().unwrap();
         const NVD: &str = "feeds/nvd/all.jsonl";
         let (osv0, osv1, nvd) = (rows("OSV", 40, 1), rows("OSV", 41, 2), rows("CVE", 5, 1));
-        let (index0, _) = full_index(&tmp.path().join("base"), &[(OSV, &osv0)]);
-        let (index1, sha1) = full_index(&tmp.path().join("want"), &[(OSV, &osv1), (NVD, &nvd)]);
-        let tree = tmp.path().join("tree");
-        for (path, bytes) in [(OSV, &osv1), (NVD, &nvd)] {
-            fs::create_dir_all(tree.join(path).parent().unwrap()).unwrap();
-            fs::write(tree.join(path), bytes).unwrap();
-        }
-        let base = tmp.path().join("base");
-        fs::write(base.join("index"), &index0).unwrap();
-        let baseline = vec![tree_file(OSV, &osv0), tree_file(FEED_INDEX_PATH, &index0)];
-        let reference = DirContent::new([
-            (FileDigest::of(&osv0), base.join(OSV)),
-            (FileDigest::of(&index0), base.join("index")),
-        ]);
-        let target = vec![tree_file(OSV, &osv1), tree_file(NVD, &nvd)];
-        let rebuilt = HashMap::from([
-            (OSV.to_string(), FileDigest::of(&osv1)),
-            (NVD.to_string(), FileDigest::of(&nvd)),
-        ]);
-        let scratch = tmp.path().join("scratch");
-        fs::create_dir_all(&scratch).unwrap();
-        let (file, sha, held) = feeds_index_from_baseline(
-            &baseline,
-            &target,
-            &rebuilt,
-            &HashMap::new(),
-            &tree,
-            &reference,
-            &scratch,
-        )
-        .expect("the shortcut still answers: only the new feed is scanned");
+        let (index0, _) = full_index(&[(OSV, &osv0)]);
+        let (index1, sha1) = full_index(&[(OSV, &osv1), (NVD, &nvd)]);
+        let host = Host::new(
+            &[(OSV, &osv0, true)],
+            &index0,
+            &[(OSV, &osv1, true), (NVD, &nvd, true)],
+        );
+        let (file, sha, held) = host
+            .index_from(&host.baseline, &HashMap::new(), &host.reference)
+            .expect("the shortcut still answers: only the new feed is scanned");
         assert_eq!((fs::read(file.path()).unwrap(), sha), (index1, sha1));
         assert!(held.target_rows(OSV).is_some() && held.target_rows(NVD).is_none());
         assert!(held.feeds().is_none(), "a scanned feed's rows are not held");
@@ -1117,7 +1106,6 @@ mod tests {
     #[test]
     fn rows_inside_the_runs_the_apply_copied_are_not_read_again() {
         use ouk_delta::records::CopiedRun;
-        let tmp = tempfile::tempdir().unwrap();
         let line =
             |i: u32, m: u32| format!("{{\"id\":\"OSV-{i}\",\"modified\":\"2025-10-0{m}\"}}\n");
         // Large enough that the few blocks read near the changes are a small part.
@@ -1128,20 +1116,11 @@ mod tests {
             .chain([line(500_000, 1)])
             .collect();
         let (osv0, osv1) = (osv0.into_bytes(), osv1.into_bytes());
-        let (index0, _) = full_index(&tmp.path().join("base"), &[(OSV, &osv0)]);
-        let (index1, sha1) = full_index(&tmp.path().join("want"), &[(OSV, &osv1)]);
-        let tree = tmp.path().join("tree");
-        fs::create_dir_all(tree.join(OSV).parent().unwrap()).unwrap();
-        fs::write(tree.join(OSV), &osv1).unwrap();
-        let base = tmp.path().join("base");
-        fs::write(base.join("index"), &index0).unwrap();
-        let baseline = vec![tree_file(OSV, &osv0), tree_file(FEED_INDEX_PATH, &index0)];
-        let dir = DirContent::new([
-            (FileDigest::of(&osv0), base.join(OSV)),
-            (FileDigest::of(&index0), base.join("index")),
-        ]);
+        let (index0, _) = full_index(&[(OSV, &osv0)]);
+        let (index1, sha1) = full_index(&[(OSV, &osv1)]);
+        let host = Host::new(&[(OSV, &osv0, true)], &index0, &[(OSV, &osv1, true)]);
         let reference = Counting {
-            inner: &dir,
+            inner: &host.reference,
             opened: Default::default(),
             ranged: Default::default(),
         };
@@ -1163,14 +1142,9 @@ mod tests {
                 ],
             }],
         )]);
-        let target = vec![tree_file(OSV, &osv1)];
-        let rebuilt = HashMap::from([(OSV.to_string(), FileDigest::of(&osv1))]);
-        let scratch = tmp.path().join("scratch");
-        fs::create_dir_all(&scratch).unwrap();
-        let (file, sha, _) = feeds_index_from_baseline(
-            &baseline, &target, &rebuilt, &copies, &tree, &reference, &scratch,
-        )
-        .expect("the shortcut answers");
+        let (file, sha, _) = host
+            .index_from(&host.baseline, &copies, &reference)
+            .expect("the shortcut answers");
         assert_eq!(sha, sha1);
         assert_eq!(fs::read(file.path()).unwrap(), index1);
         // The baseline feed was never read whole, and only a little of it by range.
